@@ -1,0 +1,17 @@
+// npm run bench -- <scenario> [args]: runs one benchmark from bench/ (compiled to dist/bench/).
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+const [scenario, ...rest] = process.argv.slice(2);
+const scenarios = { parser: 'dist/bench/parser.js' };
+if (!scenario || !(scenario in scenarios)) {
+  console.error(`usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [args]`);
+  process.exit(2);
+}
+const file = scenarios[scenario];
+if (!existsSync(file)) {
+  console.error(`${file} is missing: run npm run build`);
+  process.exit(1);
+}
+const r = spawnSync(process.execPath, [file, ...rest], { stdio: 'inherit' });
+process.exit(r.status ?? 1);

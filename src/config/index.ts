@@ -1,0 +1,1 @@
+export { loadConfig, validate, parseListen, ConfigError, type Config, type LoadConfigOptions } from './config.js';

@@ -1,0 +1,8 @@
+import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+
+/** The repository root, whether this runs from test/ (sources) or dist/test/ (compiled). */
+const here = dirname(fileURLToPath(import.meta.url));
+export const repoRoot = resolve(here, here.includes(`${'/dist/'}`) ? '../../..' : '../..');
+/** shared/ sits beside the checkout (CI clones main with shared/ next to it). */
+export const conformanceDir = process.env.RFC4475_DIR ?? join(repoRoot, '..', 'shared', 'conformance', 'rfc4475');

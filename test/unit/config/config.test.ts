@@ -1,0 +1,63 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig } from '../../../src/config/index.js';
+
+function file(text: string): string {
+  const p = join(mkdtempSync(join(tmpdir(), 'softswitch-config-')), 'softswitch.yaml');
+  writeFileSync(p, text);
+  return p;
+}
+
+function rejects(fn: () => unknown, key: string, value?: unknown): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof ConfigError, String(err));
+    assert.equal(err.key, key);
+    if (value !== undefined) assert.deepEqual(err.value, value);
+    assert.match(err.message, new RegExp(`configuration key ${key.replace(/[[\]]/g, '\\$&')}: `));
+    return true;
+  });
+}
+
+describe('configuration', () => {
+  it('starts with embedded defaults when there is no file', () => {
+    const c = loadConfig({ env: {} });
+    assert.equal(c.store.url, 'sqlite:data/softswitch.db');
+    assert.deepEqual(c.sip.listen.map((l) => l.protocol), ['udp', 'tcp', 'tls', 'ws', 'wss']);
+    assert.deepEqual(c.sip.domain, ['localhost']);
+    assert.equal(c.log.level, 'info');
+  });
+
+  it('reads sip.listen from YAML, IPv6 in brackets', () => {
+    const c = loadConfig({ env: {}, file: file('sip:\n  listen: ["udp:127.0.0.1:5070", "wss:[::1]:8443"]\n  domain: [example.com]\n') });
+    assert.deepEqual(c.sip.listen, [
+      { protocol: 'udp', address: '127.0.0.1', port: 5070 },
+      { protocol: 'wss', address: '::1', port: 8443 },
+    ]);
+    assert.deepEqual(c.sip.domain, ['example.com']);
+  });
+
+  it('lets SOFTSWITCH_* environment variables override the file', () => {
+    const c = loadConfig({ env: { SOFTSWITCH_SIP_LISTEN: 'tcp:127.0.0.1:5090', SOFTSWITCH_LOG_LEVEL: 'debug' }, file: file('log:\n  level: warn\n') });
+    assert.deepEqual(c.sip.listen, [{ protocol: 'tcp', address: '127.0.0.1', port: 5090 }]);
+    assert.equal(c.log.level, 'debug');
+  });
+
+  it('stops with the key, the value and the reason for an unknown transport', () => {
+    rejects(() => loadConfig({ env: {}, file: file('sip:\n  listen: ["udp:127.0.0.1:5060", "sctp:127.0.0.1:5060"]\n') }), 'sip.listen[1]', 'sctp:127.0.0.1:5060');
+  });
+
+  it('stops on a port over 65535, a bad log level, an unknown key and a lone tls.cert', () => {
+    rejects(() => loadConfig({ env: {}, file: file('sip:\n  listen: ["udp:127.0.0.1:70000"]\n') }), 'sip.listen[0]');
+    rejects(() => loadConfig({ env: {}, file: file('log:\n  level: loud\n') }), 'log.level', 'loud');
+    rejects(() => loadConfig({ env: {}, file: file('sip:\n  lisen: []\n') }), 'sip');
+    rejects(() => loadConfig({ env: {}, file: file('tls:\n  cert: /x.pem\n') }), 'tls.key');
+  });
+
+  it('names the file when it is missing or not YAML', () => {
+    rejects(() => loadConfig({ env: {}, file: '/nonexistent/softswitch.yaml' }), '--config');
+    rejects(() => loadConfig({ env: {}, file: file('sip: [unclosed\n') }), '--config');
+  });
+});
