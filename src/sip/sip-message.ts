@@ -158,6 +158,23 @@ export abstract class SipMessage {
     return true;
   }
 
+  /**
+   * Replaces the first value of a list header in place (the top Via once `received`/`rport` are
+   * filled in), keeping the other values of that field.
+   */
+  replaceFirstValue(name: string, value: string): boolean {
+    const key = headerKey(name);
+    const idx = this.headers.findIndex((h) => h.key === key);
+    if (idx === -1) return false;
+    const field = this.headers[idx]!;
+    const rest = field.value.indexOf(',') === -1
+      ? []
+      : (key === 'via' ? parseVia(field.value) : parseNameAddrs(field.value, key, true)).slice(1).map(String);
+    this.headers[idx] = makeField(key, field.name, rest.length === 0 ? value : [value, ...rest].join(', '));
+    this.touched(key);
+    return true;
+  }
+
   /** Replaces the body and its Content-Type; Content-Length follows the body. */
   setBody(body: Buffer | string, contentType?: string): void {
     this.body = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;

@@ -1,0 +1,294 @@
+import { networkInterfaces } from 'node:os';
+import { isIP } from 'node:net';
+import { type Logger, categoryLogger } from '../log/index.js';
+import {
+  SipParseError, SipRequest, SipResponse, Via, createResponse, newBranch, parseMessage, parseVia,
+  serializeMessage, type ResponseOptions,
+} from '../sip/index.js';
+import {
+  type ClientTransaction, type ClientTransactionUser, type ServerTransaction, TransactionLayer, type Timers,
+  type TimerConfig, responseDestination,
+} from '../transaction/index.js';
+import type { Destination, Flow, ListenSpec, TransportProtocol, TransportUser } from '../transport/types.js';
+import { checkRequest, reasonFromParseError } from './request-checks.js';
+import { salvageResponse } from './salvage.js';
+import type { StackTransport, StackUser } from './types.js';
+
+export interface StackOptions {
+  logger: Logger;
+  /** Builds the transport with the stack as its user (a TransportLayer, or an in-memory one in tests). */
+  createTransport: (user: TransportUser) => StackTransport;
+  /** Host written in Via/Record-Route for listeners bound to a wildcard address. */
+  advertise?: string;
+  maxMessageSize?: number;
+  /** `Server` header on responses the stack itself generates; '' for none. */
+  serverHeader?: string;
+  timers?: Timers;
+  timing?: Partial<TimerConfig>;
+}
+
+export interface StackStats {
+  received: number;
+  parseErrors: number;
+  rejected: number;
+  droppedResponses: number;
+}
+
+/**
+ * The SIP stack: transports + transactions + the checks every message passes. Knows nothing of
+ * registrars or proxies; it hands requests to its StackUser and offers the sending primitives.
+ */
+export class Stack implements TransportUser {
+  readonly transactions: TransactionLayer;
+  readonly transport: StackTransport;
+  readonly stats: StackStats = { received: 0, parseErrors: 0, rejected: 0, droppedResponses: 0 };
+  private readonly log: Logger;
+  private readonly maxMessageSize: number;
+  private readonly serverHeader: string;
+  private readonly advertiseOption: string | undefined;
+  private user: StackUser | undefined;
+  private advertised = new Map<TransportProtocol, { host: string; port: number }>();
+  private localHosts = new Set<string>();
+
+  constructor(options: StackOptions) {
+    this.log = categoryLogger(options.logger, 'sip.core');
+    this.maxMessageSize = options.maxMessageSize ?? 65535;
+    this.serverHeader = options.serverHeader ?? 'softswitch';
+    this.advertiseOption = options.advertise;
+    this.transport = options.createTransport(this);
+    this.transactions = new TransactionLayer({ transport: this.transport, logger: options.logger, timers: options.timers, timing: options.timing });
+  }
+
+  /** The module that receives requests; set before start(). */
+  setUser(user: StackUser): void {
+    this.user = user;
+  }
+
+  async start(): Promise<void> {
+    await this.transport.start();
+    const fallback = this.advertiseOption ?? firstPublicIPv4() ?? '127.0.0.1';
+    for (const l of this.transport.listeners) {
+      const wildcard = l.address === '0.0.0.0' || l.address === '::';
+      const host = wildcard ? fallback : l.address;
+      if (!this.advertised.has(l.protocol)) this.advertised.set(l.protocol, { host: bracket(host), port: l.port });
+      this.localHosts.add(`${bracket(host).toLowerCase()}:${l.port}`);
+      if (wildcard) for (const a of allLocalAddresses()) this.localHosts.add(`${bracket(a)}:${l.port}`);
+      else this.localHosts.add(`${bracket(l.address)}:${l.port}`);
+    }
+    if (this.advertiseOption !== undefined) for (const l of this.transport.listeners) this.localHosts.add(`${this.advertiseOption.toLowerCase()}:${l.port}`);
+    this.log.info({ listeners: this.transport.listeners.map(formatListen) }, 'listening');
+  }
+
+  /** Transports first (nothing new arrives), then the transactions and their timers. */
+  async stop(): Promise<void> {
+    await this.transport.stop();
+    this.transactions.stop();
+  }
+
+  get listeners(): ListenSpec[] {
+    return this.transport.listeners;
+  }
+
+  /** host:port this stack puts in Via / Record-Route for a transport, if it listens on it. */
+  advertisedAddress(protocol: TransportProtocol): { host: string; port: number } | undefined {
+    return this.advertised.get(protocol);
+  }
+
+  /** Whether host:port names this stack (loop detection, Route processing, §16.4). */
+  isLocal(host: string, port: number | undefined, protocol: TransportProtocol = 'udp'): boolean {
+    const h = bracket(host).toLowerCase();
+    const p = port ?? (protocol === 'tls' || protocol === 'wss' ? 5061 : 5060);
+    return this.localHosts.has(`${h}:${p}`) || (port === undefined && [...this.advertised.values()].some((a) => a.host === h));
+  }
+
+  /** A Via value for a request this stack sends over `protocol`, with a fresh branch. */
+  viaFor(protocol: TransportProtocol, branch: string = newBranch()): string {
+    const a = this.advertised.get(protocol);
+    if (a === undefined) throw new TypeError(`no ${protocol} listener to send from`);
+    return `SIP/2.0/${protocol.toUpperCase()} ${a.host}:${a.port};branch=${branch};rport`;
+  }
+
+  // ---- sending ----------------------------------------------------------------------------------
+
+  /** Sends a request statefully: adds the top Via for the destination's transport, then a client transaction. */
+  sendRequest(request: SipRequest, destination: Destination, user: ClientTransactionUser): ClientTransaction {
+    request.prepend('Via', this.viaFor(destination.protocol));
+    return this.transactions.sendRequest(request, destination, user);
+  }
+
+  /** Answers within a server transaction; adds the Server header. */
+  respond(transaction: ServerTransaction, status: number, options: ResponseOptions = {}): SipResponse {
+    const response = createResponse(transaction.request, status, this.withServer(options));
+    transaction.respond(response);
+    return response;
+  }
+
+  /** Sends any message without a transaction (ACK for 2xx, stateless forwarding of responses). */
+  sendStateless(message: SipRequest | SipResponse, destination: Destination): void {
+    this.transport.send(serializeMessage(message), destination).catch((err: Error) => {
+      this.log.info({ err: err.message, to: `${destination.protocol}:${destination.address}:${destination.port}` }, 'stateless send failed');
+    });
+  }
+
+  // ---- receiving (TransportUser) ----------------------------------------------------------------
+
+  onMessage(data: Buffer, flow: Flow): void {
+    this.stats.received++;
+    let msg: SipRequest | SipResponse;
+    try {
+      msg = parseMessage(data, { maxMessageSize: this.maxMessageSize });
+    } catch (err) {
+      if (!(err instanceof SipParseError)) throw err;
+      this.stats.parseErrors++;
+      this.onUnparseable(data, flow, err);
+      return;
+    }
+    try {
+      if (msg instanceof SipRequest) this.onRequest(msg, flow);
+      else this.onResponse(msg, flow);
+    } catch (err) {
+      // A lazily parsed header that is malformed, or a bug in a module: one log line, never the process.
+      if (err instanceof SipParseError && msg instanceof SipRequest && msg.method !== 'ACK') {
+        this.rejectStateless(msg, flow, 400, reasonFromParseError(err));
+      }
+      this.log.warn({ err: (err as Error).message, from: remoteOf(flow), callId: msg.callId }, 'message handling failed');
+    }
+  }
+
+  onFlowClosed(flow: Flow, reason: string): void {
+    this.user?.onFlowClosed?.(flow, reason);
+  }
+
+  private onUnparseable(data: Buffer, flow: Flow, err: SipParseError): void {
+    this.log.info({ from: remoteOf(flow), code: err.code, err: err.message }, 'malformed message');
+    const salvaged = salvageResponse(data, 400, reasonFromParseError(err));
+    if (salvaged === undefined) return;
+    let destination: Destination = { protocol: flow.protocol, address: flow.remote.address, port: flow.remote.port, flowId: flow.id };
+    try {
+      const via = parseVia(salvaged.topVia)[0];
+      if (via !== undefined) {
+        stampReceived(via, flow);
+        destination = responseDestination(via, flow);
+      }
+    } catch {
+      // The Via itself is broken: answer where the request came from.
+    }
+    this.sendData(salvaged.data, destination);
+  }
+
+  private onRequest(req: SipRequest, flow: Flow): void {
+    const via = req.topVia;
+    if (via === undefined) {
+      this.log.info({ from: remoteOf(flow) }, 'request without Via dropped');
+      return;
+    }
+    // RFC 3261 §18.2.1 and RFC 3581 §4: record where the request really came from.
+    if (stampReceived(via, flow)) req.replaceFirstValue('via', via.toString());
+
+    const rejection = checkRequest(req);
+    if (rejection !== undefined) {
+      this.stats.rejected++;
+      if (req.method !== 'ACK') this.rejectStateless(req, flow, rejection.status, rejection.reason, rejection.headers);
+      this.log.info({ from: remoteOf(flow), status: rejection.status, reason: rejection.reason, callId: req.callId }, 'request rejected');
+      return;
+    }
+
+    const incoming = this.transactions.receiveRequest(req, flow);
+    switch (incoming.kind) {
+      case 'new':
+        if (this.user === undefined) {
+          this.respond(incoming.transaction, 503);
+          return;
+        }
+        this.user.onRequest(req, incoming.transaction, incoming.cancels);
+        return;
+      case 'ack':
+        this.user?.onAck?.(req, flow, incoming.transaction);
+        return;
+      default:
+        return; // retransmission or ACK absorbed by its transaction
+    }
+  }
+
+  private onResponse(res: SipResponse, flow: Flow): void {
+    const via = res.topVia;
+    // RFC 3261 §18.1.2: a response whose top Via this element did not insert is discarded.
+    if (via === undefined || !this.isLocal(via.host, via.port, flow.protocol)) {
+      this.stats.droppedResponses++;
+      this.log.debug({ from: remoteOf(flow), via: via?.toString() }, 'response not for us dropped');
+      return;
+    }
+    if (this.transactions.receiveResponse(res, flow)) return;
+    if (this.user?.onStrayResponse !== undefined) this.user.onStrayResponse(res, flow);
+    else this.stats.droppedResponses++;
+  }
+
+  /** A response without a transaction (to a request that failed the checks). */
+  private rejectStateless(req: SipRequest, flow: Flow, status: number, reason: string, headers?: Array<[string, string]>): void {
+    const via = req.topVia;
+    if (via === undefined) return;
+    const res = createResponse(req, status, this.withServer({ reason, headers }));
+    this.sendData(serializeMessage(res), responseDestination(via, flow));
+  }
+
+  private sendData(data: Buffer, destination: Destination): void {
+    this.transport.send(data, destination).catch((err: Error) => {
+      this.log.info({ err: err.message, to: `${destination.protocol}:${destination.address}:${destination.port}` }, 'response not delivered');
+    });
+  }
+
+  private withServer(options: ResponseOptions): ResponseOptions {
+    if (this.serverHeader === '') return options;
+    return { ...options, headers: [...(options.headers ?? []), ['Server', this.serverHeader]] };
+  }
+}
+
+/**
+ * §18.2.1: add `received` when the sent-by host differs from the packet's source; RFC 3581 §4: fill an
+ * empty `rport` with the source port (and then always add `received`). Returns whether the Via changed.
+ */
+function stampReceived(via: Via, flow: Flow): boolean {
+  const source = flow.remote.address;
+  let changed = false;
+  const hasRport = via.params.has('rport');
+  if (hasRport || unbracket(via.host) !== source) {
+    if (via.params.get('received') !== source) {
+      via.params.set('received', source);
+      changed = true;
+    }
+  }
+  if (hasRport && via.params.get('rport') !== String(flow.remote.port)) {
+    via.params.set('rport', String(flow.remote.port));
+    changed = true;
+  }
+  return changed;
+}
+
+function remoteOf(flow: Flow): string {
+  return `${flow.protocol}:${flow.remote.address}:${flow.remote.port}`;
+}
+
+function formatListen(l: ListenSpec): string {
+  return `${l.protocol}:${isIP(l.address) === 6 ? `[${l.address}]` : l.address}:${l.port}`;
+}
+
+function bracket(host: string): string {
+  return isIP(host) === 6 ? `[${host}]` : host;
+}
+
+function unbracket(host: string): string {
+  return host.startsWith('[') ? host.slice(1, -1) : host;
+}
+
+function firstPublicIPv4(): string | undefined {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return undefined;
+}
+
+function allLocalAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.push(a.address.toLowerCase());
+  return out;
+}

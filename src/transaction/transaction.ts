@@ -1,0 +1,172 @@
+import type { SipRequest } from '../sip/index.js';
+import type { Destination, Flow } from '../transport/types.js';
+import { TransactionError, TransactionStateError } from './errors.js';
+import type { TimerHandle, TimerName } from './timers.js';
+import { TransactionState, type TransitionTable } from './transaction-state.js';
+import type { AnyTransaction, TransactionContext, TransactionEvents, TransactionKind } from './types.js';
+
+type E = TransactionEvents;
+type Listener<A extends unknown[]> = (...args: A) => void;
+type ListenerTable = { [K in keyof E]?: Array<Listener<E[K]>> };
+
+/**
+ * What the four §17 machines share: the request, the state with its one guarded `transition()`, the
+ * timers by RFC name, sending through the transport with failures reported once, and a small typed
+ * emitter (listeners are stored only when someone listens, so an unobserved transaction costs nothing).
+ * All four machines share one event map, so `on()` can be called on a `ServerTransaction` or
+ * `ClientTransaction` union.
+ */
+export abstract class Transaction {
+  /** The request that created the transaction. */
+  readonly request: SipRequest;
+  /** The layer's table key, built once (§17.1.3 for clients, §17.2.3 for servers). */
+  readonly key: string;
+  protected readonly ctx: TransactionContext;
+  private currentState: TransactionState;
+  private listeners: ListenerTable | undefined;
+
+  constructor(request: SipRequest, key: string, ctx: TransactionContext, initial: TransactionState) {
+    this.request = request;
+    this.key = key;
+    this.ctx = ctx;
+    this.currentState = initial;
+    this.listeners = undefined;
+  }
+
+  abstract get kind(): TransactionKind;
+  protected abstract get transitions(): TransitionTable;
+  /** Cancels every timer the machine may have running. */
+  protected abstract clearTimers(): void;
+  /** Runs the action of a timer that fired. */
+  protected abstract onTimer(name: TimerName): void;
+
+  get state(): TransactionState {
+    return this.currentState;
+  }
+
+  get isTerminated(): boolean {
+    return this.currentState === TransactionState.Terminated;
+  }
+
+  /** For checks after a call that may have moved the state (a TU callback, a listener). */
+  protected isIn(state: TransactionState): boolean {
+    return this.currentState === state;
+  }
+
+  /**
+   * Ends the transaction at once, whatever its state: timers cleared, removed from the layer's table,
+   * `terminated` emitted. The TU uses it to abandon a transaction; `TransactionLayer.stop()` calls it on
+   * all of them. A no-op on a terminated transaction.
+   */
+  terminate(): void {
+    if (this.currentState === TransactionState.Terminated) return;
+    this.clearTimers();
+    this.transition(TransactionState.Terminated);
+    this.ctx.owner.transactionTerminated(this as unknown as AnyTransaction);
+    this.emit('terminated');
+  }
+
+  on<K extends keyof E>(event: K, listener: Listener<E[K]>): this {
+    const table: ListenerTable = (this.listeners ??= {});
+    const list = table[event];
+    if (list === undefined) table[event] = [listener] as ListenerTable[K];
+    else list.push(listener);
+    return this;
+  }
+
+  off<K extends keyof E>(event: K, listener: Listener<E[K]>): this {
+    const list = this.listeners?.[event];
+    if (list !== undefined) {
+      const i = list.indexOf(listener);
+      if (i !== -1) list.splice(i, 1);
+    }
+    return this;
+  }
+
+  /** Calls the listeners in order; one that throws is logged and the others still run. */
+  protected emit<K extends keyof E>(event: K, ...args: E[K]): void {
+    const list = this.listeners?.[event];
+    if (list === undefined || list.length === 0) return;
+    for (const listener of list.length === 1 ? list : list.slice()) {
+      try {
+        listener(...args);
+      } catch (err) {
+        this.ctx.logger.error({ err, tx: this.key, event: String(event) }, 'transaction listener threw');
+      }
+    }
+  }
+
+  /** The one way the state changes: a move the machine's table does not list throws TransactionStateError. */
+  protected transition(to: TransactionState): void {
+    const from = this.currentState;
+    const allowed = this.transitions[from];
+    if (allowed === undefined || !allowed.includes(to)) throw new TransactionStateError(this.kind, from, to);
+    this.currentState = to;
+    const log = this.ctx.logger;
+    if (log.isLevelEnabled('debug')) {
+      log.debug({ tx: this.key, kind: this.kind, method: this.request.method, from, to }, 'transaction state');
+    }
+    this.emit('stateChanged', to, from);
+  }
+
+  protected setTimer(name: TimerName, ms: number): TimerHandle {
+    return this.ctx.timers.setTimeout(() => this.fire(name), ms);
+  }
+
+  protected cancelTimer(handle: TimerHandle | undefined): undefined {
+    if (handle !== undefined) this.ctx.timers.clearTimeout(handle);
+    return undefined;
+  }
+
+  /** Hands bytes to the transport; a rejection (or a synchronous throw) reaches `transportFailed` once. */
+  protected transmit(data: Buffer, destination: Destination): void {
+    let sent: Promise<Flow>;
+    try {
+      sent = this.ctx.transport.send(data, destination);
+    } catch (err) {
+      sent = Promise.reject(err);
+    }
+    sent.then(this.sentCallback(), this.failedCallback);
+  }
+
+  /** Client transactions learn the flow their request went out on; servers need nothing. */
+  protected sentCallback(): ((flow: Flow) => void) | undefined {
+    return undefined;
+  }
+
+  /**
+   * §17.1.4 / §17.2.4: a send failed. Reported (to the TU and as `transportError`) while the transaction
+   * is alive, then the transaction terminates; after termination the failure is only logged.
+   */
+  protected abstract transportFailed(error: Error): void;
+
+  private readonly failedCallback = (err: unknown): void => {
+    const error = err instanceof Error ? err : new Error(String(err));
+    if (this.currentState === TransactionState.Terminated) {
+      this.ctx.logger.warn({ err: error, tx: this.key }, 'send failed after the transaction terminated');
+      return;
+    }
+    try {
+      this.transportFailed(error);
+    } catch (e) {
+      this.ctx.logger.error({ err: e, tx: this.key }, 'transport error handling threw');
+    }
+  };
+
+  private fire(name: TimerName): void {
+    const log = this.ctx.logger;
+    if (log.isLevelEnabled('trace')) log.trace({ tx: this.key, timer: name, state: this.currentState }, 'timer fired');
+    try {
+      this.onTimer(name);
+    } catch (err) {
+      this.ctx.logger.error({ err, tx: this.key, timer: name }, 'timer handler threw');
+    }
+  }
+
+  /** Throws the named error for a method called on a terminated transaction. */
+  protected assertAlive(what: string): void {
+    if (this.currentState === TransactionState.Terminated) {
+      throw new TransactionError('TRANSACTION_ERR_TERMINATED', `${what} on a terminated ${this.kind} transaction (${this.key})`);
+    }
+  }
+}

@@ -1,0 +1,360 @@
+import { randomBytes } from 'node:crypto';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import type { WebSocket } from 'ws';
+import { categoryLogger, type Logger } from '../log/index.js';
+import { addressFamily, formatHostPort, isWildcard, normalizeAddress } from './address.js';
+import type { Connection, ConnectionDelegate } from './connection.js';
+import { ConnectionTable } from './connection-table.js';
+import type { Listener, ListenerDelegate } from './listener.js';
+import { StreamConnection } from './stream-connection.js';
+import { StreamListener } from './stream-listener.js';
+import {
+  TransportError, type Destination, type Flow, type HostPort, type ListenSpec, type TransportProtocol,
+  type TransportSender, type TransportUser,
+} from './types.js';
+import { UdpListener } from './udp-listener.js';
+import { WsConnection } from './ws-connection.js';
+import { WsListener } from './ws-listener.js';
+
+export interface TransportLayerOptions {
+  /** Sockets to bind; port 0 takes an ephemeral port (see `listeners` after start()). */
+  listen: ListenSpec[];
+  /** The core: receives every message and every closed flow. */
+  user: TransportUser;
+  logger: Logger;
+  /** Server certificate and key (PEM); required when a tls or wss listener is configured. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Outbound TLS. `rejectUnauthorized` defaults to true. */
+  tlsClient?: { rejectUnauthorized?: boolean; ca?: string | Buffer };
+  /** Largest SIP message accepted on any transport. Default 65535. */
+  maxMessageSize?: number;
+  /** Cap on simultaneous TCP/TLS/WS/WSS connections, inbound and outbound. Default 10000. */
+  maxConnections?: number;
+  /** A stream connection without a byte either way for this long is closed. Default 600000 (10 min). */
+  idleTimeoutMs?: number;
+  /** WebSocket ping interval; a peer that has not answered by the next ping is terminated. Default 30000. */
+  wsPingIntervalMs?: number;
+  /** How long an outbound TCP connect plus TLS handshake may take. Default 10000. */
+  connectTimeoutMs?: number;
+}
+
+const PROTOCOLS: readonly TransportProtocol[] = ['udp', 'tcp', 'tls', 'ws', 'wss'];
+
+type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/**
+ * The SIP transport layer (RFC 3261 §18): UDP, TCP, TLS, WS and WSS listeners, the table of open
+ * connections, and the choice of socket for every message the layers above send.
+ */
+export class TransportLayer implements TransportSender {
+  private readonly log: Logger;
+  private readonly user: TransportUser;
+  private readonly tlsClient: { rejectUnauthorized?: boolean; ca?: string | Buffer };
+  private readonly maxMessageSize: number;
+  private readonly maxConnections: number;
+  private readonly idleTimeoutMs: number;
+  private readonly wsPingIntervalMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly allListeners: Listener[] = [];
+  private readonly udpListeners: UdpListener[] = [];
+  /** UDP listeners by bound `address:port`, as written on the local side of a UDP flow id. */
+  private readonly udpByLocal = new Map<string, UdpListener>();
+  private readonly table = new ConnectionTable();
+  /** Keeps flow ids unique across restarts and cluster workers (bindings may outlive a process). */
+  private readonly instanceTag = randomBytes(3).toString('hex');
+  private nextConnection = 1;
+  private state: State = 'new';
+  private startPromise: Promise<void> | undefined;
+  private stopPromise: Promise<void> | undefined;
+
+  constructor(options: TransportLayerOptions) {
+    this.log = categoryLogger(options.logger, 'sip.transport');
+    this.user = options.user;
+    this.tlsClient = options.tlsClient ?? {};
+    this.maxMessageSize = positive('maxMessageSize', options.maxMessageSize, 65535);
+    this.maxConnections = positive('maxConnections', options.maxConnections, 10_000);
+    this.idleTimeoutMs = positive('idleTimeoutMs', options.idleTimeoutMs, 600_000);
+    this.wsPingIntervalMs = positive('wsPingIntervalMs', options.wsPingIntervalMs, 30_000);
+    this.connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs, 10_000);
+    if (!Array.isArray(options.listen)) throw new TypeError('listen must be an array of ListenSpec');
+    const delegate = this.listenerDelegate();
+    for (const spec of options.listen) {
+      if (!PROTOCOLS.includes(spec.protocol)) throw new TypeError(`unknown transport protocol ${JSON.stringify(spec.protocol)}`);
+      if (!Number.isInteger(spec.port) || spec.port < 0 || spec.port > 65535) throw new TypeError(`bad port ${spec.port} for ${spec.protocol} listener`);
+      if (typeof spec.address !== 'string' || spec.address === '') throw new TypeError(`missing address for ${spec.protocol} listener`);
+      if ((spec.protocol === 'tls' || spec.protocol === 'wss') && !options.tls) {
+        throw new TypeError(`the ${spec.protocol} listener on ${formatHostPort(spec)} needs options.tls (certificate and key)`);
+      }
+      const s = { ...spec, address: normalizeAddress(spec.address) };
+      const common = { delegate, logger: this.log };
+      switch (s.protocol) {
+        case 'udp': {
+          const l = new UdpListener({ ...common, spec: s, maxMessageSize: this.maxMessageSize });
+          this.udpListeners.push(l);
+          this.allListeners.push(l);
+          break;
+        }
+        case 'tcp':
+        case 'tls':
+          this.allListeners.push(new StreamListener({ ...common, spec: { ...s, protocol: s.protocol }, ...(options.tls ? { tls: options.tls } : {}) }));
+          break;
+        case 'ws':
+        case 'wss':
+          this.allListeners.push(new WsListener({
+            ...common, spec: { ...s, protocol: s.protocol }, maxMessageSize: this.maxMessageSize, ...(options.tls ? { tls: options.tls } : {}),
+          }));
+          break;
+      }
+    }
+  }
+
+  /** The bound listeners (real ports once started), in configuration order. */
+  get listeners(): ListenSpec[] {
+    return this.allListeners.map((l) => ({ ...l.local }));
+  }
+
+  /** Open TCP/TLS/WS/WSS connections, including outbound ones still connecting. */
+  get connectionCount(): number {
+    return this.table.size;
+  }
+
+  /** Binds every listener; if one cannot be bound, releases the others and rejects. */
+  start(): Promise<void> {
+    if (this.state !== 'new') return Promise.reject(new Error(`TransportLayer cannot start: it is ${this.state}`));
+    this.state = 'starting';
+    this.startPromise = this.bindAll();
+    return this.startPromise;
+  }
+
+  /** Closes every listener and connection (each reported through onFlowClosed) and clears every timer. Idempotent. */
+  stop(): Promise<void> {
+    this.stopPromise ??= this.shutdown();
+    return this.stopPromise;
+  }
+
+  listenerFor(protocol: TransportProtocol, family?: 4 | 6): ListenSpec | undefined {
+    const l = this.allListeners.find((x) => x.local.protocol === protocol && (family === undefined || addressFamily(x.local.address) === family));
+    return l ? { ...l.local } : undefined;
+  }
+
+  /**
+   * Sends one message. Over UDP from the listener the flow names, else one of the destination's family.
+   * Over TCP/TLS on the flow's connection while it is open (§18.2.2), else on any open connection to the
+   * address (§18.1.1), else on a new connection. Over WS/WSS only on an open connection: a browser
+   * cannot be called back.
+   */
+  async send(data: Buffer, destination: Destination): Promise<Flow> {
+    if (this.state !== 'running') throw new TransportError('TRANSPORT_ERR_SEND', `transport layer is ${this.state}`);
+    if (!PROTOCOLS.includes(destination.protocol)) throw new TypeError(`unknown transport protocol ${JSON.stringify(destination.protocol)}`);
+    if (!Number.isInteger(destination.port) || destination.port <= 0 || destination.port > 65535) throw new TypeError(`bad destination port ${destination.port}`);
+    const remote = { address: normalizeAddress(destination.address), port: destination.port };
+    switch (destination.protocol) {
+      case 'udp':
+        return this.sendUdp(data, remote, destination.flowId);
+      case 'tcp':
+      case 'tls':
+        return this.sendStream(data, destination.protocol, remote, destination.flowId);
+      case 'ws':
+      case 'wss':
+        return this.sendWs(data, destination.protocol, remote, destination.flowId);
+    }
+  }
+
+  /** Closes a TCP/TLS/WS/WSS flow (onFlowClosed follows); unknown ids and UDP flows are ignored. */
+  closeFlow(flowId: string): void {
+    this.table.get(flowId)?.close('closed by the core');
+  }
+
+  private async bindAll(): Promise<void> {
+    const results = await Promise.allSettled(this.allListeners.map((l) => l.start()));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      this.state = 'stopping';
+      await Promise.all(this.allListeners.map((l) => l.stop().catch(() => undefined)));
+      this.state = 'stopped';
+      this.stopPromise = Promise.resolve();
+      throw failed.reason;
+    }
+    for (const l of this.udpListeners) this.udpByLocal.set(formatHostPort(l.local), l);
+    for (const l of this.allListeners) this.log.info({ listen: `${l.local.protocol}:${formatHostPort(l.local)}` }, 'listening');
+    if ((this.state as State) === 'starting') this.state = 'running';
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.startPromise) await this.startPromise.catch(() => undefined);
+    if (this.state === 'stopped') return;
+    this.state = 'stopping';
+    const closing = this.allListeners.map((l) =>
+      l.stop().catch((err: unknown) => this.log.warn({ listen: `${l.local.protocol}:${formatHostPort(l.local)}`, err: String(err) }, 'listener did not close cleanly')),
+    );
+    for (const c of this.table.all()) c.close('transport stopped');
+    await Promise.all(closing);
+    this.state = 'stopped';
+  }
+
+  private async sendUdp(data: Buffer, remote: HostPort, flowId: string | undefined): Promise<Flow> {
+    const family = addressFamily(remote.address);
+    let listener = flowId === undefined ? undefined : this.udpByLocal.get(udpFlowLocal(flowId));
+    if (!listener || listener.family !== family) listener = this.udpListeners.find((l) => l.family === family);
+    if (!listener) throw new TransportError('TRANSPORT_ERR_NO_LISTENER', `no IPv${family} UDP listener to send to ${formatHostPort(remote)}`);
+    await listener.send(data, remote.address, remote.port);
+    return udpFlow(listener.local, remote);
+  }
+
+  private async sendStream(data: Buffer, protocol: 'tcp' | 'tls', remote: HostPort, flowId: string | undefined): Promise<Flow> {
+    let connection = flowId === undefined ? undefined : this.table.get(flowId);
+    if (connection?.protocol !== protocol) connection = this.table.findByAddress(protocol, remote.address, remote.port);
+    connection ??= this.connect(protocol, remote);
+    await connection.send(data);
+    return connection.flow;
+  }
+
+  private async sendWs(data: Buffer, protocol: 'ws' | 'wss', remote: HostPort, flowId: string | undefined): Promise<Flow> {
+    let connection: Connection | undefined;
+    if (flowId !== undefined) {
+      connection = this.table.get(flowId);
+      if (connection?.protocol !== protocol) throw new TransportError('TRANSPORT_ERR_FLOW_GONE', `${protocol} flow ${flowId} is closed`);
+    } else {
+      connection = this.table.findByAddress(protocol, remote.address, remote.port);
+      if (!connection) {
+        throw new TransportError('TRANSPORT_ERR_FLOW_GONE', `no ${protocol} connection from ${formatHostPort(remote)}; WebSocket peers are reached only on their own connection`);
+      }
+    }
+    await connection.send(data);
+    return connection.flow;
+  }
+
+  /** Opens an outbound TCP or TLS connection; it is then read like an inbound one. */
+  private connect(protocol: 'tcp' | 'tls', remote: HostPort): StreamConnection {
+    if (this.table.size >= this.maxConnections) {
+      throw new TransportError('TRANSPORT_ERR_LIMIT', `connection limit of ${this.maxConnections} reached, cannot connect to ${protocol}:${formatHostPort(remote)}`);
+    }
+    const listener = this.listenerFor(protocol, addressFamily(remote.address));
+    // Leave from the listener's address when it names one, so the peer sees the address we advertise in Via.
+    const localAddress = listener && !isWildcard(listener.address) && (!isLoopback(listener.address) || isLoopback(remote.address)) ? listener.address : undefined;
+    const socket: Socket =
+      protocol === 'tls'
+        ? tlsConnect({
+          host: remote.address,
+          port: remote.port,
+          ...(localAddress === undefined ? {} : { localAddress }),
+          rejectUnauthorized: this.tlsClient.rejectUnauthorized ?? true,
+          ...(this.tlsClient.ca === undefined ? {} : { ca: this.tlsClient.ca }),
+        })
+        : netConnect({ host: remote.address, port: remote.port, ...(localAddress === undefined ? {} : { localAddress }) });
+    const connection = new StreamConnection({
+      id: this.newFlowId(protocol),
+      protocol,
+      socket,
+      local: listener ? { address: listener.address, port: listener.port } : undefined,
+      remote,
+      delegate: this.connectionDelegate,
+      logger: this.log,
+      maxMessageSize: this.maxMessageSize,
+      idleTimeoutMs: this.idleTimeoutMs,
+      connecting: { event: protocol === 'tls' ? 'secureConnect' : 'connect', timeoutMs: this.connectTimeoutMs },
+    });
+    this.table.add(connection);
+    this.log.debug({ flow: connection.id, peer: `${protocol}:${formatHostPort(remote)}` }, 'connecting');
+    return connection;
+  }
+
+  private newFlowId(protocol: TransportProtocol): string {
+    return `${protocol}:${this.instanceTag}-${this.nextConnection++}`;
+  }
+
+  private deliver(data: Buffer, flow: Flow): void {
+    try {
+      this.user.onMessage(data, flow);
+    } catch (err) {
+      this.log.error({ flow: flow.id, err: err instanceof Error ? err.message : String(err) }, 'transport user failed on a message');
+    }
+  }
+
+  private readonly connectionDelegate: ConnectionDelegate = {
+    onMessage: (data, connection) => this.deliver(data, connection.flow),
+    onClosed: (connection, reason, established) => {
+      this.table.remove(connection);
+      if (!established || !this.user.onFlowClosed) return;
+      try {
+        this.user.onFlowClosed(connection.flow, reason);
+      } catch (err) {
+        this.log.error({ flow: connection.id, err: err instanceof Error ? err.message : String(err) }, 'transport user failed on a closed flow');
+      }
+    },
+  };
+
+  private listenerDelegate(): ListenerDelegate {
+    return {
+      onDatagram: (data, remote, local) => this.deliver(data, udpFlow(local, remote)),
+      admit: (remote, local) => {
+        if (this.state !== 'running') return false;
+        if (this.table.size < this.maxConnections) return true;
+        this.log.warn({ peer: formatHostPort(remote), listen: `${local.protocol}:${formatHostPort(local)}`, max: this.maxConnections }, 'connection limit reached, refusing connection');
+        return false;
+      },
+      onSocket: (socket, local) => this.acceptSocket(socket, local),
+      onWebSocket: (ws, remote, local) => this.acceptWebSocket(ws, remote, local),
+    };
+  }
+
+  private acceptSocket(socket: Socket, local: ListenSpec): void {
+    if (local.protocol !== 'tcp' && local.protocol !== 'tls') throw new Error(`not a stream listener: ${local.protocol}`);
+    const connection = new StreamConnection({
+      id: this.newFlowId(local.protocol),
+      protocol: local.protocol,
+      socket,
+      local,
+      remote: { address: normalizeAddress(socket.remoteAddress ?? ''), port: socket.remotePort ?? 0 },
+      delegate: this.connectionDelegate,
+      logger: this.log,
+      maxMessageSize: this.maxMessageSize,
+      idleTimeoutMs: this.idleTimeoutMs,
+    });
+    this.table.add(connection);
+    this.log.debug({ flow: connection.id, peer: `${local.protocol}:${formatHostPort(connection.flow.remote)}` }, 'accepted');
+  }
+
+  private acceptWebSocket(ws: WebSocket, remote: HostPort, local: ListenSpec): void {
+    if (local.protocol !== 'ws' && local.protocol !== 'wss') throw new Error(`not a WebSocket listener: ${local.protocol}`);
+    if (this.state !== 'running') {
+      ws.terminate();
+      return;
+    }
+    const connection = new WsConnection({
+      id: this.newFlowId(local.protocol),
+      protocol: local.protocol,
+      ws,
+      local,
+      remote,
+      delegate: this.connectionDelegate,
+      logger: this.log,
+      idleTimeoutMs: this.idleTimeoutMs,
+      pingIntervalMs: this.wsPingIntervalMs,
+    });
+    this.table.add(connection);
+    this.log.debug({ flow: connection.id, peer: `${local.protocol}:${formatHostPort(remote)}` }, 'accepted');
+  }
+}
+
+function udpFlow(local: HostPort, remote: HostPort): Flow {
+  return { id: `udp:${formatHostPort(local)}>${formatHostPort(remote)}`, protocol: 'udp', local: { address: local.address, port: local.port }, remote };
+}
+
+/** The local `address:port` written in a UDP flow id, `udp:<local>><remote>`. */
+function udpFlowLocal(flowId: string): string {
+  if (!flowId.startsWith('udp:')) return '';
+  const gt = flowId.indexOf('>');
+  return gt === -1 ? '' : flowId.slice(4, gt);
+}
+
+function isLoopback(address: string): boolean {
+  return address === '::1' || address.startsWith('127.');
+}
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value <= 0) throw new TypeError(`${name} must be a positive number, got ${value}`);
+  return value;
+}

@@ -1,0 +1,45 @@
+import { spawnSync } from 'node:child_process';
+import { requireTool } from './tools.js';
+
+/**
+ * A network namespace whose only interface is loopback: tests whose messages name foreign hosts
+ * (RFC 4475) or that move media run inside one, so no packet can ever leave the machine.
+ * Needs root (CI runs as root); anything else fails with the reason, never skips.
+ */
+export class LoopbackNamespace {
+  readonly name: string;
+  private constructor(name: string) {
+    this.name = name;
+  }
+
+  static create(prefix: string): LoopbackNamespace {
+    requireTool('ip', 'iproute2');
+    if (process.getuid?.() !== 0) throw new Error('network namespaces need root: run the tests as root (CI does)');
+    const name = `${prefix}-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
+    sh('ip', ['netns', 'add', name]);
+    try {
+      sh('ip', ['netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up']);
+      const links = sh('ip', ['netns', 'exec', name, 'ip', '-o', 'link', 'show']).trim().split('\n');
+      if (links.length !== 1 || !/\blo\b/.test(links[0]!)) throw new Error(`namespace ${name} has more than loopback: ${links.join('; ')}`);
+    } catch (err) {
+      spawnSync('ip', ['netns', 'del', name]);
+      throw err;
+    }
+    return new LoopbackNamespace(name);
+  }
+
+  /** argv prefix that runs a command inside the namespace. */
+  exec(command: string, args: string[]): [string, string[]] {
+    return ['ip', ['netns', 'exec', this.name, command, ...args]];
+  }
+
+  destroy(): void {
+    spawnSync('ip', ['netns', 'del', this.name]);
+  }
+}
+
+function sh(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr.trim()}`);
+  return r.stdout;
+}
