@@ -1,6 +1,7 @@
 import type { Logger } from '../log/index.js';
 import { SipUri, type SipRequest } from '../sip/index.js';
 import type { InviteServerTransaction, ServerTransaction } from '../transaction/index.js';
+import type { Flow } from '../transport/types.js';
 import type { Stack } from './stack.js';
 import type { StackUser } from './types.js';
 
@@ -16,24 +17,37 @@ const KNOWN = new Set(ALLOWED_METHODS);
 export class DefaultUser implements StackUser {
   constructor(private readonly stack: Stack, private readonly log: Logger) {}
 
+  /** OPTIONS to the server itself (keep-alive pings, load balancer probes) are answered statelessly. */
+  onStatelessRequest(request: SipRequest, flow: Flow): boolean {
+    if (request.method !== 'OPTIONS' || !isForServer(request)) return false;
+    this.stack.respondStateless(request, flow, 200, { headers: OPTIONS_HEADERS });
+    return true;
+  }
+
   onRequest(request: SipRequest, tx: ServerTransaction, cancels?: InviteServerTransaction): void {
     switch (request.method) {
       case 'OPTIONS':
-        this.stack.respond(tx, 200, { headers: [['Allow', ALLOWED_METHODS.join(', ')], ['Accept', 'application/sdp'], ['Supported', 'path, outbound']] });
+        this.stack.respond(tx, 200, { headers: OPTIONS_HEADERS });
         return;
       case 'CANCEL':
         answerCancel(this.stack, tx, cancels);
         return;
     }
-    const uri = request.ruri;
-    const forServer = uri instanceof SipUri && uri.user === undefined;
-    if (!KNOWN.has(request.method) && forServer) {
+    if (!KNOWN.has(request.method) && isForServer(request)) {
       this.stack.respond(tx, 501, { headers: [['Allow', ALLOWED_METHODS.join(', ')]] });
       return;
     }
     this.log.debug({ method: request.method, ruri: request.uri }, 'no such user');
     this.stack.respond(tx, 404);
   }
+}
+
+const OPTIONS_HEADERS: Array<[string, string]> = [['Allow', ALLOWED_METHODS.join(', ')], ['Accept', 'application/sdp'], ['Supported', 'path, outbound']];
+
+/** A Request-URI without a user part names the server itself. */
+function isForServer(request: SipRequest): boolean {
+  const uri = request.ruri;
+  return uri instanceof SipUri && uri.user === undefined;
 }
 
 /**

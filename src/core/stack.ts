@@ -123,6 +123,12 @@ export class Stack implements TransportUser {
     return response;
   }
 
+  /** Answers a request without a transaction (RFC 3261 §8.2.7 stateless UAS behaviour). */
+  respondStateless(request: SipRequest, flow: Flow, status: number, options: ResponseOptions = {}): void {
+    const res = createResponse(request, status, this.withServer(options));
+    this.sendData(serializeMessage(res), responseDestination(request.topVia, flow));
+  }
+
   /** Sends any message without a transaction (ACK for 2xx, stateless forwarding of responses). */
   sendStateless(message: SipRequest | SipResponse, destination: Destination): void {
     this.transport.send(serializeMessage(message), destination).catch((err: Error) => {
@@ -193,6 +199,8 @@ export class Stack implements TransportUser {
       return;
     }
 
+    if (req.method !== 'ACK' && req.method !== 'CANCEL' && this.user?.onStatelessRequest?.(req, flow) === true) return;
+
     const incoming = this.transactions.receiveRequest(req, flow);
     switch (incoming.kind) {
       case 'new':
@@ -225,10 +233,8 @@ export class Stack implements TransportUser {
 
   /** A response without a transaction (to a request that failed the checks). */
   private rejectStateless(req: SipRequest, flow: Flow, status: number, reason: string, headers?: Array<[string, string]>): void {
-    const via = req.topVia;
-    if (via === undefined) return;
-    const res = createResponse(req, status, this.withServer({ reason, headers }));
-    this.sendData(serializeMessage(res), responseDestination(via, flow));
+    if (req.topVia === undefined) return;
+    this.respondStateless(req, flow, status, { reason, headers });
   }
 
   private sendData(data: Buffer, destination: Destination): void {

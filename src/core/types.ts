@@ -19,6 +19,12 @@ export interface StackUser {
    * For CANCEL, `cancels` is the INVITE server transaction it matched, if any.
    */
   onRequest(request: SipRequest, transaction: ServerTransaction, cancels?: InviteServerTransaction): void;
+  /**
+   * Called before any transaction exists, for requests that may be answered statelessly (an OPTIONS
+   * ping to the server itself, RFC 3261 §8.2.7 / §16.3 / Kamailio's sl_send_reply). Returns true when
+   * the request was answered and needs no transaction.
+   */
+  onStatelessRequest?(request: SipRequest, flow: Flow): boolean;
   /** An ACK that is not for a non-2xx final response (RFC 3261 §17.1.1.3: the ACK of a 2xx). */
   onAck?(request: SipRequest, flow: Flow, transaction?: InviteServerTransaction): void;
   /** A response that matched no client transaction (a proxy forwards 2xx to INVITE statelessly, §16.7). */
