@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
 const [scenario, ...rest] = process.argv.slice(2);
-const scenarios = { parser: 'dist/bench/parser.js' };
+const scenarios = { parser: 'dist/bench/parser.js', options: 'dist/bench/options.js' };
 if (!scenario || !(scenario in scenarios)) {
   console.error(`usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [args]`);
   process.exit(2);

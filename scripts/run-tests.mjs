@@ -20,5 +20,7 @@ if (files.length === 0) {
   console.error('no test files found under dist/test');
   process.exit(1);
 }
+// The store suite runs against SQLite and MariaDB; these machines (and CI) run MariaDB here.
+process.env.STORE_TEST_MYSQL_URL ??= 'mysql://root@127.0.0.1:3306/test';
 const res = spawnSync(process.execPath, ['--enable-source-maps', '--test', '--test-reporter=spec', ...files], { stdio: 'inherit' });
 process.exit(res.status ?? 1);

@@ -4,12 +4,35 @@
  */
 import { parseArgs } from 'node:util';
 import { createSoftswitch } from './app.js';
+import { CliError, USER_USAGE, runUserCommand } from './cli/index.js';
 import { ConfigError, loadConfig } from './config/index.js';
-import { createLogger } from './log/index.js';
+import { createLogger, silentLogger } from './log/index.js';
+import { StoreError, openStore } from './store/index.js';
 
 const USAGE = `usage:
   softswitch start [--config FILE]        start the server (embedded defaults without a file)
+  softswitch user … [--config FILE]       manage subscribers in the configured store (softswitch user help)
   softswitch help                         this text`;
+
+/** `softswitch user add alice@example.com --password …` and friends, against the configured store. */
+async function user(args: string[]): Promise<number> {
+  const rest: string[] = [];
+  let file: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--config' || a === '-c') file = args[++i];
+    else if (a.startsWith('--config=')) file = a.slice('--config='.length);
+    else rest.push(a);
+  }
+  const config = loadConfig({ file });
+  const store = await openStore({ url: config.store.url, logger: silentLogger() });
+  try {
+    await runUserCommand(rest, store, (line) => process.stdout.write(line + '\n'));
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
 
 async function start(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
@@ -37,6 +60,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'start':
       return start(rest);
+    case 'user':
+      return user(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -52,8 +77,14 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    // Start-up failures (bad configuration, a port in use, an unreadable certificate) end here: one clear line.
-    const message = err instanceof ConfigError ? err.message : `softswitch: ${(err as Error).message ?? String(err)}`;
+    // Start-up failures (bad configuration, a port in use, an unreadable certificate, an unreachable
+    // store) and CLI errors end here: one clear line, no stack trace.
+    if (err instanceof CliError) {
+      process.stderr.write(`softswitch: ${err.message}\n`);
+      if (err.code === 'CLI_ERR_USAGE') process.stderr.write(USER_USAGE + '\n');
+      process.exit(err.exitCode);
+    }
+    const message = err instanceof ConfigError || err instanceof StoreError ? err.message : `softswitch: ${(err as Error).message ?? String(err)}`;
     process.stderr.write(message + '\n');
     process.exit(1);
   },

@@ -1,0 +1,19 @@
+/**
+ * Every schema migration, oldest first. The list is explicit (no directory scan at run time) so the
+ * compiled output carries exactly these migrations, in this order; knex records each `name` in
+ * `knex_migrations` and runs those it has not seen. Never rename or reorder an entry once released:
+ * add a new file (`0002_….ts`) and append it here.
+ */
+import type { Knex } from 'knex';
+import * as m0001 from './0001_initial.js';
+
+export interface Migration {
+  /** Recorded in knex_migrations; stable forever. */
+  readonly name: string;
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+export const migrations: readonly Migration[] = [
+  { name: '0001_initial', up: m0001.up, down: m0001.down },
+];

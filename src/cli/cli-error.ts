@@ -1,0 +1,20 @@
+export type CliErrorCode =
+  | 'CLI_ERR_USAGE' // unknown sub-command, option or argument count
+  | 'CLI_ERR_INVALID' // an argument that is not valid (address, password)
+  | 'CLI_ERR_DUPLICATE' // the thing to add exists
+  | 'CLI_ERR_NOT_FOUND' // the thing to change does not exist
+  | 'CLI_ERR_STORE'; // the store failed
+
+/** A command-line failure: `message` is printed as is and the process exits with `exitCode`. */
+export class CliError extends Error {
+  readonly code: CliErrorCode;
+  readonly exitCode: number;
+
+  /** Usage errors exit with 2, as main.ts does for an unknown command; everything else with 1. */
+  constructor(code: CliErrorCode, message: string, exitCode = code === 'CLI_ERR_USAGE' ? 2 : 1) {
+    super(message);
+    this.name = 'CliError';
+    this.code = code;
+    this.exitCode = exitCode;
+  }
+}

@@ -1,0 +1,2 @@
+export { CliError, type CliErrorCode } from './cli-error.js';
+export { runUserCommand, USER_USAGE, parseUserAddress, parseDomain, formatUserAddress, type UserAddress } from './user-commands.js';

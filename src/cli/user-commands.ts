@@ -1,0 +1,189 @@
+/**
+ * `softswitch user …`: add, list, delete subscribers and change their passwords. The store keeps only
+ * the HA1 hashes; nothing here prints or logs a password or a hash.
+ */
+import { parseArgs } from 'node:util';
+import { escapeUriUser, isIpv4, isIpv6Reference, unescapeUriPart, utf8ToWire } from '../sip/index.js';
+import { StoreError, type Store } from '../store/index.js';
+import { CliError } from './cli-error.js';
+
+export const USER_USAGE = `usage:
+  softswitch user add USER@DOMAIN --password PASSWORD      add a subscriber (and its domain if new)
+  softswitch user list [DOMAIN]                            list subscribers, one USER@DOMAIN a line
+  softswitch user del USER@DOMAIN                          delete a subscriber
+  softswitch user passwd USER@DOMAIN --password PASSWORD   change a subscriber's password`;
+
+export interface UserAddress {
+  /** Unicode text, escapes resolved: what a client sends as the digest username. */
+  username: string;
+  /** Lower-case host name, IPv4 address or [IPv6] reference. */
+  domain: string;
+}
+
+function table(chars: string): Uint8Array {
+  const t = new Uint8Array(128);
+  for (let c = 0x30; c <= 0x39; c++) t[c] = 1;
+  for (let c = 0x41; c <= 0x5a; c++) t[c] = 1;
+  for (let c = 0x61; c <= 0x7a; c++) t[c] = 1;
+  for (const ch of chars) t[ch.charCodeAt(0)] = 1;
+  return t;
+}
+
+/** RFC 3261 §25.1: user = 1*( unreserved / escaped / user-unreserved ). */
+const USER_CHARS = table("-_.!~*'()" + '&=+$,;?/');
+const HEX = /^[0-9A-Fa-f]{2}$/;
+
+function invalid(text: string, reason: string): CliError {
+  return new CliError('CLI_ERR_INVALID', `invalid address ${JSON.stringify(text)}: ${reason}`);
+}
+
+/**
+ * The user part as typed: SIP user characters and %HH escapes; characters beyond ASCII are taken as
+ * UTF-8, as phones send them. Returns the unescaped Unicode text.
+ */
+function parseUser(text: string, user: string): string {
+  if (user === '') throw invalid(text, 'the user part is empty (expected user@domain)');
+  for (let i = 0; i < user.length; i++) {
+    const c = user.charCodeAt(i);
+    if (c === 0x25) {
+      if (!HEX.test(user.slice(i + 1, i + 3))) throw invalid(text, `"%" at position ${i + 1} is not followed by two hex digits`);
+      i += 2;
+      continue;
+    }
+    if (c >= 0x80 || USER_CHARS[c] === 1) continue;
+    throw invalid(text, `${JSON.stringify(user[i])} may not appear in the user part (use %${c.toString(16).toUpperCase().padStart(2, '0')})`);
+  }
+  const wire = unescapeUriPart(utf8ToWire(user));
+  const bytes = Buffer.from(wire, 'latin1');
+  const username = bytes.toString('utf8');
+  if (!Buffer.from(username, 'utf8').equals(bytes)) throw invalid(text, 'the escapes of the user part are not UTF-8');
+  if (/[\x00-\x1f\x7f]/.test(username)) throw invalid(text, 'the user part holds a control character');
+  return username;
+}
+
+/** RFC 3261 §25.1 hostname: labels of alphanum and inner "-", the last starting with a letter; or an IP. */
+export function parseDomain(domain: string): string | undefined {
+  let d = domain.toLowerCase();
+  if (isIpv4(d) || isIpv6Reference(d)) return d;
+  if (d.endsWith('.')) d = d.slice(0, -1);
+  if (d.length === 0 || d.length > 253) return undefined;
+  const labels = d.split('.');
+  for (const label of labels) {
+    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(label)) return undefined;
+  }
+  return /^[a-z]/.test(labels[labels.length - 1]!) ? d : undefined;
+}
+
+export function parseUserAddress(text: string): UserAddress {
+  const at = text.indexOf('@');
+  if (at === -1 || text.indexOf('@', at + 1) !== -1) throw invalid(text, 'expected user@domain, e.g. alice@example.com');
+  const username = parseUser(text, text.slice(0, at));
+  const host = text.slice(at + 1);
+  if (host === '') throw invalid(text, 'the domain is empty (expected user@domain)');
+  const domain = parseDomain(host);
+  if (domain === undefined) throw invalid(text, `${JSON.stringify(host)} is not a host name or IP address (an IPv6 address goes in brackets, no port)`);
+  return { username, domain };
+}
+
+/** The address as `user@domain` with the user part escaped, so it can be typed back. */
+export function formatUserAddress(username: string, domain: string): string {
+  return `${escapeUriUser(utf8ToWire(username))}@${domain}`;
+}
+
+function usageError(message: string): CliError {
+  return new CliError('CLI_ERR_USAGE', `${message}\n${USER_USAGE}`);
+}
+
+interface Parsed {
+  positionals: string[];
+  password: string | undefined;
+}
+
+function parse(command: string, args: string[], withPassword: boolean, positionals: [min: number, max: number]): Parsed {
+  let parsed: { values: { password?: string | boolean }; positionals: string[] };
+  try {
+    parsed = parseArgs({
+      args,
+      options: withPassword ? { password: { type: 'string', short: 'p' } } : {},
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (err) {
+    throw usageError(`user ${command}: ${(err as Error).message}`);
+  }
+  const n = parsed.positionals.length;
+  if (n < positionals[0] || n > positionals[1]) {
+    throw usageError(n < positionals[0] ? `user ${command}: missing USER@DOMAIN` : `user ${command}: unexpected argument ${JSON.stringify(parsed.positionals[positionals[1]])}`);
+  }
+  const password = parsed.values.password;
+  return { positionals: parsed.positionals, password: typeof password === 'string' ? password : undefined };
+}
+
+function requirePassword(command: string, password: string | undefined): string {
+  if (password === undefined) throw new CliError('CLI_ERR_INVALID', `user ${command}: a password is required (--password PASSWORD)`);
+  if (password === '') throw new CliError('CLI_ERR_INVALID', `user ${command}: the password must not be empty`);
+  return password;
+}
+
+/** Store failures in the operator's words; anything unexpected keeps the store's own message. */
+function fromStore(err: unknown, address: string): never {
+  if (err instanceof StoreError) {
+    if (err.code === 'STORE_ERR_DUPLICATE') throw new CliError('CLI_ERR_DUPLICATE', `user ${address} already exists`);
+    if (err.code === 'STORE_ERR_NOT_FOUND') throw new CliError('CLI_ERR_NOT_FOUND', `no such user ${address}`);
+    throw new CliError('CLI_ERR_STORE', err.message);
+  }
+  // The store refuses arguments its columns cannot hold (a user part over 255 characters).
+  if (err instanceof TypeError) throw new CliError('CLI_ERR_INVALID', `invalid address ${JSON.stringify(address)}: ${err.message}`);
+  throw err;
+}
+
+/** Runs `softswitch user ARGS…` against the store; results go to `out`, failures throw CliError. */
+export async function runUserCommand(args: string[], store: Store, out: (line: string) => void): Promise<void> {
+  const [command, ...rest] = args;
+  switch (command) {
+    case 'add': {
+      const { positionals, password } = parse(command, rest, true, [1, 1]);
+      const { username, domain } = parseUserAddress(positionals[0]!);
+      const address = formatUserAddress(username, domain);
+      await store.subscribers.add({ username, domain, password: requirePassword(command, password) }).catch((err) => fromStore(err, address));
+      out(`added ${address}`);
+      return;
+    }
+    case 'list': {
+      const { positionals } = parse(command, rest, false, [0, 1]);
+      let domain: string | undefined;
+      if (positionals[0] !== undefined) {
+        domain = parseDomain(positionals[0]);
+        if (domain === undefined) throw new CliError('CLI_ERR_INVALID', `user list: ${JSON.stringify(positionals[0])} is not a host name or IP address`);
+      }
+      const subscribers = await store.subscribers.list(domain).catch((err) => fromStore(err, domain ?? ''));
+      for (const s of subscribers) out(formatUserAddress(s.username, s.domain));
+      return;
+    }
+    case 'del': {
+      const { positionals } = parse(command, rest, false, [1, 1]);
+      const { username, domain } = parseUserAddress(positionals[0]!);
+      const address = formatUserAddress(username, domain);
+      await store.subscribers.remove(username, domain).catch((err) => fromStore(err, address));
+      out(`deleted ${address}`);
+      return;
+    }
+    case 'passwd': {
+      const { positionals, password } = parse(command, rest, true, [1, 1]);
+      const { username, domain } = parseUserAddress(positionals[0]!);
+      const address = formatUserAddress(username, domain);
+      await store.subscribers.setPassword(username, domain, requirePassword(command, password)).catch((err) => fromStore(err, address));
+      out(`changed the password of ${address}`);
+      return;
+    }
+    case 'help':
+    case '--help':
+    case '-h':
+      for (const line of USER_USAGE.split('\n')) out(line);
+      return;
+    case undefined:
+      throw usageError('user: missing sub-command');
+    default:
+      throw usageError(`user: unknown sub-command ${JSON.stringify(command)}`);
+  }
+}

@@ -1,0 +1,8 @@
+export { openStore } from './store.js';
+export { StoreError, type StoreErrorCode } from './store-error.js';
+export { parseStoreUrl, maskStoreUrl, type StoreLocation } from './store-url.js';
+export { computeHa1Set, subscriberHA1, type Ha1Set } from './subscriber-ha1.js';
+export type {
+  StoreDialect, OpenStoreOptions, Store, SqlStore, Domain, Subscriber, NewSubscriber, Binding, StoredBinding,
+  DomainRepository, SubscriberRepository, LocationRepository,
+} from './types.js';

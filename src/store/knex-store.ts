@@ -1,0 +1,32 @@
+import type { Knex } from 'knex';
+import type { Logger } from '../log/index.js';
+import { SqlContext } from './sql-context.js';
+import { SqlDomainRepository } from './sql-domain-repository.js';
+import { SqlLocationRepository } from './sql-location-repository.js';
+import { SqlSubscriberRepository } from './sql-subscriber-repository.js';
+import type { DomainRepository, LocationRepository, SqlStore, StoreDialect, SubscriberRepository } from './types.js';
+
+/** The SQL store over an open, migrated knex instance; built by openStore(). */
+export class KnexStore implements SqlStore {
+  readonly domains: DomainRepository;
+  readonly subscribers: SubscriberRepository;
+  readonly locations: LocationRepository;
+  private readonly ctx: SqlContext;
+  private closing: Promise<void> | undefined;
+
+  constructor(readonly knex: Knex, readonly dialect: StoreDialect, private readonly log: Logger) {
+    this.ctx = new SqlContext(knex, dialect);
+    this.domains = new SqlDomainRepository(this.ctx);
+    this.subscribers = new SqlSubscriberRepository(this.ctx);
+    this.locations = new SqlLocationRepository(this.ctx);
+  }
+
+  /** Idempotent; repository calls made afterwards throw STORE_ERR_CLOSED. */
+  close(): Promise<void> {
+    if (this.closing === undefined) {
+      this.ctx.close();
+      this.closing = this.knex.destroy().then(() => this.log.debug('store closed'));
+    }
+    return this.closing;
+  }
+}

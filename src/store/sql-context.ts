@@ -1,0 +1,78 @@
+import type { Knex } from 'knex';
+import { StoreError } from './store-error.js';
+import type { StoreDialect } from './types.js';
+
+interface DriverError {
+  code?: unknown;
+  errno?: unknown;
+  sqlMessage?: unknown;
+}
+
+function driverError(err: unknown): DriverError {
+  return typeof err === 'object' && err !== null ? (err as DriverError) : {};
+}
+
+/** better-sqlite3 and mysql2 name a unique-key violation differently. */
+export function isUniqueViolation(err: unknown): boolean {
+  const { code, errno } = driverError(err);
+  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'ER_DUP_ENTRY' || errno === 1062;
+}
+
+export function isForeignKeyViolation(err: unknown): boolean {
+  const { code, errno } = driverError(err);
+  return code === 'SQLITE_CONSTRAINT_FOREIGNKEY' || code === 'ER_ROW_IS_REFERENCED_2' || errno === 1451 || errno === 1452;
+}
+
+/**
+ * The driver's reason for a failure without the SQL: knex prefixes driver messages with the query and
+ * its bound values inlined, and those values include HA1s.
+ */
+export function driverReason(err: unknown): string {
+  const { code, sqlMessage } = driverError(err);
+  if (typeof sqlMessage === 'string') return typeof code === 'string' ? `${code}: ${sqlMessage}` : sqlMessage;
+  if (typeof code === 'string') return code;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** What the repositories share: the knex instance, guarded against use after close, and error mapping. */
+export class SqlContext {
+  private closed = false;
+
+  constructor(private readonly knex: Knex, readonly dialect: StoreDialect) {}
+
+  close(): void {
+    this.closed = true;
+  }
+
+  /** Runs one repository operation; a driver failure becomes a StoreError named after `what`. */
+  async run<T>(what: string, fn: (db: Knex) => Promise<T>, onDuplicate?: () => StoreError): Promise<T> {
+    if (this.closed) throw new StoreError('STORE_ERR_CLOSED', `${what}: the store is closed`);
+    try {
+      return await fn(this.knex);
+    } catch (err) {
+      if (err instanceof StoreError || err instanceof TypeError) throw err;
+      if (onDuplicate !== undefined && isUniqueViolation(err)) throw onDuplicate();
+      throw new StoreError('STORE_ERR_QUERY', `${what} failed: ${driverReason(err)}`);
+    }
+  }
+}
+
+/** Integer columns come back as number (SQLite), number or string (MySQL BIGINT); booleans as 0/1. */
+export function toNumber(v: unknown): number {
+  return typeof v === 'number' ? v : Number(v);
+}
+
+export function toOptionalNumber(v: unknown): number | undefined {
+  return v === null || v === undefined ? undefined : toNumber(v);
+}
+
+export function toOptionalString(v: unknown): string | undefined {
+  return v === null || v === undefined ? undefined : String(v);
+}
+
+/** Bad arguments throw TypeError; limits match the column sizes in sql/0001_initial.ts. */
+export function checkText(name: string, value: unknown, max: number): string {
+  if (typeof value !== 'string' || value.length === 0) throw new TypeError(`${name} must be a non-empty string`);
+  if (value.length > max) throw new TypeError(`${name} is longer than ${max} characters`);
+  return value;
+}

@@ -1,0 +1,148 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inspect } from 'node:util';
+import { Writable } from 'node:stream';
+import { createLogger, silentLogger } from '../../../src/log/index.js';
+import { openStore, StoreError } from '../../../src/store/index.js';
+import { repositorySuite } from './repository-suite.js';
+import { MYSQL_HINT, mariadbTarget, sqliteTarget } from './targets.js';
+
+repositorySuite(sqliteTarget);
+
+const mysqlUrl = process.env.STORE_TEST_MYSQL_URL;
+if (mysqlUrl !== undefined && mysqlUrl !== '') {
+  repositorySuite(mariadbTarget(mysqlUrl));
+} else {
+  // `npm test` sets it (scripts/run-tests.mjs); a missing server is a failure, never a silent skip.
+  describe('SQL store on MariaDB', () => {
+    it('needs STORE_TEST_MYSQL_URL', () => {
+      assert.fail(`STORE_TEST_MYSQL_URL is not set: ${MYSQL_HINT}`);
+    });
+  });
+}
+
+function captureLogger() {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  return { logger: createLogger({ level: 'trace', destination }), lines };
+}
+
+async function openError(url: string, logger = silentLogger()): Promise<StoreError> {
+  try {
+    const store = await openStore({ url, logger });
+    await store.close();
+  } catch (err) {
+    assert.ok(err instanceof StoreError, `expected a StoreError, got ${inspect(err)}`);
+    return err;
+  }
+  assert.fail(`openStore(${url}) succeeded`);
+}
+
+describe('opening the store: store.url', () => {
+  it('a MariaDB that cannot be reached fails with STORE_ERR_CONNECT, the masked URL and the reason, never the password', async () => {
+    const { logger, lines } = captureLogger();
+    const err = await openError('mysql://root:secret@127.0.0.1:1/x', logger);
+    assert.equal(err.code, 'STORE_ERR_CONNECT');
+    assert.equal(err.key, 'store.url');
+    assert.match(err.message, /mysql:\/\/root:\*\*\*@127\.0\.0\.1:1\/x/);
+    assert.match(err.message, /ECONNREFUSED/);
+    assert.doesNotMatch(inspect(err, { depth: 10 }), /secret/);
+    assert.doesNotMatch(lines.join(''), /secret/);
+  });
+
+  it('an unknown scheme is refused with STORE_ERR_CONFIG naming store.url, the masked value and the accepted forms', async () => {
+    const err = await openError('postgres://app:secret@db.example.com/softswitch');
+    assert.equal(err.code, 'STORE_ERR_CONFIG');
+    assert.equal(err.key, 'store.url');
+    assert.match(err.message, /^configuration key store\.url: "postgres:\/\/app:\*\*\*@db\.example\.com\/softswitch" is not valid: unsupported scheme "postgres:"/);
+    assert.match(err.message, /sqlite:FILE/);
+    assert.doesNotMatch(err.message, /secret/);
+  });
+
+  it('a mysql:// URL without a database is refused with STORE_ERR_CONFIG', async () => {
+    const err = await openError('mysql://root:secret@127.0.0.1:3306/');
+    assert.equal(err.code, 'STORE_ERR_CONFIG');
+    assert.match(err.message, /database/);
+    assert.doesNotMatch(err.message, /secret/);
+  });
+
+  it('a SQLite file whose folder cannot be created fails with STORE_ERR_CONNECT', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'softswitch-store-'));
+    try {
+      const blocker = join(dir, 'not-a-folder');
+      writeFileSync(blocker, '');
+      const err = await openError(`sqlite:${join(blocker, 'sub', 'x.db')}`);
+      assert.equal(err.code, 'STORE_ERR_CONNECT');
+      assert.match(err.message, /store\.url/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a file that is not a database fails with STORE_ERR_CONNECT', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'softswitch-store-'));
+    try {
+      const file = join(dir, 'garbage.db');
+      writeFileSync(file, 'this is not an SQLite database, only some text that is long enough to have a header'.repeat(10));
+      const err = await openError(file);
+      assert.equal(err.code, 'STORE_ERR_CONNECT');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('sqlite::memory: opens an empty, migrated store', async () => {
+    const store = await openStore({ url: 'sqlite::memory:', logger: silentLogger() });
+    try {
+      assert.equal(store.dialect, 'sqlite');
+      assert.deepEqual(await store.domains.list(), []);
+      await store.subscribers.add({ username: 'm', domain: 'mem.example.com', password: 'pw' });
+      assert.equal((await store.subscribers.list()).length, 1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a bare file path opens a SQLite store there', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'softswitch-store-'));
+    try {
+      const store = await openStore({ url: join(dir, 'bare.db'), logger: silentLogger() });
+      await store.domains.add('bare.example.com');
+      await store.close();
+      const again = await openStore({ url: `sqlite:${join(dir, 'bare.db')}`, logger: silentLogger() });
+      assert.ok(await again.domains.exists('bare.example.com'));
+      await again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('waits while another process holds the migration lock, then opens', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'softswitch-store-'));
+    const url = `sqlite:${join(dir, 'locked.db')}`;
+    const first = await openStore({ url, logger: silentLogger() });
+    try {
+      await first.knex('knex_migrations_lock').update({ is_locked: 1 });
+      let opened = false;
+      const second = openStore({ url, logger: silentLogger() }).then((s) => {
+        opened = true;
+        return s;
+      });
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal(opened, false);
+      await first.knex('knex_migrations_lock').update({ is_locked: 0 });
+      await (await second).close();
+    } finally {
+      await first.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
