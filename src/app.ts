@@ -4,12 +4,17 @@
  */
 import { resolve } from 'node:path';
 import type { Config } from './config/index.js';
-import { DefaultUser, Stack } from './core/index.js';
+import { Stack } from './core/index.js';
 import type { Logger } from './log/index.js';
+import { type SqlStore, openStore } from './store/index.js';
 import { TransportLayer, loadOrCreateCertificate } from './transport/index.js';
+import { type Registrar, type CredentialSource, createRegistrar } from '../registrar/index.js';
+import { ProxyCore, Router } from '../proxy/index.js';
 
 export interface Softswitch {
   readonly stack: Stack;
+  readonly store: SqlStore;
+  readonly registrar: Registrar;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -41,18 +46,40 @@ export async function createSoftswitch(config: Config, logger: Logger): Promise<
         idleTimeoutMs: config.sip.idleTimeout * 1000,
       }),
   });
-  stack.setUser(new DefaultUser(stack, logger));
+  const store = await openStore({ url: config.store.url, logger });
+  // The registrar and the router see subscribers only through this narrow interface.
+  const subscribers: CredentialSource = {
+    async getCredentials(username, domain) {
+      const s = await store.subscribers.get(username, domain);
+      return s && { ha1Md5: s.ha1Md5, ha1Sha256: s.ha1Sha256, enabled: s.enabled };
+    },
+  };
+  const registrar = createRegistrar({
+    stack,
+    credentials: subscribers,
+    persistence: store.locations,
+    logger,
+    options: { domains: config.sip.domain, authAlgorithms: config.auth.algorithms },
+  });
+  const proxy = new ProxyCore({ stack, logger });
+  stack.setUser(new Router({ stack, proxy, recordRoute: proxy.recordRoute, registrar, subscribers, domains: config.sip.domain, logger }));
   let started = false;
   return {
     stack,
+    store,
+    registrar,
     async start() {
+      await registrar.start();
       await stack.start();
       started = true;
     },
     async stop() {
-      if (!started) return;
-      started = false;
-      await stack.stop();
+      if (started) {
+        started = false;
+        await stack.stop();
+        await registrar.stop();
+      }
+      await store.close();
     },
   };
 }

@@ -71,6 +71,14 @@ const schema = z.strictObject({
     cert: z.string().optional(),
     key: z.string().optional(),
   }).prefault({}),
+  auth: z.strictObject({
+    /**
+     * Digest challenges offered, most preferred first. MD5 leads by default because SIP.js 0.21 and
+     * JsSIP 3.x read only the first challenge and support only MD5; RFC 8760 clients pick the first
+     * algorithm they support, so put SHA-256 first when every client supports it.
+     */
+    algorithms: z.array(z.enum(['MD5', 'SHA-256'])).min(1).default(['MD5', 'SHA-256']),
+  }).prefault({}),
   store: z.strictObject({
     /** `sqlite:data/softswitch.db` (embedded default) or `mysql://user:pass@host:3306/db`. */
     url: z.string().min(1).default('sqlite:data/softswitch.db'),

@@ -27,7 +27,9 @@ const WAIT_MS = Number(process.env.RFC4475_WAIT_MS ?? 400);
 
 async function main(): Promise<void> {
   const config = validate({
-    sip: { listen: [`udp:127.0.0.1:${SERVER_PORT}`], domain: ['softswitch.invalid'] },
+    // The domains the RFC's messages use, so they meet the policy of a proxy serving them: challenges
+    // (401/407) for requests from its users, answers for the server itself.
+    sip: { listen: [`udp:127.0.0.1:${SERVER_PORT}`], domain: ['example.com', 'example.org', 'example.net', 'company.com', 'chair-dnrc.example.com', 'registrar.example.com'] },
     dataDir: mkdtempSync(join(tmpdir(), 'softswitch-4475-')),
     log: { level: 'silent' },
   });

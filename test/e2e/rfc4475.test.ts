@@ -13,21 +13,24 @@ import type { RunnerResult } from './rfc4475-runner.js';
 
 /** Acceptable answers per message: status codes, or null for "dropped, no answer". */
 const EXPECTED: Record<string, Array<number | null>> = {
-  // §3.1.1 valid: handled like any request (no user here: 404; OPTIONS answered by the server; unknown method at a user: 404)
-  wsinv: [404], intmeth: [404, 501], esc01: [404], escnull: [404, 401], esc02: [404, 501], lwsdisp: [200, 404],
-  longreq: [404], dblreq: [404, 401], semiuri: [200, 404], transports: [200, 404], mpart01: [404], unreason: [null], noreason: [null],
+  // §3.1.1 valid: handled like any request of the domains served (example.com …): requests from their
+  // users are challenged (407 proxy, 401 registrar); an unknown method at the server itself gets 501.
+  // wsinv has a To tag and a Route to another proxy: an in-dialog request this proxy never
+  // Record-Routed, which it refuses rather than relay (403).
+  wsinv: [403], intmeth: [407], esc01: [407], escnull: [401], esc02: [501], lwsdisp: [407],
+  longreq: [407], dblreq: [401], semiuri: [407], transports: [407], mpart01: [407], unreason: [null], noreason: [null],
   // §3.1.2 invalid: 400, or dropped for responses
   badinv01: [400], clerr: [400], ncl: [400], scalar02: [400], scalarlg: [null], quotbal: [400], ltgtruri: [400],
   lwsruri: [400], lwsstart: [400], trws: [400], escruri: [400], baddate: [400], regbadct: [400], badaspec: [400],
   baddn: [400], badvers: [505], mismatch01: [400], mismatch02: [501, 400], bigcode: [null],
-  // §3.2 transaction layer: 400 or processed with RFC 2543 matching
-  badbranch: [200, 400],
+  // §3.2 transaction layer: 400, or processed with RFC 2543 matching (then challenged like any request)
+  badbranch: [407, 400],
   // §3.3 application layer
-  insuf: [400], unkscm: [416], novelsc: [416, 404], unksm2: [400, 404], bext01: [420], invut: [404, 415],
-  regaut01: [401, 404], multi01: [400], mcl01: [400], bcast: [null], zeromf: [483], cparam01: [404, 401, 200],
-  cparam02: [404, 401, 200], regescrt: [404, 401, 200], sdp01: [404, 406],
-  // §3.4
-  inv2543: [404],
+  insuf: [400], unkscm: [416], novelsc: [416], unksm2: [400], bext01: [420], invut: [407],
+  regaut01: [401], multi01: [400], mcl01: [400], bcast: [null], zeromf: [483], cparam01: [401],
+  cparam02: [401], regescrt: [401], sdp01: [407],
+  // §3.4: accepted and processed; its caller's domain is not served here, so it is refused (no open relay)
+  inv2543: [403],
 };
 
 describe('RFC 4475 messages against the running server (UDP, loopback-only namespace)', () => {

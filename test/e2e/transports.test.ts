@@ -72,8 +72,8 @@ describe('the server over its transports', () => {
     const sentBefore = sent.length;
     const r = await runSipp({ scenario: 'invite-retransmit.xml', target: t.addr('udp') });
     assert.equal(r.code, 0, r.stderr + r.stdout.slice(-2000));
-    const finals = sent.slice(sentBefore).filter((l) => l.startsWith('SIP/2.0 404'));
-    assert.ok(finals.length >= 2, `Timer G retransmitted the 404 (${finals.length} sent)`);
+    const finals = sent.slice(sentBefore).filter((l) => l.startsWith('SIP/2.0 403'));
+    assert.ok(finals.length >= 2, `Timer G retransmitted the 403 (${finals.length} sent)`);
     assert.deepEqual(seen.slice(before).map((s) => s.split(' ')[0]), ['INVITE'], 'the TU saw one INVITE and no ACK');
   });
 

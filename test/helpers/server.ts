@@ -12,6 +12,8 @@ export interface TestServer {
   addr(protocol: TransportProtocol): string;
   listener(protocol: TransportProtocol): ListenSpec;
   dataDir: string;
+  /** Provisions a subscriber, as `softswitch user add alice@example.com --password …` does. */
+  addUser(address: string, password: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -45,6 +47,10 @@ export async function startTestServer(raw: Record<string, unknown> = {}): Promis
     dataDir,
     listener,
     addr: (protocol) => `${listener(protocol).address}:${listener(protocol).port}`,
+    async addUser(address, password) {
+      const at = address.lastIndexOf('@');
+      await server.store.subscribers.add({ username: address.slice(0, at), domain: address.slice(at + 1), password });
+    },
     async stop() {
       await server.stop();
       rmSync(dataDir, { recursive: true, force: true });

@@ -1,0 +1,123 @@
+/**
+ * Route processing of a request that arrives at the proxy (RFC 3261 §16.4) and the stateless forwarding
+ * of ACK for 2xx (§16.11), which has no transaction of its own.
+ */
+import { createHash } from 'node:crypto';
+import type { Stack } from '../src/core/index.js';
+import { MAGIC_COOKIE, type SipRequest, SipUri } from '../src/sip/index.js';
+import type { Destination, TransportProtocol } from '../src/transport/types.js';
+import { loopHash } from './loop-detection.js';
+import type { RecordRoute } from './record-route.js';
+import type { LooseRouteResult, TokenCheck } from './types.js';
+
+/**
+ * §16.4, for a request that carries Route header fields (or a Request-URI a strict router wrote):
+ *
+ * "If the Request-URI contains a value this proxy previously placed into a Record-Route header field
+ * (see Section 16.6 item 4), the proxy MUST replace the Request-URI in the request with the last value
+ * from the Route header field, and remove that value from the Route header field." Ours means: it names
+ * one of our listeners and carries a valid token or marker.
+ *
+ * "If the first value in the Route header field indicates this proxy, the proxy MUST remove that value
+ * from the request." Every such value on top is removed (a double Record-Route puts two of ours there).
+ * A value indicates this proxy when it names one of our listeners, or carries a valid flow token.
+ *
+ * The request is modified in place; its loop hash (loop-detection.ts) is taken first, "as received".
+ */
+export function looseRoute(request: SipRequest, stack: Stack, tokens: RecordRoute): LooseRouteResult {
+  loopHash(request);
+  const callId = request.callId;
+  let ours = false;
+  let verified = false;
+  let flow: string | undefined;
+
+  const ruri = request.ruri;
+  if (ruri instanceof SipUri) {
+    const check = tokens.check(ruri.user, callId);
+    const routes = request.route;
+    if (check.valid && isLocalUri(stack, ruri) && routes.length > 0) {
+      request.setUri(routes[routes.length - 1]!.uri);
+      removeLastRoute(request);
+      ours = true;
+      verified = true;
+      flow = check.flowId;
+    }
+  }
+
+  for (;;) {
+    const top = request.route[0];
+    if (top === undefined || !(top.uri instanceof SipUri)) break;
+    const check: TokenCheck = tokens.check(top.uri.user, callId);
+    const names = isLocalUri(stack, top.uri) || (check.valid && check.flowId !== undefined);
+    if (!names) break;
+    request.removeFirstValue('route');
+    ours = true;
+    if (check.valid) verified = true;
+    flow = check.flowId;
+  }
+
+  const result: LooseRouteResult = { ours, verified, next: request.route.length > 0 ? 'route' : 'ruri' };
+  if (flow !== undefined) result.flow = flow;
+  return result;
+}
+
+/**
+ * Forwards a request without a transaction: the ACK of a 2xx (§16.11, §17.1.1.3: it is end to end and
+ * not part of the INVITE transaction). Max-Forwards is decremented (70 when absent; a request with
+ * Max-Forwards 0 is dropped and false returned) and a Via added whose branch is derived from the request
+ * (§16.11: "the value placed in the branch parameter ... MUST be the same each time a retransmission
+ * ... is forwarded"), so retransmissions carry the same branch.
+ */
+export function forwardStateless(request: SipRequest, destination: Destination, stack: Stack): boolean {
+  const mf = request.maxForwards;
+  if (mf === 0) return false;
+  request.set('Max-Forwards', String(mf === undefined ? 70 : mf - 1));
+  request.prepend('Via', stack.viaFor(destination.protocol, statelessBranch(request)));
+  stack.sendStateless(request, destination);
+  return true;
+}
+
+/**
+ * §16.11: with a magic-cookie top Via the branch can be derived from it ("the proxy MAY use the branch
+ * of the top Via as the basis"); the Request-URI (after routing), Call-ID, CSeq and tags are hashed in
+ * as well so two requests that share a branch upstream (an ACK and a CANCEL) still differ here.
+ */
+function statelessBranch(request: SipRequest): string {
+  const top = request.topVia;
+  const h = createHash('sha256')
+    .update((top?.branch ?? '') + '\0' + (top?.sentBy ?? ''))
+    .update('\0' + request.uri)
+    .update('\0' + (request.callId ?? ''))
+    .update('\0' + (request.cseq?.seq ?? '') + ' ' + request.method)
+    .update('\0' + (request.from?.tag ?? '') + '\0' + (request.to?.tag ?? ''))
+    .digest('base64url')
+    .slice(0, 22);
+  return MAGIC_COOKIE + 'sl' + h;
+}
+
+function isLocalUri(stack: Stack, uri: SipUri): boolean {
+  return stack.isLocal(uri.host, uri.port, uriProtocol(uri));
+}
+
+/** The transport a URI names, for the default port of `isLocal`. */
+function uriProtocol(uri: SipUri): TransportProtocol {
+  const t = uri.transport;
+  if (uri.scheme === 'sips') return t === 'ws' || t === 'wss' ? 'wss' : 'tls';
+  switch (t) {
+    case 'tcp':
+    case 'tls':
+    case 'ws':
+    case 'wss':
+      return t;
+    default:
+      return 'udp';
+  }
+}
+
+/** Removes the last Route value, keeping the others where the first Route field stood. */
+function removeLastRoute(request: SipRequest): void {
+  const values = request.route.map(String);
+  values.pop();
+  if (values.length === 0) request.remove('route');
+  else request.set('Route', values.join(', '));
+}

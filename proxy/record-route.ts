@@ -1,0 +1,113 @@
+/**
+ * Record-Route with flow tokens. A softphone on a WebSocket has a Contact like
+ * `sip:x@df7.invalid;transport=ws` that only its connection reaches, so the proxy remembers the
+ * connection of each leg inside the Record-Route values it inserts, where the dialog's requests bring it
+ * back (RFC 5626 §5.2 flow tokens; RFC 5658 double Record-Route).
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Stack } from '../src/core/index.js';
+import type { SipRequest } from '../src/sip/index.js';
+import { type Destination, type Flow, type TransportProtocol, isConnectionOriented } from '../src/transport/types.js';
+import type { TokenCheck } from './types.js';
+
+/** Characters of the HMAC kept in a token: 60 bits, enough that guessing is hopeless for a dialog's life. */
+const MAC_LENGTH = 10;
+/** User part of a Record-Route value that carries no flow: `rr.` + HMAC of the Call-ID. */
+const MARKER_PREFIX = 'rr.';
+
+/** The two legs of a forwarded request, as Record-Route needs them. */
+export interface RecordRouteLegs {
+  /** The flow the request arrived on (the server transaction's). */
+  inbound: Flow;
+  /** Where this branch goes. */
+  outbound: Destination;
+}
+
+/**
+ * Builds and checks the user parts this proxy writes into Record-Route: a flow token
+ * `base64url(flowId) + '.' + base64url(HMAC-SHA256(secret, flowId)).slice(0, 10)`, unforgeable without
+ * the secret (RFC 5626 §5.2), or, for a leg with no flow to remember, a signed marker
+ * `rr.` + HMAC of the Call-ID, so that a Route naming this proxy can still be told to be genuine.
+ */
+export class RecordRoute {
+  private readonly secret: Buffer;
+
+  constructor(secret: Buffer = randomBytes(32)) {
+    if (!Buffer.isBuffer(secret) || secret.length === 0) throw new TypeError('RecordRoute needs a non-empty secret Buffer');
+    this.secret = secret;
+  }
+
+  /** The flow token for a flow id. */
+  flowToken(flowId: string): string {
+    return Buffer.from(flowId, 'utf8').toString('base64url') + '.' + this.mac(flowId);
+  }
+
+  /** The signed marker for a dialog with this Call-ID. */
+  marker(callId: string): string {
+    return MARKER_PREFIX + this.mac('rr\0' + callId);
+  }
+
+  /** Checks a URI user part against both forms; `callId` is the request's, for markers. */
+  check(user: string | undefined, callId: string | undefined): TokenCheck {
+    if (user === undefined) return { valid: false };
+    const dot = user.indexOf('.');
+    if (dot <= 0 || user.length - dot - 1 !== MAC_LENGTH) return { valid: false };
+    const mac = user.slice(dot + 1);
+    if (user.startsWith(MARKER_PREFIX)) {
+      if (callId === undefined) return { valid: false };
+      return { valid: this.equal(mac, this.mac('rr\0' + callId)) };
+    }
+    const flowId = Buffer.from(user.slice(0, dot), 'base64url').toString('utf8');
+    if (flowId.length === 0 || !this.equal(mac, this.mac(flowId))) return { valid: false };
+    return { valid: true, flowId };
+  }
+
+  /**
+   * The Record-Route values for one branch, top first (§16.6 step 4). Two when the legs use different
+   * transports or either is connection-oriented (RFC 5658 §4): the top one faces the outbound leg (our
+   * listener for its transport, the outbound flow's token when the target names a flow), the second the
+   * inbound leg (our listener it arrived on, the inbound flow's token unless it is UDP). One value, with a
+   * marker, when both legs are UDP. Throws TypeError when there is no listener for a leg's transport.
+   */
+  values(stack: Stack, legs: RecordRouteLegs, callId: string): string[] {
+    const inProto = legs.inbound.protocol;
+    const outProto = legs.outbound.protocol;
+    const marker = this.marker(callId);
+    if (inProto === outProto && !isConnectionOriented(inProto)) {
+      return [this.value(stack, outProto, marker)];
+    }
+    const outFlow = legs.outbound.flowId;
+    const outUser = outFlow === undefined ? marker : this.flowToken(outFlow);
+    const inUser = isConnectionOriented(inProto) ? this.flowToken(legs.inbound.id) : marker;
+    return [this.value(stack, outProto, outUser), this.value(stack, inProto, inUser)];
+  }
+
+  /** Adds the values of `values()` on top of the request's Record-Route. */
+  insert(request: SipRequest, stack: Stack, legs: RecordRouteLegs): void {
+    const values = this.values(stack, legs, request.callId ?? '');
+    for (let i = values.length - 1; i >= 0; i--) request.prepend('Record-Route', values[i]!);
+  }
+
+  /** `<sip:USER@host:port;transport=xx;lr>` for our listener of `protocol`. */
+  private value(stack: Stack, protocol: TransportProtocol, user: string): string {
+    const a = stack.advertisedAddress(protocol);
+    if (a === undefined) throw new TypeError(`no ${protocol} listener to Record-Route with`);
+    const host = a.host.includes(':') && !a.host.startsWith('[') ? `[${a.host}]` : a.host;
+    return `<sip:${user}@${host}:${a.port};transport=${uriTransport(protocol)};lr>`;
+  }
+
+  private mac(data: string): string {
+    return createHmac('sha256', this.secret).update(data, 'utf8').digest('base64url').slice(0, MAC_LENGTH);
+  }
+
+  private equal(a: string, b: string): boolean {
+    const x = Buffer.from(a, 'latin1');
+    const y = Buffer.from(b, 'latin1');
+    return x.length === y.length && timingSafeEqual(x, y);
+  }
+}
+
+/** RFC 7118 §5.2 registers only `ws`, used for WS and WSS alike. */
+function uriTransport(protocol: TransportProtocol): string {
+  return protocol === 'wss' ? 'ws' : protocol;
+}

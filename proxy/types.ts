@@ -1,0 +1,91 @@
+/**
+ * Types of the stateful proxy core (RFC 3261 §16): what the routing policy hands to `ProxyCore.forward`,
+ * what loose routing reports, and the options of the core. Types only, so fakes stay trivial.
+ */
+import type { Logger } from '../src/log/index.js';
+import type { Stack } from '../src/core/index.js';
+import type { SipResponse, Uri } from '../src/sip/index.js';
+import type { Timers } from '../src/transaction/index.js';
+import type { Destination } from '../src/transport/types.js';
+
+/** One target of the target set (§16.5): where one branch of a (possibly forked) request goes. */
+export interface ForwardTarget {
+  /** The Request-URI of this branch (§16.6 step 2). */
+  uri: Uri;
+  /**
+   * Where to send it without resolving anything, e.g. a registered binding's flow (RFC 5626). Without
+   * it the next hop is resolved from the top Route, else from `uri` (RFC 3263-lite, see resolver.ts).
+   */
+  destination?: Destination;
+  /** Route values to put on top of the copy, in order (the binding's Path, RFC 3327 §5.3). */
+  route?: string[];
+}
+
+/** A resolver of next hops; `resolve()` of resolver.ts by default. */
+export type Resolve = (uri: Uri) => Promise<Destination | undefined>;
+
+export interface ForwardOptions {
+  /**
+   * Insert Record-Route (§16.6 step 4). Default: true for dialog-creating requests (INVITE, SUBSCRIBE,
+   * REFER and NOTIFY without a To tag), false otherwise.
+   */
+  recordRoute?: boolean;
+  /**
+   * Serial forking / failover (§16.7 step 5 lets the proxy add branches before choosing the best
+   * response): called once every branch has ended without a 2xx or 6xx and the caller has not cancelled,
+   * with the response that would go upstream. Targets it returns become new branches; none sends the
+   * best response upstream.
+   */
+  failover?: (best: SipResponse, attempt: number) => ForwardTarget[] | undefined;
+}
+
+export interface ProxyCoreOptions {
+  stack: Stack;
+  logger: Logger;
+  /** HMAC key for flow tokens and Record-Route markers; 32 random bytes by default. */
+  secret?: Buffer;
+  /** Timer C (RFC 3261 §16.6 step 11: "MUST be greater than 3 minutes"): 180 000 ms by default. */
+  timerCMs?: number;
+  /** The clock for Timer C and the CANCEL guard; pass the stack's clock (a FakeClock in tests). */
+  timers?: Timers;
+  /** Next-hop resolution; `resolve()` of resolver.ts by default. */
+  resolve?: Resolve;
+}
+
+/** What `looseRoute` did to a request carrying Route header fields (§16.4, §16.12). */
+export interface LooseRouteResult {
+  /** At least one Route value (or a strict router's Request-URI) naming this proxy was removed. */
+  ours: boolean;
+  /** A removed value carried a valid HMAC: this proxy Record-Routed the dialog. */
+  verified: boolean;
+  /** The flow id in the last removed value, the flow that faces the request's destination. */
+  flow?: string;
+  /** Where the request goes next: its (remaining) top Route, or its Request-URI. */
+  next: 'route' | 'ruri';
+}
+
+/** What a Record-Route or Route user part says once checked (record-route.ts). */
+export interface TokenCheck {
+  /** The HMAC is right: this proxy wrote the value. */
+  valid: boolean;
+  /** The flow id, for a flow token (not for a plain Record-Route marker). */
+  flowId?: string;
+}
+
+/** Where a branch stands. */
+export type BranchState = 'resolving' | 'calling' | 'proceeding' | 'ended';
+
+/** How a branch ended (§16.7): a response from the next hop, or one the proxy stands in for. */
+export interface BranchResult {
+  status: number;
+  /** The response received; undefined when the proxy made the result up (timeout, send failure, CANCEL). */
+  response?: SipResponse;
+}
+
+/** Events of a ProxyContext. */
+export type ProxyContextEvents = {
+  /** The final response sent upstream: the first 2xx, or the best one (§16.7 step 6). */
+  final: [response: SipResponse];
+  /** Every branch ended and a final response went upstream; the context left the core's table. */
+  done: [];
+};

@@ -1,0 +1,239 @@
+/**
+ * Digest authentication of requests (RFC 3261 §22, RFC 2617, RFC 8760) with stateless nonces: a nonce
+ * carries its issue time and an HMAC, so any nonce can be checked without remembering it, and only the
+ * highest nonce-count seen per nonce is kept (for replay protection) until the nonce expires.
+ */
+import { createHmac, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
+import { type Logger, categoryLogger } from '../../src/log/index.js';
+import {
+  type DigestCredentials, SipParseError, type SipRequest, computeDigestResponse, digestEquals, isDigestCredentials,
+  parseCredentials, parseDigestAlgorithm, parseUri, serializeChallenge, uriEquals, wireToUtf8,
+} from '../../src/sip/index.js';
+import type {
+  AuthAlgorithm, AuthFailure, AuthMode, AuthResult, Authenticator, CredentialSource, DigestAuthenticatorOptions,
+} from '../types.js';
+
+const DEFAULT_NONCE_TTL_MS = 300_000;
+/**
+ * MD5 first. SIP.js 0.21 and JsSIP 3.13 read only the first WWW-Authenticate / Proxy-Authenticate of a
+ * response and give up when its algorithm is not MD5 (sip.js lib/core/messages/digest-authentication.js,
+ * jssip lib/DigestAuthentication.js); RFC 8760 §2.4 clients take the first challenge whose algorithm
+ * they support, so SHA-256 capable ones still find theirs after it.
+ */
+const DEFAULT_ALGORITHMS: readonly AuthAlgorithm[] = ['MD5', 'SHA-256'];
+
+/** Nonce layout: base64url(6-byte issue time in ms + 10 random bytes) then base64url(first 16 bytes of the HMAC). */
+const PAYLOAD_BYTES = 16;
+const PAYLOAD_CHARS = 22;
+const MAC_CHARS = 22;
+/** A nonce dated this far ahead of our clock was not issued by a clock we trust. */
+const MAX_CLOCK_SKEW_MS = 60_000;
+
+/** HA1 of nobody, hashed when the user is unknown so that both failures cost the same time. */
+const DUMMY_HA1: Readonly<Record<AuthAlgorithm, string>> = {
+  'MD5': '0'.repeat(32),
+  'SHA-256': '0'.repeat(64),
+};
+
+interface NonceCount {
+  nc: number;
+  expiresAt: number;
+}
+
+/**
+ * Authenticates requests against a CredentialSource: challenges (401 / 407) with one header per
+ * configured algorithm, verifies MD5 and SHA-256 responses against the stored HA1, and refuses replays.
+ */
+export class DigestAuthenticator implements Authenticator {
+  private readonly credentials: CredentialSource;
+  private readonly realmFor: (domain: string) => string;
+  private readonly secret: Buffer;
+  private readonly nonceTtlMs: number;
+  private readonly algorithms: readonly AuthAlgorithm[];
+  private readonly clock: () => number;
+  private readonly log: Logger;
+  /** Highest nc accepted per nonce; entries leave when their nonce expires. */
+  private readonly counts = new Map<string, NonceCount>();
+  private nextSweep = 0;
+
+  constructor(options: DigestAuthenticatorOptions) {
+    const algorithms = options.algorithms ?? DEFAULT_ALGORITHMS;
+    if (algorithms.length === 0) throw new TypeError('at least one digest algorithm is needed');
+    for (const a of algorithms) if (a !== 'MD5' && a !== 'SHA-256') throw new TypeError(`unsupported digest algorithm ${String(a)}`);
+    const ttl = options.nonceTtlMs ?? DEFAULT_NONCE_TTL_MS;
+    if (!Number.isFinite(ttl) || ttl <= 0) throw new TypeError(`nonceTtlMs must be positive, got ${ttl}`);
+    if (options.secret !== undefined && options.secret.length < 16) throw new TypeError('the nonce secret must be at least 16 bytes');
+    this.credentials = options.credentials;
+    this.realmFor = options.realmFor ?? ((domain) => domain);
+    this.secret = options.secret ?? randomBytes(32);
+    this.nonceTtlMs = ttl;
+    this.algorithms = [...new Set(algorithms)];
+    this.clock = options.clock ?? Date.now;
+    this.log = categoryLogger(options.logger, 'registrar.auth');
+  }
+
+  /** Nonces whose nonce-count is being tracked (for tests and metrics). */
+  get trackedNonces(): number {
+    return this.counts.size;
+  }
+
+  async authenticate(request: SipRequest, mode: AuthMode, domain: string): Promise<AuthResult> {
+    const realm = this.realmFor(domain);
+    const found = this.findCredentials(request, mode, realm);
+    if (found === 'malformed') return badRequest('Bad Request: malformed credentials');
+    if (found === undefined) return this.challenge(mode, domain);
+    const creds = found;
+
+    // RFC 2617 §3.2.2.5: the digest-uri must name the resource of the Request-URI, or the response
+    // could have been computed for another request.
+    if (creds.uri !== request.uri) {
+      let same = false;
+      try {
+        same = uriEquals(parseUri(creds.uri), request.ruri);
+      } catch (err) {
+        if (!(err instanceof SipParseError)) throw err;
+      }
+      if (!same) return badRequest('Bad Request: digest uri does not match the Request-URI');
+    }
+    const algorithm = parseDigestAlgorithm(creds.algorithm);
+    if (algorithm === undefined || !(this.algorithms as readonly string[]).includes(algorithm)) {
+      return badRequest('Bad Request: unsupported digest algorithm');
+    }
+    // qop=auth (RFC 2617) or none at all (RFC 2069); auth-int was never offered. The value is hashed as
+    // sent, so only the token we offered can be verified.
+    const qop = creds.qop;
+    if (qop !== undefined && qop !== 'auth') return badRequest('Bad Request: unsupported qop');
+
+    const issuedAt = this.nonceIssuedAt(creds.nonce, realm);
+    if (issuedAt === undefined) {
+      this.log.info({ user: wireToUtf8(creds.username), realm, source: sourceOf(request) }, 'nonce not issued here; challenging again');
+      return this.challenge(mode, domain);
+    }
+
+    const username = wireToUtf8(creds.username);
+    const subscriber = await this.credentials.getCredentials(username, domain);
+    const ha1 = subscriber === undefined
+      ? DUMMY_HA1[algorithm as AuthAlgorithm]
+      : algorithm === 'MD5' ? subscriber.ha1Md5 : subscriber.ha1Sha256;
+    const expected = computeDigestResponse({
+      algorithm, ha1, nonce: creds.nonce, method: request.method, uri: creds.uri,
+      ...(qop === 'auth' ? { qop: 'auth' as const, nc: creds.nc, cnonce: creds.cnonce } : {}),
+    });
+    if (subscriber === undefined || !digestEquals(expected, creds.response)) {
+      // The client learns nothing about which of the two it was; the operator does.
+      this.log.info(
+        { user: username, realm, source: sourceOf(request), why: subscriber === undefined ? 'unknown user' : 'wrong password' },
+        'authentication failed',
+      );
+      return this.challenge(mode, domain);
+    }
+    if (!subscriber.enabled) {
+      this.log.info({ user: username, realm, source: sourceOf(request) }, 'subscriber disabled');
+      return { ok: false, status: 403, reason: 'Forbidden: subscriber disabled', headers: [] };
+    }
+
+    const now = this.clock();
+    if (now - issuedAt > this.nonceTtlMs) {
+      // RFC 2617 §3.2.1: the credentials were right, only the nonce is old: stale=true lets the client
+      // retry with the new nonce without asking its user for the password.
+      return this.challenge(mode, domain, true);
+    }
+    if (creds.nc !== undefined) {
+      // RFC 2617 §3.2.2: the nonce-count lets the server detect replays; each use must increase it.
+      const nc = parseInt(creds.nc, 16);
+      const seen = this.counts.get(creds.nonce);
+      if (nc <= (seen?.nc ?? 0)) {
+        this.log.info({ user: username, realm, source: sourceOf(request), nc: creds.nc }, 'nonce-count replayed; challenging again');
+        // The response proves the password, so stale=true: a client that merely reordered its requests
+        // retries at once; a replayer gains a nonce it cannot answer.
+        return this.challenge(mode, domain, true);
+      }
+      this.sweep(now);
+      if (seen === undefined) this.counts.set(creds.nonce, { nc, expiresAt: issuedAt + this.nonceTtlMs });
+      else seen.nc = nc;
+    }
+    return { ok: true, username, domain };
+  }
+
+  /**
+   * A 401 (mode 'www', WWW-Authenticate) or 407 (mode 'proxy', Proxy-Authenticate) with one challenge per
+   * configured algorithm, in order, sharing one fresh nonce.
+   */
+  challenge(mode: AuthMode, domain: string, stale = false): AuthFailure {
+    const realm = this.realmFor(domain);
+    const nonce = this.issueNonce(realm);
+    const name = mode === 'www' ? 'WWW-Authenticate' : 'Proxy-Authenticate';
+    const headers: Array<[string, string]> = this.algorithms.map((algorithm) => [
+      name,
+      serializeChallenge({ realm, nonce, algorithm, qop: ['auth'], ...(stale ? { stale: true } : {}) }),
+    ]);
+    return mode === 'www'
+      ? { ok: false, status: 401, reason: 'Unauthorized', headers }
+      : { ok: false, status: 407, reason: 'Proxy Authentication Required', headers };
+  }
+
+  /** The Digest credentials for `realm` among every Authorization (or Proxy-Authorization) field. */
+  private findCredentials(request: SipRequest, mode: AuthMode, realm: string): DigestCredentials | 'malformed' | undefined {
+    const header = mode === 'www' ? 'authorization' : 'proxy-authorization';
+    let malformed = false;
+    for (const value of request.getAll(header)) {
+      let parsed;
+      try {
+        parsed = parseCredentials(value, header);
+      } catch (err) {
+        if (!(err instanceof SipParseError)) throw err;
+        // Another scheme we cannot parse is someone else's business; broken Digest is the client's error.
+        if (/^\s*digest\b/i.test(value)) malformed = true;
+        continue;
+      }
+      // RFC 4475 §3.3.7: credentials of an unknown scheme are ignored and a challenge we understand is sent.
+      if (isDigestCredentials(parsed) && parsed.realm === realm) return parsed;
+    }
+    return malformed ? 'malformed' : undefined;
+  }
+
+  private issueNonce(realm: string): string {
+    const payload = Buffer.allocUnsafe(PAYLOAD_BYTES);
+    payload.writeUIntBE(this.clock(), 0, 6);
+    randomFillSync(payload, 6, PAYLOAD_BYTES - 6);
+    const p = payload.toString('base64url');
+    return p + this.mac(realm, p);
+  }
+
+  /** The issue time of a nonce this authenticator made for `realm`, or undefined for anything else. */
+  private nonceIssuedAt(nonce: string, realm: string): number | undefined {
+    if (nonce.length !== PAYLOAD_CHARS + MAC_CHARS) return undefined;
+    const p = nonce.slice(0, PAYLOAD_CHARS);
+    const given = Buffer.from(nonce.slice(PAYLOAD_CHARS), 'latin1');
+    const expected = Buffer.from(this.mac(realm, p), 'latin1');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+    const payload = Buffer.from(p, 'base64url');
+    if (payload.length !== PAYLOAD_BYTES) return undefined;
+    const issuedAt = payload.readUIntBE(0, 6);
+    return issuedAt > this.clock() + MAX_CLOCK_SKEW_MS ? undefined : issuedAt;
+  }
+
+  private mac(realm: string, payload: string): string {
+    return createHmac('sha256', this.secret).update(realm, 'latin1').update(':').update(payload).digest()
+      .subarray(0, 16).toString('base64url');
+  }
+
+  /** Forgets the counts of expired nonces, at most once per minute (or TTL, if shorter). */
+  private sweep(now: number): void {
+    if (now < this.nextSweep) return;
+    this.nextSweep = now + Math.min(this.nonceTtlMs, 60_000);
+    for (const [nonce, entry] of this.counts) if (entry.expiresAt < now) this.counts.delete(nonce);
+  }
+}
+
+function badRequest(reason: string): AuthFailure {
+  return { ok: false, status: 400, reason, headers: [] };
+}
+
+/** Where the request came from, as the stack recorded it on the top Via (received / rport). */
+function sourceOf(request: SipRequest): string {
+  const via = request.topVia;
+  if (via === undefined) return 'unknown';
+  const rport = via.rport;
+  return `${via.transport.toLowerCase()}:${via.received ?? via.host}:${typeof rport === 'number' ? rport : via.port ?? ''}`;
+}

@@ -1,0 +1,41 @@
+/**
+ * The registrar module: digest authentication, the location service and the RFC 3261 §10.3 registrar.
+ * `createRegistrar` wires them; the proxy calls `handle` for REGISTERs to our domains, `lookup` /
+ * `lookupByContact` to route, `onFlowClosed` when a connection goes, and `authenticator` for its 407s.
+ */
+import type { Stack } from '../src/core/index.js';
+import type { Logger } from '../src/log/index.js';
+import { DigestAuthenticator } from './auth/digest-authenticator.js';
+import { LocationService } from './location/location-service.js';
+import { Registrar } from './registrar.js';
+import type { CredentialSource, LocationPersistence, RegistrarOptions } from './types.js';
+
+export { DigestAuthenticator } from './auth/digest-authenticator.js';
+export { LocationService } from './location/location-service.js';
+export { aorOf } from './location/aor.js';
+export { Registrar, type RegistrarInit } from './registrar.js';
+export type * from './types.js';
+
+export interface RegistrarDeps {
+  stack: Stack;
+  credentials: CredentialSource;
+  /** Write-behind storage of the bindings (e.g. the SQL store's `locations` repository). */
+  persistence?: LocationPersistence | undefined;
+  logger: Logger;
+  options: RegistrarOptions;
+  /** Milliseconds since the epoch, for every expiry and nonce; default Date.now. */
+  clock?: () => number;
+}
+
+export function createRegistrar(deps: RegistrarDeps): Registrar {
+  const { options, logger, clock } = deps;
+  const authenticator = new DigestAuthenticator({
+    credentials: deps.credentials,
+    logger,
+    algorithms: options.authAlgorithms,
+    nonceTtlMs: options.nonceTtlMs,
+    clock,
+  });
+  const locations = new LocationService({ persistence: deps.persistence, logger, clock });
+  return new Registrar({ stack: deps.stack, authenticator, locations, logger, options, clock });
+}

@@ -1,0 +1,13 @@
+import { type SipUri, escapeUriUser, unescapeUriPart } from '../../src/sip/index.js';
+
+/**
+ * The canonical address-of-record of a SIP/SIPS URI: `sip:user@domain` (RFC 3261 §10.3 step 5) with
+ * the scheme always `sip`, no port, parameters or headers, the domain lower-cased and the user as
+ * written except that escapes are made canonical: an octet is escaped exactly when the user grammar
+ * requires it (`sip:%61lice@…` and `sip:alice@…` are one AoR, and the result is still a valid URI).
+ */
+export function aorOf(uri: SipUri): string {
+  const host = uri.host.toLowerCase();
+  if (uri.user === undefined) return `sip:${host}`;
+  return `sip:${escapeUriUser(unescapeUriPart(uri.user))}@${host}`;
+}

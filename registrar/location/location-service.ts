@@ -1,0 +1,335 @@
+/**
+ * The location service (RFC 3261 §10.2, "a list of bindings of address-of-record keys to zero or more
+ * contact addresses"): bindings in memory, indexed by AoR, by contact URI and by flow, with optional
+ * write-behind persistence.
+ */
+import { type Logger, categoryLogger } from '../../src/log/index.js';
+import {
+  NameAddr, SipParseError, SipUri, type Uri, parseNameAddrs, parseUri, quote, uriEquals,
+} from '../../src/sip/index.js';
+import type { TransportProtocol } from '../../src/transport/types.js';
+import type {
+  Binding, BindingChanges, LocationPersistence, LocationRow, LocationServiceOptions, ReceivedAddress,
+} from '../types.js';
+
+const DEFAULT_PURGE_INTERVAL_MS = 10_000;
+const PROTOCOLS: ReadonlySet<string> = new Set<TransportProtocol>(['udp', 'tcp', 'tls', 'ws', 'wss']);
+
+export class LocationService {
+  private readonly persistence: LocationPersistence | undefined;
+  private readonly log: Logger;
+  private readonly clock: () => number;
+  private readonly purgeIntervalMs: number;
+  private readonly byAor = new Map<string, Binding[]>();
+  /** Candidates by a coarse key of the contact URI (see contactKey); uriEquals decides. */
+  private readonly byContact = new Map<string, Set<Binding>>();
+  private readonly byFlow = new Map<string, Set<Binding>>();
+  private total = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private loaded = false;
+  private writes: Promise<void> = Promise.resolve();
+
+  constructor(options: LocationServiceOptions) {
+    const interval = options.purgeIntervalMs ?? DEFAULT_PURGE_INTERVAL_MS;
+    if (!Number.isFinite(interval) || interval <= 0) throw new TypeError(`purgeIntervalMs must be positive, got ${interval}`);
+    this.persistence = options.persistence;
+    this.log = categoryLogger(options.logger, 'registrar.location');
+    this.clock = options.clock ?? Date.now;
+    this.purgeIntervalMs = interval;
+  }
+
+  /**
+   * Loads the persisted bindings that are still reachable (unexpired, not over a WebSocket: that
+   * connection died with the previous process) and starts purging expired bindings.
+   */
+  async start(): Promise<void> {
+    if (this.persistence !== undefined && !this.loaded) {
+      const rows = await this.persistence.listAll();
+      this.loaded = true;
+      const now = this.clock();
+      let loaded = 0;
+      for (const row of rows) {
+        if (Number(row.expiresAt) <= now) continue;
+        const binding = bindingFromRow(row, now);
+        if (binding === undefined) {
+          this.log.warn({ aor: row.aor, contact: row.contact, received: row.received }, 'persisted binding unreadable; skipped');
+          continue;
+        }
+        if (binding.received.protocol === 'ws' || binding.received.protocol === 'wss') continue;
+        const list = this.byAor.get(binding.aor);
+        // A REGISTER handled before start() is newer than the row.
+        if (list?.some((b) => b.contactUri === binding.contactUri)) continue;
+        if (list === undefined) this.byAor.set(binding.aor, [binding]);
+        else list.push(binding);
+        this.index(binding);
+        loaded++;
+      }
+      this.log.info({ loaded, rows: rows.length }, 'bindings loaded');
+    }
+    if (this.timer === undefined) {
+      this.timer = setInterval(() => this.purgeExpired(), this.purgeIntervalMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Stops the purge timer and waits for pending persistence writes. */
+  async stop(): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.flush();
+  }
+
+  /** Resolves once every persistence write issued so far has finished (or failed and been logged). */
+  flush(): Promise<void> {
+    return this.writes;
+  }
+
+  /** Bindings held, expired ones not yet purged included. */
+  get count(): number {
+    return this.total;
+  }
+
+  /** Unexpired bindings of an AoR, highest q first (no q counts as 1.0), then most recently updated. */
+  lookup(aor: string): Binding[] {
+    const list = this.byAor.get(aor);
+    if (list === undefined) return [];
+    const now = this.clock();
+    return list.filter((b) => b.expiresAt > now).sort(byPreference);
+  }
+
+  /**
+   * The unexpired binding whose contact URI equals `uri` (RFC 3261 §19.1.4), the most recent if several
+   * AoRs registered it: a proxy uses it for in-dialog requests whose Request-URI is a registered contact.
+   */
+  lookupByContact(uri: string | Uri): Binding | undefined {
+    let parsed: Uri;
+    try {
+      parsed = typeof uri === 'string' ? parseUri(uri) : uri;
+    } catch (err) {
+      if (err instanceof SipParseError) return undefined;
+      throw err;
+    }
+    const candidates = this.byContact.get(contactKey(parsed));
+    if (candidates === undefined) return undefined;
+    const now = this.clock();
+    let best: Binding | undefined;
+    for (const b of candidates) {
+      if (b.expiresAt <= now || !uriEquals(b.contact.uri, parsed)) continue;
+      if (best === undefined || b.updatedAt > best.updatedAt) best = b;
+    }
+    return best;
+  }
+
+  /**
+   * Applies one change to an AoR atomically: `remove` (bindings as returned by lookup) go, `add` come
+   * in, expired bindings of the AoR go too, and an added binding replaces any other with the same
+   * contact URI text. Returns the AoR's bindings afterwards, as lookup would.
+   */
+  update(aor: string, changes: BindingChanges): Binding[] {
+    for (const b of changes.add ?? []) if (b.aor !== aor) throw new TypeError(`binding of ${b.aor} added to ${aor}`);
+    this.apply(aor, new Set(changes.remove ?? []), changes.add ?? []);
+    return this.lookup(aor);
+  }
+
+  /**
+   * A connection closed: drops the bindings that can only be reached over it, those registered over
+   * WS/WSS (RFC 7118: nobody can open a WebSocket towards a browser) and RFC 5626 bindings (instance and
+   * reg-id) over any connection, whose UA re-registers over a new flow. Returns how many went.
+   */
+  removeFlow(flowId: string): number {
+    const set = this.byFlow.get(flowId);
+    if (set === undefined) return 0;
+    const perAor = new Map<string, Set<Binding>>();
+    for (const b of set) {
+      if (!isFlowBound(b)) continue;
+      let s = perAor.get(b.aor);
+      if (s === undefined) perAor.set(b.aor, (s = new Set()));
+      s.add(b);
+    }
+    let removed = 0;
+    for (const [aor, remove] of perAor) {
+      this.apply(aor, remove, []);
+      removed += remove.size;
+    }
+    if (removed > 0) this.log.debug({ flow: flowId, removed }, 'bindings of a closed flow removed');
+    return removed;
+  }
+
+  /** Drops every expired binding; returns how many. Runs on a timer once started. */
+  purgeExpired(): number {
+    const now = this.clock();
+    const before = this.total;
+    for (const [aor, list] of this.byAor) {
+      if (list.some((b) => b.expiresAt <= now)) this.apply(aor, new Set(), []);
+    }
+    const purged = before - this.total;
+    if (purged > 0) this.log.debug({ purged }, 'expired bindings purged');
+    return purged;
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  private apply(aor: string, remove: ReadonlySet<Binding>, add: readonly Binding[]): void {
+    const now = this.clock();
+    const list = this.byAor.get(aor) ?? [];
+    const addedUris = new Set(add.map((b) => b.contactUri));
+    const kept: Binding[] = [];
+    const dropped: Binding[] = [];
+    for (const b of list) {
+      if (remove.has(b) || b.expiresAt <= now || addedUris.has(b.contactUri)) dropped.push(b);
+      else kept.push(b);
+    }
+    if (dropped.length === 0 && add.length === 0) return;
+    for (const b of dropped) this.unindex(b);
+    for (const b of add) {
+      kept.push(b);
+      this.index(b);
+    }
+    if (kept.length === 0) this.byAor.delete(aor);
+    else this.byAor.set(aor, kept);
+
+    if (this.persistence === undefined) return;
+    if (kept.length === 0) {
+      this.persist((p) => p.removeAor(aor), 'removeAor');
+      return;
+    }
+    for (const b of dropped) {
+      if (!addedUris.has(b.contactUri)) this.persist((p) => p.remove(aor, b.contactUri), 'remove');
+    }
+    for (const b of add) {
+      const row = rowOf(b);
+      this.persist((p) => p.upsert(row), 'upsert');
+    }
+  }
+
+  private index(b: Binding): void {
+    this.total++;
+    addTo(this.byContact, contactKey(b.contact.uri), b);
+    if (b.flow !== undefined) addTo(this.byFlow, b.flow.id, b);
+  }
+
+  private unindex(b: Binding): void {
+    this.total--;
+    removeFrom(this.byContact, contactKey(b.contact.uri), b);
+    if (b.flow !== undefined) removeFrom(this.byFlow, b.flow.id, b);
+  }
+
+  /** Queues a write; writes run one after another so a remove never overtakes the upsert before it. */
+  private persist(op: (p: LocationPersistence) => Promise<unknown>, what: string): void {
+    const p = this.persistence;
+    if (p === undefined) return;
+    this.writes = this.writes.then(() => op(p)).then(
+      () => undefined,
+      (err: unknown) => {
+        this.log.warn({ op: what, err: err instanceof Error ? err.message : String(err) }, 'location persistence failed');
+      },
+    );
+  }
+}
+
+function byPreference(a: Binding, b: Binding): number {
+  return (b.q ?? 1) - (a.q ?? 1) || b.updatedAt - a.updatedAt;
+}
+
+function isFlowBound(b: Binding): boolean {
+  const protocol = b.flow?.protocol;
+  if (protocol === 'ws' || protocol === 'wss') return true;
+  return protocol !== undefined && protocol !== 'udp' && b.instanceId !== undefined && b.regId !== undefined;
+}
+
+/**
+ * A key that two URIs equal under §19.1.4 always share: scheme, unescaped user, lower-cased host (all
+ * IPv6 references in one bucket, as they have several spellings) and port. Other schemes share a bucket
+ * per scheme.
+ */
+function contactKey(uri: Uri): string {
+  if (!(uri instanceof SipUri)) return uri.scheme + ':';
+  const host = uri.host.charCodeAt(0) === 0x5b ? '[v6]' : uri.hostname;
+  return `${uri.scheme}:${uri.userUnescaped ?? ''}@${host}:${uri.port ?? ''}`;
+}
+
+function addTo(map: Map<string, Set<Binding>>, key: string, b: Binding): void {
+  const set = map.get(key);
+  if (set === undefined) map.set(key, new Set([b]));
+  else set.add(b);
+}
+
+function removeFrom(map: Map<string, Set<Binding>>, key: string, b: Binding): void {
+  const set = map.get(key);
+  if (set === undefined) return;
+  set.delete(b);
+  if (set.size === 0) map.delete(key);
+}
+
+// ---- rows ------------------------------------------------------------------------------------------
+
+function formatReceived(r: ReceivedAddress): string {
+  return `${r.protocol}:${r.address.includes(':') ? `[${r.address}]` : r.address}:${r.port}`;
+}
+
+function parseReceived(text: string): ReceivedAddress | undefined {
+  const m = /^([a-z]+):(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
+  if (m === null || !PROTOCOLS.has(m[1]!)) return undefined;
+  const address = m[2]!.startsWith('[') ? m[2]!.slice(1, -1) : m[2]!;
+  return { protocol: m[1] as TransportProtocol, address, port: Number(m[3]) };
+}
+
+function rowOf(b: Binding): LocationRow {
+  return {
+    aor: b.aor,
+    contact: b.contactUri,
+    instanceId: b.instanceId,
+    regId: b.regId,
+    callId: b.callId,
+    cseq: b.cseq,
+    expiresAt: b.expiresAt,
+    q: b.q,
+    path: b.path === undefined || b.path.length === 0 ? undefined : b.path.join(', '),
+    received: formatReceived(b.received),
+    flowId: b.flow?.id,
+    userAgent: b.userAgent,
+    updatedAt: b.updatedAt,
+  };
+}
+
+/**
+ * A binding rebuilt from its row. The table keeps the contact URI, q, instance and reg-id but not other
+ * Contact header parameters, so those do not survive a restart. No flow: its connection is gone.
+ */
+function bindingFromRow(row: LocationRow, now: number): Binding | undefined {
+  const received = parseReceived(row.received);
+  if (received === undefined) return undefined;
+  let uri: Uri;
+  let path: string[] | undefined;
+  try {
+    uri = parseUri(row.contact);
+    // SQL NULL may come back as null rather than undefined.
+    path = !row.path ? undefined : parseNameAddrs(row.path, 'path', true).map(String);
+  } catch (err) {
+    if (err instanceof SipParseError) return undefined;
+    throw err;
+  }
+  // Numbers are converted in case a driver hands BIGINT columns back as strings.
+  const params = new Map<string, string | null>();
+  const q = row.q === undefined || row.q === null ? undefined : Number(row.q);
+  const instanceId = row.instanceId ?? undefined;
+  const regId = row.regId === undefined || row.regId === null ? undefined : Number(row.regId);
+  if (q !== undefined) params.set('q', String(q));
+  if (instanceId !== undefined) params.set('+sip.instance', quote(instanceId));
+  if (regId !== undefined) params.set('reg-id', String(regId));
+  return {
+    aor: row.aor,
+    contact: new NameAddr(uri, params),
+    contactUri: row.contact,
+    expiresAt: Number(row.expiresAt),
+    q,
+    callId: row.callId,
+    cseq: Number(row.cseq),
+    received,
+    path,
+    instanceId,
+    regId,
+    userAgent: row.userAgent ?? undefined,
+    updatedAt: row.updatedAt === undefined || row.updatedAt === null ? now : Number(row.updatedAt),
+  };
+}

@@ -1,0 +1,272 @@
+/**
+ * The registrar (RFC 3261 §10.3): authenticates REGISTER requests, keeps the bindings of each
+ * address-of-record in the location service, and answers with the AoR's current bindings.
+ */
+import type { Stack } from '../src/core/index.js';
+import { type Logger, categoryLogger } from '../src/log/index.js';
+import {
+  type NameAddr, SipParseError, type SipRequest, SipUri, type Uri, unquote, uriEquals, wireToUtf8,
+} from '../src/sip/index.js';
+import type { ServerTransaction } from '../src/transaction/index.js';
+import type { Flow } from '../src/transport/types.js';
+import type { DigestAuthenticator } from './auth/digest-authenticator.js';
+import { aorOf } from './location/aor.js';
+import type { LocationService } from './location/location-service.js';
+import type { Binding, RegistrarApi, RegistrarOptions, RegistrarStats } from './types.js';
+
+export interface RegistrarInit {
+  /** Only `respond` is used. */
+  stack: Pick<Stack, 'respond'>;
+  authenticator: DigestAuthenticator;
+  locations: LocationService;
+  logger: Logger;
+  options: RegistrarOptions;
+  /** Milliseconds since the epoch; default Date.now. */
+  clock?: () => number;
+}
+
+/** A final answer to a REGISTER. */
+interface Reply {
+  status: number;
+  reason?: string | undefined;
+  headers?: Array<[string, string]> | undefined;
+}
+
+/** Option tags a REGISTER may Require of us (RFC 3327 path, RFC 5626 outbound). */
+const SUPPORTED_OPTIONS: ReadonlySet<string> = new Set(['path', 'outbound']);
+
+const OUT_OF_ORDER: Reply = { status: 500, reason: 'Server Internal Error: REGISTER out of order' };
+
+/** What step 6 decided for one Contact, before anything changes. */
+interface PlannedContact {
+  contact: NameAddr;
+  /** Seconds; 0 removes. */
+  expires: number;
+  instanceId: string | undefined;
+  regId: number | undefined;
+}
+
+export class Registrar implements RegistrarApi {
+  readonly authenticator: DigestAuthenticator;
+  readonly locations: LocationService;
+  readonly stats: RegistrarStats = { accepted: 0, refused: 0, challenged: 0 };
+  private readonly stack: Pick<Stack, 'respond'>;
+  private readonly log: Logger;
+  private readonly clock: () => number;
+  private readonly domains: ReadonlySet<string>;
+  private readonly minExpires: number;
+  private readonly maxExpires: number;
+  private readonly defaultExpires: number;
+
+  constructor(init: RegistrarInit) {
+    const o = init.options;
+    if (!Array.isArray(o.domains) || o.domains.length === 0) throw new TypeError('the registrar needs at least one domain');
+    this.minExpires = seconds('minExpires', o.minExpires ?? 60);
+    this.maxExpires = seconds('maxExpires', o.maxExpires ?? 3600);
+    this.defaultExpires = seconds('defaultExpires', o.defaultExpires ?? 600);
+    if (this.minExpires > this.maxExpires) throw new TypeError(`minExpires ${this.minExpires} is above maxExpires ${this.maxExpires}`);
+    this.domains = new Set(o.domains.map((d) => d.toLowerCase()));
+    this.stack = init.stack;
+    this.authenticator = init.authenticator;
+    this.locations = init.locations;
+    this.log = categoryLogger(init.logger, 'registrar');
+    this.clock = init.clock ?? Date.now;
+  }
+
+  async start(): Promise<void> {
+    await this.locations.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.locations.stop();
+  }
+
+  lookup(aor: string): Binding[] {
+    return this.locations.lookup(aor);
+  }
+
+  lookupByContact(uri: string | Uri): Binding | undefined {
+    return this.locations.lookupByContact(uri);
+  }
+
+  onFlowClosed(flow: Flow): number {
+    return this.locations.removeFlow(flow.id);
+  }
+
+  /** Answers a REGISTER through its server transaction; a failure inside becomes a 400 or 500 answer. */
+  async handle(request: SipRequest, tx: ServerTransaction): Promise<void> {
+    if (request.method !== 'REGISTER') throw new TypeError(`the registrar handles REGISTER, not ${request.method}`);
+    let reply: Reply;
+    try {
+      reply = await this.process(request, tx);
+    } catch (err) {
+      if (err instanceof SipParseError) {
+        reply = { status: 400, reason: `Bad Request (${err.message.replace(/[^\x20-\x7e]/g, '?').slice(0, 100)})` };
+      } else {
+        this.log.error({ err: (err as Error).message, callId: request.callId }, 'REGISTER handling failed');
+        reply = { status: 500 };
+      }
+    }
+    if (reply.status >= 200 && reply.status < 300) this.stats.accepted++;
+    else if (reply.status === 401) this.stats.challenged++;
+    else this.stats.refused++;
+    try {
+      this.stack.respond(tx, reply.status, { reason: reply.reason, headers: reply.headers });
+    } catch (err) {
+      // The transaction ended meanwhile (the stack stopped): nothing left to answer.
+      this.log.info({ err: (err as Error).message, callId: request.callId }, 'REGISTER answer not sent');
+    }
+  }
+
+  private async process(request: SipRequest, tx: ServerTransaction): Promise<Reply> {
+    // §10.3 step 1: the Request-URI names a domain whose bindings we hold.
+    const ruri = request.ruri;
+    if (!(ruri instanceof SipUri)) return { status: 416, reason: 'Unsupported URI Scheme' };
+    if (!this.domains.has(ruri.hostname)) return { status: 404, reason: 'Not Found: domain not served here' };
+
+    // Step 2: Require as a UAS would (§8.2.2.3).
+    const unsupported = request.require.filter((tag) => !SUPPORTED_OPTIONS.has(tag.toLowerCase()));
+    if (unsupported.length > 0) return { status: 420, reason: 'Bad Extension', headers: [['Unsupported', unsupported.join(', ')]] };
+
+    // Step 5, checked before authentication so that a request naming no AoR of ours is not challenged:
+    // the AoR must be a SIP or SIPS URI (RFC 4475 §3.3.4) in one of our domains.
+    const to = request.to;
+    const callId = request.callId;
+    const cseq = request.cseq;
+    if (to === undefined || callId === undefined || cseq === undefined) return { status: 400, reason: 'Bad Request: To, Call-ID and CSeq are required' };
+    if (!(to.uri instanceof SipUri)) return { status: 400, reason: 'Bad Request: To must be a SIP or SIPS URI' };
+    const domain = to.uri.hostname;
+    if (!this.domains.has(domain)) return { status: 404, reason: 'Not Found: address-of-record not in a domain served here' };
+
+    // Step 3: authenticate.
+    const auth = await this.authenticator.authenticate(request, 'www', domain);
+    if (!auth.ok) return auth;
+
+    // Step 4: authorise. The credentials must be the AoR's own, or anyone could register another
+    // user's AoR with theirs and take their calls.
+    const toUser = to.uri.userUnescaped;
+    if (toUser === undefined || wireToUtf8(toUser) !== auth.username || auth.domain !== domain) {
+      this.log.info({ user: auth.username, aor: to.uri.toString() }, 'REGISTER for another user\'s AoR refused');
+      return { status: 403, reason: 'Forbidden: credentials do not match the AoR' };
+    }
+
+    // From here on nothing awaits: the bindings read are the bindings changed.
+    return this.updateBindings(request, tx.flow, aorOf(to.uri), callId, cseq.seq);
+  }
+
+  /** §10.3 steps 6 to 8. */
+  private updateBindings(request: SipRequest, flow: Flow, aor: string, callId: string, cseq: number): Reply {
+    const now = this.clock();
+    const current = this.locations.lookup(aor);
+
+    if (request.contactStar) {
+      // Step 6: "*" only with Expires 0 and alone.
+      if (request.contact.length > 0 || request.count('contact') > 1) {
+        return { status: 400, reason: 'Bad Request: Contact "*" must be the only Contact' };
+      }
+      if (request.expires !== 0) return { status: 400, reason: 'Bad Request: Contact "*" requires Expires: 0' };
+      // A binding from the same Call-ID goes only if this CSeq is higher; otherwise nothing changes.
+      if (current.some((b) => b.callId === callId && cseq <= b.cseq)) return OUT_OF_ORDER;
+      this.locations.update(aor, { remove: current });
+      if (current.length > 0) this.log.info({ aor, removed: current.length }, 'all bindings removed');
+      return this.ok(request, aor, now);
+    }
+
+    // Step 6: each Contact's expiry: its expires parameter, else the Expires header, else our default.
+    const planned: PlannedContact[] = [];
+    const headerExpires = request.expires;
+    for (const contact of request.contact) {
+      let expires = contact.expires ?? headerExpires ?? this.defaultExpires;
+      if (expires !== 0 && expires < this.minExpires) {
+        return { status: 423, reason: 'Interval Too Brief', headers: [['Min-Expires', String(this.minExpires)]] };
+      }
+      expires = Math.min(expires, this.maxExpires);
+      const regIdText = contact.params.get('reg-id');
+      let regId: number | undefined;
+      if (regIdText !== undefined) {
+        // RFC 5626 §4.2: reg-id = 1*DIGIT, 1 to 2**31-1.
+        if (regIdText === null || !/^[0-9]{1,10}$/.test(regIdText) || Number(regIdText) < 1 || Number(regIdText) > 0x7fffffff) {
+          return { status: 400, reason: 'Bad Request: invalid reg-id' };
+        }
+        regId = Number(regIdText);
+      }
+      const instance = contact.params.get('+sip.instance');
+      const instanceId = instance === undefined || instance === null ? undefined : unquote(instance);
+      planned.push({ contact, expires, instanceId, regId });
+    }
+
+    // Step 7: add, update or remove each binding; any out-of-order one aborts the whole request.
+    const working = [...current];
+    const before = new Set(current);
+    const received = { protocol: flow.protocol, address: flow.remote.address, port: flow.remote.port };
+    const paths = request.path.map(String);
+    const userAgent = request.get('user-agent');
+    for (const p of planned) {
+      // RFC 5626 §6: a Contact with +sip.instance and reg-id names its binding by (AoR, instance, reg-id),
+      // whatever its URI; any other by its URI (§10.3 step 7, compared per §19.1.4).
+      const outbound = p.instanceId !== undefined && p.regId !== undefined;
+      const existing = working.find((b) => (outbound
+        ? b.instanceId === p.instanceId && b.regId === p.regId
+        : uriEquals(b.contact.uri, p.contact.uri)));
+      // (A binding added by an earlier Contact of this same request is simply replaced.)
+      if (existing !== undefined && before.has(existing) && existing.callId === callId && cseq <= existing.cseq) return OUT_OF_ORDER;
+      for (let i = working.length - 1; i >= 0; i--) {
+        const b = working[i]!;
+        // The binding it updates, and one with the same URI that it supersedes.
+        if (b === existing || uriEquals(b.contact.uri, p.contact.uri)) working.splice(i, 1);
+      }
+      if (p.expires === 0) continue;
+      if (existing?.flow !== undefined && existing.flow.id !== flow.id) {
+        // A softphone whose WebSocket reconnected (SIP.js and JsSIP re-register, often with a new Call-ID):
+        // requests for it must now take the new connection.
+        this.log.info({ aor, contact: existing.contactUri, from: existing.flow.id, to: flow.id }, 'binding moved to a new flow');
+      }
+      const stored = p.contact.clone();
+      stored.params.delete('expires');
+      working.push({
+        aor,
+        contact: stored,
+        contactUri: p.contact.uri.toString(),
+        expiresAt: now + p.expires * 1000,
+        q: p.contact.q,
+        callId,
+        cseq,
+        flow,
+        received,
+        path: paths.length > 0 ? paths : undefined,
+        instanceId: p.instanceId,
+        regId: p.regId,
+        userAgent,
+        updatedAt: now,
+      });
+    }
+    const kept = new Set(working);
+    const remove = current.filter((b) => !kept.has(b));
+    const add = working.filter((b) => !before.has(b));
+    if (remove.length > 0 || add.length > 0) this.locations.update(aor, { remove, add });
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ aor, added: add.length, removed: remove.length, flow: flow.id }, 'REGISTER accepted');
+    return this.ok(request, aor, now);
+  }
+
+  /**
+   * Step 8: 200 with every current binding and its remaining expiry, the Path values copied (RFC 3327
+   * §5.3), and Date (§10.3: "The response SHOULD contain a Date header field").
+   */
+  private ok(request: SipRequest, aor: string, now: number): Reply {
+    const headers: Array<[string, string]> = [];
+    for (const b of this.locations.lookup(aor)) {
+      const contact = b.contact.clone();
+      contact.params.set('expires', String(Math.max(1, Math.ceil((b.expiresAt - now) / 1000))));
+      headers.push(['Contact', contact.toString()]);
+    }
+    for (const value of request.getAll('path')) headers.push(['Path', value]);
+    headers.push(['Supported', 'path, outbound']);
+    headers.push(['Date', new Date(now).toUTCString()]);
+    return { status: 200, headers };
+  }
+}
+
+function seconds(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 0) throw new TypeError(`${name} must be a whole number of seconds, got ${value}`);
+  return value;
+}

@@ -1,0 +1,184 @@
+/**
+ * The registrar's public types: what the digest authenticator needs and answers, what a binding is,
+ * what the location service persists, and the module's API. Types only, so the proxy and tests can
+ * depend on them without the classes.
+ */
+import type { Logger } from '../src/log/index.js';
+import type { NameAddr, SipRequest, Uri } from '../src/sip/index.js';
+import type { ServerTransaction } from '../src/transaction/index.js';
+import type { Flow, TransportProtocol } from '../src/transport/types.js';
+
+// ---- authentication ------------------------------------------------------------------------------
+
+/** The digest algorithms the authenticator offers and verifies (RFC 8760). */
+export type AuthAlgorithm = 'MD5' | 'SHA-256';
+
+/** 'www': a registrar or UAS (401, WWW-Authenticate); 'proxy': a proxy (407, Proxy-Authenticate). RFC 3261 §22.3. */
+export type AuthMode = 'www' | 'proxy';
+
+/** What the authenticator needs of a subscriber: HA1 = H(username ":" realm ":" password), lower-case hex. */
+export interface SubscriberCredentials {
+  ha1Md5: string;
+  ha1Sha256: string;
+  enabled: boolean;
+}
+
+/** Where subscribers come from (the SQL store adapts to it). `username` is Unicode text, `domain` lower-case. */
+export interface CredentialSource {
+  getCredentials(username: string, domain: string): Promise<SubscriberCredentials | undefined>;
+}
+
+export type AuthResult =
+  | { ok: true; username: string; domain: string }
+  | { ok: false; status: 401 | 407 | 403 | 400; reason: string; headers: Array<[string, string]> };
+
+/** A refusal from `authenticate`: the status, reason and challenge headers to answer with. */
+export type AuthFailure = Extract<AuthResult, { ok: false }>;
+
+export interface Authenticator {
+  /**
+   * Checks the request's credentials for `domain` (the realm is derived from it). `username` in a
+   * success is Unicode text, as the credential source knows it.
+   */
+  authenticate(request: SipRequest, mode: AuthMode, domain: string): Promise<AuthResult>;
+}
+
+export interface DigestAuthenticatorOptions {
+  credentials: CredentialSource;
+  /** The digest realm of a domain; default: the domain itself (the store hashes HA1 with realm = domain). */
+  realmFor?: (domain: string) => string;
+  /** HMAC key of the nonces; random by default. Nodes that must accept each other's nonces share one. */
+  secret?: Buffer;
+  /** How long a nonce is accepted before it is answered with stale=true; default 300 000 ms. */
+  nonceTtlMs?: number;
+  /** Challenges offered, in this order; default ['MD5', 'SHA-256']. */
+  algorithms?: AuthAlgorithm[];
+  /** Milliseconds since the epoch; default Date.now. */
+  clock?: () => number;
+  logger: Logger;
+}
+
+// ---- bindings ------------------------------------------------------------------------------------
+
+/** Where a REGISTER came from: the transport and the packet's source address. */
+export interface ReceivedAddress {
+  protocol: TransportProtocol;
+  address: string;
+  port: number;
+}
+
+/** One binding of an address-of-record to a contact (RFC 3261 §10.3), with RFC 5626 / RFC 3327 data. */
+export interface Binding {
+  /** Canonical AoR, `sip:user@domain` (see aorOf). */
+  readonly aor: string;
+  /** The Contact as registered (URI and header parameters), without its `expires` parameter. */
+  readonly contact: NameAddr;
+  /** The contact URI as written. */
+  readonly contactUri: string;
+  /** ms since the epoch. */
+  readonly expiresAt: number;
+  readonly q?: number | undefined;
+  readonly callId: string;
+  readonly cseq: number;
+  /** The connection the REGISTER arrived on; undefined for bindings loaded from persistence. */
+  readonly flow?: Flow | undefined;
+  readonly received: ReceivedAddress;
+  /** Path header values (RFC 3327), top first: the route set towards the contact. */
+  readonly path?: string[] | undefined;
+  /** RFC 5626 `+sip.instance`, unquoted, e.g. `<urn:uuid:…>`. */
+  readonly instanceId?: string | undefined;
+  /** RFC 5626 `reg-id`. */
+  readonly regId?: number | undefined;
+  readonly userAgent?: string | undefined;
+  /** ms since the epoch. */
+  readonly updatedAt: number;
+}
+
+/** One atomic change to an AoR's bindings: `remove` (existing Binding objects) go, `add` come in. */
+export interface BindingChanges {
+  remove?: readonly Binding[];
+  add?: readonly Binding[];
+}
+
+/**
+ * A row of the `locations` table (sql/0001_initial.ts), field names in camelCase as the store's
+ * LocationRepository spells them, so `store.locations` can be passed as the persistence directly.
+ */
+export interface LocationRow {
+  aor: string;
+  /** The contact URI as registered (unique with aor). */
+  contact: string;
+  instanceId?: string | undefined;
+  regId?: number | undefined;
+  callId: string;
+  cseq: number;
+  /** ms since the epoch. */
+  expiresAt: number;
+  q?: number | undefined;
+  /** Path values joined with ", ". */
+  path?: string | undefined;
+  /** `protocol:address:port`, an IPv6 address in brackets: `wss:[2001:db8::1]:50312`. */
+  received: string;
+  flowId?: string | undefined;
+  userAgent?: string | undefined;
+  updatedAt?: number | undefined;
+}
+
+/** Write-behind persistence of the bindings; failures are logged, never fail a REGISTER. */
+export interface LocationPersistence {
+  upsert(row: LocationRow): Promise<unknown>;
+  remove(aor: string, contact: string): Promise<unknown>;
+  removeAor(aor: string): Promise<unknown>;
+  listAll(): Promise<LocationRow[]>;
+}
+
+export interface LocationServiceOptions {
+  persistence?: LocationPersistence | undefined;
+  logger: Logger;
+  clock?: () => number;
+  /** How often expired bindings are dropped; default 10 000 ms. */
+  purgeIntervalMs?: number;
+}
+
+// ---- the module ------------------------------------------------------------------------------------
+
+export interface RegistrarOptions {
+  /** Domains whose AoRs this registrar holds (compared case-insensitively). */
+  domains: string[];
+  /** Shortest accepted non-zero expiry, seconds (423 below it); default 60. */
+  minExpires?: number;
+  /** Longest expiry granted, seconds (longer ones are shortened); default 3600. */
+  maxExpires?: number;
+  /** Expiry when the request names none, seconds; default 600. */
+  defaultExpires?: number;
+  authAlgorithms?: AuthAlgorithm[];
+  nonceTtlMs?: number;
+}
+
+export interface RegistrarStats {
+  /** REGISTERs answered 200. */
+  accepted: number;
+  /** REGISTERs answered with an error (a challenge is not a refusal). */
+  refused: number;
+  /** REGISTERs answered 401 with a challenge. */
+  challenged: number;
+}
+
+/** The registrar module as the proxy and the application see it. */
+export interface RegistrarApi {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /**
+   * Answers a REGISTER (RFC 3261 §10.3) through its server transaction; failures inside become a 400 or
+   * 500 answer. Rejects (TypeError) only when given another method.
+   */
+  handle(request: SipRequest, tx: ServerTransaction): Promise<void>;
+  /** Unexpired bindings of an AoR, highest q first, then most recent. */
+  lookup(aor: string): Binding[];
+  /** The binding whose contact URI equals `uri` (§19.1.4), for in-dialog requests to a registered contact. */
+  lookupByContact(uri: string | Uri): Binding | undefined;
+  /** A connection closed: drops the bindings reachable only over it; returns how many. */
+  onFlowClosed(flow: Flow): number;
+  readonly authenticator: Authenticator;
+  readonly stats: Readonly<RegistrarStats>;
+}
