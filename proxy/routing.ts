@@ -8,7 +8,7 @@ import { ALLOWED_METHODS, answerCancel } from '../src/core/index.js';
 import { type Logger, categoryLogger } from '../src/log/index.js';
 import { type SipRequest, type SipResponse, SipUri, type Uri } from '../src/sip/index.js';
 import type { InviteServerTransaction, ServerTransaction } from '../src/transaction/index.js';
-import type { Destination, Flow, TransportProtocol } from '../src/transport/types.js';
+import type { Destination, Flow } from '../src/transport/types.js';
 import type { Binding, CredentialSource, RegistrarApi } from '../registrar/index.js';
 import { aorOf } from '../registrar/index.js';
 import { forwardStateless, looseRoute } from './loose-route.js';
@@ -77,9 +77,10 @@ export class Router implements StackUser {
       return this.reply(tx, ALLOWED_METHODS.includes(req.method) ? 404 : 501, [['Allow', ALLOWED_METHODS.join(', ')]]);
     }
 
-    // 6. REGISTER for our domains goes to the registrar; we relay nobody's REGISTER elsewhere.
+    // 6. REGISTER for our domains (or to our own address) goes to the registrar; we relay nobody's
+    //    REGISTER elsewhere.
     if (req.method === 'REGISTER') {
-      if (!this.isOurDomain(req.ruri)) return this.reply(tx, 403, [], 'Forbidden (not a domain served here)');
+      if (!this.isOurDomain(req.ruri) && !this.isForServer(req.ruri)) return this.reply(tx, 403, [], 'Forbidden (not a domain served here)');
       return this.registrar.handle(req, tx);
     }
 
@@ -147,6 +148,7 @@ export class Router implements StackUser {
   }
 
   onFlowClosed(flow: Flow): void {
+    this.proxy.onFlowClosed(flow);
     const dropped = this.registrar.onFlowClosed(flow);
     if (dropped > 0) this.log.debug({ flow: flow.id, dropped }, 'bindings of a closed connection dropped');
   }
@@ -162,7 +164,8 @@ export class Router implements StackUser {
     const lr = looseRoute(req, this.stack, this.rr);
     if (!lr.ours || !lr.verified) return undefined;
     if (lr.next === 'route') return resolveUri(req.route[0]!.uri);
-    if (lr.flow !== undefined) return flowDestination(lr.flow, req.ruri);
+    const flow = lr.flow === undefined ? undefined : this.proxy.flowDestination(lr.flow);
+    if (flow !== undefined) return flow;
     const binding = this.registrar.lookupByContact(req.ruri);
     if (binding !== undefined) return targetOf(binding).destination;
     return resolveUri(req.ruri);
@@ -215,11 +218,4 @@ function targetOf(b: Binding): ForwardTarget & { destination: Destination } {
   const target: ForwardTarget & { destination: Destination } = { uri: b.contact.uri, destination };
   if (b.path !== undefined && b.path.length > 0) target.route = b.path;
   return target;
-}
-
-/** A destination that is a flow id (from our Record-Route); the transport uses it while it is open. */
-async function flowDestination(flowId: string, ruri: Uri): Promise<Destination | undefined> {
-  const protocol = flowId.slice(0, flowId.indexOf(':')) as TransportProtocol;
-  const resolved = await resolveUri(ruri);
-  return { protocol, address: resolved?.address ?? '0.0.0.0', port: resolved?.port ?? 0, flowId };
 }

@@ -16,7 +16,8 @@ import type { Binding, RegistrarApi, RegistrarOptions, RegistrarStats } from './
 
 export interface RegistrarInit {
   /** Only `respond` is used. */
-  stack: Pick<Stack, 'respond'>;
+  /** `isLocal` lets a REGISTER name this server's own address as its Request-URI. */
+  stack: Pick<Stack, 'respond'> & Partial<Pick<Stack, 'isLocal'>>;
   authenticator: DigestAuthenticator;
   locations: LocationService;
   logger: Logger;
@@ -50,7 +51,7 @@ export class Registrar implements RegistrarApi {
   readonly authenticator: DigestAuthenticator;
   readonly locations: LocationService;
   readonly stats: RegistrarStats = { accepted: 0, refused: 0, challenged: 0 };
-  private readonly stack: Pick<Stack, 'respond'>;
+  private readonly stack: Pick<Stack, 'respond'> & Partial<Pick<Stack, 'isLocal'>>;
   private readonly log: Logger;
   private readonly clock: () => number;
   private readonly domains: ReadonlySet<string>;
@@ -119,10 +120,13 @@ export class Registrar implements RegistrarApi {
   }
 
   private async process(request: SipRequest, tx: ServerTransaction): Promise<Reply> {
-    // §10.3 step 1: the Request-URI names a domain whose bindings we hold.
+    // §10.3 step 1: the Request-URI names a domain whose bindings we hold — or this server's own
+    // address, as many phones (and SIPp) send; the To domain then says which (checked below).
     const ruri = request.ruri;
     if (!(ruri instanceof SipUri)) return { status: 416, reason: 'Unsupported URI Scheme' };
-    if (!this.domains.has(ruri.hostname)) return { status: 404, reason: 'Not Found: domain not served here' };
+    if (!this.domains.has(ruri.hostname) && this.stack.isLocal?.(ruri.host, ruri.port) !== true) {
+      return { status: 404, reason: 'Not Found: domain not served here' };
+    }
 
     // Step 2: Require as a UAS would (§8.2.2.3).
     const unsupported = request.require.filter((tag) => !SUPPORTED_OPTIONS.has(tag.toLowerCase()));
