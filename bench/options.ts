@@ -11,7 +11,7 @@ const count = Number(process.argv[2] ?? 40_000);
 const rates = [2000, 5000, 10000];
 
 const port = await freePort();
-const server = await startServerProcess((dir) => `sip:\n  listen: ["udp:127.0.0.1:${port}"]\n  domain: [example.com]\nlog:\n  level: info\ndataDir: ${dir}\nstore:\n  url: "sqlite:${dir}/db.sqlite"\n`);
+const server = await startServerProcess((dir) => `sip:\n  listen: ["udp:127.0.0.1:${port}"]\n  domain: [example.com]\nlog:\n  level: info\ndataDir: ${dir}\nhttp:\n  listen: "127.0.0.1:0"\nstore:\n  url: "sqlite:${dir}/db.sqlite"\n`);
 const rows: string[] = [];
 try {
   for (const rate of rates) {

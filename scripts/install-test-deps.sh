@@ -6,6 +6,7 @@ set -euo pipefail
 # command → Debian package
 declare -A NEEDED=(
   [sipp]=sip-tester
+  [rtpengine]=rtpengine-daemon
   [ip]=iproute2
   [openssl]=openssl
 )

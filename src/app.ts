@@ -8,6 +8,7 @@ import { Stack } from './core/index.js';
 import type { Logger } from './log/index.js';
 import { type SqlStore, openStore } from './store/index.js';
 import { TransportLayer, loadOrCreateCertificate } from './transport/index.js';
+import { HttpServer } from './http/index.js';
 import { type Registrar, type CredentialSource, createRegistrar } from '../registrar/index.js';
 import { ProxyCore, Router } from '../proxy/index.js';
 
@@ -15,6 +16,7 @@ export interface Softswitch {
   readonly stack: Stack;
   readonly store: SqlStore;
   readonly registrar: Registrar;
+  readonly http: HttpServer;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -63,19 +65,35 @@ export async function createSoftswitch(config: Config, logger: Logger): Promise<
   });
   const proxy = new ProxyCore({ stack, logger });
   stack.setUser(new Router({ stack, proxy, recordRoute: proxy.recordRoute, registrar, subscribers, domains: config.sip.domain, logger }));
+  const http = new HttpServer({
+    listen: config.http.listen,
+    logger,
+    source: {
+      health: () => ({
+        ok: started,
+        listeners: stack.listeners.map((l) => `${l.protocol}:${l.address}:${l.port}`),
+        transactions: stack.transactions.stats,
+        registrations: registrar.locations.count,
+        messages: stack.stats,
+      }),
+    },
+  });
   let started = false;
   return {
     stack,
     store,
     registrar,
+    http,
     async start() {
       await registrar.start();
       await stack.start();
+      await http.start();
       started = true;
     },
     async stop() {
       if (started) {
         started = false;
+        await http.stop();
         await stack.stop();
         await registrar.stop();
       }

@@ -31,6 +31,7 @@ async function main(): Promise<void> {
     // (401/407) for requests from its users, answers for the server itself.
     sip: { listen: [`udp:127.0.0.1:${SERVER_PORT}`], domain: ['example.com', 'example.org', 'example.net', 'company.com', 'chair-dnrc.example.com', 'registrar.example.com'] },
     dataDir: mkdtempSync(join(tmpdir(), 'softswitch-4475-')),
+    http: { listen: '127.0.0.1:0' },
     log: { level: 'silent' },
   });
   const server = await createSoftswitch(config, silentLogger());

@@ -126,6 +126,14 @@ describe('the server over its transports', () => {
     });
   }
 
+  it('reports its listeners and state on GET /health', async () => {
+    const res = await fetch(`http://127.0.0.1:${t.server.http.boundTo}/health`);
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { ok: boolean; listeners: string[] };
+    assert.equal(body.ok, true);
+    assert.deepEqual(body.listeners.map((l) => l.split(':')[0]), ['udp', 'tcp', 'tls', 'ws', 'wss']);
+  });
+
   it('answers 400 with the reason to a malformed request and keeps serving', async () => {
     const l = t.listener('tcp');
     const { connect } = await import('node:net');

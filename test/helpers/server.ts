@@ -32,6 +32,7 @@ export async function startTestServer(raw: Record<string, unknown> = {}): Promis
       ...sip,
     },
     store: { url: `sqlite:${join(dataDir, 'softswitch.db')}`, ...((raw.store as object | undefined) ?? {}) },
+    http: { listen: '127.0.0.1:0', ...((raw.http as object | undefined) ?? {}) },
     dataDir,
   });
   const logger = process.env.LOG ? createLogger({ level: process.env.LOG as 'debug' }) : silentLogger();

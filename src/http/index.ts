@@ -1,0 +1,1 @@
+export { HttpServer, type HealthSource } from './http-server.js';
