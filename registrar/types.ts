@@ -51,7 +51,7 @@ export interface DigestAuthenticatorOptions {
   secret?: Buffer;
   /** How long a nonce is accepted before it is answered with stale=true; default 300 000 ms. */
   nonceTtlMs?: number;
-  /** Challenges offered, in this order; default ['MD5', 'SHA-256']. */
+  /** Challenges offered, in this order; default ['SHA-256', 'MD5'] (see digest-authenticator.ts). */
   algorithms?: AuthAlgorithm[];
   /** Milliseconds since the epoch; default Date.now. */
   clock?: () => number;

@@ -15,12 +15,12 @@ import type {
 
 const DEFAULT_NONCE_TTL_MS = 300_000;
 /**
- * MD5 first. SIP.js 0.21 and JsSIP 3.13 read only the first WWW-Authenticate / Proxy-Authenticate of a
- * response and give up when its algorithm is not MD5 (sip.js lib/core/messages/digest-authentication.js,
- * jssip lib/DigestAuthentication.js); RFC 8760 §2.4 clients take the first challenge whose algorithm
- * they support, so SHA-256 capable ones still find theirs after it.
+ * SHA-256 first, MD5 last. RFC 8760 §2.4 clients take the first challenge whose algorithm they support,
+ * so they use SHA-256. SIP.js 0.21 and JsSIP 3.13 support only MD5 and keep only the LAST
+ * WWW-Authenticate / Proxy-Authenticate of a response (their parsers call setHeader for each one:
+ * sip.js lib/core/messages/parser.js, jssip lib/Parser.js), so they find MD5 there.
  */
-const DEFAULT_ALGORITHMS: readonly AuthAlgorithm[] = ['MD5', 'SHA-256'];
+const DEFAULT_ALGORITHMS: readonly AuthAlgorithm[] = ['SHA-256', 'MD5'];
 
 /** Nonce layout: base64url(6-byte issue time in ms + 10 random bytes) then base64url(first 16 bytes of the HMAC). */
 const PAYLOAD_BYTES = 16;

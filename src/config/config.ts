@@ -73,11 +73,11 @@ const schema = z.strictObject({
   }).prefault({}),
   auth: z.strictObject({
     /**
-     * Digest challenges offered, most preferred first. MD5 leads by default because SIP.js 0.21 and
-     * JsSIP 3.x read only the first challenge and support only MD5; RFC 8760 clients pick the first
-     * algorithm they support, so put SHA-256 first when every client supports it.
+     * Digest challenges offered, in this order. RFC 8760 clients take the first they support (SHA-256);
+     * SIP.js 0.21 and JsSIP 3.x support only MD5 and keep only the last challenge of a response, so
+     * MD5 goes last.
      */
-    algorithms: z.array(z.enum(['MD5', 'SHA-256'])).min(1).default(['MD5', 'SHA-256']),
+    algorithms: z.array(z.enum(['MD5', 'SHA-256'])).min(1).default(['SHA-256', 'MD5']),
   }).prefault({}),
   store: z.strictObject({
     /** `sqlite:data/softswitch.db` (embedded default) or `mysql://user:pass@host:3306/db`. */

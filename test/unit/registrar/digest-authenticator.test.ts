@@ -46,12 +46,12 @@ function withHeader(request: SipRequest, name: string, value: string): SipReques
 }
 
 describe('DigestAuthenticator challenges (RFC 3261 §22.1, RFC 8760)', () => {
-  it('offers one WWW-Authenticate per algorithm, MD5 first, with qop="auth" and realm = the domain', async () => {
+  it('offers one WWW-Authenticate per algorithm, SHA-256 first and MD5 last, with qop="auth" and realm = the domain', async () => {
     const { auth } = setup();
     const r = failure(await auth.authenticate(register(), 'www', 'example.com'));
     assert.equal(r.status, 401);
     assert.deepEqual(r.headers.map(([n]) => n), ['WWW-Authenticate', 'WWW-Authenticate']);
-    const [md5, sha] = [challengeOf(r, 0), challengeOf(r, 1)];
+    const [sha, md5] = [challengeOf(r, 0), challengeOf(r, 1)];
     assert.equal(md5.algorithm, 'MD5');
     assert.equal(sha.algorithm, 'SHA-256');
     assert.equal(md5.realm, 'example.com');

@@ -15,12 +15,12 @@ function contactNamed(values: string[], uriPrefix: string): NameAddr {
 }
 
 describe('REGISTER authentication (RFC 3261 §10.3 steps 3-4, §22)', () => {
-  it('a REGISTER without credentials is answered 401 with an MD5 then a SHA-256 challenge, qop="auth", realm = domain', async () => {
+  it('a REGISTER without credentials is answered 401 with a SHA-256 then an MD5 challenge, qop="auth", realm = domain', async () => {
     const h = new Harness();
     const res = await h.send(register({ contacts: ['<sip:alice@198.51.100.7>'] }));
     assert.equal(res.status, 401);
     const challenges = res.getAll('www-authenticate').map((v) => parseChallenge(v));
-    assert.deepEqual(challenges.map((c) => c.algorithm), ['MD5', 'SHA-256']);
+    assert.deepEqual(challenges.map((c) => c.algorithm), ['SHA-256', 'MD5']);
     for (const c of challenges) {
       assert.equal(c.realm, 'example.com');
       assert.deepEqual(c.qop, ['auth']);
