@@ -5,6 +5,7 @@
 export { ProxyCore } from './proxy-core.js';
 export { Router, type RouterDeps } from './routing.js';
 export { RecordRoute } from './record-route.js';
+export { MediaHook } from './media-hook.js';
 export { looseRoute, forwardStateless } from './loose-route.js';
 export { resolve } from './resolver.js';
 export { isLoop, loopBranch } from './loop-detection.js';

@@ -7,7 +7,8 @@ import {
 import { type Destination, type Flow, isConnectionOriented } from '../src/transport/types.js';
 import { loopBranch } from './loop-detection.js';
 import type { RecordRoute } from './record-route.js';
-import type { BranchResult, BranchState, ForwardTarget, Resolve } from './types.js';
+import type { BranchResult, BranchState, ForwardTarget, ProxyMedia, Resolve } from './types.js';
+import { hasSdp } from './sdp-body.js';
 
 /** What a branch needs from the proxy core; one object shared by every branch and context. */
 export interface ProxyEnv {
@@ -20,6 +21,8 @@ export interface ProxyEnv {
   readonly cancelGuard: number;
   readonly tokens: RecordRoute;
   readonly resolve: Resolve;
+  /** The media relay hook, when one is configured. */
+  readonly media: ProxyMedia | undefined;
   /** A connection-oriented flow a dialog may be routed back to (flow tokens, in-dialog requests). */
   rememberFlow(destination: Destination): void;
 }
@@ -58,6 +61,8 @@ export class ProxyBranch implements ClientTransactionUser {
   result: BranchResult | undefined;
   transaction: ClientTransaction | undefined;
   destination: Destination | undefined;
+  /** The branch parameter of our Via on this branch (one media session per branch: rtpengine's via-branch). */
+  viaBranch: string | undefined;
   private readonly owner: BranchOwner;
   private readonly env: ProxyEnv;
   private readonly recordRoute: boolean;
@@ -81,6 +86,7 @@ export class ProxyBranch implements ClientTransactionUser {
     this.result = undefined;
     this.transaction = undefined;
     this.destination = undefined;
+    this.viaBranch = undefined;
     this.provisional = false;
     this.cancelReason = undefined;
     this.cancelSent = false;
@@ -195,12 +201,35 @@ export class ProxyBranch implements ClientTransactionUser {
 
   private send(destination: Destination): void {
     this.destination = destination;
+    this.viaBranch = loopBranch(this.owner.request);
+    const media = this.env.media;
+    if (media !== undefined && hasSdp(this.request)) {
+      // The media relay rewrites the offer for the leg it goes to (WebRTC ⇄ plain RTP) before it leaves.
+      this.state = 'calling';
+      media.outgoingRequest(this.request, this.owner.inbound, destination, this.viaBranch).then(
+        () => this.transmit(destination),
+        (err: Error & { status?: number }) => {
+          this.env.log.warn({ err: err.message, target: this.request.uri, callId: this.request.callId }, 'media relay refused the offer');
+          if (!this.ended) this.end({ status: this.cancelReason !== undefined ? 487 : err.status ?? 488 });
+        },
+      );
+      return;
+    }
+    this.transmit(destination);
+  }
+
+  private transmit(destination: Destination): void {
+    if (this.ended) return;
+    if (this.cancelReason !== undefined) {
+      this.end({ status: 487 });
+      return;
+    }
     const { stack, tokens } = this.env;
     const copy = this.request;
     try {
       if (this.recordRoute) tokens.insert(copy, stack, { inbound: this.owner.inbound, outbound: destination });
       // §16.6 step 8, with the loop-detecting branch of §16.3 step 4.
-      copy.prepend('Via', stack.viaFor(destination.protocol, loopBranch(this.owner.request)));
+      copy.prepend('Via', stack.viaFor(destination.protocol, this.viaBranch!));
       this.state = 'calling';
       this.transaction = stack.transactions.sendRequest(copy, destination, this);
     } catch (err) {

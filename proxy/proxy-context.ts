@@ -1,8 +1,9 @@
-import { SipResponse, type SipRequest } from '../src/sip/index.js';
+import { SipResponse, type SipRequest, createResponse } from '../src/sip/index.js';
 import type { ServerTransaction } from '../src/transaction/index.js';
 import type { Flow } from '../src/transport/types.js';
 import { type BranchOwner, ProxyBranch, type ProxyEnv } from './proxy-branch.js';
 import type { BranchResult, ForwardOptions, ForwardTarget, ProxyContextEvents } from './types.js';
+import { hasSdp } from './sdp-body.js';
 
 type E = ProxyContextEvents;
 type Listener<A extends unknown[]> = (...args: A) => void;
@@ -34,6 +35,9 @@ export class ProxyContext implements BranchOwner {
   private readonly onDone: (context: ProxyContext) => void;
   /** A 6xx arrived: §16.7 step 5 "MUST NOT create any new branches in this context". */
   private closedToNewBranches = false;
+  /** Upstream sends waiting behind a media rewrite, and the chain that keeps them in order. */
+  private queued = 0;
+  private upstream: Promise<void> = Promise.resolve();
   private starting = false;
   private attempts = 0;
   private finished = false;
@@ -98,9 +102,9 @@ export class ProxyContext implements BranchOwner {
 
   // ---- BranchOwner ------------------------------------------------------------------------------
 
-  branchProvisional(_branch: ProxyBranch, response: SipResponse): void {
+  branchProvisional(branch: ProxyBranch, response: SipResponse): void {
     if (this.final !== undefined) return;
-    this.forwardUpstream(response);
+    this.forwardUpstream(response, true, branch);
   }
 
   /**
@@ -109,9 +113,9 @@ export class ProxyContext implements BranchOwner {
    * cancel any pending client transactions associated with the response context." A non-INVITE request
    * has one final response: the first 2xx.
    */
-  branch2xx(_branch: ProxyBranch, response: SipResponse): void {
+  branch2xx(branch: ProxyBranch, response: SipResponse): void {
     if (this.final !== undefined && !this.isInvite) return;
-    const sent = this.forwardUpstream(response);
+    const sent = this.forwardUpstream(response, true, branch);
     if (this.final !== undefined || sent === undefined) return;
     this.setFinal(sent);
     this.cancelPending('fork');
@@ -210,23 +214,57 @@ export class ProxyContext implements BranchOwner {
     return out;
   }
 
-  /** §16.7 step 9 (our Via removed) then the server transaction sends it. Returns what was sent. */
-  private forwardUpstream(response: SipResponse, copy = true): SipResponse | undefined {
+  /**
+   * §16.7 step 9 (our Via removed) then the server transaction sends it. Returns what was (or, behind a
+   * media rewrite, will be) sent. With a media relay, a response carrying SDP waits for its rewrite, and
+   * every later response waits behind it so that upstream sees them in the order they came.
+   */
+  private forwardUpstream(response: SipResponse, copy = true, branch?: ProxyBranch): SipResponse | undefined {
     const out = copy ? upstreamCopy(response) : response;
     if (this.serverTx.isTerminated) return undefined;
+    const media = this.env.media;
+    const rewrite = media !== undefined && out.status > 100 && out.status < 300 && hasSdp(out);
+    if (!rewrite && this.queued === 0) return this.sendUpstream(out) ? out : undefined;
+    this.queued++;
+    this.upstream = this.upstream
+      .then(async () => {
+        if (rewrite) {
+          try {
+            await media.upstreamResponse(out, this.request, this.inbound, branch?.destination, branch?.viaBranch);
+          } catch (err) {
+            // The next hop has answered already; its SDP goes up unrewritten and the failure is logged.
+            this.env.log.error({ err: (err as Error).message, status: out.status, callId: this.request.callId }, 'media relay could not rewrite the answer');
+          }
+        }
+        this.sendUpstream(out);
+      })
+      .finally(() => this.queued--);
+    return out;
+  }
+
+  private sendUpstream(out: SipResponse): boolean {
+    if (this.serverTx.isTerminated) return false;
     try {
       this.serverTx.respond(out);
+      return true;
     } catch (err) {
       this.env.log.warn({ err: (err as Error).message, status: out.status }, 'response could not go upstream');
-      return undefined;
+      return false;
     }
-    return out;
   }
 
   private respondLocally(status: number): void {
     if (this.serverTx.isTerminated) return;
+    const code = status === 503 ? 500 : status;
+    if (this.queued > 0) {
+      // Behind a response whose SDP is being rewritten: keep the order.
+      const res = createResponse(this.serverTx.request, code);
+      this.forwardUpstream(res, false);
+      this.setFinal(res);
+      return;
+    }
     try {
-      this.setFinal(this.env.stack.respond(this.serverTx, status === 503 ? 500 : status));
+      this.setFinal(this.env.stack.respond(this.serverTx, code));
     } catch (err) {
       this.env.log.warn({ err: (err as Error).message, status }, 'response could not go upstream');
     }
@@ -234,6 +272,7 @@ export class ProxyContext implements BranchOwner {
 
   private setFinal(response: SipResponse): void {
     this.final = response;
+    this.env.media?.finished(this.request, response.status);
     this.emit('final', response);
   }
 

@@ -52,6 +52,7 @@ export class ProxyCore {
       cancelGuard: 64 * this.stack.transactions.timing.T1,
       tokens: this.recordRoute,
       resolve: options.resolve ?? ((uri) => resolve(uri)),
+      media: options.media,
       rememberFlow(destination: Destination): void {
         if (destination.flowId !== undefined) flows.set(destination.flowId, destination);
       },

@@ -13,6 +13,7 @@ import type { Binding, CredentialSource, RegistrarApi } from '../registrar/index
 import { aorOf } from '../registrar/index.js';
 import { forwardStateless, looseRoute } from './loose-route.js';
 import { isLoop } from './loop-detection.js';
+import type { MediaHook } from './media-hook.js';
 import type { ProxyCore } from './proxy-core.js';
 import type { RecordRoute } from './record-route.js';
 import { resolve as resolveUri } from './resolver.js';
@@ -26,6 +27,8 @@ export interface RouterDeps {
   registrar: RegistrarApi;
   /** Who exists (404 for unknown users, 480 for known users without a binding). */
   subscribers: CredentialSource;
+  /** The WebRTC gateway's call state: a BYE releases the call's media. */
+  media?: MediaHook;
   /** The domains this softswitch serves. */
   domains: string[];
   logger: Logger;
@@ -40,6 +43,7 @@ export class Router implements StackUser {
   private readonly registrar: RegistrarApi;
   private readonly subscribers: CredentialSource;
   private readonly domains: Set<string>;
+  private readonly media: MediaHook | undefined;
   private readonly log: Logger;
 
   constructor(deps: RouterDeps) {
@@ -49,6 +53,7 @@ export class Router implements StackUser {
     this.registrar = deps.registrar;
     this.subscribers = deps.subscribers;
     this.domains = new Set(deps.domains.map((d) => d.toLowerCase()));
+    this.media = deps.media;
     this.log = categoryLogger(deps.logger, 'proxy.route');
   }
 
@@ -100,6 +105,8 @@ export class Router implements StackUser {
   private async routeInDialog(req: SipRequest, tx: ServerTransaction): Promise<void> {
     const destination = await this.inDialogDestination(req);
     if (destination === undefined) return this.reply(tx, req.route.length === 0 ? 481 : 403);
+    // A BYE ends the call's media through the relay, whatever the far end answers.
+    if (req.method === 'BYE') this.media?.end(req.callId!);
     this.proxy.forward(req, tx, [{ uri: req.ruri, destination }], { recordRoute: false });
   }
 

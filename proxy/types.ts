@@ -4,9 +4,9 @@
  */
 import type { Logger } from '../src/log/index.js';
 import type { Stack } from '../src/core/index.js';
-import type { SipResponse, Uri } from '../src/sip/index.js';
+import type { SipRequest, SipResponse, Uri } from '../src/sip/index.js';
 import type { Timers } from '../src/transaction/index.js';
-import type { Destination } from '../src/transport/types.js';
+import type { Destination, Flow } from '../src/transport/types.js';
 
 /** One target of the target set (§16.5): where one branch of a (possibly forked) request goes. */
 export interface ForwardTarget {
@@ -39,6 +39,20 @@ export interface ForwardOptions {
   failover?: (best: SipResponse, attempt: number) => ForwardTarget[] | undefined;
 }
 
+/**
+ * What the proxy asks of a media relay (the WebRTC gateway): SDP rewriting on the way through, and the
+ * end of a call's media. Each method rewrites the message body in place; a rejection fails the branch
+ * (its `status`, 488 by default) or, for a response, sends the error upstream instead.
+ */
+export interface ProxyMedia {
+  /** A branch copy with an SDP offer is about to go out towards `outbound`. */
+  outgoingRequest(copy: SipRequest, inbound: Flow, outbound: Destination, viaBranch: string): Promise<void>;
+  /** A provisional or 2xx response with SDP is about to go upstream to `inbound`. */
+  upstreamResponse(response: SipResponse, request: SipRequest, inbound: Flow, outbound: Destination | undefined, viaBranch: string | undefined): Promise<void>;
+  /** The response context of `request` sent its final response upstream. */
+  finished(request: SipRequest, status: number): void;
+}
+
 export interface ProxyCoreOptions {
   stack: Stack;
   logger: Logger;
@@ -50,6 +64,8 @@ export interface ProxyCoreOptions {
   timers?: Timers;
   /** Next-hop resolution; `resolve()` of resolver.ts by default. */
   resolve?: Resolve;
+  /** The media relay hook (WebRTC gateway); without it SDP passes through untouched. */
+  media?: ProxyMedia;
 }
 
 /** What `looseRoute` did to a request carrying Route header fields (§16.4, §16.12). */

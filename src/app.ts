@@ -10,7 +10,8 @@ import { type SqlStore, openStore } from './store/index.js';
 import { TransportLayer, loadOrCreateCertificate } from './transport/index.js';
 import { HttpServer } from './http/index.js';
 import { type Registrar, type CredentialSource, createRegistrar } from '../registrar/index.js';
-import { ProxyCore, Router } from '../proxy/index.js';
+import { MediaHook, ProxyCore, Router } from '../proxy/index.js';
+import { createMediaGateway } from '../media/index.js';
 
 export interface Softswitch {
   readonly stack: Stack;
@@ -63,8 +64,10 @@ export async function createSoftswitch(config: Config, logger: Logger): Promise<
     logger,
     options: { domains: config.sip.domain, authAlgorithms: config.auth.algorithms },
   });
-  const proxy = new ProxyCore({ stack, logger });
-  stack.setUser(new Router({ stack, proxy, recordRoute: proxy.recordRoute, registrar, subscribers, domains: config.sip.domain, logger }));
+  const gateway = createMediaGateway({ nodes: config.media.rtpengine, logger, alwaysRelay: config.media.alwaysRelay });
+  const media = new MediaHook(gateway, logger);
+  const proxy = new ProxyCore({ stack, logger, media });
+  stack.setUser(new Router({ stack, proxy, recordRoute: proxy.recordRoute, registrar, subscribers, media, domains: config.sip.domain, logger }));
   const http = new HttpServer({
     listen: config.http.listen,
     logger,
@@ -74,6 +77,7 @@ export async function createSoftswitch(config: Config, logger: Logger): Promise<
         listeners: stack.listeners.map((l) => `${l.protocol}:${l.address}:${l.port}`),
         transactions: stack.transactions.stats,
         registrations: registrar.locations.count,
+        rtpengine: gateway.stats().map((n) => ({ node: `${n.host}:${n.port}`, up: n.up, calls: n.calls })),
         messages: stack.stats,
       }),
     },
@@ -85,6 +89,7 @@ export async function createSoftswitch(config: Config, logger: Logger): Promise<
     registrar,
     http,
     async start() {
+      gateway.start();
       await registrar.start();
       await stack.start();
       await http.start();
@@ -96,6 +101,7 @@ export async function createSoftswitch(config: Config, logger: Logger): Promise<
         await http.stop();
         await stack.stop();
         await registrar.stop();
+        gateway.stop();
       }
       await store.close();
     },

@@ -79,6 +79,15 @@ const schema = z.strictObject({
      */
     algorithms: z.array(z.enum(['MD5', 'SHA-256'])).min(1).default(['SHA-256', 'MD5']),
   }).prefault({}),
+  media: z.strictObject({
+    /**
+     * rtpengine control sockets (ng protocol), `udp:host:port` with an optional `;weight=N`. Empty: no
+     * relay — WebRTC ⇄ WebRTC calls keep their media end to end, calls that need bridging get 488.
+     */
+    rtpengine: z.array(z.string().regex(/^(udp6?:)?(\[[0-9a-fA-F:.]+\]|[^:;\s]+):\d{1,5}(;weight=\d+)?$/, 'expected udp:host:port or udp:host:port;weight=N')).default([]),
+    /** Relay every call's media through rtpengine, even between two WebRTC (or two plain) legs. */
+    alwaysRelay: z.boolean().default(false),
+  }).prefault({}),
   store: z.strictObject({
     /** `sqlite:data/softswitch.db` (embedded default) or `mysql://user:pass@host:3306/db`. */
     url: z.string().min(1).default('sqlite:data/softswitch.db'),
@@ -109,6 +118,7 @@ const ENV: Array<[string, string[], 'string' | 'list' | 'number']> = [
   ['SOFTSWITCH_TLS_CERT', ['tls', 'cert'], 'string'],
   ['SOFTSWITCH_TLS_KEY', ['tls', 'key'], 'string'],
   ['SOFTSWITCH_STORE_URL', ['store', 'url'], 'string'],
+  ['SOFTSWITCH_MEDIA_RTPENGINE', ['media', 'rtpengine'], 'list'],
   ['SOFTSWITCH_HTTP_LISTEN', ['http', 'listen'], 'string'],
   ['SOFTSWITCH_LOG_LEVEL', ['log', 'level'], 'string'],
   ['SOFTSWITCH_DATA_DIR', ['dataDir'], 'string'],
