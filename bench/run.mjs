@@ -3,7 +3,13 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
 const [scenario, ...rest] = process.argv.slice(2);
-const scenarios = { parser: 'dist/bench/parser.js', options: 'dist/bench/options.js' };
+const scenarios = {
+  parser: 'dist/bench/parser.js',
+  options: 'dist/bench/options.js',
+  register: 'dist/bench/register.js',
+  calls: 'dist/bench/calls.js',
+  kamailio: 'dist/bench/kamailio.js',
+};
 if (!scenario || !(scenario in scenarios)) {
   console.error(`usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [args]`);
   process.exit(2);
