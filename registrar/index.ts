@@ -11,6 +11,7 @@ import { Registrar } from './registrar.js';
 import type { CredentialSource, LocationPersistence, RegistrarOptions } from './types.js';
 
 export { DigestAuthenticator } from './auth/digest-authenticator.js';
+export { CachedCredentialSource } from './auth/cached-credentials.js';
 export { LocationService } from './location/location-service.js';
 export { aorOf } from './location/aor.js';
 export { Registrar, type RegistrarInit } from './registrar.js';

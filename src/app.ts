@@ -9,7 +9,7 @@ import type { Logger } from './log/index.js';
 import { type SqlStore, openStore } from './store/index.js';
 import { TransportLayer, loadOrCreateCertificate } from './transport/index.js';
 import { HttpServer } from './http/index.js';
-import { type Registrar, type CredentialSource, createRegistrar } from '../registrar/index.js';
+import { type Registrar, type CredentialSource, CachedCredentialSource, createRegistrar } from '../registrar/index.js';
 import { MediaHook, ProxyCore, Router } from '../proxy/index.js';
 import { createMediaGateway } from '../media/index.js';
 
@@ -51,12 +51,12 @@ export async function createSoftswitch(config: Config, logger: Logger): Promise<
   });
   const store = await openStore({ url: config.store.url, logger });
   // The registrar and the router see subscribers only through this narrow interface.
-  const subscribers: CredentialSource = {
+  const subscribers: CredentialSource = new CachedCredentialSource({
     async getCredentials(username, domain) {
       const s = await store.subscribers.get(username, domain);
       return s && { ha1Md5: s.ha1Md5, ha1Sha256: s.ha1Sha256, enabled: s.enabled };
     },
-  };
+  });
   const registrar = createRegistrar({
     stack,
     credentials: subscribers,

@@ -13,6 +13,9 @@ export interface UdpListenerOptions {
 }
 
 /** One UDP socket (udp4 or udp6 by the listen address): receives datagrams and sends from the same port. */
+/** Socket buffer size requested for UDP listeners (bench/README.md: drops at 500+ calls/s with the default). */
+const UDP_BUFFER_BYTES = 4 * 1024 * 1024;
+
 export class UdpListener implements Listener {
   private spec: ListenSpec;
   private readonly delegate: ListenerDelegate;
@@ -37,7 +40,10 @@ export class UdpListener implements Listener {
 
   start(): Promise<ListenSpec> {
     if (this.socket) throw new Error(`UDP listener ${formatHostPort(this.spec)} already started`);
-    const socket = createSocket({ type: this.family === 6 ? 'udp6' : 'udp4' });
+    // A bigger receive queue absorbs event-loop pauses (garbage collection) under load instead of dropping
+    // datagrams, which SIP over UDP turns into retransmissions and failed calls. The kernel caps it at
+    // net.core.rmem_max (4 MiB here).
+    const socket = createSocket({ type: this.family === 6 ? 'udp6' : 'udp4', recvBufferSize: UDP_BUFFER_BYTES, sendBufferSize: UDP_BUFFER_BYTES });
     this.socket = socket;
     return new Promise((resolve, reject) => {
       const onBindError = (err: Error): void => {
