@@ -73,11 +73,12 @@ const schema = z.strictObject({
   }).prefault({}),
   auth: z.strictObject({
     /**
-     * Digest challenges offered, in this order. RFC 8760 clients take the first they support (SHA-256);
-     * SIP.js 0.21 and JsSIP 3.x support only MD5 and keep only the last challenge of a response, so
-     * MD5 goes last.
+     * Digest challenges offered, in this order. MD5 alone by default: it is the one order every client
+     * handles — SIP.js 0.21 and JsSIP 3.x keep only the LAST challenge of a response and support only MD5,
+     * while SIPp 3.6 (and many desk phones) answer only the FIRST and abort on anything but MD5. With
+     * [SHA-256, MD5], RFC 8760 clients use SHA-256 and SIP.js/JsSIP still find MD5 last.
      */
-    algorithms: z.array(z.enum(['MD5', 'SHA-256'])).min(1).default(['SHA-256', 'MD5']),
+    algorithms: z.array(z.enum(['MD5', 'SHA-256'])).min(1).default(['MD5']),
   }).prefault({}),
   media: z.strictObject({
     /**
