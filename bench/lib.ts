@@ -17,11 +17,16 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
+/** Extra Node flags for the server, e.g. `BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'`. */
+function nodeArgs(): string[] {
+  return (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+}
+
 /** Starts `softswitch start` with a YAML config (as text) and waits for it to listen. */
 export async function startServerProcess(yaml: (dir: string) => string): Promise<ServerProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'softswitch-bench-'));
   writeFileSync(join(dir, 'softswitch.yaml'), yaml(dir));
-  const child = spawn(process.execPath, [join(repoRoot, 'dist', 'src', 'main.js'), 'start', '--config', join(dir, 'softswitch.yaml')], {
+  const child = spawn(process.execPath, [...nodeArgs(), join(repoRoot, 'dist', 'src', 'main.js'), 'start', '--config', join(dir, 'softswitch.yaml')], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -127,6 +127,8 @@ export interface LocationRow {
 /** Write-behind persistence of the bindings; failures are logged, never fail a REGISTER. */
 export interface LocationPersistence {
   upsert(row: LocationRow): Promise<unknown>;
+  /** Several upserts in one go (one statement where the store can); used instead of upsert when present. */
+  upsertMany?(rows: LocationRow[]): Promise<unknown>;
   remove(aor: string, contact: string): Promise<unknown>;
   removeAor(aor: string): Promise<unknown>;
   listAll(): Promise<LocationRow[]>;

@@ -28,6 +28,9 @@ export class LocationService {
   private timer: NodeJS.Timeout | undefined;
   private loaded = false;
   private writes: Promise<void> = Promise.resolve();
+  /** Writes not yet handed to the persistence, per AoR: the newest row (or null, a removal) per contact. */
+  private pending = new Map<string, PendingAor>();
+  private drainQueued = false;
 
   constructor(options: LocationServiceOptions) {
     const interval = options.purgeIntervalMs ?? DEFAULT_PURGE_INTERVAL_MS;
@@ -79,7 +82,7 @@ export class LocationService {
     await this.flush();
   }
 
-  /** Resolves once every persistence write issued so far has finished (or failed and been logged). */
+  /** Resolves once every persistence write queued so far has finished (or failed and been logged). */
   flush(): Promise<void> {
     return this.writes;
   }
@@ -190,16 +193,24 @@ export class LocationService {
 
     if (this.persistence === undefined) return;
     if (kept.length === 0) {
-      this.persist((p) => p.removeAor(aor), 'removeAor');
-      return;
+      this.pending.set(aor, { clear: true, contacts: new Map() });
+    } else {
+      const entry = this.pendingFor(aor);
+      for (const b of dropped) {
+        if (!addedUris.has(b.contactUri)) entry.contacts.set(b.contactUri, null);
+      }
+      for (const b of add) entry.contacts.set(b.contactUri, rowOf(b));
     }
-    for (const b of dropped) {
-      if (!addedUris.has(b.contactUri)) this.persist((p) => p.remove(aor, b.contactUri), 'remove');
+    this.queueDrain();
+  }
+
+  private pendingFor(aor: string): PendingAor {
+    let entry = this.pending.get(aor);
+    if (entry === undefined) {
+      entry = { clear: false, contacts: new Map() };
+      this.pending.set(aor, entry);
     }
-    for (const b of add) {
-      const row = rowOf(b);
-      this.persist((p) => p.upsert(row), 'upsert');
-    }
+    return entry;
   }
 
   private index(b: Binding): void {
@@ -214,17 +225,49 @@ export class LocationService {
     if (b.flow !== undefined) removeFrom(this.byFlow, b.flow.id, b);
   }
 
-  /** Queues a write; writes run one after another so a remove never overtakes the upsert before it. */
-  private persist(op: (p: LocationPersistence) => Promise<unknown>, what: string): void {
+  /**
+   * Write-behind with coalescing: changes wait in `pending` while the previous batch is being written,
+   * and the next batch carries only the newest state of each contact, its upserts in one call when the
+   * persistence has `upsertMany` (one multi-row statement instead of a statement per REGISTER). Batches
+   * run one after another, so a removal never overtakes the upsert before it.
+   */
+  private queueDrain(): void {
     const p = this.persistence;
-    if (p === undefined) return;
-    this.writes = this.writes.then(() => op(p)).then(
-      () => undefined,
-      (err: unknown) => {
-        this.log.warn({ op: what, err: err instanceof Error ? err.message : String(err) }, 'location persistence failed');
-      },
-    );
+    if (p === undefined || this.drainQueued) return;
+    this.drainQueued = true;
+    this.writes = this.writes.then(() => this.drain(p));
   }
+
+  private async drain(p: LocationPersistence): Promise<void> {
+    this.drainQueued = false;
+    const batch = this.pending;
+    this.pending = new Map();
+    const upserts: LocationRow[] = [];
+    for (const [aor, entry] of batch) {
+      if (entry.clear) await this.attempt('removeAor', () => p.removeAor(aor));
+      for (const [contact, row] of entry.contacts) {
+        if (row !== null) upserts.push(row);
+        else if (!entry.clear) await this.attempt('remove', () => p.remove(aor, contact));
+      }
+    }
+    if (upserts.length === 0) return;
+    if (p.upsertMany !== undefined) await this.attempt('upsert', () => p.upsertMany!(upserts));
+    else for (const row of upserts) await this.attempt('upsert', () => p.upsert(row));
+  }
+
+  private async attempt(what: string, op: () => Promise<unknown>): Promise<void> {
+    try {
+      await op();
+    } catch (err) {
+      this.log.warn({ op: what, err: err instanceof Error ? err.message : String(err) }, 'location persistence failed');
+    }
+  }
+}
+
+interface PendingAor {
+  /** Every binding of the AoR is to be removed before the contacts below are written. */
+  clear: boolean;
+  contacts: Map<string, LocationRow | null>;
 }
 
 function byPreference(a: Binding, b: Binding): number {

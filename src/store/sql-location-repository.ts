@@ -27,6 +27,8 @@ const COLUMNS = [
 /** Largest CSeq sequence number (RFC 3261 §8.1.1.5: less than 2**31) and reg-id (RFC 5626 §4.2). */
 const MAX_INT31 = 2 ** 31 - 1;
 
+const UPSERT_CHUNK = 500;
+
 function toBinding(row: LocationRow): StoredBinding {
   return {
     id: toNumber(row.id),
@@ -86,6 +88,18 @@ export class SqlLocationRepository implements LocationRepository {
     return this.ctx.run('saving a binding', async (db) => {
       // ON CONFLICT … DO UPDATE on SQLite, ON DUPLICATE KEY UPDATE on MariaDB: one statement, no race.
       await db('locations').insert(row).onConflict(['aor', 'contact']).merge();
+    });
+  }
+
+  async upsertMany(bindings: Binding[]): Promise<void> {
+    if (bindings.length === 0) return;
+    // Newest last wins within one statement's VALUES would be undefined behaviour: keep one row per key.
+    const rows = [...new Map(bindings.map((b) => { const r = toRow(b); return [`${r.aor}\n${r.contact}`, r] as const; })).values()];
+    return this.ctx.run('saving bindings', async (db) => {
+      // 14 columns a row: 500 rows stay under SQLite's 32,766 bound parameters.
+      for (let i = 0; i < rows.length; i += UPSERT_CHUNK) {
+        await db('locations').insert(rows.slice(i, i + UPSERT_CHUNK)).onConflict(['aor', 'contact']).merge();
+      }
     });
   }
 

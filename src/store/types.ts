@@ -113,6 +113,8 @@ export interface SubscriberRepository {
 export interface LocationRepository {
   /** Inserts the binding, or replaces the one with the same (aor, contact). */
   upsert(binding: Binding): Promise<void>;
+  /** upsert for many bindings, in as few statements as the database allows. */
+  upsertMany(bindings: Binding[]): Promise<void>;
   /** True when a binding was removed. */
   remove(aor: string, contact: string): Promise<boolean>;
   /** Removes every binding of the AoR; returns how many. */

@@ -287,6 +287,19 @@ export function repositorySuite(target: Target): void {
         assert.ok(b.updatedAt >= t0 && b.updatedAt <= Date.now());
       });
 
+      it('upsertMany writes 1,200 bindings (more than one statement\'s worth) and replaces existing ones in place', async () => {
+        const many = 'sip:many@loc.example.com';
+        await store.locations.upsert(binding({ aor: many, contact: 'sip:d0@192.0.2.1', cseq: 1 }));
+        const before = (await store.locations.listAor(many, now))[0]!;
+        const rows = Array.from({ length: 1200 }, (_, i) => binding({ aor: many, contact: `sip:d${i}@192.0.2.1`, cseq: 2 }));
+        await store.locations.upsertMany(rows);
+        const after = await store.locations.listAor(many, now);
+        assert.equal(after.length, 1200);
+        assert.ok(after.every((b) => b.cseq === 2));
+        assert.equal(after.find((b) => b.contact === 'sip:d0@192.0.2.1')!.id, before.id);
+        assert.equal(await store.locations.removeAor(many), 1200);
+      });
+
       it('upsert of the same (aor, contact) replaces the binding instead of adding one', async () => {
         const contact = 'sip:alice@192.0.2.20:5060';
         await store.locations.upsert(binding({ contact, cseq: 10, expiresAt: now + 60_000, node: 'node-a', q: 0.5 }));
