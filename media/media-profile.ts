@@ -97,8 +97,16 @@ export function audioCodecs(sdp: string | Buffer): string[] {
 
 /** The transport protocol of each m-line (`RTP/AVP`, `UDP/TLS/RTP/SAVPF` …). */
 export function mediaProtocols(sdp: string | Buffer): string[] {
-  return parse(sdp).media.map((m) => m.protocol);
+  // Asked of every INVITE and answer the proxy forwards: only the m= lines matter, so they are read
+  // with one regular expression instead of a full sdp-transform parse (RFC 8866 §5.14:
+  // m=<media> <port>[/<number of ports>] <proto> <fmt> …).
+  const text = typeof sdp === 'string' ? sdp : sdp.toString('latin1');
+  const out: string[] = [];
+  for (const m of text.matchAll(M_LINE)) out.push(m[1]!);
+  return out;
 }
+
+const M_LINE = /^m=[^ \r\n]+ [^ \r\n]+ ([^ \r\n]+)/gm;
 
 function parse(sdp: string | Buffer): SessionDescription {
   return parseSdp(typeof sdp === 'string' ? sdp : sdp.toString('utf8'));

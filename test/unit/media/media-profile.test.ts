@@ -29,6 +29,13 @@ describe('media profiles per leg', () => {
     assert.deepEqual(audioCodecs(noRtpmap), ['G729', 'PCMU']);
     assert.deepEqual(mediaProtocols(webrtcOffer()), ['UDP/TLS/RTP/SAVPF']);
   });
+
+  it('reads the protocol of every m= line, with LF or CRLF line ends and a port count', () => {
+    const two = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 4000/2 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\n';
+    assert.deepEqual(mediaProtocols(two), ['RTP/AVP', 'UDP/TLS/RTP/SAVPF']);
+    assert.deepEqual(mediaProtocols(Buffer.from(two.replace(/\r\n/g, '\n'))), ['RTP/AVP', 'UDP/TLS/RTP/SAVPF']);
+    assert.deepEqual(mediaProtocols('v=0\r\ns=-\r\na=x:m=audio 1 RTP/SAVPF 0\r\n'), []);
+  });
 });
 
 describe('ng flags for the side that receives the SDP', () => {
