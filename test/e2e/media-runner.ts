@@ -1,0 +1,389 @@
+/**
+ * The media scenarios, run by media.test.ts inside a loopback-only network namespace:
+ * `ip netns exec NS node dist/test/e2e/media-runner.js SCENARIO`. libwebrtc (wrtc) runs in this process,
+ * so the whole call — rtpengine, the softswitch, SIPp and the WebRTC phones — lives in the namespace.
+ *
+ * The runner does not judge: it places the calls and prints what it observed as one line
+ * `MEDIA-RESULT {json}` (stats, what was heard, which rtpengine held which call, sessions left), and the
+ * test asserts on it. A step that cannot go on (no answer, ICE never connects) ends the scenario with
+ * `{ error }`. Every process it starts is stopped before it exits; it exits with process.exit() (see
+ * webrtc-phone.ts) and kills itself after RUNNER_TIMEOUT_MS whatever happens.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { join } from 'node:path';
+import { NgClient, type NgReply } from '../../media/index.js';
+import { type RtpengineHandle, startRtpengine } from '../helpers/rtpengine.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { SIPP_SCENARIOS } from '../helpers/sipp.js';
+import { freePort, requireTool } from '../helpers/tools.js';
+import { type AudioStats, type HeardAudio, WebRtcPhone, type WebRtcCall } from '../helpers/webrtc-phone.js';
+
+const DOMAIN = 'example.com';
+const RUNNER_TIMEOUT_MS = Number(process.env.MEDIA_RUNNER_TIMEOUT_MS ?? 60_000);
+/** How long each call carries audio before it is measured. */
+const TALK_MS = 1500;
+
+/** What one side of a call saw. */
+export interface SideReport {
+  stats: AudioStats;
+  heard: HeardAudio;
+  /** The SDP this side received (offer or answer), as far as the test needs it. */
+  remoteSdp: string;
+  toneHz: number;
+}
+
+/** One call: both sides, and rtpengine's view of it while it was up. */
+export interface CallReport {
+  callId: string;
+  /** The rtpengine node (`udp:127.0.0.1:PORT`) that held the call's session while it was up. */
+  node: string | undefined;
+  /** rtpengine's view of each party (by SIP tag), from ng `query` while the call was up. */
+  legs: Record<string, RtpengineLeg>;
+  caller: SideReport;
+  callee?: SideReport;
+  /** Sessions of this call still on any rtpengine after the call ended (live ones; deleted ones lingering are not counted). */
+  leftoverSessions: string[];
+  /** Milliseconds from call() to established. */
+  setupMs: number;
+}
+
+export interface MediaResult {
+  scenario: string;
+  calls: CallReport[];
+  /** SIPp UAS exit code and the tail of its output. */
+  sipp?: { code: number | null; output: string };
+  /** Scenario-specific facts. */
+  facts: Record<string, unknown>;
+  error?: string;
+  logs?: string;
+}
+
+// ---- the pieces ------------------------------------------------------------------------------------
+
+interface Env {
+  ts: TestServer;
+  rtpengines: RtpengineHandle[];
+  cleanups: Array<() => Promise<void> | void>;
+  users: number;
+  sippOutput?: () => string;
+}
+
+async function environment(options: { rtpengines: number; alwaysRelay: boolean }): Promise<Env> {
+  const env: Env = { ts: undefined as unknown as TestServer, rtpengines: [], cleanups: [], users: 0 };
+  current = env;
+  for (let i = 0; i < options.rtpengines; i++) {
+    const r = await startRtpengine();
+    env.rtpengines.push(r);
+    env.cleanups.push(() => r.stop());
+  }
+  env.ts = await startTestServer({ media: { rtpengine: env.rtpengines.map((r) => r.ng), alwaysRelay: options.alwaysRelay } });
+  env.cleanups.push(() => env.ts.stop());
+  return env;
+}
+
+async function addUser(env: Env, prefix: string): Promise<{ user: string; aor: string; password: string }> {
+  const user = `${prefix}${++env.users}`;
+  const password = `${user}-secret`;
+  await env.ts.addUser(`${user}@${DOMAIN}`, password);
+  return { user, aor: `sip:${user}@${DOMAIN}`, password };
+}
+
+async function webrtcPhone(env: Env, prefix: string, toneHz: number, codecs?: readonly string[]): Promise<WebRtcPhone> {
+  const u = await addUser(env, prefix);
+  const phone = await WebRtcPhone.create({ uri: u.aor, password: u.password, wsUrl: `ws://${env.ts.addr('ws')}`, toneHz, codecs });
+  env.cleanups.push(() => phone.stop());
+  await phone.register();
+  return phone;
+}
+
+interface SippUas {
+  aor: string;
+  /** Where SIPp's RTP echo listens (its SDP's m= port). */
+  mediaPort: number;
+  done: Promise<{ code: number | null; output: string }>;
+}
+
+/**
+ * SIPp as a plain RTP phone: registers over UDP, answers `calls` calls with PCMU only and echoes every RTP
+ * packet back to its sender (-rtp_echo). Killed by the cleanup if still running.
+ */
+async function sippEchoUas(env: Env, calls: number): Promise<SippUas> {
+  const u = await addUser(env, 'sippecho');
+  const mediaPort = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'sipp-media-'));
+  const args = [
+    env.ts.addr('udp'), '-sf', join(SIPP_SCENARIOS, 'media-uas-register.xml'), '-oocsf', join(SIPP_SCENARIOS, 'media-uas-echo.xml'),
+    '-t', 'u1', '-i', '127.0.0.1', '-p', String(await freePort()), '-m', '1', '-nostdin', '-timeout', '50s', '-timeout_error',
+    '-key', 'aor_user', u.user, '-key', 'aor_domain', DOMAIN,
+    // digest uri: SIPp's default, the Request-URI (the server's own address)
+    '-au', u.user, '-ap', u.password,
+    '-set', 'calls_expected', String(calls),
+    '-rtp_echo', '-mi', '127.0.0.1', '-mp', String(mediaPort),
+    ...(process.env.SIPP_TRACE === '1' ? ['-trace_msg', '-message_file', join(dir, 'messages.log')] : []),
+  ];
+  const child = spawn(requireTool('sipp', 'sip-tester'), args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
+  child.stderr.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
+  let ended: { code: number | null; output: string } | undefined;
+  const done = new Promise<{ code: number | null; output: string }>((resolve) => {
+    child.on('close', (code) => resolve((ended = { code, output })));
+  });
+  env.cleanups.push(async () => {
+    if (!ended) child.kill('SIGKILL');
+    await done;
+    if (process.env.SIPP_TRACE !== '1') rmSync(dir, { recursive: true, force: true });
+  });
+  const deadline = Date.now() + 5000;
+  while (env.ts.server.registrar.lookup(u.aor).length === 0) {
+    if (ended) throw new Error(`SIPp ended before registering (${ended.code}): ${ended.output}`);
+    if (Date.now() > deadline) throw new Error('SIPp did not register within 5 s');
+    await sleep(50);
+  }
+  env.sippOutput = () => output;
+  return { aor: u.aor, mediaPort, done: withTimeout(done, 15_000, 'SIPp to finish its calls') };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what} (${ms} ms)`)), ms)))]).finally(() => clearTimeout(timer));
+}
+
+/** rtpengine's view of one party of a call (ng `query`, under the party's SIP tag). */
+export interface RtpengineLeg {
+  /** RTP packets rtpengine received from this party (its RTP stream's `stats.packets`; RTCP not counted). */
+  rtpPackets: number;
+  /** The transport protocol rtpengine speaks with this party (`RTP/AVP`, `UDP/TLS/RTP/SAVPF`). */
+  protocol: string | undefined;
+  /** Where this party's RTP comes from, `address:port`. */
+  endpoint: string | undefined;
+  /** rtpengine transcodes on this leg. */
+  transcoding: boolean;
+}
+
+async function queryLegs(r: RtpengineHandle, callId: string): Promise<Record<string, RtpengineLeg>> {
+  const client = new NgClient({ host: '127.0.0.1', port: r.ngPort, timeoutMs: 1000, retransmitMs: 200 });
+  interface Stream { flags?: string[]; endpoint?: { address?: string; port?: number }; stats?: { packets?: number } }
+  interface Media { protocol?: string; flags?: string[]; streams?: Stream[] }
+  try {
+    const reply: NgReply = await client.command({ command: 'query', 'call-id': callId });
+    const out: Record<string, RtpengineLeg> = {};
+    const text = (v: unknown): string | undefined => (Buffer.isBuffer(v) ? v.toString() : typeof v === 'string' ? v : undefined);
+    for (const [tag, mono] of Object.entries((reply.tags ?? {}) as Record<string, { medias?: Media[] }>)) {
+      const media = (mono.medias ?? [])[0];
+      const rtp = (media?.streams ?? []).find((st) => (st.flags ?? []).map(text).includes('RTP'));
+      out[tag] = {
+        rtpPackets: rtp?.stats?.packets ?? 0,
+        protocol: text(media?.protocol),
+        endpoint: rtp?.endpoint ? `${text(rtp.endpoint.address)}:${rtp.endpoint.port}` : undefined,
+        transcoding: (media?.flags ?? []).map(text).includes('transcoding'),
+      };
+    }
+    return out;
+  } finally {
+    client.close();
+  }
+}
+
+/** The node holding a call right now (CLI `list sessions all`), or undefined. */
+async function nodeOf(env: Env, callId: string): Promise<RtpengineHandle | undefined> {
+  for (const r of env.rtpengines) {
+    try {
+      if ((await r.listSessions()).includes(callId)) return r;
+    } catch {
+      // a killed node has no sessions
+    }
+  }
+  return undefined;
+}
+
+/** Live sessions of the call left on any running node, polled briefly (the BYE's delete is asynchronous). */
+async function leftovers(env: Env, callId: string): Promise<string[]> {
+  const deadline = Date.now() + 2000;
+  for (;;) {
+    const left: string[] = [];
+    for (const r of env.rtpengines) {
+      try {
+        if ((await r.listSessions()).includes(callId)) left.push(r.ng);
+      } catch {
+        // not running
+      }
+    }
+    if (left.length === 0 || Date.now() > deadline) return left;
+    await sleep(100);
+  }
+}
+
+async function side(call: WebRtcCall, remoteSdp: string, toneHz: number): Promise<SideReport> {
+  return { stats: await call.stats(), heard: call.heard(1000), remoteSdp, toneHz };
+}
+
+function remoteSdpOf(call: WebRtcCall): string {
+  const pc = call.pc as unknown as { remoteDescription?: { sdp?: string } | null };
+  return pc.remoteDescription?.sdp ?? '';
+}
+
+/**
+ * One call from a WebRTC phone, measured: established → media connected → TALK_MS of audio → stats and
+ * rtpengine counters → hang-up → leftover sessions.
+ */
+async function measuredCall(
+  env: Env,
+  caller: WebRtcPhone,
+  callerHz: number,
+  target: string,
+  callee?: { phone: WebRtcPhone; toneHz: number },
+  beforeHangup?: (call: WebRtcCall, node: RtpengineHandle | undefined) => Promise<void>,
+): Promise<CallReport> {
+  const started = performance.now();
+  const answering = callee?.phone.answer();
+  answering?.catch(() => undefined);
+  const call = await caller.call(target);
+  const setupMs = Math.round(performance.now() - started);
+  const answered = answering ? await answering : undefined;
+  await call.waitForMedia();
+  await answered?.waitForMedia();
+  await sleep(TALK_MS);
+  const node = await nodeOf(env, call.callId);
+  const legs = node ? await queryLegs(node, call.callId).catch(() => ({})) : {};
+  const report: CallReport = {
+    callId: call.callId,
+    node: node?.ng,
+    legs,
+    caller: await side(call, remoteSdpOf(call), callerHz),
+    callee: answered && callee ? { ...(await side(answered, answered.invite, callee.toneHz)) } : undefined,
+    leftoverSessions: [],
+    setupMs,
+  };
+  if (beforeHangup) await beforeHangup(call, node);
+  await call.hangup();
+  await answered?.waitForEnded();
+  answered?.close();
+  report.leftoverSessions = await leftovers(env, call.callId);
+  return report;
+}
+
+async function healthOf(env: Env): Promise<Array<{ node: string; up: boolean; calls: number }>> {
+  const res = await fetch(`http://127.0.0.1:${env.ts.server.http.boundTo}/health`);
+  const body = (await res.json()) as { rtpengine: Array<{ node: string; up: boolean; calls: number }> };
+  return body.rtpengine;
+}
+
+async function waitForHealth(env: Env, node: RtpengineHandle, up: boolean, timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  const id = `127.0.0.1:${node.ngPort}`;
+  for (;;) {
+    const h = (await healthOf(env)).find((n) => n.node === id);
+    if (h?.up === up) return Date.now() - started;
+    if (Date.now() - started > timeoutMs) throw new Error(`rtpengine ${id} not ${up ? 'up' : 'down'} in /health after ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+// ---- the scenarios ---------------------------------------------------------------------------------
+
+const scenarios: Record<string, (result: MediaResult) => Promise<void>> = {
+  /** A WebRTC phone calls SIPp (PCMU only, RTP echo): the browser leg is bridged to RTP/AVP by rtpengine. */
+  async 'webrtc-to-sipp-echo'(result) {
+    const env = await environment({ rtpengines: 1, alwaysRelay: false });
+    const sipp = await sippEchoUas(env, 1);
+    const alice = await webrtcPhone(env, 'alice', 440);
+    result.calls.push(await measuredCall(env, alice, 440, sipp.aor));
+    result.sipp = await sipp.done;
+    result.facts.sippMediaPort = sipp.mediaPort;
+  },
+
+  /** The same with the browser's offer trimmed to opus: rtpengine transcodes opus ⇄ PCMU. */
+  async 'webrtc-opus-to-sipp-pcmu'(result) {
+    const env = await environment({ rtpengines: 1, alwaysRelay: false });
+    const sipp = await sippEchoUas(env, 1);
+    const alice = await webrtcPhone(env, 'alice', 660, ['opus']);
+    result.calls.push(await measuredCall(env, alice, 660, sipp.aor));
+    result.sipp = await sipp.done;
+    result.facts.sippMediaPort = sipp.mediaPort;
+  },
+
+  /** Two WebRTC phones with media.alwaysRelay: both legs SAVPF through rtpengine. */
+  async 'webrtc-to-webrtc-relayed'(result) {
+    const env = await environment({ rtpengines: 1, alwaysRelay: true });
+    const alice = await webrtcPhone(env, 'alice', 440);
+    const bob = await webrtcPhone(env, 'bob', 880);
+    result.calls.push(await measuredCall(env, alice, 440, bob.aor, { phone: bob, toneHz: 880 }));
+    result.facts.rtpenginePorts = env.rtpengines[0]!.argv.filter((a) => a.startsWith('--port-'));
+  },
+
+  /**
+   * Two rtpengines. Call 1 lands on one (X); X is killed mid-call; call 2 must go to the other (Y).
+   * X is restarted on its port; the pool's health ping brings it back; Y is then stopped, and call 3
+   * must be carried by X again.
+   */
+  async 'rtpengine-failover'(result) {
+    const env = await environment({ rtpengines: 2, alwaysRelay: false });
+    const sipp = await sippEchoUas(env, 3);
+    const alice = await webrtcPhone(env, 'alice', 440);
+    let x: RtpengineHandle | undefined;
+    const first = await measuredCall(env, alice, 440, sipp.aor, undefined, async (_call, node) => {
+      if (!node) throw new Error('call 1 is on no rtpengine');
+      x = node;
+      node.kill();
+      await sleep(200);
+    });
+    result.calls.push(first);
+    if (!x) throw new Error('no node took call 1');
+    const y = env.rtpengines.find((r) => r !== x)!;
+    result.facts.x = x.ng;
+    result.facts.y = y.ng;
+    // the BYE's delete to the dead node timed out and marked it down (or the next offer will)
+    result.facts.xDownAfterMs = await waitForHealth(env, x, false, 5000).catch((err: Error) => err.message);
+
+    result.calls.push(await measuredCall(env, alice, 440, sipp.aor));
+
+    await x.restart();
+    result.facts.xBackUpAfterMs = await waitForHealth(env, x, true, 15_000);
+    await y.stop();
+    result.calls.push(await measuredCall(env, alice, 440, sipp.aor));
+    result.facts.health = await healthOf(env);
+    result.sipp = await sipp.done;
+  },
+};
+
+let current: Env | undefined;
+
+async function cleanup(): Promise<void> {
+  const env = current;
+  current = undefined;
+  if (!env) return;
+  for (const fn of env.cleanups.reverse()) {
+    try {
+      await Promise.race([fn(), sleep(6000)]);
+    } catch {
+      // best effort: the namespace goes with the test
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const name = process.argv[2] ?? '';
+  const result: MediaResult = { scenario: name, calls: [], facts: {} };
+  const killer = setTimeout(() => {
+    result.error = `the runner did not finish within ${RUNNER_TIMEOUT_MS} ms`;
+    process.stdout.write(`MEDIA-RESULT ${JSON.stringify(result)}\n`);
+    process.exit(3);
+  }, RUNNER_TIMEOUT_MS);
+  const scenario = scenarios[name];
+  try {
+    if (!scenario) throw new Error(`unknown scenario "${name}" (known: ${Object.keys(scenarios).join(', ')})`);
+    await scenario(result);
+  } catch (err) {
+    result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    result.logs = [...(current?.rtpengines.map((r) => `${r.ng}:\n${r.logTail()}`) ?? []), `SIPp:\n${current?.sippOutput?.() ?? ''}`].join('\n');
+  }
+  await cleanup();
+  clearTimeout(killer);
+  process.stdout.write(`MEDIA-RESULT ${JSON.stringify(result)}\n`, () => process.exit(result.error ? 1 : 0));
+}
+
+void main();

@@ -1,0 +1,170 @@
+/**
+ * Real media through the WebRTC gateway (issue 5): libwebrtc phones (`@roamhq/wrtc` under JsSIP) that send
+ * a tone and decode what they receive, SIPp as a plain PCMU phone echoing RTP, and real rtpengines.
+ *
+ * Everything that moves media runs in a network namespace with only loopback, so no packet can leave
+ * the machine. libwebrtc lives in the process that makes the calls, so each scenario runs in a child
+ * (`ip netns exec NS node media-runner.js SCENARIO`) that prints what it observed as one JSON line; the
+ * assertions are here. A child that hangs is killed after RUNNER_TIMEOUT_MS, and whatever is left in the
+ * namespace is killed by its pid before the namespace is deleted.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LoopbackNamespace } from '../helpers/netns.js';
+import { requireTool } from '../helpers/tools.js';
+import type { CallReport, MediaResult, RtpengineLeg, SideReport } from './media-runner.js';
+
+const RUNNER = join(dirname(fileURLToPath(import.meta.url)), 'media-runner.js');
+const RUNNER_TIMEOUT_MS = 45_000;
+
+let ns: LoopbackNamespace | undefined;
+
+/** Runs one scenario inside the namespace; fails the test with the runner's own words when it could not finish. */
+async function scenario(name: string): Promise<MediaResult> {
+  if (!ns) throw new Error('no network namespace');
+  const [cmd, args] = ns.exec(process.execPath, ['--enable-source-maps', RUNNER, name]);
+  const child = spawn(cmd, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, MEDIA_RUNNER_TIMEOUT_MS: String(RUNNER_TIMEOUT_MS - 5000) },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8000)));
+  const timer = setTimeout(() => child.kill('SIGKILL'), RUNNER_TIMEOUT_MS);
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+  clearTimeout(timer);
+  const line = stdout.split('\n').find((l) => l.startsWith('MEDIA-RESULT '));
+  if (line === undefined) assert.fail(`media runner "${name}" gave no result (exit ${code}):\n${stderr}\n${stdout.slice(-4000)}`);
+  const result = JSON.parse(line.slice('MEDIA-RESULT '.length)) as MediaResult;
+  if (result.error !== undefined) assert.fail(`media runner "${name}" failed: ${result.error}\n${result.logs ?? ''}\n${stderr}`);
+  return result;
+}
+
+/** The audio one side decoded: packets arrived, samples were decoded (not concealment), and it is the expected tone. */
+function assertHeard(side: SideReport, expectedHz: number, who: string, codec?: string): void {
+  const { stats, heard } = side;
+  assert.ok(stats.packetsReceived > 25, `${who}: inbound-rtp packetsReceived is ${stats.packetsReceived} after 1.5 s of audio`);
+  assert.ok(stats.totalSamplesReceived > 0, `${who}: no samples decoded (totalSamplesReceived 0)`);
+  assert.ok(stats.concealedSamples < stats.totalSamplesReceived / 4, `${who}: mostly concealment (${stats.concealedSamples} of ${stats.totalSamplesReceived} samples)`);
+  assert.ok(stats.audioLevel > 0.05, `${who}: audioLevel ${stats.audioLevel}: silence`);
+  if (codec !== undefined) assert.equal(stats.inboundCodec, codec, `${who}: inbound codec`);
+  assert.equal(heard.dominantHz, expectedHz, `${who}: heard ${heard.dominantHz ?? 'silence'} Hz (rms ${heard.rms.toFixed(3)}), expected the ${expectedHz} Hz tone; power ${JSON.stringify(heard.power)}`);
+}
+
+function sippLeg(call: CallReport): RtpengineLeg {
+  const entry = Object.entries(call.legs).find(([tag]) => tag.includes('SIPpEcho'));
+  assert.ok(entry, `rtpengine has no SIPp leg for ${call.callId}: ${JSON.stringify(call.legs)}`);
+  return entry[1];
+}
+
+function webrtcLegs(call: CallReport): RtpengineLeg[] {
+  return Object.entries(call.legs).filter(([tag]) => !tag.includes('SIPpEcho')).map(([, leg]) => leg);
+}
+
+function assertNoSessionLeft(call: CallReport): void {
+  assert.deepEqual(call.leftoverSessions, [], `rtpengine still holds a live session for ${call.callId} after the call ended`);
+}
+
+function assertSippDone(result: MediaResult): void {
+  assert.ok(result.sipp, 'SIPp did not report');
+  assert.equal(result.sipp.code, 0, `SIPp did not complete its calls:\n${result.sipp.output}`);
+}
+
+describe('media through rtpengine: real WebRTC audio (wrtc) and a SIPp RTP echo, in a loopback-only namespace', () => {
+  before(() => {
+    requireTool('rtpengine', 'rtpengine-daemon');
+    requireTool('sipp', 'sip-tester');
+    ns = LoopbackNamespace.create('media');
+  });
+
+  after(() => {
+    if (!ns) return;
+    // whatever a killed runner left behind (rtpengine, SIPp), by pid, then the namespace
+    const pids = spawnSync('ip', ['netns', 'pids', ns.name], { encoding: 'utf8' }).stdout.split('\n').filter((p) => /^\d+$/.test(p));
+    for (const pid of pids) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    ns.destroy();
+    ns = undefined;
+  });
+
+  it('a WebRTC phone calling a PCMU-only SIPp echo decodes its own tone in PCMU, SIPp received and echoed the RTP, and rtpengine keeps no session after the BYE', { timeout: 60_000 }, async () => {
+    const r = await scenario('webrtc-to-sipp-echo');
+    const [call] = r.calls;
+    assert.ok(call, 'no call was made');
+    assertSippDone(r);
+    assert.match(call.caller.remoteSdp, /^m=audio \d+ UDP\/TLS\/RTP\/SAVPF 0\r?$/m, 'the WebRTC caller got a WebRTC answer with PCMU only');
+    assertHeard(call.caller, 440, 'WebRTC caller', 'audio/PCMU');
+    assert.equal(call.caller.stats.outboundCodec, 'audio/PCMU');
+    const sipp = sippLeg(call);
+    assert.equal(sipp.protocol, 'RTP/AVP', 'rtpengine speaks plain RTP to SIPp');
+    assert.equal(sipp.endpoint, `127.0.0.1:${String(r.facts.sippMediaPort)}`, "the RTP rtpengine got back came from SIPp's echo port");
+    assert.ok(sipp.rtpPackets > 25, `SIPp echoed ${sipp.rtpPackets} RTP packets: it received (almost) none`);
+    const [webrtc] = webrtcLegs(call);
+    assert.equal(webrtc?.protocol, 'UDP/TLS/RTP/SAVPF', 'rtpengine speaks DTLS-SRTP to the WebRTC phone');
+    assert.ok(webrtc.rtpPackets > 25, `rtpengine got ${webrtc.rtpPackets} packets from the WebRTC phone`);
+    assert.ok(!sipp.transcoding && !webrtc.transcoding, 'PCMU on both legs needs no transcoding');
+    assertNoSessionLeft(call);
+  });
+
+  it('a WebRTC phone offering only opus talks to the PCMU-only SIPp echo: rtpengine transcodes opus ⇄ PCMU and the phone decodes its own tone in opus', { timeout: 60_000 }, async () => {
+    const r = await scenario('webrtc-opus-to-sipp-pcmu');
+    const [call] = r.calls;
+    assert.ok(call, 'no call was made');
+    assertSippDone(r);
+    assert.doesNotMatch(call.caller.remoteSdp, /^a=rtpmap:\d+ PCMU\//m, 'the answer to the opus-only caller does not offer PCMU');
+    assertHeard(call.caller, 660, 'WebRTC caller', 'audio/opus');
+    const sipp = sippLeg(call);
+    assert.equal(sipp.protocol, 'RTP/AVP');
+    assert.ok(sipp.rtpPackets > 25, `SIPp echoed ${sipp.rtpPackets} RTP packets`);
+    assert.ok(Object.values(call.legs).some((l) => l.transcoding), `rtpengine does not transcode this call: ${JSON.stringify(call.legs)}`);
+    assertNoSessionLeft(call);
+  });
+
+  it('two WebRTC phones with media.alwaysRelay talk through rtpengine on both SAVPF legs and each decodes the other one\'s tone', { timeout: 60_000 }, async () => {
+    const r = await scenario('webrtc-to-webrtc-relayed');
+    const [call] = r.calls;
+    assert.ok(call?.callee, 'no call was made');
+    const ports = (r.facts.rtpenginePorts as string[]).map((a) => Number(a.split('=')[1]));
+    const [min, max] = [Math.min(...ports), Math.max(...ports)];
+    for (const [who, side] of [['caller', call.caller], ['callee', call.callee]] as const) {
+      assert.match(side.remoteSdp, /^m=audio \d+ UDP\/TLS\/RTP\/SAVPF /m, `the ${who} got a WebRTC SDP`);
+      const port = Number(side.stats.remoteCandidate?.split(':')[1]);
+      assert.ok(port >= min && port <= max, `the ${who}'s media goes to ${side.stats.remoteCandidate}, not to rtpengine (ports ${min}-${max})`);
+    }
+    assertHeard(call.caller, 880, 'caller (hears the callee)');
+    assertHeard(call.callee, 440, 'callee (hears the caller)');
+    const legs = Object.values(call.legs);
+    assert.equal(legs.length, 2, `rtpengine has ${legs.length} legs for the call`);
+    for (const leg of legs) {
+      assert.equal(leg.protocol, 'UDP/TLS/RTP/SAVPF');
+      assert.ok(leg.rtpPackets > 25, `rtpengine got ${leg.rtpPackets} packets on a leg`);
+    }
+    assertNoSessionLeft(call);
+  });
+
+  it('when the rtpengine carrying a call is killed, the next call goes to the other one; the restarted node is brought back by the health ping and carries calls again', { timeout: 60_000 }, async () => {
+    const r = await scenario('rtpengine-failover');
+    const { x, y } = r.facts as { x: string; y: string };
+    assert.equal(r.calls.length, 3, 'three calls were made');
+    const [first, second, third] = r.calls as [CallReport, CallReport, CallReport];
+    assert.equal(first.node, x, 'call 1 was on the node that was then killed');
+    assertHeard(first.caller, 440, 'call 1 (before the kill)', 'audio/PCMU');
+    assert.equal(typeof r.facts.xDownAfterMs, 'number', `the killed node was not marked down: ${String(r.facts.xDownAfterMs)}`);
+    assert.equal(second.node, y, 'call 2 went to the surviving node');
+    assertHeard(second.caller, 440, 'call 2 (on the surviving node)', 'audio/PCMU');
+    assert.equal(typeof r.facts.xBackUpAfterMs, 'number', 'the restarted node came back up');
+    assert.equal(third.node, x, 'call 3 (the other node stopped) was carried by the restarted node');
+    assertHeard(third.caller, 440, 'call 3 (on the restarted node)', 'audio/PCMU');
+    for (const call of r.calls) assertNoSessionLeft(call);
+    assertSippDone(r);
+  });
+});

@@ -1,0 +1,486 @@
+/**
+ * A WebRTC softphone with real media, for the media tests: JsSIP for the signalling (SIP over WebSocket,
+ * RFC 7118) and libwebrtc (`@roamhq/wrtc`) for ICE, DTLS-SRTP, RTP and the codecs, in Node. Each phone
+ * sends a sine tone of its own frequency (`RTCAudioSource`) and listens to what it receives
+ * (`RTCAudioSink`, decoded PCM), so a test can tell not only that packets arrived but that they decoded to
+ * the tone it expects (the peer's, or its own when the far end echoes).
+ *
+ * Only for child processes that do nothing else with WebRTC: `installWrtc()` replaces the WebRTC globals
+ * (the fakes of fake-media.ts must not be used in the same process), and a process that loaded libwebrtc
+ * should leave with `process.exit()`, which avoids libwebrtc's crash in its static destructors.
+ */
+import { createRequire } from 'node:module';
+import { setTimeout as sleep } from 'node:timers/promises';
+import JsSIP from 'jssip';
+import { installTestWebSocket } from './softphone.js';
+
+// ---- the part of @roamhq/wrtc used here (its own types need the DOM lib) ------------------------------
+
+interface WrtcTrack {
+  readonly kind: string;
+  stop(): void;
+}
+interface WrtcStatsReport {
+  forEach(fn: (report: Record<string, unknown>) => void): void;
+}
+interface WrtcPeerConnection {
+  readonly iceConnectionState: string;
+  getReceivers(): Array<{ track: WrtcTrack | null }>;
+  getStats(): Promise<WrtcStatsReport>;
+  close(): void;
+}
+interface WrtcAudioSource {
+  createTrack(): WrtcTrack;
+  onData(data: { samples: Int16Array; sampleRate: number; bitsPerSample: number; channelCount: number; numberOfFrames: number }): void;
+}
+interface WrtcAudioSink {
+  ondata: ((data: { samples: Int16Array; sampleRate: number; channelCount: number }) => void) | null;
+  stop(): void;
+}
+interface Wrtc {
+  RTCPeerConnection: new (...args: unknown[]) => WrtcPeerConnection;
+  RTCSessionDescription: unknown;
+  RTCIceCandidate: unknown;
+  MediaStream: new (tracks?: WrtcTrack[]) => unknown;
+  nonstandard: {
+    RTCAudioSource: new () => WrtcAudioSource;
+    RTCAudioSink: new (track: WrtcTrack) => WrtcAudioSink;
+  };
+}
+
+let wrtc: Wrtc | undefined;
+
+/** Loads libwebrtc and sets the globals JsSIP uses (`RTCPeerConnection`, `window.RTCPeerConnection` …). */
+export function installWrtc(): Wrtc {
+  if (wrtc) return wrtc;
+  wrtc = createRequire(import.meta.url)('@roamhq/wrtc') as Wrtc;
+  const g = globalThis as Record<string, unknown>;
+  for (const name of ['RTCPeerConnection', 'RTCSessionDescription', 'RTCIceCandidate', 'MediaStream'] as const) g[name] = wrtc[name];
+  g.window = { RTCPeerConnection: wrtc.RTCPeerConnection, RTCSessionDescription: wrtc.RTCSessionDescription };
+  installTestWebSocket();
+  return wrtc;
+}
+
+// ---- tone in, tone out ------------------------------------------------------------------------------
+
+const SAMPLE_RATE = 48_000;
+const FRAME = SAMPLE_RATE / 100; // 10 ms, what RTCAudioSource expects
+
+/** A sine tone fed to a WebRTC audio track in 10 ms frames. */
+class ToneSource {
+  readonly track: WrtcTrack;
+  private readonly source: WrtcAudioSource;
+  private readonly timer: NodeJS.Timeout;
+  private n = 0;
+
+  constructor(w: Wrtc, readonly frequency: number) {
+    this.source = new w.nonstandard.RTCAudioSource();
+    this.track = this.source.createTrack();
+    const started = Date.now();
+    // frames are sent by the clock, not by the timer's count: a late timer catches up
+    this.timer = setInterval(() => {
+      const due = Math.floor((Date.now() - started) / 10);
+      for (let sent = 0; this.n < due && sent < 10; sent++) this.frame();
+    }, 10);
+  }
+
+  private frame(): void {
+    const samples = new Int16Array(FRAME);
+    for (let i = 0; i < FRAME; i++) samples[i] = Math.round(8000 * Math.sin((2 * Math.PI * this.frequency * (this.n * FRAME + i)) / SAMPLE_RATE));
+    this.n++;
+    this.source.onData({ samples, sampleRate: SAMPLE_RATE, bitsPerSample: 16, channelCount: 1, numberOfFrames: FRAME });
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.track.stop();
+  }
+}
+
+/** Goertzel power of one frequency in a block of samples, normalised by the block's length. */
+function goertzel(samples: Float64Array, rate: number, frequency: number): number {
+  const k = (2 * Math.cos((2 * Math.PI * frequency) / rate));
+  let s1 = 0;
+  let s2 = 0;
+  for (const x of samples) {
+    const s0 = x + k * s1 - s2;
+    s2 = s1;
+    s1 = s0;
+  }
+  return (s1 * s1 + s2 * s2 - k * s1 * s2) / (samples.length * samples.length);
+}
+
+/** What the decoded audio a phone received sounds like. */
+export interface HeardAudio {
+  /** Decoded samples handed to the sink (mono, after channel mixing). */
+  samples: number;
+  /** RMS of the decoded audio, 0 … 1. */
+  rms: number;
+  /** The strongest of the probed frequencies, in Hz (undefined when silent). */
+  dominantHz: number | undefined;
+  /** Goertzel power per probed frequency. */
+  power: Record<string, number>;
+}
+
+/** Frequencies the phones send and the analysis probes. */
+export const PROBE_FREQUENCIES = [440, 660, 880, 1000] as const;
+
+/** Collects the decoded audio of a received track (the last ~2 s). */
+class ToneListener {
+  private readonly sink: WrtcAudioSink;
+  private chunks: Float64Array[] = [];
+  private total = 0;
+  private rate = SAMPLE_RATE;
+
+  constructor(w: Wrtc, track: WrtcTrack) {
+    this.sink = new w.nonstandard.RTCAudioSink(track);
+    this.sink.ondata = (d) => {
+      this.rate = d.sampleRate;
+      const ch = d.channelCount || 1;
+      const frames = Math.floor(d.samples.length / ch);
+      const mono = new Float64Array(frames);
+      for (let i = 0; i < frames; i++) {
+        let sum = 0;
+        for (let c = 0; c < ch; c++) sum += d.samples[i * ch + c]!;
+        mono[i] = sum / ch / 32768;
+      }
+      this.chunks.push(mono);
+      this.total += frames;
+      if (this.chunks.length > 250) this.chunks.shift();
+    };
+  }
+
+  /** Analyses the last `ms` of decoded audio. */
+  heard(ms = 1000): HeardAudio {
+    const want = Math.floor((this.rate * ms) / 1000);
+    const recent: Float64Array[] = [];
+    let have = 0;
+    for (let i = this.chunks.length - 1; i >= 0 && have < want; i--) {
+      recent.unshift(this.chunks[i]!);
+      have += this.chunks[i]!.length;
+    }
+    const block = new Float64Array(have);
+    let off = 0;
+    for (const c of recent) {
+      block.set(c, off);
+      off += c.length;
+    }
+    let energy = 0;
+    for (const x of block) energy += x * x;
+    const rms = block.length === 0 ? 0 : Math.sqrt(energy / block.length);
+    const power: Record<string, number> = {};
+    let dominantHz: number | undefined;
+    let best = 0;
+    for (const f of PROBE_FREQUENCIES) {
+      const p = block.length === 0 ? 0 : goertzel(block, this.rate, f);
+      power[String(f)] = p;
+      if (p > best) {
+        best = p;
+        dominantHz = f;
+      }
+    }
+    return { samples: this.total, rms, dominantHz: rms > 0.001 ? dominantHz : undefined, power };
+  }
+
+  stop(): void {
+    this.sink.stop();
+  }
+}
+
+// ---- stats ------------------------------------------------------------------------------------------
+
+/** The receive and send side of a call's audio, from `RTCPeerConnection.getStats()`. */
+export interface AudioStats {
+  iceConnectionState: string;
+  /** inbound-rtp */
+  packetsReceived: number;
+  bytesReceived: number;
+  totalSamplesReceived: number;
+  concealedSamples: number;
+  audioLevel: number;
+  totalAudioEnergy: number;
+  /** `audio/PCMU`, `audio/opus` … of the inbound stream. */
+  inboundCodec: string | undefined;
+  /** outbound-rtp */
+  packetsSent: number;
+  outboundCodec: string | undefined;
+  /** `address:port` of the remote end of the selected ICE candidate pair (rtpengine, or the peer). */
+  remoteCandidate: string | undefined;
+}
+
+async function audioStats(pc: WrtcPeerConnection): Promise<AudioStats> {
+  const report = await pc.getStats();
+  const all = new Map<string, Record<string, unknown>>();
+  report.forEach((r) => all.set(String(r.id), r));
+  const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
+  const codec = (id: unknown): string | undefined => {
+    const c = typeof id === 'string' ? all.get(id) : undefined;
+    return typeof c?.mimeType === 'string' ? c.mimeType : undefined;
+  };
+  const out: AudioStats = {
+    iceConnectionState: pc.iceConnectionState, packetsReceived: 0, bytesReceived: 0, totalSamplesReceived: 0,
+    concealedSamples: 0, audioLevel: 0, totalAudioEnergy: 0, inboundCodec: undefined, packetsSent: 0,
+    outboundCodec: undefined, remoteCandidate: undefined,
+  };
+  for (const r of all.values()) {
+    if (r.type === 'inbound-rtp' && r.kind === 'audio') {
+      out.packetsReceived += num(r.packetsReceived);
+      out.bytesReceived += num(r.bytesReceived);
+      out.totalSamplesReceived += num(r.totalSamplesReceived);
+      out.concealedSamples += num(r.concealedSamples);
+      out.audioLevel = Math.max(out.audioLevel, num(r.audioLevel));
+      out.totalAudioEnergy += num(r.totalAudioEnergy);
+      out.inboundCodec ??= codec(r.codecId);
+    } else if (r.type === 'outbound-rtp' && r.kind === 'audio') {
+      out.packetsSent += num(r.packetsSent);
+      out.outboundCodec ??= codec(r.codecId);
+    } else if (r.type === 'transport' && typeof r.selectedCandidatePairId === 'string') {
+      const pair = all.get(r.selectedCandidatePairId);
+      const remote = typeof pair?.remoteCandidateId === 'string' ? all.get(pair.remoteCandidateId) : undefined;
+      if (remote) out.remoteCandidate = `${String(remote.address ?? remote.ip)}:${String(remote.port)}`;
+    }
+  }
+  return out;
+}
+
+// ---- the phone --------------------------------------------------------------------------------------
+
+export interface WebRtcPhoneOptions {
+  uri: string;
+  password: string;
+  /** `ws://host:port` or `wss://host:port`. */
+  wsUrl: string;
+  /** Frequency of the tone this phone sends, one of PROBE_FREQUENCIES. */
+  toneHz: number;
+  /**
+   * Audio codecs to keep in the SDP this phone sends (e.g. `['opus']` for a browser offer trimmed to
+   * opus); everything libwebrtc offers by default.
+   */
+  codecs?: readonly string[];
+}
+
+type JsSipSession = ReturnType<InstanceType<typeof JsSIP.UA>['call']>;
+
+/** One call with media: the SDP exchanged, the audio stats and what was heard. */
+export class WebRtcCall {
+  private listener: ToneListener | undefined;
+  private readonly ended: Promise<string>;
+
+  constructor(
+    private readonly w: Wrtc,
+    readonly session: JsSipSession,
+    readonly callId: string,
+    private readonly tone: ToneSource,
+  ) {
+    this.ended = new Promise((resolve) => {
+      session.on('ended', (e: unknown) => resolve(`ended: ${String((e as { cause?: unknown }).cause)}`));
+      session.on('failed', (e: unknown) => resolve(`failed: ${String((e as { cause?: unknown }).cause)}`));
+    });
+  }
+
+  get pc(): WrtcPeerConnection {
+    return this.session.connection as unknown as WrtcPeerConnection;
+  }
+
+  /** Starts listening to the received track (the receiver's track exists once the remote SDP is set). */
+  listen(): void {
+    if (this.listener) return;
+    const track = this.pc.getReceivers().find((r) => r.track?.kind === 'audio')?.track;
+    if (!track) throw new Error(`call ${this.callId}: no audio track received`);
+    this.listener = new ToneListener(this.w, track);
+  }
+
+  /** Resolves when ICE (and DTLS, where there is one) is connected; bounded. */
+  async waitForMedia(timeoutMs = 8000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!['connected', 'completed'].includes(this.pc.iceConnectionState)) {
+      if (Date.now() > deadline) throw new Error(`call ${this.callId}: ICE still "${this.pc.iceConnectionState}" after ${timeoutMs} ms`);
+      await sleep(50);
+    }
+  }
+
+  stats(): Promise<AudioStats> {
+    return audioStats(this.pc);
+  }
+
+  heard(ms?: number): HeardAudio {
+    return this.listener?.heard(ms) ?? { samples: 0, rms: 0, dominantHz: undefined, power: {} };
+  }
+
+  /** BYE (when still up); resolves when JsSIP has ended the session, bounded. */
+  async hangup(timeoutMs = 5000): Promise<void> {
+    if (!this.session.isEnded()) this.session.terminate();
+    await Promise.race([this.ended, sleep(timeoutMs)]);
+    this.close();
+  }
+
+  waitForEnded(timeoutMs = 5000): Promise<string> {
+    return Promise.race([this.ended, sleep(timeoutMs).then(() => 'still up')]);
+  }
+
+  close(): void {
+    this.listener?.stop();
+    this.tone.stop();
+  }
+}
+
+/** Keeps only the named audio codecs (and their rtx/fmtp lines) in an SDP's audio m-line. */
+export function keepCodecs(sdp: string, codecs: readonly string[]): string {
+  const keep = new Set(codecs.map((c) => c.toLowerCase()));
+  const lines = sdp.split('\r\n');
+  const pts = new Set<string>();
+  for (const l of lines) {
+    const m = /^a=rtpmap:(\d+) ([^/]+)\//.exec(l);
+    if (m && keep.has(m[2]!.toLowerCase())) pts.add(m[1]!);
+  }
+  return lines
+    .filter((l) => {
+      const m = /^a=(?:rtpmap|fmtp|rtcp-fb):(\d+) /.exec(l);
+      return !m || pts.has(m[1]!);
+    })
+    .map((l) => {
+      const m = /^(m=audio \d+ \S+) (.*)$/.exec(l);
+      return m ? `${m[1]} ${m[2]!.split(' ').filter((pt) => pts.has(pt)).join(' ')}` : l;
+    })
+    .join('\r\n');
+}
+
+export class WebRtcPhone {
+  private readonly w: Wrtc;
+  private readonly ua: JsSIP.UA;
+  private readonly incoming: Array<{ session: JsSipSession; callId: string; invite: string }> = [];
+  private readonly calls: WebRtcCall[] = [];
+
+  static async create(options: WebRtcPhoneOptions): Promise<WebRtcPhone> {
+    const phone = new WebRtcPhone(options);
+    const connected = new Promise<void>((resolve) => phone.ua.once('connected', () => resolve()));
+    phone.ua.start();
+    await Promise.race([connected, sleep(5000).then(() => Promise.reject(new Error(`${options.uri}: WebSocket not connected after 5 s`)))]);
+    return phone;
+  }
+
+  /** The phone's address-of-record. */
+  get aor(): string {
+    return this.options.uri;
+  }
+
+  private constructor(private readonly options: WebRtcPhoneOptions) {
+    this.w = installWrtc();
+    this.ua = new JsSIP.UA({
+      sockets: [new JsSIP.WebSocketInterface(options.wsUrl)],
+      uri: options.uri,
+      password: options.password,
+      register: false,
+      session_timers: false,
+      user_agent: 'softswitch-test JsSIP+wrtc',
+    });
+    this.ua.on('newRTCSession', (e: unknown) => {
+      const ev = e as { originator: string; session: JsSipSession; request: { call_id: string; toString(): string } };
+      if (ev.originator !== 'remote') return;
+      this.trim(ev.session);
+      this.incoming.push({ session: ev.session, callId: ev.request.call_id, invite: ev.request.toString() });
+    });
+  }
+
+  /** REGISTER with digest auth; bounded. */
+  register(timeoutMs = 5000): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.options.uri}: REGISTER not answered in ${timeoutMs} ms`)), timeoutMs);
+      this.ua.once('registered', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.ua.once('registrationFailed', (e: unknown) => {
+        clearTimeout(timer);
+        reject(new Error(`${this.options.uri}: REGISTER failed (${String((e as { cause?: unknown }).cause)})`));
+      });
+      this.ua.register();
+    });
+  }
+
+  /** Places a call with a tone track; resolves once it is established (2xx, ACK sent). */
+  async call(target: string, timeoutMs = 10_000): Promise<WebRtcCall> {
+    const tone = new ToneSource(this.w, this.options.toneHz);
+    const stream = new this.w.MediaStream([tone.track]);
+    const session = this.ua.call(target, { mediaStream: stream as never, pcConfig: { iceServers: [] } as never });
+    this.trim(session);
+    const callId = (session as unknown as { _request: { call_id: string } })._request.call_id;
+    const call = new WebRtcCall(this.w, session, callId, tone);
+    this.calls.push(call);
+    const outcome = await new Promise<string>((resolve) => {
+      const timer = setTimeout(() => resolve(`no answer within ${timeoutMs} ms`), timeoutMs);
+      session.on('confirmed', () => {
+        clearTimeout(timer);
+        resolve('confirmed');
+      });
+      session.on('failed', (e: unknown) => {
+        clearTimeout(timer);
+        const status = (e as { message?: { status_code?: number } }).message?.status_code;
+        resolve(`failed: ${String((e as { cause?: unknown }).cause)}${status === undefined ? '' : ` (${status})`}`);
+      });
+    });
+    if (outcome !== 'confirmed') {
+      call.close();
+      if (!session.isEnded()) session.terminate();
+      throw new Error(`call to ${target}: ${outcome}`);
+    }
+    call.listen();
+    return call;
+  }
+
+  /** Answers the next incoming call with a tone track; resolves once our 200 is ACKed. */
+  async answer(timeoutMs = 10_000): Promise<WebRtcCall & { invite: string }> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.incoming.length === 0) {
+      if (Date.now() > deadline) throw new Error(`${this.options.uri}: no incoming call within ${timeoutMs} ms`);
+      await sleep(20);
+    }
+    const { session, callId, invite } = this.incoming.shift()!;
+    const tone = new ToneSource(this.w, this.options.toneHz);
+    const stream = new this.w.MediaStream([tone.track]);
+    const call = Object.assign(new WebRtcCall(this.w, session, callId, tone), { invite });
+    this.calls.push(call);
+    const confirmed = new Promise<string>((resolve) => {
+      session.on('confirmed', () => resolve('confirmed'));
+      session.on('failed', (e: unknown) => resolve(`failed: ${String((e as { cause?: unknown }).cause)}`));
+      session.on('ended', (e: unknown) => resolve(`ended: ${String((e as { cause?: unknown }).cause)}`));
+    });
+    session.answer({ mediaStream: stream as never, pcConfig: { iceServers: [] } as never });
+    const outcome = await Promise.race([confirmed, sleep(Math.max(1, deadline - Date.now())).then(() => 'no ACK in time')]);
+    if (outcome !== 'confirmed') {
+      call.close();
+      throw new Error(`${this.options.uri}: answering ${callId}: ${outcome}`);
+    }
+    call.listen();
+    return call;
+  }
+
+  /** Ends every call, un-registers (bounded) and stops the UA. Never throws. */
+  async stop(): Promise<void> {
+    for (const c of this.calls) {
+      try {
+        if (!c.session.isEnded()) c.session.terminate();
+      } catch {
+        // already gone
+      }
+      c.close();
+    }
+    const unregistered = this.ua.isRegistered() ? new Promise<void>((r) => this.ua.once('unregistered', () => r())) : Promise.resolve();
+    try {
+      this.ua.stop();
+    } catch {
+      // stopping twice
+    }
+    await Promise.race([unregistered, sleep(1500)]);
+  }
+
+  /** Trims the SDP we send to `options.codecs`, when set. */
+  private trim(session: JsSipSession): void {
+    const codecs = this.options.codecs;
+    if (!codecs) return;
+    session.on('sdp', (e: unknown) => {
+      const ev = e as { originator: string; sdp: string };
+      if (ev.originator === 'local') ev.sdp = keepCodecs(ev.sdp, codecs);
+    });
+  }
+}
