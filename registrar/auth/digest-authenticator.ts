@@ -48,6 +48,8 @@ export class DigestAuthenticator implements Authenticator {
   private readonly credentials: CredentialSource;
   private readonly realmFor: (domain: string) => string;
   private readonly secret: Buffer;
+  private readonly randomPool = Buffer.allocUnsafe(4096);
+  private randomPos = 4096;
   private readonly nonceTtlMs: number;
   private readonly algorithms: readonly AuthAlgorithm[];
   private readonly clock: () => number;
@@ -195,9 +197,19 @@ export class DigestAuthenticator implements Authenticator {
   private issueNonce(realm: string): string {
     const payload = Buffer.allocUnsafe(PAYLOAD_BYTES);
     payload.writeUIntBE(this.clock(), 0, 6);
-    randomFillSync(payload, 6, PAYLOAD_BYTES - 6);
+    this.fillRandom(payload, 6, PAYLOAD_BYTES - 6);
     const p = payload.toString('base64url');
     return p + this.mac(realm, p);
+  }
+
+  /** Random octets from a pooled buffer: one getrandom call per few hundred challenges, not one each. */
+  private fillRandom(target: Buffer, offset: number, length: number): void {
+    if (this.randomPos + length > this.randomPool.length) {
+      randomFillSync(this.randomPool);
+      this.randomPos = 0;
+    }
+    this.randomPool.copy(target, offset, this.randomPos, this.randomPos + length);
+    this.randomPos += length;
   }
 
   /** The issue time of a nonce this authenticator made for `realm`, or undefined for anything else. */
