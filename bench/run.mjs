@@ -8,7 +8,9 @@ const scenarios = {
   options: 'dist/bench/options.js',
   register: 'dist/bench/register.js',
   calls: 'dist/bench/calls.js',
+  'call-setup': 'dist/bench/call-setup.js',
   kamailio: 'dist/bench/kamailio.js',
+  wss: 'dist/bench/wss.js',
 };
 if (!scenario || !(scenario in scenarios)) {
   console.error(`usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [args]`);
