@@ -1,4 +1,6 @@
 import type { Knex } from 'knex';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SqliteStatements, isBusy } from './sqlite-statements.js';
 import { StoreError } from './store-error.js';
 import type { StoreDialect } from './types.js';
 
@@ -34,14 +36,62 @@ export function driverReason(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** How long a hot-path statement keeps trying while another writer holds the SQLite file. */
+const BUSY_WAIT_MS = 5000;
+
 /** What the repositories share: the knex instance, guarded against use after close, and error mapping. */
 export class SqlContext {
   private closed = false;
+  private statements: SqliteStatements | undefined;
+  private statementsTried = false;
 
   constructor(private readonly knex: Knex, readonly dialect: StoreDialect) {}
 
   close(): void {
     this.closed = true;
+    this.statements?.close();
+    this.statements = undefined;
+  }
+
+  /**
+   * The prepared-statement connection (see sqlite-statements.ts), on a SQLite file store; undefined on
+   * MariaDB, on `:memory:` (a second connection would see another database) and once closed.
+   */
+  sqlite(): SqliteStatements | undefined {
+    if (this.closed) return undefined;
+    if (!this.statementsTried) {
+      this.statementsTried = true;
+      const filename = (this.knex.client.config.connection as { filename?: unknown } | undefined)?.filename;
+      if (this.dialect === 'sqlite' && typeof filename === 'string' && filename !== ':memory:' && filename !== '') {
+        try {
+          this.statements = new SqliteStatements(filename);
+        } catch {
+          this.statements = undefined; // knex alone still works
+        }
+      }
+    }
+    return this.statements;
+  }
+
+  /**
+   * `fast` on the prepared-statement connection when there is one, else `slow` through knex. While
+   * another writer holds the SQLite file, `fast` is tried again every few milliseconds (up to
+   * BUSY_WAIT_MS) with the event loop free in between: a synchronous driver that waited inside SQLite
+   * (busy_timeout) would stall every call for that long. Driver failures become StoreErrors as in run().
+   */
+  async runFast<T>(what: string, fast: (s: SqliteStatements) => T, slow: (db: Knex) => Promise<T>): Promise<T> {
+    const deadline = Date.now() + BUSY_WAIT_MS;
+    for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+      const statements = this.sqlite();
+      if (statements === undefined) return this.run(what, slow);
+      try {
+        return fast(statements);
+      } catch (err) {
+        if (err instanceof StoreError || err instanceof TypeError) throw err;
+        if (!isBusy(err) || Date.now() + delay > deadline) throw new StoreError('STORE_ERR_QUERY', `${what} failed: ${driverReason(err)}`);
+      }
+      await sleep(delay);
+    }
   }
 
   /** Runs one repository operation; a driver failure becomes a StoreError named after `what`. */

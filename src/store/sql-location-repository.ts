@@ -29,6 +29,12 @@ const MAX_INT31 = 2 ** 31 - 1;
 
 const UPSERT_CHUNK = 500;
 
+const ROW_COLUMNS = COLUMNS.filter((c) => c !== 'id');
+/** What knex's insert().onConflict().merge() writes on SQLite, as one prepared statement run per row. */
+const UPSERT_SQL =
+  `INSERT INTO locations (${ROW_COLUMNS.join(', ')}) VALUES (${ROW_COLUMNS.map((c) => `@${c}`).join(', ')}) ` +
+  `ON CONFLICT (aor, contact) DO UPDATE SET ${ROW_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}`;
+
 function toBinding(row: LocationRow): StoredBinding {
   return {
     id: toNumber(row.id),
@@ -95,12 +101,16 @@ export class SqlLocationRepository implements LocationRepository {
     if (bindings.length === 0) return;
     // Newest last wins within one statement's VALUES would be undefined behaviour: keep one row per key.
     const rows = [...new Map(bindings.map((b) => { const r = toRow(b); return [`${r.aor}\n${r.contact}`, r] as const; })).values()];
-    return this.ctx.run('saving bindings', async (db) => {
-      // 14 columns a row: 500 rows stay under SQLite's 32,766 bound parameters.
-      for (let i = 0; i < rows.length; i += UPSERT_CHUNK) {
-        await db('locations').insert(rows.slice(i, i + UPSERT_CHUNK)).onConflict(['aor', 'contact']).merge();
-      }
-    });
+    return this.ctx.runFast(
+      'saving bindings',
+      (s) => s.runAll(UPSERT_SQL, rows),
+      async (db) => {
+        // 14 columns a row: 500 rows stay under SQLite's 32,766 bound parameters.
+        for (let i = 0; i < rows.length; i += UPSERT_CHUNK) {
+          await db('locations').insert(rows.slice(i, i + UPSERT_CHUNK)).onConflict(['aor', 'contact']).merge();
+        }
+      },
+    );
   }
 
   async remove(aor: string, contact: string): Promise<boolean> {

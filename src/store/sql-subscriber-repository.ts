@@ -18,6 +18,9 @@ interface SubscriberRow {
 
 const COLUMNS = ['id', 'username', 'domain', 'ha1_md5', 'ha1_sha256', 'ha1_sha512_256', 'enabled', 'created_at', 'updated_at'] as const;
 
+/** The lookup of every REGISTER and INVITE the credentials cache misses, as a prepared statement. */
+const GET_SQL = `SELECT ${COLUMNS.join(', ')} FROM subscribers WHERE username = ? AND domain = ? LIMIT 1`;
+
 function toSubscriber(row: SubscriberRow): Subscriber {
   return {
     id: toNumber(row.id),
@@ -71,10 +74,17 @@ export class SqlSubscriberRepository implements SubscriberRepository {
   async get(username: string, domain: string): Promise<Subscriber | undefined> {
     const user = checkText('username', username, 255);
     const host = normalizeDomain(domain);
-    return this.ctx.run('looking up a subscriber', async (db) => {
-      const row = await db<SubscriberRow>('subscribers').where({ username: user, domain: host }).first(...COLUMNS);
-      return row === undefined ? undefined : toSubscriber(row);
-    });
+    return this.ctx.runFast(
+      'looking up a subscriber',
+      (s) => {
+        const row = s.get<SubscriberRow>(GET_SQL, user, host);
+        return row === undefined ? undefined : toSubscriber(row);
+      },
+      async (db) => {
+        const row = await db<SubscriberRow>('subscribers').where({ username: user, domain: host }).first(...COLUMNS);
+        return row === undefined ? undefined : toSubscriber(row);
+      },
+    );
   }
 
   async list(domain?: string): Promise<Subscriber[]> {

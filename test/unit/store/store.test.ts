@@ -146,3 +146,49 @@ describe('opening the store: store.url', () => {
     }
   });
 });
+
+describe('SQLite hot-path statements', () => {
+  const binding = (contact: string, cseq: number) => ({
+    aor: 'sip:hot@example.com', contact, callId: 'c1', cseq, expiresAt: Date.now() + 60_000, received: 'udp:192.0.2.1:5060',
+  });
+
+  it('a subscriber added by another process (the CLI) is found at once by the lookup', async () => {
+    const db = await sqliteTarget.create();
+    const server = await openStore({ url: db.url, logger: silentLogger() });
+    const cli = await openStore({ url: db.url, logger: silentLogger() });
+    try {
+      assert.equal(await server.subscribers.get('carol', 'example.com'), undefined);
+      await cli.subscribers.add({ username: 'carol', domain: 'example.com', password: 'pw-carol' });
+      assert.equal((await server.subscribers.get('carol', 'example.com'))?.username, 'carol');
+    } finally {
+      await cli.close();
+      await server.close();
+      await db.drop();
+    }
+  });
+
+  it('while another writer holds the database, bindings are written once it lets go, not lost and without blocking', async () => {
+    const db = await sqliteTarget.create();
+    const store = await openStore({ url: db.url, logger: silentLogger() });
+    const { createRequire } = await import('node:module');
+    const Database = createRequire(import.meta.url)('better-sqlite3') as new (f: string) => { exec(sql: string): void; close(): void };
+    const other = new Database(db.file!);
+    try {
+      await store.locations.upsertMany([binding('sip:a@192.0.2.1', 1)]);
+      other.exec('BEGIN IMMEDIATE');
+      let settled = false;
+      const write = store.locations.upsertMany([binding('sip:a@192.0.2.1', 2), binding('sip:b@192.0.2.1', 1)]).then(() => (settled = true));
+      // The event loop keeps running while the write waits for the lock.
+      await new Promise((r) => setTimeout(r, 150));
+      assert.equal(settled, false);
+      other.exec('COMMIT');
+      await write;
+      const rows = await store.locations.listAor('sip:hot@example.com', Date.now());
+      assert.deepEqual(rows.map((r) => [r.contact, r.cseq]), [['sip:a@192.0.2.1', 2], ['sip:b@192.0.2.1', 1]]);
+    } finally {
+      other.close();
+      await store.close();
+      await db.drop();
+    }
+  });
+});
