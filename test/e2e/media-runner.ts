@@ -19,7 +19,7 @@ import { type RtpengineHandle, startRtpengine } from '../helpers/rtpengine.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { SIPP_SCENARIOS } from '../helpers/sipp.js';
 import { freePort, requireTool } from '../helpers/tools.js';
-import { type AudioStats, type HeardAudio, WebRtcPhone, type WebRtcCall } from '../helpers/webrtc-phone.js';
+import { type AudioStats, type HeardAudio, type MediaPhone, SipJsWebRtcPhone, WebRtcPhone, type WebRtcCall } from '../helpers/webrtc-phone.js';
 
 const DOMAIN = 'example.com';
 const RUNNER_TIMEOUT_MS = Number(process.env.MEDIA_RUNNER_TIMEOUT_MS ?? 60_000);
@@ -91,9 +91,10 @@ async function addUser(env: Env, prefix: string): Promise<{ user: string; aor: s
   return { user, aor: `sip:${user}@${DOMAIN}`, password };
 }
 
-async function webrtcPhone(env: Env, prefix: string, toneHz: number, codecs?: readonly string[]): Promise<WebRtcPhone> {
+async function webrtcPhone(env: Env, prefix: string, toneHz: number, codecs?: readonly string[], library: MediaPhone['library'] = 'jssip'): Promise<MediaPhone> {
   const u = await addUser(env, prefix);
-  const phone = await WebRtcPhone.create({ uri: u.aor, password: u.password, wsUrl: `ws://${env.ts.addr('ws')}`, toneHz, codecs });
+  const options = { uri: u.aor, password: u.password, wsUrl: `ws://${env.ts.addr('ws')}`, toneHz, codecs };
+  const phone = library === 'jssip' ? await WebRtcPhone.create(options) : await SipJsWebRtcPhone.create(options);
   env.cleanups.push(() => phone.stop());
   await phone.register();
   return phone;
@@ -232,10 +233,10 @@ function remoteSdpOf(call: WebRtcCall): string {
  */
 async function measuredCall(
   env: Env,
-  caller: WebRtcPhone,
+  caller: MediaPhone,
   callerHz: number,
   target: string,
-  callee?: { phone: WebRtcPhone; toneHz: number },
+  callee?: { phone: MediaPhone; toneHz: number },
   beforeHangup?: (call: WebRtcCall, node: RtpengineHandle | undefined) => Promise<void>,
 ): Promise<CallReport> {
   const started = performance.now();
@@ -306,11 +307,12 @@ const scenarios: Record<string, (result: MediaResult) => Promise<void>> = {
     result.facts.sippMediaPort = sipp.mediaPort;
   },
 
-  /** Two WebRTC phones with media.alwaysRelay: both legs SAVPF through rtpengine. */
+  /** Two WebRTC phones (JsSIP calls SIP.js) with media.alwaysRelay: both legs SAVPF through rtpengine. */
   async 'webrtc-to-webrtc-relayed'(result) {
     const env = await environment({ rtpengines: 1, alwaysRelay: true });
     const alice = await webrtcPhone(env, 'alice', 440);
-    const bob = await webrtcPhone(env, 'bob', 880);
+    const bob = await webrtcPhone(env, 'bob', 880, undefined, 'sip.js');
+    result.facts.libraries = { caller: alice.library, callee: bob.library };
     result.calls.push(await measuredCall(env, alice, 440, bob.aor, { phone: bob, toneHz: 880 }));
     result.facts.rtpenginePorts = env.rtpengines[0]!.argv.filter((a) => a.startsWith('--port-'));
   },

@@ -1,5 +1,5 @@
 /**
- * Real media through the WebRTC gateway (issue 5): libwebrtc phones (`@roamhq/wrtc` under JsSIP) that send
+ * Real media through the WebRTC gateway (issue 5): libwebrtc phones (`@roamhq/wrtc` under JsSIP and SIP.js) that send
  * a tone and decode what they receive, SIPp as a plain PCMU phone echoing RTP, and real rtpengines.
  *
  * Everything that moves media runs in a network namespace with only loopback, so no packet can leave
@@ -129,10 +129,11 @@ describe('media through rtpengine: real WebRTC audio (wrtc) and a SIPp RTP echo,
     assertNoSessionLeft(call);
   });
 
-  it('two WebRTC phones with media.alwaysRelay talk through rtpengine on both SAVPF legs and each decodes the other one\'s tone', { timeout: 60_000 }, async () => {
+  it('a JsSIP WebRTC phone calling a SIP.js one with media.alwaysRelay talks through rtpengine on both SAVPF legs, and each decodes the other one\'s tone', { timeout: 60_000 }, async () => {
     const r = await scenario('webrtc-to-webrtc-relayed');
     const [call] = r.calls;
     assert.ok(call?.callee, 'no call was made');
+    assert.deepEqual(r.facts.libraries, { caller: 'jssip', callee: 'sip.js' });
     const ports = (r.facts.rtpenginePorts as string[]).map((a) => Number(a.split('=')[1]));
     const [min, max] = [Math.min(...ports), Math.max(...ports)];
     for (const [who, side] of [['caller', call.caller], ['callee', call.callee]] as const) {

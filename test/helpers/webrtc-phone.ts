@@ -1,6 +1,7 @@
 /**
- * A WebRTC softphone with real media, for the media tests: JsSIP for the signalling (SIP over WebSocket,
- * RFC 7118) and libwebrtc (`@roamhq/wrtc`) for ICE, DTLS-SRTP, RTP and the codecs, in Node. Each phone
+ * WebRTC softphones with real media, for the media tests: JsSIP (`WebRtcPhone`) or SIP.js
+ * (`SipJsWebRtcPhone`, answering only) for the signalling (SIP over WebSocket, RFC 7118) and libwebrtc
+ * (`@roamhq/wrtc`) for ICE, DTLS-SRTP, RTP and the codecs, in Node. Each phone
  * sends a sine tone of its own frequency (`RTCAudioSource`) and listens to what it receives
  * (`RTCAudioSink`, decoded PCM), so a test can tell not only that packets arrived but that they decoded to
  * the tone it expects (the peer's, or its own when the far end echoes).
@@ -12,6 +13,7 @@
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import JsSIP from 'jssip';
+import { type Invitation, Registerer, SessionState, UserAgent, Web } from 'sip.js';
 import { installTestWebSocket } from './softphone.js';
 
 // ---- the part of @roamhq/wrtc used here (its own types need the DOM lib) ------------------------------
@@ -57,6 +59,16 @@ export function installWrtc(): Wrtc {
   const g = globalThis as Record<string, unknown>;
   for (const name of ['RTCPeerConnection', 'RTCSessionDescription', 'RTCIceCandidate', 'MediaStream'] as const) g[name] = wrtc[name];
   g.window = { RTCPeerConnection: wrtc.RTCPeerConnection, RTCSessionDescription: wrtc.RTCSessionDescription };
+  // SIP.js's Web SDH announces remote tracks with a MediaStreamTrackEvent, which wrtc lacks
+  if (g.MediaStreamTrackEvent === undefined) {
+    g.MediaStreamTrackEvent = class MediaStreamTrackEvent extends Event {
+      readonly track: unknown;
+      constructor(type: string, init: { track: unknown }) {
+        super(type);
+        this.track = init.track;
+      }
+    };
+  }
   installTestWebSocket();
   return wrtc;
 }
@@ -261,25 +273,43 @@ export interface WebRtcPhoneOptions {
 
 type JsSipSession = ReturnType<InstanceType<typeof JsSIP.UA>['call']>;
 
+/** What a call needs from the SIP library's session, whichever library it is. */
+interface SessionControl {
+  /** The session's RTCPeerConnection (once it exists). */
+  pc(): WrtcPeerConnection;
+  /** Resolves with the library's words when the session has ended. */
+  readonly ended: Promise<string>;
+  isEnded(): boolean;
+  /** BYE (or CANCEL / reject, whatever ends it in its state). */
+  terminate(): void;
+}
+
+function jssipControl(session: JsSipSession): SessionControl {
+  const ended = new Promise<string>((resolve) => {
+    session.on('ended', (e: unknown) => resolve(`ended: ${String((e as { cause?: unknown }).cause)}`));
+    session.on('failed', (e: unknown) => resolve(`failed: ${String((e as { cause?: unknown }).cause)}`));
+  });
+  return {
+    pc: () => session.connection as unknown as WrtcPeerConnection,
+    ended,
+    isEnded: () => session.isEnded(),
+    terminate: () => session.terminate(),
+  };
+}
+
 /** One call with media: the SDP exchanged, the audio stats and what was heard. */
 export class WebRtcCall {
   private listener: ToneListener | undefined;
-  private readonly ended: Promise<string>;
 
   constructor(
     private readonly w: Wrtc,
-    readonly session: JsSipSession,
+    private readonly control: SessionControl,
     readonly callId: string,
     private readonly tone: ToneSource,
-  ) {
-    this.ended = new Promise((resolve) => {
-      session.on('ended', (e: unknown) => resolve(`ended: ${String((e as { cause?: unknown }).cause)}`));
-      session.on('failed', (e: unknown) => resolve(`failed: ${String((e as { cause?: unknown }).cause)}`));
-    });
-  }
+  ) {}
 
   get pc(): WrtcPeerConnection {
-    return this.session.connection as unknown as WrtcPeerConnection;
+    return this.control.pc();
   }
 
   /** Starts listening to the received track (the receiver's track exists once the remote SDP is set). */
@@ -307,21 +337,46 @@ export class WebRtcCall {
     return this.listener?.heard(ms) ?? { samples: 0, rms: 0, dominantHz: undefined, power: {} };
   }
 
-  /** BYE (when still up); resolves when JsSIP has ended the session, bounded. */
+  get isEnded(): boolean {
+    return this.control.isEnded();
+  }
+
+  /** BYE (when still up); resolves when the library has ended the session, bounded. */
   async hangup(timeoutMs = 5000): Promise<void> {
-    if (!this.session.isEnded()) this.session.terminate();
-    await Promise.race([this.ended, sleep(timeoutMs)]);
+    if (!this.control.isEnded()) this.control.terminate();
+    await Promise.race([this.control.ended, sleep(timeoutMs)]);
     this.close();
   }
 
   waitForEnded(timeoutMs = 5000): Promise<string> {
-    return Promise.race([this.ended, sleep(timeoutMs).then(() => 'still up')]);
+    return Promise.race([this.control.ended, sleep(timeoutMs).then(() => 'still up')]);
+  }
+
+  /** Ends the session if it is still up, and stops the tone and the listener. Never throws. */
+  dispose(): void {
+    try {
+      if (!this.control.isEnded()) this.control.terminate();
+    } catch {
+      // already gone
+    }
+    this.close();
   }
 
   close(): void {
     this.listener?.stop();
     this.tone.stop();
   }
+}
+
+/** A phone of either library, as the media tests use it. */
+export interface MediaPhone {
+  readonly library: 'jssip' | 'sip.js';
+  readonly aor: string;
+  register(timeoutMs?: number): Promise<void>;
+  call(target: string, timeoutMs?: number): Promise<WebRtcCall>;
+  /** Answers the next incoming call; `invite` is the INVITE as received. */
+  answer(timeoutMs?: number): Promise<WebRtcCall & { invite: string }>;
+  stop(): Promise<void>;
 }
 
 /** Keeps only the named audio codecs (and their rtx/fmtp lines) in an SDP's audio m-line. */
@@ -345,7 +400,8 @@ export function keepCodecs(sdp: string, codecs: readonly string[]): string {
     .join('\r\n');
 }
 
-export class WebRtcPhone {
+export class WebRtcPhone implements MediaPhone {
+  readonly library = 'jssip';
   private readonly w: Wrtc;
   private readonly ua: JsSIP.UA;
   private readonly incoming: Array<{ session: JsSipSession; callId: string; invite: string }> = [];
@@ -405,7 +461,7 @@ export class WebRtcPhone {
     const session = this.ua.call(target, { mediaStream: stream as never, pcConfig: { iceServers: [] } as never });
     this.trim(session);
     const callId = (session as unknown as { _request: { call_id: string } })._request.call_id;
-    const call = new WebRtcCall(this.w, session, callId, tone);
+    const call = new WebRtcCall(this.w, jssipControl(session), callId, tone);
     this.calls.push(call);
     const outcome = await new Promise<string>((resolve) => {
       const timer = setTimeout(() => resolve(`no answer within ${timeoutMs} ms`), timeoutMs);
@@ -438,7 +494,7 @@ export class WebRtcPhone {
     const { session, callId, invite } = this.incoming.shift()!;
     const tone = new ToneSource(this.w, this.options.toneHz);
     const stream = new this.w.MediaStream([tone.track]);
-    const call = Object.assign(new WebRtcCall(this.w, session, callId, tone), { invite });
+    const call = Object.assign(new WebRtcCall(this.w, jssipControl(session), callId, tone), { invite });
     this.calls.push(call);
     const confirmed = new Promise<string>((resolve) => {
       session.on('confirmed', () => resolve('confirmed'));
@@ -457,14 +513,7 @@ export class WebRtcPhone {
 
   /** Ends every call, un-registers (bounded) and stops the UA. Never throws. */
   async stop(): Promise<void> {
-    for (const c of this.calls) {
-      try {
-        if (!c.session.isEnded()) c.session.terminate();
-      } catch {
-        // already gone
-      }
-      c.close();
-    }
+    for (const c of this.calls) c.dispose();
     const unregistered = this.ua.isRegistered() ? new Promise<void>((r) => this.ua.once('unregistered', () => r())) : Promise.resolve();
     try {
       this.ua.stop();
@@ -482,5 +531,135 @@ export class WebRtcPhone {
       const ev = e as { originator: string; sdp: string };
       if (ev.originator === 'local') ev.sdp = keepCodecs(ev.sdp, codecs);
     });
+  }
+}
+
+/**
+ * The same phone on SIP.js: its own Web `SessionDescriptionHandler` on libwebrtc, fed the tone by a
+ * `MediaStreamFactory`, no STUN server (the default configuration names a public one).
+ */
+export class SipJsWebRtcPhone implements MediaPhone {
+  readonly library = 'sip.js';
+  private readonly w: Wrtc;
+  private readonly ua: UserAgent;
+  private readonly registerer: Registerer;
+  private readonly incoming: Invitation[] = [];
+  private readonly calls: WebRtcCall[] = [];
+  /** The tone of the session being set up: the media stream factory hands it to the SDH. */
+  private pendingTone: ToneSource | undefined;
+
+  static async create(options: WebRtcPhoneOptions): Promise<SipJsWebRtcPhone> {
+    const phone = new SipJsWebRtcPhone(options);
+    await Promise.race([phone.ua.start(), sleep(5000).then(() => Promise.reject(new Error(`${options.uri}: WebSocket not connected after 5 s`)))]);
+    return phone;
+  }
+
+  get aor(): string {
+    return this.options.uri;
+  }
+
+  private constructor(private readonly options: WebRtcPhoneOptions) {
+    this.w = installWrtc();
+    const uri = UserAgent.makeURI(options.uri);
+    if (!uri) throw new TypeError(`not a SIP URI: ${options.uri}`);
+    const mediaStreamFactory: Web.MediaStreamFactory = () => {
+      const tone = this.pendingTone ?? new ToneSource(this.w, options.toneHz);
+      this.pendingTone = tone;
+      return Promise.resolve(new this.w.MediaStream([tone.track]) as never);
+    };
+    this.ua = new UserAgent({
+      uri,
+      authorizationUsername: /^sips?:([^@]+)@/.exec(options.uri)?.[1],
+      authorizationPassword: options.password,
+      transportOptions: { server: options.wsUrl, connectionTimeout: 5, traceSip: false },
+      sessionDescriptionHandlerFactory: Web.defaultSessionDescriptionHandlerFactory(mediaStreamFactory),
+      sessionDescriptionHandlerFactoryOptions: { peerConnectionConfiguration: { iceServers: [] }, iceGatheringTimeout: 2000 },
+      logLevel: 'error',
+      userAgentString: 'softswitch-test SIP.js+wrtc',
+      delegate: { onInvite: (invitation) => void this.incoming.push(invitation) },
+    });
+    this.registerer = new Registerer(this.ua, { expires: 300 });
+  }
+
+  register(timeoutMs = 5000): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.options.uri}: REGISTER not answered in ${timeoutMs} ms`)), timeoutMs);
+      this.registerer
+        .register({
+          requestDelegate: {
+            onAccept: () => {
+              clearTimeout(timer);
+              resolve();
+            },
+            onReject: (r) => {
+              clearTimeout(timer);
+              reject(new Error(`${this.options.uri}: REGISTER answered ${r.message.statusCode}`));
+            },
+          },
+        })
+        .catch((err: unknown) => {
+          clearTimeout(timer);
+          reject(err as Error);
+        });
+    });
+  }
+
+  call(): Promise<WebRtcCall> {
+    return Promise.reject(new Error('SipJsWebRtcPhone only answers in these tests'));
+  }
+
+  async answer(timeoutMs = 10_000): Promise<WebRtcCall & { invite: string }> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.incoming.length === 0) {
+      if (Date.now() > deadline) throw new Error(`${this.options.uri}: no incoming call within ${timeoutMs} ms`);
+      await sleep(20);
+    }
+    const invitation = this.incoming.shift()!;
+    const tone = new ToneSource(this.w, this.options.toneHz);
+    this.pendingTone = tone;
+    const ended = new Promise<string>((resolve) => {
+      invitation.stateChange.addListener((state) => {
+        if (state === SessionState.Terminated) resolve('terminated');
+      });
+    });
+    const control: SessionControl = {
+      pc: () => (invitation.sessionDescriptionHandler as unknown as { peerConnection: WrtcPeerConnection }).peerConnection,
+      ended,
+      isEnded: () => invitation.state === SessionState.Terminated,
+      terminate: () => {
+        if (invitation.state === SessionState.Established) void invitation.bye().catch(() => undefined);
+        else if (invitation.state !== SessionState.Terminated) void invitation.reject().catch(() => undefined);
+      },
+    };
+    const call = Object.assign(new WebRtcCall(this.w, control, invitation.request.callId, tone), { invite: invitation.request.toString() });
+    this.calls.push(call);
+    const established = new Promise<string>((resolve) => {
+      invitation.stateChange.addListener((state) => {
+        if (state === SessionState.Established) resolve('established');
+        if (state === SessionState.Terminated) resolve('terminated');
+      });
+    });
+    try {
+      await invitation.accept();
+    } finally {
+      this.pendingTone = undefined;
+    }
+    const outcome = await Promise.race([established, sleep(Math.max(1, deadline - Date.now())).then(() => 'not established in time')]);
+    if (outcome !== 'established') {
+      call.close();
+      throw new Error(`${this.options.uri}: answering ${call.callId}: ${outcome}`);
+    }
+    call.listen();
+    return call;
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.calls) c.dispose();
+    try {
+      await Promise.race([this.registerer.unregister(), sleep(1500)]);
+    } catch {
+      // not registered
+    }
+    await Promise.race([this.ua.stop().catch(() => undefined), sleep(2000)]);
   }
 }
