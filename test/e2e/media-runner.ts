@@ -372,8 +372,10 @@ async function main(): Promise<void> {
   const result: MediaResult = { scenario: name, calls: [], facts: {} };
   const killer = setTimeout(() => {
     result.error = `the runner did not finish within ${RUNNER_TIMEOUT_MS} ms`;
-    process.stdout.write(`MEDIA-RESULT ${JSON.stringify(result)}\n`);
-    process.exit(3);
+    result.logs = [...(current?.rtpengines.map((r) => `${r.ng}:\n${r.logTail()}`) ?? []), `SIPp:\n${current?.sippOutput?.() ?? ''}`].join('\n');
+    void Promise.race([cleanup(), sleep(3000)]).finally(() => {
+      process.stdout.write(`MEDIA-RESULT ${JSON.stringify(result)}\n`, () => process.exit(3));
+    });
   }, RUNNER_TIMEOUT_MS);
   const scenario = scenarios[name];
   try {
