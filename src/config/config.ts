@@ -80,6 +80,19 @@ const schema = z.strictObject({
      */
     algorithms: z.array(z.enum(['MD5', 'SHA-256'])).min(1).default(['MD5']),
   }).prefault({}),
+  registrar: z.strictObject({
+    /**
+     * local: the softswitch is the registrar (embedded default). mirror / contact-throttle / aor-throttle:
+     * the mid-registrar forwards REGISTERs to a backend of `backendSet` (OpenSIPS mid_registrar modes).
+     */
+    mode: z.enum(['local', 'mirror', 'contact-throttle', 'aor-throttle']).default('local'),
+    /** The load balancer's backend set REGISTERs go to (mid-registrar modes). */
+    backendSet: z.string().min(1).default('freeswitch'),
+    /** Expiry sent to the backend in the throttle modes, seconds (OpenSIPS outgoing_expires). */
+    outgoingExpires: z.number().int().min(60).max(86400).default(3600),
+    /** true: digest-authenticate REGISTERs at the softswitch; false: let the backend challenge them. */
+    localAuth: z.boolean().default(true),
+  }).prefault({}),
   media: z.strictObject({
     /**
      * rtpengine control sockets (ng protocol), `udp:host:port` with an optional `;weight=N`. Empty: no
