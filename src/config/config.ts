@@ -116,6 +116,10 @@ const schema = z.strictObject({
   /** Folder for the SQLite file, generated certificates and other local state. */
   dataDir: z.string().min(1).default('data'),
 }).superRefine((cfg, ctx) => {
+  if (cfg.registrar.mode !== 'local') {
+    // The mid-registrar (registrar/mid) is not wired yet: refuse rather than silently act as the registrar.
+    ctx.addIssue({ code: 'custom', path: ['registrar', 'mode'], message: 'only "local" is available in this build (the mid-registrar modes are not wired yet)' });
+  }
   if ((cfg.tls.cert === undefined) !== (cfg.tls.key === undefined)) {
     ctx.addIssue({ code: 'custom', path: ['tls', cfg.tls.cert === undefined ? 'cert' : 'key'], message: 'tls.cert and tls.key go together' });
   }
