@@ -73,6 +73,8 @@ export class ProxyBranch implements ClientTransactionUser {
   private cancelSent: boolean;
   private timerC: TimerHandle | undefined;
   private guard: TimerHandle | undefined;
+  /** The target's responseTimeoutMs, until the first response. */
+  private firstResponse: TimerHandle | undefined;
 
   constructor(owner: BranchOwner, env: ProxyEnv, target: ForwardTarget, index: number, recordRoute: boolean) {
     this.owner = owner;
@@ -92,6 +94,7 @@ export class ProxyBranch implements ClientTransactionUser {
     this.cancelSent = false;
     this.timerC = undefined;
     this.guard = undefined;
+    this.firstResponse = undefined;
   }
 
   get ended(): boolean {
@@ -135,6 +138,7 @@ export class ProxyBranch implements ClientTransactionUser {
 
   onResponse(response: SipResponse, transaction: ClientTransaction): void {
     if (transaction !== this.transaction) return;
+    this.firstResponse = this.cancelTimer(this.firstResponse);
     const status = response.status;
     if (status < 200) {
       if (this.ended) return;
@@ -240,6 +244,17 @@ export class ProxyBranch implements ClientTransactionUser {
     if (destination.flowId !== undefined && isConnectionOriented(destination.protocol)) this.env.rememberFlow(destination);
     // §16.6 step 11: "If the request is an INVITE, the proxy MUST set timer C".
     if (this.invite) this.startTimerC();
+    const silence = this.target.responseTimeoutMs;
+    if (silence !== undefined && silence > 0) {
+      this.firstResponse = this.env.timers.setTimeout(() => {
+        this.firstResponse = undefined;
+        if (this.ended) return;
+        // Nothing came back: §16.8's "as if the transaction received a 408" without waiting for Timer B.
+        this.env.log.info({ target: this.request.uri, ms: silence }, 'no response from the next hop');
+        this.transaction?.terminate();
+        this.end({ status: this.madeUp(408) });
+      }, silence);
+    }
   }
 
   private sendCancel(): void {
@@ -307,6 +322,7 @@ export class ProxyBranch implements ClientTransactionUser {
   private clearTimers(): void {
     this.timerC = this.cancelTimer(this.timerC);
     this.guard = this.cancelTimer(this.guard);
+    this.firstResponse = this.cancelTimer(this.firstResponse);
   }
 
   private cancelTimer(handle: TimerHandle | undefined): undefined {
@@ -330,6 +346,7 @@ function buildCopy(original: SipRequest, target: ForwardTarget): SipRequest {
   const mf = original.maxForwards;
   copy.set('Max-Forwards', String(mf === undefined ? 70 : Math.max(0, mf - 1)));
   // §16.6 step 6 (RFC 3327 §5.3: the Path of the binding becomes a preloaded Route set).
+  for (const [name, value] of target.headers ?? []) copy.append(name, value);
   const route = target.route ?? [];
   for (let i = route.length - 1; i >= 0; i--) copy.prepend('Route', route[i]!);
   // §16.6 step 7: "If that URI does not contain an lr parameter, the proxy MUST modify the copy as

@@ -167,7 +167,7 @@ export class ProxyContext implements BranchOwner {
       if (failover !== undefined && !this.cancelled && !this.closedToNewBranches && best.status >= 300 && best.status < 600) {
         let targets: ForwardTarget[] | undefined;
         try {
-          targets = failover(this.bestResponse(best), ++this.attempts);
+          targets = failover(this.bestResponse(best), ++this.attempts, best.status);
         } catch (err) {
           this.env.log.error({ err, ruri: this.request.uri }, 'failover callback threw');
         }

@@ -6,11 +6,12 @@
 import type { Stack, StackUser } from '../src/core/index.js';
 import { ALLOWED_METHODS, answerCancel } from '../src/core/index.js';
 import { type Logger, categoryLogger } from '../src/log/index.js';
-import { type SipRequest, type SipResponse, SipUri, type Uri } from '../src/sip/index.js';
+import { type SipRequest, type SipResponse, SipUri, TelUri, type Uri, escapeUriUser, parseSipUri } from '../src/sip/index.js';
 import type { InviteServerTransaction, ServerTransaction } from '../src/transaction/index.js';
 import type { Destination, Flow } from '../src/transport/types.js';
 import type { Binding, CredentialSource, RegistrarApi } from '../registrar/index.js';
 import { aorOf } from '../registrar/index.js';
+import type { BackendChoice, BalancerApi, RoutingDataApi } from './balancer/types.js';
 import { forwardStateless, looseRoute } from './loose-route.js';
 import { isLoop } from './loop-detection.js';
 import type { MediaHook } from './media-hook.js';
@@ -31,8 +32,36 @@ export interface RouterDeps {
   media?: MediaHook;
   /** The domains this softswitch serves. */
   domains: string[];
+  /** PSTN routing: backends, dialplan, DIDs, trusted sources. Without it only user→user calls exist. */
+  pstn?: PstnRouting;
+  /** The mid-registrar, when REGISTERs go to a backend (registrar.mode other than local). */
+  mid?: MidRegistrarRouting;
   logger: Logger;
 }
+
+export interface PstnRouting {
+  balancer: BalancerApi;
+  data: RoutingDataApi;
+  /** ms without any response (not even 100 Trying) before a backend is given up for the next one. */
+  failoverTimeoutMs: number;
+  /** When set, calls between our own users go through this backend set (FreeSWITCH features) too. */
+  userToUserSet?: string | undefined;
+}
+
+/** What the routing policy asks of the mid-registrar. */
+export interface MidRegistrarRouting {
+  handle(request: SipRequest, tx: ServerTransaction): Promise<void>;
+  /** The devices an INVITE from a backend to a Contact we registered there reaches; undefined when not ours. */
+  resolveIncoming(ruri: Uri): Binding[] | undefined;
+}
+
+/**
+ * Responses that say the backend, not the call, failed (passive health, serial failover): a timeout
+ * (408, real or made up after `failoverTimeoutMs`), 503, and 500 which is what §16.7 turns a 503 into.
+ */
+const BACKEND_FAILURE: ReadonlySet<number> = new Set([408, 500, 503]);
+/** A call's backend is forgotten after this long without a BYE (no dialog lasts 12 hours here). */
+const CALL_MEMORY_MS = 12 * 3600_000;
 
 const OPTIONS_HEADERS: Array<[string, string]> = [['Allow', ALLOWED_METHODS.join(', ')], ['Accept', 'application/sdp'], ['Supported', 'path, outbound']];
 
@@ -44,6 +73,10 @@ export class Router implements StackUser {
   private readonly subscribers: CredentialSource;
   private readonly domains: Set<string>;
   private readonly media: MediaHook | undefined;
+  private readonly pstn: PstnRouting | undefined;
+  private readonly mid: MidRegistrarRouting | undefined;
+  /** Calls answered by a backend, by Call-ID, until their BYE: least-calls accounting. */
+  private readonly backendCalls = new Map<string, { backend: BackendChoice; at: number }>();
   private readonly log: Logger;
 
   constructor(deps: RouterDeps) {
@@ -54,6 +87,8 @@ export class Router implements StackUser {
     this.subscribers = deps.subscribers;
     this.domains = new Set(deps.domains.map((d) => d.toLowerCase()));
     this.media = deps.media;
+    this.pstn = deps.pstn;
+    this.mid = deps.mid;
     this.log = categoryLogger(deps.logger, 'proxy.route');
   }
 
@@ -82,23 +117,131 @@ export class Router implements StackUser {
       return this.reply(tx, ALLOWED_METHODS.includes(req.method) ? 404 : 501, [['Allow', ALLOWED_METHODS.join(', ')]]);
     }
 
-    // 6. REGISTER for our domains (or to our own address) goes to the registrar; we relay nobody's
-    //    REGISTER elsewhere.
+    // 6. REGISTER for our domains (or to our own address) goes to the registrar, or through the
+    //    mid-registrar to a backend; we relay nobody's REGISTER elsewhere.
     if (req.method === 'REGISTER') {
       if (!this.isOurDomain(req.ruri) && !this.isForServer(req.ruri)) return this.reply(tx, 403, [], 'Forbidden (not a domain served here)');
-      return this.registrar.handle(req, tx);
+      return this.mid !== undefined ? this.mid.handle(req, tx) : this.registrar.handle(req, tx);
     }
 
-    // 7. Everyone who is not a trusted source proves who they are, as the user in From (407).
-    const caller = await this.authenticateCaller(req, tx);
-    if (caller === undefined) return;
+    // 7. Trusted sources (FreeSWITCH, trunks: `softswitch trusted add`, and every backend) need no
+    //    credentials. Everyone else proves who they are, as the user in From (407), and may not assert
+    //    an identity of their own choosing.
+    const trusted = this.pstn?.data.isTrusted(tx.flow.remote.address) ?? false;
+    let caller: string | undefined;
+    if (!trusted) {
+      req.remove('P-Asserted-Identity');
+      caller = await this.authenticateCaller(req, tx);
+      if (caller === undefined) return;
+    }
 
-    // 8. A user of ours: every registered contact rings at once (parallel forking, §16.5/16.6).
-    if (this.isOurDomain(req.ruri)) return this.routeToLocalUser(req, tx);
+    // 8. A backend calling a device at the Contact the mid-registrar registered there.
+    const devices = trusted ? this.mid?.resolveIncoming(req.ruri) : undefined;
+    if (devices !== undefined) return this.forkTo(req, tx, devices);
 
-    // 9. Never an open relay: other domains are not reached from here (trunks come with the dialplan).
+    // 9. Our domain (or our address) with a user part: a user of ours, a DID, or a dialled number.
+    if (this.isOurDomain(req.ruri) || this.isOurAddress(req.ruri) || req.ruri.scheme === 'tel') return this.routeToNumber(req, tx, caller);
+
+    // 10. Never an open relay: other domains are not reached from here (trunks come with the dialplan).
     this.log.info({ from: caller, ruri: req.uri }, 'relaying denied');
     return this.reply(tx, 403, [], 'Forbidden (relaying denied)');
+  }
+
+  /**
+   * The Request-URI's user, in this order: a subscriber of ours (its registered devices ring at once),
+   * a DID (the user it belongs to rings), a dialplan route (a backend of the route's set, with serial
+   * failover), else 404. `caller` is the authenticated user, undefined for a trusted source.
+   */
+  private async routeToNumber(req: SipRequest, tx: ServerTransaction, caller: string | undefined): Promise<void> {
+    const uri = req.ruri;
+    const user = uri instanceof SipUri ? uri.userUnescaped ?? '' : uri instanceof TelUri ? uri.number : '';
+    if (uri instanceof SipUri && this.isOurDomain(uri)) {
+      const bindings = this.registrar.lookup(aorOf(uri));
+      if (bindings.length > 0) {
+        const via = this.pstn?.userToUserSet;
+        // user→user through FreeSWITCH when so configured; it calls the callee back as a trusted source.
+        if (via !== undefined && caller !== undefined) return this.routeToBackends(req, tx, via, user, caller);
+        return this.forkTo(req, tx, bindings);
+      }
+      if ((await this.subscribers.getCredentials(uri.userUnescaped ?? '', uri.hostname)) !== undefined) return this.reply(tx, 480);
+    }
+    const number = dialledNumber(user);
+    const pstn = this.pstn;
+    if (pstn === undefined || number === '') return this.reply(tx, 404);
+    const did = pstn.data.did(number);
+    if (did !== undefined) {
+      const aor = aorOf(new SipUri({ scheme: 'sip', user: did.username, host: did.domain }));
+      const bindings = this.registrar.lookup(aor);
+      this.log.debug({ number, aor, branches: bindings.length }, 'DID');
+      if (bindings.length === 0) return this.reply(tx, 480);
+      return this.forkTo(req, tx, bindings);
+    }
+    const match = pstn.data.matchRoutes(number)[0];
+    if (match === undefined) {
+      this.log.info({ number, from: caller }, 'no dialplan route');
+      return this.reply(tx, 404, [], 'Not Found (no route for this number)');
+    }
+    return this.routeToBackends(req, tx, match.set, match.number, caller);
+  }
+
+  /**
+   * To a backend of `set` (the balancer's pick first), the Request-URI rewritten to `number` at the
+   * backend. A backend that times out or answers 503 is reported down-ward and the next one is tried
+   * (serial failover): the caller only sees the backend that answers.
+   */
+  private routeToBackends(req: SipRequest, tx: ServerTransaction, set: string, number: string, caller: string | undefined): void {
+    const pstn = this.pstn!;
+    const choices = pstn.balancer.candidates(set, caller);
+    if (choices.length === 0) {
+      this.log.warn({ set, number }, 'no backend available');
+      return this.reply(tx, 503, [['Retry-After', '30']], 'Service Unavailable (no backend available)');
+    }
+    const headers: Array<[string, string]> = caller === undefined ? [] : [['P-Asserted-Identity', `<sip:${caller}>`]];
+    const target = (i: number): ForwardTarget => {
+      const backend = choices[i]!;
+      if (req.method === 'INVITE') pstn.balancer.callStarted(backend);
+      return { uri: backendUri(backend.uri, number), responseTimeoutMs: pstn.failoverTimeoutMs, headers };
+    };
+    // The caller's credentials were for us (Kamailio's consume_credentials): they never reach a trunk.
+    req.remove('Proxy-Authorization');
+    this.log.debug({ set, number, backend: choices[0]!.uri, callId: req.callId }, 'to backend');
+    const context = this.proxy.forward(req, tx, [target(0)], {
+      failover: (_best, attempt, status) => {
+        const failed = choices[attempt - 1]!;
+        if (!BACKEND_FAILURE.has(status)) return undefined;
+        pstn.balancer.markFailure(failed, String(status));
+        if (attempt >= choices.length) return undefined;
+        this.log.info({ failed: failed.uri, status, next: choices[attempt]!.uri, callId: req.callId }, 'backend failover');
+        return [target(attempt)];
+      },
+    });
+    context.on('done', () => {
+      for (const branch of context.branches) {
+        const backend = choices[branch.index]!;
+        const status = branch.result?.status ?? 0;
+        if (!BACKEND_FAILURE.has(status)) pstn.balancer.markSuccess(backend);
+        if (req.method !== 'INVITE') continue;
+        if (status >= 200 && status < 300) this.rememberCall(req.callId!, backend);
+        else pstn.balancer.callEnded(backend);
+      }
+    });
+  }
+
+  private rememberCall(callId: string, backend: BackendChoice): void {
+    const now = Date.now();
+    this.backendCalls.set(callId, { backend, at: now });
+    // Calls whose BYE never passed here (the far end vanished) stop counting after CALL_MEMORY_MS.
+    for (const [id, call] of this.backendCalls) {
+      if (now - call.at < CALL_MEMORY_MS) break;
+      this.backendCalls.delete(id);
+      this.pstn?.balancer.callEnded(call.backend);
+    }
+  }
+
+  private forkTo(req: SipRequest, tx: ServerTransaction, bindings: Binding[]): void {
+    if (bindings.length === 0) return this.reply(tx, 480);
+    this.log.debug({ ruri: req.uri, branches: bindings.length, callId: req.callId }, 'forking to bindings');
+    this.proxy.forward(req, tx, bindings.map(targetOf));
   }
 
   /** In-dialog: our Record-Route must be on top and carry our signature, or the request goes nowhere. */
@@ -106,20 +249,15 @@ export class Router implements StackUser {
     const destination = await this.inDialogDestination(req);
     if (destination === undefined) return this.reply(tx, req.route.length === 0 ? 481 : 403);
     // A BYE ends the call's media through the relay, whatever the far end answers.
-    if (req.method === 'BYE') this.media?.end(req.callId!);
-    this.proxy.forward(req, tx, [{ uri: req.ruri, destination }], { recordRoute: false });
-  }
-
-  private async routeToLocalUser(req: SipRequest, tx: ServerTransaction): Promise<void> {
-    const uri = req.ruri as SipUri;
-    const aor = aorOf(uri);
-    const bindings = this.registrar.lookup(aor);
-    if (bindings.length === 0) {
-      const exists = (await this.subscribers.getCredentials(uri.userUnescaped ?? '', uri.hostname)) !== undefined;
-      return this.reply(tx, exists ? 480 : 404);
+    if (req.method === 'BYE') {
+      this.media?.end(req.callId!);
+      const call = this.backendCalls.get(req.callId!);
+      if (call !== undefined) {
+        this.backendCalls.delete(req.callId!);
+        this.pstn?.balancer.callEnded(call.backend);
+      }
     }
-    this.log.debug({ aor, branches: bindings.length, callId: req.callId }, 'forking to bindings');
-    this.proxy.forward(req, tx, bindings.map(targetOf));
+    this.proxy.forward(req, tx, [{ uri: req.ruri, destination }], { recordRoute: false });
   }
 
   // ---- ACK, responses, flows (StackUser) ---------------------------------------------------------
@@ -205,6 +343,11 @@ export class Router implements StackUser {
     return uri instanceof SipUri && this.domains.has(uri.hostname);
   }
 
+  /** A SIP URI with a user part at one of our listeners' addresses (how backends and trunks call us). */
+  private isOurAddress(uri: Uri): boolean {
+    return uri instanceof SipUri && uri.user !== undefined && this.stack.isLocal(uri.host, uri.port);
+  }
+
   /** A SIP URI without a user part that names one of our domains or listeners. */
   private isForServer(uri: Uri): boolean {
     if (!(uri instanceof SipUri) || uri.user !== undefined) return false;
@@ -225,4 +368,17 @@ function targetOf(b: Binding): ForwardTarget & { destination: Destination } {
   const target: ForwardTarget & { destination: Destination } = { uri: b.contact.uri, destination };
   if (b.path !== undefined && b.path.length > 0) target.route = b.path;
   return target;
+}
+
+/** RFC 3966 visual separators removed; a number is `+` and digits (or digits, * and #). */
+function dialledNumber(user: string): string {
+  const n = user.replace(/[-.() ]/g, '');
+  return /^\+?[0-9*#]+$/.test(n) ? n : '';
+}
+
+/** The backend's URI with the number as user part: `sip:+4930123456@10.0.0.5:5060;transport=udp`. */
+function backendUri(backend: string, number: string): SipUri {
+  const uri = parseSipUri(backend).clone();
+  uri.user = escapeUriUser(number);
+  return uri;
 }

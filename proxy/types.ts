@@ -19,6 +19,14 @@ export interface ForwardTarget {
   destination?: Destination;
   /** Route values to put on top of the copy, in order (the binding's Path, RFC 3327 §5.3). */
   route?: string[];
+  /**
+   * Ends the branch as a 408 when nothing at all (not even 100 Trying) has come back within this many
+   * ms (Kamailio's `fr_timer`): a dead backend is given up, and the failover callback can try the next,
+   * long before Timer B's 32 s. Without it only the transaction timers apply.
+   */
+  responseTimeoutMs?: number;
+  /** Header fields to add to this branch's copy only (e.g. P-Asserted-Identity towards a trunk). */
+  headers?: Array<[string, string]>;
 }
 
 /** A resolver of next hops; `resolve()` of resolver.ts by default. */
@@ -34,9 +42,10 @@ export interface ForwardOptions {
    * Serial forking / failover (§16.7 step 5 lets the proxy add branches before choosing the best
    * response): called once every branch has ended without a 2xx or 6xx and the caller has not cancelled,
    * with the response that would go upstream. Targets it returns become new branches; none sends the
-   * best response upstream.
+   * best response upstream. `status` is the best branch's own status, before §16.7's 503 → 500
+   * conversion of the upstream copy (a 503 from a backend is a reason to fail over, a 500 is not).
    */
-  failover?: (best: SipResponse, attempt: number) => ForwardTarget[] | undefined;
+  failover?: (best: SipResponse, attempt: number, status: number) => ForwardTarget[] | undefined;
 }
 
 /**

@@ -93,6 +93,31 @@ const schema = z.strictObject({
     /** true: digest-authenticate REGISTERs at the softswitch; false: let the backend challenge them. */
     localAuth: z.boolean().default(true),
   }).prefault({}),
+  balancer: z.strictObject({
+    /** OPTIONS probe of every enabled backend this often, seconds. */
+    probeInterval: z.number().min(1).max(3600).default(10),
+    /** How long a probe waits for its answer, seconds. */
+    probeTimeout: z.number().min(0.1).max(30).default(2),
+    /** Consecutive failures (probes, or timeouts/503 of real requests) that take a backend out. */
+    failureThreshold: z.number().int().min(1).max(100).default(3),
+    /** Consecutive probe answers that bring it back. */
+    recoveryThreshold: z.number().int().min(1).max(100).default(2),
+    /**
+     * A request sent to a backend that has answered nothing at all (not even 100 Trying) after this many
+     * seconds goes to the next backend of its set (Kamailio's fr_timer). 100 Trying comes back within
+     * milliseconds from a live FreeSWITCH, so a few seconds only ever catch a dead one.
+     */
+    failoverTimeout: z.number().min(0.2).max(32).default(3),
+    /** Re-read backends, routes, DIDs and trusted sources from the store this often, seconds; 0: only on `softswitch reload`. */
+    reloadInterval: z.number().min(0).max(86400).default(10),
+  }).prefault({}),
+  routing: z.strictObject({
+    /**
+     * Unset (default): calls between users of ours stay on the softswitch. A backend set name: they go
+     * through that set (FreeSWITCH features such as voicemail), which calls the callee back.
+     */
+    userToUserVia: z.string().min(1).optional(),
+  }).prefault({}),
   media: z.strictObject({
     /**
      * rtpengine control sockets (ng protocol), `udp:host:port` with an optional `;weight=N`. Empty: no

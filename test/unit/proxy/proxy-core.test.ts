@@ -215,6 +215,53 @@ describe('ProxyCore: forking (RFC 3261 §16.6, §16.7)', () => {
     assert.deepEqual(upstream(h), [100, 200]);
   });
 
+  it('gives the failover callback the branch\'s own status, 503, while the caller would see 500', async () => {
+    const h = await harness();
+    h.policy.route = () => [targetA];
+    const seen: number[] = [];
+    h.policy.options = { failover: (best, _attempt, status) => (seen.push(best.status, status), undefined) };
+    h.receive(request());
+    h.answer(h.requests('INVITE')[0]!, 503);
+    assert.deepEqual(seen, [500, 503]);
+    assert.deepEqual(upstream(h), [100, 500]);
+  });
+
+  it('ends a branch as a 408 when nothing, not even 100 Trying, came back within responseTimeoutMs, and fails over', async () => {
+    const h = await harness();
+    h.policy.route = () => [{ ...targetA, responseTimeoutMs: 3000 }];
+    const seen: number[] = [];
+    h.policy.options = { failover: (_best, attempt, status) => (seen.push(status), attempt === 1 ? [targetB] : undefined) };
+    h.receive(request());
+    h.clock.tick(2999);
+    assert.equal(to(h, 'INVITE', B.address).length, 0, 'still waiting for the first backend');
+    h.clock.tick(1);
+    assert.deepEqual(seen, [408]);
+    const ib = to(h, 'INVITE', B.address)[0]!;
+    h.answer(ib, 200);
+    assert.deepEqual(upstream(h), [100, 200]);
+  });
+
+  it('keeps a branch that answered 100 Trying past responseTimeoutMs (only a silent next hop is given up)', async () => {
+    const h = await harness();
+    h.policy.route = () => [{ ...targetA, responseTimeoutMs: 3000 }];
+    const seen: number[] = [];
+    h.policy.options = { failover: (_best, _attempt, status) => (seen.push(status), undefined) };
+    h.receive(request());
+    h.answer(h.requests('INVITE')[0]!, 100);
+    h.clock.tick(10_000);
+    assert.deepEqual(seen, []);
+    h.answer(h.requests('INVITE')[0]!, 200);
+    assert.deepEqual(upstream(h), [100, 200]);
+  });
+
+  it('adds a target\'s own header fields to its copy only', async () => {
+    const h = await harness();
+    h.policy.route = () => [{ ...targetA, headers: [['P-Asserted-Identity', '<sip:alice@example.com>']] }, targetB];
+    h.receive(request());
+    assert.equal(to(h, 'INVITE', A.address)[0]!.request.get('p-asserted-identity'), '<sip:alice@example.com>');
+    assert.equal(to(h, 'INVITE', B.address)[0]!.request.get('p-asserted-identity'), undefined);
+  });
+
   it('throws ProxyError PROXY_ERR_STOPPED when asked to forward after stop()', async () => {
     const h = await harness();
     let tx: ServerTransaction | undefined;
