@@ -18,6 +18,7 @@ import { type Destination, TransportLayer } from '../../src/transport/index.js';
 import {
   FakeFreeswitch, type FakeFreeswitchProcess, startFakeFreeswitch, startFakeFreeswitchProcess,
 } from '../helpers/fake-freeswitch.js';
+import { runSipp } from '../helpers/sipp.js';
 
 const PCMU_OFFER = [
   'v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0',
@@ -342,6 +343,39 @@ describe('fake FreeSWITCH', () => {
       const ended = call.waitForEnd(2_000);
       assert.equal(await callee.hangup(call.callId), 200);
       assert.equal((await ended).endedBy, 'remote');
+    });
+  });
+
+  describe('SIPp scenarios of test/e2e/sipp/fs-*.xml against the stand-in', () => {
+    it('fs-uac-trusted-call.xml: a DID call without credentials is answered and hung up', async () => {
+      const before = fs.callsAnswered;
+      const r = await runSipp({
+        scenario: 'fs-uac-trusted-call.xml', target: fs.address, timeoutSeconds: 5,
+        extra: ['-key', 'did', '+4930123456', '-key', 'did_domain', 'example.com', '-key', 'caller', '+4930999', '-d', '100'],
+      });
+      assert.equal(r.code, 0, r.stderr + r.stdout.slice(-2000));
+      assert.equal(fs.callsAnswered, before + 1);
+      const call = fs.calls.at(-1)!;
+      assert.equal(call.requestUri, 'sip:+4930123456@example.com');
+      assert.equal(call.endedBy, 'remote');
+    });
+
+    it('fs-uac-pstn-call.xml: the caller authenticates on 407 and the call is answered and hung up', async () => {
+      const challenging = await startFakeFreeswitch({ challengeInvite: true, passwords: { alice: 'secret' } });
+      try {
+        const r = await runSipp({
+          scenario: 'fs-uac-pstn-call.xml', target: challenging.address, timeoutSeconds: 5,
+          extra: [
+            '-key', 'aor_user', 'alice', '-key', 'aor_domain', 'example.com', '-key', 'callee', '+4930123456', '-d', '100',
+            '-au', 'alice', '-ap', 'secret', '-auth_uri', '+4930123456@example.com',
+          ],
+        });
+        assert.equal(r.code, 0, r.stderr + r.stdout.slice(-2000));
+        assert.deepEqual(challenging.invites.map((i) => [i.status, i.authorization]), [[407, false], [200, true]]);
+        assert.equal(challenging.calls[0]!.endedBy, 'remote');
+      } finally {
+        await challenging.close();
+      }
     });
   });
 

@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   }));
   fs.on('invite', (r) => emit({
     event: 'invite', callId: r.callId, requestUri: r.requestUri, from: r.from, to: r.to, pAssertedIdentity: r.pAssertedIdentity,
-    status: r.status, source: r.source,
+    authorization: r.authorization, status: r.status, source: r.source,
   }));
   fs.on('answered', (call) => emit({ event: 'answered', call }));
   fs.on('confirmed', (call) => emit({ event: 'confirmed', call }));

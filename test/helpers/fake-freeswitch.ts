@@ -69,6 +69,11 @@ export interface FakeFreeswitchOptions {
   password?: (username: string, realm: string) => string | undefined;
   /** Challenge REGISTER with 401; true by default. false: every REGISTER is accepted as it comes. */
   challengeRegister?: boolean;
+  /**
+   * Challenge initial INVITEs with 407 (Proxy-Authenticate, realm = the From domain), as FreeSWITCH does
+   * for a source outside its ACLs; false by default (the softswitch is trusted). Same passwords as REGISTER.
+   */
+  challengeInvite?: boolean;
   /** Longest registration granted, in seconds: min(requested, this); 120 by default. */
   registerExpires?: number;
   /** Answer OPTIONS; true by default (see setAnswerOptions). */
@@ -132,10 +137,12 @@ export interface InviteRecord {
   from: string;
   to: string;
   pAssertedIdentity: string | undefined;
+  /** Whether it carried a Proxy-Authorization header field. */
+  authorization: boolean;
   /** The SDP offer, '' when none. */
   sdp: string;
   source: string;
-  /** The final status it was (or will be) answered with; below 200 when it rings for ever. */
+  /** The final status it was (or will be) answered with (407 when challenged); below 200 when it rings for ever. */
   status: number;
   headers: Record<string, string[]>;
 }
@@ -488,9 +495,9 @@ export class FakeFreeswitch extends EventEmitter<FakeFreeswitchEvents> implement
     return l.port;
   }
 
-  /** `sip:<host>:<port>`: the box, as a backend URI. */
+  /** `sip:<host>:<port>;transport=udp`: the box, as a backend URI. */
   get uri(): string {
-    return `sip:${this.host}:${this.port}`;
+    return `sip:${this.host}:${this.port};transport=udp`;
   }
 
   /** `host:port`, e.g. for a backend list. */
@@ -698,7 +705,7 @@ export class FakeFreeswitch extends EventEmitter<FakeFreeswitchEvents> implement
     if (!(fromUri instanceof SipUri) || !(toUri instanceof SipUri)) return answer(400);
     const realm = fromUri.hostname;
     if (this.options.challengeRegister ?? true) {
-      const verdict = this.checkDigest(req, realm, record);
+      const verdict = this.checkDigest(req, realm, 'authorization', (username) => (record.username = username));
       if (verdict === 'forbidden') return answer(403);
       if (verdict !== 'ok') return answer(401, [['WWW-Authenticate', this.challenge(realm, verdict === 'stale')]]);
     }
@@ -764,18 +771,20 @@ export class FakeFreeswitch extends EventEmitter<FakeFreeswitchEvents> implement
     return serializeChallenge(ch);
   }
 
-  /** RFC 2617 §3.2.2 with the password of the Authorization's username; a right digest on an old nonce is stale (§3.2.1). */
-  private checkDigest(req: SipRequest, realm: string, record: RegisterRecord): 'ok' | 'challenge' | 'stale' | 'forbidden' {
-    const value = req.get('authorization');
+  /** RFC 2617 §3.2.2 with the password of the credentials' username; a right digest on an old nonce is stale (§3.2.1). */
+  private checkDigest(
+    req: SipRequest, realm: string, header: 'authorization' | 'proxy-authorization', onUsername?: (username: string) => void,
+  ): 'ok' | 'challenge' | 'stale' | 'forbidden' {
+    const value = req.get(header);
     if (value === undefined) return 'challenge';
     let creds;
     try {
-      creds = parseCredentials(value);
+      creds = parseCredentials(value, header);
     } catch {
       return 'challenge';
     }
     if (!isDigestCredentials(creds) || creds.realm !== realm) return 'challenge';
-    record.username = creds.username;
+    onUsername?.(creds.username);
     if (parseDigestAlgorithm(creds.algorithm) !== 'MD5') return 'challenge';
     if (creds.qop !== undefined && creds.qop !== 'auth') return 'forbidden';
     const password = this.options.passwords?.[`${creds.username}@${realm}`]
@@ -784,7 +793,7 @@ export class FakeFreeswitch extends EventEmitter<FakeFreeswitchEvents> implement
     if (password === undefined) return 'forbidden';
     const ha1 = computeHA1('MD5', creds.username, realm, utf8ToWire(password));
     const expected = computeDigestResponse({
-      algorithm: 'MD5', ha1, nonce: creds.nonce, method: 'REGISTER', uri: creds.uri,
+      algorithm: 'MD5', ha1, nonce: creds.nonce, method: req.method, uri: creds.uri,
       ...(creds.qop === 'auth' ? { qop: 'auth' as const, nc: creds.nc, cnonce: creds.cnonce } : {}),
     });
     if (!digestEquals(expected, creds.response)) return 'forbidden';
@@ -796,15 +805,29 @@ export class FakeFreeswitch extends EventEmitter<FakeFreeswitchEvents> implement
   // ---- INVITE (inbound) ------------------------------------------------------------------------
 
   private onInvite(req: SipRequest, tx: InviteServerTransaction): void {
-    const rule = this.pickRule(req);
     const record: InviteRecord = {
       at: Date.now(), callId: req.callId ?? '', requestUri: req.uri, from: req.get('from') ?? '', to: req.get('to') ?? '',
-      pAssertedIdentity: req.get('p-asserted-identity'), sdp: req.body.toString('utf8'), source: sourceOf(tx.flow),
-      status: rule?.status ?? 200, headers: headersOf(req),
+      pAssertedIdentity: req.get('p-asserted-identity'), authorization: req.has('proxy-authorization'),
+      sdp: req.body.toString('utf8'), source: sourceOf(tx.flow), status: 200, headers: headersOf(req),
     };
+    const toTag = newTag();
+    if (this.options.challengeInvite === true) {
+      const fromUri = req.from?.uri;
+      const realm = fromUri instanceof SipUri ? fromUri.hostname : '';
+      const verdict = this.checkDigest(req, realm, 'proxy-authorization');
+      if (verdict !== 'ok') {
+        record.status = verdict === 'forbidden' ? 403 : 407;
+        this.invites.push(record);
+        this.emitSafe('invite', record);
+        const headers: Array<[string, string]> = verdict === 'forbidden' ? [] : [['Proxy-Authenticate', this.challenge(realm, verdict === 'stale')]];
+        this.stack.respond(tx, record.status, { toTag, headers });
+        return;
+      }
+    }
+    const rule = this.pickRule(req);
+    record.status = rule?.status ?? 200;
     this.invites.push(record);
     this.emitSafe('invite', record);
-    const toTag = newTag();
     if (record.status >= 300) {
       this.stack.respond(tx, record.status, { toTag, reason: rule?.reason });
       return;
@@ -1254,7 +1277,10 @@ export type FakeFreeswitchProcessOptions = Omit<FakeFreeswitchOptions, 'password
 export type FakeFreeswitchProcessEvent =
   | { event: 'ready'; port: number; uri: string; pid: number }
   | { event: 'register'; aor: string; contact: string[]; expires: number | undefined; authorization: boolean; status: number; source: string }
-  | { event: 'invite'; callId: string; requestUri: string; from: string; to: string; pAssertedIdentity: string | undefined; status: number; source: string }
+  | {
+    event: 'invite'; callId: string; requestUri: string; from: string; to: string; pAssertedIdentity: string | undefined;
+    authorization: boolean; status: number; source: string;
+  }
   | { event: 'answered' | 'confirmed' | 'ended'; call: CallInfo }
   | { event: 'result'; id: number; result?: unknown; error?: string };
 
