@@ -16,6 +16,11 @@ export { LocationService } from './location/location-service.js';
 export { aorOf } from './location/aor.js';
 export { Registrar, type RegistrarInit } from './registrar.js';
 export type * from './types.js';
+export {
+  MidRegistrar, type MidRegistrarInit, type MidRegistrarDeps, createMidRegistrar, pickerFromBalancer,
+  type MidRegistrarApi, type MidRegistrarMode, type MidRegistrarOptions, type MidRegistrarStats, type BackendPicker,
+  type BackendTarget,
+} from './mid/index.js';
 
 export interface RegistrarDeps {
   stack: Stack;
