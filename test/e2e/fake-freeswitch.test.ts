@@ -337,6 +337,22 @@ describe('fake FreeSWITCH', () => {
       assert.equal(callee.requestCount('CANCEL'), 1);
     });
 
+    it('answers a 407 of the peer once with the credentials given (peer on 127.0.0.2)', async () => {
+      const guarded = await startFakeFreeswitch({ host: '127.0.0.2', challengeInvite: true, passwords: { fs1: 'pw' } });
+      try {
+        assert.match(guarded.uri, /^sip:127\.0\.0\.2:\d+;transport=udp$/);
+        const call = await fs.call('sip:+4930125@example.com', {
+          via: guarded.address, from: 'sip:fs1@example.com', credentials: { username: 'fs1', password: 'pw' },
+        });
+        assert.equal(call.status, 200);
+        assert.deepEqual(guarded.invites.map((i) => [i.status, i.authorization]), [[407, false], [200, true]]);
+        assert.equal(guarded.invites[1]!.source.split(':')[0], '127.0.0.1');
+        assert.equal(await call.hangup(), 200);
+      } finally {
+        await guarded.close();
+      }
+    });
+
     it('the peer hanging up ends the call here', async () => {
       const call = await fs.call('sip:+4930124@example.com', { via: callee.address });
       await callee.waitFor('confirmed', (c) => c.callId === call.callId);

@@ -280,6 +280,8 @@ export interface Dialog {
   localSdp: string;
   /** Inbound: our 200 and its retransmission timer until the ACK. */
   ok?: { response: SipResponse; destination: Destination; timer: NodeJS.Timeout | undefined; started: number; interval: number };
+  /** The peer's tag (To of the 2xx for outbound, From tag for inbound). */
+  remoteTagValue: string | undefined;
   /** Outbound: the ACK of the 2xx, re-sent on every retransmitted 2xx. */
   ack?: { request: SipRequest; destination: Destination };
   confirmedWaiters: Array<() => void>;
@@ -434,6 +436,7 @@ export class FakeFreeswitch extends EventEmitter<FakeFreeswitchEvents> implement
   private readonly nonces = new Map<string, { realm: string; issued: number }>();
   private readonly pending = new Map<InviteServerTransaction, PendingInvite>();
   private readonly dialogs = new Map<string, Dialog>();
+  private readonly originating = new Set<{ abandon(): void }>();
   private rules: AnswerRule[];
   private answerDelayMs: number;
   private answerOptions: boolean;
@@ -479,6 +482,7 @@ export class FakeFreeswitch extends EventEmitter<FakeFreeswitchEvents> implement
     this.state = 'closed';
     for (const p of this.pending.values()) clearTimeout(p.timer);
     this.pending.clear();
+    for (const o of [...this.originating]) o.abandon();
     for (const d of this.dialogs.values()) {
       clearTimeout(d.ok?.timer);
       // Whoever waits on a dialog (hangup(), waitForEnd()) is let go; the calls just stop, as in a crash.
@@ -510,9 +514,7 @@ export class FakeFreeswitch extends EventEmitter<FakeFreeswitchEvents> implement
   }
 
   get activeCalls(): number {
-    let n = 0;
-    for (const d of this.dialogs.values()) if (d.info.state !== 'ended') n++;
-    return n;
+    return this.dialogs.size;
   }
 
   /** New requests of a method received so far. */
@@ -624,7 +626,8 @@ export class FakeFreeswitch extends EventEmitter<FakeFreeswitchEvents> implement
     this.assertRunning('call');
     const destination = parseHostPort(options.via);
     const originate = new Originate(this, target, options, destination);
-    return originate.start();
+    this.originating.add(originate);
+    return originate.start().finally(() => this.originating.delete(originate));
   }
 
   // ---- StackUser -------------------------------------------------------------------------------
@@ -880,7 +883,7 @@ export class FakeFreeswitch extends EventEmitter<FakeFreeswitchEvents> implement
       remoteTarget: contactHeader?.uri.toString() ?? fallback.address,
       routeSet: req.recordRoute.map((r) => r.toString()),
       localSeq: Math.floor(Math.random() * 10_000) + 1, fallback, localSdp,
-      confirmedWaiters: [], endWaiters: [],
+      confirmedWaiters: [], endWaiters: [], remoteTagValue: req.from?.tag,
     };
     const headers: Array<[string, string]> = [['Contact', this.contactFor(p.tx.flow)], ['Allow', FAKE_FREESWITCH_ALLOW]];
     // §12.1.1: the UAS copies Record-Route into its 2xx.
@@ -914,7 +917,7 @@ export class FakeFreeswitch extends EventEmitter<FakeFreeswitchEvents> implement
         void this.sendBye(d, 'no-ack');
         return;
       }
-      this.stack.sendStateless(ok.response, ok.destination);
+      if (!this.silent) this.stack.sendStateless(ok.response, ok.destination);
       ok.interval = Math.min(ok.interval * 2, T2);
       this.scheduleOkRetransmission(d);
     }, ok.interval);
@@ -1025,6 +1028,8 @@ export class FakeFreeswitch extends EventEmitter<FakeFreeswitchEvents> implement
     d.info.state = 'ended';
     d.info.endedAt = Date.now();
     d.info.endedBy = endedBy;
+    // Gone from the table: a request in it from now on gets 481 (§12.2.2), as from a box that hung up.
+    this.dialogs.delete(dialogKey(d.callId, d.localTag));
     for (const w of d.confirmedWaiters.splice(0)) w();
     for (const w of d.endWaiters.splice(0)) w(d.info);
     this.emitSafe('ended', d.info);
@@ -1177,6 +1182,11 @@ class Originate implements ClientTransactionUser {
     if (tx === this.tx) this.finish(408, 'Request Timeout', undefined);
   }
 
+  /** The stand-in closed under the call: it ends unanswered, as far as the caller of call() is told. */
+  abandon(): void {
+    this.finish(503, 'Stand-in Closed', undefined);
+  }
+
   onTransportError(tx: ClientTransaction): void {
     if (tx === this.tx) this.finish(503, 'Service Unavailable', undefined);
   }
@@ -1204,6 +1214,10 @@ class Originate implements ClientTransactionUser {
 
   /** §12.1.2: the dialog from the 2xx (route set = Record-Route reversed, remote target = Contact); then the ACK. */
   private on2xx(response: SipResponse): void {
+    if (this.dialog !== undefined && response.to?.tag !== this.dialog.remoteTagValue) {
+      this.releaseFork(response);
+      return;
+    }
     if (this.dialog === undefined) {
       const info: CallInfo = {
         callId: this.callId, direction: 'outbound', state: 'confirmed', requestUri: this.target, from: this.fromValue,
@@ -1214,17 +1228,42 @@ class Originate implements ClientTransactionUser {
         remoteTarget: response.contact[0]?.uri.toString() ?? this.target,
         routeSet: response.recordRoute.map((r) => r.toString()).reverse(),
         localSeq: this.seq, fallback: this.destination, localSdp: this.offer, confirmedWaiters: [], endWaiters: [],
+        remoteTagValue: response.to?.tag,
       };
-      const { request, destination } = this.fs.dialogRequest(this.dialog, 'ACK', this.seq);
-      // §13.2.2.4: "The ACK MUST contain the same credentials as the INVITE."
-      if (this.authHeader !== undefined) request.append(...this.authHeader);
-      request.prepend('Via', this.stack.viaFor('udp', newBranch()));
-      this.dialog.ack = { request, destination };
+      this.dialog.ack = this.buildAck(this.dialog);
       this.fs.addDialog(this.dialog);
     }
     const ack = this.dialog.ack!;
     this.stack.sendStateless(ack.request, ack.destination);
     this.finish(response.status, response.reason, response);
+  }
+
+  /** §13.2.2.4: the ACK of a 2xx is built as a request within the dialog, with the INVITE's CSeq number. */
+  private buildAck(dialog: Dialog): { request: SipRequest; destination: Destination } {
+    const ack = this.fs.dialogRequest(dialog, 'ACK', this.seq);
+    // "The ACK MUST contain the same credentials as the INVITE."
+    if (this.authHeader !== undefined) ack.request.append(...this.authHeader);
+    ack.request.prepend('Via', this.stack.viaFor('udp', newBranch()));
+    return ack;
+  }
+
+  /**
+   * A 2xx of another fork (another To tag). §13.2.2.4: "the UAC core MUST generate an ACK request for
+   * each 2xx received"; the stand-in keeps the first dialog and ends this one at once with BYE.
+   */
+  private releaseFork(response: SipResponse): void {
+    const fork: Dialog = {
+      info: { callId: this.callId, direction: 'outbound', state: 'confirmed', requestUri: this.target, from: this.fromValue, to: response.get('to') ?? '', answeredAt: Date.now() },
+      callId: this.callId, localTag: this.fromTag, local: this.fromValue, remote: response.get('to') ?? this.toValue,
+      remoteTarget: response.contact[0]?.uri.toString() ?? this.target,
+      routeSet: response.recordRoute.map((r) => r.toString()).reverse(),
+      localSeq: this.seq, fallback: this.destination, localSdp: this.offer, confirmedWaiters: [], endWaiters: [],
+      remoteTagValue: response.to?.tag,
+    };
+    const ack = this.buildAck(fork);
+    this.stack.sendStateless(ack.request, ack.destination);
+    const bye = this.fs.dialogRequest(fork, 'BYE', this.seq + 1);
+    this.stack.sendRequest(bye.request, bye.destination, { onResponse: () => undefined });
   }
 
   private finish(status: number, reason: string, response: SipResponse | undefined): void {
