@@ -300,6 +300,34 @@ describe('fake FreeSWITCH', () => {
       assert.equal(bye.callId, invite.callId);
       assert.equal(fs.activeCalls, 0);
     });
+
+    it('without an ACK it retransmits the 200 for 64*T1, then ends the call with BYE (§13.3.1.4)', async () => {
+      const quick = await startFakeFreeswitch({ timing: { T1: 10, T2: 40 } });
+      try {
+        const invite = request('INVITE', 'sip:+4930888@example.com', {
+          from: 'sip:alice@example.com', body: PCMU_OFFER, headers: [['Contact', `<sip:alice@127.0.0.1:${ua.port}>`]],
+        });
+        assert.equal((await ua.send(invite, udp(quick.port))).at(-1)!.status, 200);
+        const bye = await ua.waitForRequest('BYE', invite.callId!, 3_000);
+        assert.equal(bye.uri, `sip:alice@127.0.0.1:${ua.port}`);
+        assert.equal(quick.calls[0]!.endedBy, 'no-ack');
+        assert.equal(quick.activeCalls, 0);
+      } finally {
+        await quick.close();
+      }
+    });
+
+    it('hangup() of a call still ringing answers the INVITE 480', async () => {
+      fs.answerWith({ status: 180, user: '+4930444', times: 1 });
+      const invite = request('INVITE', 'sip:+4930444@example.com', {
+        from: 'sip:alice@example.com', body: PCMU_OFFER, headers: [['Contact', `<sip:alice@127.0.0.1:${ua.port}>`]],
+      });
+      const responses = ua.send(invite, udp(fs.port));
+      await fs.waitFor('invite', (r) => r.callId === invite.callId);
+      await sleep(20);
+      assert.equal(await fs.hangup(invite.callId!), 0);
+      assert.deepEqual((await responses).map((r) => r.status), [100, 180, 480]);
+    });
   });
 
   describe('originate', () => {

@@ -19,7 +19,19 @@
  * calls. No media is sent: the SDP answer names a port nobody listens on.
  *
  * `startFakeFreeswitchProcess()` runs one in a child process (fake-freeswitch-main.ts) so that a test can
- * SIGKILL it in the middle of a load run and start it again on the same port.
+ * SIGKILL it in the middle of a load run and start it again on the same port; stop() or kill() it in an
+ * `after` hook (a live child keeps the test process alive).
+ *
+ *   const fs = await startFakeFreeswitch({ host: '127.0.0.2', passwords: { alice: 'secret' } });
+ *   // … backend `fs.uri` in the softswitch's set; phones register and call through the softswitch …
+ *   assert.equal(fs.registers.at(-1)?.authorization, true);
+ *   assert.equal(fs.invites.at(-1)?.pAssertedIdentity, '<sip:+4930999@example.com>');
+ *   const call = await fs.call('sip:+4930123456@example.com', { via: server.addr('udp') });
+ *   await call.hangup();
+ *   await fs.close();
+ *
+ * Tip: on 127.0.0.2 the stand-in's address is not the one SIPp and the phones send from (127.0.0.1), so
+ * a softswitch that trusts its backends' addresses does not trust the test clients too.
  */
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
