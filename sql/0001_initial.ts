@@ -9,7 +9,7 @@
 import type { Knex } from 'knex';
 
 /** MariaDB/MySQL only: utf8mb4 with a binary collation, so string comparison is exact as in SQLite. */
-function mysqlTable(knex: Knex, t: Knex.CreateTableBuilder): void {
+export function mysqlTable(knex: Knex, t: Knex.CreateTableBuilder): void {
   // knex.client is untyped; 'mysql' is the dialect of both the mysql and mysql2 clients.
   if ((knex.client as { dialect?: string }).dialect !== 'mysql') return;
   t.engine('InnoDB');

@@ -6,3 +6,9 @@ export type {
   StoreDialect, OpenStoreOptions, Store, SqlStore, Domain, Subscriber, NewSubscriber, Binding, StoredBinding,
   DomainRepository, SubscriberRepository, LocationRepository,
 } from './types.js';
+export {
+  BALANCE_ALGORITHMS, checkAlgorithm, checkBackendUri, checkDidNumber, checkPattern, checkSetName, checkWeight, parseCidr,
+} from './sql-routing-repository.js';
+export type {
+  RoutingRepository, BackendRecord, BackendSetRecord, BalanceAlgorithm, RouteRecord, DidRecord, TrustedRecord,
+} from '../../proxy/balancer/types.js';

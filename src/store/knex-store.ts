@@ -3,7 +3,9 @@ import type { Logger } from '../log/index.js';
 import { SqlContext } from './sql-context.js';
 import { SqlDomainRepository } from './sql-domain-repository.js';
 import { SqlLocationRepository } from './sql-location-repository.js';
+import { SqlRoutingRepository } from './sql-routing-repository.js';
 import { SqlSubscriberRepository } from './sql-subscriber-repository.js';
+import type { RoutingRepository } from '../../proxy/balancer/types.js';
 import type { DomainRepository, LocationRepository, SqlStore, StoreDialect, SubscriberRepository } from './types.js';
 
 /** The SQL store over an open, migrated knex instance; built by openStore(). */
@@ -11,6 +13,7 @@ export class KnexStore implements SqlStore {
   readonly domains: DomainRepository;
   readonly subscribers: SubscriberRepository;
   readonly locations: LocationRepository;
+  readonly routing: RoutingRepository;
   private readonly ctx: SqlContext;
   private closing: Promise<void> | undefined;
 
@@ -19,6 +22,7 @@ export class KnexStore implements SqlStore {
     this.domains = new SqlDomainRepository(this.ctx);
     this.subscribers = new SqlSubscriberRepository(this.ctx);
     this.locations = new SqlLocationRepository(this.ctx);
+    this.routing = new SqlRoutingRepository(this.ctx);
   }
 
   /** Idempotent; repository calls made afterwards throw STORE_ERR_CLOSED. */

@@ -4,6 +4,8 @@
  */
 import type { Knex } from 'knex';
 import type { Logger } from '../log/index.js';
+// Types only: the routing records are the load balancer's (proxy/balancer); the store persists them.
+import type { RoutingRepository } from '../../proxy/balancer/types.js';
 
 export type StoreDialect = 'sqlite' | 'mysql';
 
@@ -132,6 +134,8 @@ export interface Store {
   readonly domains: DomainRepository;
   readonly subscribers: SubscriberRepository;
   readonly locations: LocationRepository;
+  /** Backend sets, backends, dialplan routes, DIDs and trusted sources (sql/0002_routing.ts). */
+  readonly routing: RoutingRepository;
   close(): Promise<void>;
 }
 

@@ -10,8 +10,9 @@ import { silentLogger } from '../../../src/log/index.js';
 import { computeHA1, utf8ToWire } from '../../../src/sip/index.js';
 import { openStore, StoreError, type Binding, type SqlStore, type StoreErrorCode } from '../../../src/store/index.js';
 import type { Target, TestDatabase } from './targets.js';
+import { routingSuite } from './routing-suite.js';
 
-const TABLES = ['domains', 'subscribers', 'locations'];
+const TABLES = ['domains', 'subscribers', 'locations', 'backend_sets', 'backends', 'routes', 'dids', 'trusted'];
 
 async function rejectsWith(promise: Promise<unknown>, code: StoreErrorCode, message?: RegExp): Promise<void> {
   await assert.rejects(promise, (err: unknown) => {
@@ -355,6 +356,8 @@ export function repositorySuite(target: Target): void {
         await assert.rejects(store.locations.upsert(binding({ callId: '' })), TypeError);
       });
     });
+
+    routingSuite(() => store);
 
     describe('closing', () => {
       it('a closed store refuses calls with STORE_ERR_CLOSED, and closing twice is harmless', async () => {
