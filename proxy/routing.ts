@@ -191,7 +191,8 @@ export class Router implements StackUser {
    */
   private routeToBackends(req: SipRequest, tx: ServerTransaction, set: string, number: string, caller: string | undefined): void {
     const pstn = this.pstn!;
-    const choices = pstn.balancer.candidates(set, caller);
+    // Calls are spread (no sticky key): stickiness per AoR is for REGISTERs (the mid-registrar's).
+    const choices = pstn.balancer.candidates(set);
     if (choices.length === 0) {
       this.log.warn({ set, number }, 'no backend available');
       return this.reply(tx, 503, [['Retry-After', '30']], 'Service Unavailable (no backend available)');

@@ -11,6 +11,8 @@ import { TransportLayer, loadOrCreateCertificate } from './transport/index.js';
 import { HttpServer } from './http/index.js';
 import { type Registrar, type CredentialSource, CachedCredentialSource, createRegistrar } from '../registrar/index.js';
 import { MediaHook, ProxyCore, Router } from '../proxy/index.js';
+import { type Balancer, type ReloadSummary, createBalancer } from '../proxy/balancer/index.js';
+import { type MidRegistrar, createMidRegistrar, pickerFromBalancer } from '../registrar/mid/index.js';
 import { createMediaGateway } from '../media/index.js';
 
 export interface Softswitch {
@@ -18,6 +20,12 @@ export interface Softswitch {
   readonly store: SqlStore;
   readonly registrar: Registrar;
   readonly http: HttpServer;
+  /** Backends, dialplan, DIDs and trusted sources. */
+  readonly balancer: Balancer;
+  /** The mid-registrar, when `registrar.mode` is not `local`. */
+  readonly mid: MidRegistrar | undefined;
+  /** Re-reads backends, routes, DIDs and trusted sources from the store (`softswitch reload`); calls in progress go on. */
+  reload(): Promise<ReloadSummary>;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -64,10 +72,45 @@ export async function createSoftswitch(config: Config, logger: Logger): Promise<
     logger,
     options: { domains: config.sip.domain, authAlgorithms: config.auth.algorithms },
   });
+  const balancer = createBalancer({
+    stack,
+    repository: store.routing,
+    logger,
+    options: {
+      probeIntervalMs: config.balancer.probeInterval * 1000,
+      probeTimeoutMs: config.balancer.probeTimeout * 1000,
+      failureThreshold: config.balancer.failureThreshold,
+      recoveryThreshold: config.balancer.recoveryThreshold,
+      reloadIntervalMs: config.balancer.reloadInterval * 1000,
+    },
+  });
+  const mid = config.registrar.mode === 'local'
+    ? undefined
+    : createMidRegistrar({
+      stack,
+      registrar,
+      picker: pickerFromBalancer(balancer, config.registrar.backendSet),
+      logger,
+      domains: config.sip.domain,
+      options: {
+        mode: config.registrar.mode,
+        backendSet: config.registrar.backendSet,
+        outgoingExpires: config.registrar.outgoingExpires,
+        localAuth: config.registrar.localAuth,
+      },
+    });
   const gateway = createMediaGateway({ nodes: config.media.rtpengine, logger, alwaysRelay: config.media.alwaysRelay });
   const media = new MediaHook(gateway, logger);
   const proxy = new ProxyCore({ stack, logger, media });
-  stack.setUser(new Router({ stack, proxy, recordRoute: proxy.recordRoute, registrar, subscribers, media, domains: config.sip.domain, logger }));
+  stack.setUser(new Router({
+    stack, proxy, recordRoute: proxy.recordRoute, registrar, subscribers, media, domains: config.sip.domain, logger, mid,
+    pstn: {
+      balancer,
+      data: balancer.routing,
+      failoverTimeoutMs: config.balancer.failoverTimeout * 1000,
+      userToUserSet: config.routing.userToUserVia,
+    },
+  }));
   const http = new HttpServer({
     listen: config.http.listen,
     logger,
@@ -79,6 +122,8 @@ export async function createSoftswitch(config: Config, logger: Logger): Promise<
         registrations: registrar.locations.count,
         rtpengine: gateway.stats().map((n) => ({ node: `${n.host}:${n.port}`, up: n.up, calls: n.calls })),
         messages: stack.stats,
+        backends: balancer.states(),
+        ...(mid === undefined ? {} : { midRegistrar: { mode: config.registrar.mode, ...mid.stats } }),
       }),
     },
   });
@@ -88,10 +133,16 @@ export async function createSoftswitch(config: Config, logger: Logger): Promise<
     store,
     registrar,
     http,
+    balancer,
+    mid,
+    reload: () => balancer.reload(),
     async start() {
       gateway.start();
       await registrar.start();
       await stack.start();
+      // After the stack: the first probes go out at once.
+      await balancer.start();
+      await mid?.start();
       await http.start();
       started = true;
     },
@@ -99,6 +150,8 @@ export async function createSoftswitch(config: Config, logger: Logger): Promise<
       if (started) {
         started = false;
         await http.stop();
+        await mid?.stop();
+        balancer.stop();
         await stack.stop();
         await registrar.stop();
         gateway.stop();

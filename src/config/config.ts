@@ -95,7 +95,7 @@ const schema = z.strictObject({
   }).prefault({}),
   balancer: z.strictObject({
     /** OPTIONS probe of every enabled backend this often, seconds. */
-    probeInterval: z.number().min(1).max(3600).default(10),
+    probeInterval: z.number().min(0.2).max(3600).default(10),
     /** How long a probe waits for its answer, seconds. */
     probeTimeout: z.number().min(0.1).max(30).default(2),
     /** Consecutive failures (probes, or timeouts/503 of real requests) that take a backend out. */
@@ -141,10 +141,6 @@ const schema = z.strictObject({
   /** Folder for the SQLite file, generated certificates and other local state. */
   dataDir: z.string().min(1).default('data'),
 }).superRefine((cfg, ctx) => {
-  if (cfg.registrar.mode !== 'local') {
-    // The mid-registrar (registrar/mid) is not wired yet: refuse rather than silently act as the registrar.
-    ctx.addIssue({ code: 'custom', path: ['registrar', 'mode'], message: 'only "local" is available in this build (the mid-registrar modes are not wired yet)' });
-  }
   if ((cfg.tls.cert === undefined) !== (cfg.tls.key === undefined)) {
     ctx.addIssue({ code: 'custom', path: ['tls', cfg.tls.cert === undefined ? 'cert' : 'key'], message: 'tls.cert and tls.key go together' });
   }
