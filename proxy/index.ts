@@ -10,3 +10,4 @@ export { looseRoute, forwardStateless } from './loose-route.js';
 export { resolve } from './resolver.js';
 export { isLoop, loopBranch } from './loop-detection.js';
 export type * from './types.js';
+export * from './balancer/index.js';

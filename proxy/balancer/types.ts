@@ -157,3 +157,25 @@ export interface BalancerOptions {
   /** Re-read backends, routes, DIDs and trusted sources from the store this often, ms (default 10 000; 0: only on reload()). */
   reloadIntervalMs: number;
 }
+
+/** Everything one reload reads from the repository, at once. */
+export interface RoutingSnapshot {
+  readonly sets: readonly BackendSetRecord[];
+  readonly backends: readonly BackendRecord[];
+  readonly routes: readonly RouteRecord[];
+  readonly dids: readonly DidRecord[];
+  readonly trusted: readonly TrustedRecord[];
+}
+
+/** What a reload loaded (the answer of `POST /reload`). */
+export interface ReloadSummary {
+  /** ms since the epoch. */
+  readonly reloadedAt: number;
+  readonly sets: number;
+  readonly backends: number;
+  /** Of `backends`, the enabled ones. */
+  readonly enabled: number;
+  readonly routes: number;
+  readonly dids: number;
+  readonly trusted: number;
+}
