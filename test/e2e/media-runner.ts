@@ -318,6 +318,59 @@ const scenarios: Record<string, (result: MediaResult) => Promise<void>> = {
   },
 
   /**
+   * PSTN → user: a trunk (SIPp on 127.0.0.5, a trusted source, PCMU only, RTP echo) calls a DID; the DID's
+   * user answers on a SIP.js WebRTC phone over WS. rtpengine bridges RTP/AVP ⇄ DTLS-SRTP; the phone hears
+   * its own tone echoed by the trunk; the trunk hangs up.
+   */
+  async 'pstn-did-to-webrtc'(result) {
+    const env = await environment({ rtpengines: 1, alwaysRelay: false });
+    const bob = await webrtcPhone(env, 'bob', 880, undefined, 'sip.js');
+    const did = '+4930123456';
+    const trunk = '127.0.0.5';
+    const routing = env.ts.server.store.routing;
+    await routing.addDid({ number: did, username: bob.aor.slice('sip:'.length, bob.aor.indexOf('@')), domain: DOMAIN });
+    await routing.addTrusted({ cidr: `${trunk}/32`, description: 'PSTN trunk (SIPp)' });
+    await env.ts.server.reload();
+    const mediaPort = await freePort();
+    const answering = bob.answer();
+    answering.catch(() => undefined);
+    const started = performance.now();
+    const dir = mkdtempSync(join(tmpdir(), 'sipp-trunk-'));
+    const child = spawn(requireTool('sipp', 'sip-tester'), [
+      env.ts.addr('udp'), '-sf', join(SIPP_SCENARIOS, 'fs-uac-trusted-call.xml'), '-t', 'u1', '-i', trunk, '-p', String(await freePort()),
+      '-m', '1', '-d', String(TALK_MS + 2500), '-nostdin', '-timeout', '30s', '-timeout_error',
+      '-key', 'did', did, '-key', 'did_domain', DOMAIN, '-key', 'caller', '+4915112345678',
+      '-rtp_echo', '-mi', trunk, '-mp', String(mediaPort),
+    ], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
+    child.stderr.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
+    const done = new Promise<{ code: number | null; output: string }>((resolve) => child.on('close', (code) => resolve({ code, output })));
+    env.cleanups.push(async () => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await done;
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const answered = await answering;
+    const setupMs = Math.round(performance.now() - started);
+    await answered.waitForMedia();
+    await sleep(TALK_MS);
+    const node = await nodeOf(env, answered.callId);
+    const legs = node ? await queryLegs(node, answered.callId).catch(() => ({})) : {};
+    const report: CallReport = {
+      callId: answered.callId, node: node?.ng, legs, caller: await side(answered, answered.invite, 880), leftoverSessions: [], setupMs,
+    };
+    // The trunk hangs up after its hold time.
+    await answered.waitForEnded(10_000);
+    answered.close();
+    result.sipp = await withTimeout(done, 15_000, 'the trunk (SIPp) to finish');
+    report.leftoverSessions = await leftovers(env, answered.callId);
+    result.calls.push(report);
+    result.facts.trunk = trunk;
+    result.facts.trunkMediaPort = mediaPort;
+  },
+
+  /**
    * Two rtpengines. Call 1 lands on one (X); X is killed mid-call; call 2 must go to the other (Y).
    * X is restarted on its port; the pool's health ping brings it back; Y is then stopped, and call 3
    * must be carried by X again.

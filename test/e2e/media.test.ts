@@ -168,4 +168,17 @@ describe('media through rtpengine: real WebRTC audio (wrtc) and a SIPp RTP echo,
     for (const call of r.calls) assertNoSessionLeft(call);
     assertSippDone(r);
   });
+  it('a trusted trunk calling a DID reaches its user\'s WebRTC phone: rtpengine bridges the trunk\'s plain RTP to DTLS-SRTP and the phone hears its own tone echoed by the trunk', { timeout: 60_000 }, async () => {
+    const r = await scenario('pstn-did-to-webrtc');
+    const [call] = r.calls;
+    assert.ok(call, 'no call was made');
+    assertSippDone(r);
+    assert.match(call.caller.remoteSdp, /^m=audio \d+ UDP\/TLS\/RTP\/SAVPF /m, 'the WebRTC phone got a WebRTC offer');
+    assertHeard(call.caller, 880, 'WebRTC phone (DID user)', 'audio/PCMU');
+    const trunk = Object.values(call.legs).find((leg) => leg.protocol === 'RTP/AVP');
+    assert.ok(trunk, `rtpengine has no plain RTP leg for the trunk: ${JSON.stringify(call.legs)}`);
+    assert.equal(trunk.endpoint, `${String(r.facts.trunk)}:${String(r.facts.trunkMediaPort)}`, 'the RTP came back from the trunk\'s echo port');
+    assert.ok(trunk.rtpPackets > 25, `the trunk echoed ${trunk.rtpPackets} RTP packets`);
+    assertNoSessionLeft(call);
+  });
 });
