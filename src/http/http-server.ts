@@ -1,6 +1,7 @@
 /**
  * The HTTP side of a node: `/health` for load balancers and operators (listeners, transactions,
- * registrations). Later steps add the REST API and metrics here.
+ * registrations, backends), `POST /reload` for `softswitch reload`. Later steps add the REST API and
+ * metrics here.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from '../log/index.js';
@@ -8,6 +9,11 @@ import type { Logger } from '../log/index.js';
 export interface HealthSource {
   /** Named checks: each returns a JSON-serialisable status; `ok: false` anywhere makes the answer 503. */
   health(): Record<string, unknown> & { ok: boolean };
+  /**
+   * `POST /reload` (`softswitch reload`): re-reads routing data from the store; the result is answered
+   * as JSON. Without it the route answers 404.
+   */
+  reload?(): Promise<unknown>;
 }
 
 export class HttpServer {
@@ -24,6 +30,17 @@ export class HttpServer {
     this.app.get('/health', async (_req, reply) => {
       const h = options.source.health();
       return reply.code(h.ok ? 200 : 503).send(h);
+    });
+    this.app.post('/reload', async (_req, reply) => {
+      const source = options.source;
+      if (source.reload === undefined) return reply.code(404).send({ ok: false, error: 'nothing to reload on this server' });
+      try {
+        const result = await source.reload();
+        return reply.code(200).send(result ?? { ok: true });
+      } catch (err) {
+        options.logger.warn({ err: (err as Error).message }, 'POST /reload failed');
+        return reply.code(500).send({ ok: false, error: (err as Error).message ?? String(err) });
+      }
     });
   }
 
