@@ -336,7 +336,7 @@ export class Balancer implements BalancerApi {
         return;
       }
       try {
-        this.stack.sendRequest(this.options_(uri, destination), destination, {
+        this.stack.sendRequest(this.probeRequest(uri, destination), destination, {
           onResponse: (res: SipResponse) => {
             if (res.status < 200) return;
             if (isFailureStatus(res.status)) finish(false, `${res.status} ${res.reason}`);
@@ -352,7 +352,7 @@ export class Balancer implements BalancerApi {
   }
 
   /** The OPTIONS request of a probe; the stack adds the Via. */
-  private options_(uri: string, destination: Destination): SipRequest {
+  private probeRequest(uri: string, destination: Destination): SipRequest {
     const target = parseSipUri(uri);
     target.headers = [];
     const host = this.stack.advertisedAddress(destination.protocol)?.host ?? 'softswitch.invalid';
