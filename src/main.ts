@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { createSoftswitch } from './app.js';
-import { CliError, USER_USAGE, runUserCommand } from './cli/index.js';
+import { CliError, USER_USAGE, type RoutingGroup, runReloadCommand, runRoutingCommand, runUserCommand } from './cli/index.js';
 import { ConfigError, loadConfig } from './config/index.js';
 import { createLogger, silentLogger } from './log/index.js';
 import { StoreError, openStore } from './store/index.js';
@@ -12,6 +12,10 @@ import { StoreError, openStore } from './store/index.js';
 const USAGE = `usage:
   softswitch start [--config FILE]        start the server (embedded defaults without a file)
   softswitch user … [--config FILE]       manage subscribers in the configured store (softswitch user help)
+  softswitch backend|route|did|trusted … [--config FILE]
+                                          load balancer backends, dialplan, DIDs, trusted sources
+                                          (softswitch backend help)
+  softswitch reload [--config FILE]       make the running server re-read them now
   softswitch help                         this text`;
 
 /** `softswitch user add alice@example.com --password …` and friends, against the configured store. */
@@ -31,6 +35,53 @@ async function user(args: string[]): Promise<number> {
     return 0;
   } finally {
     await store.close();
+  }
+}
+
+/** Splits `--config FILE` off the arguments of a store command. */
+function configArg(args: string[]): { file: string | undefined; rest: string[] } {
+  const rest: string[] = [];
+  let file: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--config' || a === '-c') file = args[++i];
+    else if (a.startsWith('--config=')) file = a.slice('--config='.length);
+    else rest.push(a);
+  }
+  return { file, rest };
+}
+
+/** A usage error of the routing commands with its own usage text (the handler below prints USER_USAGE). */
+function routingUsage(err: unknown): number {
+  if (!(err instanceof CliError) || err.code !== 'CLI_ERR_USAGE') throw err;
+  process.stderr.write(`softswitch: ${err.message}\n`);
+  return err.exitCode;
+}
+
+/** `softswitch backend add freeswitch sip:10.0.0.5` and friends, against the configured store. */
+async function routing(group: RoutingGroup, args: string[]): Promise<number> {
+  const { file, rest } = configArg(args);
+  const config = loadConfig({ file });
+  const store = await openStore({ url: config.store.url, logger: silentLogger() });
+  try {
+    await runRoutingCommand(group, rest, { store, httpListen: config.http.listen, out: (line) => process.stdout.write(line + '\n') });
+    return 0;
+  } catch (err) {
+    return routingUsage(err);
+  } finally {
+    await store.close();
+  }
+}
+
+/** `softswitch reload`: POST /reload to the running server's http listener. */
+async function reload(args: string[]): Promise<number> {
+  const { file, rest } = configArg(args);
+  const config = loadConfig({ file });
+  try {
+    await runReloadCommand(rest, { httpListen: config.http.listen, out: (line) => process.stdout.write(line + '\n') });
+    return 0;
+  } catch (err) {
+    return routingUsage(err);
   }
 }
 
@@ -62,6 +113,13 @@ async function main(argv: string[]): Promise<number> {
       return start(rest);
     case 'user':
       return user(rest);
+    case 'backend':
+    case 'route':
+    case 'did':
+    case 'trusted':
+      return routing(command, rest);
+    case 'reload':
+      return reload(rest);
     case undefined:
     case 'help':
     case '--help':
