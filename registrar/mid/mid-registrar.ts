@@ -174,6 +174,8 @@ export class MidRegistrar implements MidRegistrarApi {
   /** Backend requests waiting for an answer, to end them on stop(). */
   private readonly inflight = new Set<() => void>();
   private stopped = false;
+  /** The highest CSeq sent to a backend (see stateOf). */
+  private cseqFloor = 0;
 
   constructor(init: MidRegistrarInit) {
     const o = init.options;
@@ -584,6 +586,7 @@ export class MidRegistrar implements MidRegistrarApi {
 
   private buildRequest(state: AorState, spec: ForwardSpec, destination: Destination, local: { host: string; port: number }): SipRequest {
     state.cseq = state.cseq + 1 >= CSEQ_LIMIT ? 1 : state.cseq + 1;
+    this.cseqFloor = state.cseq >= this.cseqFloor ? state.cseq : this.cseqFloor;
     const transport = destination.protocol === 'udp' ? '' : `;transport=${destination.protocol === 'wss' ? 'ws' : destination.protocol}`;
     const user = state.user === undefined ? '' : `${state.user}@`;
     const fields: Array<[string, string]> = [
@@ -680,8 +683,9 @@ export class MidRegistrar implements MidRegistrarApi {
       state = {
         aor, domain, user,
         callId: `${this.hash(`call-id ${aor}`, 20)}@softswitch`,
-        // Grows ten a second, so a registration forgotten and started again never goes backwards.
-        cseq: Math.floor(this.clock() / 100) % (CSEQ_LIMIT / 2),
+        // Above every CSeq sent so far: the Call-ID of an AoR is stable for the process, so a
+        // registration forgotten and started again (after a 401, say) must not go backwards.
+        cseq: this.cseqFloor,
         atBackend: new Map(), devices: new Map(), queue: Promise.resolve(), busy: 0,
       };
       this.aors.set(aor, state);
