@@ -13,6 +13,16 @@ import type {
 } from '../types.js';
 
 const DEFAULT_PURGE_INTERVAL_MS = 10_000;
+
+/**
+ * Where a location service reports the changes made to it (cluster workers replicate them to the other
+ * workers, src/cluster): per AoR, the bindings added or replaced, and the contact URIs that went. Changes
+ * applied through `applyRemote` and the purge of expired bindings (every replica purges on its own clock)
+ * are not reported.
+ */
+export interface LocationReplication {
+  changed(aor: string, added: readonly Binding[], removedContacts: readonly string[]): void;
+}
 const PROTOCOLS: ReadonlySet<string> = new Set<TransportProtocol>(['udp', 'tcp', 'tls', 'ws', 'wss']);
 
 export class LocationService {
@@ -31,6 +41,7 @@ export class LocationService {
   /** Writes not yet handed to the persistence, per AoR: the newest row (or null, a removal) per contact. */
   private pending = new Map<string, PendingAor>();
   private drainQueued = false;
+  private replication: LocationReplication | undefined;
 
   constructor(options: LocationServiceOptions) {
     const interval = options.purgeIntervalMs ?? DEFAULT_PURGE_INTERVAL_MS;
@@ -123,6 +134,23 @@ export class LocationService {
     return best;
   }
 
+  /** Reports every later local change to `replication` (undefined: to nobody, the default). */
+  setReplication(replication: LocationReplication | undefined): void {
+    this.replication = replication;
+  }
+
+  /**
+   * A change another replica made (see LocationReplication): the contacts named go, the bindings given
+   * come in (replacing those with the same contact URI). Not persisted (the replica that made the change
+   * wrote it) and not reported back.
+   */
+  applyRemote(aor: string, added: readonly Binding[], removedContacts: readonly string[]): void {
+    for (const b of added) if (b.aor !== aor) throw new TypeError(`binding of ${b.aor} added to ${aor}`);
+    const gone = new Set(removedContacts);
+    const remove = new Set((this.byAor.get(aor) ?? []).filter((b) => gone.has(b.contactUri)));
+    this.apply(aor, remove, added, 'remote');
+  }
+
   /**
    * Applies one change to an AoR atomically: `remove` (bindings as returned by lookup) go, `add` come
    * in, expired bindings of the AoR go too, and an added binding replaces any other with the same
@@ -163,7 +191,7 @@ export class LocationService {
     const now = this.clock();
     const before = this.total;
     for (const [aor, list] of this.byAor) {
-      if (list.some((b) => b.expiresAt <= now)) this.apply(aor, new Set(), []);
+      if (list.some((b) => b.expiresAt <= now)) this.apply(aor, new Set(), [], 'purge');
     }
     const purged = before - this.total;
     if (purged > 0) this.log.debug({ purged }, 'expired bindings purged');
@@ -172,7 +200,8 @@ export class LocationService {
 
   // ---- internals -------------------------------------------------------------------------------
 
-  private apply(aor: string, remove: ReadonlySet<Binding>, add: readonly Binding[]): void {
+  /** `origin`: a change made here (persisted, reported), by the purge (persisted), or by another replica (neither). */
+  private apply(aor: string, remove: ReadonlySet<Binding>, add: readonly Binding[], origin: 'local' | 'purge' | 'remote' = 'local'): void {
     const now = this.clock();
     const list = this.byAor.get(aor) ?? [];
     const addedUris = new Set(add.map((b) => b.contactUri));
@@ -191,6 +220,16 @@ export class LocationService {
     if (kept.length === 0) this.byAor.delete(aor);
     else this.byAor.set(aor, kept);
 
+    if (origin === 'remote') return;
+    if (origin === 'local' && this.replication !== undefined) {
+      const removedContacts: string[] = [];
+      for (const b of dropped) if (!addedUris.has(b.contactUri)) removedContacts.push(b.contactUri);
+      try {
+        this.replication.changed(aor, add, removedContacts);
+      } catch (err) {
+        this.log.warn({ aor, err: err instanceof Error ? err.message : String(err) }, 'location replication failed');
+      }
+    }
     if (this.persistence === undefined) return;
     if (kept.length === 0) {
       this.pending.set(aor, { clear: true, contacts: new Map() });

@@ -40,6 +40,7 @@ export class TransactionLayer {
   private readonly sendTrying: boolean;
   private readonly clients = new Map<string, ClientTransaction>();
   private readonly servers = new Map<string, ServerTransaction>();
+  private branchTag = '';
   private stopped = false;
 
   constructor(options: TransactionLayerOptions) {
@@ -65,6 +66,17 @@ export class TransactionLayer {
   /** Live transactions, per side. */
   get stats(): { client: number; server: number } {
     return { client: this.clients.size, server: this.servers.size };
+  }
+
+  /**
+   * Cluster workers: every client transaction's branch ends with `tag` (`~1` for worker 1), so that a
+   * response reaching another worker through a shared UDP socket can be handed to the worker that holds
+   * its transaction (src/cluster). The branch the caller wrote gets the tag appended in sendRequest when it
+   * does not end with it already (a CANCEL copies its INVITE's branch). '' (the default) changes nothing.
+   */
+  setBranchTag(tag: string): void {
+    if (typeof tag !== 'string' || !/^[A-Za-z0-9.!%*_+`'~-]*$/.test(tag)) throw new TypeError(`branch tag must be token characters, got ${JSON.stringify(tag)}`);
+    this.branchTag = tag;
   }
 
   /**
@@ -150,9 +162,14 @@ export class TransactionLayer {
     const method = request.method;
     if (method === 'ACK') throw new TypeError('sendRequest: ACK is not sent in a client transaction (RFC 3261 §17.1.1.3)');
     const via = request.topVia;
-    const branch = via?.branch;
+    let branch = via?.branch;
     if (via === undefined || typeof branch !== 'string' || !via.isRfc3261Branch) {
       throw new TypeError('sendRequest: the request needs a top Via with a fresh z9hG4bK branch');
+    }
+    if (this.branchTag !== '' && !branch.endsWith(this.branchTag)) {
+      branch += this.branchTag;
+      via.params.set('branch', branch);
+      request.replaceFirstValue('via', via.toString());
     }
     const cseq = request.cseq;
     if (cseq === undefined || cseq.method !== method) {

@@ -10,8 +10,8 @@ import type { Listener, ListenerDelegate } from './listener.js';
 import { StreamConnection } from './stream-connection.js';
 import { StreamListener } from './stream-listener.js';
 import {
-  TransportError, type Destination, type Flow, type HostPort, type ListenSpec, type TransportProtocol,
-  type TransportSender, type TransportUser,
+  TransportError, type DatagramDispatcher, type Destination, type Flow, type HostPort, type ListenSpec,
+  type TransportProtocol, type TransportSender, type TransportUser,
 } from './types.js';
 import { UdpListener } from './udp-listener.js';
 import { WsConnection } from './ws-connection.js';
@@ -64,6 +64,7 @@ export class TransportLayer implements TransportSender {
   /** Keeps flow ids unique across restarts and cluster workers (bindings may outlive a process). */
   private readonly instanceTag = randomBytes(3).toString('hex');
   private nextConnection = 1;
+  private dispatcher: DatagramDispatcher | undefined;
   private state: State = 'new';
   private startPromise: Promise<void> | undefined;
   private stopPromise: Promise<void> | undefined;
@@ -159,6 +160,28 @@ export class TransportLayer implements TransportSender {
       case 'wss':
         return this.sendWs(data, destination.protocol, remote, destination.flowId);
     }
+  }
+
+  /**
+   * Cluster workers: every datagram a UDP listener receives is first offered to `dispatcher`, which may
+   * hand it to the worker that holds its transaction. Set before start(); undefined (the default) handles
+   * every datagram in this process.
+   */
+  setDatagramDispatcher(dispatcher: DatagramDispatcher | undefined): void {
+    this.dispatcher = dispatcher;
+  }
+
+  /**
+   * A datagram another worker received on the shared UDP listener bound to `local` and handed over: it
+   * is handled exactly as if this process had received it there (its responses leave from that socket).
+   * Returns false when no UDP listener here is bound to `local`.
+   */
+  receiveDatagram(data: Buffer, remote: HostPort, local: HostPort): boolean {
+    if (this.state !== 'running') return false;
+    const listener = this.udpByLocal.get(formatHostPort(local));
+    if (listener === undefined) return false;
+    this.deliver(data, udpFlow(listener.local, { address: normalizeAddress(remote.address), port: remote.port }));
+    return true;
   }
 
   /** Closes a TCP/TLS/WS/WSS flow (onFlowClosed follows); unknown ids and UDP flows are ignored. */
@@ -287,7 +310,10 @@ export class TransportLayer implements TransportSender {
 
   private listenerDelegate(): ListenerDelegate {
     return {
-      onDatagram: (data, remote, local) => this.deliver(data, udpFlow(local, remote)),
+      onDatagram: (data, remote, local) => {
+        if (this.dispatcher !== undefined && this.dispatcher.dispatch(data, remote, local)) return;
+        this.deliver(data, udpFlow(local, remote));
+      },
       admit: (remote, local) => {
         if (this.state !== 'running') return false;
         if (this.table.size < this.maxConnections) return true;

@@ -54,6 +54,16 @@ export interface TransportUser {
   onFlowClosed?(flow: Flow, reason: string): void;
 }
 
+/**
+ * Decides, for each datagram a UDP listener received, whether this process handles it. Cluster workers
+ * share their UDP sockets, so a datagram reaches an arbitrary worker; the dispatcher hands the datagrams
+ * of transactions held elsewhere to their worker (src/cluster). Without one, every datagram is handled here.
+ */
+export interface DatagramDispatcher {
+  /** True when the datagram was handed to another process and must not be delivered here. */
+  dispatch(data: Buffer, remote: HostPort, local: ListenSpec): boolean;
+}
+
 /** The transport as the transaction layer and the core see it. */
 export interface TransportSender {
   /** Sends bytes; resolves with the flow used; rejects with TransportError when it cannot be delivered. */
