@@ -18,7 +18,7 @@ import { startRtpengine, type RtpengineHandle } from '../test/helpers/rtpengine.
 import { freePort } from '../test/helpers/tools.js';
 import { ALICE, BOB, registerCallee } from './calls.js';
 import {
-  BENCH_DOMAIN, type BenchTarget, cpuSeconds, fmt, loadAverage, provisionSoftswitch, rssMiB, sippCommon, sippScenarios,
+  BENCH_DOMAIN, type BenchTarget, fmt, loadAverage, provisionSoftswitch, sippCommon, sippScenarios,
   startServerProcess, startSipp, waitUdpBound,
 } from './lib.js';
 
@@ -56,7 +56,7 @@ async function startTarget(name: string, port: number, rtpengine: RtpengineHandl
     await server.stop();
     throw err;
   }
-  return { name, port, cpuSeconds: () => cpuSeconds(server.pid), memoryMiB: () => rssMiB(server.pid), stop: () => server.stop() };
+  return { name, port, cpuSeconds: () => server.cpuSeconds(), memoryMiB: () => server.memoryMiB(), stop: () => server.stop() };
 }
 
 export interface SetupResult {

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../test/helpers/tools.js';
 import {
-  BENCH_DOMAIN, type BenchTarget, type BenchUser, type Measured, failureSummary, fmt, loadAverage, measure, sippCommon,
+  BENCH_DOMAIN, type BenchTarget, type BenchUser, type Measured, benchWorkers, failureSummary, fmt, loadAverage, measure, sippCommon,
   sippScenarios, sleep, startSipp, startSoftswitchTarget, waitUdpBound, writeInjectionFile,
 } from './lib.js';
 
@@ -158,7 +158,7 @@ async function main(): Promise<void> {
   } finally {
     await target.stop();
   }
-  console.log(`node ${process.version}, calls alice → bob through the proxy (407 digest MD5, Record-Route), UDP on 127.0.0.1, ${PAUSE_MS} ms between ACK and BYE, one server process; warm-up ${WARMUP.calls} calls unmeasured; load average before: ${load}`);
+  console.log(`node ${process.version}, calls alice → bob through the proxy (407 digest MD5, Record-Route), UDP on 127.0.0.1, ${PAUSE_MS} ms between ACK and BYE, ${benchWorkers() === 1 ? "one server process" : `${benchWorkers()} server workers (CPU summed over the primary and the workers)`}; warm-up ${WARMUP.calls} calls unmeasured; load average before: ${load}`);
   console.log('\nfixed rate');
   for (const line of CALLS_HEADER) console.log(line);
   for (const r of fixed) console.log(callRow(r));

@@ -14,7 +14,23 @@ export interface ServerProcess {
   child: ChildProcess;
   pid: number;
   dir: string;
+  /** Worker processes (`--workers`); 1: the server is the one process `pid`. */
+  workers: number;
+  /** user+system CPU seconds of the server: the process and, with workers, every worker it forked. */
+  cpuSeconds(): number;
+  /** RSS of the one process, or with workers the PSS summed over the primary and its workers, MiB. */
+  memoryMiB(): number;
   stop(): Promise<void>;
+}
+
+/**
+ * Worker processes for the servers the benches start: `BENCH_WORKERS=2 npm run bench -- calls`. Default 1
+ * (`softswitch start` alone would take one per core), so that the figures stay those of one process.
+ */
+export function benchWorkers(): number {
+  const n = Number(process.env.BENCH_WORKERS ?? 1);
+  if (!Number.isInteger(n) || n < 1) throw new TypeError(`BENCH_WORKERS must be a whole number ≥ 1, got ${process.env.BENCH_WORKERS}`);
+  return n;
 }
 
 /** Extra Node flags for the server, e.g. `BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'`. */
@@ -23,24 +39,30 @@ function nodeArgs(): string[] {
 }
 
 /** Starts `softswitch start` with a YAML config (as text) and waits for it to listen. */
-export async function startServerProcess(yaml: (dir: string) => string): Promise<ServerProcess> {
+export async function startServerProcess(yaml: (dir: string) => string, workers = benchWorkers()): Promise<ServerProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'softswitch-bench-'));
   writeFileSync(join(dir, 'softswitch.yaml'), yaml(dir));
-  const child = spawn(process.execPath, [...nodeArgs(), join(repoRoot, 'dist', 'src', 'main.js'), 'start', '--config', join(dir, 'softswitch.yaml')], {
+  const main = join(repoRoot, 'dist', 'src', 'main.js');
+  const child = spawn(process.execPath, [...nodeArgs(), main, 'start', '--config', join(dir, 'softswitch.yaml'), '--workers', String(workers)], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out.length < 100_000 ? (out += d.toString()) : undefined));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const end = Date.now() + 15_000;
-  while (!out.includes('"listening"')) {
+  const ready = workers > 1 ? '"cluster started"' : '"listening"';
+  while (!out.includes(ready)) {
     if (Date.now() > end || child.exitCode !== null) throw new Error(`server did not start:\n${out}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+  const pid = child.pid!;
   return {
     child,
-    pid: child.pid!,
+    pid,
     dir,
+    workers,
+    cpuSeconds: () => (workers > 1 ? treeCpuSeconds(pid) : cpuSeconds(pid)),
+    memoryMiB: () => (workers > 1 ? processTree(pid).reduce((sum, p) => sum + pssMiB(p), 0) : rssMiB(pid)),
     async stop() {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
@@ -207,8 +229,8 @@ export async function startSoftswitchTarget(port: number, users: readonly BenchU
   return {
     name: 'softswitch',
     port,
-    cpuSeconds: () => cpuSeconds(server.pid),
-    memoryMiB: () => rssMiB(server.pid),
+    cpuSeconds: () => server.cpuSeconds(),
+    memoryMiB: () => server.memoryMiB(),
     stop: () => server.stop(),
   };
 }

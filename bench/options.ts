@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { freePort } from '../test/helpers/tools.js';
-import { cpuSeconds, repoRoot, rssMiB, runSipp, startServerProcess } from './lib.js';
+import { repoRoot, runSipp, startServerProcess } from './lib.js';
 
 const count = Number(process.argv[2] ?? 40_000);
 const rates = [2000, 5000, 10000];
@@ -16,13 +16,13 @@ const rows: string[] = [];
 try {
   for (const rate of rates) {
     const sippPort = await freePort();
-    const cpu0 = cpuSeconds(server.pid);
+    const cpu0 = server.cpuSeconds();
     const r = runSipp([
       `127.0.0.1:${port}`, '-sf', join(repoRoot, 'test', 'e2e', 'sipp', 'options.xml'), '-t', 'u1', '-i', '127.0.0.1', '-p', String(sippPort),
       '-m', String(count), '-r', String(rate), '-l', String(rate), '-timeout', '60s',
     ], 90);
-    const cpu = cpuSeconds(server.pid) - cpu0;
-    rows.push(`| ${rate.toLocaleString('en-US')} | ${Math.round(r.successful / r.seconds).toLocaleString('en-US')} | ${r.successful} | ${r.failed} | ${r.retransmissions} | ${((cpu / r.successful) * 10_000).toFixed(3)} | ${rssMiB(server.pid).toFixed(0)} |`);
+    const cpu = server.cpuSeconds() - cpu0;
+    rows.push(`| ${rate.toLocaleString('en-US')} | ${Math.round(r.successful / r.seconds).toLocaleString('en-US')} | ${r.successful} | ${r.failed} | ${r.retransmissions} | ${((cpu / r.successful) * 10_000).toFixed(3)} | ${server.memoryMiB().toFixed(0)} |`);
   }
 } finally {
   await server.stop();

@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { silentLogger } from '../src/log/index.js';
 import { openStore } from '../src/store/index.js';
 import { freePort } from '../test/helpers/tools.js';
-import { BENCH_DOMAIN, benchUsers, cpuSeconds, fmt, loadAverage, rssMiB, sleep, startServerProcess, type ServerProcess } from './lib.js';
+import { BENCH_DOMAIN, benchUsers, fmt, loadAverage, sleep, startServerProcess, type ServerProcess } from './lib.js';
 import type { ClientReport, ClientSlice } from './wss-client.js';
 
 /** Softphones per client process (each holds a socket per softphone: well under its own 20,000 files). */
@@ -159,8 +159,8 @@ export async function runStep(templateStore: string, users: ReturnType<typeof be
       return { ...empty, skipped: `needs ${fmt(n + FD_RESERVE)} open files, the server process may hold ${fmt(limit)}` };
     }
     await sleep(1000);
-    const idleRss = rssMiB(server.pid);
-    const cpu0 = cpuSeconds(server.pid);
+    const idleRss = server.memoryMiB();
+    const cpu0 = server.cpuSeconds();
     const started = performance.now();
     for (let first = 0; first < n; first += PER_CLIENT) {
       const phones = [];
@@ -169,13 +169,13 @@ export async function runStep(templateStore: string, users: ReturnType<typeof be
     }
     const reports = await Promise.all(clients.map((c) => c.registered));
     const connectSeconds = (performance.now() - started) / 1000;
-    const cpu = cpuSeconds(server.pid) - cpu0;
+    const cpu = server.cpuSeconds() - cpu0;
     await sleep(holdSeconds * 1000);
     const statuses = await Promise.all(clients.map((c) => c.status()));
     const latencies = reports.flatMap((r) => r.latenciesMs).sort((a, b) => a - b);
     const errors: Record<string, number> = {};
     for (const r of reports) for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
-    const rss = rssMiB(server.pid);
+    const rss = server.memoryMiB();
     const held = statuses.reduce((s, x) => s + x.open, 0);
     return {
       target: n,

@@ -2,7 +2,10 @@
 /**
  * The `softswitch` command: `softswitch start [--config FILE]`, `softswitch user …`.
  */
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
+import { ClusterWorker, type PrimaryMessage, WORKER_INDEX_ENV, runSupervisor } from './cluster/index.js';
 import { createSoftswitch } from './app.js';
 import { CliError, USER_USAGE, type RoutingGroup, runReloadCommand, runRoutingCommand, runUserCommand } from './cli/index.js';
 import { ConfigError, loadConfig } from './config/index.js';
@@ -10,7 +13,9 @@ import { createLogger, silentLogger } from './log/index.js';
 import { StoreError, openStore } from './store/index.js';
 
 const USAGE = `usage:
-  softswitch start [--config FILE]        start the server (embedded defaults without a file)
+  softswitch start [--config FILE] [--workers N]
+                                          start the server (embedded defaults without a file) with N
+                                          worker processes (default: one per core; 1: a single process)
   softswitch user … [--config FILE]       manage subscribers in the configured store (softswitch user help)
   softswitch backend|route|did|trusted … [--config FILE]
                                           load balancer backends, dialplan, DIDs, trusted sources
@@ -86,13 +91,28 @@ async function reload(args: string[]): Promise<number> {
 }
 
 async function start(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, workers: { type: 'string', short: 'w' } }, strict: true });
+  const workers = values.workers === undefined ? availableParallelism() : Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new Error(`--workers must be a whole number from 1 to 256, got ${JSON.stringify(values.workers)}`);
   const config = loadConfig({ file: values.config });
-  const logger = createLogger({ level: config.log.level });
+  // --workers 1 is the single process of old: no cluster, no hand-over, nothing in between.
+  if (workers > 1 && cluster.isPrimary) return runSupervisor({ workers, logger: createLogger({ level: config.log.level }) });
+  const index = workers > 1 ? Number(process.env[WORKER_INDEX_ENV]) : 0;
+  const logger = workers > 1 ? createLogger({ level: config.log.level }).child({ worker: index }) : createLogger({ level: config.log.level });
   const server = await createSoftswitch(config, logger);
+  const member = workers > 1 ? new ClusterWorker({ index, workers, logger }) : undefined;
+  if (member !== undefined) {
+    process.on('message', (m: PrimaryMessage) => member.onPrimaryMessage(m));
+    member.attach(server);
+    await member.open();
+  }
   await server.start();
+  member?.started();
   await new Promise<void>((resolveStop) => {
+    let stopping = false;
     const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
       logger.info({ signal }, 'stopping');
       server.stop().then(resolveStop, (err: Error) => {
         logger.error({ err: err.message }, 'error while stopping');
@@ -101,7 +121,10 @@ async function start(args: string[]): Promise<number> {
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    // A worker whose primary is gone stops too.
+    if (member !== undefined) process.once('disconnect', () => stop('disconnect'));
   });
+  member?.close();
   logger.info('stopped');
   return 0;
 }

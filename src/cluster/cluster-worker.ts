@@ -1,0 +1,233 @@
+/**
+ * One worker of `softswitch start --workers N` (node:cluster). Every worker binds the same listeners:
+ * node:cluster shares each UDP socket among the workers (one kernel socket, so a datagram reaches
+ * whichever worker reads first) and spreads accepted TCP/TLS/WS/WSS connections over them (round robin
+ * in the primary). A connection, and every transaction on it, stays with the worker that accepted it.
+ *
+ * For UDP that is not enough: a retransmission, the ACK, the CANCEL or the response of a transaction
+ * must reach the worker that holds it. So each datagram is first given an owner (datagram-owner.ts:
+ * hash of the Call-ID for requests, the worker tag in our Via branch for responses); a datagram that
+ * belongs to another worker is handed to it over a loopback socket (a frame: the datagram, its source
+ * and the shared listener it came in on), and the owner handles it exactly as if it had read it from the
+ * shared socket, answering from that socket. Call-ID hashing was chosen over one Via/Record-Route port
+ * per worker (../shared/ARCHITECTURE.md leaves the choice open): the outside sees one address, a dialog
+ * survives the restart of the worker that set it up, and no port range has to be opened per worker. The
+ * price is one loopback hop for about (N−1)/N of the datagrams (bench/README.md measures it).
+ *
+ * Registrations are replicated: each worker reports its binding changes to the primary, which relays
+ * them to the others (LocationService.setReplication / applyRemote), so that every worker finds every
+ * binding. A UDP binding is then reached from any worker (the socket is shared). A binding over a
+ * connection (WS/WSS, TCP, TLS) can only be sent to by the worker that holds the connection: another
+ * worker's attempt fails with a transport error (a 503/480 branch), a limit documented in
+ * bench/README.md. When a worker ends, the others drop the bindings that only its connections reached.
+ */
+import cluster from 'node:cluster';
+import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
+import { categoryLogger, type Logger } from '../log/index.js';
+import { TransportLayer } from '../transport/transport-layer.js';
+import type { DatagramDispatcher, HostPort, ListenSpec } from '../transport/types.js';
+import type { Softswitch } from '../app.js';
+import type { LocationService } from '../../registrar/index.js';
+import { branchTag, datagramOwner } from './datagram-owner.js';
+import type { PrimaryMessage, WorkerMessage } from './types.js';
+import { frameHeader, fromWire, parseFrame, toWire } from './wire.js';
+
+const HANDOVER_BUFFER_BYTES = 4 * 1024 * 1024;
+
+export interface ClusterWorkerOptions {
+  /** This worker's index, 0 … workers−1. */
+  index: number;
+  workers: number;
+  logger: Logger;
+  /** Where messages to the primary go; process.send in a cluster worker. */
+  send?: (message: WorkerMessage) => void;
+}
+
+export interface ClusterWorkerStats {
+  /** Datagrams received on a shared socket and handed to their owner. */
+  handedOver: number;
+  /** Datagrams received from another worker. */
+  received: number;
+  /** Binding changes applied from other workers. */
+  replicated: number;
+}
+
+export class ClusterWorker implements DatagramDispatcher {
+  readonly index: number;
+  readonly workers: number;
+  readonly stats: ClusterWorkerStats = { handedOver: 0, received: 0, replicated: 0 };
+  private readonly log: Logger;
+  private readonly sendToPrimary: (message: WorkerMessage) => void;
+  private readonly socket: DgramSocket;
+  /** Hand-over port of each worker; null while it is down (its datagrams are then handled here). */
+  private ports: Array<number | null>;
+  private peersKnown: Promise<void>;
+  private resolvePeers: () => void = () => undefined;
+  private transport: TransportLayer | undefined;
+  private locations: LocationService | undefined;
+  /** Contacts replicated from each worker that only its connections reach: dropped when it ends. */
+  private readonly connectionBound = new Map<number, Map<string, Set<string>>>();
+  private closed = false;
+
+  constructor(options: ClusterWorkerOptions) {
+    if (!Number.isInteger(options.workers) || options.workers < 2) throw new TypeError(`a cluster has 2 workers or more, got ${options.workers}`);
+    if (!Number.isInteger(options.index) || options.index < 0 || options.index >= options.workers) {
+      throw new TypeError(`worker index ${options.index} is not in 0…${options.workers - 1}`);
+    }
+    this.index = options.index;
+    this.workers = options.workers;
+    this.log = categoryLogger(options.logger, 'cluster');
+    this.sendToPrimary = options.send ?? ((m) => process.send?.(m));
+    this.ports = Array.from({ length: this.workers }, () => null);
+    this.peersKnown = new Promise((resolve) => (this.resolvePeers = resolve));
+    // exclusive: this socket is the worker's own, not shared through the primary like the SIP listeners.
+    this.socket = createSocket({ type: 'udp4', recvBufferSize: HANDOVER_BUFFER_BYTES, sendBufferSize: HANDOVER_BUFFER_BYTES });
+    this.socket.on('message', (msg, rinfo) => this.onFrame(msg, rinfo));
+    this.socket.on('error', (err) => this.log.warn({ err: err.message }, 'hand-over socket error'));
+  }
+
+  /**
+   * Before server.start(): the branch tag, the datagram dispatcher and the location replication. The
+   * transport must be a TransportLayer (the one createSoftswitch builds).
+   */
+  attach(server: Softswitch): void {
+    const transport = server.stack.transport;
+    if (!(transport instanceof TransportLayer)) throw new TypeError('ClusterWorker needs the stack to run on a TransportLayer');
+    this.transport = transport;
+    server.stack.transactions.setBranchTag(branchTag(this.index));
+    transport.setDatagramDispatcher(this);
+    const locations = server.registrar.locations;
+    this.locations = locations;
+    locations.setReplication({
+      changed: (aor, added, removed) => {
+        // A contact now held here is no longer another worker's to drop when it ends.
+        for (const b of added) this.track(this.index, aor, b.contactUri, false);
+        for (const c of removed) this.track(this.index, aor, c, false);
+        this.sendToPrimary({ type: 'cluster:location', from: this.index, aor, added: added.map(toWire), removed: [...removed] });
+      },
+    });
+  }
+
+  /** Binds the hand-over socket, tells the primary its port, and resolves once every worker's port is known. */
+  async open(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.socket.once('error', reject);
+      this.socket.bind({ address: '127.0.0.1', port: 0, exclusive: true }, () => {
+        this.socket.off('error', reject);
+        resolve();
+      });
+    });
+    this.sendToPrimary({ type: 'cluster:port', index: this.index, port: this.socket.address().port });
+    await this.peersKnown;
+  }
+
+  /** A message from the primary (wired to process.on('message') by the caller). */
+  onPrimaryMessage(message: PrimaryMessage): void {
+    switch (message.type) {
+      case 'cluster:peers':
+        if (!Array.isArray(message.ports) || message.ports.length !== this.workers) return;
+        this.ports = message.ports.map((p) => (typeof p === 'number' && p > 0 && p < 65536 ? p : null));
+        if (this.ports.every((p) => p !== null)) this.resolvePeers();
+        return;
+      case 'cluster:location':
+        this.applyLocation(message.from, message.aor, message.added, message.removed);
+        return;
+      case 'cluster:down':
+        this.dropConnectionsOf(message.index);
+        return;
+    }
+  }
+
+  /** Tells the primary that this worker's server is listening. */
+  started(): void {
+    this.sendToPrimary({ type: 'cluster:started', index: this.index });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.resolvePeers();
+    try {
+      this.socket.close();
+    } catch {
+      // not bound
+    }
+  }
+
+  // ---- DatagramDispatcher ----------------------------------------------------------------------
+
+  dispatch(data: Buffer, remote: HostPort, local: ListenSpec): boolean {
+    const owner = datagramOwner(data, this.workers);
+    if (owner === undefined || owner === this.index) return false;
+    const port = this.ports[owner];
+    if (port === null || port === undefined || this.closed) return false; // owner down: handle it here
+    this.stats.handedOver++;
+    this.socket.send([frameHeader(remote, local), data], port, '127.0.0.1', (err) => {
+      if (err === null || err === undefined) return;
+      // The owner could not be reached: handling it here beats losing it (a UDP client would retransmit).
+      this.log.debug({ owner, err: err.message }, 'hand-over failed; handled here');
+      this.transport?.receiveDatagram(data, remote, local);
+    });
+    return true;
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  private onFrame(msg: Buffer, rinfo: RemoteInfo): void {
+    // Only the other workers' hand-over sockets may inject datagrams (a local process could otherwise
+    // forge any source address).
+    if (rinfo.address !== '127.0.0.1' || !this.ports.includes(rinfo.port)) return;
+    const frame = parseFrame(msg);
+    if (frame === undefined || this.transport === undefined) return;
+    this.stats.received++;
+    if (!this.transport.receiveDatagram(frame.data, frame.remote, frame.local)) {
+      this.log.debug({ local: `${frame.local.address}:${frame.local.port}` }, 'handed-over datagram for an unknown listener dropped');
+    }
+  }
+
+  private applyLocation(from: number, aor: string, added: Parameters<typeof fromWire>[0][], removed: string[]): void {
+    const locations = this.locations;
+    if (locations === undefined || from === this.index) return;
+    try {
+      const bindings = added.map(fromWire);
+      locations.applyRemote(aor, bindings, removed);
+      this.stats.replicated++;
+      for (const b of bindings) this.track(from, aor, b.contactUri, b.flow !== undefined && b.flow.protocol !== 'udp');
+      for (const c of removed) this.track(from, aor, c, false);
+    } catch (err) {
+      this.log.warn({ aor, from, err: err instanceof Error ? err.message : String(err) }, 'replicated binding change not applied');
+    }
+  }
+
+  /** Keeps, per worker, the replicated contacts that only that worker's connections reach. */
+  private track(from: number, aor: string, contact: string, connectionBound: boolean): void {
+    for (const [worker, perAor] of this.connectionBound) {
+      if (worker === from && connectionBound) continue;
+      const set = perAor.get(aor);
+      if (set?.delete(contact) === true && set.size === 0) perAor.delete(aor);
+    }
+    if (!connectionBound) return;
+    let perAor = this.connectionBound.get(from);
+    if (perAor === undefined) this.connectionBound.set(from, (perAor = new Map()));
+    let set = perAor.get(aor);
+    if (set === undefined) perAor.set(aor, (set = new Set()));
+    set.add(contact);
+  }
+
+  private dropConnectionsOf(worker: number): void {
+    const perAor = this.connectionBound.get(worker);
+    this.connectionBound.delete(worker);
+    if (perAor === undefined || this.locations === undefined) return;
+    let dropped = 0;
+    for (const [aor, contacts] of perAor) {
+      this.locations.applyRemote(aor, [], [...contacts]);
+      dropped += contacts.size;
+    }
+    if (dropped > 0) this.log.info({ worker, dropped }, 'bindings over the connections of an ended worker dropped');
+  }
+}
+
+/** Whether this process is a worker forked by the supervisor. */
+export function isClusterWorker(): boolean {
+  return cluster.isWorker;
+}
