@@ -125,6 +125,8 @@ export async function createSoftswitch(config: Config, logger: Logger): Promise<
         backends: balancer.states(),
         ...(mid === undefined ? {} : { midRegistrar: { mode: config.registrar.mode, ...mid.stats } }),
       }),
+      // `softswitch reload`: the CLI edits the store; this swaps the tables in without dropping a call.
+      reload: () => balancer.reload(),
     },
   });
   let started = false;

@@ -152,6 +152,18 @@ describe('PSTN routing: dialplan to a backend set, DIDs from trusted backends, n
     assert.equal(invitesOnBackends(), before);
   });
 
+  it('takes a route added to the store while running after POST /reload (softswitch reload), without a restart', async () => {
+    const before = await aliceCalls('0033123456789', 1);
+    assert.notEqual(before.code, 0, 'no route for 0033… yet');
+    await t.server.store.routing.addRoute({ pattern: '00([1-9][0-9]{6,14})', replace: '+$1', set: 'pstn', priority: 5, description: 'international' });
+    const res = await fetch(`http://127.0.0.1:${t.server.http.boundTo}/reload`, { method: 'POST' });
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { routes: number }).routes, 3);
+    const r = await aliceCalls('0033123456789', 1);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match([...fs1.invites, ...fs2.invites].at(-1)!.requestUri, new RegExp(`^sip:\\+33123456789@`));
+  });
+
   it('shows each backend\'s health and calls in /health', async () => {
     const res = await fetch(`http://127.0.0.1:${t.server.http.boundTo}/health`);
     const body = (await res.json()) as { backends: Array<{ uri: string; set: string; health: string; activeCalls: number }> };
