@@ -10,7 +10,8 @@
  * failures by cause, server CPU.
  * A step that needs more file descriptors than the server's limit (RLIMIT_NOFILE, 20,000 and not raisable on
  * the machines here) is skipped with a note unless BENCH_WSS_FORCE=1: past it, connections need more workers.
- * Usage: node dist/bench/wss.js [steps, default 1000,10000,19000,30000,100000] [hold seconds, default 10]
+ * Usage: node dist/bench/wss.js [steps, default 1000,10000,19000,30000,100000] [hold seconds, default 10];
+ * BENCH_WORKERS=6 runs the server with 6 workers (connections spread over them, CPU and memory summed).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
@@ -20,7 +21,9 @@ import { fileURLToPath } from 'node:url';
 import { silentLogger } from '../src/log/index.js';
 import { openStore } from '../src/store/index.js';
 import { freePort } from '../test/helpers/tools.js';
-import { BENCH_DOMAIN, benchUsers, fmt, loadAverage, sleep, startServerProcess, type ServerProcess } from './lib.js';
+import {
+  BENCH_DOMAIN, benchUsers, benchWorkers, fmt, loadAverage, processTree, sleep, startServerProcess, type ServerProcess,
+} from './lib.js';
 import type { ClientReport, ClientSlice } from './wss-client.js';
 
 /** Softphones per client process (each holds a socket per softphone: well under its own 20,000 files). */
@@ -49,6 +52,19 @@ export interface WssStep {
   rssPerConnectionKiB: number;
   serverCpuSeconds: number;
   load: number;
+}
+
+/**
+ * Open files one server process needs for n connections: all of them with one process; with workers
+ * (BENCH_WORKERS) the primary deals them out round robin, so a share plus 5 % for an uneven deal.
+ */
+function perProcess(n: number): number {
+  const workers = benchWorkers();
+  return (workers === 1 ? n : Math.ceil((n / workers) * 1.05)) + FD_RESERVE;
+}
+
+function fits(n: number, limit: number): boolean {
+  return perProcess(n) <= limit;
 }
 
 function sourceAddress(i: number): string {
@@ -155,8 +171,8 @@ export async function runStep(templateStore: string, users: ReturnType<typeof be
       target: n, registered: 0, failed: 0, errors: {}, heldClients: 0, serverSockets: 0, connectSeconds: 0, p50: Number.NaN, p99: Number.NaN,
       idleRssMiB: 0, rssMiB: 0, rssPerConnectionKiB: Number.NaN, serverCpuSeconds: 0, load,
     };
-    if (n + FD_RESERVE > limit && process.env.BENCH_WSS_FORCE !== '1') {
-      return { ...empty, skipped: `needs ${fmt(n + FD_RESERVE)} open files, the server process may hold ${fmt(limit)}` };
+    if (!fits(n, limit) && process.env.BENCH_WSS_FORCE !== '1') {
+      return { ...empty, skipped: `needs ${fmt(perProcess(n))} open files per server process, one may hold ${fmt(limit)}` };
     }
     await sleep(1000);
     const idleRss = server.memoryMiB();
@@ -183,7 +199,7 @@ export async function runStep(templateStore: string, users: ReturnType<typeof be
       failed: reports.reduce((s, r) => s + r.failed, 0),
       errors,
       heldClients: held,
-      serverSockets: socketCount(server.pid),
+      serverSockets: processTree(server.pid).reduce((sum, p) => sum + socketCount(p), 0),
       connectSeconds,
       p50: percentile(latencies, 50),
       p99: percentile(latencies, 99),
@@ -222,7 +238,7 @@ async function main(): Promise<void> {
   });
   try {
     const limit = openFilesLimit('self');
-    const runnable = steps.filter((n) => n + FD_RESERVE <= limit || process.env.BENCH_WSS_FORCE === '1');
+    const runnable = steps.filter((n) => fits(n, limit) || process.env.BENCH_WSS_FORCE === '1');
     const users = benchUsers('s', Math.max(...runnable, 1));
     const template = join(dir, 'template.sqlite');
     const t0 = Date.now();
@@ -239,7 +255,7 @@ async function main(): Promise<void> {
       results.push(r);
       console.error(wssRow(r));
     }
-    console.log(`node ${process.version}, WSS softphones on 127.0.0.1 (REGISTER MD5 digest, 1 server process = 1 worker, ${PER_CLIENT} softphones per client process, ${PER_ADDRESS} per source address), ${fmt(users.length)} users provisioned in ${provisioned.toFixed(1)} s, hold ${hold} s; server open-files limit ${fmt(limit)}`);
+    console.log(`node ${process.version}, WSS softphones on 127.0.0.1 (REGISTER MD5 digest, ${benchWorkers() === 1 ? '1 server process' : `${benchWorkers()} server workers (the primary spreads connections round robin)`}, ${PER_CLIENT} softphones per client process, ${PER_ADDRESS} per source address), ${fmt(users.length)} users provisioned in ${provisioned.toFixed(1)} s, hold ${hold} s; server open-files limit ${fmt(limit)}`);
     for (const line of WSS_HEADER) console.log(line);
     for (const r of results) console.log(wssRow(r));
     process.exitCode = results.some((r) => !r.skipped && r.registered === 0) ? 1 : 0;
