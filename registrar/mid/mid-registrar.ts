@@ -84,6 +84,7 @@ interface Planned {
 
 /** A device binding registered through us, with its expiry timer. */
 interface Device {
+  readonly state: AorState;
   readonly contactUri: string;
   /** The id of our Contact at the backend that carries it. */
   readonly ctid: string;
@@ -171,6 +172,8 @@ export class MidRegistrar implements MidRegistrarApi {
   private readonly aors = new Map<string, AorState>();
   /** ctid → where it leads: a device contact of an AoR, or (aor-throttle) the AoR. */
   private readonly ctids = new Map<string, { aor: string; contactUri: string | undefined }>();
+  /** Devices by the id of the flow their last REGISTER came on. */
+  private readonly byFlow = new Map<string, Set<Device>>();
   /** Backend requests waiting for an answer, to end them on stop(). */
   private readonly inflight = new Set<() => void>();
   private stopped = false;
@@ -256,6 +259,24 @@ export class MidRegistrar implements MidRegistrarApi {
     const matches = [...this.aors.values()].filter((s) => s.user !== undefined && unescapeUriPart(s.user) === user && s.atBackend.size > 0);
     if (matches.length !== 1) return undefined;
     return this.locations.lookup(matches[0]!.aor);
+  }
+
+  /**
+   * A connection closed; call it after `registrar.onFlowClosed(flow)`. The devices on it whose binding
+   * the location service dropped (WS/WSS, RFC 5626 flows) leave as if they had expired: in the throttle
+   * modes their Contact is de-REGISTERed at the backend now, not when the device's expiry runs out.
+   * Returns how many devices went.
+   */
+  onFlowClosed(flow: Pick<Flow, 'id'>): number {
+    const set = this.byFlow.get(flow.id);
+    if (set === undefined) return 0;
+    let gone = 0;
+    for (const d of [...set]) {
+      if (this.locations.lookup(d.state.aor).some((b) => b.contactUri === d.contactUri)) continue;
+      this.deviceGone(d.state, d, 'flow closed');
+      gone++;
+    }
+    return gone;
   }
 
   // ---- a device's REGISTER ---------------------------------------------------------------------
@@ -463,13 +484,19 @@ export class MidRegistrar implements MidRegistrarApi {
         updatedAt: now,
       });
       const ctid = this.mode === 'aor-throttle' ? this.ctidOf(state.aor) : this.ctidOf(state.aor, p.uri);
-      const device: Device = old ?? { contactUri: p.uri, ctid, callId: '', cseq: 0, flowId: '', expiresAt: 0, timer: undefined };
+      const device: Device = old ?? { state, contactUri: p.uri, ctid, callId: '', cseq: 0, flowId: '', expiresAt: 0, timer: undefined };
       device.callId = request.callId!;
       device.cseq = request.cseq!.seq;
-      device.flowId = flow.id;
+      if (device.flowId !== flow.id) {
+        this.unindexFlow(device);
+        device.flowId = flow.id;
+        let set = this.byFlow.get(flow.id);
+        if (set === undefined) this.byFlow.set(flow.id, (set = new Set()));
+        set.add(device);
+      }
       device.expiresAt = expiresAt;
       this.clearTimer(device);
-      device.timer = this.timers.setTimeout(() => this.onDeviceExpired(state, device), granted * 1000);
+      device.timer = this.timers.setTimeout(() => this.deviceGone(state, device, 'expired'), granted * 1000);
       state.devices.set(p.uri, device);
       this.ctids.set(ctid, { aor: state.aor, contactUri: this.mode === 'aor-throttle' ? undefined : p.uri });
     }
@@ -479,6 +506,7 @@ export class MidRegistrar implements MidRegistrarApi {
   private removeDevices(state: AorState, devices: Device[]): void {
     for (const d of devices) {
       this.clearTimer(d);
+      this.unindexFlow(d);
       state.devices.delete(d.contactUri);
       if (this.mode !== 'aor-throttle') this.ctids.delete(d.ctid);
     }
@@ -486,11 +514,11 @@ export class MidRegistrar implements MidRegistrarApi {
   }
 
   /**
-   * A device binding ran out without a refresh. In the throttle modes the backend still holds our
+   * A device binding ran out without a refresh (or its connection closed). In the throttle modes the backend still holds our
    * Contact for it (up to outgoingExpires): take it back with a de-REGISTER (Expires 0), in
    * aor-throttle once the AoR's last device is gone. In mirror the backend's binding ran out too.
    */
-  private onDeviceExpired(state: AorState, device: Device): void {
+  private deviceGone(state: AorState, device: Device, why: 'expired' | 'flow closed'): void {
     device.timer = undefined;
     if (this.stopped || state.devices.get(device.contactUri) !== device) return;
     this.removeDevices(state, [device]);
@@ -504,7 +532,7 @@ export class MidRegistrar implements MidRegistrarApi {
     }
     state.atBackend.delete(ctid);
     this.stats.expiredAtBackend++;
-    this.log.info({ aor: state.aor, contact: device.contactUri }, 'device binding expired; de-REGISTER at the backend');
+    this.log.info({ aor: state.aor, contact: device.contactUri, why }, 'device gone; de-REGISTER at the backend');
     const spec: ForwardSpec = {
       uri: `sip:${state.domain}`, to: `<${state.aor}>`, from: `<${state.aor}>`,
       contacts: [{ ctid, expires: 0 }], expires: 0, authorization: [], userAgent: undefined,
@@ -515,6 +543,13 @@ export class MidRegistrar implements MidRegistrarApi {
         this.log.info({ aor: state.aor, status: result.response.status }, 'backend refused the de-REGISTER; its binding lapses by itself');
       }
     });
+  }
+
+  private unindexFlow(d: Device): void {
+    const set = this.byFlow.get(d.flowId);
+    if (set === undefined) return;
+    set.delete(d);
+    if (set.size === 0) this.byFlow.delete(d.flowId);
   }
 
   private clearTimer(d: Device): void {

@@ -7,6 +7,7 @@
  */
 import type { SipRequest, Uri } from '../../src/sip/index.js';
 import type { ServerTransaction } from '../../src/transaction/index.js';
+import type { Flow } from '../../src/transport/types.js';
 import type { Binding } from '../types.js';
 
 /**
@@ -63,7 +64,7 @@ export interface MidRegistrarStats {
   forwarded: number;
   /** REGISTERs answered locally without reaching the backend (throttle modes). */
   absorbed: number;
-  /** De-REGISTERs the softswitch sent itself when a device's binding expired. */
+  /** De-REGISTERs the softswitch sent itself when a device's binding expired (or its connection closed). */
   expiredAtBackend: number;
   /** Backend failures (timeout, transport error, 408/503, no backend available), one per attempt. */
   backendFailures: number;
@@ -85,5 +86,7 @@ export interface MidRegistrarApi {
    * gone), or undefined when the Request-URI is not one of ours.
    */
   resolveIncoming(ruri: Uri): Binding[] | undefined;
+  /** A connection closed, after the Registrar dropped its bindings: their devices leave here too. */
+  onFlowClosed(flow: Pick<Flow, 'id'>): number;
   readonly stats: Readonly<MidRegistrarStats>;
 }

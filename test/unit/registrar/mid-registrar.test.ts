@@ -227,6 +227,17 @@ describe('mid-registrar, resolveIncoming for requests from the backend', () => {
     assert.equal(s.mid.resolveIncoming(ruri('tel:+4930123456')), undefined);
   });
 
+  it('the Contact parameter is named by contactIdParam', async () => {
+    const [fs] = await backends(1);
+    const s = await softswitch({ backends: [fs!], mode: 'mirror', localAuth: false, contactIdParam: 'fsid' });
+    const phone = await s.phone();
+    await phone.register();
+    const ours = contactUris(fs!.registers.at(-1)!)[0]!;
+    assert.equal(ours.getParam('ctid'), undefined);
+    assert.equal(typeof ours.getParam('fsid'), 'string');
+    assert.equal(s.mid.resolveIncoming(ours)?.length, 1);
+  });
+
   it('once the device de-registered, our Contact leads nowhere any more', async () => {
     const [fs] = await backends(1);
     const s = await softswitch({ backends: [fs!], mode: 'mirror', localAuth: false });
@@ -289,6 +300,24 @@ describe('mid-registrar, contact-throttle mode', () => {
     assert.equal(s.mid.stats.expiredAtBackend, 1);
     assert.equal(s.locations.lookup(AOR).length, 0);
     assert.deepEqual(s.mid.resolveIncoming(ours), undefined);
+  });
+
+  it('a device whose connection closed and whose binding the Registrar dropped is de-REGISTERed at the backend at once', async () => {
+    const [fs] = await backends(1, { challenge: false, maxExpires: 3600 });
+    const s = await softswitch({ backends: [fs!], mode: 'contact-throttle', localAuth: true, outgoingExpires: 3600 });
+    const phone = await s.phone();
+    await phone.register({ expires: 300 });
+    const binding = s.locations.lookup(AOR)[0]!;
+    assert.equal(s.mid.onFlowClosed(binding.flow!), 0, 'a UDP binding survives its flow');
+    // What registrar.onFlowClosed does to a WebSocket device's binding.
+    s.locations.update(AOR, { remove: [binding] });
+    assert.equal(s.mid.onFlowClosed(binding.flow!), 1);
+    await until(() => fs!.registers.length === 2);
+    assert.equal(fs!.registers[1]!.get('expires'), '0');
+    assert.equal(s.mid.stats.expiredAtBackend, 1);
+    s.clock.tick(300_000);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(fs!.registers.length, 2, 'and not again when its expiry would have run out');
   });
 
   it('a device\'s de-REGISTER is forwarded as Expires 0, and a REGISTER after it is forwarded again (OpenSIPS #1804)', async () => {
