@@ -53,6 +53,8 @@ export interface MidRegistrarRouting {
   handle(request: SipRequest, tx: ServerTransaction): Promise<void>;
   /** The devices an INVITE from a backend to a Contact we registered there reaches; undefined when not ours. */
   resolveIncoming(ruri: Uri): Binding[] | undefined;
+  /** A device's connection closed: its registration at the backend is withdrawn at once. */
+  onFlowClosed?(flow: Flow): void;
 }
 
 /**
@@ -296,6 +298,8 @@ export class Router implements StackUser {
   onFlowClosed(flow: Flow): void {
     this.proxy.onFlowClosed(flow);
     const dropped = this.registrar.onFlowClosed(flow);
+    // After the registrar dropped the bindings: the mid-registrar de-REGISTERs them at the backend.
+    this.mid?.onFlowClosed?.(flow);
     if (dropped > 0) this.log.debug({ flow: flow.id, dropped }, 'bindings of a closed connection dropped');
   }
 
