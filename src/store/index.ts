@@ -11,4 +11,4 @@ export {
 } from './sql-routing-repository.js';
 export type {
   RoutingRepository, BackendRecord, BackendSetRecord, BalanceAlgorithm, RouteRecord, DidRecord, TrustedRecord,
-} from '../../proxy/balancer/types.js';
+} from './routing-types.js';

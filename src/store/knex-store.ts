@@ -5,7 +5,7 @@ import { SqlDomainRepository } from './sql-domain-repository.js';
 import { SqlLocationRepository } from './sql-location-repository.js';
 import { SqlRoutingRepository } from './sql-routing-repository.js';
 import { SqlSubscriberRepository } from './sql-subscriber-repository.js';
-import type { RoutingRepository } from '../../proxy/balancer/types.js';
+import type { RoutingRepository } from './routing-types.js';
 import type { DomainRepository, LocationRepository, SqlStore, StoreDialect, SubscriberRepository } from './types.js';
 
 /** The SQL store over an open, migrated knex instance; built by openStore(). */

@@ -7,7 +7,7 @@
 import { isIP } from 'node:net';
 import type {
   BackendRecord, BackendSetRecord, BalanceAlgorithm, DidRecord, RouteRecord, RoutingRepository, TrustedRecord,
-} from '../../proxy/balancer/types.js';
+} from './routing-types.js';
 import { parseSipUri } from '../sip/index.js';
 import { StoreError } from './store-error.js';
 import { type SqlContext, checkText, toNumber } from './sql-context.js';

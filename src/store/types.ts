@@ -5,7 +5,7 @@
 import type { Knex } from 'knex';
 import type { Logger } from '../log/index.js';
 // Types only: the routing records are the load balancer's (proxy/balancer); the store persists them.
-import type { RoutingRepository } from '../../proxy/balancer/types.js';
+import type { RoutingRepository } from './routing-types.js';
 
 export type StoreDialect = 'sqlite' | 'mysql';
 
