@@ -257,17 +257,25 @@ export class Registrar implements RegistrarApi {
    * §5.3), and Date (§10.3: "The response SHOULD contain a Date header field").
    */
   private ok(request: SipRequest, aor: string, now: number): Reply {
-    const headers: Array<[string, string]> = [];
-    for (const b of this.locations.lookup(aor)) {
-      const contact = b.contact.clone();
-      contact.params.set('expires', String(Math.max(1, Math.ceil((b.expiresAt - now) / 1000))));
-      headers.push(['Contact', contact.toString()]);
-    }
-    for (const value of request.getAll('path')) headers.push(['Path', value]);
-    headers.push(['Supported', 'path, outbound']);
-    headers.push(['Date', new Date(now).toUTCString()]);
-    return { status: 200, headers };
+    return { status: 200, headers: okHeaders(request, this.locations.lookup(aor), now) };
   }
+}
+
+/**
+ * The header fields of a REGISTER's 200 (§10.3 step 8): every binding with its remaining expiry, the
+ * request's Path values, Supported and Date. Shared with the mid-registrar, which answers the same way.
+ */
+export function okHeaders(request: SipRequest, bindings: readonly Binding[], now: number): Array<[string, string]> {
+  const headers: Array<[string, string]> = [];
+  for (const b of bindings) {
+    const contact = b.contact.clone();
+    contact.params.set('expires', String(Math.max(1, Math.ceil((b.expiresAt - now) / 1000))));
+    headers.push(['Contact', contact.toString()]);
+  }
+  for (const value of request.getAll('path')) headers.push(['Path', value]);
+  headers.push(['Supported', 'path, outbound']);
+  headers.push(['Date', new Date(now).toUTCString()]);
+  return headers;
 }
 
 function seconds(name: string, value: number): number {

@@ -26,14 +26,7 @@ const USAGE = `usage:
 
 /** `softswitch user add alice@example.com --password …` and friends, against the configured store. */
 async function user(args: string[]): Promise<number> {
-  const rest: string[] = [];
-  let file: string | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--config' || a === '-c') file = args[++i];
-    else if (a.startsWith('--config=')) file = a.slice('--config='.length);
-    else rest.push(a);
-  }
+  const { file, rest } = configArg(args);
   const config = loadConfig({ file });
   const store = await openStore({ url: config.store.url, logger: silentLogger() });
   try {

@@ -43,6 +43,7 @@ import type { Destination, Flow } from '../../src/transport/types.js';
 import { resolve as resolveNextHop } from '../../proxy/resolver.js';
 import type { DigestAuthenticator } from '../auth/digest-authenticator.js';
 import { aorOf } from '../location/aor.js';
+import { okHeaders } from '../registrar.js';
 import type { LocationService } from '../location/location-service.js';
 import type { Binding } from '../types.js';
 import type {
@@ -697,16 +698,7 @@ export class MidRegistrar implements MidRegistrarApi {
 
   /** §10.3 step 8: 200 with every device binding of the AoR and its remaining expiry. */
   private ok(request: SipRequest, aor: string, now: number): Reply {
-    const headers: Array<[string, string]> = [];
-    for (const b of this.locations.lookup(aor)) {
-      const contact = b.contact.clone();
-      contact.params.set('expires', String(Math.max(1, Math.ceil((b.expiresAt - now) / 1000))));
-      headers.push(['Contact', contact.toString()]);
-    }
-    for (const value of request.getAll('path')) headers.push(['Path', value]);
-    headers.push(['Supported', 'path, outbound']);
-    headers.push(['Date', new Date(now).toUTCString()]);
-    return { status: 200, headers };
+    return { status: 200, headers: okHeaders(request, this.locations.lookup(aor), now) };
   }
 
   // ---- state -------------------------------------------------------------------------------------
