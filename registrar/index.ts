@@ -31,6 +31,8 @@ export interface RegistrarDeps {
   options: RegistrarOptions;
   /** Milliseconds since the epoch, for every expiry and nonce; default Date.now. */
   clock?: () => number;
+  /** HMAC key of the digest nonces (≥ 16 bytes); random per process by default. Workers of a cluster share one. */
+  nonceSecret?: Buffer;
 }
 
 export function createRegistrar(deps: RegistrarDeps): Registrar {
@@ -40,6 +42,7 @@ export function createRegistrar(deps: RegistrarDeps): Registrar {
     logger,
     algorithms: options.authAlgorithms,
     nonceTtlMs: options.nonceTtlMs,
+    secret: deps.nonceSecret,
     clock,
   });
   const locations = new LocationService({ persistence: deps.persistence, logger, clock });

@@ -2,6 +2,7 @@
  * Assembles a softswitch from a validated configuration: transports, the stack, and the modules on top.
  * `softswitch start` and the end-to-end tests both build the server through here.
  */
+import { createHmac } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Config } from './config/index.js';
 import { Stack } from './core/index.js';
@@ -30,7 +31,17 @@ export interface Softswitch {
   stop(): Promise<void>;
 }
 
-export async function createSoftswitch(config: Config, logger: Logger): Promise<Softswitch> {
+export interface SoftswitchOptions {
+  /**
+   * The secret behind Record-Route flow tokens and digest nonces; random per process when absent. The
+   * workers of a cluster get the same one (CLUSTER_SECRET_ENV), so what one signs the others accept.
+   */
+  secret?: Buffer;
+}
+
+export async function createSoftswitch(config: Config, logger: Logger, options: SoftswitchOptions = {}): Promise<Softswitch> {
+  // One key per use, derived from the one secret.
+  const derive = (use: string): Buffer | undefined => options.secret && createHmac('sha256', options.secret).update(use).digest();
   const needsTls = config.sip.listen.some((l) => l.protocol === 'tls' || l.protocol === 'wss');
   const tls = needsTls
     ? await loadOrCreateCertificate({
@@ -69,6 +80,7 @@ export async function createSoftswitch(config: Config, logger: Logger): Promise<
     stack,
     credentials: subscribers,
     persistence: store.locations,
+    nonceSecret: derive('digest nonce'),
     logger,
     options: { domains: config.sip.domain, authAlgorithms: config.auth.algorithms },
   });
@@ -101,7 +113,7 @@ export async function createSoftswitch(config: Config, logger: Logger): Promise<
     });
   const gateway = createMediaGateway({ nodes: config.media.rtpengine, logger, alwaysRelay: config.media.alwaysRelay });
   const media = new MediaHook(gateway, logger);
-  const proxy = new ProxyCore({ stack, logger, media });
+  const proxy = new ProxyCore({ stack, logger, media, secret: derive('record-route') });
   stack.setUser(new Router({
     stack, proxy, recordRoute: proxy.recordRoute, registrar, subscribers, media, domains: config.sip.domain, logger, mid,
     pstn: {

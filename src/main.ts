@@ -5,7 +5,7 @@
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { ClusterWorker, type PrimaryMessage, WORKER_INDEX_ENV, runSupervisor } from './cluster/index.js';
+import { CLUSTER_SECRET_ENV, ClusterWorker, type PrimaryMessage, WORKER_INDEX_ENV, runSupervisor } from './cluster/index.js';
 import { createSoftswitch } from './app.js';
 import { CliError, USER_USAGE, type RoutingGroup, runReloadCommand, runRoutingCommand, runUserCommand } from './cli/index.js';
 import { ConfigError, loadConfig } from './config/index.js';
@@ -97,7 +97,8 @@ async function start(args: string[]): Promise<number> {
   if (workers > 1 && cluster.isPrimary) return runSupervisor({ workers, logger: createLogger({ level: config.log.level }) });
   const index = workers > 1 ? Number(process.env[WORKER_INDEX_ENV]) : 0;
   const logger = workers > 1 ? createLogger({ level: config.log.level }).child({ worker: index }) : createLogger({ level: config.log.level });
-  const server = await createSoftswitch(config, logger);
+  const secretHex = workers > 1 ? process.env[CLUSTER_SECRET_ENV] : undefined;
+  const server = await createSoftswitch(config, logger, { secret: secretHex ? Buffer.from(secretHex, 'hex') : undefined });
   const member = workers > 1 ? new ClusterWorker({ index, workers, logger }) : undefined;
   if (member !== undefined) {
     process.on('message', (m: PrimaryMessage) => member.onPrimaryMessage(m));

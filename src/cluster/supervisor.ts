@@ -6,8 +6,9 @@
  * creates the shared listeners here on the workers' behalf.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
 import { categoryLogger, type Logger } from '../log/index.js';
-import { type PrimaryMessage, type WorkerMessage, WORKER_INDEX_ENV } from './types.js';
+import { CLUSTER_SECRET_ENV, type PrimaryMessage, type WorkerMessage, WORKER_INDEX_ENV } from './types.js';
 
 export interface SupervisorOptions {
   workers: number;
@@ -74,8 +75,9 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
       check();
     };
 
+    const secret = randomBytes(32).toString('hex');
     const fork = (index: number): void => {
-      const worker = cluster.fork({ [WORKER_INDEX_ENV]: String(index) });
+      const worker = cluster.fork({ [WORKER_INDEX_ENV]: String(index), [CLUSTER_SECRET_ENV]: secret });
       const slot = slots[index]!;
       slot.worker = worker;
       slot.started = false;

@@ -41,3 +41,9 @@ export type PrimaryMessage =
 
 /** The environment variable that tells a forked process its worker index. */
 export const WORKER_INDEX_ENV = 'SOFTSWITCH_CLUSTER_WORKER';
+/**
+ * The cluster's one secret (hex), drawn by the primary and given to every worker: Record-Route flow tokens
+ * and digest nonces signed by one worker verify on the others. Never logged; lives only in the processes'
+ * environment.
+ */
+export const CLUSTER_SECRET_ENV = 'SOFTSWITCH_CLUSTER_SECRET';
