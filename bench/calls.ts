@@ -1,8 +1,9 @@
 /**
- * bench/calls: calls through the proxy over UDP, SIPp UAC → server → SIPp UAS. The UAS registers as bob
- * (register.xml, digest auth) and then answers on the same local port (uas-answer.xml); the UAC calls
- * sip:bob@example.com as alice: INVITE → 407 → ACK, INVITE with credentials → 100/180/200 (Record-Routed)
- * → ACK → pause → BYE → 200, ACK and BYE through the proxy (uac-call.xml).
+ * bench/calls: calls through the proxy over UDP, SIPp UAC → server → SIPp UAS. The UAS is a PSTN gateway
+ * on 127.0.0.2 (uas-answer.xml), a backend the server reaches by a dialplan route (Kamailio: `$du` for
+ * numbers); the UAC calls sip:+4930123456@example.com as alice: INVITE → 407 → ACK, INVITE with
+ * credentials → 100/180/200 (Record-Routed) → ACK → pause → BYE → 200, ACK and BYE through the proxy
+ * (uac-call.xml). `registerCallee` (a UAS registered as bob, the user → user path) is kept for call-setup.ts.
  * First a fixed-rate run, then a step-up search over rising rates (each bounded in calls and time) for the
  * highest rate with at most 0.1 % failed calls. Reports calls/s, failures, retransmissions, the server's
  * CPU seconds per 1000 calls and its RSS. A short warm-up runs first, unmeasured.
@@ -21,9 +22,26 @@ import {
 export const ALICE: BenchUser = { username: 'alice', password: 'alice-bench-secret' };
 export const BOB: BenchUser = { username: 'bob', password: 'bob-bench-secret' };
 
-/** The callee's SIPp: its port, registered as bob on the target. */
+/** The callee's SIPp UAS: where it listens, and the user part alice dials. */
 export interface Callee {
   readonly port: number;
+  /** Its address; 127.0.0.1 when not given. */
+  readonly address?: string;
+  /** The Request-URI user alice calls: bob (registered), or a number the dialplan sends to the gateway. */
+  readonly dialled: string;
+}
+
+/** The number the calls bench dials. */
+export const DIALLED = '+4930123456';
+/** The gateway's own loopback address (see Gateway in lib.ts). */
+export const GATEWAY_ADDRESS = '127.0.0.2';
+
+/**
+ * The callee of the calls bench: a SIPp UAS as the PSTN gateway, reached by a dialplan route (the
+ * softswitch) or a `$du` for numbers (Kamailio, bench/kamailio/kamailio.cfg); the target is started with it.
+ */
+export async function gatewayCallee(): Promise<Callee & { address: string }> {
+  return { port: await freePort(), address: GATEWAY_ADDRESS, dialled: DIALLED };
 }
 
 /** One REGISTER of bob from `port` (Expires 3600), before the UAS scenario takes the port over. */
@@ -37,7 +55,7 @@ export async function registerCallee(target: BenchTarget): Promise<Callee> {
     ], 20);
     const r = await sipp.done;
     if (r.successful !== 1) throw new Error(`bob could not register on ${target.name}:\n${r.errors}`);
-    return { port };
+    return { port, dialled: BOB.username };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -84,7 +102,7 @@ export function sustained(r: CallResult): boolean {
 export async function runCallLoad(target: BenchTarget, callee: Callee, load: CallLoad): Promise<CallResult> {
   const limit = Math.ceil(load.calls / load.rate + load.pauseMs / 1000) + 30;
   const uas = startSipp([
-    '-sf', join(sippScenarios, 'uas-answer.xml'), '-key', 'callee', BOB.username, ...sippCommon(callee.port), '-timeout', `${limit + 5}s`,
+    '-sf', join(sippScenarios, 'uas-answer.xml'), '-key', 'callee', callee.dialled, ...sippCommon(callee.port, callee.address), '-timeout', `${limit + 5}s`,
   ], limit + 10);
   try {
     await waitUdpBound(callee.port);
@@ -92,8 +110,8 @@ export async function runCallLoad(target: BenchTarget, callee: Callee, load: Cal
     const stopMeasuring = measure(target);
     const uac = startSipp([
       `127.0.0.1:${target.port}`, '-sf', join(sippScenarios, 'uac-call.xml'),
-      '-key', 'caller', ALICE.username, '-key', 'callee', BOB.username, '-key', 'aor_domain', BENCH_DOMAIN,
-      '-au', ALICE.username, '-ap', ALICE.password, '-auth_uri', `${BOB.username}@${BENCH_DOMAIN}`,
+      '-key', 'caller', ALICE.username, '-key', 'callee', callee.dialled, '-key', 'aor_domain', BENCH_DOMAIN,
+      '-au', ALICE.username, '-ap', ALICE.password, '-auth_uri', `${callee.dialled}@${BENCH_DOMAIN}`,
       ...sippCommon(uacPort), '-d', String(load.pauseMs), '-m', String(load.calls), '-r', String(load.rate), '-rp', '1000',
       '-l', String(Math.max(100, Math.ceil(load.rate * (load.pauseMs / 1000 + 1) * 3))), '-timeout', `${limit}s`,
     ], limit + 5);
@@ -143,11 +161,11 @@ async function main(): Promise<void> {
   const rate = Number(process.argv[3] ?? 500);
   if (!Number.isInteger(calls) || calls < 1 || !(rate > 0)) throw new TypeError('usage: calls [calls ≥ 1] [rate/s > 0]');
   const load = loadAverage();
-  const target = await startSoftswitchTarget(await freePort(), [ALICE, BOB]);
+  const callee = await gatewayCallee();
+  const target = await startSoftswitchTarget(await freePort(), [ALICE], callee);
   const fixed: CallResult[] = [];
   const steps: CallResult[] = [];
   try {
-    const callee = await registerCallee(target);
     await runCallLoad(target, callee, WARMUP);
     fixed.push(await runCallLoad(target, callee, { calls, rate, pauseMs: PAUSE_MS }));
     for (const step of STEPS) {
@@ -158,7 +176,7 @@ async function main(): Promise<void> {
   } finally {
     await target.stop();
   }
-  console.log(`node ${process.version}, calls alice → bob through the proxy (407 digest MD5, Record-Route), UDP on 127.0.0.1, ${PAUSE_MS} ms between ACK and BYE, ${benchWorkers() === 1 ? "one server process" : `${benchWorkers()} server workers (CPU summed over the primary and the workers)`}; warm-up ${WARMUP.calls} calls unmeasured; load average before: ${load}`);
+  console.log(`node ${process.version}, calls alice → ${DIALLED} through the proxy (407 digest MD5, dialplan route to a SIPp gateway on ${GATEWAY_ADDRESS}, Record-Route), UDP on 127.0.0.1, ${PAUSE_MS} ms between ACK and BYE, ${benchWorkers() === 1 ? "one server process" : `${benchWorkers()} server workers (CPU summed over the primary and the workers)`}; warm-up ${WARMUP.calls} calls unmeasured; load average before: ${load}`);
   console.log('\nfixed rate');
   for (const line of CALLS_HEADER) console.log(line);
   for (const r of fixed) console.log(callRow(r));

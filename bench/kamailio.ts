@@ -14,9 +14,9 @@ import { join } from 'node:path';
 import knexFactory from 'knex';
 import { computeHa1Set } from '../src/store/index.js';
 import { freePort } from '../test/helpers/tools.js';
-import { ALICE, BOB, CALLS_HEADER, type CallResult, type Callee, PAUSE_MS, WARMUP, callRow, registerCallee, runCallLoad } from './calls.js';
+import { ALICE, BOB, CALLS_HEADER, type CallResult, type Callee, PAUSE_MS, WARMUP, callRow, gatewayCallee, runCallLoad } from './calls.js';
 import {
-  BENCH_DOMAIN, type BenchTarget, type BenchUser, benchUsers, fmt, loadAverage, processTree, pssMiB, repoRoot, sleep,
+  BENCH_DOMAIN, type BenchTarget, type BenchUser, type Gateway, benchUsers, fmt, loadAverage, processTree, pssMiB, repoRoot, sleep,
   startSoftswitchTarget, treeCpuSeconds, waitUdpBound,
 } from './lib.js';
 import { REGISTER_HEADER, type RegisterResult, WARMUP_USERS, registerRow, runRegisterLoad } from './register.js';
@@ -60,11 +60,12 @@ function kamailioInstalled(): boolean {
  * children; -E: log to stderr) with bench/kamailio/kamailio.cfg, which includes kamailio-local.cfg from its
  * working directory: the listen socket and the SQLite file.
  */
-async function startKamailioTarget(port: number, users: readonly BenchUser[]): Promise<BenchTarget> {
+async function startKamailioTarget(port: number, users: readonly BenchUser[], gateway?: Gateway): Promise<BenchTarget> {
   const dir = mkdtempSync(join(tmpdir(), 'kamailio-bench-'));
   const db = join(dir, 'kamailio.sqlite');
   await writeKamailioSubscribers(db, users);
-  writeFileSync(join(dir, 'kamailio-local.cfg'), `listen=udp:127.0.0.1:${port}\n#!define DBURL "sqlite://${db}"\n`);
+  const gw = gateway === undefined ? '' : `#!define PSTN_GW "sip:${gateway.address}:${gateway.port}"\n`;
+  writeFileSync(join(dir, 'kamailio-local.cfg'), `listen=udp:127.0.0.1:${port}\n#!define DBURL "sqlite://${db}"\n${gw}`);
   const child: ChildProcess = spawn('kamailio', ['-DD', '-E', '-f', CONFIG, '-Y', dir, '-m', '128', '-M', '16'], {
     cwd: dir, stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -137,11 +138,9 @@ async function main(): Promise<void> {
   const callRuns: CallResult[] = [];
   try {
     for (const start of [startSoftswitchTarget, startKamailioTarget]) {
-      const target = await start(await freePort(), everyone);
-      const callee = await registerCallee(target).catch(async (err: unknown) => {
-        await target.stop();
-        throw err;
-      });
+      // Each server gets its own gateway (a SIPp UAS per run on that port), reached by a number route.
+      const callee = await gatewayCallee();
+      const target = await start(await freePort(), everyone, callee);
       sides.push({ target, callee });
     }
     for (const { target, callee } of sides) {

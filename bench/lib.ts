@@ -143,6 +143,15 @@ export function writeInjectionFile(path: string, users: readonly BenchUser[]): s
   return path;
 }
 
+/**
+ * The PSTN gateway of the calls bench (a SIPp UAS): its own loopback address, so that the callers on
+ * 127.0.0.1 are not at a backend's address, which the softswitch trusts without digest auth.
+ */
+export interface Gateway {
+  readonly address: string;
+  readonly port: number;
+}
+
 /** A server the load runs drive: where it listens, and its CPU and memory as the kernel counts them. */
 export interface BenchTarget {
   readonly name: string;
@@ -202,9 +211,12 @@ export async function waitUdpBound(port: number, timeoutMs = 10_000): Promise<vo
  * challenge of a 401/407: with the default [SHA-256, MD5] it aborts with "createAuthHeader: authentication
  * must use MD5 or AKAv1-MD5"). The users are written to its store through the store's own repository.
  */
-export async function startSoftswitchTarget(port: number, users: readonly BenchUser[]): Promise<BenchTarget> {
+export async function startSoftswitchTarget(port: number, users: readonly BenchUser[], gateway?: Gateway): Promise<BenchTarget> {
   const server = await startServerProcess((dir) =>
     [
+      // With a gateway: one probe an hour (SIPp's UAS would take an OPTIONS for a failed call), and the
+      // backend and route written below picked up within a second.
+      ...(gateway === undefined ? [] : ['balancer:', '  probeInterval: 3600', '  reloadInterval: 1']),
       'sip:',
       `  listen: ["udp:127.0.0.1:${port}"]`,
       `  domain: [${BENCH_DOMAIN}]`,
@@ -221,7 +233,8 @@ export async function startSoftswitchTarget(port: number, users: readonly BenchU
     ].join('\n'),
   );
   try {
-    await provisionSoftswitch(`sqlite:${join(server.dir, 'db.sqlite')}`, users);
+    await provisionSoftswitch(`sqlite:${join(server.dir, 'db.sqlite')}`, users, gateway);
+    if (gateway !== undefined) await sleep(1500);
   } catch (err) {
     await server.stop();
     throw err;
@@ -236,10 +249,15 @@ export async function startSoftswitchTarget(port: number, users: readonly BenchU
 }
 
 /** Adds the users to a softswitch store (the running server reads subscribers from it on every request). */
-export async function provisionSoftswitch(storeUrl: string, users: readonly BenchUser[]): Promise<void> {
+export async function provisionSoftswitch(storeUrl: string, users: readonly BenchUser[], gateway?: Gateway): Promise<void> {
   const store = await openStore({ url: storeUrl, logger: silentLogger() });
   try {
     for (const u of users) await store.subscribers.add({ username: u.username, domain: BENCH_DOMAIN, password: u.password });
+    if (gateway !== undefined) {
+      // The dialplan of the calls bench: every E.164 number to the one gateway of set "pstn".
+      await store.routing.addBackend({ set: 'pstn', uri: `sip:${gateway.address}:${gateway.port}` });
+      await store.routing.addRoute({ pattern: '\\+[1-9][0-9]{6,14}', replace: '', set: 'pstn', priority: 10, description: 'E.164 to the gateway' });
+    }
   } finally {
     await store.close();
   }
@@ -355,8 +373,8 @@ export function startSipp(args: string[], timeoutSeconds: number): SippProcess {
 }
 
 /** SIPp options every load run shares: one UDP socket on 127.0.0.1, larger socket buffers, bounded waits. */
-export function sippCommon(localPort: number): string[] {
-  return ['-t', 'u1', '-i', '127.0.0.1', '-p', String(localPort), '-buff_size', '1048576', '-recv_timeout', '10000'];
+export function sippCommon(localPort: number, address = '127.0.0.1'): string[] {
+  return ['-t', 'u1', '-i', address, '-p', String(localPort), '-buff_size', '1048576', '-recv_timeout', '10000'];
 }
 
 /** Datagrams the kernel dropped for the UDP socket bound to 127.0.0.1:port (receive buffer full), /proc/net/udp. */
