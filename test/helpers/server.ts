@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Softswitch, createSoftswitch } from '../../src/app.js';
+import { type Softswitch, type SoftswitchOptions, createSoftswitch } from '../../src/app.js';
 import { validate } from '../../src/config/index.js';
 import { silentLogger, createLogger } from '../../src/log/index.js';
 import type { ListenSpec, TransportProtocol } from '../../src/transport/types.js';
@@ -21,7 +21,7 @@ export interface TestServer {
  * Starts an in-process softswitch on 127.0.0.1 with kernel-chosen ports for every transport, a fresh
  * data folder, and the given configuration overrides. LOG=debug shows its logs.
  */
-export async function startTestServer(raw: Record<string, unknown> = {}): Promise<TestServer> {
+export async function startTestServer(raw: Record<string, unknown> = {}, options: SoftswitchOptions = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'softswitch-test-'));
   const sip = (raw.sip as Record<string, unknown> | undefined) ?? {};
   const config = validate({
@@ -36,7 +36,7 @@ export async function startTestServer(raw: Record<string, unknown> = {}): Promis
     dataDir,
   });
   const logger = process.env.LOG ? createLogger({ level: process.env.LOG as 'debug' }) : silentLogger();
-  const server = await createSoftswitch(config, logger);
+  const server = await createSoftswitch(config, logger, options);
   await server.start();
   const listener = (protocol: TransportProtocol): ListenSpec => {
     const l = server.stack.listeners.find((x) => x.protocol === protocol);
