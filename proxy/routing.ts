@@ -178,7 +178,7 @@ export class Router implements StackUser {
       if (bindings.length === 0) return this.reply(tx, 480);
       return this.forkTo(req, tx, bindings);
     }
-    const match = pstn.data.matchRoutes(number)[0];
+    const match = pstn.data.matchRoute(number);
     if (match === undefined) {
       this.log.info({ number, from: caller }, 'no dialplan route');
       return this.reply(tx, 404, [], 'Not Found (no route for this number)');

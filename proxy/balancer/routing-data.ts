@@ -105,14 +105,13 @@ export class RoutingData implements RoutingDataApi {
     this.tables = { routes, dids, didsBare, trusted };
   }
 
-  matchRoutes(number: string): RouteMatch[] {
-    const out: RouteMatch[] = [];
+  matchRoute(number: string): RouteMatch | undefined {
+    // The routes are sorted by priority at load: the first that matches is the one.
     for (const { route, regex } of this.tables.routes) {
       if (!regex.test(number)) continue;
-      const rewritten = route.replace === '' ? number : number.replace(regex, route.replace);
-      out.push({ route, set: route.set, number: rewritten });
+      return { route, set: route.set, number: route.replace === '' ? number : number.replace(regex, route.replace) };
     }
-    return out;
+    return undefined;
   }
 
   did(number: string): DidRecord | undefined {

@@ -63,8 +63,8 @@ export interface RouteMatch {
 
 /** The routing policy's view of dialplan, DIDs and trusted sources (in-memory, reloaded from the store). */
 export interface RoutingDataApi {
-  /** Routes whose pattern fully matches `number`, by priority then id. */
-  matchRoutes(number: string): RouteMatch[];
+  /** The first route (by priority, then id) whose pattern fully matches `number`. */
+  matchRoute(number: string): RouteMatch | undefined;
   /** The user a DID rings; the number is compared as given and with/without a leading `+`. */
   did(number: string): DidRecord | undefined;
   /**

@@ -19,38 +19,41 @@ describe('RoutingData', () => {
     it('rewrites a national number to E.164: 0(\\d{9,10}) with +49$1', async () => {
       const data = new RoutingData({ logger: silentLogger() });
       await data.load({ ...NONE, routes: [route(1, '0(\\d{9,10})', '+49$1', 'pstn')] });
-      assert.deepEqual(data.matchRoutes('0301234567').map((m) => [m.set, m.number]), [['pstn', '+49301234567']]);
-      assert.deepEqual(data.matchRoutes('03012345678').map((m) => m.number), ['+493012345678']);
+      const m = data.matchRoute('0301234567');
+      assert.deepEqual([m?.set, m?.number], ['pstn', '+49301234567']);
+      assert.equal(data.matchRoute('03012345678')?.number, '+493012345678');
     });
 
     it('the pattern must match the whole number, not a part of it', async () => {
       const data = new RoutingData({ logger: silentLogger() });
       await data.load({ ...NONE, routes: [route(1, '0(\\d{9,10})', '+49$1', 'pstn'), route(2, '110|112', '', 'emergency')] });
-      assert.deepEqual(data.matchRoutes('030123'), []);
-      assert.deepEqual(data.matchRoutes('x0301234567'), []);
-      assert.deepEqual(data.matchRoutes('03012345678901'), []);
+      assert.equal(data.matchRoute('030123'), undefined);
+      assert.equal(data.matchRoute('x0301234567'), undefined);
+      assert.equal(data.matchRoute('03012345678901'), undefined);
       // The alternation is anchored as a whole: "1120" matches neither branch.
-      assert.deepEqual(data.matchRoutes('1120'), []);
-      assert.deepEqual(data.matchRoutes('112').map((m) => m.set), ['emergency']);
+      assert.equal(data.matchRoute('1120'), undefined);
+      assert.equal(data.matchRoute('112')?.set, 'emergency');
     });
 
     it('an empty replace keeps the number as dialled; $& and $$ work as in String.replace', async () => {
       const data = new RoutingData({ logger: silentLogger() });
       await data.load({ ...NONE, routes: [route(1, '\\+\\d+', '', 'pstn'), route(2, '9(\\d+)', 'sip-$&-$$-$1', 'odd')] });
-      assert.equal(data.matchRoutes('+4930123')[0]?.number, '+4930123');
-      assert.equal(data.matchRoutes('9123')[0]?.number, 'sip-9123-$-123');
+      assert.equal(data.matchRoute('+4930123')?.number, '+4930123');
+      assert.equal(data.matchRoute('9123')?.number, 'sip-9123-$-123');
     });
 
-    it('every matching route comes back, by priority then id', async () => {
+    it('the first route by priority (then id) wins when several match', async () => {
       const data = new RoutingData({ logger: silentLogger() });
       await data.load({ ...NONE, routes: [route(3, '\\+49.*', '', 'de', 10), route(1, '\\+.*', '', 'any', 20), route(2, '\\+4930.*', '', 'berlin', 10)] });
-      assert.deepEqual(data.matchRoutes('+4930123').map((m) => [m.route.id, m.set]), [[2, 'berlin'], [3, 'de'], [1, 'any']]);
+      assert.deepEqual([data.matchRoute('+4930123')?.route.id, data.matchRoute('+4930123')?.set], [2, 'berlin']);
+      assert.equal(data.matchRoute('+4940123')?.set, 'de');
+      assert.equal(data.matchRoute('+33123')?.set, 'any');
     });
 
     it('a pattern that does not compile (written around the repository) is skipped, the others work', async () => {
       const data = new RoutingData({ logger: silentLogger() });
       await data.load({ ...NONE, routes: [route(1, '(', '', 'bad'), route(2, '\\d+', '', 'good')] });
-      assert.deepEqual(data.matchRoutes('123').map((m) => m.set), ['good']);
+      assert.equal(data.matchRoute('123')?.set, 'good');
     });
   });
 
