@@ -27,7 +27,7 @@ export interface RegistrarInit {
 }
 
 /** A final answer to a REGISTER. */
-interface Reply {
+export interface Reply {
   status: number;
   reason?: string | undefined;
   headers?: Array<[string, string]> | undefined;
@@ -97,26 +97,10 @@ export class Registrar implements RegistrarApi {
   /** Answers a REGISTER through its server transaction; a failure inside becomes a 400 or 500 answer. */
   async handle(request: SipRequest, tx: ServerTransaction): Promise<void> {
     if (request.method !== 'REGISTER') throw new TypeError(`the registrar handles REGISTER, not ${request.method}`);
-    let reply: Reply;
-    try {
-      reply = await this.process(request, tx);
-    } catch (err) {
-      if (err instanceof SipParseError) {
-        reply = { status: 400, reason: `Bad Request (${err.message.replace(/[^\x20-\x7e]/g, '?').slice(0, 100)})` };
-      } else {
-        this.log.error({ err: (err as Error).message, callId: request.callId }, 'REGISTER handling failed');
-        reply = { status: 500 };
-      }
-    }
+    const reply = await answerRegister(this.stack, tx, request, this.log, () => this.process(request, tx));
     if (reply.status >= 200 && reply.status < 300) this.stats.accepted++;
     else if (reply.status === 401) this.stats.challenged++;
     else this.stats.refused++;
-    try {
-      this.stack.respond(tx, reply.status, { reason: reply.reason, headers: reply.headers });
-    } catch (err) {
-      // The transaction ended meanwhile (the stack stopped): nothing left to answer.
-      this.log.info({ err: (err as Error).message, callId: request.callId }, 'REGISTER answer not sent');
-    }
   }
 
   private async process(request: SipRequest, tx: ServerTransaction): Promise<Reply> {
@@ -259,6 +243,34 @@ export class Registrar implements RegistrarApi {
   private ok(request: SipRequest, aor: string, now: number): Reply {
     return { status: 200, headers: okHeaders(request, this.locations.lookup(aor), now) };
   }
+}
+
+/**
+ * Decides a REGISTER's answer with `decide` and sends it through the transaction; a SipParseError on the
+ * way is a 400 naming it, any other failure a 500 and one log line. Returns what was decided. Shared
+ * by the registrar and the mid-registrar.
+ */
+export async function answerRegister(
+  stack: Pick<Stack, 'respond'>, tx: ServerTransaction, request: SipRequest, log: Logger, decide: () => Promise<Reply>,
+): Promise<Reply> {
+  let reply: Reply;
+  try {
+    reply = await decide();
+  } catch (err) {
+    if (err instanceof SipParseError) {
+      reply = { status: 400, reason: `Bad Request (${err.message.replace(/[^\x20-\x7e]/g, '?').slice(0, 100)})` };
+    } else {
+      log.error({ err: (err as Error).message, callId: request.callId }, 'REGISTER handling failed');
+      reply = { status: 500 };
+    }
+  }
+  try {
+    stack.respond(tx, reply.status, { reason: reply.reason, headers: reply.headers });
+  } catch (err) {
+    // The transaction ended meanwhile (the stack stopped): nothing left to answer.
+    log.info({ err: (err as Error).message, callId: request.callId }, 'REGISTER answer not sent');
+  }
+  return reply;
 }
 
 /**

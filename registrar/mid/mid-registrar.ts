@@ -43,7 +43,7 @@ import type { Destination, Flow } from '../../src/transport/types.js';
 import { resolve as resolveNextHop } from '../../proxy/resolver.js';
 import type { DigestAuthenticator } from '../auth/digest-authenticator.js';
 import { aorOf } from '../location/aor.js';
-import { okHeaders } from '../registrar.js';
+import { type Reply, answerRegister, okHeaders } from '../registrar.js';
 import type { LocationService } from '../location/location-service.js';
 import type { Binding } from '../types.js';
 import type {
@@ -69,11 +69,6 @@ export interface MidRegistrarInit {
   resolve?: (uri: Uri) => Promise<Destination | undefined>;
 }
 
-interface Reply {
-  status: number;
-  reason?: string | undefined;
-  headers?: Array<[string, string]> | undefined;
-}
 
 /** One device contact as a REGISTER asks for it. */
 interface Planned {
@@ -227,22 +222,7 @@ export class MidRegistrar implements MidRegistrarApi {
 
   async handle(request: SipRequest, tx: ServerTransaction): Promise<void> {
     if (request.method !== 'REGISTER') throw new TypeError(`the mid-registrar handles REGISTER, not ${request.method}`);
-    let reply: Reply;
-    try {
-      reply = await this.process(request, tx);
-    } catch (err) {
-      if (err instanceof SipParseError) {
-        reply = { status: 400, reason: `Bad Request (${err.message.replace(/[^\x20-\x7e]/g, '?').slice(0, 100)})` };
-      } else {
-        this.log.error({ err: (err as Error).message, callId: request.callId }, 'REGISTER handling failed');
-        reply = { status: 500 };
-      }
-    }
-    try {
-      this.stack.respond(tx, reply.status, { reason: reply.reason, headers: reply.headers });
-    } catch (err) {
-      this.log.info({ err: (err as Error).message, callId: request.callId }, 'REGISTER answer not sent');
-    }
+    await answerRegister(this.stack, tx, request, this.log, () => this.process(request, tx));
   }
 
   resolveIncoming(ruri: Uri): Binding[] | undefined {
