@@ -8,20 +8,12 @@ import { dirname } from 'node:path';
 import { migrations } from '../../../sql/index.js';
 import { silentLogger } from '../../../src/log/index.js';
 import { computeHA1, utf8ToWire } from '../../../src/sip/index.js';
-import { openStore, StoreError, type Binding, type SqlStore, type StoreErrorCode } from '../../../src/store/index.js';
-import type { Target, TestDatabase } from './targets.js';
+import { openStore, type Binding, type SqlStore } from '../../../src/store/index.js';
+import { type Target, type TestDatabase, rejectsWith } from './targets.js';
 import { routingSuite } from './routing-suite.js';
 
 const TABLES = ['domains', 'subscribers', 'locations', 'backend_sets', 'backends', 'routes', 'dids', 'trusted'];
 
-async function rejectsWith(promise: Promise<unknown>, code: StoreErrorCode, message?: RegExp): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(err instanceof StoreError, `expected a StoreError, got ${String(err)}`);
-    assert.equal(err.code, code);
-    if (message !== undefined) assert.match(err.message, message);
-    return true;
-  });
-}
 
 function expectedHa1(username: string, realm: string, password: string) {
   const [u, r, p] = [utf8ToWire(username), utf8ToWire(realm), utf8ToWire(password)];

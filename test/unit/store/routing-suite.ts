@@ -3,16 +3,9 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { StoreError, type SqlStore, type StoreErrorCode } from '../../../src/store/index.js';
+import type { SqlStore } from '../../../src/store/index.js';
+import { rejectsWith } from './targets.js';
 
-async function rejectsWith(promise: Promise<unknown>, code: StoreErrorCode, message?: RegExp): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(err instanceof StoreError, `expected a StoreError, got ${String(err)}`);
-    assert.equal(err.code, code);
-    if (message !== undefined) assert.match(err.message, message);
-    return true;
-  });
-}
 
 async function rejectsType(promise: Promise<unknown>, message: RegExp): Promise<void> {
   await assert.rejects(promise, (err: unknown) => {

@@ -6,7 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import assert from 'node:assert/strict';
 import { createConnection } from 'mysql2/promise';
+import { StoreError, type StoreErrorCode } from '../../../src/store/index.js';
 
 export interface TestDatabase {
   url: string;
@@ -65,4 +67,14 @@ export function mariadbTarget(rootUrl: string): Target {
       };
     },
   };
+}
+
+/** Asserts that `promise` rejects with a StoreError of `code` (and a message matching `message`). */
+export async function rejectsWith(promise: Promise<unknown>, code: StoreErrorCode, message?: RegExp): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => {
+    assert.ok(err instanceof StoreError, `expected a StoreError, got ${String(err)}`);
+    assert.equal(err.code, code);
+    if (message !== undefined) assert.match(err.message, message);
+    return true;
+  });
 }
