@@ -18,7 +18,7 @@ import { startRtpengine, type RtpengineHandle } from '../test/helpers/rtpengine.
 import { freePort } from '../test/helpers/tools.js';
 import { ALICE, BOB, registerCallee } from './calls.js';
 import {
-  BENCH_DOMAIN, type BenchTarget, fmt, loadAverage, provisionSoftswitch, sippCommon, sippScenarios,
+  BENCH_DOMAIN, type BenchTarget, benchConfig, fmt, loadAverage, provisionSoftswitch, sippCommon, sippScenarios,
   startServerProcess, startSipp, waitUdpBound,
 } from './lib.js';
 
@@ -31,25 +31,7 @@ const WARMUP_CALLS = 200;
 /** The softswitch, with or without rtpengine nodes and media.alwaysRelay. */
 async function startTarget(name: string, port: number, rtpengine: RtpengineHandle | undefined): Promise<BenchTarget> {
   const server = await startServerProcess((dir) =>
-    [
-      'sip:',
-      `  listen: ["udp:127.0.0.1:${port}"]`,
-      `  domain: [${BENCH_DOMAIN}]`,
-      'auth:',
-      '  algorithms: [MD5]',
-      'media:',
-      `  rtpengine: [${rtpengine ? `"${rtpengine.ng}"` : ''}]`,
-      `  alwaysRelay: ${rtpengine ? 'true' : 'false'}`,
-      'log:',
-      '  level: info', // startServerProcess waits for the "listening" line
-      `dataDir: ${dir}`,
-      'http:',
-      '  listen: "127.0.0.1:0"',
-      'store:',
-      `  url: "sqlite:${join(dir, 'db.sqlite')}"`,
-      '',
-    ].join('\n'),
-  );
+    benchConfig(dir, `udp:127.0.0.1:${port}`, { media: { rtpengine: rtpengine ? [rtpengine.ng] : [], alwaysRelay: rtpengine !== undefined } }));
   try {
     await provisionSoftswitch(`sqlite:${join(server.dir, 'db.sqlite')}`, [ALICE, BOB]);
   } catch (err) {

@@ -1,4 +1,5 @@
 /** Shared pieces of the load benchmarks: start the server as its own process, read its CPU, drive SIPp. */
+import { stringify as stringifyYaml } from 'yaml';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -144,6 +145,24 @@ export function writeInjectionFile(path: string, users: readonly BenchUser[]): s
 }
 
 /**
+ * The configuration of a bench server: one listener, the bench domain, MD5 challenges only, info logs
+ * (startServerProcess waits for the "listening" line), a SQLite store in `dir`; `more` adds sections
+ * (its `sip` keys are merged into the listener's).
+ */
+export function benchConfig(dir: string, listen: string, more: Record<string, unknown> = {}, storeFile = join(dir, 'db.sqlite')): string {
+  const { sip, ...rest } = more;
+  return stringifyYaml({
+    sip: { listen: [listen], domain: [BENCH_DOMAIN], ...(sip as object | undefined) },
+    auth: { algorithms: ['MD5'] },
+    log: { level: 'info' },
+    dataDir: dir,
+    http: { listen: '127.0.0.1:0' },
+    store: { url: `sqlite:${storeFile}` },
+    ...rest,
+  });
+}
+
+/**
  * The PSTN gateway of the calls bench (a SIPp UAS): its own loopback address, so that the callers on
  * 127.0.0.1 are not at a backend's address, which the softswitch trusts without digest auth.
  */
@@ -212,26 +231,10 @@ export async function waitUdpBound(port: number, timeoutMs = 10_000): Promise<vo
  * must use MD5 or AKAv1-MD5"). The users are written to its store through the store's own repository.
  */
 export async function startSoftswitchTarget(port: number, users: readonly BenchUser[], gateway?: Gateway): Promise<BenchTarget> {
-  const server = await startServerProcess((dir) =>
-    [
-      // With a gateway: one probe an hour (SIPp's UAS would take an OPTIONS for a failed call), and the
-      // backend and route written below picked up within a second.
-      ...(gateway === undefined ? [] : ['balancer:', '  probeInterval: 3600', '  reloadInterval: 1']),
-      'sip:',
-      `  listen: ["udp:127.0.0.1:${port}"]`,
-      `  domain: [${BENCH_DOMAIN}]`,
-      'auth:',
-      '  algorithms: [MD5]',
-      'log:',
-      '  level: info',
-      `dataDir: ${dir}`,
-      'http:',
-      '  listen: "127.0.0.1:0"',
-      'store:',
-      `  url: "sqlite:${join(dir, 'db.sqlite')}"`,
-      '',
-    ].join('\n'),
-  );
+  const server = await startServerProcess((dir) => benchConfig(dir, `udp:127.0.0.1:${port}`,
+    // With a gateway: one probe an hour (SIPp's UAS would take an OPTIONS for a failed call), and the
+    // backend and route written below picked up within a second.
+    gateway === undefined ? {} : { balancer: { probeInterval: 3600, reloadInterval: 1 } }));
   try {
     await provisionSoftswitch(`sqlite:${join(server.dir, 'db.sqlite')}`, users, gateway);
     if (gateway !== undefined) await sleep(1500);

@@ -22,7 +22,7 @@ import { silentLogger } from '../src/log/index.js';
 import { openStore } from '../src/store/index.js';
 import { freePort } from '../test/helpers/tools.js';
 import {
-  BENCH_DOMAIN, benchUsers, benchWorkers, fmt, loadAverage, processTree, sleep, startServerProcess, type ServerProcess,
+  BENCH_DOMAIN, benchConfig, benchUsers, benchWorkers, fmt, loadAverage, processTree, sleep, startServerProcess, type ServerProcess,
 } from './lib.js';
 import type { ClientReport, ClientSlice } from './wss-client.js';
 
@@ -96,22 +96,7 @@ function socketCount(pid: number): number {
 }
 
 function startServer(storeFile: string, port: number, maxConnections: number): Promise<ServerProcess> {
-  return startServerProcess((dir) => [
-    'sip:',
-    `  listen: ["wss:127.0.0.1:${port}"]`,
-    `  domain: [${BENCH_DOMAIN}]`,
-    `  maxConnections: ${maxConnections}`,
-    'auth:',
-    '  algorithms: [MD5]',
-    'log:',
-    '  level: info',
-    `dataDir: ${dir}`,
-    'http:',
-    '  listen: "127.0.0.1:0"',
-    'store:',
-    `  url: "sqlite:${storeFile}"`,
-    '',
-  ].join('\n'));
+  return startServerProcess((dir) => benchConfig(dir, `wss:127.0.0.1:${port}`, { sip: { maxConnections } }, storeFile));
 }
 
 interface Client {
