@@ -6,7 +6,7 @@
 import type { Stack, StackUser } from '../src/core/index.js';
 import { ALLOWED_METHODS, answerCancel } from '../src/core/index.js';
 import { type Logger, categoryLogger } from '../src/log/index.js';
-import { type SipRequest, type SipResponse, SipUri, TelUri, type Uri, escapeUriUser, parseSipUri } from '../src/sip/index.js';
+import { type SipRequest, type SipResponse, SipUri, TelUri, type Uri, escapeUriUser, parseCredentials, parseSipUri } from '../src/sip/index.js';
 import type { InviteServerTransaction, ServerTransaction } from '../src/transaction/index.js';
 import type { Destination, Flow } from '../src/transport/types.js';
 import type { Binding, CredentialSource, RegistrarApi } from '../registrar/index.js';
@@ -205,8 +205,10 @@ export class Router implements StackUser {
       if (req.method === 'INVITE') pstn.balancer.callStarted(backend);
       return { uri: backendUri(backend.uri, number), responseTimeoutMs: pstn.failoverTimeoutMs, headers };
     };
-    // The caller's credentials were for us (Kamailio's consume_credentials): they never reach a trunk.
-    req.remove('Proxy-Authorization');
+    // The caller's credentials for our realm (the caller's domain) were for us (Kamailio's
+    // consume_credentials): they never reach a trunk. Credentials for another realm (a 407 from the
+    // backend itself, answered by the phone) go on.
+    if (caller !== undefined) consumeCredentials(req, caller.slice(caller.lastIndexOf('@') + 1));
     this.log.debug({ set, number, backend: choices[0]!.uri, callId: req.callId }, 'to backend');
     const context = this.proxy.forward(req, tx, [target(0)], {
       failover: (_best, attempt, status) => {
@@ -386,4 +388,21 @@ function backendUri(backend: string, number: string): SipUri {
   const uri = parseSipUri(backend).clone();
   uri.user = escapeUriUser(number);
   return uri;
+}
+
+/** Removes the Proxy-Authorization values for `realm`; others stay, in order. */
+function consumeCredentials(req: SipRequest, realm: string): void {
+  const values = req.getAll('proxy-authorization');
+  if (values.length === 0) return;
+  const others = values.filter((v) => {
+    try {
+      const c = parseCredentials(v, 'proxy-authorization');
+      return !('realm' in c && typeof c.realm === 'string' && c.realm.toLowerCase() === realm);
+    } catch {
+      return true;
+    }
+  });
+  if (others.length === values.length) return;
+  req.remove('Proxy-Authorization');
+  for (const v of others) req.append('Proxy-Authorization', v);
 }

@@ -27,6 +27,8 @@ describe('PSTN routing: dialplan to a backend set, DIDs from trusted backends, n
   let rtpengine: RtpengineHandle;
 
   const invitesOnBackends = (): number => fs1.invites.length + fs2.invites.length;
+  /** The INVITE that reached either backend last. */
+  const newestInvite = () => [...fs1.invites, ...fs2.invites].reduce((a, b) => (b.at >= a.at ? b : a));
 
   /** alice calls `number` with SIPp over UDP (407, then the authenticated INVITE); the SIPp result. */
   function aliceCalls(number: string, calls = 1) {
@@ -69,7 +71,7 @@ describe('PSTN routing: dialplan to a backend set, DIDs from trusted backends, n
     const r = await aliceCalls('0301234567');
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.equal(invitesOnBackends(), before + 1);
-    const invite = [...fs1.invites, ...fs2.invites].at(-1)!;
+    const invite = newestInvite();
     assert.match(invite.requestUri, /^sip:\+49301234567@127\.0\.0\.[23]:\d+/);
     assert.equal(invite.pAssertedIdentity, `<sip:${ALICE.user}@${DOMAIN}>`);
     assert.equal(invite.authorization, false, 'Proxy-Authorization for our realm is consumed, never sent to a trunk');
@@ -126,6 +128,20 @@ describe('PSTN routing: dialplan to a backend set, DIDs from trusted backends, n
     await answered.waitForEnded(5000);
   });
 
+  it('consumes only the caller\'s credentials for our realm; credentials the phone holds for the trunk\'s realm go on', async () => {
+    const forTrunk = 'Digest username="alice-at-trunk", realm="trunk.example.net", nonce="abc", uri="sip:+4930777777@trunk.example.net", response="00000000000000000000000000000000"';
+    const before = invitesOnBackends();
+    const result = await stranger.call(`sip:+4930777777@${DOMAIN}`, {
+      via: t.addr('udp'), from: `sip:${ALICE.user}@${DOMAIN}`, credentials: { username: ALICE.user, password: ALICE.password },
+      headers: [['Proxy-Authorization', forTrunk]],
+    });
+    assert.equal(result.status, 200);
+    await result.hangup();
+    assert.equal(invitesOnBackends(), before + 1);
+    const invite = newestInvite();
+    assert.deepEqual(invite.headers['proxy-authorization'], [forTrunk]);
+  });
+
   it('answers an untrusted caller who dials a PSTN number 407, and the trunk never sees the INVITE', async () => {
     const before = invitesOnBackends();
     const result = await stranger.call(`sip:+4930999999@${DOMAIN}`, { via: t.addr('udp'), from: `sip:${ALICE.user}@${DOMAIN}` });
@@ -161,7 +177,7 @@ describe('PSTN routing: dialplan to a backend set, DIDs from trusted backends, n
     assert.equal(((await res.json()) as { routes: number }).routes, 3);
     const r = await aliceCalls('0033123456789', 1);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match([...fs1.invites, ...fs2.invites].at(-1)!.requestUri, new RegExp(`^sip:\\+33123456789@`));
+    assert.match(newestInvite().requestUri, new RegExp(`^sip:\\+33123456789@`));
   });
 
   it('shows each backend\'s health and calls in /health', async () => {
