@@ -1,7 +1,7 @@
 /** Shared pieces of the load benchmarks: start the server as its own process, read its CPU, drive SIPp. */
 import { stringify as stringifyYaml } from 'yaml';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,6 +48,9 @@ export async function startServerProcess(yaml: (dir: string) => string, workers 
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
+  // BENCH_SERVER_OUT=file keeps everything the server prints (e.g. with BENCH_NODE_ARGS=--trace-gc).
+  const keep = process.env.BENCH_SERVER_OUT ? createWriteStream(process.env.BENCH_SERVER_OUT) : undefined;
+  if (keep) child.stdout!.pipe(keep);
   child.stdout!.on('data', (d: Buffer) => (out.length < 100_000 ? (out += d.toString()) : undefined));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const end = Date.now() + 15_000;

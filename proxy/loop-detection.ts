@@ -8,9 +8,8 @@
  * be seen (RFC 5393 §4.2 fixes the text the same way). It covers the Request-URI, From tag, Call-ID,
  * CSeq number, Proxy-Require, Proxy-Authorization and Route.
  */
-import { createHash } from 'node:crypto';
 import type { Stack } from '../src/core/index.js';
-import { MAGIC_COOKIE, type SipRequest, randomToken } from '../src/sip/index.js';
+import { MAGIC_COOKIE, type SipRequest, digestOf, randomToken } from '../src/sip/index.js';
 import type { TransportProtocol } from '../src/transport/types.js';
 
 const HASH_LENGTH = 10;
@@ -26,15 +25,11 @@ const received = new WeakMap<SipRequest, string>();
 export function loopHash(request: SipRequest): string {
   let h = received.get(request);
   if (h === undefined) {
-    const hash = createHash('sha256');
-    hash.update(request.uri);
-    hash.update('\0' + (request.from?.tag ?? ''));
-    hash.update('\0' + (request.callId ?? ''));
-    hash.update('\0' + String(request.cseq?.seq ?? ''));
-    for (const v of request.getAll('proxy-require')) hash.update('\0pr:' + v);
-    for (const v of request.getAll('proxy-authorization')) hash.update('\0pa:' + v);
-    for (const v of request.getAll('route')) hash.update('\0r:' + v);
-    h = hash.digest('base64url').slice(0, HASH_LENGTH);
+    let text = request.uri + '\0' + (request.from?.tag ?? '') + '\0' + (request.callId ?? '') + '\0' + String(request.cseq?.seq ?? '');
+    for (const v of request.getAll('proxy-require')) text += '\0pr:' + v;
+    for (const v of request.getAll('proxy-authorization')) text += '\0pa:' + v;
+    for (const v of request.getAll('route')) text += '\0r:' + v;
+    h = digestOf('sha256', text, 'base64url').slice(0, HASH_LENGTH);
     received.set(request, h);
   }
   return h;

@@ -2,9 +2,8 @@
  * Route processing of a request that arrives at the proxy (RFC 3261 §16.4) and the stateless forwarding
  * of ACK for 2xx (§16.11), which has no transaction of its own.
  */
-import { createHash } from 'node:crypto';
 import type { Stack } from '../src/core/index.js';
-import { MAGIC_COOKIE, type SipRequest, SipUri } from '../src/sip/index.js';
+import { MAGIC_COOKIE, type SipRequest, SipUri, digestOf } from '../src/sip/index.js';
 import type { Destination, TransportProtocol } from '../src/transport/types.js';
 import { loopHash } from './loop-detection.js';
 import type { RecordRoute } from './record-route.js';
@@ -84,14 +83,9 @@ export function forwardStateless(request: SipRequest, destination: Destination, 
  */
 function statelessBranch(request: SipRequest): string {
   const top = request.topVia;
-  const h = createHash('sha256')
-    .update((top?.branch ?? '') + '\0' + (top?.sentBy ?? ''))
-    .update('\0' + request.uri)
-    .update('\0' + (request.callId ?? ''))
-    .update('\0' + (request.cseq?.seq ?? '') + ' ' + request.method)
-    .update('\0' + (request.from?.tag ?? '') + '\0' + (request.to?.tag ?? ''))
-    .digest('base64url')
-    .slice(0, 22);
+  const text = (top?.branch ?? '') + '\0' + (top?.sentBy ?? '') + '\0' + request.uri + '\0' + (request.callId ?? '')
+    + '\0' + (request.cseq?.seq ?? '') + ' ' + request.method + '\0' + (request.from?.tag ?? '') + '\0' + (request.to?.tag ?? '');
+  const h = digestOf('sha256', text, 'base64url').slice(0, 22);
   return MAGIC_COOKIE + 'sl' + h;
 }
 

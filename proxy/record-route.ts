@@ -4,15 +4,16 @@
  * connection of each leg inside the Record-Route values it inserts, where the dialog's requests bring it
  * back (RFC 5626 §5.2 flow tokens; RFC 5658 double Record-Route).
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { KeyedMac, equalText } from '../src/sip/index.js';
 import type { Stack } from '../src/core/index.js';
 import type { SipRequest } from '../src/sip/index.js';
 import { type Destination, type Flow, type TransportProtocol, isConnectionOriented } from '../src/transport/types.js';
 import type { TokenCheck } from './types.js';
 
-/** Characters of the HMAC kept in a token: 60 bits, enough that guessing is hopeless for a dialog's life. */
+/** Characters of the MAC kept in a token: 60 bits, enough that guessing is hopeless for a dialog's life. */
 const MAC_LENGTH = 10;
-/** User part of a Record-Route value that carries no flow: `rr.` + HMAC of the Call-ID. */
+/** User part of a Record-Route value that carries no flow: `rr.` + MAC of the Call-ID. */
 const MARKER_PREFIX = 'rr.';
 
 /** The two legs of a forwarded request, as Record-Route needs them. */
@@ -25,16 +26,17 @@ export interface RecordRouteLegs {
 
 /**
  * Builds and checks the user parts this proxy writes into Record-Route: a flow token
- * `base64url(flowId) + '.' + base64url(HMAC-SHA256(secret, flowId)).slice(0, 10)`, unforgeable without
+ * `base64url(flowId) + '.' + base64url(MAC(secret, flowId)).slice(0, 10)`, unforgeable without
  * the secret (RFC 5626 §5.2), or, for a leg with no flow to remember, a signed marker
- * `rr.` + HMAC of the Call-ID, so that a Route naming this proxy can still be told to be genuine.
+ * `rr.` + MAC of the Call-ID, so that a Route naming this proxy can still be told to be genuine.
+ * The MAC is `KeyedMac` (NMAC over SHA-256, src/sip/fast-hash.ts).
  */
 export class RecordRoute {
-  private readonly secret: Buffer;
+  private readonly keyed: KeyedMac;
 
   constructor(secret: Buffer = randomBytes(32)) {
     if (!Buffer.isBuffer(secret) || secret.length === 0) throw new TypeError('RecordRoute needs a non-empty secret Buffer');
-    this.secret = secret;
+    this.keyed = new KeyedMac(secret);
   }
 
   /** The flow token for a flow id. */
@@ -97,13 +99,11 @@ export class RecordRoute {
   }
 
   private mac(data: string): string {
-    return createHmac('sha256', this.secret).update(data, 'utf8').digest('base64url').slice(0, MAC_LENGTH);
+    return this.keyed.mac(data).slice(0, MAC_LENGTH);
   }
 
   private equal(a: string, b: string): boolean {
-    const x = Buffer.from(a, 'latin1');
-    const y = Buffer.from(b, 'latin1');
-    return x.length === y.length && timingSafeEqual(x, y);
+    return equalText(a, b);
   }
 }
 

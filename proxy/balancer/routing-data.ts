@@ -33,6 +33,8 @@ interface Tables {
 }
 
 const EMPTY: Tables = { routes: [], dids: new Map(), didsBare: new Map(), trusted: new BlockList() };
+/** Source addresses whose trust is remembered at once (a flood of sources from everywhere only resets it). */
+const TRUSTED_CACHE = 10_000;
 
 async function lookupAll(host: string): Promise<string[]> {
   const all = await dns.lookup(host, { all: true, family: 0 });
@@ -58,6 +60,8 @@ function normalizeAddress(address: string): { address: string; family: 4 | 6 } |
 
 export class RoutingData implements RoutingDataApi {
   private tables: Tables = EMPTY;
+  /** isTrusted answers by source address, for the tables now loaded. */
+  private readonly trustedBySource = new Map<string, boolean>();
   private readonly log: Logger;
   private readonly repository: RoutingDataInit['repository'];
   private readonly lookup: (host: string) => Promise<string[]>;
@@ -103,6 +107,7 @@ export class RoutingData implements RoutingDataApi {
     }
     routes.sort((a, b) => a.route.priority - b.route.priority || a.route.id - b.route.id);
     this.tables = { routes, dids, didsBare, trusted };
+    this.trustedBySource.clear();
   }
 
   matchRoute(number: string): RouteMatch | undefined {
@@ -120,10 +125,19 @@ export class RoutingData implements RoutingDataApi {
     return this.tables.didsBare.get(number.startsWith('+') ? number.slice(1) : number);
   }
 
+  /**
+   * Whether a source address is trusted. The answers are remembered per address until the next load
+   * (`BlockList.check` builds a native SocketAddress per call, a cost on every request); at most
+   * TRUSTED_CACHE addresses are kept, then the memory starts again.
+   */
   isTrusted(address: string): boolean {
+    const known = this.trustedBySource.get(address);
+    if (known !== undefined) return known;
     const a = normalizeAddress(address);
-    if (a === undefined) return false;
-    return this.tables.trusted.check(a.address, a.family === 4 ? 'ipv4' : 'ipv6');
+    const trusted = a !== undefined && this.tables.trusted.check(a.address, a.family === 4 ? 'ipv4' : 'ipv6');
+    if (this.trustedBySource.size >= TRUSTED_CACHE) this.trustedBySource.clear();
+    this.trustedBySource.set(address, trusted);
+    return trusted;
   }
 
   /** How many entries are loaded, for logs and `/reload`. */

@@ -3,7 +3,8 @@
  * carries its issue time and an HMAC, so any nonce can be checked without remembering it, and only the
  * highest nonce-count seen per nonce is kept (for replay protection) until the nonce expires.
  */
-import { createHmac, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
+import { KeyedMac, equalText } from '../../src/sip/index.js';
 import { type Logger, categoryLogger } from '../../src/log/index.js';
 import {
   type DigestCredentials, SipParseError, type SipRequest, computeDigestResponse, digestEquals, isDigestCredentials,
@@ -47,7 +48,7 @@ interface NonceCount {
 export class DigestAuthenticator implements Authenticator {
   private readonly credentials: CredentialSource;
   private readonly realmFor: (domain: string) => string;
-  private readonly secret: Buffer;
+  private readonly keyed: KeyedMac;
   private readonly randomPool = Buffer.allocUnsafe(4096);
   private randomPos = 4096;
   private readonly nonceTtlMs: number;
@@ -67,7 +68,7 @@ export class DigestAuthenticator implements Authenticator {
     if (options.secret !== undefined && options.secret.length < 16) throw new TypeError('the nonce secret must be at least 16 bytes');
     this.credentials = options.credentials;
     this.realmFor = options.realmFor ?? ((domain) => domain);
-    this.secret = options.secret ?? randomBytes(32);
+    this.keyed = new KeyedMac(options.secret ?? randomBytes(32));
     this.nonceTtlMs = ttl;
     this.algorithms = [...new Set(algorithms)];
     this.clock = options.clock ?? Date.now;
@@ -216,18 +217,16 @@ export class DigestAuthenticator implements Authenticator {
   private nonceIssuedAt(nonce: string, realm: string): number | undefined {
     if (nonce.length !== PAYLOAD_CHARS + MAC_CHARS) return undefined;
     const p = nonce.slice(0, PAYLOAD_CHARS);
-    const given = Buffer.from(nonce.slice(PAYLOAD_CHARS), 'latin1');
-    const expected = Buffer.from(this.mac(realm, p), 'latin1');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+    if (!equalText(nonce.slice(PAYLOAD_CHARS), this.mac(realm, p))) return undefined;
     const payload = Buffer.from(p, 'base64url');
     if (payload.length !== PAYLOAD_BYTES) return undefined;
     const issuedAt = payload.readUIntBE(0, 6);
     return issuedAt > this.clock() + MAX_CLOCK_SKEW_MS ? undefined : issuedAt;
   }
 
+  /** 22 base64url characters (132 bits) of the realm's MAC over the payload. */
   private mac(realm: string, payload: string): string {
-    return createHmac('sha256', this.secret).update(realm, 'latin1').update(':').update(payload).digest()
-      .subarray(0, 16).toString('base64url');
+    return this.keyed.mac(realm + ':' + payload).slice(0, MAC_CHARS);
   }
 
   /** Forgets the counts of expired nonces, at most once per minute (or TTL, if shorter). */

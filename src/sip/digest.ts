@@ -6,7 +6,8 @@
  * values taken off the wire hash as the peer hashed them. Text held as Unicode (a password from the
  * configuration) must be converted with `utf8ToWire` first; a char above U+00FF is refused.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { digestOf } from './fast-hash.js';
 import { SipParseError } from './errors.js';
 
 export type DigestAlgorithm = 'MD5' | 'MD5-sess' | 'SHA-256' | 'SHA-256-sess' | 'SHA-512-256' | 'SHA-512-256-sess';
@@ -36,17 +37,20 @@ function isSess(algorithm: DigestAlgorithm): boolean {
 }
 
 function hash(algorithm: DigestAlgorithm, data: string | Buffer): string {
-  const h = createHash(NODE_HASH[algorithm]);
   if (typeof data === 'string') {
     // A char above U+00FF cannot be an octet: the caller passed Unicode text, not a wire string.
+    let ascii = true;
     for (let i = 0; i < data.length; i++) {
-      if (data.charCodeAt(i) > 0xff) throw new TypeError('digest input is not a wire string (convert with utf8ToWire)');
+      const c = data.charCodeAt(i);
+      if (c > 0x7f) {
+        if (c > 0xff) throw new TypeError('digest input is not a wire string (convert with utf8ToWire)');
+        ascii = false;
+      }
     }
-    h.update(data, 'latin1');
-  } else {
-    h.update(data);
+    // ASCII hashes the same as UTF-8 (what digestOf uses for text); other octets go as a latin1 Buffer.
+    return digestOf(NODE_HASH[algorithm], ascii ? data : Buffer.from(data, 'latin1'), 'hex');
   }
-  return h.digest('hex');
+  return digestOf(NODE_HASH[algorithm], data, 'hex');
 }
 
 /** H(username ":" realm ":" password) with the algorithm's hash (hex, lower case). The -sess variants hash the same base HA1. */

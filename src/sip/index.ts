@@ -18,6 +18,7 @@ export {
   parseUri, parseSipUri, uriEquals, unescapeUriPart, escapeUriUser, isIpv4, isIpv6Reference,
 } from './uri.js';
 export * from './digest.js';
+export { KeyedMac, digestOf, equalText } from './fast-hash.js';
 export {
   createResponse, type ResponseOptions, utf8ToWire, wireToUtf8, randomToken, newBranch, newTag, newCallId,
 } from './builders.js';

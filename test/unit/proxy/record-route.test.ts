@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { RecordRoute } from '../../../proxy/record-route.js';
 import { flowOf, harness } from './harness.js';
@@ -8,8 +8,10 @@ const secret = Buffer.from('test secret');
 const rr = new RecordRoute(secret);
 
 describe('RecordRoute flow tokens (RFC 5626 §5.2 style)', () => {
-  it('writes base64url(flowId) "." the first 10 characters of base64url(HMAC-SHA256(secret, flowId))', () => {
-    const mac = createHmac('sha256', secret).update('ws:t-1').digest('base64url').slice(0, 10);
+  it('writes base64url(flowId) "." the first 10 characters of base64url(NMAC-SHA256(keys from secret, flowId))', () => {
+    const key = (use: string) => createHmac('sha256', secret).update(use).digest('hex');
+    const sha = (text: string) => createHash('sha256').update(text);
+    const mac = sha(key('keyed-mac outer') + sha(key('keyed-mac inner') + 'ws:t-1').digest('hex')).digest('base64url').slice(0, 10);
     assert.equal(rr.flowToken('ws:t-1'), `${Buffer.from('ws:t-1').toString('base64url')}.${mac}`);
     assert.deepEqual(rr.check(rr.flowToken('ws:t-1'), undefined), { valid: true, flowId: 'ws:t-1' });
   });
