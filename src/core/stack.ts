@@ -25,6 +25,11 @@ export interface StackOptions {
   serverHeader?: string;
   timers?: Timers;
   timing?: Partial<TimerConfig>;
+  /**
+   * 100 Trying for INVITEs (TransactionLayerOptions.sendTrying); 'deferred' by default: a 407 challenge
+   * or a refusal decided in the same turn of the event loop goes out without a 100 before it.
+   */
+  sendTrying?: boolean | 'deferred';
 }
 
 export interface StackStats {
@@ -56,7 +61,9 @@ export class Stack implements TransportUser {
     this.serverHeader = options.serverHeader ?? 'softswitch';
     this.advertiseOption = options.advertise;
     this.transport = options.createTransport(this);
-    this.transactions = new TransactionLayer({ transport: this.transport, logger: options.logger, timers: options.timers, timing: options.timing });
+    this.transactions = new TransactionLayer({ transport: this.transport, logger: options.logger, timers: options.timers, timing: options.timing,
+      sendTrying: options.sendTrying ?? 'deferred',
+    });
   }
 
   /** The module that receives requests; set before start(). */

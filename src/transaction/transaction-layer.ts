@@ -19,8 +19,13 @@ export interface TransactionLayerOptions {
   timers?: Timers;
   /** T1, T2, T4 overrides (ms); RFC 3261 defaults 500 / 4000 / 5000. */
   timing?: Partial<TimerConfig>;
-  /** Send 100 Trying as soon as an INVITE server transaction is created (§17.2.1); default true. */
-  sendTrying?: boolean;
+  /**
+   * 100 Trying for a new INVITE server transaction (§17.2.1): true (the default) sends it as soon as the
+   * transaction is created; 'deferred' once the events of this turn of the event loop have been handled,
+   * unless the TU has responded by then (§17.2.1 spares the 100 when the TU answers within 200 ms: a
+   * digest challenge or a quick refusal then goes out alone, one datagram instead of two); false never.
+   */
+  sendTrying?: boolean | 'deferred';
 }
 
 // Results that carry no data are shared: no allocation for the common absorbed cases.
@@ -37,7 +42,7 @@ const ACK_FOR_TU: IncomingRequest = Object.freeze({ kind: 'ack' as const });
 export class TransactionLayer {
   private readonly ctx: TransactionContext;
   private readonly log: Logger;
-  private readonly sendTrying: boolean;
+  private readonly sendTrying: boolean | 'deferred';
   private readonly clients = new Map<string, ClientTransaction>();
   private readonly servers = new Map<string, ServerTransaction>();
   private branchTag = '';
@@ -106,7 +111,8 @@ export class TransactionLayer {
       // §17.2.1: "the server transaction MUST generate a 100 (Trying) response unless it knows that the
       // TU will generate a provisional or final response within 200 ms". Sending it at once stops the
       // client's Timer A retransmissions soonest.
-      if (this.sendTrying) tx.respond(createResponse(request, 100));
+      if (this.sendTrying === true) tx.respond(createResponse(request, 100));
+      else if (this.sendTrying === 'deferred') setImmediate(tryingUnlessAnswered, tx);
       return { kind: 'new', transaction: tx };
     }
 
@@ -276,6 +282,11 @@ function rfc2543Key(request: SipRequest, via: Via, method: string, toTag: string
     ' ' + (request.cseq?.seq ?? '') + ' ' + method +
     ' ' + via.transport + ' ' + via.sentBy + ' ' + (via.branch ?? '')
   );
+}
+
+/** The deferred 100 Trying: only while the TU has sent nothing on a transaction still Proceeding. */
+function tryingUnlessAnswered(tx: InviteServerTransaction): void {
+  if (tx.state === TransactionState.Proceeding && tx.lastResponse === undefined) tx.respond(createResponse(tx.request, 100));
 }
 
 /** RFC 2543 §17: an ACK matches when "the To tag of the ACK matches the To tag of the response sent". */

@@ -471,6 +471,8 @@ export class FakeFreeswitch extends EventEmitter<FakeFreeswitchEvents> implement
       logger,
       serverHeader: this.userAgent,
       timing: options.timing,
+      // FreeSWITCH sends 100 Trying for every INVITE at once, before its dialplan answers.
+      sendTrying: true,
       createTransport: (user) => new TransportLayer({
         listen: [{ protocol: 'udp', address: this.host, port: options.port ?? 0 }],
         user,

@@ -163,7 +163,7 @@ export interface Harness {
 export async function harness(options: Partial<ProxyCoreOptions> & { listeners?: ListenSpec[] } = {}): Promise<Harness> {
   const clock = new ManualClock();
   const transport = new MemoryTransport(options.listeners);
-  const stack = new Stack({ logger: silentLogger(), createTransport: () => transport, timers: clock, serverHeader: '' });
+  const stack = new Stack({ logger: silentLogger(), createTransport: () => transport, timers: clock, serverHeader: '', sendTrying: true });
   const proxy = new ProxyCore({ stack, logger: silentLogger(), timers: clock, secret: Buffer.from('test secret'), ...options });
   const policy = new TestPolicy(stack, proxy);
   stack.setUser(policy);

@@ -61,7 +61,7 @@ export function destination(protocol: TransportProtocol = 'udp'): Destination {
   return { protocol, address: '203.0.113.9', port: protocol === 'tls' ? 5061 : 5060 };
 }
 
-export function setup(options: { timing?: Partial<TimerConfig>; sendTrying?: boolean } = {}): {
+export function setup(options: { timing?: Partial<TimerConfig>; sendTrying?: boolean | 'deferred' } = {}): {
   clock: FakeClock;
   transport: FakeTransport;
   layer: TransactionLayer;

@@ -32,6 +32,20 @@ describe('INVITE server transaction (RFC 3261 §17.2.1, RFC 6026 §8.5–8.7)', 
     assert.deepEqual(transport.sent[0]!.destination, { protocol: 'udp', address: '198.51.100.7', port: 40000, flowId: 'udp:198.51.100.7:40000' });
   });
 
+  it('with sendTrying deferred the 100 waits for the TU: none when the TU answers in the same turn, one when it has not', async () => {
+    const { transport, layer } = setup({ sendTrying: 'deferred' });
+    const challenged = newInvite(layer);
+    challenged.respond(createResponse(challenged.request, 407, { toTag: 'uas-tag' }));
+    await flush();
+    assert.deepEqual(transport.log, [407], 'a challenge sent at once goes out alone');
+    transport.clear();
+    const res = layer.receiveRequest(makeRequest('INVITE', { branch: 'z9hG4bKuas2', viaParams: VIA_NAT }), flow());
+    assert.equal(res.kind, 'new');
+    assert.deepEqual(transport.log, [], 'nothing before the turn ends');
+    await flush();
+    assert.deepEqual(transport.log, [100], 'a TU still deciding gets the 100 sent for it');
+  });
+
   it('with sendTrying false no 100 is sent', () => {
     const { transport, layer } = setup({ sendTrying: false });
     newInvite(layer);
