@@ -21,9 +21,16 @@ interface CallMedia {
 export class MediaHook implements ProxyMedia {
   private readonly calls = new Map<string, CallMedia>();
   private readonly log: Logger;
+  private readonly releaseUnknownCalls: boolean;
 
-  constructor(private readonly gateway: MediaGateway, logger: Logger) {
+  /**
+   * `releaseUnknownCalls`: a BYE for a call this process did not relay still releases its media (cluster
+   * workers: the INVITE may have gone through another worker); rtpengine answers an error for a call it
+   * does not have, which is then logged at debug only.
+   */
+  constructor(private readonly gateway: MediaGateway, logger: Logger, options: { releaseUnknownCalls?: boolean } = {}) {
     this.log = categoryLogger(logger, 'media.proxy');
+    this.releaseUnknownCalls = options.releaseUnknownCalls === true;
   }
 
   /** Calls with relayed media right now. */
@@ -82,13 +89,14 @@ export class MediaHook implements ProxyMedia {
 
   /** The call ended (BYE) or failed: its media sessions go. */
   end(callId: string): void {
-    if (!this.calls.delete(callId)) return;
-    this.release({ callId });
+    if (this.calls.delete(callId)) this.release({ callId });
+    else if (this.releaseUnknownCalls) this.release({ callId }, true);
   }
 
-  private release(params: { callId: string; fromTag?: string; viaBranch?: string }): void {
+  private release(params: { callId: string; fromTag?: string; viaBranch?: string }, unknown = false): void {
     this.gateway.delete(params).catch((err: Error) => {
-      this.log.warn({ err: err.message, callId: params.callId }, 'media could not be released');
+      if (unknown) this.log.debug({ err: err.message, callId: params.callId }, 'no media to release for a call relayed elsewhere (or never)');
+      else this.log.warn({ err: err.message, callId: params.callId }, 'media could not be released');
     });
   }
 }

@@ -37,6 +37,13 @@ export interface SoftswitchOptions {
    * workers of a cluster get the same one (CLUSTER_SECRET_ENV), so what one signs the others accept.
    */
   secret?: Buffer;
+  /**
+   * One worker of several (`--workers N`): the media of a call is released on a BYE even when the INVITE
+   * went through another worker, since a BYE over a connection reaches the connection's worker.
+   */
+  clustered?: boolean;
+  /** Called after `POST /reload` has reloaded this process (a cluster worker tells the others). */
+  onReloaded?: () => void;
 }
 
 export async function createSoftswitch(config: Config, logger: Logger, options: SoftswitchOptions = {}): Promise<Softswitch> {
@@ -112,7 +119,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       },
     });
   const gateway = createMediaGateway({ nodes: config.media.rtpengine, logger, alwaysRelay: config.media.alwaysRelay });
-  const media = new MediaHook(gateway, logger);
+  const media = new MediaHook(gateway, logger, { releaseUnknownCalls: options.clustered === true });
   const proxy = new ProxyCore({ stack, logger, media, secret: derive('record-route') });
   stack.setUser(new Router({
     stack, proxy, recordRoute: proxy.recordRoute, registrar, subscribers, media, domains: config.sip.domain, logger, mid,
@@ -138,7 +145,11 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
         ...(mid === undefined ? {} : { midRegistrar: { mode: config.registrar.mode, ...mid.stats } }),
       }),
       // `softswitch reload`: the CLI edits the store; this swaps the tables in without dropping a call.
-      reload: () => balancer.reload(),
+      reload: async () => {
+        const summary = await balancer.reload();
+        options.onReloaded?.();
+        return summary;
+      },
     },
   });
   let started = false;

@@ -15,8 +15,8 @@ import { StoreError, openStore } from './store/index.js';
 const USAGE = `usage:
   softswitch start [--config FILE] [--workers N|auto]
                                           start the server (embedded defaults without a file) with N
-                                          worker processes (default 1: a single process; auto: one per
-                                          core — UDP edges only for now, see README "Workers")
+                                          worker processes (default and auto: one per core; 1: a single
+                                          process, see README "Workers")
   softswitch user … [--config FILE]       manage subscribers in the configured store (softswitch user help)
   softswitch backend|route|did|trusted … [--config FILE]
                                           load balancer backends, dialplan, DIDs, trusted sources
@@ -86,11 +86,9 @@ async function reload(args: string[]): Promise<number> {
 
 async function start(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, workers: { type: 'string', short: 'w' } }, strict: true });
-  // One process by default, not one per core: a worker can send only on the connections it accepted,
-  // so with several workers a call between two WebSocket phones on different workers fails (bench/README
-  // "calls with 1 and 2 workers", Limits). UDP-only edges (trunks, FreeSWITCH, SIPp) scale with
-  // `--workers auto`; the default becomes one per core once connection-borne requests cross workers.
-  const workers = values.workers === undefined ? 1 : values.workers === 'auto' ? availableParallelism() : Number(values.workers);
+  // One worker per core by default (src/cluster: UDP datagrams go to the worker holding their
+  // transaction, sends on another worker's connection are relayed to it); --workers 1 is one process.
+  const workers = values.workers === undefined || values.workers === 'auto' ? availableParallelism() : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new Error(`--workers must be a whole number from 1 to 256, got ${JSON.stringify(values.workers)}`);
   const config = loadConfig({ file: values.config });
   // --workers 1 is the single process of old: no cluster, no hand-over, nothing in between.
@@ -98,8 +96,12 @@ async function start(args: string[]): Promise<number> {
   const index = workers > 1 ? Number(process.env[WORKER_INDEX_ENV]) : 0;
   const logger = workers > 1 ? createLogger({ level: config.log.level }).child({ worker: index }) : createLogger({ level: config.log.level });
   const secretHex = workers > 1 ? process.env[CLUSTER_SECRET_ENV] : undefined;
-  const server = await createSoftswitch(config, logger, { secret: secretHex ? Buffer.from(secretHex, 'hex') : undefined });
   const member = workers > 1 ? new ClusterWorker({ index, workers, logger }) : undefined;
+  const server = await createSoftswitch(config, logger, {
+    secret: secretHex ? Buffer.from(secretHex, 'hex') : undefined,
+    clustered: member !== undefined,
+    onReloaded: () => member?.reloaded(),
+  });
   if (member !== undefined) {
     process.on('message', (m: PrimaryMessage) => member.onPrimaryMessage(m));
     member.attach(server);

@@ -16,23 +16,35 @@
  *
  * Registrations are replicated: each worker reports its binding changes to the primary, which relays
  * them to the others (LocationService.setReplication / applyRemote), so that every worker finds every
- * binding. A UDP binding is then reached from any worker (the socket is shared). A binding over a
- * connection (WS/WSS, TCP, TLS) can only be sent to by the worker that holds the connection: another
- * worker's attempt fails with a transport error (a 503/480 branch), a limit documented in
- * bench/README.md. When a worker ends, the others drop the bindings that only its connections reached.
+ * binding. A UDP binding is then reached from any worker (the socket is shared). A connection (WS/WSS,
+ * TCP, TLS) is held by the worker that accepted or opened it, and its flow id says which (`wss:w1.…`,
+ * TransportLayer.setStreamRelay): another worker's send on it is relayed over the same loopback sockets
+ * (a SEND frame, answered by a SENT frame with the outcome), and a response read on it that carries
+ * another worker's branch tag is handed to that worker (a MESSAGE frame) with the flow it came on, so
+ * that a call between a phone on one worker and a phone or trunk on another works. Requests read on a
+ * connection stay with its worker. When a worker ends, the others drop the bindings that only its
+ * connections reached.
  */
 import cluster from 'node:cluster';
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
 import { categoryLogger, type Logger } from '../log/index.js';
 import { TransportLayer } from '../transport/transport-layer.js';
-import type { DatagramDispatcher, HostPort, ListenSpec } from '../transport/types.js';
+import { TransportError, type DatagramDispatcher, type Flow, type HostPort, type ListenSpec, type StreamRelay } from '../transport/types.js';
 import type { Softswitch } from '../app.js';
 import type { LocationService } from '../../registrar/index.js';
-import { branchTag, datagramOwner } from './datagram-owner.js';
+import { branchTag, datagramOwner, flowTag, flowWorker } from './datagram-owner.js';
 import type { PrimaryMessage, WorkerMessage } from './types.js';
-import { frameHeader, fromWire, parseFrame, toWire } from './wire.js';
+import { FRAME_MESSAGE, FRAME_SEND, FRAME_SENT, controlFrame, frameHeader, fromWire, parseControlFrame, parseFrame, toWire } from './wire.js';
 
 const HANDOVER_BUFFER_BYTES = 4 * 1024 * 1024;
+/** How long a relayed stream send may wait for its owner's answer before it counts as failed. */
+const RELAY_TIMEOUT_MS = 5000;
+
+interface PendingSend {
+  resolve: () => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
+}
 
 export interface ClusterWorkerOptions {
   /** This worker's index, 0 … workers−1. */
@@ -48,14 +60,18 @@ export interface ClusterWorkerStats {
   handedOver: number;
   /** Datagrams received from another worker. */
   received: number;
+  /** Sends on another worker's connection, relayed to it. */
+  relayedSends: number;
+  /** Messages read on a connection here and handed to the worker whose transaction they answer. */
+  handedOverStream: number;
   /** Binding changes applied from other workers. */
   replicated: number;
 }
 
-export class ClusterWorker implements DatagramDispatcher {
+export class ClusterWorker implements DatagramDispatcher, StreamRelay {
   readonly index: number;
   readonly workers: number;
-  readonly stats: ClusterWorkerStats = { handedOver: 0, received: 0, replicated: 0 };
+  readonly stats: ClusterWorkerStats = { handedOver: 0, received: 0, replicated: 0, relayedSends: 0, handedOverStream: 0 };
   private readonly log: Logger;
   private readonly sendToPrimary: (message: WorkerMessage) => void;
   private readonly socket: DgramSocket;
@@ -65,8 +81,11 @@ export class ClusterWorker implements DatagramDispatcher {
   private resolvePeers: () => void = () => undefined;
   private transport: TransportLayer | undefined;
   private locations: LocationService | undefined;
+  private server: Softswitch | undefined;
   /** Contacts replicated from each worker that only its connections reach: dropped when it ends. */
   private readonly connectionBound = new Map<number, Map<string, Set<string>>>();
+  private readonly pendingSends = new Map<number, PendingSend>();
+  private nextSend = 1;
   private closed = false;
 
   constructor(options: ClusterWorkerOptions) {
@@ -94,8 +113,10 @@ export class ClusterWorker implements DatagramDispatcher {
     const transport = server.stack.transport;
     if (!(transport instanceof TransportLayer)) throw new TypeError('ClusterWorker needs the stack to run on a TransportLayer');
     this.transport = transport;
+    this.server = server;
     server.stack.transactions.setBranchTag(branchTag(this.index));
     transport.setDatagramDispatcher(this);
+    transport.setStreamRelay(flowTag(this.index), this);
     const locations = server.registrar.locations;
     this.locations = locations;
     locations.setReplication({
@@ -135,7 +156,19 @@ export class ClusterWorker implements DatagramDispatcher {
       case 'cluster:down':
         this.dropConnectionsOf(message.index);
         return;
+      case 'cluster:reload':
+        if (message.from === this.index || this.server === undefined) return;
+        this.server.reload().then(
+          (summary) => this.log.info({ from: message.from, ...summary }, 'routing data reloaded at another worker\'s request'),
+          (err: Error) => this.log.warn({ from: message.from, err: err.message }, 'reload asked by another worker failed'),
+        );
+        return;
     }
+  }
+
+  /** `softswitch reload` reached this worker: the others reload too (through the primary). */
+  reloaded(): void {
+    if (!this.closed) this.sendToPrimary({ type: 'cluster:reload', from: this.index });
   }
 
   /** Tells the primary that this worker's server is listening. */
@@ -147,6 +180,7 @@ export class ClusterWorker implements DatagramDispatcher {
     if (this.closed) return;
     this.closed = true;
     this.resolvePeers();
+    for (const [id, p] of this.pendingSends) this.settle(id, new TransportError('TRANSPORT_ERR_SEND', 'worker stopping'), p);
     try {
       this.socket.close();
     } catch {
@@ -171,12 +205,100 @@ export class ClusterWorker implements DatagramDispatcher {
     return true;
   }
 
+  /**
+   * A response read on one of this worker's connections for a request another worker forwarded over it
+   * (its branch carries that worker's tag) goes to that worker. Requests stay here: their transactions
+   * belong to the connection's worker.
+   */
+  dispatchStream(data: Buffer, flow: Flow): boolean {
+    const response = data.length > 8 && data[0] === 0x53 && data[1] === 0x49 && data[2] === 0x50 && data[3] === 0x2f; // "SIP/"
+    if (!response) return false;
+    const owner = datagramOwner(data, this.workers);
+    if (owner === undefined || owner === this.index) return false;
+    const port = this.ports[owner];
+    if (port === null || port === undefined || this.closed) return false;
+    this.stats.handedOverStream++;
+    this.socket.send([controlFrame(FRAME_MESSAGE, { flow }), data], port, '127.0.0.1', (err) => {
+      if (err === null || err === undefined) return;
+      this.log.debug({ owner, err: err.message }, 'stream hand-over failed; handled here');
+      this.transport?.receiveFromFlow(data, flow);
+    });
+    return true;
+  }
+
+  // ---- StreamRelay -----------------------------------------------------------------------------
+
+  isRemote(flowId: string): boolean {
+    const owner = flowWorker(flowId);
+    return owner !== undefined && owner !== this.index;
+  }
+
+  send(data: Buffer, flowId: string): Promise<void> {
+    const owner = flowWorker(flowId);
+    const port = owner === undefined ? undefined : this.ports[owner];
+    if (owner === undefined || port === null || port === undefined || this.closed) {
+      return Promise.reject(new TransportError('TRANSPORT_ERR_FLOW_GONE', `flow ${flowId} belonged to worker ${owner ?? '?'}, which is not running`));
+    }
+    const id = this.nextSend++;
+    this.stats.relayedSends++;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const p = this.pendingSends.get(id);
+        if (p !== undefined) this.settle(id, new TransportError('TRANSPORT_ERR_SEND', `worker ${owner} did not confirm the send on ${flowId}`), p);
+      }, RELAY_TIMEOUT_MS);
+      timer.unref();
+      this.pendingSends.set(id, { resolve, reject, timer });
+      this.socket.send([controlFrame(FRAME_SEND, { id, flowId }), data], port, '127.0.0.1', (err) => {
+        const p = this.pendingSends.get(id);
+        if (err !== null && err !== undefined && p !== undefined) this.settle(id, new TransportError('TRANSPORT_ERR_SEND', `relay to worker ${owner}: ${err.message}`), p);
+      });
+    });
+  }
+
   // ---- internals -------------------------------------------------------------------------------
+
+  private settle(id: number, err: Error | undefined, p: PendingSend): void {
+    this.pendingSends.delete(id);
+    clearTimeout(p.timer);
+    if (err === undefined) p.resolve();
+    else p.reject(err);
+  }
+
+  /** SEND (relay this on your connection), SENT (the outcome of ours), MESSAGE (read on a connection, yours to handle). */
+  private onControlFrame(kind: number, header: Record<string, unknown>, data: Buffer, replyPort: number): void {
+    const transport = this.transport;
+    if (transport === undefined) return;
+    if (kind === FRAME_SEND) {
+      const { id, flowId } = header;
+      if (typeof id !== 'number' || typeof flowId !== 'string') return;
+      const reply = (err?: Error): void => {
+        const code = err instanceof TransportError ? err.code : err === undefined ? undefined : 'TRANSPORT_ERR_SEND';
+        this.socket.send(controlFrame(FRAME_SENT, err === undefined ? { id } : { id, code, message: err.message }), replyPort, '127.0.0.1');
+      };
+      transport.sendOnFlow(flowId, data).then(() => reply(), (err: unknown) => reply(err instanceof Error ? err : new Error(String(err))));
+    } else if (kind === FRAME_SENT) {
+      const { id, code, message } = header;
+      const p = typeof id === 'number' ? this.pendingSends.get(id) : undefined;
+      if (p === undefined) return;
+      const err = code === undefined ? undefined : new TransportError(code === 'TRANSPORT_ERR_FLOW_GONE' ? code : 'TRANSPORT_ERR_SEND', String(message));
+      this.settle(id as number, err, p);
+    } else if (kind === FRAME_MESSAGE) {
+      const flow = header.flow as Flow | undefined;
+      if (flow === undefined || typeof flow.id !== 'string' || typeof flow.protocol !== 'string') return;
+      this.stats.received++;
+      transport.receiveFromFlow(data, flow);
+    }
+  }
 
   private onFrame(msg: Buffer, rinfo: RemoteInfo): void {
     // Only the other workers' hand-over sockets may inject datagrams (a local process could otherwise
     // forge any source address).
     if (rinfo.address !== '127.0.0.1' || !this.ports.includes(rinfo.port)) return;
+    const control = parseControlFrame(msg);
+    if (control !== undefined) {
+      this.onControlFrame(control.kind, control.header, control.data, rinfo.port);
+      return;
+    }
     const frame = parseFrame(msg);
     if (frame === undefined || this.transport === undefined) return;
     this.stats.received++;

@@ -22,6 +22,21 @@ export function branchTag(index: number): string {
   return `~${index}`;
 }
 
+/** The prefix of the flow ids a worker gives its connections (TransportLayer.setFlowTag): `w1` → `wss:w1.…`. */
+export function flowTag(index: number): string {
+  return `w${index}`;
+}
+
+/** The worker whose connection a flow id names (`<protocol>:w<N>.…`), or undefined for another kind of id. */
+export function flowWorker(flowId: string): number | undefined {
+  const colon = flowId.indexOf(':');
+  if (colon === -1 || flowId.charCodeAt(colon + 1) !== 0x77 /* w */) return undefined;
+  const dot = flowId.indexOf('.', colon + 2);
+  if (dot === -1 || dot === colon + 2 || dot > colon + 6) return undefined;
+  const n = Number(flowId.slice(colon + 2, dot));
+  return Number.isInteger(n) && n >= 0 ? n : undefined;
+}
+
 /** The owner of a datagram among `workers`, or undefined when it names none. */
 export function datagramOwner(data: Buffer, workers: number): number | undefined {
   const response = data.length > 8 && data[0] === 0x53 && data[1] === 0x49 && data[2] === 0x50 && data[3] === 0x2f; // "SIP/"

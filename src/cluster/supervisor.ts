@@ -102,6 +102,7 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
             }
             return;
           case 'cluster:location':
+          case 'cluster:reload':
             broadcast(m, index);
             return;
         }

@@ -29,7 +29,9 @@ export type WorkerMessage =
   /** The worker's server is listening. */
   | { type: 'cluster:started'; index: number }
   /** Bindings changed on this worker; the primary relays the message to every other worker. */
-  | { type: 'cluster:location'; from: number; aor: string; added: WireBinding[]; removed: string[] };
+  | { type: 'cluster:location'; from: number; aor: string; added: WireBinding[]; removed: string[] }
+  /** `softswitch reload` reached this worker (POST /reload); the primary tells every other worker to reload too. */
+  | { type: 'cluster:reload'; from: number };
 
 /** Primary → worker. */
 export type PrimaryMessage =
@@ -37,7 +39,7 @@ export type PrimaryMessage =
   | { type: 'cluster:peers'; ports: Array<number | null> }
   /** A worker ended: bindings that only its connections reached are gone. */
   | { type: 'cluster:down'; index: number }
-  | Extract<WorkerMessage, { type: 'cluster:location' }>;
+  | Extract<WorkerMessage, { type: 'cluster:location' | 'cluster:reload' }>;
 
 /** The environment variable that tells a forked process its worker index. */
 export const WORKER_INDEX_ENV = 'SOFTSWITCH_CLUSTER_WORKER';

@@ -39,6 +39,46 @@ export function frameHeader(remote: HostPort, local: HostPort): Buffer {
   return h;
 }
 
+/** Control frames between workers (the second octet, after the magic): a stream send to relay, its result, a stream-borne message to hand over. */
+export const FRAME_SEND = 2;
+export const FRAME_SENT = 3;
+export const FRAME_MESSAGE = 4;
+export type ControlKind = typeof FRAME_SEND | typeof FRAME_SENT | typeof FRAME_MESSAGE;
+
+/** Magic, kind, the length of a JSON header (2 octets), the header; the payload (if any) follows unchanged. */
+export function controlFrame(kind: ControlKind, header: object): Buffer {
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const h = Buffer.allocUnsafe(4 + json.length);
+  h[0] = FRAME_MAGIC;
+  h[1] = kind;
+  h.writeUInt16BE(json.length, 2);
+  json.copy(h, 4);
+  return h;
+}
+
+export interface ControlFrame {
+  kind: ControlKind;
+  header: Record<string, unknown>;
+  data: Buffer;
+}
+
+/** A control frame, or undefined for anything else (a datagram frame, garbage). */
+export function parseControlFrame(msg: Buffer): ControlFrame | undefined {
+  if (msg.length < 4 || msg[0] !== FRAME_MAGIC) return undefined;
+  const kind = msg[1];
+  if (kind !== FRAME_SEND && kind !== FRAME_SENT && kind !== FRAME_MESSAGE) return undefined;
+  const end = 4 + msg.readUInt16BE(2);
+  if (end > msg.length) return undefined;
+  let header: unknown;
+  try {
+    header = JSON.parse(msg.toString('utf8', 4, end));
+  } catch {
+    return undefined;
+  }
+  if (header === null || typeof header !== 'object') return undefined;
+  return { kind, header: header as Record<string, unknown>, data: msg.subarray(end) };
+}
+
 export interface Frame {
   remote: HostPort;
   local: HostPort;

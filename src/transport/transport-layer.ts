@@ -11,7 +11,7 @@ import { StreamConnection } from './stream-connection.js';
 import { StreamListener } from './stream-listener.js';
 import {
   TransportError, type DatagramDispatcher, type Destination, type Flow, type HostPort, type ListenSpec,
-  type TransportProtocol, type TransportSender, type TransportUser,
+  type StreamRelay, type TransportProtocol, type TransportSender, type TransportUser,
 } from './types.js';
 import { UdpListener } from './udp-listener.js';
 import { WsConnection } from './ws-connection.js';
@@ -64,7 +64,10 @@ export class TransportLayer implements TransportSender {
   /** Keeps flow ids unique across restarts and cluster workers (bindings may outlive a process). */
   private readonly instanceTag = randomBytes(3).toString('hex');
   private nextConnection = 1;
+  /** Cluster workers: `w1` and the like, written first in every flow id so other workers know the owner. */
+  private flowTag = '';
   private dispatcher: DatagramDispatcher | undefined;
+  private relay: StreamRelay | undefined;
   private state: State = 'new';
   private startPromise: Promise<void> | undefined;
   private stopPromise: Promise<void> | undefined;
@@ -172,6 +175,37 @@ export class TransportLayer implements TransportSender {
   }
 
   /**
+   * Cluster workers: flow ids of this process's connections start with `tag` and '.' (`wss:w1.3fa2c1-7`),
+   * and sends on another worker's connections go through `relay`. Set before start().
+   */
+  setStreamRelay(tag: string, relay: StreamRelay | undefined): void {
+    if (!/^[a-z0-9]*$/.test(tag)) throw new TypeError(`flow tag must be lower-case letters and digits, got ${JSON.stringify(tag)}`);
+    this.flowTag = tag === '' ? '' : `${tag}.`;
+    this.relay = relay;
+  }
+
+  /**
+   * Cluster workers: the bytes another worker relayed for one of this process's connections. Rejects
+   * with TransportError (TRANSPORT_ERR_FLOW_GONE) when the connection is closed.
+   */
+  async sendOnFlow(flowId: string, data: Buffer): Promise<void> {
+    const connection = this.state === 'running' ? this.table.get(flowId) : undefined;
+    if (connection === undefined) throw new TransportError('TRANSPORT_ERR_FLOW_GONE', `flow ${flowId} is closed`);
+    await connection.send(data);
+  }
+
+  /**
+   * Cluster workers: a message another worker read on one of its connections and handed over (a
+   * response to a request forwarded from here); handled as if read here. What is sent back on the flow
+   * is relayed to that worker.
+   */
+  receiveFromFlow(data: Buffer, flow: Flow): boolean {
+    if (this.state !== 'running') return false;
+    this.deliver(data, flow);
+    return true;
+  }
+
+  /**
    * A datagram another worker received on the shared UDP listener bound to `local` and handed over: it
    * is handled exactly as if this process had received it there (its responses leave from that socket).
    * Returns false when no UDP listener here is bound to `local`.
@@ -227,6 +261,15 @@ export class TransportLayer implements TransportSender {
 
   private async sendStream(data: Buffer, protocol: 'tcp' | 'tls', remote: HostPort, flowId: string | undefined): Promise<Flow> {
     let connection = flowId === undefined ? undefined : this.table.get(flowId);
+    if (connection === undefined && flowId !== undefined && this.relay?.isRemote(flowId)) {
+      try {
+        await this.relay.send(data, flowId);
+        return this.remoteFlow(flowId, protocol, remote);
+      } catch (err) {
+        // §18.1.1: the flow is gone; TCP and TLS peers can still be reached on another connection.
+        if (!(err instanceof TransportError) || err.code !== 'TRANSPORT_ERR_FLOW_GONE') throw err;
+      }
+    }
     if (connection?.protocol !== protocol) connection = this.table.findByAddress(protocol, remote.address, remote.port);
     connection ??= this.connect(protocol, remote);
     await connection.send(data);
@@ -237,6 +280,10 @@ export class TransportLayer implements TransportSender {
     let connection: Connection | undefined;
     if (flowId !== undefined) {
       connection = this.table.get(flowId);
+      if (connection === undefined && this.relay?.isRemote(flowId)) {
+        await this.relay.send(data, flowId);
+        return this.remoteFlow(flowId, protocol, remote);
+      }
       if (connection?.protocol !== protocol) throw new TransportError('TRANSPORT_ERR_FLOW_GONE', `${protocol} flow ${flowId} is closed`);
     } else {
       connection = this.table.findByAddress(protocol, remote.address, remote.port);
@@ -246,6 +293,12 @@ export class TransportLayer implements TransportSender {
     }
     await connection.send(data);
     return connection.flow;
+  }
+
+  /** The flow of another worker's connection, as far as this process knows it (the local side is our listener). */
+  private remoteFlow(flowId: string, protocol: TransportProtocol, remote: HostPort): Flow {
+    const l = this.listenerFor(protocol, addressFamily(remote.address));
+    return { id: flowId, protocol, local: l ? { address: l.address, port: l.port } : { address: '0.0.0.0', port: 0 }, remote };
   }
 
   /** Opens an outbound TCP or TLS connection; it is then read like an inbound one. */
@@ -284,7 +337,7 @@ export class TransportLayer implements TransportSender {
   }
 
   private newFlowId(protocol: TransportProtocol): string {
-    return `${protocol}:${this.instanceTag}-${this.nextConnection++}`;
+    return `${protocol}:${this.flowTag}${this.instanceTag}-${this.nextConnection++}`;
   }
 
   private deliver(data: Buffer, flow: Flow): void {
@@ -296,7 +349,10 @@ export class TransportLayer implements TransportSender {
   }
 
   private readonly connectionDelegate: ConnectionDelegate = {
-    onMessage: (data, connection) => this.deliver(data, connection.flow),
+    onMessage: (data, connection) => {
+      if (this.dispatcher?.dispatchStream !== undefined && this.dispatcher.dispatchStream(data, connection.flow)) return;
+      this.deliver(data, connection.flow);
+    },
     onClosed: (connection, reason, established) => {
       this.table.remove(connection);
       if (!established || !this.user.onFlowClosed) return;

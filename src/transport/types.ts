@@ -62,6 +62,22 @@ export interface TransportUser {
 export interface DatagramDispatcher {
   /** True when the datagram was handed to another process and must not be delivered here. */
   dispatch(data: Buffer, remote: HostPort, local: ListenSpec): boolean;
+  /**
+   * A message read from one of this process's connections: true when it was handed to another process
+   * (a response to a request that process forwarded over this connection) and must not be delivered here.
+   */
+  dispatchStream?(data: Buffer, flow: Flow): boolean;
+}
+
+/**
+ * Cluster workers: sends on a connection that another worker holds (its flow id says which), relayed to
+ * that worker, which writes the bytes on the connection.
+ */
+export interface StreamRelay {
+  /** True when the flow id names a connection of another process (which may be gone). */
+  isRemote(flowId: string): boolean;
+  /** Relays the bytes; rejects with TransportError when the owner is down or its connection is closed. */
+  send(data: Buffer, flowId: string): Promise<void>;
 }
 
 /** The transport as the transaction layer and the core see it. */

@@ -17,6 +17,7 @@ import { datagramOwner } from '../../src/cluster/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { openStore } from '../../src/store/index.js';
 import { repoRoot } from '../helpers/paths.js';
+import { type Softphone, createPhone, installTestWebSocket } from '../helpers/softphone.js';
 import { runSipp } from '../helpers/sipp.js';
 import { freePort, requireTool } from '../helpers/tools.js';
 
@@ -93,6 +94,7 @@ async function udpSocket(port = 0): Promise<Socket> {
 describe('softswitch start --workers 2', { timeout: 90_000 }, () => {
   let dir: string;
   let port: number;
+  let wssPort: number;
   let child: ChildProcess;
   let out = '';
 
@@ -100,9 +102,10 @@ describe('softswitch start --workers 2', { timeout: 90_000 }, () => {
     requireTool('sipp', 'sip-tester');
     dir = mkdtempSync(join(tmpdir(), 'softswitch-workers-'));
     port = await freePort();
+    wssPort = await freePort();
     const cfg = join(dir, 'softswitch.yaml');
     writeFileSync(cfg, [
-      'sip:', `  listen: ["udp:127.0.0.1:${port}"]`, `  domain: [${DOMAIN}]`, 'auth:', '  algorithms: [MD5]',
+      'sip:', `  listen: ["udp:127.0.0.1:${port}", "wss:127.0.0.1:${wssPort}"]`, `  domain: [${DOMAIN}]`, 'auth:', '  algorithms: [MD5]',
       `dataDir: ${dir}`, 'http:', '  listen: "127.0.0.1:0"', 'store:', `  url: "sqlite:${join(dir, 'db.sqlite')}"`, '',
     ].join('\n'));
     child = spawn(process.execPath, [main, 'start', '--config', cfg, '--workers', String(WORKERS)], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -189,6 +192,39 @@ describe('softswitch start --workers 2', { timeout: 90_000 }, () => {
       assert.equal(uac.code, 0, `not every call completed:\n${uac.stdout.slice(-3000)}\n${uac.stderr.slice(-2000)}`);
     } finally {
       uas.kill('SIGKILL');
+    }
+  });
+
+  it('calls between WSS phones on different workers: each INVITE, its answer and both BYEs cross on the connection\'s worker', async () => {
+    // The primary deals connections out round robin, so of four phones connected one after the other
+    // two are on each worker, and each call of the ring below is between the two workers: the INVITE is
+    // sent on a connection another worker holds (relayed), the callee's responses come back on it
+    // carrying the caller's worker's branch tag (handed over).
+    installTestWebSocket();
+    const names = Object.keys(USERS) as Array<keyof typeof USERS>;
+    const phones: Softphone[] = [];
+    try {
+      for (const name of names) {
+        const phone = await createPhone('sip.js', { uri: `sip:${name}@${DOMAIN}`, password: USERS[name], wsUrl: `wss://127.0.0.1:${wssPort}` });
+        phones.push(phone);
+        await phone.register();
+      }
+      // Bindings are replicated to the other worker over IPC: allow it a moment.
+      await new Promise((r) => setTimeout(r, 300));
+      for (let i = 0; i < phones.length; i++) {
+        const caller = phones[i]!;
+        const callee = phones[(i + 1) % phones.length]!;
+        const calling = caller.call(`sip:${names[(i + 1) % phones.length]}@${DOMAIN}`);
+        const incoming = await callee.waitForIncoming();
+        const [answered, established] = await Promise.all([incoming.accept(), calling]);
+        // One side hangs up on one call, the other side on the next: BYEs go both ways.
+        if (i % 2 === 0) await established.hangup();
+        else await answered.hangup();
+        const end = await (i % 2 === 0 ? answered : established).waitForEnded();
+        assert.equal(end.cause, 'bye', `call ${names[i]} → ${names[(i + 1) % phones.length]}`);
+      }
+    } finally {
+      await Promise.all(phones.map((p) => p.stop()));
     }
   });
 
