@@ -11,6 +11,7 @@ const scenarios = {
   'call-setup': 'dist/bench/call-setup.js',
   kamailio: 'dist/bench/kamailio.js',
   wss: 'dist/bench/wss.js',
+  'tls-floor': 'dist/bench/tls-floor.js',
 };
 if (!scenario || !(scenario in scenarios)) {
   console.error(`usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [args]`);
