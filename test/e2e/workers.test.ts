@@ -95,6 +95,7 @@ describe('softswitch start --workers 2', { timeout: 90_000 }, () => {
   let dir: string;
   let port: number;
   let wssPort: number;
+  let httpPort: number;
   let child: ChildProcess;
   let out = '';
 
@@ -103,10 +104,11 @@ describe('softswitch start --workers 2', { timeout: 90_000 }, () => {
     dir = mkdtempSync(join(tmpdir(), 'softswitch-workers-'));
     port = await freePort();
     wssPort = await freePort();
+    httpPort = await freePort();
     const cfg = join(dir, 'softswitch.yaml');
     writeFileSync(cfg, [
       'sip:', `  listen: ["udp:127.0.0.1:${port}", "wss:127.0.0.1:${wssPort}"]`, `  domain: [${DOMAIN}]`, 'auth:', '  algorithms: [MD5]',
-      `dataDir: ${dir}`, 'http:', '  listen: "127.0.0.1:0"', 'store:', `  url: "sqlite:${join(dir, 'db.sqlite')}"`, '',
+      `dataDir: ${dir}`, 'http:', `  listen: "127.0.0.1:${httpPort}"`, 'store:', `  url: "sqlite:${join(dir, 'db.sqlite')}"`, '',
     ].join('\n'));
     child = spawn(process.execPath, [main, 'start', '--config', cfg, '--workers', String(WORKERS)], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -226,6 +228,20 @@ describe('softswitch start --workers 2', { timeout: 90_000 }, () => {
     } finally {
       await Promise.all(phones.map((p) => p.stop()));
     }
+  });
+
+  it('softswitch reload (POST /reload, answered by one worker) makes the other worker reload too', async () => {
+    const before = out.length;
+    const res = await fetch(`http://127.0.0.1:${httpPort}/reload`, { method: 'POST' });
+    assert.equal(res.status, 200, await res.text());
+    const end = Date.now() + 5000;
+    while (!out.slice(before).includes('routing data reloaded at another worker')) {
+      assert.ok(Date.now() < end, `no other worker reloaded:\n${out.slice(before, before + 3000)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const line = out.slice(before).split('\n').find((l) => l.includes('routing data reloaded at another worker'))!;
+    const { worker, from } = JSON.parse(line) as { worker: number; from: number };
+    assert.notEqual(worker, from);
   });
 
   it('stops on SIGTERM: the primary forwards it, both workers stop, the exit code is 0', async () => {
