@@ -35,7 +35,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Stack } from '../../src/core/index.js';
 import { type Logger, categoryLogger } from '../../src/log/index.js';
 import {
-  type NameAddr, SipParseError, SipRequest, type SipResponse, SipUri, type Uri, headerKey, makeField, newTag,
+  type NameAddr, SipParseError, SipRequest, type SipResponse, SipUri, type Uri, digestOf, headerKey, makeField, newTag,
   parseSipUri, parseUri, unescapeUriPart, unquote, wireToUtf8,
 } from '../../src/sip/index.js';
 import { type ServerTransaction, type TimerHandle, type Timers, realTimers } from '../../src/transaction/index.js';
@@ -230,7 +230,7 @@ export class MidRegistrar implements MidRegistrarApi {
     const ctid = ruri.getParam(this.ctidParam);
     if (typeof ctid === 'string') {
       const target = this.ctids.get(ctid);
-      if (target === undefined) return undefined;
+      if (target === undefined) return this.resolveCtidFromBindings(ruri, ctid);
       const bindings = this.locations.lookup(target.aor);
       return target.contactUri === undefined ? bindings : bindings.filter((b) => b.contactUri === target.contactUri);
     }
@@ -240,6 +240,28 @@ export class MidRegistrar implements MidRegistrarApi {
     const matches = [...this.aors.values()].filter((s) => s.user !== undefined && unescapeUriPart(s.user) === user && s.atBackend.size > 0);
     if (matches.length !== 1) return undefined;
     return this.locations.lookup(matches[0]!.aor);
+  }
+
+  /**
+   * A ctid this process did not hand out (another cluster worker took the device's REGISTER, or this
+   * process restarted since): a ctid is the hash of the AoR and the device's Contact, so it is found again
+   * among the bindings (replicated to every worker, reloaded after a restart) of the AoRs the user part
+   * names in our domains. Undefined when none matches: the request is then routed as any other.
+   */
+  private resolveCtidFromBindings(ruri: SipUri, ctid: string): Binding[] | undefined {
+    if (ruri.user === undefined) return undefined;
+    for (const domain of this.domains) {
+      const aor = aorOf(new SipUri({ scheme: 'sip', user: ruri.user, host: domain }));
+      const bindings = this.locations.lookup(aor);
+      if (bindings.length === 0) continue;
+      if (this.mode === 'aor-throttle') {
+        if (this.ctidOf(aor) === ctid) return bindings;
+        continue;
+      }
+      const device = bindings.filter((b) => this.ctidOf(aor, b.contactUri) === ctid);
+      if (device.length > 0) return device;
+    }
+    return undefined;
   }
 
   /**
@@ -723,7 +745,7 @@ export class MidRegistrar implements MidRegistrarApi {
 
   /** The id of our Contact for a device contact of an AoR, or (aor-throttle) for the AoR. */
   private ctidOf(aor: string, contactUri?: string): string {
-    return createHash('sha256').update(contactUri === undefined ? aor : `${aor} ${contactUri}`).digest('base64url').slice(0, 16);
+    return digestOf('sha256', contactUri === undefined ? aor : `${aor} ${contactUri}`, 'base64url').slice(0, 16);
   }
 
   private hash(text: string, length: number): string {

@@ -253,10 +253,22 @@ export class Softswitch implements StackUser {
     return s;
   }
 
+  /**
+   * A second mid-registrar over the same bindings, as another cluster worker (whose location service has
+   * the replicated bindings) or this process after a restart has it: it never saw the REGISTERs.
+   */
+  sibling(o: SoftswitchOptions): MidRegistrar {
+    const { locations, picker } = this;
+    const mid = this.build(o, o.logger ?? silentLogger());
+    this.locations = locations;
+    this.picker = picker;
+    return mid;
+  }
+
   private build(o: SoftswitchOptions, logger: Logger): MidRegistrar {
 
     const authenticator = new DigestAuthenticator({ credentials: new MemoryCredentials([ALICE, BOB]), logger, clock: this.now });
-    this.locations = new LocationService({ logger, clock: this.now });
+    this.locations ??= new LocationService({ logger, clock: this.now });
     this.picker = o.picker ?? new ListPicker(o.backends.map((b, i) => ({ id: `fs${i + 1}`, uri: b.uri })));
     const { backends: _b, logger: _l, picker: _p, ...options } = o;
     return createMidRegistrar({

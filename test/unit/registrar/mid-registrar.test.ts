@@ -227,6 +227,30 @@ describe('mid-registrar, resolveIncoming for requests from the backend', () => {
     assert.equal(s.mid.resolveIncoming(ruri('tel:+4930123456')), undefined);
   });
 
+  for (const mode of ['mirror', 'contact-throttle', 'aor-throttle'] as const) {
+    it(`${mode}: a ctid this process did not hand out (another worker took the REGISTER, or a restart) still leads to its device alone`, async () => {
+      const [fs] = await backends(1, { challenge: false });
+      const s = await softswitch({ backends: [fs!], mode, localAuth: true });
+      const phones = [await s.phone(), await s.phone()];
+      for (const p of phones) assert.equal((await p.register()).status, 200);
+      const other = s.sibling({ backends: [fs!], mode, localAuth: true });
+      const ours = fs!.registers.flatMap(contactUris);
+      assert.ok(ours.length > 0);
+      for (const uri of ours) {
+        const mine = s.mid.resolveIncoming(uri);
+        const theirs = other.resolveIncoming(uri);
+        assert.ok(mine !== undefined && mine.length > 0, uri.toString());
+        assert.deepEqual(theirs?.map((b) => b.contactUri), mine.map((b) => b.contactUri), `${uri} on the other worker`);
+      }
+      if (mode !== 'aor-throttle') {
+        // One device each, not every device of alice: a backend's INVITE to one Contact rings one phone.
+        assert.deepEqual(new Set(ours.map((u) => other.resolveIncoming(u)![0]!.contactUri)), new Set(phones.map((p) => p.contact.slice(1, -1))));
+        for (const u of ours) assert.equal(other.resolveIncoming(u)!.length, 1);
+      }
+      assert.equal(other.resolveIncoming(ruri(`sip:alice@${ours[0]!.host}:${ours[0]!.port};ctid=nosuchid`)), undefined);
+    });
+  }
+
   it('the Contact parameter is named by contactIdParam', async () => {
     const [fs] = await backends(1);
     const s = await softswitch({ backends: [fs!], mode: 'mirror', localAuth: false, contactIdParam: 'fsid' });
