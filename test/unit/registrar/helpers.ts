@@ -80,6 +80,9 @@ export interface RegisterOptions {
   /** Extra header lines. */
   extra?: string[];
   transport?: string;
+  /** For a request a stack will send: it adds the Via itself. */
+  noVia?: boolean;
+  userAgent?: string;
 }
 
 /** A REGISTER as it would arrive: text with a fresh branch, parsed. */
@@ -88,7 +91,7 @@ export function register(o: RegisterOptions = {}): SipRequest {
   const domain = o.domain ?? 'example.com';
   const lines = [
     `REGISTER ${o.ruri ?? `sip:${domain}`} SIP/2.0`,
-    `Via: SIP/2.0/${o.transport ?? 'UDP'} 198.51.100.7:5060;branch=z9hG4bK${randomToken(12)};rport`,
+    ...(o.noVia === true ? [] : [`Via: SIP/2.0/${o.transport ?? 'UDP'} 198.51.100.7:5060;branch=z9hG4bK${randomToken(12)};rport`]),
     'Max-Forwards: 70',
     `To: ${o.to ?? `<sip:${user}@${domain}>`}`,
     `From: <sip:${user}@${domain}>;tag=${randomToken(8)}`,
@@ -98,6 +101,7 @@ export function register(o: RegisterOptions = {}): SipRequest {
     ...(o.expires === undefined ? [] : [`Expires: ${o.expires}`]),
     ...(o.authorization ?? []).map((a) => `Authorization: ${a}`),
     ...(o.extra ?? []),
+    ...(o.userAgent === undefined ? [] : [`User-Agent: ${o.userAgent}`]),
     'Content-Length: 0',
     '',
     '',

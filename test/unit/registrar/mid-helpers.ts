@@ -7,7 +7,7 @@
 import { Stack, type StackUser } from '../../../src/core/index.js';
 import { type Logger, silentLogger } from '../../../src/log/index.js';
 import {
-  type SipRequest, type SipResponse, SipUri, parseMessage, parseUri, randomToken,
+  type SipRequest, type SipResponse, SipUri, parseUri, randomToken,
 } from '../../../src/sip/index.js';
 import type { ServerTransaction, Timers } from '../../../src/transaction/index.js';
 import { TransportLayer } from '../../../src/transport/index.js';
@@ -15,7 +15,7 @@ import type { Destination } from '../../../src/transport/types.js';
 import { DigestAuthenticator, LocationService, type MidRegistrar, createMidRegistrar } from '../../../registrar/index.js';
 import type { BackendPicker, BackendTarget, MidRegistrarOptions } from '../../../registrar/index.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
-import { ALICE, BOB, MemoryCredentials, T0, type User, answer } from './helpers.js';
+import { ALICE, BOB, MemoryCredentials, type RegisterOptions, T0, type User, answer, register } from './helpers.js';
 
 export const AOR = 'sip:alice@example.com';
 
@@ -122,15 +122,7 @@ export class FakeBackend implements StackUser {
   }
 }
 
-export interface RegisterText {
-  user?: string;
-  callId?: string;
-  cseq?: number;
-  contacts?: string[];
-  expires?: number;
-  authorization?: string[];
-  extra?: string[];
-}
+export type RegisterText = Pick<RegisterOptions, 'user' | 'callId' | 'cseq' | 'contacts' | 'expires' | 'authorization' | 'extra'>;
 
 /** A phone: sends REGISTERs (no Via yet: its stack adds it) to the softswitch and returns the final answer. */
 export class Phone implements StackUser {
@@ -155,24 +147,10 @@ export class Phone implements StackUser {
   }
 
   request(o: RegisterText = {}): SipRequest {
-    const user = o.user ?? this.user.username;
-    const lines = [
-      'REGISTER sip:example.com SIP/2.0',
-      'Max-Forwards: 70',
-      `To: <sip:${user}@example.com>`,
-      `From: <sip:${user}@example.com>;tag=${randomToken(8)}`,
-      `Call-ID: ${o.callId ?? this.callId}`,
-      `CSeq: ${o.cseq ?? ++this.cseq} REGISTER`,
-      ...(o.contacts ?? [this.contact]).map((c) => `Contact: ${c}`),
-      ...(o.expires === undefined ? [] : [`Expires: ${o.expires}`]),
-      ...(o.authorization ?? []).map((a) => `Authorization: ${a}`),
-      ...(o.extra ?? []),
-      'User-Agent: test-phone',
-      'Content-Length: 0',
-      '',
-      '',
-    ];
-    return parseMessage(Buffer.from(lines.join('\r\n'), 'latin1')) as SipRequest;
+    return register({
+      ...o, user: o.user ?? this.user.username, callId: o.callId ?? this.callId, cseq: o.cseq ?? ++this.cseq,
+      contacts: o.contacts ?? [this.contact], noVia: true, userAgent: 'test-phone',
+    });
   }
 
   /** Sends one REGISTER; resolves with its final response. */
