@@ -122,11 +122,19 @@ function fromStore(what: string): (err: unknown) => never {
   };
 }
 
-/** Rows as aligned columns, two spaces apart; the last column is not padded. */
-export function columns(rows: string[][]): string[] {
+/**
+ * Prints `rows` under `header` (when given) as aligned columns, two spaces apart, the last column not
+ * padded; `empty` alone when there are no rows.
+ */
+function printTable(out: (line: string) => void, header: string[] | undefined, rows: string[][], empty: string): void {
+  if (rows.length === 0) {
+    out(empty);
+    return;
+  }
+  const all = header === undefined ? rows : [header, ...rows];
   const widths: number[] = [];
-  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
+  for (const r of all) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  for (const r of all) out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
 }
 
 /** `http://host:port` of an `http.listen` value; a wildcard address is reached on loopback. */
@@ -175,16 +183,14 @@ async function backend(command: string | undefined, args: string[], deps: Routin
       const health = await fetchHealth(deps.httpListen, deps.fetch ?? fetch);
       const algorithm = new Map(sets.map((s) => [s.name, s.algorithm]));
       const live = 'states' in health ? new Map(health.states.map((s) => [s.id, s])) : undefined;
-      const rows = [['ID', 'SET', 'ALGORITHM', 'URI', 'WEIGHT', 'ENABLED', 'HEALTH', 'CALLS', 'FAILURES']];
-      for (const b of backends) {
+      const rows = backends.map((b) => {
         const s = live?.get(b.id);
-        rows.push([
+        return [
           String(b.id), b.set, algorithm.get(b.set) ?? 'round-robin', b.uri, String(b.weight), b.enabled ? 'yes' : 'no',
           s?.health ?? (live === undefined ? 'unknown' : 'not loaded'), s === undefined ? '-' : String(s.activeCalls), s === undefined ? '-' : String(s.failures),
-        ]);
-      }
-      if (backends.length === 0) out('no backends');
-      else for (const line of columns(rows)) out(line);
+        ];
+      });
+      printTable(out, ['ID', 'SET', 'ALGORITHM', 'URI', 'WEIGHT', 'ENABLED', 'HEALTH', 'CALLS', 'FAILURES'], rows, 'no backends');
       if ('unknown' in health) out(`health unknown: ${health.unknown}`);
       return;
     }
@@ -230,13 +236,8 @@ async function route(command: string | undefined, args: string[], { store, out }
     case 'list': {
       parse(what, args, [], []);
       const routes = await store.routing.listRoutes().catch(fromStore(what));
-      if (routes.length === 0) {
-        out('no routes');
-        return;
-      }
-      const rows = [['ID', 'PRIORITY', 'PATTERN', 'REPLACE', 'SET', 'DESCRIPTION']];
-      for (const r of routes) rows.push([String(r.id), String(r.priority), r.pattern, r.replace === '' ? '-' : r.replace, r.set, r.description]);
-      for (const line of columns(rows)) out(line);
+      printTable(out, ['ID', 'PRIORITY', 'PATTERN', 'REPLACE', 'SET', 'DESCRIPTION'],
+        routes.map((r) => [String(r.id), String(r.priority), r.pattern, r.replace === '' ? '-' : r.replace, r.set, r.description]), 'no routes');
       return;
     }
     case 'del': {
@@ -264,8 +265,7 @@ async function did(command: string | undefined, args: string[], { store, out }: 
     case 'list': {
       parse(what, args, [], []);
       const dids = await store.routing.listDids().catch(fromStore(what));
-      if (dids.length === 0) out('no DIDs');
-      else for (const line of columns(dids.map((d) => [d.number, formatUserAddress(d.username, d.domain)]))) out(line);
+      printTable(out, undefined, dids.map((d) => [d.number, formatUserAddress(d.username, d.domain)]), 'no DIDs');
       return;
     }
     case 'del': {
@@ -291,8 +291,7 @@ async function trusted(command: string | undefined, args: string[], { store, out
     case 'list': {
       parse(what, args, [], []);
       const list = await store.routing.listTrusted().catch(fromStore(what));
-      if (list.length === 0) out('no trusted sources (backends are always trusted)');
-      else for (const line of columns([['ID', 'CIDR', 'DESCRIPTION'], ...list.map((t) => [String(t.id), t.cidr, t.description])])) out(line);
+      printTable(out, ['ID', 'CIDR', 'DESCRIPTION'], list.map((t) => [String(t.id), t.cidr, t.description]), 'no trusted sources (backends are always trusted)');
       return;
     }
     case 'del': {
