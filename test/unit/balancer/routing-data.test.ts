@@ -89,6 +89,16 @@ describe('RoutingData', () => {
       assert.equal(data.isTrusted('not an address'), false);
     });
 
+    it('answers for the tables now loaded: a source trusted before a reload is not after it, and the other way round', async () => {
+      const data = new RoutingData({ logger: silentLogger() });
+      await data.load({ ...NONE, trusted: [{ id: 1, cidr: '192.0.2.0/24', description: '' }] });
+      assert.equal(data.isTrusted('192.0.2.1'), true);
+      assert.equal(data.isTrusted('203.0.113.5'), false);
+      await data.load({ ...NONE, trusted: [{ id: 2, cidr: '203.0.113.5', description: '' }] });
+      assert.equal(data.isTrusted('192.0.2.1'), false);
+      assert.equal(data.isTrusted('203.0.113.5'), true);
+    });
+
     it('trusts IPv6 blocks and addresses, bracketed or not, and IPv4-mapped IPv6 peers as their IPv4 address', async () => {
       const data = new RoutingData({ logger: silentLogger() });
       await data.load({ ...NONE, trusted: [{ id: 1, cidr: '2001:db8:1::/48', description: '' }, { id: 2, cidr: '2001:db8::7', description: '' }, { id: 3, cidr: '10.0.0.0/8', description: '' }] });
