@@ -32,7 +32,7 @@ import { TransportLayer } from '../transport/transport-layer.js';
 import { TransportError, type DatagramDispatcher, type Flow, type HostPort, type ListenSpec, type StreamRelay } from '../transport/types.js';
 import type { Softswitch } from '../app.js';
 import type { LocationService } from '../../registrar/index.js';
-import { branchTag, datagramOwner, flowTag, flowWorker } from './datagram-owner.js';
+import { branchTag, datagramOwner, flowTag, flowWorker, isResponse } from './datagram-owner.js';
 import type { PrimaryMessage, WorkerMessage } from './types.js';
 import { FRAME_MESSAGE, FRAME_SEND, FRAME_SENT, controlFrame, frameHeader, fromWire, parseControlFrame, parseFrame, toWire } from './wire.js';
 
@@ -56,14 +56,12 @@ export interface ClusterWorkerOptions {
 }
 
 export interface ClusterWorkerStats {
-  /** Datagrams received on a shared socket and handed to their owner. */
+  /** Messages handed to the worker that owns them: datagrams read on a shared socket, responses read on a connection here. */
   handedOver: number;
   /** Datagrams received from another worker. */
   received: number;
   /** Sends on another worker's connection, relayed to it. */
   relayedSends: number;
-  /** Messages read on a connection here and handed to the worker whose transaction they answer. */
-  handedOverStream: number;
   /** Binding changes applied from other workers. */
   replicated: number;
 }
@@ -71,7 +69,7 @@ export interface ClusterWorkerStats {
 export class ClusterWorker implements DatagramDispatcher, StreamRelay {
   readonly index: number;
   readonly workers: number;
-  readonly stats: ClusterWorkerStats = { handedOver: 0, received: 0, replicated: 0, relayedSends: 0, handedOverStream: 0 };
+  readonly stats: ClusterWorkerStats = { handedOver: 0, received: 0, replicated: 0, relayedSends: 0 };
   private readonly log: Logger;
   private readonly sendToPrimary: (message: WorkerMessage) => void;
   private readonly socket: DgramSocket;
@@ -191,18 +189,8 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
   // ---- DatagramDispatcher ----------------------------------------------------------------------
 
   dispatch(data: Buffer, remote: HostPort, local: ListenSpec): boolean {
-    const owner = datagramOwner(data, this.workers);
-    if (owner === undefined || owner === this.index) return false;
-    const port = this.ports[owner];
-    if (port === null || port === undefined || this.closed) return false; // owner down: handle it here
-    this.stats.handedOver++;
-    this.socket.send([frameHeader(remote, local), data], port, '127.0.0.1', (err) => {
-      if (err === null || err === undefined) return;
-      // The owner could not be reached: handling it here beats losing it (a UDP client would retransmit).
-      this.log.debug({ owner, err: err.message }, 'hand-over failed; handled here');
-      this.transport?.receiveDatagram(data, remote, local);
-    });
-    return true;
+    // The owner could not be reached: handling it here beats losing it (a UDP client would retransmit).
+    return this.handOver(data, frameHeader(remote, local), () => this.transport?.receiveDatagram(data, remote, local));
   }
 
   /**
@@ -211,19 +199,32 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
    * belong to the connection's worker.
    */
   dispatchStream(data: Buffer, flow: Flow): boolean {
-    const response = data.length > 8 && data[0] === 0x53 && data[1] === 0x49 && data[2] === 0x50 && data[3] === 0x2f; // "SIP/"
-    if (!response) return false;
+    if (!isResponse(data)) return false;
+    return this.handOver(data, controlFrame(FRAME_MESSAGE, { flow }), () => this.transport?.receiveFromFlow(data, flow));
+  }
+
+  /**
+   * Sends the message, behind `head`, to the worker that owns it; false (handle it here) when that is
+   * this worker, nobody, or a worker that is down. `here` runs if the hand-over send fails.
+   */
+  private handOver(data: Buffer, head: Buffer, here: () => void): boolean {
     const owner = datagramOwner(data, this.workers);
     if (owner === undefined || owner === this.index) return false;
-    const port = this.ports[owner];
-    if (port === null || port === undefined || this.closed) return false;
-    this.stats.handedOverStream++;
-    this.socket.send([controlFrame(FRAME_MESSAGE, { flow }), data], port, '127.0.0.1', (err) => {
+    const port = this.livePort(owner);
+    if (port === undefined) return false;
+    this.stats.handedOver++;
+    this.socket.send([head, data], port, '127.0.0.1', (err) => {
       if (err === null || err === undefined) return;
-      this.log.debug({ owner, err: err.message }, 'stream hand-over failed; handled here');
-      this.transport?.receiveFromFlow(data, flow);
+      this.log.debug({ owner, err: err.message }, 'hand-over failed; handled here');
+      here();
     });
     return true;
+  }
+
+  /** The hand-over port of a running worker; undefined while it is down or this worker is closing. */
+  private livePort(worker: number): number | undefined {
+    const port = this.ports[worker];
+    return port === null || port === undefined || this.closed ? undefined : port;
   }
 
   // ---- StreamRelay -----------------------------------------------------------------------------
@@ -235,8 +236,8 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
 
   send(data: Buffer, flowId: string): Promise<void> {
     const owner = flowWorker(flowId);
-    const port = owner === undefined ? undefined : this.ports[owner];
-    if (owner === undefined || port === null || port === undefined || this.closed) {
+    const port = owner === undefined ? undefined : this.livePort(owner);
+    if (port === undefined) {
       return Promise.reject(new TransportError('TRANSPORT_ERR_FLOW_GONE', `flow ${flowId} belonged to worker ${owner ?? '?'}, which is not running`));
     }
     const id = this.nextSend++;

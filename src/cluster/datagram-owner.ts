@@ -22,7 +22,7 @@ export function branchTag(index: number): string {
   return `~${index}`;
 }
 
-/** The prefix of the flow ids a worker gives its connections (TransportLayer.setFlowTag): `w1` → `wss:w1.…`. */
+/** The prefix of the flow ids a worker gives its connections (TransportLayer.setStreamRelay): `w1` → `wss:w1.…`. */
 export function flowTag(index: number): string {
   return `w${index}`;
 }
@@ -37,9 +37,14 @@ export function flowWorker(flowId: string): number | undefined {
   return Number.isInteger(n) && n >= 0 ? n : undefined;
 }
 
+/** Whether the bytes of a SIP message are a response (they start with "SIP/"). */
+export function isResponse(data: Buffer): boolean {
+  return data.length > 8 && data[0] === 0x53 && data[1] === 0x49 && data[2] === 0x50 && data[3] === 0x2f;
+}
+
 /** The owner of a datagram among `workers`, or undefined when it names none. */
 export function datagramOwner(data: Buffer, workers: number): number | undefined {
-  const response = data.length > 8 && data[0] === 0x53 && data[1] === 0x49 && data[2] === 0x50 && data[3] === 0x2f; // "SIP/"
+  const response = isResponse(data);
   let pos = data.indexOf(LF);
   let callId: number | undefined;
   let viaSeen = false;
