@@ -6,8 +6,7 @@
  * values taken off the wire hash as the peer hashed them. Text held as Unicode (a password from the
  * configuration) must be converted with `utf8ToWire` first; a char above U+00FF is refused.
  */
-import { timingSafeEqual } from 'node:crypto';
-import { digestOf } from './fast-hash.js';
+import { digestOf, equalText } from './fast-hash.js';
 import { SipParseError } from './errors.js';
 
 export type DigestAlgorithm = 'MD5' | 'MD5-sess' | 'SHA-256' | 'SHA-256-sess' | 'SHA-512-256' | 'SHA-512-256-sess';
@@ -96,12 +95,10 @@ export function computeDigestResponse(input: DigestResponseInput): string {
     : hash(algorithm, `${ha1}:${nonce}:${nc}:${cnonce}:${qop}:${ha2}`);
 }
 
-/** Constant-time comparison of hex digests (crypto.timingSafeEqual on equal-length buffers; false on length mismatch). */
+/** Constant-time comparison of hex digests (false on a length mismatch). */
 export function digestEquals(a: string, b: string): boolean {
   // Hex case carries no secret; folding it keeps a client that sends upper-case LHEX working.
-  const x = Buffer.from(a.toLowerCase(), 'latin1');
-  const y = Buffer.from(b.toLowerCase(), 'latin1');
-  return x.length === y.length && timingSafeEqual(x, y);
+  return equalText(a.toLowerCase(), b.toLowerCase());
 }
 
 // ---------------------------------------------------------------------------------------------------
