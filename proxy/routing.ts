@@ -10,7 +10,7 @@ import { type SipRequest, type SipResponse, SipUri, TelUri, type Uri, escapeUriU
 import type { InviteServerTransaction, ServerTransaction } from '../src/transaction/index.js';
 import type { Destination, Flow } from '../src/transport/types.js';
 import type { Binding, CredentialSource, RegistrarApi } from '../registrar/index.js';
-import { aorOf } from '../registrar/index.js';
+import { ServedDomains, aorIn } from '../registrar/index.js';
 import type { BackendChoice, BalancerApi, RoutingDataApi } from './balancer/types.js';
 import { forwardStateless, looseRoute } from './loose-route.js';
 import { isLoop } from './loop-detection.js';
@@ -73,7 +73,7 @@ export class Router implements StackUser {
   private readonly rr: RecordRoute;
   private readonly registrar: RegistrarApi;
   private readonly subscribers: CredentialSource;
-  private readonly domains: Set<string>;
+  private readonly domains: ServedDomains;
   private readonly media: MediaHook | undefined;
   private readonly pstn: PstnRouting | undefined;
   private readonly mid: MidRegistrarRouting | undefined;
@@ -87,7 +87,7 @@ export class Router implements StackUser {
     this.rr = deps.recordRoute;
     this.registrar = deps.registrar;
     this.subscribers = deps.subscribers;
-    this.domains = new Set(deps.domains.map((d) => d.toLowerCase()));
+    this.domains = new ServedDomains(deps.domains, (host) => deps.stack.isLocalHost(host));
     this.media = deps.media;
     this.pstn = deps.pstn;
     this.mid = deps.mid;
@@ -157,22 +157,23 @@ export class Router implements StackUser {
   private async routeToNumber(req: SipRequest, tx: ServerTransaction, caller: string | undefined): Promise<void> {
     const uri = req.ruri;
     const user = uri instanceof SipUri ? uri.userUnescaped ?? '' : uri instanceof TelUri ? uri.number : '';
-    if (uri instanceof SipUri && this.isOurDomain(uri)) {
-      const bindings = this.registrar.lookup(aorOf(uri));
+    const domain = uri instanceof SipUri ? this.domains.canonical(uri.hostname) : undefined;
+    if (uri instanceof SipUri && domain !== undefined) {
+      const bindings = this.registrar.lookup(aorIn(uri, domain));
       if (bindings.length > 0) {
         const via = this.pstn?.userToUserSet;
         // user→user through FreeSWITCH when so configured; it calls the callee back as a trusted source.
         if (via !== undefined && caller !== undefined) return this.routeToBackends(req, tx, via, user, caller);
         return this.forkTo(req, tx, bindings);
       }
-      if ((await this.subscribers.getCredentials(uri.userUnescaped ?? '', uri.hostname)) !== undefined) return this.reply(tx, 480);
+      if ((await this.subscribers.getCredentials(uri.userUnescaped ?? '', domain)) !== undefined) return this.reply(tx, 480);
     }
     const number = dialledNumber(user);
     const pstn = this.pstn;
     if (pstn === undefined || number === '') return this.reply(tx, 404);
     const did = pstn.data.did(number);
     if (did !== undefined) {
-      const aor = aorOf(new SipUri({ scheme: 'sip', user: did.username, host: did.domain }));
+      const aor = aorIn(new SipUri({ scheme: 'sip', user: did.username, host: did.domain }), did.domain.toLowerCase());
       const bindings = this.registrar.lookup(aor);
       this.log.debug({ number, aor, branches: bindings.length }, 'DID');
       if (bindings.length === 0) return this.reply(tx, 480);
@@ -205,10 +206,6 @@ export class Router implements StackUser {
       if (req.method === 'INVITE') pstn.balancer.callStarted(backend);
       return { uri: backendUri(backend.uri, number), responseTimeoutMs: pstn.failoverTimeoutMs, headers };
     };
-    // The caller's credentials for our realm (the caller's domain) were for us (Kamailio's
-    // consume_credentials): they never reach a trunk. Credentials for another realm (a 407 from the
-    // backend itself, answered by the phone) go on.
-    if (caller !== undefined) consumeCredentials(req, caller.slice(caller.lastIndexOf('@') + 1));
     this.log.debug({ set, number, backend: choices[0]!.uri, callId: req.callId }, 'to backend');
     const context = this.proxy.forward(req, tx, [target(0)], {
       failover: (_best, attempt, status) => {
@@ -253,6 +250,8 @@ export class Router implements StackUser {
   private async routeInDialog(req: SipRequest, tx: ServerTransaction): Promise<void> {
     const destination = await this.inDialogDestination(req);
     if (destination === undefined) return this.reply(tx, req.route.length === 0 ? 481 : 403);
+    // Credentials for our realms are not checked in a dialog, and never passed on either.
+    consumeCredentials(req, this.domains.list);
     // A BYE ends the call's media through the relay, whatever the far end answers.
     if (req.method === 'BYE') {
       this.media?.end(req.callId!);
@@ -286,8 +285,9 @@ export class Router implements StackUser {
   onAck(request: SipRequest): void {
     this.inDialogDestination(request).then(
       (destination) => {
-        if (destination !== undefined) forwardStateless(request, destination, this.stack);
-        else this.log.debug({ callId: request.callId }, 'ACK without a route of ours dropped');
+        if (destination === undefined) return void this.log.debug({ callId: request.callId }, 'ACK without a route of ours dropped');
+        consumeCredentials(request, this.domains.list);
+        forwardStateless(request, destination, this.stack);
       },
       (err: Error) => this.log.warn({ err: err.message }, 'ACK routing failed'),
     );
@@ -329,25 +329,31 @@ export class Router implements StackUser {
    */
   private async authenticateCaller(req: SipRequest, tx: ServerTransaction): Promise<string | undefined> {
     const from = req.from!.uri;
-    if (!(from instanceof SipUri) || !this.domains.has(from.hostname)) {
+    const domain = from instanceof SipUri ? this.domains.canonical(from.hostname) : undefined;
+    if (domain === undefined) {
       this.reply(tx, 403, [], 'Forbidden (caller is not a user of this domain)');
       return undefined;
     }
-    const result = await this.registrar.authenticator.authenticate(req, 'proxy', from.hostname);
+    const result = await this.registrar.authenticator.authenticate(req, 'proxy', domain, tx.flow.remote.address);
     if (!result.ok) {
       this.reply(tx, result.status, result.headers, result.reason);
       return undefined;
     }
-    if (result.username !== (from.userUnescaped ?? '') || result.domain !== from.hostname) {
+    if (result.username !== ((from as SipUri).userUnescaped ?? '') || result.domain !== domain) {
       this.log.info({ user: `${result.username}@${result.domain}`, from: from.toString() }, 'From does not match the credentials');
       this.reply(tx, 403, [], 'Forbidden (From does not match the credentials)');
       return undefined;
     }
+    // The credentials for our realm were for us (Kamailio's consume_credentials): they never reach a
+    // callee, a backend or a trunk, whatever the request and wherever it goes — a callee holding them
+    // could replay them as the caller. Credentials for another realm (a 407 from a backend itself,
+    // answered by the phone) go on.
+    consumeCredentials(req, domain);
     return `${result.username}@${result.domain}`;
   }
 
   private isOurDomain(uri: Uri): boolean {
-    return uri instanceof SipUri && this.domains.has(uri.hostname);
+    return uri instanceof SipUri && this.domains.canonical(uri.hostname) !== undefined;
   }
 
   /** A SIP URI with a user part at one of our listeners' addresses (how backends and trunks call us). */
@@ -390,14 +396,15 @@ function backendUri(backend: string, number: string): SipUri {
   return uri;
 }
 
-/** Removes the Proxy-Authorization values for `realm`; others stay, in order. */
-function consumeCredentials(req: SipRequest, realm: string): void {
+/** Removes the Proxy-Authorization values for `realm` (or any of `realm`); others stay, in order. */
+function consumeCredentials(req: SipRequest, realm: string | readonly string[]): void {
   const values = req.getAll('proxy-authorization');
   if (values.length === 0) return;
+  const ours = (r: string): boolean => (typeof realm === 'string' ? r === realm : realm.includes(r));
   const others = values.filter((v) => {
     try {
       const c = parseCredentials(v, 'proxy-authorization');
-      return !('realm' in c && typeof c.realm === 'string' && c.realm.toLowerCase() === realm);
+      return !('realm' in c && typeof c.realm === 'string' && ours(c.realm.toLowerCase()));
     } catch {
       return true;
     }

@@ -8,12 +8,16 @@ import type { Logger } from '../src/log/index.js';
 import { DigestAuthenticator } from './auth/digest-authenticator.js';
 import { LocationService } from './location/location-service.js';
 import { Registrar } from './registrar.js';
-import type { CredentialSource, LocationPersistence, RegistrarOptions } from './types.js';
+import { ServedDomains } from './served-domains.js';
+import type { NonceLedger } from './auth/nonce-ledger.js';
+import type { AuthFailureGuard, CredentialSource, LocationPersistence, RegistrarOptions } from './types.js';
 
 export { DigestAuthenticator } from './auth/digest-authenticator.js';
 export { CachedCredentialSource } from './auth/cached-credentials.js';
+export { NonceLedger, type NonceIssuer, type RemoteNonceClaim } from './auth/nonce-ledger.js';
 export { LocationService } from './location/location-service.js';
-export { aorOf } from './location/aor.js';
+export { aorIn, aorOf } from './location/aor.js';
+export { ServedDomains } from './served-domains.js';
 export { Registrar, type RegistrarInit } from './registrar.js';
 export type * from './types.js';
 export {
@@ -33,18 +37,28 @@ export interface RegistrarDeps {
   clock?: () => number;
   /** HMAC key of the digest nonces (≥ 16 bytes); random per process by default. Workers of a cluster share one. */
   nonceSecret?: Buffer;
+  /** Used nonce-counts; a cluster worker passes one that reaches the other workers. */
+  ledger?: NonceLedger;
+  /** Password-guessing protection (security/AuthGuard), wired by the application. */
+  guard?: AuthFailureGuard;
 }
 
 export function createRegistrar(deps: RegistrarDeps): Registrar {
   const { options, logger, clock } = deps;
+  const domains = new ServedDomains(options.domains, (host) => deps.stack.isLocalHost(host));
   const authenticator = new DigestAuthenticator({
     credentials: deps.credentials,
     logger,
     algorithms: options.authAlgorithms,
     nonceTtlMs: options.nonceTtlMs,
+    registerNonceTtlMs: options.registerNonceTtlMs,
+    allowNoQop: options.allowNoQop,
+    ledger: deps.ledger,
+    guard: deps.guard,
+    namesServer: (uri) => domains.namesServer(uri),
     secret: deps.nonceSecret,
     clock,
   });
   const locations = new LocationService({ persistence: deps.persistence, logger, clock });
-  return new Registrar({ stack: deps.stack, authenticator, locations, logger, options, clock });
+  return new Registrar({ stack: deps.stack, authenticator, locations, logger, options, clock, domains });
 }

@@ -10,20 +10,26 @@ import {
 import type { ServerTransaction } from '../src/transaction/index.js';
 import type { Flow } from '../src/transport/types.js';
 import type { DigestAuthenticator } from './auth/digest-authenticator.js';
-import { aorOf } from './location/aor.js';
+import { aorIn } from './location/aor.js';
 import type { LocationService } from './location/location-service.js';
+import { ServedDomains } from './served-domains.js';
 import type { Binding, RegistrarApi, RegistrarOptions, RegistrarStats } from './types.js';
 
 export interface RegistrarInit {
   /** Only `respond` is used. */
-  /** `isLocal` lets a REGISTER name this server's own address as its Request-URI. */
-  stack: Pick<Stack, 'respond'> & Partial<Pick<Stack, 'isLocal'>>;
+  /**
+   * `isLocal` lets a REGISTER name this server's own address as its Request-URI; `isLocalHost` lets an
+   * AoR name it as its domain when one domain is served (ServedDomains).
+   */
+  stack: Pick<Stack, 'respond'> & Partial<Pick<Stack, 'isLocal' | 'isLocalHost'>>;
   authenticator: DigestAuthenticator;
   locations: LocationService;
   logger: Logger;
   options: RegistrarOptions;
   /** Milliseconds since the epoch; default Date.now. */
   clock?: () => number;
+  /** The served domains (built from options.domains and the stack when absent). */
+  domains?: ServedDomains;
 }
 
 /** A final answer to a REGISTER. */
@@ -51,10 +57,11 @@ export class Registrar implements RegistrarApi {
   readonly authenticator: DigestAuthenticator;
   readonly locations: LocationService;
   readonly stats: RegistrarStats = { accepted: 0, refused: 0, challenged: 0 };
-  private readonly stack: Pick<Stack, 'respond'> & Partial<Pick<Stack, 'isLocal'>>;
+  private readonly stack: Pick<Stack, 'respond'> & Partial<Pick<Stack, 'isLocal' | 'isLocalHost'>>;
   private readonly log: Logger;
   private readonly clock: () => number;
-  private readonly domains: ReadonlySet<string>;
+  /** The served domains, and this server's addresses as their alias when there is one domain. */
+  readonly domains: ServedDomains;
   private readonly minExpires: number;
   private readonly maxExpires: number;
   private readonly defaultExpires: number;
@@ -66,8 +73,8 @@ export class Registrar implements RegistrarApi {
     this.maxExpires = seconds('maxExpires', o.maxExpires ?? 3600);
     this.defaultExpires = seconds('defaultExpires', o.defaultExpires ?? 600);
     if (this.minExpires > this.maxExpires) throw new TypeError(`minExpires ${this.minExpires} is above maxExpires ${this.maxExpires}`);
-    this.domains = new Set(o.domains.map((d) => d.toLowerCase()));
     this.stack = init.stack;
+    this.domains = init.domains ?? new ServedDomains(o.domains, (host) => this.stack.isLocalHost?.(host) === true);
     this.authenticator = init.authenticator;
     this.locations = init.locations;
     this.log = categoryLogger(init.logger, 'registrar');
@@ -123,11 +130,11 @@ export class Registrar implements RegistrarApi {
     const cseq = request.cseq;
     if (to === undefined || callId === undefined || cseq === undefined) return { status: 400, reason: 'Bad Request: To, Call-ID and CSeq are required' };
     if (!(to.uri instanceof SipUri)) return { status: 400, reason: 'Bad Request: To must be a SIP or SIPS URI' };
-    const domain = to.uri.hostname;
-    if (!this.domains.has(domain)) return { status: 404, reason: 'Not Found: address-of-record not in a domain served here' };
+    const domain = this.domains.canonical(to.uri.hostname);
+    if (domain === undefined) return { status: 404, reason: this.domains.notServedReason(to.uri.hostname) };
 
     // Step 3: authenticate.
-    const auth = await this.authenticator.authenticate(request, 'www', domain);
+    const auth = await this.authenticator.authenticate(request, 'www', domain, tx.flow.remote.address);
     if (!auth.ok) return auth;
 
     // Step 4: authorise. The credentials must be the AoR's own, or anyone could register another
@@ -139,7 +146,7 @@ export class Registrar implements RegistrarApi {
     }
 
     // From here on nothing awaits: the bindings read are the bindings changed.
-    return this.updateBindings(request, tx.flow, aorOf(to.uri), callId, cseq.seq);
+    return this.updateBindings(request, tx.flow, aorIn(to.uri, domain), callId, cseq.seq);
   }
 
   /** §10.3 steps 6 to 8. */

@@ -3,6 +3,7 @@
  * what the location service persists, and the module's API. Types only, so the proxy and tests can
  * depend on them without the classes.
  */
+import type { NonceLedger } from './auth/nonce-ledger.js';
 import type { Logger } from '../src/log/index.js';
 import type { NameAddr, SipRequest, Uri } from '../src/sip/index.js';
 import type { ServerTransaction } from '../src/transaction/index.js';
@@ -40,7 +41,17 @@ export interface Authenticator {
    * Checks the request's credentials for `domain` (the realm is derived from it). `username` in a
    * success is Unicode text, as the credential source knows it.
    */
-  authenticate(request: SipRequest, mode: AuthMode, domain: string): Promise<AuthResult>;
+  /** `source`: the address the request came from (password-guessing guard, logs); default the top Via's. */
+  authenticate(request: SipRequest, mode: AuthMode, domain: string, source?: string): Promise<AuthResult>;
+}
+
+/** What the authenticator asks of the password-guessing guard; addresses are source IPs, users `user@domain`. */
+export interface AuthFailureGuard {
+  /** False: this source has already failed for this user, who is under attack: refuse before checking. */
+  mayTry(source: string, user: string): boolean;
+  /** A failed authentication; returns whether to log it (rate-limited). */
+  failed(source: string, user: string): boolean;
+  succeeded(source: string, user: string): void;
 }
 
 export interface DigestAuthenticatorOptions {
@@ -51,6 +62,19 @@ export interface DigestAuthenticatorOptions {
   secret?: Buffer;
   /** How long a nonce is accepted before it is answered with stale=true; default 300 000 ms. */
   nonceTtlMs?: number;
+  /** The same for REGISTER, which answers its challenge at once; default 30 000 ms (or nonceTtlMs if shorter). */
+  registerNonceTtlMs?: number;
+  /** Accept RFC 2069 answers without qop (each nonce then answers once); default false. */
+  allowNoQop?: boolean;
+  /** Where the used nonce-counts are kept (a cluster worker's ledger asks the other workers); default a local one. */
+  ledger?: NonceLedger;
+  /** Password-guessing protection: told of every failure and success (security/auth-guard.ts). */
+  guard?: AuthFailureGuard;
+  /**
+   * Whether a digest `uri` that is not the Request-URI names this server (a served domain or one of its
+   * addresses, any port, no user part): SIPp and many phones write that. Default: only the Request-URI.
+   */
+  namesServer?: (uri: string) => boolean;
   /** Challenges offered, in this order; default ['SHA-256', 'MD5'] (see digest-authenticator.ts). */
   algorithms?: AuthAlgorithm[];
   /** Milliseconds since the epoch; default Date.now. */
@@ -155,6 +179,8 @@ export interface RegistrarOptions {
   defaultExpires?: number;
   authAlgorithms?: AuthAlgorithm[];
   nonceTtlMs?: number;
+  registerNonceTtlMs?: number;
+  allowNoQop?: boolean;
 }
 
 export interface RegistrarStats {

@@ -10,7 +10,8 @@ import type { Logger } from './log/index.js';
 import { type SqlStore, openStore } from './store/index.js';
 import { TransportLayer, loadOrCreateCertificate } from './transport/index.js';
 import { HttpServer } from './http/index.js';
-import { type Registrar, type CredentialSource, CachedCredentialSource, createRegistrar } from '../registrar/index.js';
+import { type Registrar, type CredentialSource, CachedCredentialSource, NonceLedger, createRegistrar } from '../registrar/index.js';
+import { type Security, createSecurity } from '../security/index.js';
 import { MediaHook, ProxyCore, Router } from '../proxy/index.js';
 import { type Balancer, type ReloadSummary, createBalancer } from '../proxy/balancer/index.js';
 import { type MidRegistrar, createMidRegistrar, pickerFromBalancer } from '../registrar/mid/index.js';
@@ -25,6 +26,8 @@ export interface Softswitch {
   readonly balancer: Balancer;
   /** The mid-registrar, when `registrar.mode` is not `local`. */
   readonly mid: MidRegistrar | undefined;
+  /** Bans, flood detection, password-guessing protection. */
+  readonly security: Security;
   /** Re-reads backends, routes, DIDs and trusted sources from the store (`softswitch reload`); calls in progress go on. */
   reload(): Promise<ReloadSummary>;
   start(): Promise<void>;
@@ -42,6 +45,11 @@ export interface SoftswitchOptions {
    * went through another worker, since a BYE over a connection reaches the connection's worker.
    */
   clustered?: boolean;
+  /**
+   * Where used digest nonce-counts are kept; a cluster worker passes one with its worker index whose
+   * claims for other workers' nonces go to them. A fresh local one by default.
+   */
+  ledger?: NonceLedger;
   /** Called after `POST /reload` has reloaded this process (a cluster worker tells the others). */
   onReloaded?: () => void;
 }
@@ -59,8 +67,14 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
         logger,
       })
     : undefined;
+  // Bans, flood and password-guessing protection; trusted sources and backends are asked lazily (the
+  // balancer's routing data is built below).
+  let isTrusted: (address: string) => boolean = () => false;
+  const security = createSecurity({ options: config.security, logger, isTrusted: (a) => isTrusted(a) });
+  const ledger = options.ledger ?? new NonceLedger();
   const stack = new Stack({
     logger,
+    gate: security.gate,
     advertise: config.sip.advertise,
     maxMessageSize: config.sip.maxMessageSize,
     serverHeader: config.sip.serverHeader,
@@ -88,8 +102,16 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     credentials: subscribers,
     persistence: store.locations,
     nonceSecret: derive('digest nonce'),
+    ledger,
+    guard: security.guard,
     logger,
-    options: { domains: config.sip.domain, authAlgorithms: config.auth.algorithms },
+    options: {
+      domains: config.sip.domain,
+      authAlgorithms: config.auth.algorithms,
+      allowNoQop: config.auth.allowNoQop,
+      nonceTtlMs: config.auth.nonceTtl * 1000,
+      registerNonceTtlMs: config.auth.registerNonceTtl * 1000,
+    },
   });
   const balancer = createBalancer({
     stack,
@@ -103,6 +125,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       reloadIntervalMs: config.balancer.reloadInterval * 1000,
     },
   });
+  isTrusted = (address) => balancer.routing.isTrusted(address);
   const mid = config.registrar.mode === 'local'
     ? undefined
     : createMidRegistrar({
@@ -141,6 +164,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
         registrations: registrar.locations.count,
         rtpengine: gateway.stats().map((n) => ({ node: `${n.host}:${n.port}`, up: n.up, calls: n.calls })),
         messages: stack.stats,
+        security: security.stats(),
         backends: balancer.states(),
         ...(mid === undefined ? {} : { midRegistrar: { mode: config.registrar.mode, ...mid.stats } }),
       }),
@@ -160,6 +184,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     http,
     balancer,
     mid,
+    security,
     reload: () => balancer.reload(),
     async start() {
       gateway.start();

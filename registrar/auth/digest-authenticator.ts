@@ -1,7 +1,8 @@
 /**
  * Digest authentication of requests (RFC 3261 §22, RFC 2617, RFC 8760) with stateless nonces: a nonce
- * carries its issue time and an HMAC, so any nonce can be checked without remembering it, and only the
- * highest nonce-count seen per nonce is kept (for replay protection) until the nonce expires.
+ * carries its issue time, its issuer (worker index and incarnation) and an HMAC, so any nonce can be
+ * checked without remembering it; the nonce-counts used are kept by the issuer (NonceLedger) so that
+ * every (nonce, nc) is accepted once across all workers.
  */
 import { randomBytes, randomFillSync } from 'node:crypto';
 import { KeyedMac, equalText } from '../../src/sip/index.js';
@@ -11,10 +12,17 @@ import {
   parseCredentials, parseDigestAlgorithm, parseUri, serializeChallenge, uriEquals, wireToUtf8,
 } from '../../src/sip/index.js';
 import type {
-  AuthAlgorithm, AuthFailure, AuthMode, AuthResult, Authenticator, CredentialSource, DigestAuthenticatorOptions,
+  AuthAlgorithm, AuthFailure, AuthFailureGuard, AuthMode, AuthResult, Authenticator, CredentialSource, DigestAuthenticatorOptions,
 } from '../types.js';
+import { NonceLedger, type NonceIssuer } from './nonce-ledger.js';
 
 const DEFAULT_NONCE_TTL_MS = 300_000;
+/**
+ * A REGISTER answers its challenge within milliseconds; a nonce kept for minutes only widens the window in
+ * which captured credentials are worth anything. Phones that reuse a nonce for their next refresh get a
+ * stale=true challenge and answer it at once.
+ */
+const DEFAULT_REGISTER_NONCE_TTL_MS = 30_000;
 /**
  * SHA-256 first, MD5 last. RFC 8760 §2.4 clients take the first challenge whose algorithm they support,
  * so they use SHA-256. SIP.js 0.21 and JsSIP 3.13 support only MD5 and keep only the LAST
@@ -23,7 +31,10 @@ const DEFAULT_NONCE_TTL_MS = 300_000;
  */
 const DEFAULT_ALGORITHMS: readonly AuthAlgorithm[] = ['SHA-256', 'MD5'];
 
-/** Nonce layout: base64url(6-byte issue time in ms + 10 random bytes) then base64url(first 16 bytes of the HMAC). */
+/**
+ * Nonce layout: base64url(6-byte issue time in ms, issuer index (1 byte), issuer incarnation (3 bytes),
+ * 6 random bytes) then base64url(first 16 bytes of the HMAC).
+ */
 const PAYLOAD_BYTES = 16;
 const PAYLOAD_CHARS = 22;
 const MAC_CHARS = 22;
@@ -36,14 +47,15 @@ const DUMMY_HA1: Readonly<Record<AuthAlgorithm, string>> = {
   'SHA-256': '0'.repeat(64),
 };
 
-interface NonceCount {
-  nc: number;
-  expiresAt: number;
+interface ParsedNonce {
+  issuedAt: number;
+  issuer: NonceIssuer;
 }
 
 /**
  * Authenticates requests against a CredentialSource: challenges (401 / 407) with one header per
- * configured algorithm, verifies MD5 and SHA-256 responses against the stored HA1, and refuses replays.
+ * configured algorithm, verifies MD5 and SHA-256 responses against the stored HA1, refuses replays, and
+ * tells the guard (password guessing) about every failure.
  */
 export class DigestAuthenticator implements Authenticator {
   private readonly credentials: CredentialSource;
@@ -52,12 +64,15 @@ export class DigestAuthenticator implements Authenticator {
   private readonly randomPool = Buffer.allocUnsafe(4096);
   private randomPos = 4096;
   private readonly nonceTtlMs: number;
+  private readonly registerNonceTtlMs: number;
+  private readonly allowNoQop: boolean;
   private readonly algorithms: readonly AuthAlgorithm[];
   private readonly clock: () => number;
   private readonly log: Logger;
-  /** Highest nc accepted per nonce; entries leave when their nonce expires. */
-  private readonly counts = new Map<string, NonceCount>();
-  private nextSweep = 0;
+  /** Which nonce-counts were used; the issuer of a nonce is the one that knows. */
+  readonly ledger: NonceLedger;
+  private readonly guard: AuthFailureGuard | undefined;
+  private readonly namesServer: ((uri: string) => boolean) | undefined;
 
   constructor(options: DigestAuthenticatorOptions) {
     const algorithms = options.algorithms ?? DEFAULT_ALGORITHMS;
@@ -65,22 +80,33 @@ export class DigestAuthenticator implements Authenticator {
     for (const a of algorithms) if (a !== 'MD5' && a !== 'SHA-256') throw new TypeError(`unsupported digest algorithm ${String(a)}`);
     const ttl = options.nonceTtlMs ?? DEFAULT_NONCE_TTL_MS;
     if (!Number.isFinite(ttl) || ttl <= 0) throw new TypeError(`nonceTtlMs must be positive, got ${ttl}`);
+    const registerTtl = options.registerNonceTtlMs ?? Math.min(ttl, DEFAULT_REGISTER_NONCE_TTL_MS);
+    if (!Number.isFinite(registerTtl) || registerTtl <= 0) throw new TypeError(`registerNonceTtlMs must be positive, got ${registerTtl}`);
     if (options.secret !== undefined && options.secret.length < 16) throw new TypeError('the nonce secret must be at least 16 bytes');
     this.credentials = options.credentials;
     this.realmFor = options.realmFor ?? ((domain) => domain);
     this.keyed = new KeyedMac(options.secret ?? randomBytes(32));
     this.nonceTtlMs = ttl;
+    this.registerNonceTtlMs = registerTtl;
+    this.allowNoQop = options.allowNoQop ?? false;
+    this.ledger = options.ledger ?? new NonceLedger({ clock: options.clock });
+    this.guard = options.guard;
+    this.namesServer = options.namesServer;
     this.algorithms = [...new Set(algorithms)];
     this.clock = options.clock ?? Date.now;
     this.log = categoryLogger(options.logger, 'registrar.auth');
   }
 
-  /** Nonces whose nonce-count is being tracked (for tests and metrics). */
+  /** Nonces whose nonce-count is being tracked here (for tests and metrics). */
   get trackedNonces(): number {
-    return this.counts.size;
+    return this.ledger.size;
   }
 
-  async authenticate(request: SipRequest, mode: AuthMode, domain: string): Promise<AuthResult> {
+  /**
+   * `source` is the address the request came from (the transport's), for the guard and the log; by
+   * default the top Via's received/host, which the stack has stamped with it.
+   */
+  async authenticate(request: SipRequest, mode: AuthMode, domain: string, source: string = sourceAddress(request)): Promise<AuthResult> {
     const realm = this.realmFor(domain);
     const found = this.findCredentials(request, mode, realm);
     if (found === 'malformed') return badRequest('Bad Request: malformed credentials');
@@ -88,8 +114,10 @@ export class DigestAuthenticator implements Authenticator {
     const creds = found;
 
     // RFC 2617 §3.2.2.5: the digest-uri must name the resource of the Request-URI, or the response
-    // could have been computed for another request.
-    if (creds.uri !== request.uri) {
+    // could have been computed for another request. Many clients (SIPp's `-au/-ap`, desk phones) write
+    // this server's address instead (`sip:192.0.2.10:5060`): accepted like Kamailio's and OpenSIPS's
+    // pre_auth(), since the nonce-count already makes every response single-use.
+    if (creds.uri !== request.uri && !this.namesServer?.(creds.uri)) {
       let same = false;
       try {
         same = uriEquals(parseUri(creds.uri), request.ruri);
@@ -106,14 +134,27 @@ export class DigestAuthenticator implements Authenticator {
     // sent, so only the token we offered can be verified.
     const qop = creds.qop;
     if (qop !== undefined && qop !== 'auth') return badRequest('Bad Request: unsupported qop');
+    // Without qop (RFC 2069) there is no nonce-count and nothing but the nonce's age to stop a replay:
+    // refused unless the operator allows it, and then every such nonce answers once.
+    if (qop === undefined && !this.allowNoQop) {
+      this.log.info({ user: wireToUtf8(creds.username), realm, source }, 'digest without qop=auth refused');
+      return { ok: false, status: 403, reason: 'Forbidden: digest without qop=auth is not accepted', headers: [] };
+    }
+    const nc = qop === undefined ? 1 : creds.nc === undefined ? Number.NaN : parseInt(creds.nc, 16);
+    if (!Number.isSafeInteger(nc) || nc < 1) return badRequest('Bad Request: malformed nonce-count');
 
-    const issuedAt = this.nonceIssuedAt(creds.nonce, realm);
-    if (issuedAt === undefined) {
-      this.log.info({ user: wireToUtf8(creds.username), realm, source: sourceOf(request) }, 'nonce not issued here; challenging again');
+    const nonce = this.parseNonce(creds.nonce, realm);
+    if (nonce === undefined) {
+      this.log.info({ user: wireToUtf8(creds.username), realm, source }, 'nonce not issued here; challenging again');
       return this.challenge(mode, domain);
     }
 
     const username = wireToUtf8(creds.username);
+    const user = `${username}@${domain}`;
+    // A user under password guessing: a source that already failed for it gets no further try.
+    if (this.guard !== undefined && !this.guard.mayTry(source, user)) {
+      return { ok: false, status: 403, reason: 'Forbidden: too many failed attempts, try later', headers: [] };
+    }
     const subscriber = await this.credentials.getCredentials(username, domain);
     const ha1 = subscriber === undefined
       ? DUMMY_HA1[algorithm as AuthAlgorithm]
@@ -123,38 +164,36 @@ export class DigestAuthenticator implements Authenticator {
       ...(qop === 'auth' ? { qop: 'auth' as const, nc: creds.nc, cnonce: creds.cnonce } : {}),
     });
     if (subscriber === undefined || !digestEquals(expected, creds.response)) {
-      // The client learns nothing about which of the two it was; the operator does.
-      this.log.info(
-        { user: username, realm, source: sourceOf(request), why: subscriber === undefined ? 'unknown user' : 'wrong password' },
-        'authentication failed',
-      );
+      // The client learns nothing about which of the two it was; the operator does (one line per
+      // failure, fail2ban-friendly, at most a few per source per window).
+      if (this.guard?.failed(source, user) ?? true) {
+        this.log.info(
+          { user: username, realm, source, transport: sourceOf(request), why: subscriber === undefined ? 'unknown user' : 'wrong password' },
+          'authentication failed',
+        );
+      }
       return this.challenge(mode, domain);
     }
     if (!subscriber.enabled) {
-      this.log.info({ user: username, realm, source: sourceOf(request) }, 'subscriber disabled');
+      this.log.info({ user: username, realm, source }, 'subscriber disabled');
       return { ok: false, status: 403, reason: 'Forbidden: subscriber disabled', headers: [] };
     }
 
-    const now = this.clock();
-    if (now - issuedAt > this.nonceTtlMs) {
+    const ttl = request.method === 'REGISTER' ? this.registerNonceTtlMs : this.nonceTtlMs;
+    if (this.clock() - nonce.issuedAt > ttl) {
       // RFC 2617 §3.2.1: the credentials were right, only the nonce is old: stale=true lets the client
       // retry with the new nonce without asking its user for the password.
       return this.challenge(mode, domain, true);
     }
-    if (creds.nc !== undefined) {
-      // RFC 2617 §3.2.2: the nonce-count lets the server detect replays; each use must increase it.
-      const nc = parseInt(creds.nc, 16);
-      const seen = this.counts.get(creds.nonce);
-      if (nc <= (seen?.nc ?? 0)) {
-        this.log.info({ user: username, realm, source: sourceOf(request), nc: creds.nc }, 'nonce-count replayed; challenging again');
-        // The response proves the password, so stale=true: a client that merely reordered its requests
-        // retries at once; a replayer gains a nonce it cannot answer.
-        return this.challenge(mode, domain, true);
-      }
-      this.sweep(now);
-      if (seen === undefined) this.counts.set(creds.nonce, { nc, expiresAt: issuedAt + this.nonceTtlMs });
-      else seen.nc = nc;
+    // RFC 2617 §3.2.2: the nonce-count lets the server detect replays; each use must increase it, on
+    // whichever worker the request arrives.
+    if (!(await this.ledger.claim(nonce.issuer, creds.nonce, nc, nonce.issuedAt + ttl))) {
+      this.log.info({ user: username, realm, source, nc: creds.nc ?? '(no qop)' }, 'nonce-count replayed or its issuer gone; challenging again');
+      // The response proves the password, so stale=true: a client that merely reordered its requests
+      // retries at once; a replayer gains a nonce it cannot answer.
+      return this.challenge(mode, domain, true);
     }
+    this.guard?.succeeded(source, user);
     return { ok: true, username, domain };
   }
 
@@ -198,7 +237,9 @@ export class DigestAuthenticator implements Authenticator {
   private issueNonce(realm: string): string {
     const payload = Buffer.allocUnsafe(PAYLOAD_BYTES);
     payload.writeUIntBE(this.clock(), 0, 6);
-    this.fillRandom(payload, 6, PAYLOAD_BYTES - 6);
+    payload[6] = this.ledger.self.index;
+    payload.writeUIntBE(this.ledger.self.incarnation, 7, 3);
+    this.fillRandom(payload, 10, PAYLOAD_BYTES - 10);
     const p = payload.toString('base64url');
     return p + this.mac(realm, p);
   }
@@ -213,32 +254,34 @@ export class DigestAuthenticator implements Authenticator {
     this.randomPos += length;
   }
 
-  /** The issue time of a nonce this authenticator made for `realm`, or undefined for anything else. */
-  private nonceIssuedAt(nonce: string, realm: string): number | undefined {
+  /** Issue time and issuer of a nonce made (by any process sharing the secret) for `realm`, or undefined. */
+  private parseNonce(nonce: string, realm: string): ParsedNonce | undefined {
     if (nonce.length !== PAYLOAD_CHARS + MAC_CHARS) return undefined;
     const p = nonce.slice(0, PAYLOAD_CHARS);
     if (!equalText(nonce.slice(PAYLOAD_CHARS), this.mac(realm, p))) return undefined;
     const payload = Buffer.from(p, 'base64url');
     if (payload.length !== PAYLOAD_BYTES) return undefined;
     const issuedAt = payload.readUIntBE(0, 6);
-    return issuedAt > this.clock() + MAX_CLOCK_SKEW_MS ? undefined : issuedAt;
+    if (issuedAt > this.clock() + MAX_CLOCK_SKEW_MS) return undefined;
+    return { issuedAt, issuer: { index: payload[6]!, incarnation: payload.readUIntBE(7, 3) } };
   }
 
   /** 22 base64url characters (132 bits) of the realm's MAC over the payload. */
   private mac(realm: string, payload: string): string {
     return this.keyed.mac(realm + ':' + payload).slice(0, MAC_CHARS);
   }
-
-  /** Forgets the counts of expired nonces, at most once per minute (or TTL, if shorter). */
-  private sweep(now: number): void {
-    if (now < this.nextSweep) return;
-    this.nextSweep = now + Math.min(this.nonceTtlMs, 60_000);
-    for (const [nonce, entry] of this.counts) if (entry.expiresAt < now) this.counts.delete(nonce);
-  }
 }
 
 function badRequest(reason: string): AuthFailure {
   return { ok: false, status: 400, reason, headers: [] };
+}
+
+/** The source address the stack stamped on the top Via (received, else the host it matched). */
+function sourceAddress(request: SipRequest): string {
+  const via = request.topVia;
+  if (via === undefined) return 'unknown';
+  const host = via.received ?? via.host;
+  return host.startsWith('[') ? host.slice(1, -1) : host;
 }
 
 /** Where the request came from, as the stack recorded it on the top Via (received / rport). */

@@ -11,3 +11,13 @@ export function aorOf(uri: SipUri): string {
   if (uri.user === undefined) return `sip:${host}`;
   return `sip:${escapeUriUser(unescapeUriPart(uri.user))}@${host}`;
 }
+
+/**
+ * The AoR of `uri` in the served domain `domain` it stands for (ServedDomains.canonical): the same as
+ * aorOf when the URI names the domain, else the user at that domain (a phone set up with the server's IP).
+ */
+export function aorIn(uri: SipUri, domain: string): string {
+  if (uri.hostname === domain) return aorOf(uri);
+  if (uri.user === undefined) return `sip:${domain}`;
+  return `sip:${escapeUriUser(unescapeUriPart(uri.user))}@${domain}`;
+}

@@ -319,7 +319,7 @@ export class MidRegistrar implements MidRegistrarApi {
 
     // Step 3-4, at the softswitch when it authenticates (also for a second device of an AoR, #3193).
     if (this.localAuth) {
-      const auth = await this.authenticator.authenticate(request, 'www', domain);
+      const auth = await this.authenticator.authenticate(request, 'www', domain, tx.flow.remote.address);
       if (!auth.ok) return auth;
       const toUser = to.uri.userUnescaped;
       if (toUser === undefined || wireToUtf8(toUser) !== auth.username || auth.domain !== domain) {

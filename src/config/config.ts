@@ -36,6 +36,19 @@ export function parseListen(text: string): ListenSpec {
   return { protocol, address, port };
 }
 
+/** `192.0.2.0/24`, `2001:db8::/32` or one address. */
+export function parseCidr(text: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } {
+  const [address = '', bits, extra] = text.trim().split('/');
+  const version = isIP(address);
+  if (version === 0 || extra !== undefined) throw new Error('expected an IP address or a CIDR block such as 192.0.2.0/24');
+  const max = version === 4 ? 32 : 128;
+  const prefix = bits === undefined ? max : Number(bits);
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > max || (bits !== undefined && !/^\d+$/.test(bits))) {
+    throw new Error(`prefix length must be 0–${max}`);
+  }
+  return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
+}
+
 const listenSchema = z.string().transform((s, ctx) => {
   try {
     return parseListen(s);
@@ -79,6 +92,50 @@ const schema = z.strictObject({
      * [SHA-256, MD5], RFC 8760 clients use SHA-256 and SIP.js/JsSIP still find MD5 last.
      */
     algorithms: z.array(z.enum(['MD5', 'SHA-256'])).min(1).default(['MD5']),
+    /**
+     * Accept RFC 2069 digest answers without qop. Off: without a nonce-count nothing but the nonce's age
+     * stops a replay. On: every nonce answered without qop is accepted once.
+     */
+    allowNoQop: z.boolean().default(false),
+    /** Seconds a nonce is accepted (then stale=true) for requests other than REGISTER. */
+    nonceTtl: z.number().int().min(5).max(3600).default(300),
+    /** Seconds a nonce is accepted for REGISTER, which answers its challenge at once. */
+    registerNonceTtl: z.number().int().min(5).max(3600).default(30),
+  }).prefault({}),
+  security: z.strictObject({
+    /**
+     * Kamailio/OpenSIPS pike: more than `requests` requests from one source address within `window`
+     * seconds ban it for `banSeconds`; its packets are then dropped before they are parsed. Trusted
+     * sources, backends and `security.exempt` are never banned. Counted per worker process.
+     */
+    pike: z.strictObject({
+      enabled: z.boolean().default(true),
+      requests: z.number().int().min(1).max(1_000_000).default(30),
+      window: z.number().min(0.1).max(3600).default(2),
+      banSeconds: z.number().int().min(1).max(31_536_000).default(120),
+    }).prefault({}),
+    /**
+     * Password guessing: `perSource` failed authentications from one address within `window` seconds ban
+     * it for `banSeconds`; a user with `perUser` failures within `userWindow` seconds gives every source
+     * that already failed for it no further try until the window ends (other sources, the real user's
+     * phones, go on).
+     */
+    authFailures: z.strictObject({
+      perSource: z.number().int().min(1).max(100_000).default(10),
+      window: z.number().int().min(1).max(86_400).default(60),
+      banSeconds: z.number().int().min(1).max(31_536_000).default(600),
+      perUser: z.number().int().min(1).max(100_000).default(20),
+      userWindow: z.number().int().min(1).max(86_400).default(300),
+    }).prefault({}),
+    /** Addresses or CIDR blocks never banned (an office NAT, a monitoring host); trusted sources and backends already are. */
+    exempt: z.array(z.string().transform((s, ctx) => {
+      try {
+        return parseCidr(s);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    })).default([]),
   }).prefault({}),
   registrar: z.strictObject({
     /**

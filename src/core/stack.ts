@@ -12,7 +12,7 @@ import {
 import type { Destination, Flow, ListenSpec, TransportProtocol, TransportUser } from '../transport/types.js';
 import { checkRequest, reasonFromParseError } from './request-checks.js';
 import { salvageResponse } from './salvage.js';
-import type { StackTransport, StackUser } from './types.js';
+import type { SourceGate, StackTransport, StackUser } from './types.js';
 
 export interface StackOptions {
   logger: Logger;
@@ -30,10 +30,14 @@ export interface StackOptions {
    * or a refusal decided in the same turn of the event loop goes out without a 100 before it.
    */
   sendTrying?: boolean | 'deferred';
+  /** Flood bans and rate limits, asked before parsing (security/). */
+  gate?: SourceGate;
 }
 
 export interface StackStats {
   received: number;
+  /** Messages dropped unparsed: their source is banned or over its request rate. */
+  dropped: number;
   parseErrors: number;
   rejected: number;
   droppedResponses: number;
@@ -46,20 +50,24 @@ export interface StackStats {
 export class Stack implements TransportUser {
   readonly transactions: TransactionLayer;
   readonly transport: StackTransport;
-  readonly stats: StackStats = { received: 0, parseErrors: 0, rejected: 0, droppedResponses: 0 };
+  readonly stats: StackStats = { received: 0, dropped: 0, parseErrors: 0, rejected: 0, droppedResponses: 0 };
   private readonly log: Logger;
   private readonly maxMessageSize: number;
   private readonly serverHeader: string;
   private readonly advertiseOption: string | undefined;
+  private readonly gate: SourceGate | undefined;
   private user: StackUser | undefined;
   private advertised = new Map<TransportProtocol, { host: string; port: number }>();
   private localHosts = new Set<string>();
+  /** This stack's addresses and advertised names without port or brackets, lower-cased. */
+  private localHostnames = new Set<string>();
 
   constructor(options: StackOptions) {
     this.log = categoryLogger(options.logger, 'sip.core');
     this.maxMessageSize = options.maxMessageSize ?? 65535;
     this.serverHeader = options.serverHeader ?? 'softswitch';
     this.advertiseOption = options.advertise;
+    this.gate = options.gate;
     this.transport = options.createTransport(this);
     this.transactions = new TransactionLayer({ transport: this.transport, logger: options.logger, timers: options.timers, timing: options.timing,
       sendTrying: options.sendTrying ?? 'deferred',
@@ -83,6 +91,7 @@ export class Stack implements TransportUser {
       else this.localHosts.add(`${bracket(l.address)}:${l.port}`);
     }
     if (this.advertiseOption !== undefined) for (const l of this.transport.listeners) this.localHosts.add(`${this.advertiseOption.toLowerCase()}:${l.port}`);
+    for (const hp of this.localHosts) this.localHostnames.add(unbracket(hp.slice(0, hp.lastIndexOf(':'))));
     this.log.info({ listeners: this.transport.listeners.map(formatListen) }, 'listening');
   }
 
@@ -106,6 +115,11 @@ export class Stack implements TransportUser {
     const h = bracket(host).toLowerCase();
     const p = port ?? (protocol === 'tls' || protocol === 'wss' ? 5061 : 5060);
     return this.localHosts.has(`${h}:${p}`) || (port === undefined && [...this.advertised.values()].some((a) => a.host === h));
+  }
+
+  /** Whether a host (name or address, brackets optional, any port) is one of this stack's own. */
+  isLocalHost(host: string): boolean {
+    return this.localHostnames.has(unbracket(host).toLowerCase());
   }
 
   /** A Via value for a request this stack sends over `protocol`, with a fresh branch. */
@@ -147,6 +161,15 @@ export class Stack implements TransportUser {
 
   onMessage(data: Buffer, flow: Flow): void {
     this.stats.received++;
+    if (this.gate !== undefined) {
+      const source = flow.remote.address;
+      // A response starts "SIP/"; a request's method token cannot contain '/'.
+      const response = data.length > 4 && data[0] === 0x53 && data[1] === 0x49 && data[2] === 0x50 && data[3] === 0x2f;
+      if (!this.gate.admit(source) || (!response && !this.gate.request(source))) {
+        this.stats.dropped++;
+        return;
+      }
+    }
     let msg: SipRequest | SipResponse;
     try {
       msg = parseMessage(data, { maxMessageSize: this.maxMessageSize });

@@ -32,3 +32,13 @@ export interface StackUser {
   /** A connection closed (bindings on it may be dropped, RFC 5626). */
   onFlowClosed?(flow: Flow, reason: string): void;
 }
+
+/**
+ * Asked before anything is parsed (flood and brute-force bans live above the stack, in security/):
+ * `admit` for every datagram and message of a source, `request` once per request (not response).
+ * False drops the message silently: a banned source learns nothing and costs one Map lookup.
+ */
+export interface SourceGate {
+  admit(address: string): boolean;
+  request(address: string): boolean;
+}

@@ -4,7 +4,7 @@ import {
   type SipRequest, buildCredentials, computeDigestResponse, makeField, parseChallenge, utf8ToWire,
 } from '../../../src/sip/index.js';
 import { silentLogger } from '../../../src/log/index.js';
-import { DigestAuthenticator } from '../../../registrar/index.js';
+import { DigestAuthenticator, NonceLedger } from '../../../registrar/index.js';
 import type { AuthAlgorithm, AuthResult } from '../../../registrar/types.js';
 import { ALICE, CAROL, LogCapture, MemoryCredentials, TestClock, type User, register } from './helpers.js';
 
@@ -109,13 +109,27 @@ describe('DigestAuthenticator verification (RFC 2617 §3.2.2)', () => {
     assert.deepEqual(credentials.lookups.at(-1), ['zoë', 'example.com']);
   });
 
-  it('accepts a response without qop (RFC 2069 compatibility)', async () => {
+  it('refuses a response without qop (RFC 2069) with 403 by default: without a nonce-count it could be replayed', async () => {
     const { auth } = setup();
     const ch = challengeOf(await auth.authenticate(register(), 'www', 'example.com'));
     delete ch.qop;
     const creds = buildCredentials(ch, { username: 'alice', password: 'wonderland', method: 'REGISTER', uri: 'sip:example.com', nc: 1, cnonce: 'x' });
     assert.doesNotMatch(creds, /qop=/);
+    const r = failure(await auth.authenticate(register({ authorization: [creds] }), 'www', 'example.com'));
+    assert.equal(r.status, 403);
+    assert.match(r.reason ?? '', /qop/);
+  });
+
+  it('with allowNoQop accepts a response without qop once per nonce, and its replay gets stale=true', async () => {
+    const clock = new TestClock();
+    const auth = new DigestAuthenticator({ credentials: new MemoryCredentials([ALICE]), clock: clock.fn, logger: silentLogger(), allowNoQop: true });
+    const ch = challengeOf(await auth.authenticate(register(), 'www', 'example.com'));
+    delete ch.qop;
+    const creds = buildCredentials(ch, { username: 'alice', password: 'wonderland', method: 'REGISTER', uri: 'sip:example.com', nc: 1, cnonce: 'x' });
     assert.equal((await auth.authenticate(register({ authorization: [creds] }), 'www', 'example.com')).ok, true);
+    const replay = await auth.authenticate(register({ authorization: [creds] }), 'www', 'example.com');
+    assert.equal(failure(replay).status, 401);
+    assert.equal(challengeOf(replay).stale, true);
   });
 
   it('a wrong password and an unknown user get the same fresh challenge, logged at info with the username and source but no secret', async () => {
@@ -273,5 +287,111 @@ describe('DigestAuthenticator nonces', () => {
     invite.headers = invite.headers.map((h) => (h.key === 'cseq' ? makeField('cseq', 'CSeq', '1 INVITE') : h));
     invite.append('Proxy-Authorization', `Digest username="alice", realm="example.com", nonce="${ch.nonce}", uri="sip:example.com", response="${response}", algorithm=MD5, cnonce="x", qop=auth, nc=00000001`);
     assert.equal(failure(await auth.authenticate(invite, 'proxy', 'example.com')).status, 407);
+  });
+});
+
+describe('DigestAuthenticator nonce-counts across processes (one use per nonce-count, on any worker)', () => {
+  const secret = Buffer.alloc(32, 7);
+  /** Two workers of one node: same secret, their own ledgers, each claiming the other's nonces through `remote`. */
+  function twoWorkers() {
+    const clock = new TestClock();
+    const credentials = new MemoryCredentials([ALICE]);
+    const ledgers = [new NonceLedger({ index: 0, clock: clock.fn }), new NonceLedger({ index: 1, clock: clock.fn })];
+    const remoteClaims: number[] = [];
+    for (const [i, l] of ledgers.entries()) {
+      l.setRemote(async (issuer, nonce, nc, expiresAt) => {
+        remoteClaims.push(i);
+        const owner = ledgers[issuer.index];
+        return owner !== undefined && owner.self.incarnation === issuer.incarnation && owner.claimHere(nonce, nc, expiresAt);
+      });
+    }
+    const auths = ledgers.map((ledger) => new DigestAuthenticator({ credentials, clock: clock.fn, logger: silentLogger(), secret, ledger }));
+    return { clock, ledgers, auths, remoteClaims };
+  }
+
+  it('an answer replayed on another worker is refused with stale=true: the issuer alone keeps the counts', async () => {
+    const { auths: [w0, w1], remoteClaims } = twoWorkers();
+    const ch = await w0!.authenticate(register(), 'www', 'example.com');
+    const creds = credentialsFor(ch, ALICE);
+    assert.equal((await w0!.authenticate(register({ authorization: [creds] }), 'www', 'example.com')).ok, true);
+    const replay = await w1!.authenticate(register({ authorization: [creds], callId: 'other@203.0.113.9' }), 'www', 'example.com');
+    assert.equal(failure(replay).status, 401);
+    assert.equal(challengeOf(replay).stale, true);
+    assert.deepEqual(remoteClaims, [1], 'the second worker asked the issuer');
+  });
+
+  it('the first use of a nonce-count is accepted on a worker that did not issue the nonce, and only once', async () => {
+    const { auths: [w0, w1] } = twoWorkers();
+    const ch = await w0!.authenticate(register(), 'www', 'example.com');
+    const creds = credentialsFor(ch, ALICE, { nc: 1 });
+    assert.equal((await w1!.authenticate(register({ authorization: [creds] }), 'www', 'example.com')).ok, true);
+    assert.equal(failure(await w0!.authenticate(register({ authorization: [creds] }), 'www', 'example.com')).status, 401);
+  });
+
+  it('a nonce of a process that restarted (another incarnation) gets stale=true even with a correct response', async () => {
+    const clock = new TestClock();
+    const credentials = new MemoryCredentials([ALICE]);
+    const before = new DigestAuthenticator({ credentials, clock: clock.fn, logger: silentLogger(), secret, ledger: new NonceLedger({ clock: clock.fn, incarnation: 1 }) });
+    const after = new DigestAuthenticator({ credentials, clock: clock.fn, logger: silentLogger(), secret, ledger: new NonceLedger({ clock: clock.fn, incarnation: 2 }) });
+    const ch = await before.authenticate(register(), 'www', 'example.com');
+    const r = await after.authenticate(register({ authorization: [credentialsFor(ch, ALICE)] }), 'www', 'example.com');
+    assert.equal(failure(r).status, 401);
+    assert.equal(challengeOf(r).stale, true);
+  });
+});
+
+describe('DigestAuthenticator digest-uri and nonce lifetimes', () => {
+  it('accepts a digest uri that names this server instead of the Request-URI (what SIPp -au/-ap writes), and refuses another one', async () => {
+    const clock = new TestClock();
+    const auth = new DigestAuthenticator({
+      credentials: new MemoryCredentials([ALICE]), clock: clock.fn, logger: silentLogger(),
+      namesServer: (uri) => uri === 'sip:192.0.2.10:5060',
+    });
+    const ch = await auth.authenticate(register(), 'www', 'example.com');
+    assert.equal((await auth.authenticate(register({ authorization: [credentialsFor(ch, ALICE, { uri: 'sip:192.0.2.10:5060' })] }), 'www', 'example.com')).ok, true);
+    const other = failure(await auth.authenticate(register({ authorization: [credentialsFor(ch, ALICE, { uri: 'sip:bob@example.com', nc: 2 })] }), 'www', 'example.com'));
+    assert.equal(other.status, 400);
+  });
+
+  it('a REGISTER nonce is stale after registerNonceTtlMs while an INVITE may still use a nonce of that age', async () => {
+    const clock = new TestClock();
+    const auth = new DigestAuthenticator({ credentials: new MemoryCredentials([ALICE]), clock: clock.fn, logger: silentLogger(), registerNonceTtlMs: 30_000 });
+    const ch = await auth.authenticate(register(), 'www', 'example.com');
+    clock.advance(31_000);
+    const r = await auth.authenticate(register({ authorization: [credentialsFor(ch, ALICE)] }), 'www', 'example.com');
+    assert.equal(challengeOf(r).stale, true);
+    const response = computeDigestResponse({
+      algorithm: 'MD5', ha1: (await new MemoryCredentials([ALICE]).getCredentials('alice', 'example.com'))!.ha1Md5,
+      nonce: challengeOf(ch).nonce, method: 'INVITE', uri: 'sip:example.com', qop: 'auth', nc: '00000002', cnonce: 'x',
+    });
+    const invite = register();
+    invite.method = 'INVITE';
+    invite.headers = invite.headers.map((h) => (h.key === 'cseq' ? makeField('cseq', 'CSeq', '1 INVITE') : h));
+    invite.append('Proxy-Authorization', `Digest username="alice", realm="example.com", nonce="${challengeOf(ch).nonce}", uri="sip:example.com", response="${response}", algorithm=MD5, cnonce="x", qop=auth, nc=00000002`);
+    assert.equal((await auth.authenticate(invite, 'proxy', 'example.com')).ok, true);
+  });
+});
+
+describe('DigestAuthenticator and the password-guessing guard', () => {
+  it('tells the guard of each failure and success by source and user, and refuses with 403 before checking when the guard says no', async () => {
+    const calls: string[] = [];
+    let allow = true;
+    const clock = new TestClock();
+    const auth = new DigestAuthenticator({
+      credentials: new MemoryCredentials([ALICE]), clock: clock.fn, logger: silentLogger(),
+      guard: {
+        mayTry: (s, u) => (calls.push(`try ${s} ${u}`), allow),
+        failed: (s, u) => (calls.push(`failed ${s} ${u}`), true),
+        succeeded: (s, u) => void calls.push(`ok ${s} ${u}`),
+      },
+    });
+    const ch = await auth.authenticate(register(), 'www', 'example.com');
+    await auth.authenticate(register({ authorization: [credentialsFor(ch, ALICE, { password: 'nope' })] }), 'www', 'example.com', '203.0.113.5');
+    await auth.authenticate(register({ authorization: [credentialsFor(ch, ALICE, { nc: 2 })] }), 'www', 'example.com', '203.0.113.6');
+    assert.deepEqual(calls, ['try 203.0.113.5 alice@example.com', 'failed 203.0.113.5 alice@example.com', 'try 203.0.113.6 alice@example.com', 'ok 203.0.113.6 alice@example.com']);
+    allow = false;
+    const r = failure(await auth.authenticate(register({ authorization: [credentialsFor(ch, ALICE, { nc: 3 })] }), 'www', 'example.com', '203.0.113.5'));
+    assert.equal(r.status, 403);
+    assert.equal(r.headers.length, 0, 'no new challenge');
   });
 });
