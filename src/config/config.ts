@@ -127,7 +127,12 @@ const schema = z.strictObject({
       perUser: z.number().int().min(1).max(100_000).default(20),
       userWindow: z.number().int().min(1).max(86_400).default(300),
     }).prefault({}),
-    /** Addresses or CIDR blocks never banned (an office NAT, a monitoring host); trusted sources and backends already are. */
+    /**
+     * Addresses or CIDR blocks never banned (an office NAT, a monitoring host); trusted sources and
+     * backends already are. Loopback by default: a process on this machine (a local FreeSWITCH, a
+     * monitor, the benchmarks) is no remote flood, and the kernel never accepts 127.0.0.0/8 or ::1 from
+     * a network interface. Setting the key replaces the default.
+     */
     exempt: z.array(z.string().transform((s, ctx) => {
       try {
         return parseCidr(s);
@@ -135,7 +140,7 @@ const schema = z.strictObject({
         ctx.addIssue({ code: 'custom', message: (err as Error).message });
         return z.NEVER;
       }
-    })).default([]),
+    })).default([parseCidr('127.0.0.1'), parseCidr('::1')]),
   }).prefault({}),
   registrar: z.strictObject({
     /**

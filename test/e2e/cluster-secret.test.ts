@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { buildCredentials, parseChallenge, parseMessage, type SipResponse } from '../../src/sip/index.js';
+import { NonceLedger } from '../../registrar/index.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const USER = 'alice';
@@ -66,10 +67,21 @@ describe('one secret for the workers of a cluster', () => {
     for (const s of servers) await s.stop();
   });
 
+  /**
+   * Two servers standing for workers 0 and 1: the same secret or not, and nonce ledgers that claim each
+   * other's nonce-counts as the cluster's IPC does (the issuer keeps the counts).
+   */
   async function pair(secrets: [Buffer, Buffer]): Promise<[TestServer, TestServer]> {
     const made: TestServer[] = [];
-    for (const secret of secrets) {
-      const s = await startTestServer({}, { secret });
+    const ledgers = [new NonceLedger({ index: 0 }), new NonceLedger({ index: 1 })];
+    for (const l of ledgers) {
+      l.setRemote(async (issuer, nonce, nc, expiresAt) => {
+        const owner = ledgers[issuer.index];
+        return owner !== undefined && owner.self.incarnation === issuer.incarnation && owner.claimHere(nonce, nc, expiresAt);
+      });
+    }
+    for (const [i, secret] of secrets.entries()) {
+      const s = await startTestServer({}, { secret, ledger: ledgers[i]! });
       servers.push(s);
       await s.addUser(`${USER}@example.com`, PASSWORD);
       made.push(s);
@@ -82,6 +94,18 @@ describe('one secret for the workers of a cluster', () => {
     const [a, b] = await pair([secret, secret]);
     const res = await challengeThenAnswerElsewhere(a, b);
     assert.equal(res.status, 200);
+  });
+
+  it('refuses the same answer replayed to the worker that issued the nonce, once another worker accepted it', async () => {
+    const secret = randomBytes(32);
+    const [a, b] = await pair([secret, secret]);
+    const challenge = await register(a, 1);
+    const ch = parseChallenge(challenge.get('www-authenticate')!);
+    const authorization = buildCredentials(ch, { username: USER, password: PASSWORD, method: 'REGISTER', uri: 'sip:example.com', nc: 1, cnonce: 'c0ffee' });
+    assert.equal((await register(b, 2, authorization)).status, 200);
+    const replay = await register(a, 3, authorization);
+    assert.equal(replay.status, 401);
+    assert.equal(parseChallenge(replay.get('www-authenticate')!).stale, true);
   });
 
   it('challenges again (401) an answer to a nonce signed with another secret', async () => {
