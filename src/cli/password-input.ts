@@ -73,8 +73,9 @@ export function promptHidden(question: string): Promise<string> {
         else if (ch >= ' ') text += ch;
       }
     };
-    output.write(question);
+    // Raw mode (no echo) before the question shows: whoever types after seeing it is never echoed.
     input.setRawMode(true);
+    output.write(question);
     input.on('data', onData);
     input.resume();
   });
