@@ -13,11 +13,11 @@ export const USER_USAGE = `usage:
   softswitch user list [DOMAIN]                            list subscribers, one USER@DOMAIN a line
   softswitch user del USER@DOMAIN                          delete a subscriber
   softswitch user passwd USER@DOMAIN [PASSWORD SOURCE]     change a subscriber's password
-PASSWORD SOURCE, first that applies:
+PASSWORD SOURCE, the first that applies:
+  --password PASSWORD                                      visible to every user in ps: avoid
   --password-stdin                                         the first line of standard input
-  \$${USER_PASSWORD_ENV}                               the environment
-  (none, on a terminal)                                    asked for, twice, without echo
-  --password PASSWORD                                      visible to every user in ps: avoid`;
+  \$${USER_PASSWORD_ENV}                                the environment
+  (none, on a terminal)                                    asked for, twice, without echo`;
 
 export interface UserAddress {
   /** Unicode text, escapes resolved: what a client sends as the digest username. */

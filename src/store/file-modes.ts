@@ -66,7 +66,11 @@ export function logTightened(log: Logger, what: string, result: TightenResult): 
  */
 export function securePrivateDir(dataDir: string, logger: Logger): void {
   const log = categoryLogger(logger, 'store');
-  mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  } catch (err) {
+    throw new Error(`configuration key dataDir: cannot create ${dataDir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
   logTightened(log, 'the data folder', tightenModes([
     { path: dataDir, mode: PRIVATE_DIR_MODE },
     { path: join(dataDir, 'tls'), mode: PRIVATE_DIR_MODE },
