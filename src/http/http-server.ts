@@ -88,7 +88,7 @@ interface FailureWindow {
   count: number;
 }
 
-type Refusal = { status: 401 | 429; error: string; description: string; retryAfter?: number };
+type Refusal = { status: 401 | 429 | 503; error: string; description: string; retryAfter?: number };
 
 export class HttpServer {
   private readonly app: FastifyInstance;
@@ -211,7 +211,7 @@ export class HttpServer {
         found = await this.tokens.lookup(token);
       } catch (err) {
         this.log.error({ err: (err as Error).message }, 'cannot check an admin token: the store failed');
-        return { status: 401, error: 'invalid_token', description: 'the token cannot be checked now' };
+        return { status: 503, error: 'store_unavailable', description: 'the token cannot be checked now', retryAfter: 5 };
       }
       if (found !== undefined) {
         cached = { id: found.id, name: found.name, expiresAt: found.expiresAt, until: now + this.cacheMs };

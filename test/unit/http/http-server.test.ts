@@ -194,6 +194,15 @@ describe('HTTP admin API: Bearer admin tokens', () => {
     assert.match(text, /"path":"\/v1\/x"/);
   });
 
+  it('when the store cannot be asked, a request with a token gets 503 (not a false 401) and one error line', async () => {
+    const { logger, lines } = captureLogger();
+    const url = await server({ logger, tokens: { lookup: () => Promise.reject(new Error('SQLITE_IOERR')) } });
+    const res = await fetch(`${url}/reload`, { method: 'POST', headers: bearer(`sst_${'s'.repeat(43)}`) });
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get('retry-after'), '5');
+    assert.equal(lines.filter((l) => l.includes('cannot check an admin token')).length, 1);
+  });
+
   describe('/health', () => {
     it('on a loopback address: the detailed answer for anyone, as before', async () => {
       const url = await server();
