@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import type { Config } from './config/index.js';
 import { Stack } from './core/index.js';
 import type { Logger } from './log/index.js';
-import { type SqlStore, openStore } from './store/index.js';
+import { type SqlStore, openStore, securePrivateDir } from './store/index.js';
 import { TransportLayer, loadOrCreateCertificate } from './transport/index.js';
 import { HttpServer } from './http/index.js';
 import { type Registrar, type CredentialSource, CachedCredentialSource, NonceLedger, createRegistrar } from '../registrar/index.js';
@@ -57,6 +57,8 @@ export interface SoftswitchOptions {
 export async function createSoftswitch(config: Config, logger: Logger, options: SoftswitchOptions = {}): Promise<Softswitch> {
   // One key per use, derived from the one secret.
   const derive = (use: string): Buffer | undefined => options.secret && createHmac('sha256', options.secret).update(use).digest();
+  // The data folder holds the SQLite file (HA1s) and the generated TLS key: owner only (0700).
+  securePrivateDir(resolve(config.dataDir), logger);
   const needsTls = config.sip.listen.some((l) => l.protocol === 'tls' || l.protocol === 'wss');
   const tls = needsTls
     ? await loadOrCreateCertificate({
@@ -156,6 +158,9 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   const http = new HttpServer({
     listen: config.http.listen,
     logger,
+    // Every route but GET /health needs an admin token (softswitch token create); /health details too
+    // unless http.listen is a loopback address.
+    tokens: store.tokens,
     source: {
       health: () => ({
         ok: started,

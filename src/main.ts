@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { CLUSTER_SECRET_ENV, ClusterWorker, type PrimaryMessage, WORKER_INDEX_ENV, runSupervisor } from './cluster/index.js';
 import { createSoftswitch } from './app.js';
 import { CliError, USER_USAGE, type RoutingGroup, runReloadCommand, runRoutingCommand, runUserCommand } from './cli/index.js';
+import { ADMIN_TOKEN_ENV, USER_PASSWORD_ENV, promptHidden, readFirstLine, runTokenCommand, withAdminToken } from './cli/index.js';
 import { ConfigError, loadConfig } from './config/index.js';
 import { createLogger, silentLogger } from './log/index.js';
 import { StoreError, openStore } from './store/index.js';
@@ -22,6 +23,7 @@ const USAGE = `usage:
                                           load balancer backends, dialplan, DIDs, trusted sources
                                           (softswitch backend help)
   softswitch reload [--config FILE]       make the running server re-read them now
+  softswitch token … [--config FILE]      admin tokens of the HTTP API (softswitch token help)
   softswitch help                         this text`;
 
 /** `softswitch user add alice@example.com --password …` and friends, against the configured store. */
@@ -30,7 +32,11 @@ async function user(args: string[]): Promise<number> {
   const config = loadConfig({ file });
   const store = await openStore({ url: config.store.url, logger: silentLogger() });
   try {
-    await runUserCommand(rest, store, (line) => process.stdout.write(line + '\n'));
+    await runUserCommand(rest, store, (line) => process.stdout.write(line + '\n'), {
+      readStdin: () => readFirstLine(process.stdin),
+      env: process.env[USER_PASSWORD_ENV],
+      prompt: process.stdin.isTTY ? promptHidden : undefined,
+    });
     return 0;
   } finally {
     await store.close();
@@ -63,7 +69,7 @@ async function routing(group: RoutingGroup, args: string[]): Promise<number> {
   const config = loadConfig({ file });
   const store = await openStore({ url: config.store.url, logger: silentLogger() });
   try {
-    await runRoutingCommand(group, rest, { store, httpListen: config.http.listen, out: (line) => process.stdout.write(line + '\n') });
+    await runRoutingCommand(group, rest, { store, httpListen: config.http.listen, adminToken: process.env[ADMIN_TOKEN_ENV], out: (line) => process.stdout.write(line + '\n') });
     return 0;
   } catch (err) {
     return routingUsage(err);
@@ -72,15 +78,40 @@ async function routing(group: RoutingGroup, args: string[]): Promise<number> {
   }
 }
 
-/** `softswitch reload`: POST /reload to the running server's http listener. */
+/**
+ * `softswitch reload`: POST /reload to the running server's http listener, with SOFTSWITCH_ADMIN_TOKEN or
+ * else a token minted in the store for this one request (whoever can write the store may reload).
+ */
 async function reload(args: string[]): Promise<number> {
   const { file, rest } = configArg(args);
   const config = loadConfig({ file });
+  const preset = process.env[ADMIN_TOKEN_ENV];
+  const store = preset === undefined || preset === '' ? await openStore({ url: config.store.url, logger: silentLogger() }) : undefined;
   try {
-    await runReloadCommand(rest, { httpListen: config.http.listen, out: (line) => process.stdout.write(line + '\n') });
+    const send = (token: string | undefined) => runReloadCommand(rest, { httpListen: config.http.listen, token, out: (line) => process.stdout.write(line + '\n') });
+    await (store === undefined ? send(preset) : withAdminToken(store, undefined, send));
     return 0;
   } catch (err) {
     return routingUsage(err);
+  } finally {
+    await store?.close();
+  }
+}
+
+/** `softswitch token create --name ci` and friends, against the configured store. */
+async function token(args: string[]): Promise<number> {
+  const { file, rest } = configArg(args);
+  const config = loadConfig({ file });
+  const store = await openStore({ url: config.store.url, logger: silentLogger() });
+  try {
+    await runTokenCommand(rest, store, (line) => process.stdout.write(line + '\n'));
+    return 0;
+  } catch (err) {
+    if (!(err instanceof CliError) || err.code !== 'CLI_ERR_USAGE') throw err;
+    process.stderr.write(`softswitch: ${err.message}\n`);
+    return err.exitCode;
+  } finally {
+    await store.close();
   }
 }
 
@@ -144,6 +175,8 @@ async function main(argv: string[]): Promise<number> {
       return routing(command, rest);
     case 'reload':
       return reload(rest);
+    case 'token':
+      return token(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -3,3 +3,5 @@ export { runUserCommand, USER_USAGE, parseUserAddress, parseDomain, formatUserAd
 export {
   runRoutingCommand, runReloadCommand, ROUTING_USAGE, type RoutingGroup, type RoutingCommandDeps, type ReloadCommandDeps,
 } from './routing-commands.js';
+export { runTokenCommand, withAdminToken, parseExpires, TOKEN_USAGE, ADMIN_TOKEN_ENV, CLI_TOKEN_PREFIX } from './token-commands.js';
+export { type PasswordSources, readFirstLine, promptHidden, USER_PASSWORD_ENV } from './password-input.js';

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import type { BackendState, BalanceAlgorithm } from '../../proxy/balancer/types.js';
 import { StoreError, type Store, checkAlgorithm } from '../store/index.js';
 import { CliError } from './cli-error.js';
+import { ADMIN_TOKEN_ENV, withAdminToken } from './token-commands.js';
 import { formatUserAddress, parseUserAddress } from './user-commands.js';
 
 export const ROUTING_USAGE = `usage:
@@ -43,6 +44,8 @@ export interface RoutingCommandDeps {
   httpListen?: string;
   /** `fetch`, replaceable in tests. */
   fetch?: typeof fetch;
+  /** SOFTSWITCH_ADMIN_TOKEN: the token `backend list` shows to the server instead of minting one. */
+  adminToken?: string;
 }
 
 export interface ReloadCommandDeps {
@@ -50,6 +53,8 @@ export interface ReloadCommandDeps {
   httpListen: string;
   out: (line: string) => void;
   fetch?: typeof fetch;
+  /** The admin token sent as `Authorization: Bearer` (POST /reload requires one). */
+  token?: string;
   /** How long to wait for the server's answer, ms (default 10 000: a reload resolves backend names). */
   timeoutMs?: number;
 }
@@ -148,12 +153,17 @@ export function serverUrl(listen: string): string {
   return `http://${host}:${port}`;
 }
 
+function bearer(token: string | undefined): Record<string, string> {
+  return token === undefined ? {} : { authorization: `Bearer ${token}` };
+}
+
 /** The running server's backend states, or why there are none. */
-async function fetchHealth(listen: string | undefined, doFetch: typeof fetch): Promise<{ states: BackendState[] } | { unknown: string }> {
+async function fetchHealth(listen: string | undefined, doFetch: typeof fetch, token: string): Promise<{ states: BackendState[] } | { unknown: string }> {
   if (listen === undefined) return { unknown: 'no http listener configured' };
   const url = `${serverUrl(listen)}/health`;
   try {
-    const res = await doFetch(url, { signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS) });
+    // The token unlocks the details of /health on a server whose http.listen is not a loopback address.
+    const res = await doFetch(url, { headers: bearer(token), signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS) });
     // 503 is still a health report (the server is starting or something is down).
     const body = (await res.json()) as { backends?: unknown };
     if (!Array.isArray(body.backends)) return { unknown: `the server at ${url} reports no backend health` };
@@ -180,7 +190,7 @@ async function backend(command: string | undefined, args: string[], deps: Routin
     case 'list': {
       parse(what, args, [], []);
       const [sets, backends] = await Promise.all([store.routing.listSets(), store.routing.listBackends()]).catch(fromStore(what));
-      const health = await fetchHealth(deps.httpListen, deps.fetch ?? fetch);
+      const health = await withAdminToken(store, deps.adminToken, (token) => fetchHealth(deps.httpListen, deps.fetch ?? fetch, token));
       const algorithm = new Map(sets.map((s) => [s.name, s.algorithm]));
       const live = 'states' in health ? new Map(health.states.map((s) => [s.id, s])) : undefined;
       const rows = backends.map((b) => {
@@ -343,7 +353,7 @@ export async function runReloadCommand(args: string[], deps: ReloadCommandDeps):
   const url = `${serverUrl(deps.httpListen)}/reload`;
   let res: Response;
   try {
-    res = await (deps.fetch ?? fetch)(url, { method: 'POST', signal: AbortSignal.timeout(deps.timeoutMs ?? 10_000) });
+    res = await (deps.fetch ?? fetch)(url, { method: 'POST', headers: bearer(deps.token), signal: AbortSignal.timeout(deps.timeoutMs ?? 10_000) });
   } catch (err) {
     const reason = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
     throw new CliError('CLI_ERR_NOT_FOUND', `reload: no softswitch server answered at ${url} (${reason}); is it running with http.listen = ${deps.httpListen}?`);
@@ -356,6 +366,9 @@ export async function runReloadCommand(args: string[], deps: ReloadCommandDeps):
     // not JSON: shown as text
   }
   const error = typeof body === 'object' && body !== null && typeof (body as { error?: unknown }).error === 'string' ? (body as { error: string }).error : text;
+  if (res.status === 401 || res.status === 429) {
+    throw new CliError('CLI_ERR_INVALID', `reload: the server at ${url} refused the admin token (${res.status}: ${error}); check ${ADMIN_TOKEN_ENV} or that the CLI uses the server's store`);
+  }
   if (res.status === 404) throw new CliError('CLI_ERR_NOT_FOUND', `reload: the server at ${url} has nothing to reload (${error})`);
   if (res.status !== 200) throw new CliError('CLI_ERR_STORE', `reload: the server answered ${res.status}: ${error}`);
   deps.out(describeReload(body));

@@ -6,12 +6,18 @@ import { parseArgs } from 'node:util';
 import { escapeUriUser, isIpv4, isIpv6Reference, unescapeUriPart, utf8ToWire } from '../sip/index.js';
 import { StoreError, type Store } from '../store/index.js';
 import { CliError } from './cli-error.js';
+import { type PasswordSources, USER_PASSWORD_ENV } from './password-input.js';
 
 export const USER_USAGE = `usage:
-  softswitch user add USER@DOMAIN --password PASSWORD      add a subscriber (and its domain if new)
+  softswitch user add USER@DOMAIN [PASSWORD SOURCE]        add a subscriber (and its domain if new)
   softswitch user list [DOMAIN]                            list subscribers, one USER@DOMAIN a line
   softswitch user del USER@DOMAIN                          delete a subscriber
-  softswitch user passwd USER@DOMAIN --password PASSWORD   change a subscriber's password`;
+  softswitch user passwd USER@DOMAIN [PASSWORD SOURCE]     change a subscriber's password
+PASSWORD SOURCE, the first that applies:
+  --password PASSWORD                                      visible to every user in ps: avoid
+  --password-stdin                                         the first line of standard input
+  \$${USER_PASSWORD_ENV}                                the environment
+  (none, on a terminal)                                    asked for, twice, without echo`;
 
 export interface UserAddress {
   /** Unicode text, escapes resolved: what a client sends as the digest username. */
@@ -97,14 +103,15 @@ function usageError(message: string): CliError {
 interface Parsed {
   positionals: string[];
   password: string | undefined;
+  passwordStdin: boolean;
 }
 
 function parse(command: string, args: string[], withPassword: boolean, positionals: [min: number, max: number]): Parsed {
-  let parsed: { values: { password?: string | boolean }; positionals: string[] };
+  let parsed: { values: { password?: string | boolean; 'password-stdin'?: string | boolean }; positionals: string[] };
   try {
     parsed = parseArgs({
       args,
-      options: withPassword ? { password: { type: 'string', short: 'p' } } : {},
+      options: withPassword ? { password: { type: 'string', short: 'p' }, 'password-stdin': { type: 'boolean' } } : {},
       allowPositionals: true,
       strict: true,
     });
@@ -116,11 +123,29 @@ function parse(command: string, args: string[], withPassword: boolean, positiona
     throw usageError(n < positionals[0] ? `user ${command}: missing USER@DOMAIN` : `user ${command}: unexpected argument ${JSON.stringify(parsed.positionals[positionals[1]])}`);
   }
   const password = parsed.values.password;
-  return { positionals: parsed.positionals, password: typeof password === 'string' ? password : undefined };
+  const passwordStdin = parsed.values['password-stdin'] === true;
+  if (passwordStdin && password !== undefined) throw usageError(`user ${command}: --password and --password-stdin exclude each other`);
+  return { positionals: parsed.positionals, password: typeof password === 'string' ? password : undefined, passwordStdin };
 }
 
-function requirePassword(command: string, password: string | undefined): string {
-  if (password === undefined) throw new CliError('CLI_ERR_INVALID', `user ${command}: a password is required (--password PASSWORD)`);
+/**
+ * The password from the first source that applies: --password, --password-stdin, the environment, the
+ * terminal. Never printed, never part of an error message.
+ */
+async function passwordOf(command: string, address: string, parsed: Parsed, sources: PasswordSources): Promise<string> {
+  let password = parsed.password;
+  if (password === undefined && parsed.passwordStdin) {
+    if (sources.readStdin === undefined) throw new CliError('CLI_ERR_INVALID', `user ${command}: --password-stdin: no standard input to read`);
+    password = await sources.readStdin();
+  }
+  if (password === undefined && sources.env !== undefined && sources.env !== '') password = sources.env;
+  if (password === undefined && sources.prompt !== undefined) {
+    password = await sources.prompt(`Password for ${address}: `);
+    if (password !== '' && (await sources.prompt('Again: ')) !== password) throw new CliError('CLI_ERR_INVALID', `user ${command}: the two passwords differ`);
+  }
+  if (password === undefined) {
+    throw new CliError('CLI_ERR_INVALID', `user ${command}: a password is required (--password-stdin, ${USER_PASSWORD_ENV}, a terminal to type it, or --password PASSWORD)`);
+  }
   if (password === '') throw new CliError('CLI_ERR_INVALID', `user ${command}: the password must not be empty`);
   return password;
 }
@@ -138,14 +163,15 @@ function fromStore(err: unknown, address: string): never {
 }
 
 /** Runs `softswitch user ARGS…` against the store; results go to `out`, failures throw CliError. */
-export async function runUserCommand(args: string[], store: Store, out: (line: string) => void): Promise<void> {
+export async function runUserCommand(args: string[], store: Store, out: (line: string) => void, sources: PasswordSources = {}): Promise<void> {
   const [command, ...rest] = args;
   switch (command) {
     case 'add': {
-      const { positionals, password } = parse(command, rest, true, [1, 1]);
-      const { username, domain } = parseUserAddress(positionals[0]!);
+      const parsed = parse(command, rest, true, [1, 1]);
+      const { username, domain } = parseUserAddress(parsed.positionals[0]!);
       const address = formatUserAddress(username, domain);
-      await store.subscribers.add({ username, domain, password: requirePassword(command, password) }).catch((err) => fromStore(err, address));
+      const password = await passwordOf(command, address, parsed, sources);
+      await store.subscribers.add({ username, domain, password }).catch((err) => fromStore(err, address));
       out(`added ${address}`);
       return;
     }
@@ -169,10 +195,11 @@ export async function runUserCommand(args: string[], store: Store, out: (line: s
       return;
     }
     case 'passwd': {
-      const { positionals, password } = parse(command, rest, true, [1, 1]);
-      const { username, domain } = parseUserAddress(positionals[0]!);
+      const parsed = parse(command, rest, true, [1, 1]);
+      const { username, domain } = parseUserAddress(parsed.positionals[0]!);
       const address = formatUserAddress(username, domain);
-      await store.subscribers.setPassword(username, domain, requirePassword(command, password)).catch((err) => fromStore(err, address));
+      const password = await passwordOf(command, address, parsed, sources);
+      await store.subscribers.setPassword(username, domain, password).catch((err) => fromStore(err, address));
       out(`changed the password of ${address}`);
       return;
     }

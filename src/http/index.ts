@@ -1,1 +1,4 @@
-export { HttpServer, type HealthSource } from './http-server.js';
+export {
+  HttpServer, isLoopbackHost, TOKEN_CACHE_MS, TOKEN_FAILURES_MAX, TOKEN_FAILURE_WINDOW_MS,
+  type HealthSource, type AdminTokenSource, type HttpServerOptions,
+} from './http-server.js';

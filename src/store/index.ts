@@ -4,8 +4,10 @@ export { parseStoreUrl, maskStoreUrl, type StoreLocation } from './store-url.js'
 export { computeHa1Set, subscriberHA1, type Ha1Set } from './subscriber-ha1.js';
 export type {
   StoreDialect, OpenStoreOptions, Store, SqlStore, Domain, Subscriber, NewSubscriber, Binding, StoredBinding,
-  DomainRepository, SubscriberRepository, LocationRepository,
+  DomainRepository, SubscriberRepository, LocationRepository, AdminToken, NewAdminToken, CreatedAdminToken, AdminTokenRepository,
 } from './types.js';
+export { ADMIN_TOKEN_PREFIX, checkTokenName, generateAdminToken, hashAdminToken, isAdminTokenShape } from './admin-tokens.js';
+export { securePrivateDir, tightenModes, type TightenedPath } from './file-modes.js';
 export {
   BALANCE_ALGORITHMS, checkAlgorithm, checkBackendUri, checkDidNumber, checkPattern, checkSetName, checkWeight, parseCidr,
 } from './sql-routing-repository.js';

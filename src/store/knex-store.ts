@@ -1,12 +1,13 @@
 import type { Knex } from 'knex';
 import type { Logger } from '../log/index.js';
+import { SqlAdminTokenRepository } from './admin-tokens.js';
 import { SqlContext } from './sql-context.js';
 import { SqlDomainRepository } from './sql-domain-repository.js';
 import { SqlLocationRepository } from './sql-location-repository.js';
 import { SqlRoutingRepository } from './sql-routing-repository.js';
 import { SqlSubscriberRepository } from './sql-subscriber-repository.js';
 import type { RoutingRepository } from './routing-types.js';
-import type { DomainRepository, LocationRepository, SqlStore, StoreDialect, SubscriberRepository } from './types.js';
+import type { AdminTokenRepository, DomainRepository, LocationRepository, SqlStore, StoreDialect, SubscriberRepository } from './types.js';
 
 /** The SQL store over an open, migrated knex instance; built by openStore(). */
 export class KnexStore implements SqlStore {
@@ -14,6 +15,7 @@ export class KnexStore implements SqlStore {
   readonly subscribers: SubscriberRepository;
   readonly locations: LocationRepository;
   readonly routing: RoutingRepository;
+  readonly tokens: AdminTokenRepository;
   private readonly ctx: SqlContext;
   private closing: Promise<void> | undefined;
 
@@ -23,6 +25,7 @@ export class KnexStore implements SqlStore {
     this.subscribers = new SqlSubscriberRepository(this.ctx);
     this.locations = new SqlLocationRepository(this.ctx);
     this.routing = new SqlRoutingRepository(this.ctx);
+    this.tokens = new SqlAdminTokenRepository(this.ctx);
   }
 
   /** Idempotent; repository calls made afterwards throw STORE_ERR_CLOSED. */

@@ -3,12 +3,12 @@
  * MariaDB/MySQL (production, knex + mysql2), checks the connection and brings the schema up to date
  * with the migrations of sql/.
  */
-import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import knexFactory, { type Knex } from 'knex';
 import { migrations } from '../../sql/index.js';
 import { categoryLogger, type Logger } from '../log/index.js';
+import { prepareSqliteFile } from './file-modes.js';
 import { KnexStore } from './knex-store.js';
 import { ListMigrationSource } from './list-migration-source.js';
 import { driverReason } from './sql-context.js';
@@ -124,9 +124,10 @@ export async function openStore(options: OpenStoreOptions): Promise<SqlStore> {
   const masked = maskStoreUrl(options.url);
   if (location.dialect === 'sqlite' && location.filename !== ':memory:') {
     try {
-      mkdirSync(dirname(resolve(location.filename)), { recursive: true });
+      // HA1s are as good as passwords: the file and its -wal/-shm are readable by the owner only.
+      prepareSqliteFile(location.filename, dirname(resolve(location.filename)), log);
     } catch (err) {
-      throw connectError(masked, `cannot create the folder of the database file: ${(err as Error).message}`);
+      throw connectError(masked, `cannot create the database file or its folder: ${(err as Error).message}`);
     }
   }
   const db = knexFactory(location.dialect === 'sqlite' ? sqliteConfig(location.filename, log) : mysqlConfig(location, log));

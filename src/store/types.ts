@@ -129,6 +129,46 @@ export interface LocationRepository {
   purgeExpired(now: number): Promise<number>;
 }
 
+/** An admin token of the HTTP API, without its secret (only its SHA-256 is stored). */
+export interface AdminToken {
+  readonly id: number;
+  readonly name: string;
+  /** ms since the epoch. */
+  readonly createdAt: number;
+  /** ms since the epoch; undefined: never expires. */
+  readonly expiresAt: number | undefined;
+  /** ms since the epoch of the last request it authenticated (recorded at most once per cache period). */
+  readonly lastUsedAt: number | undefined;
+}
+
+export interface NewAdminToken {
+  /** 1 to 64 letters, digits, ".", "_", "-", starting with a letter; unique. */
+  name: string;
+  /** ms since the epoch; absent: never expires. */
+  expiresAt?: number;
+}
+
+export interface CreatedAdminToken {
+  /** The token text: returned this once, never stored. */
+  readonly token: string;
+  readonly record: AdminToken;
+}
+
+export interface AdminTokenRepository {
+  /** Generates a token and stores its hash. STORE_ERR_DUPLICATE when the name exists; TypeError for a bad name. */
+  create(token: NewAdminToken): Promise<CreatedAdminToken>;
+  /** The record of the token, found by its hash (expired ones too: the caller compares expiresAt); undefined when unknown. */
+  lookup(token: string): Promise<AdminToken | undefined>;
+  /** By id; no secrets. */
+  list(): Promise<AdminToken[]>;
+  /** Deletes the token named so (or with this id); returns what it was. STORE_ERR_NOT_FOUND when unknown. */
+  revoke(nameOrId: string | number): Promise<AdminToken>;
+  /** Records a use at `at` (ms). */
+  touch(id: number, at: number): Promise<void>;
+  /** Deletes the tokens expired at `now` (only those whose name starts with `namePrefix` when given); returns how many. */
+  purgeExpired(now: number, namePrefix?: string): Promise<number>;
+}
+
 /** Any store implementation. Calling a repository after close() throws StoreError STORE_ERR_CLOSED. */
 export interface Store {
   readonly domains: DomainRepository;
@@ -136,6 +176,8 @@ export interface Store {
   readonly locations: LocationRepository;
   /** Backend sets, backends, dialplan routes, DIDs and trusted sources (sql/0002_routing.ts). */
   readonly routing: RoutingRepository;
+  /** Admin tokens of the HTTP API (sql/0003_admin_tokens.ts). */
+  readonly tokens: AdminTokenRepository;
   close(): Promise<void>;
 }
 

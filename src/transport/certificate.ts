@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
 import { categoryLogger, type Logger } from '../log/index.js';
+import { logTightened, tightenModes } from '../store/file-modes.js';
 
 export interface CertificateOptions {
   /** The operator's PEM certificate chain (configuration key tls.cert). */
@@ -45,7 +46,11 @@ export async function loadOrCreateCertificate(opts: CertificateOptions): Promise
   const existing = await readPair(certPath, keyPath);
   if (existing) {
     const why = unusable(existing.cert, existing.key, names);
-    if (why === undefined) return { ...existing, selfSigned: true, path: certPath };
+    if (why === undefined) {
+      // An older version may have left the key readable by others; the key is what TLS rests on.
+      logTightened(log, 'the generated TLS key', tightenModes([{ path: dir, mode: 0o700 }, { path: keyPath, mode: 0o600 }]));
+      return { ...existing, selfSigned: true, path: certPath };
+    }
     log.warn({ path: certPath, reason: why }, 'stored self-signed TLS certificate not reused, generating a new one');
   }
 

@@ -172,7 +172,8 @@ describe('PSTN routing: dialplan to a backend set, DIDs from trusted backends, n
     const before = await aliceCalls('0033123456789', 1);
     assert.notEqual(before.code, 0, 'no route for 0033… yet');
     await t.server.store.routing.addRoute({ pattern: '00([1-9][0-9]{6,14})', replace: '+$1', set: 'pstn', priority: 5, description: 'international' });
-    const res = await fetch(`http://127.0.0.1:${t.server.http.boundTo}/reload`, { method: 'POST' });
+    const { token } = await t.server.store.tokens.create({ name: 'pstn-test', expiresAt: Date.now() + 60_000 });
+    const res = await fetch(`http://127.0.0.1:${t.server.http.boundTo}/reload`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
     assert.equal(res.status, 200);
     assert.equal(((await res.json()) as { routes: number }).routes, 3);
     const r = await aliceCalls('0033123456789', 1);

@@ -19,7 +19,7 @@ import { openStore } from '../../src/store/index.js';
 import { repoRoot } from '../helpers/paths.js';
 import { type Softphone, createPhone, installTestWebSocket } from '../helpers/softphone.js';
 import { runSipp } from '../helpers/sipp.js';
-import { freePort, requireTool } from '../helpers/tools.js';
+import { freePort, requireTool, run } from '../helpers/tools.js';
 
 const main = join(repoRoot, 'dist', 'src', 'main.js');
 const BENCH_SIPP = join(repoRoot, 'bench', 'sipp');
@@ -96,6 +96,7 @@ describe('softswitch start --workers 2', { timeout: 90_000 }, () => {
   let port: number;
   let wssPort: number;
   let httpPort: number;
+  let cfg: string;
   let child: ChildProcess;
   let out = '';
 
@@ -105,7 +106,7 @@ describe('softswitch start --workers 2', { timeout: 90_000 }, () => {
     port = await freePort();
     wssPort = await freePort();
     httpPort = await freePort();
-    const cfg = join(dir, 'softswitch.yaml');
+    cfg = join(dir, 'softswitch.yaml');
     writeFileSync(cfg, [
       'sip:', `  listen: ["udp:127.0.0.1:${port}", "wss:127.0.0.1:${wssPort}"]`, `  domain: [${DOMAIN}]`, 'auth:', '  algorithms: [MD5]',
       `dataDir: ${dir}`, 'http:', `  listen: "127.0.0.1:${httpPort}"`, 'store:', `  url: "sqlite:${join(dir, 'db.sqlite')}"`, '',
@@ -232,8 +233,11 @@ describe('softswitch start --workers 2', { timeout: 90_000 }, () => {
 
   it('softswitch reload (POST /reload, answered by one worker) makes the other worker reload too', async () => {
     const before = out.length;
-    const res = await fetch(`http://127.0.0.1:${httpPort}/reload`, { method: 'POST' });
-    assert.equal(res.status, 200, await res.text());
+    // The CLI has the store: it mints a short-lived admin token for its POST /reload (no token: 401).
+    assert.equal((await fetch(`http://127.0.0.1:${httpPort}/reload`, { method: 'POST' })).status, 401);
+    const r = await run(process.execPath, [main, 'reload', '--config', cfg], { timeoutMs: 15_000 });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^reloaded: /);
     const end = Date.now() + 5000;
     while (!out.slice(before).includes('routing data reloaded at another worker')) {
       assert.ok(Date.now() < end, `no other worker reloaded:\n${out.slice(before, before + 3000)}`);

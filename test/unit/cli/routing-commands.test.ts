@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CliError, ROUTING_USAGE, runReloadCommand, runRoutingCommand, type CliErrorCode, type RoutingGroup } from '../../../src/cli/index.js';
+import { CliError, ROUTING_USAGE, runReloadCommand, runRoutingCommand, withAdminToken, type CliErrorCode, type RoutingGroup } from '../../../src/cli/index.js';
 import { HttpServer } from '../../../src/http/index.js';
 import { silentLogger } from '../../../src/log/index.js';
 import { openStore, type SqlStore } from '../../../src/store/index.js';
@@ -90,7 +90,7 @@ describe('softswitch backend|route|did|trusted … and reload', () => {
         { id: 1, set: 'freeswitch', uri: 'sip:10.0.0.5:5060;transport=udp', weight: 1, enabled: true, health: 'up', activeCalls: 3, failures: 0, lastSeen: 1 },
         { id: 2, set: 'freeswitch', uri: 'sip:10.0.0.6', weight: 5, enabled: true, health: 'down', activeCalls: 0, failures: 4, lastSeen: undefined },
       ];
-      const http = new HttpServer({ listen: '127.0.0.1:0', logger: silentLogger(), source: { health: () => ({ ok: false, backends: states }) } });
+      const http = new HttpServer({ listen: '127.0.0.1:0', logger: silentLogger(), tokens: store.tokens, source: { health: () => ({ ok: false, backends: states }) } });
       await http.start();
       try {
         const lines = await run('backend', ['list'], `127.0.0.1:${http.boundTo}`);
@@ -99,6 +99,23 @@ describe('softswitch backend|route|did|trusted … and reload', () => {
           '1   freeswitch  weighted   sip:10.0.0.5:5060;transport=udp  1       yes      up      3      0',
           '2   freeswitch  weighted   sip:10.0.0.6                     5       yes      down    0      4',
         ]);
+      } finally {
+        await http.stop();
+      }
+    });
+
+    it('backend list against a server whose /health details need a token shows the health, with a token it minted and deleted', async () => {
+      const states: BackendState[] = [
+        { id: 1, set: 'freeswitch', uri: 'sip:10.0.0.5:5060;transport=udp', weight: 1, enabled: true, health: 'up', activeCalls: 1, failures: 0, lastSeen: 1 },
+      ];
+      const http = new HttpServer({ listen: '127.0.0.1:0', logger: silentLogger(), tokens: store.tokens, healthDetails: 'token', source: { health: () => ({ ok: true, backends: states }) } });
+      await http.start();
+      try {
+        const anonymous = (await (await fetch(`http://127.0.0.1:${http.boundTo}/health`)).json()) as Record<string, unknown>;
+        assert.deepEqual(anonymous, { ok: true });
+        const lines = await run('backend', ['list'], `127.0.0.1:${http.boundTo}`);
+        assert.match(lines[1]!, /^1 +freeswitch .* up +1 +0$/);
+        assert.deepEqual(await store.tokens.list(), [], 'the minted token is deleted afterwards');
       } finally {
         await http.stop();
       }
@@ -161,9 +178,9 @@ describe('softswitch backend|route|did|trusted … and reload', () => {
   });
 
   describe('reload', () => {
-    async function reload(httpListen: string): Promise<string[]> {
+    async function reload(httpListen: string, preset?: string): Promise<string[]> {
       const lines: string[] = [];
-      await runReloadCommand([], { httpListen, out: (l) => lines.push(l) });
+      await withAdminToken(store, preset, (token) => runReloadCommand([], { httpListen, token, out: (l) => lines.push(l) }));
       return lines;
     }
 
@@ -172,20 +189,33 @@ describe('softswitch backend|route|did|trusted … and reload', () => {
       const http = new HttpServer({
         listen: '127.0.0.1:0',
         logger: silentLogger(),
+        tokens: store.tokens,
         source: { health: () => ({ ok: true }), reload: async () => ({ reloadedAt: 1, sets: 2, backends: 3, enabled: 2, routes: 4, dids: 5, trusted: 6, n: ++calls }) },
       });
       await http.start();
       try {
         assert.deepEqual(await reload(`127.0.0.1:${http.boundTo}`), ['reloaded: 2 sets, 3 backends (2 enabled), 4 routes, 5 DIDs, 6 trusted sources']);
         assert.equal(calls, 1);
+        assert.deepEqual(await store.tokens.list(), [], 'the token minted for the reload is deleted afterwards');
+        // SOFTSWITCH_ADMIN_TOKEN: an operator's token is used as it is, and one the server does not know is refused.
+        const { token } = await store.tokens.create({ name: 'ops' });
+        assert.equal((await reload(`127.0.0.1:${http.boundTo}`, token)).length, 1);
+        assert.equal(calls, 2);
+        await assert.rejects(reload(`127.0.0.1:${http.boundTo}`, `sst_${'A'.repeat(43)}`), (err: unknown) => {
+          assert.ok(err instanceof CliError);
+          assert.match(err.message, /refused the admin token \(401: unknown or revoked token\); check SOFTSWITCH_ADMIN_TOKEN/);
+          return true;
+        });
+        assert.equal(calls, 2);
+        await store.tokens.revoke('ops');
       } finally {
         await http.stop();
       }
     });
 
     it('a reload that fails on the server is an error with its message; a server without reload says so', async () => {
-      const failing = new HttpServer({ listen: '127.0.0.1:0', logger: silentLogger(), source: { health: () => ({ ok: true }), reload: async () => { throw new Error('the store is unreachable'); } } });
-      const none = new HttpServer({ listen: '127.0.0.1:0', logger: silentLogger(), source: { health: () => ({ ok: true }) } });
+      const failing = new HttpServer({ listen: '127.0.0.1:0', logger: silentLogger(), tokens: store.tokens, source: { health: () => ({ ok: true }), reload: async () => { throw new Error('the store is unreachable'); } } });
+      const none = new HttpServer({ listen: '127.0.0.1:0', logger: silentLogger(), tokens: store.tokens, source: { health: () => ({ ok: true }) } });
       await failing.start();
       await none.start();
       try {

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CliError, USER_USAGE, runUserCommand, type CliErrorCode } from '../../../src/cli/index.js';
+import { CliError, USER_USAGE, readFirstLine, runUserCommand, type CliErrorCode, type PasswordSources } from '../../../src/cli/index.js';
+import { Readable } from 'node:stream';
 import { silentLogger } from '../../../src/log/index.js';
 import { computeHA1, utf8ToWire } from '../../../src/sip/index.js';
 import { openStore, type SqlStore } from '../../../src/store/index.js';
@@ -15,10 +16,18 @@ describe('softswitch user …', () => {
   const printed: string[] = [];
 
   async function run(...args: string[]): Promise<string[]> {
+    return runWith({}, ...args);
+  }
+
+  async function runWith(sources: PasswordSources, ...args: string[]): Promise<string[]> {
     const lines: string[] = [];
-    await runUserCommand(args, store, (line) => lines.push(line));
+    await runUserCommand(args, store, (line) => lines.push(line), sources);
     printed.push(...lines);
     return lines;
+  }
+
+  async function ha1Md5(username: string, domain: string): Promise<string | undefined> {
+    return (await store.subscribers.get(username, domain))?.ha1Md5;
   }
 
   async function fails(args: string[], code: CliErrorCode, exitCode: number, message: RegExp): Promise<CliError> {
@@ -80,7 +89,7 @@ describe('softswitch user …', () => {
     });
 
     it('refuses a missing password and an empty one', async () => {
-      await fails(['add', 'dave@example.com'], 'CLI_ERR_INVALID', 1, /password is required \(--password PASSWORD\)/);
+      await fails(['add', 'dave@example.com'], 'CLI_ERR_INVALID', 1, /password is required \(--password-stdin, SOFTSWITCH_USER_PASSWORD, a terminal to type it, or --password PASSWORD\)/);
       await fails(['add', 'dave@example.com', '--password', ''], 'CLI_ERR_INVALID', 1, /password must not be empty/);
       await fails(['add', 'dave@example.com', '--password='], 'CLI_ERR_INVALID', 1, /password must not be empty/);
       await fails(['add', 'dave@example.com', '--password'], 'CLI_ERR_USAGE', 2, /argument missing/);
@@ -208,10 +217,62 @@ describe('softswitch user …', () => {
     });
   });
 
+  describe('where the password comes from (never the command line that ps shows)', () => {
+    it('--password-stdin takes the first line of standard input, without its CRLF, and nothing after it', async () => {
+      const stdin = () => readFirstLine(Readable.from(['st', 'd1n-secret\r\nsecond line\n']));
+      assert.deepEqual(await runWith({ readStdin: stdin }, 'add', 'erin@example.com', '--password-stdin'), ['added erin@example.com']);
+      assert.equal(await ha1Md5('erin', 'example.com'), computeHA1('MD5', 'erin', 'example.com', 'std1n-secret'));
+      const noNewline = () => readFirstLine(Readable.from(['n0-newline']));
+      assert.deepEqual(await runWith({ readStdin: noNewline }, 'passwd', 'erin@example.com', '--password-stdin'), ['changed the password of erin@example.com']);
+      assert.equal(await ha1Md5('erin', 'example.com'), computeHA1('MD5', 'erin', 'example.com', 'n0-newline'));
+    });
+
+    it('an empty first line on standard input is an empty password, refused', async () => {
+      await assert.rejects(runWith({ readStdin: () => readFirstLine(Readable.from(['\nlater'])) }, 'add', 'fay@example.com', '--password-stdin'), /password must not be empty/);
+      assert.equal(await store.subscribers.get('fay', 'example.com'), undefined);
+    });
+
+    it('SOFTSWITCH_USER_PASSWORD is used when no option gives the password; --password-stdin wins over it', async () => {
+      assert.deepEqual(await runWith({ env: 'env-s3cret' }, 'add', 'gus@example.com'), ['added gus@example.com']);
+      assert.equal(await ha1Md5('gus', 'example.com'), computeHA1('MD5', 'gus', 'example.com', 'env-s3cret'));
+      await runWith({ env: 'env-s3cret', readStdin: async () => 'piped-s3cret' }, 'passwd', 'gus@example.com', '--password-stdin');
+      assert.equal(await ha1Md5('gus', 'example.com'), computeHA1('MD5', 'gus', 'example.com', 'piped-s3cret'));
+    });
+
+    it('with nothing given it asks on the terminal twice and refuses two different answers', async () => {
+      const asked: string[] = [];
+      const answers = ['typed-s3cret', 'typed-s3cret'];
+      const prompt = async (q: string) => {
+        asked.push(q);
+        return answers.shift()!;
+      };
+      assert.deepEqual(await runWith({ prompt }, 'add', 'hal@example.com'), ['added hal@example.com']);
+      assert.deepEqual(asked, ['Password for hal@example.com: ', 'Again: ']);
+      assert.equal(await ha1Md5('hal', 'example.com'), computeHA1('MD5', 'hal', 'example.com', 'typed-s3cret'));
+      const differ = ['one-s3cret', 'two-s3cret'];
+      await assert.rejects(runWith({ prompt: async () => differ.shift()! }, 'passwd', 'hal@example.com'), (err: unknown) => {
+        assert.ok(err instanceof CliError);
+        assert.match(err.message, /the two passwords differ/);
+        assert.doesNotMatch(err.message, /s3cret/);
+        return true;
+      });
+      assert.equal(await ha1Md5('hal', 'example.com'), computeHA1('MD5', 'hal', 'example.com', 'typed-s3cret'));
+    });
+
+    it('--password and --password-stdin together are a usage error (exit 2)', async () => {
+      await fails(['add', 'ivy@example.com', '--password', 'x', '--password-stdin'], 'CLI_ERR_USAGE', 2, /--password and --password-stdin exclude each other/);
+    });
+
+    it('the usage names every source and warns that --password shows in ps', () => {
+      for (const source of ['--password-stdin', 'SOFTSWITCH_USER_PASSWORD', 'terminal', '--password PASSWORD']) assert.ok(USER_USAGE.includes(source), source);
+      assert.match(USER_USAGE, /visible to every user in ps/);
+    });
+  });
+
   describe('secrets', () => {
     it('never prints a password or a hash', () => {
       const text = printed.join('\n');
-      for (const pw of ['wonderland', 'b0b', 'c4rol', 'n3w-b0b']) assert.ok(!text.includes(pw), pw);
+      for (const pw of ['wonderland', 'b0b', 'c4rol', 'n3w-b0b', 'std1n-secret', 'env-s3cret', 'piped-s3cret', 'typed-s3cret']) assert.ok(!text.includes(pw), pw);
       assert.doesNotMatch(text, /[0-9a-f]{32}/);
     });
   });

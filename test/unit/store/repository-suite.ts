@@ -11,8 +11,9 @@ import { computeHA1, utf8ToWire } from '../../../src/sip/index.js';
 import { openStore, type Binding, type SqlStore } from '../../../src/store/index.js';
 import { type Target, type TestDatabase, rejectsWith } from './targets.js';
 import { routingSuite } from './routing-suite.js';
+import { tokenSuite } from './token-suite.js';
 
-const TABLES = ['domains', 'subscribers', 'locations', 'backend_sets', 'backends', 'routes', 'dids', 'trusted'];
+const TABLES = ['domains', 'subscribers', 'locations', 'backend_sets', 'backends', 'routes', 'dids', 'trusted', 'admin_tokens'];
 
 
 function expectedHa1(username: string, realm: string, password: string) {
@@ -350,6 +351,8 @@ export function repositorySuite(target: Target): void {
     });
 
     routingSuite(() => store);
+
+    tokenSuite(() => store);
 
     describe('closing', () => {
       it('a closed store refuses calls with STORE_ERR_CLOSED, and closing twice is harmless', async () => {

@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { inspect } from 'node:util';
 import { Writable } from 'node:stream';
 import { createLogger, silentLogger } from '../../../src/log/index.js';
@@ -188,6 +188,67 @@ describe('SQLite hot-path statements', () => {
     } finally {
       other.close();
       await store.close();
+      await db.drop();
+    }
+  });
+});
+
+describe('SQLite files are private: HA1s are as good as passwords', () => {
+  const mode = (path: string) => statSync(path).mode & 0o777;
+
+  it('creates the missing folder 0700 and the file, its -wal and its -shm 0600, whatever the umask', async () => {
+    const db = await sqliteTarget.create();
+    const old = process.umask(0o022);
+    try {
+      const store = await openStore({ url: db.url, logger: silentLogger() });
+      await store.domains.add('modes.example.com');
+      try {
+        assert.equal(mode(dirname(db.file!)), 0o700);
+        for (const suffix of ['', '-wal', '-shm']) {
+          assert.ok(existsSync(db.file! + suffix), `${suffix || 'the database'} exists`);
+          assert.equal(mode(db.file! + suffix), 0o600, `mode of ${db.file! + suffix}`);
+        }
+      } finally {
+        await store.close();
+      }
+    } finally {
+      process.umask(old);
+      await db.drop();
+    }
+  });
+
+  it('tightens a file and -wal that an older version left 0644, with one log line naming them', async () => {
+    const db = await sqliteTarget.create();
+    try {
+      const first = await openStore({ url: db.url, logger: silentLogger() });
+      await first.domains.add('old.example.com');
+      // Keep the -wal on disk: a second connection holds the database open while the modes are loosened.
+      const { createRequire } = await import('node:module');
+      const Database = createRequire(import.meta.url)('better-sqlite3') as new (f: string) => { exec(sql: string): void; close(): void };
+      const holder = new Database(db.file!);
+      holder.exec('select count(*) from domains');
+      await first.close();
+      chmodSync(db.file!, 0o644);
+      chmodSync(db.file! + '-wal', 0o664);
+      const { logger, lines } = captureLogger();
+      const store = await openStore({ url: db.url, logger });
+      try {
+        assert.equal(mode(db.file!), 0o600);
+        assert.equal(mode(db.file! + '-wal'), 0o600);
+        const logged = lines.filter((l) => l.includes('tightened the permissions'));
+        assert.equal(logged.length, 1);
+        const entry = JSON.parse(logged[0]!) as { paths: Array<{ path: string; from: string }> };
+        assert.deepEqual(entry.paths, [{ path: db.file!, from: '0644' }, { path: db.file! + '-wal', from: '0664' }]);
+        assert.ok(await store.domains.exists('old.example.com'));
+      } finally {
+        holder.close();
+        await store.close();
+      }
+      // Nothing left to tighten: no line at the next start.
+      const { logger: quiet, lines: none } = captureLogger();
+      await (await openStore({ url: db.url, logger: quiet })).close();
+      assert.equal(none.filter((l) => l.includes('tightened')).length, 0);
+    } finally {
       await db.drop();
     }
   });
