@@ -67,3 +67,4 @@ export function createSecurity(deps: SecurityDeps): Security {
     stats: () => ({ bans: bans.size, banned: bans.banned, refusedTries: guard.refused }),
   };
 }
+export { banRoutes } from './routes.js';

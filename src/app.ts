@@ -11,7 +11,7 @@ import { type SqlStore, openStore, securePrivateDir } from './store/index.js';
 import { TransportLayer, loadOrCreateCertificate } from './transport/index.js';
 import { HttpServer } from './http/index.js';
 import { type Registrar, type CredentialSource, CachedCredentialSource, NonceLedger, createRegistrar } from '../registrar/index.js';
-import { type Security, createSecurity } from '../security/index.js';
+import { type Security, banRoutes, createSecurity } from '../security/index.js';
 import { MediaHook, ProxyCore, Router } from '../proxy/index.js';
 import { type Balancer, type ReloadSummary, createBalancer } from '../proxy/balancer/index.js';
 import { type MidRegistrar, createMidRegistrar, pickerFromBalancer } from '../registrar/mid/index.js';
@@ -181,6 +181,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       },
     },
   });
+  http.routes(banRoutes(security.bans));
   let started = false;
   return {
     stack,

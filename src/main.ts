@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { CLUSTER_SECRET_ENV, ClusterWorker, type PrimaryMessage, WORKER_INDEX_ENV, runSupervisor } from './cluster/index.js';
 import { createSoftswitch } from './app.js';
 import { CliError, USER_USAGE, type RoutingGroup, runReloadCommand, runRoutingCommand, runUserCommand } from './cli/index.js';
-import { ADMIN_TOKEN_ENV, USER_PASSWORD_ENV, promptHidden, readFirstLine, runTokenCommand, withAdminToken } from './cli/index.js';
+import { ADMIN_TOKEN_ENV, USER_PASSWORD_ENV, promptHidden, readFirstLine, runBanCommand, runTokenCommand, withAdminToken } from './cli/index.js';
 import { ConfigError, loadConfig } from './config/index.js';
 import { createLogger, silentLogger } from './log/index.js';
 import { StoreError, openStore } from './store/index.js';
@@ -24,6 +24,8 @@ const USAGE = `usage:
                                           (softswitch backend help)
   softswitch reload [--config FILE]       make the running server re-read them now
   softswitch token … [--config FILE]      admin tokens of the HTTP API (softswitch token help)
+  softswitch ban list|add|lift … [--config FILE]
+                                          the running server's bans (softswitch ban help)
   softswitch help                         this text`;
 
 /** `softswitch user add alice@example.com --password …` and friends, against the configured store. */
@@ -90,6 +92,23 @@ async function reload(args: string[]): Promise<number> {
   try {
     const send = (token: string | undefined) => runReloadCommand(rest, { httpListen: config.http.listen, token, out: (line) => process.stdout.write(line + '\n') });
     await (store === undefined ? send(preset) : withAdminToken(store, undefined, send));
+    return 0;
+  } catch (err) {
+    return routingUsage(err);
+  } finally {
+    await store?.close();
+  }
+}
+
+/** `softswitch ban list|add|lift`: the running server's bans, through its admin API (token as for reload). */
+async function ban(args: string[]): Promise<number> {
+  const { file, rest } = configArg(args);
+  const config = loadConfig({ file });
+  const preset = process.env[ADMIN_TOKEN_ENV];
+  const store = preset === undefined || preset === '' ? await openStore({ url: config.store.url, logger: silentLogger() }) : undefined;
+  try {
+    const send = (token: string) => runBanCommand(rest, { httpListen: config.http.listen, token, out: (line) => process.stdout.write(line + '\n') });
+    await (store === undefined ? send(preset!) : withAdminToken(store, undefined, send));
     return 0;
   } catch (err) {
     return routingUsage(err);
@@ -175,6 +194,8 @@ async function main(argv: string[]): Promise<number> {
       return routing(command, rest);
     case 'reload':
       return reload(rest);
+    case 'ban':
+      return ban(rest);
     case 'token':
       return token(rest);
     case undefined:

@@ -14,17 +14,20 @@ export interface SippOptions {
   rate?: number;
   timeoutSeconds?: number;
   extra?: string[];
+  /** Local address SIPp binds and writes in its messages (127.0.0.1 by default; another loopback address stands for another host). */
+  local?: string;
 }
 
 /** Runs SIPp against the server; exit code 0 means every call of the scenario succeeded. */
 export async function runSipp(o: SippOptions): Promise<RunResult & { localPort: number }> {
   const sipp = requireTool('sipp', 'sip-tester');
-  const localPort = await freePort();
+  const local = o.local ?? '127.0.0.1';
+  const localPort = await freePort(local);
   const dir = mkdtempSync(join(tmpdir(), 'sipp-'));
   const timeout = o.timeoutSeconds ?? 15;
   const scenario = o.scenario.startsWith('/') ? o.scenario : join(SIPP_SCENARIOS, o.scenario);
   const args = [
-    o.target, '-sf', scenario, '-t', o.transport ?? 'u1', '-i', '127.0.0.1', '-p', String(localPort),
+    o.target, '-sf', scenario, '-t', o.transport ?? 'u1', '-i', local, '-p', String(localPort),
     '-m', String(o.calls ?? 1), '-r', String(o.rate ?? 10), '-timeout', `${timeout}s`, '-timeout_error',
     '-nostdin', '-trace_err', '-error_file', join(dir, 'errors.log'), ...(o.extra ?? []),
   ];

@@ -1,0 +1,40 @@
+/**
+ * The admin API of the ban list, mounted under `/v1/` (admin token required, src/http):
+ *   GET    /v1/bans               the bans in force
+ *   POST   /v1/bans               {"address": "203.0.113.5", "seconds": 3600, "reason": "manual"} bans by hand
+ *   DELETE /v1/bans/:address      lifts a ban (all workers; `softswitch ban lift`)
+ */
+import { isIP } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { BanList } from './ban-list.js';
+
+const banBody = z.strictObject({
+  address: z.string().refine((a) => isIP(a) !== 0, 'must be an IP address'),
+  seconds: z.number().int().min(1).max(31_536_000).default(3600),
+  reason: z.string().min(1).max(64).default('manual'),
+});
+
+export function banRoutes(bans: BanList): (app: FastifyInstance) => void {
+  return (app) => {
+    app.get('/bans', async () => ({ bans: bans.list().map(toJson) }));
+    app.post('/bans', async (req, reply) => {
+      const parsed = banBody.safeParse(req.body);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        return reply.code(400).send({ ok: false, error: `${issue.path.join('.') || 'body'}: ${issue.message}` });
+      }
+      return reply.code(201).send({ ok: true, ban: toJson(bans.ban(parsed.data.address, parsed.data.seconds, parsed.data.reason)) });
+    });
+    app.delete<{ Params: { address: string } }>('/bans/:address', async (req, reply) => {
+      const { address } = req.params;
+      if (isIP(address) === 0) return reply.code(400).send({ ok: false, error: `${JSON.stringify(address)} is not an IP address` });
+      const lifted = bans.lift(address);
+      return reply.code(lifted ? 200 : 404).send({ ok: lifted, ...(lifted ? {} : { error: `${address} is not banned here` }) });
+    });
+  };
+}
+
+function toJson(b: { address: string; reason: string; since: number; until: number }) {
+  return { address: b.address, reason: b.reason, since: new Date(b.since).toISOString(), until: new Date(b.until).toISOString() };
+}
