@@ -12,6 +12,7 @@ const scenarios = {
   kamailio: 'dist/bench/kamailio.js',
   wss: 'dist/bench/wss.js',
   'tls-floor': 'dist/bench/tls-floor.js',
+  flood: 'dist/bench/flood.js',
 };
 if (!scenario || !(scenario in scenarios)) {
   console.error(`usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [args]`);
