@@ -17,7 +17,7 @@ import type { Binding, RegistrarApi, RegistrarOptions, RegistrarStats } from './
 export interface RegistrarInit {
   /** Only `respond` is used. */
   /** `isLocal` lets a REGISTER name this server's own address as its Request-URI. */
-  stack: Pick<Stack, 'respond'> & Partial<Pick<Stack, 'isLocal'>>;
+  stack: Pick<Stack, 'respond'> & Partial<Pick<Stack, 'isLocal' | 'markFlowAuthenticated'>>;
   authenticator: DigestAuthenticator;
   locations: LocationService;
   logger: Logger;
@@ -51,7 +51,7 @@ export class Registrar implements RegistrarApi {
   readonly authenticator: DigestAuthenticator;
   readonly locations: LocationService;
   readonly stats: RegistrarStats = { accepted: 0, refused: 0, challenged: 0 };
-  private readonly stack: Pick<Stack, 'respond'> & Partial<Pick<Stack, 'isLocal'>>;
+  private readonly stack: Pick<Stack, 'respond'> & Partial<Pick<Stack, 'isLocal' | 'markFlowAuthenticated'>>;
   private readonly log: Logger;
   private readonly clock: () => number;
   private readonly domains: ReadonlySet<string>;
@@ -234,6 +234,7 @@ export class Registrar implements RegistrarApi {
     const remove = current.filter((b) => !kept.has(b));
     const add = working.filter((b) => !before.has(b));
     if (remove.length > 0 || add.length > 0) this.locations.update(aor, { remove, add });
+    this.stack.markFlowAuthenticated?.(flow); // a registered phone's connection is shed last under a connection flood
     if (this.log.isLevelEnabled('debug')) this.log.debug({ aor, added: add.length, removed: remove.length, flow: flow.id }, 'REGISTER accepted');
     return this.ok(request, aor, now);
   }

@@ -96,6 +96,14 @@ export class Stack implements TransportUser {
     return this.transport.listeners;
   }
 
+  /**
+   * A registered phone's connection: under connection pressure the transport sheds unauthenticated
+   * connections and keeps this one (no-op for UDP and for transports without the notion).
+   */
+  markFlowAuthenticated(flow: Flow): void {
+    this.transport.markAuthenticated?.(flow.id);
+  }
+
   /** host:port this stack puts in Via / Record-Route for a transport, if it listens on it. */
   advertisedAddress(protocol: TransportProtocol): { host: string; port: number } | undefined {
     return this.advertised.get(protocol);
