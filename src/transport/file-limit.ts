@@ -30,13 +30,14 @@ export function readFileLimit(pid: number | 'self' = 'self'): FileLimit | undefi
 }
 
 /**
- * Raises the soft open-file limit of this process to its hard limit and logs both values. A failure
- * (no prlimit, no /proc) is a warning: the server still starts, with its connection cap lowered to fit
- * (ConnectionAdmission). Returns the limit in force afterwards.
+ * Raises the soft open-file limit of this process (or of `pid`) to its hard limit and logs both values.
+ * Node itself raises the soft limit when it starts; this makes sure of it whatever started us, and says
+ * what the limits are. A failure (no prlimit, no /proc) is a warning: the server still starts, with its
+ * connection cap lowered to fit (ConnectionAdmission). Returns the limit in force afterwards.
  */
-export function raiseFileLimit(logger: Logger): FileLimit | undefined {
+export function raiseFileLimit(logger: Logger, pid: number = process.pid): FileLimit | undefined {
   const log = categoryLogger(logger, 'sip.transport');
-  const before = readFileLimit();
+  const before = readFileLimit(pid);
   if (before === undefined) {
     log.warn('cannot read the open-file limit (/proc/self/limits): connection caps do not account for it');
     return undefined;
@@ -46,14 +47,14 @@ export function raiseFileLimit(logger: Logger): FileLimit | undefined {
     return before;
   }
   try {
-    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${before.hard}:${before.hard}`], { stdio: 'pipe', timeout: 5000 });
+    execFileSync('prlimit', ['--pid', String(pid), `--nofile=${before.hard}:${before.hard}`], { stdio: 'pipe', timeout: 5000 });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
     const reason = e.code === 'ENOENT' ? 'prlimit (util-linux) is not installed' : (e.stderr?.toString().trim() || e.message);
     log.warn({ soft: before.soft, hard: before.hard, err: reason }, 'cannot raise the open-file limit; connections are capped to fit the soft limit');
     return before;
   }
-  const after = readFileLimit() ?? before;
+  const after = readFileLimit(pid) ?? before;
   log.info({ soft: after.soft, hard: after.hard ?? 'unlimited', before: before.soft }, 'open-file limit raised');
   return after;
 }

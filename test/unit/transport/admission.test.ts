@@ -3,7 +3,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger } from '../../../src/log/index.js';
 import { ConnectionAdmission, addressKey, fileReserve } from '../../../src/transport/admission.js';
-import { readFileLimit } from '../../../src/transport/file-limit.js';
+import { raiseFileLimit, readFileLimit } from '../../../src/transport/file-limit.js';
+import { spawn } from 'node:child_process';
+import { capturingLogger } from './helpers.js';
 
 describe('connection admission', () => {
   it('counts an IPv6 client by its /64, since one host may use any address of its /64 (RFC 8981)', () => {
@@ -46,5 +48,27 @@ describe('connection admission', () => {
   it('reads the open-file limit of this process from /proc', () => {
     const limit = readFileLimit();
     assert.ok(limit !== undefined && limit.soft > 0 && (limit.hard === undefined || limit.hard >= limit.soft));
+  });
+
+  it('raises a soft open-file limit of 1,024 to the hard limit with prlimit and logs both values', async () => {
+    // `sleep` does not raise its own limit the way Node does at start.
+    const child = spawn('prlimit', ['--nofile=1024:4096', 'sleep', '30'], { stdio: 'ignore' });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.deepEqual(readFileLimit(child.pid!), { soft: 1024, hard: 4096 });
+      const { logger, lines } = capturingLogger('info');
+      assert.deepEqual(raiseFileLimit(logger, child.pid!), { soft: 4096, hard: 4096 });
+      assert.deepEqual(readFileLimit(child.pid!), { soft: 4096, hard: 4096 });
+      const line = lines().find((l) => l.msg === 'open-file limit raised');
+      assert.ok(line !== undefined);
+      assert.equal(line.before, 1024);
+      assert.equal(line.soft, 4096);
+      assert.equal(line.hard, 4096);
+      // Already at the hard limit: one line with both values, nothing changed.
+      raiseFileLimit(logger, child.pid!);
+      assert.deepEqual(lines().at(-1), { ...lines().at(-1), msg: 'open-file limit', soft: 4096, hard: 4096 });
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });
