@@ -267,6 +267,43 @@ describe('connection limits: one address cannot take the server', { timeout: 60_
   });
 });
 
+describe('connection limits: at the process cap', { timeout: 30_000 }, () => {
+  let t: TestServer;
+  const attacker = new Attacker();
+  const raw: RawPhone[] = [];
+  const NAT = '127.0.0.5';
+
+  before(async () => {
+    t = await startTestServer({ sip: { maxConnections: 6, maxConnectionsPerIp: 100 } });
+    await t.addUser(`alice@${DOMAIN}`, 'alice-secret');
+  });
+  after(async () => {
+    attacker.destroyAll();
+    for (const r of raw) r.close();
+    await t?.stop();
+  });
+
+  it('keeps the connection of a phone whose REGISTER was accepted, even behind the same NAT address as the flood, and sheds the flood', async () => {
+    const port = t.listener('tcp').port;
+    await attacker.connect('tcp', port, NAT, 5);
+    const phone = await RawPhone.open('tcp', port, NAT);
+    raw.push(phone);
+    assert.equal(await phone.register('alice', 'alice-secret'), 200);
+    // At the cap, the phone's connection is the newest one of the address holding the most unregistered
+    // connections: only its accepted REGISTER keeps it from being the one shed.
+    await attacker.connect('tcp', port, NAT, 10);
+    await sleep(200);
+    assert.equal(phone.closed, false, 'the registered phone is kept');
+    assert.equal(await phone.ping(), 200);
+    assert.equal(attacker.open, 5, 'the cap of 6 holds: the phone and 5 attacker connections');
+    // A second phone still gets in (shedding an attacker connection) and registers.
+    const second = await RawPhone.open('tls', t.listener('tls').port, PHONE);
+    raw.push(second);
+    assert.equal(await second.register('alice', 'alice-secret'), 200);
+    assert.equal(attacker.open, 4);
+  });
+});
+
 describe('connection limits: slow connections under a 1,024 file limit', { timeout: 90_000 }, () => {
   let dir: string;
   let child: ChildProcess | undefined;
