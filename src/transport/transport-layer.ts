@@ -350,32 +350,37 @@ export class TransportLayer implements TransportSender {
     if (ticket === undefined) {
       throw new TransportError('TRANSPORT_ERR_LIMIT', `connection limit of ${this.admission.limit} reached, cannot connect to ${protocol}:${formatHostPort(remote)}`);
     }
-    const listener = this.listenerFor(protocol, addressFamily(remote.address));
-    // Leave from the listener's address when it names one, so the peer sees the address we advertise in Via.
-    const localAddress = listener && !isWildcard(listener.address) && (!isLoopback(listener.address) || isLoopback(remote.address)) ? listener.address : undefined;
-    const socket: Socket =
-      protocol === 'tls'
-        ? tlsConnect({
-          host: remote.address,
-          port: remote.port,
-          ...(localAddress === undefined ? {} : { localAddress }),
-          rejectUnauthorized: this.tlsClient.rejectUnauthorized ?? true,
-          ...(this.tlsClient.ca === undefined ? {} : { ca: this.tlsClient.ca }),
-        })
-        : netConnect({ host: remote.address, port: remote.port, ...(localAddress === undefined ? {} : { localAddress }) });
-    connection = new StreamConnection({
-      id: this.newFlowId(protocol),
-      protocol,
-      socket,
-      local: listener ? { address: listener.address, port: listener.port } : undefined,
-      remote,
-      delegate: this.connectionDelegate,
-      logger: this.log,
-      maxMessageSize: this.maxMessageSize,
-      idleTimeoutMs: this.idleTimeoutMs,
-      messageTimeoutMs: this.messageTimeoutMs,
-      connecting: { event: protocol === 'tls' ? 'secureConnect' : 'connect', timeoutMs: this.connectTimeoutMs },
-    });
+    try {
+      const listener = this.listenerFor(protocol, addressFamily(remote.address));
+      // Leave from the listener's address when it names one, so the peer sees the address we advertise in Via.
+      const localAddress = listener && !isWildcard(listener.address) && (!isLoopback(listener.address) || isLoopback(remote.address)) ? listener.address : undefined;
+      const socket: Socket =
+        protocol === 'tls'
+          ? tlsConnect({
+            host: remote.address,
+            port: remote.port,
+            ...(localAddress === undefined ? {} : { localAddress }),
+            rejectUnauthorized: this.tlsClient.rejectUnauthorized ?? true,
+            ...(this.tlsClient.ca === undefined ? {} : { ca: this.tlsClient.ca }),
+          })
+          : netConnect({ host: remote.address, port: remote.port, ...(localAddress === undefined ? {} : { localAddress }) });
+      connection = new StreamConnection({
+        id: this.newFlowId(protocol),
+        protocol,
+        socket,
+        local: listener ? { address: listener.address, port: listener.port } : undefined,
+        remote,
+        delegate: this.connectionDelegate,
+        logger: this.log,
+        maxMessageSize: this.maxMessageSize,
+        idleTimeoutMs: this.idleTimeoutMs,
+        messageTimeoutMs: this.messageTimeoutMs,
+        connecting: { event: protocol === 'tls' ? 'secureConnect' : 'connect', timeoutMs: this.connectTimeoutMs },
+      });
+    } catch (err) {
+      this.admission.release(ticket); // the socket was never made
+      throw err;
+    }
     this.tickets.set(connection.id, ticket);
     this.table.add(connection);
     this.log.debug({ flow: connection.id, peer: `${protocol}:${formatHostPort(remote)}` }, 'connecting');
