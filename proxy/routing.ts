@@ -136,6 +136,9 @@ export class Router implements StackUser {
       caller = await this.authenticateCaller(req, tx);
       if (caller === undefined) return;
     }
+    // A connection that proved itself (credentials, or a trusted source: a trunk's, a backend's TCP/TLS)
+    // is shed last under connection pressure and its requests do not count as a flood.
+    if (tx.flow.protocol !== 'udp') this.stack.markFlowAuthenticated(tx.flow);
 
     // 8. A backend calling a device at the Contact the mid-registrar registered there.
     const devices = trusted ? this.mid?.resolveIncoming(req.ruri) : undefined;

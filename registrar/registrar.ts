@@ -21,7 +21,7 @@ export interface RegistrarInit {
    * `isLocal` lets a REGISTER name this server's own address as its Request-URI; `isLocalHost` lets an
    * AoR name it as its domain when one domain is served (ServedDomains).
    */
-  stack: Pick<Stack, 'respond'> & Partial<Pick<Stack, 'isLocal' | 'isLocalHost'>>;
+  stack: Pick<Stack, 'respond'> & Partial<Pick<Stack, 'isLocal' | 'isLocalHost' | 'markFlowAuthenticated'>>;
   authenticator: DigestAuthenticator;
   locations: LocationService;
   logger: Logger;
@@ -57,7 +57,7 @@ export class Registrar implements RegistrarApi {
   readonly authenticator: DigestAuthenticator;
   readonly locations: LocationService;
   readonly stats: RegistrarStats = { accepted: 0, refused: 0, challenged: 0 };
-  private readonly stack: Pick<Stack, 'respond'> & Partial<Pick<Stack, 'isLocal' | 'isLocalHost'>>;
+  private readonly stack: Pick<Stack, 'respond'> & Partial<Pick<Stack, 'isLocal' | 'isLocalHost' | 'markFlowAuthenticated'>>;
   private readonly log: Logger;
   private readonly clock: () => number;
   /** The served domains, and this server's addresses as their alias when there is one domain. */
@@ -241,6 +241,7 @@ export class Registrar implements RegistrarApi {
     const remove = current.filter((b) => !kept.has(b));
     const add = working.filter((b) => !before.has(b));
     if (remove.length > 0 || add.length > 0) this.locations.update(aor, { remove, add });
+    this.stack.markFlowAuthenticated?.(flow); // a registered phone's connection is shed last under a connection flood
     if (this.log.isLevelEnabled('debug')) this.log.debug({ aor, added: add.length, removed: remove.length, flow: flow.id }, 'REGISTER accepted');
     return this.ok(request, aor, now);
   }

@@ -89,6 +89,9 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
         maxMessageSize: config.sip.maxMessageSize,
         maxConnections: config.sip.maxConnections,
         idleTimeoutMs: config.sip.idleTimeout * 1000,
+        maxConnectionsPerIp: config.sip.maxConnectionsPerIp,
+        messageTimeoutMs: config.sip.messageTimeout * 1000,
+        handshakeTimeoutMs: config.sip.handshakeTimeout * 1000,
       }),
   });
   const store = await openStore({ url: config.store.url, logger });

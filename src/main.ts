@@ -12,6 +12,7 @@ import { ADMIN_TOKEN_ENV, USER_PASSWORD_ENV, promptHidden, readFirstLine, runBan
 import { ConfigError, loadConfig } from './config/index.js';
 import { createLogger, silentLogger } from './log/index.js';
 import { StoreError, openStore } from './store/index.js';
+import { raiseFileLimit } from './transport/file-limit.js';
 
 const USAGE = `usage:
   softswitch start [--config FILE] [--workers N|auto]
@@ -141,6 +142,8 @@ async function start(args: string[]): Promise<number> {
   const workers = values.workers === undefined || values.workers === 'auto' ? availableParallelism() : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new Error(`--workers must be a whole number from 1 to 256, got ${JSON.stringify(values.workers)}`);
   const config = loadConfig({ file: values.config });
+  // Every connection is a file: soft limit up to the hard one, before the workers fork (they inherit it).
+  if (cluster.isPrimary) raiseFileLimit(createLogger({ level: config.log.level }));
   // --workers 1 is the single process of old: no cluster, no hand-over, nothing in between.
   if (workers > 1 && cluster.isPrimary) return runSupervisor({ workers, logger: createLogger({ level: config.log.level }) });
   const index = workers > 1 ? Number(process.env[WORKER_INDEX_ENV]) : 0;

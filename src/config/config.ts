@@ -76,6 +76,26 @@ const schema = z.strictObject({
     maxConnections: z.number().int().min(1).max(1_000_000).default(20000),
     /** Close a stream connection after this long without any traffic, seconds. */
     idleTimeout: z.number().int().min(10).default(600),
+    /**
+     * Cap on simultaneous TCP/TLS/WS/WSS connections from one client address (an IPv6 client: its /64), per
+     * process (each worker counts its own). 1000: an office NAT puts every desk phone and browser tab of a
+     * site behind one address, and a site of a thousand seats still fits; one address can then take at
+     * most a twentieth of a 20,000-connection process. Raise it for bigger sites behind one NAT.
+     */
+    maxConnectionsPerIp: z.number().int().min(1).max(1_000_000).default(1000),
+    /**
+     * A SIP message on a TCP/TLS connection must be complete this many seconds after its first byte, and
+     * a new TCP/TLS/WS/WSS connection must bring its first message within this many seconds (OpenSIPS
+     * tcp_max_msg_time is 4). 10: a 64 KB message takes 8 s at 64 kbit/s, the slowest link a phone
+     * registers over; a client that dribbles bytes or says nothing holds a connection 10 s at most.
+     */
+    messageTimeout: z.number().min(1).max(120).default(10),
+    /**
+     * From TCP accept to a completed TLS handshake (TLS, WSS) or WebSocket upgrade (WS, WSS), seconds.
+     * 10: a handshake is two or three round trips, under a second even on a poor mobile link with a
+     * retransmission or two (Node's own default of 120 s lets a silent client hold a socket for minutes).
+     */
+    handshakeTimeout: z.number().min(1).max(120).default(10),
     /** Server / User-Agent header value; empty to send none. */
     serverHeader: z.string().default('softswitch'),
   }).prefault({}),

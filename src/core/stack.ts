@@ -9,7 +9,7 @@ import {
   type ClientTransaction, type ClientTransactionUser, type ServerTransaction, TransactionLayer, type Timers,
   type TimerConfig, responseDestination,
 } from '../transaction/index.js';
-import type { Destination, Flow, ListenSpec, TransportProtocol, TransportUser } from '../transport/types.js';
+import type { Destination, Flow, HostPort, ListenSpec, TransportProtocol, TransportUser } from '../transport/types.js';
 import { checkRequest, reasonFromParseError } from './request-checks.js';
 import { salvageResponse } from './salvage.js';
 import type { SourceGate, StackTransport, StackUser } from './types.js';
@@ -56,6 +56,8 @@ export class Stack implements TransportUser {
   private readonly serverHeader: string;
   private readonly advertiseOption: string | undefined;
   private readonly gate: SourceGate | undefined;
+  /** Stream flows a registered phone is on: exempt from the request-rate count. */
+  private readonly authenticatedFlows = new Set<string>();
   private user: StackUser | undefined;
   private advertised = new Map<TransportProtocol, { host: string; port: number }>();
   private localHosts = new Set<string>();
@@ -103,6 +105,21 @@ export class Stack implements TransportUser {
 
   get listeners(): ListenSpec[] {
     return this.transport.listeners;
+  }
+
+  /**
+   * A registered phone's connection: under connection pressure the transport sheds unauthenticated
+   * connections and keeps this one (no-op for UDP and for transports without the notion).
+   */
+  markFlowAuthenticated(flow: Flow): void {
+    this.transport.markAuthenticated?.(flow.id);
+    // Its requests no longer count against the flood limit of its address (an office NAT's phones).
+    if (flow.protocol !== 'udp' && this.gate !== undefined) this.authenticatedFlows.add(flow.id);
+  }
+
+  /** The transport asks before anything else: a datagram or a new connection from a banned source is dropped. */
+  admit(remote: HostPort): boolean {
+    return this.gate === undefined || this.gate.admit(remote.address);
   }
 
   /** host:port this stack puts in Via / Record-Route for a transport, if it listens on it. */
@@ -165,7 +182,7 @@ export class Stack implements TransportUser {
       const source = flow.remote.address;
       // A response starts "SIP/"; a request's method token cannot contain '/'.
       const response = data.length > 4 && data[0] === 0x53 && data[1] === 0x49 && data[2] === 0x50 && data[3] === 0x2f;
-      if (!this.gate.admit(source) || (!response && !this.gate.request(source))) {
+      if (!this.gate.admit(source) || (!response && !this.authenticatedFlows.has(flow.id) && !this.gate.request(source))) {
         this.stats.dropped++;
         return;
       }
@@ -192,6 +209,7 @@ export class Stack implements TransportUser {
   }
 
   onFlowClosed(flow: Flow, reason: string): void {
+    this.authenticatedFlows.delete(flow.id);
     this.user?.onFlowClosed?.(flow, reason);
   }
 

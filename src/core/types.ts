@@ -7,6 +7,8 @@ export interface StackTransport extends TransportSender {
   start(): Promise<void>;
   stop(): Promise<void>;
   readonly listeners: ListenSpec[];
+  /** The flow carried an authenticated request (REGISTER accepted): shed last under connection pressure. */
+  markAuthenticated?(flowId: string): void;
 }
 
 /**

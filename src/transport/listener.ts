@@ -4,6 +4,7 @@
  */
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
+import type { AdmissionTicket } from './admission.js';
 import type { HostPort, ListenSpec } from './types.js';
 
 export interface Listener {
@@ -16,12 +17,23 @@ export interface Listener {
 }
 
 export interface ListenerDelegate {
+  /**
+   * Called before anything else for every datagram a UDP listener receives (keep-alives and STUN
+   * included): false drops it silently.
+   */
+  admitDatagram(remote: HostPort, local: ListenSpec): boolean;
   /** A datagram that may be a SIP message (keep-alives and oversize datagrams already dropped). */
   onDatagram(data: Buffer, remote: HostPort, local: ListenSpec): void;
+  /**
+   * A TCP connection just accepted, before any byte is read or any TLS/HTTP work is done: a ticket when
+   * it may stay (per-address and process caps, the transport user's admit), undefined to destroy it at
+   * once. `close` ends it if it is shed later. The listener releases the ticket when the socket closes.
+   */
+  admit(remote: HostPort, local: ListenSpec, close: (reason: string) => void): AdmissionTicket | undefined;
+  /** The socket of an admitted connection is gone. Idempotent. */
+  release(ticket: AdmissionTicket): void;
   /** A TCP connection, or a TLS one whose handshake has completed. */
-  onSocket(socket: Socket, local: ListenSpec): void;
-  /** Whether one more connection fits under maxConnections; logs the refusal when it does not. */
-  admit(remote: HostPort, local: ListenSpec): boolean;
+  onSocket(socket: Socket, local: ListenSpec, ticket: AdmissionTicket): void;
   /** A WebSocket that negotiated the `sip` subprotocol. */
-  onWebSocket(ws: WebSocket, remote: HostPort, local: ListenSpec): void;
+  onWebSocket(ws: WebSocket, remote: HostPort, local: ListenSpec, ticket: AdmissionTicket): void;
 }

@@ -16,6 +16,11 @@ export interface StreamConnectionOptions {
   logger: Logger;
   maxMessageSize: number;
   idleTimeoutMs: number;
+  /**
+   * A message must be complete this long after its first byte; an inbound connection must also deliver
+   * its first message this long after it was accepted (TLS: after the handshake). Else it is closed.
+   */
+  messageTimeoutMs: number;
   /** Outbound only: the socket event that makes it usable, and how long to wait for it. */
   connecting?: { event: 'connect' | 'secureConnect'; timeoutMs: number };
 }
@@ -52,6 +57,12 @@ export class StreamConnection implements Connection {
   private settleReady: ((err?: Error) => void) | undefined;
   private connectTimer: NodeJS.Timeout | undefined;
   private lastError: Error | undefined;
+  private readonly messageTimeoutMs: number;
+  /** One timer per connection, re-armed with refresh(): no allocation per message. */
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private deadlineArmed = false;
+  /** Inbound, nothing framed yet: the deadline counts from accept, not from the first byte. */
+  private awaitingFirstMessage: boolean;
 
   constructor(options: StreamConnectionOptions) {
     this.id = options.id;
@@ -60,6 +71,8 @@ export class StreamConnection implements Connection {
     this.delegate = options.delegate;
     this.log = options.logger;
     this.framer = new StreamFramer({ maxMessageSize: options.maxMessageSize });
+    this.messageTimeoutMs = options.messageTimeoutMs;
+    this.awaitingFirstMessage = options.connecting === undefined;
     this.currentFlow = Object.freeze({
       id: options.id,
       protocol: options.protocol,
@@ -87,6 +100,8 @@ export class StreamConnection implements Connection {
     } else {
       this.state = 'open';
       this.ready = Promise.resolve();
+      // A peer that connects and then says nothing (or dribbles bytes) holds a file descriptor for free.
+      this.armDeadline();
     }
   }
 
@@ -154,11 +169,40 @@ export class StreamConnection implements Connection {
       this.close(`framing error: ${reason}`);
       return;
     }
+    let framed = false;
     for (const item of items) {
       if (this.state !== 'open') return; // closed from inside onMessage
-      if (item.kind === 'message') this.delegate.onMessage(item.data, this);
-      else if (item.crlfs >= 2) this.socket.write(CRLF);
+      if (item.kind === 'message') {
+        framed = true;
+        this.delegate.onMessage(item.data, this);
+      } else if (item.crlfs >= 2) this.socket.write(CRLF);
     }
+    if (this.state !== 'open') return;
+    // The whole-message deadline: a partial message left over starts (or keeps) the clock; a completed
+    // one stops it. Keep-alive CRLFs alone do not reset it while the first message is awaited.
+    if (framed) this.awaitingFirstMessage = false;
+    if (this.framer.buffered > 0) {
+      if (framed || !this.deadlineArmed) this.armDeadline();
+    } else if (!this.awaitingFirstMessage) {
+      this.deadlineArmed = false;
+    }
+  }
+
+  private armDeadline(): void {
+    this.deadlineArmed = true;
+    if (this.deadlineTimer === undefined) {
+      this.deadlineTimer = setTimeout(() => this.onDeadline(), this.messageTimeoutMs);
+      this.deadlineTimer.unref();
+    } else {
+      this.deadlineTimer.refresh();
+    }
+  }
+
+  private onDeadline(): void {
+    if (!this.deadlineArmed || this.state !== 'open') return;
+    const what = this.awaitingFirstMessage ? 'no complete SIP message after connecting' : 'SIP message not complete after its first byte';
+    this.log.info({ flow: this.id, peer: this.peer, timeoutMs: this.messageTimeoutMs, buffered: this.framer.buffered }, `${what}, closing connection`);
+    this.close(`message timeout: ${what} within ${this.messageTimeoutMs} ms`);
   }
 
   private onError(err: Error): void {
@@ -178,6 +222,8 @@ export class StreamConnection implements Connection {
     this.state = 'closed';
     clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
+    clearTimeout(this.deadlineTimer);
+    this.deadlineArmed = false;
     this.socket.setTimeout(0);
     this.socket.destroy();
     if (this.settleReady) {

@@ -1,6 +1,7 @@
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from '../log/index.js';
+import type { AdmissionTicket } from './admission.js';
 import { formatHostPort, normalizeAddress } from './address.js';
 import type { Listener, ListenerDelegate } from './listener.js';
 import type { ListenSpec } from './types.js';
@@ -11,40 +12,51 @@ export interface StreamListenerOptions {
   logger: Logger;
   /** Required for TLS. */
   tls?: { cert: string | Buffer; key: string | Buffer };
+  /** TLS: how long from TCP accept to a completed handshake before the socket is destroyed. */
+  handshakeTimeoutMs: number;
 }
 
-/** A TCP or TLS server socket; hands every accepted (and, for TLS, handshaken) socket to the delegate. */
+/** A TLS connection accepted and admitted, whose handshake has not completed yet. */
+interface Handshaking {
+  ticket: AdmissionTicket;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * A TCP or TLS server socket. Every accepted TCP connection is offered to the delegate's admit before
+ * any byte is read (TLS included: the TLS server only sees admitted sockets); TLS handshakes have
+ * handshakeTimeoutMs to complete. Hands every admitted (and, for TLS, handshaken) socket to the delegate.
+ */
 export class StreamListener implements Listener {
   private spec: ListenSpec;
   private readonly delegate: ListenerDelegate;
   private readonly log: Logger;
+  /** The listening socket: plain TCP even for TLS, so that admission comes before the handshake. */
   private readonly server: Server;
+  private readonly tlsServer: TlsServer | undefined;
+  private readonly handshakeTimeoutMs: number;
   /** Raw sockets from accept until close, so that stop() also ends TLS handshakes still in progress. */
   private readonly sockets = new Set<Socket>();
+  /** TLS handshakes in progress by `address|port` of the peer (the TLSSocket reports the raw socket's). */
+  private readonly handshaking = new Map<string, Handshaking>();
   private started = false;
 
   constructor(options: StreamListenerOptions) {
     this.spec = { ...options.spec };
     this.delegate = options.delegate;
     this.log = options.logger;
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs;
     if (options.spec.protocol === 'tls') {
       if (!options.tls) throw new TypeError('a tls listener needs a certificate and key');
-      const server = createTlsServer({ cert: options.tls.cert, key: options.tls.key, handshakeTimeout: 10_000 });
-      server.on('secureConnection', (socket: TLSSocket) => this.accept(socket));
+      const server = createTlsServer({ cert: options.tls.cert, key: options.tls.key, handshakeTimeout: options.handshakeTimeoutMs });
+      server.on('secureConnection', (socket: TLSSocket) => this.onSecure(socket));
       server.on('tlsClientError', (err, socket) => {
         this.log.debug({ peer: peerOf(socket), err: err.message }, 'TLS handshake failed');
         socket.destroy();
       });
-      this.server = server;
-    } else {
-      this.server = createNetServer((socket) => this.accept(socket));
+      this.tlsServer = server;
     }
-    this.server.on('connection', (socket: Socket) => {
-      this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
-      // Errors on a socket still in the TLS handshake have no other listener yet.
-      socket.on('error', () => undefined);
-    });
+    this.server = createNetServer((socket) => this.onConnection(socket));
   }
 
   get local(): ListenSpec {
@@ -82,17 +94,52 @@ export class StreamListener implements Listener {
     });
   }
 
-  private accept(socket: Socket): void {
+  private onConnection(socket: Socket): void {
+    // Errors on a socket still in the TLS handshake have no other listener yet.
+    socket.on('error', () => undefined);
     if (socket.remoteAddress === undefined || socket.remotePort === undefined) {
       socket.destroy(); // already gone
       return;
     }
     const remote = { address: normalizeAddress(socket.remoteAddress), port: socket.remotePort };
-    if (!this.delegate.admit(remote, this.spec)) {
+    const ticket = this.delegate.admit(remote, this.spec, () => socket.destroy());
+    if (ticket === undefined) {
       socket.destroy();
       return;
     }
-    this.delegate.onSocket(socket, this.spec);
+    this.sockets.add(socket);
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      this.delegate.release(ticket);
+    });
+    if (this.tlsServer === undefined) {
+      this.delegate.onSocket(socket, this.spec, ticket);
+      return;
+    }
+    const key = `${remote.address}|${remote.port}`;
+    const timer = setTimeout(() => {
+      this.log.debug({ peer: formatHostPort(remote), timeoutMs: this.handshakeTimeoutMs }, 'TLS handshake not completed in time, closing');
+      socket.destroy();
+    }, this.handshakeTimeoutMs);
+    timer.unref();
+    this.handshaking.set(key, { ticket, timer });
+    socket.once('close', () => {
+      clearTimeout(timer);
+      if (this.handshaking.get(key)?.ticket === ticket) this.handshaking.delete(key);
+    });
+    this.tlsServer.emit('connection', socket);
+  }
+
+  private onSecure(socket: TLSSocket): void {
+    const key = socket.remoteAddress === undefined ? '' : `${normalizeAddress(socket.remoteAddress)}|${socket.remotePort ?? 0}`;
+    const pending = this.handshaking.get(key);
+    if (pending === undefined) {
+      socket.destroy(); // closed meanwhile
+      return;
+    }
+    this.handshaking.delete(key);
+    clearTimeout(pending.timer);
+    this.delegate.onSocket(socket, this.spec, pending.ticket);
   }
 }
 

@@ -4,8 +4,10 @@ import { connect as tlsConnect } from 'node:tls';
 import type { WebSocket } from 'ws';
 import { categoryLogger, type Logger } from '../log/index.js';
 import { addressFamily, formatHostPort, isWildcard, normalizeAddress } from './address.js';
+import { ConnectionAdmission, type AdmissionTicket } from './admission.js';
 import type { Connection, ConnectionDelegate } from './connection.js';
 import { ConnectionTable } from './connection-table.js';
+import { readFileLimit } from './file-limit.js';
 import type { Listener, ListenerDelegate } from './listener.js';
 import { StreamConnection } from './stream-connection.js';
 import { StreamListener } from './stream-listener.js';
@@ -29,8 +31,25 @@ export interface TransportLayerOptions {
   tlsClient?: { rejectUnauthorized?: boolean; ca?: string | Buffer };
   /** Largest SIP message accepted on any transport. Default 65535. */
   maxMessageSize?: number;
-  /** Cap on simultaneous TCP/TLS/WS/WSS connections, inbound and outbound. Default 10000. */
+  /**
+   * Cap on simultaneous TCP/TLS/WS/WSS connections, inbound and outbound, TLS handshakes and WebSocket
+   * upgrades in progress included. Default 10000. Lowered to fit `fileLimit` (see admission.ts).
+   */
   maxConnections?: number;
+  /** Cap on simultaneous inbound connections from one address (IPv6: one /64). Default 1000. */
+  maxConnectionsPerIp?: number;
+  /**
+   * The soft RLIMIT_NOFILE of this process; the connection cap keeps a reserve of files below it.
+   * Default: read from /proc/self/limits; null: do not account for it.
+   */
+  fileLimit?: number | null;
+  /**
+   * A stream message must be complete this long after its first byte, and an inbound connection must
+   * bring its first message this long after it is accepted (WebSocket: after the upgrade). Default 10000.
+   */
+  messageTimeoutMs?: number;
+  /** From TCP accept to a completed TLS handshake or WebSocket upgrade. Default 10000. */
+  handshakeTimeoutMs?: number;
   /** A stream connection without a byte either way for this long is closed. Default 600000 (10 min). */
   idleTimeoutMs?: number;
   /** WebSocket ping interval; a peer that has not answered by the next ping is terminated. Default 30000. */
@@ -56,6 +75,10 @@ export class TransportLayer implements TransportSender {
   private readonly idleTimeoutMs: number;
   private readonly wsPingIntervalMs: number;
   private readonly connectTimeoutMs: number;
+  private readonly messageTimeoutMs: number;
+  private readonly admission: ConnectionAdmission;
+  /** The admission ticket of every open connection of this process, by flow id. */
+  private readonly tickets = new Map<string, AdmissionTicket>();
   private readonly allListeners: Listener[] = [];
   private readonly udpListeners: UdpListener[] = [];
   /** UDP listeners by bound `address:port`, as written on the local side of a UDP flow id. */
@@ -81,6 +104,15 @@ export class TransportLayer implements TransportSender {
     this.idleTimeoutMs = positive('idleTimeoutMs', options.idleTimeoutMs, 600_000);
     this.wsPingIntervalMs = positive('wsPingIntervalMs', options.wsPingIntervalMs, 30_000);
     this.connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs, 10_000);
+    this.messageTimeoutMs = positive('messageTimeoutMs', options.messageTimeoutMs, 10_000);
+    const handshakeTimeoutMs = positive('handshakeTimeoutMs', options.handshakeTimeoutMs, 10_000);
+    const fileLimit = options.fileLimit === null ? undefined : options.fileLimit === undefined ? readFileLimit()?.soft : positive('fileLimit', options.fileLimit, 0);
+    this.admission = new ConnectionAdmission({
+      maxConnections: this.maxConnections,
+      maxPerAddress: positive('maxConnectionsPerIp', options.maxConnectionsPerIp, 1000),
+      fileLimit,
+      log: this.log,
+    });
     if (!Array.isArray(options.listen)) throw new TypeError('listen must be an array of ListenSpec');
     const delegate = this.listenerDelegate();
     for (const spec of options.listen) {
@@ -101,12 +133,12 @@ export class TransportLayer implements TransportSender {
         }
         case 'tcp':
         case 'tls':
-          this.allListeners.push(new StreamListener({ ...common, spec: { ...s, protocol: s.protocol }, ...(options.tls ? { tls: options.tls } : {}) }));
+          this.allListeners.push(new StreamListener({ ...common, spec: { ...s, protocol: s.protocol }, handshakeTimeoutMs, ...(options.tls ? { tls: options.tls } : {}) }));
           break;
         case 'ws':
         case 'wss':
           this.allListeners.push(new WsListener({
-            ...common, spec: { ...s, protocol: s.protocol }, maxMessageSize: this.maxMessageSize, ...(options.tls ? { tls: options.tls } : {}),
+            ...common, spec: { ...s, protocol: s.protocol }, maxMessageSize: this.maxMessageSize, handshakeTimeoutMs, ...(options.tls ? { tls: options.tls } : {}),
           }));
           break;
       }
@@ -218,6 +250,15 @@ export class TransportLayer implements TransportSender {
     return true;
   }
 
+  /**
+   * The flow carried a request its user authenticated (a REGISTER accepted): under connection pressure
+   * it is never shed. UDP flows, other workers' flows and unknown ids are ignored.
+   */
+  markAuthenticated(flowId: string): void {
+    const ticket = this.tickets.get(flowId);
+    if (ticket !== undefined) this.admission.markAuthenticated(ticket);
+  }
+
   /** Closes a TCP/TLS/WS/WSS flow (onFlowClosed follows); unknown ids and UDP flows are ignored. */
   closeFlow(flowId: string): void {
     this.table.get(flowId)?.close('closed by the core');
@@ -235,6 +276,7 @@ export class TransportLayer implements TransportSender {
     }
     for (const l of this.udpListeners) this.udpByLocal.set(formatHostPort(l.local), l);
     for (const l of this.allListeners) this.log.info({ listen: `${l.local.protocol}:${formatHostPort(l.local)}` }, 'listening');
+    if (this.allListeners.length > this.udpListeners.length) this.admission.logLimits();
     if ((this.state as State) === 'starting') this.state = 'running';
   }
 
@@ -303,34 +345,43 @@ export class TransportLayer implements TransportSender {
 
   /** Opens an outbound TCP or TLS connection; it is then read like an inbound one. */
   private connect(protocol: 'tcp' | 'tls', remote: HostPort): StreamConnection {
-    if (this.table.size >= this.maxConnections) {
-      throw new TransportError('TRANSPORT_ERR_LIMIT', `connection limit of ${this.maxConnections} reached, cannot connect to ${protocol}:${formatHostPort(remote)}`);
+    let connection: StreamConnection | undefined;
+    const ticket = this.admission.admitOutbound(remote, protocol, (reason) => connection?.close(reason));
+    if (ticket === undefined) {
+      throw new TransportError('TRANSPORT_ERR_LIMIT', `connection limit of ${this.admission.limit} reached, cannot connect to ${protocol}:${formatHostPort(remote)}`);
     }
-    const listener = this.listenerFor(protocol, addressFamily(remote.address));
-    // Leave from the listener's address when it names one, so the peer sees the address we advertise in Via.
-    const localAddress = listener && !isWildcard(listener.address) && (!isLoopback(listener.address) || isLoopback(remote.address)) ? listener.address : undefined;
-    const socket: Socket =
-      protocol === 'tls'
-        ? tlsConnect({
-          host: remote.address,
-          port: remote.port,
-          ...(localAddress === undefined ? {} : { localAddress }),
-          rejectUnauthorized: this.tlsClient.rejectUnauthorized ?? true,
-          ...(this.tlsClient.ca === undefined ? {} : { ca: this.tlsClient.ca }),
-        })
-        : netConnect({ host: remote.address, port: remote.port, ...(localAddress === undefined ? {} : { localAddress }) });
-    const connection = new StreamConnection({
-      id: this.newFlowId(protocol),
-      protocol,
-      socket,
-      local: listener ? { address: listener.address, port: listener.port } : undefined,
-      remote,
-      delegate: this.connectionDelegate,
-      logger: this.log,
-      maxMessageSize: this.maxMessageSize,
-      idleTimeoutMs: this.idleTimeoutMs,
-      connecting: { event: protocol === 'tls' ? 'secureConnect' : 'connect', timeoutMs: this.connectTimeoutMs },
-    });
+    try {
+      const listener = this.listenerFor(protocol, addressFamily(remote.address));
+      // Leave from the listener's address when it names one, so the peer sees the address we advertise in Via.
+      const localAddress = listener && !isWildcard(listener.address) && (!isLoopback(listener.address) || isLoopback(remote.address)) ? listener.address : undefined;
+      const socket: Socket =
+        protocol === 'tls'
+          ? tlsConnect({
+            host: remote.address,
+            port: remote.port,
+            ...(localAddress === undefined ? {} : { localAddress }),
+            rejectUnauthorized: this.tlsClient.rejectUnauthorized ?? true,
+            ...(this.tlsClient.ca === undefined ? {} : { ca: this.tlsClient.ca }),
+          })
+          : netConnect({ host: remote.address, port: remote.port, ...(localAddress === undefined ? {} : { localAddress }) });
+      connection = new StreamConnection({
+        id: this.newFlowId(protocol),
+        protocol,
+        socket,
+        local: listener ? { address: listener.address, port: listener.port } : undefined,
+        remote,
+        delegate: this.connectionDelegate,
+        logger: this.log,
+        maxMessageSize: this.maxMessageSize,
+        idleTimeoutMs: this.idleTimeoutMs,
+        messageTimeoutMs: this.messageTimeoutMs,
+        connecting: { event: protocol === 'tls' ? 'secureConnect' : 'connect', timeoutMs: this.connectTimeoutMs },
+      });
+    } catch (err) {
+      this.admission.release(ticket); // the socket was never made
+      throw err;
+    }
+    this.tickets.set(connection.id, ticket);
     this.table.add(connection);
     this.log.debug({ flow: connection.id, peer: `${protocol}:${formatHostPort(remote)}` }, 'connecting');
     return connection;
@@ -355,6 +406,11 @@ export class TransportLayer implements TransportSender {
     },
     onClosed: (connection, reason, established) => {
       this.table.remove(connection);
+      const ticket = this.tickets.get(connection.id);
+      if (ticket !== undefined) {
+        this.tickets.delete(connection.id);
+        this.admission.release(ticket);
+      }
       if (!established || !this.user.onFlowClosed) return;
       try {
         this.user.onFlowClosed(connection.flow, reason);
@@ -366,22 +422,40 @@ export class TransportLayer implements TransportSender {
 
   private listenerDelegate(): ListenerDelegate {
     return {
+      admitDatagram: (remote) => this.user.admit === undefined || this.userAdmits(remote, 'udp'),
       onDatagram: (data, remote, local) => {
         if (this.dispatcher !== undefined && this.dispatcher.dispatch(data, remote, local)) return;
         this.deliver(data, udpFlow(local, remote));
       },
-      admit: (remote, local) => {
-        if (this.state !== 'running') return false;
-        if (this.table.size < this.maxConnections) return true;
-        this.log.warn({ peer: formatHostPort(remote), listen: `${local.protocol}:${formatHostPort(local)}`, max: this.maxConnections }, 'connection limit reached, refusing connection');
-        return false;
+      admit: (remote, local, close) => {
+        if (this.state !== 'running') return undefined;
+        if (this.user.admit !== undefined && !this.userAdmits(remote, local.protocol)) return undefined;
+        return this.admission.admitInbound(remote, local.protocol, close);
       },
-      onSocket: (socket, local) => this.acceptSocket(socket, local),
-      onWebSocket: (ws, remote, local) => this.acceptWebSocket(ws, remote, local),
+      release: (ticket) => this.admission.release(ticket),
+      onSocket: (socket, local, ticket) => this.acceptSocket(socket, local, ticket),
+      onWebSocket: (ws, remote, local, ticket) => this.acceptWebSocket(ws, remote, local, ticket),
     };
   }
 
-  private acceptSocket(socket: Socket, local: ListenSpec): void {
+  /** The transport user's admit; one that throws admits (a bug there must not close the edge). */
+  private userAdmits(remote: HostPort, protocol: TransportProtocol): boolean {
+    try {
+      return this.user.admit?.(remote, protocol) !== false;
+    } catch (err) {
+      this.log.error({ peer: formatHostPort(remote), err: err instanceof Error ? err.message : String(err) }, 'transport user failed to decide admission');
+      return true;
+    }
+  }
+
+  /** Registers an accepted connection's flow with its ticket: shedding it now closes the flow. */
+  private adopt(connection: Connection, ticket: AdmissionTicket): void {
+    ticket.close = (reason) => connection.close(reason);
+    this.tickets.set(connection.id, ticket);
+    this.table.add(connection);
+  }
+
+  private acceptSocket(socket: Socket, local: ListenSpec, ticket: AdmissionTicket): void {
     if (local.protocol !== 'tcp' && local.protocol !== 'tls') throw new Error(`not a stream listener: ${local.protocol}`);
     const connection = new StreamConnection({
       id: this.newFlowId(local.protocol),
@@ -393,12 +467,13 @@ export class TransportLayer implements TransportSender {
       logger: this.log,
       maxMessageSize: this.maxMessageSize,
       idleTimeoutMs: this.idleTimeoutMs,
+      messageTimeoutMs: this.messageTimeoutMs,
     });
-    this.table.add(connection);
+    this.adopt(connection, ticket);
     this.log.debug({ flow: connection.id, peer: `${local.protocol}:${formatHostPort(connection.flow.remote)}` }, 'accepted');
   }
 
-  private acceptWebSocket(ws: WebSocket, remote: HostPort, local: ListenSpec): void {
+  private acceptWebSocket(ws: WebSocket, remote: HostPort, local: ListenSpec, ticket: AdmissionTicket): void {
     if (local.protocol !== 'ws' && local.protocol !== 'wss') throw new Error(`not a WebSocket listener: ${local.protocol}`);
     if (this.state !== 'running') {
       ws.terminate();
@@ -414,8 +489,9 @@ export class TransportLayer implements TransportSender {
       logger: this.log,
       idleTimeoutMs: this.idleTimeoutMs,
       pingIntervalMs: this.wsPingIntervalMs,
+      messageTimeoutMs: this.messageTimeoutMs,
     });
-    this.table.add(connection);
+    this.adopt(connection, ticket);
     this.log.debug({ flow: connection.id, peer: `${local.protocol}:${formatHostPort(remote)}` }, 'accepted');
   }
 }

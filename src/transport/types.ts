@@ -52,6 +52,12 @@ export interface TransportUser {
   onMessage(data: Buffer, flow: Flow): void;
   /** A connection closed or failed; bindings and transactions on it may react. */
   onFlowClosed?(flow: Flow, reason: string): void;
+  /**
+   * Asked first, for every datagram received (before the cluster dispatcher, STUN and keep-alives) and
+   * for every TCP/TLS/WS/WSS connection just accepted (before any byte is read): false drops the
+   * datagram silently / destroys the socket at once. Absent: everything is admitted. Must be cheap.
+   */
+  admit?(remote: HostPort, protocol: TransportProtocol): boolean;
 }
 
 /**

@@ -90,6 +90,7 @@ export class UdpListener implements Listener {
 
   private onDatagram(msg: Buffer, rinfo: RemoteInfo): void {
     const remote = { address: normalizeAddress(rinfo.address), port: rinfo.port };
+    if (!this.delegate.admitDatagram(remote, this.spec)) return; // banned source: not even a STUN answer
     if (msg.length > this.maxMessageSize) {
       this.log.debug({ peer: formatHostPort(remote), bytes: msg.length, max: this.maxMessageSize }, 'oversize datagram dropped');
       return;

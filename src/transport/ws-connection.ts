@@ -16,6 +16,8 @@ export interface WsConnectionOptions {
   logger: Logger;
   idleTimeoutMs: number;
   pingIntervalMs: number;
+  /** The first SIP message must arrive this long after the upgrade, else the connection is closed. */
+  messageTimeoutMs: number;
 }
 
 /** The pong that answers a CRLF keep-alive ping (RFC 5626 §4.4.1, sent by SIP.js as "\r\n\r\n"). */
@@ -37,6 +39,8 @@ export class WsConnection implements Connection {
   private answeredPing = true;
   private readonly pingTimer: NodeJS.Timeout;
   private readonly idleTimer: NodeJS.Timeout;
+  /** Until the first SIP frame: a WebSocket that never carries SIP only holds a file descriptor. */
+  private firstMessageTimer: NodeJS.Timeout | undefined;
   private lastError: Error | undefined;
 
   constructor(options: WsConnectionOptions) {
@@ -67,6 +71,12 @@ export class WsConnection implements Connection {
     this.pingTimer.unref();
     this.idleTimer = setTimeout(() => this.onIdle(), options.idleTimeoutMs);
     this.idleTimer.unref();
+    const firstWithin = options.messageTimeoutMs;
+    this.firstMessageTimer = setTimeout(() => {
+      this.log.info({ flow: this.id, peer: this.peer, timeoutMs: firstWithin }, 'no SIP message after the WebSocket upgrade, closing connection');
+      this.finish(`message timeout: no SIP message within ${firstWithin} ms of the upgrade`);
+    }, firstWithin);
+    this.firstMessageTimer.unref();
   }
 
   get isOpen(): boolean {
@@ -106,6 +116,10 @@ export class WsConnection implements Connection {
       if (crlfs >= 2) this.ws.send(CRLF, (err) => err && this.log.debug({ flow: this.id, err: err.message }, 'keep-alive pong not sent'));
       return;
     }
+    if (this.firstMessageTimer !== undefined) {
+      clearTimeout(this.firstMessageTimer);
+      this.firstMessageTimer = undefined;
+    }
     this.delegate.onMessage(data, this);
   }
 
@@ -135,6 +149,7 @@ export class WsConnection implements Connection {
     this.closed = true;
     clearInterval(this.pingTimer);
     clearTimeout(this.idleTimer);
+    clearTimeout(this.firstMessageTimer);
     this.ws.terminate();
     this.log.debug({ flow: this.id, peer: this.peer, reason }, 'connection closed');
     this.delegate.onClosed(this, reason, true);

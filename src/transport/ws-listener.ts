@@ -1,9 +1,10 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
-import type { Socket } from 'node:net';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
 import type { Logger } from '../log/index.js';
+import type { AdmissionTicket } from './admission.js';
 import { formatHostPort, normalizeAddress } from './address.js';
 import type { Listener, ListenerDelegate } from './listener.js';
 import type { ListenSpec } from './types.js';
@@ -15,6 +16,14 @@ export interface WsListenerOptions {
   maxMessageSize: number;
   /** Required for WSS. */
   tls?: { cert: string | Buffer; key: string | Buffer };
+  /** How long from TCP accept to a completed WebSocket upgrade (TLS handshake included) before the socket is destroyed. */
+  handshakeTimeoutMs: number;
+}
+
+/** A connection accepted and admitted that is not a WebSocket yet. */
+interface Upgrading {
+  ticket: AdmissionTicket;
+  timer: NodeJS.Timeout;
 }
 
 /** RFC 7118 §4.1: the WebSocket subprotocol that carries SIP. */
@@ -22,14 +31,21 @@ const SIP_SUBPROTOCOL = 'sip';
 
 /**
  * An HTTP (WS) or HTTPS (WSS) server that upgrades to WebSocket only when the client offers the `sip`
- * subprotocol (RFC 7118 §4.1); everything else gets an HTTP error and never becomes a flow.
+ * subprotocol (RFC 7118 §4.1); everything else gets an HTTP error and never becomes a flow. The listening
+ * socket is plain TCP: every accepted connection is offered to the delegate's admit before any byte is
+ * read, and has handshakeTimeoutMs to become a WebSocket (TLS handshake and HTTP upgrade included).
  */
 export class WsListener implements Listener {
   private spec: ListenSpec;
   private readonly delegate: ListenerDelegate;
   private readonly log: Logger;
+  /** Never listens: it sees only the admitted sockets the TCP server hands it. */
   private readonly server: HttpServer;
+  private readonly front: NetServer;
   private readonly wss: WebSocketServer;
+  private readonly handshakeTimeoutMs: number;
+  /** Connections not upgraded yet, by `address|port` of the peer (what req.socket reports, TLS or not). */
+  private readonly upgrading = new Map<string, Upgrading>();
   /** Raw sockets from accept until close, so that stop() ends handshakes and upgraded sockets alike. */
   private readonly sockets = new Set<Socket>();
   private started = false;
@@ -38,9 +54,10 @@ export class WsListener implements Listener {
     this.spec = { ...options.spec };
     this.delegate = options.delegate;
     this.log = options.logger;
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs;
     if (options.spec.protocol === 'wss') {
       if (!options.tls) throw new TypeError('a wss listener needs a certificate and key');
-      const server = createHttpsServer({ cert: options.tls.cert, key: options.tls.key, handshakeTimeout: 10_000 });
+      const server = createHttpsServer({ cert: options.tls.cert, key: options.tls.key, handshakeTimeout: options.handshakeTimeoutMs });
       server.on('tlsClientError', (err, socket) => {
         this.log.debug({ peer: peerOf(socket), err: err.message }, 'TLS handshake failed');
         socket.destroy();
@@ -49,11 +66,7 @@ export class WsListener implements Listener {
     } else {
       this.server = createHttpServer();
     }
-    this.server.on('connection', (socket: Socket) => {
-      this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
-      socket.on('error', () => undefined);
-    });
+    this.front = createNetServer((socket) => this.onConnection(socket));
     // A plain HTTP request on a SIP WebSocket port.
     this.server.on('request', (_req, res) => {
       res.writeHead(426, { Upgrade: 'websocket', 'Content-Type': 'text/plain', Connection: 'close' });
@@ -81,11 +94,11 @@ export class WsListener implements Listener {
       const onError = (err: Error): void => {
         reject(new Error(`cannot listen on ${this.spec.protocol}:${formatHostPort(this.spec)}: ${err.message}`));
       };
-      this.server.once('error', onError);
-      this.server.listen({ host: this.spec.address, port: this.spec.port }, () => {
-        this.server.off('error', onError);
-        this.server.on('error', (err) => this.log.warn({ listen: `${this.spec.protocol}:${formatHostPort(this.spec)}`, err: err.message }, 'server socket error'));
-        const bound = this.server.address();
+      this.front.once('error', onError);
+      this.front.listen({ host: this.spec.address, port: this.spec.port }, () => {
+        this.front.off('error', onError);
+        this.front.on('error', (err) => this.log.warn({ listen: `${this.spec.protocol}:${formatHostPort(this.spec)}`, err: err.message }, 'server socket error'));
+        const bound = this.front.address();
         if (bound && typeof bound === 'object') {
           this.spec = { protocol: this.spec.protocol, address: normalizeAddress(bound.address), port: bound.port };
         }
@@ -95,10 +108,39 @@ export class WsListener implements Listener {
   }
 
   stop(): Promise<void> {
-    const closed = this.server.listening ? new Promise<void>((resolve) => this.server.close(() => resolve())) : Promise.resolve();
+    const closed = this.front.listening ? new Promise<void>((resolve) => this.front.close(() => resolve())) : Promise.resolve();
     for (const s of this.sockets) s.destroy();
     this.wss.close();
     return closed;
+  }
+
+  private onConnection(socket: Socket): void {
+    socket.on('error', () => undefined);
+    if (socket.remoteAddress === undefined || socket.remotePort === undefined) {
+      socket.destroy(); // already gone
+      return;
+    }
+    const remote = { address: normalizeAddress(socket.remoteAddress), port: socket.remotePort };
+    const ticket = this.delegate.admit(remote, this.spec, () => socket.destroy());
+    if (ticket === undefined) {
+      socket.destroy();
+      return;
+    }
+    const key = `${remote.address}|${remote.port}`;
+    const timer = setTimeout(() => {
+      this.log.debug({ peer: formatHostPort(remote), timeoutMs: this.handshakeTimeoutMs }, 'WebSocket upgrade not completed in time, closing');
+      socket.destroy();
+    }, this.handshakeTimeoutMs);
+    timer.unref();
+    this.upgrading.set(key, { ticket, timer });
+    this.sockets.add(socket);
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      clearTimeout(timer);
+      if (this.upgrading.get(key)?.ticket === ticket) this.upgrading.delete(key);
+      this.delegate.release(ticket);
+    });
+    this.server.emit('connection', socket);
   }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -109,17 +151,23 @@ export class WsListener implements Listener {
       return;
     }
     const remote = { address: normalizeAddress(remoteAddress), port: remotePort };
+    const key = `${remote.address}|${remote.port}`;
+    const pending = this.upgrading.get(key);
+    if (pending === undefined) {
+      socket.destroy(); // timed out or shed meanwhile
+      return;
+    }
     const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
     if (!offered.includes(SIP_SUBPROTOCOL)) {
       this.log.debug({ peer: formatHostPort(remote), offered: offered.filter((p) => p !== '') }, 'WebSocket without the sip subprotocol refused');
       refuse(socket, 400, 'Bad Request', 'the sip WebSocket subprotocol is required (RFC 7118)');
       return;
     }
-    if (!this.delegate.admit(remote, this.spec)) {
-      refuse(socket, 503, 'Service Unavailable', 'too many connections');
-      return;
-    }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.delegate.onWebSocket(ws, remote, this.spec));
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.upgrading.delete(key);
+      clearTimeout(pending.timer);
+      this.delegate.onWebSocket(ws, remote, this.spec, pending.ticket);
+    });
   }
 }
 

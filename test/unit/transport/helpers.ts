@@ -116,15 +116,17 @@ export interface TestClient {
 export interface ClientOptions {
   wsProtocols?: string[];
   autoPong?: boolean;
+  /** The client's own address (another loopback address, e.g. 127.0.0.2, to look like another host). */
+  localAddress?: string;
 }
 
 export async function openClient(protocol: TransportProtocol, host: string, port: number, options: ClientOptions = {}): Promise<TestClient> {
   switch (protocol) {
     case 'udp':
-      return udpClient(host, port);
+      return udpClient(host, port, options.localAddress);
     case 'tcp':
     case 'tls':
-      return streamClient(protocol, host, port);
+      return streamClient(protocol, host, port, options.localAddress);
     case 'ws':
     case 'wss':
       return wsClient(protocol, host, port, options);
@@ -156,11 +158,11 @@ function base(protocol: TransportProtocol): {
   };
 }
 
-async function udpClient(host: string, port: number): Promise<TestClient> {
+async function udpClient(host: string, port: number, localAddress = host): Promise<TestClient> {
   const socket: DgramSocket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
   const { items, state, common } = base('udp');
   socket.on('message', (msg) => items.push(msg));
-  await new Promise<void>((resolve) => socket.bind(0, host, () => resolve()));
+  await new Promise<void>((resolve) => socket.bind(0, localAddress, () => resolve()));
   return {
     ...common,
     localPort: socket.address().port,
@@ -178,13 +180,13 @@ async function udpClient(host: string, port: number): Promise<TestClient> {
   };
 }
 
-async function streamClient(protocol: 'tcp' | 'tls', host: string, port: number): Promise<TestClient> {
+async function streamClient(protocol: 'tcp' | 'tls', host: string, port: number, localAddress?: string): Promise<TestClient> {
   const { items, state, common } = base(protocol);
   const socket: Socket = await new Promise((resolve, reject) => {
     const s: Socket =
       protocol === 'tls'
-        ? tlsConnect({ host, port, rejectUnauthorized: false }, () => resolve(s))
-        : netConnect({ host, port }, () => resolve(s));
+        ? tlsConnect({ host, port, rejectUnauthorized: false, ...(localAddress === undefined ? {} : { localAddress }) }, () => resolve(s))
+        : netConnect({ host, port, ...(localAddress === undefined ? {} : { localAddress }) }, () => resolve(s));
     s.once('error', reject);
   });
   socket.on('error', () => undefined);
@@ -217,7 +219,9 @@ async function streamClient(protocol: 'tcp' | 'tls', host: string, port: number)
 async function wsClient(protocol: 'ws' | 'wss', host: string, port: number, options: ClientOptions): Promise<TestClient> {
   const { items, state, common } = base(protocol);
   const url = `${protocol}://${host.includes(':') ? `[${host}]` : host}:${port}/`;
-  const ws = new WebSocket(url, options.wsProtocols ?? ['sip'], { rejectUnauthorized: false, autoPong: options.autoPong ?? true });
+  const ws = new WebSocket(url, options.wsProtocols ?? ['sip'], {
+    rejectUnauthorized: false, autoPong: options.autoPong ?? true, ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
+  });
   ws.on('message', (data: Buffer) => items.push(data));
   ws.on('close', () => {
     state.closed = true;

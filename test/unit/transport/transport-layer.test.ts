@@ -304,21 +304,22 @@ describe('every connection', () => {
     });
   }
 
-  it('beyond maxConnections, a new inbound connection is closed at once with one warning', async () => {
+  it('beyond maxConnections, a new inbound connection is closed at once with one warning when every connection is authenticated', async () => {
     const { logger, lines } = capturingLogger('warn');
-    const { layer } = await startLayer(
+    const { layer, user } = await startLayer(
       [{ protocol: 'tcp', address: '127.0.0.1', port: 0 }, { protocol: 'ws', address: '127.0.0.1', port: 0 }],
       { maxConnections: 1, logger },
     );
     const [tcp, ws] = layer.listeners;
     const first = await client('tcp', '127.0.0.1', tcp!.port);
     await first.write(sipRequest('first'));
-    await waitFor(() => (layer.connectionCount === 1 ? true : undefined), 'the first connection');
+    const { flow } = await user.message(0);
+    layer.markAuthenticated(flow.id);
     const second = await client('tcp', '127.0.0.1', tcp!.port);
     await second.waitClosed();
-    await assert.rejects(openClient('ws', '127.0.0.1', ws!.port), (err: Error & { statusCode?: number }) => err.statusCode === 503);
-    const warnings = lines().filter((l) => l.msg === 'connection limit reached, refusing connection');
-    assert.equal(warnings.length, 2);
+    await assert.rejects(openClient('ws', '127.0.0.1', ws!.port));
+    const warnings = lines().filter((l) => l.msg === 'connection limit reached and every connection is authenticated, refusing connection');
+    assert.equal(warnings.length, 1);
     assert.equal(warnings[0]!.cat, 'sip.transport');
     assert.equal(first.isClosed, false);
     assert.equal(layer.connectionCount, 1);
