@@ -64,6 +64,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     advertise: config.sip.advertise,
     maxMessageSize: config.sip.maxMessageSize,
     serverHeader: config.sip.serverHeader,
+    limits: config.limits,
     createTransport: (user) =>
       new TransportLayer({
         listen: config.sip.listen,

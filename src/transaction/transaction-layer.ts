@@ -26,12 +26,19 @@ export interface TransactionLayerOptions {
    * digest challenge or a quick refusal then goes out alone, one datagram instead of two); false never.
    */
   sendTrying?: boolean | 'deferred';
+  /**
+   * Bound on the wire bytes held by server transactions (requests, last responses; `heldBytes`). Over it,
+   * `receiveRequest` creates no transaction for a new request outside a dialog and answers `over-budget`.
+   * Infinity (the default) never refuses.
+   */
+  memoryLimit?: number;
 }
 
 // Results that carry no data are shared: no allocation for the common absorbed cases.
 const RETRANSMISSION: IncomingRequest = Object.freeze({ kind: 'retransmission' as const });
 const ACK_ABSORBED: IncomingRequest = Object.freeze({ kind: 'ack-absorbed' as const });
 const ACK_FOR_TU: IncomingRequest = Object.freeze({ kind: 'ack' as const });
+const OVER_BUDGET: IncomingRequest = Object.freeze({ kind: 'over-budget' as const });
 
 /**
  * The transaction layer of RFC 3261 §17: matches incoming requests to server transactions (§17.2.3,
@@ -47,6 +54,8 @@ export class TransactionLayer {
   private readonly servers = new Map<string, ServerTransaction>();
   private branchTag = '';
   private stopped = false;
+  private held = 0;
+  private readonly memoryLimit: number;
 
   constructor(options: TransactionLayerOptions) {
     if (options === null || typeof options !== 'object' || options.transport === undefined || options.logger === undefined) {
@@ -54,12 +63,18 @@ export class TransactionLayer {
     }
     this.log = categoryLogger(options.logger, 'sip.transaction');
     this.sendTrying = options.sendTrying ?? true;
+    this.memoryLimit = options.memoryLimit ?? Infinity;
     this.ctx = {
       transport: options.transport,
       timers: options.timers ?? realTimers,
       config: timerConfig(options.timing),
       logger: this.log,
-      owner: { transactionTerminated: (tx) => this.forget(tx) },
+      owner: {
+        transactionTerminated: (tx) => this.forget(tx),
+        heldChanged: (delta) => {
+          this.held += delta;
+        },
+      },
     };
   }
 
@@ -71,6 +86,11 @@ export class TransactionLayer {
   /** Live transactions, per side. */
   get stats(): { client: number; server: number } {
     return { client: this.clients.size, server: this.servers.size };
+  }
+
+  /** Wire bytes held by the live server transactions (what `memoryLimit` bounds). */
+  get heldBytes(): number {
+    return this.held;
   }
 
   /**
@@ -104,6 +124,10 @@ export class TransactionLayer {
       existing.receiveRetransmission();
       return RETRANSMISSION;
     }
+
+    // Under memory pressure new work is refused before it costs anything; requests within a dialog (a
+    // To tag: BYE, re-INVITE, in-dialog NOTIFY) and CANCEL still end what is already held.
+    if (this.held > this.memoryLimit && method !== 'CANCEL' && request.to?.tag === undefined) return OVER_BUDGET;
 
     if (method === 'INVITE') {
       const tx = new InviteServerTransaction(request, key, flow, this.ctx);

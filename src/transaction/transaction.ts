@@ -1,4 +1,4 @@
-import type { SipRequest } from '../sip/index.js';
+import { type SipRequest, type SipResponse, parseMessage } from '../sip/index.js';
 import type { Destination, Flow } from '../transport/types.js';
 import { TransactionError, TransactionStateError } from './errors.js';
 import type { TimerHandle, TimerName } from './timers.js';
@@ -17,20 +17,37 @@ type ListenerTable = { [K in keyof E]?: Array<Listener<E[K]>> };
  * `ClientTransaction` union.
  */
 export abstract class Transaction {
-  /** The request that created the transaction. */
-  readonly request: SipRequest;
+  private req: SipRequest;
   /** The layer's table key, built once (§17.1.3 for clients, §17.2.3 for servers). */
   readonly key: string;
   protected readonly ctx: TransactionContext;
   private currentState: TransactionState;
   private listeners: ListenerTable | undefined;
+  private held: number;
 
   constructor(request: SipRequest, key: string, ctx: TransactionContext, initial: TransactionState) {
-    this.request = request;
+    this.req = request;
+    this.held = 0;
     this.key = key;
     this.ctx = ctx;
     this.currentState = initial;
     this.listeners = undefined;
+  }
+
+  /**
+   * The request that created the transaction. Once a server transaction has sent its final response, it
+   * is a copy with only the fields a response echoes (§8.2.6.2: Via, From, To, Call-ID, CSeq).
+   */
+  get request(): SipRequest {
+    return this.req;
+  }
+
+  /**
+   * Wire bytes this transaction keeps alive (its request, its last response), as told to the layer;
+   * server transactions only: what a client transaction holds is ours.
+   */
+  get heldBytes(): number {
+    return this.held;
   }
 
   abstract get kind(): TransactionKind;
@@ -62,6 +79,7 @@ export abstract class Transaction {
     if (this.currentState === TransactionState.Terminated) return;
     this.clearTimers();
     this.transition(TransactionState.Terminated);
+    this.setHeld(0);
     this.ctx.owner.transactionTerminated(this as unknown as AnyTransaction);
     this.emit('terminated');
   }
@@ -107,6 +125,51 @@ export abstract class Transaction {
       log.debug({ tx: this.key, kind: this.kind, method: this.request.method, from, to }, 'transaction state');
     }
     this.emit('stateChanged', to, from);
+  }
+
+  /** Tells the layer what this transaction now holds. */
+  protected setHeld(bytes: number): void {
+    if (bytes === this.held) return;
+    this.ctx.owner.heldChanged?.(bytes - this.held);
+    this.held = bytes;
+  }
+
+  /**
+   * After the final response the request is needed only to echo its routing fields in a response the TU
+   * might still pass (which is then discarded) and for the Call-ID/CSeq in logs. The parsed request keeps
+   * the whole datagram and its decoded text alive (header values are slices of it) for Timer H/J/L, 32 s:
+   * a flood of large requests answered with one 407 each held ~2× their size. A fresh parse of the five
+   * fields keeps a few hundred bytes instead. Returns the new request's size.
+   */
+  protected compactRequest(): number {
+    const old = this.req;
+    let text = old.startLine() + '\r\n';
+    for (const h of old.headers) {
+      if (h.key === 'via' || h.key === 'from' || h.key === 'to' || h.key === 'call-id' || h.key === 'cseq') {
+        text += h.name + ': ' + h.value + '\r\n';
+      }
+    }
+    const data = Buffer.from(text + 'Content-Length: 0\r\n\r\n', 'latin1');
+    try {
+      const copy = parseMessage(data);
+      if (copy.isRequest) this.req = copy as SipRequest;
+    } catch {
+      return wireSize(old); // cannot happen for fields that parsed once; keep the original then
+    }
+    return data.length;
+  }
+
+  /**
+   * The last response, parsed again from the bytes sent: a response built by createResponse shares the
+   * request's header fields, whose text would keep the request's decoded text alive.
+   */
+  protected detachedResponse(bytes: Buffer, response: SipResponse): SipResponse {
+    try {
+      const copy = parseMessage(bytes);
+      return copy.isRequest ? response : (copy as SipResponse);
+    } catch {
+      return response;
+    }
   }
 
   protected setTimer(name: TimerName, ms: number): TimerHandle {
@@ -169,4 +232,18 @@ export abstract class Transaction {
       throw new TransactionError('TRANSACTION_ERR_TERMINATED', `${what} on a terminated ${this.kind} transaction (${this.key})`);
     }
   }
+}
+
+/**
+ * About the octets a parsed message came from: its header fields as they stand and its body. One pass
+ * over ~20 fields, no allocation (the pristine bytes are gone once the core stamps `received` on the Via).
+ */
+export function wireSize(msg: { headers: ReadonlyArray<{ name: string; value: string; raw: string | undefined }>; body: Buffer }): number {
+  let n = msg.body.length + 64; // start line
+  const hs = msg.headers;
+  for (let i = 0; i < hs.length; i++) {
+    const h = hs[i]!;
+    n += h.raw !== undefined ? h.raw.length : h.name.length + h.value.length + 4;
+  }
+  return n;
 }
