@@ -221,7 +221,7 @@ export class InviteServerTransaction extends Transaction {
   /** The final response is out: keep only what the rest of the transaction needs (see `compactRequest`). */
   private compact(): void {
     this.requestBytes = this.compactRequest();
-    if (this.lastBytes !== undefined && this.lastResponse !== undefined) this.lastResponse = this.detachedResponse(this.lastBytes, this.lastResponse);
+    if (this.lastBytes !== undefined && this.lastResponse !== undefined) this.lastResponse = this.detachedResponse(this.lastResponse);
     this.setHeld(this.requestBytes + (this.lastBytes?.length ?? 0));
   }
 

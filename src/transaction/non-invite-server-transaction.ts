@@ -142,7 +142,7 @@ export class NonInviteServerTransaction extends Transaction {
   /** The final response is out: keep only what the rest of the transaction needs (see `compactRequest`). */
   private compact(): void {
     this.requestBytes = this.compactRequest();
-    if (this.lastBytes !== undefined && this.lastResponse !== undefined) this.lastResponse = this.detachedResponse(this.lastBytes, this.lastResponse);
+    if (this.lastBytes !== undefined && this.lastResponse !== undefined) this.lastResponse = this.detachedResponse(this.lastResponse);
     this.setHeld(this.requestBytes + (this.lastBytes?.length ?? 0));
   }
 }

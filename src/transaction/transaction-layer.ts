@@ -8,6 +8,7 @@ import { NonInviteClientTransaction } from './non-invite-client-transaction.js';
 import { NonInviteServerTransaction } from './non-invite-server-transaction.js';
 import { type TimerConfig, type Timers, realTimers, timerConfig } from './timers.js';
 import { TransactionState } from './transaction-state.js';
+import { detach } from './transaction.js';
 import type {
   AnyTransaction, ClientTransaction, ClientTransactionUser, IncomingRequest, ServerTransaction, TransactionContext,
 } from './types.js';
@@ -129,9 +130,11 @@ export class TransactionLayer {
     // To tag: BYE, re-INVITE, in-dialog NOTIFY) and CANCEL still end what is already held.
     if (this.held > this.memoryLimit && method !== 'CANCEL' && request.to?.tag === undefined) return OVER_BUDGET;
 
+    // The key is built from slices of the request's text; the table keeps it for the transaction's life.
+    const ownKey = detach(key);
     if (method === 'INVITE') {
-      const tx = new InviteServerTransaction(request, key, flow, this.ctx);
-      this.servers.set(key, tx);
+      const tx = new InviteServerTransaction(request, ownKey, flow, this.ctx);
+      this.servers.set(ownKey, tx);
       // §17.2.1: "the server transaction MUST generate a 100 (Trying) response unless it knows that the
       // TU will generate a provisional or final response within 200 ms". Sending it at once stops the
       // client's Timer A retransmissions soonest.
@@ -140,8 +143,8 @@ export class TransactionLayer {
       return { kind: 'new', transaction: tx };
     }
 
-    const tx = new NonInviteServerTransaction(request, key, flow, this.ctx);
-    this.servers.set(key, tx);
+    const tx = new NonInviteServerTransaction(request, ownKey, flow, this.ctx);
+    this.servers.set(ownKey, tx);
     if (method === 'CANCEL') {
       // §9.2: "The CANCEL method requests that the TU at the server side cancel a pending transaction.
       // The TU determines the transaction to be cancelled by taking the CANCEL request, and then assuming

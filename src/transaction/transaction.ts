@@ -1,4 +1,4 @@
-import { type SipRequest, type SipResponse, parseMessage } from '../sip/index.js';
+import { type HeaderField, SipRequest, SipResponse } from '../sip/index.js';
 import type { Destination, Flow } from '../transport/types.js';
 import { TransactionError, TransactionStateError } from './errors.js';
 import type { TimerHandle, TimerName } from './timers.js';
@@ -138,38 +138,35 @@ export abstract class Transaction {
    * After the final response the request is needed only to echo its routing fields in a response the TU
    * might still pass (which is then discarded) and for the Call-ID/CSeq in logs. The parsed request keeps
    * the whole datagram and its decoded text alive (header values are slices of it) for Timer H/J/L, 32 s:
-   * a flood of large requests answered with one 407 each held ~2× their size. A fresh parse of the five
-   * fields keeps a few hundred bytes instead. Returns the new request's size.
+   * a flood of large requests answered with one 407 each held them all. A request of the five fields,
+   * copied out of the text they were sliced from and parsed only if asked, keeps a few hundred bytes.
+   * Returns the new request's size.
    */
   protected compactRequest(): number {
     const old = this.req;
-    let text = old.startLine() + '\r\n';
+    const fields: HeaderField[] = [];
+    let size = old.uri.length + 16;
     for (const h of old.headers) {
       if (h.key === 'via' || h.key === 'from' || h.key === 'to' || h.key === 'call-id' || h.key === 'cseq') {
-        text += h.name + ': ' + h.value + '\r\n';
+        fields.push({ key: h.key, name: detach(h.name), value: detach(h.value), raw: undefined });
+        size += h.name.length + h.value.length + 4;
       }
     }
-    const data = Buffer.from(text + 'Content-Length: 0\r\n\r\n', 'latin1');
-    try {
-      const copy = parseMessage(data);
-      if (copy.isRequest) this.req = copy as SipRequest;
-    } catch {
-      return wireSize(old); // cannot happen for fields that parsed once; keep the original then
-    }
-    return data.length;
+    this.req = new SipRequest({ method: detach(old.method), uri: detach(old.uri), headers: fields, version: detach(old.version) });
+    return size;
   }
 
   /**
-   * The last response, parsed again from the bytes sent: a response built by createResponse shares the
-   * request's header fields, whose text would keep the request's decoded text alive.
+   * The last response as kept after the final one: status, reason, To (the tag RFC 2543 ACK matching
+   * compares), Call-ID and CSeq, copied likewise. A response built by createResponse shares the request's
+   * header fields, whose text would keep the request's text alive.
    */
-  protected detachedResponse(bytes: Buffer, response: SipResponse): SipResponse {
-    try {
-      const copy = parseMessage(bytes);
-      return copy.isRequest ? response : (copy as SipResponse);
-    } catch {
-      return response;
+  protected detachedResponse(response: SipResponse): SipResponse {
+    const fields: HeaderField[] = [];
+    for (const h of response.headers) {
+      if (h.key === 'to' || h.key === 'call-id' || h.key === 'cseq') fields.push({ key: h.key, name: detach(h.name), value: detach(h.value), raw: undefined });
     }
+    return new SipResponse({ status: response.status, reason: detach(response.reason), headers: fields });
   }
 
   protected setTimer(name: TimerName, ms: number): TimerHandle {
@@ -246,4 +243,12 @@ export function wireSize(msg: { headers: ReadonlyArray<{ name: string; value: st
     n += h.raw !== undefined ? h.raw.length : h.name.length + h.value.length + 4;
   }
   return n;
+}
+
+/**
+ * A copy of a string that shares no memory with it: V8 keeps a slice (13+ characters) or a concatenation
+ * pointing at the string it came from, so a header value would keep the whole message text alive.
+ */
+export function detach(s: string): string {
+  return s.length === 0 ? '' : Buffer.from(s, 'latin1').toString('latin1');
 }
