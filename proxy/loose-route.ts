@@ -7,6 +7,7 @@ import { MAGIC_COOKIE, type SipRequest, SipUri, digestOf } from '../src/sip/inde
 import type { Destination, TransportProtocol } from '../src/transport/types.js';
 import { loopHash } from './loop-detection.js';
 import type { RecordRoute } from './record-route.js';
+import { restoreHidden } from './topology-hiding.js';
 import type { LooseRouteResult, TokenCheck } from './types.js';
 
 /**
@@ -55,6 +56,13 @@ export function looseRoute(request: SipRequest, stack: Stack, tokens: RecordRout
     flow = check.flowId;
   }
 
+  // Topology hiding: the Request-URI is the Contact we gave a phone in place of a backend's; its sealed
+  // original (and the backend pool's Route values) take its place. The seal authenticates it like a MAC.
+  if (request.route.length === 0 && restoreHidden(request, stack, tokens)) {
+    ours = true;
+    verified = true;
+  }
+
   const result: LooseRouteResult = { ours, verified, next: request.route.length > 0 ? 'route' : 'ruri' };
   if (flow !== undefined) result.flow = flow;
   return result;
@@ -94,7 +102,7 @@ function isLocalUri(stack: Stack, uri: SipUri): boolean {
 }
 
 /** The transport a URI names, for the default port of `isLocal`. */
-function uriProtocol(uri: SipUri): TransportProtocol {
+export function uriProtocol(uri: SipUri): TransportProtocol {
   const t = uri.transport;
   if (uri.scheme === 'sips') return t === 'ws' || t === 'wss' ? 'wss' : 'tls';
   switch (t) {

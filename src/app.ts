@@ -121,7 +121,10 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     });
   const gateway = createMediaGateway({ nodes: config.media.rtpengine, logger, alwaysRelay: config.media.alwaysRelay });
   const media = new MediaHook(gateway, logger, { releaseUnknownCalls: options.clustered === true });
-  const proxy = new ProxyCore({ stack, logger, media, secret: derive('record-route') });
+  const proxy = new ProxyCore({
+    stack, logger, media, secret: derive('record-route'),
+    topologyHiding: config.proxy.topologyHiding ? { isTrusted: (address) => balancer.routing.isTrusted(address) } : undefined,
+  });
   stack.setUser(new Router({
     stack, proxy, recordRoute: proxy.recordRoute, registrar, subscribers, media, domains: config.sip.domain, logger, mid,
     pstn: {

@@ -159,6 +159,15 @@ const schema = z.strictObject({
     /** Re-read backends, routes, DIDs and trusted sources from the store this often, seconds; 0: only on `softswitch reload`. */
     reloadInterval: z.number().min(0).max(86400).default(10),
   }).prefault({}),
+  proxy: z.strictObject({
+    /**
+     * Topology hiding towards every peer that is not a trusted source or backend: the Contact, the
+     * Record-Route and the Via values of the backend pool never reach a phone (its Contact becomes a URI of
+     * ours carrying the original sealed with the Record-Route secret). Off by default: it changes what
+     * phones see and costs an AES-GCM seal per dialog; turn it on where backends have internal addresses.
+     */
+    topologyHiding: z.boolean().default(false),
+  }).prefault({}),
   routing: z.strictObject({
     /**
      * Unset (default): calls between users of ours stay on the softswitch. A backend set name: they go
