@@ -44,6 +44,7 @@ export class ProxyCore {
     this.stack = options.stack;
     this.log = categoryLogger(options.logger, 'proxy');
     this.recordRoute = new RecordRoute(options.secret ?? randomBytes(32));
+    this.recordRoute.hiding = options.topologyHiding;
     const flows = this.flows;
     this.env = {
       stack: this.stack,

@@ -10,6 +10,7 @@ import type { Stack } from '../src/core/index.js';
 import type { SipRequest } from '../src/sip/index.js';
 import { type Destination, type Flow, type TransportProtocol, isConnectionOriented } from '../src/transport/types.js';
 import type { TokenCheck } from './types.js';
+import type { TopologyHiding } from './topology-hiding.js';
 
 /** Characters of the MAC kept in a token: 60 bits, enough that guessing is hopeless for a dialog's life. */
 const MAC_LENGTH = 10;
@@ -39,11 +40,14 @@ export class RecordRoute {
   private readonly keyed: KeyedMac;
   /** AES-256-GCM key of the hidden Contacts, derived from the same secret (one secret per cluster). */
   private readonly sealKey: Buffer;
+  /** Topology hiding, when configured (set by ProxyCore): looseRoute and forwardStateless consult it. */
+  hiding: TopologyHiding | undefined;
 
   constructor(secret: Buffer = randomBytes(32)) {
     if (!Buffer.isBuffer(secret) || secret.length === 0) throw new TypeError('RecordRoute needs a non-empty secret Buffer');
     this.keyed = new KeyedMac(secret);
     this.sealKey = createHmac('sha256', secret).update('topology hiding').digest();
+    this.hiding = undefined;
   }
 
   /**

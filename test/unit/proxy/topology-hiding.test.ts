@@ -94,6 +94,36 @@ describe('topology hiding: requests from a backend to a phone', () => {
   });
 });
 
+describe('topology hiding: the ACK of a 2xx from a backend', () => {
+  it('goes to the phone statelessly with our Via alone (§16.11), and to a trusted peer with every Via', async () => {
+    const h = await harness({ topologyHiding: trusted });
+    const rr = h.proxy.recordRoute.values(h.stack, { inbound: flowOf({ protocol: 'udp', address: BACKEND, port: 5080 }), outbound: udp('198.51.100.7') }, 'ack-1@fs');
+    const ack = (source: string) => parseMessage(Buffer.from([
+      'ACK sip:alice@198.51.100.7 SIP/2.0',
+      `Via: SIP/2.0/UDP ${source}:5080;branch=z9hG4bKack1;received=${source}`,
+      'Via: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKpool2',
+      'Max-Forwards: 69',
+      `Route: ${rr.join(', ')}`,
+      'From: <sip:+4930999@pstn.invalid>;tag=fs',
+      'To: <sip:alice@example.com>;tag=ph',
+      'Call-ID: ack-1@fs',
+      'CSeq: 1 ACK',
+      'Content-Length: 0', '', '',
+    ].join('\r\n'))) as SipRequest;
+    const fromBackend = ack(BACKEND);
+    assert.equal(h.proxy.looseRoute(fromBackend).verified, true);
+    assert.equal(await h.proxy.forwardStateless(fromBackend, udp('198.51.100.7')), true);
+    const sent = h.transport.sent.at(-1)!.message as SipRequest;
+    assert.equal(sent.via.length, 1);
+    assert.doesNotMatch(text(sent), /10\.0\.0\./);
+
+    const fromPhone = ack('198.51.100.8');
+    h.proxy.looseRoute(fromPhone);
+    await h.proxy.forwardStateless(fromPhone, udp(BACKEND, 5080));
+    assert.equal((h.transport.sent.at(-1)!.message as SipRequest).via.length, 3);
+  });
+});
+
 describe('topology hiding: the sealed Contact', () => {
   it('cannot be read or forged without the secret', () => {
     const a = new RecordRoute(Buffer.from('secret a'));
