@@ -9,6 +9,7 @@ import { type StackLimits, type StackUser, Stack } from '../../../src/core/index
 import { silentLogger } from '../../../src/log/index.js';
 import { SipParseError, type SipRequest, type SipResponse, parseMessage } from '../../../src/sip/index.js';
 import type { ServerTransaction } from '../../../src/transaction/index.js';
+import { ConfigError, validate } from '../../../src/config/index.js';
 import { ManualClock, MemoryTransport, flowOf } from '../proxy/harness.js';
 
 const LIMITS: StackLimits = {
@@ -131,5 +132,23 @@ describe('limits: what one request may cost', () => {
   it('without a limits section nothing but the overall maximum is checked', async () => {
     const t = await stackWith({ ...LIMITS, scannerUserAgents: [] });
     assert.equal(t.send(request('OPTIONS', { extra: ['User-Agent: friendly-scanner'] }))[0]?.status, 200);
+  });
+});
+
+describe('limits: configuration', () => {
+  it('defaults to a smaller UDP than stream limit, under sip.maxMessageSize, and drops the well-known scanners', () => {
+    const c = validate({});
+    assert.ok(c.limits.maxMessageSize.udp < c.limits.maxMessageSize.wss);
+    assert.ok(c.limits.maxMessageSize.wss <= c.sip.maxMessageSize);
+    for (const ua of ['friendly-scanner', 'sipvicious', 'sipcli', 'VaxSIPUserAgent', 'sip-scan', 'iWar', 'SIVuS', 'sundayddr', 'smap', 'pplsip']) {
+      assert.ok(c.limits.scannerUserAgents.includes(ua), ua);
+    }
+    assert.equal(c.proxy.topologyHiding, false);
+    assert.doesNotMatch(c.sip.serverHeader, /\d/, 'no version number in the default Server header');
+  });
+
+  it('a bad limit stops the start naming the key and the value', () => {
+    assert.throws(() => validate({ limits: { maxHeaders: 5 } }), (e: unknown) => e instanceof ConfigError && e.key === 'limits.maxHeaders' && e.value === 5);
+    assert.throws(() => validate({ limits: { maxMessageSize: { udp: 100 } } }), (e: unknown) => e instanceof ConfigError && e.key === 'limits.maxMessageSize.udp');
   });
 });
