@@ -14,6 +14,13 @@ import type { TransportProtocol } from '../src/transport/types.js';
 import { uriProtocol } from './loose-route.js';
 import type { RecordRoute } from './record-route.js';
 
+/**
+ * Methods whose Contact is a dialog's remote target (RFC 3261 §12.1, RFC 3311, RFC 6665, RFC 3515): the
+ * one a phone sends its in-dialog requests to. A REGISTER's Contact is the phone's own binding and a 3xx's
+ * a list of places to try: neither is replaced.
+ */
+const TARGET_METHODS = new Set(['INVITE', 'UPDATE', 'SUBSCRIBE', 'NOTIFY', 'REFER']);
+
 /** Who is trusted: the routing policy's trusted sources and backends, by address. */
 export interface TopologyHiding {
   isTrusted(address: string): boolean;
@@ -67,6 +74,8 @@ export function restoreHidden(request: SipRequest, stack: Stack, tokens: RecordR
 }
 
 function hideContact(message: SipMessage, stack: Stack, tokens: RecordRoute, protocol: TransportProtocol, routes: string[]): void {
+  const method = message.isRequest ? (message as SipRequest).method : message.cseq?.method;
+  if (method === undefined || !TARGET_METHODS.has(method)) return;
   const contacts = message.contact;
   // A Contact list (a 3xx, a REGISTER) or `*` is not a dialog's remote target: left alone.
   if (contacts.length !== 1 || !(contacts[0]!.uri instanceof SipUri)) return;

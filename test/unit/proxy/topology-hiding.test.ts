@@ -53,6 +53,14 @@ describe('topology hiding: responses from a backend to a phone', () => {
     phones.answer(phones.requests('INVITE')[0]!, 200, { headers: [['Contact', '<sip:bob@203.0.113.5>']] });
     assert.equal(phones.responses().find((r) => r.status === 200)!.get('contact'), '<sip:bob@203.0.113.5>');
   });
+
+  it('leaves the Contact of a REGISTER\'s 200 alone: it is the phone\'s own binding, not a remote target', async () => {
+    const h = await harness({ topologyHiding: trusted });
+    h.policy.route = () => [{ uri: parseUri(`sip:${BACKEND}:5080`), destination: udp(BACKEND, 5080) }];
+    h.receive(request({ method: 'REGISTER', uri: 'sip:example.com' }));
+    h.answer(h.requests('REGISTER')[0]!, 200, { headers: [['Contact', '<sip:alice@198.51.100.7>;expires=3600']] });
+    assert.equal(h.responses().find((r) => r.status === 200)!.get('contact'), '<sip:alice@198.51.100.7>;expires=3600');
+  });
 });
 
 describe('topology hiding: requests from a backend to a phone', () => {
