@@ -13,12 +13,14 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type FakeFreeswitch, startFakeFreeswitch } from '../helpers/fake-freeswitch.js';
 import { type RtpengineHandle, startRtpengine } from '../helpers/rtpengine.js';
-import { runSipp } from '../helpers/sipp.js';
+import { SIPP_SCENARIOS, runSipp } from '../helpers/sipp.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const DOMAIN = 'example.com';
 const ALICE = { user: 'alice', password: 'alice-th-secret' };
 const BACKEND = '127.0.0.2';
+const BOB = { user: 'bob', password: 'bob-th-secret' };
+const DID = '+4930555666';
 
 /** The messages SIPp logged as received (-trace_msg), each as its text. */
 function receivedMessages(file: string): string[] {
@@ -42,6 +44,8 @@ describe('topology hiding: a phone calling through a backend of the pool', () =>
       media: { rtpengine: [rtpengine.ng], alwaysRelay: true },
     });
     await t.addUser(`${ALICE.user}@${DOMAIN}`, ALICE.password);
+    await t.addUser(`${BOB.user}@${DOMAIN}`, BOB.password);
+    await t.server.store.routing.addDid({ number: DID, username: BOB.user, domain: DOMAIN });
     await t.server.store.routing.addBackend({ set: 'pstn', uri: fs.uri });
     await t.server.store.routing.addRoute({ pattern: '\\+[1-9][0-9]{6,14}', replace: '', set: 'pstn', priority: 10, description: 'E.164' });
     await t.server.reload();
@@ -92,6 +96,34 @@ describe('topology hiding: a phone calling through a backend of the pool', () =>
     const bye = messages.find((m) => m.startsWith('BYE '));
     assert.ok(bye !== undefined, 'the phone got the BYE');
     assert.equal(bye.match(/^Via:/gm)?.length, 1, 'one Via: ours');
+    for (const m of messages) assert.ok(!m.includes(BACKEND), `a message to the phone names the backend:\n${m}`);
+  });
+
+  it('a backend\'s call to a DID reaches the phone with our Via, Record-Route and Contact only, and the dialog works both ways', { timeout: 20_000 }, async () => {
+    const log = join(dir, 'did.log');
+    const uas = runSipp({
+      scenario: 'reg-then-answer.xml', target: t.addr('udp'), timeoutSeconds: 10,
+      extra: ['-oocsf', join(SIPP_SCENARIOS, 'call-uas.xml'), '-key', 'aor_user', BOB.user, '-key', 'aor_domain', DOMAIN,
+        '-au', BOB.user, '-ap', BOB.password, '-auth_uri', DOMAIN, '-trace_msg', '-message_file', log],
+    });
+    let uasResult: Awaited<typeof uas> | undefined;
+    void uas.then((r) => (uasResult = r));
+    const deadline = Date.now() + 5_000;
+    while (t.server.registrar.lookup(`sip:${BOB.user}@${DOMAIN}`).length === 0 && uasResult === undefined && Date.now() < deadline) await sleep(50);
+    assert.equal(t.server.registrar.lookup(`sip:${BOB.user}@${DOMAIN}`).length, 1, `SIPp registered ${uasResult?.stderr ?? ''}`);
+
+    const result = await fs.call(`sip:${DID}@${t.addr('udp')}`, { via: t.addr('udp'), from: 'sip:+4915112345678@pstn.invalid' });
+    assert.equal(result.status, 200, 'the phone answered');
+    await sleep(300); // the ACK reaches the phone
+    assert.equal(await result.hangup(), 200, 'the phone answered the backend\'s BYE');
+    const r = await uas;
+    assert.equal(r.code, 0, r.stderr + r.stdout.slice(-3000));
+    const messages = receivedMessages(log);
+    const invite = messages.find((m) => m.startsWith('INVITE '));
+    assert.ok(invite !== undefined, 'the phone got the INVITE');
+    assert.equal(invite.match(/^Via:/gm)?.length, 1, 'one Via: ours');
+    assert.match(invite, /^Contact:\s*<sip:th\./m);
+    assert.ok(messages.some((m) => m.startsWith('ACK ')) && messages.some((m) => m.startsWith('BYE ')), 'ACK and BYE reached the phone');
     for (const m of messages) assert.ok(!m.includes(BACKEND), `a message to the phone names the backend:\n${m}`);
   });
 });
