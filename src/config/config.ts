@@ -90,8 +90,11 @@ const schema = z.strictObject({
     maxHeaders: z.number().int().min(20).max(10000).default(128),
     /** Contact values per request: an INVITE has one, a REGISTER of a multi-line phone a handful. */
     maxContacts: z.number().int().min(1).max(10000).default(16),
-    /** Via values per request: one per hop; real paths have fewer than 10 (Max-Forwards 70 is a loop guard, not a path). */
-    maxVias: z.number().int().min(2).max(10000).default(32),
+    /**
+     * Via values per request: one per hop, and a request cannot have made more hops than the Max-Forwards
+     * of 70 a UA starts with (RFC 3261 §8.1.1.6); RFC 4475's longreq carries 34.
+     */
+    maxVias: z.number().int().min(2).max(10000).default(70),
     /** Route and Record-Route values per request (each counted on its own): one per proxy on the path. */
     maxRoutes: z.number().int().min(2).max(10000).default(32),
     /**

@@ -7,9 +7,12 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { type StackLimits, type StackUser, Stack } from '../../../src/core/index.js';
 import { silentLogger } from '../../../src/log/index.js';
-import { SipParseError, type SipRequest, type SipResponse, parseMessage } from '../../../src/sip/index.js';
+import { SipParseError, type SipResponse, parseMessage } from '../../../src/sip/index.js';
 import type { ServerTransaction } from '../../../src/transaction/index.js';
 import { ConfigError, validate } from '../../../src/config/index.js';
+import { checkRequest } from '../../../src/core/index.js';
+import { SipRequest } from '../../../src/sip/index.js';
+import { loadTortureCases } from '../../helpers/rfc4475.js';
 import { ManualClock, MemoryTransport, flowOf } from '../proxy/harness.js';
 
 const LIMITS: StackLimits = {
@@ -150,5 +153,29 @@ describe('limits: configuration', () => {
   it('a bad limit stops the start naming the key and the value', () => {
     assert.throws(() => validate({ limits: { maxHeaders: 5 } }), (e: unknown) => e instanceof ConfigError && e.key === 'limits.maxHeaders' && e.value === 5);
     assert.throws(() => validate({ limits: { maxMessageSize: { udp: 100 } } }), (e: unknown) => e instanceof ConfigError && e.key === 'limits.maxMessageSize.udp');
+  });
+});
+
+describe('limits: the default limits and RFC 4475', () => {
+  it('refuse none of the RFC 4475 torture requests for a limit (longreq carries 34 Vias and 43 header fields)', () => {
+    const d = validate({}).limits;
+    for (const c of loadTortureCases()) {
+      if (c.data.length > d.maxMessageSize.udp) assert.fail(`${c.name} is larger than the UDP limit`);
+      let msg;
+      try {
+        msg = parseMessage(c.data, { maxHeaders: d.maxHeaders });
+      } catch (err) {
+        assert.ok(!(err instanceof SipParseError && err.code === 'SIP_ERR_TOO_MANY_HEADERS'), `${c.name}: ${String(err)}`);
+        continue;
+      }
+      if (!(msg instanceof SipRequest)) continue;
+      let rejection;
+      try {
+        rejection = checkRequest(msg, d);
+      } catch {
+        continue; // a lazily parsed header the other checks refuse
+      }
+      assert.ok(rejection === undefined || (!/more than/.test(rejection.reason) && rejection.status !== 413), `${c.name}: ${rejection?.status} ${rejection?.reason}`);
+    }
   });
 });
