@@ -78,9 +78,9 @@ export class Stack implements TransportUser {
   private localHosts = new Set<string>();
   private readonly limits: StackLimits | undefined;
   private readonly scannerNeedles: string[];
-  /** Scanner sources logged in the current minute (cleared each minute, so it cannot grow without bound). */
-  private scannersLogged = new Set<string>();
-  private scannersLoggedAt = 0;
+  /** When each scanner source was last logged; pruned of entries over a minute old when it fills up. */
+  private readonly scannersLogged = new Map<string, number>();
+  private scannersPrunedAt = 0;
 
   constructor(options: StackOptions) {
     this.log = categoryLogger(options.logger, 'sip.core');
@@ -300,15 +300,19 @@ export class Stack implements TransportUser {
     if (!hit) return false;
     this.stats.scanners++;
     const now = Date.now();
-    if (now - this.scannersLoggedAt >= SCANNER_LOG_INTERVAL_MS) {
-      this.scannersLogged.clear();
-      this.scannersLoggedAt = now;
+    const source = flow.remote.address;
+    const last = this.scannersLogged.get(source);
+    if (last !== undefined && now - last < SCANNER_LOG_INTERVAL_MS) return true;
+    // Bounded: spoofed UDP sources could otherwise fill the map. When full, entries over a minute old are
+    // pruned (at most once a second); while it stays full, new sources are not logged.
+    if (last === undefined && this.scannersLogged.size >= 10_000) {
+      if (now - this.scannersPrunedAt < 1000) return true;
+      this.scannersPrunedAt = now;
+      for (const [k, at] of this.scannersLogged) if (now - at >= SCANNER_LOG_INTERVAL_MS) this.scannersLogged.delete(k);
+      if (this.scannersLogged.size >= 10_000) return true;
     }
-    // Bounded: spoofed UDP sources could otherwise fill the set within one minute.
-    if (this.scannersLogged.size < 10_000 && !this.scannersLogged.has(flow.remote.address)) {
-      this.scannersLogged.add(flow.remote.address);
-      this.log.warn({ from: remoteOf(flow), userAgent: ua.slice(0, 80), method: req.method }, 'scanner dropped (further requests from this source are not logged for a minute)');
-    }
+    this.scannersLogged.set(source, now);
+    this.log.warn({ from: remoteOf(flow), userAgent: ua.slice(0, 80), method: req.method }, 'scanner dropped (further requests from this source are not logged for a minute)');
     return true;
   }
 

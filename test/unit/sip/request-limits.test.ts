@@ -6,7 +6,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { type StackLimits, type StackUser, Stack } from '../../../src/core/index.js';
-import { silentLogger } from '../../../src/log/index.js';
+import { createLogger, silentLogger } from '../../../src/log/index.js';
+import { Writable } from 'node:stream';
 import { SipParseError, type SipResponse, parseMessage } from '../../../src/sip/index.js';
 import type { ServerTransaction } from '../../../src/transaction/index.js';
 import { ConfigError, validate } from '../../../src/config/index.js';
@@ -43,9 +44,9 @@ function request(method: string, o: { extra?: string[]; body?: string; branch?: 
   ].join('\r\n');
 }
 
-async function stackWith(limits: StackLimits): Promise<{ stack: Stack; transport: MemoryTransport; seen: SipRequest[]; send(text: string, protocol?: 'udp' | 'tcp'): SipResponse[] }> {
+async function stackWith(limits: StackLimits, logger = silentLogger()): Promise<{ stack: Stack; transport: MemoryTransport; seen: SipRequest[]; send(text: string, protocol?: 'udp' | 'tcp'): SipResponse[] }> {
   const transport = new MemoryTransport();
-  const stack = new Stack({ logger: silentLogger(), createTransport: () => transport, timers: new ManualClock(), serverHeader: '', sendTrying: false, limits });
+  const stack = new Stack({ logger, createTransport: () => transport, timers: new ManualClock(), serverHeader: '', sendTrying: false, limits });
   const seen: SipRequest[] = [];
   const user: StackUser = {
     onRequest(req: SipRequest, tx: ServerTransaction) {
@@ -132,7 +133,27 @@ describe('limits: what one request may cost', () => {
     assert.equal(t.send(request('OPTIONS', { extra: ['User-Agent: Yealink SIP-T46S 66.86.0.15'] }))[0]?.status, 200);
   });
 
-  it('without a limits section nothing but the overall maximum is checked', async () => {
+  it('logs a scanner source once a minute, however many requests it sends', async (tc) => {
+    const lines: string[] = [];
+    const sink = new Writable({ write(chunk: Buffer, _enc, done) { lines.push(chunk.toString()); done(); } });
+    tc.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+    const t = await stackWith(LIMITS, createLogger({ level: 'info', destination: sink }));
+    const scanned = () => lines.filter((l) => l.includes('scanner dropped')).length;
+    for (let i = 0; i < 20; i++) t.send(request('OPTIONS', { extra: ['User-Agent: friendly-scanner'] }));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(scanned(), 1);
+    tc.mock.timers.tick(59_000);
+    t.send(request('OPTIONS', { extra: ['User-Agent: friendly-scanner'] }));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(scanned(), 1);
+    tc.mock.timers.tick(1_000);
+    t.send(request('OPTIONS', { extra: ['User-Agent: friendly-scanner'] }));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(scanned(), 2);
+    assert.equal(t.stack.stats.scanners, 22);
+  });
+
+  it('an empty scannerUserAgents list turns the scanner check off', async () => {
     const t = await stackWith({ ...LIMITS, scannerUserAgents: [] });
     assert.equal(t.send(request('OPTIONS', { extra: ['User-Agent: friendly-scanner'] }))[0]?.status, 200);
   });
