@@ -40,6 +40,8 @@ export class RecordRoute {
   private readonly keyed: KeyedMac;
   /** AES-256-GCM key of the hidden Contacts, derived from the same secret (one secret per cluster). */
   private readonly sealKey: Buffer;
+  /** HMAC key of the synthetic IVs (a key of its own: one key, one use). */
+  private readonly ivKey: Buffer;
   /** Topology hiding, when configured (set by ProxyCore): looseRoute and forwardStateless consult it. */
   hiding: TopologyHiding | undefined;
 
@@ -47,18 +49,22 @@ export class RecordRoute {
     if (!Buffer.isBuffer(secret) || secret.length === 0) throw new TypeError('RecordRoute needs a non-empty secret Buffer');
     this.keyed = new KeyedMac(secret);
     this.sealKey = createHmac('sha256', secret).update('topology hiding').digest();
+    this.ivKey = createHmac('sha256', secret).update('topology hiding iv').digest();
     this.hiding = undefined;
   }
 
   /**
    * Topology hiding: a URI user part that carries `parts` (a Contact URI and the Route values behind it)
    * encrypted and authenticated (AES-256-GCM), so the phone that gets it learns no address of ours and
-   * cannot forge one. `th.` + base64url(iv | ciphertext | tag).
+   * cannot forge one. `th.` + base64url(iv | ciphertext | tag). The IV is synthetic (an HMAC of the text):
+   * the same Contact seals to the same URI in the 180, the 200 and its retransmissions, and two different
+   * texts get different IVs (a collision is a 2^-96 chance), which GCM needs.
    */
   seal(parts: string[]): string {
-    const iv = randomBytes(IV_LENGTH);
+    const text = parts.join('\n');
+    const iv = createHmac('sha256', this.ivKey).update(text).digest().subarray(0, IV_LENGTH);
     const cipher = createCipheriv('aes-256-gcm', this.sealKey, iv);
-    const body = Buffer.concat([cipher.update(parts.join('\n'), 'utf8'), cipher.final()]);
+    const body = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
     return HIDDEN_PREFIX + Buffer.concat([iv, body, cipher.getAuthTag()]).toString('base64url');
   }
 

@@ -133,12 +133,14 @@ describe('topology hiding: the ACK of a 2xx from a backend', () => {
 });
 
 describe('topology hiding: the sealed Contact', () => {
-  it('cannot be read or forged without the secret', () => {
+  it('cannot be read or forged without the secret, and is the same for the same Contact', () => {
     const a = new RecordRoute(Buffer.from('secret a'));
     const b = new RecordRoute(Buffer.from('secret b'));
     const sealed = a.seal(['sip:fs@10.0.0.2:5080', '<sip:10.0.0.9;lr>']);
     assert.doesNotMatch(Buffer.from(sealed.slice(3), 'base64url').toString('latin1'), /10\.0\.0/);
     assert.deepEqual(a.unseal(sealed), ['sip:fs@10.0.0.2:5080', '<sip:10.0.0.9;lr>']);
+    assert.equal(a.seal(['sip:fs@10.0.0.2:5080', '<sip:10.0.0.9;lr>']), sealed, 'the same Contact seals to the same URI (180, 200, retransmissions)');
+    assert.notEqual(a.seal(['sip:fs@10.0.0.2:5081']), sealed);
     assert.equal(b.unseal(sealed), undefined);
     const flipped = sealed.slice(0, -2) + (sealed.endsWith('A') ? 'B' : 'A') + sealed.slice(-1);
     assert.equal(a.unseal(flipped), undefined);
