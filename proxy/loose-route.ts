@@ -3,11 +3,18 @@
  * of ACK for 2xx (§16.11), which has no transaction of its own.
  */
 import type { Stack } from '../src/core/index.js';
-import { MAGIC_COOKIE, type SipRequest, SipUri, digestOf } from '../src/sip/index.js';
+import { MAGIC_COOKIE, type SipRequest, SipUri, type Via, digestOf } from '../src/sip/index.js';
 import type { Destination, TransportProtocol } from '../src/transport/types.js';
 import { loopHash } from './loop-detection.js';
 import type { RecordRoute } from './record-route.js';
+import { type TopologyHiding, restoreHidden } from './topology-hiding.js';
 import type { LooseRouteResult, TokenCheck } from './types.js';
+
+/**
+ * ACKs of a trusted source routed here, until forwardStateless sends them: towards an untrusted peer they
+ * go with our Via alone (topology hiding; an ACK gets no response, so the Vias below ours serve nothing).
+ */
+const trustedAcks = new WeakMap<SipRequest, TopologyHiding>();
 
 /**
  * §16.4, for a request that carries Route header fields (or a Request-URI a strict router wrote):
@@ -55,6 +62,19 @@ export function looseRoute(request: SipRequest, stack: Stack, tokens: RecordRout
     flow = check.flowId;
   }
 
+  // Topology hiding: the Request-URI is the Contact we gave a phone in place of a backend's; its sealed
+  // original (and the backend pool's Route values) take its place. The seal authenticates it like a MAC.
+  if (request.route.length === 0 && restoreHidden(request, stack, tokens)) {
+    ours = true;
+    verified = true;
+  }
+
+  const hiding = tokens.hiding;
+  if (hiding !== undefined && request.method === 'ACK') {
+    const source = sourceAddress(request.topVia);
+    if (source !== undefined && hiding.isTrusted(source)) trustedAcks.set(request, hiding);
+  }
+
   const result: LooseRouteResult = { ours, verified, next: request.route.length > 0 ? 'route' : 'ruri' };
   if (flow !== undefined) result.flow = flow;
   return result;
@@ -71,6 +91,8 @@ export function forwardStateless(request: SipRequest, destination: Destination, 
   const mf = request.maxForwards;
   if (mf === 0) return false;
   request.set('Max-Forwards', String(mf === undefined ? 70 : mf - 1));
+  const hiding = trustedAcks.get(request);
+  if (hiding !== undefined && !hiding.isTrusted(destination.address)) request.remove('via');
   request.prepend('Via', stack.viaFor(destination.protocol, statelessBranch(request)));
   stack.sendStateless(request, destination);
   return true;
@@ -89,12 +111,19 @@ function statelessBranch(request: SipRequest): string {
   return MAGIC_COOKIE + 'sl' + h;
 }
 
+/** Where a request came from, as the core stamped it on the top Via (§18.2.1 received, else sent-by). */
+function sourceAddress(via: Via | undefined): string | undefined {
+  if (via === undefined) return undefined;
+  const host = via.received ?? via.host;
+  return host.startsWith('[') ? host.slice(1, -1) : host;
+}
+
 function isLocalUri(stack: Stack, uri: SipUri): boolean {
   return stack.isLocal(uri.host, uri.port, uriProtocol(uri));
 }
 
 /** The transport a URI names, for the default port of `isLocal`. */
-function uriProtocol(uri: SipUri): TransportProtocol {
+export function uriProtocol(uri: SipUri): TransportProtocol {
   const t = uri.transport;
   if (uri.scheme === 'sips') return t === 'ws' || t === 'wss' ? 'wss' : 'tls';
   switch (t) {

@@ -9,6 +9,7 @@ import { loopBranch } from './loop-detection.js';
 import type { RecordRoute } from './record-route.js';
 import type { BranchResult, BranchState, ForwardTarget, ProxyMedia, Resolve } from './types.js';
 import { hasSdp } from './sdp-body.js';
+import { type TopologyHiding, hideRequest, hides } from './topology-hiding.js';
 
 /** What a branch needs from the proxy core; one object shared by every branch and context. */
 export interface ProxyEnv {
@@ -23,6 +24,8 @@ export interface ProxyEnv {
   readonly resolve: Resolve;
   /** The media relay hook, when one is configured. */
   readonly media: ProxyMedia | undefined;
+  /** Topology hiding, when configured. */
+  readonly hiding: TopologyHiding | undefined;
   /** A connection-oriented flow a dialog may be routed back to (flow tokens, in-dialog requests). */
   rememberFlow(destination: Destination): void;
 }
@@ -38,6 +41,8 @@ export interface BranchOwner {
   branchProvisional(branch: ProxyBranch, response: SipResponse): void;
   branch2xx(branch: ProxyBranch, response: SipResponse): void;
   branchEnded(branch: ProxyBranch): void;
+  /** A branch sent its copy without the Vias below ours (topology hiding): responses get them back. */
+  viasHidden(): void;
 }
 
 /** Why a branch is being cancelled: the caller's CANCEL, another branch won (2xx, 6xx), or Timer C. */
@@ -231,6 +236,10 @@ export class ProxyBranch implements ClientTransactionUser {
     const { stack, tokens } = this.env;
     const copy = this.request;
     try {
+      if (hides(this.env.hiding, this.owner.inbound.remote.address, destination.address)) {
+        hideRequest(copy, stack, tokens, destination.protocol);
+        this.owner.viasHidden();
+      }
       if (this.recordRoute) tokens.insert(copy, stack, { inbound: this.owner.inbound, outbound: destination });
       // §16.6 step 8, with the loop-detecting branch of §16.3 step 4.
       copy.prepend('Via', stack.viaFor(destination.protocol, this.viaBranch!));

@@ -4,6 +4,7 @@ import type { Flow } from '../src/transport/types.js';
 import { type BranchOwner, ProxyBranch, type ProxyEnv } from './proxy-branch.js';
 import type { BranchResult, ForwardOptions, ForwardTarget, ProxyContextEvents } from './types.js';
 import { hasSdp } from './sdp-body.js';
+import { hideResponse, hides } from './topology-hiding.js';
 
 type E = ProxyContextEvents;
 type Listener<A extends unknown[]> = (...args: A) => void;
@@ -41,6 +42,8 @@ export class ProxyContext implements BranchOwner {
   private starting = false;
   private attempts = 0;
   private finished = false;
+  /** A branch hid the request's Vias (topology hiding): every response upstream gets them back. */
+  private hiddenVias = false;
   private listeners: { [K in keyof E]?: Array<Listener<E[K]>> } = {};
 
   /** @internal `ProxyCore.forward` creates contexts. */
@@ -119,6 +122,10 @@ export class ProxyContext implements BranchOwner {
     if (this.final !== undefined || sent === undefined) return;
     this.setFinal(sent);
     this.cancelPending('fork');
+  }
+
+  viasHidden(): void {
+    this.hiddenVias = true;
   }
 
   branchEnded(branch: ProxyBranch): void {
@@ -222,6 +229,7 @@ export class ProxyContext implements BranchOwner {
   private forwardUpstream(response: SipResponse, copy = true, branch?: ProxyBranch): SipResponse | undefined {
     const out = copy ? upstreamCopy(response) : response;
     if (this.serverTx.isTerminated) return undefined;
+    this.hideUpstream(out, branch);
     const media = this.env.media;
     const rewrite = media !== undefined && out.status > 100 && out.status < 300 && hasSdp(out);
     if (!rewrite && this.queued === 0) return this.sendUpstream(out) ? out : undefined;
@@ -240,6 +248,23 @@ export class ProxyContext implements BranchOwner {
       })
       .finally(() => this.queued--);
     return out;
+  }
+
+  /**
+   * Topology hiding on the way up: the Vias a branch hid come back (the response then reads as it would
+   * have without hiding), and a response from a trusted peer to an untrusted caller loses the trusted
+   * side's Contact and Record-Route (topology-hiding.ts).
+   */
+  private hideUpstream(out: SipResponse, branch: ProxyBranch | undefined): void {
+    const hiding = this.env.hiding;
+    if (hiding === undefined) return;
+    if (this.hiddenVias) {
+      out.remove('via');
+      const vias = this.request.getAll('via');
+      for (let i = vias.length - 1; i >= 0; i--) out.prepend('Via', vias[i]!);
+    }
+    const from = (branch ?? this.branches[this.branches.length - 1])?.destination?.address;
+    if (hides(hiding, from, this.inbound.remote.address)) hideResponse(out, this.env.stack, this.env.tokens, this.inbound.protocol);
   }
 
   private sendUpstream(out: SipResponse): boolean {

@@ -11,6 +11,7 @@ import type { ProxyEnv } from './proxy-branch.js';
 import { ProxyContext } from './proxy-context.js';
 import { RecordRoute } from './record-route.js';
 import { resolve } from './resolver.js';
+import { hideResponse, hides } from './topology-hiding.js';
 import type { ForwardOptions, ForwardTarget, LooseRouteResult, ProxyCoreOptions } from './types.js';
 
 /** RFC 3261 §16.6 step 11: "The timer C MUST be set for each client transaction ... greater than 3 minutes." */
@@ -43,6 +44,7 @@ export class ProxyCore {
     this.stack = options.stack;
     this.log = categoryLogger(options.logger, 'proxy');
     this.recordRoute = new RecordRoute(options.secret ?? randomBytes(32));
+    this.recordRoute.hiding = options.topologyHiding;
     const flows = this.flows;
     this.env = {
       stack: this.stack,
@@ -53,6 +55,7 @@ export class ProxyCore {
       tokens: this.recordRoute,
       resolve: options.resolve ?? ((uri) => resolve(uri)),
       media: options.media,
+      hiding: options.topologyHiding,
       rememberFlow(destination: Destination): void {
         if (destination.flowId !== undefined) flows.set(destination.flowId, destination);
       },
@@ -169,7 +172,7 @@ export class ProxyCore {
    * after the transaction ended are retransmissions the caller still needs to ACK); anything else is
    * dropped (§16.7: "Any response ... not matching a client transaction ... MUST NOT be forwarded").
    */
-  onStrayResponse(response: SipResponse, _flow: Flow): void {
+  onStrayResponse(response: SipResponse, flow: Flow): void {
     const via = response.topVia;
     const isInvite2xx = response.status >= 200 && response.status < 300 && response.cseq?.method === 'INVITE';
     if (!isInvite2xx || via === undefined || !this.stack.isLocal(via.host, via.port, viaProtocol(via))) {
@@ -187,6 +190,8 @@ export class ProxyCore {
       this.log.info({ via: next.toString() }, 'stray 2xx: next Via has an unknown transport');
       return;
     }
+    // A retransmitted 2xx of a backend after the transaction ended is hidden like the first one.
+    if (hides(this.env.hiding, flow.remote.address, destination.address)) hideResponse(out, this.stack, this.recordRoute, destination.protocol);
     this.stack.sendStateless(out, destination);
   }
 

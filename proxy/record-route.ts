@@ -4,17 +4,22 @@
  * connection of each leg inside the Record-Route values it inserts, where the dialog's requests bring it
  * back (RFC 5626 §5.2 flow tokens; RFC 5658 double Record-Route).
  */
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { KeyedMac, equalText } from '../src/sip/index.js';
 import type { Stack } from '../src/core/index.js';
 import type { SipRequest } from '../src/sip/index.js';
 import { type Destination, type Flow, type TransportProtocol, isConnectionOriented } from '../src/transport/types.js';
 import type { TokenCheck } from './types.js';
+import type { TopologyHiding } from './topology-hiding.js';
 
 /** Characters of the MAC kept in a token: 60 bits, enough that guessing is hopeless for a dialog's life. */
 const MAC_LENGTH = 10;
 /** User part of a Record-Route value that carries no flow: `rr.` + MAC of the Call-ID. */
 const MARKER_PREFIX = 'rr.';
+/** User part of a Contact that stands in for a hidden one (topology hiding): `th.` + the sealed original. */
+const HIDDEN_PREFIX = 'th.';
+const IV_LENGTH = 12;
+const TAG_LENGTH = 16;
 
 /** The two legs of a forwarded request, as Record-Route needs them. */
 export interface RecordRouteLegs {
@@ -33,10 +38,54 @@ export interface RecordRouteLegs {
  */
 export class RecordRoute {
   private readonly keyed: KeyedMac;
+  /** AES-256-GCM key of the hidden Contacts, derived from the same secret (one secret per cluster). */
+  private readonly sealKey: Buffer;
+  /** HMAC key of the synthetic IVs (a key of its own: one key, one use). */
+  private readonly ivKey: Buffer;
+  /** Topology hiding, when configured (set by ProxyCore): looseRoute and forwardStateless consult it. */
+  hiding: TopologyHiding | undefined;
 
   constructor(secret: Buffer = randomBytes(32)) {
     if (!Buffer.isBuffer(secret) || secret.length === 0) throw new TypeError('RecordRoute needs a non-empty secret Buffer');
     this.keyed = new KeyedMac(secret);
+    this.sealKey = createHmac('sha256', secret).update('topology hiding').digest();
+    this.ivKey = createHmac('sha256', secret).update('topology hiding iv').digest();
+    this.hiding = undefined;
+  }
+
+  /**
+   * Topology hiding: a URI user part that carries `parts` (a Contact URI and the Route values behind it)
+   * encrypted and authenticated (AES-256-GCM), so the phone that gets it learns no address of ours and
+   * cannot forge one. `th.` + base64url(iv | ciphertext | tag). The IV is synthetic (an HMAC of the text):
+   * the same Contact seals to the same URI in the 180, the 200 and its retransmissions, and two different
+   * texts get different IVs (a collision is a 2^-96 chance), which GCM needs.
+   */
+  seal(parts: string[]): string {
+    const text = parts.join('\n');
+    const iv = createHmac('sha256', this.ivKey).update(text).digest().subarray(0, IV_LENGTH);
+    const cipher = createCipheriv('aes-256-gcm', this.sealKey, iv);
+    const body = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
+    return HIDDEN_PREFIX + Buffer.concat([iv, body, cipher.getAuthTag()]).toString('base64url');
+  }
+
+  /** What `seal` put in a user part; undefined for anything else (not ours, altered, another secret). */
+  unseal(user: string | undefined): string[] | undefined {
+    if (user === undefined || !user.startsWith(HIDDEN_PREFIX) || user.length > 4096) return undefined;
+    const raw = Buffer.from(user.slice(HIDDEN_PREFIX.length), 'base64url');
+    if (raw.length < IV_LENGTH + TAG_LENGTH + 1) return undefined;
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', this.sealKey, raw.subarray(0, IV_LENGTH));
+      decipher.setAuthTag(raw.subarray(raw.length - TAG_LENGTH));
+      const text = Buffer.concat([decipher.update(raw.subarray(IV_LENGTH, raw.length - TAG_LENGTH)), decipher.final()]).toString('utf8');
+      return text.split('\n');
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** `<sip:USER@host:port;transport=xx>` naming our listener of `protocol` (a hidden Contact). */
+  localUri(stack: Stack, protocol: TransportProtocol, user: string): string {
+    return this.value(stack, protocol, user).replace(/;lr>$/, '>');
   }
 
   /** The flow token for a flow id. */

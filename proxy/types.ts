@@ -75,6 +75,11 @@ export interface ProxyCoreOptions {
   resolve?: Resolve;
   /** The media relay hook (WebRTC gateway); without it SDP passes through untouched. */
   media?: ProxyMedia;
+  /**
+   * Topology hiding (proxy/topology-hiding.ts): messages from a trusted peer to an untrusted one carry
+   * none of the trusted side's Contact, Record-Route and Via. Off when absent.
+   */
+  topologyHiding?: { isTrusted(address: string): boolean };
 }
 
 /** What `looseRoute` did to a request carrying Route header fields (§16.4, §16.12). */

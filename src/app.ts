@@ -80,6 +80,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     advertise: config.sip.advertise,
     maxMessageSize: config.sip.maxMessageSize,
     serverHeader: config.sip.serverHeader,
+    limits: config.limits,
     createTransport: (user) =>
       new TransportLayer({
         listen: config.sip.listen,
@@ -148,7 +149,10 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     });
   const gateway = createMediaGateway({ nodes: config.media.rtpengine, logger, alwaysRelay: config.media.alwaysRelay });
   const media = new MediaHook(gateway, logger, { releaseUnknownCalls: options.clustered === true });
-  const proxy = new ProxyCore({ stack, logger, media, secret: derive('record-route') });
+  const proxy = new ProxyCore({
+    stack, logger, media, secret: derive('record-route'),
+    topologyHiding: config.proxy.topologyHiding ? { isTrusted: (address) => balancer.routing.isTrusted(address) } : undefined,
+  });
   stack.setUser(new Router({
     stack, proxy, recordRoute: proxy.recordRoute, registrar, subscribers, media, domains: config.sip.domain, logger, mid,
     pstn: {

@@ -99,6 +99,57 @@ const schema = z.strictObject({
     /** Server / User-Agent header value; empty to send none. */
     serverHeader: z.string().default('softswitch'),
   }).prefault({}),
+  /**
+   * What one request may cost before anyone knows who sent it (hardening: memory from one source). Each is
+   * checked while the message is parsed or in the checks every request passes; a request over a limit is
+   * answered statelessly (513, 413 or 400 with the reason) and never reaches a transaction.
+   */
+  limits: z.strictObject({
+    /**
+     * Largest message per transport, bytes (sip.maxMessageSize stays the ceiling over all of them).
+     * UDP 16 KiB: desk phones send 1.5–4 KB INVITEs, 6–8 KB with video SDP; a datagram of 12+ IP fragments
+     * rarely survives the path anyway (RFC 3261 §18.1.1 moves large requests to TCP). Streams and
+     * WebSockets 64 KiB: WebRTC INVITEs over WSS carry 5–15 KB of SDP, up to ~30 KB with many ICE
+     * candidates and simulcast.
+     */
+    maxMessageSize: z.strictObject({
+      udp: z.number().int().min(1500).max(1_048_576).default(16384),
+      tcp: z.number().int().min(1500).max(1_048_576).default(65535),
+      tls: z.number().int().min(1500).max(1_048_576).default(65535),
+      ws: z.number().int().min(1500).max(1_048_576).default(65535),
+      wss: z.number().int().min(1500).max(1_048_576).default(65535),
+    }).prefault({}),
+    /** Header fields (lines) per message: a phone's INVITE has 15–30, a few proxies add a Via and a Record-Route each. */
+    maxHeaders: z.number().int().min(20).max(10000).default(128),
+    /** Contact values per request: an INVITE has one, a REGISTER of a multi-line phone a handful. */
+    maxContacts: z.number().int().min(1).max(10000).default(16),
+    /**
+     * Via values per request: one per hop, and a request cannot have made more hops than the Max-Forwards
+     * of 70 a UA starts with (RFC 3261 §8.1.1.6); RFC 4475's longreq carries 34.
+     */
+    maxVias: z.number().int().min(2).max(10000).default(70),
+    /** Route and Record-Route values per request (each counted on its own): one per proxy on the path. */
+    maxRoutes: z.number().int().min(2).max(10000).default(32),
+    /**
+     * Body octets of a request whose method carries no body in practice (REGISTER, OPTIONS, BYE, CANCEL,
+     * SUBSCRIBE, REFER): 413 above this. 4 KiB leaves room for the odd vendor XML.
+     */
+    maxBodyWithoutNeed: z.number().int().min(0).max(1_048_576).default(4096),
+    /**
+     * Bytes of requests and responses held by server transactions (per process/worker). Over it, a new
+     * request outside a dialog gets a stateless 503 with Retry-After before any transaction is created.
+     * 128 MiB: 1,000 calls/s with their transactions held 32 s (Timer H/L) need about a third of it, since a
+     * transaction keeps only the routing headers of its request once it has answered.
+     */
+    transactionMemory: z.number().int().min(1_048_576).max(17_179_869_184).default(134_217_728),
+    /**
+     * User-Agent substrings (case-insensitive) of SIP scanners: their requests are dropped without an
+     * answer and before a transaction, counted in the stats, and logged once per source per minute. [] turns it off.
+     */
+    scannerUserAgents: z.array(z.string().min(2)).default([
+      'friendly-scanner', 'sipvicious', 'sipcli', 'VaxSIPUserAgent', 'sip-scan', 'iWar', 'SIVuS', 'sundayddr', 'smap', 'pplsip',
+    ]),
+  }).prefault({}),
   tls: z.strictObject({
     /** PEM certificate chain file for TLS and WSS; a self-signed one is generated under dataDir when unset. */
     cert: z.string().optional(),
@@ -192,6 +243,15 @@ const schema = z.strictObject({
     failoverTimeout: z.number().min(0.2).max(32).default(3),
     /** Re-read backends, routes, DIDs and trusted sources from the store this often, seconds; 0: only on `softswitch reload`. */
     reloadInterval: z.number().min(0).max(86400).default(10),
+  }).prefault({}),
+  proxy: z.strictObject({
+    /**
+     * Topology hiding towards every peer that is not a trusted source or backend: the Contact, the
+     * Record-Route and the Via values of the backend pool never reach a phone (its Contact becomes a URI of
+     * ours carrying the original sealed with the Record-Route secret). Off by default: it changes what
+     * phones see and costs an AES-GCM seal per dialog; turn it on where backends have internal addresses.
+     */
+    topologyHiding: z.boolean().default(false),
   }).prefault({}),
   routing: z.strictObject({
     /**

@@ -10,7 +10,7 @@ import {
   type TimerConfig, responseDestination,
 } from '../transaction/index.js';
 import type { Destination, Flow, HostPort, ListenSpec, TransportProtocol, TransportUser } from '../transport/types.js';
-import { checkRequest, reasonFromParseError } from './request-checks.js';
+import { type RequestLimits, checkRequest, reasonFromParseError } from './request-checks.js';
 import { salvageResponse } from './salvage.js';
 import type { SourceGate, StackTransport, StackUser } from './types.js';
 
@@ -32,6 +32,19 @@ export interface StackOptions {
   sendTrying?: boolean | 'deferred';
   /** Flood bans and rate limits, asked before parsing (security/). */
   gate?: SourceGate;
+  /** What one message may cost (config `limits`); nothing beyond `maxMessageSize` is checked without it. */
+  limits?: StackLimits;
+}
+
+/** The config `limits` section as the stack applies it. */
+export interface StackLimits extends RequestLimits {
+  /** Per transport, under `maxMessageSize`: larger requests get 513 before they are parsed. */
+  maxMessageSize: Partial<Record<TransportProtocol, number>>;
+  maxHeaders: number;
+  /** Bytes held by server transactions before new requests outside dialogs get 503 (TransactionLayerOptions.memoryLimit). */
+  transactionMemory: number;
+  /** User-Agent substrings, any case, of scanners whose requests are dropped without an answer. */
+  scannerUserAgents: string[];
 }
 
 export interface StackStats {
@@ -41,7 +54,16 @@ export interface StackStats {
   parseErrors: number;
   rejected: number;
   droppedResponses: number;
+  /** Requests dropped because their User-Agent names a scanner. */
+  scanners: number;
+  /** New requests answered 503 because the server transactions held `transactionMemory` bytes. */
+  overBudget: number;
 }
+
+/** RFC 3261 §21.5.4: how long a client refused for memory pressure waits (transactions end within 32 s). */
+const OVER_BUDGET_RETRY_AFTER = '10';
+/** A scanner source is logged at most once in this long. */
+const SCANNER_LOG_INTERVAL_MS = 60_000;
 
 /**
  * The SIP stack: transports + transactions + the checks every message passes. Knows nothing of
@@ -50,7 +72,7 @@ export interface StackStats {
 export class Stack implements TransportUser {
   readonly transactions: TransactionLayer;
   readonly transport: StackTransport;
-  readonly stats: StackStats = { received: 0, dropped: 0, parseErrors: 0, rejected: 0, droppedResponses: 0 };
+  readonly stats: StackStats = { received: 0, dropped: 0, parseErrors: 0, rejected: 0, droppedResponses: 0, scanners: 0, overBudget: 0 };
   private readonly log: Logger;
   private readonly maxMessageSize: number;
   private readonly serverHeader: string;
@@ -63,6 +85,11 @@ export class Stack implements TransportUser {
   private localHosts = new Set<string>();
   /** This stack's addresses and advertised names without port or brackets, lower-cased. */
   private localHostnames = new Set<string>();
+  private readonly limits: StackLimits | undefined;
+  private readonly scannerNeedles: string[];
+  /** When each scanner source was last logged; pruned of entries over a minute old when it fills up. */
+  private readonly scannersLogged = new Map<string, number>();
+  private scannersPrunedAt = 0;
 
   constructor(options: StackOptions) {
     this.log = categoryLogger(options.logger, 'sip.core');
@@ -70,9 +97,11 @@ export class Stack implements TransportUser {
     this.serverHeader = options.serverHeader ?? 'softswitch';
     this.advertiseOption = options.advertise;
     this.gate = options.gate;
+    this.limits = options.limits;
+    this.scannerNeedles = (options.limits?.scannerUserAgents ?? []).map((s) => s.toLowerCase());
     this.transport = options.createTransport(this);
     this.transactions = new TransactionLayer({ transport: this.transport, logger: options.logger, timers: options.timers, timing: options.timing,
-      sendTrying: options.sendTrying ?? 'deferred',
+      sendTrying: options.sendTrying ?? 'deferred', memoryLimit: options.limits?.transactionMemory,
     });
   }
 
@@ -188,8 +217,14 @@ export class Stack implements TransportUser {
       }
     }
     let msg: SipRequest | SipResponse;
+    const limit = this.limits?.maxMessageSize[flow.protocol];
+    if (limit !== undefined && data.length > limit) {
+      this.stats.parseErrors++;
+      this.onUnparseable(data, flow, new SipParseError('SIP_ERR_TOO_LARGE', `message of ${data.length} bytes exceeds ${limit} for ${flow.protocol}`));
+      return;
+    }
     try {
-      msg = parseMessage(data, { maxMessageSize: this.maxMessageSize });
+      msg = parseMessage(data, { maxMessageSize: this.maxMessageSize, maxHeaders: this.limits?.maxHeaders });
     } catch (err) {
       if (!(err instanceof SipParseError)) throw err;
       this.stats.parseErrors++;
@@ -215,7 +250,10 @@ export class Stack implements TransportUser {
 
   private onUnparseable(data: Buffer, flow: Flow, err: SipParseError): void {
     this.log.info({ from: remoteOf(flow), code: err.code, err: err.message }, 'malformed message');
-    const salvaged = salvageResponse(data, 400, reasonFromParseError(err));
+    // RFC 3261 §21.5.11: 513 Message Too Large; everything else the parser refuses is a 400.
+    const salvaged = err.code === 'SIP_ERR_TOO_LARGE'
+      ? salvageResponse(data, 513, 'Message Too Large')
+      : salvageResponse(data, 400, reasonFromParseError(err));
     if (salvaged === undefined) return;
     let destination: Destination = { protocol: flow.protocol, address: flow.remote.address, port: flow.remote.port, flowId: flow.id };
     try {
@@ -239,7 +277,9 @@ export class Stack implements TransportUser {
     // RFC 3261 §18.2.1 and RFC 3581 §4: record where the request really came from.
     if (stampReceived(via, flow)) req.replaceFirstValue('via', via.toString());
 
-    const rejection = checkRequest(req);
+    if (this.scannerNeedles.length > 0 && this.isScanner(req, flow)) return;
+
+    const rejection = checkRequest(req, this.limits);
     if (rejection !== undefined) {
       this.stats.rejected++;
       if (req.method !== 'ACK') this.rejectStateless(req, flow, rejection.status, rejection.reason, rejection.headers);
@@ -261,6 +301,13 @@ export class Stack implements TransportUser {
       case 'ack':
         this.user?.onAck?.(req, flow, incoming.transaction);
         return;
+      case 'over-budget':
+        this.stats.overBudget++;
+        this.respondStateless(req, flow, 503, { headers: [['Retry-After', OVER_BUDGET_RETRY_AFTER]] });
+        if (this.stats.overBudget % 1000 === 1) {
+          this.log.warn({ from: remoteOf(flow), heldBytes: this.transactions.heldBytes, refused: this.stats.overBudget }, 'transaction memory full: new requests answered 503');
+        }
+        return;
       default:
         return; // retransmission or ACK absorbed by its transaction
     }
@@ -277,6 +324,37 @@ export class Stack implements TransportUser {
     if (this.transactions.receiveResponse(res, flow)) return;
     if (this.user?.onStrayResponse !== undefined) this.user.onStrayResponse(res, flow);
     else this.stats.droppedResponses++;
+  }
+
+  /**
+   * A User-Agent of the scanner list: the request is dropped without an answer (an answer confirms that a
+   * SIP server lives here, as Kamailio scripts that `exit` on them), counted, and logged once per source
+   * per minute.
+   */
+  private isScanner(req: SipRequest, flow: Flow): boolean {
+    const ua = req.get('user-agent');
+    if (ua === undefined) return false;
+    const lower = ua.toLowerCase();
+    const needles = this.scannerNeedles;
+    let hit = false;
+    for (let i = 0; i < needles.length && !hit; i++) hit = lower.includes(needles[i]!);
+    if (!hit) return false;
+    this.stats.scanners++;
+    const now = Date.now();
+    const source = flow.remote.address;
+    const last = this.scannersLogged.get(source);
+    if (last !== undefined && now - last < SCANNER_LOG_INTERVAL_MS) return true;
+    // Bounded: spoofed UDP sources could otherwise fill the map. When full, entries over a minute old are
+    // pruned (at most once a second); while it stays full, new sources are not logged.
+    if (last === undefined && this.scannersLogged.size >= 10_000) {
+      if (now - this.scannersPrunedAt < 1000) return true;
+      this.scannersPrunedAt = now;
+      for (const [k, at] of this.scannersLogged) if (now - at >= SCANNER_LOG_INTERVAL_MS) this.scannersLogged.delete(k);
+      if (this.scannersLogged.size >= 10_000) return true;
+    }
+    this.scannersLogged.set(source, now);
+    this.log.warn({ from: remoteOf(flow), userAgent: ua.slice(0, 80), method: req.method }, 'scanner dropped (further requests from this source are not logged for a minute)');
+    return true;
   }
 
   /** A response without a transaction (to a request that failed the checks). */

@@ -9,7 +9,8 @@ export type SipParseErrorCode =
   | 'SIP_ERR_HEADER' // a header field that violates its grammar
   | 'SIP_ERR_URI' // a URI that violates its grammar
   | 'SIP_ERR_FRAMING' // Content-Length / message boundaries
-  | 'SIP_ERR_TOO_LARGE'; // over the configured maximum message size
+  | 'SIP_ERR_TOO_LARGE' // over the configured maximum message size
+  | 'SIP_ERR_TOO_MANY_HEADERS'; // more header fields than the configured maximum
 
 export class SipParseError extends Error {
   readonly code: SipParseErrorCode;

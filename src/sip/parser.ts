@@ -17,6 +17,11 @@ import { SipUri, parseUri } from './uri.js';
 export interface ParseOptions {
   /** Larger inputs are refused with SIP_ERR_TOO_LARGE before any work is done. */
   maxMessageSize?: number;
+  /**
+   * More header fields (lines, not comma-separated values) than this are refused with
+   * SIP_ERR_TOO_MANY_HEADERS; counted while the fields are cut out, no second pass.
+   */
+  maxHeaders?: number;
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
@@ -28,7 +33,7 @@ export function parseMessage(buf: Buffer, options?: ParseOptions): SipRequest | 
     throw new SipParseError('SIP_ERR_TOO_LARGE', `message of ${buf.length} bytes exceeds ${options.maxMessageSize}`);
   }
   try {
-    return parse(buf);
+    return parse(buf, options?.maxHeaders ?? Infinity);
   } catch (err) {
     if (err instanceof SipParseError) throw err;
     // A bug in the parser must still cost the caller no more than a malformed message.
@@ -36,7 +41,7 @@ export function parseMessage(buf: Buffer, options?: ParseOptions): SipRequest | 
   }
 }
 
-function parse(buf: Buffer): SipRequest | SipResponse {
+function parse(buf: Buffer, maxHeaders: number): SipRequest | SipResponse {
   const len = buf.length;
   // RFC 3261 §7.5: CRLFs before the start line are ignored.
   let start = 0;
@@ -72,6 +77,9 @@ function parse(buf: Buffer): SipRequest | SipResponse {
   const hlen = head.length;
   while (pos < hlen) {
     const fieldStart = pos;
+    if (headers.length >= maxHeaders) {
+      throw new SipParseError('SIP_ERR_TOO_MANY_HEADERS', `more than ${maxHeaders} header fields`, undefined, start + pos);
+    }
     nl = head.indexOf('\n', pos);
     if (nl === -1) nl = hlen - 1;
     let lineEnd = nl > pos && head.charCodeAt(nl - 1) === 0x0d ? nl - 1 : nl;

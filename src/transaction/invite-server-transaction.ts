@@ -2,7 +2,7 @@ import { type SipRequest, type SipResponse, serializeMessage } from '../sip/inde
 import { type Destination, type Flow, isReliable } from '../transport/types.js';
 import { responseDestination } from './response-destination.js';
 import { type TimerHandle, type TimerName, nextTimerG, timerG, timerH, timerI, timerL } from './timers.js';
-import { Transaction } from './transaction.js';
+import { Transaction, wireSize } from './transaction.js';
 import { TransactionState, type TransitionTable } from './transaction-state.js';
 import type { TransactionContext } from './types.js';
 
@@ -33,6 +33,8 @@ export class InviteServerTransaction extends Transaction {
   /** The most recent response sent. */
   lastResponse: SipResponse | undefined;
   private lastBytes: Buffer | undefined;
+  /** Size of the request as held (see `heldBytes`). */
+  private requestBytes: number;
   private readonly reliable: boolean;
   private timerG: TimerHandle | undefined;
   private intervalG: number;
@@ -49,12 +51,14 @@ export class InviteServerTransaction extends Transaction {
     this.cancelled = false;
     this.lastResponse = undefined;
     this.lastBytes = undefined;
+    this.requestBytes = wireSize(request);
     this.reliable = isReliable(flow.protocol);
     this.timerG = undefined;
     this.intervalG = 0;
     this.timerH = undefined;
     this.timerI = undefined;
     this.timerL = undefined;
+    this.setHeld(this.requestBytes);
   }
 
   get kind(): 'invite-server' {
@@ -88,7 +92,9 @@ export class InviteServerTransaction extends Transaction {
           // for transmission ... The server transaction MUST then transition to the 'Accepted' state."
           this.transition(S.Accepted);
           this.send(response);
-          if (this.isIn(S.Accepted)) this.timerL = this.setTimer('L', timerL(this.ctx.config));
+          if (!this.isIn(S.Accepted)) return;
+          this.timerL = this.setTimer('L', timerL(this.ctx.config));
+          this.compact();
         } else {
           // §17.2.1: "While in the 'Proceeding' state, if the TU passes a response with status code
           // from 300 to 699 to the server transaction, the response MUST be passed to the transport layer
@@ -103,6 +109,7 @@ export class InviteServerTransaction extends Transaction {
             this.timerG = this.setTimer('G', this.intervalG);
           }
           this.timerH = this.setTimer('H', timerH(this.ctx.config));
+          this.compact();
         }
         return;
       case S.Accepted:
@@ -207,7 +214,15 @@ export class InviteServerTransaction extends Transaction {
   private send(response: SipResponse): void {
     this.lastResponse = response;
     this.lastBytes = serializeMessage(response);
+    this.setHeld(this.requestBytes + this.lastBytes.length);
     this.transmit(this.lastBytes, this.responseDestination);
+  }
+
+  /** The final response is out: keep only what the rest of the transaction needs (see `compactRequest`). */
+  private compact(): void {
+    this.requestBytes = this.compactRequest();
+    if (this.lastBytes !== undefined && this.lastResponse !== undefined) this.lastResponse = this.detachedResponse(this.lastResponse);
+    this.setHeld(this.requestBytes + (this.lastBytes?.length ?? 0));
   }
 
   private discard(response: SipResponse): void {

@@ -2,7 +2,7 @@ import { type SipRequest, type SipResponse, serializeMessage } from '../sip/inde
 import { type Destination, type Flow, isReliable } from '../transport/types.js';
 import { responseDestination } from './response-destination.js';
 import { type TimerHandle, type TimerName, timerJ } from './timers.js';
-import { Transaction } from './transaction.js';
+import { Transaction, wireSize } from './transaction.js';
 import { TransactionState, type TransitionTable } from './transaction-state.js';
 import type { TransactionContext } from './types.js';
 
@@ -28,6 +28,8 @@ export class NonInviteServerTransaction extends Transaction {
   /** The most recent response sent. */
   lastResponse: SipResponse | undefined;
   private lastBytes: Buffer | undefined;
+  /** Size of the request as held (see `heldBytes`). */
+  private requestBytes: number;
   private readonly reliable: boolean;
   private timerJ: TimerHandle | undefined;
 
@@ -39,8 +41,10 @@ export class NonInviteServerTransaction extends Transaction {
     this.responseDestination = responseDestination(request.topVia, flow);
     this.lastResponse = undefined;
     this.lastBytes = undefined;
+    this.requestBytes = wireSize(request);
     this.reliable = isReliable(flow.protocol);
     this.timerJ = undefined;
+    this.setHeld(this.requestBytes);
   }
 
   get kind(): 'non-invite-server' {
@@ -86,8 +90,12 @@ export class NonInviteServerTransaction extends Transaction {
     this.send(response);
     if (!this.isIn(S.Completed)) return;
     const j = timerJ(this.ctx.config, this.reliable);
-    if (j === 0) this.terminate();
-    else this.timerJ = this.setTimer('J', j);
+    if (j === 0) {
+      this.terminate();
+      return;
+    }
+    this.timerJ = this.setTimer('J', j);
+    this.compact();
   }
 
   /**
@@ -127,6 +135,14 @@ export class NonInviteServerTransaction extends Transaction {
   private send(response: SipResponse): void {
     this.lastResponse = response;
     this.lastBytes = serializeMessage(response);
+    this.setHeld(this.requestBytes + this.lastBytes.length);
     this.transmit(this.lastBytes, this.responseDestination);
+  }
+
+  /** The final response is out: keep only what the rest of the transaction needs (see `compactRequest`). */
+  private compact(): void {
+    this.requestBytes = this.compactRequest();
+    if (this.lastBytes !== undefined && this.lastResponse !== undefined) this.lastResponse = this.detachedResponse(this.lastResponse);
+    this.setHeld(this.requestBytes + (this.lastBytes?.length ?? 0));
   }
 }

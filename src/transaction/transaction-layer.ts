@@ -8,6 +8,7 @@ import { NonInviteClientTransaction } from './non-invite-client-transaction.js';
 import { NonInviteServerTransaction } from './non-invite-server-transaction.js';
 import { type TimerConfig, type Timers, realTimers, timerConfig } from './timers.js';
 import { TransactionState } from './transaction-state.js';
+import { detach } from './transaction.js';
 import type {
   AnyTransaction, ClientTransaction, ClientTransactionUser, IncomingRequest, ServerTransaction, TransactionContext,
 } from './types.js';
@@ -26,12 +27,19 @@ export interface TransactionLayerOptions {
    * digest challenge or a quick refusal then goes out alone, one datagram instead of two); false never.
    */
   sendTrying?: boolean | 'deferred';
+  /**
+   * Bound on the wire bytes held by server transactions (requests, last responses; `heldBytes`). Over it,
+   * `receiveRequest` creates no transaction for a new request outside a dialog and answers `over-budget`.
+   * Infinity (the default) never refuses.
+   */
+  memoryLimit?: number;
 }
 
 // Results that carry no data are shared: no allocation for the common absorbed cases.
 const RETRANSMISSION: IncomingRequest = Object.freeze({ kind: 'retransmission' as const });
 const ACK_ABSORBED: IncomingRequest = Object.freeze({ kind: 'ack-absorbed' as const });
 const ACK_FOR_TU: IncomingRequest = Object.freeze({ kind: 'ack' as const });
+const OVER_BUDGET: IncomingRequest = Object.freeze({ kind: 'over-budget' as const });
 
 /**
  * The transaction layer of RFC 3261 §17: matches incoming requests to server transactions (§17.2.3,
@@ -47,6 +55,8 @@ export class TransactionLayer {
   private readonly servers = new Map<string, ServerTransaction>();
   private branchTag = '';
   private stopped = false;
+  private held = 0;
+  private readonly memoryLimit: number;
 
   constructor(options: TransactionLayerOptions) {
     if (options === null || typeof options !== 'object' || options.transport === undefined || options.logger === undefined) {
@@ -54,12 +64,18 @@ export class TransactionLayer {
     }
     this.log = categoryLogger(options.logger, 'sip.transaction');
     this.sendTrying = options.sendTrying ?? true;
+    this.memoryLimit = options.memoryLimit ?? Infinity;
     this.ctx = {
       transport: options.transport,
       timers: options.timers ?? realTimers,
       config: timerConfig(options.timing),
       logger: this.log,
-      owner: { transactionTerminated: (tx) => this.forget(tx) },
+      owner: {
+        transactionTerminated: (tx) => this.forget(tx),
+        heldChanged: (delta) => {
+          this.held += delta;
+        },
+      },
     };
   }
 
@@ -71,6 +87,11 @@ export class TransactionLayer {
   /** Live transactions, per side. */
   get stats(): { client: number; server: number } {
     return { client: this.clients.size, server: this.servers.size };
+  }
+
+  /** Wire bytes held by the live server transactions (what `memoryLimit` bounds). */
+  get heldBytes(): number {
+    return this.held;
   }
 
   /**
@@ -105,9 +126,15 @@ export class TransactionLayer {
       return RETRANSMISSION;
     }
 
+    // Under memory pressure new work is refused before it costs anything; requests within a dialog (a
+    // To tag: BYE, re-INVITE, in-dialog NOTIFY) and CANCEL still end what is already held.
+    if (this.held > this.memoryLimit && method !== 'CANCEL' && request.to?.tag === undefined) return OVER_BUDGET;
+
+    // The key is built from slices of the request's text; the table keeps it for the transaction's life.
+    const ownKey = detach(key);
     if (method === 'INVITE') {
-      const tx = new InviteServerTransaction(request, key, flow, this.ctx);
-      this.servers.set(key, tx);
+      const tx = new InviteServerTransaction(request, ownKey, flow, this.ctx);
+      this.servers.set(ownKey, tx);
       // §17.2.1: "the server transaction MUST generate a 100 (Trying) response unless it knows that the
       // TU will generate a provisional or final response within 200 ms". Sending it at once stops the
       // client's Timer A retransmissions soonest.
@@ -116,8 +143,8 @@ export class TransactionLayer {
       return { kind: 'new', transaction: tx };
     }
 
-    const tx = new NonInviteServerTransaction(request, key, flow, this.ctx);
-    this.servers.set(key, tx);
+    const tx = new NonInviteServerTransaction(request, ownKey, flow, this.ctx);
+    this.servers.set(ownKey, tx);
     if (method === 'CANCEL') {
       // §9.2: "The CANCEL method requests that the TU at the server side cancel a pending transaction.
       // The TU determines the transaction to be cancelled by taking the CANCEL request, and then assuming

@@ -1,4 +1,4 @@
-import type { SipRequest } from '../sip/index.js';
+import { type HeaderField, SipRequest, SipResponse } from '../sip/index.js';
 import type { Destination, Flow } from '../transport/types.js';
 import { TransactionError, TransactionStateError } from './errors.js';
 import type { TimerHandle, TimerName } from './timers.js';
@@ -17,20 +17,37 @@ type ListenerTable = { [K in keyof E]?: Array<Listener<E[K]>> };
  * `ClientTransaction` union.
  */
 export abstract class Transaction {
-  /** The request that created the transaction. */
-  readonly request: SipRequest;
+  private req: SipRequest;
   /** The layer's table key, built once (§17.1.3 for clients, §17.2.3 for servers). */
   readonly key: string;
   protected readonly ctx: TransactionContext;
   private currentState: TransactionState;
   private listeners: ListenerTable | undefined;
+  private held: number;
 
   constructor(request: SipRequest, key: string, ctx: TransactionContext, initial: TransactionState) {
-    this.request = request;
+    this.req = request;
+    this.held = 0;
     this.key = key;
     this.ctx = ctx;
     this.currentState = initial;
     this.listeners = undefined;
+  }
+
+  /**
+   * The request that created the transaction. Once a server transaction has sent its final response, it
+   * is a copy with only the fields a response echoes (§8.2.6.2: Via, From, To, Call-ID, CSeq).
+   */
+  get request(): SipRequest {
+    return this.req;
+  }
+
+  /**
+   * Wire bytes this transaction keeps alive (its request, its last response), as told to the layer;
+   * server transactions only: what a client transaction holds is ours.
+   */
+  get heldBytes(): number {
+    return this.held;
   }
 
   abstract get kind(): TransactionKind;
@@ -62,6 +79,7 @@ export abstract class Transaction {
     if (this.currentState === TransactionState.Terminated) return;
     this.clearTimers();
     this.transition(TransactionState.Terminated);
+    this.setHeld(0);
     this.ctx.owner.transactionTerminated(this as unknown as AnyTransaction);
     this.emit('terminated');
   }
@@ -107,6 +125,48 @@ export abstract class Transaction {
       log.debug({ tx: this.key, kind: this.kind, method: this.request.method, from, to }, 'transaction state');
     }
     this.emit('stateChanged', to, from);
+  }
+
+  /** Tells the layer what this transaction now holds. */
+  protected setHeld(bytes: number): void {
+    if (bytes === this.held) return;
+    this.ctx.owner.heldChanged?.(bytes - this.held);
+    this.held = bytes;
+  }
+
+  /**
+   * After the final response the request is needed only to echo its routing fields in a response the TU
+   * might still pass (which is then discarded) and for the Call-ID/CSeq in logs. The parsed request keeps
+   * the whole datagram and its decoded text alive (header values are slices of it) for Timer H/J/L, 32 s:
+   * a flood of large requests answered with one 407 each held them all. A request of the five fields,
+   * copied out of the text they were sliced from and parsed only if asked, keeps a few hundred bytes.
+   * Returns the new request's size.
+   */
+  protected compactRequest(): number {
+    const old = this.req;
+    const fields: HeaderField[] = [];
+    let size = old.uri.length + 16;
+    for (const h of old.headers) {
+      if (h.key === 'via' || h.key === 'from' || h.key === 'to' || h.key === 'call-id' || h.key === 'cseq') {
+        fields.push({ key: h.key, name: detach(h.name), value: detach(h.value), raw: undefined });
+        size += h.name.length + h.value.length + 4;
+      }
+    }
+    this.req = new SipRequest({ method: detach(old.method), uri: detach(old.uri), headers: fields, version: detach(old.version) });
+    return size;
+  }
+
+  /**
+   * The last response as kept after the final one: status, reason, To (the tag RFC 2543 ACK matching
+   * compares), Call-ID and CSeq, copied likewise. A response built by createResponse shares the request's
+   * header fields, whose text would keep the request's text alive.
+   */
+  protected detachedResponse(response: SipResponse): SipResponse {
+    const fields: HeaderField[] = [];
+    for (const h of response.headers) {
+      if (h.key === 'to' || h.key === 'call-id' || h.key === 'cseq') fields.push({ key: h.key, name: detach(h.name), value: detach(h.value), raw: undefined });
+    }
+    return new SipResponse({ status: response.status, reason: detach(response.reason), headers: fields });
   }
 
   protected setTimer(name: TimerName, ms: number): TimerHandle {
@@ -169,4 +229,26 @@ export abstract class Transaction {
       throw new TransactionError('TRANSACTION_ERR_TERMINATED', `${what} on a terminated ${this.kind} transaction (${this.key})`);
     }
   }
+}
+
+/**
+ * About the octets a parsed message came from: its header fields as they stand and its body. One pass
+ * over ~20 fields, no allocation (the pristine bytes are gone once the core stamps `received` on the Via).
+ */
+export function wireSize(msg: { headers: ReadonlyArray<{ name: string; value: string; raw: string | undefined }>; body: Buffer }): number {
+  let n = msg.body.length + 64; // start line
+  const hs = msg.headers;
+  for (let i = 0; i < hs.length; i++) {
+    const h = hs[i]!;
+    n += h.raw !== undefined ? h.raw.length : h.name.length + h.value.length + 4;
+  }
+  return n;
+}
+
+/**
+ * A copy of a string that shares no memory with it: V8 keeps a slice (13+ characters) or a concatenation
+ * pointing at the string it came from, so a header value would keep the whole message text alive.
+ */
+export function detach(s: string): string {
+  return s.length === 0 ? '' : Buffer.from(s, 'latin1').toString('latin1');
 }

@@ -68,11 +68,18 @@ export type IncomingRequest =
    * An ACK that is not for a non-2xx response (the ACK of a 2xx, its own transaction, RFC 3261 §17.1.1.3):
    * for the TU. `transaction` is the INVITE server transaction in Accepted it matched, if one did.
    */
-  | { kind: 'ack'; transaction?: InviteServerTransaction };
+  | { kind: 'ack'; transaction?: InviteServerTransaction }
+  /**
+   * A new request outside a dialog while the server transactions hold more than `memoryLimit` bytes: no
+   * transaction was created; the core answers 503 with Retry-After statelessly.
+   */
+  | { kind: 'over-budget' };
 
 /** @internal How a transaction tells its layer that it is gone. */
 export interface TransactionOwner {
   transactionTerminated(transaction: AnyTransaction): void;
+  /** The bytes a server transaction holds changed by `delta` (see `Transaction.heldBytes`). */
+  heldChanged?(delta: number): void;
 }
 
 /** @internal Everything a transaction needs from its layer, one object shared by all transactions. */
