@@ -148,7 +148,9 @@ export class Stack implements TransportUser {
 
   /** The transport asks before anything else: a datagram or a new connection from a banned source is dropped. */
   admit(remote: HostPort): boolean {
-    return this.gate === undefined || this.gate.admit(remote.address);
+    if (this.gate === undefined || this.gate.admit(remote.address)) return true;
+    this.stats.dropped++;
+    return false;
   }
 
   /** host:port this stack puts in Via / Record-Route for a transport, if it listens on it. */
