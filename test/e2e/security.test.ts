@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { buildCredentials, parseChallenge, parseMessage, SipRequest, type SipResponse } from '../../src/sip/index.js';
 import type { ListenSpec } from '../../src/transport/types.js';
 import { SIPP_SCENARIOS, runSipp } from '../helpers/sipp.js';
+import type { RunResult } from '../helpers/tools.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const DOMAIN = 'example.com';
@@ -124,6 +125,26 @@ async function authenticated(ua: UdpUa, method: string, ruri: string, user: stri
   return { res, creds };
 }
 
+/**
+ * Stock SIPp digest (-au/-ap, no -auth_uri): bob registers from `calleeAt` and answers one call, alice
+ * calls him from `callerAt`. Resolves with both SIPp results once bob's call is done.
+ */
+async function sippCall(t: TestServer, calleeAt: string, callerAt: string): Promise<{ registered: boolean; uac: RunResult; uas: RunResult }> {
+  const target = t.addr('udp');
+  const uas = runSipp({
+    scenario: 'reg-then-answer.xml', target, local: calleeAt, timeoutSeconds: 15,
+    extra: ['-oocsf', join(SIPP_SCENARIOS, 'call-uas.xml'), '-key', 'aor_user', 'bob', '-key', 'aor_domain', DOMAIN, '-au', 'bob', '-ap', 'bob-pw'],
+  });
+  const deadline = Date.now() + 10_000;
+  while (t.server.registrar.lookup(`sip:bob@${DOMAIN}`).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const registered = t.server.registrar.lookup(`sip:bob@${DOMAIN}`).length > 0;
+  const uac = await runSipp({
+    scenario: 'call-uac-auth.xml', target, local: callerAt, timeoutSeconds: 10,
+    extra: ['-key', 'aor_user', 'alice', '-key', 'aor_domain', DOMAIN, '-key', 'callee', 'bob', '-au', 'alice', '-ap', 'alice-pw'],
+  });
+  return { registered, uac, uas: await uas };
+}
+
 async function adminFetch(t: TestServer, method: string, path: string): Promise<Response> {
   const { token } = await t.server.store.tokens.create({ name: `sec-${randomBytes(3).toString('hex')}`, expiresAt: Date.now() + 60_000 });
   return fetch(`http://127.0.0.1:${t.server.http.boundTo}${path}`, { method, headers: { authorization: `Bearer ${token}` } });
@@ -212,21 +233,10 @@ describe('stock SIPp digest and the server\'s IP as the domain', () => {
   after(() => t.stop());
 
   it('SIPp with -au/-ap and no -auth_uri (digest uri = the server\'s address) registers, and its authenticated INVITE reaches a registered SIPp UAS', { timeout: 30_000 }, async () => {
-    const target = t.addr('udp');
-    const uas = runSipp({
-      scenario: 'reg-then-answer.xml', target, local: '127.0.0.3', timeoutSeconds: 15,
-      extra: ['-oocsf', join(SIPP_SCENARIOS, 'call-uas.xml'), '-key', 'aor_user', 'bob', '-key', 'aor_domain', DOMAIN, '-au', 'bob', '-ap', 'bob-pw'],
-    });
-    const deadline = Date.now() + 10_000;
-    while (t.server.registrar.lookup(`sip:bob@${DOMAIN}`).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    assert.equal(t.server.registrar.lookup(`sip:bob@${DOMAIN}`).length, 1, 'SIPp registered with its own digest uri');
-    const uac = await runSipp({
-      scenario: 'call-uac-auth.xml', target, local: '127.0.0.4', timeoutSeconds: 10,
-      extra: ['-key', 'aor_user', 'alice', '-key', 'aor_domain', DOMAIN, '-key', 'callee', 'bob', '-au', 'alice', '-ap', 'alice-pw'],
-    });
+    const { registered, uac, uas } = await sippCall(t, '127.0.0.3', '127.0.0.4');
+    assert.ok(registered, 'SIPp registered with its own digest uri');
     assert.equal(uac.code, 0, uac.stderr + uac.stdout.slice(-2000));
-    const done = await uas;
-    assert.equal(done.code, 0, done.stderr + done.stdout.slice(-2000));
+    assert.equal(uas.code, 0, uas.stderr + uas.stdout.slice(-2000));
   });
 
   it('a desk phone set up with the server\'s IP as its domain registers as the user of the one served domain and is called there', { timeout: 15_000 }, async () => {
@@ -288,21 +298,11 @@ describe('flood and password-guessing bans', () => {
         await new Promise((r) => setTimeout(r, 10));
       }
     })();
-    const target = t.addr('udp');
-    const uas = runSipp({
-      scenario: 'reg-then-answer.xml', target, local: '127.0.0.3', timeoutSeconds: 15,
-      extra: ['-oocsf', join(SIPP_SCENARIOS, 'call-uas.xml'), '-key', 'aor_user', 'bob', '-key', 'aor_domain', DOMAIN, '-au', 'bob', '-ap', 'bob-pw'],
-    });
-    const deadline = Date.now() + 10_000;
-    while (t.server.registrar.lookup(`sip:bob@${DOMAIN}`).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    const uac = await runSipp({
-      scenario: 'call-uac-auth.xml', target, local: '127.0.0.3', timeoutSeconds: 10,
-      extra: ['-key', 'aor_user', 'alice', '-key', 'aor_domain', DOMAIN, '-key', 'callee', 'bob', '-au', 'alice', '-ap', 'alice-pw'],
-    });
+    const { uac, uas } = await sippCall(t, '127.0.0.3', '127.0.0.3');
     await flood;
     attacker.close();
     assert.equal(uac.code, 0, `the honest call failed during the flood: ${uac.stderr}${uac.stdout.slice(-1500)}`);
-    assert.equal((await uas).code, 0, 'the honest callee registered and answered');
+    assert.equal(uas.code, 0, 'the honest callee registered and answered');
 
     const bans = t.server.security.bans.list();
     assert.deepEqual(bans.map((b) => [b.address, b.reason]), [['127.0.0.2', 'flood']], 'the attacker, and only it, is banned');
