@@ -42,7 +42,8 @@ import { type ServerTransaction, type TimerHandle, type Timers, realTimers } fro
 import type { Destination, Flow } from '../../src/transport/types.js';
 import { resolve as resolveNextHop } from '../../proxy/resolver.js';
 import type { DigestAuthenticator } from '../auth/digest-authenticator.js';
-import { aorOf } from '../location/aor.js';
+import { aorIn, aorOf } from '../location/aor.js';
+import { ServedDomains } from '../served-domains.js';
 import { type Reply, answerRegister, okHeaders } from '../registrar.js';
 import type { LocationService } from '../location/location-service.js';
 import type { Binding } from '../types.js';
@@ -51,7 +52,7 @@ import type {
 } from './types.js';
 
 export interface MidRegistrarInit {
-  stack: Pick<Stack, 'respond' | 'sendRequest' | 'advertisedAddress' | 'isLocal'>;
+  stack: Pick<Stack, 'respond' | 'sendRequest' | 'advertisedAddress' | 'isLocal'> & Partial<Pick<Stack, 'isLocalHost'>>;
   /** The local Registrar's authenticator (`registrar.authenticator`). */
   authenticator: DigestAuthenticator;
   /** The local Registrar's location service (`registrar.locations`): device bindings go there. */
@@ -158,6 +159,7 @@ export class MidRegistrar implements MidRegistrarApi {
   private readonly timers: Timers;
   private readonly resolveUri: (uri: Uri) => Promise<Destination | undefined>;
   private readonly domains: ReadonlySet<string>;
+  private readonly served: ServedDomains;
   private readonly localAuth: boolean;
   private readonly outgoingExpires: number;
   private readonly ctidParam: string;
@@ -200,6 +202,7 @@ export class MidRegistrar implements MidRegistrarApi {
     this.timers = init.timers ?? realTimers;
     this.resolveUri = init.resolve ?? ((uri) => resolveNextHop(uri));
     this.domains = new Set(init.domains.map((d) => d.toLowerCase()));
+    this.served = new ServedDomains(init.domains, (host) => this.stack.isLocalHost?.(host) === true);
   }
 
   /** Nothing to start: the location service belongs to the Registrar and is started with it. */
@@ -300,8 +303,9 @@ export class MidRegistrar implements MidRegistrarApi {
       return { status: 400, reason: 'Bad Request: To, From, Call-ID and CSeq are required' };
     }
     if (!(to.uri instanceof SipUri)) return { status: 400, reason: 'Bad Request: To must be a SIP or SIPS URI' };
-    const domain = to.uri.hostname;
-    if (!this.domains.has(domain)) return { status: 404, reason: 'Not Found: address-of-record not in a domain served here' };
+    // One served domain: this server's own address stands for it (a desk phone set up with our IP).
+    const domain = this.served.canonical(to.uri.hostname);
+    if (domain === undefined) return { status: 404, reason: this.served.notServedReason(to.uri.hostname) };
 
     // Step 6, before anything is sent anywhere.
     const star = request.contactStar;
@@ -328,7 +332,7 @@ export class MidRegistrar implements MidRegistrarApi {
       }
     }
 
-    const aor = aorOf(to.uri);
+    const aor = aorIn(to.uri, domain);
     const state = this.stateOf(aor, domain);
     return this.serialized(state, () => {
       if (planned !== '*') {
