@@ -31,7 +31,8 @@ export interface Softswitch {
   /**
    * Graceful shutdown before stop() (SIGTERM, a rolling restart): new requests are refused with 503 +
    * Retry-After or handed off, /health answers not ok, transactions under way finish and in-dialog
-   * requests still route. Resolves once idle (nothing pending, nothing for 2 s) or after `graceMs`.
+   * requests still route. Resolves once idle (nothing pending, nothing for 2 s; 0.5 s with a hand-off)
+   * or after `graceMs`.
    */
   drain(options: { graceMs: number; handOff?: DrainOptions['handOff'] }): Promise<void>;
   stop(): Promise<void>;
@@ -39,8 +40,13 @@ export interface Softswitch {
 
 /** Retry-After of the 503s while draining: a client retries after a rolling restart has moved on, or on another server. */
 const DRAIN_RETRY_AFTER_S = 5;
-/** A drain ends early once nothing has come for this long (and nothing is pending). */
+/**
+ * A drain ends early once nothing has come for this long (and nothing is pending). With a successor (a
+ * rolling restart) only this process's own transactions and connections count, and the successor routes
+ * the dialogs' later requests: a short wait for late retransmissions is enough.
+ */
 const DRAIN_QUIET_MS = 2000;
+const HANDOFF_QUIET_MS = 500;
 
 export interface SoftswitchOptions {
   /**
@@ -187,7 +193,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       stack.drain({ retryAfter: DRAIN_RETRY_AFTER_S, handOff });
       let timer: NodeJS.Timeout | undefined;
       const grace = new Promise<'grace'>((resolveGrace) => (timer = setTimeout(() => resolveGrace('grace'), graceMs)));
-      const ended = await Promise.race([stack.whenIdle(Math.min(DRAIN_QUIET_MS, graceMs)).then(() => 'idle' as const), grace]);
+      const ended = await Promise.race([stack.whenIdle(Math.min(handOff === undefined ? DRAIN_QUIET_MS : HANDOFF_QUIET_MS, graceMs)).then(() => 'idle' as const), grace]);
       clearTimeout(timer);
       categoryLogger(logger, 'server').info({ ended, pending: stack.transactions.pending }, ended === 'idle' ? 'drained' : 'grace period over');
     },
