@@ -5,8 +5,8 @@
 import { createHmac } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Config } from './config/index.js';
-import { Stack } from './core/index.js';
-import type { Logger } from './log/index.js';
+import { type DrainOptions, Stack } from './core/index.js';
+import { type Logger, categoryLogger } from './log/index.js';
 import { type SqlStore, openStore, securePrivateDir } from './store/index.js';
 import { TransportLayer, loadOrCreateCertificate } from './transport/index.js';
 import { HttpServer } from './http/index.js';
@@ -31,8 +31,25 @@ export interface Softswitch {
   /** Re-reads backends, routes, DIDs and trusted sources from the store (`softswitch reload`); calls in progress go on. */
   reload(): Promise<ReloadSummary>;
   start(): Promise<void>;
+  /**
+   * Graceful shutdown before stop() (SIGTERM, a rolling restart): new requests are refused with 503 +
+   * Retry-After or handed off, /health answers not ok, transactions under way finish and in-dialog
+   * requests still route. Resolves once idle (nothing pending, nothing for 2 s; 0.5 s with a hand-off)
+   * or after `graceMs`.
+   */
+  drain(options: { graceMs: number; handOff?: DrainOptions['handOff'] }): Promise<void>;
   stop(): Promise<void>;
 }
+
+/** Retry-After of the 503s while draining: a client retries after a rolling restart has moved on, or on another server. */
+const DRAIN_RETRY_AFTER_S = 5;
+/**
+ * A drain ends early once nothing has come for this long (and nothing is pending). With a successor (a
+ * rolling restart) only this process's own transactions and connections count, and the successor routes
+ * the dialogs' later requests: a short wait for late retransmissions is enough.
+ */
+const DRAIN_QUIET_MS = 2000;
+const HANDOFF_QUIET_MS = 500;
 
 export interface SoftswitchOptions {
   /**
@@ -170,7 +187,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     tokens: store.tokens,
     source: {
       health: () => ({
-        ok: started,
+        ok: started && !stack.draining,
         listeners: stack.listeners.map((l) => `${l.protocol}:${l.address}:${l.port}`),
         transactions: stack.transactions.stats,
         registrations: registrar.locations.count,
@@ -208,6 +225,15 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       await mid?.start();
       await http.start();
       started = true;
+    },
+    async drain({ graceMs, handOff }) {
+      if (!started || graceMs <= 0) return;
+      stack.drain({ retryAfter: DRAIN_RETRY_AFTER_S, handOff });
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<'grace'>((resolveGrace) => (timer = setTimeout(() => resolveGrace('grace'), graceMs)));
+      const ended = await Promise.race([stack.whenIdle(Math.min(handOff === undefined ? DRAIN_QUIET_MS : HANDOFF_QUIET_MS, graceMs)).then(() => 'idle' as const), grace]);
+      clearTimeout(timer);
+      categoryLogger(logger, 'server').info({ ended, pending: stack.transactions.pending }, ended === 'idle' ? 'drained' : 'grace period over');
     },
     async stop() {
       if (started) {

@@ -5,7 +5,8 @@
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
-import { CLUSTER_SECRET_ENV, ClusterWorker, type PrimaryMessage, WORKER_INDEX_ENV, runSupervisor } from './cluster/index.js';
+import { CLUSTER_SECRET_ENV, ClusterWorker, type PrimaryMessage, WORKER_GENERATION_ENV, WORKER_INDEX_ENV, runSupervisor } from './cluster/index.js';
+import { readPidFile, removePidFile, writePidFile } from './cluster/pid-file.js';
 import { createSoftswitch } from './app.js';
 import { CliError, USER_USAGE, type RoutingGroup, runReloadCommand, runRoutingCommand, runUserCommand } from './cli/index.js';
 import { ADMIN_TOKEN_ENV, USER_PASSWORD_ENV, promptHidden, readFirstLine, runBanCommand, runTokenCommand, withAdminToken } from './cli/index.js';
@@ -27,6 +28,9 @@ const USAGE = `usage:
   softswitch token … [--config FILE]      admin tokens of the HTTP API (softswitch token help)
   softswitch ban list|add|lift … [--config FILE]
                                           the running server's bans (softswitch ban help)
+  softswitch restart --rolling [--config FILE]
+                                          replace the running server's workers one by one without
+                                          dropping a call (SIGHUP to the pid in dataDir/softswitch.pid)
   softswitch help                         this text`;
 
 /** `softswitch user add alice@example.com --password …` and friends, against the configured store. */
@@ -144,12 +148,23 @@ async function start(args: string[]): Promise<number> {
   const config = loadConfig({ file: values.config });
   // Every connection is a file: soft limit up to the hard one, before the workers fork (they inherit it).
   if (cluster.isPrimary) raiseFileLimit(createLogger({ level: config.log.level }));
+  const graceMs = config.shutdownGraceSeconds * 1000;
   // --workers 1 is the single process of old: no cluster, no hand-over, nothing in between.
-  if (workers > 1 && cluster.isPrimary) return runSupervisor({ workers, logger: createLogger({ level: config.log.level }) });
+  if (workers > 1 && cluster.isPrimary) {
+    // `softswitch restart --rolling` finds the primary through this file (SIGHUP).
+    const pidFile = writePidFile(config.dataDir);
+    try {
+      // Workers drain for up to the grace period before they stop; a worker still there 5 s later is killed.
+      return await runSupervisor({ workers, logger: createLogger({ level: config.log.level }), stopTimeoutMs: graceMs + 5000 });
+    } finally {
+      removePidFile(pidFile);
+    }
+  }
   const index = workers > 1 ? Number(process.env[WORKER_INDEX_ENV]) : 0;
+  const generation = workers > 1 ? Number(process.env[WORKER_GENERATION_ENV] ?? 0) : 0;
   const logger = workers > 1 ? createLogger({ level: config.log.level }).child({ worker: index }) : createLogger({ level: config.log.level });
   const secretHex = workers > 1 ? process.env[CLUSTER_SECRET_ENV] : undefined;
-  const member = workers > 1 ? new ClusterWorker({ index, workers, logger }) : undefined;
+  const member = workers > 1 ? new ClusterWorker({ index, workers, generation, logger }) : undefined;
   const server = await createSoftswitch(config, logger, {
     secret: secretHex ? Buffer.from(secretHex, 'hex') : undefined,
     clustered: member !== undefined,
@@ -162,24 +177,50 @@ async function start(args: string[]): Promise<number> {
   }
   await server.start();
   member?.started();
+  const pidFile = member === undefined ? writePidFile(config.dataDir) : undefined;
   await new Promise<void>((resolveStop) => {
     let stopping = false;
-    const stop = (signal: string) => {
+    // SIGTERM/SIGINT: drain first (503 to new requests, live transactions finish, in-dialog requests
+    // still route; at most shutdownGraceSeconds), then stop. A rolling restart drains the same way, but
+    // hands what is not its own to the successor instead of refusing it.
+    const stop = (signal: string, drain: boolean, handOff?: ClusterWorker['handOff']) => {
       if (stopping) return;
       stopping = true;
-      logger.info({ signal }, 'stopping');
-      server.stop().then(resolveStop, (err: Error) => {
-        logger.error({ err: err.message }, 'error while stopping');
-        resolveStop();
-      });
+      logger.info({ signal, graceSeconds: drain ? config.shutdownGraceSeconds : 0 }, 'stopping');
+      (drain ? server.drain({ graceMs, handOff }) : Promise.resolve())
+        .then(() => server.stop())
+        .then(resolveStop, (err: Error) => {
+          logger.error({ err: err.message }, 'error while stopping');
+          resolveStop();
+        });
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-    // A worker whose primary is gone stops too.
-    if (member !== undefined) process.once('disconnect', () => stop('disconnect'));
+    process.once('SIGTERM', () => stop('SIGTERM', true));
+    process.once('SIGINT', () => stop('SIGINT', true));
+    // A single process cannot replace itself; the primary of a cluster handles SIGHUP (without a handler it would end the process).
+    if (member === undefined) process.on('SIGHUP', () => logger.warn('a rolling restart needs --workers 2 or more; SIGHUP ignored'));
+    // A worker whose primary is gone stops too, at once: nothing routes to it any more.
+    if (member !== undefined) {
+      process.once('disconnect', () => stop('disconnect', false));
+      member.onDrain(() => stop('rolling restart', true, member.handOff));
+    }
   });
+  removePidFile(pidFile);
   member?.close();
   logger.info('stopped');
+  return 0;
+}
+
+/** `softswitch restart --rolling`: SIGHUP to the primary named by dataDir/softswitch.pid. */
+function restart(args: string[]): number {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, rolling: { type: 'boolean' } }, strict: true });
+  if (values.rolling !== true) {
+    process.stderr.write(`softswitch: restart needs --rolling (the only kind there is; a stop on SIGTERM drains too)\n${USAGE}\n`);
+    return 2;
+  }
+  const config = loadConfig({ file: values.config });
+  const pid = readPidFile(config.dataDir);
+  process.kill(pid, 'SIGHUP');
+  process.stdout.write(`rolling restart asked of pid ${pid}; the workers are replaced one by one (see the server's log)\n`);
   return 0;
 }
 
@@ -201,6 +242,8 @@ async function main(argv: string[]): Promise<number> {
       return ban(rest);
     case 'token':
       return token(rest);
+    case 'restart':
+      return restart(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -24,6 +24,27 @@
  * that a call between a phone on one worker and a phone or trunk on another works. Requests read on a
  * connection stay with its worker. When a worker ends, the others drop the bindings that only its
  * connections reached.
+ *
+ * A worker that joins (the supervisor's restart of one that died, or a rolling restart) learns every
+ * binding before it listens: the primary asks a running worker for all it holds (cluster:announce →
+ * cluster:snapshot) and tells the joiner cluster:synced once it has them all. So a replacement relays to
+ * the phones whose connections live on the other workers instead of opening new connections to their
+ * ephemeral ports (the persisted copy of a binding has no flow) or not finding WebSocket phones at all.
+ *
+ * Rolling restart (supervisor.ts, README "Restarts without dropping calls"): slot i gets a new worker
+ * (next generation) while the old one still runs. Its UDP datagrams arrive on the one shared kernel
+ * socket, read by whichever worker reads first, so the question is only where each worker hands them:
+ * - until the new worker has its bindings and listens, the old one owns slot i as before;
+ * - then the old one drains (cluster:drain) and stays the slot's front: every worker hands slot i's
+ *   datagrams (and responses read on connections) to it first, the new worker included. The old worker
+ *   keeps what its live transactions claim (a retransmission, the ACK or CANCEL of its INVITE, a response
+ *   to a request it forwarded: both generations tag branches `~i`, so the tag alone cannot tell) and
+ *   hands everything else (new requests, in-dialog requests, stray responses) on to the new worker, which
+ *   handles it without dispatching again. Requests read on the old worker's own connections stay with it.
+ * - once its transactions are done (or shutdownGraceSeconds is over) it exits; the primary drops it from
+ *   the table and slot i's messages go to the new worker directly.
+ * No datagram is read by nobody: the shared socket is read by every worker throughout, and the table
+ * always names a worker that is up. Sends on a connection go by the flow id's slot and generation.
  */
 import cluster from 'node:cluster';
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
@@ -32,13 +53,15 @@ import { TransportLayer } from '../transport/transport-layer.js';
 import { TransportError, type DatagramDispatcher, type Flow, type HostPort, type ListenSpec, type StreamRelay } from '../transport/types.js';
 import type { Softswitch } from '../app.js';
 import type { LocationService } from '../../registrar/index.js';
-import { branchTag, datagramOwner, flowTag, flowWorker, isResponse } from './datagram-owner.js';
-import type { PrimaryMessage, WorkerMessage } from './types.js';
+import { branchTag, datagramOwner, flowOwner, flowTag, isResponse } from './datagram-owner.js';
+import type { DrainingPeer, PrimaryMessage, WireBinding, WorkerMessage } from './types.js';
 import { FRAME_MESSAGE, FRAME_SEND, FRAME_SENT, controlFrame, frameHeader, fromWire, parseControlFrame, parseFrame, toWire } from './wire.js';
 
 const HANDOVER_BUFFER_BYTES = 4 * 1024 * 1024;
 /** How long a relayed stream send may wait for its owner's answer before it counts as failed. */
 const RELAY_TIMEOUT_MS = 5000;
+/** Bindings per cluster:snapshot message (IPC messages stay small). */
+const SNAPSHOT_CHUNK = 200;
 
 interface PendingSend {
   resolve: () => void;
@@ -50,6 +73,8 @@ export interface ClusterWorkerOptions {
   /** This worker's index, 0 … workers−1. */
   index: number;
   workers: number;
+  /** How many workers of this slot came before (WORKER_GENERATION_ENV); 0 by default. */
+  generation?: number;
   logger: Logger;
   /** Where messages to the primary go; process.send in a cluster worker. */
   send?: (message: WorkerMessage) => void;
@@ -64,24 +89,39 @@ export interface ClusterWorkerStats {
   relayedSends: number;
   /** Binding changes applied from other workers. */
   replicated: number;
+  /** Bindings received from a running worker when this one joined. */
+  synced: number;
+  /** Messages a draining worker passed on to its successor. */
+  handedOff: number;
 }
 
 export class ClusterWorker implements DatagramDispatcher, StreamRelay {
   readonly index: number;
   readonly workers: number;
-  readonly stats: ClusterWorkerStats = { handedOver: 0, received: 0, replicated: 0, relayedSends: 0 };
+  readonly generation: number;
+  readonly stats: ClusterWorkerStats = { handedOver: 0, received: 0, replicated: 0, relayedSends: 0, synced: 0, handedOff: 0 };
   private readonly log: Logger;
   private readonly sendToPrimary: (message: WorkerMessage) => void;
   private readonly socket: DgramSocket;
   /** Hand-over port of each worker; null while it is down (its datagrams are then handled here). */
   private ports: Array<number | null>;
+  /** Generation of each slot's worker, and the draining predecessor of a slot in a rolling restart. */
+  private generations: number[];
+  private draining: Array<DrainingPeer | null>;
+  /** Set once this worker drains for a rolling restart: the hand-over port of its successor. */
+  private successor: number | undefined;
+  private onDrainRequested: (() => void) | undefined;
   private peersKnown: Promise<void>;
   private resolvePeers: () => void = () => undefined;
+  private synced: Promise<void>;
+  private resolveSynced: () => void = () => undefined;
+  /** AoRs this worker has seen change (its own or replicated): what it sends a joining worker. */
+  private readonly aors = new Set<string>();
   private transport: TransportLayer | undefined;
   private locations: LocationService | undefined;
   private server: Softswitch | undefined;
-  /** Contacts replicated from each worker that only its connections reach: dropped when it ends. */
-  private readonly connectionBound = new Map<number, Map<string, Set<string>>>();
+  /** Contacts that only one worker's connections reach, per worker (`<slot>g<generation>`): dropped when it ends. */
+  private readonly connectionBound = new Map<string, Map<string, Set<string>>>();
   private readonly pendingSends = new Map<number, PendingSend>();
   private nextSend = 1;
   private closed = false;
@@ -93,10 +133,15 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
     }
     this.index = options.index;
     this.workers = options.workers;
+    this.generation = options.generation ?? 0;
+    if (!Number.isInteger(this.generation) || this.generation < 0) throw new TypeError(`worker generation must be a whole number, got ${options.generation}`);
     this.log = categoryLogger(options.logger, 'cluster');
     this.sendToPrimary = options.send ?? ((m) => process.send?.(m));
     this.ports = Array.from({ length: this.workers }, () => null);
+    this.generations = Array.from({ length: this.workers }, () => 0);
+    this.draining = Array.from({ length: this.workers }, () => null);
     this.peersKnown = new Promise((resolve) => (this.resolvePeers = resolve));
+    this.synced = new Promise((resolve) => (this.resolveSynced = resolve));
     // exclusive: this socket is the worker's own, not shared through the primary like the SIP listeners.
     this.socket = createSocket({ type: 'udp4', recvBufferSize: HANDOVER_BUFFER_BYTES, sendBufferSize: HANDOVER_BUFFER_BYTES });
     this.socket.on('message', (msg, rinfo) => this.onFrame(msg, rinfo));
@@ -114,20 +159,24 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
     this.server = server;
     server.stack.transactions.setBranchTag(branchTag(this.index));
     transport.setDatagramDispatcher(this);
-    transport.setStreamRelay(flowTag(this.index), this);
+    transport.setStreamRelay(flowTag(this.index, this.generation), this);
     const locations = server.registrar.locations;
     this.locations = locations;
     locations.setReplication({
       changed: (aor, added, removed) => {
         // A contact now held here is no longer another worker's to drop when it ends.
-        for (const b of added) this.track(this.index, aor, b.contactUri, false);
-        for (const c of removed) this.track(this.index, aor, c, false);
+        this.aors.add(aor);
+        for (const b of added) this.track(undefined, aor, b.contactUri);
+        for (const c of removed) this.track(undefined, aor, c);
         this.sendToPrimary({ type: 'cluster:location', from: this.index, aor, added: added.map(toWire), removed: [...removed] });
       },
     });
   }
 
-  /** Binds the hand-over socket, tells the primary its port, and resolves once every worker's port is known. */
+  /**
+   * Binds the hand-over socket, tells the primary its port, and resolves once every worker's port is
+   * known and the bindings of the running workers are here (cluster:synced).
+   */
   async open(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.socket.once('error', reject);
@@ -138,21 +187,68 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
     });
     this.sendToPrimary({ type: 'cluster:port', index: this.index, port: this.socket.address().port });
     await this.peersKnown;
+    await this.synced;
   }
+
+  /** What to do when the primary asks this worker to drain for a rolling restart (main.ts drains and exits). */
+  onDrain(callback: () => void): void {
+    this.onDrainRequested = callback;
+  }
+
+  /**
+   * Stack drain hand-off (DrainOptions.handOff) during a rolling restart: a datagram, or a message read on
+   * another worker's connection, that none of this worker's live transactions claims goes to the
+   * successor. Requests on this worker's own connections stay (their flows end with this process).
+   */
+  readonly handOff = (data: Buffer, flow: Flow): boolean => {
+    const port = this.successor;
+    if (port === undefined || this.closed) return false;
+    let head: Buffer;
+    if (flow.protocol === 'udp') head = frameHeader(flow.remote, flow.local);
+    else if (this.isOwn(flow.id)) return false;
+    else head = controlFrame(FRAME_MESSAGE, { flow });
+    this.stats.handedOff++;
+    this.socket.send([head, data], port, '127.0.0.1', (err) => {
+      if (err !== null && err !== undefined) this.log.debug({ err: err.message }, 'hand-off to the successor failed');
+    });
+    return true;
+  };
 
   /** A message from the primary (wired to process.on('message') by the caller). */
   onPrimaryMessage(message: PrimaryMessage): void {
     switch (message.type) {
       case 'cluster:peers':
         if (!Array.isArray(message.ports) || message.ports.length !== this.workers) return;
-        this.ports = message.ports.map((p) => (typeof p === 'number' && p > 0 && p < 65536 ? p : null));
+        this.ports = message.ports.map((p) => (isPort(p) ? p : null));
+        if (Array.isArray(message.generations)) this.generations = this.ports.map((_, i) => Number(message.generations[i]) || 0);
+        if (Array.isArray(message.draining)) {
+          this.draining = this.ports.map((_, i) => {
+            const d = message.draining[i];
+            return d !== null && d !== undefined && isPort(d.port) ? { port: d.port, generation: Number(d.generation) || 0 } : null;
+          });
+        }
         if (this.ports.every((p) => p !== null)) this.resolvePeers();
+        return;
+      case 'cluster:announce':
+        this.sendSnapshot(message.to);
+        return;
+      case 'cluster:snapshot':
+        this.applySnapshot(message.bindings);
+        return;
+      case 'cluster:synced':
+        this.resolveSynced();
+        return;
+      case 'cluster:drain':
+        if (!isPort(message.successor) || this.successor !== undefined) return;
+        this.successor = message.successor;
+        this.log.info({ successor: message.successor }, 'draining for a rolling restart');
+        this.onDrainRequested?.();
         return;
       case 'cluster:location':
         this.applyLocation(message.from, message.aor, message.added, message.removed);
         return;
       case 'cluster:down':
-        this.dropConnectionsOf(message.index);
+        this.dropConnectionsOf(workerKey(message.index, message.generation ?? 0));
         return;
       case 'cluster:reload':
         if (message.from === this.index || this.server === undefined) return;
@@ -178,6 +274,7 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
     if (this.closed) return;
     this.closed = true;
     this.resolvePeers();
+    this.resolveSynced();
     for (const [id, p] of this.pendingSends) this.settle(id, new TransportError('TRANSPORT_ERR_SEND', 'worker stopping'), p);
     try {
       this.socket.close();
@@ -209,8 +306,8 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
    */
   private handOver(data: Buffer, head: Buffer, here: () => void): boolean {
     const owner = datagramOwner(data, this.workers);
-    if (owner === undefined || owner === this.index) return false;
-    const port = this.livePort(owner);
+    if (owner === undefined) return false;
+    const port = this.targetOf(owner);
     if (port === undefined) return false;
     this.stats.handedOver++;
     this.socket.send([head, data], port, '127.0.0.1', (err) => {
@@ -221,22 +318,43 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
     return true;
   }
 
-  /** The hand-over port of a running worker; undefined while it is down or this worker is closing. */
-  private livePort(worker: number): number | undefined {
-    const port = this.ports[worker];
-    return port === null || port === undefined || this.closed ? undefined : port;
+  /**
+   * Where a message of slot `owner` goes: the slot's draining predecessor first during a rolling restart
+   * (it keeps what its transactions claim and passes the rest on), else the slot's worker; undefined:
+   * handle it here (this worker's slot and no predecessor, or this is the predecessor; or the owner is down).
+   */
+  private targetOf(owner: number): number | undefined {
+    if (this.closed) return undefined;
+    const front = this.draining[owner] ?? null;
+    if (front !== null) return owner === this.index && front.generation === this.generation ? undefined : front.port;
+    if (owner === this.index) return undefined;
+    return this.ports[owner] ?? undefined;
+  }
+
+  /** The hand-over port of the worker that holds a flow (by slot and generation); undefined when it is not running. */
+  private flowPort(flowId: string): number | undefined {
+    const owner = flowOwner(flowId);
+    if (owner === undefined || this.closed) return undefined;
+    const front = this.draining[owner.index] ?? null;
+    if (front !== null && front.generation === owner.generation) return front.port;
+    return this.generations[owner.index] === owner.generation ? this.ports[owner.index] ?? undefined : undefined;
+  }
+
+  /** Whether a flow id is one of this process's connections. */
+  private isOwn(flowId: string): boolean {
+    const owner = flowOwner(flowId);
+    return owner !== undefined && owner.index === this.index && owner.generation === this.generation;
   }
 
   // ---- StreamRelay -----------------------------------------------------------------------------
 
   isRemote(flowId: string): boolean {
-    const owner = flowWorker(flowId);
-    return owner !== undefined && owner !== this.index;
+    return flowOwner(flowId) !== undefined && !this.isOwn(flowId);
   }
 
   send(data: Buffer, flowId: string): Promise<void> {
-    const owner = flowWorker(flowId);
-    const port = owner === undefined ? undefined : this.livePort(owner);
+    const port = this.flowPort(flowId);
+    const owner = flowOwner(flowId)?.index;
     if (port === undefined) {
       return Promise.reject(new TransportError('TRANSPORT_ERR_FLOW_GONE', `flow ${flowId} belonged to worker ${owner ?? '?'}, which is not running`));
     }
@@ -294,7 +412,7 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
   private onFrame(msg: Buffer, rinfo: RemoteInfo): void {
     // Only the other workers' hand-over sockets may inject datagrams (a local process could otherwise
     // forge any source address).
-    if (rinfo.address !== '127.0.0.1' || !this.ports.includes(rinfo.port)) return;
+    if (rinfo.address !== '127.0.0.1' || !(this.ports.includes(rinfo.port) || this.draining.some((d) => d?.port === rinfo.port))) return;
     const control = parseControlFrame(msg);
     if (control !== undefined) {
       this.onControlFrame(control.kind, control.header, control.data, rinfo.port);
@@ -308,36 +426,78 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
     }
   }
 
-  private applyLocation(from: number, aor: string, added: Parameters<typeof fromWire>[0][], removed: string[]): void {
+  /** Every binding held here, in chunks, for the joining worker `to` (through the primary). */
+  private sendSnapshot(to: number): void {
+    const locations = this.locations;
+    let chunk: WireBinding[] = [];
+    let sent = 0;
+    if (locations !== undefined) {
+      for (const aor of [...this.aors]) {
+        const list = locations.lookup(aor);
+        if (list.length === 0) this.aors.delete(aor);
+        for (const b of list) chunk.push(toWire(b));
+        if (chunk.length >= SNAPSHOT_CHUNK) {
+          sent += chunk.length;
+          this.sendToPrimary({ type: 'cluster:snapshot', to, bindings: chunk, last: false });
+          chunk = [];
+        }
+      }
+    }
+    sent += chunk.length;
+    this.sendToPrimary({ type: 'cluster:snapshot', to, bindings: chunk, last: true });
+    this.log.info({ to, bindings: sent }, 'bindings sent to a joining worker');
+  }
+
+  /** Bindings from a running worker, received before this one listens. */
+  private applySnapshot(bindings: WireBinding[]): void {
+    if (!Array.isArray(bindings)) return;
+    const perAor = new Map<string, WireBinding[]>();
+    for (const w of bindings) {
+      if (w === null || typeof w !== 'object' || typeof w.aor !== 'string') continue;
+      const list = perAor.get(w.aor);
+      if (list === undefined) perAor.set(w.aor, [w]);
+      else list.push(w);
+    }
+    for (const [aor, added] of perAor) this.applyLocation(undefined, aor, added, []);
+    this.stats.synced += bindings.length;
+  }
+
+  /** `from`: the worker that made the change (undefined: a snapshot, bindings of any worker). */
+  private applyLocation(from: number | undefined, aor: string, added: WireBinding[], removed: string[]): void {
     const locations = this.locations;
     if (locations === undefined || from === this.index) return;
     try {
       const bindings = added.map(fromWire);
       locations.applyRemote(aor, bindings, removed);
-      this.stats.replicated++;
-      for (const b of bindings) this.track(from, aor, b.contactUri, b.flow !== undefined && b.flow.protocol !== 'udp');
-      for (const c of removed) this.track(from, aor, c, false);
+      this.aors.add(aor);
+      if (from !== undefined) this.stats.replicated++;
+      for (const b of bindings) this.track(connectionOwner(b.flow), aor, b.contactUri);
+      for (const c of removed) this.track(undefined, aor, c);
     } catch (err) {
       this.log.warn({ aor, from, err: err instanceof Error ? err.message : String(err) }, 'replicated binding change not applied');
     }
   }
 
-  /** Keeps, per worker, the replicated contacts that only that worker's connections reach. */
-  private track(from: number, aor: string, contact: string, connectionBound: boolean): void {
+  /**
+   * Keeps, per worker, the replicated contacts that only that worker's connections reach: `owner` is the
+   * key of the worker holding the binding's connection, undefined when no other worker's connection
+   * holds it (UDP, or a binding of this worker).
+   */
+  private track(owner: string | undefined, aor: string, contact: string): void {
     for (const [worker, perAor] of this.connectionBound) {
-      if (worker === from && connectionBound) continue;
+      if (worker === owner) continue;
       const set = perAor.get(aor);
       if (set?.delete(contact) === true && set.size === 0) perAor.delete(aor);
     }
-    if (!connectionBound) return;
-    let perAor = this.connectionBound.get(from);
-    if (perAor === undefined) this.connectionBound.set(from, (perAor = new Map()));
+    if (owner === undefined) return;
+    let perAor = this.connectionBound.get(owner);
+    if (perAor === undefined) this.connectionBound.set(owner, (perAor = new Map()));
     let set = perAor.get(aor);
     if (set === undefined) perAor.set(aor, (set = new Set()));
     set.add(contact);
   }
 
-  private dropConnectionsOf(worker: number): void {
+  private dropConnectionsOf(worker: string): void {
     const perAor = this.connectionBound.get(worker);
     this.connectionBound.delete(worker);
     if (perAor === undefined || this.locations === undefined) return;
@@ -348,6 +508,22 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
     }
     if (dropped > 0) this.log.info({ worker, dropped }, 'bindings over the connections of an ended worker dropped');
   }
+}
+
+function isPort(p: unknown): p is number {
+  return typeof p === 'number' && Number.isInteger(p) && p > 0 && p < 65536;
+}
+
+/** The key under which the contacts of one worker's connections are kept (slot and generation). */
+function workerKey(index: number, generation: number): string {
+  return `${index}g${generation}`;
+}
+
+/** The key of the worker whose connection a binding's flow is; undefined for UDP and unknown flows. */
+function connectionOwner(flow: Flow | undefined): string | undefined {
+  if (flow === undefined || flow.protocol === 'udp') return undefined;
+  const owner = flowOwner(flow.id);
+  return owner === undefined ? undefined : workerKey(owner.index, owner.generation);
 }
 
 /** Whether this process is a worker forked by the supervisor. */

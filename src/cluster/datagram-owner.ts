@@ -22,19 +22,31 @@ export function branchTag(index: number): string {
   return `~${index}`;
 }
 
-/** The prefix of the flow ids a worker gives its connections (TransportLayer.setStreamRelay): `w1` → `wss:w1.…`. */
-export function flowTag(index: number): string {
-  return `w${index}`;
+/**
+ * The prefix of the flow ids a worker gives its connections (TransportLayer.setStreamRelay): `w1` → `wss:w1.…`
+ * for the first worker of slot 1, `w1g2` for the third (generation 2: restarted twice).
+ */
+export function flowTag(index: number, generation = 0): string {
+  return generation === 0 ? `w${index}` : `w${index}g${generation}`;
 }
 
-/** The worker whose connection a flow id names (`<protocol>:w<N>.…`), or undefined for another kind of id. */
-export function flowWorker(flowId: string): number | undefined {
+/** The worker (slot and generation) whose connection a flow id names (`<protocol>:w<N>[g<G>].…`), or undefined. */
+export function flowOwner(flowId: string): { index: number; generation: number } | undefined {
   const colon = flowId.indexOf(':');
   if (colon === -1 || flowId.charCodeAt(colon + 1) !== 0x77 /* w */) return undefined;
   const dot = flowId.indexOf('.', colon + 2);
-  if (dot === -1 || dot === colon + 2 || dot > colon + 6) return undefined;
-  const n = Number(flowId.slice(colon + 2, dot));
-  return Number.isInteger(n) && n >= 0 ? n : undefined;
+  if (dot === -1 || dot === colon + 2 || dot > colon + 16) return undefined;
+  const tag = flowId.slice(colon + 2, dot);
+  const g = tag.indexOf('g');
+  const index = Number(g === -1 ? tag : tag.slice(0, g));
+  const generation = g === -1 ? 0 : Number(tag.slice(g + 1));
+  if (g === 0 || g === tag.length - 1 || !/^\d+(g\d+)?$/.test(tag)) return undefined;
+  return Number.isInteger(index) && Number.isInteger(generation) ? { index, generation } : undefined;
+}
+
+/** The worker slot whose connection a flow id names, or undefined for another kind of id. */
+export function flowWorker(flowId: string): number | undefined {
+  return flowOwner(flowId)?.index;
 }
 
 /** Whether the bytes of a SIP message are a response (they start with "SIP/"). */

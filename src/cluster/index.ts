@@ -4,5 +4,5 @@
  */
 export { runSupervisor, type SupervisorOptions } from './supervisor.js';
 export { ClusterWorker, type ClusterWorkerOptions, type ClusterWorkerStats } from './cluster-worker.js';
-export { datagramOwner, branchTag, flowTag, flowWorker } from './datagram-owner.js';
-export { CLUSTER_SECRET_ENV, WORKER_INDEX_ENV, type PrimaryMessage, type WorkerMessage, type WireBinding } from './types.js';
+export { datagramOwner, branchTag, flowOwner, flowTag, flowWorker } from './datagram-owner.js';
+export { CLUSTER_SECRET_ENV, WORKER_GENERATION_ENV, WORKER_INDEX_ENV, type DrainingPeer, type PrimaryMessage, type WorkerMessage, type WireBinding } from './types.js';

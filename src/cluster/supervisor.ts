@@ -2,29 +2,38 @@
  * The primary process of `softswitch start --workers N`: it only supervises. It forks the N workers
  * (node:cluster re-runs the same command line in each, with the worker index in the environment),
  * relays what the workers tell each other (hand-over ports, binding changes), restarts a worker that
- * died after it had started, and forwards SIGTERM/SIGINT. It binds no SIP socket of its own: node:cluster
- * creates the shared listeners here on the workers' behalf.
+ * died after it had started, and forwards SIGTERM/SIGINT (each worker drains, then exits). SIGHUP is a
+ * rolling restart: one slot after the other, a new worker is forked, gets every binding, starts listening,
+ * and only then is the old one told to drain (cluster-worker.ts says how datagrams find the right one
+ * meanwhile); the next slot follows once the old worker has exited. It binds no SIP socket of its own:
+ * node:cluster creates the shared listeners here on the workers' behalf.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { categoryLogger, type Logger } from '../log/index.js';
-import { CLUSTER_SECRET_ENV, type PrimaryMessage, type WorkerMessage, WORKER_INDEX_ENV } from './types.js';
+import { CLUSTER_SECRET_ENV, type PrimaryMessage, type WorkerMessage, WORKER_GENERATION_ENV, WORKER_INDEX_ENV } from './types.js';
 
 export interface SupervisorOptions {
   workers: number;
   logger: Logger;
   /** A worker that died is forked again after this long, ms. Default 1000. */
   restartDelayMs?: number;
-  /** How long workers may take to stop on SIGTERM before they are killed, ms. Default 10000. */
+  /** How long workers may take to stop on SIGTERM (they drain first) before they are killed, ms. Default 10000. */
   stopTimeoutMs?: number;
+  /** How long a joining worker waits for the running workers' bindings before it starts anyway, ms. Default 5000. */
+  syncTimeoutMs?: number;
 }
 
 interface Slot {
   worker: Worker | undefined;
   port: number | null;
+  /** Forks of this slot so far, minus one: the generation of `worker`. */
+  generation: number;
   /** The worker of this slot has reported its server listening at least once. */
   everStarted: boolean;
   started: boolean;
+  /** During a rolling restart: the old worker of the slot, until it has drained and exited. */
+  draining: { worker: Worker; port: number; generation: number } | undefined;
 }
 
 /** Runs the cluster until SIGTERM/SIGINT; resolves with the exit code (1 when a worker fails to start). */
@@ -34,37 +43,86 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
   const log = categoryLogger(options.logger, 'cluster');
   const restartDelayMs = options.restartDelayMs ?? 1000;
   const stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
-  const slots: Slot[] = Array.from({ length: workers }, () => ({ worker: undefined, port: null, everStarted: false, started: false }));
+  const syncTimeoutMs = options.syncTimeoutMs ?? 5000;
+  const slots: Slot[] = Array.from({ length: workers }, () => ({
+    worker: undefined, port: null, generation: -1, everStarted: false, started: false, draining: undefined,
+  }));
+  /** Joining workers waiting for cluster:synced, by slot: the timer that sends it anyway. */
+  const syncing = new Map<number, NodeJS.Timeout>();
   let stopping = false;
   let announced = false;
   let othersForked = false;
+  /** Slots still to be replaced by the rolling restart under way (undefined: none under way). */
+  let rollingQueue: number[] | undefined;
 
   return new Promise<number>((resolveExit) => {
     const finish = (code: number): void => {
       process.off('SIGTERM', onSigterm);
       process.off('SIGINT', onSigint);
+      process.off('SIGHUP', onSighup);
       resolveExit(code);
     };
 
-    const broadcast = (message: PrimaryMessage, except?: number): void => {
-      slots.forEach((s, i) => {
-        if (i === except || s.worker === undefined || !s.worker.isConnected()) return;
-        s.worker.send(message);
-      });
+    const send = (worker: Worker | undefined, message: PrimaryMessage): void => {
+      if (worker !== undefined && worker.isConnected()) worker.send(message);
     };
 
-    const peers = (): void => broadcast({ type: 'cluster:peers', ports: slots.map((s) => s.port) });
+    const broadcast = (message: PrimaryMessage, except?: Worker): void => {
+      for (const s of slots) {
+        if (s.worker !== except) send(s.worker, message);
+        if (s.draining !== undefined && s.draining.worker !== except) send(s.draining.worker, message);
+      }
+    };
+
+    const peers = (): void => broadcast({
+      type: 'cluster:peers',
+      ports: slots.map((s) => s.port),
+      generations: slots.map((s) => Math.max(0, s.generation)),
+      draining: slots.map((s) => (s.draining === undefined ? null : { port: s.draining.port, generation: s.draining.generation })),
+    });
+
+    const synced = (index: number): void => {
+      const timer = syncing.get(index);
+      if (timer === undefined) return;
+      clearTimeout(timer);
+      syncing.delete(index);
+      send(slots[index]!.worker, { type: 'cluster:synced' });
+    };
+
+    /** A worker joins: a running one (any) sends it every binding first (finding: a replacement must relay to the others' phones). */
+    const sync = (index: number): void => {
+      const joiner = slots[index]!.worker;
+      let donor: Worker | undefined;
+      slots.forEach((s, i) => {
+        if (donor !== undefined) return;
+        if (s.draining !== undefined && s.draining.worker.isConnected()) donor = s.draining.worker;
+        else if (i !== index && s.started && s.worker?.isConnected() === true) donor = s.worker;
+      });
+      syncing.set(index, setTimeout(() => {
+        log.warn({ worker: index }, 'bindings of the running workers did not arrive in time; starting without');
+        synced(index);
+      }, syncTimeoutMs));
+      if (donor === undefined || donor === joiner) synced(index);
+      else send(donor, { type: 'cluster:announce', to: index });
+    };
 
     const stopAll = (reason: string, code: number): void => {
       if (stopping) return;
       stopping = true;
       log.info({ reason }, 'stopping workers');
-      for (const s of slots) s.worker?.process.kill('SIGTERM');
+      for (const timer of syncing.values()) clearTimeout(timer);
+      for (const s of slots) {
+        s.worker?.process.kill('SIGTERM');
+        s.draining?.worker.process.kill('SIGTERM');
+      }
       const killer = setTimeout(() => {
-        for (const s of slots) s.worker?.process.kill('SIGKILL');
+        for (const s of slots) {
+          s.worker?.process.kill('SIGKILL');
+          s.draining?.worker.process.kill('SIGKILL');
+        }
       }, stopTimeoutMs);
       const check = (): void => {
-        if (slots.every((s) => s.worker === undefined)) {
+        if (slots.every((s) => s.worker === undefined && s.draining === undefined)) {
           clearTimeout(killer);
           log.info({ code }, 'stopped');
           finish(code);
@@ -75,16 +133,42 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
       check();
     };
 
+    /** The next slot of the rolling restart: its worker drains once a new one of the next generation listens. */
+    const rollNext = (): void => {
+      if (stopping || rollingQueue === undefined) return;
+      const index = rollingQueue.shift();
+      if (index === undefined) {
+        rollingQueue = undefined;
+        log.info('rolling restart done');
+        return;
+      }
+      const slot = slots[index]!;
+      if (slot.worker === undefined || !slot.started || slot.port === null) {
+        rollNext(); // down: it is being restarted anyway
+        return;
+      }
+      log.info({ worker: index, pid: slot.worker.process.pid }, 'rolling restart: replacing worker');
+      slot.draining = { worker: slot.worker, port: slot.port, generation: slot.generation };
+      slot.worker = undefined;
+      slot.port = null;
+      slot.started = false;
+      fork(index);
+      peers();
+    };
+
     const secret = randomBytes(32).toString('hex');
     const fork = (index: number): void => {
-      const worker = cluster.fork({ [WORKER_INDEX_ENV]: String(index), [CLUSTER_SECRET_ENV]: secret });
       const slot = slots[index]!;
+      slot.generation++;
+      const generation = slot.generation;
+      const worker = cluster.fork({ [WORKER_INDEX_ENV]: String(index), [WORKER_GENERATION_ENV]: String(generation), [CLUSTER_SECRET_ENV]: secret });
       slot.worker = worker;
       slot.started = false;
       worker.on('message', (m: WorkerMessage) => {
         if (m === null || typeof m !== 'object') return;
         switch (m.type) {
           case 'cluster:port':
+            if (slot.worker !== worker) return;
             slot.port = m.port;
             if (index === 0 && !othersForked) {
               othersForked = true;
@@ -92,30 +176,70 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
             }
             // Every worker waits for the whole table before it starts listening.
             if (slots.every((s) => s.port !== null)) peers();
+            sync(index);
             return;
           case 'cluster:started':
+            if (slot.worker !== worker) return;
             slot.started = true;
             slot.everStarted = true;
             if (!announced && slots.every((s) => s.started)) {
               announced = true;
               log.info({ workers, pids: slots.map((s) => s.worker?.process.pid) }, 'cluster started');
             }
+            // Rolling restart: the new worker listens, so the old one can hand it what is not its own.
+            if (slot.draining !== undefined && slot.port !== null) send(slot.draining.worker, { type: 'cluster:drain', successor: slot.port });
             return;
           case 'cluster:location':
           case 'cluster:reload':
-            broadcast(m, index);
+            broadcast(m, worker);
             return;
+          case 'cluster:snapshot': {
+            const to = typeof m.to === 'number' ? slots[m.to] : undefined;
+            if (to === undefined) return;
+            send(to.worker, m);
+            if (m.last === true) synced(m.to);
+            return;
+          }
         }
       });
       worker.on('exit', (code, signal) => {
-        if (slot.worker === worker) {
-          slot.worker = undefined;
-          slot.port = null;
-          slot.started = false;
+        if (slot.draining?.worker === worker) {
+          // The old worker of a rolling restart has drained (or died): its slot is the new worker's alone.
+          const gone = slot.draining.generation;
+          slot.draining = undefined;
+          if (stopping) return;
+          log.info({ worker: index, pid: worker.process.pid, code, signal }, 'rolling restart: old worker exited');
+          peers();
+          broadcast({ type: 'cluster:down', index, generation: gone });
+          rollNext();
+          return;
         }
-        if (stopping) return;
+        if (slot.worker !== worker) return;
+        slot.worker = undefined;
+        slot.port = null;
+        slot.started = false;
+        const timer = syncing.get(index);
+        if (timer !== undefined) clearTimeout(timer);
+        syncing.delete(index);
+        if (stopping) {
+          // The others, still draining, handle this slot's datagrams themselves from now on.
+          peers();
+          return;
+        }
         log.warn({ worker: index, pid: worker.process.pid, code, signal }, 'worker exited');
-        broadcast({ type: 'cluster:down', index });
+        if (slot.draining !== undefined) {
+          // The new worker of a rolling restart died before it took over: the old one stays, the rolling restart stops.
+          log.error({ worker: index }, 'rolling restart: the new worker failed; the old one keeps running');
+          slot.worker = slot.draining.worker;
+          slot.port = slot.draining.port;
+          slot.generation = slot.draining.generation;
+          slot.started = true;
+          slot.draining = undefined;
+          rollingQueue = undefined;
+          peers();
+          return;
+        }
+        broadcast({ type: 'cluster:down', index, generation });
         peers();
         if (!slot.everStarted) {
           // It never listened (a port in use, an unreadable certificate…): restarting would loop.
@@ -130,8 +254,19 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
 
     const onSigterm = (): void => stopAll('SIGTERM', 0);
     const onSigint = (): void => stopAll('SIGINT', 0);
+    const onSighup = (): void => {
+      if (stopping) return;
+      if (rollingQueue !== undefined || !slots.every((s) => s.started)) {
+        log.warn('rolling restart asked while one is under way or a worker is starting; ignored');
+        return;
+      }
+      log.info({ workers }, 'rolling restart (SIGHUP)');
+      rollingQueue = slots.map((_, i) => i);
+      rollNext();
+    };
     process.on('SIGTERM', onSigterm);
     process.on('SIGINT', onSigint);
+    process.on('SIGHUP', onSighup);
     log.info({ workers }, 'starting workers');
     // Worker 0 first: it opens the store (and brings its schema up to date) before the others open it,
     // since two processes migrating one SQLite file at once fail. It reports its port once it has.

@@ -31,18 +31,47 @@ export type WorkerMessage =
   /** Bindings changed on this worker; the primary relays the message to every other worker. */
   | { type: 'cluster:location'; from: number; aor: string; added: WireBinding[]; removed: string[] }
   /** `softswitch reload` reached this worker (POST /reload); the primary tells every other worker to reload too. */
-  | { type: 'cluster:reload'; from: number };
+  | { type: 'cluster:reload'; from: number }
+  /**
+   * Answer to cluster:announce: every binding this worker holds, in chunks, for the worker `to` that is
+   * joining; the primary forwards them and, after the `last` one, tells `to` cluster:synced.
+   */
+  | { type: 'cluster:snapshot'; to: number; bindings: WireBinding[]; last: boolean };
+
+/** A worker of a slot that a rolling restart replaces: it still holds its transactions and connections. */
+export interface DrainingPeer {
+  port: number;
+  generation: number;
+}
 
 /** Primary → worker. */
 export type PrimaryMessage =
-  /** The hand-over port of every worker, by index; null while a worker is down. */
-  | { type: 'cluster:peers'; ports: Array<number | null> }
-  /** A worker ended: bindings that only its connections reached are gone. */
-  | { type: 'cluster:down'; index: number }
-  | Extract<WorkerMessage, { type: 'cluster:location' | 'cluster:reload' }>;
+  /**
+   * The hand-over port and generation of every worker, by index (null while a worker is down), and the
+   * draining predecessor of a slot during a rolling restart (null elsewhere): what belongs to the slot
+   * goes to the predecessor first, which keeps its own and passes the rest to the new worker.
+   */
+  | { type: 'cluster:peers'; ports: Array<number | null>; generations: number[]; draining: Array<DrainingPeer | null> }
+  /** A worker (that generation of the slot) ended: bindings that only its connections reached are gone. */
+  | { type: 'cluster:down'; index: number; generation: number }
+  /** Send every binding you hold to worker `to` (cluster:snapshot): it is joining (a restart). */
+  | { type: 'cluster:announce'; to: number }
+  /** Every binding the running workers hold has been forwarded: start listening. */
+  | { type: 'cluster:synced' }
+  /**
+   * Rolling restart: your successor (hand-over port `successor`) is listening; drain, handing it every
+   * message that is none of your live transactions', then exit.
+   */
+  | { type: 'cluster:drain'; successor: number }
+  | Extract<WorkerMessage, { type: 'cluster:location' | 'cluster:reload' | 'cluster:snapshot' }>;
 
 /** The environment variable that tells a forked process its worker index. */
 export const WORKER_INDEX_ENV = 'SOFTSWITCH_CLUSTER_WORKER';
+/**
+ * How many times its slot has been forked before (0 for the first worker of a slot): a worker's flow ids
+ * carry it (`w1g2.…`), so the old and the new worker of a slot, both up during a rolling restart, are told apart.
+ */
+export const WORKER_GENERATION_ENV = 'SOFTSWITCH_CLUSTER_GENERATION';
 /**
  * The cluster's one secret (hex), drawn by the primary and given to every worker: Record-Route flow tokens
  * and digest nonces signed by one worker verify on the others. Never logged; lives only in the processes'

@@ -282,6 +282,15 @@ const schema = z.strictObject({
   }).prefault({}),
   /** Folder for the SQLite file, generated certificates and other local state. */
   dataDir: z.string().min(1).default('data'),
+  /**
+   * Longest a stopping process (SIGTERM, or a worker replaced by a rolling restart) stays up draining:
+   * new requests get 503 + Retry-After, transactions under way finish, in-dialog requests (the BYE of a
+   * call in progress) still route. It leaves earlier once nothing is pending and nothing has arrived for
+   * 2 s. 30 s: a load balancer probing every 10 s that takes 3 failures (this project's balancer
+   * defaults) has noticed by then, and a Timer B/F transaction (32 s) sent just before is as good as done.
+   * 0: stop at once.
+   */
+  shutdownGraceSeconds: z.number().min(0).max(3600).default(30),
 }).superRefine((cfg, ctx) => {
   if ((cfg.tls.cert === undefined) !== (cfg.tls.key === undefined)) {
     ctx.addIssue({ code: 'custom', path: ['tls', cfg.tls.cert === undefined ? 'cert' : 'key'], message: 'tls.cert and tls.key go together' });

@@ -47,6 +47,17 @@ export interface StackLimits extends RequestLimits {
   scannerUserAgents: string[];
 }
 
+/** How a stopping stack treats what still arrives (Stack.drain). */
+export interface DrainOptions {
+  /** Seconds in the Retry-After of the 503s to new requests (RFC 3261 §21.5.4, §20.33). */
+  retryAfter: number;
+  /**
+   * Cluster rolling restart: offered every message no live transaction here claims (a new request, an
+   * in-dialog request, a stray response), raw as it arrived; true when another process took it.
+   */
+  handOff?: (data: Buffer, flow: Flow) => boolean;
+}
+
 export interface StackStats {
   received: number;
   /** Messages dropped unparsed: their source is banned or over its request rate. */
@@ -90,6 +101,9 @@ export class Stack implements TransportUser {
   /** When each scanner source was last logged; pruned of entries over a minute old when it fills up. */
   private readonly scannersLogged = new Map<string, number>();
   private scannersPrunedAt = 0;
+  private drainOptions: DrainOptions | undefined;
+  /** While draining: when a message was last handled here (not refused, not handed off), ms. */
+  private lastHandled = 0;
 
   constructor(options: StackOptions) {
     this.log = categoryLogger(options.logger, 'sip.core');
@@ -130,6 +144,39 @@ export class Stack implements TransportUser {
   async stop(): Promise<void> {
     await this.transport.stop();
     this.transactions.stop();
+  }
+
+  /**
+   * Graceful shutdown, first step: from now on a request outside any dialog (no To tag, RFC 3261 §12)
+   * that is no retransmission of a live transaction is answered 503 with Retry-After (through a
+   * transaction, so its retransmissions and the ACK are absorbed; §21.5.4: the client tries another
+   * server or later), or handed off (options.handOff). Everything else goes on: retransmissions, ACK,
+   * CANCEL, in-dialog requests (a BYE of a call in progress), responses. `whenIdle` says when to stop.
+   */
+  drain(options: DrainOptions): void {
+    this.drainOptions = options;
+    this.lastHandled = Date.now();
+    this.log.info({ pending: this.transactions.pending, handOff: options.handOff !== undefined }, 'draining: new requests are refused');
+  }
+
+  get draining(): boolean {
+    return this.drainOptions !== undefined;
+  }
+
+  /**
+   * Resolves once no transaction awaits a final response and no message has been handled or refused for
+   * `quietMs` (in-dialog requests of calls still up come at any time, a load balancer keeps sending until
+   * it notices the 503s; quiet says both have stopped). Handed-off messages do not count.
+   * Polled every 50 ms, only while someone waits.
+   */
+  whenIdle(quietMs: number): Promise<void> {
+    return new Promise((resolveIdle) => {
+      const check = (): void => {
+        if (this.transactions.pending === 0 && Date.now() - this.lastHandled >= quietMs) resolveIdle();
+        else setTimeout(check, 50).unref();
+      };
+      check();
+    });
   }
 
   get listeners(): ListenSpec[] {
@@ -234,8 +281,8 @@ export class Stack implements TransportUser {
       return;
     }
     try {
-      if (msg instanceof SipRequest) this.onRequest(msg, flow);
-      else this.onResponse(msg, flow);
+      if (msg instanceof SipRequest) this.onRequest(msg, flow, data);
+      else this.onResponse(msg, flow, data);
     } catch (err) {
       // A lazily parsed header that is malformed, or a bug in a module: one log line, never the process.
       if (err instanceof SipParseError && msg instanceof SipRequest && msg.method !== 'ACK') {
@@ -270,7 +317,7 @@ export class Stack implements TransportUser {
     this.sendData(salvaged.data, destination);
   }
 
-  private onRequest(req: SipRequest, flow: Flow): void {
+  private onRequest(req: SipRequest, flow: Flow, data: Buffer): void {
     const via = req.topVia;
     if (via === undefined) {
       this.log.info({ from: remoteOf(flow) }, 'request without Via dropped');
@@ -289,6 +336,7 @@ export class Stack implements TransportUser {
       return;
     }
 
+    if (this.drainOptions !== undefined && this.refuseWhileDraining(req, flow, data, this.drainOptions)) return;
     if (req.method !== 'ACK' && req.method !== 'CANCEL' && this.user?.onStatelessRequest?.(req, flow) === true) return;
 
     const incoming = this.transactions.receiveRequest(req, flow);
@@ -315,7 +363,7 @@ export class Stack implements TransportUser {
     }
   }
 
-  private onResponse(res: SipResponse, flow: Flow): void {
+  private onResponse(res: SipResponse, flow: Flow, data: Buffer): void {
     const via = res.topVia;
     // RFC 3261 §18.1.2: a response whose top Via this element did not insert is discarded.
     if (via === undefined || !this.isLocal(via.host, via.port, flow.protocol)) {
@@ -323,7 +371,11 @@ export class Stack implements TransportUser {
       this.log.debug({ from: remoteOf(flow), via: via?.toString() }, 'response not for us dropped');
       return;
     }
-    if (this.transactions.receiveResponse(res, flow)) return;
+    if (this.transactions.receiveResponse(res, flow)) {
+      if (this.drainOptions !== undefined) this.lastHandled = Date.now();
+      return;
+    }
+    if (this.drainOptions?.handOff?.(data, flow) === true) return;
     if (this.user?.onStrayResponse !== undefined) this.user.onStrayResponse(res, flow);
     else this.stats.droppedResponses++;
   }
@@ -356,6 +408,24 @@ export class Stack implements TransportUser {
     }
     this.scannersLogged.set(source, now);
     this.log.warn({ from: remoteOf(flow), userAgent: ua.slice(0, 80), method: req.method }, 'scanner dropped (further requests from this source are not logged for a minute)');
+    return true;
+  }
+
+  /**
+   * Drain (see drain()): true when the request was handed off or refused. A retransmission, an ACK or
+   * CANCEL of a live transaction stays here; anything else is handed off when a successor takes it;
+   * failing that, in-dialog requests and ACKs stay here and new ones get 503.
+   */
+  private refuseWhileDraining(req: SipRequest, flow: Flow, data: Buffer, drain: DrainOptions): boolean {
+    const live = this.transactions.matchesServer(req);
+    if (!live && drain.handOff?.(data, flow) === true) return true;
+    // A refused request counts too: a load balancer still sending here has not noticed yet.
+    this.lastHandled = Date.now();
+    if (live || req.method === 'ACK' || req.method === 'CANCEL' || req.to?.tag !== undefined) return false;
+    const incoming = this.transactions.receiveRequest(req, flow);
+    if (incoming.kind === 'new') {
+      this.respond(incoming.transaction, 503, { reason: 'Service Unavailable (shutting down)', headers: [['Retry-After', String(drain.retryAfter)]] });
+    }
     return true;
   }
 

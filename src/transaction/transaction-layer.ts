@@ -95,6 +95,34 @@ export class TransactionLayer {
   }
 
   /**
+   * Transactions still waiting for a final response (server: Trying/Proceeding; client: Calling/Trying/
+   * Proceeding). A stopping server waits for this to reach 0 (Stack.drain); transactions past their final
+   * response only absorb retransmissions and are not counted. Walks both tables: for the drain, not per message.
+   */
+  get pending(): number {
+    let n = 0;
+    for (const tx of this.servers.values()) if (isPending(tx.state)) n++;
+    for (const tx of this.clients.values()) if (isPending(tx.state)) n++;
+    return n;
+  }
+
+  /**
+   * Whether a request belongs to a live server transaction (a retransmission), or, for a CANCEL, whether
+   * the INVITE it cancels is one (§9.2). Creates nothing: a draining stack asks before deciding whether
+   * the request is new work it refuses.
+   */
+  matchesServer(request: SipRequest): boolean {
+    const via = request.topVia;
+    if (via === undefined || this.stopped) return false;
+    const rfc3261 = via.isRfc3261Branch;
+    const method = request.method === 'ACK' ? 'INVITE' : request.method;
+    const key = rfc3261 ? branchKey(via, method, request) : rfc2543Key(request, via, method, request.to?.tag);
+    if (this.servers.has(key)) return true;
+    if (method !== 'CANCEL') return false;
+    return this.servers.has(rfc3261 ? branchKey(via, 'INVITE', request) : rfc2543Key(request, via, 'INVITE', request.to?.tag));
+  }
+
+  /**
    * Cluster workers: every client transaction's branch ends with `tag` (`~1` for worker 1), so that a
    * response reaching another worker through a shared UDP socket can be handed to the worker that holds
    * its transaction (src/cluster). The branch the caller wrote gets the tag appended in sendRequest when it
@@ -309,6 +337,10 @@ function rfc2543Key(request: SipRequest, via: Via, method: string, toTag: string
     ' ' + (request.cseq?.seq ?? '') + ' ' + method +
     ' ' + via.transport + ' ' + via.sentBy + ' ' + (via.branch ?? '')
   );
+}
+
+function isPending(state: TransactionState): boolean {
+  return state === TransactionState.Trying || state === TransactionState.Proceeding || state === TransactionState.Calling;
 }
 
 /** The deferred 100 Trying: only while the TU has sent nothing on a transaction still Proceeding. */

@@ -1,7 +1,7 @@
 /** The pieces that let one cluster worker send on another's connection: flow ids that name their worker, the control frames. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { flowTag, flowWorker } from '../../../src/cluster/index.js';
+import { flowOwner, flowTag, flowWorker } from '../../../src/cluster/index.js';
 import {
   FRAME_MESSAGE, FRAME_SEND, FRAME_SENT, controlFrame, frameHeader, parseControlFrame, parseFrame,
 } from '../../../src/cluster/wire.js';
@@ -15,6 +15,15 @@ describe('flow ids of cluster workers', () => {
     assert.equal(flowWorker('wss:w3.a1b2c3-17'), 3);
     assert.equal(flowWorker('tcp:w0.ffffff-1'), 0);
     assert.equal(flowWorker('tls:w12.abcdef-9'), 12);
+  });
+
+  it('tell the old and the new worker of a slot apart by generation (both up during a rolling restart)', () => {
+    assert.equal(flowTag(1, 0), 'w1');
+    assert.equal(flowTag(1, 2), 'w1g2');
+    assert.deepEqual(flowOwner('tcp:w1.a1b2c3-4'), { index: 1, generation: 0 });
+    assert.deepEqual(flowOwner('wss:w1g2.a1b2c3-4'), { index: 1, generation: 2 });
+    assert.equal(flowWorker('wss:w1g2.a1b2c3-4'), 1);
+    for (const id of ['tcp:wg2.x-1', 'tcp:w1g.x-1', 'tcp:w1gg2.x-1', 'tcp:w1x2.x-1']) assert.equal(flowOwner(id), undefined, id);
   });
 
   it('leave every other id (one process, UDP flows, garbage) to nobody', () => {
