@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { CLUSTER_SECRET_ENV, ClusterWorker, type PrimaryMessage, WORKER_GENERATION_ENV, WORKER_INDEX_ENV, runSupervisor } from './cluster/index.js';
 import { readPidFile, removePidFile, writePidFile } from './cluster/pid-file.js';
 import { createSoftswitch } from './app.js';
+import { NonceLedger } from '../registrar/index.js';
 import { CliError, USER_USAGE, type RoutingGroup, runReloadCommand, runRoutingCommand, runUserCommand } from './cli/index.js';
 import { ADMIN_TOKEN_ENV, USER_PASSWORD_ENV, promptHidden, readFirstLine, runBanCommand, runTokenCommand, withAdminToken } from './cli/index.js';
 import { ConfigError, loadConfig } from './config/index.js';
@@ -167,6 +168,8 @@ async function start(args: string[]): Promise<number> {
   const member = workers > 1 ? new ClusterWorker({ index, workers, generation, logger }) : undefined;
   const server = await createSoftswitch(config, logger, {
     secret: secretHex ? Buffer.from(secretHex, 'hex') : undefined,
+    // Each worker issues nonces under its index and keeps their counts; the others claim through it.
+    ledger: member === undefined ? undefined : new NonceLedger({ index }),
     clustered: member !== undefined,
     onReloaded: () => member?.reloaded(),
   });

@@ -52,12 +52,14 @@ import { categoryLogger, type Logger } from '../log/index.js';
 import { TransportLayer } from '../transport/transport-layer.js';
 import { TransportError, type DatagramDispatcher, type Flow, type HostPort, type ListenSpec, type StreamRelay } from '../transport/types.js';
 import type { Softswitch } from '../app.js';
-import type { LocationService } from '../../registrar/index.js';
+import type { LocationService, NonceLedger } from '../../registrar/index.js';
 import { branchTag, datagramOwner, flowOwner, flowTag, isResponse } from './datagram-owner.js';
 import type { DrainingPeer, PrimaryMessage, WireBinding, WorkerMessage } from './types.js';
 import { FRAME_MESSAGE, FRAME_SEND, FRAME_SENT, controlFrame, frameHeader, fromWire, parseControlFrame, parseFrame, toWire } from './wire.js';
 
 const HANDOVER_BUFFER_BYTES = 4 * 1024 * 1024;
+/** How long a digest answer waits for the nonce's issuer to claim its nonce-count; then it is refused (stale). */
+const NONCE_CLAIM_TIMEOUT_MS = 1000;
 /** How long a relayed stream send may wait for its owner's answer before it counts as failed. */
 const RELAY_TIMEOUT_MS = 5000;
 /** Bindings per cluster:snapshot message (IPC messages stay small). */
@@ -123,6 +125,10 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
   /** Contacts that only one worker's connections reach, per worker (`<slot>g<generation>`): dropped when it ends. */
   private readonly connectionBound = new Map<string, Map<string, Set<string>>>();
   private readonly pendingSends = new Map<number, PendingSend>();
+  /** Nonce-count claims sent to their issuer, by id. */
+  private readonly pendingClaims = new Map<number, (ok: boolean) => void>();
+  private nextClaim = 1;
+  private ledger: NonceLedger | undefined;
   private nextSend = 1;
   private closed = false;
 
@@ -170,6 +176,31 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
         for (const c of removed) this.track(undefined, aor, c);
         this.sendToPrimary({ type: 'cluster:location', from: this.index, aor, added: added.map(toWire), removed: [...removed] });
       },
+    });
+    // Bans decided here hold on every worker (a flood's datagrams reach any of them).
+    server.security.bans.setReplication({ changed: (change) => this.sendToPrimary({ type: 'cluster:ban', from: this.index, change }) });
+    // A digest answer to another worker's nonce is claimed at that worker, which keeps its counts.
+    this.ledger = server.registrar.authenticator.ledger;
+    if (this.ledger.self.index !== this.index) throw new TypeError(`the nonce ledger is worker ${this.ledger.self.index}'s, not ${this.index}'s`);
+    this.ledger.setRemote((issuer, nonce, nc, expiresAt) => this.claimAtIssuer(issuer.index, issuer.incarnation, nonce, nc, expiresAt));
+  }
+
+  /** Asks worker `to` (through the primary) to claim a nonce-count; false when it is gone or silent for a second. */
+  private claimAtIssuer(to: number, incarnation: number, nonce: string, nc: number, expiresAt: number): Promise<boolean> {
+    if (this.closed || to >= this.workers) return Promise.resolve(false);
+    const id = this.nextClaim++;
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        this.pendingClaims.delete(id);
+        resolve(false);
+      }, NONCE_CLAIM_TIMEOUT_MS);
+      timer.unref();
+      this.pendingClaims.set(id, (ok) => {
+        clearTimeout(timer);
+        this.pendingClaims.delete(id);
+        resolve(ok);
+      });
+      this.sendToPrimary({ type: 'cluster:nonce', from: this.index, id, to, incarnation, nonce, nc, expiresAt });
     });
   }
 
@@ -247,6 +278,19 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
       case 'cluster:location':
         this.applyLocation(message.from, message.aor, message.added, message.removed);
         return;
+      case 'cluster:ban':
+        if (message.from !== this.index) this.server?.security.bans.applyRemote(message.change);
+        return;
+      case 'cluster:nonce': {
+        const ledger = this.ledger;
+        const ok = ledger !== undefined && message.incarnation === ledger.self.incarnation
+          && ledger.claimHere(String(message.nonce), Number(message.nc), Number(message.expiresAt));
+        this.sendToPrimary({ type: 'cluster:nonce-answer', to: message.from, id: message.id, ok });
+        return;
+      }
+      case 'cluster:nonce-answer':
+        this.pendingClaims.get(message.id)?.(message.ok === true);
+        return;
       case 'cluster:down':
         this.dropConnectionsOf(workerKey(message.index, message.generation ?? 0));
         return;
@@ -276,6 +320,7 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
     this.resolvePeers();
     this.resolveSynced();
     for (const [id, p] of this.pendingSends) this.settle(id, new TransportError('TRANSPORT_ERR_SEND', 'worker stopping'), p);
+    for (const settle of [...this.pendingClaims.values()]) settle(false);
     try {
       this.socket.close();
     } catch {

@@ -11,6 +11,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { categoryLogger, type Logger } from '../log/index.js';
+import type { Ban, BanChange } from '../../security/index.js';
 import { CLUSTER_SECRET_ENV, type PrimaryMessage, type WorkerMessage, WORKER_GENERATION_ENV, WORKER_INDEX_ENV } from './types.js';
 
 export interface SupervisorOptions {
@@ -65,6 +66,18 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
 
     const send = (worker: Worker | undefined, message: PrimaryMessage): void => {
       if (worker !== undefined && worker.isConnected()) worker.send(message);
+    };
+
+    /** The bans the workers decided, kept here for workers that join later (a restart). */
+    const bans = new Map<string, Ban>();
+    const remember = (change: BanChange): void => {
+      if (change.kind === 'lift') bans.delete(change.address);
+      else if (typeof change.ban?.address === 'string') bans.set(change.ban.address, change.ban);
+    };
+    const bansInForce = (): Ban[] => {
+      const now = Date.now();
+      for (const [a, b] of bans) if (b.until <= now) bans.delete(a);
+      return [...bans.values()];
     };
 
     const broadcast = (message: PrimaryMessage, except?: Worker): void => {
@@ -170,6 +183,8 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
           case 'cluster:port':
             if (slot.worker !== worker) return;
             slot.port = m.port;
+            // The bans in force reach a joining worker before it listens.
+            for (const ban of bansInForce()) send(worker, { type: 'cluster:ban', from: -1, change: { kind: 'ban', ban } });
             if (index === 0 && !othersForked) {
               othersForked = true;
               for (let i = 1; i < workers; i++) fork(i);
@@ -193,6 +208,24 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
           case 'cluster:reload':
             broadcast(m, worker);
             return;
+          case 'cluster:ban':
+            remember(m.change);
+            broadcast(m, worker);
+            return;
+          case 'cluster:nonce': {
+            // To the issuer of the nonce, which alone keeps its counts; nobody there: not claimed.
+            const issuer = typeof m.to === 'number' ? slots[m.to]?.worker : undefined;
+            if (issuer === undefined || !issuer.isConnected()) send(worker, { type: 'cluster:nonce-answer', to: m.from, id: m.id, ok: false });
+            else send(issuer, m);
+            return;
+          }
+          case 'cluster:nonce-answer': {
+            const asker = typeof m.to === 'number' ? slots[m.to] : undefined;
+            // The asker may be the draining predecessor of its slot: both get it, ids are per process.
+            send(asker?.worker, m);
+            send(asker?.draining?.worker, m);
+            return;
+          }
           case 'cluster:snapshot': {
             const to = typeof m.to === 'number' ? slots[m.to] : undefined;
             if (to === undefined) return;

@@ -2,6 +2,7 @@
  * The messages between the cluster supervisor (the primary process) and its workers, over node:cluster's
  * IPC channel. Types only.
  */
+import type { BanChange } from '../../security/index.js';
 import type { Flow, ReceivedAddressLike } from './wire.js';
 
 /** A binding as it crosses the IPC channel: the Contact as text, every other field as the Binding has it. */
@@ -36,7 +37,15 @@ export type WorkerMessage =
    * Answer to cluster:announce: every binding this worker holds, in chunks, for the worker `to` that is
    * joining; the primary forwards them and, after the `last` one, tells `to` cluster:synced.
    */
-  | { type: 'cluster:snapshot'; to: number; bindings: WireBinding[]; last: boolean };
+  | { type: 'cluster:snapshot'; to: number; bindings: WireBinding[]; last: boolean }
+  /** A ban decided or lifted on this worker; the primary relays it to every other worker and keeps it for joiners. */
+  | { type: 'cluster:ban'; from: number; change: BanChange }
+  /**
+   * Claim nonce-count `nc` of a digest nonce issued by worker `to` (incarnation `incarnation`), which alone
+   * keeps its counts; the primary forwards it, the issuer answers cluster:nonce-answer to `from`.
+   */
+  | { type: 'cluster:nonce'; from: number; id: number; to: number; incarnation: number; nonce: string; nc: number; expiresAt: number }
+  | { type: 'cluster:nonce-answer'; to: number; id: number; ok: boolean };
 
 /** A worker of a slot that a rolling restart replaces: it still holds its transactions and connections. */
 export interface DrainingPeer {
@@ -63,7 +72,7 @@ export type PrimaryMessage =
    * message that is none of your live transactions', then exit.
    */
   | { type: 'cluster:drain'; successor: number }
-  | Extract<WorkerMessage, { type: 'cluster:location' | 'cluster:reload' | 'cluster:snapshot' }>;
+  | Extract<WorkerMessage, { type: 'cluster:location' | 'cluster:reload' | 'cluster:snapshot' | 'cluster:ban' | 'cluster:nonce' | 'cluster:nonce-answer' }>;
 
 /** The environment variable that tells a forked process its worker index. */
 export const WORKER_INDEX_ENV = 'SOFTSWITCH_CLUSTER_WORKER';

@@ -13,6 +13,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { WebSocket } from 'ws';
 import { datagramOwner } from '../../src/cluster/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { openStore } from '../../src/store/index.js';
@@ -246,6 +247,108 @@ describe('softswitch start --workers 2', { timeout: 90_000 }, () => {
     const line = out.slice(before).split('\n').find((l) => l.includes('routing data reloaded at another worker'))!;
     const { worker, from } = JSON.parse(line) as { worker: number; from: number };
     assert.notEqual(worker, from);
+  });
+
+  /** Sends `text` from `socket` and resolves with the first final response carrying `callId`, or undefined after `ms`. */
+  function finalFor(socket: Socket, text: string, callId: string, ms = 2000): Promise<string | undefined> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => (socket.off('message', on), resolve(undefined)), ms);
+      const on = (msg: Buffer): void => {
+        const t = msg.toString('latin1');
+        if (!t.startsWith('SIP/2.0 ') || Number(t.slice(8, 11)) < 200 || !t.includes(callId)) return;
+        clearTimeout(timer);
+        socket.off('message', on);
+        resolve(t);
+      };
+      socket.on('message', on);
+      socket.send(text, port, '127.0.0.1');
+    });
+  }
+
+  async function socketAt(address: string): Promise<Socket> {
+    const s = createSocket('udp4');
+    await new Promise<void>((resolve) => s.bind(0, address, resolve));
+    return s;
+  }
+
+  it('a REGISTER answer accepted on one worker and replayed from another address with another Contact is challenged again on both workers, 20 of 20 times', async () => {
+    const phone = await socketAt('127.0.0.3');
+    const eve = await socketAt('127.0.0.5');
+    try {
+      const callId = callIdOwnedBy(0);
+      const req = (s: Socket, id: string, cseq: number, contact: string, auth?: string): string => [
+        `REGISTER sip:${DOMAIN} SIP/2.0`, `Via: SIP/2.0/UDP ${s.address().address}:${s.address().port};branch=z9hG4bK${randomBytes(6).toString('hex')};rport`,
+        'Max-Forwards: 70', `From: <sip:alice@${DOMAIN}>;tag=${id.slice(0, 6)}`, `To: <sip:alice@${DOMAIN}>`, `Call-ID: ${id}`, `CSeq: ${cseq} REGISTER`,
+        `Contact: ${contact}`, 'Expires: 600', ...(auth === undefined ? [] : [`Authorization: ${auth}`]), 'Content-Length: 0', '', '',
+      ].join('\r\n');
+      const contact = `<sip:alice@127.0.0.3:${phone.address().port}>`;
+      const challenge = (await finalFor(phone, req(phone, callId, 1, contact), callId)) ?? '';
+      const www = /^WWW-Authenticate:\s*(.*)$/im.exec(challenge)?.[1] ?? '';
+      const nonce = param(www, 'nonce') ?? '';
+      const ha1 = md5(`alice:${DOMAIN}:${USERS.alice}`);
+      const response = md5(`${ha1}:${nonce}:00000001:c0ffee:auth:${md5(`REGISTER:sip:${DOMAIN}`)}`);
+      const auth = `Digest username="alice", realm="${DOMAIN}", nonce="${nonce}", uri="sip:${DOMAIN}", response="${response}", algorithm=MD5, qop=auth, nc=00000001, cnonce="c0ffee"`;
+      assert.match((await finalFor(phone, req(phone, callId, 2, contact, auth), callId)) ?? '', /^SIP\/2\.0 200 /);
+      const answers: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const id = callIdOwnedBy(i % 2);
+        const r = await finalFor(eve, req(eve, id, 1, `<sip:eve@127.0.0.5:${eve.address().port}>`, auth), id);
+        answers.push(r?.slice(8, 11) ?? 'none');
+      }
+      assert.deepEqual(answers, Array(20).fill('401'), 'every replay, on either worker, is challenged again');
+      // The other side of it: a fresh nonce-count of the same nonce, answered on the worker that did not
+      // issue it (another Call-ID), is claimed at the issuer and accepted once.
+      const response2 = md5(`${ha1}:${nonce}:00000002:c0ffee:auth:${md5(`REGISTER:sip:${DOMAIN}`)}`);
+      const auth2 = `Digest username="alice", realm="${DOMAIN}", nonce="${nonce}", uri="sip:${DOMAIN}", response="${response2}", algorithm=MD5, qop=auth, nc=00000002, cnonce="c0ffee"`;
+      const other = callIdOwnedBy(1);
+      assert.match((await finalFor(phone, req(phone, other, 1, contact, auth2), other)) ?? '', /^SIP\/2\.0 200 /, 'nc=2 accepted on worker 1 through worker 0');
+      const again = callIdOwnedBy(0);
+      assert.match((await finalFor(phone, req(phone, again, 1, contact, auth2), again)) ?? '', /^SIP\/2\.0 401 /, 'and not a second time on worker 0');
+    } finally {
+      phone.close();
+      eve.close();
+    }
+  });
+
+  it('a ban made through one worker (POST /v1/bans) holds on both: the banned address gets no answer whichever worker its datagrams reach', async () => {
+    const store = await openStore({ url: `sqlite:${join(dir, 'db.sqlite')}`, logger: silentLogger() });
+    let token: string;
+    try {
+      token = (await store.tokens.create({ name: 'workers-ban', expiresAt: Date.now() + 60_000 })).token;
+    } finally {
+      await store.close();
+    }
+    const s = await socketAt('127.0.0.6');
+    const options = (id: string): string => [
+      `OPTIONS sip:${DOMAIN} SIP/2.0`, `Via: SIP/2.0/UDP 127.0.0.6:${s.address().port};branch=z9hG4bK${randomBytes(6).toString('hex')};rport`,
+      'Max-Forwards: 70', `From: <sip:probe@${DOMAIN}>;tag=p`, `To: <sip:${DOMAIN}>`, `Call-ID: ${id}`, 'CSeq: 1 OPTIONS', 'Content-Length: 0', '', '',
+    ].join('\r\n');
+    try {
+      for (const owner of [0, 1]) {
+        const id = callIdOwnedBy(owner);
+        assert.ok(await finalFor(s, options(id), id), `worker ${owner} answers before the ban`);
+      }
+      const res = await fetch(`http://127.0.0.1:${httpPort}/v1/bans`, {
+        method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ address: '127.0.0.6', seconds: 60 }),
+      });
+      assert.equal(res.status, 201);
+      await new Promise((r) => setTimeout(r, 300)); // the ban crosses the primary's IPC channel
+      const answered: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        const id = callIdOwnedBy(i % 2);
+        if ((await finalFor(s, options(id), id, 400)) !== undefined) answered.push(i % 2);
+      }
+      assert.deepEqual(answered, [], 'no worker answered the banned address');
+      // Connections are dealt to the workers in turn: every one of them, on either worker, is closed at once.
+      const opened = await Promise.all(Array.from({ length: 6 }, () => new Promise<boolean>((resolve) => {
+        const ws = new WebSocket(`wss://127.0.0.1:${wssPort}`, 'sip', { rejectUnauthorized: false, localAddress: '127.0.0.6' });
+        ws.once('open', () => (ws.terminate(), resolve(true)));
+        ws.once('error', () => resolve(false));
+      })));
+      assert.deepEqual(opened, Array(6).fill(false), 'a WSS connection from the banned address opened on some worker');
+    } finally {
+      s.close();
+    }
   });
 
   it('stops on SIGTERM: the primary forwards it, both workers stop, the exit code is 0', async () => {
