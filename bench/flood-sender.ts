@@ -1,21 +1,23 @@
 /**
  * The attacker of bench/flood, in its own process: unauthenticated INVITEs over UDP at a fixed rate from
- * `sources` loopback addresses (127.0.2.1 …), round robin, for `seconds`. Prints `{"sent":N}` at the end.
- * Usage: node dist/bench/flood-sender.js HOST PORT RATE SECONDS SOURCES
+ * `sources` loopback addresses (127.0.2.1 …, from the FIRST-th on), round robin, for `seconds`. Prints
+ * `{"sent":N}` at the end.
+ * Usage: node dist/bench/flood-sender.js HOST PORT RATE SECONDS SOURCES [FIRST]
  */
 import { createSocket, type Socket } from 'node:dgram';
 
-const [host = '127.0.0.1', portText = '5060', rateText = '10000', secondsText = '10', sourcesText = '1'] = process.argv.slice(2);
+const [host = '127.0.0.1', portText = '5060', rateText = '10000', secondsText = '10', sourcesText = '1', firstText = '0'] = process.argv.slice(2);
+const first = Number(firstText);
 const port = Number(portText);
 const rate = Number(rateText);
 const seconds = Number(secondsText);
 const sources = Number(sourcesText);
-if (![port, rate, seconds, sources].every((n) => Number.isFinite(n) && n > 0) || sources > 65_000) {
-  throw new TypeError('usage: HOST PORT RATE SECONDS SOURCES (SOURCES ≤ 65000)');
+if (![port, rate, seconds, sources].every((n) => Number.isFinite(n) && n > 0) || !(first >= 0) || first + sources > 60_000) {
+  throw new TypeError('usage: HOST PORT RATE SECONDS SOURCES [FIRST] (FIRST + SOURCES ≤ 60000)');
 }
 
 const sockets: Socket[] = [];
-for (let i = 0; i < sources; i++) {
+for (let i = first; i < first + sources; i++) {
   const s = createSocket('udp4');
   await new Promise<void>((resolve) => s.bind(0, `127.0.${2 + Math.floor(i / 250)}.${1 + (i % 250)}`, resolve));
   sockets.push(s);

@@ -60,7 +60,8 @@ export class NonceLedger {
 
   /** True exactly once per (nonce, nc), and only for an nc above every one claimed before for that nonce. */
   claim(issuer: NonceIssuer, nonce: string, nc: number, expiresAt: number): boolean | Promise<boolean> {
-    if (issuer.index === this.self.index) return issuer.incarnation === this.self.incarnation && this.claimHere(nonce, nc, expiresAt);
+    if (issuer.index === this.self.index && issuer.incarnation === this.self.incarnation) return this.claimHere(nonce, nc, expiresAt);
+    // Another worker's, or this slot's predecessor's (still draining during a rolling restart).
     return this.remote === undefined ? false : this.remote(issuer, nonce, nc, expiresAt);
   }
 

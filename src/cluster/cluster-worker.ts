@@ -188,6 +188,8 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
   /** Asks worker `to` (through the primary) to claim a nonce-count; false when it is gone or silent for a second. */
   private claimAtIssuer(to: number, incarnation: number, nonce: string, nc: number, expiresAt: number): Promise<boolean> {
     if (this.closed || to >= this.workers) return Promise.resolve(false);
+    // `to` may be this very slot: a nonce of its predecessor, which answers while it drains in a rolling
+    // restart; after a crash nobody holds those counts and the primary answers false at once.
     const id = this.nextClaim++;
     return new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
@@ -200,7 +202,7 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
         this.pendingClaims.delete(id);
         resolve(ok);
       });
-      this.sendToPrimary({ type: 'cluster:nonce', from: this.index, id, to, incarnation, nonce, nc, expiresAt });
+      this.sendToPrimary({ type: 'cluster:nonce', from: this.index, fromIncarnation: this.ledger?.self.incarnation ?? 0, id, to, incarnation, nonce, nc, expiresAt });
     });
   }
 
@@ -282,14 +284,15 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
         if (message.from !== this.index) this.server?.security.bans.applyRemote(message.change);
         return;
       case 'cluster:nonce': {
+        // Only the process that issued the nonce answers (the other process of a slot in a rolling restart is silent).
         const ledger = this.ledger;
-        const ok = ledger !== undefined && message.incarnation === ledger.self.incarnation
-          && ledger.claimHere(String(message.nonce), Number(message.nc), Number(message.expiresAt));
-        this.sendToPrimary({ type: 'cluster:nonce-answer', to: message.from, id: message.id, ok });
+        if (ledger === undefined || message.incarnation !== ledger.self.incarnation) return;
+        const ok = ledger.claimHere(String(message.nonce), Number(message.nc), Number(message.expiresAt));
+        this.sendToPrimary({ type: 'cluster:nonce-answer', to: message.from, toIncarnation: message.fromIncarnation, id: message.id, ok });
         return;
       }
       case 'cluster:nonce-answer':
-        this.pendingClaims.get(message.id)?.(message.ok === true);
+        if (message.toIncarnation === this.ledger?.self.incarnation) this.pendingClaims.get(message.id)?.(message.ok === true);
         return;
       case 'cluster:down':
         this.dropConnectionsOf(workerKey(message.index, message.generation ?? 0));

@@ -213,15 +213,17 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
             broadcast(m, worker);
             return;
           case 'cluster:nonce': {
-            // To the issuer of the nonce, which alone keeps its counts; nobody there: not claimed.
-            const issuer = typeof m.to === 'number' ? slots[m.to]?.worker : undefined;
-            if (issuer === undefined || !issuer.isConnected()) send(worker, { type: 'cluster:nonce-answer', to: m.from, id: m.id, ok: false });
-            else send(issuer, m);
+            // To the processes of the issuer's slot (only the one of the nonce's incarnation answers);
+            // none but the asker: not claimed, at once.
+            const target = typeof m.to === 'number' ? slots[m.to] : undefined;
+            const candidates = [target?.worker, target?.draining?.worker].filter((w): w is Worker => w !== undefined && w !== worker && w.isConnected());
+            if (candidates.length === 0) send(worker, { type: 'cluster:nonce-answer', to: m.from, toIncarnation: m.fromIncarnation, id: m.id, ok: false });
+            for (const w of candidates) send(w, m);
             return;
           }
           case 'cluster:nonce-answer': {
             const asker = typeof m.to === 'number' ? slots[m.to] : undefined;
-            // The asker may be the draining predecessor of its slot: both get it, ids are per process.
+            // The asker may be the draining predecessor of its slot: both get it, the incarnation tells.
             send(asker?.worker, m);
             send(asker?.draining?.worker, m);
             return;

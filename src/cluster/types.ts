@@ -42,10 +42,12 @@ export type WorkerMessage =
   | { type: 'cluster:ban'; from: number; change: BanChange }
   /**
    * Claim nonce-count `nc` of a digest nonce issued by worker `to` (incarnation `incarnation`), which alone
-   * keeps its counts; the primary forwards it, the issuer answers cluster:nonce-answer to `from`.
+   * keeps its counts; the primary forwards it to the processes of slot `to` (during a rolling restart the
+   * new worker and its draining predecessor), the one of that incarnation answers cluster:nonce-answer.
    */
-  | { type: 'cluster:nonce'; from: number; id: number; to: number; incarnation: number; nonce: string; nc: number; expiresAt: number }
-  | { type: 'cluster:nonce-answer'; to: number; id: number; ok: boolean };
+  | { type: 'cluster:nonce'; from: number; fromIncarnation: number; id: number; to: number; incarnation: number; nonce: string; nc: number; expiresAt: number }
+  /** The issuer's answer, for the process of slot `to` whose ledger incarnation is `toIncarnation`. */
+  | { type: 'cluster:nonce-answer'; to: number; toIncarnation: number; id: number; ok: boolean };
 
 /** A worker of a slot that a rolling restart replaces: it still holds its transactions and connections. */
 export interface DrainingPeer {
