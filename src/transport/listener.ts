@@ -5,6 +5,7 @@
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { AdmissionTicket } from './admission.js';
+import { normalizeAddress } from './address.js';
 import type { HostPort, ListenSpec } from './types.js';
 
 export interface Listener {
@@ -36,4 +37,24 @@ export interface ListenerDelegate {
   onSocket(socket: Socket, local: ListenSpec, ticket: AdmissionTicket): void;
   /** A WebSocket that negotiated the `sip` subprotocol. */
   onWebSocket(ws: WebSocket, remote: HostPort, local: ListenSpec, ticket: AdmissionTicket): void;
+}
+
+/**
+ * A socket just accepted on a stream listener, offered to admission before any byte is read: its remote
+ * address and ticket, or undefined once it has been destroyed (gone already, or refused).
+ */
+export function admitAccepted(socket: Socket, spec: ListenSpec, delegate: ListenerDelegate): { remote: HostPort; ticket: AdmissionTicket } | undefined {
+  // Errors on a socket still in the TLS handshake (or WebSocket upgrade) have no other listener yet.
+  socket.on('error', () => undefined);
+  if (socket.remoteAddress === undefined || socket.remotePort === undefined) {
+    socket.destroy(); // already gone
+    return undefined;
+  }
+  const remote = { address: normalizeAddress(socket.remoteAddress), port: socket.remotePort };
+  const ticket = delegate.admit(remote, spec, () => socket.destroy());
+  if (ticket === undefined) {
+    socket.destroy();
+    return undefined;
+  }
+  return { remote, ticket };
 }

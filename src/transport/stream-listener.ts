@@ -3,7 +3,7 @@ import { createServer as createTlsServer, type Server as TlsServer, type TLSSock
 import type { Logger } from '../log/index.js';
 import type { AdmissionTicket } from './admission.js';
 import { formatHostPort, normalizeAddress } from './address.js';
-import type { Listener, ListenerDelegate } from './listener.js';
+import { type Listener, type ListenerDelegate, admitAccepted } from './listener.js';
 import type { ListenSpec } from './types.js';
 
 export interface StreamListenerOptions {
@@ -95,18 +95,9 @@ export class StreamListener implements Listener {
   }
 
   private onConnection(socket: Socket): void {
-    // Errors on a socket still in the TLS handshake have no other listener yet.
-    socket.on('error', () => undefined);
-    if (socket.remoteAddress === undefined || socket.remotePort === undefined) {
-      socket.destroy(); // already gone
-      return;
-    }
-    const remote = { address: normalizeAddress(socket.remoteAddress), port: socket.remotePort };
-    const ticket = this.delegate.admit(remote, this.spec, () => socket.destroy());
-    if (ticket === undefined) {
-      socket.destroy();
-      return;
-    }
+    const admitted = admitAccepted(socket, this.spec, this.delegate);
+    if (admitted === undefined) return;
+    const { remote, ticket } = admitted;
     this.sockets.add(socket);
     socket.once('close', () => {
       this.sockets.delete(socket);

@@ -6,7 +6,7 @@ import { WebSocketServer } from 'ws';
 import type { Logger } from '../log/index.js';
 import type { AdmissionTicket } from './admission.js';
 import { formatHostPort, normalizeAddress } from './address.js';
-import type { Listener, ListenerDelegate } from './listener.js';
+import { type Listener, type ListenerDelegate, admitAccepted } from './listener.js';
 import type { ListenSpec } from './types.js';
 
 export interface WsListenerOptions {
@@ -115,17 +115,9 @@ export class WsListener implements Listener {
   }
 
   private onConnection(socket: Socket): void {
-    socket.on('error', () => undefined);
-    if (socket.remoteAddress === undefined || socket.remotePort === undefined) {
-      socket.destroy(); // already gone
-      return;
-    }
-    const remote = { address: normalizeAddress(socket.remoteAddress), port: socket.remotePort };
-    const ticket = this.delegate.admit(remote, this.spec, () => socket.destroy());
-    if (ticket === undefined) {
-      socket.destroy();
-      return;
-    }
+    const admitted = admitAccepted(socket, this.spec, this.delegate);
+    if (admitted === undefined) return;
+    const { remote, ticket } = admitted;
     const key = `${remote.address}|${remote.port}`;
     const timer = setTimeout(() => {
       this.log.debug({ peer: formatHostPort(remote), timeoutMs: this.handshakeTimeoutMs }, 'WebSocket upgrade not completed in time, closing');
