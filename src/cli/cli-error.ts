@@ -1,3 +1,5 @@
+import { StoreError } from '../store/index.js';
+
 export type CliErrorCode =
   | 'CLI_ERR_USAGE' // unknown sub-command, option or argument count
   | 'CLI_ERR_INVALID' // an argument that is not valid (address, password)
@@ -17,4 +19,17 @@ export class CliError extends Error {
     this.code = code;
     this.exitCode = exitCode;
   }
+}
+
+/** Store failures in the operator's words; a value the store refuses (TypeError) is an invalid argument. */
+export function fromStore(what: string): (err: unknown) => never {
+  return (err: unknown): never => {
+    if (err instanceof StoreError) {
+      if (err.code === 'STORE_ERR_DUPLICATE') throw new CliError('CLI_ERR_DUPLICATE', `${what}: ${err.message}`);
+      if (err.code === 'STORE_ERR_NOT_FOUND') throw new CliError('CLI_ERR_NOT_FOUND', `${what}: ${err.message}`);
+      throw new CliError('CLI_ERR_STORE', err.message);
+    }
+    if (err instanceof TypeError) throw new CliError('CLI_ERR_INVALID', `${what}: ${err.message}`);
+    throw err;
+  };
 }

@@ -6,8 +6,8 @@
  */
 import { parseArgs } from 'node:util';
 import type { BackendState, BalanceAlgorithm } from '../../proxy/balancer/types.js';
-import { StoreError, type Store, checkAlgorithm } from '../store/index.js';
-import { CliError } from './cli-error.js';
+import { type Store, checkAlgorithm } from '../store/index.js';
+import { CliError, fromStore } from './cli-error.js';
 import { ADMIN_TOKEN_ENV, withAdminToken } from './token-commands.js';
 import { formatUserAddress, parseUserAddress } from './user-commands.js';
 
@@ -112,19 +112,6 @@ function algorithmOf(what: string, text: string): BalanceAlgorithm {
   } catch (err) {
     throw new CliError('CLI_ERR_INVALID', `${what}: --${(err as Error).message}`);
   }
-}
-
-/** Store failures in the operator's words; a value the store refuses (TypeError) is an invalid argument. */
-function fromStore(what: string): (err: unknown) => never {
-  return (err: unknown): never => {
-    if (err instanceof StoreError) {
-      if (err.code === 'STORE_ERR_DUPLICATE') throw new CliError('CLI_ERR_DUPLICATE', `${what}: ${err.message}`);
-      if (err.code === 'STORE_ERR_NOT_FOUND') throw new CliError('CLI_ERR_NOT_FOUND', `${what}: ${err.message}`);
-      throw new CliError('CLI_ERR_STORE', err.message);
-    }
-    if (err instanceof TypeError) throw new CliError('CLI_ERR_INVALID', `${what}: ${err.message}`);
-    throw err;
-  };
 }
 
 /**

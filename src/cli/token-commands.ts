@@ -9,8 +9,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { StoreError, type AdminToken, type Store } from '../store/index.js';
-import { CliError } from './cli-error.js';
+import type { AdminToken, Store } from '../store/index.js';
+import { CliError, fromStore } from './cli-error.js';
 
 export const TOKEN_USAGE = `usage:
   softswitch token create --name NAME [--expires 30d|12h|45m|never]
@@ -43,18 +43,6 @@ export function parseExpires(text: string): number | undefined {
     throw new CliError('CLI_ERR_INVALID', `token create: --expires ${JSON.stringify(text)} is not valid: expected a number and s, m, h or d (30d, 12h), up to 3650d, or never`);
   }
   return ms;
-}
-
-function fromStore(what: string): (err: unknown) => never {
-  return (err: unknown): never => {
-    if (err instanceof StoreError) {
-      if (err.code === 'STORE_ERR_DUPLICATE') throw new CliError('CLI_ERR_DUPLICATE', `${what}: ${err.message}`);
-      if (err.code === 'STORE_ERR_NOT_FOUND') throw new CliError('CLI_ERR_NOT_FOUND', `${what}: ${err.message}`);
-      throw new CliError('CLI_ERR_STORE', err.message);
-    }
-    if (err instanceof TypeError) throw new CliError('CLI_ERR_INVALID', `${what}: ${err.message}`);
-    throw err;
-  };
 }
 
 const iso = (ms: number | undefined, none: string): string => (ms === undefined ? none : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z'));
