@@ -10,7 +10,7 @@
  * belongs to another worker is handed to it over a loopback socket (a frame: the datagram, its source
  * and the shared listener it came in on), and the owner handles it exactly as if it had read it from the
  * shared socket, answering from that socket. Call-ID hashing was chosen over one Via/Record-Route port
- * per worker (../shared/ARCHITECTURE.md leaves the choice open): the outside sees one address, a dialog
+ * per worker (docs/architecture.md leaves the choice open): the outside sees one address, a dialog
  * survives the restart of the worker that set it up, and no port range has to be opened per worker. The
  * price is one loopback hop for about (N−1)/N of the datagrams (bench/README.md measures it).
  *

@@ -5,4 +5,5 @@ import { dirname, join, resolve } from 'node:path';
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, here.includes(`${'/dist/'}`) ? '../../..' : '../..');
 /** shared/ sits beside the checkout (CI clones main with shared/ next to it). */
-export const conformanceDir = process.env.RFC4475_DIR ?? join(repoRoot, '..', 'shared', 'conformance', 'rfc4475');
+/** The RFC 4475 torture messages, vendored with their SHA256SUMS and expectations (test/fixtures/rfc4475/README.md). */
+export const conformanceDir = process.env.RFC4475_DIR ?? join(repoRoot, 'test', 'fixtures', 'rfc4475');
