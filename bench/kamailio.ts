@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import knexFactory from 'knex';
-import { computeHa1Set } from '../src/store/index.js';
+import { computeHa1Set } from '../platform/store/index.js';
 import { freePort } from '../test/helpers/tools.js';
 import { ALICE, BOB, CALLS_HEADER, type CallResult, type Callee, PAUSE_MS, WARMUP, callRow, gatewayCallee, runCallLoad } from './calls.js';
 import {

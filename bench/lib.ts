@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { silentLogger } from '../src/log/index.js';
-import { openStore } from '../src/store/index.js';
+import { openStore } from '../platform/store/index.js';
 
 export const repoRoot = join(fileURLToPath(import.meta.url), '..', '..', '..');
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim() || 100);
@@ -43,7 +43,7 @@ function nodeArgs(): string[] {
 export async function startServerProcess(yaml: (dir: string) => string, workers = benchWorkers()): Promise<ServerProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'softswitch-bench-'));
   writeFileSync(join(dir, 'softswitch.yaml'), yaml(dir));
-  const main = join(repoRoot, 'dist', 'src', 'main.js');
+  const main = join(repoRoot, 'dist', 'server', 'main.js');
   const child = spawn(process.execPath, [...nodeArgs(), main, 'start', '--config', join(dir, 'softswitch.yaml'), '--workers', String(workers)], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

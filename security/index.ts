@@ -1,7 +1,7 @@
 /**
  * The edge's defences that are policy rather than protocol: banned sources, request-rate flood
  * detection (pike) and password-guessing protection. The stack asks `gate` about every packet before
- * parsing it; the authenticator tells `guard` about every failure. The shell wires them (src/app.ts).
+ * parsing it; the authenticator tells `guard` about every failure. The shell wires them (server/app.ts).
  */
 import { BlockList } from 'node:net';
 import type { Logger } from '../src/log/index.js';

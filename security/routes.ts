@@ -1,5 +1,5 @@
 /**
- * The admin API of the ban list, mounted under `/v1/` (admin token required, src/http):
+ * The admin API of the ban list, mounted under `/v1/` (admin token required, platform/http):
  *   GET    /v1/bans               the bans in force
  *   POST   /v1/bans               {"address": "203.0.113.5", "seconds": 3600, "reason": "manual"} bans by hand
  *   DELETE /v1/bans/:address      lifts a ban (all workers; `softswitch ban lift`)

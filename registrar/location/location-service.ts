@@ -16,7 +16,7 @@ const DEFAULT_PURGE_INTERVAL_MS = 10_000;
 
 /**
  * Where a location service reports the changes made to it (cluster workers replicate them to the other
- * workers, src/cluster): per AoR, the bindings added or replaced, and the contact URIs that went. Changes
+ * workers, server/cluster): per AoR, the bindings added or replaced, and the contact URIs that went. Changes
  * applied through `applyRemote` and the purge of expired bindings (every replica purges on its own clock)
  * are not reported.
  */

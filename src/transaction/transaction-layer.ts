@@ -125,7 +125,7 @@ export class TransactionLayer {
   /**
    * Cluster workers: every client transaction's branch ends with `tag` (`~1` for worker 1), so that a
    * response reaching another worker through a shared UDP socket can be handed to the worker that holds
-   * its transaction (src/cluster). The branch the caller wrote gets the tag appended in sendRequest when it
+   * its transaction (server/cluster). The branch the caller wrote gets the tag appended in sendRequest when it
    * does not end with it already (a CANCEL copies its INVITE's branch). '' (the default) changes nothing.
    */
   setBranchTag(tag: string): void {

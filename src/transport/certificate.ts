@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
 import { categoryLogger, type Logger } from '../log/index.js';
-import { logTightened, tightenModes } from '../store/file-modes.js';
+import { logTightened, tightenModes } from './file-modes.js';
 
 export interface CertificateOptions {
   /** The operator's PEM certificate chain (configuration key tls.cert). */

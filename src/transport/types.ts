@@ -63,7 +63,7 @@ export interface TransportUser {
 /**
  * Decides, for each datagram a UDP listener received, whether this process handles it. Cluster workers
  * share their UDP sockets, so a datagram reaches an arbitrary worker; the dispatcher hands the datagrams
- * of transactions held elsewhere to their worker (src/cluster). Without one, every datagram is handled here.
+ * of transactions held elsewhere to their worker (server/cluster). Without one, every datagram is handled here.
  */
 export interface DatagramDispatcher {
   /** True when the datagram was handed to another process and must not be delivered here. */

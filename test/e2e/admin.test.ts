@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/log/index.js';
 import { computeHA1 } from '../../src/sip/index.js';
-import { openStore } from '../../src/store/index.js';
+import { openStore } from '../../platform/store/index.js';
 import { repoRoot } from '../helpers/paths.js';
 import { freePort, requireTool } from '../helpers/tools.js';
 
-const main = join(repoRoot, 'dist', 'src', 'main.js');
+const main = join(repoRoot, 'dist', 'server', 'main.js');
 const mode = (path: string): number => statSync(path).mode & 0o777;
 
 interface CliResult {

@@ -9,7 +9,7 @@ import { createSocket } from 'node:dgram';
 import { repoRoot } from '../helpers/paths.js';
 import { freePort, run } from '../helpers/tools.js';
 
-const main = join(repoRoot, 'dist', 'src', 'main.js');
+const main = join(repoRoot, 'dist', 'server', 'main.js');
 
 describe('softswitch start', () => {
   it('starts from a YAML file, answers OPTIONS over UDP, and stops cleanly on SIGTERM', async () => {

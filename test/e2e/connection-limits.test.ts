@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { WebSocket } from 'ws';
 import { silentLogger } from '../../src/log/index.js';
-import { openStore } from '../../src/store/index.js';
+import { openStore } from '../../platform/store/index.js';
 import { repoRoot } from '../helpers/paths.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { type Softphone, createPhone } from '../helpers/softphone.js';
@@ -26,7 +26,7 @@ const ATTACKER = '127.0.0.2';
 const ATTACKER2 = '127.0.0.4';
 const PHONE = '127.0.0.3';
 const DOMAIN = 'example.com';
-const main = join(repoRoot, 'dist', 'src', 'main.js');
+const main = join(repoRoot, 'dist', 'server', 'main.js');
 type Stream = 'tcp' | 'tls' | 'ws' | 'wss';
 const STREAMS: readonly Stream[] = ['tcp', 'tls', 'ws', 'wss'];
 

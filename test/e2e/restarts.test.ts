@@ -1,7 +1,7 @@
 /**
  * Restarts without dropping calls, against `softswitch start --workers 2` as an operator runs it:
  * - a worker SIGKILLed and restarted by the supervisor still reaches the phones whose connections live on
- *   the other worker (it is given every binding before it listens, src/cluster/cluster-worker.ts);
+ *   the other worker (it is given every binding before it listens, server/cluster/cluster-worker.ts);
  * - SIGTERM drains: calls whose INVITE came in before the signal complete (their BYE included), new
  *   requests get 503 with Retry-After, the process exits within shutdownGraceSeconds;
  * - a rolling restart (`softswitch restart --rolling`: SIGHUP to the primary) under SIPp load loses no call.
@@ -16,14 +16,14 @@ import { connect, type Socket as TcpSocket } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { datagramOwner } from '../../src/cluster/index.js';
+import { datagramOwner } from '../../server/cluster/index.js';
 import { silentLogger } from '../../src/log/index.js';
-import { openStore } from '../../src/store/index.js';
+import { openStore } from '../../platform/store/index.js';
 import { repoRoot } from '../helpers/paths.js';
 import { runSipp } from '../helpers/sipp.js';
 import { freePort, requireTool, run } from '../helpers/tools.js';
 
-const main = join(repoRoot, 'dist', 'src', 'main.js');
+const main = join(repoRoot, 'dist', 'server', 'main.js');
 const UAC_CALL = join(repoRoot, 'bench', 'sipp', 'uac-call.xml');
 const DOMAIN = 'example.com';
 const WORKERS = 2;

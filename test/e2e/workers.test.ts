@@ -1,6 +1,6 @@
 /**
  * `softswitch start --workers 2` as an operator runs it: two worker processes behind one UDP address.
- * Every datagram of a transaction must reach the worker that holds it (src/cluster), and a binding made on
+ * Every datagram of a transaction must reach the worker that holds it (server/cluster), and a binding made on
  * one worker must be visible on the other. The REGISTERs below pick their Call-IDs so that a chosen worker
  * owns them (datagramOwner: hash of the Call-ID), which makes "registered on worker 0, seen on worker 1"
  * deterministic; the SIPp calls use SIPp's own Call-IDs, so they spread over both workers.
@@ -14,15 +14,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { datagramOwner } from '../../src/cluster/index.js';
+import { datagramOwner } from '../../server/cluster/index.js';
 import { silentLogger } from '../../src/log/index.js';
-import { openStore } from '../../src/store/index.js';
+import { openStore } from '../../platform/store/index.js';
 import { repoRoot } from '../helpers/paths.js';
 import { type Softphone, createPhone, installTestWebSocket } from '../helpers/softphone.js';
 import { runSipp } from '../helpers/sipp.js';
 import { freePort, requireTool, run } from '../helpers/tools.js';
 
-const main = join(repoRoot, 'dist', 'src', 'main.js');
+const main = join(repoRoot, 'dist', 'server', 'main.js');
 const BENCH_SIPP = join(repoRoot, 'bench', 'sipp');
 const DOMAIN = 'example.com';
 const WORKERS = 2;

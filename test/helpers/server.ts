@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Softswitch, type SoftswitchOptions, createSoftswitch } from '../../src/app.js';
-import { validate } from '../../src/config/index.js';
+import { type Softswitch, type SoftswitchOptions, createSoftswitch } from '../../server/app.js';
+import { validate } from '../../platform/config/index.js';
 import { silentLogger, createLogger } from '../../src/log/index.js';
 import type { ListenSpec, TransportProtocol } from '../../src/transport/types.js';
 

@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { CliError, runBanCommand } from '../../../src/cli/index.js';
+import { CliError, runBanCommand } from '../../../server/cli/index.js';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
 
 describe('softswitch ban list|add|lift (through the running server\'s /v1/bans)', () => {

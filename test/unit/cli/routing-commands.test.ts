@@ -4,10 +4,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CliError, ROUTING_USAGE, runReloadCommand, runRoutingCommand, withAdminToken, type CliErrorCode, type RoutingGroup } from '../../../src/cli/index.js';
-import { HttpServer } from '../../../src/http/index.js';
+import { CliError, ROUTING_USAGE, runReloadCommand, runRoutingCommand, withAdminToken, type CliErrorCode, type RoutingGroup } from '../../../server/cli/index.js';
+import { HttpServer } from '../../../platform/http/index.js';
 import { silentLogger } from '../../../src/log/index.js';
-import { openStore, type SqlStore } from '../../../src/store/index.js';
+import { openStore, type SqlStore } from '../../../platform/store/index.js';
 import type { BackendState } from '../../../proxy/balancer/index.js';
 
 /** A port nothing listens on (bound, read, closed). */

@@ -1,7 +1,7 @@
-/** Which worker of a cluster a datagram belongs to (src/cluster/datagram-owner.ts), and the branch tag that says it. */
+/** Which worker of a cluster a datagram belongs to (server/cluster/datagram-owner.ts), and the branch tag that says it. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { branchTag, datagramOwner } from '../../../src/cluster/index.js';
+import { branchTag, datagramOwner } from '../../../server/cluster/index.js';
 import { parseMessage, serializeMessage } from '../../../src/sip/index.js';
 import { createCancel, createAckForNon2xx } from '../../../src/transaction/index.js';
 import { RecordingUser, destination, makeRequest, makeResponse, setup } from '../transaction/fixtures.js';

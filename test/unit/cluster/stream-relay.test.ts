@@ -1,10 +1,10 @@
 /** The pieces that let one cluster worker send on another's connection: flow ids that name their worker, the control frames. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { flowOwner, flowTag, flowWorker } from '../../../src/cluster/index.js';
+import { flowOwner, flowTag, flowWorker } from '../../../server/cluster/index.js';
 import {
   FRAME_MESSAGE, FRAME_SEND, FRAME_SENT, controlFrame, frameHeader, parseControlFrame, parseFrame,
-} from '../../../src/cluster/wire.js';
+} from '../../../server/cluster/wire.js';
 import { silentLogger } from '../../../src/log/index.js';
 import { TransportLayer } from '../../../src/transport/index.js';
 import type { Flow, StreamRelay } from '../../../src/transport/types.js';

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseNameAddrs } from '../../../src/sip/index.js';
 import { silentLogger } from '../../../src/log/index.js';
-import type { Store } from '../../../src/store/types.js';
+import type { Store } from '../../../platform/store/types.js';
 import type { Flow, TransportProtocol } from '../../../src/transport/types.js';
 import { LocationService } from '../../../registrar/index.js';
 import type { Binding, LocationPersistence } from '../../../registrar/types.js';

@@ -10,7 +10,7 @@ import { createLogger, silentLogger } from '../../../src/log/index.js';
 import { Writable } from 'node:stream';
 import { SipParseError, type SipResponse, parseMessage } from '../../../src/sip/index.js';
 import type { ServerTransaction } from '../../../src/transaction/index.js';
-import { ConfigError, validate } from '../../../src/config/index.js';
+import { ConfigError, validate } from '../../../platform/config/index.js';
 import { checkRequest } from '../../../src/core/index.js';
 import { SipRequest } from '../../../src/sip/index.js';
 import { loadTortureCases } from '../../helpers/rfc4475.js';

@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import { migrations } from '../../../sql/index.js';
 import { silentLogger } from '../../../src/log/index.js';
 import { computeHA1, utf8ToWire } from '../../../src/sip/index.js';
-import { openStore, type Binding, type SqlStore } from '../../../src/store/index.js';
+import { openStore, type Binding, type SqlStore } from '../../../platform/store/index.js';
 import { type Target, type TestDatabase, rejectsWith } from './targets.js';
 import { routingSuite } from './routing-suite.js';
 import { tokenSuite } from './token-suite.js';

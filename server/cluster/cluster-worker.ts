@@ -48,9 +48,9 @@
  */
 import cluster from 'node:cluster';
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
-import { categoryLogger, type Logger } from '../log/index.js';
-import { TransportLayer } from '../transport/transport-layer.js';
-import { TransportError, type DatagramDispatcher, type Flow, type HostPort, type ListenSpec, type StreamRelay } from '../transport/types.js';
+import { categoryLogger, type Logger } from '../../src/log/index.js';
+import { TransportLayer } from '../../src/transport/transport-layer.js';
+import { TransportError, type DatagramDispatcher, type Flow, type HostPort, type ListenSpec, type StreamRelay } from '../../src/transport/types.js';
 import type { Softswitch } from '../app.js';
 import type { LocationService, NonceLedger } from '../../registrar/index.js';
 import { branchTag, datagramOwner, flowOwner, flowTag, isResponse } from './datagram-owner.js';

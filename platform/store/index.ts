@@ -7,7 +7,7 @@ export type {
   DomainRepository, SubscriberRepository, LocationRepository, AdminToken, NewAdminToken, CreatedAdminToken, AdminTokenRepository,
 } from './types.js';
 export { ADMIN_TOKEN_PREFIX, checkTokenName, generateAdminToken, hashAdminToken, isAdminTokenShape } from './admin-tokens.js';
-export { securePrivateDir, tightenModes, type TightenedPath } from './file-modes.js';
+export { securePrivateDir, tightenModes, type TightenedPath } from '../../src/transport/file-modes.js';
 export {
   BALANCE_ALGORITHMS, checkAlgorithm, checkBackendUri, checkDidNumber, checkPattern, checkSetName, checkWeight, parseCidr,
 } from './sql-routing-repository.js';

@@ -3,8 +3,8 @@
  * the HA1 hashes; nothing here prints or logs a password or a hash.
  */
 import { parseArgs } from 'node:util';
-import { escapeUriUser, isIpv4, isIpv6Reference, unescapeUriPart, utf8ToWire } from '../sip/index.js';
-import { StoreError, type Store } from '../store/index.js';
+import { escapeUriUser, isIpv4, isIpv6Reference, unescapeUriPart, utf8ToWire } from '../../src/sip/index.js';
+import { StoreError, type Store } from '../../platform/store/index.js';
 import { CliError } from './cli-error.js';
 import { type PasswordSources, USER_PASSWORD_ENV } from './password-input.js';
 

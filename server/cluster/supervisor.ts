@@ -10,7 +10,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
-import { categoryLogger, type Logger } from '../log/index.js';
+import { categoryLogger, type Logger } from '../../src/log/index.js';
 import type { Ban, BanChange } from '../../security/index.js';
 import { CLUSTER_SECRET_ENV, type PrimaryMessage, type WorkerMessage, WORKER_GENERATION_ENV, WORKER_INDEX_ENV } from './types.js';
 

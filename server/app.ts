@@ -4,12 +4,12 @@
  */
 import { createHmac } from 'node:crypto';
 import { resolve } from 'node:path';
-import type { Config } from './config/index.js';
-import { type DrainOptions, Stack } from './core/index.js';
-import { type Logger, categoryLogger } from './log/index.js';
-import { type SqlStore, openStore, securePrivateDir } from './store/index.js';
-import { TransportLayer, loadOrCreateCertificate } from './transport/index.js';
-import { HttpServer } from './http/index.js';
+import type { Config } from '../platform/config/index.js';
+import { type DrainOptions, Stack } from '../src/core/index.js';
+import { type Logger, categoryLogger } from '../src/log/index.js';
+import { type SqlStore, openStore, securePrivateDir } from '../platform/store/index.js';
+import { TransportLayer, loadOrCreateCertificate } from '../src/transport/index.js';
+import { HttpServer } from '../platform/http/index.js';
 import { type Registrar, type CredentialSource, CachedCredentialSource, NonceLedger, createRegistrar } from '../registrar/index.js';
 import { type Security, banRoutes, createSecurity } from '../security/index.js';
 import { MediaHook, ProxyCore, Router } from '../proxy/index.js';

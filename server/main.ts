@@ -11,10 +11,10 @@ import { createSoftswitch } from './app.js';
 import { NonceLedger } from '../registrar/index.js';
 import { CliError, USER_USAGE, type RoutingGroup, runReloadCommand, runRoutingCommand, runUserCommand } from './cli/index.js';
 import { ADMIN_TOKEN_ENV, USER_PASSWORD_ENV, promptHidden, readFirstLine, runBanCommand, runTokenCommand, withAdminToken } from './cli/index.js';
-import { ConfigError, loadConfig } from './config/index.js';
-import { createLogger, silentLogger } from './log/index.js';
-import { StoreError, openStore } from './store/index.js';
-import { raiseFileLimit } from './transport/file-limit.js';
+import { ConfigError, loadConfig } from '../platform/config/index.js';
+import { createLogger, silentLogger } from '../src/log/index.js';
+import { StoreError, openStore } from '../platform/store/index.js';
+import { raiseFileLimit } from '../src/transport/file-limit.js';
 
 const USAGE = `usage:
   softswitch start [--config FILE] [--workers N|auto]
@@ -142,7 +142,7 @@ async function token(args: string[]): Promise<number> {
 
 async function start(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, workers: { type: 'string', short: 'w' } }, strict: true });
-  // One worker per core by default (src/cluster: UDP datagrams go to the worker holding their
+  // One worker per core by default (server/cluster: UDP datagrams go to the worker holding their
   // transaction, sends on another worker's connection are relayed to it); --workers 1 is one process.
   const workers = values.workers === undefined || values.workers === 'auto' ? availableParallelism() : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new Error(`--workers must be a whole number from 1 to 256, got ${JSON.stringify(values.workers)}`);

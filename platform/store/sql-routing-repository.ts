@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
 import type {
   BackendRecord, BackendSetRecord, BalanceAlgorithm, DidRecord, RouteRecord, RoutingRepository, TrustedRecord,
 } from './routing-types.js';
-import { parseSipUri } from '../sip/index.js';
+import { parseSipUri } from '../../src/sip/index.js';
 import { StoreError } from './store-error.js';
 import { type SqlContext, checkText, toNumber } from './sql-context.js';
 import { normalizeDomain } from './sql-domain-repository.js';

@@ -1,4 +1,4 @@
-import { StoreError } from '../store/index.js';
+import { StoreError } from '../../platform/store/index.js';
 
 export type CliErrorCode =
   | 'CLI_ERR_USAGE' // unknown sub-command, option or argument count

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { Logger } from '../log/index.js';
+import type { Logger } from '../../src/log/index.js';
 import { SqlAdminTokenRepository } from './admin-tokens.js';
 import { SqlContext } from './sql-context.js';
 import { SqlDomainRepository } from './sql-domain-repository.js';

@@ -3,7 +3,7 @@
  * implements them; a MongoDB or in-memory store can stand beside it by implementing the same ones.
  */
 import type { Knex } from 'knex';
-import type { Logger } from '../log/index.js';
+import type { Logger } from '../../src/log/index.js';
 // Types only: the routing records are the load balancer's (proxy/balancer); the store persists them.
 import type { RoutingRepository } from './routing-types.js';
 

@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import type { AdminToken, Store } from '../store/index.js';
+import type { AdminToken, Store } from '../../platform/store/index.js';
 import { CliError, fromStore } from './cli-error.js';
 
 export const TOKEN_USAGE = `usage:

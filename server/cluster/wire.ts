@@ -2,8 +2,8 @@
  * What crosses between workers: the frame that hands a datagram to its owner over the internal loopback
  * socket, and bindings as plain JSON for the IPC channel.
  */
-import { parseNameAddrs } from '../sip/index.js';
-import type { Flow, HostPort, TransportProtocol } from '../transport/types.js';
+import { parseNameAddrs } from '../../src/sip/index.js';
+import type { Flow, HostPort, TransportProtocol } from '../../src/transport/types.js';
 import type { Binding } from '../../registrar/index.js';
 import type { WireBinding } from './types.js';
 

@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { BackendState, BalanceAlgorithm } from '../../proxy/balancer/types.js';
-import { type Store, checkAlgorithm } from '../store/index.js';
+import { type Store, checkAlgorithm } from '../../platform/store/index.js';
 import { CliError, fromStore } from './cli-error.js';
 import { ADMIN_TOKEN_ENV, withAdminToken } from './token-commands.js';
 import { formatUserAddress, parseUserAddress } from './user-commands.js';

@@ -1,4 +1,4 @@
-import { computeHA1, utf8ToWire, type DigestAlgorithm } from '../sip/index.js';
+import { computeHA1, utf8ToWire, type DigestAlgorithm } from '../../src/sip/index.js';
 import type { Subscriber } from './types.js';
 
 export interface Ha1Set {

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { categoryLogger, type Logger } from '../log/index.js';
+import { categoryLogger, type Logger } from '../../src/log/index.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
