@@ -7,7 +7,6 @@ export { Router, type RouterDeps } from './routing.js';
 export { RecordRoute } from './record-route.js';
 export { MediaHook } from './media-hook.js';
 export { looseRoute, forwardStateless } from './loose-route.js';
-export { resolve } from './resolver.js';
+export { resolve } from '../src/core/index.js';
 export { isLoop, loopBranch } from './loop-detection.js';
 export type * from './types.js';
-export * from './balancer/index.js';

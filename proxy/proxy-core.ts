@@ -10,7 +10,7 @@ import { forwardStateless, looseRoute } from './loose-route.js';
 import type { ProxyEnv } from './proxy-branch.js';
 import { ProxyContext } from './proxy-context.js';
 import { RecordRoute } from './record-route.js';
-import { resolve } from './resolver.js';
+import { resolve } from '../src/core/index.js';
 import { hideResponse, hides } from './topology-hiding.js';
 import type { ForwardOptions, ForwardTarget, LooseRouteResult, ProxyCoreOptions } from './types.js';
 

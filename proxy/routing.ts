@@ -2,6 +2,11 @@
  * The routing policy: what happens to every request, in the order an operator reads a kamailio.cfg.
  * It only calls module APIs (registrar, proxy core, location service); sockets and timers never appear
  * here. Read `route()` top to bottom to see where a call goes.
+ *
+ * Layout: this is the ONE service file that may import other services (registrar/, balancer/, media/ through
+ * their index.ts/types.ts): it composes their APIs the way a kamailio.cfg composes modules. Every other service
+ * file imports only src/, platform/ and type-only the public index.ts/types.ts of another service
+ * (test/unit/layout.test.ts enforces it).
  */
 import type { Stack, StackUser } from '../src/core/index.js';
 import { ALLOWED_METHODS, answerCancel } from '../src/core/index.js';
@@ -11,13 +16,13 @@ import type { InviteServerTransaction, ServerTransaction } from '../src/transact
 import type { Destination, Flow } from '../src/transport/types.js';
 import type { Binding, CredentialSource, RegistrarApi } from '../registrar/index.js';
 import { ServedDomains, aorIn } from '../registrar/index.js';
-import type { BackendChoice, BalancerApi, RoutingDataApi } from './balancer/types.js';
+import type { BackendChoice, BalancerApi, RoutingDataApi } from '../balancer/types.js';
 import { forwardStateless, looseRoute } from './loose-route.js';
 import { isLoop } from './loop-detection.js';
 import type { MediaHook } from './media-hook.js';
 import type { ProxyCore } from './proxy-core.js';
 import type { RecordRoute } from './record-route.js';
-import { resolve as resolveUri } from './resolver.js';
+import { resolve as resolveUri } from '../src/core/index.js';
 import type { ForwardTarget } from './types.js';
 
 export interface RouterDeps {

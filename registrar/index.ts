@@ -21,7 +21,7 @@ export { ServedDomains } from './served-domains.js';
 export { Registrar, type RegistrarInit } from './registrar.js';
 export type * from './types.js';
 export {
-  MidRegistrar, type MidRegistrarInit, type MidRegistrarDeps, createMidRegistrar, pickerFromBalancer,
+  MidRegistrar, type MidRegistrarInit, type MidRegistrarDeps, createMidRegistrar,
   type MidRegistrarApi, type MidRegistrarMode, type MidRegistrarOptions, type MidRegistrarStats, type BackendPicker,
   type BackendTarget,
 } from './mid/index.js';

@@ -13,8 +13,9 @@ import { HttpServer } from '../platform/http/index.js';
 import { type Registrar, type CredentialSource, CachedCredentialSource, NonceLedger, createRegistrar } from '../registrar/index.js';
 import { type Security, banRoutes, createSecurity } from '../security/index.js';
 import { MediaHook, ProxyCore, Router } from '../proxy/index.js';
-import { type Balancer, type ReloadSummary, createBalancer } from '../proxy/balancer/index.js';
-import { type MidRegistrar, createMidRegistrar, pickerFromBalancer } from '../registrar/mid/index.js';
+import { type Balancer, type ReloadSummary, createBalancer } from '../balancer/index.js';
+import { type MidRegistrar, createMidRegistrar } from '../registrar/mid/index.js';
+import { pickerFromBalancer } from './balancer-picker.js';
 import { createMediaGateway } from '../media/index.js';
 
 export interface Softswitch {

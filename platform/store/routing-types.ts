@@ -1,7 +1,7 @@
 /**
  * The routing data as the store keeps it: backend sets, backends, dialplan routes, DIDs and trusted
  * sources, and the repository over them. Types only. They live with the store, the lower layer, so that
- * the store never imports from proxy/; proxy/balancer/types.ts re-exports them for the balancer's users.
+ * the store never imports from a service; balancer/types.ts re-exports them for the balancer's users.
  */
 
 /** How a set chooses the backend of a new request. */

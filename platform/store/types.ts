@@ -4,7 +4,7 @@
  */
 import type { Knex } from 'knex';
 import type { Logger } from '../../src/log/index.js';
-// Types only: the routing records are the load balancer's (proxy/balancer); the store persists them.
+// Types only: the routing records are the load balancer's (balancer/); the store persists them.
 import type { RoutingRepository } from './routing-types.js';
 
 export type StoreDialect = 'sqlite' | 'mysql';

@@ -7,7 +7,6 @@ import type { Registrar } from '../registrar.js';
 import { MidRegistrar, type MidRegistrarInit } from './mid-registrar.js';
 
 export { MidRegistrar, type MidRegistrarInit } from './mid-registrar.js';
-export { pickerFromBalancer } from './balancer-picker.js';
 export type * from './types.js';
 
 export interface MidRegistrarDeps extends Omit<MidRegistrarInit, 'authenticator' | 'locations'> {

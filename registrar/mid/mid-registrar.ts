@@ -40,7 +40,7 @@ import {
 } from '../../src/sip/index.js';
 import { type ServerTransaction, type TimerHandle, type Timers, realTimers } from '../../src/transaction/index.js';
 import type { Destination, Flow } from '../../src/transport/types.js';
-import { resolve as resolveNextHop } from '../../proxy/resolver.js';
+import { resolve as resolveNextHop } from '../../src/core/index.js';
 import type { DigestAuthenticator } from '../auth/digest-authenticator.js';
 import { aorIn, aorOf } from '../location/aor.js';
 import { ServedDomains } from '../served-domains.js';
@@ -66,7 +66,7 @@ export interface MidRegistrarInit {
   clock?: () => number;
   /** Expiry and backend-timeout timers; default Node's (unref'd). */
   timers?: Timers;
-  /** Next hop of a backend URI; default RFC 3263-lite `proxy/resolver`. */
+  /** Next hop of a backend URI; default RFC 3263-lite `src/core/resolver`. */
   resolve?: (uri: Uri) => Promise<Destination | undefined>;
 }
 

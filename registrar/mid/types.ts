@@ -1,6 +1,6 @@
 /**
  * The mid-registrar's public types (OpenSIPS mid_registrar modes in front of a FreeSWITCH pool).
- * Types only. `BackendPicker` is the small seam to the load balancer (proxy/balancer): anything that
+ * Types only. `BackendPicker` is the small seam to the load balancer (balancer/): anything that
  * returns the backends of an AoR in the order to try them will do, e.g.
  * `{ candidates: (aor) => balancer.candidates(set, aor), markFailure: …, markSuccess: … }` or
  * `pickerFromBalancer(balancer, set)`.

@@ -5,7 +5,7 @@
  * http listener). `backend list` also asks the running server for each backend's health.
  */
 import { parseArgs } from 'node:util';
-import type { BackendState, BalanceAlgorithm } from '../../proxy/balancer/types.js';
+import type { BackendState, BalanceAlgorithm } from '../../balancer/types.js';
 import { type Store, checkAlgorithm } from '../../platform/store/index.js';
 import { CliError, fromStore } from './cli-error.js';
 import { ADMIN_TOKEN_ENV, withAdminToken } from './token-commands.js';

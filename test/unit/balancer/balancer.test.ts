@@ -1,7 +1,7 @@
 import { describe, it, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { Balancer, type BackendChoice, type BackendRecord, type BalancerOptions } from '../../../proxy/balancer/index.js';
+import { Balancer, type BackendChoice, type BackendRecord, type BalancerOptions } from '../../../balancer/index.js';
 import { createLogger, silentLogger, type Logger } from '../../../src/log/index.js';
 import { FakeClock } from '../../helpers/fake-clock.js';
 import { createResponse } from '../../../src/sip/index.js';

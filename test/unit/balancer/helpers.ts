@@ -7,8 +7,8 @@ import { type SipRequest, createResponse } from '../../../src/sip/index.js';
 import type { Destination, TransportProtocol } from '../../../src/transport/types.js';
 import type {
   BackendRecord, BackendSetRecord, BalanceAlgorithm, DidRecord, RouteRecord, RoutingRepository, TrustedRecord,
-} from '../../../proxy/balancer/index.js';
-import type { BalancerStack } from '../../../proxy/balancer/index.js';
+} from '../../../balancer/index.js';
+import type { BalancerStack } from '../../../balancer/index.js';
 
 export class MemoryRoutingRepository implements RoutingRepository {
   sets: BackendSetRecord[] = [];

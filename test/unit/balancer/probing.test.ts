@@ -6,7 +6,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
-import { Balancer, type BalancerOptions } from '../../../proxy/balancer/index.js';
+import { Balancer, type BalancerOptions } from '../../../balancer/index.js';
 import { Stack, type StackUser } from '../../../src/core/index.js';
 import { silentLogger } from '../../../src/log/index.js';
 import { type SipRequest, SipRequest as Request, createResponse, parseMessage, serializeMessage } from '../../../src/sip/index.js';

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { RoutingData, type BackendRecord, type RouteRecord } from '../../../proxy/balancer/index.js';
+import { RoutingData, type BackendRecord, type RouteRecord } from '../../../balancer/index.js';
 import { silentLogger } from '../../../src/log/index.js';
 import { MemoryRoutingRepository } from './helpers.js';
 

@@ -8,7 +8,7 @@ import { CliError, ROUTING_USAGE, runReloadCommand, runRoutingCommand, withAdmin
 import { HttpServer } from '../../../platform/http/index.js';
 import { silentLogger } from '../../../src/log/index.js';
 import { openStore, type SqlStore } from '../../../platform/store/index.js';
-import type { BackendState } from '../../../proxy/balancer/index.js';
+import type { BackendState } from '../../../balancer/index.js';
 
 /** A port nothing listens on (bound, read, closed). */
 async function closedPort(): Promise<number> {

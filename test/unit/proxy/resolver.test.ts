@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseUri } from '../../../src/sip/index.js';
-import { resolve } from '../../../proxy/resolver.js';
+import { resolve } from '../../../src/core/resolver.js';
 
 /** A lookup that records the names asked and knows one. */
 function fakeDns(): { asked: string[]; lookup: (host: string) => Promise<string | undefined> } {

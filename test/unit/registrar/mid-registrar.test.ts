@@ -1,8 +1,8 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseNameAddrs } from '../../../src/sip/index.js';
-import type { BackendChoice, BalancerApi } from '../../../proxy/balancer/types.js';
-import { pickerFromBalancer } from '../../../registrar/index.js';
+import type { BackendChoice, BalancerApi } from '../../../balancer/types.js';
+import { pickerFromBalancer } from '../../../server/balancer-picker.js';
 import { ALICE, BOB, LogCapture, answer } from './helpers.js';
 import { AOR, FakeBackend, ListPicker, Softswitch, contactUris, ruri, until } from './mid-helpers.js';
 

@@ -5,9 +5,9 @@
  * restart.
  */
 
-import type { BackendRecord, BackendSetRecord, DidRecord, RouteRecord, TrustedRecord } from '../../platform/store/routing-types.js';
+import type { BackendRecord, BackendSetRecord, DidRecord, RouteRecord, TrustedRecord } from '../platform/store/routing-types.js';
 
-export type * from '../../platform/store/routing-types.js';
+export type * from '../platform/store/routing-types.js';
 
 /** Health as the balancer sees it: `unknown` until the first probe or call says otherwise. */
 export type BackendHealth = 'up' | 'down' | 'unknown';

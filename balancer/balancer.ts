@@ -8,12 +8,12 @@
  * counts, sticky keys): a reload drops no call, and a removed or disabled backend simply gets no new
  * requests.
  */
-import { type Logger, categoryLogger } from '../../src/log/index.js';
-import { type SipResponse, SipRequest, type Uri, headerKey, makeField, newCallId, newTag, parseSipUri, parseUri } from '../../src/sip/index.js';
-import type { Stack } from '../../src/core/index.js';
-import { type TimerHandle, type Timers, realTimers } from '../../src/transaction/timers.js';
-import type { Destination } from '../../src/transport/types.js';
-import { resolve as resolveNextHop } from '../resolver.js';
+import { type Logger, categoryLogger } from '../src/log/index.js';
+import { type SipResponse, SipRequest, type Uri, headerKey, makeField, newCallId, newTag, parseSipUri, parseUri } from '../src/sip/index.js';
+import type { Stack } from '../src/core/index.js';
+import { type TimerHandle, type Timers, realTimers } from '../src/transaction/timers.js';
+import type { Destination } from '../src/transport/types.js';
+import { resolve as resolveNextHop } from '../src/core/index.js';
 import { RoutingData, type RoutingDataInit } from './routing-data.js';
 import type {
   BackendChoice, BackendHealth, BackendRecord, BackendState, BalanceAlgorithm, BalancerApi, BalancerOptions, ReloadSummary,
@@ -33,7 +33,7 @@ export interface BalancerInit {
   timers?: Timers;
   /** ms since the epoch, for `lastSeen`; Date.now by default. */
   clock?: () => number;
-  /** Next hop of a backend URI; RFC 3263-lite `proxy/resolver` by default. */
+  /** Next hop of a backend URI; RFC 3263-lite `src/core/resolver` by default. */
   resolve?: (uri: Uri) => Promise<Destination | undefined>;
   /** A/AAAA lookup of backend names for the trusted addresses of RoutingData. */
   lookup?: RoutingDataInit['lookup'];

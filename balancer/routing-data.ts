@@ -5,8 +5,8 @@
  */
 import { promises as dns } from 'node:dns';
 import { BlockList, isIP } from 'node:net';
-import { parseSipUri } from '../../src/sip/index.js';
-import { type Logger, categoryLogger } from '../../src/log/index.js';
+import { parseSipUri } from '../src/sip/index.js';
+import { type Logger, categoryLogger } from '../src/log/index.js';
 import type {
   BackendRecord, DidRecord, RouteMatch, RouteRecord, RoutingDataApi, RoutingRepository, RoutingSnapshot, TrustedRecord,
 } from './types.js';

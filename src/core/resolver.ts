@@ -6,8 +6,8 @@
  */
 import { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
-import { SipUri, type Uri } from '../src/sip/index.js';
-import type { Destination, TransportProtocol } from '../src/transport/types.js';
+import { SipUri, type Uri } from '../sip/index.js';
+import type { Destination, TransportProtocol } from '../transport/types.js';
 
 export interface ResolveOptions {
   /** A/AAAA lookup; `dns.promises.lookup` with both families by default (tests pass a fake). */
