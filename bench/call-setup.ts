@@ -14,8 +14,8 @@ import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startRtpengine, type RtpengineHandle } from '../test/helpers/rtpengine.js';
-import { freePort } from '../test/helpers/tools.js';
+import { startRtpengine, type RtpengineHandle } from '../support/rtpengine.js';
+import { freePort } from '../support/tools.js';
 import { ALICE, BOB, registerCallee } from './calls.js';
 import {
   BENCH_DOMAIN, type BenchTarget, benchConfig, fmt, loadAverage, provisionSoftswitch, sippCommon, sippScenarios,

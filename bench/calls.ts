@@ -13,7 +13,7 @@ import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../test/helpers/tools.js';
+import { freePort } from '../support/tools.js';
 import {
   BENCH_DOMAIN, type BenchTarget, type BenchUser, type Measured, benchWorkers, failureSummary, fmt, loadAverage, measure, sippCommon,
   sippScenarios, sleep, startSipp, startSoftswitchTarget, waitUdpBound, writeInjectionFile,

@@ -11,7 +11,7 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { freePort } from '../test/helpers/tools.js';
+import { freePort } from '../support/tools.js';
 import { ALICE, gatewayCallee, runCallLoad, PAUSE_MS, WARMUP, type CallResult } from './calls.js';
 import { fmt, loadAverage, repoRoot, startSoftswitchTarget } from './lib.js';
 

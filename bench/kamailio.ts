@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import knexFactory from 'knex';
 import { computeHa1Set } from '../platform/store/index.js';
-import { freePort } from '../test/helpers/tools.js';
+import { freePort } from '../support/tools.js';
 import { ALICE, BOB, CALLS_HEADER, type CallResult, type Callee, PAUSE_MS, WARMUP, callRow, gatewayCallee, runCallLoad } from './calls.js';
 import {
   BENCH_DOMAIN, type BenchTarget, type BenchUser, type Gateway, benchUsers, fmt, loadAverage, processTree, pssMiB, repoRoot, sleep,

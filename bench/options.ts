@@ -4,7 +4,7 @@
  * Usage: node dist/bench/options.js [requests per step, default 40000]
  */
 import { join } from 'node:path';
-import { freePort } from '../test/helpers/tools.js';
+import { freePort } from '../support/tools.js';
 import { repoRoot, runSipp, startServerProcess } from './lib.js';
 
 const count = Number(process.argv[2] ?? 40_000);

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { silentLogger } from '../src/log/index.js';
 import { openStore } from '../platform/store/index.js';
-import { freePort } from '../test/helpers/tools.js';
+import { freePort } from '../support/tools.js';
 import {
   BENCH_DOMAIN, benchConfig, benchUsers, benchWorkers, fmt, loadAverage, processTree, sleep, startServerProcess, type ServerProcess,
 } from './lib.js';

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { silentLogger } from '../../src/log/index.js';
 import { computeHA1 } from '../../src/sip/index.js';
 import { openStore } from '../../platform/store/index.js';
-import { repoRoot } from '../helpers/paths.js';
-import { freePort, requireTool } from '../helpers/tools.js';
+import { repoRoot } from '../../support/paths.js';
+import { freePort, requireTool } from '../../support/tools.js';
 
 const main = join(repoRoot, 'dist', 'server', 'main.js');
 const mode = (path: string): number => statSync(path).mode & 0o777;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { SIPP_SCENARIOS, runSipp } from '../helpers/sipp.js';
-import { type RtpengineHandle, startRtpengine } from '../helpers/rtpengine.js';
+import { type RtpengineHandle, startRtpengine } from '../../support/rtpengine.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import {
   type CallHandle, type Softphone, type SoftphoneLibrary, type SoftphoneOptions, SoftphoneError, createPhone,

@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSocket } from 'node:dgram';
-import { repoRoot } from '../helpers/paths.js';
-import { freePort, run } from '../helpers/tools.js';
+import { repoRoot } from '../../support/paths.js';
+import { freePort, run } from '../../support/tools.js';
 
 const main = join(repoRoot, 'dist', 'server', 'main.js');
 

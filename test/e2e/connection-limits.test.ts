@@ -17,10 +17,10 @@ import { connect as tlsConnect } from 'node:tls';
 import { WebSocket } from 'ws';
 import { silentLogger } from '../../src/log/index.js';
 import { openStore } from '../../platform/store/index.js';
-import { repoRoot } from '../helpers/paths.js';
+import { repoRoot } from '../../support/paths.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { type Softphone, createPhone } from '../helpers/softphone.js';
-import { freePort, requireTool } from '../helpers/tools.js';
+import { freePort, requireTool } from '../../support/tools.js';
 
 const ATTACKER = '127.0.0.2';
 const ATTACKER2 = '127.0.0.4';

@@ -15,10 +15,10 @@ import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { NgClient, type NgReply } from '../../media/index.js';
-import { type RtpengineHandle, startRtpengine } from '../helpers/rtpengine.js';
+import { type RtpengineHandle, startRtpengine } from '../../support/rtpengine.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { SIPP_SCENARIOS } from '../helpers/sipp.js';
-import { freePort, requireTool } from '../helpers/tools.js';
+import { freePort, requireTool } from '../../support/tools.js';
 import { type AudioStats, type HeardAudio, type MediaPhone, SipJsWebRtcPhone, WebRtcPhone, type WebRtcCall } from '../helpers/webrtc-phone.js';
 
 const DOMAIN = 'example.com';

@@ -14,7 +14,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LoopbackNamespace } from '../helpers/netns.js';
-import { requireTool } from '../helpers/tools.js';
+import { requireTool } from '../../support/tools.js';
 import type { CallReport, MediaResult, RtpengineLeg, SideReport } from './media-runner.js';
 
 const RUNNER = join(dirname(fileURLToPath(import.meta.url)), 'media-runner.js');

@@ -8,12 +8,12 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { type FakeFreeswitch, startFakeFreeswitch } from '../helpers/fake-freeswitch.js';
-import { repoRoot } from '../helpers/paths.js';
-import { type RtpengineHandle, startRtpengine } from '../helpers/rtpengine.js';
+import { repoRoot } from '../../support/paths.js';
+import { type RtpengineHandle, startRtpengine } from '../../support/rtpengine.js';
 import { runSipp } from '../helpers/sipp.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { createPhone } from '../helpers/softphone.js';
-import { freePort } from '../helpers/tools.js';
+import { freePort } from '../../support/tools.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 

@@ -8,7 +8,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { type FakeFreeswitch, startFakeFreeswitch } from '../helpers/fake-freeswitch.js';
-import { type RtpengineHandle, startRtpengine } from '../helpers/rtpengine.js';
+import { type RtpengineHandle, startRtpengine } from '../../support/rtpengine.js';
 import { runSipp } from '../helpers/sipp.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { type Softphone, createPhone } from '../helpers/softphone.js';

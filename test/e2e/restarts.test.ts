@@ -19,9 +19,9 @@ import { join } from 'node:path';
 import { datagramOwner } from '../../server/cluster/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { openStore } from '../../platform/store/index.js';
-import { repoRoot } from '../helpers/paths.js';
+import { repoRoot } from '../../support/paths.js';
 import { runSipp } from '../helpers/sipp.js';
-import { freePort, requireTool, run } from '../helpers/tools.js';
+import { freePort, requireTool, run } from '../../support/tools.js';
 
 const main = join(repoRoot, 'dist', 'server', 'main.js');
 const UAC_CALL = join(repoRoot, 'bench', 'sipp', 'uac-call.xml');

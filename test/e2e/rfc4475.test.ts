@@ -6,9 +6,9 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { repoRoot } from '../helpers/paths.js';
+import { repoRoot } from '../../support/paths.js';
 import { LoopbackNamespace } from '../helpers/netns.js';
-import { run } from '../helpers/tools.js';
+import { run } from '../../support/tools.js';
 import type { RunnerResult } from './rfc4475-runner.js';
 
 /** Acceptable answers per message: status codes, or null for "dropped, no answer". */

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { buildCredentials, parseChallenge, parseMessage, SipRequest, type SipResponse } from '../../src/sip/index.js';
 import type { ListenSpec } from '../../src/transport/types.js';
 import { SIPP_SCENARIOS, runSipp } from '../helpers/sipp.js';
-import type { RunResult } from '../helpers/tools.js';
+import type { RunResult } from '../../support/tools.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const DOMAIN = 'example.com';

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type FakeFreeswitch, startFakeFreeswitch } from '../helpers/fake-freeswitch.js';
-import { type RtpengineHandle, startRtpengine } from '../helpers/rtpengine.js';
+import { type RtpengineHandle, startRtpengine } from '../../support/rtpengine.js';
 import { SIPP_SCENARIOS, runSipp } from '../helpers/sipp.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 

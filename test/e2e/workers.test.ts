@@ -17,10 +17,10 @@ import { WebSocket } from 'ws';
 import { datagramOwner } from '../../server/cluster/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { openStore } from '../../platform/store/index.js';
-import { repoRoot } from '../helpers/paths.js';
+import { repoRoot } from '../../support/paths.js';
 import { type Softphone, createPhone, installTestWebSocket } from '../helpers/softphone.js';
 import { runSipp } from '../helpers/sipp.js';
-import { freePort, requireTool, run } from '../helpers/tools.js';
+import { freePort, requireTool, run } from '../../support/tools.js';
 
 const main = join(repoRoot, 'dist', 'server', 'main.js');
 const BENCH_SIPP = join(repoRoot, 'bench', 'sipp');

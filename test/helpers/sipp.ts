@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { repoRoot } from './paths.js';
-import { freePort, requireTool, run, type RunResult } from './tools.js';
+import { repoRoot } from '../../support/paths.js';
+import { freePort, requireTool, run, type RunResult } from '../../support/tools.js';
 
 export const SIPP_SCENARIOS = join(repoRoot, 'test', 'e2e', 'sipp');
 

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { parse } from 'sdp-transform';
 import { createLogger, silentLogger } from '../../../src/log/index.js';
 import { MediaError, audioCodecs, createMediaGateway, type MediaGateway } from '../../../media/index.js';
-import { startRtpengine, type RtpengineHandle } from '../../helpers/rtpengine.js';
+import { startRtpengine, type RtpengineHandle } from '../../../support/rtpengine.js';
 import { plainAnswer, plainOffer, webrtcAnswer, webrtcOffer } from './sdp-fixtures.js';
 
 /** The audio m-line of an SDP, as sdp-transform reads it, with the attributes the tests look at. */

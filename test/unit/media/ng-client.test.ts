@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { NgClient, RtpengineError, bdecode, bencode, type BencodeInput } from '../../../media/index.js';
-import { startRtpengine, type RtpengineHandle } from '../../helpers/rtpengine.js';
+import { startRtpengine, type RtpengineHandle } from '../../../support/rtpengine.js';
 import { plainAnswer, plainOffer } from './sdp-fixtures.js';
 
 /** A UDP "rtpengine" in the test: it hands each datagram to `onRequest`, which may answer or not. */

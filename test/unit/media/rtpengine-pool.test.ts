@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { silentLogger } from '../../../src/log/index.js';
 import { RtpengineError, RtpenginePool, bdecode, bencode, parseRtpengineNode, type BencodeInput } from '../../../media/index.js';
-import { startRtpengine, type RtpengineHandle } from '../../helpers/rtpengine.js';
+import { startRtpengine, type RtpengineHandle } from '../../../support/rtpengine.js';
 import { plainAnswer, plainOffer } from './sdp-fixtures.js';
 
 /** mulberry32: a small seeded PRNG, so the weight test is the same on every run. */

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
-import { NgClient } from '../../media/index.js';
+import { NgClient } from '../media/index.js';
 import { freePort, requireTool } from './tools.js';
 
 export interface RtpengineOptions {
