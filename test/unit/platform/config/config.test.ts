@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig } from '../../../platform/config/index.js';
+import { ConfigError, loadConfig } from '../../../../platform/config/index.js';
 
 function file(text: string): string {
   const p = join(mkdtempSync(join(tmpdir(), 'softswitch-config-')), 'softswitch.yaml');

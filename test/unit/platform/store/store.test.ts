@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { inspect } from 'node:util';
 import { Writable } from 'node:stream';
-import { createLogger, silentLogger } from '../../../src/log/index.js';
-import { openStore, StoreError } from '../../../platform/store/index.js';
+import { createLogger, silentLogger } from '../../../../src/log/index.js';
+import { openStore, StoreError } from '../../../../platform/store/index.js';
 import { repositorySuite } from './repository-suite.js';
 import { MYSQL_HINT, mariadbTarget, sqliteTarget } from './targets.js';
 

@@ -4,11 +4,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CliError, ROUTING_USAGE, runReloadCommand, runRoutingCommand, withAdminToken, type CliErrorCode, type RoutingGroup } from '../../../server/cli/index.js';
-import { HttpServer } from '../../../platform/http/index.js';
-import { silentLogger } from '../../../src/log/index.js';
-import { openStore, type SqlStore } from '../../../platform/store/index.js';
-import type { BackendState } from '../../../balancer/index.js';
+import { CliError, ROUTING_USAGE, runReloadCommand, runRoutingCommand, withAdminToken, type CliErrorCode, type RoutingGroup } from '../../../../server/cli/index.js';
+import { HttpServer } from '../../../../platform/http/index.js';
+import { silentLogger } from '../../../../src/log/index.js';
+import { openStore, type SqlStore } from '../../../../platform/store/index.js';
+import type { BackendState } from '../../../../balancer/index.js';
 
 /** A port nothing listens on (bound, read, closed). */
 async function closedPort(): Promise<number> {

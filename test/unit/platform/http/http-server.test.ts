@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { HttpServer, TOKEN_CACHE_MS, TOKEN_FAILURES_MAX, isLoopbackHost, type HttpServerOptions } from '../../../platform/http/index.js';
-import { createLogger, silentLogger } from '../../../src/log/index.js';
-import { openStore, type SqlStore } from '../../../platform/store/index.js';
+import { HttpServer, TOKEN_CACHE_MS, TOKEN_FAILURES_MAX, isLoopbackHost, type HttpServerOptions } from '../../../../platform/http/index.js';
+import { createLogger, silentLogger } from '../../../../src/log/index.js';
+import { openStore, type SqlStore } from '../../../../platform/store/index.js';
 
 function captureLogger() {
   const lines: string[] = [];

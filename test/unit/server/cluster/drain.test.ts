@@ -5,9 +5,9 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseUri } from '../../../src/sip/index.js';
-import type { Flow } from '../../../src/transport/types.js';
-import { cancelFor, harness, request, udp } from '../proxy/harness.js';
+import { parseUri } from '../../../../src/sip/index.js';
+import type { Flow } from '../../../../src/transport/types.js';
+import { cancelFor, harness, request, udp } from '../../proxy/harness.js';
 
 const TO_BOB = { uri: parseUri('sip:bob@203.0.113.9'), destination: udp('203.0.113.9') };
 

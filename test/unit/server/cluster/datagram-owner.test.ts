@@ -1,10 +1,10 @@
 /** Which worker of a cluster a datagram belongs to (server/cluster/datagram-owner.ts), and the branch tag that says it. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { branchTag, datagramOwner } from '../../../server/cluster/index.js';
-import { parseMessage, serializeMessage } from '../../../src/sip/index.js';
-import { createCancel, createAckForNon2xx } from '../../../src/transaction/index.js';
-import { RecordingUser, destination, makeRequest, makeResponse, setup } from '../transaction/fixtures.js';
+import { branchTag, datagramOwner } from '../../../../server/cluster/index.js';
+import { parseMessage, serializeMessage } from '../../../../src/sip/index.js';
+import { createCancel, createAckForNon2xx } from '../../../../src/transaction/index.js';
+import { RecordingUser, destination, makeRequest, makeResponse, setup } from '../../transaction/fixtures.js';
 
 function request(callIdHeader: string): Buffer {
   return Buffer.from(`INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa~1\r\n${callIdHeader}\r\nCSeq: 1 INVITE\r\n\r\nv=0\r\nCall-ID: body\r\n`);

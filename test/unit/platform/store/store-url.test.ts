@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { maskStoreUrl, parseStoreUrl, StoreError } from '../../../platform/store/index.js';
+import { maskStoreUrl, parseStoreUrl, StoreError } from '../../../../platform/store/index.js';
 
 function refused(url: string, reason: RegExp): void {
   assert.throws(() => parseStoreUrl(url), (err: unknown) => {

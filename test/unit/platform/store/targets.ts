@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { createConnection } from 'mysql2/promise';
-import { StoreError, type StoreErrorCode } from '../../../platform/store/index.js';
+import { StoreError, type StoreErrorCode } from '../../../../platform/store/index.js';
 
 export interface TestDatabase {
   url: string;

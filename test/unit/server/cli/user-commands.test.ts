@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CliError, USER_USAGE, readFirstLine, runUserCommand, type CliErrorCode, type PasswordSources } from '../../../server/cli/index.js';
+import { CliError, USER_USAGE, readFirstLine, runUserCommand, type CliErrorCode, type PasswordSources } from '../../../../server/cli/index.js';
 import { Readable } from 'node:stream';
-import { silentLogger } from '../../../src/log/index.js';
-import { computeHA1, utf8ToWire } from '../../../src/sip/index.js';
-import { openStore, type SqlStore } from '../../../platform/store/index.js';
+import { silentLogger } from '../../../../src/log/index.js';
+import { computeHA1, utf8ToWire } from '../../../../src/sip/index.js';
+import { openStore, type SqlStore } from '../../../../platform/store/index.js';
 
 describe('softswitch user …', () => {
   let dir: string;

@@ -1,7 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { CliError, runBanCommand } from '../../../server/cli/index.js';
-import { startTestServer, type TestServer } from '../../helpers/server.js';
+import { CliError, runBanCommand } from '../../../../server/cli/index.js';
+import { startTestServer, type TestServer } from '../../../helpers/server.js';
 
 describe('softswitch ban list|add|lift (through the running server\'s /v1/bans)', () => {
   let t: TestServer;

@@ -3,7 +3,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { hashAdminToken, type SqlStore } from '../../../platform/store/index.js';
+import { hashAdminToken, type SqlStore } from '../../../../platform/store/index.js';
 import { rejectsWith } from './targets.js';
 
 export function tokenSuite(getStore: () => SqlStore): void {

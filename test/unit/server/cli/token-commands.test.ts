@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CliError, TOKEN_USAGE, parseExpires, runTokenCommand, withAdminToken, type CliErrorCode } from '../../../server/cli/index.js';
-import { silentLogger } from '../../../src/log/index.js';
-import { hashAdminToken, openStore, type SqlStore } from '../../../platform/store/index.js';
+import { CliError, TOKEN_USAGE, parseExpires, runTokenCommand, withAdminToken, type CliErrorCode } from '../../../../server/cli/index.js';
+import { silentLogger } from '../../../../src/log/index.js';
+import { hashAdminToken, openStore, type SqlStore } from '../../../../platform/store/index.js';
 
 const NOW = Date.parse('2026-12-07T04:00:00Z');
 

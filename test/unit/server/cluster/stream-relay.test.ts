@@ -1,13 +1,13 @@
 /** The pieces that let one cluster worker send on another's connection: flow ids that name their worker, the control frames. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { flowOwner, flowTag, flowWorker } from '../../../server/cluster/index.js';
+import { flowOwner, flowTag, flowWorker } from '../../../../server/cluster/index.js';
 import {
   FRAME_MESSAGE, FRAME_SEND, FRAME_SENT, controlFrame, frameHeader, parseControlFrame, parseFrame,
-} from '../../../server/cluster/wire.js';
-import { silentLogger } from '../../../src/log/index.js';
-import { TransportLayer } from '../../../src/transport/index.js';
-import type { Flow, StreamRelay } from '../../../src/transport/types.js';
+} from '../../../../server/cluster/wire.js';
+import { silentLogger } from '../../../../src/log/index.js';
+import { TransportLayer } from '../../../../src/transport/index.js';
+import type { Flow, StreamRelay } from '../../../../src/transport/types.js';
 
 describe('flow ids of cluster workers', () => {
   it('name the worker that holds the connection: <protocol>:w<N>.…', () => {
