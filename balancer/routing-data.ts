@@ -10,6 +10,7 @@ import { type Logger, categoryLogger } from '../src/log/index.js';
 import type {
   BackendRecord, DidRecord, RouteMatch, RouteRecord, RoutingDataApi, RoutingRepository, RoutingSnapshot, TrustedRecord,
 } from './types.js';
+import { unbracket } from '../src/transport/index.js';
 
 export interface RoutingDataInit {
   /** Where reload() reads from; optional when the Balancer feeds it through load(). */
@@ -41,9 +42,6 @@ async function lookupAll(host: string): Promise<string[]> {
   return all.map((a) => a.address);
 }
 
-function unbracket(host: string): string {
-  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-}
 
 /** `::ffff:10.0.0.5` (an IPv4 peer on a dual-stack socket) is 10.0.0.5. */
 function normalizeAddress(address: string): { address: string; family: 4 | 6 } | undefined {

@@ -13,6 +13,7 @@ import { RecordRoute } from './record-route.js';
 import { resolve } from '../src/core/index.js';
 import { hideResponse, hides } from './topology-hiding.js';
 import type { ForwardOptions, ForwardTarget, LooseRouteResult, ProxyCoreOptions } from './types.js';
+import { unbracket } from '../src/transport/index.js';
 
 /** RFC 3261 §16.6 step 11: "The timer C MUST be set for each client transaction ... greater than 3 minutes." */
 const TIMER_C = 180_000;
@@ -258,6 +259,3 @@ function udpFlowDestination(flowId: string): Destination | undefined {
   return { protocol: 'udp', address: unbracket(remote.slice(0, colon)), port, flowId };
 }
 
-function unbracket(host: string): string {
-  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-}

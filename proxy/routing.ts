@@ -9,7 +9,7 @@
  * (test/unit/layout.test.ts enforces it).
  */
 import type { Stack, StackUser } from '../src/core/index.js';
-import { ALLOWED_METHODS, answerCancel } from '../src/core/index.js';
+import { ALLOWED_METHODS, OPTIONS_HEADERS, answerCancel } from '../src/core/index.js';
 import { type Logger, categoryLogger } from '../src/log/index.js';
 import { type SipRequest, type SipResponse, SipUri, TelUri, type Uri, escapeUriUser, parseCredentials, parseSipUri } from '../src/sip/index.js';
 import type { InviteServerTransaction, ServerTransaction } from '../src/transaction/index.js';
@@ -70,7 +70,6 @@ const BACKEND_FAILURE: ReadonlySet<number> = new Set([408, 500, 503]);
 /** A call's backend is forgotten after this long without a BYE (no dialog lasts 12 hours here). */
 const CALL_MEMORY_MS = 12 * 3600_000;
 
-const OPTIONS_HEADERS: Array<[string, string]> = [['Allow', ALLOWED_METHODS.join(', ')], ['Accept', 'application/sdp'], ['Supported', 'path, outbound']];
 
 export class Router implements StackUser {
   private readonly stack: Stack;

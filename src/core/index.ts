@@ -1,5 +1,5 @@
 export { Stack, type DrainOptions, type StackLimits, type StackOptions, type StackStats } from './stack.js';
 export type { SourceGate, StackTransport, StackUser } from './types.js';
-export { DefaultUser, ALLOWED_METHODS, answerCancel } from './default-user.js';
+export { ALLOWED_METHODS, OPTIONS_HEADERS, answerCancel } from './server-answers.js';
 export { resolve } from './resolver.js';
 export { checkRequest, type Rejection, type RequestLimits } from './request-checks.js';

@@ -8,6 +8,7 @@ import { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
 import { SipUri, type Uri } from '../sip/index.js';
 import type { Destination, TransportProtocol } from '../transport/types.js';
+import { unbracket } from '../transport/address.js';
 
 export interface ResolveOptions {
   /** A/AAAA lookup; `dns.promises.lookup` with both families by default (tests pass a fake). */
@@ -56,6 +57,3 @@ async function lookupAny(host: string): Promise<string | undefined> {
   return all[0]?.address;
 }
 
-function unbracket(host: string): string {
-  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-}

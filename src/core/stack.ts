@@ -13,6 +13,7 @@ import type { Destination, Flow, HostPort, ListenSpec, TransportProtocol, Transp
 import { type RequestLimits, checkRequest, reasonFromParseError } from './request-checks.js';
 import { salvageResponse } from './salvage.js';
 import type { SourceGate, StackTransport, StackUser } from './types.js';
+import { unbracket } from '../transport/address.js';
 
 export interface StackOptions {
   logger: Logger;
@@ -480,9 +481,6 @@ function bracket(host: string): string {
   return isIP(host) === 6 ? `[${host}]` : host;
 }
 
-function unbracket(host: string): string {
-  return host.startsWith('[') ? host.slice(1, -1) : host;
-}
 
 function firstPublicIPv4(): string | undefined {
   for (const list of Object.values(networkInterfaces())) {

@@ -7,12 +7,17 @@ import type { HostPort } from './types.js';
  * IPv6 (`::ffff:192.0.2.1`, what a dual-stack `::` socket reports) turned back into IPv4.
  */
 export function normalizeAddress(address: string): string {
-  let a = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
+  let a = unbracket(address);
   if (a.includes(':')) {
     a = a.toLowerCase();
     if (a.startsWith('::ffff:') && isIP(a.slice(7)) === 4) a = a.slice(7);
   }
   return a;
+}
+
+/** `[::1]` → `::1`; anything else as it is. */
+export function unbracket(host: string): string {
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
 }
 
 /** 6 for an IPv6 literal, else 4 (host names are left to the resolver, which prefers IPv4 here). */

@@ -3,5 +3,6 @@
  * keep-alives, and the TLS certificate for the listeners that need one.
  */
 export * from './types.js';
+export { unbracket } from './address.js';
 export { TransportLayer, type TransportLayerOptions } from './transport-layer.js';
 export { loadOrCreateCertificate, type CertificateOptions, type LoadedCertificate } from './certificate.js';
