@@ -13,7 +13,7 @@ import { type SipResponse, SipRequest, type Uri, headerKey, makeField, newCallId
 import type { Stack } from '../src/core/index.js';
 import { type TimerHandle, type Timers, realTimers } from '../src/transaction/timers.js';
 import type { Destination } from '../src/transport/types.js';
-import { resolve as resolveNextHop } from '../src/core/index.js';
+import { isNextHopFailure, resolve as resolveNextHop } from '../src/core/index.js';
 import { RoutingData, type RoutingDataInit } from './routing-data.js';
 import type {
   BackendChoice, BackendHealth, BackendRecord, BackendState, BalanceAlgorithm, BalancerApi, BalancerOptions, ReloadSummary,
@@ -95,10 +95,6 @@ function rotate(list: readonly Member[], after: number): Member[] {
   let i = list.findIndex((m) => m.record.id > after);
   if (i === -1) i = 0;
   return [...list.slice(i), ...list.slice(0, i)];
-}
-
-function isFailureStatus(status: number): boolean {
-  return status === 408 || status === 503;
 }
 
 export class Balancer implements BalancerApi {
@@ -339,7 +335,7 @@ export class Balancer implements BalancerApi {
         this.stack.sendRequest(this.probeRequest(uri, destination), destination, {
           onResponse: (res: SipResponse) => {
             if (res.status < 200) return;
-            if (isFailureStatus(res.status)) finish(false, `${res.status} ${res.reason}`);
+            if (isNextHopFailure(res.status)) finish(false, `${res.status} ${res.reason}`);
             else finish(true, '');
           },
           onTimeout: () => finish(false, 'timeout'),

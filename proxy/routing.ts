@@ -9,7 +9,7 @@
  * (test/unit/layout.test.ts enforces it).
  */
 import type { Stack, StackUser } from '../src/core/index.js';
-import { ALLOWED_METHODS, OPTIONS_HEADERS, answerCancel } from '../src/core/index.js';
+import { ALLOWED_METHODS, OPTIONS_HEADERS, answerCancel, isNextHopFailure } from '../src/core/index.js';
 import { type Logger, categoryLogger } from '../src/log/index.js';
 import { type SipRequest, type SipResponse, SipUri, TelUri, type Uri, escapeUriUser, parseCredentials, parseSipUri } from '../src/sip/index.js';
 import type { InviteServerTransaction, ServerTransaction } from '../src/transaction/index.js';
@@ -62,11 +62,6 @@ export interface MidRegistrarRouting {
   onFlowClosed?(flow: Flow): void;
 }
 
-/**
- * Responses that say the backend, not the call, failed (passive health, serial failover): a timeout
- * (408, real or made up after `failoverTimeoutMs`), 503, and 500 which is what §16.7 turns a 503 into.
- */
-const BACKEND_FAILURE: ReadonlySet<number> = new Set([408, 500, 503]);
 /** A call's backend is forgotten after this long without a BYE (no dialog lasts 12 hours here). */
 const CALL_MEMORY_MS = 12 * 3600_000;
 
@@ -217,7 +212,7 @@ export class Router implements StackUser {
     const context = this.proxy.forward(req, tx, [target(0)], {
       failover: (_best, attempt, status) => {
         const failed = choices[attempt - 1]!;
-        if (!BACKEND_FAILURE.has(status)) return undefined;
+        if (!isNextHopFailure(status)) return undefined;
         pstn.balancer.markFailure(failed, String(status));
         if (attempt >= choices.length) return undefined;
         this.log.info({ failed: failed.uri, status, next: choices[attempt]!.uri, callId: req.callId }, 'backend failover');
@@ -228,7 +223,7 @@ export class Router implements StackUser {
       for (const branch of context.branches) {
         const backend = choices[branch.index]!;
         const status = branch.result?.status ?? 0;
-        if (!BACKEND_FAILURE.has(status)) pstn.balancer.markSuccess(backend);
+        if (!isNextHopFailure(status)) pstn.balancer.markSuccess(backend);
         if (req.method !== 'INVITE') continue;
         if (status >= 200 && status < 300) this.rememberCall(req.callId!, backend);
         else pstn.balancer.callEnded(backend);

@@ -40,7 +40,7 @@ import {
 } from '../../src/sip/index.js';
 import { type ServerTransaction, type TimerHandle, type Timers, realTimers } from '../../src/transaction/index.js';
 import type { Destination, Flow } from '../../src/transport/types.js';
-import { resolve as resolveNextHop } from '../../src/core/index.js';
+import { isNextHopFailure, resolve as resolveNextHop } from '../../src/core/index.js';
 import type { DigestAuthenticator } from '../auth/digest-authenticator.js';
 import { aorIn, aorOf } from '../location/aor.js';
 import { ServedDomains } from '../served-domains.js';
@@ -136,8 +136,6 @@ type ForwardResult =
   | { kind: 'final'; response: SipResponse }
   | { kind: 'unreachable'; tried: number };
 
-/** Backend answers that say the backend, not the registration, failed: the next candidate is tried. */
-const BACKEND_FAILURE: ReadonlySet<number> = new Set([408, 503]);
 /** Headers of a backend's non-2xx final that mean something to the device. */
 const RELAYED_HEADERS: ReadonlyArray<[string, string]> = [
   ['www-authenticate', 'WWW-Authenticate'], ['proxy-authenticate', 'Proxy-Authenticate'], ['min-expires', 'Min-Expires'],
@@ -611,7 +609,7 @@ export class MidRegistrar implements MidRegistrarApi {
       }
       const request = this.buildRequest(state, spec, destination, local);
       const attempt = await this.send(request, destination);
-      if (attempt.kind === 'response' && !BACKEND_FAILURE.has(attempt.response.status)) {
+      if (attempt.kind === 'response' && !isNextHopFailure(attempt.response.status)) {
         this.picker.markSuccess?.(backend);
         return { kind: 'final', response: attempt.response };
       }

@@ -245,7 +245,7 @@ describe('Balancer', () => {
       b.stop();
     });
 
-    it('any final answer (200, 404, 500) counts as alive and sets lastSeen; 408, 503 and a timeout count as failures', async () => {
+    it('a final answer other than 408, 500 and 503 (200, 404) counts as alive and sets lastSeen; 408, 500, 503 and a timeout count as failures (isNextHopFailure, as for calls)', async () => {
       const [x] = await repo.pool('fs', 'round-robin', [1]);
       const b = balancer({ failureThreshold: 10 });
       await b.start();
@@ -260,10 +260,11 @@ describe('Balancer', () => {
       await round(() => stack.answer('10.0.1.1', 503));
       await round(() => stack.answer('10.0.1.1', 408));
       await round(() => stack.drop('10.0.1.1')); // unanswered: the probe's own timeout fires
-      assert.equal(state().failures, 3);
       await round(() => stack.answer('10.0.1.1', 500));
+      assert.equal(state().failures, 4);
+      await round(() => stack.answer('10.0.1.1', 200));
       assert.equal(state().failures, 0);
-      assert.equal(state().lastSeen, 1_700_000_000_000 + 4 * OPTIONS.probeIntervalMs);
+      assert.equal(state().lastSeen, 1_700_000_000_000 + 5 * OPTIONS.probeIntervalMs);
       b.stop();
     });
 
