@@ -32,6 +32,39 @@ export interface RegistrarInit {
   domains?: ServedDomains;
 }
 
+/** What §10.3 steps 1, 2 and 5 found in a REGISTER both registrars accept. */
+export interface CheckedRegister {
+  to: NameAddr & { uri: SipUri };
+  callId: string;
+  cseq: { seq: number };
+  /** The served domain of the AoR (ServedDomains.canonical: our address stands for the one domain). */
+  domain: string;
+}
+
+/**
+ * RFC 3261 §10.3 steps 1, 2 and 5, checked before authentication so that a request naming no AoR of ours
+ * is not challenged; the local registrar and the mid-registrar both start here. Step 1: the Request-URI
+ * names a served domain, or this server's own address as many phones (and SIPp) send; step 2: Require as a
+ * UAS would (§8.2.2.3); step 5: the AoR is a SIP or SIPS URI (RFC 4475 §3.3.4) in a served domain.
+ */
+export function checkRegister(request: SipRequest, domains: ServedDomains, isLocal: (host: string, port: number | undefined) => boolean): CheckedRegister | Reply {
+  const ruri = request.ruri;
+  if (!(ruri instanceof SipUri)) return { status: 416, reason: 'Unsupported URI Scheme' };
+  if (!domains.has(ruri.hostname) && !isLocal(ruri.host, ruri.port)) return { status: 404, reason: 'Not Found: domain not served here' };
+  const unsupported = request.require.filter((tag) => !SUPPORTED_OPTIONS.has(tag.toLowerCase()));
+  if (unsupported.length > 0) return { status: 420, reason: 'Bad Extension', headers: [['Unsupported', unsupported.join(', ')]] };
+  const to = request.to;
+  const callId = request.callId;
+  const cseq = request.cseq;
+  if (to === undefined || callId === undefined || cseq === undefined || request.from === undefined) {
+    return { status: 400, reason: 'Bad Request: To, From, Call-ID and CSeq are required' };
+  }
+  if (!(to.uri instanceof SipUri)) return { status: 400, reason: 'Bad Request: To must be a SIP or SIPS URI' };
+  const domain = domains.canonical(to.uri.hostname);
+  if (domain === undefined) return { status: 404, reason: domains.notServedReason(to.uri.hostname) };
+  return { to: to as NameAddr & { uri: SipUri }, callId, cseq, domain };
+}
+
 /** A final answer to a REGISTER. */
 export interface Reply {
   status: number;
@@ -111,27 +144,9 @@ export class Registrar implements RegistrarApi {
   }
 
   private async process(request: SipRequest, tx: ServerTransaction): Promise<Reply> {
-    // §10.3 step 1: the Request-URI names a domain whose bindings we hold — or this server's own
-    // address, as many phones (and SIPp) send; the To domain then says which (checked below).
-    const ruri = request.ruri;
-    if (!(ruri instanceof SipUri)) return { status: 416, reason: 'Unsupported URI Scheme' };
-    if (!this.domains.has(ruri.hostname) && this.stack.isLocal?.(ruri.host, ruri.port) !== true) {
-      return { status: 404, reason: 'Not Found: domain not served here' };
-    }
-
-    // Step 2: Require as a UAS would (§8.2.2.3).
-    const unsupported = request.require.filter((tag) => !SUPPORTED_OPTIONS.has(tag.toLowerCase()));
-    if (unsupported.length > 0) return { status: 420, reason: 'Bad Extension', headers: [['Unsupported', unsupported.join(', ')]] };
-
-    // Step 5, checked before authentication so that a request naming no AoR of ours is not challenged:
-    // the AoR must be a SIP or SIPS URI (RFC 4475 §3.3.4) in one of our domains.
-    const to = request.to;
-    const callId = request.callId;
-    const cseq = request.cseq;
-    if (to === undefined || callId === undefined || cseq === undefined) return { status: 400, reason: 'Bad Request: To, Call-ID and CSeq are required' };
-    if (!(to.uri instanceof SipUri)) return { status: 400, reason: 'Bad Request: To must be a SIP or SIPS URI' };
-    const domain = this.domains.canonical(to.uri.hostname);
-    if (domain === undefined) return { status: 404, reason: this.domains.notServedReason(to.uri.hostname) };
+    const checked = checkRegister(request, this.domains, (host, port) => this.stack.isLocal?.(host, port) === true);
+    if ('status' in checked) return checked;
+    const { to, callId, cseq, domain } = checked;
 
     // Step 3: authenticate.
     const auth = await this.authenticator.authenticate(request, 'www', domain, tx.flow.remote.address);

@@ -44,7 +44,7 @@ import { isNextHopFailure, resolve as resolveNextHop } from '../../src/core/inde
 import type { DigestAuthenticator } from '../auth/digest-authenticator.js';
 import { aorIn, aorOf } from '../location/aor.js';
 import { ServedDomains } from '../served-domains.js';
-import { type Reply, answerRegister, okHeaders } from '../registrar.js';
+import { type Reply, answerRegister, checkRegister, okHeaders } from '../registrar.js';
 import type { LocationService } from '../location/location-service.js';
 import type { Binding } from '../types.js';
 import type {
@@ -156,7 +156,6 @@ export class MidRegistrar implements MidRegistrarApi {
   private readonly clock: () => number;
   private readonly timers: Timers;
   private readonly resolveUri: (uri: Uri) => Promise<Destination | undefined>;
-  private readonly domains: ReadonlySet<string>;
   private readonly served: ServedDomains;
   private readonly localAuth: boolean;
   private readonly outgoingExpires: number;
@@ -199,7 +198,6 @@ export class MidRegistrar implements MidRegistrarApi {
     this.clock = init.clock ?? Date.now;
     this.timers = init.timers ?? realTimers;
     this.resolveUri = init.resolve ?? ((uri) => resolveNextHop(uri));
-    this.domains = new Set(init.domains.map((d) => d.toLowerCase()));
     this.served = new ServedDomains(init.domains, (host) => this.stack.isLocalHost?.(host) === true);
   }
 
@@ -251,7 +249,7 @@ export class MidRegistrar implements MidRegistrarApi {
    */
   private resolveCtidFromBindings(ruri: SipUri, ctid: string): Binding[] | undefined {
     if (ruri.user === undefined) return undefined;
-    for (const domain of this.domains) {
+    for (const domain of this.served.list) {
       const aor = aorOf(new SipUri({ scheme: 'sip', user: ruri.user, host: domain }));
       const bindings = this.locations.lookup(aor);
       if (bindings.length === 0) continue;
@@ -287,23 +285,9 @@ export class MidRegistrar implements MidRegistrarApi {
 
   private async process(request: SipRequest, tx: ServerTransaction): Promise<Reply> {
     // RFC 3261 §10.3 steps 1, 2 and 5 as the local registrar checks them.
-    const ruri = request.ruri;
-    if (!(ruri instanceof SipUri)) return { status: 416, reason: 'Unsupported URI Scheme' };
-    if (!this.domains.has(ruri.hostname) && !this.stack.isLocal(ruri.host, ruri.port)) {
-      return { status: 404, reason: 'Not Found: domain not served here' };
-    }
-    const unsupported = request.require.filter((tag) => tag.toLowerCase() !== 'path' && tag.toLowerCase() !== 'outbound');
-    if (unsupported.length > 0) return { status: 420, reason: 'Bad Extension', headers: [['Unsupported', unsupported.join(', ')]] };
-    const to = request.to;
-    const callId = request.callId;
-    const cseq = request.cseq;
-    if (to === undefined || callId === undefined || cseq === undefined || request.from === undefined) {
-      return { status: 400, reason: 'Bad Request: To, From, Call-ID and CSeq are required' };
-    }
-    if (!(to.uri instanceof SipUri)) return { status: 400, reason: 'Bad Request: To must be a SIP or SIPS URI' };
-    // One served domain: this server's own address stands for it (a desk phone set up with our IP).
-    const domain = this.served.canonical(to.uri.hostname);
-    if (domain === undefined) return { status: 404, reason: this.served.notServedReason(to.uri.hostname) };
+    const checked = checkRegister(request, this.served, (host, port) => this.stack.isLocal(host, port));
+    if ('status' in checked) return checked;
+    const { to, callId, cseq, domain } = checked;
 
     // Step 6, before anything is sent anywhere.
     const star = request.contactStar;
