@@ -4,6 +4,7 @@
  * depend on them without the classes.
  */
 import type { NonceLedger } from './auth/nonce-ledger.js';
+import type { Binding as PersistedBinding } from '../platform/store/index.js';
 import type { Logger } from '../src/log/index.js';
 import type { NameAddr, SipRequest, Uri } from '../src/sip/index.js';
 import type { ServerTransaction } from '../src/transaction/index.js';
@@ -125,28 +126,10 @@ export interface BindingChanges {
 }
 
 /**
- * A row of the `locations` table (sql/0001_initial.ts), field names in camelCase as the store's
- * LocationRepository spells them, so `store.locations` can be passed as the persistence directly.
+ * A row of the `locations` table as the store's LocationRepository reads and writes it (one definition,
+ * the store's), so `store.locations` can be passed as the persistence directly.
  */
-export interface LocationRow {
-  aor: string;
-  /** The contact URI as registered (unique with aor). */
-  contact: string;
-  instanceId?: string | undefined;
-  regId?: number | undefined;
-  callId: string;
-  cseq: number;
-  /** ms since the epoch. */
-  expiresAt: number;
-  q?: number | undefined;
-  /** Path values joined with ", ". */
-  path?: string | undefined;
-  /** `protocol:address:port`, an IPv6 address in brackets: `wss:[2001:db8::1]:50312`. */
-  received: string;
-  flowId?: string | undefined;
-  userAgent?: string | undefined;
-  updatedAt?: number | undefined;
-}
+export type LocationRow = PersistedBinding;
 
 /** Write-behind persistence of the bindings; failures are logged, never fail a REGISTER. */
 export interface LocationPersistence {
