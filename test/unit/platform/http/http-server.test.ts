@@ -7,21 +7,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { HttpServer, TOKEN_CACHE_MS, TOKEN_FAILURES_MAX, isLoopbackHost, type HttpServerOptions } from '../../../../platform/http/index.js';
-import { createLogger, silentLogger } from '../../../../src/log/index.js';
+import { silentLogger } from '../../../../src/log/index.js';
 import { openStore, type SqlStore } from '../../../../platform/store/index.js';
-
-function captureLogger() {
-  const lines: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(chunk.toString());
-      done();
-    },
-  });
-  return { logger: createLogger({ level: 'trace', destination }), lines };
-}
+import { captureLogger } from '../../../helpers/log-capture.js';
 
 describe('HTTP admin API: Bearer admin tokens', () => {
   let dir: string;

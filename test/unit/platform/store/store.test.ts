@@ -4,11 +4,11 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { inspect } from 'node:util';
-import { Writable } from 'node:stream';
-import { createLogger, silentLogger } from '../../../../src/log/index.js';
+import { silentLogger } from '../../../../src/log/index.js';
 import { openStore, StoreError } from '../../../../platform/store/index.js';
 import { repositorySuite } from './repository-suite.js';
 import { MYSQL_HINT, mariadbTarget, sqliteTarget } from './targets.js';
+import { captureLogger } from '../../../helpers/log-capture.js';
 
 repositorySuite(sqliteTarget);
 
@@ -22,17 +22,6 @@ if (mysqlUrl !== undefined && mysqlUrl !== '') {
       assert.fail(`STORE_TEST_MYSQL_URL is not set: ${MYSQL_HINT}`);
     });
   });
-}
-
-function captureLogger() {
-  const lines: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      lines.push(chunk.toString());
-      done();
-    },
-  });
-  return { logger: createLogger({ level: 'trace', destination }), lines };
 }
 
 async function openError(url: string, logger = silentLogger()): Promise<StoreError> {
