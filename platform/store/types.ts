@@ -186,3 +186,116 @@ export interface SqlStore extends Store {
   readonly dialect: StoreDialect;
   readonly knex: Knex;
 }
+
+// ---- call history (sql/0004_calls.ts) --------------------------------------------------------------
+
+/** Which way a call went: between two users of ours, from a user out to the PSTN, from the PSTN in to a user. */
+export type CallDirection = 'user-user' | 'user-pstn' | 'pstn-user';
+/** How a call ended, from the caller's and the callee user's point of view. */
+export type CallDisposition = 'answered' | 'no-answer' | 'busy' | 'cancelled' | 'failed' | 'rejected';
+/** Who ended an answered call (BYE from the caller or callee), or the server (maxDuration, shutdown). */
+export type CallHangupBy = 'caller' | 'callee' | 'system';
+
+/** One end of a call as the record keeps it. */
+export interface CallParty {
+  /** The user of ours (user part of the AoR), when the party is one. */
+  user?: string | undefined;
+  /** The user's domain, when `user` is set. */
+  domain?: string | undefined;
+  /** The display name of the From/To header field. */
+  displayName?: string | undefined;
+  /** The telephone number: the dialled number (callee), the presented number (caller from the PSTN). */
+  number?: string | undefined;
+  /** The URI as it appeared (From URI, Request-URI). */
+  uri: string;
+}
+
+/** One call record (CDR), written once per ended dialog. Times are ms since the epoch. */
+export interface CallRecord {
+  /** The dialog's id (unique; the record's key: written at most once). */
+  id: string;
+  /** The SIP Call-ID of the caller's leg. */
+  callId: string;
+  caller: CallParty;
+  callee: CallParty;
+  direction: CallDirection;
+  disposition: CallDisposition;
+  startedAt: number;
+  answeredAt?: number | undefined;
+  endedAt: number;
+  /** Whole seconds from start to end (rounded down). */
+  duration: number;
+  /** Whole seconds from answer to end, rounded up (0 when not answered). */
+  billableSeconds: number;
+  /** The SIP final status of the INVITE (200 when answered). */
+  finalCode: number;
+  finalReason?: string | undefined;
+  /** Who hung up an answered call. */
+  hangupBy?: CallHangupBy | undefined;
+  /** What ended the dialog: a BYE, a CANCEL, a final failure, maxDuration, the keep-alive, a shutdown. */
+  endCause: 'bye' | 'cancel' | 'failure' | 'timeout' | 'keepalive' | 'shutdown';
+  /** The device that answered: its Contact URI (and +sip.instance when it sent one), or the backend. */
+  answeredDevice?: string | undefined;
+  /** The AoR that answered (user@domain) when a user of ours did. */
+  answeredAor?: string | undefined;
+  /** The backend (FreeSWITCH, trunk) URI the call went through, if any. */
+  backend?: string | undefined;
+  /** True when the media went through a relay (rtpengine). */
+  mediaRelayed: boolean;
+  /** The relay node (host:port) when relayed. */
+  mediaNode?: string | undefined;
+}
+
+/** A page request of GET /v1/calls: every filter optional, newest first. */
+export interface CallQuery {
+  /** user@domain: calls where this user is the caller or the callee. */
+  user?: string | undefined;
+  /** A number, matched against the caller's and the callee's number. */
+  number?: string | undefined;
+  direction?: CallDirection | undefined;
+  disposition?: CallDisposition | undefined;
+  /** startedAt >= since (ms). */
+  since?: number | undefined;
+  /** startedAt < until (ms). */
+  until?: number | undefined;
+  /** 1..500. */
+  limit: number;
+  /** The `next` of the previous page. */
+  cursor?: string | undefined;
+}
+
+export interface CallPage {
+  calls: CallRecord[];
+  /** Absent on the last page. */
+  next?: string | undefined;
+}
+
+/** An active dialog as persisted so that a restarted worker takes it up again (sql/0004_calls.ts). */
+export interface PersistedDialog {
+  id: string;
+  callId: string;
+  /** The worker slot that holds it (0 without a cluster). */
+  owner: number;
+  /** The dialog's own JSON (src/dialog's DialogSnapshot); opaque to the store. */
+  data: string;
+  updatedAt: number;
+}
+
+export interface CallRepository {
+  /**
+   * Writes the record and removes the persisted dialog of the same id in one transaction. Idempotent:
+   * a record whose id exists is left as it is and false is returned.
+   */
+  record(record: CallRecord): Promise<boolean>;
+  get(id: string): Promise<CallRecord | undefined>;
+  /** Newest first (startedAt, then id, descending); cursor pagination. TypeError for a bad cursor. */
+  list(query: CallQuery): Promise<CallPage>;
+}
+
+export interface DialogRepository {
+  /** Inserts or replaces the dialog of this id. */
+  save(dialog: PersistedDialog): Promise<void>;
+  remove(id: string): Promise<void>;
+  /** The dialogs held by worker `owner`. */
+  listOwned(owner: number): Promise<PersistedDialog[]>;
+}
