@@ -54,6 +54,11 @@ export class MediaGateway {
    * (WebRTC ⇄ plain RTP), or always with `alwaysRelay`. WebRTC ⇄ WebRTC and plain ⇄ plain otherwise keep
    * media end to end. Answers whether or not a relay is configured.
    */
+  /** The relay node (host:port) that holds the call's media, once its offer went through. */
+  nodeOf(callId: string): string | undefined {
+    return this.pool.nodeOf(callId);
+  }
+
   needsRelay(from: LegInfo, to: LegInfo): boolean {
     return this.alwaysRelay || legProfile(from) !== legProfile(to);
   }

@@ -107,7 +107,8 @@ export class ProxyContext implements BranchOwner {
 
   branchProvisional(branch: ProxyBranch, response: SipResponse): void {
     if (this.final !== undefined) return;
-    this.forwardUpstream(response, true, branch);
+    const sent = this.forwardUpstream(response, true, branch);
+    if (sent !== undefined) this.emit('provisional', sent, branch);
   }
 
   /**
@@ -120,7 +121,7 @@ export class ProxyContext implements BranchOwner {
     if (this.final !== undefined && !this.isInvite) return;
     const sent = this.forwardUpstream(response, true, branch);
     if (this.final !== undefined || sent === undefined) return;
-    this.setFinal(sent);
+    this.setFinal(sent, branch);
     this.cancelPending('fork');
   }
 
@@ -295,10 +296,9 @@ export class ProxyContext implements BranchOwner {
     }
   }
 
-  private setFinal(response: SipResponse): void {
+  private setFinal(response: SipResponse, branch?: ProxyBranch): void {
     this.final = response;
-    this.env.media?.finished(this.request, response.status);
-    this.emit('final', response);
+    this.emit('final', response, branch);
   }
 
   private finish(): void {

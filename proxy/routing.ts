@@ -19,11 +19,12 @@ import { ServedDomains, aorIn } from '../registrar/index.js';
 import type { BackendChoice, BalancerApi, RoutingDataApi } from '../balancer/types.js';
 import { forwardStateless, looseRoute } from './loose-route.js';
 import { isLoop } from './loop-detection.js';
-import type { MediaHook } from './media-hook.js';
+import type { ProxyContext } from './proxy-context.js';
 import type { ProxyCore } from './proxy-core.js';
 import type { RecordRoute } from './record-route.js';
 import { resolve as resolveUri } from '../src/core/index.js';
-import type { ForwardTarget } from './types.js';
+import type { ForwardOptions, ForwardTarget } from './types.js';
+import type { DialogAnswerer, DialogBackend, DialogDirection, DialogParty, DialogTracker } from '../src/dialog/index.js';
 
 export interface RouterDeps {
   stack: Stack;
@@ -33,8 +34,8 @@ export interface RouterDeps {
   registrar: RegistrarApi;
   /** Who exists (404 for unknown users, 480 for known users without a binding). */
   subscribers: CredentialSource;
-  /** The WebRTC gateway's call state: a BYE releases the call's media. */
-  media?: MediaHook;
+  /** One dialog per forwarded call: what history, least-calls and the media relay follow. */
+  dialogs: DialogTracker;
   /** The domains this softswitch serves. */
   domains: string[];
   /** PSTN routing: backends, dialplan, DIDs, trusted sources. Without it only user→user calls exist. */
@@ -62,9 +63,12 @@ export interface MidRegistrarRouting {
   onFlowClosed?(flow: Flow): void;
 }
 
-/** A call's backend is forgotten after this long without a BYE (no dialog lasts 12 hours here). */
-const CALL_MEMORY_MS = 12 * 3600_000;
-
+/** What the routing policy knows of a call when it forwards its INVITE (the dialog's facts). */
+interface CallFacts {
+  caller: DialogParty;
+  callee: DialogParty;
+  direction: DialogDirection;
+}
 
 export class Router implements StackUser {
   private readonly stack: Stack;
@@ -73,11 +77,9 @@ export class Router implements StackUser {
   private readonly registrar: RegistrarApi;
   private readonly subscribers: CredentialSource;
   private readonly domains: ServedDomains;
-  private readonly media: MediaHook | undefined;
+  private readonly dialogs: DialogTracker;
   private readonly pstn: PstnRouting | undefined;
   private readonly mid: MidRegistrarRouting | undefined;
-  /** Calls answered by a backend, by Call-ID, until their BYE: least-calls accounting. */
-  private readonly backendCalls = new Map<string, { backend: BackendChoice; at: number }>();
   private readonly log: Logger;
 
   constructor(deps: RouterDeps) {
@@ -87,7 +89,7 @@ export class Router implements StackUser {
     this.registrar = deps.registrar;
     this.subscribers = deps.subscribers;
     this.domains = new ServedDomains(deps.domains, (host) => deps.stack.isLocalHost(host));
-    this.media = deps.media;
+    this.dialogs = deps.dialogs;
     this.pstn = deps.pstn;
     this.mid = deps.mid;
     this.log = categoryLogger(deps.logger, 'proxy.route');
@@ -141,7 +143,7 @@ export class Router implements StackUser {
 
     // 8. A backend calling a device at the Contact the mid-registrar registered there.
     const devices = trusted ? this.mid?.resolveIncoming(req.ruri) : undefined;
-    if (devices !== undefined) return this.forkTo(req, tx, devices);
+    if (devices !== undefined) return this.forkTo(req, tx, devices, callFacts(req, caller, 'pstn-user', calleeOf(req, devices[0]?.aor)));
 
     // 9. Our domain (or our address) with a user part: a user of ours, a DID, or a dialled number.
     if (this.isOurDomain(req.ruri) || this.isOurAddress(req.ruri) || req.ruri.scheme === 'tel') return this.routeToNumber(req, tx, caller);
@@ -163,10 +165,11 @@ export class Router implements StackUser {
     if (uri instanceof SipUri && domain !== undefined) {
       const bindings = this.registrar.lookup(aorIn(uri, domain));
       if (bindings.length > 0) {
+        const call = callFacts(req, caller, caller === undefined ? 'pstn-user' : 'user-user', calleeOf(req, `${uri.userUnescaped ?? ''}@${domain}`));
         const via = this.pstn?.userToUserSet;
         // user→user through FreeSWITCH when so configured; it calls the callee back as a trusted source.
-        if (via !== undefined && caller !== undefined) return this.routeToBackends(req, tx, via, user, caller);
-        return this.forkTo(req, tx, bindings);
+        if (via !== undefined && caller !== undefined) return this.routeToBackends(req, tx, via, user, caller, call);
+        return this.forkTo(req, tx, bindings, call);
       }
       if ((await this.subscribers.getCredentials(uri.userUnescaped ?? '', domain)) !== undefined) return this.reply(tx, 480);
     }
@@ -179,14 +182,17 @@ export class Router implements StackUser {
       const bindings = this.registrar.lookup(aor);
       this.log.debug({ number, aor, branches: bindings.length }, 'DID');
       if (bindings.length === 0) return this.reply(tx, 480);
-      return this.forkTo(req, tx, bindings);
+      const callee = { ...calleeOf(req, `${did.username}@${did.domain}`), number };
+      return this.forkTo(req, tx, bindings, callFacts(req, caller, caller === undefined ? 'pstn-user' : 'user-user', callee));
     }
     const match = pstn.data.matchRoute(number);
     if (match === undefined) {
       this.log.info({ number, from: caller }, 'no dialplan route');
       return this.reply(tx, 404, [], 'Not Found (no route for this number)');
     }
-    return this.routeToBackends(req, tx, match.set, match.number, caller);
+    // A trusted source's call to a backend (transit) is recorded as coming from the PSTN.
+    const call = callFacts(req, caller, caller === undefined ? 'pstn-user' : 'user-pstn', { ...calleeOf(req, undefined), number });
+    return this.routeToBackends(req, tx, match.set, match.number, caller, call);
   }
 
   /**
@@ -194,7 +200,7 @@ export class Router implements StackUser {
    * backend. A backend that times out or answers 503 is reported down-ward and the next one is tried
    * (serial failover): the caller only sees the backend that answers.
    */
-  private routeToBackends(req: SipRequest, tx: ServerTransaction, set: string, number: string, caller: string | undefined): void {
+  private routeToBackends(req: SipRequest, tx: ServerTransaction, set: string, number: string, caller: string | undefined, call: CallFacts): void {
     const pstn = this.pstn!;
     // Calls are spread (no sticky key): stickiness per AoR is for REGISTERs (the mid-registrar's).
     const choices = pstn.balancer.candidates(set);
@@ -209,7 +215,11 @@ export class Router implements StackUser {
       return { uri: backendUri(backend.uri, number), responseTimeoutMs: pstn.failoverTimeoutMs, headers };
     };
     this.log.debug({ set, number, backend: choices[0]!.uri, callId: req.callId }, 'to backend');
-    const context = this.proxy.forward(req, tx, [target(0)], {
+    const answerer = (i: number): { answeredBy: DialogAnswerer; backend: DialogBackend } => {
+      const { id, set: backendSet, uri } = choices[i]!;
+      return { answeredBy: { contact: uri }, backend: { id, set: backendSet, uri } };
+    };
+    const context = this.forwardCall(req, tx, [target(0)], call, answerer, {
       failover: (_best, attempt, status) => {
         const failed = choices[attempt - 1]!;
         if (!isNextHopFailure(status)) return undefined;
@@ -224,28 +234,51 @@ export class Router implements StackUser {
         const backend = choices[branch.index]!;
         const status = branch.result?.status ?? 0;
         if (!isNextHopFailure(status)) pstn.balancer.markSuccess(backend);
-        if (req.method !== 'INVITE') continue;
-        if (status >= 200 && status < 300) this.rememberCall(req.callId!, backend);
-        else pstn.balancer.callEnded(backend);
+        // An answered call counts at its backend until its dialog ends (the shell wires `ended` to callEnded).
+        if (req.method === 'INVITE' && !(status >= 200 && status < 300)) pstn.balancer.callEnded(backend);
       }
     });
   }
 
-  private rememberCall(callId: string, backend: BackendChoice): void {
-    const now = Date.now();
-    this.backendCalls.set(callId, { backend, at: now });
-    // Calls whose BYE never passed here (the far end vanished) stop counting after CALL_MEMORY_MS.
-    for (const [id, call] of this.backendCalls) {
-      if (now - call.at < CALL_MEMORY_MS) break;
-      this.backendCalls.delete(id);
-      this.pstn?.balancer.callEnded(call.backend);
-    }
-  }
-
-  private forkTo(req: SipRequest, tx: ServerTransaction, bindings: Binding[]): void {
+  private forkTo(req: SipRequest, tx: ServerTransaction, bindings: Binding[], call: CallFacts): void {
     if (bindings.length === 0) return this.reply(tx, 480);
     this.log.debug({ ruri: req.uri, branches: bindings.length, callId: req.callId }, 'forking to bindings');
-    this.proxy.forward(req, tx, bindings.map(targetOf));
+    this.forwardCall(req, tx, bindings.map(targetOf), call, (i) => {
+      const b = bindings[i]!;
+      return { answeredBy: { aor: b.aor.replace(/^sips?:/, ''), contact: b.contact.uri.toString(), instance: b.instanceId } };
+    });
+  }
+
+  /**
+   * Forwards, and for an initial INVITE follows the call as a dialog: created as it goes out, early on
+   * the first ringing provisional, confirmed by the 2xx (`answerer` says who the answering branch's
+   * target is), ended by the final failure (a CANCEL's 487 as cancelled by the caller).
+   */
+  private forwardCall(
+    req: SipRequest, tx: ServerTransaction, targets: ForwardTarget[], call: CallFacts,
+    answerer: (branch: number) => { answeredBy: DialogAnswerer; backend?: DialogBackend },
+    options?: ForwardOptions,
+  ): ProxyContext {
+    if (req.method !== 'INVITE') return this.proxy.forward(req, tx, targets, options);
+    const dialog = this.dialogs.create({ callId: req.callId!, fromTag: req.from?.tag ?? '', ...call });
+    const context = this.proxy.forward(req, tx, targets, options);
+    const final = (res: SipResponse, branch: { index: number } | undefined): void => {
+      if (res.status < 300) {
+        this.dialogs.confirm(dialog, { toTag: res.to?.tag, code: res.status, reason: res.reason, ...(branch && answerer(branch.index)) });
+      } else {
+        const cancelled = context.cancelled;
+        this.dialogs.end(dialog, { cause: cancelled ? 'cancel' : 'failure', hangupBy: cancelled ? 'caller' : undefined, code: res.status, reason: res.reason });
+      }
+    };
+    // A context can end before forward() returns (every branch failed at once).
+    if (context.final !== undefined) final(context.final, undefined);
+    else {
+      context.on('provisional', (res) => {
+        if (res.status >= 180 && res.to?.tag !== undefined) this.dialogs.early(dialog, res.to.tag);
+      });
+      context.on('final', final);
+    }
+    return context;
   }
 
   /** In-dialog: our Record-Route must be on top and carry our signature, or the request goes nowhere. */
@@ -254,15 +287,9 @@ export class Router implements StackUser {
     if (destination === undefined) return this.reply(tx, req.route.length === 0 ? 481 : 403);
     // Credentials for our realms are not checked in a dialog, and never passed on either.
     consumeCredentials(req, this.domains.list);
-    // A BYE ends the call's media through the relay, whatever the far end answers.
-    if (req.method === 'BYE') {
-      this.media?.end(req.callId!);
-      const call = this.backendCalls.get(req.callId!);
-      if (call !== undefined) {
-        this.backendCalls.delete(req.callId!);
-        this.pstn?.balancer.callEnded(call.backend);
-      }
-    }
+    // A BYE ends the call (its media, its count at the backend, its record), whatever the far end
+    // answers; a dialog held by another worker is ended there.
+    if (req.method === 'BYE') this.dialogs.endByRequest(req.callId!, req.from?.tag, { cause: 'bye' });
     this.proxy.forward(req, tx, [{ uri: req.ruri, destination }], { recordRoute: false });
   }
 
@@ -414,4 +441,37 @@ function consumeCredentials(req: SipRequest, realm: string | readonly string[]):
   if (others.length === values.length) return;
   req.remove('Proxy-Authorization');
   for (const v of others) req.append('Proxy-Authorization', v);
+}
+
+/** The dialog's facts: the caller as From shows it (and the authenticated user), the callee as given. */
+function callFacts(req: SipRequest, caller: string | undefined, direction: DialogDirection, callee: DialogParty): CallFacts {
+  const from = req.from!;
+  const fromUser = from.uri instanceof SipUri ? from.uri.userUnescaped : from.uri instanceof TelUri ? from.uri.number : undefined;
+  const at = caller?.lastIndexOf('@') ?? -1;
+  return {
+    caller: {
+      uri: from.uri.toString(),
+      displayName: from.displayName,
+      user: caller !== undefined ? caller.slice(0, at) : undefined,
+      domain: caller !== undefined ? caller.slice(at + 1) : undefined,
+      number: dialledNumber(fromUser ?? '') || undefined,
+    },
+    callee,
+    direction,
+  };
+}
+
+/** The callee: the Request-URI as received, To's display name, and the user of ours it reaches (`user@domain`). */
+function calleeOf(req: SipRequest, aor: string | undefined): DialogParty {
+  const bare = aor?.replace(/^sips?:/, '');
+  const at = bare?.lastIndexOf('@') ?? -1;
+  const uri = req.ruri;
+  const user = uri instanceof SipUri ? uri.userUnescaped : uri instanceof TelUri ? uri.number : undefined;
+  return {
+    uri: req.uri,
+    displayName: req.to?.displayName,
+    user: bare !== undefined && at > 0 ? bare.slice(0, at) : undefined,
+    domain: bare !== undefined && at > 0 ? bare.slice(at + 1) : undefined,
+    number: dialledNumber(user ?? '') || undefined,
+  };
 }

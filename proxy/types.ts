@@ -7,6 +7,7 @@ import type { Stack } from '../src/core/index.js';
 import type { SipRequest, SipResponse, Uri } from '../src/sip/index.js';
 import type { Timers } from '../src/transaction/index.js';
 import type { Destination, Flow } from '../src/transport/types.js';
+import type { ProxyBranch } from './proxy-branch.js';
 
 /** One target of the target set (§16.5): where one branch of a (possibly forked) request goes. */
 export interface ForwardTarget {
@@ -58,8 +59,6 @@ export interface ProxyMedia {
   outgoingRequest(copy: SipRequest, inbound: Flow, outbound: Destination, viaBranch: string): Promise<void>;
   /** A provisional or 2xx response with SDP is about to go upstream to `inbound`. */
   upstreamResponse(response: SipResponse, request: SipRequest, inbound: Flow, outbound: Destination | undefined, viaBranch: string | undefined): Promise<void>;
-  /** The response context of `request` sent its final response upstream. */
-  finished(request: SipRequest, status: number): void;
 }
 
 export interface ProxyCoreOptions {
@@ -114,8 +113,13 @@ export interface BranchResult {
 
 /** Events of a ProxyContext. */
 export type ProxyContextEvents = {
-  /** The final response sent upstream: the first 2xx, or the best one (§16.7 step 6). */
-  final: [response: SipResponse];
+  /** A provisional response (not 100) went upstream from `branch`. */
+  provisional: [response: SipResponse, branch: ProxyBranch];
+  /**
+   * The final response sent upstream: the first 2xx (with the branch it came from), or the best one
+   * (§16.7 step 6; no branch: it may be one the proxy made up).
+   */
+  final: [response: SipResponse, branch: ProxyBranch | undefined];
   /** Every branch ended and a final response went upstream; the context left the core's table. */
   done: [];
 };

@@ -17,11 +17,14 @@ import { type Balancer, type ReloadSummary, createBalancer } from '../balancer/i
 import { type MidRegistrar, createMidRegistrar } from '../registrar/mid/index.js';
 import { pickerFromBalancer } from './balancer-picker.js';
 import { createMediaGateway } from '../media/index.js';
+import { DialogTracker } from '../src/dialog/index.js';
 
 export interface Softswitch {
   readonly stack: Stack;
   readonly store: SqlStore;
   readonly registrar: Registrar;
+  /** Every call in progress (src/dialog): counts per user and backend, events for history and media. */
+  readonly dialogs: DialogTracker;
   readonly http: HttpServer;
   /** Backends, dialplan, DIDs and trusted sources. */
   readonly balancer: Balancer;
@@ -58,11 +61,8 @@ export interface SoftswitchOptions {
    * workers of a cluster get the same one (CLUSTER_SECRET_ENV), so what one signs the others accept.
    */
   secret?: Buffer;
-  /**
-   * One worker of several (`--workers N`): the media of a call is released on a BYE even when the INVITE
-   * went through another worker, since a BYE over a connection reaches the connection's worker.
-   */
-  clustered?: boolean;
+  /** This process's worker slot (`--workers N`): the owner recorded on the dialogs it holds. 0 by default. */
+  workerIndex?: number;
   /**
    * Where used digest nonce-counts are kept; a cluster worker passes one with its worker index whose
    * claims for other workers' nonces go to them. A fresh local one by default.
@@ -166,13 +166,17 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       },
     });
   const gateway = createMediaGateway({ nodes: config.media.rtpengine, logger, alwaysRelay: config.media.alwaysRelay });
-  const media = new MediaHook(gateway, logger, { releaseUnknownCalls: options.clustered === true });
+  // One dialog per forwarded call; the balancer's least-calls counter follows them.
+  const dialogs = new DialogTracker({ logger, owner: options.workerIndex ?? 0, maxDurationMs: config.dialog.maxDuration * 1000 });
+  dialogs.on('ended', (d) => d.backend !== undefined && balancer.callEnded(d.backend));
+  dialogs.on('restored', (d) => d.backend !== undefined && balancer.callStarted(d.backend));
+  const media = new MediaHook(gateway, dialogs, logger);
   const proxy = new ProxyCore({
     stack, logger, media, secret: derive('record-route'),
     topologyHiding: config.proxy.topologyHiding ? { isTrusted: (address) => balancer.routing.isTrusted(address) } : undefined,
   });
   stack.setUser(new Router({
-    stack, proxy, recordRoute: proxy.recordRoute, registrar, subscribers, media, domains: config.sip.domain, logger, mid,
+    stack, proxy, recordRoute: proxy.recordRoute, registrar, subscribers, dialogs, domains: config.sip.domain, logger, mid,
     pstn: {
       balancer,
       data: balancer.routing,
@@ -192,6 +196,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
         listeners: stack.listeners.map((l) => `${l.protocol}:${l.address}:${l.port}`),
         transactions: stack.transactions.stats,
         registrations: registrar.locations.count,
+        dialogs: dialogs.stats(),
         rtpengine: gateway.stats().map((n) => ({ node: `${n.host}:${n.port}`, up: n.up, calls: n.calls })),
         messages: stack.stats,
         security: security.stats(),
@@ -212,6 +217,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     stack,
     store,
     registrar,
+    dialogs,
     http,
     balancer,
     mid,
@@ -243,6 +249,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
         await mid?.stop();
         balancer.stop();
         await stack.stop();
+        dialogs.stop();
         await registrar.stop();
         gateway.stop();
       }

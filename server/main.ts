@@ -170,7 +170,7 @@ async function start(args: string[]): Promise<number> {
     secret: secretHex ? Buffer.from(secretHex, 'hex') : undefined,
     // Each worker issues nonces under its index and keeps their counts; the others claim through it.
     ledger: member === undefined ? undefined : new NonceLedger({ index }),
-    clustered: member !== undefined,
+    workerIndex: index,
     onReloaded: () => member?.reloaded(),
   });
   if (member !== undefined) {

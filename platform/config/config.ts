@@ -269,6 +269,23 @@ const schema = z.strictObject({
     /** Relay every call's media through rtpengine, even between two WebRTC (or two plain) legs. */
     alwaysRelay: z.boolean().default(false),
   }).prefault({}),
+  dialog: z.strictObject({
+    /**
+     * A call still up this many seconds after its INVITE is ended by the server (no BYE came: a phone that
+     * lost its network, a backend that crashed): its media is released, its backend count goes down and
+     * its record is written with end cause `timeout`. 4 h by default; Kamailio's dialog module uses 12 h.
+     */
+    maxDuration: z.number().int().min(1).max(7 * 86400).default(4 * 3600),
+  }).prefault({}),
+  history: z.strictObject({
+    /** Write one call record (CDR) per ended call to the store: GET /v1/calls, `softswitch calls list`. */
+    enabled: z.boolean().default(true),
+    /**
+     * Records waiting for the store, at most; beyond it (a long store outage) they go to a spill file in
+     * dataDir that is replayed when the store is back: none is lost.
+     */
+    queueLimit: z.number().int().min(1).max(1_000_000).default(10_000),
+  }).prefault({}),
   store: z.strictObject({
     /** `sqlite:data/softswitch.db` (embedded default) or `mysql://user:pass@host:3306/db`. */
     url: z.string().min(1).default('sqlite:data/softswitch.db'),

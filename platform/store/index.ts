@@ -14,3 +14,6 @@ export {
 export type {
   RoutingRepository, BackendRecord, BackendSetRecord, BalanceAlgorithm, RouteRecord, DidRecord, TrustedRecord,
 } from './routing-types.js';
+export type {
+  CallDirection, CallDisposition, CallHangupBy, CallParty, CallRecord, CallQuery, CallPage, CallRepository, DialogRepository, PersistedDialog,
+} from './types.js';

@@ -177,6 +177,10 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
         this.sendToPrimary({ type: 'cluster:location', from: this.index, aor, added: added.map(toWire), removed: [...removed] });
       },
     });
+    // A BYE over one of this worker's connections, for a call another worker forwarded, ends it there.
+    server.dialogs.setRemote({
+      end: (callId, fromTag, end) => this.sendToPrimary({ type: 'cluster:dialog-end', from: this.index, callId, fromTag, end }),
+    });
     // Bans decided here hold on every worker (a flood's datagrams reach any of them).
     server.security.bans.setReplication({ changed: (change) => this.sendToPrimary({ type: 'cluster:ban', from: this.index, change }) });
     // A digest answer to another worker's nonce is claimed at that worker, which keeps its counts.
@@ -282,6 +286,9 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
         return;
       case 'cluster:ban':
         if (message.from !== this.index) this.server?.security.bans.applyRemote(message.change);
+        return;
+      case 'cluster:dialog-end':
+        if (message.from !== this.index) this.server?.dialogs.endFromRemote(String(message.callId), message.fromTag, message.end);
         return;
       case 'cluster:nonce': {
         // Only the process that issued the nonce answers (the other process of a slot in a rolling restart is silent).

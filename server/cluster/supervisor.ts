@@ -206,6 +206,7 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
             return;
           case 'cluster:location':
           case 'cluster:reload':
+          case 'cluster:dialog-end':
             broadcast(m, worker);
             return;
           case 'cluster:ban':

@@ -3,6 +3,7 @@
  * IPC channel. Types only.
  */
 import type { BanChange } from '../../security/index.js';
+import type { DialogEnd } from '../../src/dialog/index.js';
 import type { Flow, ReceivedAddressLike } from './wire.js';
 
 /** A binding as it crosses the IPC channel: the Contact as text, every other field as the Binding has it. */
@@ -47,7 +48,12 @@ export type WorkerMessage =
    */
   | { type: 'cluster:nonce'; from: number; fromIncarnation: number; id: number; to: number; incarnation: number; nonce: string; nc: number; expiresAt: number }
   /** The issuer's answer, for the process of slot `to` whose ledger incarnation is `toIncarnation`. */
-  | { type: 'cluster:nonce-answer'; to: number; toIncarnation: number; id: number; ok: boolean };
+  | { type: 'cluster:nonce-answer'; to: number; toIncarnation: number; id: number; ok: boolean }
+  /**
+   * A BYE of a dialog this worker does not hold passed here (it came over a connection of this worker's):
+   * the primary relays it to every other worker, and the one that holds the dialog ends it.
+   */
+  | { type: 'cluster:dialog-end'; from: number; callId: string; fromTag: string | undefined; end: DialogEnd };
 
 /** A worker of a slot that a rolling restart replaces: it still holds its transactions and connections. */
 export interface DrainingPeer {
@@ -74,7 +80,7 @@ export type PrimaryMessage =
    * message that is none of your live transactions', then exit.
    */
   | { type: 'cluster:drain'; successor: number }
-  | Extract<WorkerMessage, { type: 'cluster:location' | 'cluster:reload' | 'cluster:snapshot' | 'cluster:ban' | 'cluster:nonce' | 'cluster:nonce-answer' }>;
+  | Extract<WorkerMessage, { type: 'cluster:location' | 'cluster:reload' | 'cluster:snapshot' | 'cluster:ban' | 'cluster:nonce' | 'cluster:nonce-answer' | 'cluster:dialog-end' }>;
 
 /** The environment variable that tells a forked process its worker index. */
 export const WORKER_INDEX_ENV = 'SOFTSWITCH_CLUSTER_WORKER';

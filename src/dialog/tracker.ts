@@ -1,0 +1,330 @@
+/**
+ * The dialog tracker: one record per call the proxy forwards, like Kamailio's dialog module. The routing
+ * policy creates a dialog when it forwards an initial INVITE and reports what the proxy sees (a ringing
+ * provisional, the 2xx, the final failure, the BYE); the tracker keeps the call's facts (caller, callee,
+ * who answered, backend, media relay, times, end cause, final code), ends calls whose BYE never comes
+ * (`dialog.maxDuration`), counts active calls per user and per backend, and tells its subscribers
+ * (`created`, `early`, `confirmed`, `ended`): the media gateway releases the relay, the balancer's
+ * least-calls counter goes down, call history writes the record.
+ *
+ * A dialog is known by its Call-ID: a forked INVITE makes several early dialogs at the callee's side, but
+ * one call here; the one a 2xx picks is the call's dialog (RFC 3261 §12.1, §16.7 step 10). One process
+ * holds a dialog (the worker that forwarded its INVITE, its `owner`); a BYE that reaches another worker is
+ * handed to the holder through `DialogRemote`.
+ */
+import { randomUUID } from 'node:crypto';
+import { type Logger, categoryLogger } from '../log/index.js';
+import { type Timers, type TimerHandle, realTimers } from '../transaction/timers.js';
+import type {
+  DialogAnswerer, DialogBackend, DialogEnd, DialogEvents, DialogInit, DialogMedia, DialogRemote, DialogSnapshot, DialogState,
+} from './types.js';
+
+/** Kamailio's default `default_timeout` is 12 h; a phone call of ours ends after 4 h without a BYE. */
+export const DEFAULT_MAX_DURATION_MS = 4 * 3600_000;
+
+export interface DialogTrackerOptions {
+  logger: Logger;
+  /** This process's worker slot (0 without a cluster): recorded as the dialogs' owner. */
+  owner?: number;
+  /** A dialog still up this long after its INVITE is ended with cause `timeout` (default 4 h). */
+  maxDurationMs?: number;
+  timers?: Timers;
+  now?: () => number;
+}
+
+/** One call. Its fields are the tracker's to change; `media` belongs to the media relay hook. */
+export class Dialog implements DialogSnapshot {
+  readonly id: string;
+  readonly owner: number;
+  readonly callId: string;
+  readonly fromTag: string;
+  readonly caller: DialogSnapshot['caller'];
+  readonly callee: DialogSnapshot['callee'];
+  readonly direction: DialogSnapshot['direction'];
+  readonly createdAt: number;
+  state: DialogState = 'created';
+  toTag?: string | undefined;
+  answeredBy?: DialogAnswerer | undefined;
+  backend?: DialogBackend | undefined;
+  ringingAt?: number | undefined;
+  answeredAt?: number | undefined;
+  endedAt?: number | undefined;
+  endCause?: DialogSnapshot['endCause'];
+  hangupBy?: DialogSnapshot['hangupBy'];
+  finalCode?: number | undefined;
+  finalReason?: string | undefined;
+  /** The relay's state for this call; undefined while its media goes end to end. */
+  media: DialogMedia | undefined;
+  /** @internal the maxDuration timer. */
+  timer: TimerHandle | undefined;
+  /** @internal the users and backend it was counted under. */
+  counted: string[] = [];
+
+  constructor(s: DialogInit & { id: string; owner: number; createdAt: number }) {
+    this.id = s.id;
+    this.owner = s.owner;
+    this.callId = s.callId;
+    this.fromTag = s.fromTag;
+    this.caller = s.caller;
+    this.callee = s.callee;
+    this.direction = s.direction;
+    this.createdAt = s.createdAt;
+  }
+
+  get ended(): boolean {
+    return this.state === 'ended';
+  }
+
+  get mediaRelayed(): boolean {
+    return this.media !== undefined;
+  }
+
+  get mediaNode(): string | undefined {
+    return this.media?.node;
+  }
+
+  /** Plain JSON: what is persisted and what the subscribers may keep. */
+  snapshot(): DialogSnapshot {
+    return {
+      id: this.id, owner: this.owner, callId: this.callId, fromTag: this.fromTag, toTag: this.toTag,
+      caller: this.caller, callee: this.callee, direction: this.direction, state: this.state,
+      answeredBy: this.answeredBy, backend: this.backend, mediaNode: this.mediaNode, mediaRelayed: this.mediaRelayed,
+      createdAt: this.createdAt, ringingAt: this.ringingAt, answeredAt: this.answeredAt, endedAt: this.endedAt,
+      endCause: this.endCause, hangupBy: this.hangupBy, finalCode: this.finalCode, finalReason: this.finalReason,
+    };
+  }
+}
+
+type Listener<A extends unknown[]> = (...args: A) => void;
+
+export class DialogTracker {
+  private readonly byCallId = new Map<string, Dialog>();
+  /** Active dialogs per user (user@domain, caller or callee) and per backend URI (`backend:` prefix). */
+  private readonly counts = new Map<string, number>();
+  private readonly listeners: { [K in keyof DialogEvents]?: Array<Listener<DialogEvents[K]>> } = {};
+  private readonly log: Logger;
+  private readonly owner: number;
+  private readonly maxDurationMs: number;
+  private readonly timers: Timers;
+  private readonly now: () => number;
+  private remote: DialogRemote | undefined;
+  private stopped = false;
+
+  constructor(options: DialogTrackerOptions) {
+    this.log = categoryLogger(options.logger, 'dialog');
+    this.owner = options.owner ?? 0;
+    this.maxDurationMs = options.maxDurationMs ?? DEFAULT_MAX_DURATION_MS;
+    if (!Number.isFinite(this.maxDurationMs) || this.maxDurationMs <= 0) throw new TypeError(`maxDurationMs must be a positive number, got ${this.maxDurationMs}`);
+    this.timers = options.timers ?? realTimers;
+    this.now = options.now ?? Date.now;
+  }
+
+  on<K extends keyof DialogEvents>(event: K, listener: Listener<DialogEvents[K]>): this {
+    (this.listeners[event] ??= [] as never as Array<Listener<DialogEvents[K]>>).push(listener);
+    return this;
+  }
+
+  /** Where BYEs for dialogs held by another worker go (the cluster); without it they are ignored. */
+  setRemote(remote: DialogRemote): void {
+    this.remote = remote;
+  }
+
+  /** Dialogs not ended yet. */
+  get active(): number {
+    return this.byCallId.size;
+  }
+
+  /** Active dialogs of a user of ours (user@domain, as caller or callee). */
+  activeForUser(aor: string): number {
+    return this.counts.get(aor.toLowerCase()) ?? 0;
+  }
+
+  /** Active (answered) dialogs through a backend URI. */
+  activeAtBackend(uri: string): number {
+    return this.counts.get(`backend:${uri}`) ?? 0;
+  }
+
+  /** For /health: active dialogs by state and per backend. */
+  stats(): { active: number; early: number; confirmed: number; backends: Record<string, number> } {
+    let early = 0;
+    let confirmed = 0;
+    for (const d of this.byCallId.values()) {
+      if (d.state === 'early') early++;
+      else if (d.state === 'confirmed') confirmed++;
+    }
+    const backends: Record<string, number> = {};
+    for (const [key, n] of this.counts) if (key.startsWith('backend:')) backends[key.slice(8)] = n;
+    return { active: this.byCallId.size, early, confirmed, backends };
+  }
+
+  get(callId: string): Dialog | undefined {
+    return this.byCallId.get(callId);
+  }
+
+  /**
+   * The routing policy forwards an initial INVITE. A dialog of the same Call-ID that is still up is
+   * returned as it is (the INVITE spiralled back through us, or was sent again after a challenge).
+   */
+  create(init: DialogInit): Dialog {
+    const known = this.byCallId.get(init.callId);
+    if (known !== undefined) return known;
+    const dialog = new Dialog({ ...init, id: randomUUID(), owner: this.owner, createdAt: this.now() });
+    this.track(dialog);
+    this.emit('created', dialog);
+    return dialog;
+  }
+
+  /** A provisional response with a To tag (180/183) went upstream: the call rings. */
+  early(dialog: Dialog, toTag: string | undefined): void {
+    if (dialog.state !== 'created') return;
+    dialog.state = 'early';
+    dialog.toTag = toTag;
+    dialog.ringingAt = this.now();
+    this.emit('early', dialog);
+  }
+
+  /** The 2xx went upstream: the dialog of that branch is the call's. */
+  confirm(dialog: Dialog, answer: { toTag: string | undefined; answeredBy?: DialogAnswerer | undefined; backend?: DialogBackend | undefined; code: number; reason?: string | undefined }): void {
+    if (dialog.state === 'confirmed' || dialog.ended) return;
+    dialog.state = 'confirmed';
+    dialog.toTag = answer.toTag;
+    dialog.answeredBy = answer.answeredBy;
+    dialog.answeredAt = this.now();
+    dialog.finalCode = answer.code;
+    dialog.finalReason = answer.reason;
+    if (answer.backend !== undefined) {
+      dialog.backend = answer.backend;
+      this.count(dialog, `backend:${answer.backend.uri}`);
+    }
+    this.emit('confirmed', dialog);
+  }
+
+  /** The call is over; the subscribers hear `ended` once. */
+  end(dialog: Dialog, end: DialogEnd): void {
+    if (dialog.ended) return;
+    dialog.state = 'ended';
+    dialog.endedAt = end.at ?? this.now();
+    dialog.endCause = end.cause;
+    dialog.hangupBy = end.hangupBy;
+    if (dialog.answeredAt === undefined) {
+      dialog.finalCode = end.code;
+      dialog.finalReason = end.reason;
+    }
+    this.untrack(dialog);
+    this.log.debug({ callId: dialog.callId, cause: end.cause, code: dialog.finalCode }, 'dialog ended');
+    this.emit('ended', dialog);
+  }
+
+  /**
+   * A BYE (or another request that ends the call) of dialog `callId` passed here, sent by the side whose
+   * tag is `fromTag`. A dialog held elsewhere is ended there (DialogRemote). True when held here.
+   */
+  endByRequest(callId: string, fromTag: string | undefined, end: Omit<DialogEnd, 'hangupBy'>): boolean {
+    const dialog = this.byCallId.get(callId);
+    if (dialog === undefined) {
+      this.remote?.end(callId, fromTag, end);
+      return false;
+    }
+    this.end(dialog, { ...end, hangupBy: this.sideOf(dialog, fromTag) });
+    return true;
+  }
+
+  /** The holder's half of DialogRemote: a BYE that reached another worker. False when not held here. */
+  endFromRemote(callId: string, fromTag: string | undefined, end: DialogEnd): boolean {
+    const dialog = this.byCallId.get(callId);
+    if (dialog === undefined) return false;
+    this.end(dialog, { ...end, hangupBy: this.sideOf(dialog, fromTag) });
+    return true;
+  }
+
+  /**
+   * Takes up dialogs persisted by an earlier process of this slot (a restart): confirmed calls whose BYE
+   * is still to come. Their maxDuration counts from their INVITE; `restored` is emitted for each.
+   */
+  restore(snapshots: DialogSnapshot[]): number {
+    let n = 0;
+    for (const s of snapshots) {
+      if (s.state !== 'confirmed' || this.byCallId.has(s.callId)) continue;
+      const dialog = new Dialog({ ...s, owner: this.owner });
+      dialog.state = 'confirmed';
+      dialog.toTag = s.toTag;
+      dialog.answeredBy = s.answeredBy;
+      dialog.backend = s.backend;
+      dialog.ringingAt = s.ringingAt;
+      dialog.answeredAt = s.answeredAt;
+      dialog.finalCode = s.finalCode;
+      dialog.finalReason = s.finalReason;
+      if (s.mediaRelayed) dialog.media = { node: s.mediaNode, branches: new Set() };
+      this.track(dialog);
+      if (s.backend !== undefined) this.count(dialog, `backend:${s.backend.uri}`);
+      this.emit('restored', dialog);
+      n++;
+    }
+    if (n > 0) this.log.info({ dialogs: n }, 'dialogs of an earlier process taken up');
+    return n;
+  }
+
+  /** Stops the maxDuration timers; dialogs stay as they are (persisted ones are taken up by the next process). */
+  stop(): void {
+    this.stopped = true;
+    for (const d of this.byCallId.values()) this.clearTimer(d);
+  }
+
+  // ---- internals ------------------------------------------------------------------------------------
+
+  private sideOf(dialog: Dialog, fromTag: string | undefined): 'caller' | 'callee' {
+    return fromTag === dialog.fromTag ? 'caller' : 'callee';
+  }
+
+  private track(dialog: Dialog): void {
+    this.byCallId.set(dialog.callId, dialog);
+    for (const party of [dialog.caller, dialog.callee]) {
+      if (party.user !== undefined && party.domain !== undefined) this.count(dialog, `${party.user}@${party.domain}`.toLowerCase());
+    }
+    if (!this.stopped) {
+      const left = Math.max(0, dialog.createdAt + this.maxDurationMs - this.now());
+      dialog.timer = this.timers.setTimeout(() => this.expire(dialog), left);
+    }
+  }
+
+  private untrack(dialog: Dialog): void {
+    this.clearTimer(dialog);
+    if (this.byCallId.get(dialog.callId) === dialog) this.byCallId.delete(dialog.callId);
+    for (const key of dialog.counted) {
+      const n = (this.counts.get(key) ?? 1) - 1;
+      if (n <= 0) this.counts.delete(key);
+      else this.counts.set(key, n);
+    }
+    dialog.counted = [];
+  }
+
+  private count(dialog: Dialog, key: string): void {
+    if (dialog.counted.includes(key)) return;
+    dialog.counted.push(key);
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  }
+
+  private clearTimer(dialog: Dialog): void {
+    if (dialog.timer !== undefined) this.timers.clearTimeout(dialog.timer);
+    dialog.timer = undefined;
+  }
+
+  private expire(dialog: Dialog): void {
+    dialog.timer = undefined;
+    if (dialog.ended) return;
+    this.log.info({ callId: dialog.callId, state: dialog.state, maxDurationS: this.maxDurationMs / 1000 }, 'dialog ended by maxDuration: no BYE came');
+    this.end(dialog, { cause: 'timeout', hangupBy: 'system', code: dialog.answeredAt === undefined ? 408 : undefined });
+  }
+
+  private emit<K extends keyof DialogEvents>(event: K, ...args: DialogEvents[K]): void {
+    const list = this.listeners[event];
+    if (list === undefined) return;
+    for (const l of list) {
+      try {
+        (l as Listener<DialogEvents[K]>)(...args);
+      } catch (err) {
+        this.log.error({ err: (err as Error).message, event }, 'dialog listener threw');
+      }
+    }
+  }
+}

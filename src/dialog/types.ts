@@ -1,0 +1,115 @@
+/**
+ * The dialog module's types: one record per call that the proxy forwards, from the initial INVITE to its
+ * end (Kamailio's dialog module). Types only.
+ */
+
+/** created: the INVITE went out; early: a provisional with a To tag came back; confirmed: a 2xx; ended. */
+export type DialogState = 'created' | 'early' | 'confirmed' | 'ended';
+
+/** user-user between two users of ours; user-pstn from a user to a backend or trunk; pstn-user the other way. */
+export type DialogDirection = 'user-user' | 'user-pstn' | 'pstn-user';
+
+/**
+ * What ended the dialog: a BYE; the caller's CANCEL; a final failure of the INVITE; `dialog.maxDuration`
+ * without a BYE; the in-dialog keep-alive found a dead leg; the server stopped without handing it on.
+ */
+export type DialogEndCause = 'bye' | 'cancel' | 'failure' | 'timeout' | 'keepalive' | 'shutdown';
+
+/** One end of the call as the proxy saw it. */
+export interface DialogParty {
+  /** The URI (From URI for the caller, Request-URI as received for the callee). */
+  uri: string;
+  /** A user of ours: the AoR's user part and domain. */
+  user?: string | undefined;
+  domain?: string | undefined;
+  /** The display name of From (caller) or To (callee). */
+  displayName?: string | undefined;
+  /** A telephone number: the caller's presented number, or the number dialled. */
+  number?: string | undefined;
+}
+
+/** Who or what picked the call up. */
+export interface DialogAnswerer {
+  /** The AoR (user@domain) whose device answered, when one of our users did. */
+  aor?: string | undefined;
+  /** The answering device's Contact URI, or the backend's URI. */
+  contact?: string | undefined;
+  /** The device's +sip.instance (RFC 5626), when it registered one. */
+  instance?: string | undefined;
+}
+
+/** The backend (FreeSWITCH, trunk) the call went through: the balancer's choice. */
+export interface DialogBackend {
+  id: number;
+  set: string;
+  uri: string;
+}
+
+/** What the media relay hook keeps per call. */
+export interface DialogMedia {
+  /** The relay (rtpengine node host:port) that holds the call's media. */
+  node?: string | undefined;
+  /** Our Via branches of the initial INVITE whose offer was relayed: one relay session each. */
+  branches: Set<string>;
+}
+
+/** The fields a dialog is created with (the routing policy knows them when it forwards the INVITE). */
+export interface DialogInit {
+  callId: string;
+  fromTag: string;
+  caller: DialogParty;
+  callee: DialogParty;
+  direction: DialogDirection;
+}
+
+/** A dialog as it is persisted and crosses processes: plain JSON. Times are ms since the epoch. */
+export interface DialogSnapshot extends DialogInit {
+  id: string;
+  /** The worker slot that holds it (0 without a cluster). */
+  owner: number;
+  state: DialogState;
+  toTag?: string | undefined;
+  answeredBy?: DialogAnswerer | undefined;
+  backend?: DialogBackend | undefined;
+  mediaNode?: string | undefined;
+  mediaRelayed: boolean;
+  createdAt: number;
+  ringingAt?: number | undefined;
+  answeredAt?: number | undefined;
+  endedAt?: number | undefined;
+  endCause?: DialogEndCause | undefined;
+  /** Who ended an answered call with a BYE (the From tag of the BYE says which side). */
+  hangupBy?: 'caller' | 'callee' | 'system' | undefined;
+  /** The INVITE's final status sent upstream (the 2xx's for an answered call). */
+  finalCode?: number | undefined;
+  finalReason?: string | undefined;
+}
+
+/** How a dialog ends. */
+export interface DialogEnd {
+  cause: DialogEndCause;
+  hangupBy?: 'caller' | 'callee' | 'system' | undefined;
+  /** The final status, when the INVITE never got a 2xx. */
+  code?: number | undefined;
+  reason?: string | undefined;
+  /** ms; now by default. */
+  at?: number | undefined;
+}
+
+/** Events of the DialogTracker. */
+export type DialogEvents = {
+  created: [dialog: Readonly<DialogSnapshot>];
+  early: [dialog: Readonly<DialogSnapshot>];
+  confirmed: [dialog: Readonly<DialogSnapshot>];
+  ended: [dialog: Readonly<DialogSnapshot>];
+  /** A persisted dialog was taken up again after a restart (it is confirmed; no `confirmed` follows). */
+  restored: [dialog: Readonly<DialogSnapshot>];
+};
+
+/**
+ * Where a dialog this process does not hold is ended: the cluster tells the worker that holds it (a BYE
+ * over a connection reaches that connection's worker, whichever worker forwarded the INVITE).
+ */
+export interface DialogRemote {
+  end(callId: string, fromTag: string | undefined, end: DialogEnd): void;
+}

@@ -1,0 +1,139 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { silentLogger } from '../../../src/log/index.js';
+import { DialogTracker, type DialogInit, type DialogSnapshot } from '../../../src/dialog/index.js';
+import { FakeClock } from '../../helpers/fake-clock.js';
+
+function tracker(maxDurationMs = 60_000): { dialogs: DialogTracker; clock: FakeClock; events: string[] } {
+  const clock = new FakeClock();
+  const dialogs = new DialogTracker({ logger: silentLogger(), maxDurationMs, timers: clock, now: () => clock.now, owner: 3 });
+  const events: string[] = [];
+  for (const e of ['created', 'early', 'confirmed', 'ended', 'restored'] as const) dialogs.on(e, (d) => events.push(`${e}:${d.callId}`));
+  return { dialogs, clock, events };
+}
+
+const call = (callId: string): DialogInit => ({
+  callId,
+  fromTag: 'ft',
+  caller: { uri: 'sip:alice@example.com', user: 'alice', domain: 'example.com' },
+  callee: { uri: 'sip:bob@example.com', user: 'bob', domain: 'example.com' },
+  direction: 'user-user',
+});
+
+describe('dialog tracker', () => {
+  it('a dialog is created on the forwarded INVITE, early on ringing, confirmed by the 2xx and ended by the BYE, each event once', () => {
+    const { dialogs, clock, events } = tracker();
+    const d = dialogs.create(call('c1'));
+    assert.equal(d.owner, 3);
+    clock.tick(1000);
+    dialogs.early(d, 'tt');
+    dialogs.early(d, 'tt2');
+    clock.tick(2000);
+    dialogs.confirm(d, { toTag: 'tt', code: 200, reason: 'OK', answeredBy: { aor: 'bob@example.com', contact: 'sip:bob@10.0.0.2' } });
+    clock.tick(5000);
+    assert.equal(dialogs.endByRequest('c1', 'tt', { cause: 'bye' }), true);
+    dialogs.end(d, { cause: 'bye' });
+    assert.deepEqual(events, ['created:c1', 'early:c1', 'confirmed:c1', 'ended:c1']);
+    const s = d.snapshot();
+    assert.equal(s.ringingAt! - s.createdAt, 1000);
+    assert.equal(s.answeredAt! - s.createdAt, 3000);
+    assert.equal(s.endedAt! - s.createdAt, 8000);
+    assert.equal(s.hangupBy, 'callee');
+    assert.equal(s.endCause, 'bye');
+    assert.equal(s.finalCode, 200);
+    assert.equal(dialogs.active, 0);
+  });
+
+  it('the BYE from the caller (its From tag is the dialog\'s) says the caller hung up', () => {
+    const { dialogs } = tracker();
+    const d = dialogs.create(call('c1'));
+    dialogs.confirm(d, { toTag: 'tt', code: 200 });
+    dialogs.endByRequest('c1', 'ft', { cause: 'bye' });
+    assert.equal(d.hangupBy, 'caller');
+  });
+
+  it('a call whose BYE never comes is ended by maxDuration with cause timeout, by the system', () => {
+    const { dialogs, clock, events } = tracker(10_000);
+    const d = dialogs.create(call('c1'));
+    dialogs.confirm(d, { toTag: 'tt', code: 200 });
+    clock.tick(9_999);
+    assert.equal(d.ended, false);
+    clock.tick(1);
+    assert.equal(d.endCause, 'timeout');
+    assert.equal(d.hangupBy, 'system');
+    assert.equal(events.at(-1), 'ended:c1');
+    assert.equal(clock.pending, 0);
+  });
+
+  it('active dialogs are counted per user (caller and callee) and per backend until they end', () => {
+    const { dialogs } = tracker();
+    const a = dialogs.create(call('c1'));
+    const b = dialogs.create({ ...call('c2'), callee: { uri: 'sip:+4930@x', number: '+4930' }, direction: 'user-pstn' });
+    dialogs.confirm(b, { toTag: 't', code: 200, backend: { id: 7, set: 'pstn', uri: 'sip:10.0.0.5' } });
+    assert.equal(dialogs.activeForUser('Alice@example.com'), 2);
+    assert.equal(dialogs.activeForUser('bob@example.com'), 1);
+    assert.equal(dialogs.activeAtBackend('sip:10.0.0.5'), 1);
+    assert.deepEqual(dialogs.stats(), { active: 2, early: 0, confirmed: 1, backends: { 'sip:10.0.0.5': 1 } });
+    dialogs.end(a, { cause: 'failure', code: 486 });
+    dialogs.end(b, { cause: 'bye' });
+    assert.equal(dialogs.activeForUser('alice@example.com'), 0);
+    assert.equal(dialogs.activeAtBackend('sip:10.0.0.5'), 0);
+    assert.equal(dialogs.active, 0);
+  });
+
+  it('a failure before any answer keeps its final code; an answered call keeps its 2xx', () => {
+    const { dialogs } = tracker();
+    const d = dialogs.create(call('c1'));
+    dialogs.end(d, { cause: 'failure', code: 486, reason: 'Busy Here' });
+    assert.equal(d.finalCode, 486);
+    assert.equal(d.finalReason, 'Busy Here');
+  });
+
+  it('an INVITE of a Call-ID still up (a spiral) finds the same dialog', () => {
+    const { dialogs, events } = tracker();
+    const a = dialogs.create(call('c1'));
+    assert.equal(dialogs.create(call('c1')), a);
+    assert.deepEqual(events, ['created:c1']);
+  });
+
+  it('a BYE for a dialog held elsewhere goes to the remote holder, which ends it with the side that hung up', () => {
+    const here = tracker();
+    const there = tracker();
+    const held = there.dialogs.create(call('c9'));
+    there.dialogs.confirm(held, { toTag: 'tt', code: 200 });
+    here.dialogs.setRemote({ end: (callId, fromTag, end) => there.dialogs.endFromRemote(callId, fromTag, end) });
+    assert.equal(here.dialogs.endByRequest('c9', 'ft', { cause: 'bye' }), false);
+    assert.equal(held.ended, true);
+    assert.equal(held.hangupBy, 'caller');
+  });
+
+  it('persisted confirmed dialogs are taken up after a restart, with their remaining maxDuration', () => {
+    const first = tracker(10_000);
+    const d = first.dialogs.create(call('c1'));
+    first.dialogs.confirm(d, { toTag: 'tt', code: 200, backend: { id: 1, set: 's', uri: 'sip:fs1' } });
+    const early = first.dialogs.create(call('c2'));
+    const saved: DialogSnapshot[] = [JSON.parse(JSON.stringify(d.snapshot())), early.snapshot()];
+    const second = tracker(10_000);
+    second.clock.now = 4_000;
+    assert.equal(second.dialogs.restore(saved), 1);
+    assert.deepEqual(second.events, ['restored:c1']);
+    const back = second.dialogs.get('c1')!;
+    assert.equal(back.id, d.id);
+    assert.equal(second.dialogs.activeAtBackend('sip:fs1'), 1);
+    second.clock.tick(5_999);
+    assert.equal(back.ended, false);
+    second.clock.tick(1);
+    assert.equal(back.endCause, 'timeout');
+  });
+
+  it('a listener that throws does not stop the others or the caller', () => {
+    const { dialogs } = tracker();
+    let heard = 0;
+    dialogs.on('created', () => {
+      throw new Error('boom');
+    });
+    dialogs.on('created', () => heard++);
+    dialogs.create(call('c1'));
+    assert.equal(heard, 1);
+  });
+});
