@@ -181,6 +181,13 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
     server.dialogs.setRemote({
       end: (callId, fromTag, end) => this.sendToPrimary({ type: 'cluster:dialog-end', from: this.index, callId, fromTag, end }),
     });
+    // A rolling restart's successor took this slot's persisted dialogs up when it started: the calls that
+    // end here while draining end there too (its copy would otherwise count until maxDuration).
+    server.dialogs.on('ended', (d) => {
+      if (this.successor === undefined) return;
+      const end = { cause: d.endCause ?? 'bye', hangupBy: d.hangupBy, at: d.endedAt };
+      this.sendToPrimary({ type: 'cluster:dialog-end', from: this.index, callId: d.callId, fromTag: d.fromTag, end });
+    });
     // Bans decided here hold on every worker (a flood's datagrams reach any of them).
     server.security.bans.setReplication({ changed: (change) => this.sendToPrimary({ type: 'cluster:ban', from: this.index, change }) });
     // A digest answer to another worker's nonce is claimed at that worker, which keeps its counts.

@@ -229,11 +229,14 @@ export class DialogTracker {
     return true;
   }
 
-  /** The holder's half of DialogRemote: a BYE that reached another worker. False when not held here. */
+  /**
+   * The holder's half of DialogRemote: a BYE that reached another worker, or a dialog that the draining
+   * predecessor of this slot ended (this process took it up from the store too). False when not held here.
+   */
   endFromRemote(callId: string, fromTag: string | undefined, end: DialogEnd): boolean {
     const dialog = this.byCallId.get(callId);
     if (dialog === undefined) return false;
-    this.end(dialog, { ...end, hangupBy: this.sideOf(dialog, fromTag) });
+    this.end(dialog, { ...end, hangupBy: end.hangupBy ?? this.sideOf(dialog, fromTag) });
     return true;
   }
 
