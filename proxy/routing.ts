@@ -9,7 +9,7 @@
  * (test/unit/layout.test.ts enforces it).
  */
 import type { Stack, StackUser } from '../src/core/index.js';
-import { ALLOWED_METHODS, OPTIONS_HEADERS, answerCancel, isNextHopFailure } from '../src/core/index.js';
+import { OPTIONS_HEADERS, answerAtOwnAddress, answerCancel, isNextHopFailure } from '../src/core/index.js';
 import { type Logger, categoryLogger } from '../src/log/index.js';
 import { type SipRequest, type SipResponse, SipUri, TelUri, type Uri, escapeUriUser, parseCredentials, parseSipUri } from '../src/sip/index.js';
 import type { InviteServerTransaction, ServerTransaction } from '../src/transaction/index.js';
@@ -114,11 +114,9 @@ export class Router implements StackUser {
     // 4. Routes pre-loaded by the client (we as its outbound proxy) are consumed.
     if (req.route.length > 0) looseRoute(req, this.stack, this.rr);
 
-    // 5. Requests for the server itself: keep-alive OPTIONS; nothing else is served here.
-    if (this.isForServer(req.ruri) && req.method !== 'REGISTER') {
-      if (req.method === 'OPTIONS') return this.reply(tx, 200, OPTIONS_HEADERS);
-      return this.reply(tx, ALLOWED_METHODS.includes(req.method) ? 404 : 501, [['Allow', ALLOWED_METHODS.join(', ')]]);
-    }
+    // 5. Requests for the server itself: keep-alive OPTIONS; REGISTER goes on to step 6; a method proxied
+    //    for users gets 405, an unknown one 501.
+    if (this.isForServer(req.ruri) && req.method !== 'REGISTER') return answerAtOwnAddress(this.stack, tx, req.method);
 
     // 6. REGISTER for our domains (or to our own address) goes to the registrar, or through the
     //    mid-registrar to a backend; we relay nobody's REGISTER elsewhere.

@@ -23,8 +23,18 @@ export const T4 = 5000;
 
 export const DEFAULT_TIMER_CONFIG: Readonly<TimerConfig> = Object.freeze({ T1, T2, T4 });
 
-/** The RFC names of the timers, as they appear in logs. */
-export type TimerName = 'A' | 'B' | 'D' | 'E' | 'F' | 'G' | 'H' | 'I' | 'J' | 'K' | 'L' | 'M';
+/**
+ * The RFC names of the timers, as they appear in logs, by the one job each does in its machine (Table 4):
+ * retransmit over an unreliable transport, give up waiting for a final response or an ACK, or end the
+ * Completed, Confirmed or Accepted state that absorbs retransmissions.
+ */
+export type TimerName = RetransmissionTimer | TimeoutTimer | WaitTimer;
+/** Timers A, E and G: "… retransmit interval" (Table 4). */
+export type RetransmissionTimer = 'A' | 'E' | 'G';
+/** Timers B, F and H: the transaction timeouts ("… transaction timeout timer", "Wait time for ACK receipt"). */
+export type TimeoutTimer = 'B' | 'F' | 'H';
+/** Timers D, I, J, K (RFC 3261) and L, M (RFC 6026): "Wait time for … retransmits". */
+export type WaitTimer = 'D' | 'I' | 'J' | 'K' | 'L' | 'M';
 
 // ---- INVITE client transaction (§17.1.1.2) ---------------------------------------------------------
 

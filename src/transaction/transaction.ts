@@ -1,7 +1,7 @@
 import { type HeaderField, SipRequest, SipResponse } from '../sip/index.js';
 import type { Destination, Flow } from '../transport/types.js';
 import { TransactionError, TransactionStateError } from './errors.js';
-import type { TimerHandle, TimerName } from './timers.js';
+import type { RetransmissionTimer, TimerHandle, TimerName, TimeoutTimer, WaitTimer } from './timers.js';
 import { TransactionState, type TransitionTable } from './transaction-state.js';
 import type { AnyTransaction, TransactionContext, TransactionEvents, TransactionKind } from './types.js';
 
@@ -11,10 +11,11 @@ type ListenerTable = { [K in keyof E]?: Array<Listener<E[K]>> };
 
 /**
  * What the four §17 machines share: the request, the state with its one guarded `transition()`, the
- * timers by RFC name, sending through the transport with failures reported once, and a small typed
- * emitter (listeners are stored only when someone listens, so an unobserved transaction costs nothing).
- * All four machines share one event map, so `on()` can be called on a `ServerTransaction` or
- * `ClientTransaction` union.
+ * timers by the job the RFC gives them (retransmission doubling from T1, timeout, the wait that absorbs
+ * retransmissions), sending through the transport with failures reported once, the way a transaction
+ * fails (timeout or transport error: event, TU, Terminated), and a small typed emitter (listeners are
+ * stored only when someone listens, so an unobserved transaction costs nothing). All four machines share
+ * one event map, so `on()` can be called on a `ServerTransaction` or `ClientTransaction` union.
  */
 export abstract class Transaction {
   private req: SipRequest;
@@ -24,14 +25,28 @@ export abstract class Transaction {
   private currentState: TransactionState;
   private listeners: ListenerTable | undefined;
   private held: number;
+  /** Over a reliable transport nothing is retransmitted and the waits of Completed/Confirmed are zero. */
+  protected readonly reliable: boolean;
+  /** Timer A, E or G while it runs, and the interval it was last set to. */
+  private retransmissionTimer: TimerHandle | undefined;
+  private retransmissionInterval: number;
+  /** Timer B, F or H while it runs. */
+  private timeoutTimer: TimerHandle | undefined;
+  /** Timer D, I, J, K, L or M while it runs. */
+  private waitTimer: TimerHandle | undefined;
 
-  constructor(request: SipRequest, key: string, ctx: TransactionContext, initial: TransactionState) {
+  constructor(request: SipRequest, key: string, ctx: TransactionContext, initial: TransactionState, reliable: boolean) {
     this.req = request;
     this.held = 0;
     this.key = key;
     this.ctx = ctx;
     this.currentState = initial;
     this.listeners = undefined;
+    this.reliable = reliable;
+    this.retransmissionTimer = undefined;
+    this.retransmissionInterval = 0;
+    this.timeoutTimer = undefined;
+    this.waitTimer = undefined;
   }
 
   /**
@@ -52,10 +67,13 @@ export abstract class Transaction {
 
   abstract get kind(): TransactionKind;
   protected abstract get transitions(): TransitionTable;
-  /** Cancels every timer the machine may have running. */
-  protected abstract clearTimers(): void;
-  /** Runs the action of a timer that fired. */
-  protected abstract onTimer(name: TimerName): void;
+  /**
+   * Timer A, E or G fired: passes the request (client) or the last response (server) to the transport
+   * again and returns the timer's next interval, which is where the machines differ.
+   */
+  protected abstract retransmit(previous: number): number;
+  /** Tells the TU of a timeout or a transport error, after the event and before Terminated. */
+  protected abstract tellUser(which: 'onTimeout' | 'onTransportError', error?: Error): void;
 
   get state(): TransactionState {
     return this.currentState;
@@ -169,11 +187,45 @@ export abstract class Transaction {
     return new SipResponse({ status: response.status, reason: detach(response.reason), headers: fields });
   }
 
-  protected setTimer(name: TimerName, ms: number): TimerHandle {
+  /**
+   * Starts Timer A, E or G at `first`, over an unreliable transport only (§17.1.1.2, §17.1.2.2, §17.2.1:
+   * "For unreliable transports"); each time it fires, `retransmit` re-sends and gives the next interval.
+   */
+  protected startRetransmissions(name: RetransmissionTimer, first: number): void {
+    if (this.reliable) return;
+    this.retransmissionInterval = first;
+    this.retransmissionTimer = this.setTimer(name, first);
+  }
+
+  /**
+   * Starts Timer B, F or H. When it fires the transaction times out: `timeout`, the TU told, Terminated.
+   * Every move out of the state it guards clears the timers, so it fires only in that state.
+   */
+  protected startTimeout(name: TimeoutTimer, ms: number): void {
+    this.timeoutTimer = this.setTimer(name, ms);
+  }
+
+  /**
+   * Completed, Confirmed and Accepted last as long as retransmissions may still arrive (Timer D, I, J, K, L
+   * or M), then the transaction terminates; a wait of zero (reliable transports) terminates it at once.
+   */
+  protected absorbRetransmissionsFor(name: WaitTimer, ms: number): void {
+    if (ms === 0) this.terminate();
+    else this.waitTimer = this.setTimer(name, ms);
+  }
+
+  /** Cancels every timer the machine may have running. */
+  protected clearTimers(): void {
+    this.retransmissionTimer = this.cancelTimer(this.retransmissionTimer);
+    this.timeoutTimer = this.cancelTimer(this.timeoutTimer);
+    this.waitTimer = this.cancelTimer(this.waitTimer);
+  }
+
+  private setTimer(name: TimerName, ms: number): TimerHandle {
     return this.ctx.timers.setTimeout(() => this.fire(name), ms);
   }
 
-  protected cancelTimer(handle: TimerHandle | undefined): undefined {
+  private cancelTimer(handle: TimerHandle | undefined): undefined {
     if (handle !== undefined) this.ctx.timers.clearTimeout(handle);
     return undefined;
   }
@@ -195,11 +247,32 @@ export abstract class Transaction {
   }
 
   /**
-   * §17.1.4 / §17.2.4: a send failed. Reported (to the TU and as `transportError`) while the transaction
-   * is alive, then the transaction terminates; after termination the failure is only logged.
+   * §17.1.4: "the client transaction SHOULD inform the TU that a transport failure has occurred, and the
+   * client transaction SHOULD transition directly to the 'Terminated' state"; §17.2.4 likewise for a
+   * response the transport (having tried the fallback address of §18.2.2) cannot deliver.
    */
-  protected abstract transportFailed(error: Error): void;
+  private transportFailed(error: Error): void {
+    this.clearTimers();
+    this.emit('transportError', error);
+    this.tellUser('onTransportError', error);
+    this.terminate();
+  }
 
+  /**
+   * Timer B (§17.1.1.2) or F (§17.1.2.2): "inform the TU that a timeout has occurred"; Timer H (§17.2.1):
+   * "the ACK was never received ... MUST indicate to the TU that a transaction failure has occurred".
+   */
+  private timedOut(): void {
+    this.clearTimers();
+    this.emit('timeout');
+    this.tellUser('onTimeout');
+    this.terminate();
+  }
+
+  /**
+   * A send failed. Reported while the transaction is alive, then the transaction terminates; after
+   * termination the failure is only logged.
+   */
   private readonly failedCallback = (err: unknown): void => {
     const error = err instanceof Error ? err : new Error(String(err));
     if (this.currentState === TransactionState.Terminated) {
@@ -217,7 +290,24 @@ export abstract class Transaction {
     const log = this.ctx.logger;
     if (log.isLevelEnabled('trace')) log.trace({ tx: this.key, timer: name, state: this.currentState }, 'timer fired');
     try {
-      this.onTimer(name);
+      switch (name) {
+        case 'A':
+        case 'E':
+        case 'G':
+          this.retransmissionTimer = undefined;
+          this.retransmissionInterval = this.retransmit(this.retransmissionInterval);
+          this.retransmissionTimer = this.setTimer(name, this.retransmissionInterval);
+          return;
+        case 'B':
+        case 'F':
+        case 'H':
+          this.timeoutTimer = undefined;
+          this.timedOut();
+          return;
+        default:
+          this.waitTimer = undefined;
+          this.terminate();
+      }
     } catch (err) {
       this.ctx.logger.error({ err, tx: this.key, timer: name }, 'timer handler threw');
     }
