@@ -14,3 +14,4 @@ export {
 export type {
   RoutingRepository, BackendRecord, BackendSetRecord, BalanceAlgorithm, RouteRecord, DidRecord, TrustedRecord,
 } from './routing-types.js';
+export { SqlRefreshTokenRepository, type RefreshTokenRecord, type RefreshTokenRepository } from './refresh-tokens.js';
