@@ -14,6 +14,7 @@ import { ADMIN_TOKEN_ENV, USER_PASSWORD_ENV, promptHidden, readFirstLine, runBan
 import { ConfigError, loadConfig } from '../platform/config/index.js';
 import { createLogger, silentLogger } from '../src/log/index.js';
 import { StoreError, openStore } from '../platform/store/index.js';
+import type { CallRepository } from '../platform/store/types.js';
 import { raiseFileLimit } from '../src/transport/file-limit.js';
 
 const USAGE = `usage:
@@ -148,7 +149,9 @@ async function calls(args: string[]): Promise<number> {
   const config = loadConfig({ file });
   const store = await openStore({ url: config.store.url, logger: silentLogger() });
   try {
-    await runCallCommand(rest, store.calls, (line) => process.stdout.write(line + '\n'));
+    // store.calls (sql/0004) is merged from the store branch; then this cast is a no-op to remove.
+    const { calls: records } = store as typeof store & { calls: CallRepository };
+    await runCallCommand(rest, records, (line) => process.stdout.write(line + '\n'));
     return 0;
   } catch (err) {
     return routingUsage(err);
