@@ -7,9 +7,9 @@ import { resolve } from 'node:path';
 import type { Config } from '../platform/config/index.js';
 import { type DrainOptions, Stack } from '../src/core/index.js';
 import { type Logger, categoryLogger } from '../src/log/index.js';
-import { type SqlStore, openStore, securePrivateDir } from '../platform/store/index.js';
+import { type SqlStore, SqlRefreshTokenRepository, openStore, securePrivateDir } from '../platform/store/index.js';
 import { TransportLayer, loadOrCreateCertificate } from '../src/transport/index.js';
-import { HttpServer } from '../platform/http/index.js';
+import { HttpServer, UserTokens, loadTokenKey } from '../platform/http/index.js';
 import { type Registrar, type CredentialSource, CachedCredentialSource, NonceLedger, createRegistrar } from '../registrar/index.js';
 import { type Security, banRoutes, createSecurity } from '../security/index.js';
 import { MediaHook, ProxyCore, Router } from '../proxy/index.js';
@@ -190,6 +190,15 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     // Every route but GET /health needs an admin token (softswitch token create); /health details too
     // unless http.listen is a loopback address.
     tokens: store.tokens,
+    // Apps sign in with their SIP password (POST /v1/auth/token) and read their own resources.
+    userTokens: new UserTokens({
+      subscribers: store.subscribers,
+      refreshTokens: new SqlRefreshTokenRepository(store),
+      key: loadTokenKey({ dataDir: resolve(config.dataDir), secret: config.http.tokenSecret, logger }),
+      domains: config.sip.domain,
+      accessTtlSeconds: config.http.userTokenTtl,
+      refreshTtlSeconds: config.http.refreshTokenTtl,
+    }),
     source: {
       health: () => ({
         ok: started && !stack.draining,

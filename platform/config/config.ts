@@ -293,6 +293,20 @@ const schema = z.strictObject({
   http: z.strictObject({
     /** REST/health listener, `address:port`. */
     listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected address:port').default('127.0.0.1:8088'),
+    /**
+     * Serve HTTPS with the SIP TLS certificate (tls.cert/tls.key or the generated one). Apps sign in with
+     * their SIP password at POST /v1/auth/token; over plain HTTP that is refused from anywhere but loopback.
+     */
+    tls: z.boolean().default(false),
+    /** Life of a user access token, seconds: how long a stolen one is good for (password changes end it at once). */
+    userTokenTtl: z.number().int().min(60).max(86_400).default(900),
+    /** Life of a user refresh token, seconds (30 days): how long an app stays signed in without using it. */
+    refreshTokenTtl: z.number().int().min(300).max(31_536_000).default(2_592_000),
+    /**
+     * HMAC key of the user access tokens, at least 32 characters; unset: 32 random bytes kept in
+     * dataDir/user-token.key (0600). Set it to share tokens between nodes; changing it ends every access token.
+     */
+    tokenSecret: z.string().min(32, 'must be at least 32 characters').optional(),
   }).prefault({}),
   log: z.strictObject({
     level: z.enum(LOG_LEVELS).default('info'),
@@ -316,6 +330,9 @@ const schema = z.strictObject({
 
 export type Config = z.output<typeof schema>;
 
+/** Keys whose value a ConfigError never shows. */
+const SECRET_KEYS = new Set(['http.tokenSecret']);
+
 /** Environment variables: SOFTSWITCH_SIP_LISTEN="udp:…,tcp:…" etc.; lists are comma-separated. */
 const ENV: Array<[string, string[], 'string' | 'list' | 'number']> = [
   ['SOFTSWITCH_SIP_LISTEN', ['sip', 'listen'], 'list'],
@@ -327,6 +344,7 @@ const ENV: Array<[string, string[], 'string' | 'list' | 'number']> = [
   ['SOFTSWITCH_STORE_URL', ['store', 'url'], 'string'],
   ['SOFTSWITCH_MEDIA_RTPENGINE', ['media', 'rtpengine'], 'list'],
   ['SOFTSWITCH_HTTP_LISTEN', ['http', 'listen'], 'string'],
+  ['SOFTSWITCH_HTTP_TOKEN_SECRET', ['http', 'tokenSecret'], 'string'],
   ['SOFTSWITCH_LOG_LEVEL', ['log', 'level'], 'string'],
   ['SOFTSWITCH_DATA_DIR', ['dataDir'], 'string'],
 ];
@@ -379,7 +397,8 @@ export function validate(raw: unknown): Config {
   let value: unknown = raw;
   for (const p of issue.path) value = value !== null && typeof value === 'object' ? (value as Record<string | number, unknown>)[p as string | number] : undefined;
   const reason = issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.join(', ')}` : issue.message;
-  throw new ConfigError(key || '(root)', value, reason);
+  // A secret that was refused may still be most of the real one: the message never repeats it.
+  throw new ConfigError(key || '(root)', SECRET_KEYS.has(key) && typeof value === 'string' ? `(${value.length} characters, not shown)` : value, reason);
 }
 
 function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {

@@ -7,18 +7,45 @@
  * and an unknown path answers 401 rather than telling what exists. A browser cannot set that header on a
  * cross-site request without a CORS preflight this server never grants, which closes the cross-site
  * `POST /reload` too. Tokens are never logged.
+ *
+ * With `userTokens`, apps sign in at `POST /v1/auth/token` (user-tokens.ts) and their access tokens pass
+ * the same hook on routes added with `routes(plugin, { access: 'user' })`; on any other route they get 403
+ * insufficient_scope (RFC 6750 §3.1). A route reads who asked with principalOf(request).
  */
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { categoryLogger, type Logger } from '../../src/log/index.js';
+import { FailureLimiter } from './failure-limiter.js';
+import { type UserTokens, isUserTokenShape } from './user-tokens.js';
+
+/** Who may call a route: admin tokens only, or user access tokens as well. */
+export type RouteAccess = 'admin' | 'user';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** A route anyone may call (only `GET /health`); never honoured under `/v1/`. */
     public?: boolean;
+    /** Set by HttpServer.routes(); absent: admin. */
+    access?: RouteAccess;
   }
 }
+
+/** Who made an authenticated request: an admin token (by its name) or a user access token (user@domain). */
+export type Principal = { kind: 'admin'; name: string } | { kind: 'user'; user: string };
+
+/** Filled by the one onRequest hook; a WeakMap keeps Fastify's request object as it is. */
+const principals = new WeakMap<FastifyRequest, Principal>();
+
+/** Who made this request: valid for every route under routes() (the hook refused everyone else). */
+export function principalOf(request: FastifyRequest): Principal {
+  const principal = principals.get(request);
+  if (principal === undefined) throw new Error(`${request.method} ${request.routeOptions.url ?? ''} is not an authenticated route`);
+  return principal;
+}
+
+/** The token endpoint (RFC 6749 §3.2): the one route under /v1/ that takes no token. */
+export const TOKEN_PATH = '/v1/auth/token';
 
 export interface HealthSource {
   /** Named checks: each returns a JSON-serialisable status; `ok: false` anywhere makes the answer 503. */
@@ -51,6 +78,13 @@ export interface HttpServerOptions {
   healthDetails?: 'open' | 'token';
   /** How long a checked token is trusted without asking the store again, ms (default TOKEN_CACHE_MS). */
   tokenCacheMs?: number;
+  /** User sign-in (`POST /v1/auth/token`) and user access tokens; without it only admin tokens exist. */
+  userTokens?: UserTokens;
+  /**
+   * Serve HTTPS with this PEM certificate and key (configuration key http.tls: the SIP TLS certificate).
+   * Without it, a password grant is accepted only from a loopback peer.
+   */
+  tls?: { cert: string; key: string };
 }
 
 /** A revoked token stops working within this time (the cache answers for it until then). */
@@ -58,8 +92,6 @@ export const TOKEN_CACHE_MS = 5000;
 /** Failed token attempts allowed per source address and window before it gets 429 for the rest of it. */
 export const TOKEN_FAILURES_MAX = 10;
 export const TOKEN_FAILURE_WINDOW_MS = 60_000;
-/** Source addresses remembered by the failure limiter before old windows are dropped. */
-const LIMITER_MAX_ADDRESSES = 10_000;
 const REALM = 'softswitch';
 
 /** True for `127.0.0.0/8`, `::1`, `::ffff:127.x.y.z` and `localhost`: only this machine can connect. */
@@ -83,12 +115,7 @@ interface CachedToken {
   readonly until: number;
 }
 
-interface FailureWindow {
-  start: number;
-  count: number;
-}
-
-type Refusal = { status: 401 | 429 | 503; error: string; description: string; retryAfter?: number };
+type Refusal = { status: 401 | 403 | 429 | 503; error: string; description: string; retryAfter?: number };
 
 export class HttpServer {
   private readonly app: FastifyInstance;
@@ -99,7 +126,9 @@ export class HttpServer {
   private readonly cacheMs: number;
   /** By SHA-256 of the token: the token itself is kept nowhere. */
   private readonly cache = new Map<string, CachedToken>();
-  private readonly failures = new Map<string, FailureWindow>();
+  /** Bad admin tokens, forged user tokens and wrong passwords, per source address. */
+  private readonly failures = new FailureLimiter(TOKEN_FAILURES_MAX, TOKEN_FAILURE_WINDOW_MS);
+  private readonly userTokens: UserTokens | undefined;
   private boundPort = 0;
 
   constructor(options: HttpServerOptions) {
@@ -109,13 +138,18 @@ export class HttpServer {
     this.log = categoryLogger(options.logger, 'http');
     this.tokens = options.tokens;
     this.cacheMs = options.tokenCacheMs ?? TOKEN_CACHE_MS;
+    this.userTokens = options.userTokens;
     const detailsOpen = (options.healthDetails ?? (isLoopbackHost(this.host) ? 'open' : 'token')) === 'open';
-    this.app = Fastify({ logger: false });
+    // The HTTPS instance has other type parameters; the routes and hooks used here are the same.
+    this.app = (options.tls === undefined
+      ? Fastify({ logger: false })
+      : Fastify({ logger: false, https: { cert: options.tls.cert, key: options.tls.key } })) as unknown as FastifyInstance;
 
     this.app.addHook('onRequest', async (req, reply) => {
       const route = req.routeOptions.url ?? '';
       if (req.routeOptions.config.public === true && !route.startsWith('/v1')) return;
-      if (!(await this.authenticate(req, reply))) return reply;
+      if (route === TOKEN_PATH && req.method === 'POST' && this.userTokens !== undefined) return;
+      if (!(await this.authenticate(req, reply, req.routeOptions.config.access ?? 'admin'))) return reply;
     });
 
     const health = (reply: FastifyReply, details: boolean) => {
@@ -126,7 +160,7 @@ export class HttpServer {
     this.app.get('/health', { config: { public: true } }, async (req, reply) => {
       if (detailsOpen) return health(reply, true);
       if (req.headers.authorization === undefined) return health(reply, false);
-      if (!(await this.authenticate(req, reply))) return reply;
+      if (!(await this.authenticate(req, reply, 'admin'))) return reply;
       return health(reply, true);
     });
     this.app.get('/v1/health', async (_req, reply) => health(reply, true));
@@ -141,14 +175,23 @@ export class HttpServer {
         return reply.code(500).send({ ok: false, error: (err as Error).message ?? String(err) });
       }
     });
+    if (this.userTokens !== undefined) this.tokenEndpoint(this.userTokens, options.tls !== undefined);
   }
 
   /**
    * Adds routes under `/v1/` (before start()): `plugin` gets a Fastify scope whose paths are prefixed with
-   * `/v1` and which inherits the token check, so whatever it registers needs an admin token.
+   * `/v1` and which inherits the token check, so whatever it registers needs an admin token, or with
+   * `access: 'user'` an admin token or a user access token (the route then limits a user to their own
+   * resources, through principalOf).
    */
-  routes(plugin: (app: FastifyInstance) => void | Promise<void>): void {
-    void this.app.register(async (scope) => plugin(scope), { prefix: '/v1' });
+  routes(plugin: (app: FastifyInstance) => void | Promise<void>, options: { access?: RouteAccess } = {}): void {
+    const access = options.access ?? 'admin';
+    void this.app.register(async (scope) => {
+      scope.addHook('onRoute', (route) => {
+        route.config = { ...route.config, access };
+      });
+      return plugin(scope);
+    }, { prefix: '/v1' });
   }
 
   /** The Fastify instance, for what routes() does not cover (hooks, content parsers). */
@@ -171,26 +214,56 @@ export class HttpServer {
     await this.app.close();
   }
 
-  /** True when the request carries a valid admin token; otherwise the refusal has been sent. */
-  private async authenticate(req: FastifyRequest, reply: FastifyReply): Promise<boolean> {
-    const refusal = await this.check(req);
-    if (refusal === undefined) return true;
+  /**
+   * `POST /v1/auth/token` (user-tokens.ts answers): no token needed, but wrong passwords and bad refresh
+   * tokens count against the source address like bad admin tokens, and a password from another machine
+   * needs TLS. RFC 6749 §5.1: the answer is never cached.
+   */
+  private tokenEndpoint(tokens: UserTokens, tls: boolean): void {
+    this.app.post(TOKEN_PATH, async (req, reply) => {
+      const from = req.socket.remoteAddress ?? '';
+      const now = Date.now();
+      void reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+      const retryAfter = this.failures.retryAfter(from, now);
+      if (retryAfter !== undefined) {
+        return reply.code(429).header('retry-after', String(retryAfter)).send({ error: 'rate_limited', error_description: 'too many failed attempts' });
+      }
+      let answer: Awaited<ReturnType<UserTokens['grant']>>;
+      try {
+        answer = await tokens.grant(req.body, tls || isLoopbackHost(from));
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'cannot answer a token request: the store failed');
+        return reply.code(503).header('retry-after', '5').send({ error: 'temporarily_unavailable', error_description: 'the store failed' });
+      }
+      if (answer.status === 401) this.failed(from, now, answer.body.error_description, undefined, req, 'token request with bad credentials refused');
+      else if (answer.status === 200) this.log.info({ from, user: answer.body.user }, 'user token issued');
+      return reply.code(answer.status).send(answer.body);
+    });
+  }
+
+  /** True when the request carries a token valid for `access`; otherwise the refusal has been sent. */
+  private async authenticate(req: FastifyRequest, reply: FastifyReply, access: RouteAccess): Promise<boolean> {
+    const outcome = await this.check(req, access);
+    if ('kind' in outcome) {
+      principals.set(req, outcome);
+      return true;
+    }
+    const refusal = outcome;
+    const error = refusal.status === 403 ? 'insufficient_scope' : 'invalid_token';
     const challenge = refusal.status === 401 && refusal.error === 'missing_token'
       ? `Bearer realm="${REALM}"`
-      : `Bearer realm="${REALM}", error="invalid_token", error_description="${refusal.description}"`;
-    if (refusal.status === 401) void reply.header('www-authenticate', challenge);
+      : `Bearer realm="${REALM}", error="${error}", error_description="${refusal.description}"`;
+    if (refusal.status === 401 || refusal.status === 403) void reply.header('www-authenticate', challenge);
     if (refusal.retryAfter !== undefined) void reply.header('retry-after', String(refusal.retryAfter));
     void reply.code(refusal.status).send({ ok: false, error: refusal.description });
     return false;
   }
 
-  private async check(req: FastifyRequest): Promise<Refusal | undefined> {
+  private async check(req: FastifyRequest, access: RouteAccess): Promise<Principal | Refusal> {
     const from = req.socket.remoteAddress ?? '';
     const now = Date.now();
-    const window = this.failures.get(from);
-    if (window !== undefined && now - window.start < TOKEN_FAILURE_WINDOW_MS && window.count >= TOKEN_FAILURES_MAX) {
-      return { status: 429, error: 'rate_limited', description: 'too many failed token attempts', retryAfter: Math.ceil((window.start + TOKEN_FAILURE_WINDOW_MS - now) / 1000) };
-    }
+    const retryAfter = this.failures.retryAfter(from, now);
+    if (retryAfter !== undefined) return { status: 429, error: 'rate_limited', description: 'too many failed token attempts', retryAfter };
     const header = req.headers.authorization;
     if (header === undefined || header === '') {
       this.log.debug({ from, method: req.method, path: pathOf(req) }, 'admin request without a token refused');
@@ -199,6 +272,7 @@ export class HttpServer {
     // RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; the scheme is case-insensitive (RFC 9110 §11.1).
     const m = /^bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header);
     const token = m?.[1];
+    if (token !== undefined && this.userTokens !== undefined && isUserTokenShape(token)) return this.checkUser(token, access, from, now, req);
     const hash = token === undefined ? undefined : createHash('sha256').update(token).digest('hex');
     let cached = hash === undefined ? undefined : this.cache.get(hash);
     if (cached !== undefined && cached.until <= now) {
@@ -222,29 +296,41 @@ export class HttpServer {
     let reason: string | undefined;
     if (cached === undefined) reason = token === undefined ? 'malformed Authorization header' : 'unknown or revoked token';
     else if (cached.expiresAt !== undefined && cached.expiresAt <= now) reason = 'expired token';
-    if (reason === undefined) return undefined;
-    this.failed(from, now, reason, cached?.name, req);
+    if (reason === undefined) return { kind: 'admin', name: cached!.name };
+    this.failed(from, now, reason, cached?.name, req, 'admin request with a bad token refused');
     return { status: 401, error: 'invalid_token', description: reason };
   }
 
-  /** Counts a failed attempt against its source address: one log line per attempt, one when it trips. */
-  private failed(from: string, now: number, reason: string, name: string | undefined, req: FastifyRequest): void {
-    let window = this.failures.get(from);
-    if (window === undefined || now - window.start >= TOKEN_FAILURE_WINDOW_MS) {
-      if (window === undefined && this.failures.size >= LIMITER_MAX_ADDRESSES) this.pruneFailures(now);
-      window = { start: now, count: 0 };
-      this.failures.set(from, window);
+  /**
+   * A user access token. Only a forged one (bad signature, not ours) counts as a guess: an expired one or
+   * one from before a password change is what every app presents now and then, and it then refreshes.
+   */
+  private async checkUser(token: string, access: RouteAccess, from: string, now: number, req: FastifyRequest): Promise<Principal | Refusal> {
+    let checked: Awaited<ReturnType<UserTokens['verify']>>;
+    try {
+      checked = await this.userTokens!.verify(token);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'cannot check a user token: the store failed');
+      return { status: 503, error: 'store_unavailable', description: 'the token cannot be checked now', retryAfter: 5 };
     }
-    window.count++;
-    this.log.warn({ from, method: req.method, path: pathOf(req), reason, ...(name === undefined ? {} : { token: name }) }, 'admin request with a bad token refused');
-    if (window.count === TOKEN_FAILURES_MAX) {
-      this.log.warn({ from, failures: window.count, seconds: TOKEN_FAILURE_WINDOW_MS / 1000 }, 'too many failed admin token attempts: address refused (429) for the rest of the window');
+    if (!checked.ok) {
+      if (checked.forged) this.failed(from, now, checked.reason, undefined, req, 'request with a forged user token refused');
+      else this.log.debug({ from, method: req.method, path: pathOf(req), reason: checked.reason }, 'user token refused');
+      return { status: 401, error: 'invalid_token', description: checked.reason };
     }
+    if (access !== 'user') {
+      this.log.debug({ from, method: req.method, path: pathOf(req), user: checked.user }, 'user token on an admin route refused');
+      return { status: 403, error: 'insufficient_scope', description: 'this route needs an admin token' };
+    }
+    return { kind: 'user', user: checked.user };
   }
 
-  private pruneFailures(now: number): void {
-    for (const [address, w] of this.failures) if (now - w.start >= TOKEN_FAILURE_WINDOW_MS) this.failures.delete(address);
-    // Still full (a flood from many addresses): forget them all rather than grow without bound.
-    if (this.failures.size >= LIMITER_MAX_ADDRESSES) this.failures.clear();
+  /** Counts a failed attempt against its source address: one log line per attempt, one when it trips. */
+  private failed(from: string, now: number, reason: string, name: string | undefined, req: FastifyRequest, what: string): void {
+    const tripped = this.failures.fail(from, now);
+    this.log.warn({ from, method: req.method, path: pathOf(req), reason, ...(name === undefined ? {} : { token: name }) }, what);
+    if (tripped) {
+      this.log.warn({ from, failures: TOKEN_FAILURES_MAX, seconds: TOKEN_FAILURE_WINDOW_MS / 1000 }, 'too many failed admin token attempts: address refused (429) for the rest of the window');
+    }
   }
 }

@@ -1,4 +1,8 @@
 export {
-  HttpServer, isLoopbackHost, TOKEN_CACHE_MS, TOKEN_FAILURES_MAX, TOKEN_FAILURE_WINDOW_MS,
-  type HealthSource, type AdminTokenSource, type HttpServerOptions,
+  HttpServer, isLoopbackHost, principalOf, TOKEN_CACHE_MS, TOKEN_FAILURES_MAX, TOKEN_FAILURE_WINDOW_MS, TOKEN_PATH,
+  type HealthSource, type AdminTokenSource, type HttpServerOptions, type Principal, type RouteAccess,
 } from './http-server.js';
+export {
+  UserTokens, loadTokenKey, isUserTokenShape, passwordFingerprint, DEFAULT_ACCESS_TTL_S, DEFAULT_REFRESH_TTL_S, FINGERPRINT_CACHE_MS, TOKEN_KEY_FILE,
+  type UserTokensOptions, type SubscriberSource, type AccessCheck, type TokenResponse, type GrantAnswer, type GrantError,
+} from './user-tokens.js';

@@ -17,3 +17,4 @@ export type {
 export type {
   CallDirection, CallDisposition, CallHangupBy, CallParty, CallRecord, CallQuery, CallPage, CallRepository, DialogRepository, PersistedDialog,
 } from './types.js';
+export { SqlRefreshTokenRepository, type RefreshTokenRecord, type RefreshTokenRepository } from './refresh-tokens.js';

@@ -6,3 +6,4 @@ export {
 export { runTokenCommand, withAdminToken, parseExpires, TOKEN_USAGE, ADMIN_TOKEN_ENV, CLI_TOKEN_PREFIX } from './token-commands.js';
 export { type PasswordSources, readFirstLine, promptHidden, USER_PASSWORD_ENV } from './password-input.js';
 export { runBanCommand, BAN_USAGE, type BanCommandDeps } from './ban-commands.js';
+export { runCallCommand, parseCallListArgs, parseSince, formatDuration, CALLS_USAGE } from './call-commands.js';

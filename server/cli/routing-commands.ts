@@ -118,7 +118,7 @@ function algorithmOf(what: string, text: string): BalanceAlgorithm {
  * Prints `rows` under `header` (when given) as aligned columns, two spaces apart, the last column not
  * padded; `empty` alone when there are no rows.
  */
-function printTable(out: (line: string) => void, header: string[] | undefined, rows: string[][], empty: string): void {
+export function printTable(out: (line: string) => void, header: string[] | undefined, rows: string[][], empty: string): void {
   if (rows.length === 0) {
     out(empty);
     return;

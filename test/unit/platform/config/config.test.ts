@@ -56,6 +56,20 @@ describe('configuration', () => {
     rejects(() => loadConfig({ env: {}, file: file('tls:\n  cert: /x.pem\n') }), 'tls.key');
   });
 
+  it('has user token defaults (plain HTTP, 900 s access, 30 d refresh, key file) and refuses a short http.tokenSecret without showing it', () => {
+    const c = loadConfig({ env: {} });
+    assert.equal(c.http.tls, false);
+    assert.equal(c.http.userTokenTtl, 900);
+    assert.equal(c.http.refreshTokenTtl, 2_592_000);
+    assert.equal(c.http.tokenSecret, undefined);
+    const secret = 'k'.repeat(40);
+    assert.equal(loadConfig({ env: { SOFTSWITCH_HTTP_TOKEN_SECRET: secret } }).http.tokenSecret, secret);
+    rejects(() => loadConfig({ env: { SOFTSWITCH_HTTP_TOKEN_SECRET: 'short-secret' } }), 'http.tokenSecret', '(12 characters, not shown)');
+    assert.throws(() => loadConfig({ env: { SOFTSWITCH_HTTP_TOKEN_SECRET: 'short-secret' } }), (err: Error) => !err.message.includes('short-secret'));
+    rejects(() => loadConfig({ env: {}, file: file('http:\n  userTokenTtl: 10\n') }), 'http.userTokenTtl', 10);
+    rejects(() => loadConfig({ env: {}, file: file('http:\n  tls: "yes"\n') }), 'http.tls', 'yes');
+  });
+
   it('names the file when it is missing or not YAML', () => {
     rejects(() => loadConfig({ env: {}, file: '/nonexistent/softswitch.yaml' }), '--config');
     rejects(() => loadConfig({ env: {}, file: file('sip: [unclosed\n') }), '--config');

@@ -12,6 +12,7 @@ import { openStore, type Binding, type SqlStore } from '../../../../platform/sto
 import { type Target, type TestDatabase, rejectsWith } from './targets.js';
 import { routingSuite } from './routing-suite.js';
 import { tokenSuite } from './token-suite.js';
+import { refreshTokenSuite } from './refresh-token-suite.js';
 
 const TABLES = ['domains', 'subscribers', 'locations', 'backend_sets', 'backends', 'routes', 'dids', 'trusted', 'admin_tokens'];
 
@@ -353,6 +354,8 @@ export function repositorySuite(target: Target): void {
     routingSuite(() => store);
 
     tokenSuite(() => store);
+
+    refreshTokenSuite(() => store);
 
     describe('closing', () => {
       it('a closed store refuses calls with STORE_ERR_CLOSED, and closing twice is harmless', async () => {

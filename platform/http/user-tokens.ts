@@ -1,0 +1,295 @@
+/**
+ * User tokens: how an app (softphone, mobile client) reads its own user's resources over the HTTP API.
+ * `POST /v1/auth/token` (RFC 6749 §4.3 password grant and §6 refresh) takes the user's SIP username and
+ * password, checks them against the stored HA1 (the store has nothing else), and answers a short-lived
+ * access token and a single-use refresh token.
+ *
+ * Access token: a JWT (RFC 7519) signed with HMAC-SHA256 and nothing else (the header is fixed, so
+ * `alg: none` or another algorithm is simply not our token):
+ *
+ *   base64url({"alg":"HS256","typ":"JWT"}) "." base64url({sub, iat, exp, pfp}) "." base64url(HMAC-SHA256(key, the two parts))
+ *
+ * `sub` is user@domain, `iat`/`exp` seconds since the epoch (NumericDate), `pfp` the password fingerprint:
+ * the first 16 hex digits of SHA-256 over the subscriber's HA1s. Verification checks the signature, `exp`,
+ * and that `pfp` still matches the subscriber as the store has it now (looked up at most every few
+ * seconds), so a password change, a disabled or a deleted subscriber kills every token within that time
+ * without a revocation list.
+ *
+ * Refresh token: 32 random bytes (platform/store/refresh-tokens.ts keeps only their SHA-256), used once:
+ * each refresh deletes it and hands out a new pair. It carries the fingerprint too and dies with the password.
+ */
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { digestEquals } from '../../src/sip/index.js';
+import { categoryLogger, type Logger } from '../../src/log/index.js';
+import { PRIVATE_FILE_MODE, logTightened, tightenModes } from '../../src/transport/file-modes.js';
+import type { RefreshTokenRepository } from '../store/refresh-tokens.js';
+import { computeHa1Set } from '../store/subscriber-ha1.js';
+import type { Subscriber } from '../store/types.js';
+
+/** Default life of an access token, seconds (configuration key http.userTokenTtl). */
+export const DEFAULT_ACCESS_TTL_S = 900;
+/** Default life of a refresh token, seconds (configuration key http.refreshTokenTtl): 30 days. */
+export const DEFAULT_REFRESH_TTL_S = 30 * 86_400;
+/** A password change or a disabled subscriber stops the tokens within this time. */
+export const FINGERPRINT_CACHE_MS = 5000;
+/** The signing key file under dataDir, shared by the workers of a node. */
+export const TOKEN_KEY_FILE = 'user-token.key';
+
+const KEY_BYTES = 32;
+const HEADER = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
+/** Subjects remembered by the fingerprint cache before it starts over. */
+const CACHE_MAX = 10_000;
+/** Expired refresh tokens are deleted at most this often (on a grant). */
+const PURGE_EVERY_MS = 3_600_000;
+
+/** What the tokens need of the store's subscribers (SubscriberRepository has it). */
+export interface SubscriberSource {
+  get(username: string, domain: string): Promise<Subscriber | undefined>;
+}
+
+export interface UserTokensOptions {
+  subscribers: SubscriberSource;
+  refreshTokens: RefreshTokenRepository;
+  /** The HMAC key (loadTokenKey). */
+  key: Buffer;
+  /** The served domains (sip.domain); the first is the default of a password grant without one. */
+  domains: readonly string[];
+  accessTtlSeconds?: number;
+  refreshTtlSeconds?: number;
+  /** How long a subscriber's fingerprint is trusted without asking the store again, ms. */
+  cacheMs?: number;
+  /** The clock (tests). */
+  now?: () => number;
+}
+
+/** A checked access token: its user, or why it is refused and whether it was a forgery (counted as a guess). */
+export type AccessCheck = { ok: true; user: string } | { ok: false; reason: string; forged: boolean };
+
+/** RFC 6749 §5.1. */
+export interface TokenResponse {
+  access_token: string;
+  token_type: 'Bearer';
+  /** Seconds. */
+  expires_in: number;
+  refresh_token: string;
+  /** user@domain. */
+  user: string;
+}
+
+/** RFC 6749 §5.2 error codes used here. */
+export type GrantError = 'invalid_request' | 'invalid_grant' | 'unsupported_grant_type';
+
+/**
+ * What the token endpoint answers. Bad credentials (invalid_grant) are 401, not §5.2's 400: to an app they
+ * are an authentication failure like any other, and the server counts them against the source address.
+ */
+export type GrantAnswer =
+  | { status: 200; body: TokenResponse }
+  | { status: 400 | 401; body: { error: GrantError; error_description: string } };
+
+const grantBody = z.discriminatedUnion('grant_type', [
+  z.object({
+    grant_type: z.literal('password'),
+    /** `alice` or `alice@example.com`. */
+    username: z.string().min(1).max(511),
+    password: z.string().min(1).max(1024),
+    domain: z.string().min(1).max(255).optional(),
+  }),
+  z.object({ grant_type: z.literal('refresh_token'), refresh_token: z.string().min(1).max(256) }),
+]);
+
+const accessPayload = z.object({
+  sub: z.string(),
+  iat: z.number(),
+  exp: z.number(),
+  pfp: z.string(),
+});
+
+const refuse = (status: 400 | 401, error: GrantError, description: string): GrantAnswer => ({ status, body: { error, error_description: description } });
+const BAD_PASSWORD = refuse(401, 'invalid_grant', 'wrong username or password');
+
+/** True for text shaped like one of our access tokens (three dot-separated parts); admin tokens have no dot. */
+export function isUserTokenShape(token: string): boolean {
+  return token.split('.').length === 3;
+}
+
+/** The password fingerprint of an enabled subscriber; undefined for a disabled one (its tokens are dead). */
+export function passwordFingerprint(subscriber: Subscriber): string | undefined {
+  if (!subscriber.enabled) return undefined;
+  return createHash('sha256').update(`${subscriber.ha1Md5}:${subscriber.ha1Sha256}:${subscriber.ha1Sha512_256}`).digest('hex').slice(0, 16);
+}
+
+/** `alice@example.com` → its user and domain (split at the last "@": a SIP user part may hold one escaped). */
+function splitSubject(subject: string): { username: string; domain: string } {
+  const at = subject.lastIndexOf('@');
+  return { username: subject.slice(0, at), domain: subject.slice(at + 1) };
+}
+
+function readKey(path: string): Buffer {
+  const text = readFileSync(path, 'utf8').trim();
+  if (!/^[0-9a-f]{64}$/.test(text)) throw new Error(`${path} does not hold a ${KEY_BYTES}-byte key in hex (delete it to have a new one made; every user token then dies)`);
+  return Buffer.from(text, 'hex');
+}
+
+/**
+ * The signing key: `secret` (http.tokenSecret) when given, else 32 random bytes kept in hex in
+ * `dataDir/user-token.key` (0600), made on first use. The workers of a node start together and must end up
+ * with the same key: each writes a candidate to a file of its own and links it to the final name, which
+ * fails with EEXIST for all but the first; the others read the winner's. A link is the file complete or
+ * not there at all, so no one ever reads a half-written key.
+ */
+export function loadTokenKey(options: { dataDir: string; secret?: string | undefined; logger: Logger }): Buffer {
+  if (options.secret !== undefined) return Buffer.from(options.secret, 'utf8');
+  const path = join(options.dataDir, TOKEN_KEY_FILE);
+  const candidate = `${path}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  const key = randomBytes(KEY_BYTES);
+  writeFileSync(candidate, key.toString('hex') + '\n', { flag: 'wx', mode: PRIVATE_FILE_MODE });
+  try {
+    linkSync(candidate, path);
+    categoryLogger(options.logger, 'http').info({ path }, 'user token signing key created');
+    return key;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    logTightened(categoryLogger(options.logger, 'http'), 'the user token key', tightenModes([{ path, mode: PRIVATE_FILE_MODE }]));
+    return readKey(path);
+  } finally {
+    unlinkSync(candidate);
+  }
+}
+
+interface CachedFingerprint {
+  readonly fingerprint: string | undefined;
+  readonly until: number;
+}
+
+export class UserTokens {
+  private readonly accessTtlS: number;
+  private readonly refreshTtlMs: number;
+  private readonly cacheMs: number;
+  private readonly now: () => number;
+  private readonly cache = new Map<string, CachedFingerprint>();
+  private lastPurge = 0;
+
+  constructor(private readonly options: UserTokensOptions) {
+    this.accessTtlS = options.accessTtlSeconds ?? DEFAULT_ACCESS_TTL_S;
+    this.refreshTtlMs = (options.refreshTtlSeconds ?? DEFAULT_REFRESH_TTL_S) * 1000;
+    this.cacheMs = options.cacheMs ?? FINGERPRINT_CACHE_MS;
+    this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * The token endpoint: `body` is the parsed JSON request. `secure` is false for plain HTTP from another
+   * machine, where a password must not travel (the refresh grant is allowed: its token is single-use and
+   * was itself obtained over a secure channel). Throws only when the store fails.
+   */
+  async grant(body: unknown, secure: boolean): Promise<GrantAnswer> {
+    const type = (body as { grant_type?: unknown } | null)?.grant_type;
+    if (typeof type === 'string' && type !== 'password' && type !== 'refresh_token') {
+      return refuse(400, 'unsupported_grant_type', `grant_type ${JSON.stringify(type)} is not supported (password or refresh_token)`);
+    }
+    const parsed = grantBody.safeParse(body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      return refuse(400, 'invalid_request', `${issue.path.join('.') || 'body'}: ${issue.message}`);
+    }
+    const request = parsed.data;
+    if (request.grant_type === 'refresh_token') return this.refresh(request.refresh_token);
+    if (!secure) return refuse(400, 'invalid_request', 'a password is accepted only over TLS: use https (http.tls)');
+    return this.password(request.username, request.password, request.domain);
+  }
+
+  /** Checks an access token (signature, expiry, the subscriber's current password and state). Throws only when the store fails. */
+  async verify(token: string): Promise<AccessCheck> {
+    const [header, payload, signature, extra] = token.split('.');
+    if (header !== HEADER || payload === undefined || signature === undefined || extra !== undefined) return { ok: false, reason: 'malformed token', forged: true };
+    const given = Buffer.from(signature, 'base64url');
+    const expected = this.sign(`${header}.${payload}`);
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'bad token signature', forged: true };
+    let claims: z.infer<typeof accessPayload>;
+    try {
+      claims = accessPayload.parse(JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')));
+    } catch {
+      return { ok: false, reason: 'malformed token', forged: true };
+    }
+    if (claims.exp * 1000 <= this.now()) return { ok: false, reason: 'expired token', forged: false };
+    const current = await this.fingerprint(claims.sub, true);
+    if (current === undefined || !digestEquals(current, claims.pfp)) {
+      return { ok: false, reason: 'the password has changed or the account is disabled', forged: false };
+    }
+    return { ok: true, user: claims.sub };
+  }
+
+  private async password(name: string, password: string, domainField: string | undefined): Promise<GrantAnswer> {
+    const at = name.lastIndexOf('@');
+    const username = at === -1 ? name : name.slice(0, at);
+    const named = at === -1 ? undefined : name.slice(at + 1).toLowerCase();
+    const given = domainField?.toLowerCase();
+    if (named !== undefined && given !== undefined && named !== given) return refuse(400, 'invalid_request', 'username and domain name different domains');
+    if (username === '') return refuse(400, 'invalid_request', 'username: the user part is empty');
+    const domain = named ?? given ?? this.options.domains[0]!;
+    const subscriber = this.options.domains.includes(domain) ? await this.options.subscribers.get(username, domain) : undefined;
+    // Hashed whether or not the user exists, so the answer takes as long for an unknown one.
+    const ha1 = computeHa1Set(username, domain, password);
+    if (subscriber === undefined) return BAD_PASSWORD;
+    // Either stored HA1 will do (a subscriber imported with only one of them); constant-time comparisons.
+    const matches = digestEquals(subscriber.ha1Md5, ha1.ha1Md5) || digestEquals(subscriber.ha1Sha256, ha1.ha1Sha256);
+    if (!matches) return BAD_PASSWORD;
+    const fingerprint = passwordFingerprint(subscriber);
+    if (fingerprint === undefined) return refuse(401, 'invalid_grant', 'the account is disabled');
+    return this.issue(`${username}@${domain}`, fingerprint);
+  }
+
+  private async refresh(token: string): Promise<GrantAnswer> {
+    const record = await this.options.refreshTokens.consume(token);
+    if (record === undefined || record.expiresAt <= this.now()) return refuse(401, 'invalid_grant', 'unknown, used or expired refresh token');
+    const current = await this.fingerprint(record.subject, false);
+    if (current === undefined || !digestEquals(current, record.fingerprint)) {
+      return refuse(401, 'invalid_grant', 'the password has changed or the account is disabled: sign in again');
+    }
+    return this.issue(record.subject, current);
+  }
+
+  private async issue(subject: string, fingerprint: string): Promise<GrantAnswer> {
+    const now = this.now();
+    if (now - this.lastPurge >= PURGE_EVERY_MS) {
+      this.lastPurge = now;
+      await this.options.refreshTokens.purgeExpired(now);
+    }
+    const iat = Math.floor(now / 1000);
+    const payload = Buffer.from(JSON.stringify({ sub: subject, iat, exp: iat + this.accessTtlS, pfp: fingerprint })).toString('base64url');
+    const unsigned = `${HEADER}.${payload}`;
+    const refreshToken = await this.options.refreshTokens.issue({ subject, fingerprint, createdAt: now, expiresAt: now + this.refreshTtlMs });
+    return {
+      status: 200,
+      body: {
+        access_token: `${unsigned}.${this.sign(unsigned).toString('base64url')}`,
+        token_type: 'Bearer',
+        expires_in: this.accessTtlS,
+        refresh_token: refreshToken,
+        user: subject,
+      },
+    };
+  }
+
+  private sign(text: string): Buffer {
+    return createHmac('sha256', this.options.key).update(text).digest();
+  }
+
+  /** The subject's current fingerprint (undefined: gone or disabled), from the cache when `cached` and fresh. */
+  private async fingerprint(subject: string, cached: boolean): Promise<string | undefined> {
+    const now = this.now();
+    const hit = this.cache.get(subject);
+    if (cached && hit !== undefined && hit.until > now) return hit.fingerprint;
+    const { username, domain } = splitSubject(subject);
+    const subscriber = await this.options.subscribers.get(username, domain);
+    const fingerprint = subscriber === undefined ? undefined : passwordFingerprint(subscriber);
+    if (this.cacheMs > 0) {
+      if (this.cache.size >= CACHE_MAX) this.cache.clear();
+      this.cache.set(subject, { fingerprint, until: now + this.cacheMs });
+    }
+    return fingerprint;
+  }
+}

@@ -1,0 +1,322 @@
+/**
+ * User tokens (platform/http/user-tokens.ts) through a real HttpServer on loopback and a real SQLite store:
+ * the password and refresh grants of POST /v1/auth/token, access tokens on `access: 'user'` routes
+ * (/v1/calls) and admin routes, expiry, rotation, password changes, forgeries, the failure limit, the key file.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { request as httpsRequest } from 'node:https';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  HttpServer, TOKEN_FAILURES_MAX, TOKEN_KEY_FILE, UserTokens, loadTokenKey, type HttpServerOptions, type TokenResponse, type UserTokensOptions,
+} from '../../../../platform/http/index.js';
+import { SqlRefreshTokenRepository, openStore, type SqlStore } from '../../../../platform/store/index.js';
+import { silentLogger } from '../../../../src/log/index.js';
+import { loadOrCreateCertificate } from '../../../../src/transport/index.js';
+import { callRoutes } from '../../../../history/routes.js';
+import { MemoryCallRepository, callRecord, userParty } from '../../../helpers/memory-calls.js';
+
+const T0 = Date.parse('2026-12-01T10:00:00Z');
+
+describe('user tokens: POST /v1/auth/token and user access tokens', () => {
+  let dir: string;
+  let store: SqlStore;
+  let key: Buffer;
+  const servers: HttpServer[] = [];
+  /** Added to the clock of the tokens: moves time forward without waiting. */
+  let skew = 0;
+  const calls = new MemoryCallRepository([
+    callRecord('c1', T0, { caller: userParty('alice'), callee: userParty('bob') }),
+    callRecord('c2', T0 + 1000, { caller: userParty('bob'), callee: userParty('carol') }),
+    callRecord('c3', T0 + 2000, { caller: userParty('carol'), callee: userParty('alice') }),
+  ]);
+
+  function tokens(overrides: Partial<UserTokensOptions> = {}): UserTokens {
+    return new UserTokens({
+      subscribers: store.subscribers,
+      refreshTokens: new SqlRefreshTokenRepository(store),
+      key,
+      domains: ['example.com'],
+      now: () => Date.now() + skew,
+      ...overrides,
+    });
+  }
+
+  async function server(overrides: Partial<HttpServerOptions> = {}): Promise<string> {
+    const http = new HttpServer({
+      listen: '127.0.0.1:0',
+      logger: silentLogger(),
+      tokens: store.tokens,
+      source: { health: () => ({ ok: true }) },
+      userTokens: tokens(),
+      ...overrides,
+    });
+    http.routes(callRoutes(calls), { access: 'user' });
+    servers.push(http);
+    await http.start();
+    return `http://127.0.0.1:${http.boundTo}`;
+  }
+
+  const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+  async function grant(url: string, body: object): Promise<{ status: number; json: Record<string, unknown>; headers: Headers }> {
+    const res = await fetch(`${url}/v1/auth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown>, headers: res.headers };
+  }
+
+  async function signIn(url: string, username: string, password: string): Promise<TokenResponse> {
+    const { status, json } = await grant(url, { grant_type: 'password', username, password });
+    assert.equal(status, 200, JSON.stringify(json));
+    return json as unknown as TokenResponse;
+  }
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'softswitch-user-tokens-'));
+    store = await openStore({ url: `sqlite:${join(dir, 'softswitch.db')}`, logger: silentLogger() });
+    key = loadTokenKey({ dataDir: dir, logger: silentLogger() });
+    for (const [username, password] of [['alice', 'alice-secret'], ['bob', 'bob-secret'], ['carol', 'carol-secret'], ['dave', 'dave-secret']]) {
+      await store.subscribers.add({ username: username!, domain: 'example.com', password: password! });
+    }
+    await store.subscribers.add({ username: 'erin', domain: 'example.com', password: 'erin-secret', enabled: false });
+  });
+
+  after(async () => {
+    for (const s of servers) await s.stop();
+    await store?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the password grant answers an access token, a refresh token and the user, RFC 6749 §5.1 style, never cached (plain HTTP from loopback)', async () => {
+    const url = await server();
+    const { status, json, headers } = await grant(url, { grant_type: 'password', username: 'alice', password: 'alice-secret' });
+    assert.equal(status, 200);
+    assert.equal(headers.get('cache-control'), 'no-store');
+    assert.equal(json.token_type, 'Bearer');
+    assert.equal(json.expires_in, 900);
+    assert.equal(json.user, 'alice@example.com');
+    assert.match(String(json.access_token), /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
+    assert.match(String(json.refresh_token), /^[A-Za-z0-9_-]{43}$/);
+    const claims = JSON.parse(Buffer.from(String(json.access_token).split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+    assert.equal(claims.sub, 'alice@example.com');
+    assert.equal(Number(claims.exp) - Number(claims.iat), 900);
+    const rows = (await store.knex('user_refresh_tokens').select()) as Array<Record<string, unknown>>;
+    assert.ok(!JSON.stringify(rows).includes(String(json.refresh_token)), 'the store keeps only the hash of a refresh token');
+  });
+
+  it('the username may carry the domain (any case), or the domain comes in its own field', async () => {
+    const url = await server();
+    assert.equal((await signIn(url, 'alice@Example.COM', 'alice-secret')).user, 'alice@example.com');
+    const { status, json } = await grant(url, { grant_type: 'password', username: 'alice', domain: 'example.com', password: 'alice-secret' });
+    assert.equal(status, 200);
+    assert.equal(json.user, 'alice@example.com');
+    const clash = await grant(url, { grant_type: 'password', username: 'alice@example.com', domain: 'example.org', password: 'alice-secret' });
+    assert.equal(clash.status, 400);
+    assert.equal(clash.json.error, 'invalid_request');
+  });
+
+  it('a wrong password, an unknown user and a foreign domain get the same 401 invalid_grant; a disabled user is refused too', async () => {
+    const url = await server();
+    const wrong = await grant(url, { grant_type: 'password', username: 'alice', password: 'nope' });
+    const unknown = await grant(url, { grant_type: 'password', username: 'mallory', password: 'nope' });
+    const foreign = await grant(url, { grant_type: 'password', username: 'alice@example.org', password: 'alice-secret' });
+    for (const r of [wrong, unknown, foreign]) {
+      assert.equal(r.status, 401);
+      assert.deepEqual(r.json, { error: 'invalid_grant', error_description: 'wrong username or password' });
+    }
+    const disabled = await grant(url, { grant_type: 'password', username: 'erin', password: 'erin-secret' });
+    assert.equal(disabled.status, 401);
+    assert.equal(disabled.json.error, 'invalid_grant');
+  });
+
+  it('a request that is not a grant is 400: invalid_request for a missing field, unsupported_grant_type for another grant', async () => {
+    const url = await server();
+    const missing = await grant(url, { grant_type: 'password', username: 'alice' });
+    assert.equal(missing.status, 400);
+    assert.equal(missing.json.error, 'invalid_request');
+    assert.match(String(missing.json.error_description), /password/);
+    const other = await grant(url, { grant_type: 'client_credentials' });
+    assert.equal(other.status, 400);
+    assert.equal(other.json.error, 'unsupported_grant_type');
+  });
+
+  it('a user access token reads /v1/calls restricted to its own calls; asking for another user\'s is 403', async () => {
+    const url = await server();
+    const { access_token } = await signIn(url, 'alice', 'alice-secret');
+    const res = await fetch(`${url}/v1/calls`, { headers: bearer(access_token) });
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { calls: Array<{ id: string }> };
+    assert.deepEqual(body.calls.map((c) => c.id), ['c3', 'c1']);
+    assert.equal(calls.queries.at(-1)?.user, 'alice@example.com');
+    assert.equal((await fetch(`${url}/v1/calls?user=alice@example.com`, { headers: bearer(access_token) })).status, 200);
+    const other = await fetch(`${url}/v1/calls?user=bob@example.com`, { headers: bearer(access_token) });
+    assert.equal(other.status, 403);
+  });
+
+  it('a user access token reads its own call by id and gets 404 for another user\'s, exactly as for a call that does not exist', async () => {
+    const url = await server();
+    const { access_token } = await signIn(url, 'alice', 'alice-secret');
+    const own = await fetch(`${url}/v1/calls/c1`, { headers: bearer(access_token) });
+    assert.equal(own.status, 200);
+    assert.equal(((await own.json()) as { id: string }).id, 'c1');
+    const theirs = await fetch(`${url}/v1/calls/c2`, { headers: bearer(access_token) });
+    const none = await fetch(`${url}/v1/calls/c404`, { headers: bearer(access_token) });
+    assert.equal(theirs.status, 404);
+    assert.equal(none.status, 404);
+    assert.deepEqual(await theirs.json(), await none.json());
+  });
+
+  it('an admin token on a user route reads every call', async () => {
+    const url = await server();
+    const { token } = await store.tokens.create({ name: 'calls-admin' });
+    const res = await fetch(`${url}/v1/calls?user=bob@example.com`, { headers: bearer(token) });
+    assert.equal(res.status, 200);
+    assert.deepEqual(((await res.json()) as { calls: Array<{ id: string }> }).calls.map((c) => c.id), ['c2', 'c1']);
+    assert.equal((await fetch(`${url}/v1/calls/c2`, { headers: bearer(token) })).status, 200);
+  });
+
+  it('a user access token on an admin route is 403 insufficient_scope (RFC 6750 §3.1)', async () => {
+    const url = await server();
+    const { access_token } = await signIn(url, 'alice', 'alice-secret');
+    for (const res of [
+      await fetch(`${url}/v1/health`, { headers: bearer(access_token) }),
+      await fetch(`${url}/reload`, { method: 'POST', headers: bearer(access_token) }),
+    ]) {
+      assert.equal(res.status, 403);
+      assert.match(res.headers.get('www-authenticate') ?? '', /error="insufficient_scope"/);
+    }
+  });
+
+  it('an expired access token is refused (401 invalid_token) and does not count as a guess', async () => {
+    const url = await server({ userTokens: tokens({ accessTtlSeconds: 60 }) });
+    const { access_token } = await signIn(url, 'alice', 'alice-secret');
+    skew = 61_000;
+    try {
+      for (let i = 0; i < TOKEN_FAILURES_MAX + 1; i++) {
+        const res = await fetch(`${url}/v1/calls`, { headers: bearer(access_token) });
+        assert.equal(res.status, 401);
+        assert.match(res.headers.get('www-authenticate') ?? '', /error="invalid_token", error_description="expired token"/);
+      }
+    } finally {
+      skew = 0;
+    }
+  });
+
+  it('a refresh rotates both tokens; the used refresh token fails after that', async () => {
+    const url = await server();
+    const first = await signIn(url, 'alice', 'alice-secret');
+    const { status, json } = await grant(url, { grant_type: 'refresh_token', refresh_token: first.refresh_token });
+    assert.equal(status, 200);
+    const second = json as unknown as TokenResponse;
+    assert.notEqual(second.refresh_token, first.refresh_token);
+    assert.equal(second.user, 'alice@example.com');
+    assert.equal((await fetch(`${url}/v1/calls`, { headers: bearer(second.access_token) })).status, 200);
+    const reuse = await grant(url, { grant_type: 'refresh_token', refresh_token: first.refresh_token });
+    assert.equal(reuse.status, 401);
+    assert.equal(reuse.json.error, 'invalid_grant');
+  });
+
+  it('a password change kills the access and the refresh tokens issued before it; the new password works', async () => {
+    const url = await server();
+    const before = await signIn(url, 'bob', 'bob-secret');
+    assert.equal((await fetch(`${url}/v1/calls`, { headers: bearer(before.access_token) })).status, 200);
+    await store.subscribers.setPassword('bob', 'example.com', 'bob-new-secret');
+    skew = 6000; // past the few seconds a fingerprint is cached
+    try {
+      const res = await fetch(`${url}/v1/calls`, { headers: bearer(before.access_token) });
+      assert.equal(res.status, 401);
+      assert.equal((await grant(url, { grant_type: 'refresh_token', refresh_token: before.refresh_token })).status, 401);
+      assert.equal((await grant(url, { grant_type: 'password', username: 'bob', password: 'bob-secret' })).status, 401);
+      const after = await signIn(url, 'bob', 'bob-new-secret');
+      assert.equal((await fetch(`${url}/v1/calls`, { headers: bearer(after.access_token) })).status, 200);
+    } finally {
+      skew = 0;
+    }
+  });
+
+  it('disabling a user kills their tokens too', async () => {
+    const url = await server({ userTokens: tokens({ cacheMs: 0 }) });
+    const { access_token, refresh_token } = await signIn(url, 'dave', 'dave-secret');
+    await store.knex('subscribers').where({ username: 'dave' }).update({ enabled: false });
+    assert.equal((await fetch(`${url}/v1/calls`, { headers: bearer(access_token) })).status, 401);
+    assert.equal((await grant(url, { grant_type: 'refresh_token', refresh_token })).status, 401);
+  });
+
+  it('a tampered token is refused: another signature, or another user under the same signature, or another key', async () => {
+    const url = await server();
+    const { access_token } = await signIn(url, 'alice', 'alice-secret');
+    const [header, payload, signature] = access_token.split('.');
+    const flipped = `${header}.${payload}.${signature!.slice(0, -2)}${signature!.endsWith('AA') ? 'BA' : 'AA'}`;
+    const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as Record<string, unknown>;
+    const asBob = `${header}.${Buffer.from(JSON.stringify({ ...claims, sub: 'bob@example.com' })).toString('base64url')}.${signature}`;
+    const noneAlg = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${payload}.`;
+    for (const forged of [flipped, asBob, noneAlg]) {
+      const res = await fetch(`${url}/v1/calls`, { headers: bearer(forged) });
+      assert.equal(res.status, 401, forged);
+    }
+    const elsewhere = await server({ userTokens: tokens({ key: Buffer.alloc(32, 7) }) });
+    assert.equal((await fetch(`${elsewhere}/v1/calls`, { headers: bearer(access_token) })).status, 401);
+  });
+
+  it(`after ${TOKEN_FAILURES_MAX} wrong passwords from an address it gets 429 with Retry-After, even with the right password`, async () => {
+    const url = await server();
+    for (let i = 0; i < TOKEN_FAILURES_MAX; i++) {
+      assert.equal((await grant(url, { grant_type: 'password', username: 'carol', password: `guess-${i}` })).status, 401);
+    }
+    const blocked = await grant(url, { grant_type: 'password', username: 'carol', password: 'carol-secret' });
+    assert.equal(blocked.status, 429);
+    const retry = Number(blocked.headers.get('retry-after'));
+    assert.ok(retry > 0 && retry <= 60, `Retry-After ${retry}`);
+  });
+
+  it('forged access tokens count against the address like bad admin tokens', async () => {
+    const url = await server();
+    const forged = `${Buffer.from('{"alg":"HS256","typ":"JWT"}').toString('base64url')}.e30.${'A'.repeat(43)}`;
+    for (let i = 0; i < TOKEN_FAILURES_MAX; i++) assert.equal((await fetch(`${url}/v1/calls`, { headers: bearer(forged) })).status, 401);
+    assert.equal((await grant(url, { grant_type: 'password', username: 'carol', password: 'carol-secret' })).status, 429);
+  });
+
+  it('a password over plain HTTP from another machine is refused with invalid_request "use https"; a refresh is not', async () => {
+    const t = tokens();
+    const refused = await t.grant({ grant_type: 'password', username: 'alice', password: 'alice-secret' }, false);
+    assert.equal(refused.status, 400);
+    assert.deepEqual(refused.body, { error: 'invalid_request', error_description: 'a password is accepted only over TLS: use https (http.tls)' });
+    const ok = await t.grant({ grant_type: 'password', username: 'alice', password: 'alice-secret' }, true);
+    assert.equal(ok.status, 200);
+    const refreshed = await t.grant({ grant_type: 'refresh_token', refresh_token: ok.status === 200 ? ok.body.refresh_token : '' }, false);
+    assert.equal(refreshed.status, 200);
+  });
+
+  it('with tls the server answers HTTPS with the given certificate', async () => {
+    const cert = await loadOrCreateCertificate({ dataDir: dir, hostnames: ['localhost'], logger: silentLogger() });
+    const http = new HttpServer({
+      listen: '127.0.0.1:0', logger: silentLogger(), tokens: store.tokens, source: { health: () => ({ ok: true }) },
+      userTokens: tokens(), tls: { cert: cert.cert, key: cert.key },
+    });
+    servers.push(http);
+    await http.start();
+    const body = JSON.stringify({ grant_type: 'password', username: 'alice', password: 'alice-secret' });
+    const answer = await new Promise<{ status: number; json: Record<string, unknown> }>((resolve, reject) => {
+      const req = httpsRequest({
+        host: '127.0.0.1', port: http.boundTo, path: '/v1/auth/token', method: 'POST', rejectUnauthorized: false,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      }, (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as Record<string, unknown> }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    assert.equal(answer.status, 200);
+    assert.equal(answer.json.user, 'alice@example.com');
+  });
+
+  it('the signing key file is 0600 and every process of the node reads the same key; http.tokenSecret replaces it', () => {
+    assert.equal(statSync(join(dir, TOKEN_KEY_FILE)).mode & 0o777, 0o600);
+    assert.deepEqual(loadTokenKey({ dataDir: dir, logger: silentLogger() }), key);
+    const secret = 's'.repeat(32);
+    assert.deepEqual(loadTokenKey({ dataDir: dir, secret, logger: silentLogger() }), Buffer.from(secret));
+  });
+});
