@@ -40,7 +40,7 @@ function idOf(op: HistoryOp): string {
 }
 
 /** A failure that trying again cannot cure (see the module comment). */
-export function isRefusal(err: unknown): boolean {
+function isRefusal(err: unknown): boolean {
   return err instanceof TypeError || err instanceof RangeError || (err instanceof StoreError && err.code === 'STORE_ERR_INVALID');
 }
 
@@ -59,8 +59,10 @@ export class HistoryWriter {
   /** The memory queue: entries before `head` are done. */
   private queue: HistoryOp[] = [];
   private head = 0;
+  /** Lines found in the spill file of an earlier process. */
+  private leftover = 0;
   /** From an overflow (or a leftover file) until the file is read back: every new op goes to the file. */
-  private spilling = false;
+  private spilling: boolean;
   private started = false;
   /** After stop(): the loop lets go, and ops pushed from then on go to the spill file. */
   private halted = false;
@@ -82,6 +84,13 @@ export class HistoryWriter {
     this.retryMinMs = opts.retryMinMs ?? DEFAULT_RETRY_MIN_MS;
     this.retryMaxMs = Math.max(this.retryMinMs, opts.retryMaxMs ?? DEFAULT_RETRY_MAX_MS);
     if (!Number.isInteger(this.queueLimit) || this.queueLimit < 1) throw new RangeError('queueLimit must be a positive integer');
+    // Taken up at once, so that an op pushed even before start() goes behind the leftover, in the file.
+    try {
+      this.leftover = this.spill.adopt();
+    } catch (err) {
+      this.log.error({ err: reasonOf(err), file: this.spill.path }, 'cannot read the call history spill file of an earlier process');
+    }
+    this.spilling = this.leftover > 0;
   }
 
   get stats(): HistoryStats {
@@ -104,23 +113,12 @@ export class HistoryWriter {
   }
 
   /**
-   * Takes up a spill file left by an earlier process: its ops are written first, before those pushed
-   * already and from now on, and the loop starts. Resolves without waiting for the store; flush() waits.
+   * Starts the loop. A spill file left by an earlier process (taken up by the constructor) is written
+   * first, before every op pushed to this writer. Resolves without waiting for the store; flush() waits.
    */
   async start(): Promise<void> {
     if (this.started || this.halted) return;
-    let leftover = 0;
-    try {
-      leftover = this.spill.adopt();
-    } catch (err) {
-      this.log.error({ err: reasonOf(err), file: this.spill.path }, 'cannot read the call history spill file of an earlier process');
-    }
-    if (leftover > 0) {
-      this.log.info({ ops: leftover, file: this.spill.path }, 'replaying the call history spill file of an earlier process');
-      // Pushed before start, hence newer than the leftover: behind it in the file.
-      this.toSpill(this.takeQueue());
-      this.spilling = true;
-    }
+    if (this.leftover > 0) this.log.info({ ops: this.leftover, file: this.spill.path }, 'replaying the call history spill file of an earlier process');
     this.started = true;
     this.kick();
   }

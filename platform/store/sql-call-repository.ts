@@ -155,11 +155,11 @@ interface CallCursor {
 }
 
 /** base64url of `startedAt:id`: opaque to clients, and checked on the way back. */
-export function encodeCallCursor(c: CallCursor): string {
+function encodeCallCursor(c: CallCursor): string {
   return Buffer.from(`${c.startedAt}:${c.id}`, 'utf8').toString('base64url');
 }
 
-export function decodeCallCursor(cursor: unknown): CallCursor {
+function decodeCallCursor(cursor: unknown): CallCursor {
   const bad = () => new TypeError('cursor is not the `next` of a call history page');
   if (typeof cursor !== 'string' || !/^[A-Za-z0-9_-]{1,200}$/.test(cursor)) throw bad();
   const match = /^(\d{1,16}):([^]{1,64})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));

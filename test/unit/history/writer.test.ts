@@ -206,6 +206,19 @@ describe('history writer', () => {
     assert.ok(logged(30).some((l) => /earlier process/.test(l.msg) && (l as unknown as { ops: number }).ops === 6));
   });
 
+  it('ops pushed before start() wait for it, those past queueLimit in the spill file, and are written in order', async () => {
+    const { w } = writer({ queueLimit: 2 });
+    const pushed = ops(0, 5);
+    for (const op of pushed) w.push(op);
+    await sleep(20);
+    assert.deepEqual(target.applied, []);
+    assert.deepEqual({ queued: w.stats.queued, spilled: w.stats.spilled }, { queued: 2, spilled: 3 });
+    await w.start();
+    await w.flush(5_000);
+    assert.deepEqual(target.applied, pushed.map(label));
+    assert.equal(existsSync(spillFile), false);
+  });
+
   it('a spill file cut short by a crash: the broken line is skipped with an error, the rest written, new ops not glued to it', async () => {
     const good: HistoryOp = { op: 'record', record: record('survivor') };
     mkdirSync(join(dir, 'spill'));
