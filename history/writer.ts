@@ -190,7 +190,8 @@ export class HistoryWriter {
       for (;;) {
         const op = await this.next();
         if (op === undefined || this.halted) break;
-        if (!(await this.applyUntilDone(op))) break;
+        // After stop() the queue is in the spill file: an op that finished late is in there too (written twice, harmless).
+        if (!(await this.applyUntilDone(op)) || this.halted) break;
         this.head++;
         if (this.head >= COMPACT_AFTER && this.head * 2 >= this.queue.length) {
           this.queue = this.queue.slice(this.head);

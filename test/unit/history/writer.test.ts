@@ -184,6 +184,32 @@ describe('history writer', () => {
     assert.deepEqual(target.applied, []);
   });
 
+  it('an op still in flight when stop() gives up is spilled too, and its late end leaves the writer consistent', async () => {
+    let release: () => void = () => {};
+    const hanging: HistoryTarget = {
+      calls: target.calls,
+      dialogs: {
+        save: (d) => new Promise<void>((resolve) => { release = resolve; }).then(() => target.dialogs.save(d)),
+        remove: target.dialogs.remove,
+      },
+    };
+    const w = new HistoryWriter({ target: hanging, spillFile, logger: captureLogger().logger, retryMinMs: 2, retryMaxMs: 10 });
+    writers.push(w);
+    await w.start();
+    w.push({ op: 'dialog', dialog: dialog('slow') });
+    w.push({ op: 'forget', id: 'slow' });
+    await until('the first op in flight', () => target.applied.length === 0 && w.stats.queued === 2);
+    await sleep(5);
+    await w.stop(10);
+    assert.deepEqual(spillLines(spillFile), ['dialog slow', 'forget slow']);
+    release();
+    await until('the late write', () => target.applied.length === 1);
+    await sleep(5);
+    assert.deepEqual(target.applied, ['dialog slow'], 'nothing after stop but the op in flight');
+    assert.equal(w.stats.queued, 0);
+    assert.equal(w.stats.spilled, 2);
+  });
+
   it('start() replays the spill file of an earlier process before the ops pushed since', async () => {
     const before = writer({ queueLimit: 2 });
     await before.w.start();
