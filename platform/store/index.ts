@@ -5,7 +5,6 @@ export { computeHa1Set, subscriberHA1, type Ha1Set } from './subscriber-ha1.js';
 export type {
   StoreDialect, OpenStoreOptions, Store, SqlStore, Domain, Subscriber, NewSubscriber, Binding, StoredBinding,
   DomainRepository, SubscriberRepository, LocationRepository, AdminToken, NewAdminToken, CreatedAdminToken, AdminTokenRepository,
-  CallDirection, CallDisposition, CallHangupBy, CallParty, CallRecord, CallQuery, CallPage, PersistedDialog, CallRepository, DialogRepository,
 } from './types.js';
 export { CALL_DIRECTIONS, CALL_DISPOSITIONS, MAX_CALL_PAGE } from './sql-call-repository.js';
 export { ADMIN_TOKEN_PREFIX, checkTokenName, generateAdminToken, hashAdminToken, isAdminTokenShape } from './admin-tokens.js';
