@@ -8,6 +8,7 @@ import type { Knex } from 'knex';
 import * as m0001 from './0001_initial.js';
 import * as m0002 from './0002_routing.js';
 import * as m0003 from './0003_admin_tokens.js';
+import * as m0004 from './0004_calls.js';
 import * as m0005 from './0005_user_tokens.js';
 
 export interface Migration {
@@ -21,5 +22,6 @@ export const migrations: readonly Migration[] = [
   { name: '0001_initial', up: m0001.up, down: m0001.down },
   { name: '0002_routing', up: m0002.up, down: m0002.down },
   { name: '0003_admin_tokens', up: m0003.up, down: m0003.down },
+  { name: '0004_calls', up: m0004.up, down: m0004.down },
   { name: '0005_user_tokens', up: m0005.up, down: m0005.down },
 ];

@@ -6,6 +6,7 @@ export type {
   StoreDialect, OpenStoreOptions, Store, SqlStore, Domain, Subscriber, NewSubscriber, Binding, StoredBinding,
   DomainRepository, SubscriberRepository, LocationRepository, AdminToken, NewAdminToken, CreatedAdminToken, AdminTokenRepository,
 } from './types.js';
+export { CALL_DIRECTIONS, CALL_DISPOSITIONS, MAX_CALL_PAGE } from './sql-call-repository.js';
 export { ADMIN_TOKEN_PREFIX, checkTokenName, generateAdminToken, hashAdminToken, isAdminTokenShape } from './admin-tokens.js';
 export { securePrivateDir, tightenModes, type TightenedPath } from '../../src/transport/file-modes.js';
 export {

@@ -1,13 +1,17 @@
 import type { Knex } from 'knex';
 import type { Logger } from '../../src/log/index.js';
 import { SqlAdminTokenRepository } from './admin-tokens.js';
+import { SqlCallRepository } from './sql-call-repository.js';
 import { SqlContext } from './sql-context.js';
+import { SqlDialogRepository } from './sql-dialog-repository.js';
 import { SqlDomainRepository } from './sql-domain-repository.js';
 import { SqlLocationRepository } from './sql-location-repository.js';
 import { SqlRoutingRepository } from './sql-routing-repository.js';
 import { SqlSubscriberRepository } from './sql-subscriber-repository.js';
 import type { RoutingRepository } from './routing-types.js';
-import type { AdminTokenRepository, DomainRepository, LocationRepository, SqlStore, StoreDialect, SubscriberRepository } from './types.js';
+import type {
+  AdminTokenRepository, CallRepository, DialogRepository, DomainRepository, LocationRepository, SqlStore, StoreDialect, SubscriberRepository,
+} from './types.js';
 
 /** The SQL store over an open, migrated knex instance; built by openStore(). */
 export class KnexStore implements SqlStore {
@@ -16,6 +20,8 @@ export class KnexStore implements SqlStore {
   readonly locations: LocationRepository;
   readonly routing: RoutingRepository;
   readonly tokens: AdminTokenRepository;
+  readonly calls: CallRepository;
+  readonly dialogs: DialogRepository;
   private readonly ctx: SqlContext;
   private closing: Promise<void> | undefined;
 
@@ -26,6 +32,8 @@ export class KnexStore implements SqlStore {
     this.locations = new SqlLocationRepository(this.ctx);
     this.routing = new SqlRoutingRepository(this.ctx);
     this.tokens = new SqlAdminTokenRepository(this.ctx);
+    this.calls = new SqlCallRepository(this.ctx);
+    this.dialogs = new SqlDialogRepository(this.ctx);
   }
 
   /** Idempotent; repository calls made afterwards throw STORE_ERR_CLOSED. */

@@ -26,6 +26,28 @@ export function isForeignKeyViolation(err: unknown): boolean {
 }
 
 /**
+ * MariaDB/MySQL error numbers that refuse the data itself (strict mode): NULL in a NOT NULL column (1048),
+ * duplicate key (1062), out of range (1264), truncated (1265, 1292, 1366), no default (1364), too long
+ * (1406), foreign key (1451, 1452), CHECK constraint (3819 MySQL, 4025 MariaDB).
+ */
+const MYSQL_INVALID_DATA = new Set([1048, 1062, 1264, 1265, 1292, 1364, 1366, 1406, 1451, 1452, 3819, 4025]);
+
+/**
+ * True when the database refused the values of the statement rather than failed to run it: a constraint or
+ * type violation (SQLITE_CONSTRAINT_*, SQLITE_MISMATCH, SQLITE_TOOBIG, SQLITE_RANGE, or one of
+ * MYSQL_INVALID_DATA). The same statement with the same values fails again however often it is tried,
+ * whereas any other failure (connection lost or refused, pool timeout, lock wait, deadlock, read-only
+ * server, disk full) may pass later.
+ */
+export function isInvalidData(err: unknown): boolean {
+  const { code, errno } = driverError(err);
+  if (typeof code === 'string' && code.startsWith('SQLITE_')) {
+    return code.startsWith('SQLITE_CONSTRAINT') || code === 'SQLITE_MISMATCH' || code === 'SQLITE_TOOBIG' || code === 'SQLITE_RANGE';
+  }
+  return typeof errno === 'number' && MYSQL_INVALID_DATA.has(errno);
+}
+
+/**
  * The driver's reason for a failure without the SQL: knex prefixes driver messages with the query and
  * its bound values inlined, and those values include HA1s.
  */
@@ -102,7 +124,7 @@ export class SqlContext {
     } catch (err) {
       if (err instanceof StoreError || err instanceof TypeError) throw err;
       if (onDuplicate !== undefined && isUniqueViolation(err)) throw onDuplicate();
-      throw new StoreError('STORE_ERR_QUERY', `${what} failed: ${driverReason(err)}`);
+      throw new StoreError(isInvalidData(err) ? 'STORE_ERR_INVALID' : 'STORE_ERR_QUERY', `${what} failed: ${driverReason(err)}`);
     }
   }
 }
@@ -124,5 +146,17 @@ export function toOptionalString(v: unknown): string | undefined {
 export function checkText(name: string, value: unknown, max: number): string {
   if (typeof value !== 'string' || value.length === 0) throw new TypeError(`${name} must be a non-empty string`);
   if (value.length > max) throw new TypeError(`${name} is longer than ${max} characters`);
+  return value;
+}
+
+/** NULL for undefined, else checkText. */
+export function optionalText(name: string, value: string | undefined, max: number): string | null {
+  return value === undefined ? null : checkText(name, value, max);
+}
+
+export function checkInteger(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new TypeError(`${name} must be an integer from ${min} to ${max}`);
+  }
   return value;
 }

@@ -1,4 +1,4 @@
-import { type SqlContext, checkText, toNumber, toOptionalNumber, toOptionalString } from './sql-context.js';
+import { type SqlContext, checkInteger, checkText, optionalText, toNumber, toOptionalNumber, toOptionalString } from './sql-context.js';
 import type { Binding, LocationRepository, StoredBinding } from './types.js';
 
 interface LocationRow {
@@ -53,17 +53,6 @@ function toBinding(row: LocationRow): StoredBinding {
     node: toOptionalString(row.node),
     updatedAt: toNumber(row.updated_at),
   };
-}
-
-function optionalText(name: string, value: string | undefined, max: number): string | null {
-  return value === undefined ? null : checkText(name, value, max);
-}
-
-function checkInteger(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new TypeError(`${name} must be an integer from ${min} to ${max}`);
-  }
-  return value;
 }
 
 function toRow(b: Binding): Omit<LocationRow, 'id'> {

@@ -6,6 +6,7 @@ export type StoreErrorCode =
   | 'STORE_ERR_NOT_FOUND' // no such row
   | 'STORE_ERR_IN_USE' // other rows still refer to it
   | 'STORE_ERR_CLOSED' // the store was closed
+  | 'STORE_ERR_INVALID' // the database refused the values (a constraint or type violation): trying again cannot help
   | 'STORE_ERR_QUERY'; // any other database failure
 
 /**

@@ -178,6 +178,10 @@ export interface Store {
   readonly routing: RoutingRepository;
   /** Admin tokens of the HTTP API (sql/0003_admin_tokens.ts). */
   readonly tokens: AdminTokenRepository;
+  /** Call records, written once per ended dialog (sql/0004_calls.ts). */
+  readonly calls: CallRepository;
+  /** The active dialogs each worker persists (sql/0004_calls.ts). */
+  readonly dialogs: DialogRepository;
   close(): Promise<void>;
 }
 

@@ -10,11 +10,12 @@ import { silentLogger } from '../../../../src/log/index.js';
 import { computeHA1, utf8ToWire } from '../../../../src/sip/index.js';
 import { openStore, type Binding, type SqlStore } from '../../../../platform/store/index.js';
 import { type Target, type TestDatabase, rejectsWith } from './targets.js';
+import { callSuite } from './call-suite.js';
 import { routingSuite } from './routing-suite.js';
 import { tokenSuite } from './token-suite.js';
 import { refreshTokenSuite } from './refresh-token-suite.js';
 
-const TABLES = ['domains', 'subscribers', 'locations', 'backend_sets', 'backends', 'routes', 'dids', 'trusted', 'admin_tokens'];
+const TABLES = ['domains', 'subscribers', 'locations', 'backend_sets', 'backends', 'routes', 'dids', 'trusted', 'admin_tokens', 'calls', 'dialogs'];
 
 
 function expectedHa1(username: string, realm: string, password: string) {
@@ -355,6 +356,7 @@ export function repositorySuite(target: Target): void {
 
     tokenSuite(() => store);
 
+    callSuite(() => store, () => db.url);
     refreshTokenSuite(() => store);
 
     describe('closing', () => {
