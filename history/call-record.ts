@@ -3,8 +3,8 @@
  * One record per call: a forked call that one device answers is `answered` for the callee user (every
  * device of theirs shows the same record), never `missed` on the devices that did not pick up.
  */
-import type { DialogSnapshot } from '../src/dialog/index.js';
-import type { CallDisposition, CallRecord } from '../platform/store/index.js';
+import { type DialogSnapshot, snapshotOf } from '../src/dialog/index.js';
+import type { CallDisposition, CallRecord, PersistedDialog } from '../platform/store/index.js';
 
 /**
  * §22.2/§22.3: a 401/407 asks the caller to send the INVITE again with credentials (a backend or trunk
@@ -56,4 +56,14 @@ function dispositionOf(d: Readonly<DialogSnapshot>, code: number): CallDispositi
   if (code === 603 || code === 403 || code === 607 || code === 608) return 'rejected';
   if (code === 408 || code === 480 || code === 487 || d.endCause === 'timeout') return 'no-answer';
   return 'failed';
+}
+
+/** A confirmed dialog as the store keeps it until its record is written (the next process takes it up). */
+export function persistedDialog(d: Readonly<DialogSnapshot>, at: number): PersistedDialog {
+  return { id: d.id, callId: d.callId, owner: d.owner, data: JSON.stringify(snapshotOf(d)), updatedAt: at };
+}
+
+/** The dialog a persisted row holds (what `persistedDialog` wrote). */
+export function dialogOfRow(row: PersistedDialog): DialogSnapshot {
+  return JSON.parse(row.data) as DialogSnapshot;
 }

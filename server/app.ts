@@ -3,7 +3,7 @@
  * `softswitch start` and the end-to-end tests both build the server through here.
  */
 import { createHmac } from 'node:crypto';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Config } from '../platform/config/index.js';
 import { type DrainOptions, Stack } from '../src/core/index.js';
 import { type Logger, categoryLogger } from '../src/log/index.js';
@@ -18,6 +18,7 @@ import { type MidRegistrar, createMidRegistrar } from '../registrar/mid/index.js
 import { pickerFromBalancer } from './balancer-picker.js';
 import { createMediaGateway } from '../media/index.js';
 import { DialogTracker } from '../src/dialog/index.js';
+import { HistoryWriter, callRecordOf, callRoutes, dialogOfRow, persistedDialog } from '../history/index.js';
 
 export interface Softswitch {
   readonly stack: Stack;
@@ -25,6 +26,8 @@ export interface Softswitch {
   readonly registrar: Registrar;
   /** Every call in progress (src/dialog): counts per user and backend, events for history and media. */
   readonly dialogs: DialogTracker;
+  /** Writes call records and persisted dialogs to the store (queue, retry, spill file). */
+  readonly history: HistoryWriter;
   readonly http: HttpServer;
   /** Backends, dialplan, DIDs and trusted sources. */
   readonly balancer: Balancer;
@@ -54,6 +57,8 @@ const DRAIN_RETRY_AFTER_S = 5;
  */
 const DRAIN_QUIET_MS = 2000;
 const HANDOFF_QUIET_MS = 500;
+/** At stop, records still queued get this long to reach the store; the rest go to the spill file. */
+const HISTORY_STOP_MS = 5000;
 
 export interface SoftswitchOptions {
   /**
@@ -77,7 +82,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   const derive = (use: string): Buffer | undefined => options.secret && createHmac('sha256', options.secret).update(use).digest();
   // The data folder holds the SQLite file (HA1s) and the generated TLS key: owner only (0700).
   securePrivateDir(resolve(config.dataDir), logger);
-  const needsTls = config.sip.listen.some((l) => l.protocol === 'tls' || l.protocol === 'wss');
+  const needsTls = config.http.tls || config.sip.listen.some((l) => l.protocol === 'tls' || l.protocol === 'wss');
   const tls = needsTls
     ? await loadOrCreateCertificate({
         certFile: config.tls.cert,
@@ -170,6 +175,21 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   const dialogs = new DialogTracker({ logger, owner: options.workerIndex ?? 0, maxDurationMs: config.dialog.maxDuration * 1000 });
   dialogs.on('ended', (d) => d.backend !== undefined && balancer.callEnded(d.backend));
   dialogs.on('restored', (d) => d.backend !== undefined && balancer.callStarted(d.backend));
+  // Call history, off the hot path: an answered call's dialog is persisted (a restarted worker takes it
+  // up), every ended one becomes its record (which removes the persisted dialog), through one writer.
+  const owner = options.workerIndex ?? 0;
+  const history = new HistoryWriter({
+    target: store,
+    spillFile: join(resolve(config.dataDir), 'history', `spill-${owner}.jsonl`),
+    logger,
+    queueLimit: config.history.queueLimit,
+  });
+  dialogs.on('confirmed', (d) => history.push({ op: 'dialog', dialog: persistedDialog(d, Date.now()) }));
+  dialogs.on('ended', (d) => {
+    const record = config.history.enabled ? callRecordOf(d) : undefined;
+    if (record !== undefined) history.push({ op: 'record', record });
+    else if (d.answeredAt !== undefined) history.push({ op: 'forget', id: d.id });
+  });
   const media = new MediaHook(gateway, dialogs, logger);
   const proxy = new ProxyCore({
     stack, logger, media, secret: derive('record-route'),
@@ -186,6 +206,8 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   }));
   const http = new HttpServer({
     listen: config.http.listen,
+    // http.tls: HTTPS with the SIP TLS certificate (the apps send their SIP password to /v1/auth/token).
+    tls: config.http.tls && tls !== undefined ? { cert: tls.cert, key: tls.key } : undefined,
     logger,
     // Every route but GET /health needs an admin token (softswitch token create); /health details too
     // unless http.listen is a loopback address.
@@ -221,12 +243,14 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     },
   });
   http.routes(banRoutes(security.bans));
+  http.routes(callRoutes(store.calls), { access: 'user' });
   let started = false;
   return {
     stack,
     store,
     registrar,
     dialogs,
+    history,
     http,
     balancer,
     mid,
@@ -234,6 +258,13 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     reload: () => balancer.reload(),
     async start() {
       gateway.start();
+      await history.start();
+      // Answered calls an earlier process of this slot held (a crash, a restart): their BYE is still to come.
+      try {
+        dialogs.restore((await store.dialogs.listOwned(owner)).map(dialogOfRow));
+      } catch (err) {
+        categoryLogger(logger, 'dialog').warn({ err: (err as Error).message }, 'the persisted dialogs could not be read: calls in progress before this start end without a record');
+      }
       await registrar.start();
       await stack.start();
       // After the stack: the first probes go out at once.
@@ -259,6 +290,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
         balancer.stop();
         await stack.stop();
         dialogs.stop();
+        await history.stop(HISTORY_STOP_MS);
         await registrar.stop();
         gateway.stop();
       }

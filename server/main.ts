@@ -14,7 +14,6 @@ import { ADMIN_TOKEN_ENV, USER_PASSWORD_ENV, promptHidden, readFirstLine, runBan
 import { ConfigError, loadConfig } from '../platform/config/index.js';
 import { createLogger, silentLogger } from '../src/log/index.js';
 import { StoreError, openStore } from '../platform/store/index.js';
-import type { CallRepository } from '../platform/store/types.js';
 import { raiseFileLimit } from '../src/transport/file-limit.js';
 
 const USAGE = `usage:
@@ -149,8 +148,7 @@ async function calls(args: string[]): Promise<number> {
   const config = loadConfig({ file });
   const store = await openStore({ url: config.store.url, logger: silentLogger() });
   try {
-    // store.calls (sql/0004) is merged from the store branch; then this cast is a no-op to remove.
-    const { calls: records } = store as typeof store & { calls: CallRepository };
+    const { calls: records } = store;
     await runCallCommand(rest, records, (line) => process.stdout.write(line + '\n'));
     return 0;
   } catch (err) {
@@ -211,6 +209,8 @@ async function start(args: string[]): Promise<number> {
       stopping = true;
       logger.info({ signal, graceSeconds: drain ? config.shutdownGraceSeconds : 0 }, 'stopping');
       (drain ? server.drain({ graceMs, handOff }) : Promise.resolve())
+        // A rolling restart's successor holds the calls still up from now on.
+        .then(() => (handOff !== undefined ? member?.handDialogsOver() : undefined))
         .then(() => server.stop())
         .then(resolveStop, (err: Error) => {
           logger.error({ err: err.message }, 'error while stopping');

@@ -64,6 +64,8 @@ const NONCE_CLAIM_TIMEOUT_MS = 1000;
 const RELAY_TIMEOUT_MS = 5000;
 /** Bindings per cluster:snapshot message (IPC messages stay small). */
 const SNAPSHOT_CHUNK = 200;
+/** Dialogs per cluster:dialogs message. */
+const DIALOG_CHUNK = 200;
 
 interface PendingSend {
   resolve: () => void;
@@ -79,7 +81,7 @@ export interface ClusterWorkerOptions {
   generation?: number;
   logger: Logger;
   /** Where messages to the primary go; process.send in a cluster worker. */
-  send?: (message: WorkerMessage) => void;
+  send?: (message: WorkerMessage, sent?: () => void) => void;
 }
 
 export interface ClusterWorkerStats {
@@ -103,7 +105,8 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
   readonly generation: number;
   readonly stats: ClusterWorkerStats = { handedOver: 0, received: 0, replicated: 0, relayedSends: 0, synced: 0, handedOff: 0 };
   private readonly log: Logger;
-  private readonly sendToPrimary: (message: WorkerMessage) => void;
+  /** `sent`, when given, is called once the message is handed to the IPC channel (or could not be). */
+  private readonly sendToPrimary: (message: WorkerMessage, sent?: () => void) => void;
   private readonly socket: DgramSocket;
   /** Hand-over port of each worker; null while it is down (its datagrams are then handled here). */
   private ports: Array<number | null>;
@@ -142,7 +145,10 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
     this.generation = options.generation ?? 0;
     if (!Number.isInteger(this.generation) || this.generation < 0) throw new TypeError(`worker generation must be a whole number, got ${options.generation}`);
     this.log = categoryLogger(options.logger, 'cluster');
-    this.sendToPrimary = options.send ?? ((m) => process.send?.(m));
+    this.sendToPrimary = options.send ?? ((m, sent) => {
+      if (process.send === undefined) return sent?.();
+      process.send(m, undefined, {}, () => sent?.());
+    });
     this.ports = Array.from({ length: this.workers }, () => null);
     this.generations = Array.from({ length: this.workers }, () => 0);
     this.draining = Array.from({ length: this.workers }, () => null);
@@ -294,6 +300,9 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
       case 'cluster:ban':
         if (message.from !== this.index) this.server?.security.bans.applyRemote(message.change);
         return;
+      case 'cluster:dialogs':
+        if (message.to === this.index && Array.isArray(message.dialogs)) this.server?.dialogs.restore(message.dialogs);
+        return;
       case 'cluster:dialog-end':
         if (message.from !== this.index) this.server?.dialogs.endFromRemote(String(message.callId), message.fromTag, message.end);
         return;
@@ -318,6 +327,23 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
           (err: Error) => this.log.warn({ from: message.from, err: err.message }, 'reload asked by another worker failed'),
         );
         return;
+    }
+  }
+
+  /**
+   * The end of a rolling restart's drain: the calls still up here (their BYE is to come) go to the new
+   * worker of this slot, which releases their media and writes their records when they end. Resolves
+   * once the messages are out (the process exits next).
+   */
+  async handDialogsOver(): Promise<void> {
+    if (this.successor === undefined || this.server === undefined) return;
+    const dialogs = this.server.dialogs.handOver();
+    this.log.info({ dialogs: dialogs.length }, 'calls still up handed to the successor');
+    for (let i = 0; i === 0 || i < dialogs.length; i += DIALOG_CHUNK) {
+      const last = i + DIALOG_CHUNK >= dialogs.length;
+      await new Promise<void>((resolve) => {
+        this.sendToPrimary({ type: 'cluster:dialogs', to: this.index, dialogs: dialogs.slice(i, i + DIALOG_CHUNK), last }, resolve);
+      });
     }
   }
 

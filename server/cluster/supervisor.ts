@@ -229,6 +229,10 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
             send(asker?.draining?.worker, m);
             return;
           }
+          case 'cluster:dialogs':
+            // To the new worker of the slot (its draining predecessor sent them).
+            if (typeof m.to === 'number') send(slots[m.to]?.worker, m);
+            return;
           case 'cluster:snapshot': {
             const to = typeof m.to === 'number' ? slots[m.to] : undefined;
             if (to === undefined) return;

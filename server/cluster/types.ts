@@ -3,7 +3,7 @@
  * IPC channel. Types only.
  */
 import type { BanChange } from '../../security/index.js';
-import type { DialogEnd } from '../../src/dialog/index.js';
+import type { DialogEnd, DialogSnapshot } from '../../src/dialog/index.js';
 import type { Flow, ReceivedAddressLike } from './wire.js';
 
 /** A binding as it crosses the IPC channel: the Contact as text, every other field as the Binding has it. */
@@ -53,7 +53,12 @@ export type WorkerMessage =
    * A BYE of a dialog this worker does not hold passed here (it came over a connection of this worker's):
    * the primary relays it to every other worker, and the one that holds the dialog ends it.
    */
-  | { type: 'cluster:dialog-end'; from: number; callId: string; fromTag: string | undefined; end: DialogEnd };
+  | { type: 'cluster:dialog-end'; from: number; callId: string; fromTag: string | undefined; end: DialogEnd }
+  /**
+   * A worker that drained for a rolling restart hands the calls still up to the new worker of its slot
+   * (`to`), which holds them from then on; the last chunk has `last`.
+   */
+  | { type: 'cluster:dialogs'; to: number; dialogs: DialogSnapshot[]; last: boolean };
 
 /** A worker of a slot that a rolling restart replaces: it still holds its transactions and connections. */
 export interface DrainingPeer {
@@ -80,7 +85,7 @@ export type PrimaryMessage =
    * message that is none of your live transactions', then exit.
    */
   | { type: 'cluster:drain'; successor: number }
-  | Extract<WorkerMessage, { type: 'cluster:location' | 'cluster:reload' | 'cluster:snapshot' | 'cluster:ban' | 'cluster:nonce' | 'cluster:nonce-answer' | 'cluster:dialog-end' }>;
+  | Extract<WorkerMessage, { type: 'cluster:location' | 'cluster:reload' | 'cluster:snapshot' | 'cluster:ban' | 'cluster:nonce' | 'cluster:nonce-answer' | 'cluster:dialog-end' | 'cluster:dialogs' }>;
 
 /** The environment variable that tells a forked process its worker index. */
 export const WORKER_INDEX_ENV = 'SOFTSWITCH_CLUSTER_WORKER';

@@ -1,4 +1,4 @@
-export { DEFAULT_MAX_DURATION_MS, Dialog, DialogTracker, type DialogTrackerOptions } from './tracker.js';
+export { DEFAULT_MAX_DURATION_MS, Dialog, DialogTracker, type DialogTrackerOptions, snapshotOf } from './tracker.js';
 export type {
   DialogAnswerer, DialogBackend, DialogDirection, DialogEnd, DialogEndCause, DialogEvents, DialogInit, DialogMedia, DialogParty,
   DialogRemote, DialogSnapshot, DialogState,

@@ -19,6 +19,14 @@ import type {
   DialogAnswerer, DialogBackend, DialogEnd, DialogEvents, DialogInit, DialogMedia, DialogRemote, DialogSnapshot, DialogState,
 } from './types.js';
 
+/**
+ * A BYE for a dialog not held here is remembered this long: the dialog may be on its way here (a rolling
+ * restart's predecessor hands its calls over), and is ended as it arrives.
+ */
+const UNMATCHED_END_MS = 30_000;
+/** At most this many such BYEs are remembered (a flood of BYEs for made-up dialogs costs no more). */
+const UNMATCHED_END_MAX = 10_000;
+
 /** Kamailio's default `default_timeout` is 12 h; a phone call of ours ends after 4 h without a BYE. */
 export const DEFAULT_MAX_DURATION_MS = 4 * 3600_000;
 
@@ -85,14 +93,19 @@ export class Dialog implements DialogSnapshot {
 
   /** Plain JSON: what is persisted and what the subscribers may keep. */
   snapshot(): DialogSnapshot {
-    return {
-      id: this.id, owner: this.owner, callId: this.callId, fromTag: this.fromTag, toTag: this.toTag,
-      caller: this.caller, callee: this.callee, direction: this.direction, state: this.state,
-      answeredBy: this.answeredBy, backend: this.backend, mediaNode: this.mediaNode, mediaRelayed: this.mediaRelayed,
-      createdAt: this.createdAt, ringingAt: this.ringingAt, answeredAt: this.answeredAt, endedAt: this.endedAt,
-      endCause: this.endCause, hangupBy: this.hangupBy, finalCode: this.finalCode, finalReason: this.finalReason,
-    };
+    return snapshotOf(this);
   }
+}
+
+/** A dialog's facts as plain JSON (without the tracker's timer and the media hook's live state). */
+export function snapshotOf(d: Readonly<DialogSnapshot>): DialogSnapshot {
+  return {
+    id: d.id, owner: d.owner, callId: d.callId, fromTag: d.fromTag, toTag: d.toTag,
+    caller: d.caller, callee: d.callee, direction: d.direction, state: d.state,
+    answeredBy: d.answeredBy, backend: d.backend, mediaNode: d.mediaNode, mediaRelayed: d.mediaRelayed,
+    createdAt: d.createdAt, ringingAt: d.ringingAt, answeredAt: d.answeredAt, endedAt: d.endedAt,
+    endCause: d.endCause, hangupBy: d.hangupBy, finalCode: d.finalCode, finalReason: d.finalReason,
+  };
 }
 
 type Listener<A extends unknown[]> = (...args: A) => void;
@@ -108,6 +121,8 @@ export class DialogTracker {
   private readonly timers: Timers;
   private readonly now: () => number;
   private remote: DialogRemote | undefined;
+  /** BYEs for dialogs not held here, by Call-ID, oldest first (see UNMATCHED_END_MS). */
+  private readonly unmatched = new Map<string, { fromTag: string | undefined; end: DialogEnd; at: number }>();
   private stopped = false;
 
   constructor(options: DialogTrackerOptions) {
@@ -223,6 +238,7 @@ export class DialogTracker {
     const dialog = this.byCallId.get(callId);
     if (dialog === undefined) {
       this.remote?.end(callId, fromTag, end);
+      this.rememberUnmatched(callId, fromTag, { ...end, at: end.at ?? this.now() });
       return false;
     }
     this.end(dialog, { ...end, hangupBy: this.sideOf(dialog, fromTag) });
@@ -262,9 +278,29 @@ export class DialogTracker {
       if (s.backend !== undefined) this.count(dialog, `backend:${s.backend.uri}`);
       this.emit('restored', dialog);
       n++;
+      // Its BYE came before it did (it was on its way from the predecessor): it ends now, as of then.
+      const early = this.unmatched.get(s.callId);
+      if (early !== undefined && early.at >= s.createdAt) {
+        this.unmatched.delete(s.callId);
+        this.end(dialog, { ...early.end, hangupBy: this.sideOf(dialog, early.fromTag) });
+      }
     }
     if (n > 0) this.log.info({ dialogs: n }, 'dialogs of an earlier process taken up');
     return n;
+  }
+
+  /**
+   * A rolling restart: every confirmed dialog goes to the successor of this slot (as snapshots it
+   * `restore`s) and is forgotten here without `ended` — the call goes on, held by the successor.
+   */
+  handOver(): DialogSnapshot[] {
+    const out: DialogSnapshot[] = [];
+    for (const d of [...this.byCallId.values()]) {
+      if (d.state !== 'confirmed') continue;
+      out.push(d.snapshot());
+      this.untrack(d);
+    }
+    return out;
   }
 
   /** Stops the maxDuration timers; dialogs stay as they are (persisted ones are taken up by the next process). */
@@ -274,6 +310,16 @@ export class DialogTracker {
   }
 
   // ---- internals ------------------------------------------------------------------------------------
+
+  private rememberUnmatched(callId: string, fromTag: string | undefined, end: DialogEnd & { at: number }): void {
+    const now = this.now();
+    for (const [id, u] of this.unmatched) {
+      if (now - u.at < UNMATCHED_END_MS && this.unmatched.size < UNMATCHED_END_MAX) break;
+      this.unmatched.delete(id);
+    }
+    this.unmatched.delete(callId);
+    this.unmatched.set(callId, { fromTag, end, at: end.at });
+  }
 
   private sideOf(dialog: Dialog, fromTag: string | undefined): 'caller' | 'callee' {
     return fromTag === dialog.fromTag ? 'caller' : 'callee';

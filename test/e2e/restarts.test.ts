@@ -352,6 +352,44 @@ describe('restarts without dropping calls (softswitch start --workers 2)', { tim
     assert.ok(phone.byes.has(callId));
   });
 
+  it('a call whose worker is killed mid-call is still recorded, once: the restarted worker takes its dialog up from the store and the BYE ends it', { timeout: 40_000 }, async () => {
+    const c = await startCluster(2);
+    const bob = await udpPhone('bob', c.udpPort);
+    await sleep(200);
+    // Over UDP the Call-ID picks the worker: worker 0 forwards the INVITE and holds the dialog.
+    const callId = callIdOwnedBy(0);
+    const sipp = sippCalls(c, 'bob', { calls: 1, rate: 1, holdMs: 6000, callId, timeoutSeconds: 30 });
+    const store = await openStore({ url: `sqlite:${join(c.dir, 'db.sqlite')}`, logger: silentLogger() });
+    try {
+      const end = Date.now() + 10_000;
+      while ((await store.dialogs.listOwned(0)).every((d) => d.callId !== callId)) {
+        assert.ok(Date.now() < end, `the answered call's dialog was persisted (INVITE seen: ${bob.invites.has(callId)})`);
+        await sleep(50);
+      }
+      const mark = c.log().length;
+      process.kill(c.pids()[0]!, 'SIGKILL');
+      await c.waitForLog('"worker exited"', mark);
+      await c.waitForLog('"dialogs of an earlier process taken up"', mark);
+      const r = await sipp;
+      assert.ok(bob.byes.has(callId), `the BYE reached bob:\n${r.stdout.slice(-2000)}\n${c.log().slice(mark).slice(-3000)}`);
+      const until = Date.now() + 10_000;
+      let records = (await store.calls.list({ limit: 10 })).calls;
+      while (records.length === 0 && Date.now() < until) {
+        await sleep(100);
+        records = (await store.calls.list({ limit: 10 })).calls;
+      }
+      await sleep(500);
+      records = (await store.calls.list({ limit: 10 })).calls.filter((x) => x.callId === callId);
+      assert.equal(records.length, 1, JSON.stringify(records));
+      assert.equal(records[0]!.disposition, 'answered');
+      assert.equal(records[0]!.endCause, 'bye');
+      assert.equal(records[0]!.hangupBy, 'caller');
+      assert.deepEqual(await store.dialogs.listOwned(0), [], 'the persisted dialog went with its record');
+    } finally {
+      await store.close();
+    }
+  });
+
   it('SIGTERM drains: every call whose INVITE came in before the signal completes, new requests get 503 with Retry-After, and the process exits within shutdownGraceSeconds', { timeout: 30_000 }, async () => {
     const graceSeconds = 8;
     const c = await startCluster(graceSeconds);
@@ -411,5 +449,26 @@ describe('restarts without dropping calls (softswitch start --workers 2)', { tim
     const replaced = c.log().slice(mark).split('\n').filter((l) => l.includes('"rolling restart: old worker exited"'));
     assert.equal(replaced.length, WORKERS, done);
     assert.deepEqual(replaced.map((l) => (JSON.parse(l) as { pid: number }).pid).sort(), [...firstPids].sort());
+    // Each call is recorded once, whichever process (old or new worker of its slot) saw its BYE.
+    const store = await openStore({ url: `sqlite:${join(c.dir, 'db.sqlite')}`, logger: silentLogger() });
+    try {
+      const records = new Map<string, number>();
+      // The last BYEs have just passed: their records are on their way to the store.
+      const until = Date.now() + 5000;
+      do {
+        records.clear();
+        let cursor: string | undefined;
+        do {
+          const page = await store.calls.list({ limit: 500, cursor });
+          for (const r of page.calls) records.set(r.callId, (records.get(r.callId) ?? 0) + 1);
+          cursor = page.next;
+        } while (cursor !== undefined);
+        if (records.size < calls) await sleep(200);
+      } while (records.size < calls && Date.now() < until);
+      assert.equal(records.size, calls);
+      assert.ok([...records.values()].every((n) => n === 1));
+    } finally {
+      await store.close();
+    }
   });
 });

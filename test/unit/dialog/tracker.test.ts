@@ -137,3 +137,33 @@ describe('dialog tracker', () => {
     assert.equal(heard, 1);
   });
 });
+
+describe('dialog tracker: hand-over between the processes of a slot (rolling restart)', () => {
+  it('hands its confirmed calls over without ending them; the successor holds them from then on', () => {
+    const old = tracker();
+    const d = old.dialogs.create(call('c1'));
+    old.dialogs.confirm(d, { toTag: 'tt', code: 200 });
+    old.dialogs.create(call('c2'));
+    const handed = old.dialogs.handOver();
+    assert.deepEqual(handed.map((s) => s.callId), ['c1']);
+    assert.equal(old.dialogs.get('c1'), undefined);
+    assert.deepEqual(old.events, ['created:c1', 'confirmed:c1', 'created:c2'], 'no ended: the call goes on');
+    const next = tracker();
+    next.dialogs.restore(handed);
+    assert.equal(next.dialogs.get('c1')?.id, d.id);
+  });
+
+  it('a BYE that arrives before its dialog is handed over ends the dialog as it arrives, once', () => {
+    const old = tracker();
+    const d = old.dialogs.create(call('c1'));
+    old.dialogs.confirm(d, { toTag: 'tt', code: 200 });
+    const next = tracker();
+    next.clock.now = 5_000;
+    assert.equal(next.dialogs.endByRequest('c1', 'tt', { cause: 'bye' }), false);
+    next.dialogs.restore(old.dialogs.handOver());
+    assert.deepEqual(next.events, ['restored:c1', 'ended:c1']);
+    assert.equal(next.dialogs.active, 0);
+    next.dialogs.restore([{ ...d.snapshot(), callId: 'c1' }]);
+    assert.equal(next.dialogs.active, 1, 'the remembered BYE is used once');
+  });
+});
