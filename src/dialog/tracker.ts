@@ -159,8 +159,11 @@ export class DialogTracker {
     return this.counts.get(`backend:${uri}`) ?? 0;
   }
 
-  /** For /health: active dialogs by state and per backend. */
-  stats(): { active: number; early: number; confirmed: number; backends: Record<string, number> } {
+  /**
+   * For /health: active dialogs by state, per backend, and the users with the most active calls (at most
+   * `topUsers` of them, most first: a full list would grow with the load).
+   */
+  stats(topUsers = 20): { active: number; early: number; confirmed: number; backends: Record<string, number>; users: Record<string, number> } {
     let early = 0;
     let confirmed = 0;
     for (const d of this.byCallId.values()) {
@@ -168,8 +171,13 @@ export class DialogTracker {
       else if (d.state === 'confirmed') confirmed++;
     }
     const backends: Record<string, number> = {};
-    for (const [key, n] of this.counts) if (key.startsWith('backend:')) backends[key.slice(8)] = n;
-    return { active: this.byCallId.size, early, confirmed, backends };
+    const users: Array<[string, number]> = [];
+    for (const [key, n] of this.counts) {
+      if (key.startsWith('backend:')) backends[key.slice(8)] = n;
+      else users.push([key, n]);
+    }
+    users.sort((a, b) => b[1] - a[1]);
+    return { active: this.byCallId.size, early, confirmed, backends, users: Object.fromEntries(users.slice(0, topUsers)) };
   }
 
   get(callId: string): Dialog | undefined {
@@ -264,16 +272,11 @@ export class DialogTracker {
     let n = 0;
     for (const s of snapshots) {
       if (s.state !== 'confirmed' || this.byCallId.has(s.callId)) continue;
-      const dialog = new Dialog({ ...s, owner: this.owner });
-      dialog.state = 'confirmed';
-      dialog.toTag = s.toTag;
-      dialog.answeredBy = s.answeredBy;
-      dialog.backend = s.backend;
-      dialog.ringingAt = s.ringingAt;
-      dialog.answeredAt = s.answeredAt;
-      dialog.finalCode = s.finalCode;
-      dialog.finalReason = s.finalReason;
-      if (s.mediaRelayed) dialog.media = { node: s.mediaNode, branches: new Set() };
+      const dialog = Object.assign(new Dialog({ ...s, owner: this.owner }), {
+        state: 'confirmed' as const, toTag: s.toTag, answeredBy: s.answeredBy, backend: s.backend, ringingAt: s.ringingAt,
+        answeredAt: s.answeredAt, finalCode: s.finalCode, finalReason: s.finalReason,
+        media: s.mediaRelayed ? { node: s.mediaNode, branches: new Set<string>() } : undefined,
+      });
       this.track(dialog);
       if (s.backend !== undefined) this.count(dialog, `backend:${s.backend.uri}`);
       this.emit('restored', dialog);

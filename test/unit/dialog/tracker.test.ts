@@ -73,7 +73,8 @@ describe('dialog tracker', () => {
     assert.equal(dialogs.activeForUser('Alice@example.com'), 2);
     assert.equal(dialogs.activeForUser('bob@example.com'), 1);
     assert.equal(dialogs.activeAtBackend('sip:10.0.0.5'), 1);
-    assert.deepEqual(dialogs.stats(), { active: 2, early: 0, confirmed: 1, backends: { 'sip:10.0.0.5': 1 } });
+    assert.deepEqual(dialogs.stats(), { active: 2, early: 0, confirmed: 1, backends: { 'sip:10.0.0.5': 1 }, users: { 'alice@example.com': 2, 'bob@example.com': 1 } });
+    assert.deepEqual(dialogs.stats(1).users, { 'alice@example.com': 2 });
     dialogs.end(a, { cause: 'failure', code: 486 });
     dialogs.end(b, { cause: 'bye' });
     assert.equal(dialogs.activeForUser('alice@example.com'), 0);
