@@ -2,19 +2,23 @@
  * The call history writer's public types. The dialog tracker hands it HistoryOps; it applies them to the
  * store (and any extra CallSink) off the SIP hot path.
  */
-import type { CallRecord, CallRepository, DialogRepository, PersistedDialog } from '../platform/store/index.js';
+import type { CallRecord, CallRepository, DialogRepository, HistoryWrite, HistoryWriteRepository } from '../platform/store/index.js';
 import type { Logger } from '../src/log/index.js';
 
-/** One write, applied in the order pushed. */
-export type HistoryOp =
-  | { op: 'dialog'; dialog: PersistedDialog } // store.dialogs.save
-  | { op: 'forget'; id: string } // store.dialogs.remove
-  | { op: 'record'; record: CallRecord }; // store.calls.record (idempotent)
+/**
+ * One write, applied in the order pushed: `dialog` store.dialogs.save, `forget` store.dialogs.remove,
+ * `record` store.calls.record (idempotent).
+ */
+export type HistoryOp = HistoryWrite;
 
-/** What the writer writes to: the store's call and dialog repositories (or a wrapper of them). */
+/**
+ * What the writer writes to: the store's call and dialog repositories (or a wrapper of them), and, when
+ * given, the store's batch writes (several ops in one transaction).
+ */
 export interface HistoryTarget {
   calls: Pick<CallRepository, 'record'>;
   dialogs: Pick<DialogRepository, 'save' | 'remove'>;
+  historyWrites?: HistoryWriteRepository;
 }
 
 /**
@@ -44,6 +48,8 @@ export interface HistoryWriterOptions {
   retryMinMs?: number;
   /** Default 5,000. */
   retryMaxMs?: number;
+  /** With batch writes, how long a write waits for more ops to join it (ms); default 100, 0 for none. */
+  lingerMs?: number;
 }
 
 export interface HistoryStats {

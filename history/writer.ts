@@ -17,7 +17,7 @@
  * idempotent, and a record removes the persisted dialog even when it existed, so the ops replayed in order
  * leave the same rows as the first time.
  */
-import { StoreError } from '../platform/store/index.js';
+import { type CallRecord, StoreError } from '../platform/store/index.js';
 import { categoryLogger, type Logger } from '../src/log/index.js';
 import { SpillFile } from './spill-file.js';
 import type { CallSink, HistoryOp, HistoryStats, HistoryTarget, HistoryWriterOptions } from './types.js';
@@ -27,6 +27,14 @@ const DEFAULT_RETRY_MIN_MS = 250;
 const DEFAULT_RETRY_MAX_MS = 5_000;
 /** Ops taken back from the spill file into memory at a time. */
 const SPILL_BATCH = 1_000;
+/** Ops written in one transaction at most (when the target takes batches: target.historyWrites). */
+const BATCH_MAX = 500;
+/**
+ * With batches, a write waits this long for more ops to join it: at 500 calls/s a commit per 100 ms instead
+ * of one per call (a commit costs more than a call's SIP work on SQLite); a record reaches the store this
+ * much later.
+ */
+const DEFAULT_LINGER_MS = 100;
 /** Consumed queue entries dropped from the front of the array once there are this many. */
 const COMPACT_AFTER = 1_024;
 
@@ -56,6 +64,7 @@ export class HistoryWriter {
   private readonly queueLimit: number;
   private readonly retryMinMs: number;
   private readonly retryMaxMs: number;
+  private readonly lingerMs: number;
   /** The memory queue: entries before `head` are done. */
   private queue: HistoryOp[] = [];
   private head = 0;
@@ -83,6 +92,7 @@ export class HistoryWriter {
     this.queueLimit = opts.queueLimit ?? DEFAULT_QUEUE_LIMIT;
     this.retryMinMs = opts.retryMinMs ?? DEFAULT_RETRY_MIN_MS;
     this.retryMaxMs = Math.max(this.retryMinMs, opts.retryMaxMs ?? DEFAULT_RETRY_MAX_MS);
+    this.lingerMs = opts.lingerMs ?? DEFAULT_LINGER_MS;
     if (!Number.isInteger(this.queueLimit) || this.queueLimit < 1) throw new RangeError('queueLimit must be a positive integer');
     // Taken up at once, so that an op pushed even before start() goes behind the leftover, in the file.
     try {
@@ -190,9 +200,17 @@ export class HistoryWriter {
       for (;;) {
         const op = await this.next();
         if (op === undefined || this.halted) break;
+        // What queued up since the last write goes in one transaction (a commit per op costs more than a call).
+        const batching = this.target.historyWrites !== undefined;
+        if (batching && this.lingerMs > 0 && this.queue.length - this.head < BATCH_MAX) {
+          await this.pause(this.lingerMs);
+          if (this.halted) break;
+        }
+        const batch = batching ? this.queue.slice(this.head, this.head + BATCH_MAX) : [];
         // After stop() the queue is in the spill file: an op that finished late is in there too (written twice, harmless).
-        if (!(await this.applyUntilDone(op)) || this.halted) break;
-        this.head++;
+        const done = batch.length > 1 ? await this.applyBatchUntilDone(batch) : (await this.applyUntilDone(op)) ? 1 : 0;
+        if (done === 0 || this.halted) break;
+        this.head += done;
         if (this.head >= COMPACT_AFTER && this.head * 2 >= this.queue.length) {
           this.queue = this.queue.slice(this.head);
           this.head = 0;
@@ -233,23 +251,46 @@ export class HistoryWriter {
 
   /** Applies the op, trying again through an outage; false when stop() let go first. */
   private async applyUntilDone(op: HistoryOp): Promise<boolean> {
+    const outcome = await this.untilDone(() => this.apply(op), 1);
+    if (outcome.refused !== undefined) {
+      this.log.error({ op: op.op, id: idOf(op), err: reasonOf(outcome.refused) }, 'call history op refused by the store: skipped');
+      return true;
+    }
+    return outcome.written;
+  }
+
+  /**
+   * Applies the ops in one transaction, trying again through an outage; how many are done (0 when stop()
+   * let go first). When the store refuses one of them, they are applied one at a time, so that only the
+   * refused one is skipped.
+   */
+  private async applyBatchUntilDone(batch: readonly HistoryOp[]): Promise<number> {
+    const outcome = await this.untilDone(async () => {
+      await this.target.historyWrites!.writeAll(batch);
+      for (const op of batch) if (op.op === 'record') await this.toSinks(op.record);
+    }, batch.length);
+    if (outcome.written) return batch.length;
+    if (outcome.refused === undefined) return 0;
+    for (let i = 0; i < batch.length; i++) if (!(await this.applyUntilDone(batch[i]!)) || this.halted) return i;
+    return batch.length;
+  }
+
+  /** Runs `attempt` until it succeeds, the store refuses it for good, or stop() lets go. */
+  private async untilDone(attempt: () => Promise<void>, ops: number): Promise<{ written: boolean; refused?: unknown }> {
     for (let delay = this.retryMinMs; ; delay = Math.min(delay * 2, this.retryMaxMs)) {
       try {
-        await this.apply(op);
-        this.written++;
+        await attempt();
+        this.written += ops;
         if (!this.storeUp) {
           this.storeUp = true;
           const { queued, spilled } = this.stats;
-          this.log.info({ pending: queued + spilled - 1, downMs: Date.now() - this.downSince }, 'call history store back: writing the pending ops');
+          this.log.info({ pending: queued + spilled - ops, downMs: Date.now() - this.downSince }, 'call history store back: writing the pending ops');
         }
-        return true;
+        return { written: true };
       } catch (err) {
-        if (this.halted) return false;
+        if (this.halted) return { written: false };
         this.failures++;
-        if (isRefusal(err)) {
-          this.log.error({ op: op.op, id: idOf(op), err: reasonOf(err) }, 'call history op refused by the store: skipped');
-          return true;
-        }
+        if (isRefusal(err)) return { written: false, refused: err };
         if (this.storeUp) {
           this.storeUp = false;
           this.downSince = Date.now();
@@ -257,7 +298,7 @@ export class HistoryWriter {
           this.log.warn({ err: reasonOf(err), pending: queued + spilled }, 'call history store unavailable: holding the ops and trying again');
         }
         await this.pause(delay);
-        if (this.halted) return false;
+        if (this.halted) return { written: false };
       }
     }
   }
@@ -272,14 +313,18 @@ export class HistoryWriter {
         return;
       case 'record':
         await this.target.calls.record(op.record);
-        for (const sink of this.sinks) {
-          try {
-            await sink.record(op.record);
-          } catch (err) {
-            if (err instanceof Error) err.message = `call sink ${sink.name}: ${err.message}`;
-            throw err;
-          }
-        }
+        await this.toSinks(op.record);
+    }
+  }
+
+  private async toSinks(record: CallRecord): Promise<void> {
+    for (const sink of this.sinks) {
+      try {
+        await sink.record(record);
+      } catch (err) {
+        if (err instanceof Error) err.message = `call sink ${sink.name}: ${err.message}`;
+        throw err;
+      }
     }
   }
 

@@ -16,6 +16,6 @@ export type {
   RoutingRepository, BackendRecord, BackendSetRecord, BalanceAlgorithm, RouteRecord, DidRecord, TrustedRecord,
 } from './routing-types.js';
 export type {
-  CallDirection, CallDisposition, CallHangupBy, CallParty, CallRecord, CallQuery, CallPage, CallRepository, DialogRepository, PersistedDialog,
+  CallDirection, CallDisposition, CallHangupBy, CallParty, CallRecord, CallQuery, CallPage, CallRepository, DialogRepository, PersistedDialog, HistoryWrite, HistoryWriteRepository,
 } from './types.js';
 export { SqlRefreshTokenRepository, type RefreshTokenRecord, type RefreshTokenRepository } from './refresh-tokens.js';

@@ -4,13 +4,15 @@ import { SqlAdminTokenRepository } from './admin-tokens.js';
 import { SqlCallRepository } from './sql-call-repository.js';
 import { SqlContext } from './sql-context.js';
 import { SqlDialogRepository } from './sql-dialog-repository.js';
+import { SqlHistoryWrites } from './sql-history-writes.js';
 import { SqlDomainRepository } from './sql-domain-repository.js';
 import { SqlLocationRepository } from './sql-location-repository.js';
 import { SqlRoutingRepository } from './sql-routing-repository.js';
 import { SqlSubscriberRepository } from './sql-subscriber-repository.js';
 import type { RoutingRepository } from './routing-types.js';
 import type {
-  AdminTokenRepository, CallRepository, DialogRepository, DomainRepository, LocationRepository, SqlStore, StoreDialect, SubscriberRepository,
+  AdminTokenRepository, CallRepository, DialogRepository, DomainRepository, HistoryWriteRepository, LocationRepository, SqlStore, StoreDialect,
+  SubscriberRepository,
 } from './types.js';
 
 /** The SQL store over an open, migrated knex instance; built by openStore(). */
@@ -22,6 +24,7 @@ export class KnexStore implements SqlStore {
   readonly tokens: AdminTokenRepository;
   readonly calls: CallRepository;
   readonly dialogs: DialogRepository;
+  readonly historyWrites: HistoryWriteRepository;
   private readonly ctx: SqlContext;
   private closing: Promise<void> | undefined;
 
@@ -32,6 +35,7 @@ export class KnexStore implements SqlStore {
     this.locations = new SqlLocationRepository(this.ctx);
     this.routing = new SqlRoutingRepository(this.ctx);
     this.tokens = new SqlAdminTokenRepository(this.ctx);
+    this.historyWrites = new SqlHistoryWrites(this.ctx);
     this.calls = new SqlCallRepository(this.ctx);
     this.dialogs = new SqlDialogRepository(this.ctx);
   }

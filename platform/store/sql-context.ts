@@ -110,7 +110,9 @@ export class SqlContext {
         return fast(statements);
       } catch (err) {
         if (err instanceof StoreError || err instanceof TypeError) throw err;
-        if (!isBusy(err) || Date.now() + delay > deadline) throw new StoreError('STORE_ERR_QUERY', `${what} failed: ${driverReason(err)}`);
+        if (!isBusy(err) || Date.now() + delay > deadline) {
+          throw new StoreError(isInvalidData(err) ? 'STORE_ERR_INVALID' : 'STORE_ERR_QUERY', `${what} failed: ${driverReason(err)}`);
+        }
       }
       await sleep(delay);
     }

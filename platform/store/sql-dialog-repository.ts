@@ -6,7 +6,7 @@ import { MAX_DIALOG_ID } from './sql-call-repository.js';
 import { type SqlContext, checkInteger, checkText, toNumber } from './sql-context.js';
 import type { DialogRepository, PersistedDialog } from './types.js';
 
-interface DialogRow {
+export interface DialogRow {
   id: string;
   call_id: string;
   owner: number | string;
@@ -18,7 +18,8 @@ const COLUMNS = ['id', 'call_id', 'owner', 'data', 'updated_at'] as const;
 /** A MEDIUMTEXT column holds 16 MiB on MariaDB; a dialog's JSON is a few kilobytes. */
 const MAX_DATA = 4 * 1024 * 1024;
 
-function toRow(d: PersistedDialog): DialogRow {
+/** The dialog as its row; TypeError for a value it may not have. */
+export function dialogRow(d: PersistedDialog): DialogRow {
   if (typeof d.data !== 'string' || d.data.length > MAX_DATA) throw new TypeError(`data must be a string of at most ${MAX_DATA} characters`);
   return {
     id: checkText('id', d.id, MAX_DIALOG_ID),
@@ -33,12 +34,16 @@ function toDialog(row: DialogRow): PersistedDialog {
   return { id: row.id, callId: row.call_id, owner: toNumber(row.owner), data: row.data, updatedAt: toNumber(row.updated_at) };
 }
 
+export const UPSERT_DIALOG_SQL =
+  `INSERT INTO dialogs (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map((c) => `@${c}`).join(', ')}) ` +
+  `ON CONFLICT (id) DO UPDATE SET ${COLUMNS.filter((c) => c !== 'id').map((c) => `${c} = excluded.${c}`).join(', ')}`;
+
 export class SqlDialogRepository implements DialogRepository {
   constructor(private readonly ctx: SqlContext) {}
 
   async save(dialog: PersistedDialog): Promise<void> {
-    const row = toRow(dialog);
-    return this.ctx.run('saving a dialog', async (db) => {
+    const row = dialogRow(dialog);
+    return this.ctx.runFast('saving a dialog', (s) => void s.run(UPSERT_DIALOG_SQL, row), async (db) => {
       // ON CONFLICT … DO UPDATE on SQLite, ON DUPLICATE KEY UPDATE on MariaDB: one statement, no race.
       await db('dialogs').insert(row).onConflict('id').merge();
     });

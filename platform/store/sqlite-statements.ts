@@ -2,7 +2,8 @@
  * SQLite only: a second connection to the store's file whose statements are prepared once and kept.
  * knex builds the SQL and prepares the statement anew for every query (≈ 80 µs a subscriber lookup,
  * ≈ 4 µs here), which was a third of what a REGISTER cost. Used for the two queries of the REGISTER hot
- * path, the subscriber lookup and the binding upsert; everything else stays on knex.
+ * path, the subscriber lookup and the binding upsert, and for the two writes of every call's history
+ * (the answered call's dialog, its record); everything else stays on knex.
  *
  * In WAL mode a read never waits. A write that would wait for another writer (the CLI, or a knex
  * transaction in this process) fails at once with SQLITE_BUSY (busy_timeout 0: better-sqlite3 is
@@ -12,7 +13,7 @@ import { createRequire } from 'node:module';
 
 interface Statement {
   get(...params: unknown[]): unknown;
-  run(...params: unknown[]): unknown;
+  run(...params: unknown[]): { changes: number };
 }
 
 interface Database {
@@ -41,6 +42,20 @@ export class SqliteStatements {
 
   get<T>(sql: string, ...params: unknown[]): T | undefined {
     return this.statement(sql).get(...params) as T | undefined;
+  }
+
+  /** Runs one statement; returns how many rows it changed. */
+  run(sql: string, ...params: unknown[]): number {
+    return this.statement(sql).run(...params).changes;
+  }
+
+  /** Runs `fn` (which runs statements of this connection) in one transaction. */
+  transaction<T>(fn: () => T): T {
+    let out: T;
+    this.db.transaction(() => {
+      out = fn();
+    })();
+    return out!;
   }
 
   /** Runs one statement for each parameter set, all in one transaction. */

@@ -178,6 +178,8 @@ export interface Store {
   readonly routing: RoutingRepository;
   /** Admin tokens of the HTTP API (sql/0003_admin_tokens.ts). */
   readonly tokens: AdminTokenRepository;
+  /** Call records and persisted dialogs in batches (sql/0004_calls.ts). */
+  readonly historyWrites: HistoryWriteRepository;
   /** Call records, written once per ended dialog (sql/0004_calls.ts). */
   readonly calls: CallRepository;
   /** The active dialogs each worker persists (sql/0004_calls.ts). */
@@ -294,6 +296,20 @@ export interface CallRepository {
   get(id: string): Promise<CallRecord | undefined>;
   /** Newest first (startedAt, then id, descending); cursor pagination. TypeError for a bad cursor. */
   list(query: CallQuery): Promise<CallPage>;
+}
+
+/** One write of the call history: an answered call's dialog saved, one forgotten, a call's record. */
+export type HistoryWrite =
+  | { op: 'dialog'; dialog: PersistedDialog }
+  | { op: 'forget'; id: string }
+  | { op: 'record'; record: CallRecord };
+
+/**
+ * Several history writes in one transaction (a commit per call costs more than the call's SIP work; a
+ * batch of a few hundred costs one). All or none: a failure leaves nothing written.
+ */
+export interface HistoryWriteRepository {
+  writeAll(writes: readonly HistoryWrite[]): Promise<void>;
 }
 
 export interface DialogRepository {

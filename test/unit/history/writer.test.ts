@@ -258,6 +258,58 @@ describe('history writer', () => {
     assert.equal(logged(50).filter((l) => /unreadable/.test(l.msg)).length, 1);
   });
 
+  /** The switchable target plus the store's batch writes, counted, failing while the target is `down`. */
+  function batching(): { target: HistoryTarget; batches: number[] } {
+    const batches: number[] = [];
+    return {
+      batches,
+      target: {
+        calls: target.calls,
+        dialogs: target.dialogs,
+        historyWrites: {
+          writeAll: async (writes) => {
+            if (target.down) throw new StoreError('STORE_ERR_QUERY', 'writing the call history failed: connect ECONNREFUSED 127.0.0.1:3306');
+            await store.historyWrites.writeAll(writes);
+            batches.push(writes.length);
+          },
+        },
+      },
+    };
+  }
+
+  it('what queued up since the last write goes to the store in one transaction, in order, through an outage too', async () => {
+    const { target: batched, batches } = batching();
+    const w = new HistoryWriter({ target: batched, spillFile, logger: captureLogger().logger, retryMinMs: 2, retryMaxMs: 10 });
+    writers.push(w);
+    const pushed = ops(0, 300);
+    for (const op of pushed) w.push(op);
+    target.down = true;
+    await w.start();
+    await until('a failed try', () => w.stats.failures > 0);
+    target.down = false;
+    await w.flush(5_000);
+    assert.deepEqual(batches, [300], 'one transaction for the 300 ops that were waiting');
+    assert.equal(w.stats.written, 300);
+    const { calls } = await store.calls.list({ limit: 500 });
+    assert.deepEqual(calls.map((c) => c.id).reverse(), pushed.filter((o) => o.op === 'record').map((o) => (o.op === 'record' ? o.record.id : '')));
+    // Every dialog saved was forgotten by the next op: none is left.
+    assert.deepEqual(await store.dialogs.listOwned(0), []);
+  });
+
+  it('a batch with an op the store refuses is written one op at a time: only the refused one is skipped', async () => {
+    const { target: batched } = batching();
+    const w = new HistoryWriter({ target: batched, spillFile, logger: captureLogger().logger, retryMinMs: 2, retryMaxMs: 10 });
+    writers.push(w);
+    w.push({ op: 'record', record: record('ok-1') });
+    w.push({ op: 'record', record: record('bad-values', { disposition: 'lost' as never }) });
+    w.push({ op: 'record', record: record('ok-2', { startedAt: T0 + 1 }) });
+    await w.start();
+    await w.flush(5_000);
+    const { calls } = await store.calls.list({ limit: 10 });
+    assert.deepEqual(calls.map((c) => c.id), ['ok-2', 'ok-1']);
+    assert.equal(w.stats.written, 2);
+  });
+
   it('a record id pushed twice is written once; the first one stays', async () => {
     const { w } = writer();
     await w.start();

@@ -210,6 +210,31 @@ export function callSuite(getStore: () => SqlStore, getUrl: () => string): void 
       assert.deepEqual(await store.calls.list({ limit: 500 }), { calls: [] });
     });
 
+    it('writeAll applies dialog saves, forgets and records in order in one transaction; a record already there stays as it was', async () => {
+      const store = getStore();
+      await store.calls.record(call('kept'));
+      await store.historyWrites.writeAll([
+        { op: 'dialog', dialog: dialog('a', 0) },
+        { op: 'dialog', dialog: dialog('b', 1) },
+        { op: 'record', record: call('a', { startedAt: call('a').startedAt + 1 }) },
+        { op: 'dialog', dialog: dialog('c', 0) },
+        { op: 'forget', id: 'c' },
+        { op: 'record', record: call('kept', { disposition: 'busy', finalCode: 486 }) },
+      ]);
+      assert.deepEqual((await store.calls.list({ limit: 10 })).calls.map((c) => [c.id, c.disposition]), [['a', 'answered'], ['kept', 'answered']]);
+      assert.deepEqual(await store.dialogs.listOwned(0), [], 'a went with its record, c was forgotten');
+      assert.deepEqual((await store.dialogs.listOwned(1)).map((d) => d.id), ['b']);
+    });
+
+    it('writeAll with one value that does not fit is a TypeError and writes none of the batch', async () => {
+      const store = getStore();
+      await assert.rejects(store.historyWrites.writeAll([
+        { op: 'dialog', dialog: dialog('d', 0) },
+        { op: 'record', record: call('bad', { disposition: 'lost' as never }) },
+      ]), TypeError);
+      assert.deepEqual(await store.dialogs.listOwned(0), []);
+    });
+
     it('a record that does not fit the columns is a TypeError and writes nothing', async () => {
       const store = getStore();
       await store.dialogs.save(dialog('bad', 0));
