@@ -22,3 +22,4 @@ export { KeyedMac, digestOf, equalText } from './fast-hash.js';
 export {
   createResponse, type ResponseOptions, utf8ToWire, wireToUtf8, randomToken, newBranch, newTag, newCallId,
 } from './builders.js';
+export { PUSH_PROVIDERS, type PushParams, type PushProvider, parsePushParams } from './push-params.js';
