@@ -42,6 +42,8 @@ export class ProxyContext implements BranchOwner {
   private starting = false;
   private attempts = 0;
   private finished = false;
+  /** Targets that may still come (devices being woken by a push): the context stays open for them. */
+  private awaited: number;
   /** A branch hid the request's Vias (topology hiding): every response upstream gets them back. */
   private hiddenVias = false;
   private listeners: { [K in keyof E]?: Array<Listener<E[K]>> } = {};
@@ -56,6 +58,7 @@ export class ProxyContext implements BranchOwner {
     this.recordRoute = options.recordRoute ?? createsDialog(request);
     this.onDone = onDone;
     this.final = undefined;
+    this.awaited = options.awaiting ?? 0;
   }
 
   get inbound(): Flow {
@@ -73,14 +76,43 @@ export class ProxyContext implements BranchOwner {
     return this;
   }
 
-  /** @internal Starts one branch per target in parallel (§16.6); no target at all is a 480. */
+  /**
+   * @internal Starts one branch per target in parallel (§16.6); no target at all is a 480, unless targets
+   * are awaited (ForwardOptions.awaiting): then the context waits for them.
+   */
   start(targets: ForwardTarget[]): void {
-    if (targets.length === 0) {
+    if (targets.length === 0 && this.awaited === 0) {
       this.respondLocally(480);
       this.finish();
       return;
     }
     this.addBranches(targets);
+  }
+
+  /** True while an awaited target may still become a branch: no final response, no CANCEL, no 6xx. */
+  get open(): boolean {
+    return this.final === undefined && !this.cancelled && !this.closedToNewBranches && !this.finished;
+  }
+
+  /**
+   * One awaited target came (a woken device registered again): it becomes a branch (§16.6 lets a proxy
+   * add targets to the set while the context is open). False, and nothing sent, when the context is no
+   * longer open; the expectation is used up either way.
+   */
+  arrive(targets: ForwardTarget[]): boolean {
+    if (this.awaited > 0) this.awaited--;
+    if (!this.open) {
+      this.completeIfAllEnded();
+      return false;
+    }
+    this.addBranches(targets);
+    return true;
+  }
+
+  /** One awaited target will not come (its device did not wake in time): the context may now complete. */
+  giveUp(): void {
+    if (this.awaited > 0) this.awaited--;
+    this.completeIfAllEnded();
   }
 
   /** @internal Answers without forwarding (§16.3 checks) and ends the context. */
@@ -96,6 +128,8 @@ export class ProxyContext implements BranchOwner {
   cancel(): void {
     this.cancelled = true;
     for (const b of this.branches) b.cancel('caller');
+    // Only devices being woken, no branch yet: nothing will end on its own.
+    this.completeIfAllEnded();
   }
 
   /** @internal Clears every branch's timers (the core is stopping). */
@@ -169,7 +203,12 @@ export class ProxyContext implements BranchOwner {
   private completeIfAllEnded(): void {
     if (this.starting || this.finished) return;
     for (const b of this.branches) if (!b.ended) return;
-    if (this.final === undefined) {
+    // Devices still waking keep the context open, unless it is decided already (CANCEL, 2xx, 6xx).
+    if (this.awaited > 0 && this.open) return;
+    if (this.final === undefined && this.branches.length === 0) {
+      // Nobody was reached: the caller gave up (487), or no device woke in time (480).
+      this.respondLocally(this.cancelled ? 487 : 480);
+    } else if (this.final === undefined) {
       const best = chooseBest(this.branches.map((b) => b.result!));
       const failover = this.options.failover;
       if (failover !== undefined && !this.cancelled && !this.closedToNewBranches && best.status >= 300 && best.status < 600) {

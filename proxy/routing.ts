@@ -42,6 +42,8 @@ export interface RouterDeps {
   pstn?: PstnRouting;
   /** The mid-registrar, when REGISTERs go to a backend (registrar.mode other than local). */
   mid?: MidRegistrarRouting;
+  /** The push call server (RFC 8599): sleeping devices are woken and the INVITE waits for them. */
+  push?: PushRouting;
   logger: Logger;
 }
 
@@ -52,6 +54,18 @@ export interface PstnRouting {
   failoverTimeoutMs: number;
   /** When set, calls between our own users go through this backend set (FreeSWITCH features) too. */
   userToUserSet?: string | undefined;
+}
+
+/** What the routing policy asks of the push call server. */
+export interface PushRouting {
+  /** True for a device that only a push reaches now (push data, no live connection). */
+  isAsleep(binding: Binding): boolean;
+  /** True when a push can wake it (its provider is configured). */
+  canWake(binding: Binding): boolean;
+  /** Pushes the device and resolves with the binding it registers again with (undefined: it did not, or `signal` aborted). */
+  wake(binding: Binding, call: { callId: string; aor: string; from: string; fromName?: string | undefined }, signal: AbortSignal): Promise<Binding | undefined>;
+  /** Send 180 Ringing to the caller while only sleeping devices are being woken. */
+  ringingWhileWaking: boolean;
 }
 
 /** What the routing policy asks of the mid-registrar. */
@@ -80,6 +94,7 @@ export class Router implements StackUser {
   private readonly dialogs: DialogTracker;
   private readonly pstn: PstnRouting | undefined;
   private readonly mid: MidRegistrarRouting | undefined;
+  private readonly push: PushRouting | undefined;
   private readonly log: Logger;
 
   constructor(deps: RouterDeps) {
@@ -92,6 +107,7 @@ export class Router implements StackUser {
     this.dialogs = deps.dialogs;
     this.pstn = deps.pstn;
     this.mid = deps.mid;
+    this.push = deps.push;
     this.log = categoryLogger(deps.logger, 'proxy.route');
   }
 
@@ -238,13 +254,44 @@ export class Router implements StackUser {
     });
   }
 
+  /**
+   * Every device of the callee rings at once (parallel forking). Devices that only a push reaches now
+   * (RFC 8599) are woken, and the INVITE waits for them: each one joins the fork as it registers again,
+   * once, while the others already ring; none that wakes too late rings after an answer or a CANCEL.
+   */
   private forkTo(req: SipRequest, tx: ServerTransaction, bindings: Binding[], call: CallFacts): void {
-    if (bindings.length === 0) return this.reply(tx, 480);
-    this.log.debug({ ruri: req.uri, branches: bindings.length, callId: req.callId }, 'forking to bindings');
-    this.forwardCall(req, tx, bindings.map(targetOf), call, (i) => {
-      const b = bindings[i]!;
+    const push = this.push;
+    const asleep = push === undefined || req.method !== 'INVITE' ? [] : bindings.filter((b) => push.isAsleep(b));
+    // A sleeping device no provider here can wake is not reachable at all.
+    const wakeable = asleep.filter((b) => push!.canWake(b));
+    const reached = bindings.filter((b) => !asleep.includes(b));
+    if (reached.length === 0 && wakeable.length === 0) return this.reply(tx, 480);
+    this.log.debug({ ruri: req.uri, branches: reached.length, waking: wakeable.length, callId: req.callId }, 'forking to bindings');
+    // Branch i goes to reached[i]: woken devices are appended as they arrive.
+    const context = this.forwardCall(req, tx, reached.map(targetOf), call, (i) => {
+      const b = reached[i]!;
       return { answeredBy: { aor: b.aor.replace(/^sips?:/, ''), contact: b.contact.uri.toString(), instance: b.instanceId } };
-    });
+    }, wakeable.length > 0 ? { awaiting: wakeable.length } : undefined);
+    if (wakeable.length > 0) this.wake(req, tx, context, wakeable, reached);
+  }
+
+  /** RFC 8599 §5.6: a push to each sleeping device; the INVITE goes to each as it registers again. */
+  private wake(req: SipRequest, tx: ServerTransaction, context: ProxyContext, devices: Binding[], reached: Binding[]): void {
+    const push = this.push!;
+    // The call is decided (answered, cancelled, failed): the devices still waking are not waited for.
+    const decided = new AbortController();
+    context.on('final', () => decided.abort());
+    if (push.ringingWhileWaking && reached.length === 0) this.stack.respond(tx, 180);
+    const from = req.from!;
+    for (const device of devices) {
+      const call = { callId: req.callId!, aor: device.aor.replace(/^sips?:/, ''), from: from.uri.toString(), fromName: from.displayName };
+      void push.wake(device, call, decided.signal).then((woken) => {
+        if (woken === undefined || !context.open) return context.giveUp();
+        this.log.debug({ callId: req.callId, aor: device.aor }, 'woken device registered: the INVITE goes to it');
+        reached.push(woken);
+        context.arrive([targetOf(woken)]);
+      });
+    }
   }
 
   /**

@@ -47,6 +47,12 @@ export interface ForwardOptions {
    * conversion of the upstream copy (a 503 from a backend is a reason to fail over, a 500 is not).
    */
   failover?: (best: SipResponse, attempt: number, status: number) => ForwardTarget[] | undefined;
+  /**
+   * Targets that may come later (RFC 8599: devices being woken by a push), each through
+   * `ProxyContext.arrive()` or, when it will not come, `giveUp()`. Until then the context stays open even
+   * with every branch ended (or none started: no 480 at once).
+   */
+  awaiting?: number;
 }
 
 /**

@@ -6,7 +6,7 @@
 import type { NonceLedger } from './auth/nonce-ledger.js';
 import type { Binding as PersistedBinding } from '../platform/store/index.js';
 import type { Logger } from '../src/log/index.js';
-import type { NameAddr, SipRequest, Uri } from '../src/sip/index.js';
+import type { NameAddr, PushParams, SipRequest, Uri } from '../src/sip/index.js';
 import type { ServerTransaction } from '../src/transaction/index.js';
 import type { Flow, TransportProtocol } from '../src/transport/types.js';
 
@@ -115,6 +115,8 @@ export interface Binding {
   /** RFC 5626 `reg-id`. */
   readonly regId?: number | undefined;
   readonly userAgent?: string | undefined;
+  /** RFC 8599 push parameters of the Contact URI: the device can be woken by a push. */
+  readonly push?: PushParams | undefined;
   /** ms since the epoch. */
   readonly updatedAt: number;
 }

@@ -12,6 +12,7 @@ import {
   type Destination, type Flow, type ListenSpec, type TransportProtocol, TransportError,
 } from '../../../src/transport/types.js';
 import { ProxyCore } from '../../../proxy/proxy-core.js';
+import type { ProxyContext } from '../../../proxy/proxy-context.js';
 import type { ForwardOptions, ForwardTarget, ProxyCoreOptions } from '../../../proxy/types.js';
 
 export const PROXY_IP = '192.0.2.1';
@@ -120,6 +121,8 @@ type Route = (request: SipRequest, tx: ServerTransaction) => ForwardTarget[];
 class TestPolicy implements StackUser {
   route: Route = () => [];
   options: ForwardOptions = {};
+  /** Every context forward() made, in order. */
+  readonly contexts: ProxyContext[] = [];
   constructor(private readonly stack: Stack, private readonly proxy: ProxyCore) {}
 
   onRequest(request: SipRequest, tx: ServerTransaction, cancels?: InviteServerTransaction): void {
@@ -132,7 +135,7 @@ class TestPolicy implements StackUser {
       this.proxy.cancel(cancels);
       return;
     }
-    this.proxy.forward(request, tx, this.route(request, tx), this.options);
+    this.contexts.push(this.proxy.forward(request, tx, this.route(request, tx), this.options));
   }
 
   onStrayResponse(response: SipResponse, flow: Flow): void {
