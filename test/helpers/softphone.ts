@@ -59,6 +59,13 @@ export interface SoftphoneOptions {
   registerExpires?: number;
   /** Label in traces; the user part of `uri` by default. */
   name?: string;
+  /**
+   * SIP.js only: Contact URI parameters, e.g. RFC 8599 `pn-provider`/`pn-prid`/`pn-param` of a mobile app
+   * that a push wakes.
+   */
+  contactParams?: Record<string, string>;
+  /** SIP.js only: the RFC 5626 +sip.instance UUID (a random one by default); the same app after a restart keeps it. */
+  instanceId?: string;
 }
 
 /** How a call ended, seen from this phone. */
@@ -138,6 +145,11 @@ export interface Softphone {
   reconnect(options?: { stale?: boolean; timeoutMs?: number }): Promise<void>;
   /** Un-registers (bounded), stops the user agent and closes every socket. Never throws. */
   stop(): Promise<void>;
+  /**
+   * The app is put to sleep (iOS and Android kill it in the background): its connection dies without an
+   * un-REGISTER, and the phone is gone. A push can wake a new instance of it. Never throws.
+   */
+  sleep(): Promise<void>;
 }
 
 export function createSipJsPhone(options: SoftphoneOptions): Promise<Softphone> {
@@ -394,6 +406,12 @@ abstract class PhoneBase implements Softphone {
     await withTimeout(again, options.timeoutMs ?? 8_000, `${this.aor} re-registering on a new WebSocket`);
   }
 
+  async sleep(): Promise<void> {
+    // The connection goes first, so the un-REGISTER of stop() has nowhere to go.
+    for (const s of TestWebSocket.byPath.get(this.path) ?? []) s.kill();
+    await this.stop();
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -605,6 +623,8 @@ class SipJsPhone extends PhoneBase {
       logLevel: DEBUG ? 'debug' : 'error',
       noAnswerTimeout: 30,
       userAgentString: 'softswitch-test SIP.js',
+      ...(options.contactParams === undefined ? {} : { contactParams: options.contactParams }),
+      ...(options.instanceId === undefined ? {} : { instanceId: options.instanceId, instanceIdAlwaysAdded: true }),
       delegate: {
         onInvite: (invitation) => {
           if (this.stopped) return void invitation.reject({ statusCode: 480 }).catch(() => undefined);
