@@ -1,7 +1,8 @@
 /**
  * The registrar module: digest authentication, the location service and the RFC 3261 §10.3 registrar.
  * `createRegistrar` wires them; the proxy calls `handle` for REGISTERs to our domains, `lookup` /
- * `lookupByContact` to route, `onFlowClosed` when a connection goes, and `authenticator` for its 407s.
+ * `lookupByContact` to route, `onFlowClosed` when a connection goes, and `authenticator` for its 407s;
+ * the push call server (RFC 8599) asks `isAsleep` of a binding and waits on `onBinding` for woken devices.
  */
 import type { Stack } from '../src/core/index.js';
 import type { Logger } from '../src/log/index.js';
@@ -17,6 +18,7 @@ export { CachedCredentialSource } from './auth/cached-credentials.js';
 export { NonceLedger, type NonceIssuer, type RemoteNonceClaim } from './auth/nonce-ledger.js';
 export { LocationService } from './location/location-service.js';
 export { aorIn, aorOf } from './location/aor.js';
+export { isAsleep, isSamePushDevice, pushParamsOf } from './location/push-binding.js';
 export { ServedDomains } from './served-domains.js';
 export { Registrar, type RegistrarInit } from './registrar.js';
 export type * from './types.js';
@@ -59,6 +61,6 @@ export function createRegistrar(deps: RegistrarDeps): Registrar {
     secret: deps.nonceSecret,
     clock,
   });
-  const locations = new LocationService({ persistence: deps.persistence, logger, clock });
+  const locations = new LocationService({ persistence: deps.persistence, logger, clock, pushProviders: options.push?.providers });
   return new Registrar({ stack: deps.stack, authenticator, locations, logger, options, clock, domains });
 }

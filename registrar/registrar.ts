@@ -5,15 +5,17 @@
 import type { Stack } from '../src/core/index.js';
 import { type Logger, categoryLogger } from '../src/log/index.js';
 import {
-  type NameAddr, SipParseError, type SipRequest, SipUri, type Uri, parseNameAddrs, unquote, uriEquals, wireToUtf8,
+  type NameAddr, type PushParams, type PushProvider, SipParseError, type SipRequest, SipUri, type Uri, parseNameAddrs,
+  unquote, uriEquals, wireToUtf8,
 } from '../src/sip/index.js';
 import type { ServerTransaction } from '../src/transaction/index.js';
 import type { Flow } from '../src/transport/types.js';
 import type { DigestAuthenticator } from './auth/digest-authenticator.js';
 import { aorIn } from './location/aor.js';
 import type { LocationService } from './location/location-service.js';
+import { isSamePushDevice, pushParamsOf } from './location/push-binding.js';
 import { ServedDomains } from './served-domains.js';
-import type { Binding, RegistrarApi, RegistrarOptions, RegistrarStats } from './types.js';
+import type { Binding, BindingListener, RegistrarApi, RegistrarOptions, RegistrarStats } from './types.js';
 
 export interface RegistrarInit {
   /** Only `respond` is used. */
@@ -84,7 +86,12 @@ interface PlannedContact {
   expires: number;
   instanceId: string | undefined;
   regId: number | undefined;
+  /** RFC 8599 push data, when the contact names a provider we serve. */
+  push: PushParams | undefined;
 }
+
+/** RFC 8599 `+sip.pnsreg` default: wake a push device for its refresh two minutes before its binding expires. */
+const DEFAULT_PUSH_REFRESH_SECONDS = 120;
 
 export class Registrar implements RegistrarApi {
   readonly authenticator: DigestAuthenticator;
@@ -98,6 +105,9 @@ export class Registrar implements RegistrarApi {
   private readonly minExpires: number;
   private readonly maxExpires: number;
   private readonly defaultExpires: number;
+  private readonly pushProviders: ReadonlySet<PushProvider>;
+  private readonly vapidPublicKey: string | undefined;
+  private readonly pushRefreshSeconds: number;
 
   constructor(init: RegistrarInit) {
     const o = init.options;
@@ -106,6 +116,9 @@ export class Registrar implements RegistrarApi {
     this.maxExpires = seconds('maxExpires', o.maxExpires ?? 3600);
     this.defaultExpires = seconds('defaultExpires', o.defaultExpires ?? 600);
     if (this.minExpires > this.maxExpires) throw new TypeError(`minExpires ${this.minExpires} is above maxExpires ${this.maxExpires}`);
+    this.pushProviders = new Set(o.push?.providers ?? []);
+    this.vapidPublicKey = o.push?.vapidPublicKey;
+    this.pushRefreshSeconds = seconds('push.refreshBeforeExpirySeconds', o.push?.refreshBeforeExpirySeconds ?? DEFAULT_PUSH_REFRESH_SECONDS);
     this.stack = init.stack;
     this.domains = init.domains ?? new ServedDomains(o.domains, (host) => this.stack.isLocalHost?.(host) === true);
     this.authenticator = init.authenticator;
@@ -134,16 +147,27 @@ export class Registrar implements RegistrarApi {
     return this.locations.removeFlow(flow.id);
   }
 
-  /** Answers a REGISTER through its server transaction; a failure inside becomes a 400 or 500 answer. */
+  onBinding(listener: BindingListener): () => void {
+    return this.locations.onBinding(listener);
+  }
+
+  /**
+   * Answers a REGISTER through its server transaction; a failure inside becomes a 400 or 500 answer.
+   * The bindings it added or refreshed are announced to the onBinding listeners after the 200 is sent.
+   */
   async handle(request: SipRequest, tx: ServerTransaction): Promise<void> {
     if (request.method !== 'REGISTER') throw new TypeError(`the registrar handles REGISTER, not ${request.method}`);
-    const reply = await answerRegister(this.stack, tx, request, this.log, () => this.process(request, tx));
-    if (reply.status >= 200 && reply.status < 300) this.stats.accepted++;
-    else if (reply.status === 401) this.stats.challenged++;
+    const added: Binding[] = [];
+    const reply = await answerRegister(this.stack, tx, request, this.log, () => this.process(request, tx, added));
+    if (reply.status >= 200 && reply.status < 300) {
+      this.stats.accepted++;
+      this.locations.announce(added);
+    } else if (reply.status === 401) this.stats.challenged++;
     else this.stats.refused++;
   }
 
-  private async process(request: SipRequest, tx: ServerTransaction): Promise<Reply> {
+  /** `added` receives the bindings the REGISTER added or refreshed. */
+  private async process(request: SipRequest, tx: ServerTransaction, added: Binding[]): Promise<Reply> {
     const checked = checkRegister(request, this.domains, (host, port) => this.stack.isLocal?.(host, port) === true);
     if ('status' in checked) return checked;
     const { to, callId, cseq, domain } = checked;
@@ -161,11 +185,11 @@ export class Registrar implements RegistrarApi {
     }
 
     // From here on nothing awaits: the bindings read are the bindings changed.
-    return this.updateBindings(request, tx.flow, aorIn(to.uri, domain), callId, cseq.seq);
+    return this.updateBindings(request, tx.flow, aorIn(to.uri, domain), callId, cseq.seq, added);
   }
 
-  /** §10.3 steps 6 to 8. */
-  private updateBindings(request: SipRequest, flow: Flow, aor: string, callId: string, cseq: number): Reply {
+  /** §10.3 steps 6 to 8; the bindings added or refreshed are pushed onto `added`. */
+  private updateBindings(request: SipRequest, flow: Flow, aor: string, callId: string, cseq: number, added: Binding[]): Reply {
     const now = this.clock();
     const current = this.locations.lookup(aor);
 
@@ -202,7 +226,7 @@ export class Registrar implements RegistrarApi {
       }
       const instance = contact.params.get('+sip.instance');
       const instanceId = instance === undefined || instance === null ? undefined : unquote(instance);
-      planned.push({ contact, expires, instanceId, regId });
+      planned.push({ contact, expires, instanceId, regId, push: pushParamsOf(contact.uri, this.pushProviders) });
     }
 
     // Step 7: add, update or remove each binding; any out-of-order one aborts the whole request.
@@ -213,17 +237,18 @@ export class Registrar implements RegistrarApi {
     const userAgent = request.get('user-agent');
     for (const p of planned) {
       // RFC 5626 §6: a Contact with +sip.instance and reg-id names its binding by (AoR, instance, reg-id),
-      // whatever its URI; any other by its URI (§10.3 step 7, compared per §19.1.4).
+      // whatever its URI; any other by its URI (§10.3 step 7, compared per §19.1.4); failing that, a push
+      // device by its token at its provider (RFC 8599 §5.6: woken, it may register a new contact URI).
       const outbound = p.instanceId !== undefined && p.regId !== undefined;
       const existing = working.find((b) => (outbound
         ? b.instanceId === p.instanceId && b.regId === p.regId
-        : uriEquals(b.contact.uri, p.contact.uri)));
+        : uriEquals(b.contact.uri, p.contact.uri))) ?? working.find((b) => isSamePushDevice(b.push, p.push));
       // (A binding added by an earlier Contact of this same request is simply replaced.)
       if (existing !== undefined && before.has(existing) && existing.callId === callId && cseq <= existing.cseq) return OUT_OF_ORDER;
       for (let i = working.length - 1; i >= 0; i--) {
         const b = working[i]!;
-        // The binding it updates, and one with the same URI that it supersedes.
-        if (b === existing || uriEquals(b.contact.uri, p.contact.uri)) working.splice(i, 1);
+        // The binding it updates, and one with the same URI or of the same push device that it supersedes.
+        if (b === existing || uriEquals(b.contact.uri, p.contact.uri) || isSamePushDevice(b.push, p.push)) working.splice(i, 1);
       }
       if (p.expires === 0) continue;
       if (existing?.flow !== undefined && existing.flow.id !== flow.id) {
@@ -235,7 +260,7 @@ export class Registrar implements RegistrarApi {
       // whole message (V8 keeps a sliced string's parent alive: ~600 bytes per binding otherwise).
       const stored = parseNameAddrs(detached(String(p.contact)), 'contact', true)[0]!;
       stored.params.delete('expires');
-      working.push({
+      const binding: Binding = {
         aor,
         contact: stored,
         contactUri: detached(p.contact.uri.toString()),
@@ -250,7 +275,10 @@ export class Registrar implements RegistrarApi {
         regId: p.regId,
         userAgent: userAgent === undefined ? undefined : detached(userAgent),
         updatedAt: now,
-      });
+        push: pushParamsOf(stored.uri, this.pushProviders),
+      };
+      working.push(binding);
+      added.push(binding);
     }
     const kept = new Set(working);
     const remove = current.filter((b) => !kept.has(b));
@@ -258,15 +286,27 @@ export class Registrar implements RegistrarApi {
     if (remove.length > 0 || add.length > 0) this.locations.update(aor, { remove, add });
     this.stack.markFlowAuthenticated?.(flow); // a registered phone's connection is shed last under a connection flood
     if (this.log.isLevelEnabled('debug')) this.log.debug({ aor, added: add.length, removed: remove.length, flow: flow.id }, 'REGISTER accepted');
-    return this.ok(request, aor, now);
+    const push = planned.find((p) => p.expires > 0 && p.push !== undefined)?.push;
+    return this.ok(request, aor, now, push === undefined ? [] : [['Feature-Caps', this.featureCaps(push)]]);
   }
 
   /**
    * Step 8: 200 with every current binding and its remaining expiry, the Path values copied (RFC 3327
-   * §5.3), and Date (§10.3: "The response SHOULD contain a Date header field").
+   * §5.3), and Date (§10.3: "The response SHOULD contain a Date header field"); then `extra`.
    */
-  private ok(request: SipRequest, aor: string, now: number): Reply {
-    return { status: 200, headers: okHeaders(request, this.locations.lookup(aor), now) };
+  private ok(request: SipRequest, aor: string, now: number, extra: Array<[string, string]> = []): Reply {
+    return { status: 200, headers: [...okHeaders(request, this.locations.lookup(aor), now), ...extra] };
+  }
+
+  /**
+   * The Feature-Caps (RFC 6809) of a 200 that bound a push contact (RFC 8599 §5.4): the provider we will
+   * push through, the VAPID key a Web Push subscription must be made with, and how long before expiry we
+   * wake the device to refresh its binding.
+   */
+  private featureCaps(push: PushParams): string {
+    let caps = `*;+sip.pns="${push.provider}"`;
+    if (push.provider === 'webpush' && this.vapidPublicKey !== undefined) caps += `;+sip.vapid="${this.vapidPublicKey}"`;
+    return `${caps};+sip.pnsreg="${this.pushRefreshSeconds}"`;
   }
 }
 

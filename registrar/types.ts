@@ -6,7 +6,7 @@
 import type { NonceLedger } from './auth/nonce-ledger.js';
 import type { Binding as PersistedBinding } from '../platform/store/index.js';
 import type { Logger } from '../src/log/index.js';
-import type { NameAddr, PushParams, SipRequest, Uri } from '../src/sip/index.js';
+import type { NameAddr, PushParams, PushProvider, SipRequest, Uri } from '../src/sip/index.js';
 import type { ServerTransaction } from '../src/transaction/index.js';
 import type { Flow, TransportProtocol } from '../src/transport/types.js';
 
@@ -115,11 +115,18 @@ export interface Binding {
   /** RFC 5626 `reg-id`. */
   readonly regId?: number | undefined;
   readonly userAgent?: string | undefined;
-  /** RFC 8599 push parameters of the Contact URI: the device can be woken by a push. */
+  /**
+   * RFC 8599 push parameters of the Contact URI, when its provider is one this server serves (see
+   * pushParamsOf): the device can be woken by a push. Such a binding outlives its connection: it is then
+   * asleep (isAsleep), reachable only by waking the device with a push.
+   */
   readonly push?: PushParams | undefined;
   /** ms since the epoch. */
   readonly updatedAt: number;
 }
+
+/** Called with a binding added or refreshed with a live flow (RegistrarApi.onBinding). */
+export type BindingListener = (binding: Binding) => void;
 
 /** One atomic change to an AoR's bindings: `remove` (existing Binding objects) go, `add` come in. */
 export interface BindingChanges {
@@ -149,6 +156,21 @@ export interface LocationServiceOptions {
   clock?: () => number;
   /** How often expired bindings are dropped; default 10 000 ms. */
   purgeIntervalMs?: number;
+  /** The push providers served (RegistrarOptions.push): a contact naming another gets no push data. */
+  pushProviders?: readonly PushProvider[] | undefined;
+}
+
+/** RFC 8599 push as the registrar offers it (the providers the push service has clients for). */
+export interface RegistrarPushOptions {
+  /** The providers configured; a REGISTER naming another one makes an ordinary binding. */
+  providers: PushProvider[];
+  /** The VAPID public key (base64url) a Web Push subscription is made with: `+sip.vapid` in Feature-Caps. */
+  vapidPublicKey?: string | undefined;
+  /**
+   * `+sip.pnsreg` (RFC 8599): how many seconds before a push binding expires the server wakes the
+   * device with a push so that it refreshes the binding; default 120.
+   */
+  refreshBeforeExpirySeconds?: number | undefined;
 }
 
 // ---- the module ------------------------------------------------------------------------------------
@@ -166,6 +188,8 @@ export interface RegistrarOptions {
   nonceTtlMs?: number;
   registerNonceTtlMs?: number;
   allowNoQop?: boolean;
+  /** RFC 8599 push bindings; without it a Contact's `pn-*` parameters are kept as any other parameter. */
+  push?: RegistrarPushOptions | undefined;
 }
 
 export interface RegistrarStats {
@@ -190,8 +214,18 @@ export interface RegistrarApi {
   lookup(aor: string): Binding[];
   /** The binding whose contact URI equals `uri` (§19.1.4), for in-dialog requests to a registered contact. */
   lookupByContact(uri: string | Uri): Binding | undefined;
-  /** A connection closed: drops the bindings reachable only over it; returns how many. */
+  /**
+   * A connection closed: drops the bindings reachable only over it, and puts the push bindings on it to
+   * sleep (no flow: reachable by a push only); returns how many were dropped.
+   */
   onFlowClosed(flow: Flow): number;
+  /**
+   * Calls `listener` with every binding added or refreshed with a live flow (a UDP push device's too: its
+   * refresh is how it answers a push), whether by a REGISTER here (once its 200 is sent) or replicated
+   * from another worker (once lookup() finds it); never for a removal or a binding put to sleep. A held
+   * INVITE waits on it for the device it woke. Returns the unsubscribe.
+   */
+  onBinding(listener: BindingListener): () => void;
   readonly authenticator: Authenticator;
   readonly stats: Readonly<RegistrarStats>;
 }

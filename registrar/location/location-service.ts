@@ -5,12 +5,13 @@
  */
 import { type Logger, categoryLogger } from '../../src/log/index.js';
 import {
-  NameAddr, SipParseError, SipUri, type Uri, parseNameAddrs, parseUri, quote, uriEquals,
+  NameAddr, type PushProvider, SipParseError, SipUri, type Uri, parseNameAddrs, parseUri, quote, uriEquals,
 } from '../../src/sip/index.js';
 import type { TransportProtocol } from '../../src/transport/types.js';
 import type {
-  Binding, BindingChanges, LocationPersistence, LocationRow, LocationServiceOptions, ReceivedAddress,
+  Binding, BindingChanges, BindingListener, LocationPersistence, LocationRow, LocationServiceOptions, ReceivedAddress,
 } from '../types.js';
+import { pushParamsOf } from './push-binding.js';
 
 const DEFAULT_PURGE_INTERVAL_MS = 10_000;
 
@@ -42,6 +43,8 @@ export class LocationService {
   private pending = new Map<string, PendingAor>();
   private drainQueued = false;
   private replication: LocationReplication | undefined;
+  private readonly pushProviders: ReadonlySet<PushProvider>;
+  private readonly listeners = new Set<BindingListener>();
 
   constructor(options: LocationServiceOptions) {
     const interval = options.purgeIntervalMs ?? DEFAULT_PURGE_INTERVAL_MS;
@@ -50,11 +53,12 @@ export class LocationService {
     this.log = categoryLogger(options.logger, 'registrar.location');
     this.clock = options.clock ?? Date.now;
     this.purgeIntervalMs = interval;
+    this.pushProviders = new Set(options.pushProviders ?? []);
   }
 
   /**
-   * Loads the persisted bindings that are still reachable (unexpired, not over a WebSocket: that
-   * connection died with the previous process) and starts purging expired bindings.
+   * Loads the persisted bindings that are still reachable (unexpired; over a WebSocket only with push
+   * data, asleep: that connection died with the previous process) and starts purging expired bindings.
    */
   async start(): Promise<void> {
     if (this.persistence !== undefined && !this.loaded) {
@@ -64,12 +68,12 @@ export class LocationService {
       let loaded = 0;
       for (const row of rows) {
         if (Number(row.expiresAt) <= now) continue;
-        const binding = bindingFromRow(row, now);
+        const binding = bindingFromRow(row, now, this.pushProviders);
         if (binding === undefined) {
           this.log.warn({ aor: row.aor, contact: row.contact, received: row.received }, 'persisted binding unreadable; skipped');
           continue;
         }
-        if (binding.received.protocol === 'ws' || binding.received.protocol === 'wss') continue;
+        if ((binding.received.protocol === 'ws' || binding.received.protocol === 'wss') && binding.push === undefined) continue;
         const list = this.byAor.get(binding.aor);
         // A REGISTER handled before start() is newer than the row.
         if (list?.some((b) => b.contactUri === binding.contactUri)) continue;
@@ -141,14 +145,54 @@ export class LocationService {
 
   /**
    * A change another replica made (see LocationReplication): the contacts named go, the bindings given
-   * come in (replacing those with the same contact URI). Not persisted (the replica that made the change
-   * wrote it) and not reported back.
+   * come in (replacing those with the same contact URI; their push data read from their contact, as the
+   * replica sends the contact text only). Not persisted (the replica that made the change wrote it) and
+   * not reported back; the added bindings with a flow are announced to the onBinding listeners.
    */
   applyRemote(aor: string, added: readonly Binding[], removedContacts: readonly string[]): void {
     for (const b of added) if (b.aor !== aor) throw new TypeError(`binding of ${b.aor} added to ${aor}`);
     const gone = new Set(removedContacts);
     const remove = new Set((this.byAor.get(aor) ?? []).filter((b) => gone.has(b.contactUri)));
-    this.apply(aor, remove, added, 'remote');
+    const bindings = added.map((b) => ({ ...b, push: pushParamsOf(b.contact.uri, this.pushProviders) }));
+    this.apply(aor, remove, bindings, 'remote');
+    this.announce(bindings);
+  }
+
+  /**
+   * The connections of these contacts are gone with the worker that held them (server/cluster): their
+   * push bindings stay, asleep; the others go. Like applyRemote, neither persisted nor reported: every
+   * replica does this itself.
+   */
+  connectionsLost(aor: string, contacts: ReadonlySet<string>): void {
+    const lost = (this.byAor.get(aor) ?? []).filter((b) => contacts.has(b.contactUri));
+    this.flowsGone(aor, lost, 'remote');
+  }
+
+  /** Calls `listener` with each binding added with a flow: by `announce`, and by `applyRemote`. Returns the unsubscribe. */
+  onBinding(listener: BindingListener): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  /**
+   * Tells the onBinding listeners of these bindings, those with a live flow (a binding put to sleep has
+   * none). The registrar calls it once its 200 is sent, so that a request forked to a woken device does
+   * not overtake the answer to its REGISTER; a listener's exception is logged, the others still run.
+   */
+  announce(bindings: readonly Binding[]): void {
+    if (this.listeners.size === 0) return;
+    for (const b of bindings) {
+      if (b.flow === undefined) continue;
+      for (const listener of this.listeners) {
+        try {
+          listener(b);
+        } catch (err) {
+          this.log.warn({ aor: b.aor, err: err instanceof Error ? err.message : String(err) }, 'binding listener failed');
+        }
+      }
+    }
   }
 
   /**
@@ -165,23 +209,21 @@ export class LocationService {
   /**
    * A connection closed: drops the bindings that can only be reached over it, those registered over
    * WS/WSS (RFC 7118: nobody can open a WebSocket towards a browser) and RFC 5626 bindings (instance and
-   * reg-id) over any connection, whose UA re-registers over a new flow. Returns how many went.
+   * reg-id) over any connection, whose UA re-registers over a new flow. A push binding on it stays until
+   * it expires, without a flow (RFC 8599: the device is asleep, a push wakes it). Returns how many went.
    */
   removeFlow(flowId: string): number {
     const set = this.byFlow.get(flowId);
     if (set === undefined) return 0;
-    const perAor = new Map<string, Set<Binding>>();
+    const perAor = new Map<string, Binding[]>();
     for (const b of set) {
-      if (!isFlowBound(b)) continue;
-      let s = perAor.get(b.aor);
-      if (s === undefined) perAor.set(b.aor, (s = new Set()));
-      s.add(b);
+      if (b.push === undefined && !isFlowBound(b)) continue;
+      const list = perAor.get(b.aor);
+      if (list === undefined) perAor.set(b.aor, [b]);
+      else list.push(b);
     }
     let removed = 0;
-    for (const [aor, remove] of perAor) {
-      this.apply(aor, remove, []);
-      removed += remove.size;
-    }
+    for (const [aor, bindings] of perAor) removed += this.flowsGone(aor, bindings, 'local');
     if (removed > 0) this.log.debug({ flow: flowId, removed }, 'bindings of a closed flow removed');
     return removed;
   }
@@ -199,6 +241,21 @@ export class LocationService {
   }
 
   // ---- internals -------------------------------------------------------------------------------
+
+  /**
+   * Bindings of an AoR whose connection is gone: a push binding is replaced by its copy without a flow
+   * (persisted so, when local, with no flow id), any other is removed. Returns how many were removed.
+   */
+  private flowsGone(aor: string, bindings: readonly Binding[], origin: 'local' | 'remote'): number {
+    const remove = new Set<Binding>();
+    const asleep: Binding[] = [];
+    for (const b of bindings) {
+      if (b.push === undefined) remove.add(b);
+      else asleep.push({ ...b, flow: undefined });
+    }
+    this.apply(aor, remove, asleep, origin);
+    return remove.size;
+  }
 
   /** `origin`: a change made here (persisted, reported), by the purge (persisted), or by another replica (neither). */
   private apply(aor: string, remove: ReadonlySet<Binding>, add: readonly Binding[], origin: 'local' | 'purge' | 'remote' = 'local'): void {
@@ -376,9 +433,10 @@ function rowOf(b: Binding): LocationRow {
 
 /**
  * A binding rebuilt from its row. The table keeps the contact URI, q, instance and reg-id but not other
- * Contact header parameters, so those do not survive a restart. No flow: its connection is gone.
+ * Contact header parameters, so those do not survive a restart (the `pn-*` push parameters do: they are
+ * URI parameters). No flow: its connection is gone.
  */
-function bindingFromRow(row: LocationRow, now: number): Binding | undefined {
+function bindingFromRow(row: LocationRow, now: number, pushProviders: ReadonlySet<PushProvider>): Binding | undefined {
   const received = parseReceived(row.received);
   if (received === undefined) return undefined;
   let uri: Uri;
@@ -413,5 +471,6 @@ function bindingFromRow(row: LocationRow, now: number): Binding | undefined {
     regId,
     userAgent: row.userAgent ?? undefined,
     updatedAt: row.updatedAt === undefined || row.updatedAt === null ? now : Number(row.updatedAt),
+    push: pushParamsOf(uri, pushProviders),
   };
 }

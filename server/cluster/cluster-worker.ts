@@ -23,7 +23,7 @@
  * another worker's branch tag is handed to that worker (a MESSAGE frame) with the flow it came on, so
  * that a call between a phone on one worker and a phone or trunk on another works. Requests read on a
  * connection stay with its worker. When a worker ends, the others drop the bindings that only its
- * connections reached.
+ * connections reached (push bindings stay, without their flow: RFC 8599 devices are woken by a push).
  *
  * A worker that joins (the supervisor's restart of one that died, or a rolling restart) learns every
  * binding before it listens: the primary asks a running worker for all it holds (cluster:announce →
@@ -591,10 +591,11 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
     if (perAor === undefined || this.locations === undefined) return;
     let dropped = 0;
     for (const [aor, contacts] of perAor) {
-      this.locations.applyRemote(aor, [], [...contacts]);
+      // Push bindings stay, asleep (RFC 8599): a push reaches the device wherever it connected.
+      this.locations.connectionsLost(aor, contacts);
       dropped += contacts.size;
     }
-    if (dropped > 0) this.log.info({ worker, dropped }, 'bindings over the connections of an ended worker dropped');
+    if (dropped > 0) this.log.info({ worker, dropped }, 'bindings over the connections of an ended worker dropped or put to sleep');
   }
 }
 
