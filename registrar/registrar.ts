@@ -260,7 +260,7 @@ export class Registrar implements RegistrarApi {
       // whole message (V8 keeps a sliced string's parent alive: ~600 bytes per binding otherwise).
       const stored = parseNameAddrs(detached(String(p.contact)), 'contact', true)[0]!;
       stored.params.delete('expires');
-      const binding: Binding = {
+      working.push({
         aor,
         contact: stored,
         contactUri: detached(p.contact.uri.toString()),
@@ -275,15 +275,15 @@ export class Registrar implements RegistrarApi {
         regId: p.regId,
         userAgent: userAgent === undefined ? undefined : detached(userAgent),
         updatedAt: now,
-        push: pushParamsOf(stored.uri, this.pushProviders),
-      };
-      working.push(binding);
-      added.push(binding);
+        // Read again from the copy, for the same reason.
+        push: p.push === undefined ? undefined : pushParamsOf(stored.uri, this.pushProviders),
+      });
     }
     const kept = new Set(working);
     const remove = current.filter((b) => !kept.has(b));
     const add = working.filter((b) => !before.has(b));
     if (remove.length > 0 || add.length > 0) this.locations.update(aor, { remove, add });
+    added.push(...add);
     this.stack.markFlowAuthenticated?.(flow); // a registered phone's connection is shed last under a connection flood
     if (this.log.isLevelEnabled('debug')) this.log.debug({ aor, added: add.length, removed: remove.length, flow: flow.id }, 'REGISTER accepted');
     const push = planned.find((p) => p.expires > 0 && p.push !== undefined)?.push;
