@@ -90,9 +90,6 @@ interface PlannedContact {
   push: PushParams | undefined;
 }
 
-/** RFC 8599 `+sip.pnsreg` default: wake a push device for its refresh two minutes before its binding expires. */
-const DEFAULT_PUSH_REFRESH_SECONDS = 120;
-
 export class Registrar implements RegistrarApi {
   readonly authenticator: DigestAuthenticator;
   readonly locations: LocationService;
@@ -107,7 +104,6 @@ export class Registrar implements RegistrarApi {
   private readonly defaultExpires: number;
   private readonly pushProviders: ReadonlySet<PushProvider>;
   private readonly vapidPublicKey: string | undefined;
-  private readonly pushRefreshSeconds: number;
 
   constructor(init: RegistrarInit) {
     const o = init.options;
@@ -118,7 +114,6 @@ export class Registrar implements RegistrarApi {
     if (this.minExpires > this.maxExpires) throw new TypeError(`minExpires ${this.minExpires} is above maxExpires ${this.maxExpires}`);
     this.pushProviders = new Set(o.push?.providers ?? []);
     this.vapidPublicKey = o.push?.vapidPublicKey;
-    this.pushRefreshSeconds = seconds('push.refreshBeforeExpirySeconds', o.push?.refreshBeforeExpirySeconds ?? DEFAULT_PUSH_REFRESH_SECONDS);
     this.stack = init.stack;
     this.domains = init.domains ?? new ServedDomains(o.domains, (host) => this.stack.isLocalHost?.(host) === true);
     this.authenticator = init.authenticator;
@@ -300,13 +295,13 @@ export class Registrar implements RegistrarApi {
 
   /**
    * The Feature-Caps (RFC 6809) of a 200 that bound a push contact (RFC 8599 §5.4): the provider we will
-   * push through, the VAPID key a Web Push subscription must be made with, and how long before expiry we
-   * wake the device to refresh its binding.
+   * push through, and the VAPID key a Web Push subscription must be made with. No `+sip.pnsreg`: that
+   * would promise a push before the binding expires to make the device refresh it, which this server does
+   * not send (yet); without it the app refreshes its binding on its own (RFC 8599 §5.6.1).
    */
   private featureCaps(push: PushParams): string {
-    let caps = `*;+sip.pns="${push.provider}"`;
-    if (push.provider === 'webpush' && this.vapidPublicKey !== undefined) caps += `;+sip.vapid="${this.vapidPublicKey}"`;
-    return `${caps};+sip.pnsreg="${this.pushRefreshSeconds}"`;
+    const caps = `*;+sip.pns="${push.provider}"`;
+    return push.provider === 'webpush' && this.vapidPublicKey !== undefined ? `${caps};+sip.vapid="${this.vapidPublicKey}"` : caps;
   }
 }
 

@@ -166,11 +166,6 @@ export interface RegistrarPushOptions {
   providers: PushProvider[];
   /** The VAPID public key (base64url) a Web Push subscription is made with: `+sip.vapid` in Feature-Caps. */
   vapidPublicKey?: string | undefined;
-  /**
-   * `+sip.pnsreg` (RFC 8599): how many seconds before a push binding expires the server wakes the
-   * device with a push so that it refreshes the binding; default 120.
-   */
-  refreshBeforeExpirySeconds?: number | undefined;
 }
 
 // ---- the module ------------------------------------------------------------------------------------
