@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { type ClientHttp2Session, connect, constants } from 'node:http2';
 import { categoryLogger, type Logger } from '../src/log/index.js';
 import type { PushParams } from '../src/sip/index.js';
-import { DEFAULT_RETRY_DELAYS_MS, parseJson, shortToken, signJwt, unreached, withRetries } from './delivery.js';
+import { DEFAULT_RETRY_DELAYS_MS, parseJson, shortToken, signJwt, unreached, withRetries, type TrustedCa } from './delivery.js';
 import type { PushPayload, PushProviderClient, PushResult } from './types.js';
 
 export const APNS_PRODUCTION = 'https://api.push.apple.com';
@@ -40,7 +40,7 @@ export interface ApnsOptions {
   /** APNS_PRODUCTION (default) or APNS_SANDBOX, or a test server. */
   endpoint?: string | undefined;
   /** Trusts a certificate the system does not (tests). */
-  ca?: string | Buffer | undefined;
+  ca?: TrustedCa | undefined;
   logger: Logger;
   /** How long one provider token is used, ms (tests shorten it). */
   tokenLifetimeMs?: number | undefined;

@@ -60,6 +60,9 @@ function b64json(value: object): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
 }
 
+/** Certificates to trust besides the system's (tests: the local fake providers' self-signed ones). */
+export type TrustedCa = string | Buffer | Array<string | Buffer>;
+
 export interface HttpAnswer {
   status: number;
   body: string;
@@ -71,7 +74,7 @@ export interface HttpAnswer {
  */
 export function postText(
   url: URL,
-  options: { headers: Record<string, string>; body: string; ca?: string | Buffer | undefined; timeoutMs: number },
+  options: { headers: Record<string, string>; body: string; ca?: TrustedCa | undefined; timeoutMs: number },
 ): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const send = url.protocol === 'http:' ? httpRequest : httpsRequest;

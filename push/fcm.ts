@@ -11,7 +11,7 @@ import { type KeyObject, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { categoryLogger, type Logger } from '../src/log/index.js';
 import type { PushParams } from '../src/sip/index.js';
-import { DEFAULT_RETRY_DELAYS_MS, parseJson, postText, shortToken, signJwt, unreached, withRetries } from './delivery.js';
+import { DEFAULT_RETRY_DELAYS_MS, parseJson, postText, shortToken, signJwt, unreached, withRetries, type TrustedCa } from './delivery.js';
 import type { PushPayload, PushProviderClient, PushResult } from './types.js';
 
 export const FCM_ENDPOINT = 'https://fcm.googleapis.com';
@@ -38,7 +38,7 @@ export interface FcmOptions {
   /** FCM_ENDPOINT (default) or a test server. */
   endpoint?: string | undefined;
   /** Trusts a certificate the system does not (tests). */
-  ca?: string | Buffer | undefined;
+  ca?: TrustedCa | undefined;
   logger: Logger;
   retryDelaysMs?: readonly number[] | undefined;
 }

@@ -16,7 +16,7 @@ import webpush, { type PushSubscription, type WebPushError } from 'web-push';
 import { categoryLogger, type Logger } from '../src/log/index.js';
 import type { PushParams } from '../src/sip/index.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, logTightened, tightenModes } from '../src/transport/file-modes.js';
-import { DEFAULT_RETRY_DELAYS_MS, parseJson, shortToken, unreached, withRetries } from './delivery.js';
+import { DEFAULT_RETRY_DELAYS_MS, parseJson, shortToken, unreached, withRetries, type TrustedCa } from './delivery.js';
 import type { PushPayload, PushProviderClient, PushResult } from './types.js';
 
 /** Where generated VAPID keys are kept under dataDir. */
@@ -91,7 +91,7 @@ export interface WebPushOptions {
   vapid: VapidKeys;
   logger: Logger;
   /** Trusts a certificate the system does not (tests). */
-  ca?: string | Buffer | undefined;
+  ca?: TrustedCa | undefined;
   retryDelaysMs?: readonly number[] | undefined;
 }
 

@@ -49,7 +49,7 @@ export function apnsDeviceToken(): string {
 
 export async function startFakeApns(options: { teamId?: string; keyId?: string; bundleId?: string } = {}): Promise<FakeApns> {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const certificate = await loopbackCertificate();
+  const certificate = await loopbackCertificate('fake APNs');
   const server = createSecureServer({ cert: certificate.cert, key: certificate.key });
   const fake = new ApnsServer(server, publicKey, {
     teamId: options.teamId ?? 'TEAM123456',

@@ -44,7 +44,7 @@ export interface FakeFcm extends EventEmitter {
 }
 
 export async function startFakeFcm(options: { projectId?: string } = {}): Promise<FakeFcm> {
-  const certificate = await loopbackCertificate();
+  const certificate = await loopbackCertificate('fake FCM');
   const server = createServer({ cert: certificate.cert, key: certificate.key });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `https://127.0.0.1:${(server.address() as { port: number }).port}`;

@@ -12,9 +12,13 @@ export interface TestCertificate {
   key: string;
 }
 
-/** A self-signed P-256 certificate for 127.0.0.1, made fresh for one fake server. */
-export async function loopbackCertificate(): Promise<TestCertificate> {
-  const pems = await generate([{ name: 'commonName', value: '127.0.0.1' }], {
+/**
+ * A self-signed P-256 certificate for 127.0.0.1, made fresh for one fake server. Each fake names itself
+ * (`name` is the subject): a client trusting several fakes picks the certificate to check a chain with by
+ * subject, and three certificates all named 127.0.0.1 would hide each other.
+ */
+export async function loopbackCertificate(name: string): Promise<TestCertificate> {
+  const pems = await generate([{ name: 'commonName', value: name }], {
     keyType: 'ec',
     curve: 'P-256',
     algorithm: 'sha256',

@@ -44,7 +44,7 @@ export interface FakeWebPush extends EventEmitter {
  * base64url uncompressed point), or undefined to accept any key that verifies its own JWT.
  */
 export async function startFakeWebPush(options: { vapidPublicKey?: string } = {}): Promise<FakeWebPush> {
-  const certificate = await loopbackCertificate();
+  const certificate = await loopbackCertificate('fake Web Push');
   const server = createServer({ cert: certificate.cert, key: certificate.key });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return new WebPushServer(server, `https://127.0.0.1:${(server.address() as { port: number }).port}`, certificate.cert, options.vapidPublicKey);
