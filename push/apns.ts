@@ -81,11 +81,11 @@ export class ApnsClient implements PushProviderClient {
   async send(device: PushParams, payload: PushPayload): Promise<PushResult> {
     if (this.closed) return { ok: false, status: 0, reason: 'client closed' };
     const body = JSON.stringify(apnsBody(payload));
-    let result = await withRetries(this.retryDelaysMs, () => this.post(device.prid, payload, body));
+    let result = await withRetries(this.retryDelaysMs, () => this.post(device, payload, body));
     if (result.status === 403 && result.reason === 'ExpiredProviderToken') {
       // Our clock and Apple's disagree, or the process slept: a fresh token, and one more try.
       this.token = undefined;
-      result = await withRetries(this.retryDelaysMs, () => this.post(device.prid, payload, body));
+      result = await withRetries(this.retryDelaysMs, () => this.post(device, payload, body));
     }
     const fields = { token: shortToken(device.prid), kind: payload.kind, status: result.status, reason: result.reason, apnsId: result.id };
     if (result.ok) this.log.debug(fields, 'APNs push accepted');
@@ -98,7 +98,7 @@ export class ApnsClient implements PushProviderClient {
     this.dropSession();
   }
 
-  private post(deviceToken: string, payload: PushPayload, body: string): Promise<PushResult> {
+  private post(device: PushParams, payload: PushPayload, body: string): Promise<PushResult> {
     const voip = payload.kind !== 'message';
     let session: ClientHttp2Session;
     try {
@@ -109,10 +109,10 @@ export class ApnsClient implements PushProviderClient {
     return new Promise((resolve) => {
       const req = session.request({
         [constants.HTTP2_HEADER_METHOD]: 'POST',
-        [constants.HTTP2_HEADER_PATH]: `/3/device/${encodeURIComponent(deviceToken)}`,
+        [constants.HTTP2_HEADER_PATH]: `/3/device/${encodeURIComponent(device.prid)}`,
         authorization: `bearer ${this.providerToken()}`,
         'apns-push-type': voip ? 'voip' : 'alert',
-        'apns-topic': voip ? `${this.options.bundleId}.voip` : this.options.bundleId,
+        'apns-topic': apnsTopic(device, this.options, voip),
         'apns-priority': '10',
         'apns-expiration': '0',
         'content-type': 'application/json',
@@ -177,6 +177,19 @@ export class ApnsClient implements PushProviderClient {
     this.session = undefined;
     if (session !== undefined && !session.destroyed) session.close();
   }
+}
+
+/**
+ * The topic of a push: RFC 8599 §9.1 has an iOS app send `pn-param=<team id>.<bundle id>.voip`; a
+ * provider token is good for every app of its team, so the bundle the device names is used when its team
+ * is ours (one server can wake several apps), else the configured bundle. VoIP pushes go to `<bundle>.voip`,
+ * alerts to the bundle itself.
+ */
+export function apnsTopic(device: PushParams, options: Pick<ApnsOptions, 'teamId' | 'bundleId'>, voip: boolean): string {
+  const prefix = `${options.teamId}.`;
+  const named = device.param?.startsWith(prefix) === true ? device.param.slice(prefix.length).replace(/\.voip$/, '') : '';
+  const bundle = named !== '' ? named : options.bundleId;
+  return voip ? `${bundle}.voip` : bundle;
 }
 
 /**

@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { type KeyObject, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream, createSecureServer } from 'node:http2';
-import { type FakeRule, checkJwt, loopbackCertificate, takeRule } from './fake-push-common.js';
+import { type FakeRule, type RuledPush, checkJwt, loopbackCertificate, takeRule } from './fake-push-common.js';
 
 export interface ApnsPush {
   token: string;
@@ -29,6 +29,8 @@ export interface FakeApns extends EventEmitter {
   readonly teamId: string;
   readonly bundleId: string;
   readonly pushes: ApnsPush[];
+  /** Pushes answered by a rule (emitted as 'ruled' events). */
+  readonly ruled: RuledPush[];
   /** Every provider token refused, with Apple's reason. */
   readonly refusals: string[];
   /** HTTP/2 connections opened so far. */
@@ -74,6 +76,7 @@ class ApnsServer extends EventEmitter implements FakeApns {
   readonly bundleId: string;
   readonly pushes: ApnsPush[] = [];
   readonly refusals: string[] = [];
+  readonly ruled: RuledPush[] = [];
   connections = 0;
   private readonly rules = new Map<string, FakeRule>();
   private readonly seenJwts = new Set<string>();
@@ -158,6 +161,7 @@ class ApnsServer extends EventEmitter implements FakeApns {
     const rule = takeRule(this.rules, token);
     if (rule !== undefined) {
       const reason = rule.reason ?? (rule.status === 429 ? 'TooManyRequests' : rule.status === 410 ? 'Unregistered' : 'InternalServerError');
+      this.recordRuled({ token, status: rule.status, reason });
       return refuse(rule.status, reason, rule.status === 410 ? { timestamp: Date.now() } : {});
     }
     const push: ApnsPush = { token, headers, payload, jwt };
@@ -166,6 +170,11 @@ class ApnsServer extends EventEmitter implements FakeApns {
     stream.respond({ ':status': 200, 'apns-id': apnsId });
     stream.end();
     this.emit('push', push);
+  }
+
+  private recordRuled(ruled: RuledPush): void {
+    this.ruled.push(ruled);
+    this.emit('ruled', ruled);
   }
 
   /** Apple's reason for refusing the provider token, or undefined when it is good. */

@@ -12,7 +12,7 @@ import { writeFileSync } from 'node:fs';
 import { type IncomingMessage, type ServerResponse } from 'node:http';
 import { type Server, createServer } from 'node:https';
 import { join } from 'node:path';
-import { type FakeRule, checkJwt, loopbackCertificate, takeRule } from './fake-push-common.js';
+import { type FakeRule, type RuledPush, checkJwt, loopbackCertificate, takeRule } from './fake-push-common.js';
 
 export const FCM_SCOPE = 'https://www.googleapis.com/auth/firebase.messaging';
 
@@ -31,6 +31,8 @@ export interface FakeFcm extends EventEmitter {
   /** The service account (with its generated private key) whose token_uri is this server. */
   readonly serviceAccount: { type: string; project_id: string; private_key_id: string; private_key: string; client_email: string; token_uri: string };
   readonly pushes: FcmPush[];
+  /** Messages answered by a rule (emitted as 'ruled' events). */
+  readonly ruled: RuledPush[];
   /** Access tokens issued so far. */
   readonly grants: number;
   /** Life of the access tokens issued from now on, seconds (Google: 3599). */
@@ -54,6 +56,7 @@ export async function startFakeFcm(options: { projectId?: string } = {}): Promis
 class FcmServer extends EventEmitter implements FakeFcm {
   readonly serviceAccount: FakeFcm['serviceAccount'];
   readonly pushes: FcmPush[] = [];
+  readonly ruled: RuledPush[] = [];
   grants = 0;
   accessTokenLifetime = 3599;
   private readonly publicKey: KeyObject;
@@ -124,6 +127,9 @@ class FcmServer extends EventEmitter implements FakeFcm {
     const rule = takeRule(this.rules, problem.token);
     if (rule !== undefined) {
       const code = rule.status === 404 ? 'UNREGISTERED' : rule.status === 429 ? 'QUOTA_EXCEEDED' : 'INTERNAL';
+      const ruled: RuledPush = { token: problem.token, status: rule.status, reason: rule.reason ?? code };
+      this.ruled.push(ruled);
+      this.emit('ruled', ruled);
       return reply(rule.status, fcmError(rule.status, rule.status === 404 ? 'NOT_FOUND' : rule.status === 429 ? 'RESOURCE_EXHAUSTED' : 'INTERNAL', rule.reason ?? code));
     }
     const push: FcmPush = { ...problem, accessToken: bearer! };

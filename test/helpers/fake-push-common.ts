@@ -60,6 +60,13 @@ export interface FakeRule {
   times?: number;
 }
 
+/** A push answered by a rule instead of being delivered (the device token it was for, and the answer). */
+export interface RuledPush {
+  token: string;
+  status: number;
+  reason: string;
+}
+
 /** The rule to apply to this push of `token`, if any; a rule used `times` times is dropped. */
 export function takeRule(rules: Map<string, FakeRule>, token: string): FakeRule | undefined {
   const rule = rules.get(token);

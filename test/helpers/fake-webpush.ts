@@ -12,7 +12,7 @@ import { type ECDH, createECDH, createPublicKey, randomBytes, randomUUID } from 
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { type Server, createServer } from 'node:https';
 import ece from 'http_ece';
-import { type FakeRule, checkJwt, loopbackCertificate, takeRule } from './fake-push-common.js';
+import { type FakeRule, type RuledPush, checkJwt, loopbackCertificate, takeRule } from './fake-push-common.js';
 
 export interface BrowserSubscription {
   endpoint: string;
@@ -31,6 +31,8 @@ export interface FakeWebPush extends EventEmitter {
   readonly url: string;
   readonly ca: string;
   readonly pushes: WebPushDelivery[];
+  /** Pushes answered by a rule (`token`: the subscription's id; emitted as 'ruled' events). */
+  readonly ruled: RuledPush[];
   /** VAPID or decryption failures, with the reason. */
   readonly refusals: string[];
   /** A new browser subscription at this service (its keys stay here to decrypt what is pushed to it). */
@@ -53,6 +55,7 @@ export async function startFakeWebPush(options: { vapidPublicKey?: string } = {}
 class WebPushServer extends EventEmitter implements FakeWebPush {
   readonly pushes: WebPushDelivery[] = [];
   readonly refusals: string[] = [];
+  readonly ruled: RuledPush[] = [];
   private readonly receivers = new Map<string, { ecdh: ECDH; auth: string }>();
   private readonly rules = new Map<string, FakeRule>();
 
@@ -106,7 +109,12 @@ class WebPushServer extends EventEmitter implements FakeWebPush {
     if (req.headers['content-encoding'] !== 'aes128gcm') return refuse(415, 'content-encoding must be aes128gcm');
 
     const rule = takeRule(this.rules, id);
-    if (rule !== undefined) return reply(rule.status, rule.reason ?? (rule.status === 410 ? 'push subscription has unsubscribed or expired' : ''));
+    if (rule !== undefined) {
+      const ruled: RuledPush = { token: id, status: rule.status, reason: rule.reason ?? (rule.status === 410 ? 'push subscription has unsubscribed or expired' : '') };
+      this.ruled.push(ruled);
+      this.emit('ruled', ruled);
+      return reply(rule.status, ruled.reason);
+    }
     let payload: string;
     try {
       payload = ece.decrypt(body, { version: 'aes128gcm', privateKey: receiver.ecdh, authSecret: receiver.auth }).toString('utf8');

@@ -1,6 +1,6 @@
 import { describe, it, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { ApnsClient } from '../../../push/apns.js';
+import { ApnsClient, apnsTopic } from '../../../push/apns.js';
 import type { PushPayload } from '../../../push/types.js';
 import { type FakeApns, apnsDeviceToken, startFakeApns } from '../../helpers/fake-apns.js';
 import { captureLogger } from '../../helpers/log-capture.js';
@@ -55,6 +55,22 @@ describe('ApnsClient against a local APNs', () => {
     assert.deepEqual((push.payload.aps as { alert: unknown }).alert, { title: 'sip:bob@example.com', body: 'New message' });
   });
 
+  it('takes the topic from pn-param when it names our team, else from the configured bundle', () => {
+    const options = { teamId: 'TEAM123456', bundleId: 'com.example.phone' };
+    const device = (param?: string) => ({ provider: 'apns' as const, prid: 'x', param });
+    assert.equal(apnsTopic(device('TEAM123456.com.example.other.voip'), options, true), 'com.example.other.voip');
+    assert.equal(apnsTopic(device('TEAM123456.com.example.other.voip'), options, false), 'com.example.other');
+    assert.equal(apnsTopic(device('TEAM123456.com.example.other'), options, true), 'com.example.other.voip');
+    assert.equal(apnsTopic(device('OTHERTEAM1.com.example.other.voip'), options, true), 'com.example.phone.voip');
+    assert.equal(apnsTopic(device(), options, false), 'com.example.phone');
+  });
+
+  it('sends to the bundle the device names in pn-param', async () => {
+    const result = await client.send({ provider: 'apns', prid: apnsDeviceToken(), param: `${apns.teamId}.${apns.bundleId}.voip` }, call);
+    assert.equal(result.ok, true);
+    assert.equal(apns.pushes[0]!.headers['apns-topic'], `${apns.bundleId}.voip`);
+  });
+
   it('reuses one provider token and one HTTP/2 connection across pushes', async () => {
     const opened = apns.connections;
     for (let i = 0; i < 3; i++) assert.equal((await client.send({ provider: 'apns', prid: apnsDeviceToken() }, call)).ok, true);
@@ -92,6 +108,7 @@ describe('ApnsClient against a local APNs', () => {
     apns.rule(bad, { status: 400, reason: 'BadDeviceToken' });
     assert.deepEqual(pick(await client.send({ provider: 'apns', prid: bad }, call)), { ok: false, status: 400, reason: 'BadDeviceToken', unregistered: true });
     assert.equal(apns.pushes.length, 0);
+    assert.deepEqual(apns.ruled.slice(-2).map((r) => [r.token, r.status]), [[gone, 410], [bad, 400]]);
   });
 
   it('retries 429 and 500 and then succeeds; gives up after three tries', async () => {
