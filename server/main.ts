@@ -13,6 +13,8 @@ import { CliError, USER_USAGE, type RoutingGroup, runReloadCommand, runRoutingCo
 import { ADMIN_TOKEN_ENV, USER_PASSWORD_ENV, promptHidden, readFirstLine, runBanCommand, runCallCommand, runTokenCommand, withAdminToken } from './cli/index.js';
 import { PUSH_USAGE, runPushCommand } from './cli/index.js';
 import { createPushProviders } from '../push/providers.js';
+import type { PushProviderClient } from '../push/types.js';
+import type { PushProvider } from '../src/sip/index.js';
 import { ConfigError, loadConfig } from '../platform/config/index.js';
 import { createLogger, silentLogger } from '../src/log/index.js';
 import { StoreError, openStore } from '../platform/store/index.js';
@@ -166,10 +168,15 @@ async function calls(args: string[]): Promise<number> {
 /** `softswitch push test alice@example.com`: a test push to each push binding, through the configured providers. */
 async function push(args: string[]): Promise<number> {
   const { file, rest } = configArg(args);
+  if (rest[0] === 'help') {
+    process.stdout.write(PUSH_USAGE + '\n');
+    return 0;
+  }
   const config = loadConfig({ file });
   const store = await openStore({ url: config.store.url, logger: silentLogger() });
-  const providers = createPushProviders(config.push, { dataDir: config.dataDir, logger: silentLogger() });
+  const providers = new Map<PushProvider, PushProviderClient>();
   try {
+    for (const [name, client] of createPushProviders(config.push, { dataDir: config.dataDir, logger: silentLogger() })) providers.set(name, client);
     return await runPushCommand(rest, { locations: store.locations, providers, out: (line) => process.stdout.write(line + '\n') });
   } catch (err) {
     if (!(err instanceof CliError) || err.code !== 'CLI_ERR_USAGE') throw err;
@@ -291,7 +298,7 @@ async function main(argv: string[]): Promise<number> {
     case 'calls':
       return calls(rest);
     case 'push':
-      return rest[0] === 'help' ? (process.stdout.write(PUSH_USAGE + '\n'), 0) : push(rest);
+      return push(rest);
     case 'restart':
       return restart(rest);
     case undefined:

@@ -48,7 +48,7 @@ export async function runPushCommand(args: string[], deps: PushCommandDeps): Pro
   const bindings = await deps.locations.listAor(aor, now).catch(fromStore('push test'));
   const devices = bindings.map((b) => pushParamsOf(b.contact)).filter((p): p is PushParams => p !== undefined);
   if (devices.length === 0) {
-    deps.out(`${aor} has no push bindings (${bindings.length} binding(s) without pn-provider/pn-prid)`);
+    deps.out(bindings.length === 0 ? `${aor} has no bindings` : `${aor} has no push bindings (${bindings.length} without pn-provider and pn-prid)`);
     return 1;
   }
   const payload: PushPayload = { kind: 'message', id: `push-test-${randomUUID()}`, aor: aor.slice('sip:'.length), from: 'sip:softswitch', fromName: 'softswitch push test' };

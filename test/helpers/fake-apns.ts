@@ -35,6 +35,8 @@ export interface FakeApns extends EventEmitter {
   readonly refusals: string[];
   /** HTTP/2 connections opened so far. */
   readonly connections: number;
+  /** HTTP/2 PING frames received (the client's keep-alive). */
+  readonly pings: number;
   /** Answers pushes to `token` by this rule (410 `Unregistered`, 400 `BadDeviceToken`, 429, 500…). */
   rule(token: string, rule: FakeRule): void;
   /** Every provider token seen so far is now refused with 403 `ExpiredProviderToken`. */
@@ -78,6 +80,7 @@ class ApnsServer extends EventEmitter implements FakeApns {
   readonly refusals: string[] = [];
   readonly ruled: RuledPush[] = [];
   connections = 0;
+  pings = 0;
   private readonly rules = new Map<string, FakeRule>();
   private readonly seenJwts = new Set<string>();
   private readonly expiredJwts = new Set<string>();
@@ -94,6 +97,7 @@ class ApnsServer extends EventEmitter implements FakeApns {
       this.connections++;
       this.sessions.add(session);
       session.on('close', () => this.sessions.delete(session));
+      session.on('ping', () => this.pings++);
     });
     server.on('stream', (stream, headers) => {
       let body = '';

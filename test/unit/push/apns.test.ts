@@ -124,6 +124,15 @@ describe('ApnsClient against a local APNs', () => {
     assert.equal(apns.pushes.length, 2);
   });
 
+  it('keeps the connection alive with HTTP/2 pings between pushes', async () => {
+    await client.close();
+    client = newClient({ pingIntervalMs: 20 });
+    const pings = apns.pings;
+    await client.send({ provider: 'apns', prid: apnsDeviceToken() }, call);
+    await new Promise((resolve) => setTimeout(resolve, 110));
+    assert.ok(apns.pings - pings >= 3, `${apns.pings - pings} pings`);
+  });
+
   it('opens a new connection after APNs drops the old one', async () => {
     const opened = apns.connections;
     assert.equal((await client.send({ provider: 'apns', prid: apnsDeviceToken() }, call)).ok, true);

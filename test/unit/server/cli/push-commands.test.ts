@@ -81,7 +81,8 @@ describe('softswitch push test USER@DOMAIN', () => {
   it('says so when the user has no push bindings', async () => {
     const { code, out } = await pushTest(['test', 'alice@example.com'], ['sip:alice@192.0.2.4:5060'], [new RecordingClient('apns')]);
     assert.equal(code, 1);
-    assert.deepEqual(out, ['sip:alice@example.com has no push bindings (1 binding(s) without pn-provider/pn-prid)']);
+    assert.deepEqual(out, ['sip:alice@example.com has no push bindings (1 without pn-provider and pn-prid)']);
+    assert.deepEqual((await pushTest(['test', 'alice@example.com'], [], [])).out, ['sip:alice@example.com has no bindings']);
   });
 
   it('refuses an unknown sub-command with the usage', async () => {
