@@ -11,6 +11,10 @@ import { createSoftswitch } from './app.js';
 import { NonceLedger } from '../registrar/index.js';
 import { CliError, USER_USAGE, type RoutingGroup, runReloadCommand, runRoutingCommand, runUserCommand } from './cli/index.js';
 import { ADMIN_TOKEN_ENV, USER_PASSWORD_ENV, promptHidden, readFirstLine, runBanCommand, runCallCommand, runTokenCommand, withAdminToken } from './cli/index.js';
+import { PUSH_USAGE, runPushCommand } from './cli/index.js';
+import { createPushProviders } from '../push/providers.js';
+import type { PushProviderClient } from '../push/types.js';
+import type { PushProvider } from '../src/sip/index.js';
 import { ConfigError, loadConfig } from '../platform/config/index.js';
 import { createLogger, silentLogger } from '../src/log/index.js';
 import { StoreError, openStore } from '../platform/store/index.js';
@@ -31,6 +35,9 @@ const USAGE = `usage:
                                           call records in the store, newest first (softswitch calls help)
   softswitch ban list|add|lift … [--config FILE]
                                           the running server's bans (softswitch ban help)
+  softswitch push test USER@DOMAIN [--config FILE]
+                                          send a test push to each of the user's push bindings and
+                                          print each provider's answer (softswitch push help)
   softswitch restart --rolling [--config FILE]
                                           replace the running server's workers one by one without
                                           dropping a call (SIGHUP to the pid in dataDir/softswitch.pid)
@@ -158,6 +165,29 @@ async function calls(args: string[]): Promise<number> {
   }
 }
 
+/** `softswitch push test alice@example.com`: a test push to each push binding, through the configured providers. */
+async function push(args: string[]): Promise<number> {
+  const { file, rest } = configArg(args);
+  if (rest[0] === 'help') {
+    process.stdout.write(PUSH_USAGE + '\n');
+    return 0;
+  }
+  const config = loadConfig({ file });
+  const store = await openStore({ url: config.store.url, logger: silentLogger() });
+  const providers = new Map<PushProvider, PushProviderClient>();
+  try {
+    for (const [name, client] of createPushProviders(config.push, { dataDir: config.dataDir, logger: silentLogger() })) providers.set(name, client);
+    return await runPushCommand(rest, { locations: store.locations, providers, out: (line) => process.stdout.write(line + '\n') });
+  } catch (err) {
+    if (!(err instanceof CliError) || err.code !== 'CLI_ERR_USAGE') throw err;
+    process.stderr.write(`softswitch: ${err.message}\n`);
+    return err.exitCode;
+  } finally {
+    await Promise.all([...providers.values()].map((c) => c.close()));
+    await store.close();
+  }
+}
+
 async function start(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, workers: { type: 'string', short: 'w' } }, strict: true });
   // One worker per core by default (server/cluster: UDP datagrams go to the worker holding their
@@ -267,6 +297,8 @@ async function main(argv: string[]): Promise<number> {
       return token(rest);
     case 'calls':
       return calls(rest);
+    case 'push':
+      return push(rest);
     case 'restart':
       return restart(rest);
     case undefined:

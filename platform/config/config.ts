@@ -286,6 +286,42 @@ const schema = z.strictObject({
      */
     queueLimit: z.number().int().min(1).max(1_000_000).default(10_000),
   }).prefault({}),
+  /**
+   * Push call server (RFC 8599): wakes sleeping mobile and browser softphones for calls and messages.
+   * APNs and FCM are used once their credentials are set; Web Push always (its VAPID keys are generated).
+   */
+  push: z.strictObject({
+    enabled: z.boolean().default(true),
+    /** Seconds a held INVITE waits for a woken device to register before the caller gets 480. */
+    wakeTimeout: z.number().int().min(1).max(120).default(20),
+    /** Send 180 Ringing while devices are being woken (the caller hears ringback instead of silence). */
+    ringingWhileWaking: z.boolean().default(true),
+    /** Put a message's text in its push; off, a push names only the sender (push services see what they carry). */
+    includeContent: z.boolean().default(false),
+    /** APNs token authentication: all four of keyFile, keyId, teamId, bundleId, or none. */
+    apns: z.strictObject({
+      /** The .p8 key file from the Apple developer account. */
+      keyFile: z.string().min(1).optional(),
+      keyId: z.string().regex(/^[A-Z0-9]{10}$/, 'must be the 10-character key id Apple shows').optional(),
+      teamId: z.string().regex(/^[A-Z0-9]{10}$/, 'must be the 10-character team id Apple shows').optional(),
+      /** The iOS app's bundle id; VoIP pushes go to topic `<bundleId>.voip`. */
+      bundleId: z.string().regex(/^[A-Za-z0-9.-]+$/, 'must be a bundle id such as com.example.phone').optional(),
+      /** https://api.push.apple.com, or https://api.sandbox.push.apple.com for development builds. */
+      endpoint: z.url({ protocol: /^https$/, error: 'must be an https:// URL' }).default('https://api.push.apple.com'),
+    }).prefault({}),
+    fcm: z.strictObject({
+      /** The Firebase service account key JSON (its token_uri is where access tokens come from). */
+      serviceAccountFile: z.string().min(1).optional(),
+      endpoint: z.url({ protocol: /^https$/, error: 'must be an https:// URL' }).default('https://fcm.googleapis.com'),
+    }).prefault({}),
+    webpush: z.strictObject({
+      /** VAPID key pair (base64url, as `web-push generate-vapid-keys` prints); unset: generated into dataDir/push/vapid.json. */
+      publicKey: z.string().regex(/^[A-Za-z0-9_-]{87}$/, 'must be a base64url P-256 public key (87 characters)').optional(),
+      privateKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be a base64url P-256 private key (43 characters)').optional(),
+      /** Contact the push services may use (mailto: or https:); unset: mailto:admin@<first sip.domain>. */
+      subject: z.string().regex(/^(mailto:|https:\/\/)\S+$/, 'must be a mailto: or https:// URL').optional(),
+    }).prefault({}),
+  }).prefault({}),
   store: z.strictObject({
     /** `sqlite:data/softswitch.db` (embedded default) or `mysql://user:pass@host:3306/db`. */
     url: z.string().min(1).default('sqlite:data/softswitch.db'),
@@ -326,12 +362,23 @@ const schema = z.strictObject({
   if ((cfg.tls.cert === undefined) !== (cfg.tls.key === undefined)) {
     ctx.addIssue({ code: 'custom', path: ['tls', cfg.tls.cert === undefined ? 'cert' : 'key'], message: 'tls.cert and tls.key go together' });
   }
-});
+  const apnsKeys = ['keyFile', 'keyId', 'teamId', 'bundleId'] as const;
+  const apnsMissing = apnsKeys.filter((k) => cfg.push.apns[k] === undefined);
+  if (apnsMissing.length > 0 && apnsMissing.length < apnsKeys.length) {
+    ctx.addIssue({ code: 'custom', path: ['push', 'apns', apnsMissing[0]!], message: `missing: push.apns.${apnsKeys.join(', ')} go together` });
+  }
+  if ((cfg.push.webpush.publicKey === undefined) !== (cfg.push.webpush.privateKey === undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['push', 'webpush', cfg.push.webpush.publicKey === undefined ? 'publicKey' : 'privateKey'], message: 'missing: push.webpush.publicKey and privateKey go together' });
+  }
+}).transform((cfg) => ({
+  ...cfg,
+  push: { ...cfg.push, webpush: { ...cfg.push.webpush, subject: cfg.push.webpush.subject ?? `mailto:admin@${cfg.sip.domain[0]!}` } },
+}));
 
 export type Config = z.output<typeof schema>;
 
 /** Keys whose value a ConfigError never shows. */
-const SECRET_KEYS = new Set(['http.tokenSecret']);
+const SECRET_KEYS = new Set(['http.tokenSecret', 'push.webpush.privateKey']);
 
 /** Environment variables: SOFTSWITCH_SIP_LISTEN="udp:…,tcp:…" etc.; lists are comma-separated. */
 const ENV: Array<[string, string[], 'string' | 'list' | 'number']> = [

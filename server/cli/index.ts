@@ -7,3 +7,4 @@ export { runTokenCommand, withAdminToken, parseExpires, TOKEN_USAGE, ADMIN_TOKEN
 export { type PasswordSources, readFirstLine, promptHidden, USER_PASSWORD_ENV } from './password-input.js';
 export { runBanCommand, BAN_USAGE, type BanCommandDeps } from './ban-commands.js';
 export { runCallCommand, parseCallListArgs, parseSince, formatDuration, CALLS_USAGE } from './call-commands.js';
+export { runPushCommand, parsePushTestArgs, PUSH_USAGE, type PushCommandDeps } from './push-commands.js';
