@@ -12,6 +12,7 @@
 import { type Logger, categoryLogger } from '../src/log/index.js';
 import type { PushProvider } from '../src/sip/index.js';
 import type { Binding } from '../registrar/index.js';
+import { shortToken } from './delivery.js';
 import type { PushPayload, PushProviderClient, PushResult } from './types.js';
 
 /** The wake times kept for the median and p95 of /health. */
@@ -71,10 +72,6 @@ function deviceKey(b: Binding): string {
   return b.push !== undefined ? `${b.aor}\n${b.push.provider}\n${b.push.prid}` : `${b.aor}\n${b.instanceId ?? b.contactUri}`;
 }
 
-/** A device token as logs may show it: its first 6 characters. */
-export function shortToken(token: string): string {
-  return token.length <= 8 ? '…' : `${token.slice(0, 6)}…`;
-}
 
 export class PushService {
   private readonly providers: ReadonlyMap<PushProvider, PushProviderClient>;
@@ -125,6 +122,7 @@ export class PushService {
       this.log.info({ callId: call.callId, aor: call.aor, provider: device.push?.provider, timeoutMs: this.opts.wakeTimeoutMs }, 'device did not register in time after its push');
       done(undefined);
     }, this.opts.wakeTimeoutMs);
+    timer.unref();
     const onAbort = (): void => done(undefined);
     signal.addEventListener('abort', onAbort, { once: true });
     let settled = false;

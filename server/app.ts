@@ -3,6 +3,7 @@
  * `softswitch start` and the end-to-end tests both build the server through here.
  */
 import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from '../platform/config/index.js';
 import { type DrainOptions, Stack } from '../src/core/index.js';
@@ -10,7 +11,7 @@ import { type Logger, categoryLogger } from '../src/log/index.js';
 import { type SqlStore, SqlRefreshTokenRepository, openStore, securePrivateDir } from '../platform/store/index.js';
 import { TransportLayer, loadOrCreateCertificate } from '../src/transport/index.js';
 import { HttpServer, UserTokens, loadTokenKey } from '../platform/http/index.js';
-import { type Registrar, type CredentialSource, CachedCredentialSource, NonceLedger, createRegistrar } from '../registrar/index.js';
+import { type Registrar, type CredentialSource, CachedCredentialSource, NonceLedger, createRegistrar, isAsleep } from '../registrar/index.js';
 import { type Security, banRoutes, createSecurity } from '../security/index.js';
 import { MediaHook, ProxyCore, Router } from '../proxy/index.js';
 import { type Balancer, type ReloadSummary, createBalancer } from '../balancer/index.js';
@@ -18,6 +19,8 @@ import { type MidRegistrar, createMidRegistrar } from '../registrar/mid/index.js
 import { pickerFromBalancer } from './balancer-picker.js';
 import { createMediaGateway } from '../media/index.js';
 import { DialogTracker } from '../src/dialog/index.js';
+import { PushService, type PushProviderClient, WebPushClient, createPushProviders, sameDevice } from '../push/index.js';
+import type { PushProvider } from '../src/sip/index.js';
 import { HistoryWriter, callRecordOf, callRoutes, dialogOfRow, persistedDialog } from '../history/index.js';
 
 export interface Softswitch {
@@ -126,6 +129,11 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       return s && { ha1Md5: s.ha1Md5, ha1Sha256: s.ha1Sha256, enabled: s.enabled };
     },
   });
+  // The push call server (RFC 8599): the providers configured, the registrar keeps their devices' bindings asleep.
+  const pushProviders = config.push.enabled
+    ? createPushProviders(config.push, { dataDir: resolve(config.dataDir), logger, ca: config.push.caFile === undefined ? undefined : readCaFile(config.push.caFile) })
+    : new Map<PushProvider, PushProviderClient>();
+  const webPush = pushProviders.get('webpush');
   const registrar = createRegistrar({
     stack,
     credentials: subscribers,
@@ -140,7 +148,19 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       allowNoQop: config.auth.allowNoQop,
       nonceTtlMs: config.auth.nonceTtl * 1000,
       registerNonceTtlMs: config.auth.registerNonceTtl * 1000,
+      push: { providers: [...pushProviders.keys()], vapidPublicKey: webPush instanceof WebPushClient ? webPush.publicKey : undefined },
     },
+  });
+  const push = new PushService({
+    providers: pushProviders,
+    onBinding: (listener) => registrar.onBinding(listener),
+    // A dead token: the device's binding as it is now (asleep, a new object) goes.
+    forget: (dead) => {
+      const current = registrar.lookup(dead.aor).filter((b) => sameDevice(dead, b));
+      if (current.length > 0) registrar.locations.update(dead.aor, { remove: current });
+    },
+    wakeTimeoutMs: config.push.wakeTimeout * 1000,
+    logger,
   });
   const balancer = createBalancer({
     stack,
@@ -197,6 +217,12 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   });
   stack.setUser(new Router({
     stack, proxy, recordRoute: proxy.recordRoute, registrar, subscribers, dialogs, domains: config.sip.domain, logger, mid,
+    push: pushProviders.size === 0 ? undefined : {
+      isAsleep,
+      canWake: (b) => push.canWake(b),
+      wake: (b, call, signal) => push.wake(b, call, signal),
+      ringingWhileWaking: config.push.ringingWhileWaking,
+    },
     pstn: {
       balancer,
       data: balancer.routing,
@@ -228,6 +254,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
         transactions: stack.transactions.stats,
         registrations: registrar.locations.count,
         dialogs: dialogs.stats(),
+        push: push.stats(),
         rtpengine: gateway.stats().map((n) => ({ node: `${n.host}:${n.port}`, up: n.up, calls: n.calls })),
         messages: stack.stats,
         security: security.stats(),
@@ -290,6 +317,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
         balancer.stop();
         await stack.stop();
         dialogs.stop();
+        await push.close();
         await history.stop(HISTORY_STOP_MS);
         await registrar.stop();
         gateway.stop();
@@ -297,4 +325,13 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       await store.close();
     },
   };
+}
+
+/** The CA file of push.caFile, or a configuration error naming the key. */
+function readCaFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`configuration key push.caFile: ${file} cannot be read: ${(err as Error).message}`);
+  }
 }

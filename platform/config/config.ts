@@ -298,6 +298,11 @@ const schema = z.strictObject({
     ringingWhileWaking: z.boolean().default(true),
     /** Put a message's text in its push; off, a push names only the sender (push services see what they carry). */
     includeContent: z.boolean().default(false),
+    /**
+     * A PEM file of certificate authorities to trust for the push endpoints besides the system's: a staging
+     * APNs/FCM behind a private CA, or the local ones of the tests. Unset: the system's only.
+     */
+    caFile: z.string().min(1).optional(),
     /** APNs token authentication: all four of keyFile, keyId, teamId, bundleId, or none. */
     apns: z.strictObject({
       /** The .p8 key file from the Apple developer account. */

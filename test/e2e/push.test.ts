@@ -1,0 +1,192 @@
+/**
+ * The push call server (RFC 8599) end to end, against a local APNs that checks what Apple checks
+ * (test/helpers/fake-apns.ts: HTTP/2, ES256 provider token, topic, push type, priority): SIP.js softphones
+ * register over WSS with pn-provider/pn-prid/pn-param, go to sleep (their connection dies without an
+ * un-REGISTER), are woken by a VoIP push when called, register again on a new connection, and get the
+ * INVITE once.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type ApnsPush, type FakeApns, apnsDeviceToken, startFakeApns } from '../helpers/fake-apns.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { type Softphone, type SoftphoneOptions, SoftphoneError, createPhone } from '../helpers/softphone.js';
+
+const DOMAIN = 'example.com';
+const ALICE = 'alice-push-secret';
+const BOB = 'bob-push-secret';
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('push call server (RFC 8599): a sleeping app is woken by a push and rings once', { timeout: 120_000 }, () => {
+  let apns: FakeApns;
+  let t: TestServer;
+  let alice: Softphone;
+  let keys: string | undefined;
+  const phones: Softphone[] = [];
+
+  /**
+   * A callee's iOS app: its user (each test calls its own, so that no device of an earlier test rings), its
+   * push token, and its instance id (kept across app restarts).
+   */
+  let users = 0;
+  const iosApp = () => ({ user: `bob${++users}`, token: apnsDeviceToken(), instance: randomUUID() });
+  type App = ReturnType<typeof iosApp>;
+
+  const bobPhone = async (app: App, register = true): Promise<Softphone> => {
+    const options: SoftphoneOptions = {
+      uri: `sip:${app.user}@${DOMAIN}`, password: BOB, wsUrl: `wss://${t.addr('wss')}`, instanceId: app.instance,
+      contactParams: { 'pn-provider': 'apns', 'pn-prid': app.token, 'pn-param': `${apns.teamId}.${apns.bundleId}.voip` },
+    };
+    const phone = await createPhone('sip.js', options);
+    phones.push(phone);
+    if (register) await phone.register();
+    return phone;
+  };
+
+  /** bob's app registers, then iOS puts it to sleep: its WebSocket dies, its binding stays (asleep). */
+  const asleep = async (app: App): Promise<void> => {
+    const phone = await bobPhone(app);
+    await phone.sleep();
+    await sleep(200);
+  };
+
+  const pushesTo = (token: string, kind?: string): ApnsPush[] => apns.pushes.filter((p) => p.token === token && (kind === undefined || p.payload.kind === kind));
+
+  before(async () => {
+    apns = await startFakeApns();
+    // APNs is the local one: its key written as an operator's .p8, its certificate trusted through push.caFile.
+    keys = mkdtempSync(join(tmpdir(), 'softswitch-apns-'));
+    const keyFile = join(keys, 'AuthKey.p8');
+    const caFile = join(keys, 'apns-ca.pem');
+    writeFileSync(keyFile, apns.keyPem, { mode: 0o600 });
+    writeFileSync(caFile, apns.ca);
+    t = await startTestServer({
+      push: { wakeTimeout: 3, caFile, apns: { keyFile, keyId: apns.keyId, teamId: apns.teamId, bundleId: apns.bundleId, endpoint: apns.url } },
+    });
+    await t.addUser(`alice@${DOMAIN}`, ALICE);
+    for (let i = 1; i <= 6; i++) await t.addUser(`bob${i}@${DOMAIN}`, BOB);
+    alice = await createPhone('jssip', { uri: `sip:alice@${DOMAIN}`, password: ALICE, wsUrl: `wss://${t.addr('wss')}` });
+    await alice.register();
+  });
+
+  after(async () => {
+    for (const p of phones) await p.stop();
+    await alice?.stop();
+    await t?.stop();
+    await apns?.close();
+    if (keys !== undefined) rmSync(keys, { recursive: true, force: true });
+  });
+
+  it('a call to a sleeping app sends one VoIP push; the app registers again on a new connection, gets the INVITE once and answers', async () => {
+    const app = iosApp();
+    await asleep(app);
+    const pushed = once(apns, 'push');
+    const calling = alice.call(`sip:${app.user}@${DOMAIN}`, { timeoutMs: 10_000 });
+    const [push] = (await pushed) as [ApnsPush];
+    assert.equal(push.token, app.token);
+    assert.equal(push.payload.kind, 'call');
+    assert.equal(push.headers['apns-push-type'], 'voip');
+    assert.equal(push.headers['apns-topic'], `${apns.bundleId}.voip`);
+    // iOS starts the app; it connects and registers with the same instance id and push token.
+    const woken = await bobPhone(app, false);
+    const incoming = woken.waitForIncoming(5000);
+    await woken.register();
+    const answered = await (await incoming).accept();
+    const call = await calling;
+    await assert.rejects(woken.waitForIncoming(500), SoftphoneError, 'the INVITE came once');
+    await call.hangup();
+    await answered.waitForEnded(5000);
+    assert.equal(pushesTo(app.token, 'call').length, 1, 'one push for the call');
+    assert.equal(pushesTo(app.token, 'cancel').length, 0, 'no cancel push for a device that was reached');
+  });
+
+  it('an app that registers twice while the INVITE waits (two connections) gets the INVITE once', async () => {
+    const app = iosApp();
+    await asleep(app);
+    const pushed = once(apns, 'push');
+    const calling = alice.call(`sip:${app.user}@${DOMAIN}`, { timeoutMs: 10_000 });
+    await pushed;
+    const first = await bobPhone(app, false);
+    const second = await bobPhone(app, false);
+    const invites: number[] = [];
+    first.onIncoming(() => invites.push(1));
+    second.onIncoming(() => invites.push(2));
+    await Promise.all([first.register(), second.register()]);
+    await sleep(1000);
+    assert.equal(invites.length, 1, `one INVITE for the woken app, got ${invites.length}`);
+    const phone = invites[0] === 1 ? first : second;
+    const answered = await (await phone.waitForIncoming(1000)).accept();
+    const call = await calling;
+    await call.hangup();
+    await answered.waitForEnded(5000);
+    assert.equal(pushesTo(app.token, 'call').length, 1);
+  });
+
+  it('a device awake and a device asleep: both ring, once each, and the sleeping one is pushed once', async () => {
+    const app = iosApp();
+    await asleep(app);
+    const desk = await createPhone('jssip', { uri: `sip:${app.user}@${DOMAIN}`, password: BOB, wsUrl: `wss://${t.addr('wss')}`, name: 'bob-desk' });
+    phones.push(desk);
+    await desk.register();
+    const onDesk = desk.waitForIncoming(5000);
+    const pushed = once(apns, 'push');
+    const calling = alice.call(`sip:${app.user}@${DOMAIN}`, { timeoutMs: 10_000 });
+    const deskCall = await onDesk;
+    await pushed;
+    const woken = await bobPhone(app, false);
+    const onMobile = woken.waitForIncoming(5000);
+    await woken.register();
+    const mobile = await onMobile;
+    const answered = await mobile.accept();
+    const call = await calling;
+    assert.equal((await deskCall.waitForEnded(5000)).cause, 'canceled', 'the desk stops ringing when the app answers');
+    await call.hangup();
+    await answered.waitForEnded(5000);
+    assert.equal(pushesTo(app.token, 'call').length, 1);
+    await desk.stop();
+  });
+
+  it('an app that does not register within push.wakeTimeout: the caller gets 480 and the app a cancel push', async () => {
+    const app = iosApp();
+    await asleep(app);
+    const started = Date.now();
+    await assert.rejects(alice.call(`sip:${app.user}@${DOMAIN}`, { timeoutMs: 10_000 }), (e: SoftphoneError) => e.status === 480);
+    const took = Date.now() - started;
+    assert.ok(took >= 2500 && took < 6000, `480 after the 3 s wake timeout (${took} ms)`);
+    await sleep(200);
+    assert.equal(pushesTo(app.token, 'call').length, 1);
+    assert.equal(pushesTo(app.token, 'cancel').length, 1, 'the app takes its incoming-call screen down');
+  });
+
+  it('the caller hangs up while the app wakes: the app gets a cancel push for that call', async () => {
+    const app = iosApp();
+    await asleep(app);
+    const abort = new AbortController();
+    const pushed = once(apns, 'push');
+    const calling = alice.call(`sip:${app.user}@${DOMAIN}`, { signal: abort.signal, timeoutMs: 10_000 });
+    const [push] = (await pushed) as [ApnsPush];
+    await sleep(300);
+    abort.abort();
+    await assert.rejects(calling, (e: SoftphoneError) => e.code === 'SOFTPHONE_ERR_CANCELED');
+    const end = Date.now() + 3000;
+    while (pushesTo(app.token, 'cancel').length === 0 && Date.now() < end) await sleep(50);
+    const cancel = pushesTo(app.token, 'cancel');
+    assert.equal(cancel.length, 1);
+    assert.equal(cancel[0]!.payload.id, push.payload.id, 'the cancel names the call the push announced');
+  });
+
+  it('APNs answers 410 Unregistered: the push binding is removed and the caller gets 480 without waiting', async () => {
+    const app = iosApp();
+    await asleep(app);
+    apns.rule(app.token, { status: 410, reason: 'Unregistered' });
+    assert.ok(t.server.registrar.lookup(`sip:${app.user}@${DOMAIN}`).some((b) => b.push?.prid === app.token));
+    const started = Date.now();
+    await assert.rejects(alice.call(`sip:${app.user}@${DOMAIN}`, { timeoutMs: 10_000 }), (e: SoftphoneError) => e.status === 480);
+    assert.ok(Date.now() - started < 2500, 'no wake timeout to wait for');
+    assert.ok(!t.server.registrar.lookup(`sip:${app.user}@${DOMAIN}`).some((b) => b.push?.prid === app.token), 'the dead token\'s binding is gone');
+  });
+});
