@@ -13,12 +13,17 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ApnsPush, type FakeApns, apnsDeviceToken, startFakeApns } from '../helpers/fake-apns.js';
+import { type FakeFcm, type FcmPush, startFakeFcm } from '../helpers/fake-fcm.js';
+import { type FakeWebPush, type WebPushDelivery, startFakeWebPush } from '../helpers/fake-webpush.js';
+import { encodeSubscription } from '../../push/index.js';
+import webPushLibrary from 'web-push';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { type Softphone, type SoftphoneOptions, SoftphoneError, createPhone } from '../helpers/softphone.js';
 
 const DOMAIN = 'example.com';
 const ALICE = 'alice-push-secret';
 const BOB = 'bob-push-secret';
+const { generateVAPIDKeys } = webPushLibrary;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('push call server (RFC 8599): a sleeping app is woken by a push and rings once', { timeout: 120_000 }, () => {
@@ -188,5 +193,85 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
     await assert.rejects(alice.call(`sip:${app.user}@${DOMAIN}`, { timeoutMs: 10_000 }), (e: SoftphoneError) => e.status === 480);
     assert.ok(Date.now() - started < 2500, 'no wake timeout to wait for');
     assert.ok(!t.server.registrar.lookup(`sip:${app.user}@${DOMAIN}`).some((b) => b.push?.prid === app.token), 'the dead token\'s binding is gone');
+  });
+});
+
+describe('push call server: an Android app woken through FCM and a browser through Web Push', { timeout: 60_000 }, () => {
+  let fcm: FakeFcm;
+  let webpush: FakeWebPush;
+  let t: TestServer;
+  let alice: Softphone;
+  let dir: string;
+  const phones: Softphone[] = [];
+
+  before(async () => {
+    fcm = await startFakeFcm();
+    const vapid = generateVAPIDKeys();
+    webpush = await startFakeWebPush({ vapidPublicKey: vapid.publicKey });
+    dir = mkdtempSync(join(tmpdir(), 'softswitch-fcm-'));
+    const caFile = join(dir, 'ca.pem');
+    writeFileSync(caFile, `${fcm.ca}\n${webpush.ca}`);
+    t = await startTestServer({
+      push: {
+        wakeTimeout: 5, caFile,
+        fcm: { serviceAccountFile: fcm.writeServiceAccount(dir), endpoint: fcm.url },
+        webpush: { publicKey: vapid.publicKey, privateKey: vapid.privateKey },
+      },
+    });
+    await t.addUser(`alice@${DOMAIN}`, ALICE);
+    await t.addUser(`carol@${DOMAIN}`, BOB);
+    await t.addUser(`dave@${DOMAIN}`, BOB);
+    alice = await createPhone('jssip', { uri: `sip:alice@${DOMAIN}`, password: ALICE, wsUrl: `wss://${t.addr('wss')}` });
+    await alice.register();
+  });
+
+  after(async () => {
+    for (const p of phones) await p.stop();
+    await alice?.stop();
+    await t?.stop();
+    await Promise.all([fcm?.close(), webpush?.close()]);
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Registers `user` with these push parameters, puts the app to sleep, calls it, and wakes a new instance on the push. */
+  async function wakeAndAnswer(user: string, contactParams: Record<string, string>, pushed: Promise<unknown>): Promise<void> {
+    const instanceId = randomUUID();
+    const options: SoftphoneOptions = { uri: `sip:${user}@${DOMAIN}`, password: BOB, wsUrl: `wss://${t.addr('wss')}`, instanceId, contactParams };
+    const first = await createPhone('sip.js', options);
+    phones.push(first);
+    await first.register();
+    await first.sleep();
+    await sleep(200);
+    const calling = alice.call(`sip:${user}@${DOMAIN}`, { timeoutMs: 10_000 });
+    await pushed;
+    const woken = await createPhone('sip.js', options);
+    phones.push(woken);
+    const incoming = woken.waitForIncoming(5000);
+    await woken.register();
+    const answered = await (await incoming).accept();
+    const call = await calling;
+    await call.hangup();
+    await answered.waitForEnded(5000);
+  }
+
+  it('an Android app: a data-only FCM push (HIGH priority, ttl 0s) with the call, then the INVITE once it registers', async () => {
+    const token = `fcm-${randomUUID()}`;
+    const pushed = once(fcm, 'push') as Promise<[FcmPush]>;
+    await wakeAndAnswer('carol', { 'pn-provider': 'fcm', 'pn-prid': token, 'pn-param': fcm.projectId }, pushed);
+    const [push] = await pushed;
+    assert.equal(push.token, token);
+    assert.equal(push.data.kind, 'call');
+    assert.equal(push.android.priority, 'HIGH');
+    assert.equal(fcm.pushes.filter((p) => p.token === token && p.data.kind === 'call').length, 1);
+  });
+
+  it('a browser: a Web Push encrypted to its subscription (decrypted by the push service stand-in), then the INVITE once it registers', async () => {
+    const subscription = webpush.subscribe();
+    const pushed = once(webpush, 'push') as Promise<[WebPushDelivery]>;
+    await wakeAndAnswer('dave', { 'pn-provider': 'webpush', 'pn-prid': encodeSubscription(subscription) }, pushed);
+    const [push] = await pushed;
+    const payload = JSON.parse(push.payload) as { kind: string; aor: string };
+    assert.equal(payload.kind, 'call');
+    assert.equal(payload.aor, `dave@${DOMAIN}`);
   });
 });
