@@ -52,7 +52,8 @@ export interface PushStats {
 
 interface Wake {
   promise: Promise<Binding | undefined>;
-  finish(binding: Binding | undefined): void;
+  /** Ends the wait (its timer, its listeners) with this outcome. */
+  end(binding: Binding | undefined): void;
   /** The push went out (so a cancel push is owed if the device is not reached). */
   pushed: boolean;
   reached: boolean;
@@ -83,6 +84,7 @@ export class PushService {
   private readonly counters = { sent: 0, woken: 0, timedOut: 0, cancelsSent: 0 };
   private readonly failed: Record<string, number> = {};
   private readonly wakeTimes: number[] = [];
+  private closed = false;
 
   constructor(options: PushServiceOptions) {
     this.opts = options;
@@ -107,7 +109,7 @@ export class PushService {
     if (known !== undefined) return known.promise;
     let finish!: (b: Binding | undefined) => void;
     const promise = new Promise<Binding | undefined>((resolve) => (finish = resolve));
-    const wake: Wake = { promise, finish, pushed: false, reached: false, device, call };
+    const wake: Wake = { promise, end: (b) => done(b), pushed: false, reached: false, device, call };
     this.wakes.set(key, wake);
     const started = this.now();
     const unsubscribe = this.opts.onBinding((b) => {
@@ -122,7 +124,6 @@ export class PushService {
       this.log.info({ callId: call.callId, aor: call.aor, provider: device.push?.provider, timeoutMs: this.opts.wakeTimeoutMs }, 'device did not register in time after its push');
       done(undefined);
     }, this.opts.wakeTimeoutMs);
-    timer.unref();
     const onAbort = (): void => done(undefined);
     signal.addEventListener('abort', onAbort, { once: true });
     let settled = false;
@@ -134,7 +135,7 @@ export class PushService {
       signal.removeEventListener('abort', onAbort);
       this.wakes.delete(key);
       // Pushed, never reached: the app shows an incoming call that is over.
-      if (b === undefined && wake.pushed) void this.send(device, { kind: 'cancel', id: call.callId, aor: call.aor, from: call.from, fromName: call.fromName });
+      if (b === undefined && wake.pushed && !this.closed) void this.send(device, { kind: 'cancel', id: call.callId, aor: call.aor, from: call.from, fromName: call.fromName });
       finish(b);
     };
     if (signal.aborted) {
@@ -160,7 +161,10 @@ export class PushService {
     return { ...this.counters, failed: { ...this.failed }, wakeMedianMs: at(0.5), wakeP95Ms: at(0.95) };
   }
 
+  /** Ends every wait (the server stops: the calls go with it) and closes the provider clients. */
   async close(): Promise<void> {
+    this.closed = true;
+    for (const w of [...this.wakes.values()]) w.end(undefined);
     await Promise.all([...this.providers.values()].map((p) => p.close().catch(() => undefined)));
   }
 
