@@ -18,9 +18,12 @@ import { type FakeWebPush, type WebPushDelivery, startFakeWebPush } from '../hel
 import { encodeSubscription } from '../../push/index.js';
 import webPushLibrary from 'web-push';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { type FakeFreeswitch, startFakeFreeswitch } from '../helpers/fake-freeswitch.js';
+import { type RtpengineHandle, startRtpengine } from '../../support/rtpengine.js';
 import { type Softphone, type SoftphoneOptions, SoftphoneError, createPhone } from '../helpers/softphone.js';
 
 const DOMAIN = 'example.com';
+const DID = '+4930555777';
 const ALICE = 'alice-push-secret';
 const BOB = 'bob-push-secret';
 const { generateVAPIDKeys } = webPushLibrary;
@@ -31,6 +34,8 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
   let t: TestServer;
   let alice: Softphone;
   let keys: string | undefined;
+  let fs: FakeFreeswitch;
+  let rtpengine: RtpengineHandle;
   const phones: Softphone[] = [];
 
   /**
@@ -69,10 +74,19 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
     const caFile = join(keys, 'apns-ca.pem');
     writeFileSync(keyFile, apns.keyPem, { mode: 0o600 });
     writeFileSync(caFile, apns.ca);
+    // A PSTN call comes from a FreeSWITCH stand-in (plain RTP); rtpengine bridges it to the woken WebRTC app.
+    rtpengine = await startRtpengine();
+    fs = await startFakeFreeswitch({ host: '127.0.0.2', challengeRegister: false });
     t = await startTestServer({
       push: { wakeTimeout: 3, caFile, apns: { keyFile, keyId: apns.keyId, teamId: apns.teamId, bundleId: apns.bundleId, endpoint: apns.url } },
+      media: { rtpengine: [rtpengine.ng] },
+      balancer: { reloadInterval: 0 },
     });
+    await t.server.store.routing.addBackend({ set: 'pstn', uri: fs.uri });
+    await t.server.store.routing.addDid({ number: DID, username: 'bobdid', domain: DOMAIN });
+    await t.server.reload();
     await t.addUser(`alice@${DOMAIN}`, ALICE);
+    await t.addUser(`bobdid@${DOMAIN}`, BOB);
     for (let i = 1; i <= 6; i++) await t.addUser(`bob${i}@${DOMAIN}`, BOB);
     alice = await createPhone('jssip', { uri: `sip:alice@${DOMAIN}`, password: ALICE, wsUrl: `wss://${t.addr('wss')}` });
     await alice.register();
@@ -83,6 +97,8 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
     await alice?.stop();
     await t?.stop();
     await apns?.close();
+    await fs?.close();
+    await rtpengine?.stop();
     if (keys !== undefined) rmSync(keys, { recursive: true, force: true });
   });
 
@@ -182,6 +198,26 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
     const cancel = pushesTo(app.token, 'cancel');
     assert.equal(cancel.length, 1);
     assert.equal(cancel[0]!.payload.id, push.payload.id, 'the cancel names the call the push announced');
+  });
+
+  it('a PSTN call to the DID of a sleeping app: pushed, and once it registers its WebRTC leg is bridged to the backend\'s plain RTP by rtpengine', async () => {
+    const app = { user: 'bobdid', token: apnsDeviceToken(), instance: randomUUID() };
+    await asleep(app);
+    const pushed = once(apns, 'push');
+    const calling = fs.call(`sip:${DID}@${t.addr('udp')}`, { via: t.addr('udp'), from: 'sip:+4915112345678@pstn.invalid' });
+    await pushed;
+    const woken = await bobPhone(app, false);
+    const incoming = woken.waitForIncoming(5000);
+    await woken.register();
+    const call = await incoming;
+    assert.match(call.invite, /UDP\/TLS\/RTP\/SAVPF/, 'the backend\'s offer reached the app as WebRTC');
+    const answered = await call.accept();
+    const result = await calling;
+    assert.equal(result.status, 200);
+    assert.match(result.answerSdp ?? '', /RTP\/AVP/, 'the backend gets a plain RTP answer');
+    await result.hangup();
+    await answered.waitForEnded(5000);
+    assert.equal(pushesTo(app.token, 'call').length, 1);
   });
 
   it('APNs answers 410 Unregistered: the push binding is removed and the caller gets 480 without waiting', async () => {
