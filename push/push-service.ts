@@ -26,6 +26,8 @@ export interface PushServiceOptions {
   forget(binding: Binding): void;
   /** How long a device may take to register again after its push, ms. */
   wakeTimeoutMs: number;
+  /** Message pushes carry the text (push.includeContent); otherwise the sender only. */
+  includeContent?: boolean;
   logger: Logger;
   now?: () => number;
 }
@@ -54,9 +56,6 @@ interface Wake {
   promise: Promise<Binding | undefined>;
   /** Ends the wait (its timer, its listeners) with this outcome. */
   end(binding: Binding | undefined): void;
-  /** The push went out (so a cancel push is owed if the device is not reached). */
-  pushed: boolean;
-  reached: boolean;
   device: Binding;
   call: WakeCall;
 }
@@ -109,14 +108,15 @@ export class PushService {
     if (known !== undefined) return known.promise;
     let finish!: (b: Binding | undefined) => void;
     const promise = new Promise<Binding | undefined>((resolve) => (finish = resolve));
-    const wake: Wake = { promise, end: (b) => done(b), pushed: false, reached: false, device, call };
+    const wake: Wake = { promise, end: (b) => done(b), device, call };
+    /** The call push, true once the provider took it (a cancel push is then owed if the device is not reached). */
+    let pushing: Promise<boolean> = Promise.resolve(false);
     this.wakes.set(key, wake);
     const started = this.now();
     const unsubscribe = this.opts.onBinding((b) => {
       if (!sameDevice(device, b)) return;
       this.counters.woken++;
       this.sample(this.now() - started);
-      wake.reached = true;
       done(b);
     });
     const timer = setTimeout(() => {
@@ -134,25 +134,33 @@ export class PushService {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
       this.wakes.delete(key);
-      // Pushed, never reached: the app shows an incoming call that is over.
-      if (b === undefined && wake.pushed && !this.closed) void this.send(device, { kind: 'cancel', id: call.callId, aor: call.aor, from: call.from, fromName: call.fromName });
+      // Pushed (or still being pushed), never reached: the app shows an incoming call that is over.
+      if (b === undefined && !this.closed) {
+        void pushing.then(async (pushed): Promise<void> => {
+          if (pushed && !this.closed) await this.send(device, { kind: 'cancel', id: call.callId, aor: call.aor, from: call.from, fromName: call.fromName });
+        });
+      }
       finish(b);
     };
     if (signal.aborted) {
       done(undefined);
       return promise;
     }
-    void this.send(device, { kind: 'call', id: call.callId, aor: call.aor, from: call.from, fromName: call.fromName }).then((result) => {
-      if (result.ok) wake.pushed = true;
+    pushing = this.send(device, { kind: 'call', id: call.callId, aor: call.aor, from: call.from, fromName: call.fromName }).then((result) => {
       // A dead token or a provider that refused: this device cannot be woken for this call.
-      else done(undefined);
+      if (!result.ok) done(undefined);
+      return result.ok;
     });
     return promise;
   }
 
-  /** A push for a message to a device (the messaging service's hook); the body only when configured so. */
+  /**
+   * A push for a message to a device that is not connected (the messaging service's hook): the sender, and
+   * the text only with `push.includeContent` (the push services, Apple's and Google's, see what a push carries).
+   */
   async message(device: Binding, payload: Omit<PushPayload, 'kind'>): Promise<PushResult> {
-    return this.send(device, { ...payload, kind: 'message' });
+    const { body, ...rest } = payload;
+    return this.send(device, { ...rest, kind: 'message', ...(this.opts.includeContent === true && body !== undefined ? { body } : {}) });
   }
 
   stats(): PushStats {

@@ -160,6 +160,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       if (current.length > 0) registrar.locations.update(dead.aor, { remove: current });
     },
     wakeTimeoutMs: config.push.wakeTimeout * 1000,
+    includeContent: config.push.includeContent,
     logger,
   });
   const balancer = createBalancer({

@@ -87,7 +87,7 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
     await t.server.reload();
     await t.addUser(`alice@${DOMAIN}`, ALICE);
     await t.addUser(`bobdid@${DOMAIN}`, BOB);
-    for (let i = 1; i <= 6; i++) await t.addUser(`bob${i}@${DOMAIN}`, BOB);
+    for (let i = 1; i <= 8; i++) await t.addUser(`bob${i}@${DOMAIN}`, BOB);
     alice = await createPhone('jssip', { uri: `sip:alice@${DOMAIN}`, password: ALICE, wsUrl: `wss://${t.addr('wss')}` });
     await alice.register();
   });
@@ -171,12 +171,40 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
     await desk.stop();
   });
 
+  it('another device answers while the app is being woken: the app gets a cancel push and never the INVITE', async () => {
+    const app = iosApp();
+    await asleep(app);
+    const desk = await createPhone('jssip', { uri: `sip:${app.user}@${DOMAIN}`, password: BOB, wsUrl: `wss://${t.addr('wss')}`, name: 'desk' });
+    phones.push(desk);
+    await desk.register();
+    const onDesk = desk.waitForIncoming(5000);
+    const pushed = once(apns, 'push');
+    const calling = alice.call(`sip:${app.user}@${DOMAIN}`, { timeoutMs: 10_000 });
+    await pushed;
+    const answered = await (await onDesk).accept();
+    const call = await calling;
+    const end = Date.now() + 3000;
+    while (pushesTo(app.token, 'cancel').length === 0 && Date.now() < end) await sleep(50);
+    assert.equal(pushesTo(app.token, 'cancel').length, 1, 'answered elsewhere: the app stops ringing');
+    // The app registers late: the call is taken, no INVITE for it.
+    const late = await bobPhone(app, false);
+    const invites: number[] = [];
+    late.onIncoming(() => invites.push(1));
+    await late.register();
+    await sleep(500);
+    assert.deepEqual(invites, []);
+    await call.hangup();
+    await answered.waitForEnded(5000);
+  });
+
   it('an app that does not register within push.wakeTimeout: the caller gets 480 and the app a cancel push', async () => {
     const app = iosApp();
     await asleep(app);
     const started = Date.now();
-    await assert.rejects(alice.call(`sip:${app.user}@${DOMAIN}`, { timeoutMs: 10_000 }), (e: SoftphoneError) => e.status === 480);
+    const progress: number[] = [];
+    await assert.rejects(alice.call(`sip:${app.user}@${DOMAIN}`, { timeoutMs: 10_000, onProgress: (status) => progress.push(status) }), (e: SoftphoneError) => e.status === 480);
     const took = Date.now() - started;
+    assert.ok(progress.includes(180), `the caller heard ringing while the app was being woken (${progress.join(', ')})`);
     assert.ok(took >= 2500 && took < 6000, `480 after the 3 s wake timeout (${took} ms)`);
     await sleep(200);
     assert.equal(pushesTo(app.token, 'call').length, 1);

@@ -26,7 +26,7 @@ class FakeProvider implements PushProviderClient {
   async close(): Promise<void> {}
 }
 
-function service(wakeTimeoutMs = 2000) {
+function service(wakeTimeoutMs = 2000, includeContent = false) {
   const apns = new FakeProvider('apns');
   const listeners = new Set<(b: Binding) => void>();
   const forgotten: Binding[] = [];
@@ -38,6 +38,7 @@ function service(wakeTimeoutMs = 2000) {
     },
     forget: (b) => forgotten.push(b),
     wakeTimeoutMs,
+    includeContent,
     logger: silentLogger(),
   });
   const register = (b: Binding): void => {
@@ -123,5 +124,15 @@ describe('push call server', () => {
     assert.equal(push.canWake(binding('sip:bob@10.0.0.9')), true);
     assert.equal(push.canWake(binding('sip:bob@10.0.0.9', { push: { provider: 'fcm', prid: 'x' } })), false);
     assert.equal(push.canWake(binding('sip:bob@10.0.0.9', { push: undefined })), false);
+  });
+
+  it('a message push names the sender and carries the text only with push.includeContent', async () => {
+    const message = { id: 'm1', aor: 'bob@example.com', from: 'sip:alice@example.com', fromName: 'Alice', body: 'see you at 8' };
+    const off = service();
+    await off.push.message(binding('sip:bob@10.0.0.9'), message);
+    assert.deepEqual(off.apns.sent[0]!.payload, { id: 'm1', aor: 'bob@example.com', from: 'sip:alice@example.com', fromName: 'Alice', kind: 'message' });
+    const on = service(2000, true);
+    await on.push.message(binding('sip:bob@10.0.0.9'), message);
+    assert.equal(on.apns.sent[0]!.payload.body, 'see you at 8');
   });
 });
