@@ -64,6 +64,19 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
     await sleep(200);
   };
 
+  /** A callee with a sleeping app and a desk phone awake; alice calls: the desk rings, the app is pushed. */
+  const callAppAndDesk = async () => {
+    const app = iosApp();
+    await asleep(app);
+    const desk = await createPhone('jssip', { uri: `sip:${app.user}@${DOMAIN}`, password: BOB, wsUrl: `wss://${t.addr('wss')}`, name: 'desk' });
+    phones.push(desk);
+    await desk.register();
+    const onDesk = desk.waitForIncoming(5000);
+    const pushed = once(apns, 'push');
+    const calling = alice.call(`sip:${app.user}@${DOMAIN}`, { timeoutMs: 10_000 });
+    return { app, onDesk, pushed, calling };
+  };
+
   const pushesTo = (token: string, kind?: string): ApnsPush[] => apns.pushes.filter((p) => p.token === token && (kind === undefined || p.payload.kind === kind));
 
   before(async () => {
@@ -148,14 +161,7 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
   });
 
   it('a device awake and a device asleep: both ring, once each, and the sleeping one is pushed once', async () => {
-    const app = iosApp();
-    await asleep(app);
-    const desk = await createPhone('jssip', { uri: `sip:${app.user}@${DOMAIN}`, password: BOB, wsUrl: `wss://${t.addr('wss')}`, name: 'bob-desk' });
-    phones.push(desk);
-    await desk.register();
-    const onDesk = desk.waitForIncoming(5000);
-    const pushed = once(apns, 'push');
-    const calling = alice.call(`sip:${app.user}@${DOMAIN}`, { timeoutMs: 10_000 });
+    const { app, onDesk, pushed, calling } = await callAppAndDesk();
     const deskCall = await onDesk;
     await pushed;
     const woken = await bobPhone(app, false);
@@ -168,18 +174,10 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
     await call.hangup();
     await answered.waitForEnded(5000);
     assert.equal(pushesTo(app.token, 'call').length, 1);
-    await desk.stop();
   });
 
   it('another device answers while the app is being woken: the app gets a cancel push and never the INVITE', async () => {
-    const app = iosApp();
-    await asleep(app);
-    const desk = await createPhone('jssip', { uri: `sip:${app.user}@${DOMAIN}`, password: BOB, wsUrl: `wss://${t.addr('wss')}`, name: 'desk' });
-    phones.push(desk);
-    await desk.register();
-    const onDesk = desk.waitForIncoming(5000);
-    const pushed = once(apns, 'push');
-    const calling = alice.call(`sip:${app.user}@${DOMAIN}`, { timeoutMs: 10_000 });
+    const { app, onDesk, pushed, calling } = await callAppAndDesk();
     await pushed;
     const answered = await (await onDesk).accept();
     const call = await calling;
