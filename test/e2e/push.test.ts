@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ApnsPush, type FakeApns, apnsDeviceToken, startFakeApns } from '../helpers/fake-apns.js';
+import { type ApnsPush, type FakeApns, apnsDeviceToken, startFakeApns } from '../../support/fake-apns.js';
 import { type FakeFcm, type FcmPush, startFakeFcm } from '../helpers/fake-fcm.js';
 import { type FakeWebPush, type WebPushDelivery, startFakeWebPush } from '../helpers/fake-webpush.js';
 import { encodeSubscription } from '../../push/index.js';

@@ -12,7 +12,7 @@ import { writeFileSync } from 'node:fs';
 import { type IncomingMessage, type ServerResponse } from 'node:http';
 import { type Server, createServer } from 'node:https';
 import { join } from 'node:path';
-import { type FakeRule, type RuledPush, checkJwt, loopbackCertificate, takeRule } from './fake-push-common.js';
+import { type FakeRule, type RuledPush, checkJwt, loopbackCertificate, takeRule } from '../../support/fake-push-common.js';
 
 export const FCM_SCOPE = 'https://www.googleapis.com/auth/firebase.messaging';
 

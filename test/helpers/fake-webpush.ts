@@ -12,7 +12,7 @@ import { type ECDH, createECDH, createPublicKey, randomBytes, randomUUID } from 
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { type Server, createServer } from 'node:https';
 import ece from 'http_ece';
-import { type FakeRule, type RuledPush, checkJwt, loopbackCertificate, takeRule } from './fake-push-common.js';
+import { type FakeRule, type RuledPush, checkJwt, loopbackCertificate, takeRule } from '../../support/fake-push-common.js';
 
 export interface BrowserSubscription {
   endpoint: string;

@@ -2,7 +2,7 @@ import { describe, it, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { ApnsClient, apnsTopic } from '../../../push/apns.js';
 import type { PushPayload } from '../../../push/types.js';
-import { type FakeApns, apnsDeviceToken, startFakeApns } from '../../helpers/fake-apns.js';
+import { type FakeApns, apnsDeviceToken, startFakeApns } from '../../../support/fake-apns.js';
 import { captureLogger } from '../../helpers/log-capture.js';
 
 const call: PushPayload = { kind: 'call', id: 'call-1@example.com', aor: 'alice@example.com', from: 'sip:bob@example.com', fromName: 'Bob' };

@@ -7,7 +7,7 @@ import { ConfigError, loadConfig } from '../../../platform/config/index.js';
 import { createPushProviders } from '../../../push/providers.js';
 import { encodeSubscription } from '../../../push/webpush.js';
 import type { PushPayload } from '../../../push/types.js';
-import { apnsDeviceToken, startFakeApns, type FakeApns } from '../../helpers/fake-apns.js';
+import { apnsDeviceToken, startFakeApns, type FakeApns } from '../../../support/fake-apns.js';
 import { startFakeFcm, type FakeFcm } from '../../helpers/fake-fcm.js';
 import { startFakeWebPush, type FakeWebPush } from '../../helpers/fake-webpush.js';
 import { captureLogger } from '../../helpers/log-capture.js';

@@ -1,0 +1,212 @@
+/**
+ * The push call server (RFC 8599) across `softswitch start --workers 2`, as an operator runs it: the
+ * caller's INVITE is held on the worker that holds the caller's connection, while the woken app's new
+ * connection lands on the other worker (the primary deals WSS connections to the workers in turn). That
+ * worker's REGISTER reaches the held INVITE through the binding replication (RegistrarApi.onBinding fires for
+ * a binding another worker made), and the INVITE goes out through the other worker's connection.
+ *
+ * Which worker holds what is read from the cluster's own debug log: the "accepted" line of each connection
+ * names its flow (`wss:w<N>.…`), and the INVITE's top Via branch ends with the tag of the worker whose
+ * transaction layer sent it (`~<N>`), the one that held it.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WebSocket } from 'ws';
+import { flowWorker } from '../../server/cluster/index.js';
+import { silentLogger } from '../../src/log/index.js';
+import { openStore } from '../../platform/store/index.js';
+import { type ApnsPush, type FakeApns, apnsDeviceToken, startFakeApns } from '../../support/fake-apns.js';
+import { repoRoot } from '../../support/paths.js';
+import { freePort } from '../../support/tools.js';
+import { type Softphone, type SoftphoneOptions, createPhone, installTestWebSocket } from '../helpers/softphone.js';
+
+const main = join(repoRoot, 'dist', 'server', 'main.js');
+const DOMAIN = 'example.com';
+const WORKERS = 2;
+const ALICE = 'alice-push-secret';
+const BOB = 'bob-push-secret';
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('push call server across two workers (softswitch start --workers 2)', { timeout: 120_000 }, () => {
+  let apns: FakeApns;
+  let dir: string;
+  let wssPort: number;
+  let child: ChildProcess;
+  let out = '';
+  let alice: Softphone;
+  const phones: Softphone[] = [];
+
+  let users = 0;
+  const iosApp = () => ({ user: `bob${++users}`, token: apnsDeviceToken(), instance: randomUUID() });
+  type App = ReturnType<typeof iosApp>;
+
+  const bobPhone = async (app: App, register = true): Promise<Softphone> => {
+    const options: SoftphoneOptions = {
+      uri: `sip:${app.user}@${DOMAIN}`, password: BOB, wsUrl: `wss://127.0.0.1:${wssPort}`, instanceId: app.instance,
+      contactParams: { 'pn-provider': 'apns', 'pn-prid': app.token, 'pn-param': `${apns.teamId}.${apns.bundleId}.voip` },
+    };
+    const phone = await createPhone('sip.js', options);
+    phones.push(phone);
+    if (register) await phone.register();
+    return phone;
+  };
+
+  /** bob's app registers, then iOS puts it to sleep: its WebSocket dies, its binding stays (asleep) on both workers. */
+  const asleep = async (app: App): Promise<void> => {
+    const phone = await bobPhone(app);
+    await phone.sleep();
+    await sleep(300);
+  };
+
+  const pushesTo = (token: string, kind: string): ApnsPush[] => apns.pushes.filter((p) => p.token === token && p.payload.kind === kind);
+
+  /** The log lines (JSON) from `from` on whose message is `msg`. */
+  const logLines = (msg: string, from = 0): Array<Record<string, unknown>> => out.slice(from).split('\n')
+    .filter((l) => l.startsWith('{') && l.includes(`"msg":"${msg}"`))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+  /** The worker holding the connection of the REGISTERs accepted for `aor` since `from` (its flow's tag). */
+  const registeredOn = (aor: string, from: number): number[] => logLines('REGISTER accepted', from)
+    .filter((l) => l.aor === aor)
+    .map((l) => flowWorker(String(l.flow))!);
+
+  /** The worker of the connection from local port `port` (its "accepted" line), waiting for the line. */
+  const connectionWorker = async (port: number): Promise<number> => {
+    const end = Date.now() + 5000;
+    for (;;) {
+      const line = logLines('accepted').find((l) => String(l.peer).endsWith(`:${port}`));
+      if (line !== undefined) return flowWorker(String(line.flow))!;
+      assert.ok(Date.now() < end, `no "accepted" line for local port ${port}`);
+      await sleep(20);
+    }
+  };
+
+  /** The worker that sent an INVITE: the tag ending its top Via branch (TransactionLayer.setBranchTag). */
+  const sentBy = (invite: string): number => Number(/^Via:[^\r\n]*;branch=[^;,\r\n]*~(\d+)/im.exec(invite)![1]);
+
+  /** The INVITEs a phone's sockets received (their text). */
+  const invitesOf = (phone: Softphone): string[] => phone.sockets.flatMap((s) => s.messages).filter((m) => m.dir === 'in' && m.text.startsWith('INVITE ')).map((m) => m.text);
+
+  /**
+   * Makes the next WSS connection land on worker `worker`: the primary deals connections in turn, so throwaway
+   * connections are opened (and closed) until the last one landed on the other worker.
+   */
+  const nextConnectionOn = async (worker: number): Promise<void> => {
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const ws = new WebSocket(`wss://127.0.0.1:${wssPort}`, 'sip', { rejectUnauthorized: false });
+      await once(ws, 'open');
+      const landed = await connectionWorker((ws as unknown as { _socket: { localPort: number } })._socket.localPort);
+      ws.terminate();
+      if (landed !== worker) return;
+    }
+    assert.fail(`four connections in a row landed on worker ${worker}`);
+  };
+
+  before(async () => {
+    installTestWebSocket();
+    apns = await startFakeApns();
+    dir = mkdtempSync(join(tmpdir(), 'softswitch-push-workers-'));
+    const keyFile = join(dir, 'AuthKey.p8');
+    const caFile = join(dir, 'apns-ca.pem');
+    writeFileSync(keyFile, apns.keyPem, { mode: 0o600 });
+    writeFileSync(caFile, apns.ca);
+    wssPort = await freePort();
+    const httpPort = await freePort();
+    const cfg = join(dir, 'softswitch.yaml');
+    writeFileSync(cfg, [
+      'sip:', `  listen: ["wss:127.0.0.1:${wssPort}"]`, `  domain: [${DOMAIN}]`,
+      `dataDir: ${dir}`, 'log:', '  level: debug', 'http:', `  listen: "127.0.0.1:${httpPort}"`,
+      'store:', `  url: "sqlite:${join(dir, 'db.sqlite')}"`,
+      'push:', '  wakeTimeout: 5', `  caFile: "${caFile}"`,
+      '  apns:', `    keyFile: "${keyFile}"`, `    keyId: ${apns.keyId}`, `    teamId: ${apns.teamId}`, `    bundleId: ${apns.bundleId}`,
+      `    endpoint: "${apns.url}"`, '',
+    ].join('\n'));
+    child = spawn(process.execPath, [main, 'start', '--config', cfg, '--workers', String(WORKERS)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const end = Date.now() + 20_000;
+    while (!out.includes('"cluster started"')) {
+      if (Date.now() > end || child.exitCode !== null) throw new Error(`the cluster did not start:\n${out.slice(-4000)}`);
+      await sleep(50);
+    }
+    const store = await openStore({ url: `sqlite:${join(dir, 'db.sqlite')}`, logger: silentLogger() });
+    try {
+      await store.subscribers.add({ username: 'alice', domain: DOMAIN, password: ALICE });
+      for (let i = 1; i <= 4; i++) await store.subscribers.add({ username: `bob${i}`, domain: DOMAIN, password: BOB });
+    } finally {
+      await store.close();
+    }
+    alice = await createPhone('jssip', { uri: `sip:alice@${DOMAIN}`, password: ALICE, wsUrl: `wss://127.0.0.1:${wssPort}` });
+    await alice.register();
+  });
+
+  after(async () => {
+    for (const p of phones) await p.stop();
+    await alice?.stop();
+    if (child !== undefined && child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await Promise.race([exited, sleep(10_000)]);
+      child.kill('SIGKILL');
+    }
+    await apns?.close();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('call and wake spread over two workers: the INVITE held on one worker reaches the app woken on the other, once, with one push', async () => {
+    const app = iosApp();
+    await asleep(app);
+    const heldOn = registeredOn(`sip:alice@${DOMAIN}`, 0).at(-1)!;
+    const pushed = once(apns, 'push');
+    const calling = alice.call(`sip:${app.user}@${DOMAIN}`, { timeoutMs: 15_000 });
+    await pushed;
+    // iOS starts the app; its new connection goes to the worker that does not hold the INVITE.
+    await nextConnectionOn(1 - heldOn);
+    const from = out.length;
+    const woken = await bobPhone(app, false);
+    const incoming = woken.waitForIncoming(8000);
+    await woken.register();
+    const answered = await (await incoming).accept();
+    const call = await calling;
+    await sleep(500);
+    const invites = invitesOf(woken);
+    assert.equal(invites.length, 1, 'the woken app got the INVITE once');
+    assert.deepEqual(registeredOn(`sip:${app.user}@${DOMAIN}`, from), [1 - heldOn], 'the app registered on the other worker');
+    assert.equal(sentBy(invites[0]!), heldOn, 'the INVITE came from the worker that held it');
+    await call.hangup();
+    await answered.waitForEnded(5000);
+    assert.equal(pushesTo(app.token, 'call').length, 1, 'one push for the call');
+    assert.equal(pushesTo(app.token, 'cancel').length, 0, 'no cancel push for a device that was reached');
+  });
+
+  it('the woken app registering twice, on both workers, gets one INVITE and the call is answered', async () => {
+    const app = iosApp();
+    await asleep(app);
+    const pushed = once(apns, 'push');
+    const calling = alice.call(`sip:${app.user}@${DOMAIN}`, { timeoutMs: 15_000 });
+    await pushed;
+    const from = out.length;
+    // Two instances connected one after the other: the primary deals them to both workers.
+    const first = await bobPhone(app, false);
+    const second = await bobPhone(app, false);
+    const ringing: Softphone[] = [];
+    first.onIncoming(() => ringing.push(first));
+    second.onIncoming(() => ringing.push(second));
+    await Promise.all([first.register(), second.register()]);
+    await sleep(1500);
+    assert.deepEqual(new Set(registeredOn(`sip:${app.user}@${DOMAIN}`, from)), new Set([0, 1]), 'one REGISTER on each worker');
+    assert.equal(ringing.length, 1, `one INVITE for the woken app, got ${ringing.length}`);
+    assert.equal(invitesOf(first).length + invitesOf(second).length, 1, 'one INVITE on the wire');
+    const answered = await (await ringing[0]!.waitForIncoming(1000)).accept();
+    const call = await calling;
+    await call.hangup();
+    await answered.waitForEnded(5000);
+    assert.equal(pushesTo(app.token, 'call').length, 1, 'one push for the call');
+  });
+});
