@@ -13,6 +13,7 @@ const scenarios = {
   wss: 'dist/bench/wss.js',
   'tls-floor': 'dist/bench/tls-floor.js',
   flood: 'dist/bench/flood.js',
+  'push-wake': 'dist/bench/push-wake.js',
 };
 if (!scenario || !(scenario in scenarios)) {
   console.error(`usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [args]`);
