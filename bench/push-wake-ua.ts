@@ -178,6 +178,7 @@ export class SleepingApp {
 /** How one call of the Caller went. */
 export interface CallOutcome {
   callee: string;
+  callId: string;
   /** The final status of the INVITE with credentials (0: none before the time limit). */
   status: number;
   /** performance.now() at the first INVITE, at its 200, at the BYE's 200 (0: not reached). */
@@ -214,7 +215,7 @@ export class Caller {
   /** Calls `callee`, holds the answered call `holdMs`, hangs up; resolves with the outcome, at the latest after `timeoutMs`. */
   call(callee: string, holdMs: number, timeoutMs: number): Promise<CallOutcome> {
     const callId = hex(10);
-    const outcome: CallOutcome = { callee, status: 0, startedAt: performance.now(), answeredAt: 0, endedAt: 0 };
+    const outcome: CallOutcome = { callee, callId, status: 0, startedAt: performance.now(), answeredAt: 0, endedAt: 0 };
     return new Promise((resolve) => {
       const timer = setTimeout(() => finish(), timeoutMs);
       const finish = (): void => {

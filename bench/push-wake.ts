@@ -17,9 +17,9 @@ import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type ApnsPush, startFakeApns } from '../support/fake-apns.js';
+import { type ApnsPush, type FakeApns, startFakeApns } from '../support/fake-apns.js';
 import { freePort } from '../support/tools.js';
-import { type BenchTarget, type BenchUser, benchConfig, benchUsers, benchWorkers, fmt, loadAverage, measure, provisionSoftswitch, sleep, startServerProcess } from './lib.js';
+import { type BenchTarget, type BenchUser, type Measured, benchConfig, benchUsers, benchWorkers, fmt, loadAverage, measure, provisionSoftswitch, sleep, startServerProcess } from './lib.js';
 import { type CallOutcome, Caller, SleepingApp } from './push-wake-ua.js';
 
 const ALICE: BenchUser = { username: 'alice', password: 'alice-bench-secret' };
@@ -29,6 +29,8 @@ const REGISTER_CONCURRENCY = 50;
 const HOLD_MS = 500;
 /** Longest a call may take, ms (the server's wake timeout is 20 s). */
 const CALL_TIMEOUT_MS = 25_000;
+/** Apps woken first, unmeasured, so that the JIT has compiled the push path. */
+const WARMUP_APPS = 200;
 
 function percentile(sorted: readonly number[], p: number): number {
   return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -36,8 +38,102 @@ function percentile(sorted: readonly number[], p: number): number {
 
 /** `p50 / p95 / max` of a sample, ms. */
 function spread(sample: number[]): string {
+  if (sample.length === 0) return '–';
   const sorted = [...sample].sort((a, b) => a - b);
-  return `${fmt(percentile(sorted, 50), 1)} / ${fmt(percentile(sorted, 95), 1)} / ${fmt(sorted[sorted.length - 1] ?? Number.NaN, 1)}`;
+  return `${fmt(percentile(sorted, 50), 1)} / ${fmt(percentile(sorted, 95), 1)} / ${fmt(sorted[sorted.length - 1]!, 1)}`;
+}
+
+/** The pushes the local APNs delivered, per app, and when the first one for each app arrived. */
+class PushLog {
+  readonly firstAt = new Map<SleepingApp, number>();
+  readonly count = new Map<SleepingApp, number>();
+  readonly wakeFailures: string[] = [];
+
+  constructor(apns: FakeApns, byToken: ReadonlyMap<string, SleepingApp>) {
+    // On its push, iOS starts the app: it connects and registers again at once.
+    apns.on('push', (push: ApnsPush) => {
+      const app = byToken.get(push.token);
+      if (app === undefined || push.payload.kind !== 'call') return;
+      this.count.set(app, (this.count.get(app) ?? 0) + 1);
+      if (this.firstAt.has(app)) return;
+      this.firstAt.set(app, performance.now());
+      app.wake().catch((err: Error) => this.wakeFailures.push(err.message));
+    });
+  }
+
+  forget(apps: readonly SleepingApp[]): void {
+    for (const a of apps) {
+      this.firstAt.delete(a);
+      this.count.delete(a);
+    }
+  }
+}
+
+interface Round {
+  label: string;
+  calls: number;
+  offeredSeconds: number;
+  results: CallOutcome[];
+  measured: Measured;
+  /** Per app called: push → INVITE delivered, push → its REGISTER answered, REGISTER answered → INVITE (woken apps only). */
+  pushToInvite: number[];
+  pushToRegistered: number[];
+  registeredToInvite: number[];
+  pushes: number;
+  pushedTwice: number;
+  invitedTwice: number;
+}
+
+/** alice calls each app once at `rate`/s; resolves when every call has ended (or timed out). */
+async function callRound(label: string, target: BenchTarget, caller: Caller, apps: readonly SleepingApp[], rate: number, pushes: PushLog): Promise<Round> {
+  const stopMeasuring = measure(target);
+  const calling = performance.now();
+  const outcomes: Array<Promise<CallOutcome>> = [];
+  for (let i = 0; i < apps.length; i++) {
+    const wait = calling + (i * 1000) / rate - performance.now();
+    if (wait > 1) await sleep(wait);
+    outcomes.push(caller.call(apps[i]!.user.username, HOLD_MS, CALL_TIMEOUT_MS));
+  }
+  const offeredSeconds = (performance.now() - calling) / 1000;
+  const results = await Promise.all(outcomes);
+  await sleep(500);
+  const measured = stopMeasuring();
+  const round: Round = {
+    label, calls: apps.length, offeredSeconds, results, measured, pushToInvite: [], pushToRegistered: [], registeredToInvite: [],
+    pushes: 0, pushedTwice: 0, invitedTwice: 0,
+  };
+  for (const [i, app] of apps.entries()) {
+    const invites = [...app.invites].filter(([, at]) => at >= calling);
+    if (invites.length > 1) round.invitedTwice++;
+    const n = pushes.count.get(app) ?? 0;
+    round.pushes += n;
+    if (n > 1) round.pushedTwice++;
+    const pushed = pushes.firstAt.get(app);
+    const invited = app.invites.get(results[i]!.callId);
+    if (pushed === undefined || invited === undefined) continue;
+    round.pushToInvite.push(invited - pushed);
+    round.pushToRegistered.push(app.registeredAt - pushed);
+    round.registeredToInvite.push(invited - app.registeredAt);
+  }
+  return round;
+}
+
+const ROUND_HEADER = [
+  '| apps called | completed | final answers | call pushes | apps pushed twice | apps with 2+ INVITEs | push → INVITE delivered p50 / p95 / max ms | push → REGISTER answered | REGISTER answered → INVITE | alice INVITE → 200 ms | server CPU s | server CPU ms per call | memory MiB |',
+  '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+];
+
+function completed(r: Round): number {
+  return r.results.filter((c) => c.status === 200 && c.endedAt > 0).length;
+}
+
+function roundRow(r: Round): string {
+  const byStatus = new Map<number, number>();
+  for (const c of r.results) byStatus.set(c.status, (byStatus.get(c.status) ?? 0) + 1);
+  const answers = [...byStatus].map(([s, n]) => `${s === 0 ? 'none' : s} × ${fmt(n)}`).join(', ');
+  const setup = r.results.filter((c) => c.answeredAt > 0).map((c) => c.answeredAt - c.startedAt);
+  const cpuPerCall = (r.measured.cpuSeconds / Math.max(1, completed(r))) * 1000;
+  return `| ${r.label}: ${fmt(r.calls)} | ${fmt(completed(r))} | ${answers} | ${fmt(r.pushes)} | ${r.pushedTwice} | ${r.invitedTwice} | ${spread(r.pushToInvite)} | ${spread(r.pushToRegistered)} | ${spread(r.registeredToInvite)} | ${spread(setup)} | ${r.measured.cpuSeconds.toFixed(2)} | ${cpuPerCall.toFixed(2)} | ${r.measured.memoryMiB.toFixed(0)} |`;
 }
 
 async function main(): Promise<void> {
@@ -54,79 +150,48 @@ async function main(): Promise<void> {
   const udpPort = await freePort();
   const tcpPort = await freePort();
   const server = await startServerProcess((dir) => benchConfig(dir, `udp:127.0.0.1:${udpPort}`, {
-    sip: { listen: [`udp:127.0.0.1:${udpPort}`, `tcp:127.0.0.1:${tcpPort}`] },
+    // Every app connects from 127.0.0.1: the per-address cap (an office NAT's 1,000) would refuse the last ones.
+    sip: { listen: [`udp:127.0.0.1:${udpPort}`, `tcp:127.0.0.1:${tcpPort}`], maxConnectionsPerIp: 10_000 },
     push: { caFile, apns: { keyFile, keyId: apns.keyId, teamId: apns.teamId, bundleId: apns.bundleId, endpoint: apns.url } },
   }));
   const target: BenchTarget = { name: 'softswitch', port: udpPort, cpuSeconds: () => server.cpuSeconds(), memoryMiB: () => server.memoryMiB(), stop: () => server.stop() };
-  const users = benchUsers('app', devices);
+  const users = benchUsers('app', WARMUP_APPS + devices);
   const apps = users.map((u) => new SleepingApp(u, { pnParam: `${apns.teamId}.${apns.bundleId}.voip` }, { port: tcpPort }));
-  const byToken = new Map(apps.map((a) => [a.token, a]));
+  const warmup = apps.slice(0, WARMUP_APPS);
+  const measured = apps.slice(WARMUP_APPS);
   let caller: Caller | undefined;
   try {
     await provisionSoftswitch(`sqlite:${join(server.dir, 'db.sqlite')}`, [ALICE, ...users]);
-
-    // Every app registers, then sleeps.
     const registering = performance.now();
-    for (let i = 0; i < apps.length; i += REGISTER_CONCURRENCY) await Promise.all(apps.slice(i, i + REGISTER_CONCURRENCY).map((a) => a.wake()));
+    // Each app registers and goes to the background: iOS kills it, its connection closes.
+    for (let i = 0; i < apps.length; i += REGISTER_CONCURRENCY) {
+      await Promise.all(apps.slice(i, i + REGISTER_CONCURRENCY).map(async (a) => (await a.wake(), a.sleep())));
+    }
     const registerSeconds = (performance.now() - registering) / 1000;
-    for (const a of apps) a.sleep();
     await sleep(1000);
 
-    // On each push, iOS starts the app: it connects and registers again at once.
-    const pushedAt = new Map<SleepingApp, number>();
-    const pushesPerApp = new Map<SleepingApp, number>();
-    const wakeFailures: string[] = [];
-    apns.on('push', (push: ApnsPush) => {
-      const app = byToken.get(push.token);
-      if (app === undefined || push.payload.kind !== 'call') return;
-      pushesPerApp.set(app, (pushesPerApp.get(app) ?? 0) + 1);
-      if (pushedAt.has(app)) return;
-      pushedAt.set(app, performance.now());
-      app.wake().catch((err: Error) => wakeFailures.push(err.message));
-    });
-
+    const pushes = new PushLog(apns, new Map(apps.map((a) => [a.token, a])));
     caller = await Caller.open(ALICE, { port: udpPort });
-    const stopMeasuring = measure(target);
-    const calling = performance.now();
-    const outcomes: Array<Promise<CallOutcome>> = [];
-    for (let i = 0; i < apps.length; i++) {
-      const due = calling + (i * 1000) / rate;
-      const wait = due - performance.now();
-      if (wait > 1) await sleep(wait);
-      outcomes.push(caller.call(apps[i]!.user.username, HOLD_MS, CALL_TIMEOUT_MS));
-    }
-    const offeredSeconds = (performance.now() - calling) / 1000;
-    const results = await Promise.all(outcomes);
-    await sleep(500);
-    const measured = stopMeasuring();
+    await callRound('warm-up', target, caller, warmup, rate, pushes);
+    const asleep = await callRound('asleep', target, caller, measured, rate, pushes);
+    // The same apps, now awake (their new connections live on): the same call without a push.
+    pushes.forget(measured);
+    const awake = await callRound('awake', target, caller, measured, rate, pushes);
 
-    const completed = results.filter((r) => r.status === 200 && r.endedAt > 0).length;
-    const byStatus = new Map<number, number>();
-    for (const r of results) byStatus.set(r.status, (byStatus.get(r.status) ?? 0) + 1);
-    const pushToInvite: number[] = [];
-    const pushToRegistered: number[] = [];
-    const registeredToInvite: number[] = [];
-    for (const a of apps) {
-      const pushed = pushedAt.get(a);
-      const invited = [...a.invites.values()][0];
-      if (pushed === undefined || invited === undefined) continue;
-      pushToInvite.push(invited - pushed);
-      pushToRegistered.push(a.registeredAt - pushed);
-      registeredToInvite.push(invited - a.registeredAt);
-    }
-    const setup = results.filter((r) => r.answeredAt > 0).map((r) => r.answeredAt - r.startedAt);
-    const pushes = [...pushesPerApp.values()].reduce((s, n) => s + n, 0);
-    const multiPushed = [...pushesPerApp.values()].filter((n) => n > 1).length;
-    const multiInvited = apps.filter((a) => a.invites.size > 1).length;
+    console.log(`node ${process.version}, sleeping iOS apps (raw TCP UAs, RFC 8599 pn-* Contact parameters, +sip.instance) woken by VoIP pushes through a local APNs (HTTP/2 + TLS, ES256 provider token), alice calling each over UDP at ${fmt(rate)} calls/s (407 digest MD5), ${HOLD_MS} ms hold, ${benchWorkers() === 1 ? 'one server process' : `${benchWorkers()} server workers (CPU summed over the primary and the workers)`}; load average before: ${load}`);
+    console.log(`
+${fmt(apps.length)} apps registered in ${registerSeconds.toFixed(1)} s (${REGISTER_CONCURRENCY} at a time), then put to sleep; ${WARMUP_APPS} woken first, unmeasured; calls offered over ${asleep.offeredSeconds.toFixed(1)} s; "awake": the same apps called again, their connections open (no push)
+`);
+    for (const line of ROUND_HEADER) console.log(line);
+    console.log(roundRow(asleep));
+    console.log(roundRow(awake));
     const cancels = apns.pushes.filter((p) => p.payload.kind === 'cancel').length;
-
-    console.log(`node ${process.version}, ${fmt(devices)} sleeping iOS apps (raw TCP UAs, RFC 8599 pn-* Contact parameters, +sip.instance) woken by VoIP pushes through a local APNs (HTTP/2 + TLS, ES256 provider token), alice calling each over UDP at ${fmt(rate)} calls/s (407 digest MD5), ${HOLD_MS} ms hold, ${benchWorkers() === 1 ? 'one server process' : `${benchWorkers()} server workers`}; load average before: ${load}`);
-    console.log(`\n${fmt(devices)} apps registered in ${registerSeconds.toFixed(1)} s (${REGISTER_CONCURRENCY} at a time), then put to sleep; calls offered over ${offeredSeconds.toFixed(1)} s\n`);
-    console.log('| calls | completed | final answers | pushes (call / cancel) | apps pushed twice | apps with 2+ INVITEs | push → INVITE delivered p50 / p95 / max ms | push → REGISTER answered ms | REGISTER answered → INVITE ms | alice INVITE → 200 ms | server CPU s | server CPU ms per woken call | memory MiB |');
-    console.log('|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-    console.log(`| ${fmt(devices)} | ${fmt(completed)} | ${[...byStatus].map(([s, n]) => `${s === 0 ? 'none' : s} × ${fmt(n)}`).join(', ')} | ${fmt(pushes)} / ${fmt(cancels)} | ${multiPushed} | ${multiInvited} | ${spread(pushToInvite)} | ${spread(pushToRegistered)} | ${spread(registeredToInvite)} | ${spread(setup)} | ${measured.cpuSeconds.toFixed(2)} | ${fmt((measured.cpuSeconds / Math.max(1, pushToInvite.length)) * 1000, 2)} | ${measured.memoryMiB.toFixed(0)} |`);
-    if (wakeFailures.length > 0) console.log(`\n${wakeFailures.length} apps failed to register after their push, e.g. ${wakeFailures[0]}`);
-    process.exitCode = completed === devices && multiPushed === 0 && multiInvited === 0 ? 0 : 1;
+    if (cancels > 0) console.log(`
+${cancels} cancel pushes (devices pushed but not reached)`);
+    if (pushes.wakeFailures.length > 0) console.log(`
+${pushes.wakeFailures.length} apps failed to register after their push, e.g. ${pushes.wakeFailures[0]}`);
+    const exact = (r: Round, wantPushes: number): boolean => completed(r) === r.calls && r.pushes === wantPushes && r.invitedTwice === 0;
+    process.exitCode = exact(asleep, devices) && exact(awake, 0) ? 0 : 1;
   } finally {
     caller?.close();
     for (const a of apps) a.sleep();
