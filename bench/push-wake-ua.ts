@@ -1,95 +1,36 @@
 /**
- * The user agents of bench/push-wake, written here on raw sockets: a thousand SIP.js phones would cost the
- * bench process more than the server, and the bench must see the instant each message arrives.
+ * The user agents of bench/push-wake, on raw sockets and the project's own SIP message layer (src/sip:
+ * parser, stream framer, digest, response builder): a thousand SIP.js phones would cost the bench process
+ * more than the server, and the bench must see the instant each message arrives.
  *
  * - `SleepingApp`: an iOS app with a VoIP push token. It registers over TCP with the RFC 8599 pn-* Contact
- *   parameters and a +sip.instance, then "sleeps" (its connection closes, no un-REGISTER). `wake()` is what
+ *   parameters and a +sip.instance, then sleeps (its connection closes, no un-REGISTER). `wake()` is what
  *   iOS does on the push: a new connection and a REGISTER; the INVITE that follows is answered 200, the BYE
- *   200. It records when its REGISTER was answered and when (and how often) an INVITE arrived.
+ *   200. It records when its REGISTER was answered and when each INVITE arrived.
  * - `Caller`: alice on one UDP socket, placing calls with digest (INVITE → 407 → ACK → INVITE with
  *   Proxy-Authorization → 200 → ACK along the Record-Route set → BYE).
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
+import {
+  type SipRequest, SipResponse, StreamFramer, buildCredentials, createResponse, parseChallenge, parseMessage, serializeMessage,
+} from '../src/sip/index.js';
 import { BENCH_DOMAIN, type BenchUser } from './lib.js';
 
-const md5 = (s: string): string => createHash('md5').update(s).digest('hex');
 const hex = (bytes: number): string => randomBytes(bytes).toString('hex');
+const branch = (): string => `z9hG4bK${hex(8)}`;
 
 const SDP = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n';
 
-const COMPACT: Record<string, string> = { v: 'via', f: 'from', t: 'to', i: 'call-id', m: 'contact', l: 'content-length' };
-
-/** A SIP message as the bench needs it: the first line, the headers in order (lower-case names), the body. */
-interface Message {
-  first: string;
-  headers: Array<[string, string]>;
-  body: string;
+/** A request as text: the request line, the header lines, Content-Length and the body. */
+function request(line: string, headers: string[], body = ''): string {
+  return [line, ...headers, ...(body === '' ? [] : ['Content-Type: application/sdp']), `Content-Length: ${Buffer.byteLength(body)}`, '', body].join('\r\n');
 }
 
-function parse(text: string): Message {
-  const end = text.indexOf('\r\n\r\n');
-  const lines = text.slice(0, end).split('\r\n');
-  const headers: Array<[string, string]> = [];
-  for (const line of lines.slice(1)) {
-    const colon = line.indexOf(':');
-    const name = line.slice(0, colon).trim().toLowerCase();
-    headers.push([COMPACT[name] ?? name, line.slice(colon + 1).trim()]);
-  }
-  return { first: lines[0]!, headers, body: text.slice(end + 4) };
-}
-
-const header = (m: Message, name: string): string => m.headers.find(([n]) => n === name)?.[1] ?? '';
-const all = (m: Message, name: string): string[] => m.headers.filter(([n]) => n === name).flatMap(([, v]) => v.split(/,(?=\s*<)/).map((s) => s.trim()));
-const status = (m: Message): number => (m.first.startsWith('SIP/2.0 ') ? Number(m.first.slice(8, 11)) : 0);
-const cseqMethod = (m: Message): string => header(m, 'cseq').split(/\s+/)[1] ?? '';
-
-function param(value: string, name: string): string | undefined {
-  return new RegExp(`${name}="?([^",]*)"?`, 'i').exec(value)?.[1];
-}
-
-/** The Authorization (or Proxy-Authorization) value answering a digest challenge (MD5, qop=auth when offered). */
-function digest(user: BenchUser, challenge: string, method: string, uri: string): string {
-  const realm = param(challenge, 'realm') ?? BENCH_DOMAIN;
-  const nonce = param(challenge, 'nonce') ?? '';
-  const opaque = param(challenge, 'opaque');
-  const qop = param(challenge, 'qop') !== undefined;
-  const cnonce = hex(4);
-  const ha1 = md5(`${user.username}:${realm}:${user.password}`);
-  const ha2 = md5(`${method}:${uri}`);
-  const response = qop ? md5(`${ha1}:${nonce}:00000001:${cnonce}:auth:${ha2}`) : md5(`${ha1}:${nonce}:${ha2}`);
-  return `Digest username="${user.username}", realm="${realm}", nonce="${nonce}", uri="${uri}", response="${response}", algorithm=MD5`
-    + (qop ? `, qop=auth, nc=00000001, cnonce="${cnonce}"` : '') + (opaque === undefined ? '' : `, opaque="${opaque}"`);
-}
-
-/** A UAS's response: Via, Record-Route, From, Call-ID, CSeq copied, To with our tag. */
-function respond(req: Message, code: string, contact: string, body = ''): string {
-  const to = header(req, 'to');
-  return [
-    `SIP/2.0 ${code}`,
-    ...req.headers.filter(([n]) => n === 'via' || n === 'record-route').map(([n, v]) => `${n === 'via' ? 'Via' : 'Record-Route'}: ${v}`),
-    `From: ${header(req, 'from')}`, `To: ${to.includes(';tag=') ? to : `${to};tag=${md5(header(req, 'call-id')).slice(0, 8)}`}`,
-    `Call-ID: ${header(req, 'call-id')}`, `CSeq: ${header(req, 'cseq')}`, `Contact: ${contact}`,
-    ...(body === '' ? [] : ['Content-Type: application/sdp']), `Content-Length: ${Buffer.byteLength(body)}`, '', body,
-  ].join('\r\n');
-}
-
-/** Splits a TCP byte stream into SIP messages by Content-Length. */
-function framer(onMessage: (m: Message) => void): (data: Buffer) => void {
-  let buffer = '';
-  return (data) => {
-    buffer += data.toString('latin1');
-    for (;;) {
-      while (buffer.startsWith('\r\n')) buffer = buffer.slice(2); // keep-alive CRLFs
-      const end = buffer.indexOf('\r\n\r\n');
-      if (end === -1) return;
-      const length = Number(/\r\n(?:content-length|l)\s*:\s*(\d+)/i.exec(buffer.slice(0, end + 2))?.[1] ?? 0);
-      if (buffer.length < end + 4 + length) return;
-      onMessage(parse(buffer.slice(0, end + 4 + length)));
-      buffer = buffer.slice(end + 4 + length);
-    }
-  };
+/** The Authorization (or Proxy-Authorization) value answering the challenge `value` (MD5). */
+function credentials(user: BenchUser, value: string, method: string, uri: string): string {
+  return buildCredentials(parseChallenge(value), { username: user.username, password: user.password, method, uri, nc: 1, cnonce: hex(4) });
 }
 
 /** The APNs side of a sleeping app: what its Contact tells the server. */
@@ -105,10 +46,8 @@ export class SleepingApp {
   private socket: Socket | undefined;
   /** performance.now() when the REGISTER of the last wake was answered 200. */
   registeredAt = 0;
-  /** performance.now() of each INVITE received (a retransmission counts once: by Call-ID). */
+  /** performance.now() of the first copy of each INVITE received, by Call-ID. */
   readonly invites = new Map<string, number>();
-  /** Call-IDs of the BYEs answered. */
-  readonly byes = new Set<string>();
 
   constructor(
     readonly user: BenchUser,
@@ -122,31 +61,39 @@ export class SleepingApp {
     socket.setNoDelay(true);
     this.socket = socket;
     const callId = hex(8);
+    const aor = `sip:${this.user.username}@${BENCH_DOMAIN}`;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${this.user.username}: no REGISTER answer in ${timeoutMs} ms`)), timeoutMs);
-      socket.on('error', (err) => (clearTimeout(timer), reject(err)));
+      const fail = (err: Error): void => {
+        clearTimeout(timer);
+        reject(err);
+      };
+      socket.on('error', fail);
       socket.on('connect', () => {
-        const contact = this.contact(socket);
-        const register = (cseq: number, auth?: string): string => [
-          `REGISTER sip:${BENCH_DOMAIN} SIP/2.0`, `Via: SIP/2.0/TCP 127.0.0.1:${socket.localPort};branch=z9hG4bK${hex(6)};rport`,
-          'Max-Forwards: 70', `From: <sip:${this.user.username}@${BENCH_DOMAIN}>;tag=${callId.slice(0, 8)}`,
-          `To: <sip:${this.user.username}@${BENCH_DOMAIN}>`, `Call-ID: ${callId}`, `CSeq: ${cseq} REGISTER`,
-          `Contact: ${contact};+sip.instance="<urn:uuid:${this.instance}>"`, 'Expires: 3600',
-          ...(auth === undefined ? [] : [`Authorization: ${auth}`]), 'Content-Length: 0', '', '',
-        ].join('\r\n');
-        socket.on('data', framer((m) => {
-          if (status(m) === 0) return this.answer(socket, m, contact);
-          if (header(m, 'call-id') !== callId) return;
-          if (status(m) === 401) socket.write(register(2, digest(this.user, header(m, 'www-authenticate'), 'REGISTER', `sip:${BENCH_DOMAIN}`)));
-          else if (status(m) === 200) {
-            this.registeredAt = performance.now();
-            clearTimeout(timer);
-            resolve();
-          } else if (status(m) >= 300) {
-            clearTimeout(timer);
-            reject(new Error(`${this.user.username}: REGISTER answered ${m.first}`));
+        const contact = `<sip:${this.user.username}@127.0.0.1:${socket.localPort};transport=tcp;pn-provider=apns;pn-prid=${this.token};pn-param=${this.app.pnParam}>`;
+        const register = (cseq: number, auth?: string): string => request(`REGISTER sip:${BENCH_DOMAIN} SIP/2.0`, [
+          `Via: SIP/2.0/TCP 127.0.0.1:${socket.localPort};branch=${branch()};rport`, 'Max-Forwards: 70',
+          `From: <${aor}>;tag=${callId.slice(0, 8)}`, `To: <${aor}>`, `Call-ID: ${callId}`, `CSeq: ${cseq} REGISTER`,
+          `Contact: ${contact};+sip.instance="<urn:uuid:${this.instance}>"`, 'Expires: 3600', ...(auth === undefined ? [] : [`Authorization: ${auth}`]),
+        ]);
+        const framer = new StreamFramer({ maxMessageSize: 65_535 });
+        socket.on('data', (data: Buffer) => {
+          for (const item of framer.push(data)) {
+            if (item.kind !== 'message') continue;
+            const m = parseMessage(item.data);
+            if (!(m instanceof SipResponse)) {
+              this.answer(socket, m, contact);
+              continue;
+            }
+            if (m.callId !== callId) continue;
+            if (m.status === 401) socket.write(register(2, credentials(this.user, m.get('www-authenticate') ?? '', 'REGISTER', `sip:${BENCH_DOMAIN}`)));
+            else if (m.status === 200) {
+              this.registeredAt = performance.now();
+              clearTimeout(timer);
+              resolve();
+            } else if (m.status >= 300) fail(new Error(`${this.user.username}: REGISTER answered ${m.status}`));
           }
-        }));
+        });
         socket.write(register(1));
       });
     });
@@ -158,20 +105,14 @@ export class SleepingApp {
     this.socket = undefined;
   }
 
-  private contact(socket: Socket): string {
-    return `<sip:${this.user.username}@127.0.0.1:${socket.localPort};transport=tcp;pn-provider=apns;pn-prid=${this.token};pn-param=${this.app.pnParam}>`;
-  }
-
-  private answer(socket: Socket, req: Message, contact: string): void {
-    const method = req.first.slice(0, req.first.indexOf(' '));
-    const callId = header(req, 'call-id');
-    if (method === 'INVITE') {
-      if (!this.invites.has(callId)) this.invites.set(callId, performance.now());
-      socket.write(respond(req, '200 OK', contact, SDP));
-    } else if (method === 'BYE') {
-      this.byes.add(callId);
-      socket.write(respond(req, '200 OK', contact));
-    } else if (method !== 'ACK') socket.write(respond(req, '200 OK', contact));
+  /** A UAS: 200 with SDP to an INVITE (Record-Route copied, RFC 3261 §12.1.1), 200 to anything else but ACK. */
+  private answer(socket: Socket, req: SipRequest, contact: string): void {
+    if (req.method === 'ACK') return;
+    const callId = req.callId ?? '';
+    if (req.method === 'INVITE' && !this.invites.has(callId)) this.invites.set(callId, performance.now());
+    const headers: Array<[string, string]> = [...req.getAll('record-route').map((v): [string, string] => ['Record-Route', v]), ['Contact', contact]];
+    const res = createResponse(req, 200, { toTag: callId.slice(0, 8), headers, ...(req.method === 'INVITE' ? { body: SDP, contentType: 'application/sdp' } : {}) });
+    socket.write(serializeMessage(res));
   }
 }
 
@@ -189,9 +130,7 @@ export interface CallOutcome {
 
 interface CallState {
   outcome: CallOutcome;
-  callId: string;
   tag: string;
-  branch: string;
   holdMs: number;
   /** The INVITE with credentials went out (a retransmitted 407 is only ACKed). */
   authenticated: boolean;
@@ -203,7 +142,10 @@ export class Caller {
   private readonly calls = new Map<string, CallState>();
 
   private constructor(private readonly user: BenchUser, private readonly server: { port: number }) {
-    this.socket.on('message', (data) => this.receive(parse(data.toString('latin1'))));
+    this.socket.on('message', (data) => {
+      const m = parseMessage(data);
+      if (m instanceof SipResponse) this.receive(m);
+    });
   }
 
   static async open(user: BenchUser, server: { port: number }): Promise<Caller> {
@@ -223,7 +165,7 @@ export class Caller {
         this.calls.delete(callId);
         resolve(outcome);
       };
-      const state: CallState = { outcome, callId, tag: hex(4), branch: `z9hG4bK${hex(8)}`, holdMs, authenticated: false, done: finish };
+      const state: CallState = { outcome, tag: hex(4), holdMs, authenticated: false, done: finish };
       this.calls.set(callId, state);
       this.send(this.invite(state, 1));
     });
@@ -241,64 +183,55 @@ export class Caller {
     return `127.0.0.1:${this.socket.address().port}`;
   }
 
+  /** The headers every request of a call starts with (the To of in-dialog requests comes with the tag). */
+  private dialogHeaders(s: CallState, via: string, to: string, cseq: string): string[] {
+    return [
+      `Via: SIP/2.0/UDP ${this.local};branch=${via};rport`, 'Max-Forwards: 70', `From: <sip:${this.user.username}@${BENCH_DOMAIN}>;tag=${s.tag}`,
+      `To: ${to}`, `Call-ID: ${s.outcome.callId}`, `CSeq: ${cseq}`,
+    ];
+  }
+
   private invite(s: CallState, cseq: number, auth?: string): string {
     const ruri = `sip:${s.outcome.callee}@${BENCH_DOMAIN}`;
-    return [
-      `INVITE ${ruri} SIP/2.0`, `Via: SIP/2.0/UDP ${this.local};branch=${s.branch};rport`, 'Max-Forwards: 70',
-      `From: <sip:${this.user.username}@${BENCH_DOMAIN}>;tag=${s.tag}`, `To: <${ruri}>`, `Call-ID: ${s.callId}`, `CSeq: ${cseq} INVITE`,
-      `Contact: <sip:${this.user.username}@${this.local}>`, ...(auth === undefined ? [] : [`Proxy-Authorization: ${auth}`]),
-      'Content-Type: application/sdp', `Content-Length: ${SDP.length}`, '', SDP,
-    ].join('\r\n');
+    return request(`INVITE ${ruri} SIP/2.0`, [
+      ...this.dialogHeaders(s, branch(), `<${ruri}>`, `${cseq} INVITE`), `Contact: <sip:${this.user.username}@${this.local}>`,
+      ...(auth === undefined ? [] : [`Proxy-Authorization: ${auth}`]),
+    ], SDP);
   }
 
-  /** A request inside the dialog the 200 `ok` set up: to its Contact, along its Record-Route set reversed (RFC 3261 §12.1.2). */
-  private inDialog(s: CallState, ok: Message, method: string, cseq: number, branch = `z9hG4bK${hex(8)}`): string {
-    const target = /<([^>]+)>/.exec(header(ok, 'contact'))?.[1] ?? '';
-    const routes = all(ok, 'record-route').reverse();
-    return [
-      `${method} ${target} SIP/2.0`, `Via: SIP/2.0/UDP ${this.local};branch=${branch};rport`, 'Max-Forwards: 70',
-      ...routes.map((r) => `Route: ${r}`), `From: <sip:${this.user.username}@${BENCH_DOMAIN}>;tag=${s.tag}`, `To: ${header(ok, 'to')}`,
-      `Call-ID: ${s.callId}`, `CSeq: ${cseq} ${method}`, 'Content-Length: 0', '', '',
-    ].join('\r\n');
-  }
-
-  private receive(m: Message): void {
-    const s = this.calls.get(header(m, 'call-id'));
-    const code = status(m);
-    if (s === undefined || code === 0 || code < 200) return;
-    const method = cseqMethod(m);
-    const cseq = Number(header(m, 'cseq').split(/\s+/)[0]);
-    if (method === 'BYE') {
+  private receive(m: SipResponse): void {
+    const s = this.calls.get(m.callId ?? '');
+    const cseq = m.cseq;
+    if (s === undefined || cseq === undefined || m.status < 200) return;
+    if (cseq.method === 'BYE') {
       s.outcome.endedAt = performance.now();
       return s.done();
     }
-    if (method !== 'INVITE') return;
-    if (code >= 300) this.ackFailure(s, m, cseq);
-    if (code === 407 && cseq === 1) {
+    if (cseq.method !== 'INVITE') return;
+    const to = m.get('to') ?? '';
+    if (m.status >= 300) {
+      // The ACK of a non-2xx final answer: the branch of the INVITE it answers, its To tag (RFC 3261 §17.1.1.3).
+      this.send(request(`ACK sip:${s.outcome.callee}@${BENCH_DOMAIN} SIP/2.0`, this.dialogHeaders(s, m.topVia?.branch ?? '', to, `${cseq.seq} ACK`)));
+    }
+    if (m.status === 407 && cseq.seq === 1) {
       if (s.authenticated) return;
       s.authenticated = true;
-      s.branch = `z9hG4bK${hex(8)}`;
-      return this.send(this.invite(s, 2, digest(this.user, header(m, 'proxy-authenticate'), 'INVITE', `sip:${s.outcome.callee}@${BENCH_DOMAIN}`)));
+      const auth = credentials(this.user, m.get('proxy-authenticate') ?? '', 'INVITE', `sip:${s.outcome.callee}@${BENCH_DOMAIN}`);
+      return this.send(this.invite(s, 2, auth));
     }
-    if (cseq !== 2) return;
-    if (code >= 300) {
-      s.outcome.status = code;
+    if (cseq.seq !== 2) return;
+    if (m.status >= 300) {
+      s.outcome.status = m.status;
       return s.done();
     }
-    // 200: ACK it (each retransmission too), then hang up after the hold.
-    this.send(this.inDialog(s, m, 'ACK', 2));
+    // 200: ACK it (each retransmission too) to its Contact along the Record-Route set reversed (§12.1.2), then hang up after the hold.
+    const target = String(m.contact[0]?.uri ?? '');
+    const routes = m.recordRoute.reverse().map((r) => `Route: ${r.toString()}`);
+    const inDialog = (method: string, seq: number): string => request(`${method} ${target} SIP/2.0`, [...this.dialogHeaders(s, branch(), to, `${seq} ${method}`), ...routes]);
+    this.send(inDialog('ACK', 2));
     if (s.outcome.answeredAt !== 0) return;
-    s.outcome.status = code;
+    s.outcome.status = m.status;
     s.outcome.answeredAt = performance.now();
-    setTimeout(() => this.send(this.inDialog(s, m, 'BYE', 3)), s.holdMs);
-  }
-
-  /** The ACK of a non-2xx final answer: the branch of the INVITE it answers, its To tag (RFC 3261 §17.1.1.3). */
-  private ackFailure(s: CallState, answer: Message, cseq: number): void {
-    this.send([
-      `ACK sip:${s.outcome.callee}@${BENCH_DOMAIN} SIP/2.0`, `Via: SIP/2.0/UDP ${this.local};branch=${/;branch=([^;,\s]+)/.exec(header(answer, 'via'))?.[1]};rport`, 'Max-Forwards: 70',
-      `From: <sip:${this.user.username}@${BENCH_DOMAIN}>;tag=${s.tag}`, `To: ${header(answer, 'to')}`, `Call-ID: ${s.callId}`, `CSeq: ${cseq} ACK`,
-      'Content-Length: 0', '', '',
-    ].join('\r\n'));
+    setTimeout(() => this.send(inDialog('BYE', 3)), s.holdMs);
   }
 }

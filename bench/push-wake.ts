@@ -13,11 +13,11 @@
  * wake at once, so the latency is the server's and the loopback's, not iOS's (a real app takes 1–3 s to start).
  * Usage: node dist/bench/push-wake.js [devices, default 1000] [calls/s, default 100]
  */
-import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type ApnsPush, type FakeApns, startFakeApns } from '../support/fake-apns.js';
+import { type ApnsPush, type FakeApns, apnsPushConfig, startFakeApns } from '../support/fake-apns.js';
 import { freePort } from '../support/tools.js';
 import { type BenchTarget, type BenchUser, type Measured, benchConfig, benchUsers, benchWorkers, fmt, loadAverage, measure, provisionSoftswitch, sleep, startServerProcess } from './lib.js';
 import { type CallOutcome, Caller, SleepingApp } from './push-wake-ua.js';
@@ -143,16 +143,13 @@ async function main(): Promise<void> {
   const load = loadAverage();
   const apns = await startFakeApns();
   const keys = mkdtempSync(join(tmpdir(), 'bench-apns-'));
-  const keyFile = join(keys, 'AuthKey.p8');
-  const caFile = join(keys, 'apns-ca.pem');
-  writeFileSync(keyFile, apns.keyPem, { mode: 0o600 });
-  writeFileSync(caFile, apns.ca);
+  const push = apnsPushConfig(apns, keys);
   const udpPort = await freePort();
   const tcpPort = await freePort();
   const server = await startServerProcess((dir) => benchConfig(dir, `udp:127.0.0.1:${udpPort}`, {
     // Every app connects from 127.0.0.1: the per-address cap (an office NAT's 1,000) would refuse the last ones.
     sip: { listen: [`udp:127.0.0.1:${udpPort}`, `tcp:127.0.0.1:${tcpPort}`], maxConnectionsPerIp: 10_000 },
-    push: { caFile, apns: { keyFile, keyId: apns.keyId, teamId: apns.teamId, bundleId: apns.bundleId, endpoint: apns.url } },
+    push,
   }));
   const target: BenchTarget = { name: 'softswitch', port: udpPort, cpuSeconds: () => server.cpuSeconds(), memoryMiB: () => server.memoryMiB(), stop: () => server.stop() };
   const users = benchUsers('app', WARMUP_APPS + devices);

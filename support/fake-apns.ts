@@ -6,6 +6,8 @@
  * as a 'push' event; per-token rules answer 410, 400, 429 or 500 instead.
  */
 import { EventEmitter } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { type KeyObject, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream, createSecureServer } from 'node:http2';
 import { type FakeRule, type RuledPush, checkJwt, loopbackCertificate, takeRule } from './fake-push-common.js';
@@ -44,6 +46,24 @@ export interface FakeApns extends EventEmitter {
   /** Closes every open connection, as Apple does after an idle hour or a deploy. */
   dropConnections(): void;
   close(): Promise<void>;
+}
+
+/** The `push` configuration section that points the server at this APNs (the same for every server it pushes for). */
+export interface ApnsPushConfig {
+  caFile: string;
+  apns: { keyFile: string; keyId: string; teamId: string; bundleId: string; endpoint: string };
+}
+
+/**
+ * Writes what an operator is given for this APNs into `dir` — its .p8 key (0600, as a secret) and the
+ * certificate to trust (push.caFile) — and returns the `push` section naming them.
+ */
+export function apnsPushConfig(fake: FakeApns, dir: string): ApnsPushConfig {
+  const keyFile = join(dir, 'AuthKey.p8');
+  const caFile = join(dir, 'apns-ca.pem');
+  writeFileSync(keyFile, fake.keyPem, { mode: 0o600 });
+  writeFileSync(caFile, fake.ca);
+  return { caFile, apns: { keyFile, keyId: fake.keyId, teamId: fake.teamId, bundleId: fake.bundleId, endpoint: fake.url } };
 }
 
 /** A 64-hex-digit device token, as an iOS device gets from APNs. */

@@ -12,19 +12,20 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
+import { stringify as stringifyYaml } from 'yaml';
 import { flowWorker } from '../../server/cluster/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { openStore } from '../../platform/store/index.js';
-import { type ApnsPush, type FakeApns, apnsDeviceToken, startFakeApns } from '../../support/fake-apns.js';
+import { type FakeApns, apnsPushConfig, startFakeApns } from '../../support/fake-apns.js';
 import { repoRoot } from '../../support/paths.js';
 import { freePort } from '../../support/tools.js';
-import { type Softphone, type SoftphoneOptions, createPhone, installTestWebSocket } from '../helpers/softphone.js';
+import { IosApps } from '../helpers/push-apps.js';
+import { type Softphone, createPhone, installTestWebSocket } from '../helpers/softphone.js';
 
 const main = join(repoRoot, 'dist', 'server', 'main.js');
 const DOMAIN = 'example.com';
@@ -40,31 +41,7 @@ describe('push call server across two workers (softswitch start --workers 2)', {
   let child: ChildProcess;
   let out = '';
   let alice: Softphone;
-  const phones: Softphone[] = [];
-
-  let users = 0;
-  const iosApp = () => ({ user: `bob${++users}`, token: apnsDeviceToken(), instance: randomUUID() });
-  type App = ReturnType<typeof iosApp>;
-
-  const bobPhone = async (app: App, register = true): Promise<Softphone> => {
-    const options: SoftphoneOptions = {
-      uri: `sip:${app.user}@${DOMAIN}`, password: BOB, wsUrl: `wss://127.0.0.1:${wssPort}`, instanceId: app.instance,
-      contactParams: { 'pn-provider': 'apns', 'pn-prid': app.token, 'pn-param': `${apns.teamId}.${apns.bundleId}.voip` },
-    };
-    const phone = await createPhone('sip.js', options);
-    phones.push(phone);
-    if (register) await phone.register();
-    return phone;
-  };
-
-  /** bob's app registers, then iOS puts it to sleep: its WebSocket dies, its binding stays (asleep) on both workers. */
-  const asleep = async (app: App): Promise<void> => {
-    const phone = await bobPhone(app);
-    await phone.sleep();
-    await sleep(300);
-  };
-
-  const pushesTo = (token: string, kind: string): ApnsPush[] => apns.pushes.filter((p) => p.token === token && p.payload.kind === kind);
+  let apps: IosApps;
 
   /** The log lines (JSON) from `from` on whose message is `msg`. */
   const logLines = (msg: string, from = 0): Array<Record<string, unknown>> => out.slice(from).split('\n')
@@ -112,21 +89,15 @@ describe('push call server across two workers (softswitch start --workers 2)', {
     installTestWebSocket();
     apns = await startFakeApns();
     dir = mkdtempSync(join(tmpdir(), 'softswitch-push-workers-'));
-    const keyFile = join(dir, 'AuthKey.p8');
-    const caFile = join(dir, 'apns-ca.pem');
-    writeFileSync(keyFile, apns.keyPem, { mode: 0o600 });
-    writeFileSync(caFile, apns.ca);
     wssPort = await freePort();
-    const httpPort = await freePort();
+    apps = new IosApps({ apns, domain: DOMAIN, password: BOB, wsUrl: () => `wss://127.0.0.1:${wssPort}` });
     const cfg = join(dir, 'softswitch.yaml');
-    writeFileSync(cfg, [
-      'sip:', `  listen: ["wss:127.0.0.1:${wssPort}"]`, `  domain: [${DOMAIN}]`,
-      `dataDir: ${dir}`, 'log:', '  level: debug', 'http:', `  listen: "127.0.0.1:${httpPort}"`,
-      'store:', `  url: "sqlite:${join(dir, 'db.sqlite')}"`,
-      'push:', '  wakeTimeout: 5', `  caFile: "${caFile}"`,
-      '  apns:', `    keyFile: "${keyFile}"`, `    keyId: ${apns.keyId}`, `    teamId: ${apns.teamId}`, `    bundleId: ${apns.bundleId}`,
-      `    endpoint: "${apns.url}"`, '',
-    ].join('\n'));
+    // Debug logs: the "accepted" and "REGISTER accepted" lines say which worker holds which connection.
+    writeFileSync(cfg, stringifyYaml({
+      sip: { listen: [`wss:127.0.0.1:${wssPort}`], domain: [DOMAIN] }, dataDir: dir, log: { level: 'debug' },
+      http: { listen: `127.0.0.1:${await freePort()}` }, store: { url: `sqlite:${join(dir, 'db.sqlite')}` },
+      push: { wakeTimeout: 5, ...apnsPushConfig(apns, dir) },
+    }));
     child = spawn(process.execPath, [main, 'start', '--config', cfg, '--workers', String(WORKERS)], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -147,7 +118,7 @@ describe('push call server across two workers (softswitch start --workers 2)', {
   });
 
   after(async () => {
-    for (const p of phones) await p.stop();
+    await apps?.stop();
     await alice?.stop();
     if (child !== undefined && child.exitCode === null && child.signalCode === null) {
       const exited = once(child, 'exit');
@@ -160,8 +131,8 @@ describe('push call server across two workers (softswitch start --workers 2)', {
   });
 
   it('call and wake spread over two workers: the INVITE held on one worker reaches the app woken on the other, once, with one push', async () => {
-    const app = iosApp();
-    await asleep(app);
+    const app = apps.next();
+    await apps.asleep(app, 300);
     const heldOn = registeredOn(`sip:alice@${DOMAIN}`, 0).at(-1)!;
     const pushed = once(apns, 'push');
     const calling = alice.call(`sip:${app.user}@${DOMAIN}`, { timeoutMs: 15_000 });
@@ -169,7 +140,7 @@ describe('push call server across two workers (softswitch start --workers 2)', {
     // iOS starts the app; its new connection goes to the worker that does not hold the INVITE.
     await nextConnectionOn(1 - heldOn);
     const from = out.length;
-    const woken = await bobPhone(app, false);
+    const woken = await apps.phone(app, false);
     const incoming = woken.waitForIncoming(8000);
     await woken.register();
     const answered = await (await incoming).accept();
@@ -181,20 +152,20 @@ describe('push call server across two workers (softswitch start --workers 2)', {
     assert.equal(sentBy(invites[0]!), heldOn, 'the INVITE came from the worker that held it');
     await call.hangup();
     await answered.waitForEnded(5000);
-    assert.equal(pushesTo(app.token, 'call').length, 1, 'one push for the call');
-    assert.equal(pushesTo(app.token, 'cancel').length, 0, 'no cancel push for a device that was reached');
+    assert.equal(apps.pushesTo(app.token, 'call').length, 1, 'one push for the call');
+    assert.equal(apps.pushesTo(app.token, 'cancel').length, 0, 'no cancel push for a device that was reached');
   });
 
   it('the woken app registering twice, on both workers, gets one INVITE and the call is answered', async () => {
-    const app = iosApp();
-    await asleep(app);
+    const app = apps.next();
+    await apps.asleep(app, 300);
     const pushed = once(apns, 'push');
     const calling = alice.call(`sip:${app.user}@${DOMAIN}`, { timeoutMs: 15_000 });
     await pushed;
     const from = out.length;
     // Two instances connected one after the other: the primary deals them to both workers.
-    const first = await bobPhone(app, false);
-    const second = await bobPhone(app, false);
+    const first = await apps.phone(app, false);
+    const second = await apps.phone(app, false);
     const ringing: Softphone[] = [];
     first.onIncoming(() => ringing.push(first));
     second.onIncoming(() => ringing.push(second));
@@ -207,6 +178,6 @@ describe('push call server across two workers (softswitch start --workers 2)', {
     const call = await calling;
     await call.hangup();
     await answered.waitForEnded(5000);
-    assert.equal(pushesTo(app.token, 'call').length, 1, 'one push for the call');
+    assert.equal(apps.pushesTo(app.token, 'call').length, 1, 'one push for the call');
   });
 });

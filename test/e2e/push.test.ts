@@ -1,6 +1,6 @@
 /**
  * The push call server (RFC 8599) end to end, against a local APNs that checks what Apple checks
- * (test/helpers/fake-apns.ts: HTTP/2, ES256 provider token, topic, push type, priority): SIP.js softphones
+ * (support/fake-apns.ts: HTTP/2, ES256 provider token, topic, push type, priority): SIP.js softphones
  * register over WSS with pn-provider/pn-prid/pn-param, go to sleep (their connection dies without an
  * un-REGISTER), are woken by a VoIP push when called, register again on a new connection, and get the
  * INVITE once.
@@ -12,7 +12,8 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ApnsPush, type FakeApns, apnsDeviceToken, startFakeApns } from '../../support/fake-apns.js';
+import { type ApnsPush, type FakeApns, apnsDeviceToken, apnsPushConfig, startFakeApns } from '../../support/fake-apns.js';
+import { IosApps } from '../helpers/push-apps.js';
 import { type FakeFcm, type FcmPush, startFakeFcm } from '../helpers/fake-fcm.js';
 import { type FakeWebPush, type WebPushDelivery, startFakeWebPush } from '../helpers/fake-webpush.js';
 import { encodeSubscription } from '../../push/index.js';
@@ -36,40 +37,14 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
   let keys: string | undefined;
   let fs: FakeFreeswitch;
   let rtpengine: RtpengineHandle;
-  const phones: Softphone[] = [];
-
-  /**
-   * A callee's iOS app: its user (each test calls its own, so that no device of an earlier test rings), its
-   * push token, and its instance id (kept across app restarts).
-   */
-  let users = 0;
-  const iosApp = () => ({ user: `bob${++users}`, token: apnsDeviceToken(), instance: randomUUID() });
-  type App = ReturnType<typeof iosApp>;
-
-  const bobPhone = async (app: App, register = true): Promise<Softphone> => {
-    const options: SoftphoneOptions = {
-      uri: `sip:${app.user}@${DOMAIN}`, password: BOB, wsUrl: `wss://${t.addr('wss')}`, instanceId: app.instance,
-      contactParams: { 'pn-provider': 'apns', 'pn-prid': app.token, 'pn-param': `${apns.teamId}.${apns.bundleId}.voip` },
-    };
-    const phone = await createPhone('sip.js', options);
-    phones.push(phone);
-    if (register) await phone.register();
-    return phone;
-  };
-
-  /** bob's app registers, then iOS puts it to sleep: its WebSocket dies, its binding stays (asleep). */
-  const asleep = async (app: App): Promise<void> => {
-    const phone = await bobPhone(app);
-    await phone.sleep();
-    await sleep(200);
-  };
+  let apps: IosApps;
 
   /** A callee with a sleeping app and a desk phone awake; alice calls: the desk rings, the app is pushed. */
   const callAppAndDesk = async () => {
-    const app = iosApp();
-    await asleep(app);
+    const app = apps.next();
+    await apps.asleep(app);
     const desk = await createPhone('jssip', { uri: `sip:${app.user}@${DOMAIN}`, password: BOB, wsUrl: `wss://${t.addr('wss')}`, name: 'desk' });
-    phones.push(desk);
+    apps.phones.push(desk);
     await desk.register();
     const onDesk = desk.waitForIncoming(5000);
     const pushed = once(apns, 'push');
@@ -77,24 +52,20 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
     return { app, onDesk, pushed, calling };
   };
 
-  const pushesTo = (token: string, kind?: string): ApnsPush[] => apns.pushes.filter((p) => p.token === token && (kind === undefined || p.payload.kind === kind));
 
   before(async () => {
     apns = await startFakeApns();
     // APNs is the local one: its key written as an operator's .p8, its certificate trusted through push.caFile.
     keys = mkdtempSync(join(tmpdir(), 'softswitch-apns-'));
-    const keyFile = join(keys, 'AuthKey.p8');
-    const caFile = join(keys, 'apns-ca.pem');
-    writeFileSync(keyFile, apns.keyPem, { mode: 0o600 });
-    writeFileSync(caFile, apns.ca);
     // A PSTN call comes from a FreeSWITCH stand-in (plain RTP); rtpengine bridges it to the woken WebRTC app.
     rtpengine = await startRtpengine();
     fs = await startFakeFreeswitch({ host: '127.0.0.2', challengeRegister: false });
     t = await startTestServer({
-      push: { wakeTimeout: 3, caFile, apns: { keyFile, keyId: apns.keyId, teamId: apns.teamId, bundleId: apns.bundleId, endpoint: apns.url } },
+      push: { wakeTimeout: 3, ...apnsPushConfig(apns, keys) },
       media: { rtpengine: [rtpengine.ng] },
       balancer: { reloadInterval: 0 },
     });
+    apps = new IosApps({ apns, domain: DOMAIN, password: BOB, wsUrl: () => `wss://${t.addr('wss')}` });
     await t.server.store.routing.addBackend({ set: 'pstn', uri: fs.uri });
     await t.server.store.routing.addDid({ number: DID, username: 'bobdid', domain: DOMAIN });
     await t.server.reload();
@@ -106,7 +77,7 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
   });
 
   after(async () => {
-    for (const p of phones) await p.stop();
+    await apps?.stop();
     await alice?.stop();
     await t?.stop();
     await apns?.close();
@@ -116,8 +87,8 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
   });
 
   it('a call to a sleeping app sends one VoIP push; the app registers again on a new connection, gets the INVITE once and answers', async () => {
-    const app = iosApp();
-    await asleep(app);
+    const app = apps.next();
+    await apps.asleep(app);
     const pushed = once(apns, 'push');
     const calling = alice.call(`sip:${app.user}@${DOMAIN}`, { timeoutMs: 10_000 });
     const [push] = (await pushed) as [ApnsPush];
@@ -126,7 +97,7 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
     assert.equal(push.headers['apns-push-type'], 'voip');
     assert.equal(push.headers['apns-topic'], `${apns.bundleId}.voip`);
     // iOS starts the app; it connects and registers with the same instance id and push token.
-    const woken = await bobPhone(app, false);
+    const woken = await apps.phone(app, false);
     const incoming = woken.waitForIncoming(5000);
     await woken.register();
     const answered = await (await incoming).accept();
@@ -134,18 +105,18 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
     await assert.rejects(woken.waitForIncoming(500), SoftphoneError, 'the INVITE came once');
     await call.hangup();
     await answered.waitForEnded(5000);
-    assert.equal(pushesTo(app.token, 'call').length, 1, 'one push for the call');
-    assert.equal(pushesTo(app.token, 'cancel').length, 0, 'no cancel push for a device that was reached');
+    assert.equal(apps.pushesTo(app.token, 'call').length, 1, 'one push for the call');
+    assert.equal(apps.pushesTo(app.token, 'cancel').length, 0, 'no cancel push for a device that was reached');
   });
 
   it('an app that registers twice while the INVITE waits (two connections) gets the INVITE once', async () => {
-    const app = iosApp();
-    await asleep(app);
+    const app = apps.next();
+    await apps.asleep(app);
     const pushed = once(apns, 'push');
     const calling = alice.call(`sip:${app.user}@${DOMAIN}`, { timeoutMs: 10_000 });
     await pushed;
-    const first = await bobPhone(app, false);
-    const second = await bobPhone(app, false);
+    const first = await apps.phone(app, false);
+    const second = await apps.phone(app, false);
     const invites: number[] = [];
     first.onIncoming(() => invites.push(1));
     second.onIncoming(() => invites.push(2));
@@ -157,14 +128,14 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
     const call = await calling;
     await call.hangup();
     await answered.waitForEnded(5000);
-    assert.equal(pushesTo(app.token, 'call').length, 1);
+    assert.equal(apps.pushesTo(app.token, 'call').length, 1);
   });
 
   it('a device awake and a device asleep: both ring, once each, and the sleeping one is pushed once', async () => {
     const { app, onDesk, pushed, calling } = await callAppAndDesk();
     const deskCall = await onDesk;
     await pushed;
-    const woken = await bobPhone(app, false);
+    const woken = await apps.phone(app, false);
     const onMobile = woken.waitForIncoming(5000);
     await woken.register();
     const mobile = await onMobile;
@@ -173,7 +144,7 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
     assert.equal((await deskCall.waitForEnded(5000)).cause, 'canceled', 'the desk stops ringing when the app answers');
     await call.hangup();
     await answered.waitForEnded(5000);
-    assert.equal(pushesTo(app.token, 'call').length, 1);
+    assert.equal(apps.pushesTo(app.token, 'call').length, 1);
   });
 
   it('another device answers while the app is being woken: the app gets a cancel push and never the INVITE', async () => {
@@ -182,10 +153,10 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
     const answered = await (await onDesk).accept();
     const call = await calling;
     const end = Date.now() + 3000;
-    while (pushesTo(app.token, 'cancel').length === 0 && Date.now() < end) await sleep(50);
-    assert.equal(pushesTo(app.token, 'cancel').length, 1, 'answered elsewhere: the app stops ringing');
+    while (apps.pushesTo(app.token, 'cancel').length === 0 && Date.now() < end) await sleep(50);
+    assert.equal(apps.pushesTo(app.token, 'cancel').length, 1, 'answered elsewhere: the app stops ringing');
     // The app registers late: the call is taken, no INVITE for it.
-    const late = await bobPhone(app, false);
+    const late = await apps.phone(app, false);
     const invites: number[] = [];
     late.onIncoming(() => invites.push(1));
     await late.register();
@@ -196,8 +167,8 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
   });
 
   it('an app that does not register within push.wakeTimeout: the caller gets 480 and the app a cancel push', async () => {
-    const app = iosApp();
-    await asleep(app);
+    const app = apps.next();
+    await apps.asleep(app);
     const started = Date.now();
     const progress: number[] = [];
     await assert.rejects(alice.call(`sip:${app.user}@${DOMAIN}`, { timeoutMs: 10_000, onProgress: (status) => progress.push(status) }), (e: SoftphoneError) => e.status === 480);
@@ -205,13 +176,13 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
     assert.ok(progress.includes(180), `the caller heard ringing while the app was being woken (${progress.join(', ')})`);
     assert.ok(took >= 2500 && took < 6000, `480 after the 3 s wake timeout (${took} ms)`);
     await sleep(200);
-    assert.equal(pushesTo(app.token, 'call').length, 1);
-    assert.equal(pushesTo(app.token, 'cancel').length, 1, 'the app takes its incoming-call screen down');
+    assert.equal(apps.pushesTo(app.token, 'call').length, 1);
+    assert.equal(apps.pushesTo(app.token, 'cancel').length, 1, 'the app takes its incoming-call screen down');
   });
 
   it('the caller hangs up while the app wakes: the app gets a cancel push for that call', async () => {
-    const app = iosApp();
-    await asleep(app);
+    const app = apps.next();
+    await apps.asleep(app);
     const abort = new AbortController();
     const pushed = once(apns, 'push');
     const calling = alice.call(`sip:${app.user}@${DOMAIN}`, { signal: abort.signal, timeoutMs: 10_000 });
@@ -220,19 +191,19 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
     abort.abort();
     await assert.rejects(calling, (e: SoftphoneError) => e.code === 'SOFTPHONE_ERR_CANCELED');
     const end = Date.now() + 3000;
-    while (pushesTo(app.token, 'cancel').length === 0 && Date.now() < end) await sleep(50);
-    const cancel = pushesTo(app.token, 'cancel');
+    while (apps.pushesTo(app.token, 'cancel').length === 0 && Date.now() < end) await sleep(50);
+    const cancel = apps.pushesTo(app.token, 'cancel');
     assert.equal(cancel.length, 1);
     assert.equal(cancel[0]!.payload.id, push.payload.id, 'the cancel names the call the push announced');
   });
 
   it('a PSTN call to the DID of a sleeping app: pushed, and once it registers its WebRTC leg is bridged to the backend\'s plain RTP by rtpengine', async () => {
     const app = { user: 'bobdid', token: apnsDeviceToken(), instance: randomUUID() };
-    await asleep(app);
+    await apps.asleep(app);
     const pushed = once(apns, 'push');
     const calling = fs.call(`sip:${DID}@${t.addr('udp')}`, { via: t.addr('udp'), from: 'sip:+4915112345678@pstn.invalid' });
     await pushed;
-    const woken = await bobPhone(app, false);
+    const woken = await apps.phone(app, false);
     const incoming = woken.waitForIncoming(5000);
     await woken.register();
     const call = await incoming;
@@ -243,12 +214,12 @@ describe('push call server (RFC 8599): a sleeping app is woken by a push and rin
     assert.match(result.answerSdp ?? '', /RTP\/AVP/, 'the backend gets a plain RTP answer');
     await result.hangup();
     await answered.waitForEnded(5000);
-    assert.equal(pushesTo(app.token, 'call').length, 1);
+    assert.equal(apps.pushesTo(app.token, 'call').length, 1);
   });
 
   it('APNs answers 410 Unregistered: the push binding is removed and the caller gets 480 without waiting', async () => {
-    const app = iosApp();
-    await asleep(app);
+    const app = apps.next();
+    await apps.asleep(app);
     apns.rule(app.token, { status: 410, reason: 'Unregistered' });
     assert.ok(t.server.registrar.lookup(`sip:${app.user}@${DOMAIN}`).some((b) => b.push?.prid === app.token));
     const started = Date.now();
