@@ -1,17 +1,19 @@
 /**
- * bench/push-wake: the push call server (RFC 8599) waking a crowd. 1,000 iOS apps (bench/push-wake-ua.ts,
- * raw TCP) register with pn-provider=apns, pn-prid and pn-param, then sleep (their connections close, their
- * bindings stay asleep). alice calls each of them over UDP at 100 calls/s: the server holds each INVITE, sends
- * a VoIP push to a local APNs (support/fake-apns.ts: HTTP/2 over TLS, ES256 provider token checked); on the
- * push the app connects again, registers, is sent the held INVITE, answers, and alice hangs up after a short
- * hold.
+ * bench/push-wake: the push call server (RFC 8599) waking a crowd. iOS apps (bench/push-wake-ua.ts, raw TCP)
+ * register with pn-provider=apns, pn-prid and pn-param, then sleep (their connections close, their bindings stay
+ * asleep). alice calls 200 of them (warm-up, unmeasured), then the other 1,000, over UDP at 100 calls/s: the
+ * server holds each INVITE and sends a VoIP push to a local APNs (support/fake-apns.ts: HTTP/2 over TLS, ES256
+ * provider token checked); on the push the app connects again, registers, is sent the held INVITE and answers;
+ * alice hangs up after a short hold. Then the same 1,000 apps, awake now, are called again: the same call
+ * without a push.
  *
  * Measured: push sent (the APNs received it) → INVITE delivered to the woken app (p50/p95/max), split into
  * the app's own part (push → its REGISTER answered: connect, 401, REGISTER again) and the server's (REGISTER
  * answered → INVITE delivered); alice's INVITE → 200; calls completed; pushes per call and INVITEs per app
- * (both should be exactly 1); the server's CPU per woken call over the calling phase, and its memory. The apps
- * wake at once, so the latency is the server's and the loopback's, not iOS's (a real app takes 1–3 s to start).
- * Usage: node dist/bench/push-wake.js [devices, default 1000] [calls/s, default 100]
+ * (both must be exactly 1; the exit code says so); the server's CPU per call over each round, and its memory.
+ * The apps wake at once, so the latency is the server's and the loopback's, not iOS's (a real app takes
+ * 1–3 s to start).
+ * Usage: node dist/bench/push-wake.js [apps, default 1000] [calls/s, default 100]; BENCH_WORKERS=2 for a cluster.
  */
 import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
