@@ -10,12 +10,15 @@
  * webrtc-phone.ts) and kills itself after RUNNER_TIMEOUT_MS whatever happens.
  */
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { NgClient, type NgReply } from '../../media/index.js';
 import { type RtpengineHandle, startRtpengine } from '../../support/rtpengine.js';
+import { apnsDeviceToken, apnsPushConfig, startFakeApns } from '../../support/fake-apns.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { SIPP_SCENARIOS } from '../helpers/sipp.js';
 import { freePort, requireTool } from '../../support/tools.js';
@@ -71,7 +74,8 @@ interface Env {
   sippOutput?: () => string;
 }
 
-async function environment(options: { rtpengines: number; alwaysRelay: boolean }): Promise<Env> {
+/** `push`: the server's push section, for the scenarios with an app a push wakes. */
+async function environment(options: { rtpengines: number; alwaysRelay: boolean; push?: Record<string, unknown> }): Promise<Env> {
   const env: Env = { ts: undefined as unknown as TestServer, rtpengines: [], cleanups: [], users: 0 };
   current = env;
   for (let i = 0; i < options.rtpengines; i++) {
@@ -79,7 +83,10 @@ async function environment(options: { rtpengines: number; alwaysRelay: boolean }
     env.rtpengines.push(r);
     env.cleanups.push(() => r.stop());
   }
-  env.ts = await startTestServer({ media: { rtpengine: env.rtpengines.map((r) => r.ng), alwaysRelay: options.alwaysRelay } });
+  env.ts = await startTestServer({
+    media: { rtpengine: env.rtpengines.map((r) => r.ng), alwaysRelay: options.alwaysRelay },
+    ...(options.push === undefined ? {} : { push: options.push }),
+  });
   env.cleanups.push(() => env.ts.stop());
   return env;
 }
@@ -284,6 +291,64 @@ async function waitForHealth(env: Env, node: RtpengineHandle, up: boolean, timeo
   }
 }
 
+/**
+ * A trunk (SIPp on 127.0.0.5, a trusted source, PCMU only, RTP echo) calls a DID routed to `aor`; `answer`
+ * gives the WebRTC phone's answered call. TALK_MS of audio is measured, then the trunk hangs up; the call
+ * goes into `result` with the trunk's address and echo port as facts.
+ */
+async function trunkCallsDid(
+  env: Env,
+  result: MediaResult,
+  aor: string,
+  answer: () => Promise<WebRtcCall & { invite: string }>,
+  toneHz: number,
+): Promise<void> {
+  const did = '+4930123456';
+  const trunk = '127.0.0.5';
+  const routing = env.ts.server.store.routing;
+  await routing.addDid({ number: did, username: aor.slice('sip:'.length, aor.indexOf('@')), domain: DOMAIN });
+  await routing.addTrusted({ cidr: `${trunk}/32`, description: 'PSTN trunk (SIPp)' });
+  await env.ts.server.reload();
+  const mediaPort = await freePort();
+  const answering = answer();
+  answering.catch(() => undefined);
+  const started = performance.now();
+  const dir = mkdtempSync(join(tmpdir(), 'sipp-trunk-'));
+  const child = spawn(requireTool('sipp', 'sip-tester'), [
+    env.ts.addr('udp'), '-sf', join(SIPP_SCENARIOS, 'fs-uac-trusted-call.xml'), '-t', 'u1', '-i', trunk, '-p', String(await freePort()),
+    '-m', '1', '-d', String(TALK_MS + 2500), '-nostdin', '-timeout', '30s', '-timeout_error',
+    '-key', 'did', did, '-key', 'did_domain', DOMAIN, '-key', 'caller', '+4915112345678',
+    '-rtp_echo', '-mi', trunk, '-mp', String(mediaPort),
+  ], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
+  child.stderr.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
+  const done = new Promise<{ code: number | null; output: string }>((resolve) => child.on('close', (code) => resolve({ code, output })));
+  env.cleanups.push(async () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    await done;
+    rmSync(dir, { recursive: true, force: true });
+  });
+  env.sippOutput = () => output;
+  const answered = await answering;
+  const setupMs = Math.round(performance.now() - started);
+  await answered.waitForMedia();
+  await sleep(TALK_MS);
+  const node = await nodeOf(env, answered.callId);
+  const legs = node ? await queryLegs(node, answered.callId).catch(() => ({})) : {};
+  const report: CallReport = {
+    callId: answered.callId, node: node?.ng, legs, caller: await side(answered, answered.invite, toneHz), leftoverSessions: [], setupMs,
+  };
+  // The trunk hangs up after its hold time.
+  await answered.waitForEnded(10_000);
+  answered.close();
+  result.sipp = await withTimeout(done, 15_000, 'the trunk (SIPp) to finish');
+  report.leftoverSessions = await leftovers(env, answered.callId);
+  result.calls.push(report);
+  result.facts.trunk = trunk;
+  result.facts.trunkMediaPort = mediaPort;
+}
+
 // ---- the scenarios ---------------------------------------------------------------------------------
 
 const scenarios: Record<string, (result: MediaResult) => Promise<void>> = {
@@ -325,49 +390,47 @@ const scenarios: Record<string, (result: MediaResult) => Promise<void>> = {
   async 'pstn-did-to-webrtc'(result) {
     const env = await environment({ rtpengines: 1, alwaysRelay: false });
     const bob = await webrtcPhone(env, 'bob', 880, undefined, 'sip.js');
-    const did = '+4930123456';
-    const trunk = '127.0.0.5';
-    const routing = env.ts.server.store.routing;
-    await routing.addDid({ number: did, username: bob.aor.slice('sip:'.length, bob.aor.indexOf('@')), domain: DOMAIN });
-    await routing.addTrusted({ cidr: `${trunk}/32`, description: 'PSTN trunk (SIPp)' });
-    await env.ts.server.reload();
-    const mediaPort = await freePort();
-    const answering = bob.answer();
-    answering.catch(() => undefined);
-    const started = performance.now();
-    const dir = mkdtempSync(join(tmpdir(), 'sipp-trunk-'));
-    const child = spawn(requireTool('sipp', 'sip-tester'), [
-      env.ts.addr('udp'), '-sf', join(SIPP_SCENARIOS, 'fs-uac-trusted-call.xml'), '-t', 'u1', '-i', trunk, '-p', String(await freePort()),
-      '-m', '1', '-d', String(TALK_MS + 2500), '-nostdin', '-timeout', '30s', '-timeout_error',
-      '-key', 'did', did, '-key', 'did_domain', DOMAIN, '-key', 'caller', '+4915112345678',
-      '-rtp_echo', '-mi', trunk, '-mp', String(mediaPort),
-    ], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
-    child.stderr.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-4000)));
-    const done = new Promise<{ code: number | null; output: string }>((resolve) => child.on('close', (code) => resolve({ code, output })));
-    env.cleanups.push(async () => {
-      if (child.exitCode === null) child.kill('SIGKILL');
-      await done;
-      rmSync(dir, { recursive: true, force: true });
+    await trunkCallsDid(env, result, bob.aor, () => bob.answer(), 880);
+  },
+
+  /**
+   * The same DID call to an iOS app that is asleep (RFC 8599): it registered with pn-provider/pn-prid/pn-param
+   * and an instance id, then its connection died without an un-REGISTER. The trunk's call makes the server
+   * send one VoIP push to the local APNs; on it a new instance of the app (same instance id and push token)
+   * connects, registers, gets the INVITE and answers, and hears its own tone echoed by the trunk.
+   */
+  async 'pstn-did-to-woken-webrtc'(result) {
+    const apns = await startFakeApns();
+    const keys = mkdtempSync(join(tmpdir(), 'softswitch-apns-'));
+    const env = await environment({ rtpengines: 1, alwaysRelay: false, push: { wakeTimeout: 5, ...apnsPushConfig(apns, keys) } });
+    env.cleanups.unshift(async () => {
+      await apns.close();
+      rmSync(keys, { recursive: true, force: true });
     });
-    const answered = await answering;
-    const setupMs = Math.round(performance.now() - started);
-    await answered.waitForMedia();
-    await sleep(TALK_MS);
-    const node = await nodeOf(env, answered.callId);
-    const legs = node ? await queryLegs(node, answered.callId).catch(() => ({})) : {};
-    const report: CallReport = {
-      callId: answered.callId, node: node?.ng, legs, caller: await side(answered, answered.invite, 880), leftoverSessions: [], setupMs,
+    const u = await addUser(env, 'bob');
+    const app = {
+      uri: u.aor, password: u.password, wsUrl: `ws://${env.ts.addr('ws')}`, toneHz: 880, instanceId: randomUUID(),
+      contactParams: { 'pn-provider': 'apns', 'pn-prid': apnsDeviceToken(), 'pn-param': `${apns.teamId}.${apns.bundleId}.voip` },
     };
-    // The trunk hangs up after its hold time.
-    await answered.waitForEnded(10_000);
-    answered.close();
-    result.sipp = await withTimeout(done, 15_000, 'the trunk (SIPp) to finish');
-    report.leftoverSessions = await leftovers(env, answered.callId);
-    result.calls.push(report);
-    result.facts.trunk = trunk;
-    result.facts.trunkMediaPort = mediaPort;
+    const asleep = await SipJsWebRtcPhone.create(app);
+    env.cleanups.push(() => asleep.stop());
+    await asleep.register();
+    await asleep.sleep();
+    const pushed = once(apns, 'push');
+    let woken: SipJsWebRtcPhone | undefined;
+    await trunkCallsDid(env, result, u.aor, async () => {
+      await withTimeout(pushed, 10_000, 'the VoIP push');
+      // iOS starts the app: a new phone with the same instance id and push token connects and registers
+      const phone = await SipJsWebRtcPhone.create(app);
+      env.cleanups.push(() => phone.stop());
+      woken = phone;
+      await phone.register();
+      return phone.answer();
+    }, 880);
+    result.facts.pushes = apns.pushes.map((p) => ({ token: p.token, pushType: p.headers['apns-push-type'], topic: p.headers['apns-topic'], kind: p.payload.kind }));
+    result.facts.token = app.contactParams['pn-prid'];
+    result.facts.voipTopic = `${apns.bundleId}.voip`;
+    result.facts.invitesToWokenApp = woken?.invitesReceived;
   },
 
   /**

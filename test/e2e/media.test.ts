@@ -74,6 +74,23 @@ function assertSippDone(result: MediaResult): void {
   assert.equal(result.sipp.code, 0, `SIPp did not complete its calls:\n${result.sipp.output}`);
 }
 
+/**
+ * A trunk's call to a DID answered on a WebRTC phone: the phone got a WebRTC offer and hears its own
+ * 880 Hz tone in PCMU, echoed by the trunk, whose plain RTP leg on rtpengine is its echo port.
+ */
+function assertTrunkEchoHeard(r: MediaResult): void {
+  const [call] = r.calls;
+  assert.ok(call, 'no call was made');
+  assertSippDone(r);
+  assert.match(call.caller.remoteSdp, /^m=audio \d+ UDP\/TLS\/RTP\/SAVPF /m, 'the WebRTC phone got a WebRTC offer');
+  assertHeard(call.caller, 880, 'WebRTC phone (DID user)', 'audio/PCMU');
+  const trunk = Object.values(call.legs).find((leg) => leg.protocol === 'RTP/AVP');
+  assert.ok(trunk, `rtpengine has no plain RTP leg for the trunk: ${JSON.stringify(call.legs)}`);
+  assert.equal(trunk.endpoint, `${String(r.facts.trunk)}:${String(r.facts.trunkMediaPort)}`, 'the RTP came back from the trunk\'s echo port');
+  assert.ok(trunk.rtpPackets > 25, `the trunk echoed ${trunk.rtpPackets} RTP packets`);
+  assertNoSessionLeft(call);
+}
+
 describe('media through rtpengine: real WebRTC audio (wrtc) and a SIPp RTP echo, in a loopback-only namespace', () => {
   before(() => {
     requireTool('rtpengine', 'rtpengine-daemon');
@@ -169,16 +186,15 @@ describe('media through rtpengine: real WebRTC audio (wrtc) and a SIPp RTP echo,
     assertSippDone(r);
   });
   it('a trusted trunk calling a DID reaches its user\'s WebRTC phone: rtpengine bridges the trunk\'s plain RTP to DTLS-SRTP and the phone hears its own tone echoed by the trunk', { timeout: 60_000 }, async () => {
-    const r = await scenario('pstn-did-to-webrtc');
-    const [call] = r.calls;
-    assert.ok(call, 'no call was made');
-    assertSippDone(r);
-    assert.match(call.caller.remoteSdp, /^m=audio \d+ UDP\/TLS\/RTP\/SAVPF /m, 'the WebRTC phone got a WebRTC offer');
-    assertHeard(call.caller, 880, 'WebRTC phone (DID user)', 'audio/PCMU');
-    const trunk = Object.values(call.legs).find((leg) => leg.protocol === 'RTP/AVP');
-    assert.ok(trunk, `rtpengine has no plain RTP leg for the trunk: ${JSON.stringify(call.legs)}`);
-    assert.equal(trunk.endpoint, `${String(r.facts.trunk)}:${String(r.facts.trunkMediaPort)}`, 'the RTP came back from the trunk\'s echo port');
-    assert.ok(trunk.rtpPackets > 25, `the trunk echoed ${trunk.rtpPackets} RTP packets`);
-    assertNoSessionLeft(call);
+    assertTrunkEchoHeard(await scenario('pstn-did-to-webrtc'));
+  });
+
+  it('a trusted trunk calling the DID of a sleeping iOS app: one VoIP push, the woken app registers again, gets the INVITE once, answers, and hears its own tone echoed by the trunk through rtpengine', { timeout: 60_000 }, async () => {
+    const r = await scenario('pstn-did-to-woken-webrtc');
+    const pushes = r.facts.pushes as Array<{ token: string; pushType: string; topic: string; kind: string }>;
+    assert.equal(pushes.length, 1, `the local APNs received ${pushes.length} pushes: ${JSON.stringify(pushes)}`);
+    assert.deepEqual(pushes[0], { token: r.facts.token, pushType: 'voip', topic: r.facts.voipTopic, kind: 'call' }, 'one VoIP call push to the app\'s token');
+    assert.equal(r.facts.invitesToWokenApp, 1, 'the woken app got the INVITE once');
+    assertTrunkEchoHeard(r);
   });
 });

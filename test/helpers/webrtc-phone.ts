@@ -269,6 +269,13 @@ export interface WebRtcPhoneOptions {
    * opus); everything libwebrtc offers by default.
    */
   codecs?: readonly string[];
+  /**
+   * SIP.js only: Contact URI parameters, e.g. the RFC 8599 `pn-provider`/`pn-prid`/`pn-param` of a mobile
+   * app that a push wakes.
+   */
+  contactParams?: Record<string, string>;
+  /** SIP.js only: the RFC 5626 +sip.instance UUID; the same app started again after a push keeps it. */
+  instanceId?: string;
 }
 
 type JsSipSession = ReturnType<InstanceType<typeof JsSIP.UA>['call']>;
@@ -547,6 +554,7 @@ export class SipJsWebRtcPhone implements MediaPhone {
   private readonly calls: WebRtcCall[] = [];
   /** The tone of the session being set up: the media stream factory hands it to the SDH. */
   private pendingTone: ToneSource | undefined;
+  private invites = 0;
 
   static async create(options: WebRtcPhoneOptions): Promise<SipJsWebRtcPhone> {
     const phone = new SipJsWebRtcPhone(options);
@@ -556,6 +564,11 @@ export class SipJsWebRtcPhone implements MediaPhone {
 
   get aor(): string {
     return this.options.uri;
+  }
+
+  /** INVITEs the user agent was handed, answered or not (a woken app must get its call once). */
+  get invitesReceived(): number {
+    return this.invites;
   }
 
   private constructor(private readonly options: WebRtcPhoneOptions) {
@@ -576,7 +589,14 @@ export class SipJsWebRtcPhone implements MediaPhone {
       sessionDescriptionHandlerFactoryOptions: { peerConnectionConfiguration: { iceServers: [] }, iceGatheringTimeout: 2000 },
       logLevel: 'error',
       userAgentString: 'softswitch-test SIP.js+wrtc',
-      delegate: { onInvite: (invitation) => void this.incoming.push(invitation) },
+      ...(options.contactParams === undefined ? {} : { contactParams: options.contactParams }),
+      ...(options.instanceId === undefined ? {} : { instanceId: options.instanceId, instanceIdAlwaysAdded: true }),
+      delegate: {
+        onInvite: (invitation) => {
+          this.invites++;
+          this.incoming.push(invitation);
+        },
+      },
     });
     this.registerer = new Registerer(this.ua, { expires: 300 });
   }
@@ -661,5 +681,15 @@ export class SipJsWebRtcPhone implements MediaPhone {
       // not registered
     }
     await Promise.race([this.ua.stop().catch(() => undefined), sleep(2000)]);
+  }
+
+  /**
+   * The app is put to sleep (iOS kills it in the background): its WebSocket dies without a close frame,
+   * so the un-REGISTER of stop() has nowhere to go and the server keeps the binding. Never throws.
+   */
+  async sleep(): Promise<void> {
+    // the test WebSocket (softphone.ts) is a `ws` socket: terminate() drops the TCP connection
+    (this.ua.transport as unknown as { ws?: { terminate(): void } }).ws?.terminate();
+    await this.stop();
   }
 }
