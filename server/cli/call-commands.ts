@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { MAX_PAGE, DEFAULT_PAGE, callToJson, parseInstant } from '../../history/routes.js';
 import type { CallParty, CallQuery, CallRecord, CallRepository } from '../../platform/store/types.js';
-import { CliError, fromStore } from './cli-error.js';
+import { CliError, fromStore, unknownSubCommand, usageError } from './cli-error.js';
 import { printTable } from './routing-commands.js';
 import { parseUserAddress } from './user-commands.js';
 
@@ -18,9 +18,7 @@ export const CALLS_USAGE = `usage:
 
 const AGO_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-function usageError(message: string): CliError {
-  return new CliError('CLI_ERR_USAGE', `${message}\n${CALLS_USAGE}`);
-}
+const usage = (message: string): CliError => usageError(message, CALLS_USAGE);
 
 function invalid(option: string, value: string, expected: string): CliError {
   return new CliError('CLI_ERR_INVALID', `calls list: ${option} ${JSON.stringify(value)} is not valid: expected ${expected}`);
@@ -46,9 +44,9 @@ export function parseCallListArgs(args: string[], now: number): { query: CallQue
       strict: true,
     }));
   } catch (err) {
-    throw usageError(`calls list: ${(err as Error).message}`);
+    throw usage(`calls list: ${(err as Error).message}`);
   }
-  if (positionals.length > 0) throw usageError(`calls list: unexpected argument ${JSON.stringify(positionals[0])}`);
+  if (positionals.length > 0) throw usage(`calls list: unexpected argument ${JSON.stringify(positionals[0])}`);
   const query: CallQuery = { limit: DEFAULT_PAGE };
   if (values.user !== undefined) {
     const { username, domain } = parseUserAddress(values.user);
@@ -106,9 +104,7 @@ export async function runCallCommand(args: string[], calls: CallRepository, out:
     case '-h':
       for (const line of CALLS_USAGE.split('\n')) out(line);
       return;
-    case undefined:
-      throw usageError('calls: missing sub-command');
     default:
-      throw usageError(`calls: unknown sub-command ${JSON.stringify(command)}`);
+      throw unknownSubCommand('calls', command, CALLS_USAGE);
   }
 }

@@ -21,6 +21,16 @@ export class CliError extends Error {
   }
 }
 
+/** A usage error: what is wrong, then the command group's usage text. Exits with 2. */
+export function usageError(message: string, usage: string): CliError {
+  return new CliError('CLI_ERR_USAGE', `${message}\n${usage}`);
+}
+
+/** `softswitch GROUP` without a sub-command, or with one it does not know. */
+export function unknownSubCommand(group: string, command: string | undefined, usage: string): CliError {
+  return usageError(command === undefined ? `${group}: missing sub-command` : `${group}: unknown sub-command ${JSON.stringify(command)}`, usage);
+}
+
 /** Store failures in the operator's words; a value the store refuses (TypeError) is an invalid argument. */
 export function fromStore(what: string): (err: unknown) => never {
   return (err: unknown): never => {

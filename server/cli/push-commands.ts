@@ -10,7 +10,7 @@ import { type PushParams, type PushProvider, type Uri, parseNameAddrs, parsePush
 import type { LocationRepository } from '../../platform/store/types.js';
 import type { PushPayload, PushProviderClient } from '../../push/types.js';
 import { shortToken } from '../../push/delivery.js';
-import { CliError, fromStore } from './cli-error.js';
+import { CliError, fromStore, unknownSubCommand, usageError } from './cli-error.js';
 import { printTable } from './routing-commands.js';
 import { parseUserAddress } from './user-commands.js';
 
@@ -32,9 +32,9 @@ export function parsePushTestArgs(args: string[]): string {
   try {
     ({ positionals } = parseArgs({ args, options: {}, allowPositionals: true, strict: true }));
   } catch (err) {
-    throw new CliError('CLI_ERR_USAGE', `push test: ${(err as Error).message}\n${PUSH_USAGE}`);
+    throw usageError(`push test: ${(err as Error).message}`, PUSH_USAGE);
   }
-  if (positionals.length !== 1) throw new CliError('CLI_ERR_USAGE', `push test: expected one USER@DOMAIN\n${PUSH_USAGE}`);
+  if (positionals.length !== 1) throw usageError('push test: expected one USER@DOMAIN', PUSH_USAGE);
   const { username, domain } = parseUserAddress(positionals[0]!);
   return `sip:${username}@${domain}`;
 }
@@ -42,7 +42,7 @@ export function parsePushTestArgs(args: string[]): string {
 /** Runs `softswitch push …`; answers the exit code (1 when any push failed or there was none to send). */
 export async function runPushCommand(args: string[], deps: PushCommandDeps): Promise<number> {
   const [sub, ...rest] = args;
-  if (sub !== 'test') throw new CliError('CLI_ERR_USAGE', `push: unknown command ${JSON.stringify(sub ?? '')}\n${PUSH_USAGE}`);
+  if (sub !== 'test') throw unknownSubCommand('push', sub, PUSH_USAGE);
   const aor = parsePushTestArgs(rest);
   const now = deps.now?.() ?? Date.now();
   const bindings = await deps.locations.listAor(aor, now).catch(fromStore('push test'));

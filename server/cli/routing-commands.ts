@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import type { BackendState, BalanceAlgorithm } from '../../balancer/types.js';
 import { type Store, checkAlgorithm } from '../../platform/store/index.js';
-import { CliError, fromStore } from './cli-error.js';
+import { CliError, fromStore, unknownSubCommand, usageError } from './cli-error.js';
 import { ADMIN_TOKEN_ENV, withAdminToken } from './token-commands.js';
 import { formatUserAddress, parseUserAddress } from './user-commands.js';
 
@@ -61,9 +61,7 @@ export interface ReloadCommandDeps {
 
 const HEALTH_TIMEOUT_MS = 1000;
 
-function usageError(message: string): CliError {
-  return new CliError('CLI_ERR_USAGE', `${message}\n${ROUTING_USAGE}`);
-}
+const usage = (message: string): CliError => usageError(message, ROUTING_USAGE);
 
 type OptionName = 'weight' | 'algorithm' | 'replace' | 'priority' | 'description';
 
@@ -82,12 +80,12 @@ function parse(what: string, args: string[], options: OptionName[], names: strin
       strict: true,
     });
   } catch (err) {
-    throw usageError(`${what}: ${(err as Error).message}`);
+    throw usage(`${what}: ${(err as Error).message}`);
   }
   const n = parsed.positionals.length;
   const min = names.length - optional;
-  if (n < min) throw usageError(`${what}: missing ${names.slice(n).join(' ')}`);
-  if (n > names.length) throw usageError(`${what}: unexpected argument ${JSON.stringify(parsed.positionals[names.length])}`);
+  if (n < min) throw usage(`${what}: missing ${names.slice(n).join(' ')}`);
+  if (n > names.length) throw usage(`${what}: unexpected argument ${JSON.stringify(parsed.positionals[names.length])}`);
   const values: Partial<Record<OptionName, string>> = {};
   for (const o of options) {
     const v = parsed.values[o];
@@ -304,7 +302,7 @@ async function trusted(command: string | undefined, args: string[], { store, out
 }
 
 function unknown(group: RoutingGroup, command: string | undefined): CliError {
-  return usageError(command === undefined ? `${group}: missing sub-command` : `${group}: unknown sub-command ${JSON.stringify(command)}`);
+  return unknownSubCommand(group, command, ROUTING_USAGE);
 }
 
 /** Runs `softswitch backend|route|did|trusted ARGS…` against the store; failures throw CliError. */

@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import type { AdminToken, Store } from '../../platform/store/index.js';
-import { CliError, fromStore } from './cli-error.js';
+import { CliError, fromStore, unknownSubCommand, usageError } from './cli-error.js';
 
 export const TOKEN_USAGE = `usage:
   softswitch token create --name NAME [--expires 30d|12h|45m|never]
@@ -30,9 +30,7 @@ const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 8
 /** Ten years: further is "never" in disguise. */
 const MAX_EXPIRES_MS = 3650 * 86_400_000;
 
-function usageError(message: string): CliError {
-  return new CliError('CLI_ERR_USAGE', `${message}\n${TOKEN_USAGE}`);
-}
+const usage = (message: string): CliError => usageError(message, TOKEN_USAGE);
 
 /** `30d`, `12h`, `45m`, `90s` → ms; `never` → undefined. */
 export function parseExpires(text: string): number | undefined {
@@ -60,17 +58,17 @@ export async function runTokenCommand(args: string[], store: Store, out: (line: 
     try {
       parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
     } catch (err) {
-      throw usageError(`${what}: ${(err as Error).message}`);
+      throw usage(`${what}: ${(err as Error).message}`);
     }
-    if (parsed.positionals.length < count) throw usageError(`${what}: missing ${names}`);
-    if (parsed.positionals.length > count) throw usageError(`${what}: unexpected argument ${JSON.stringify(parsed.positionals[count])}`);
+    if (parsed.positionals.length < count) throw usage(`${what}: missing ${names}`);
+    if (parsed.positionals.length > count) throw usage(`${what}: unexpected argument ${JSON.stringify(parsed.positionals[count])}`);
     return parsed;
   };
   switch (command) {
     case 'create': {
       const { values } = parse({ name: { type: 'string' }, expires: { type: 'string' } }, 0, '');
       const name = values.name;
-      if (typeof name !== 'string') throw usageError('token create: --name NAME is required');
+      if (typeof name !== 'string') throw usage('token create: --name NAME is required');
       if (name.startsWith(CLI_TOKEN_PREFIX)) throw new CliError('CLI_ERR_INVALID', `token create: names starting with "${CLI_TOKEN_PREFIX}" are kept for the tokens the CLI makes for itself`);
       const lifetime = parseExpires(typeof values.expires === 'string' ? values.expires : DEFAULT_EXPIRES);
       const { token, record } = await store.tokens.create({ name, expiresAt: lifetime === undefined ? undefined : now() + lifetime }).catch(fromStore(what));
@@ -106,10 +104,8 @@ export async function runTokenCommand(args: string[], store: Store, out: (line: 
     case '-h':
       for (const line of TOKEN_USAGE.split('\n')) out(line);
       return;
-    case undefined:
-      throw usageError('token: missing sub-command');
     default:
-      throw usageError(`token: unknown sub-command ${JSON.stringify(command)}`);
+      throw unknownSubCommand('token', command, TOKEN_USAGE);
   }
 }
 

@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { escapeUriUser, isIpv4, isIpv6Reference, unescapeUriPart, utf8ToWire } from '../../src/sip/index.js';
 import { StoreError, type Store } from '../../platform/store/index.js';
-import { CliError } from './cli-error.js';
+import { CliError, unknownSubCommand, usageError } from './cli-error.js';
 import { type PasswordSources, USER_PASSWORD_ENV } from './password-input.js';
 
 export const USER_USAGE = `usage:
@@ -96,9 +96,7 @@ export function formatUserAddress(username: string, domain: string): string {
   return `${escapeUriUser(utf8ToWire(username))}@${domain}`;
 }
 
-function usageError(message: string): CliError {
-  return new CliError('CLI_ERR_USAGE', `${message}\n${USER_USAGE}`);
-}
+const usage = (message: string): CliError => usageError(message, USER_USAGE);
 
 interface Parsed {
   positionals: string[];
@@ -116,15 +114,15 @@ function parse(command: string, args: string[], withPassword: boolean, positiona
       strict: true,
     });
   } catch (err) {
-    throw usageError(`user ${command}: ${(err as Error).message}`);
+    throw usage(`user ${command}: ${(err as Error).message}`);
   }
   const n = parsed.positionals.length;
   if (n < positionals[0] || n > positionals[1]) {
-    throw usageError(n < positionals[0] ? `user ${command}: missing USER@DOMAIN` : `user ${command}: unexpected argument ${JSON.stringify(parsed.positionals[positionals[1]])}`);
+    throw usage(n < positionals[0] ? `user ${command}: missing USER@DOMAIN` : `user ${command}: unexpected argument ${JSON.stringify(parsed.positionals[positionals[1]])}`);
   }
   const password = parsed.values.password;
   const passwordStdin = parsed.values['password-stdin'] === true;
-  if (passwordStdin && password !== undefined) throw usageError(`user ${command}: --password and --password-stdin exclude each other`);
+  if (passwordStdin && password !== undefined) throw usage(`user ${command}: --password and --password-stdin exclude each other`);
   return { positionals: parsed.positionals, password: typeof password === 'string' ? password : undefined, passwordStdin };
 }
 
@@ -208,9 +206,7 @@ export async function runUserCommand(args: string[], store: Store, out: (line: s
     case '-h':
       for (const line of USER_USAGE.split('\n')) out(line);
       return;
-    case undefined:
-      throw usageError('user: missing sub-command');
     default:
-      throw usageError(`user: unknown sub-command ${JSON.stringify(command)}`);
+      throw unknownSubCommand('user', command, USER_USAGE);
   }
 }
