@@ -19,12 +19,9 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { principalOf } from '../platform/http/index.js';
-import type { CallDirection, CallDisposition, CallParty, CallQuery, CallRecord, CallRepository } from '../platform/store/types.js';
+import { CALL_DIRECTIONS, CALL_DISPOSITIONS, MAX_CALL_PAGE, type CallParty, type CallQuery, type CallRecord, type CallRepository } from '../platform/store/index.js';
 
-export const CALL_DIRECTIONS = ['user-user', 'user-pstn', 'pstn-user'] as const satisfies readonly CallDirection[];
-export const CALL_DISPOSITIONS = ['answered', 'no-answer', 'busy', 'cancelled', 'failed', 'rejected'] as const satisfies readonly CallDisposition[];
 export const DEFAULT_PAGE = 50;
-export const MAX_PAGE = 500;
 
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}))?$/;
 
@@ -53,7 +50,7 @@ const callQuery = z.strictObject({
   disposition: z.enum(CALL_DISPOSITIONS).optional(),
   since: instant.optional(),
   until: instant.optional(),
-  limit: z.string().regex(/^\d{1,4}$/, 'expected a whole number').transform(Number).pipe(z.number().min(1).max(MAX_PAGE)).default(DEFAULT_PAGE),
+  limit: z.string().regex(/^\d{1,4}$/, 'expected a whole number').transform(Number).pipe(z.number().min(1).max(MAX_CALL_PAGE)).default(DEFAULT_PAGE),
   cursor: z.string().min(1).max(1024).optional(),
 }).refine((q) => q.since === undefined || q.until === undefined || q.since < q.until, { message: 'since must be before until', path: ['since'] });
 

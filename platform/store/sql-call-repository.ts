@@ -46,8 +46,8 @@ const COLUMNS = [
   'media_relayed', 'media_node',
 ] as const;
 
-export const CALL_DIRECTIONS: readonly CallDirection[] = ['user-user', 'user-pstn', 'pstn-user'];
-export const CALL_DISPOSITIONS: readonly CallDisposition[] = ['answered', 'no-answer', 'busy', 'cancelled', 'failed', 'rejected'];
+export const CALL_DIRECTIONS = ['user-user', 'user-pstn', 'pstn-user'] as const satisfies readonly CallDirection[];
+export const CALL_DISPOSITIONS = ['answered', 'no-answer', 'busy', 'cancelled', 'failed', 'rejected'] as const satisfies readonly CallDisposition[];
 const HANGUP_BY: readonly CallHangupBy[] = ['caller', 'callee', 'system'];
 const END_CAUSES: ReadonlyArray<CallRecord['endCause']> = ['bye', 'cancel', 'failure', 'timeout', 'keepalive', 'shutdown'];
 

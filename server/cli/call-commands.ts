@@ -4,7 +4,8 @@
  * directly, like `user list`, so it works with the server stopped.
  */
 import { parseArgs } from 'node:util';
-import { MAX_PAGE, DEFAULT_PAGE, callToJson, parseInstant } from '../../history/routes.js';
+import { MAX_CALL_PAGE } from '../../platform/store/index.js';
+import { DEFAULT_PAGE, callToJson, parseInstant } from '../../history/routes.js';
 import type { CallParty, CallQuery, CallRecord, CallRepository } from '../../platform/store/types.js';
 import { CliError, fromStore, unknownSubCommand, usageError } from './cli-error.js';
 import { printTable } from './routing-commands.js';
@@ -12,7 +13,7 @@ import { parseUserAddress } from './user-commands.js';
 
 export const CALLS_USAGE = `usage:
   softswitch calls list [--user USER@DOMAIN] [--number N] [--since ISO|30m|2h|7d] [--limit N] [--json]
-                                          call records, newest first (default the last ${DEFAULT_PAGE}, at most ${MAX_PAGE}):
+                                          call records, newest first (default the last ${DEFAULT_PAGE}, at most ${MAX_CALL_PAGE}):
                                           time, direction, caller → callee, disposition, duration, final code;
                                           --json: one record a line`;
 
@@ -59,7 +60,7 @@ export function parseCallListArgs(args: string[], now: number): { query: CallQue
   if (values.since !== undefined) query.since = parseSince(values.since, now);
   if (values.limit !== undefined) {
     const limit = /^[0-9]{1,4}$/.test(values.limit) ? Number(values.limit) : NaN;
-    if (!(limit >= 1 && limit <= MAX_PAGE)) throw invalid('--limit', values.limit, `a whole number from 1 to ${MAX_PAGE}`);
+    if (!(limit >= 1 && limit <= MAX_CALL_PAGE)) throw invalid('--limit', values.limit, `a whole number from 1 to ${MAX_CALL_PAGE}`);
     query.limit = limit;
   }
   return { query, json: values.json === true };
@@ -96,7 +97,7 @@ export async function runCallCommand(args: string[], calls: CallRepository, out:
         return;
       }
       printTable(out, ['TIME', 'DIRECTION', 'CALLER → CALLEE', 'DISPOSITION', 'DURATION', 'CODE'], page.calls.map(row), 'no calls');
-      if (page.next !== undefined) out(`(more: raise --limit, up to ${MAX_PAGE}, or narrow --since)`);
+      if (page.next !== undefined) out(`(more: raise --limit, up to ${MAX_CALL_PAGE}, or narrow --since)`);
       return;
     }
     case 'help':
