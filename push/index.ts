@@ -3,7 +3,7 @@
  * service that wakes sleeping devices for calls (push-service.ts). The registrar keeps the push bindings;
  * the routing policy holds the INVITE while a device wakes.
  */
-export { PushService, type PushServiceOptions, type PushStats, type WakeCall, sameDevice } from './push-service.js';
+export { PushService, type PushServiceOptions, type PushStats, type WakeCall } from './push-service.js';
 export { createPushProviders, type PushProvidersOptions } from './providers.js';
 export { ApnsClient, type ApnsOptions } from './apns.js';
 export { FcmClient, type FcmOptions } from './fcm.js';

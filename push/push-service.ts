@@ -4,8 +4,9 @@
  *
  * One push per device per call: a second wake of the same device for the same call (the INVITE forked to
  * two AoRs the device shares, a retransmission) joins the first. One INVITE per device: the wait ends at the
- * first REGISTER that matches the device (RFC 5626 +sip.instance, the RFC 8599 pn-provider/pn-prid, or the
- * same Contact), whichever connection or worker it arrives on; later refreshes do not count. A device that
+ * first REGISTER of the device (the registrar's refresh rule: RFC 5626 +sip.instance and reg-id, the same
+ * Contact, or the RFC 8599 pn-provider/pn-prid), whichever connection or worker it arrives on; later
+ * refreshes do not count. A device that
  * was pushed but not reached gets a "cancel" push when the call ends without it (the caller hung up, another
  * device answered, the wake timed out), so the app can take its incoming-call screen down.
  */
@@ -24,6 +25,8 @@ export interface PushServiceOptions {
   onBinding(listener: (binding: Binding) => void): () => void;
   /** A provider said the device's token is dead: its push binding goes. */
   forget(binding: Binding): void;
+  /** Whether a binding is the device registered again (the registrar's refresh rule: `isSameDevice`). */
+  sameDevice(before: Binding, after: Binding): boolean;
   /** How long a device may take to register again after its push, ms. */
   wakeTimeoutMs: number;
   /** Message pushes carry the text (push.includeContent); otherwise the sender only. */
@@ -58,14 +61,6 @@ interface Wake {
   end(binding: Binding | undefined): void;
   device: Binding;
   call: WakeCall;
-}
-
-/** The same device, registered again: same AoR and instance, or same push token, or same Contact. */
-export function sameDevice(before: Binding, after: Binding): boolean {
-  if (before.aor !== after.aor) return false;
-  if (before.instanceId !== undefined && after.instanceId !== undefined) return before.instanceId === after.instanceId && before.regId === after.regId;
-  if (before.push !== undefined && after.push !== undefined) return before.push.provider === after.push.provider && before.push.prid === after.push.prid;
-  return before.contactUri === after.contactUri;
 }
 
 function deviceKey(b: Binding): string {
@@ -114,7 +109,7 @@ export class PushService {
     this.wakes.set(key, wake);
     const started = this.now();
     const unsubscribe = this.opts.onBinding((b) => {
-      if (!sameDevice(device, b)) return;
+      if (!this.opts.sameDevice(device, b)) return;
       this.counters.woken++;
       this.sample(this.now() - started);
       done(b);

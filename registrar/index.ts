@@ -18,7 +18,7 @@ export { CachedCredentialSource } from './auth/cached-credentials.js';
 export { NonceLedger, type NonceIssuer, type RemoteNonceClaim } from './auth/nonce-ledger.js';
 export { LocationService } from './location/location-service.js';
 export { aorIn, aorOf } from './location/aor.js';
-export { isAsleep, isSamePushDevice, pushParamsOf } from './location/push-binding.js';
+export { isAsleep, isSameDevice, isSamePushDevice, pushParamsOf } from './location/push-binding.js';
 export { ServedDomains } from './served-domains.js';
 export { Registrar, type RegistrarInit } from './registrar.js';
 export type * from './types.js';

@@ -11,7 +11,7 @@ import { type Logger, categoryLogger } from '../src/log/index.js';
 import { type SqlStore, SqlRefreshTokenRepository, openStore, securePrivateDir } from '../platform/store/index.js';
 import { TransportLayer, loadOrCreateCertificate } from '../src/transport/index.js';
 import { HttpServer, UserTokens, loadTokenKey } from '../platform/http/index.js';
-import { type Registrar, type CredentialSource, CachedCredentialSource, NonceLedger, createRegistrar, isAsleep } from '../registrar/index.js';
+import { type Registrar, type CredentialSource, CachedCredentialSource, NonceLedger, createRegistrar, isAsleep, isSameDevice } from '../registrar/index.js';
 import { type Security, banRoutes, createSecurity } from '../security/index.js';
 import { MediaHook, ProxyCore, Router } from '../proxy/index.js';
 import { type Balancer, type ReloadSummary, createBalancer } from '../balancer/index.js';
@@ -19,7 +19,7 @@ import { type MidRegistrar, createMidRegistrar } from '../registrar/mid/index.js
 import { pickerFromBalancer } from './balancer-picker.js';
 import { createMediaGateway } from '../media/index.js';
 import { DialogTracker } from '../src/dialog/index.js';
-import { PushService, type PushProviderClient, WebPushClient, createPushProviders, sameDevice } from '../push/index.js';
+import { PushService, type PushProviderClient, WebPushClient, createPushProviders } from '../push/index.js';
 import type { PushProvider } from '../src/sip/index.js';
 import { HistoryWriter, callRecordOf, callRoutes, dialogOfRow, persistedDialog } from '../history/index.js';
 
@@ -156,9 +156,10 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     onBinding: (listener) => registrar.onBinding(listener),
     // A dead token: the device's binding as it is now (asleep, a new object) goes.
     forget: (dead) => {
-      const current = registrar.lookup(dead.aor).filter((b) => sameDevice(dead, b));
+      const current = registrar.lookup(dead.aor).filter((b) => isSameDevice(dead, b));
       if (current.length > 0) registrar.locations.update(dead.aor, { remove: current });
     },
+    sameDevice: isSameDevice,
     wakeTimeoutMs: config.push.wakeTimeout * 1000,
     includeContent: config.push.includeContent,
     logger,

@@ -3,7 +3,7 @@
  * bindings are the same device. One place, so that a binding made by a REGISTER, loaded from persistence
  * or replicated from another worker reads its push data the same way (from its contact URI).
  */
-import { type PushParams, type PushProvider, type Uri, parsePushParams } from '../../src/sip/index.js';
+import { type PushParams, type PushProvider, type Uri, parsePushParams, uriEquals } from '../../src/sip/index.js';
 import type { Binding } from '../types.js';
 
 /**
@@ -31,4 +31,16 @@ export function isAsleep(binding: Binding): boolean {
  */
 export function isSamePushDevice(a: PushParams | undefined, b: PushParams | undefined): boolean {
   return a !== undefined && b !== undefined && a.provider === b.provider && a.prid === b.prid;
+}
+
+/**
+ * Whether `after` is the device of `before` registered again, by the rule a REGISTER refresh follows
+ * (registrar.ts): the same AoR and the same RFC 5626 instance and reg-id (an outbound registration) or the
+ * same contact, else the same push token. The push call server waits on it for a woken device.
+ */
+export function isSameDevice(before: Binding, after: Binding): boolean {
+  if (before.aor !== after.aor) return false;
+  const outbound = after.instanceId !== undefined && after.regId !== undefined;
+  const same = outbound ? before.instanceId === after.instanceId && before.regId === after.regId : uriEquals(before.contact.uri, after.contact.uri);
+  return same || isSamePushDevice(before.push, after.push);
 }

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { silentLogger } from '../../../src/log/index.js';
 import { NameAddr, parseUri, type PushParams, type PushProvider } from '../../../src/sip/index.js';
 import type { Binding } from '../../../registrar/index.js';
-import { PushService, sameDevice } from '../../../push/push-service.js';
+import { PushService } from '../../../push/push-service.js';
+import { isSameDevice } from '../../../registrar/index.js';
 import type { PushPayload, PushProviderClient, PushResult } from '../../../push/types.js';
 
 function binding(contact: string, over: Partial<Binding> = {}): Binding {
@@ -37,6 +38,7 @@ function service(wakeTimeoutMs = 2000, includeContent = false) {
       return () => listeners.delete(l);
     },
     forget: (b) => forgotten.push(b),
+    sameDevice: isSameDevice,
     wakeTimeoutMs,
     includeContent,
     logger: silentLogger(),
@@ -79,13 +81,6 @@ describe('push call server', () => {
     assert.equal(listeners.size, 0, 'no longer listening');
   });
 
-  it('same device: by +sip.instance and reg-id, else by pn-provider and pn-prid, else by Contact', () => {
-    const a = binding('sip:bob@10.0.0.1', { instanceId: '<urn:uuid:1>', regId: 1 });
-    assert.ok(sameDevice(a, binding('sip:bob@10.0.0.2', { instanceId: '<urn:uuid:1>', regId: 1, push: { provider: 'apns', prid: 'other' } })));
-    assert.ok(!sameDevice(a, binding('sip:bob@10.0.0.1', { instanceId: '<urn:uuid:2>', regId: 1 })));
-    assert.ok(sameDevice(binding('sip:bob@10.0.0.1'), binding('sip:bob@10.0.0.3')), 'same pn-prid');
-    assert.ok(!sameDevice(binding('sip:bob@10.0.0.1'), binding('sip:bob@10.0.0.1', { aor: 'sip:carol@example.com' })));
-  });
 
   it('a device that does not register in time: undefined after the wake timeout, then a cancel push', async () => {
     const { push, apns } = service(50);

@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SipResponse } from '../../../src/sip/index.js';
-import { type Binding, isAsleep } from '../../../registrar/index.js';
+import { type Binding, isAsleep, isSameDevice } from '../../../registrar/index.js';
+import { NameAddr, parseUri } from '../../../src/sip/index.js';
 import { fromWire, toWire } from '../../../server/cluster/wire.js';
 import { Harness, MemoryPersistence, T0, flow } from './helpers.js';
 
@@ -305,5 +306,28 @@ describe('push bindings across workers and restarts', () => {
     assert.equal(loaded[0]!.flow, undefined);
     assert.equal(isAsleep(loaded[0]!), true);
     await h.registrar.stop();
+  });
+});
+
+describe('isSameDevice: the refresh rule the push call server waits on for a woken device', () => {
+  const device = (contact: string, over: Partial<Binding> = {}): Binding => ({
+    aor: AOR, contact: new NameAddr(parseUri(contact)), contactUri: contact, expiresAt: T0 + 60_000, callId: 'c', cseq: 1,
+    received: { protocol: 'wss', address: '127.0.0.1', port: 5000 }, updatedAt: T0, push: { provider: 'apns', prid: 'token-1' }, ...over,
+  });
+
+  it('the same instance and reg-id on a new contact is the same device; another instance with another token is not', () => {
+    const before = device('sip:a@10.0.0.1;transport=ws', { instanceId: '<urn:uuid:1>', regId: 1 });
+    assert.ok(isSameDevice(before, device('sip:b@10.0.0.2;transport=ws', { instanceId: '<urn:uuid:1>', regId: 1, push: { provider: 'apns', prid: 'token-2' } })));
+    assert.ok(!isSameDevice(before, device('sip:c@10.0.0.3;transport=ws', { instanceId: '<urn:uuid:2>', regId: 1, push: { provider: 'apns', prid: 'token-3' } })));
+  });
+
+  it('without an instance: the same contact, or the same push token on a new contact (RFC 8599 §5.6)', () => {
+    assert.ok(isSameDevice(device('sip:a@10.0.0.1'), device('sip:a@10.0.0.1', { push: undefined })));
+    assert.ok(isSameDevice(device('sip:a@10.0.0.1'), device('sip:b@10.0.0.9')));
+    assert.ok(!isSameDevice(device('sip:a@10.0.0.1'), device('sip:b@10.0.0.9', { push: { provider: 'apns', prid: 'token-2' } })));
+  });
+
+  it('never a binding of another AoR', () => {
+    assert.ok(!isSameDevice(device('sip:a@10.0.0.1'), device('sip:a@10.0.0.1', { aor: 'sip:carol@example.com' })));
   });
 });
