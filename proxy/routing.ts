@@ -58,10 +58,11 @@ export interface PstnRouting {
 
 /** What the routing policy asks of the push call server. */
 export interface PushRouting {
-  /** True for a device that only a push reaches now (push data, no live connection). */
+  /**
+   * True for a device that only a push reaches now (push data, no live connection). A binding has push
+   * data only for a provider configured here (the registrar's rule), so every such device can be woken.
+   */
   isAsleep(binding: Binding): boolean;
-  /** True when a push can wake it (its provider is configured). */
-  canWake(binding: Binding): boolean;
   /** Pushes the device and resolves with the binding it registers again with (undefined: it did not, or `signal` aborted). */
   wake(binding: Binding, call: { callId: string; aor: string; from: string; fromName?: string | undefined }, signal: AbortSignal): Promise<Binding | undefined>;
   /** Send 180 Ringing to the caller while only sleeping devices are being woken. */
@@ -260,19 +261,17 @@ export class Router implements StackUser {
    * once, while the others already ring; none that wakes too late rings after an answer or a CANCEL.
    */
   private forkTo(req: SipRequest, tx: ServerTransaction, bindings: Binding[], call: CallFacts): void {
+    if (bindings.length === 0) return this.reply(tx, 480);
     const push = this.push;
     const asleep = push === undefined || req.method !== 'INVITE' ? [] : bindings.filter((b) => push.isAsleep(b));
-    // A sleeping device no provider here can wake is not reachable at all.
-    const wakeable = asleep.filter((b) => push!.canWake(b));
     const reached = bindings.filter((b) => !asleep.includes(b));
-    if (reached.length === 0 && wakeable.length === 0) return this.reply(tx, 480);
-    this.log.debug({ ruri: req.uri, branches: reached.length, waking: wakeable.length, callId: req.callId }, 'forking to bindings');
+    this.log.debug({ ruri: req.uri, branches: reached.length, waking: asleep.length, callId: req.callId }, 'forking to bindings');
     // Branch i goes to reached[i]: woken devices are appended as they arrive.
     const context = this.forwardCall(req, tx, reached.map(targetOf), call, (i) => {
       const b = reached[i]!;
       return { answeredBy: { aor: b.aor.replace(/^sips?:/, ''), contact: b.contact.uri.toString(), instance: b.instanceId } };
-    }, wakeable.length > 0 ? { awaiting: wakeable.length } : undefined);
-    if (wakeable.length > 0) this.wake(req, tx, context, wakeable, reached);
+    }, asleep.length > 0 ? { awaiting: asleep.length } : undefined);
+    if (asleep.length > 0) this.wake(req, tx, context, asleep, reached);
   }
 
   /** RFC 8599 §5.6: a push to each sleeping device; the INVITE goes to each as it registers again. */

@@ -87,11 +87,6 @@ export class PushService {
     this.now = options.now ?? Date.now;
   }
 
-  /** True when a push can wake this binding: it has push data for a provider configured here. */
-  canWake(b: Binding): boolean {
-    return b.push !== undefined && this.providers.has(b.push.provider);
-  }
-
   /**
    * Pushes the device and waits for it to register again: resolves with the binding it registered with,
    * or undefined when it did not within the wake timeout, its token is dead, or `signal` aborted first (the

@@ -221,7 +221,6 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     stack, proxy, recordRoute: proxy.recordRoute, registrar, subscribers, dialogs, domains: config.sip.domain, logger, mid,
     push: pushProviders.size === 0 ? undefined : {
       isAsleep,
-      canWake: (b) => push.canWake(b),
       wake: (b, call, signal) => push.wake(b, call, signal),
       ringingWhileWaking: config.push.ringingWhileWaking,
     },

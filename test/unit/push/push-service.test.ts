@@ -114,12 +114,6 @@ describe('push call server', () => {
     assert.deepEqual(push.stats().failed, { Unregistered: 1 });
   });
 
-  it('can wake only devices whose provider is configured', () => {
-    const { push } = service();
-    assert.equal(push.canWake(binding('sip:bob@10.0.0.9')), true);
-    assert.equal(push.canWake(binding('sip:bob@10.0.0.9', { push: { provider: 'fcm', prid: 'x' } })), false);
-    assert.equal(push.canWake(binding('sip:bob@10.0.0.9', { push: undefined })), false);
-  });
 
   it('a message push names the sender and carries the text only with push.includeContent', async () => {
     const message = { id: 'm1', aor: 'bob@example.com', from: 'sip:alice@example.com', fromName: 'Alice', body: 'see you at 8' };
