@@ -1,13 +1,12 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { openTempStore } from '../../../helpers/temp-store.js';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CliError, ROUTING_USAGE, runReloadCommand, runRoutingCommand, withAdminToken, type CliErrorCode, type RoutingGroup } from '../../../../server/cli/index.js';
 import { HttpServer } from '../../../../platform/http/index.js';
 import { silentLogger } from '../../../../src/log/index.js';
-import { openStore, type SqlStore } from '../../../../platform/store/index.js';
+import type { SqlStore } from '../../../../platform/store/index.js';
 import type { BackendState } from '../../../../balancer/index.js';
 
 /** A port nothing listens on (bound, read, closed). */
@@ -20,7 +19,7 @@ async function closedPort(): Promise<number> {
 }
 
 describe('softswitch backend|route|did|trusted … and reload', () => {
-  let dir: string;
+  let closeStore: (() => Promise<void>) | undefined;
   let store: SqlStore;
   let noServer: string;
 
@@ -41,14 +40,12 @@ describe('softswitch backend|route|did|trusted … and reload', () => {
   }
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'softswitch-cli-routing-'));
-    store = await openStore({ url: `sqlite:${join(dir, 'softswitch.db')}`, logger: silentLogger() });
+    ({ store, close: closeStore } = await openTempStore());
     noServer = `127.0.0.1:${await closedPort()}`;
   });
 
   after(async () => {
-    await store?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await closeStore?.();
   });
 
   describe('backend', () => {

@@ -1,16 +1,14 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { openTempStore } from '../../../helpers/temp-store.js';
 import { join } from 'node:path';
 import { CliError, TOKEN_USAGE, parseExpires, runTokenCommand, withAdminToken, type CliErrorCode } from '../../../../server/cli/index.js';
-import { silentLogger } from '../../../../src/log/index.js';
-import { hashAdminToken, openStore, type SqlStore } from '../../../../platform/store/index.js';
+import { hashAdminToken, type SqlStore } from '../../../../platform/store/index.js';
 
 const NOW = Date.parse('2026-12-07T04:00:00Z');
 
 describe('softswitch token …', () => {
-  let dir: string;
+  let closeStore: (() => Promise<void>) | undefined;
   let store: SqlStore;
   const printed: string[] = [];
 
@@ -32,13 +30,11 @@ describe('softswitch token …', () => {
   }
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'softswitch-cli-'));
-    store = await openStore({ url: `sqlite:${join(dir, 'softswitch.db')}`, logger: silentLogger() });
+    ({ store, close: closeStore } = await openTempStore());
   });
 
   after(async () => {
-    await store?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await closeStore?.();
   });
 
   it('token create prints the token once, as its last line: sst_ and 43 base64url characters; the store keeps only its SHA-256', async () => {

@@ -1,16 +1,14 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { openTempStore } from '../../../helpers/temp-store.js';
 import { join } from 'node:path';
 import { CliError, USER_USAGE, readFirstLine, runUserCommand, type CliErrorCode, type PasswordSources } from '../../../../server/cli/index.js';
 import { Readable } from 'node:stream';
-import { silentLogger } from '../../../../src/log/index.js';
 import { computeHA1, utf8ToWire } from '../../../../src/sip/index.js';
-import { openStore, type SqlStore } from '../../../../platform/store/index.js';
+import type { SqlStore } from '../../../../platform/store/index.js';
 
 describe('softswitch user …', () => {
-  let dir: string;
+  let closeStore: (() => Promise<void>) | undefined;
   let store: SqlStore;
   /** Every line any command printed, to check that no password or hash ever shows. */
   const printed: string[] = [];
@@ -46,13 +44,11 @@ describe('softswitch user …', () => {
   }
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'softswitch-cli-'));
-    store = await openStore({ url: `sqlite:${join(dir, 'softswitch.db')}`, logger: silentLogger() });
+    ({ store, close: closeStore } = await openTempStore());
   });
 
   after(async () => {
-    await store?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await closeStore?.();
   });
 
   describe('user add', () => {
