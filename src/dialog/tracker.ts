@@ -245,7 +245,9 @@ export class DialogTracker {
   endByRequest(callId: string, fromTag: string | undefined, end: Omit<DialogEnd, 'hangupBy'>): boolean {
     const dialog = this.byCallId.get(callId);
     if (dialog === undefined) {
-      this.remote?.end(callId, fromTag, end);
+      // Without a cluster no dialog can be on its way here: a BYE for an unknown call is nothing to keep.
+      if (this.remote === undefined) return false;
+      this.remote.end(callId, fromTag, end);
       this.rememberUnmatched(callId, fromTag, { ...end, at: end.at ?? this.now() });
       return false;
     }

@@ -159,6 +159,7 @@ describe('dialog tracker: hand-over between the processes of a slot (rolling res
     const d = old.dialogs.create(call('c1'));
     old.dialogs.confirm(d, { toTag: 'tt', code: 200 });
     const next = tracker();
+    next.dialogs.setRemote({ end: () => undefined });
     next.clock.now = 5_000;
     assert.equal(next.dialogs.endByRequest('c1', 'tt', { cause: 'bye' }), false);
     next.dialogs.restore(old.dialogs.handOver());
