@@ -327,6 +327,37 @@ const schema = z.strictObject({
       subject: z.string().regex(/^(mailto:|https:\/\/)\S+$/, 'must be a mailto: or https:// URL').optional(),
     }).prefault({}),
   }).prefault({}),
+  /** Chat (SIP MESSAGE, RFC 3428, and /v1/conversations): one-to-one and groups, offline delivery, receipts. */
+  messaging: z.strictObject({
+    enabled: z.boolean().default(true),
+    /** Largest message body in bytes (413 above it); RFC 3428 §7 asks for no more than what fits a UDP datagram only for UDP. */
+    maxBodySize: z.number().int().min(256).max(1_048_576).default(65_536),
+    /** Messages one user may send per minute, all conversations together (beyond it: 503 with Retry-After, HTTP 429). */
+    ratePerMinute: z.number().int().min(1).max(100_000).default(120),
+    /** Messages one user may send to one recipient (or group) per 10 seconds: flood control. */
+    floodPer10s: z.number().int().min(1).max(10_000).default(20),
+    /** Members of a group at most, its owner included. */
+    maxGroupMembers: z.number().int().min(2).max(10_000).default(256),
+    /** Messages and files older than this many days are deleted; 0 keeps them forever. */
+    retentionDays: z.number().int().min(0).max(36_500).default(0),
+    /** Seconds a device has to answer a delivered MESSAGE before it is tried again at its next REGISTER. */
+    deliveryTimeout: z.number().int().min(1).max(64).default(32),
+    /** Largest uploaded file in bytes (POST /v1/files: 413 above it). */
+    maxFileSize: z.number().int().min(1024).max(2 ** 32).default(25 * 1024 * 1024),
+    /** Content types POST /v1/files takes (`type/*` allows a whole type); others get 415. */
+    fileTypes: z.array(z.string().regex(/^[a-z0-9.+-]+\/([a-z0-9.+-]+|\*)$/, 'must be a MIME type such as image/png or image/*')).min(1)
+      .default(['image/*', 'audio/*', 'video/*', 'application/pdf', 'text/plain', 'application/zip', 'application/octet-stream']),
+  }).prefault({}),
+  /** Chat files and message bodies at rest: AES-256-GCM, a fresh key per object wrapped by the master key. */
+  storage: z.strictObject({
+    /**
+     * The master key: 32 bytes as 64 hex characters or base64. Unset: generated into dataDir/storage/master.key
+     * (0600). Losing it loses every message and file: back it up apart from the database.
+     */
+    masterKey: z.string().regex(/^([0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)$/, 'must be 32 bytes as 64 hex characters or base64 (44 characters)').optional(),
+    /** Where chat files are kept (ciphertext only); default dataDir/files. */
+    path: z.string().min(1).optional(),
+  }).prefault({}),
   store: z.strictObject({
     /** `sqlite:data/softswitch.db` (embedded default) or `mysql://user:pass@host:3306/db`. */
     url: z.string().min(1).default('sqlite:data/softswitch.db'),
@@ -383,7 +414,7 @@ const schema = z.strictObject({
 export type Config = z.output<typeof schema>;
 
 /** Keys whose value a ConfigError never shows. */
-const SECRET_KEYS = new Set(['http.tokenSecret', 'push.webpush.privateKey']);
+const SECRET_KEYS = new Set(['http.tokenSecret', 'push.webpush.privateKey', 'storage.masterKey']);
 
 /** Environment variables: SOFTSWITCH_SIP_LISTEN="udp:…,tcp:…" etc.; lists are comma-separated. */
 const ENV: Array<[string, string[], 'string' | 'list' | 'number']> = [
@@ -397,6 +428,7 @@ const ENV: Array<[string, string[], 'string' | 'list' | 'number']> = [
   ['SOFTSWITCH_MEDIA_RTPENGINE', ['media', 'rtpengine'], 'list'],
   ['SOFTSWITCH_HTTP_LISTEN', ['http', 'listen'], 'string'],
   ['SOFTSWITCH_HTTP_TOKEN_SECRET', ['http', 'tokenSecret'], 'string'],
+  ['SOFTSWITCH_STORAGE_MASTER_KEY', ['storage', 'masterKey'], 'string'],
   ['SOFTSWITCH_LOG_LEVEL', ['log', 'level'], 'string'],
   ['SOFTSWITCH_DATA_DIR', ['dataDir'], 'string'],
 ];
