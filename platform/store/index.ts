@@ -19,3 +19,7 @@ export type {
   CallDirection, CallDisposition, CallHangupBy, CallParty, CallRecord, CallQuery, CallPage, CallRepository, DialogRepository, PersistedDialog, HistoryWrite, HistoryWriteRepository,
 } from './types.js';
 export { SqlRefreshTokenRepository, type RefreshTokenRecord, type RefreshTokenRepository } from './refresh-tokens.js';
+export type {
+  ConversationKind, MemberRole, MessageKind, ConversationRecord, MemberRecord, StoredMessage, NewMessage, InboxEntry, ConversationSummary,
+  MessagePageQuery, ReceiptRecord, FileRecord, MessageRepository,
+} from './message-types.js';
