@@ -94,8 +94,11 @@ export interface ConversationSummary {
 /** A page of a conversation, oldest first; `before`/`after` are message seqs (exclusive). */
 export interface MessagePageQuery {
   conversationId: string;
-  /** The reader: messages they deleted are left out. */
-  user: string;
+  /**
+   * The reader: only the messages they have an inbox row for (received or sent while a member), minus the
+   * ones they deleted. Undefined (an admin): every message of the conversation.
+   */
+  user?: string | undefined;
   before?: number | undefined;
   after?: number | undefined;
   limit: number;
