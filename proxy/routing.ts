@@ -44,7 +44,21 @@ export interface RouterDeps {
   mid?: MidRegistrarRouting;
   /** The push call server (RFC 8599): sleeping devices are woken and the INVITE waits for them. */
   push?: PushRouting;
+  /** Chat (messaging/): MESSAGEs to users and groups are stored and delivered by it instead of proxied. */
+  messaging?: MessagingRouting;
   logger: Logger;
+}
+
+/** What the routing policy asks of chat (messaging/). */
+export interface MessagingRouting {
+  /**
+   * Takes a MESSAGE outside a dialog for `recipient` (`user@domain` of a subscriber, or a group's
+   * `group-…@domain`): stores it and answers (202, or the refusal). `sender` is the authenticated user,
+   * undefined for a trusted source. Resolves false, having answered nothing, for a group that does not exist.
+   */
+  take(request: SipRequest, tx: ServerTransaction, sender: string | undefined, recipient: string): Promise<boolean>;
+  /** Whether a user part names a group (`group-…`). */
+  isGroup(user: string): boolean;
 }
 
 export interface PstnRouting {
@@ -96,6 +110,7 @@ export class Router implements StackUser {
   private readonly pstn: PstnRouting | undefined;
   private readonly mid: MidRegistrarRouting | undefined;
   private readonly push: PushRouting | undefined;
+  private readonly messaging: MessagingRouting | undefined;
   private readonly log: Logger;
 
   constructor(deps: RouterDeps) {
@@ -109,6 +124,7 @@ export class Router implements StackUser {
     this.pstn = deps.pstn;
     this.mid = deps.mid;
     this.push = deps.push;
+    this.messaging = deps.messaging;
     this.log = categoryLogger(deps.logger, 'proxy.route');
   }
 
@@ -177,6 +193,13 @@ export class Router implements StackUser {
     const uri = req.ruri;
     const user = uri instanceof SipUri ? uri.userUnescaped ?? '' : uri instanceof TelUri ? uri.number : '';
     const domain = uri instanceof SipUri ? this.domains.canonical(uri.hostname) : undefined;
+    // Chat: a MESSAGE for a user or a group of ours is stored and delivered to every device (messaging/).
+    const chat = req.method === 'MESSAGE' ? this.messaging : undefined;
+    if (chat !== undefined && uri instanceof SipUri && domain !== undefined) {
+      const name = uri.userUnescaped ?? '';
+      if (chat.isGroup(name)) return (await chat.take(req, tx, caller, `${name}@${domain}`)) ? undefined : this.reply(tx, 404);
+      if ((await this.subscribers.getCredentials(name, domain)) !== undefined) return void (await chat.take(req, tx, caller, `${name}@${domain}`));
+    }
     if (uri instanceof SipUri && domain !== undefined) {
       const bindings = this.registrar.lookup(aorIn(uri, domain));
       if (bindings.length > 0) {
@@ -192,6 +215,8 @@ export class Router implements StackUser {
     const pstn = this.pstn;
     if (pstn === undefined || number === '') return this.reply(tx, 404);
     const did = pstn.data.did(number);
+    // An SMS to a DID is a chat message for the user it belongs to.
+    if (did !== undefined && chat !== undefined) return void (await chat.take(req, tx, caller, `${did.username}@${did.domain.toLowerCase()}`));
     if (did !== undefined) {
       const aor = aorIn(new SipUri({ scheme: 'sip', user: did.username, host: did.domain }), did.domain.toLowerCase());
       const bindings = this.registrar.lookup(aor);
@@ -446,7 +471,7 @@ export class Router implements StackUser {
 }
 
 /** A binding becomes a branch: its contact as Request-URI, sent over its own connection (RFC 5626). */
-function targetOf(b: Binding): ForwardTarget & { destination: Destination } {
+export function targetOf(b: Binding): ForwardTarget & { destination: Destination } {
   const destination: Destination = b.flow !== undefined
     ? { protocol: b.flow.protocol, address: b.flow.remote.address, port: b.flow.remote.port, flowId: b.flow.id }
     // No connection (UDP, or loaded from the store): where the REGISTER came from, which crosses NATs.

@@ -13,7 +13,7 @@ import { TransportLayer, loadOrCreateCertificate } from '../src/transport/index.
 import { HttpServer, UserTokens, loadTokenKey } from '../platform/http/index.js';
 import { type Registrar, type CredentialSource, CachedCredentialSource, NonceLedger, createRegistrar, isAsleep, isSameDevice } from '../registrar/index.js';
 import { type Security, banRoutes, createSecurity } from '../security/index.js';
-import { MediaHook, ProxyCore, Router } from '../proxy/index.js';
+import { MediaHook, ProxyCore, Router, targetOf } from '../proxy/index.js';
 import { type Balancer, type ReloadSummary, createBalancer } from '../balancer/index.js';
 import { type MidRegistrar, createMidRegistrar } from '../registrar/mid/index.js';
 import { pickerFromBalancer } from './balancer-picker.js';
@@ -22,6 +22,11 @@ import { DialogTracker } from '../src/dialog/index.js';
 import { PushService, type PushProviderClient, WebPushClient, createPushProviders } from '../push/index.js';
 import type { PushProvider } from '../src/sip/index.js';
 import { HistoryWriter, callRecordOf, callRoutes, dialogOfRow, persistedDialog } from '../history/index.js';
+import { type Messaging, createMessaging, isGroupId } from '../messaging/index.js';
+import { Envelope } from '../messaging/envelope.js';
+import { EncryptedFiles, LocalBlobStore } from '../messaging/file-store.js';
+import { fileRoutes } from '../messaging/file-routes.js';
+import { chatRoutes } from '../messaging/routes.js';
 
 export interface Softswitch {
   readonly stack: Stack;
@@ -31,6 +36,8 @@ export interface Softswitch {
   readonly dialogs: DialogTracker;
   /** Writes call records and persisted dialogs to the store (queue, retry, spill file). */
   readonly history: HistoryWriter;
+  /** Chat: MESSAGE storage and delivery, groups, receipts (undefined with messaging.enabled false). */
+  readonly messaging: Messaging | undefined;
   readonly http: HttpServer;
   /** Backends, dialplan, DIDs and trusted sources. */
   readonly balancer: Balancer;
@@ -212,6 +219,37 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     if (record !== undefined) history.push({ op: 'record', record });
     else if (d.answeredAt !== undefined) history.push({ op: 'forget', id: d.id });
   });
+  // Chat: bodies and files sealed with the master key (storage.masterKey or dataDir/storage/master.key).
+  const envelope = config.messaging.enabled ? Envelope.load({ masterKey: config.storage.masterKey, dataDir: resolve(config.dataDir), logger }) : undefined;
+  const blobs = envelope && new LocalBlobStore(resolve(config.storage.path ?? join(config.dataDir, 'files')));
+  const files = envelope && blobs && new EncryptedFiles(blobs, envelope);
+  const messaging = envelope === undefined ? undefined : createMessaging({
+    stack,
+    repo: store.messages,
+    sealer: envelope,
+    devices: {
+      lookup: (aor) => registrar.lookup(aor),
+      isAsleep,
+      target: targetOf,
+      onBinding: (listener) => registrar.onBinding(listener),
+      push: pushProviders.size === 0 ? undefined : (b, payload) => push.message(b, payload),
+    },
+    domains: config.sip.domain.map((d) => d.toLowerCase()),
+    userExists: async (user) => {
+      const at = user.lastIndexOf('@');
+      return (await subscribers.getCredentials(user.slice(0, at), user.slice(at + 1))) !== undefined;
+    },
+    removeFile: blobs && ((location) => blobs.remove(location)),
+    options: {
+      maxBodySize: config.messaging.maxBodySize,
+      ratePerMinute: config.messaging.ratePerMinute,
+      floodPer10s: config.messaging.floodPer10s,
+      maxGroupMembers: config.messaging.maxGroupMembers,
+      retentionDays: config.messaging.retentionDays,
+      deliveryTimeoutMs: config.messaging.deliveryTimeout * 1000,
+    },
+    logger,
+  });
   const media = new MediaHook(gateway, dialogs, logger);
   const proxy = new ProxyCore({
     stack, logger, media, secret: derive('record-route'),
@@ -219,6 +257,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   });
   stack.setUser(new Router({
     stack, proxy, recordRoute: proxy.recordRoute, registrar, subscribers, dialogs, domains: config.sip.domain, logger, mid,
+    messaging: messaging && { take: (req, tx, sender, recipient) => messaging.sip.take(req, tx, sender, recipient), isGroup: isGroupId },
     push: pushProviders.size === 0 ? undefined : {
       isAsleep,
       wake: (b, call, signal) => push.wake(b, call, signal),
@@ -256,6 +295,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
         registrations: registrar.locations.count,
         dialogs: dialogs.stats(),
         push: push.stats(),
+        ...(messaging === undefined ? {} : { messaging: messaging.stats() }),
         rtpengine: gateway.stats().map((n) => ({ node: `${n.host}:${n.port}`, up: n.up, calls: n.calls })),
         messages: stack.stats,
         security: security.stats(),
@@ -272,6 +312,18 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   });
   http.routes(banRoutes(security.bans));
   http.routes(callRoutes(store.calls), { access: 'user' });
+  if (messaging !== undefined && files !== undefined) {
+    http.routes(chatRoutes(messaging.chat), { access: 'user' });
+    http.routes(fileRoutes({
+      files,
+      index: store.messages,
+      mayRead: (user, file) => messaging.chat.mayReadFile(user, file),
+      mayPost: (user, conversationId) => messaging.chat.isMember(conversationId, user),
+      maxFileSize: config.messaging.maxFileSize,
+      fileTypes: config.messaging.fileTypes,
+      logger,
+    }), { access: 'user' });
+  }
   let started = false;
   return {
     stack,
@@ -279,6 +331,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     registrar,
     dialogs,
     history,
+    messaging,
     http,
     balancer,
     mid,
@@ -294,6 +347,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
         categoryLogger(logger, 'dialog').warn({ err: (err as Error).message }, 'the persisted dialogs could not be read: calls in progress before this start end without a record');
       }
       await registrar.start();
+      messaging?.start();
       await stack.start();
       // After the stack: the first probes go out at once.
       await balancer.start();
@@ -318,6 +372,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
         balancer.stop();
         await stack.stop();
         dialogs.stop();
+        messaging?.stop();
         await push.close();
         await history.stop(HISTORY_STOP_MS);
         await registrar.stop();

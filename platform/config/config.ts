@@ -70,8 +70,8 @@ const schema = z.strictObject({
     advertise: hostname.optional(),
     /** The domains this softswitch serves (registrar and proxy for them; everything else is foreign). */
     domain: z.array(hostname).min(1).default(['localhost']),
-    /** Largest SIP message accepted, bytes. */
-    maxMessageSize: z.number().int().min(1500).max(1_048_576).default(65535),
+    /** Largest SIP message accepted, bytes (80 KiB: a 64 KiB chat MESSAGE body and its headers fit). */
+    maxMessageSize: z.number().int().min(1500).max(1_048_576).default(81920),
     /** Cap on simultaneous TCP/TLS/WS/WSS connections per process. */
     maxConnections: z.number().int().min(1).max(1_000_000).default(20000),
     /** Close a stream connection after this long without any traffic, seconds. */
@@ -109,15 +109,16 @@ const schema = z.strictObject({
      * Largest message per transport, bytes (sip.maxMessageSize stays the ceiling over all of them).
      * UDP 16 KiB: desk phones send 1.5–4 KB INVITEs, 6–8 KB with video SDP; a datagram of 12+ IP fragments
      * rarely survives the path anyway (RFC 3261 §18.1.1 moves large requests to TCP). Streams and
-     * WebSockets 64 KiB: WebRTC INVITEs over WSS carry 5–15 KB of SDP, up to ~30 KB with many ICE
-     * candidates and simulcast.
+     * WebSockets 80 KiB: WebRTC INVITEs over WSS carry 5–15 KB of SDP, up to ~30 KB with many ICE
+     * candidates and simulcast, and a chat MESSAGE up to messaging.maxBodySize (64 KiB) plus its headers
+     * (RFC 3428 §8: large MESSAGEs go over congestion-controlled transports, so UDP keeps 16 KiB).
      */
     maxMessageSize: z.strictObject({
       udp: z.number().int().min(1500).max(1_048_576).default(16384),
-      tcp: z.number().int().min(1500).max(1_048_576).default(65535),
-      tls: z.number().int().min(1500).max(1_048_576).default(65535),
-      ws: z.number().int().min(1500).max(1_048_576).default(65535),
-      wss: z.number().int().min(1500).max(1_048_576).default(65535),
+      tcp: z.number().int().min(1500).max(1_048_576).default(81920),
+      tls: z.number().int().min(1500).max(1_048_576).default(81920),
+      ws: z.number().int().min(1500).max(1_048_576).default(81920),
+      wss: z.number().int().min(1500).max(1_048_576).default(81920),
     }).prefault({}),
     /** Header fields (lines) per message: a phone's INVITE has 15–30, a few proxies add a Via and a Record-Route each. */
     maxHeaders: z.number().int().min(20).max(10000).default(128),

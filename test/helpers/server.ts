@@ -14,6 +14,8 @@ export interface TestServer {
   dataDir: string;
   /** Provisions a subscriber, as `softswitch user add alice@example.com --password …` does. */
   addUser(address: string, password: string): Promise<void>;
+  /** Stops the server and starts a new one on the same configuration and data folder (new ports). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -36,7 +38,7 @@ export async function startTestServer(raw: Record<string, unknown> = {}, options
     dataDir,
   });
   const logger = process.env.LOG ? createLogger({ level: process.env.LOG as 'debug' }) : silentLogger();
-  const server = await createSoftswitch(config, logger, options);
+  let server = await createSoftswitch(config, logger, options);
   await server.start();
   const listener = (protocol: TransportProtocol): ListenSpec => {
     const l = server.stack.listeners.find((x) => x.protocol === protocol);
@@ -44,13 +46,20 @@ export async function startTestServer(raw: Record<string, unknown> = {}, options
     return l;
   };
   return {
-    server,
+    get server() {
+      return server;
+    },
     dataDir,
     listener,
     addr: (protocol) => `${listener(protocol).address}:${listener(protocol).port}`,
     async addUser(address, password) {
       const at = address.lastIndexOf('@');
       await server.store.subscribers.add({ username: address.slice(0, at), domain: address.slice(at + 1), password });
+    },
+    async restart() {
+      await server.stop();
+      server = await createSoftswitch(config, logger, options);
+      await server.start();
     },
     async stop() {
       await server.stop();

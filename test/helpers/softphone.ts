@@ -16,13 +16,25 @@ import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import JsSIP from 'jssip';
 import {
-  Invitation, Inviter, Registerer, RegistererState, SessionState, UserAgent, type Session,
+  Invitation, Inviter, Messager, Registerer, RegistererState, SessionState, UserAgent, type Session,
 } from 'sip.js';
 import { WebSocket as WsWebSocket } from 'ws';
 import {
   type FakePcConfig, FakePeerConnection, type FakeSessionDescriptionHandler, type MediaDirection, type MediaProfile,
   createFakeMediaStream, createFakeSdhFactory, installFakeWebRtc,
 } from './fake-media.js';
+
+/** What the wrappers read of JsSIP's incoming requests and responses. */
+interface JsSipIncomingRequest {
+  from: { uri: { toString(): string } };
+  to: { uri: { toString(): string } };
+  body?: string;
+  getHeader(name: string): string | undefined;
+}
+interface JsSipIncomingResponse {
+  status_code: number;
+  getHeader(name: string): string | undefined;
+}
 
 // ---- the common interface ----------------------------------------------------------------------------
 
@@ -113,6 +125,31 @@ export interface IncomingCall {
   waitForEnded(timeoutMs?: number): Promise<CallEnd>;
 }
 
+/** A MESSAGE (RFC 3428) the phone received. */
+export interface ReceivedMessage {
+  /** The From and To URIs. */
+  readonly from: string;
+  readonly to: string;
+  readonly contentType: string;
+  readonly body: string;
+  /** The server's id of the message (X-Message-Id), when it gave one. */
+  readonly messageId: string | undefined;
+  /** The Date header: when the message was sent. */
+  readonly date: string | undefined;
+}
+
+/** How the server answered a MESSAGE the phone sent. */
+export interface SentMessage {
+  status: number;
+  /** The server's id of the stored message (X-Message-Id of the 202). */
+  messageId: string | undefined;
+}
+
+export interface SendMessageOptions {
+  contentType?: string;
+  timeoutMs?: number;
+}
+
 /** One WebSocket a phone opened, with the SIP messages it carried. */
 export interface PhoneSocket {
   readonly url: string;
@@ -143,6 +180,14 @@ export interface Softphone {
    * server has not noticed): whatever the server still sends there lands in `staleMessages`.
    */
   reconnect(options?: { stale?: boolean; timeoutMs?: number }): Promise<void>;
+  /** Sends a MESSAGE outside a dialog; resolves on a 2xx, rejects (SOFTPHONE_ERR_STATUS with the status) otherwise. */
+  sendMessage(target: string, body: string, options?: SendMessageOptions): Promise<SentMessage>;
+  /** Every MESSAGE received so far, in order. */
+  readonly received: readonly ReceivedMessage[];
+  /** Resolves once `count` MESSAGEs in all have been received (the first `count`). */
+  waitForMessages(count: number, timeoutMs?: number): Promise<ReceivedMessage[]>;
+  /** The status incoming MESSAGEs are answered with; 200 by default (480: the app cannot take it now). */
+  messageAnswer: number;
   /** Un-registers (bounded), stops the user agent and closes every socket. Never throws. */
   stop(): Promise<void>;
   /**
@@ -307,6 +352,8 @@ abstract class PhoneBase implements Softphone {
   private readonly queue: IncomingCall[] = [];
   private readonly waiters: Array<Deferred<IncomingCall>> = [];
   private readonly incomingHandlers: Array<(call: IncomingCall) => void> = [];
+  readonly received: ReceivedMessage[] = [];
+  messageAnswer = 200;
 
   protected constructor(options: SoftphoneOptions) {
     installTestWebSocket();
@@ -383,6 +430,28 @@ abstract class PhoneBase implements Softphone {
     const waiter = this.waiters.shift();
     if (waiter) waiter.resolve(call);
     else this.queue.push(call);
+  }
+
+  abstract sendMessage(target: string, body: string, options?: SendMessageOptions): Promise<SentMessage>;
+
+  waitForMessages(count: number, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<ReceivedMessage[]> {
+    if (this.received.length >= count) return Promise.resolve(this.received.slice(0, count));
+    const done = new Promise<ReceivedMessage[]>((resolve) => {
+      const check = (): void => {
+        if (this.received.length < count) return;
+        this.events.off('message', check);
+        resolve(this.received.slice(0, count));
+      };
+      this.events.on('message', check);
+    });
+    return withTimeout(done, timeoutMs, `${this.aor} waiting for ${count} messages (${this.received.length} so far)`);
+  }
+
+  /** A MESSAGE arrived (answered with messageAnswer by the library wrapper). */
+  protected messageReceived(m: ReceivedMessage): void {
+    if (this.messageAnswer >= 300) return;
+    this.received.push(m);
+    this.events.emit('message');
   }
 
   /** Called on every REGISTER answered 200 with our binding. */
@@ -626,6 +695,19 @@ class SipJsPhone extends PhoneBase {
       ...(options.contactParams === undefined ? {} : { contactParams: options.contactParams }),
       ...(options.instanceId === undefined ? {} : { instanceId: options.instanceId, instanceIdAlwaysAdded: true }),
       delegate: {
+        onMessage: (message) => {
+          const r = message.request;
+          if (this.messageAnswer >= 300) return void message.reject({ statusCode: this.messageAnswer }).catch(() => undefined);
+          void message.accept().catch(() => undefined);
+          this.messageReceived({
+            from: r.from.uri.toString(),
+            to: r.to.uri.toString(),
+            contentType: r.getHeader('Content-Type') ?? '',
+            body: r.body,
+            messageId: r.getHeader('X-Message-Id'),
+            date: r.getHeader('Date'),
+          });
+        },
         onInvite: (invitation) => {
           if (this.stopped) return void invitation.reject({ statusCode: 480 }).catch(() => undefined);
           const incoming = new SipJsIncoming(invitation, () => this.sdhs.get(invitation), this.settle);
@@ -710,6 +792,25 @@ class SipJsPhone extends PhoneBase {
       },
     });
     await withTimeout(result.promise, timeoutMs, `${this.aor} un-REGISTER`);
+  }
+
+  sendMessage(target: string, body: string, options: SendMessageOptions = {}): Promise<SentMessage> {
+    const uri = UserAgent.makeURI(target);
+    if (uri === undefined) throw new TypeError(`not a SIP URI: ${target}`);
+    const result = new Deferred<SentMessage>();
+    const messager = new Messager(this.ua, uri, body, options.contentType ?? 'text/plain');
+    messager
+      .message({
+        requestDelegate: {
+          onAccept: (r) => result.resolve({ status: r.message.statusCode ?? 0, messageId: r.message.getHeader('X-Message-Id') }),
+          onReject: (r) => {
+            const status = r.message.statusCode ?? 0;
+            result.reject(new SoftphoneError('SOFTPHONE_ERR_STATUS', `MESSAGE answered ${status} ${r.message.reasonPhrase ?? ''}`, status));
+          },
+        },
+      })
+      .catch((err: unknown) => result.reject(new SoftphoneError('SOFTPHONE_ERR_FAILED', `MESSAGE not sent: ${String(err)}`)));
+    return withTimeout(result.promise, options.timeoutMs ?? DEFAULT_TIMEOUT_MS, `${this.aor} MESSAGE to ${target}`);
   }
 
   async call(target: string, options: CallOptions = {}): Promise<CallHandle> {
@@ -937,6 +1038,21 @@ class JsSipPhone extends PhoneBase {
       user_agent: 'softswitch-test JsSIP',
     });
     this.ua.on('registered', () => this.registered());
+    this.ua.on('newMessage', (e: unknown) => {
+      const ev = e as { originator: string; message: { reject(o: { status_code: number }): void }; request: JsSipIncomingRequest };
+      if (ev.originator !== 'remote') return;
+      // JsSIP answers 200 itself unless the app rejects first.
+      if (this.messageAnswer >= 300) return void ev.message.reject({ status_code: this.messageAnswer });
+      const r = ev.request;
+      this.messageReceived({
+        from: r.from.uri.toString(),
+        to: r.to.uri.toString(),
+        contentType: r.getHeader('Content-Type') ?? '',
+        body: r.body ?? '',
+        messageId: r.getHeader('X-Message-Id'),
+        date: r.getHeader('Date'),
+      });
+    });
     (this.ua as unknown as EventEmitter).on('newTransaction', (e: { transaction: object }) => this.transactions.add(e.transaction));
     this.ua.on('newRTCSession', (e: unknown) => {
       const ev = e as unknown as { originator: string; session: JsSipSession; request: { ruri: { toString(): string }; toString(): string } };
@@ -976,6 +1092,27 @@ class JsSipPhone extends PhoneBase {
     const result = new Promise<void>((resolve) => this.ua.once('unregistered', () => resolve()));
     this.ua.unregister();
     return withTimeout(result, timeoutMs, `${this.aor} un-REGISTER`);
+  }
+
+  sendMessage(target: string, body: string, options: SendMessageOptions = {}): Promise<SentMessage> {
+    const result = new Promise<SentMessage>((resolve, reject) => {
+      this.ua.sendMessage(target, body, {
+        contentType: options.contentType ?? 'text/plain',
+        eventHandlers: {
+          succeeded: (e: unknown) => {
+            const response = (e as { response: JsSipIncomingResponse }).response;
+            resolve({ status: response.status_code, messageId: response.getHeader('X-Message-Id') });
+          },
+          failed: (e) => {
+            const status = e.response?.status_code;
+            reject(status === undefined
+              ? new SoftphoneError('SOFTPHONE_ERR_FAILED', `MESSAGE failed: ${String(e.cause)}`)
+              : new SoftphoneError('SOFTPHONE_ERR_STATUS', `MESSAGE answered ${status} ${e.response.reason_phrase ?? ''}`, status));
+          },
+        },
+      });
+    });
+    return withTimeout(result, options.timeoutMs ?? DEFAULT_TIMEOUT_MS, `${this.aor} MESSAGE to ${target}`);
   }
 
   async call(target: string, options: CallOptions = {}): Promise<CallHandle> {
