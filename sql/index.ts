@@ -10,6 +10,7 @@ import * as m0002 from './0002_routing.js';
 import * as m0003 from './0003_admin_tokens.js';
 import * as m0004 from './0004_calls.js';
 import * as m0005 from './0005_user_tokens.js';
+import * as m0006 from './0006_messaging.js';
 
 export interface Migration {
   /** Recorded in knex_migrations; stable forever. */
@@ -24,4 +25,5 @@ export const migrations: readonly Migration[] = [
   { name: '0003_admin_tokens', up: m0003.up, down: m0003.down },
   { name: '0004_calls', up: m0004.up, down: m0004.down },
   { name: '0005_user_tokens', up: m0005.up, down: m0005.down },
+  { name: '0006_messaging', up: m0006.up, down: m0006.down },
 ];

@@ -23,3 +23,4 @@ export type {
   ConversationKind, MemberRole, MessageKind, ConversationRecord, MemberRecord, StoredMessage, NewMessage, InboxEntry, ConversationSummary,
   MessagePageQuery, ReceiptRecord, FileRecord, MessageRepository,
 } from './message-types.js';
+export { SqlMessageRepository, MAX_MESSAGE_PAGE, MAX_SEALED_BODY, PURGE_BATCH } from './sql-message-repository.js';

@@ -7,8 +7,10 @@ import { SqlDialogRepository } from './sql-dialog-repository.js';
 import { SqlHistoryWrites } from './sql-history-writes.js';
 import { SqlDomainRepository } from './sql-domain-repository.js';
 import { SqlLocationRepository } from './sql-location-repository.js';
+import { SqlMessageRepository } from './sql-message-repository.js';
 import { SqlRoutingRepository } from './sql-routing-repository.js';
 import { SqlSubscriberRepository } from './sql-subscriber-repository.js';
+import type { MessageRepository } from './message-types.js';
 import type { RoutingRepository } from './routing-types.js';
 import type {
   AdminTokenRepository, CallRepository, DialogRepository, DomainRepository, HistoryWriteRepository, LocationRepository, SqlStore, StoreDialect,
@@ -25,6 +27,7 @@ export class KnexStore implements SqlStore {
   readonly calls: CallRepository;
   readonly dialogs: DialogRepository;
   readonly historyWrites: HistoryWriteRepository;
+  readonly messages: MessageRepository;
   private readonly ctx: SqlContext;
   private closing: Promise<void> | undefined;
 
@@ -38,6 +41,7 @@ export class KnexStore implements SqlStore {
     this.historyWrites = new SqlHistoryWrites(this.ctx);
     this.calls = new SqlCallRepository(this.ctx);
     this.dialogs = new SqlDialogRepository(this.ctx);
+    this.messages = new SqlMessageRepository(this.ctx);
   }
 
   /** Idempotent; repository calls made afterwards throw STORE_ERR_CLOSED. */

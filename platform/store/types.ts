@@ -6,6 +6,7 @@ import type { Knex } from 'knex';
 import type { Logger } from '../../src/log/index.js';
 // Types only: the routing records are the load balancer's (balancer/); the store persists them.
 import type { RoutingRepository } from './routing-types.js';
+import type { MessageRepository } from './message-types.js';
 
 export type StoreDialect = 'sqlite' | 'mysql';
 
@@ -184,6 +185,8 @@ export interface Store {
   readonly calls: CallRepository;
   /** The active dialogs each worker persists (sql/0004_calls.ts). */
   readonly dialogs: DialogRepository;
+  /** Chat conversations, messages, inboxes, device cursors, receipts and files (sql/0006_messaging.ts). */
+  readonly messages: MessageRepository;
   close(): Promise<void>;
 }
 

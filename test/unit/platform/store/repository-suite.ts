@@ -14,8 +14,10 @@ import { callSuite } from './call-suite.js';
 import { routingSuite } from './routing-suite.js';
 import { tokenSuite } from './token-suite.js';
 import { refreshTokenSuite } from './refresh-token-suite.js';
+import { messageSuite } from './message-suite.js';
 
-const TABLES = ['domains', 'subscribers', 'locations', 'backend_sets', 'backends', 'routes', 'dids', 'trusted', 'admin_tokens', 'calls', 'dialogs'];
+const TABLES = ['domains', 'subscribers', 'locations', 'backend_sets', 'backends', 'routes', 'dids', 'trusted', 'admin_tokens', 'calls', 'dialogs',
+  'chat_conversations', 'chat_members', 'chat_messages', 'chat_inbox', 'chat_devices', 'chat_receipts', 'chat_files', 'chat_file_links'];
 
 
 function expectedHa1(username: string, realm: string, password: string) {
@@ -358,6 +360,7 @@ export function repositorySuite(target: Target): void {
 
     callSuite(() => store, () => db.url);
     refreshTokenSuite(() => store);
+    messageSuite(() => store);
 
     describe('closing', () => {
       it('a closed store refuses calls with STORE_ERR_CLOSED, and closing twice is harmless', async () => {
