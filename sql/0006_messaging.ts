@@ -69,7 +69,8 @@ export async function up(knex: Knex): Promise<void> {
     t.bigInteger('created_at').notNullable();
     t.index(['conversation_id', 'seq']);
     // findByImdnId; the sender is checked on the few rows found (with it the key would pass 3072 bytes).
-    t.index(['conversation_id', 'imdn_id']);
+    // A receipt names the message by its IMDN Message-ID only (random: the index alone is selective).
+    t.index(['imdn_id']);
     // Retention (purge).
     t.index(['created_at']);
   });

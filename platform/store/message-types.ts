@@ -160,8 +160,11 @@ export interface MessageRepository {
   addMessage(message: NewMessage, recipients: string[]): Promise<StoredMessage>;
   getMessage(id: string): Promise<StoredMessage | undefined>;
   getMessageBySeq(seq: number): Promise<StoredMessage | undefined>;
-  /** The message of a conversation sent by `sender` with this IMDN Message-ID (a receipt names it). */
-  findByImdnId(conversationId: string, sender: string, imdnId: string): Promise<StoredMessage | undefined>;
+  /**
+   * The message `sender` sent with this IMDN Message-ID, in whatever conversation: a receipt names only
+   * the id, and comes back to the sender directly even for a group message (RFC 5438 §7.1.1.1).
+   */
+  findByImdnId(sender: string, imdnId: string): Promise<StoredMessage | undefined>;
   /** Oldest first; see MessagePageQuery. */
   page(query: MessagePageQuery): Promise<StoredMessage[]>;
   /** "Delete for me": the user no longer sees the message (listing, unread, search). */

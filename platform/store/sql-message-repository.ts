@@ -428,12 +428,11 @@ export class SqlMessageRepository implements MessageRepository {
     return this.oneMessage('reading a message', (b) => b.where({ seq: key }));
   }
 
-  async findByImdnId(id: string, sender: string, imdnId: string): Promise<StoredMessage | undefined> {
-    const key = conversationId(id);
+  async findByImdnId(sender: string, imdnId: string): Promise<StoredMessage | undefined> {
     const from = userName(sender, 'sender');
     const imdn = checkText('imdnId', imdnId, MAX_SHORT);
     // The newest, should a sender ever reuse a Message-ID (RFC 5438 §6.3 asks it to be unique).
-    return this.oneMessage('finding a message by its IMDN Message-ID', (b) => b.where({ conversation_id: key, imdn_id: imdn, sender: from }).orderBy('seq', 'desc'));
+    return this.oneMessage('finding a message by its IMDN Message-ID', (b) => b.where({ imdn_id: imdn, sender: from }).orderBy('seq', 'desc'));
   }
 
   private async oneMessage(what: string, where: (b: Knex.QueryBuilder) => void): Promise<StoredMessage | undefined> {

@@ -162,15 +162,15 @@ export function messageSuite(getStore: () => SqlStore): void {
         assert.ok(read?.body.equals(body));
       });
 
-      it('findByImdnId finds the message of that sender in that conversation only', async () => {
+      it('findByImdnId finds the message of that sender, in whichever conversation', async () => {
         const store = getStore();
         await store.messages.createConversation(group('group-i'), [{ user: ALICE, role: 'owner' }, { user: BOB, role: 'member' }]);
         await store.messages.createConversation(group('group-j'), [{ user: ALICE, role: 'owner' }]);
         const m = await store.messages.addMessage(message('group-i', ALICE, { imdnId: 'id-42' }), [BOB]);
         await store.messages.addMessage(message('group-j', ALICE, { imdnId: 'id-43' }), [ALICE]);
-        assert.deepEqual(await store.messages.findByImdnId('group-i', ALICE, 'id-42'), m);
-        assert.equal(await store.messages.findByImdnId('group-i', BOB, 'id-42'), undefined);
-        assert.equal(await store.messages.findByImdnId('group-j', ALICE, 'id-42'), undefined);
+        assert.deepEqual(await store.messages.findByImdnId(ALICE, 'id-42'), m);
+        assert.equal(await store.messages.findByImdnId(BOB, 'id-42'), undefined);
+        assert.equal(await store.messages.findByImdnId(ALICE, 'id-44'), undefined);
       });
 
       it('addMessage to a conversation that does not exist is refused by the foreign key (STORE_ERR_INVALID) and writes nothing', async () => {
