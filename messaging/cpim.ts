@@ -81,6 +81,7 @@ function readSection(text: string, start: number, what: string, folding: boolean
   let pos = start;
   for (;;) {
     const nl = text.indexOf('\n', pos);
+    if (nl === -1 && text.length - pos > CPIM_MAX_LINE) throw new CpimError(`${what}: a header line is longer than ${CPIM_MAX_LINE} characters`);
     if (nl === -1) throw new CpimError(`${what}: no blank line after the headers`);
     const lineEnd = nl > pos && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
     if (lineEnd - pos > CPIM_MAX_LINE) throw new CpimError(`${what}: a header line is longer than ${CPIM_MAX_LINE} characters`);
