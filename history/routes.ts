@@ -18,7 +18,7 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { principalOf } from '../platform/http/index.js';
+import { normalizeUser, principalOf } from '../platform/http/index.js';
 import { CALL_DIRECTIONS, CALL_DISPOSITIONS, MAX_CALL_PAGE, type CallParty, type CallQuery, type CallRecord, type CallRepository } from '../platform/store/index.js';
 
 export const DEFAULT_PAGE = 50;
@@ -31,11 +31,6 @@ export function parseInstant(text: string): number | undefined {
   return Number.isFinite(ms) ? ms : undefined;
 }
 
-/** `alice@Example.COM` → `alice@example.com`: the user part is case-sensitive, the host is not. */
-export function normalizeUser(user: string): string {
-  const at = user.lastIndexOf('@');
-  return `${user.slice(0, at)}@${user.slice(at + 1).toLowerCase()}`;
-}
 
 const instant = z.string().transform((text, ctx) => {
   const ms = parseInstant(text);

@@ -23,7 +23,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { principalOf } from '../platform/http/index.js';
+import { normalizeUser, principalOf } from '../platform/http/index.js';
 import {
   ChatError, type ChatActor, type ChatConversation, type ChatErrorCode, type ChatMember, type ChatMessage, type ChatReceipt, type ChatApi,
 } from './types.js';
@@ -45,14 +45,6 @@ export const CHAT_ERROR_STATUS: Readonly<Record<ChatErrorCode, number>> = {
   invalid: 400,
 };
 
-/**
- * `alice@Example.COM` → `alice@example.com`. The same rule as history/routes.ts's normalizeUser, which a
- * service may not import at run time (test/unit/layout.test.ts): both should use one in platform/.
- */
-function normalizeUser(user: string): string {
-  const at = user.lastIndexOf('@');
-  return `${user.slice(0, at)}@${user.slice(at + 1).toLowerCase()}`;
-}
 
 const user = z.string().max(511).regex(/^[^@\s/]+@[^@\s/]+$/, 'expected user@domain').transform(normalizeUser);
 /** Conversation ids (`d-…`, `group-…`) and message ids (base64url): nothing else is ever valid. */

@@ -6,3 +6,4 @@ export {
   UserTokens, loadTokenKey, isUserTokenShape, passwordFingerprint, DEFAULT_ACCESS_TTL_S, DEFAULT_REFRESH_TTL_S, FINGERPRINT_CACHE_MS, TOKEN_KEY_FILE,
   type UserTokensOptions, type SubscriberSource, type AccessCheck, type TokenResponse, type GrantAnswer, type GrantError,
 } from './user-tokens.js';
+export { normalizeUser } from './users.js';
