@@ -22,7 +22,8 @@ import { fileRoutes, parseRange } from '../../../messaging/file-routes.js';
 import { openTempStore } from '../../helpers/temp-store.js';
 import { captureLogger } from '../../helpers/log-capture.js';
 
-const MAX = 200_000;
+/** Above Fastify's default bodyLimit (1 MiB): the limit here is messaging.maxFileSize alone. */
+const MAX = 1_200_000;
 const TYPES = ['image/*', 'audio/*', 'text/plain', 'application/octet-stream'];
 
 /** The file rows and the conversations, in memory. */
@@ -261,6 +262,11 @@ describe('/v1/files', () => {
     assert.deepEqual(blobsOnDisk().sort(), blobs, 'no blob, not even a temporary one');
     const exact = await upload('alice', randomBytes(MAX), 'application/octet-stream');
     assert.equal(exact.status, 201, 'exactly the limit is fine');
+    const exactForm = new FormData();
+    exactForm.append('file', new Blob([randomBytes(MAX)], { type: 'image/jpeg' }), 'big.jpg');
+    const exactMulti = await upload('alice', exactForm, undefined);
+    assert.equal(exactMulti.status, 201, 'exactly the limit is fine in multipart too');
+    assert.equal(exactMulti.json.size, MAX);
   });
 
   it('answers 415 to a type outside messaging.fileTypes, or none, and keeps nothing', async () => {
