@@ -69,6 +69,8 @@ export interface ChatServiceOptions {
 
 /** Content types a user may post through the API (the SIP path takes these too). */
 const POSTABLE = /^(text\/[a-z0-9.+-]+|message\/cpim|application\/(json|vnd\.[a-z0-9.+-]+))$/;
+/** A `before` past every seq: the store then reads a conversation backwards from its newest message. */
+const NEWEST = Number.MAX_SAFE_INTEGER;
 /** At most this many messages are read (and decrypted) by one search. */
 const SEARCH_SCAN = 5000;
 const SEARCH_BATCH = 200;
@@ -239,7 +241,8 @@ export class ChatService implements ChatApi {
     const user = actor.kind === 'user' ? actor.user : undefined;
     const before = options.before === undefined ? undefined : (await this.messageIn(conversationId, options.before)).seq;
     const after = options.after === undefined ? undefined : (await this.messageIn(conversationId, options.after)).seq;
-    const rows = await this.repo.page({ conversationId, user, before, after, limit: options.limit + 1 });
+    // Neither cursor: the newest page (the store reads backwards from `before`).
+    const rows = await this.repo.page({ conversationId, user, before: before ?? (after === undefined ? NEWEST : undefined), after, limit: options.limit + 1 });
     const page: MessagePage = { messages: [] };
     let list = rows;
     if (after !== undefined) {
@@ -307,7 +310,7 @@ export class ChatService implements ChatApi {
     const needle = text.toLowerCase();
     const user = actor.kind === 'user' ? actor.user : undefined;
     const found: ChatMessage[] = [];
-    let before: number | undefined;
+    let before = NEWEST;
     for (let scanned = 0; scanned < SEARCH_SCAN && found.length < limit;) {
       const rows = await this.repo.page({ conversationId, user, before, limit: SEARCH_BATCH, kinds: ['text'] });
       if (rows.length === 0) break;

@@ -24,7 +24,8 @@ import type { PushProvider } from '../src/sip/index.js';
 import { HistoryWriter, callRecordOf, callRoutes, dialogOfRow, persistedDialog } from '../history/index.js';
 import { type Messaging, createMessaging, isGroupId } from '../messaging/index.js';
 import { Envelope } from '../messaging/envelope.js';
-import { EncryptedFiles, LocalBlobStore } from '../messaging/file-store.js';
+import { EncryptedFiles } from '../messaging/file-store.js';
+import { LocalBlobStore } from '../messaging/local-blobs.js';
 import { fileRoutes } from '../messaging/file-routes.js';
 import { chatRoutes } from '../messaging/routes.js';
 
@@ -221,7 +222,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   });
   // Chat: bodies and files sealed with the master key (storage.masterKey or dataDir/storage/master.key).
   const envelope = config.messaging.enabled ? Envelope.load({ masterKey: config.storage.masterKey, dataDir: resolve(config.dataDir), logger }) : undefined;
-  const blobs = envelope && new LocalBlobStore(resolve(config.storage.path ?? join(config.dataDir, 'files')));
+  const blobs = envelope && new LocalBlobStore(resolve(config.storage.path ?? join(config.dataDir, 'files')), logger);
   const files = envelope && blobs && new EncryptedFiles(blobs, envelope);
   const messaging = envelope === undefined ? undefined : createMessaging({
     stack,
