@@ -47,6 +47,18 @@ export interface DeliveryOptions {
   clock?: () => number;
 }
 
+/**
+ * A cluster's workers share the devices (server/cluster): each device is delivered to by one worker only,
+ * the one that holds its connection (UDP devices: one chosen by the device key), so that no two pumps
+ * race on one device; rows stored on one worker are announced to the others.
+ */
+export interface DeliveryCluster {
+  /** Whether this worker delivers to the device. */
+  owns(binding: Binding, device: string): boolean;
+  /** Rows were added here to these users' streams: the other workers deliver to the devices they own. */
+  announce(users: string[]): void;
+}
+
 export interface DeliveryStats {
   delivered: number;
   /** Rows a device refused for good (skipped). */
@@ -74,6 +86,7 @@ export class Delivery {
   private readonly counters = { delivered: 0, refused: 0, deferred: 0, pushes: 0 };
   private readonly inflight = new Set<() => void>();
   private unsubscribe: (() => void) | undefined;
+  private cluster: DeliveryCluster | undefined;
   private stopped = false;
   /** Resolves when no pump runs (tests, stop). */
   private idleWaiters: Array<() => void> = [];
@@ -87,6 +100,21 @@ export class Delivery {
   start(): void {
     // A device registered or refreshed: whatever its user's stream holds after its cursor goes to it.
     this.unsubscribe = this.opts.devices.onBinding((b) => this.pump(userOfAor(b.aor), b));
+  }
+
+  /** Set by a cluster worker before start (server/cluster). */
+  setCluster(cluster: DeliveryCluster | undefined): void {
+    this.cluster = cluster;
+  }
+
+  /** Rows were added on another worker (its DeliveryCluster.announce): the devices owned here get them. */
+  kickFromPeer(users: readonly string[]): void {
+    for (const user of users) this.kick(user);
+  }
+
+  /** Rows were added here for these users: the other workers of a cluster deliver to the devices they own. */
+  announce(users: string[]): void {
+    this.cluster?.announce(users);
   }
 
   stop(): void {
@@ -123,6 +151,7 @@ export class Delivery {
   private pump(user: string, binding: Binding): void {
     if (this.stopped) return;
     const device = deviceKey(binding);
+    if (this.cluster !== undefined && !this.cluster.owns(binding, device)) return;
     const key = `${user}\n${device}`;
     const running = this.pumps.get(key);
     if (running !== undefined) {

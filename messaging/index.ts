@@ -101,6 +101,7 @@ export function createMessaging(deps: MessagingDeps): Messaging {
   };
   const delivery = new Delivery({ stack: deps.stack, repo: deps.repo, devices: deps.devices, render, timeoutMs: deps.options.deliveryTimeoutMs, logger: deps.logger });
   chat.onStored((message, recipients, text) => {
+    delivery.announce(recipients);
     for (const user of recipients) {
       const push = message.kind === 'text' && user !== message.sender ? { id: message.id, from: aorOfUser(message.sender), body: text } : undefined;
       delivery.kick(user, push);

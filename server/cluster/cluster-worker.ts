@@ -53,7 +53,7 @@ import { TransportLayer } from '../../src/transport/transport-layer.js';
 import { TransportError, type DatagramDispatcher, type Flow, type HostPort, type ListenSpec, type StreamRelay } from '../../src/transport/types.js';
 import type { Softswitch } from '../app.js';
 import type { LocationService, NonceLedger } from '../../registrar/index.js';
-import { branchTag, datagramOwner, flowOwner, flowTag, isResponse } from './datagram-owner.js';
+import { branchTag, datagramOwner, flowOwner, flowTag, isResponse, textOwner } from './datagram-owner.js';
 import type { DrainingPeer, PrimaryMessage, WireBinding, WorkerMessage } from './types.js';
 import { FRAME_MESSAGE, FRAME_SEND, FRAME_SENT, controlFrame, frameHeader, fromWire, parseControlFrame, parseFrame, toWire } from './wire.js';
 
@@ -194,6 +194,15 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
       const end = { cause: d.endCause ?? 'bye', hangupBy: d.hangupBy, at: d.endedAt };
       this.sendToPrimary({ type: 'cluster:dialog-end', from: this.index, callId: d.callId, fromTag: d.fromTag, end });
     });
+    // Chat: each device is delivered to by the worker holding its connection (a UDP device: by the one its
+    // key hashes to), whichever worker stored the message; so no two workers send one device its stream.
+    server.messaging?.delivery.setCluster({
+      owns: (b, device) => {
+        const owner = b.flow !== undefined && b.flow.protocol !== 'udp' ? flowOwner(b.flow.id) : undefined;
+        return owner !== undefined ? owner.index === this.index : textOwner(device, this.workers) === this.index;
+      },
+      announce: (users) => this.sendToPrimary({ type: 'cluster:chat', from: this.index, users }),
+    });
     // Bans decided here hold on every worker (a flood's datagrams reach any of them).
     server.security.bans.setReplication({ changed: (change) => this.sendToPrimary({ type: 'cluster:ban', from: this.index, change }) });
     // A digest answer to another worker's nonce is claimed at that worker, which keeps its counts.
@@ -305,6 +314,9 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
         return;
       case 'cluster:dialog-end':
         if (message.from !== this.index) this.server?.dialogs.endFromRemote(String(message.callId), message.fromTag, message.end);
+        return;
+      case 'cluster:chat':
+        if (message.from !== this.index && Array.isArray(message.users)) this.server?.messaging?.delivery.kickFromPeer(message.users.map(String));
         return;
       case 'cluster:nonce': {
         // Only the process that issued the nonce answers (the other process of a slot in a rolling restart is silent).

@@ -118,6 +118,12 @@ function hashValue(data: Buffer, from: number, to: number): number {
   return h >>> 0;
 }
 
+/** The worker of `workers` that a text (a chat device's key) falls to: FNV-1a of its UTF-8, mod workers. */
+export function textOwner(text: string, workers: number): number {
+  const bytes = Buffer.from(text, 'utf8');
+  return hashValue(bytes, 0, bytes.length) % workers;
+}
+
 const BRANCH = ';branch=';
 
 /** The worker named by the tag at the end of the branch of the first Via value in data[from, to). */

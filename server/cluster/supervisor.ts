@@ -207,6 +207,7 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
           case 'cluster:location':
           case 'cluster:reload':
           case 'cluster:dialog-end':
+          case 'cluster:chat':
             broadcast(m, worker);
             return;
           case 'cluster:ban':

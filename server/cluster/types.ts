@@ -54,6 +54,8 @@ export type WorkerMessage =
    * the primary relays it to every other worker, and the one that holds the dialog ends it.
    */
   | { type: 'cluster:dialog-end'; from: number; callId: string; fromTag: string | undefined; end: DialogEnd }
+  /** Chat rows were stored for these users: each worker delivers to the devices it owns (messaging/delivery.ts). */
+  | { type: 'cluster:chat'; from: number; users: string[] }
   /**
    * A worker that drained for a rolling restart hands the calls still up to the new worker of its slot
    * (`to`), which holds them from then on; the last chunk has `last`.
@@ -85,7 +87,7 @@ export type PrimaryMessage =
    * message that is none of your live transactions', then exit.
    */
   | { type: 'cluster:drain'; successor: number }
-  | Extract<WorkerMessage, { type: 'cluster:location' | 'cluster:reload' | 'cluster:snapshot' | 'cluster:ban' | 'cluster:nonce' | 'cluster:nonce-answer' | 'cluster:dialog-end' | 'cluster:dialogs' }>;
+  | Extract<WorkerMessage, { type: 'cluster:location' | 'cluster:reload' | 'cluster:snapshot' | 'cluster:ban' | 'cluster:nonce' | 'cluster:nonce-answer' | 'cluster:dialog-end' | 'cluster:dialogs' | 'cluster:chat' }>;
 
 /** The environment variable that tells a forked process its worker index. */
 export const WORKER_INDEX_ENV = 'SOFTSWITCH_CLUSTER_WORKER';
