@@ -70,6 +70,22 @@ describe('configuration', () => {
     rejects(() => loadConfig({ env: {}, file: file('http:\n  tls: "yes"\n') }), 'http.tls', 'yes');
   });
 
+  it('has chat defaults (64 KiB bodies, 80 KiB stream messages so they fit, no retention) and refuses a bad storage.masterKey without showing it', () => {
+    const c = loadConfig({ env: {} });
+    assert.equal(c.messaging.enabled, true);
+    assert.equal(c.messaging.maxBodySize, 65_536);
+    assert.ok(c.limits.maxMessageSize.wss > c.messaging.maxBodySize + 4096, 'a MESSAGE with the largest body and its headers fits a WSS message');
+    assert.equal(c.messaging.retentionDays, 0);
+    assert.equal(c.storage.masterKey, undefined);
+    const key = 'ab'.repeat(32);
+    assert.equal(loadConfig({ env: { SOFTSWITCH_STORAGE_MASTER_KEY: key } }).storage.masterKey, key);
+    const bad = 'not-a-key-but-secret-material';
+    rejects(() => loadConfig({ env: { SOFTSWITCH_STORAGE_MASTER_KEY: bad } }), 'storage.masterKey');
+    assert.throws(() => loadConfig({ env: { SOFTSWITCH_STORAGE_MASTER_KEY: bad } }), (err: Error) => !err.message.includes(bad));
+    rejects(() => loadConfig({ env: {}, file: file('messaging:\n  fileTypes: ["images"]\n') }), 'messaging.fileTypes[0]', 'images');
+    rejects(() => loadConfig({ env: {}, file: file('messaging:\n  maxGroupMembers: 1\n') }), 'messaging.maxGroupMembers', 1);
+  });
+
   it('names the file when it is missing or not YAML', () => {
     rejects(() => loadConfig({ env: {}, file: '/nonexistent/softswitch.yaml' }), '--config');
     rejects(() => loadConfig({ env: {}, file: file('sip: [unclosed\n') }), '--config');
