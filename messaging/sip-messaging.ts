@@ -156,7 +156,8 @@ export class SipMessaging {
 
   /** RFC 5438 §7.2.1.3: the server's own notification, `stored` or `processed`, to the sender's devices. */
   private async processing(message: StoredMessage, conversation: ConversationRecord, recipient: string, imdnId: string): Promise<void> {
-    const online = conversation.kind === 'direct' && this.opts.devices.lookup(aorOfUser(recipient)).some((b) => !this.opts.devices.isAsleep(b));
+    // A group's message is processed (fanned out); a user's is stored until one of its devices is online.
+    const online = conversation.kind === 'group' || this.opts.devices.lookup(aorOfUser(recipient)).some((b) => !this.opts.devices.isAsleep(b));
     const body = imdnCpim({
       from: aorOfUser(recipient),
       to: aorOfUser(message.sender),
