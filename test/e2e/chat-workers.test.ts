@@ -1,0 +1,108 @@
+/**
+ * Chat across `softswitch start --workers 2`, as an operator runs it: the primary deals WSS connections to
+ * the workers in turn, so a user's devices sit on both workers and the sender on one of them. Each device
+ * must get each message once and in order, whichever worker stored it: only the worker holding a device's
+ * connection delivers to it, and the worker that stored a message tells the other (cluster:chat).
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify as stringifyYaml } from 'yaml';
+import { flowWorker } from '../../server/cluster/index.js';
+import { silentLogger } from '../../src/log/index.js';
+import { openStore } from '../../platform/store/index.js';
+import { repoRoot } from '../../support/paths.js';
+import { freePort } from '../../support/tools.js';
+import { type Softphone, createPhone, installTestWebSocket } from '../helpers/softphone.js';
+
+const main = join(repoRoot, 'dist', 'server', 'main.js');
+const DOMAIN = 'example.com';
+const PASSWORD = 'chat-workers-secret';
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('chat across two workers (softswitch start --workers 2)', { timeout: 120_000 }, () => {
+  let dir: string;
+  let wssPort: number;
+  let child: ChildProcess;
+  let out = '';
+  const phones: Softphone[] = [];
+
+  /** The workers holding the connections of the REGISTERs accepted for `aor`. */
+  const workersOf = (aor: string): Set<number> => new Set(out.split('\n')
+    .filter((l) => l.startsWith('{') && l.includes('"msg":"REGISTER accepted"'))
+    .map((l) => JSON.parse(l) as { aor?: string; flow?: string })
+    .filter((l) => l.aor === aor)
+    .map((l) => flowWorker(String(l.flow))!));
+
+  async function phone(user: string): Promise<Softphone> {
+    const p = await createPhone(phones.length % 2 === 0 ? 'sip.js' : 'jssip', { uri: `sip:${user}@${DOMAIN}`, password: PASSWORD, wsUrl: `wss://127.0.0.1:${wssPort}` });
+    phones.push(p);
+    await p.register();
+    return p;
+  }
+
+  before(async () => {
+    installTestWebSocket();
+    dir = mkdtempSync(join(tmpdir(), 'softswitch-chat-workers-'));
+    wssPort = await freePort();
+    const cfg = join(dir, 'softswitch.yaml');
+    writeFileSync(cfg, stringifyYaml({
+      sip: { listen: [`wss:127.0.0.1:${wssPort}`], domain: [DOMAIN] }, dataDir: dir, log: { level: 'debug' },
+      http: { listen: `127.0.0.1:${await freePort()}` }, store: { url: `sqlite:${join(dir, 'db.sqlite')}` },
+    }));
+    child = spawn(process.execPath, [main, 'start', '--config', cfg, '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const end = Date.now() + 20_000;
+    while (!out.includes('"cluster started"')) {
+      if (Date.now() > end || child.exitCode !== null) throw new Error(`the cluster did not start:\n${out.slice(-4000)}`);
+      await sleep(50);
+    }
+    const store = await openStore({ url: `sqlite:${join(dir, 'db.sqlite')}`, logger: silentLogger() });
+    try {
+      for (const u of ['carol', 'dan', 'eve']) await store.subscribers.add({ username: u, domain: DOMAIN, password: PASSWORD });
+    } finally {
+      await store.close();
+    }
+  });
+
+  after(async () => {
+    await Promise.all(phones.map((p) => p.stop()));
+    if (child !== undefined && child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await Promise.race([exited, sleep(10_000)]);
+      child.kill('SIGKILL');
+    }
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a user\'s four devices on both workers each get every message once, in order, whichever worker stored it', async () => {
+    const carol = await phone('carol');
+    const dan = [await phone('dan'), await phone('dan'), await phone('dan'), await phone('dan')];
+    assert.equal(workersOf(`sip:dan@${DOMAIN}`).size, 2, 'dan\'s devices are on both workers');
+    const texts = [1, 2, 3, 4, 5].map((i) => `across workers ${i}`);
+    for (const text of texts) assert.equal((await carol.sendMessage(`sip:dan@${DOMAIN}`, text)).status, 202);
+    for (const d of dan) assert.deepEqual((await d.waitForMessages(5)).map((m) => m.body), texts);
+    // A device's own message goes to its three other devices only.
+    assert.equal((await dan[1]!.sendMessage(`sip:carol@${DOMAIN}`, 'reply')).status, 202);
+    for (const [i, d] of dan.entries()) if (i !== 1) await d.waitForMessages(6);
+    await carol.waitForMessages(1);
+    await sleep(500);
+    assert.deepEqual(dan.map((d) => d.received.length), [6, 5, 6, 6], 'no device got anything twice');
+    assert.equal(carol.received.length, 1);
+  });
+
+  it('messages stored while a user was offline reach the device that registers, on whichever worker, once', async () => {
+    const carol = phones[0]!;
+    for (const text of ['while away 1', 'while away 2']) assert.equal((await carol.sendMessage(`sip:eve@${DOMAIN}`, text)).status, 202);
+    const eve = await phone('eve');
+    assert.deepEqual((await eve.waitForMessages(2)).map((m) => m.body), ['while away 1', 'while away 2']);
+    await sleep(500);
+    assert.equal(eve.received.length, 2);
+  });
+});
