@@ -15,7 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, mkdirSync } from 'node:fs';
-import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { categoryLogger, type Logger } from '../src/log/index.js';
@@ -90,6 +90,28 @@ export class LocalBlobStore implements BlobStore {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
+  }
+
+  /**
+   * Deletes what an interrupted write left (a crash between open and rename): `.tmp-*` files older than
+   * `olderThanMs`, so a write in progress in another worker is never touched. Resolves with how many went.
+   */
+  async sweep(olderThanMs = 3_600_000, now = Date.now()): Promise<number> {
+    let removed = 0;
+    const folders = await readdir(this.root, { withFileTypes: true }).catch(() => []);
+    for (const folder of folders) {
+      if (!folder.isDirectory()) continue;
+      const dir = join(this.root, folder.name);
+      for (const name of await readdir(dir).catch(() => [] as string[])) {
+        if (!name.startsWith('.tmp-')) continue;
+        const path = join(dir, name);
+        const info = await stat(path).catch(() => undefined);
+        if (info === undefined || now - info.mtimeMs < olderThanMs) continue;
+        await unlink(path).then(() => removed++, () => undefined);
+      }
+    }
+    if (removed > 0) this.log.info({ removed }, 'unfinished chat file writes of an earlier run deleted');
+    return removed;
   }
 
   private pathOf(location: string): string {

@@ -349,6 +349,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       }
       await registrar.start();
       messaging?.start();
+      void blobs?.sweep().catch((err: Error) => categoryLogger(logger, 'messaging').warn({ err: err.message }, 'the chat files folder could not be swept'));
       await stack.start();
       // After the stack: the first probes go out at once.
       await balancer.start();

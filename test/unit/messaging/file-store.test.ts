@@ -222,3 +222,24 @@ describe('EncryptedFiles on a LocalBlobStore', () => {
     }
   });
 });
+
+describe('LocalBlobStore.sweep', () => {
+  it('deletes the unfinished writes of an earlier run (.tmp-* older than an hour) and nothing else', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'softswitch-blobs-'));
+    try {
+      const blobs = new LocalBlobStore(root, silentLogger());
+      const location = locationOf('abcdefghijklmnopqrstuv');
+      await blobs.write(location, Readable.from([Buffer.from('kept')]));
+      const dir = join(root, location.split('/')[0]!);
+      writeFileSync(join(dir, '.tmp-old'), 'left by a crash');
+      writeFileSync(join(dir, '.tmp-new'), 'a write in progress');
+      const later = Date.now() + 30 * 60_000;
+      assert.equal(await blobs.sweep(3_600_000, later), 0, 'nothing is an hour old yet');
+      assert.equal(await blobs.sweep(3_600_000, Date.now() + 2 * 3_600_000), 2);
+      assert.deepEqual(readdirSync(dir), [location.split('/')[1]]);
+      assert.equal(readFileSync(join(root, location), 'utf8').length > 0, true);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
