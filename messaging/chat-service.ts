@@ -16,7 +16,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { type Logger, categoryLogger } from '../src/log/index.js';
 import type {
-  ConversationRecord, FileRecord, MemberRecord, MemberRole, MessageKind, MessageRepository, StoredMessage,
+  ConversationRecord, FileRecord, MemberRecord, MemberRole, MessageRepository, NewMessage, StoredMessage,
 } from '../platform/store/index.js';
 import type { SendLimits } from './send-limits.js';
 import {
@@ -31,16 +31,10 @@ export interface Sealer {
 }
 
 /** A message to store: where, from whom, what; the recipients follow from the conversation. */
-export interface PostInput {
+export interface PostInput extends Pick<NewMessage, 'sender' | 'kind' | 'contentType' | 'imdnId' | 'notify' | 'originDevice' | 'refSeq'> {
   conversation: ConversationRecord;
-  sender: string;
-  kind: MessageKind;
-  contentType: string;
+  /** The body in clear (sealed here). */
   body: Buffer;
-  imdnId?: string | undefined;
-  notify?: string[] | undefined;
-  originDevice?: string | undefined;
-  refSeq?: number | undefined;
   /** Who gets it; default every member (the sender's carbon copy included). */
   recipients?: string[] | undefined;
 }

@@ -6,33 +6,22 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { stringify as stringifyYaml } from 'yaml';
 import { flowWorker } from '../../server/cluster/index.js';
-import { silentLogger } from '../../src/log/index.js';
-import { openStore } from '../../platform/store/index.js';
-import { repoRoot } from '../../support/paths.js';
 import { freePort } from '../../support/tools.js';
+import { type TestCluster, startTestCluster } from '../helpers/cluster.js';
 import { type Softphone, createPhone, installTestWebSocket } from '../helpers/softphone.js';
 
-const main = join(repoRoot, 'dist', 'server', 'main.js');
 const DOMAIN = 'example.com';
 const PASSWORD = 'chat-workers-secret';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('chat across two workers (softswitch start --workers 2)', { timeout: 120_000 }, () => {
-  let dir: string;
+  let cluster: TestCluster;
   let wssPort: number;
-  let child: ChildProcess;
-  let out = '';
   const phones: Softphone[] = [];
 
   /** The workers holding the connections of the REGISTERs accepted for `aor`. */
-  const workersOf = (aor: string): Set<number> => new Set(out.split('\n')
+  const workersOf = (aor: string): Set<number> => new Set(cluster.out.split('\n')
     .filter((l) => l.startsWith('{') && l.includes('"msg":"REGISTER accepted"'))
     .map((l) => JSON.parse(l) as { aor?: string; flow?: string })
     .filter((l) => l.aor === aor)
@@ -47,38 +36,17 @@ describe('chat across two workers (softswitch start --workers 2)', { timeout: 12
 
   before(async () => {
     installTestWebSocket();
-    dir = mkdtempSync(join(tmpdir(), 'softswitch-chat-workers-'));
     wssPort = await freePort();
-    const cfg = join(dir, 'softswitch.yaml');
-    writeFileSync(cfg, stringifyYaml({
-      sip: { listen: [`wss:127.0.0.1:${wssPort}`], domain: [DOMAIN] }, dataDir: dir, log: { level: 'debug' },
-      http: { listen: `127.0.0.1:${await freePort()}` }, store: { url: `sqlite:${join(dir, 'db.sqlite')}` },
-    }));
-    child = spawn(process.execPath, [main, 'start', '--config', cfg, '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    const end = Date.now() + 20_000;
-    while (!out.includes('"cluster started"')) {
-      if (Date.now() > end || child.exitCode !== null) throw new Error(`the cluster did not start:\n${out.slice(-4000)}`);
-      await sleep(50);
-    }
-    const store = await openStore({ url: `sqlite:${join(dir, 'db.sqlite')}`, logger: silentLogger() });
-    try {
-      for (const u of ['carol', 'dan', 'eve']) await store.subscribers.add({ username: u, domain: DOMAIN, password: PASSWORD });
-    } finally {
-      await store.close();
-    }
+    const httpPort = await freePort();
+    cluster = await startTestCluster(2, () => ({
+      sip: { listen: [`wss:127.0.0.1:${wssPort}`], domain: [DOMAIN] }, log: { level: 'debug' }, http: { listen: `127.0.0.1:${httpPort}` },
+    }), 'softswitch-chat-workers-');
+    await cluster.addUsers(['carol', 'dan', 'eve'].map((username) => ({ username, domain: DOMAIN, password: PASSWORD })));
   });
 
   after(async () => {
     await Promise.all(phones.map((p) => p.stop()));
-    if (child !== undefined && child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await Promise.race([exited, sleep(10_000)]);
-      child.kill('SIGKILL');
-    }
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    await cluster?.stop();
   });
 
   it('a user\'s four devices on both workers each get every message once, in order, whichever worker stored it', async () => {

@@ -11,23 +11,15 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { WebSocket } from 'ws';
-import { stringify as stringifyYaml } from 'yaml';
 import { flowWorker } from '../../server/cluster/index.js';
-import { silentLogger } from '../../src/log/index.js';
-import { openStore } from '../../platform/store/index.js';
 import { type FakeApns, apnsPushConfig, startFakeApns } from '../../support/fake-apns.js';
-import { repoRoot } from '../../support/paths.js';
 import { freePort } from '../../support/tools.js';
+import { type TestCluster, startTestCluster } from '../helpers/cluster.js';
 import { IosApps } from '../helpers/push-apps.js';
 import { type Softphone, createPhone, installTestWebSocket } from '../helpers/softphone.js';
 
-const main = join(repoRoot, 'dist', 'server', 'main.js');
 const DOMAIN = 'example.com';
 const WORKERS = 2;
 const ALICE = 'alice-push-secret';
@@ -36,15 +28,13 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 describe('push call server across two workers (softswitch start --workers 2)', { timeout: 120_000 }, () => {
   let apns: FakeApns;
-  let dir: string;
+  let cluster: TestCluster;
   let wssPort: number;
-  let child: ChildProcess;
-  let out = '';
   let alice: Softphone;
   let apps: IosApps;
 
   /** The log lines (JSON) from `from` on whose message is `msg`. */
-  const logLines = (msg: string, from = 0): Array<Record<string, unknown>> => out.slice(from).split('\n')
+  const logLines = (msg: string, from = 0): Array<Record<string, unknown>> => cluster.out.slice(from).split('\n')
     .filter((l) => l.startsWith('{') && l.includes(`"msg":"${msg}"`))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 
@@ -88,31 +78,18 @@ describe('push call server across two workers (softswitch start --workers 2)', {
   before(async () => {
     installTestWebSocket();
     apns = await startFakeApns();
-    dir = mkdtempSync(join(tmpdir(), 'softswitch-push-workers-'));
     wssPort = await freePort();
     apps = new IosApps({ apns, domain: DOMAIN, password: BOB, wsUrl: () => `wss://127.0.0.1:${wssPort}` });
-    const cfg = join(dir, 'softswitch.yaml');
+    const httpPort = await freePort();
     // Debug logs: the "accepted" and "REGISTER accepted" lines say which worker holds which connection.
-    writeFileSync(cfg, stringifyYaml({
-      sip: { listen: [`wss:127.0.0.1:${wssPort}`], domain: [DOMAIN] }, dataDir: dir, log: { level: 'debug' },
-      http: { listen: `127.0.0.1:${await freePort()}` }, store: { url: `sqlite:${join(dir, 'db.sqlite')}` },
-      push: { wakeTimeout: 5, ...apnsPushConfig(apns, dir) },
-    }));
-    child = spawn(process.execPath, [main, 'start', '--config', cfg, '--workers', String(WORKERS)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    const end = Date.now() + 20_000;
-    while (!out.includes('"cluster started"')) {
-      if (Date.now() > end || child.exitCode !== null) throw new Error(`the cluster did not start:\n${out.slice(-4000)}`);
-      await sleep(50);
-    }
-    const store = await openStore({ url: `sqlite:${join(dir, 'db.sqlite')}`, logger: silentLogger() });
-    try {
-      await store.subscribers.add({ username: 'alice', domain: DOMAIN, password: ALICE });
-      for (let i = 1; i <= 4; i++) await store.subscribers.add({ username: `bob${i}`, domain: DOMAIN, password: BOB });
-    } finally {
-      await store.close();
-    }
+    cluster = await startTestCluster(WORKERS, (dir) => ({
+      sip: { listen: [`wss:127.0.0.1:${wssPort}`], domain: [DOMAIN] }, log: { level: 'debug' },
+      http: { listen: `127.0.0.1:${httpPort}` }, push: { wakeTimeout: 5, ...apnsPushConfig(apns, dir) },
+    }), 'softswitch-push-workers-');
+    await cluster.addUsers([
+      { username: 'alice', domain: DOMAIN, password: ALICE },
+      ...[1, 2, 3, 4].map((i) => ({ username: `bob${i}`, domain: DOMAIN, password: BOB })),
+    ]);
     alice = await createPhone('jssip', { uri: `sip:alice@${DOMAIN}`, password: ALICE, wsUrl: `wss://127.0.0.1:${wssPort}` });
     await alice.register();
   });
@@ -120,14 +97,8 @@ describe('push call server across two workers (softswitch start --workers 2)', {
   after(async () => {
     await apps?.stop();
     await alice?.stop();
-    if (child !== undefined && child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await Promise.race([exited, sleep(10_000)]);
-      child.kill('SIGKILL');
-    }
+    await cluster?.stop();
     await apns?.close();
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
   it('call and wake spread over two workers: the INVITE held on one worker reaches the app woken on the other, once, with one push', async () => {
@@ -139,7 +110,7 @@ describe('push call server across two workers (softswitch start --workers 2)', {
     await pushed;
     // iOS starts the app; its new connection goes to the worker that does not hold the INVITE.
     await nextConnectionOn(1 - heldOn);
-    const from = out.length;
+    const from = cluster.out.length;
     const woken = await apps.phone(app, false);
     const incoming = woken.waitForIncoming(8000);
     await woken.register();
@@ -162,7 +133,7 @@ describe('push call server across two workers (softswitch start --workers 2)', {
     const pushed = once(apns, 'push');
     const calling = alice.call(`sip:${app.user}@${DOMAIN}`, { timeoutMs: 15_000 });
     await pushed;
-    const from = out.length;
+    const from = cluster.out.length;
     // Two instances connected one after the other: the primary deals them to both workers.
     const first = await apps.phone(app, false);
     const second = await apps.phone(app, false);
