@@ -4,6 +4,8 @@
  * an un-REGISTER) is sent one data push of kind `message` naming the sender, without the text unless
  * push.includeContent says so; the app, woken, registers again with the same instance id and push
  * parameters and gets the message once. The sender's own sleeping app is not pushed for its carbon copy.
+ * And an app whose connection died unnoticed (a network change) gets a message that went to the dead
+ * connection on the new connection it registered on meanwhile.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -187,3 +189,43 @@ for (const includeContent of [false, true]) {
     });
   });
 }
+
+describe('chat to a mobile app that moved to another network (its old connection died unnoticed)', { timeout: 60_000 }, () => {
+  let t: TestServer;
+  const phones: Softphone[] = [];
+
+  before(async () => {
+    // A device has 3 s to answer a MESSAGE before the row waits.
+    t = await startTestServer({ sip: { domain: [DOMAIN] }, messaging: { deliveryTimeout: 3 } });
+    await t.addUser(`gina@${DOMAIN}`, 'gina-secret');
+    await t.addUser(`hank@${DOMAIN}`, 'hank-secret');
+  });
+  after(async () => {
+    await Promise.all(phones.map((p) => p.stop()));
+    await t?.stop();
+  });
+
+  it('a message sent to the dead connection reaches the app on the connection it registered on meanwhile, without waiting for its next REGISTER', async () => {
+    const gina = await createPhone('sip.js', { uri: `sip:gina@${DOMAIN}`, password: 'gina-secret', wsUrl: `wss://${t.addr('wss')}` });
+    phones.push(gina);
+    await gina.register();
+    const app = await createPhone('sip.js', { uri: `sip:hank@${DOMAIN}`, password: 'hank-secret', wsUrl: `wss://${t.addr('wss')}`, instanceId: randomUUID() });
+    phones.push(app);
+    await app.register();
+
+    // The network changes: the old connection is dead to the app (the server has not noticed), and the
+    // app re-registers on a new one about half a second later. The message goes out in between.
+    const moving = app.reconnect({ stale: true });
+    const text = `while moving ${randomUUID()}`;
+    assert.equal((await gina.sendMessage(`sip:hank@${DOMAIN}`, text)).status, 202);
+    await moving;
+    assert.ok(app.sockets[0]!.staleMessages.some((m) => m.startsWith('MESSAGE ') && m.includes(text)), 'precondition: the MESSAGE went to the dead connection first');
+    assert.equal(t.server.registrar.lookup(`sip:hank@${DOMAIN}`).length, 1, 'one binding, on the new connection');
+
+    // Within the delivery timeout plus a margin: the app is registered and online, on its new connection.
+    const [m] = await app.waitForMessages(1, 6_000);
+    assert.equal(m!.body, text);
+    await sleep(SETTLE_MS);
+    assert.equal(app.received.length, 1);
+  });
+});
