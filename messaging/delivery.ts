@@ -175,15 +175,21 @@ export class Delivery {
     let cursor = await repo.cursor(user, device);
     do {
       pump.again = false;
-      for (;;) {
+      /** The binding a send found unreachable, if one did. */
+      let deferredOn: Binding | undefined;
+      read: for (;;) {
         const rows = await repo.inbox(user, cursor, BATCH);
         for (const row of rows) {
           if (this.stopped) return;
           const message = row.message;
           // The sender's own device already has its message: only its other devices get the copy.
           const own = message.sender === user;
-          const outcome: SendOutcome = own && message.originDevice === device ? 'refused' : await this.deliver(row, pump.binding);
-          if (outcome === 'deferred') return;
+          const binding = pump.binding;
+          const outcome: SendOutcome = own && message.originDevice === device ? 'refused' : await this.deliver(row, binding);
+          if (outcome === 'deferred') {
+            deferredOn = binding;
+            break read;
+          }
           const now = this.clock();
           await repo.advance(user, device, row.seq, now);
           cursor = row.seq;
@@ -191,6 +197,9 @@ export class Delivery {
         }
         if (rows.length < BATCH) break;
       }
+      // Unreachable where it was sent: the rest waits for the device's next REGISTER, unless that came while
+      // the send waited (a new connection after a network change or a wake-up): then it goes there now.
+      if (deferredOn !== undefined && pump.binding === deferredOn) return;
     } while (pump.again && !this.stopped);
   }
 

@@ -341,7 +341,11 @@ const schema = z.strictObject({
     maxGroupMembers: z.number().int().min(2).max(10_000).default(256),
     /** Messages and files older than this many days are deleted; 0 keeps them forever. */
     retentionDays: z.number().int().min(0).max(36_500).default(0),
-    /** Seconds a device has to answer a delivered MESSAGE before it is tried again at its next REGISTER. */
+    /**
+     * Seconds a device has to answer a delivered MESSAGE before it is tried again at its next REGISTER. 32 s
+     * is Timer F: below it a UDP device may still get the retransmissions of the first try (apps drop
+     * duplicates by X-Message-Id).
+     */
     deliveryTimeout: z.number().int().min(1).max(64).default(32),
     /** Largest uploaded file in bytes (POST /v1/files: 413 above it). */
     maxFileSize: z.number().int().min(1024).max(2 ** 32).default(25 * 1024 * 1024),
