@@ -17,18 +17,25 @@
  * latency from the sender's MESSAGE to the recipient phone's receipt of the delivered one (p50/p95/max).
  * The server's send limits are raised for the bench (messaging.ratePerMinute 100,000, floodPer10s 10,000:
  * by default one user may send 120 a minute). A warm-up (500 1:1 messages at 50/s, 5 group messages) is not measured.
+ * Yardstick (BENCH_CHAT_KAMAILIO=1, Kamailio installed): the same 1:1 run through Kamailio 5.6 with
+ * bench/kamailio/kamailio.cfg (auth_db 407, usrloc in memory, `t_relay` to the recipient's Contact): a
+ * stateful relay that stores nothing, the recipient's 200 relayed back to the sender.
  * Usage: node dist/bench/chat.js [messages=3000] [rate/s=100] [group messages=40] [group rate/s=2];
  * BENCH_STEPS=100,150,… sets the 1:1 step-up rates, BENCH_CHAT_PAIRS the pairs (default 10).
  */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { realpathSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import knexFactory from 'knex';
+import { computeHa1Set } from '../platform/store/index.js';
 import { freePort } from '../support/tools.js';
 import { ChatPhone, benchBody } from './chat-ua.js';
 import {
   BENCH_DOMAIN, type BenchTarget, type BenchUser, type Measured, benchConfig, benchUsers, benchWorkers, fmt, loadAverage, measure,
-  provisionSoftswitch, sleep, startServerProcess,
+  processTree, provisionSoftswitch, pssMiB, repoRoot, sleep, startServerProcess, treeCpuSeconds, waitUdpBound,
 } from './lib.js';
 
 /** A message not delivered within this long of its sending has failed. */
@@ -66,7 +73,7 @@ export interface ChatResult {
   rate: number;
   /** Messages per second the phones managed to send. */
   achieved: number;
-  /** Messages answered 202. */
+  /** Messages answered 2xx (202 by the softswitch). */
   accepted: number;
   /** Deliveries expected (messages × recipients) and made within the deadline. */
   expected: number;
@@ -140,7 +147,8 @@ async function runLoad(target: BenchTarget, label: string, count: number, rate: 
   const measured = stopMeasuring();
   const cpu = process.cpuUsage(cpu0);
   for (const p of phones) p.onDelivered = undefined;
-  const accepted = statuses['202'] ?? 0;
+  // The softswitch answers 202 (stored); a relaying proxy passes on the recipient's 200.
+  const accepted = Object.entries(statuses).reduce((n, [status, k]) => (Number(status) >= 200 && Number(status) < 300 ? n + k : n), 0);
   const complete: number[] = [];
   let failed = 0;
   for (let i = 0; i < count; i++) {
@@ -162,7 +170,7 @@ function sustained(r: ChatResult): boolean {
 }
 
 const ONE_TO_ONE_HEADER = [
-  '| run | messages | target/s | achieved/s | 202 | delivered | failed | latency p50 / p95 / max ms | retrans phones / server | server CPU s | CPU s per 1000 messages | server RSS MiB | phones CPU s |',
+  '| run | messages | target/s | achieved/s | 2xx | delivered | failed | latency p50 / p95 / max ms | retrans phones / server | server CPU s | CPU s per 1000 messages | server RSS MiB | phones CPU s |',
   '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
 ];
 
@@ -223,6 +231,75 @@ async function startChatTarget(port: number, httpPort: number, users: readonly B
   return { name: 'softswitch', port, cpuSeconds: () => server.cpuSeconds(), memoryMiB: () => server.memoryMiB(), stop: () => server.stop() };
 }
 
+/**
+ * Kamailio with bench/kamailio/kamailio.cfg, as bench/kamailio.ts starts it (one SIP worker, auth_db on SQLite
+ * with HA1, usrloc in memory); its start function is not exported, so this is the same steps, short.
+ */
+async function startKamailioRelay(port: number, users: readonly BenchUser[]): Promise<BenchTarget> {
+  const dir = mkdtempSync(join(tmpdir(), 'kamailio-chat-'));
+  const file = join(dir, 'kamailio.sqlite');
+  const db = knexFactory({ client: 'better-sqlite3', connection: { filename: file }, useNullAsDefault: true });
+  try {
+    await db.raw(`CREATE TABLE version (id INTEGER PRIMARY KEY NOT NULL, table_name VARCHAR(32) NOT NULL UNIQUE, table_version INTEGER DEFAULT 0 NOT NULL)`);
+    await db.raw(`INSERT INTO version (table_name, table_version) VALUES ('version', 1), ('subscriber', 7)`);
+    await db.raw(`CREATE TABLE subscriber (id INTEGER PRIMARY KEY NOT NULL, username VARCHAR(64) DEFAULT '' NOT NULL, domain VARCHAR(64) DEFAULT '' NOT NULL,
+      password VARCHAR(64) DEFAULT '' NOT NULL, ha1 VARCHAR(128) DEFAULT '' NOT NULL, ha1b VARCHAR(128) DEFAULT '' NOT NULL, UNIQUE (username, domain))`);
+    await db('subscriber').insert(users.map((u) => ({ username: u.username, domain: BENCH_DOMAIN, ha1: computeHa1Set(u.username, BENCH_DOMAIN, u.password).ha1Md5 })));
+  } finally {
+    await db.destroy();
+  }
+  writeFileSync(join(dir, 'kamailio-local.cfg'), `listen=udp:127.0.0.1:${port}\n#!define DBURL "sqlite://${file}"\n`);
+  const child: ChildProcess = spawn('kamailio', ['-DD', '-E', '-f', join(repoRoot, 'bench', 'kamailio', 'kamailio.cfg'), '-Y', dir, '-m', '128', '-M', '16'], {
+    cwd: dir, stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let out = '';
+  child.stderr!.on('data', (d: Buffer) => (out.length < 20_000 ? (out += d.toString()) : undefined));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async (): Promise<void> => {
+    const tree = child.exitCode === null ? processTree(child.pid!) : [];
+    child.kill('SIGTERM');
+    await Promise.race([exited, sleep(5000)]);
+    for (const pid of tree) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitUdpBound(port);
+    await sleep(500); // the workers fork after the socket is bound
+    if (child.exitCode !== null) throw new Error('kamailio exited');
+  } catch (err) {
+    await stop();
+    throw new Error(`Kamailio did not start (${(err as Error).message}):\n${out}`);
+  }
+  return {
+    name: 'kamailio', port, stop,
+    cpuSeconds: () => treeCpuSeconds(child.pid!),
+    memoryMiB: () => processTree(child.pid!).reduce((sum, pid) => sum + pssMiB(pid), 0),
+  };
+}
+
+/** The 1:1 fixed-rate run through a Kamailio relay (no store): warm-up, then `messages` at `rate`. */
+async function kamailioYardstick(senders: readonly BenchUser[], recipients: readonly BenchUser[], messages: number, rate: number): Promise<ChatResult> {
+  const target = await startKamailioRelay(await freePort(), [...senders, ...recipients]);
+  const phones: ChatPhone[] = [];
+  try {
+    const a = await registerPhones(senders, target.port);
+    const b = await registerPhones(recipients, target.port);
+    phones.push(...a, ...b);
+    const pair = (i: number): Send => ({ from: a[i % a.length]!, to: b[i % b.length]!.aor, recipients: [b[i % b.length]!] });
+    await runLoad(target, 'warm-up', 500, 50, pair);
+    return await runLoad(target, 'Kamailio 5.6 relay (t_relay, nothing stored)', messages, rate, pair);
+  } finally {
+    for (const p of phones) p.close();
+    await target.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const messages = Number(process.argv[2] ?? 3000);
   const rate = Number(process.argv[3] ?? 100);
@@ -271,11 +348,14 @@ async function main(): Promise<void> {
     for (const p of phones) p.close();
     await target.stop();
   }
+  const kamailio = process.env.BENCH_CHAT_KAMAILIO === '1' && messages > 0 ? await kamailioYardstick(senders, recipients, messages, rate) : undefined;
+  const kamailioVersion = kamailio === undefined ? '' : spawnSync('kamailio', ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0]?.replace(/^version: /, '').trim() ?? '?';
   console.log(`node ${process.version}, chat MESSAGE over UDP on 127.0.0.1, one server process (SQLite store, bodies sealed AES-256-GCM), Node phones (digest MD5, nonce reused with nc + 1); ${pairs} sender/recipient pairs, one registered phone each; a message fails when not answered 202 or not delivered within ${DELIVERY_DEADLINE_MS / 1000} s; warm-up unmeasured; load average before: ${load}`);
   if (fixed.length > 0 || stepped.length > 0) {
     console.log('\n1:1, recipient online');
     for (const line of ONE_TO_ONE_HEADER) console.log(line);
     for (const r of fixed) console.log(oneToOneRow(r));
+    if (kamailio !== undefined) console.log(oneToOneRow({ ...kamailio, label: `${kamailio.label}, ${kamailioVersion}` }));
     for (const r of stepped) console.log(oneToOneRow({ ...r, label: `${r.label}${sustained(r) ? '' : ' ✗'}` }));
     const best = stepped.filter(sustained).pop();
     console.log(best
