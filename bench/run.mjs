@@ -14,6 +14,7 @@ const scenarios = {
   'tls-floor': 'dist/bench/tls-floor.js',
   flood: 'dist/bench/flood.js',
   'push-wake': 'dist/bench/push-wake.js',
+  chat: 'dist/bench/chat.js',
 };
 if (!scenario || !(scenario in scenarios)) {
   console.error(`usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [args]`);
