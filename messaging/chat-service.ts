@@ -72,6 +72,8 @@ const SEARCH_BATCH = 200;
 const READ_RECEIPTS_MAX = 100;
 /** Direct conversations whose pair is cached (their membership never changes). */
 const DIRECT_CACHE = 50_000;
+/** Conversation records cached. */
+const RECORD_CACHE = 50_000;
 /** `/v1/files/<id>` in a message: the file is then readable by the conversation's members. */
 const FILE_LINK = /\/v1\/files\/([A-Za-z0-9_-]{22})\b/g;
 
@@ -97,6 +99,8 @@ export class ChatService implements ChatApi {
   private readonly listeners: StoredListener[] = [];
   /** Direct conversation id → its two users. */
   private readonly pairs = new Map<string, readonly [string, string]>();
+  /** Conversation records by id (they never change after creation). */
+  private readonly records = new Map<string, ConversationRecord>();
 
   constructor(options: ChatServiceOptions) {
     this.opts = options;
@@ -163,7 +167,7 @@ export class ChatService implements ChatApi {
   /** The direct conversation of two users, created on first use. */
   async directConversation(a: string, b: string): Promise<ConversationRecord> {
     const id = directId(a, b);
-    const known = await this.repo.getConversation(id);
+    const known = await this.conversation(id);
     if (known !== undefined) return known;
     const record: ConversationRecord = { id, kind: 'direct', createdBy: a, createdAt: this.clock() };
     const members = a === b ? [{ user: a, role: 'member' as const }] : [{ user: a, role: 'member' as const }, { user: b, role: 'member' as const }];
@@ -171,8 +175,16 @@ export class ChatService implements ChatApi {
     return record;
   }
 
+  /** The conversation's record (cached: a record never changes; a deleted one is forgotten by `forget`). */
   async conversation(id: string): Promise<ConversationRecord | undefined> {
-    return this.repo.getConversation(id);
+    const cached = this.records.get(id);
+    if (cached !== undefined) return cached;
+    const record = await this.repo.getConversation(id);
+    if (record !== undefined) {
+      if (this.records.size >= RECORD_CACHE) this.records.delete(this.records.keys().next().value!);
+      this.records.set(id, record);
+    }
+    return record;
   }
 
   /** The two users of a direct conversation (one when a user writes to themselves). */
@@ -413,7 +425,7 @@ export class ChatService implements ChatApi {
 
   /** The conversation, if the actor may read it (an admin any); else not-found (its existence is not told). */
   private async readable(actor: ChatActor, id: string, kind?: 'group'): Promise<ConversationRecord> {
-    const c = await this.repo.getConversation(id);
+    const c = await this.conversation(id);
     if (c === undefined || (kind !== undefined && c.kind !== kind) || (actor.kind === 'user' && !(await this.isMember(id, actor.user)))) {
       throw new ChatError('not-found', kind === 'group' ? 'no such group' : 'no such conversation');
     }

@@ -125,11 +125,14 @@ export class Delivery {
 
   /**
    * Rows were added to `user`'s stream: each live device gets them; each sleeping one a push, for a
-   * message from someone else (`push`), never for the user's own carbon copy or a receipt.
+   * message from someone else (`push`), never for the user's own carbon copy or a receipt. `except`: the
+   * device the rows came from, which is not kicked.
    */
-  kick(user: string, push?: { id: string; from: string; body?: string | undefined }): void {
+  kick(user: string, push?: { id: string; from: string; body?: string | undefined }, except?: string): void {
     if (this.stopped) return;
     for (const binding of this.opts.devices.lookup(aorOfUser(user))) {
+      // The device a message came from has it: its cursor moves past it with the next row it gets.
+      if (except !== undefined && deviceKey(binding) === except) continue;
       if (!this.opts.devices.isAsleep(binding)) this.pump(user, binding);
       else if (push !== undefined && this.opts.devices.push !== undefined) {
         this.counters.pushes++;
@@ -177,26 +180,33 @@ export class Delivery {
       pump.again = false;
       /** The binding a send found unreachable, if one did. */
       let deferredOn: Binding | undefined;
+      /** The device's own messages passed over since the last write: the cursor moves past them lazily. */
+      let skipped: number | undefined;
       read: for (;;) {
         const rows = await repo.inbox(user, cursor, BATCH);
         for (const row of rows) {
           if (this.stopped) return;
           const message = row.message;
-          // The sender's own device already has its message: only its other devices get the copy.
           const own = message.sender === user;
+          // The sender's own device already has its message: only its other devices get the copy.
+          if (own && message.originDevice === device) {
+            skipped = cursor = row.seq;
+            continue;
+          }
           const binding = pump.binding;
-          const outcome: SendOutcome = own && message.originDevice === device ? 'refused' : await this.deliver(row, binding);
+          const outcome = await this.deliver(row, binding);
           if (outcome === 'deferred') {
             deferredOn = binding;
             break read;
           }
-          const now = this.clock();
-          await repo.advance(user, device, row.seq, now);
+          // One transaction: the cursor, and the receipt of a message from someone else.
+          await repo.advance(user, device, row.seq, this.clock(), outcome === 'delivered' && !own && message.kind === 'text' ? message.seq : undefined);
           cursor = row.seq;
-          if (outcome === 'delivered' && !own && message.kind === 'text') await repo.receipt(message.seq, user, device, 'delivered', now);
+          skipped = undefined;
         }
         if (rows.length < BATCH) break;
       }
+      if (skipped !== undefined) await repo.advance(user, device, skipped, this.clock());
       // Unreachable where it was sent: the rest waits for the device's next REGISTER, unless that came while
       // the send waited (a new connection after a network change or a wake-up): then it goes there now.
       if (deferredOn !== undefined && pump.binding === deferredOn) return;

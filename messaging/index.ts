@@ -103,8 +103,9 @@ export function createMessaging(deps: MessagingDeps): Messaging {
   chat.onStored((message, recipients, text) => {
     delivery.announce(recipients);
     for (const user of recipients) {
-      const push = message.kind === 'text' && user !== message.sender ? { id: message.id, from: aorOfUser(message.sender), body: text } : undefined;
-      delivery.kick(user, push);
+      const own = user === message.sender;
+      const push = message.kind === 'text' && !own ? { id: message.id, from: aorOfUser(message.sender), body: text } : undefined;
+      delivery.kick(user, push, own ? message.originDevice : undefined);
     }
   });
   const sip = new SipMessaging({ stack: deps.stack, chat, repo: deps.repo, limits, devices: deps.devices, logger: deps.logger });

@@ -84,12 +84,8 @@ export async function up(knex: Knex): Promise<void> {
     // Copied from the message: a page and the conversation list filter on it without the messages table.
     t.string('conversation_id', 64).notNullable();
     t.boolean('hidden').notNullable().defaultTo(false);
-    // When the first device of the user received the row; NULL: none yet.
-    t.bigInteger('received_at').nullable();
     t.index(['user', 'seq']);
     t.index(['user', 'conversation_id', 'message_seq']);
-    // A new device's cursor: the user's first row no device has received.
-    t.index(['user', 'received_at', 'seq']);
     t.unique(['user', 'message_seq']);
     t.index(['message_seq']);
   });

@@ -12,8 +12,8 @@
  * - A device (a `+sip.instance`, a push token, else its Contact) has a cursor in its user's stream: the
  *   inbox seq it has received up to, in order. Delivery sends the rows after the cursor one at a time and
  *   moves the cursor on each 2xx, so every device gets every row once and in order, across restarts.
- * - A device seen for the first time starts at the first row that no device of its user has received
- *   (msilo's "stored for an offline user"), or at the end when there is none.
+ * - A device seen for the first time starts after the furthest cursor of its user's devices: it gets the
+ *   rows no device has received (msilo's "stored for an offline user"), not the history the others have.
  */
 
 export type ConversationKind = 'direct' | 'group';
@@ -174,17 +174,18 @@ export interface MessageRepository {
 
   // ---- devices ----
   /**
-   * The device's cursor; a device seen for the first time gets one at the first inbox row of `user` that
-   * no device has received (or the last row), stored, and returned.
+   * The device's cursor; a device seen for the first time gets the furthest cursor of the user's devices
+   * (0 when it is the first), stored, and returned.
    */
   cursor(user: string, device: string): Promise<number>;
   /** The inbox rows of `user` after `afterSeq`, oldest first, at most `limit`. */
   inbox(user: string, afterSeq: number, limit: number): Promise<InboxEntry[]>;
   /**
-   * The device received inbox row `seq` (or skipped it: its own message): its cursor moves to `seq` (never
-   * back), and the row counts as received by the user (the next new device starts after it).
+   * The device received inbox row `seq` (or passed it over: its own message): its cursor moves to `seq`
+   * (never back), so the next new device of the user starts after it. With
+   * `delivered` (a message seq), the same transaction records the message delivered at the device.
    */
-  advance(user: string, device: string, seq: number, at: number): Promise<void>;
+  advance(user: string, device: string, seq: number, at: number, delivered?: number): Promise<void>;
 
   // ---- receipts ----
   /** Records a delivery or display at a device (earliest time kept per state). */

@@ -495,15 +495,11 @@ export class SqlMessageRepository implements MessageRepository {
       const read = async () => (await db('chat_devices').first('cursor').where({ user: who, device: dev })) as { cursor: number | string } | undefined;
       const existing = await read();
       if (existing !== undefined) return toNumber(existing.cursor);
-      // A new device starts just before the first row no device of the user has received, else at the end.
-      const [pending] = (await db('chat_inbox').min({ s: 'seq' }).where({ user: who }).whereNull('received_at')) as Array<{ s: number | string | null }>;
-      let start: number;
-      if (pending?.s !== null && pending?.s !== undefined) {
-        start = toNumber(pending.s) - 1;
-      } else {
-        const [last] = (await db('chat_inbox').max({ s: 'seq' }).where({ user: who })) as Array<{ s: number | string | null }>;
-        start = toOptionalNumber(last?.s) ?? 0;
-      }
+      // A new device starts after the rows some device of the user has received (the furthest cursor: a
+      // cursor moves in order, past a row only once it was delivered or was that device's own), so it gets
+      // what reached no device (msilo's store for an offline user), and not the history the others have.
+      const [furthest] = (await db('chat_devices').max({ c: 'cursor' }).where({ user: who })) as Array<{ c: number | string | null }>;
+      const start = toOptionalNumber(furthest?.c) ?? 0;
       // Two first calls for the same device at once: one row wins, both answer with it.
       await db('chat_devices').insert({ user: who, device: dev, cursor: start, last_seen: Date.now() }).onConflict(['user', 'device']).merge(['user']);
       const stored = await read();
@@ -528,17 +524,18 @@ export class SqlMessageRepository implements MessageRepository {
     });
   }
 
-  async advance(user: string, device: string, seq: number, at: number): Promise<void> {
+  async advance(user: string, device: string, seq: number, at: number, delivered?: number): Promise<void> {
     const who = userName(user);
     const dev = deviceName(device);
     const to = seqOf(seq);
     const when = timeOf(at, 'at');
+    const receiptFor = delivered === undefined ? undefined : seqOf(delivered, 'delivered');
     await this.ctx.run('advancing a device cursor', (db) => db.transaction(async (trx) => {
       await trx('chat_devices').insert({ user: who, device: dev, cursor: to, last_seen: when }).onConflict(['user', 'device']).merge(['user']);
       // Never back: a late 2xx for an older row must not make the device receive newer ones again.
       await trx('chat_devices').where({ user: who, device: dev })
         .update({ cursor: trx.raw('case when ?? < ? then ? else ?? end', ['cursor', to, to, 'cursor']), last_seen: when });
-      await trx('chat_inbox').where({ user: who, seq: to }).whereNull('received_at').update({ received_at: when });
+      if (receiptFor !== undefined) await writeReceipt(trx, receiptFor, who, dev, 'delivered', when);
     }));
   }
 
@@ -550,15 +547,7 @@ export class SqlMessageRepository implements MessageRepository {
     const dev = deviceName(device);
     const kind = checkOneOf('state', state, ['delivered', 'displayed'] as const);
     const when = timeOf(at, 'at');
-    await this.ctx.run('recording a receipt', (db) => db.transaction(async (trx) => {
-      await trx('chat_receipts').insert({ message_seq: seq, user: who, device: dev, delivered_at: null, displayed_at: null })
-        .onConflict(['message_seq', 'user', 'device']).merge(['message_seq']);
-      // Reports arrive late, twice or out of order: each state keeps its earliest time, and a message
-      // displayed was delivered (RFC 5438 §5.1: a display report may come without a delivery report).
-      const update: Record<string, Knex.Raw> = { delivered_at: earliest(trx, 'delivered_at', when) };
-      if (kind === 'displayed') update.displayed_at = earliest(trx, 'displayed_at', when);
-      await trx('chat_receipts').where({ message_seq: seq, user: who, device: dev }).update(update);
-    }));
+    await this.ctx.run('recording a receipt', (db) => db.transaction((trx) => writeReceipt(trx, seq, who, dev, kind, when)));
   }
 
   async receipts(messageSeq: number): Promise<ReceiptRecord[]> {
@@ -636,4 +625,16 @@ export class SqlMessageRepository implements MessageRepository {
       return { messages, files };
     });
   }
+}
+
+/**
+ * Upserts a receipt. Reports arrive late, twice or out of order: each state keeps its earliest time, and a
+ * message displayed was delivered (RFC 5438 §5.1: a display report may come without a delivery report).
+ */
+async function writeReceipt(trx: Knex.Transaction, seq: number, who: string, dev: string, kind: 'delivered' | 'displayed', when: number): Promise<void> {
+  await trx('chat_receipts').insert({ message_seq: seq, user: who, device: dev, delivered_at: null, displayed_at: null })
+    .onConflict(['message_seq', 'user', 'device']).merge(['message_seq']);
+  const update: Record<string, Knex.Raw> = { delivered_at: earliest(trx, 'delivered_at', when) };
+  if (kind === 'displayed') update.displayed_at = earliest(trx, 'displayed_at', when);
+  await trx('chat_receipts').where({ message_seq: seq, user: who, device: dev }).update(update);
 }

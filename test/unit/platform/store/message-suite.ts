@@ -299,11 +299,11 @@ export function messageSuite(getStore: () => SqlStore): void {
         assert.deepEqual(await store.messages.inbox(ALICE, 0, 10), []);
       });
 
-      it('a new device starts before the first row no device received; once every row is received, at the last row; a known device keeps its cursor', async () => {
+      it('a new device starts after the furthest cursor of the user\'s devices (0 for the first); a known device keeps its cursor', async () => {
         const store = getStore();
         await threeRows(store);
         const rows = await store.messages.inbox(BOB, 0, 10);
-        assert.equal(await store.messages.cursor(BOB, 'phone'), rows[0]!.seq - 1);
+        assert.equal(await store.messages.cursor(BOB, 'phone'), 0, 'the first device gets every row');
         await store.messages.advance(BOB, 'phone', rows[0]!.seq, T0 + 100);
         assert.equal(await store.messages.cursor(BOB, 'phone'), rows[0]!.seq);
         assert.equal(await store.messages.cursor(BOB, 'laptop'), rows[0]!.seq);
@@ -322,20 +322,19 @@ export function messageSuite(getStore: () => SqlStore): void {
         assert.equal(await count(store, 'chat_devices'), 1);
       });
 
-      it('advance never moves the cursor back, records last_seen, and marks the row received only once', async () => {
+      it('advance never moves the cursor back, records last_seen, and records a delivery in the same step', async () => {
         const store = getStore();
-        await threeRows(store);
+        const sent = await threeRows(store);
         const rows = await store.messages.inbox(BOB, 0, 10);
-        await store.messages.advance(BOB, 'phone', rows[2]!.seq, T0 + 300);
+        await store.messages.advance(BOB, 'phone', rows[2]!.seq, T0 + 300, sent[2]!.seq);
         await store.messages.advance(BOB, 'phone', rows[1]!.seq, T0 + 400);
         assert.equal(await store.messages.cursor(BOB, 'phone'), rows[2]!.seq);
         const device = (await store.knex('chat_devices').first('last_seen').where({ device: 'phone' })) as { last_seen: number | string };
         assert.equal(Number(device.last_seen), T0 + 400);
-        await store.messages.advance(BOB, 'laptop', rows[2]!.seq, T0 + 500);
-        const received = (await store.knex('chat_inbox').select('seq', 'received_at').where({ user: BOB }).orderBy('seq')) as Array<{ received_at: number | string | null }>;
-        assert.deepEqual(received.map((r) => (r.received_at === null ? null : Number(r.received_at))), [null, T0 + 400, T0 + 300]);
-        // The first row was never received: a new device starts before it.
-        assert.equal(await store.messages.cursor(BOB, 'tablet'), rows[0]!.seq - 1);
+        assert.deepEqual((await store.messages.receipts(sent[2]!.seq)).map((r) => [r.device, r.deliveredAt]), [['phone', T0 + 300]]);
+        assert.deepEqual(await store.messages.receipts(sent[1]!.seq), []);
+        // A row passed over counts as received: a new device starts after it.
+        assert.equal(await store.messages.cursor(BOB, 'tablet'), rows[2]!.seq);
       });
     });
 
