@@ -48,6 +48,8 @@ export interface MessagingDeps {
   removeFile?: (location: string) => Promise<void>;
   options: MessagingOptions;
   logger: Logger;
+  /** ms since the epoch; Date.now by default (tests). */
+  clock?: () => number;
 }
 
 export interface MessagingStats extends DeliveryStats {
@@ -78,6 +80,7 @@ export function createMessaging(deps: MessagingDeps): Messaging {
     limits,
     maxGroupMembers: deps.options.maxGroupMembers,
     maxBodySize: deps.options.maxBodySize,
+    clock: deps.clock,
     // RFC 5438 §7.1.1.1: read through the API, the sender who asked for it gets a display notification.
     displayReceipt: (message, reader, at) => (message.imdnId === undefined ? undefined : {
       contentType: 'message/cpim',
@@ -112,7 +115,7 @@ export function createMessaging(deps: MessagingDeps): Messaging {
   let timer: NodeJS.Timeout | undefined;
   const purge = async (): Promise<{ messages: number; files: number }> => {
     if (deps.options.retentionDays <= 0) return { messages: 0, files: 0 };
-    const result = await deps.repo.purge(Date.now() - deps.options.retentionDays * 86_400_000);
+    const result = await deps.repo.purge((deps.clock ?? Date.now)() - deps.options.retentionDays * 86_400_000);
     for (const f of result.files) await deps.removeFile?.(f.location).catch((err: Error) => log.warn({ err: err.message, file: f.id }, 'an expired chat file could not be deleted'));
     if (result.messages > 0 || result.files.length > 0) log.info({ messages: result.messages, files: result.files.length, retentionDays: deps.options.retentionDays }, 'old chat messages and files deleted');
     return { messages: result.messages, files: result.files.length };
