@@ -146,6 +146,10 @@ export class Registrar implements RegistrarApi {
     return this.locations.onBinding(listener);
   }
 
+  onChange(listener: (aor: string) => void): () => void {
+    return this.locations.onChange(listener);
+  }
+
   /**
    * Answers a REGISTER through its server transaction; a failure inside becomes a 400 or 500 answer.
    * The bindings it added or refreshed are announced to the onBinding listeners after the 200 is sent.

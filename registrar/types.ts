@@ -221,6 +221,8 @@ export interface RegistrarApi {
    * INVITE waits on it for the device it woke. Returns the unsubscribe.
    */
   onBinding(listener: BindingListener): () => void;
+  /** Calls `listener` with the AoR after any change to its bindings (added, refreshed, removed, expired, asleep). */
+  onChange(listener: (aor: string) => void): () => void;
   readonly authenticator: Authenticator;
   readonly stats: Readonly<RegistrarStats>;
 }

@@ -353,6 +353,29 @@ const schema = z.strictObject({
     fileTypes: z.array(z.string().regex(/^[a-z0-9.+-]+\/([a-z0-9.+-]+|\*)$/, 'must be a MIME type such as image/png or image/*')).min(1)
       .default(['image/*', 'audio/*', 'video/*', 'application/pdf', 'text/plain', 'application/zip', 'application/octet-stream']),
   }).prefault({}),
+  /** Presence (RFC 3856, PIDF), busy lamps (RFC 4235 dialog package) and message waiting (RFC 3842). */
+  presence: z.strictObject({
+    enabled: z.boolean().default(true),
+    /**
+     * Who may watch whom: `same-domain` (any user of the presentity's domain), or `contacts` (only the
+     * watchers on the presentity's allow list, /v1/presence/allow). Others get a polite block: NOTIFYs that
+     * say nothing (closed, no activity), never the state.
+     */
+    policy: z.enum(['same-domain', 'contacts']).default('same-domain'),
+    /** Subscription expiry bounds and default, seconds (RFC 6665 §4.2.1.1: 423 below min). */
+    minExpires: z.number().int().min(1).max(3600).default(60),
+    maxExpires: z.number().int().min(60).max(86_400).default(3600),
+    defaultExpires: z.number().int().min(1).max(86_400).default(600),
+    /** Longest a PUBLISH is kept without a refresh, seconds (RFC 3903 §6: shortened above it). */
+    maxPublishExpires: z.number().int().min(60).max(86_400).default(3600),
+    /**
+     * Shortest time between two NOTIFYs of one subscription, ms: changes within it are folded into one
+     * (a phone flapping its presence does not flood its watchers). RFC 3265's throttle, RFC 6446 idea.
+     */
+    notifyInterval: z.number().int().min(0).max(60_000).default(1000),
+    /** Subscriptions one watcher (user) may hold at most: what one account can make the server keep. */
+    maxSubscriptionsPerWatcher: z.number().int().min(1).max(100_000).default(1000),
+  }).prefault({}),
   /** Chat files and message bodies at rest: AES-256-GCM, a fresh key per object wrapped by the master key. */
   storage: z.strictObject({
     /**
@@ -400,6 +423,9 @@ const schema = z.strictObject({
    */
   shutdownGraceSeconds: z.number().min(0).max(3600).default(30),
 }).superRefine((cfg, ctx) => {
+  if (cfg.presence.minExpires > cfg.presence.maxExpires) {
+    ctx.addIssue({ code: 'custom', path: ['presence', 'minExpires'], message: 'must not be above presence.maxExpires' });
+  }
   if ((cfg.tls.cert === undefined) !== (cfg.tls.key === undefined)) {
     ctx.addIssue({ code: 'custom', path: ['tls', cfg.tls.cert === undefined ? 'cert' : 'key'], message: 'tls.cert and tls.key go together' });
   }

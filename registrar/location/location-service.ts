@@ -45,6 +45,7 @@ export class LocationService {
   private replication: LocationReplication | undefined;
   private readonly pushProviders: ReadonlySet<PushProvider>;
   private readonly listeners = new Set<BindingListener>();
+  private readonly changeListeners = new Set<(aor: string) => void>();
 
   constructor(options: LocationServiceOptions) {
     const interval = options.purgeIntervalMs ?? DEFAULT_PURGE_INTERVAL_MS;
@@ -168,6 +169,18 @@ export class LocationService {
     this.flowsGone(aor, lost, 'remote');
   }
 
+  /**
+   * Calls `listener` with the AoR after every change to its bindings, whatever made it (a REGISTER, a
+   * closed connection, the purge of expired ones, another replica): presence follows registration state.
+   * Returns the unsubscribe.
+   */
+  onChange(listener: (aor: string) => void): () => void {
+    this.changeListeners.add(listener);
+    return () => {
+      this.changeListeners.delete(listener);
+    };
+  }
+
   /** Calls `listener` with each binding added with a flow: by `announce`, and by `applyRemote`. Returns the unsubscribe. */
   onBinding(listener: BindingListener): () => void {
     this.listeners.add(listener);
@@ -276,6 +289,13 @@ export class LocationService {
     }
     if (kept.length === 0) this.byAor.delete(aor);
     else this.byAor.set(aor, kept);
+    for (const listener of this.changeListeners) {
+      try {
+        listener(aor);
+      } catch (err) {
+        this.log.warn({ aor, err: err instanceof Error ? err.message : String(err) }, 'location change listener failed');
+      }
+    }
 
     if (origin === 'remote') return;
     if (origin === 'local' && this.replication !== undefined) {
