@@ -3,7 +3,7 @@
  * next-hop resolution, loop detection, and the routing policy that composes them with the registrar.
  */
 export { ProxyCore } from './proxy-core.js';
-export { Router, type RouterDeps, type MessagingRouting, targetOf } from './routing.js';
+export { Router, type RouterDeps, type MessagingRouting, type PresenceRouting, targetOf } from './routing.js';
 export { RecordRoute } from './record-route.js';
 export { MediaHook } from './media-hook.js';
 export { looseRoute, forwardStateless } from './loose-route.js';

@@ -46,7 +46,23 @@ export interface RouterDeps {
   push?: PushRouting;
   /** Chat (messaging/): MESSAGEs to users and groups are stored and delivered by it instead of proxied. */
   messaging?: MessagingRouting;
+  /** Presence (presence/): SUBSCRIBE and PUBLISH for users of ours are served by it. */
+  presence?: PresenceRouting;
   logger: Logger;
+}
+
+/** What the routing policy asks of the presence server (presence/). */
+export interface PresenceRouting {
+  /** Whether an in-dialog request belongs to a subscription it serves (it is the notifier). */
+  owns(request: SipRequest): boolean;
+  inDialog(request: SipRequest, tx: ServerTransaction): void;
+  /**
+   * A SUBSCRIBE or PUBLISH outside a dialog for `presentity` (user@domain of a subscriber) from `watcher` (the
+   * authenticated user, or a trusted source's From); `forwardVoicemail` takes message-summary to the backends.
+   */
+  take(request: SipRequest, tx: ServerTransaction, watcher: string, presentity: string, trusted: boolean, forwardVoicemail?: () => void): Promise<void>;
+  /** The backend set that holds voicemail (the mid-registrar's), where message-summary SUBSCRIBEs go. */
+  voicemailSet?: string | undefined;
 }
 
 /** What the routing policy asks of chat (messaging/). */
@@ -111,6 +127,7 @@ export class Router implements StackUser {
   private readonly mid: MidRegistrarRouting | undefined;
   private readonly push: PushRouting | undefined;
   private readonly messaging: MessagingRouting | undefined;
+  private readonly presence: PresenceRouting | undefined;
   private readonly log: Logger;
 
   constructor(deps: RouterDeps) {
@@ -125,6 +142,7 @@ export class Router implements StackUser {
     this.mid = deps.mid;
     this.push = deps.push;
     this.messaging = deps.messaging;
+    this.presence = deps.presence;
     this.log = categoryLogger(deps.logger, 'proxy.route');
   }
 
@@ -141,8 +159,12 @@ export class Router implements StackUser {
     // 2. Loops (§16.3 step 4).
     if (isLoop(req, this.stack)) return this.reply(tx, 482);
 
-    // 3. In-dialog requests follow the Record-Route path that set the dialog up.
-    if (req.to?.tag !== undefined) return this.routeInDialog(req, tx);
+    // 3. In-dialog requests follow the Record-Route path that set the dialog up; those of a subscription
+    //    the presence server holds (a refresh, an unsubscribe) are its own.
+    if (req.to?.tag !== undefined) {
+      if (this.presence?.owns(req) === true) return this.presence.inDialog(req, tx);
+      return this.routeInDialog(req, tx);
+    }
 
     // 4. Routes pre-loaded by the client (we as its outbound proxy) are consumed.
     if (req.route.length > 0) looseRoute(req, this.stack, this.rr);
@@ -199,6 +221,20 @@ export class Router implements StackUser {
       const name = uri.userUnescaped ?? '';
       if (chat.isGroup(name)) return (await chat.take(req, tx, caller, `${name}@${domain}`)) ? undefined : this.reply(tx, 404);
       if ((await this.subscribers.getCredentials(name, domain)) !== undefined) return void (await chat.take(req, tx, caller, `${name}@${domain}`));
+    }
+    // Presence: SUBSCRIBE and PUBLISH for a user of ours are served here, never forked to the user's phones
+    // (which would send a phone its own PUBLISH, or its own voicemail SUBSCRIBE).
+    const events = req.method === 'SUBSCRIBE' || req.method === 'PUBLISH' ? this.presence : undefined;
+    if (events !== undefined && uri instanceof SipUri && domain !== undefined) {
+      const name = uri.userUnescaped ?? '';
+      if ((await this.subscribers.getCredentials(name, domain)) !== undefined) {
+        const presentity = `${name}@${domain}`;
+        const set = events.voicemailSet;
+        const voicemail = set !== undefined && this.pstn !== undefined
+          ? () => this.routeToBackends(req, tx, set, name, caller, callFacts(req, caller, 'user-pstn', calleeOf(req, presentity)))
+          : undefined;
+        return events.take(req, tx, caller ?? fromAddress(req), presentity, caller === undefined, voicemail);
+      }
     }
     if (uri instanceof SipUri && domain !== undefined) {
       const bindings = this.registrar.lookup(aorIn(uri, domain));
@@ -479,6 +515,13 @@ export function targetOf(b: Binding): ForwardTarget & { destination: Destination
   const target: ForwardTarget & { destination: Destination } = { uri: b.contact.uri, destination };
   if (b.path !== undefined && b.path.length > 0) target.route = b.path;
   return target;
+}
+
+/** A trusted source's identity: its From URI as `user@host` (the host lower-case). */
+function fromAddress(req: SipRequest): string {
+  const uri = req.from!.uri;
+  if (uri instanceof SipUri) return `${uri.userUnescaped ?? ''}@${uri.hostname.toLowerCase()}`;
+  return uri instanceof TelUri ? uri.number : uri.toString();
 }
 
 /** RFC 3966 visual separators removed; a number is `+` and digits (or digits, * and #). */

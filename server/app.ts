@@ -28,6 +28,9 @@ import { EncryptedFiles } from '../messaging/file-store.js';
 import { LocalBlobStore } from '../messaging/local-blobs.js';
 import { fileRoutes } from '../messaging/file-routes.js';
 import { chatRoutes } from '../messaging/routes.js';
+import { createPresence, type Presence } from '../presence/index.js';
+import { PresencePolicy } from '../presence/policy.js';
+import { presenceRoutes } from '../presence/routes.js';
 
 export interface Softswitch {
   readonly stack: Stack;
@@ -39,6 +42,8 @@ export interface Softswitch {
   readonly history: HistoryWriter;
   /** Chat: MESSAGE storage and delivery, groups, receipts (undefined with messaging.enabled false). */
   readonly messaging: Messaging | undefined;
+  /** Presence, busy lamps, message waiting (undefined with presence.enabled false). */
+  readonly presence: Presence | undefined;
   readonly http: HttpServer;
   /** Backends, dialplan, DIDs and trusted sources. */
   readonly balancer: Balancer;
@@ -220,6 +225,11 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     if (record !== undefined) history.push({ op: 'record', record });
     else if (d.answeredAt !== undefined) history.push({ op: 'forget', id: d.id });
   });
+  /** Whether `user@domain` is a subscriber (chat recipients and group members, presence allow lists). */
+  const userExists = async (user: string): Promise<boolean> => {
+    const at = user.lastIndexOf('@');
+    return (await subscribers.getCredentials(user.slice(0, at), user.slice(at + 1))) !== undefined;
+  };
   // Chat: bodies and files sealed with the master key (storage.masterKey or dataDir/storage/master.key).
   const envelope = config.messaging.enabled ? Envelope.load({ masterKey: config.storage.masterKey, dataDir: resolve(config.dataDir), logger }) : undefined;
   const blobs = envelope && new LocalBlobStore(resolve(config.storage.path ?? join(config.dataDir, 'files')), logger);
@@ -236,10 +246,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       push: pushProviders.size === 0 ? undefined : (b, payload) => push.message(b, payload),
     },
     domains: config.sip.domain.map((d) => d.toLowerCase()),
-    userExists: async (user) => {
-      const at = user.lastIndexOf('@');
-      return (await subscribers.getCredentials(user.slice(0, at), user.slice(at + 1))) !== undefined;
-    },
+    userExists,
     removeFile: blobs && ((location) => blobs.remove(location)),
     options: {
       maxBodySize: config.messaging.maxBodySize,
@@ -251,6 +258,31 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     },
     logger,
   });
+  // Presence: the server is its users' presence agent; state from PUBLISH, registrations and dialogs.
+  const presencePolicy = config.presence.enabled ? new PresencePolicy({ mode: config.presence.policy, repo: store.presence }) : undefined;
+  const presence = presencePolicy === undefined ? undefined : createPresence({
+    stack,
+    lookup: (aor) => registrar.lookup(aor),
+    isAsleep,
+    onRegistrationChange: (listener) => registrar.onChange(listener),
+    onDialog: (listener) => {
+      for (const event of ['created', 'early', 'confirmed', 'ended', 'restored'] as const) dialogs.on(event, listener);
+    },
+    contactDestination: (uri) => {
+      const binding = registrar.lookupByContact(uri);
+      return binding === undefined ? undefined : targetOf(binding).destination;
+    },
+    policy: presencePolicy,
+    options: {
+      minExpires: config.presence.minExpires,
+      maxExpires: config.presence.maxExpires,
+      defaultExpires: config.presence.defaultExpires,
+      maxPublishExpires: config.presence.maxPublishExpires,
+      notifyIntervalMs: config.presence.notifyInterval,
+      maxSubscriptionsPerWatcher: config.presence.maxSubscriptionsPerWatcher,
+    },
+    logger,
+  });
   const media = new MediaHook(gateway, dialogs, logger);
   const proxy = new ProxyCore({
     stack, logger, media, secret: derive('record-route'),
@@ -259,6 +291,13 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   stack.setUser(new Router({
     stack, proxy, recordRoute: proxy.recordRoute, registrar, subscribers, dialogs, domains: config.sip.domain, logger, mid,
     messaging: messaging && { take: (req, tx, sender, recipient) => messaging.sip.take(req, tx, sender, recipient), isGroup: isGroupId },
+    presence: presence && {
+      owns: (req) => presence.notifier.owns(req),
+      inDialog: (req, tx) => presence.notifier.inDialog(req, tx),
+      take: (req, tx, watcher, presentity, trusted, forward) => presence.service.take(req, tx, watcher, presentity, trusted, forward),
+      // Voicemail lives on the FreeSWITCH pool behind the mid-registrar.
+      voicemailSet: config.registrar.mode === 'local' ? undefined : config.registrar.backendSet,
+    },
     push: pushProviders.size === 0 ? undefined : {
       isAsleep,
       wake: (b, call, signal) => push.wake(b, call, signal),
@@ -297,6 +336,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
         dialogs: dialogs.stats(),
         push: push.stats(),
         ...(messaging === undefined ? {} : { messaging: messaging.stats() }),
+        ...(presence === undefined ? {} : { presence: presence.stats() }),
         rtpengine: gateway.stats().map((n) => ({ node: `${n.host}:${n.port}`, up: n.up, calls: n.calls })),
         messages: stack.stats,
         security: security.stats(),
@@ -313,6 +353,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   });
   http.routes(banRoutes(security.bans));
   http.routes(callRoutes(store.calls), { access: 'user' });
+  if (presencePolicy !== undefined) http.routes(presenceRoutes(presencePolicy, userExists), { access: 'user' });
   if (messaging !== undefined && files !== undefined) {
     http.routes(chatRoutes(messaging.chat), { access: 'user' });
     http.routes(fileRoutes({
@@ -333,6 +374,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     dialogs,
     history,
     messaging,
+    presence,
     http,
     balancer,
     mid,
@@ -372,6 +414,8 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
         await http.stop();
         await mid?.stop();
         balancer.stop();
+        // Before the stack: the watchers get their final NOTIFY (terminated;reason=noresource).
+        presence?.stop();
         await stack.stop();
         dialogs.stop();
         messaging?.stop();

@@ -16,7 +16,8 @@ import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import JsSIP from 'jssip';
 import {
-  Invitation, Inviter, Messager, Registerer, RegistererState, SessionState, UserAgent, type Session,
+  Invitation, Inviter, Messager, Publisher, PublisherState, Registerer, RegistererState, SessionState, Subscriber, SubscriptionState, UserAgent,
+  type Session,
 } from 'sip.js';
 import { WebSocket as WsWebSocket } from 'ws';
 import {
@@ -150,6 +151,43 @@ export interface SendMessageOptions {
   timeoutMs?: number;
 }
 
+/** A NOTIFY (RFC 6665) a subscription received. */
+export interface ReceivedNotify {
+  readonly body: string;
+  readonly contentType: string;
+  /** The Subscription-State header. */
+  readonly subscriptionState: string;
+}
+
+/** A subscription the phone made (SUBSCRIBE), with the NOTIFYs it received. */
+export interface Watch {
+  readonly notifies: readonly ReceivedNotify[];
+  /** Resolves with the first NOTIFY (already received or to come) that `match` accepts. */
+  waitFor(match: (n: ReceivedNotify) => boolean, timeoutMs?: number): Promise<ReceivedNotify>;
+  /** Un-SUBSCRIBE (Expires 0). */
+  unsubscribe(): Promise<void>;
+}
+
+export interface SubscribeOptions {
+  expires?: number;
+  /** The Accept header; the event package's type by default. */
+  accept?: string;
+}
+
+/** A PUBLISH the phone keeps refreshed (SIP.js Publisher, RFC 3903). */
+export interface Publication {
+  /** Publishes a new document (with the entity-tag of the last one). */
+  publish(body: string): Promise<void>;
+  /** PUBLISH with Expires 0. */
+  unpublish(): Promise<void>;
+}
+
+const EVENT_TYPES: Record<string, string> = {
+  presence: 'application/pidf+xml',
+  dialog: 'application/dialog-info+xml',
+  'message-summary': 'application/simple-message-summary',
+};
+
 /** One WebSocket a phone opened, with the SIP messages it carried. */
 export interface PhoneSocket {
   readonly url: string;
@@ -188,6 +226,10 @@ export interface Softphone {
   waitForMessages(count: number, timeoutMs?: number): Promise<ReceivedMessage[]>;
   /** The status incoming MESSAGEs are answered with; 200 by default (480: the app cannot take it now). */
   messageAnswer: number;
+  /** SUBSCRIBE (RFC 6665); resolves once the subscription is accepted (2xx), rejects otherwise. */
+  subscribe(target: string, event: string, options?: SubscribeOptions): Promise<Watch>;
+  /** SIP.js only: PUBLISH `body` (PIDF) for the phone's own AoR; resolves on the 2xx. */
+  publish(body: string, options?: { expires?: number }): Promise<Publication>;
   /** Un-registers (bounded), stops the user agent and closes every socket. Never throws. */
   stop(): Promise<void>;
   /**
@@ -433,6 +475,8 @@ abstract class PhoneBase implements Softphone {
   }
 
   abstract sendMessage(target: string, body: string, options?: SendMessageOptions): Promise<SentMessage>;
+  abstract subscribe(target: string, event: string, options?: SubscribeOptions): Promise<Watch>;
+  abstract publish(body: string, options?: { expires?: number }): Promise<Publication>;
 
   waitForMessages(count: number, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<ReceivedMessage[]> {
     if (this.received.length >= count) return Promise.resolve(this.received.slice(0, count));
@@ -493,6 +537,39 @@ abstract class PhoneBase implements Softphone {
     for (const s of TestWebSocket.byPath.get(this.path) ?? []) s.kill();
     TestWebSocket.byPath.delete(this.path);
     this.events.removeAllListeners();
+  }
+}
+
+/** The NOTIFYs of one subscription, whichever library received them. */
+class WatchRecord implements Watch {
+  readonly notifies: ReceivedNotify[] = [];
+  private readonly events = new EventEmitter();
+
+  constructor(private readonly label: string, readonly unsubscribe: () => Promise<void>) {}
+
+  add(n: ReceivedNotify): void {
+    this.notifies.push(n);
+    this.events.emit('notify');
+  }
+
+  waitFor(match: (n: ReceivedNotify) => boolean, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<ReceivedNotify> {
+    const found = this.notifies.find(match);
+    if (found !== undefined) return Promise.resolve(found);
+    const from = this.notifies.length;
+    const done = new Promise<ReceivedNotify>((resolve) => {
+      let seen = from;
+      const check = (): void => {
+        for (; seen < this.notifies.length; seen++) {
+          if (match(this.notifies[seen]!)) {
+            this.events.off('notify', check);
+            resolve(this.notifies[seen]!);
+            return;
+          }
+        }
+      };
+      this.events.on('notify', check);
+    });
+    return withTimeout(done, timeoutMs, `${this.label} waiting for a NOTIFY (${this.notifies.length} so far: ${this.notifies.map((n) => n.subscriptionState).join(', ')})`);
   }
 }
 
@@ -794,6 +871,67 @@ class SipJsPhone extends PhoneBase {
     await withTimeout(result.promise, timeoutMs, `${this.aor} un-REGISTER`);
   }
 
+  async subscribe(target: string, event: string, options: SubscribeOptions = {}): Promise<Watch> {
+    const uri = UserAgent.makeURI(target);
+    if (uri === undefined) throw new TypeError(`not a SIP URI: ${target}`);
+    const subscriber = new Subscriber(this.ua, uri, event, {
+      expires: options.expires ?? 600,
+      extraHeaders: [`Accept: ${options.accept ?? EVENT_TYPES[event] ?? '*/*'}`],
+    });
+    const watch = new WatchRecord(`${this.aor} watching ${target} (${event})`, () => subscriber.unsubscribe());
+    subscriber.delegate = {
+      onNotify: (notification) => {
+        void notification.accept().catch(() => undefined);
+        const r = notification.request;
+        watch.add({ body: r.body, contentType: r.getHeader('Content-Type') ?? '', subscriptionState: r.getHeader('Subscription-State') ?? '' });
+      },
+    };
+    const accepted = new Deferred<void>();
+    subscriber.stateChange.addListener((state) => {
+      if (state === SubscriptionState.Subscribed) accepted.resolve();
+      if (state === SubscriptionState.Terminated) accepted.reject(new SoftphoneError('SOFTPHONE_ERR_FAILED', `SUBSCRIBE to ${target} (${event}) ended: ${this.lastResponse('SUBSCRIBE')?.split('\r\n')[0] ?? 'no response'}`));
+    });
+    await subscriber.subscribe();
+    await withTimeout(accepted.promise, DEFAULT_TIMEOUT_MS, `${this.aor} SUBSCRIBE ${target}`);
+    return watch;
+  }
+
+  async publish(body: string, options: { expires?: number } = {}): Promise<Publication> {
+    const uri = UserAgent.makeURI(this.aor)!;
+    const publisher = new Publisher(this.ua, uri, 'presence', { expires: options.expires ?? 600, contentType: 'application/pidf+xml' });
+    // SIP.js's Publisher tells no outcome per PUBLISH: the final responses to PUBLISH on the wire say it.
+    const finals = (): string[] => this.sockets.flatMap((k) => k.messages)
+      .filter((m) => m.dir === 'in' && /^SIP\/2\.0 [2-6]\d\d/.test(m.text) && /^CSeq:\s*\d+\s+PUBLISH\s*$/im.test(m.text)).map((m) => m.text);
+    const send = async (content: string): Promise<void> => {
+      for (let before = finals().length, attempt = 0; ; attempt++) {
+        if (attempt === 0) await publisher.publish(content);
+        const deadline = Date.now() + DEFAULT_TIMEOUT_MS;
+        while (finals().length <= before) {
+          if (Date.now() > deadline) throw new SoftphoneError('SOFTPHONE_ERR_TIMEOUT', `${this.aor} PUBLISH: no final response`);
+          await sleep(10);
+        }
+        const last = finals().at(-1)!;
+        const status = Number(last.slice(8, 11));
+        // A 401/407 is answered by SIP.js with credentials: wait for the next final response.
+        if (status === 401 || status === 407) {
+          before = finals().length;
+          continue;
+        }
+        if (status >= 300) throw new SoftphoneError('SOFTPHONE_ERR_STATUS', `PUBLISH answered ${last.split('\r\n')[0]}`, status);
+        return;
+      }
+    };
+    await send(body);
+    return {
+      publish: send,
+      unpublish: async () => {
+        const done = new Promise<void>((resolve) => publisher.stateChange.addListener((st) => st === PublisherState.Unpublished && resolve()));
+        await publisher.unpublish();
+        await withTimeout(done, DEFAULT_TIMEOUT_MS, `${this.aor} un-PUBLISH`);
+      },
+    };
+  }
+
   sendMessage(target: string, body: string, options: SendMessageOptions = {}): Promise<SentMessage> {
     const uri = UserAgent.makeURI(target);
     if (uri === undefined) throw new TypeError(`not a SIP URI: ${target}`);
@@ -1092,6 +1230,29 @@ class JsSipPhone extends PhoneBase {
     const result = new Promise<void>((resolve) => this.ua.once('unregistered', () => resolve()));
     this.ua.unregister();
     return withTimeout(result, timeoutMs, `${this.aor} un-REGISTER`);
+  }
+
+  subscribe(target: string, event: string, options: SubscribeOptions = {}): Promise<Watch> {
+    const subscriber = this.ua.subscribe(target, event, options.accept ?? EVENT_TYPES[event] ?? '*/*', { expires: options.expires ?? 600, contentType: 'text/plain' } as never);
+    const watch = new WatchRecord(`${this.aor} watching ${target} (${event})`, async () => {
+      const ended = new Promise<void>((resolve) => subscriber.once('terminated', () => resolve()));
+      subscriber.terminate();
+      await withTimeout(ended, DEFAULT_TIMEOUT_MS, `${this.aor} un-SUBSCRIBE`);
+    });
+    subscriber.on('notify', (_final: boolean, request: JsSipIncomingRequest, body?: string, contentType?: string) => {
+      watch.add({ body: body ?? '', contentType: contentType ?? '', subscriptionState: request.getHeader('Subscription-State') ?? '' });
+    });
+    const accepted = new Promise<Watch>((resolve, reject) => {
+      subscriber.once('accepted', () => resolve(watch));
+      subscriber.once('terminated', (code: number, reason?: string) => reject(new SoftphoneError('SOFTPHONE_ERR_FAILED', `SUBSCRIBE to ${target} (${event}) ended: code ${code} ${reason ?? ''}`)));
+    });
+    subscriber.subscribe();
+    return withTimeout(accepted, DEFAULT_TIMEOUT_MS, `${this.aor} SUBSCRIBE ${target}`);
+  }
+
+  publish(): Promise<Publication> {
+    // JsSIP 3.x has no PUBLISH client (its apps publish through the server's API or not at all).
+    return Promise.reject(new SoftphoneError('SOFTPHONE_ERR_FAILED', 'JsSIP has no PUBLISH'));
   }
 
   sendMessage(target: string, body: string, options: SendMessageOptions = {}): Promise<SentMessage> {
