@@ -23,8 +23,17 @@ const user = z.string().max(MAX_PRESENCE_USER).regex(/^[^@\s/]+@[^@\s/]+$/, 'exp
 
 const schemas = {
   query: z.strictObject({ user: user.optional() }),
-  params: z.strictObject({ watcher: user }),
+  watcher: user,
 };
+
+/**
+ * The routes take the watcher as a wildcard (`/presence/allow/*`) rather than `:watcher`: Fastify's router
+ * refuses a named parameter over 100 characters (414) before the route runs, while a watcher may have 255;
+ * the schema bounds it instead (and refuses a `/` in it).
+ */
+function watcherOf(req: FastifyRequest): string {
+  return parse(schemas.watcher, (req.params as Record<string, unknown>)['*'], 'watcher');
+}
 
 /** Thrown by parse(), and for a request that cannot be answered as asked: the status and the reason. */
 class Refusal extends Error {
@@ -69,8 +78,8 @@ export function presenceRoutes(policy: PresencePolicy, userExists: (user: string
       return { user: owner, watchers: await policy.allowed(owner) };
     }));
 
-    app.put('/presence/allow/:watcher', (req, reply) => answer(reply, async () => {
-      const { watcher } = parse(schemas.params, req.params, 'path');
+    app.put('/presence/allow/*', (req, reply) => answer(reply, async () => {
+      const watcher = watcherOf(req);
       const owner = ownerOf(req);
       // Only users of ours can be on a list: a name that is not one would be a row nobody could use, or
       // one a user created later under that name would inherit.
@@ -80,8 +89,8 @@ export function presenceRoutes(policy: PresencePolicy, userExists: (user: string
       return reply.code(204).send();
     }));
 
-    app.delete('/presence/allow/:watcher', (req, reply) => answer(reply, async () => {
-      const { watcher } = parse(schemas.params, req.params, 'path');
+    app.delete('/presence/allow/*', (req, reply) => answer(reply, async () => {
+      const watcher = watcherOf(req);
       const owner = ownerOf(req);
       // No userExists check: a watcher deleted since must still be removable.
       if (!(await policy.disallow(owner, watcher))) throw new Refusal(404, `watcher: ${watcher} is not on the allow list`);
