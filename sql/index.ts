@@ -11,6 +11,7 @@ import * as m0003 from './0003_admin_tokens.js';
 import * as m0004 from './0004_calls.js';
 import * as m0005 from './0005_user_tokens.js';
 import * as m0006 from './0006_messaging.js';
+import * as m0007 from './0007_presence.js';
 
 export interface Migration {
   /** Recorded in knex_migrations; stable forever. */
@@ -26,4 +27,5 @@ export const migrations: readonly Migration[] = [
   { name: '0004_calls', up: m0004.up, down: m0004.down },
   { name: '0005_user_tokens', up: m0005.up, down: m0005.down },
   { name: '0006_messaging', up: m0006.up, down: m0006.down },
+  { name: '0007_presence', up: m0007.up, down: m0007.down },
 ];

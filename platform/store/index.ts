@@ -24,3 +24,5 @@ export type {
   MessagePageQuery, ReceiptRecord, FileRecord, MessageRepository,
 } from './message-types.js';
 export { SqlMessageRepository, MAX_MESSAGE_PAGE, MAX_SEALED_BODY, PURGE_BATCH } from './sql-message-repository.js';
+export type { PresenceRepository } from './presence-types.js';
+export { SqlPresenceRepository, MAX_PRESENCE_USER } from './sql-presence-repository.js';

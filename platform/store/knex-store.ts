@@ -8,9 +8,11 @@ import { SqlHistoryWrites } from './sql-history-writes.js';
 import { SqlDomainRepository } from './sql-domain-repository.js';
 import { SqlLocationRepository } from './sql-location-repository.js';
 import { SqlMessageRepository } from './sql-message-repository.js';
+import { SqlPresenceRepository } from './sql-presence-repository.js';
 import { SqlRoutingRepository } from './sql-routing-repository.js';
 import { SqlSubscriberRepository } from './sql-subscriber-repository.js';
 import type { MessageRepository } from './message-types.js';
+import type { PresenceRepository } from './presence-types.js';
 import type { RoutingRepository } from './routing-types.js';
 import type {
   AdminTokenRepository, CallRepository, DialogRepository, DomainRepository, HistoryWriteRepository, LocationRepository, SqlStore, StoreDialect,
@@ -28,6 +30,7 @@ export class KnexStore implements SqlStore {
   readonly dialogs: DialogRepository;
   readonly historyWrites: HistoryWriteRepository;
   readonly messages: MessageRepository;
+  readonly presence: PresenceRepository;
   private readonly ctx: SqlContext;
   private closing: Promise<void> | undefined;
 
@@ -42,6 +45,7 @@ export class KnexStore implements SqlStore {
     this.calls = new SqlCallRepository(this.ctx);
     this.dialogs = new SqlDialogRepository(this.ctx);
     this.messages = new SqlMessageRepository(this.ctx);
+    this.presence = new SqlPresenceRepository(this.ctx);
   }
 
   /** Idempotent; repository calls made afterwards throw STORE_ERR_CLOSED. */

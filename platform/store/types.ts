@@ -7,6 +7,7 @@ import type { Logger } from '../../src/log/index.js';
 // Types only: the routing records are the load balancer's (balancer/); the store persists them.
 import type { RoutingRepository } from './routing-types.js';
 import type { MessageRepository } from './message-types.js';
+import type { PresenceRepository } from './presence-types.js';
 
 export type StoreDialect = 'sqlite' | 'mysql';
 
@@ -187,6 +188,8 @@ export interface Store {
   readonly dialogs: DialogRepository;
   /** Chat conversations, messages, inboxes, device cursors, receipts and files (sql/0006_messaging.ts). */
   readonly messages: MessageRepository;
+  /** Presence allow lists: who may watch whom under presence.policy `contacts` (sql/0007_presence.ts). */
+  readonly presence: PresenceRepository;
   close(): Promise<void>;
 }
 

@@ -15,9 +15,11 @@ import { routingSuite } from './routing-suite.js';
 import { tokenSuite } from './token-suite.js';
 import { refreshTokenSuite } from './refresh-token-suite.js';
 import { messageSuite } from './message-suite.js';
+import { presenceSuite } from './presence-suite.js';
 
 const TABLES = ['domains', 'subscribers', 'locations', 'backend_sets', 'backends', 'routes', 'dids', 'trusted', 'admin_tokens', 'calls', 'dialogs',
-  'chat_conversations', 'chat_members', 'chat_messages', 'chat_inbox', 'chat_devices', 'chat_receipts', 'chat_files', 'chat_file_links'];
+  'chat_conversations', 'chat_members', 'chat_messages', 'chat_inbox', 'chat_devices', 'chat_receipts', 'chat_files', 'chat_file_links',
+  'presence_allow'];
 
 
 function expectedHa1(username: string, realm: string, password: string) {
@@ -361,6 +363,7 @@ export function repositorySuite(target: Target): void {
     callSuite(() => store, () => db.url);
     refreshTokenSuite(() => store);
     messageSuite(() => store);
+    presenceSuite(() => store);
 
     describe('closing', () => {
       it('a closed store refuses calls with STORE_ERR_CLOSED, and closing twice is harmless', async () => {
