@@ -42,6 +42,8 @@ export interface PresenceDeps {
   /** Where a request for a registered Contact goes now. */
   contactDestination(uri: string): Destination | undefined;
   policy: WatchPolicy;
+  /** Allow-list changes made here (PresencePolicy.onChange): the presentity's watchers are judged again. */
+  onPolicyChange?: (listener: (presentity: string) => void) => void;
   options: PresenceOptions;
   logger: Logger;
 }
@@ -103,6 +105,7 @@ export function createPresence(deps: PresenceDeps): Presence {
   // Registration state: a watcher learns online/offline as the user's devices come and go.
   const unsubscribe = deps.onRegistrationChange((aor) => state.emit('changed', userOf(aor)));
   deps.onDialog((d) => state.dialog(d));
+  deps.onPolicyChange?.((presentity) => void notifier.recheck(presentity));
   return {
     state,
     notifier,

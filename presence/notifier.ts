@@ -129,7 +129,7 @@ export class Notifier {
       this.opts.stack.respond(tx, 403, { reason: 'Forbidden (too many subscriptions)' });
       return;
     }
-    const allowed = event === 'message-summary' ? watcher === presentity : await this.opts.policy.mayWatch(watcher, presentity);
+    const allowed = event === 'message-summary' ? watcher === presentity : await this.mayWatch(watcher, presentity);
     const contact = req.contact[0];
     const from = req.from!;
     const localTag = newTag();
@@ -185,7 +185,27 @@ export class Notifier {
     if (expires === 0) return this.end(sub, 'timeout');
     this.arm(sub, expires);
     sub.lastBody = undefined;
-    this.send(sub);
+    // A refresh judges the watcher again: an allow list changed on another worker counts from here.
+    if (sub.event === 'message-summary') return this.send(sub);
+    void this.mayWatch(sub.watcher, sub.presentity).then((allowed) => {
+      sub.allowed = allowed;
+      if (!sub.ended) this.send(sub);
+    });
+  }
+
+  /**
+   * The presentity's allow list changed: each watcher is judged again, and one that is allowed or blocked now
+   * gets a NOTIFY that says so (a watcher removed from the list learns nothing more from then on).
+   */
+  async recheck(presentity: string): Promise<void> {
+    for (const sub of [...(this.byPresentity.get(presentity) ?? [])]) {
+      if (sub.event === 'message-summary') continue;
+      const allowed = await this.mayWatch(sub.watcher, presentity);
+      if (allowed === sub.allowed || sub.ended) continue;
+      sub.allowed = allowed;
+      sub.lastBody = undefined;
+      this.send(sub);
+    }
   }
 
   stats(): NotifierStats {
@@ -200,6 +220,16 @@ export class Notifier {
   }
 
   // ---- internals ------------------------------------------------------------------------------------------
+
+  /** The policy's answer; a store that cannot answer blocks (never a leak of state). */
+  private async mayWatch(watcher: string, presentity: string): Promise<boolean> {
+    try {
+      return await this.opts.policy.mayWatch(watcher, presentity);
+    } catch (err) {
+      this.log.warn({ watcher, presentity, err: (err as Error).message }, 'the presence policy could not answer: the watcher is told nothing');
+      return false;
+    }
+  }
 
   /** The Expires to grant, or undefined after answering 423 (RFC 6665 §4.2.1.1) or 400. */
   private grantedExpires(req: SipRequest, tx: ServerTransaction): number | undefined {

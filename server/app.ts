@@ -273,6 +273,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       return binding === undefined ? undefined : targetOf(binding).destination;
     },
     policy: presencePolicy,
+    onPolicyChange: (listener) => presencePolicy.onChange(listener),
     options: {
       minExpires: config.presence.minExpires,
       maxExpires: config.presence.maxExpires,

@@ -141,9 +141,11 @@ export class HttpServer {
     this.userTokens = options.userTokens;
     const detailsOpen = (options.healthDetails ?? (isLoopbackHost(this.host) ? 'open' : 'token')) === 'open';
     // The HTTPS instance has other type parameters; the routes and hooks used here are the same.
+    // Path parameters are user addresses (`/v1/groups/:id/members/:user`): a 255-character user and its domain
+    // fit, where fastify's default (100) would answer 414.
     this.app = (options.tls === undefined
-      ? Fastify({ logger: false })
-      : Fastify({ logger: false, https: { cert: options.tls.cert, key: options.tls.key } })) as unknown as FastifyInstance;
+      ? Fastify({ logger: false, maxParamLength: 1024 })
+      : Fastify({ logger: false, maxParamLength: 1024, https: { cert: options.tls.cert, key: options.tls.key } })) as unknown as FastifyInstance;
 
     this.app.addHook('onRequest', async (req, reply) => {
       const route = req.routeOptions.url ?? '';

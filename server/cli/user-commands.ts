@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { escapeUriUser, isIpv4, isIpv6Reference, unescapeUriPart, utf8ToWire } from '../../src/sip/index.js';
-import { StoreError, type Store } from '../../platform/store/index.js';
+import { MAX_PRESENCE_USER, StoreError, type Store } from '../../platform/store/index.js';
 import { CliError, unknownSubCommand, usageError } from './cli-error.js';
 import { type PasswordSources, USER_PASSWORD_ENV } from './password-input.js';
 
@@ -189,6 +189,8 @@ export async function runUserCommand(args: string[], store: Store, out: (line: s
       const { username, domain } = parseUserAddress(positionals[0]!);
       const address = formatUserAddress(username, domain);
       await store.subscribers.remove(username, domain).catch((err) => fromStore(err, address));
+      // A new subscriber made later under the same name must not inherit who could watch the old one.
+      if (`${username}@${domain}`.length <= MAX_PRESENCE_USER) await store.presence.forget(`${username}@${domain}`).catch((err) => fromStore(err, address));
       out(`deleted ${address}`);
       return;
     }
