@@ -53,8 +53,9 @@ export interface ParseSafeXmlOptions {
   maxSize: number;
 }
 
-/** Characters XML 1.0 §2.2 does not allow at all (escaping cannot help). */
-const NOT_XML = /[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]/;
+/** Characters XML 1.0 §2.2 does not allow at all (escaping cannot help); with `u`, a lone surrogate too. */
+const NOT_XML = /[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]/u;
+const NOT_XML_ALL = new RegExp(NOT_XML.source, 'gu');
 const ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
 
 /**
@@ -64,6 +65,11 @@ const ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '
 export function escapeXml(what: string, text: string): string {
   if (NOT_XML.test(text)) throw new SafeXmlError('XML_ERR_MALFORMED', `${what}: a control character cannot be written in XML`);
   return text.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+}
+
+/** Text with the characters XML cannot carry removed: for values a document must carry anyway (a user's note). */
+export function stripNonXml(text: string): string {
+  return text.replace(NOT_XML_ALL, '');
 }
 
 const ENTITIES: Readonly<Record<string, string>> = { lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" };
