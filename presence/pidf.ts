@@ -186,9 +186,11 @@ export function buildPidf(view: PresenceView): string {
 }
 
 /**
- * What a blocked watcher is told (RFC 5025 §3.2.1, polite-block): the presentity closed, with no note and
- * no activity, in the same shape as buildPidf's document.
+ * What a blocked watcher is told (RFC 5025 §3.2.1, polite-block): exactly what an offline presentity
+ * looks like.
  */
 export function blockedPidf(entity: string): string {
-  return document(entity, 'closed', '', undefined);
+  // Byte for byte what an offline user's watchers get: a blocked watcher cannot tell it was blocked
+  // (RFC 5025 §3.2.1's polite blocking).
+  return buildPidf({ entity, basic: 'closed', activities: [], reachability: 'offline', onThePhone: false });
 }
