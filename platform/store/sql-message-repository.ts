@@ -298,7 +298,7 @@ function earliest(db: Knex, column: string, at: number): Knex.Raw {
 
 // ---- SQLite fast paths ----------------------------------------------------------------------------
 // The delivery hot path (addMessage, cursor, inbox, advance) and the reads each message makes
-// (getConversation, member, members) on statements prepared once (sqlite-statements.ts): knex builds and
+// (getConversation, member) on statements prepared once (sqlite-statements.ts): knex builds and
 // prepares every query anew and runs its transaction machinery, about a quarter of the server's time on a
 // 1:1 message (bench/README.md, chat). Each statement below is what the knex path runs on SQLite, and its
 // rows go through the same converters. A write is one better-sqlite3 transaction, so when runFast retries
