@@ -7,6 +7,7 @@
  * (they received it, or sent it: their carbon copy) that they have not hidden.
  */
 import type { Knex } from 'knex';
+import type { SqliteStatements } from './sqlite-statements.js';
 import { type SqlContext, checkInteger, checkText, isUniqueViolation, optionalText, toNumber, toOptionalNumber, toOptionalString } from './sql-context.js';
 import { StoreError } from './store-error.js';
 import type {
@@ -295,6 +296,65 @@ function earliest(db: Knex, column: string, at: number): Knex.Raw {
   return db.raw('case when ?? is null or ?? > ? then ? else ?? end', [column, column, at, at, column]);
 }
 
+// ---- SQLite fast paths ----------------------------------------------------------------------------
+// The delivery hot path (addMessage, cursor, inbox, advance) and the reads each message makes
+// (getConversation, member) on statements prepared once (sqlite-statements.ts): knex builds and
+// prepares every query anew and runs its transaction machinery, about a quarter of the server's time on a
+// 1:1 message (bench/README.md, chat). Each statement below is what the knex path runs on SQLite, and its
+// rows go through the same converters. A write is one better-sqlite3 transaction, so when runFast retries
+// it on SQLITE_BUSY nothing of a first try is left behind. MariaDB keeps the knex path.
+
+const INSERT_MESSAGE_SQL =
+  `INSERT INTO chat_messages (${MESSAGE_COLUMNS.filter((c) => c !== 'seq').join(', ')}) ` +
+  `VALUES (${MESSAGE_COLUMNS.filter((c) => c !== 'seq').map((c) => `@${c}`).join(', ')}) RETURNING seq`;
+/** One inbox row, run once per recipient in order: each gets a higher seq than the one before. */
+const INSERT_INBOX_SQL = 'INSERT INTO chat_inbox ("user", message_seq, conversation_id) VALUES (?, ?, ?)';
+/**
+ * The next inbox row after a seq with its message. SqliteStatements prepares get() and run() only, so a
+ * list is read a row at a time on the index (user, seq), keyed on the last row read (see readRows).
+ */
+const NEXT_INBOX_SQL =
+  `SELECT i.seq AS inbox_seq, i."user" AS inbox_user, ${messageColumns('m').join(', ')} ` +
+  'FROM chat_inbox AS i JOIN chat_messages AS m ON m.seq = i.message_seq WHERE i."user" = ? AND i.seq > ? ORDER BY i.seq LIMIT 1';
+const GET_CURSOR_SQL = 'SELECT cursor FROM chat_devices WHERE "user" = ? AND device = ?';
+const FURTHEST_CURSOR_SQL = 'SELECT max(cursor) AS c FROM chat_devices WHERE "user" = ?';
+/** A new device's row unless a concurrent first call stored one (knex's merge(['user']) on SQLite). */
+const INSERT_DEVICE_SQL = 'INSERT INTO chat_devices ("user", device, cursor, last_seen) VALUES (?, ?, ?, ?) ON CONFLICT ("user", device) DO NOTHING';
+/** advance()'s insert-or-update pair as one upsert: the cursor never moves back, last_seen always. */
+const ADVANCE_SQL =
+  'INSERT INTO chat_devices ("user", device, cursor, last_seen) VALUES (@user, @device, @cursor, @at) ON CONFLICT ("user", device) ' +
+  'DO UPDATE SET cursor = CASE WHEN cursor < excluded.cursor THEN excluded.cursor ELSE cursor END, last_seen = excluded.last_seen';
+/** writeReceipt(…, 'delivered', …) as one upsert: delivered_at keeps its earliest time. */
+const DELIVERED_SQL =
+  'INSERT INTO chat_receipts (message_seq, "user", device, delivered_at, displayed_at) VALUES (@seq, @user, @device, @at, NULL) ' +
+  'ON CONFLICT (message_seq, "user", device) DO UPDATE SET delivered_at = ' +
+  'CASE WHEN delivered_at IS NULL OR delivered_at > excluded.delivered_at THEN excluded.delivered_at ELSE delivered_at END';
+const GET_CONVERSATION_SQL = `SELECT ${CONVERSATION_COLUMNS.join(', ')} FROM chat_conversations WHERE id = ?`;
+const GET_MEMBER_SQL = `SELECT ${MEMBER_COLUMNS.map((c) => (c === 'user' ? '"user"' : c)).join(', ')} FROM chat_members WHERE conversation_id = ? AND "user" = ?`;
+/**
+ * Up to `limit` rows of a `… ORDER BY key LIMIT 1` statement, each read after the key of the one before, in
+ * one read transaction: one snapshot, as the single knex query reads.
+ */
+function readRows<R>(s: SqliteStatements, sql: string, limit: number, params: (after: number) => unknown[], keyOf: (row: R) => number, after: number): R[] {
+  return s.transaction(() => {
+    const rows: R[] = [];
+    let key = after;
+    while (rows.length < limit) {
+      const row = s.get<R>(sql, ...params(key));
+      if (row === undefined) break;
+      rows.push(row);
+      key = keyOf(row);
+    }
+    return rows;
+  });
+}
+
+type InboxRow = MessageRow & { inbox_seq: number | string; inbox_user: string };
+
+function toInboxEntry(r: InboxRow): InboxEntry {
+  return { seq: toNumber(r.inbox_seq), user: r.inbox_user, message: toMessage(r) };
+}
+
 export class SqlMessageRepository implements MessageRepository {
   constructor(private readonly ctx: SqlContext) {}
 
@@ -321,14 +381,23 @@ export class SqlMessageRepository implements MessageRepository {
 
   async getConversation(id: string): Promise<ConversationRecord | undefined> {
     const key = conversationId(id);
-    return this.ctx.run('reading a conversation', async (db) => {
-      const row = (await db('chat_conversations').first(...CONVERSATION_COLUMNS).where({ id: key })) as ConversationRow | undefined;
-      return row === undefined ? undefined : toConversation(row);
-    });
+    return this.ctx.runFast(
+      'reading a conversation',
+      (s) => {
+        const row = s.get<ConversationRow>(GET_CONVERSATION_SQL, key);
+        return row === undefined ? undefined : toConversation(row);
+      },
+      async (db) => {
+        const row = (await db('chat_conversations').first(...CONVERSATION_COLUMNS).where({ id: key })) as ConversationRow | undefined;
+        return row === undefined ? undefined : toConversation(row);
+      },
+    );
   }
 
   async members(id: string): Promise<MemberRecord[]> {
     const key = conversationId(id);
+    // Stays on knex: read a row at a time (readRows), SQLite sorts the conversation's members again for
+    // each row (its index is (conversation_id, user)), which costs more than knex at 100 members.
     return this.ctx.run('listing members', async (db) => {
       const rows = (await db('chat_members').select(...MEMBER_COLUMNS).where({ conversation_id: key }).orderBy('id')) as MemberRow[];
       return rows.map(toMember);
@@ -338,10 +407,17 @@ export class SqlMessageRepository implements MessageRepository {
   async member(id: string, user: string): Promise<MemberRecord | undefined> {
     const key = conversationId(id);
     const who = userName(user);
-    return this.ctx.run('reading a member', async (db) => {
-      const row = (await db('chat_members').first(...MEMBER_COLUMNS).where({ conversation_id: key, user: who })) as MemberRow | undefined;
-      return row === undefined ? undefined : toMember(row);
-    });
+    return this.ctx.runFast(
+      'reading a member',
+      (s) => {
+        const row = s.get<MemberRow>(GET_MEMBER_SQL, key, who);
+        return row === undefined ? undefined : toMember(row);
+      },
+      async (db) => {
+        const row = (await db('chat_members').first(...MEMBER_COLUMNS).where({ conversation_id: key, user: who })) as MemberRow | undefined;
+        return row === undefined ? undefined : toMember(row);
+      },
+    );
   }
 
   async putMember(id: string, user: string, role: MemberRole, at: number): Promise<boolean> {
@@ -409,13 +485,21 @@ export class SqlMessageRepository implements MessageRepository {
   async addMessage(message: NewMessage, recipients: string[]): Promise<StoredMessage> {
     const row = messageRow(message);
     const users = distinct('recipients', recipients, (v) => userName(v, 'recipients[]'));
-    return this.ctx.run('storing a message', (db) => db.transaction(async (trx) => {
-      const [inserted] = (await trx('chat_messages').insert(row)) as unknown[];
-      const seq = toNumber(inserted);
-      // The inbox order is the recipients' order.
-      await insertInOrder(trx, 'chat_inbox', ['user', 'message_seq', 'conversation_id'], users.map((user) => [user, seq, row.conversation_id]));
-      return toMessage({ ...row, seq });
-    }));
+    return this.ctx.runFast(
+      'storing a message',
+      (s) => s.transaction(() => {
+        const seq = toNumber(s.get<{ seq: number }>(INSERT_MESSAGE_SQL, row)!.seq);
+        for (const user of users) s.run(INSERT_INBOX_SQL, user, seq, row.conversation_id);
+        return toMessage({ ...row, seq });
+      }),
+      (db) => db.transaction(async (trx) => {
+        const [inserted] = (await trx('chat_messages').insert(row)) as unknown[];
+        const seq = toNumber(inserted);
+        // The inbox order is the recipients' order.
+        await insertInOrder(trx, 'chat_inbox', ['user', 'message_seq', 'conversation_id'], users.map((user) => [user, seq, row.conversation_id]));
+        return toMessage({ ...row, seq });
+      }),
+    );
   }
 
   async getMessage(id: string): Promise<StoredMessage | undefined> {
@@ -491,7 +575,16 @@ export class SqlMessageRepository implements MessageRepository {
   async cursor(user: string, device: string): Promise<number> {
     const who = userName(user);
     const dev = deviceName(device);
-    return this.ctx.run('reading a device cursor', async (db) => {
+    return this.ctx.runFast('reading a device cursor', (s) => {
+      const known = s.get<{ cursor: number }>(GET_CURSOR_SQL, who, dev);
+      if (known !== undefined) return toNumber(known.cursor);
+      // As below, in one transaction: the furthest cursor is read and the row written under one lock.
+      return s.transaction(() => {
+        const start = toOptionalNumber(s.get<{ c: number | null }>(FURTHEST_CURSOR_SQL, who)?.c) ?? 0;
+        s.run(INSERT_DEVICE_SQL, who, dev, start, Date.now());
+        return toNumber(s.get<{ cursor: number }>(GET_CURSOR_SQL, who, dev)!.cursor);
+      });
+    }, async (db) => {
       const read = async () => (await db('chat_devices').first('cursor').where({ user: who, device: dev })) as { cursor: number | string } | undefined;
       const existing = await read();
       if (existing !== undefined) return toNumber(existing.cursor);
@@ -512,15 +605,15 @@ export class SqlMessageRepository implements MessageRepository {
     const who = userName(user);
     const after = seqOf(afterSeq, 'afterSeq');
     const max = limitOf(limit);
-    return this.ctx.run('reading an inbox', async (db) => {
+    return this.ctx.runFast('reading an inbox', (s) => readRows<InboxRow>(s, NEXT_INBOX_SQL, max, (a) => [who, a], (r) => toNumber(r.inbox_seq), after).map(toInboxEntry), async (db) => {
       const rows = (await db('chat_inbox as i')
         .join('chat_messages as m', 'm.seq', 'i.message_seq')
         .select('i.seq as inbox_seq', 'i.user as inbox_user', ...messageColumns('m'))
         .where('i.user', who)
         .where('i.seq', '>', after)
         .orderBy('i.seq', 'asc')
-        .limit(max)) as Array<MessageRow & { inbox_seq: number | string; inbox_user: string }>;
-      return rows.map((r) => ({ seq: toNumber(r.inbox_seq), user: r.inbox_user, message: toMessage(r) }));
+        .limit(max)) as InboxRow[];
+      return rows.map(toInboxEntry);
     });
   }
 
@@ -530,7 +623,10 @@ export class SqlMessageRepository implements MessageRepository {
     const to = seqOf(seq);
     const when = timeOf(at, 'at');
     const receiptFor = delivered === undefined ? undefined : seqOf(delivered, 'delivered');
-    await this.ctx.run('advancing a device cursor', (db) => db.transaction(async (trx) => {
+    await this.ctx.runFast('advancing a device cursor', (s) => s.transaction(() => {
+      s.run(ADVANCE_SQL, { user: who, device: dev, cursor: to, at: when });
+      if (receiptFor !== undefined) s.run(DELIVERED_SQL, { seq: receiptFor, user: who, device: dev, at: when });
+    }), (db) => db.transaction(async (trx) => {
       await trx('chat_devices').insert({ user: who, device: dev, cursor: to, last_seen: when }).onConflict(['user', 'device']).merge(['user']);
       // Never back: a late 2xx for an older row must not make the device receive newer ones again.
       await trx('chat_devices').where({ user: who, device: dev })

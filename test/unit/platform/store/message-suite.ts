@@ -336,6 +336,64 @@ export function messageSuite(getStore: () => SqlStore): void {
         // A row passed over counts as received: a new device starts after it.
         assert.equal(await store.messages.cursor(BOB, 'tablet'), rows[2]!.seq);
       });
+
+      it('a delivery recorded by advance keeps its earliest time, and one for a message that is gone is refused (STORE_ERR_INVALID) without moving the cursor', async () => {
+        const store = getStore();
+        const sent = await threeRows(store);
+        const rows = await store.messages.inbox(BOB, 0, 10);
+        await store.messages.advance(BOB, 'phone', rows[0]!.seq, T0 + 500, sent[0]!.seq);
+        await store.messages.advance(BOB, 'phone', rows[0]!.seq, T0 + 600, sent[0]!.seq);
+        assert.deepEqual((await store.messages.receipts(sent[0]!.seq)).map((r) => r.deliveredAt), [T0 + 500]);
+        await store.messages.advance(BOB, 'phone', rows[0]!.seq, T0 + 450, sent[0]!.seq);
+        assert.deepEqual((await store.messages.receipts(sent[0]!.seq)).map((r) => r.deliveredAt), [T0 + 450]);
+        // Cursor and receipt are one transaction: the refused receipt takes the cursor step with it.
+        await rejectsWith(store.messages.advance(BOB, 'phone', rows[2]!.seq, T0 + 700, sent[2]!.seq + 1000), 'STORE_ERR_INVALID');
+        assert.equal(await store.messages.cursor(BOB, 'phone'), rows[0]!.seq);
+        const device = (await store.knex('chat_devices').first('last_seen').where({ device: 'phone' })) as { last_seen: number | string };
+        assert.equal(Number(device.last_seen), T0 + 450);
+      });
+
+      it('addMessage with more recipients than one INSERT holds adds every inbox row in the given order, each readable page by page', async () => {
+        const store = getStore();
+        const users = Array.from({ length: 600 }, (_, i) => `u${String(i).padStart(3, '0')}@example.com`);
+        await store.messages.createConversation(group('group-many'), users.map((user) => ({ user, role: 'member' as const })));
+        const sent = await store.messages.addMessage(message('group-many', users[0]!), [...users].reverse());
+        const rows = (await store.knex('chat_inbox').select('user').where({ message_seq: sent.seq }).orderBy('seq')) as Array<{ user: string }>;
+        assert.deepEqual(rows.map((r) => r.user), [...users].reverse());
+        const second = await store.messages.addMessage(message('group-many', users[1]!), [users[599]!]);
+        const page = await store.messages.inbox(users[599]!, 0, 1);
+        assert.deepEqual(page.map((e) => e.message), [sent]);
+        assert.deepEqual((await store.messages.inbox(users[599]!, page[0]!.seq, 5)).map((e) => e.message), [second]);
+      });
+
+      it('a message written while another transaction writes is stored whole once that ends, with the event loop free meanwhile', async () => {
+        const store = getStore();
+        await store.messages.createConversation(direct('d-busy'), [{ user: ALICE, role: 'member' }, { user: BOB, role: 'member' }]);
+        let release!: () => void;
+        const held = new Promise<void>((resolve) => (release = resolve));
+        let holding!: () => void;
+        const locked = new Promise<void>((resolve) => (holding = resolve));
+        // On SQLite this holds the file's one write lock (the prepared-statement connection gets SQLITE_BUSY).
+        const other = store.knex.transaction(async (trx) => {
+          await trx('chat_devices').insert({ user: CAROL, device: 'holder', cursor: 0, last_seen: T0 });
+          holding();
+          await held;
+        });
+        await locked;
+        let settled = false;
+        const storing = store.messages.addMessage(message('d-busy', ALICE), [BOB, ALICE]).then((m) => {
+          settled = true;
+          return m;
+        });
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        if (store.dialect === 'sqlite') assert.equal(settled, false, 'the message waits for the lock');
+        release();
+        await other;
+        const stored = await storing;
+        assert.deepEqual((await store.messages.inbox(BOB, 0, 10)).map((e) => e.message), [stored]);
+        assert.deepEqual((await store.messages.inbox(ALICE, 0, 10)).map((e) => e.message), [stored]);
+        assert.equal(await count(store, 'chat_messages'), 1);
+      });
     });
 
     describe('receipts', () => {
