@@ -309,13 +309,10 @@ const INSERT_MESSAGE_SQL =
   `VALUES (${MESSAGE_COLUMNS.filter((c) => c !== 'seq').map((c) => `@${c}`).join(', ')}) RETURNING seq`;
 /** One inbox row, run once per recipient in order: each gets a higher seq than the one before. */
 const INSERT_INBOX_SQL = 'INSERT INTO chat_inbox ("user", message_seq, conversation_id) VALUES (?, ?, ?)';
-/**
- * The next inbox row after a seq with its message. SqliteStatements prepares get() and run() only, so a
- * list is read a row at a time on the index (user, seq), keyed on the last row read (see readRows).
- */
-const NEXT_INBOX_SQL =
+/** The inbox rows after a seq with their messages, on the index (user, seq). */
+const INBOX_SQL =
   `SELECT i.seq AS inbox_seq, i."user" AS inbox_user, ${messageColumns('m').join(', ')} ` +
-  'FROM chat_inbox AS i JOIN chat_messages AS m ON m.seq = i.message_seq WHERE i."user" = ? AND i.seq > ? ORDER BY i.seq LIMIT 1';
+  'FROM chat_inbox AS i JOIN chat_messages AS m ON m.seq = i.message_seq WHERE i."user" = ? AND i.seq > ? ORDER BY i.seq LIMIT ?';
 const GET_CURSOR_SQL = 'SELECT cursor FROM chat_devices WHERE "user" = ? AND device = ?';
 const FURTHEST_CURSOR_SQL = 'SELECT max(cursor) AS c FROM chat_devices WHERE "user" = ?';
 /** A new device's row unless a concurrent first call stored one (knex's merge(['user']) on SQLite). */
@@ -330,25 +327,9 @@ const DELIVERED_SQL =
   'ON CONFLICT (message_seq, "user", device) DO UPDATE SET delivered_at = ' +
   'CASE WHEN delivered_at IS NULL OR delivered_at > excluded.delivered_at THEN excluded.delivered_at ELSE delivered_at END';
 const GET_CONVERSATION_SQL = `SELECT ${CONVERSATION_COLUMNS.join(', ')} FROM chat_conversations WHERE id = ?`;
+/** A conversation's members in join order. */
+const MEMBERS_SQL = `SELECT ${MEMBER_COLUMNS.map((c) => (c === 'user' ? '"user"' : c)).join(', ')} FROM chat_members WHERE conversation_id = ? ORDER BY id`;
 const GET_MEMBER_SQL = `SELECT ${MEMBER_COLUMNS.map((c) => (c === 'user' ? '"user"' : c)).join(', ')} FROM chat_members WHERE conversation_id = ? AND "user" = ?`;
-/**
- * Up to `limit` rows of a `… ORDER BY key LIMIT 1` statement, each read after the key of the one before, in
- * one read transaction: one snapshot, as the single knex query reads.
- */
-function readRows<R>(s: SqliteStatements, sql: string, limit: number, params: (after: number) => unknown[], keyOf: (row: R) => number, after: number): R[] {
-  return s.transaction(() => {
-    const rows: R[] = [];
-    let key = after;
-    while (rows.length < limit) {
-      const row = s.get<R>(sql, ...params(key));
-      if (row === undefined) break;
-      rows.push(row);
-      key = keyOf(row);
-    }
-    return rows;
-  });
-}
-
 type InboxRow = MessageRow & { inbox_seq: number | string; inbox_user: string };
 
 function toInboxEntry(r: InboxRow): InboxEntry {
@@ -396,9 +377,7 @@ export class SqlMessageRepository implements MessageRepository {
 
   async members(id: string): Promise<MemberRecord[]> {
     const key = conversationId(id);
-    // Stays on knex: read a row at a time (readRows), SQLite sorts the conversation's members again for
-    // each row (its index is (conversation_id, user)), which costs more than knex at 100 members.
-    return this.ctx.run('listing members', async (db) => {
+    return this.ctx.runFast('listing members', (s) => s.all<MemberRow>(MEMBERS_SQL, key).map(toMember), async (db) => {
       const rows = (await db('chat_members').select(...MEMBER_COLUMNS).where({ conversation_id: key }).orderBy('id')) as MemberRow[];
       return rows.map(toMember);
     });
@@ -605,7 +584,7 @@ export class SqlMessageRepository implements MessageRepository {
     const who = userName(user);
     const after = seqOf(afterSeq, 'afterSeq');
     const max = limitOf(limit);
-    return this.ctx.runFast('reading an inbox', (s) => readRows<InboxRow>(s, NEXT_INBOX_SQL, max, (a) => [who, a], (r) => toNumber(r.inbox_seq), after).map(toInboxEntry), async (db) => {
+    return this.ctx.runFast('reading an inbox', (s) => s.all<InboxRow>(INBOX_SQL, who, after, max).map(toInboxEntry), async (db) => {
       const rows = (await db('chat_inbox as i')
         .join('chat_messages as m', 'm.seq', 'i.message_seq')
         .select('i.seq as inbox_seq', 'i.user as inbox_user', ...messageColumns('m'))

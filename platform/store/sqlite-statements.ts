@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 
 interface Statement {
   get(...params: unknown[]): unknown;
+  all(...params: unknown[]): unknown[];
   run(...params: unknown[]): { changes: number };
 }
 
@@ -42,6 +43,11 @@ export class SqliteStatements {
 
   get<T>(sql: string, ...params: unknown[]): T | undefined {
     return this.statement(sql).get(...params) as T | undefined;
+  }
+
+  /** Every row of one statement. */
+  all<T>(sql: string, ...params: unknown[]): T[] {
+    return this.statement(sql).all(...params) as T[];
   }
 
   /** Runs one statement; returns how many rows it changed. */
