@@ -30,6 +30,16 @@ export interface PresenceStateOptions {
   clock?: () => number;
 }
 
+/**
+ * A cluster's workers share what PUBLISH and calls say (registrations are replicated by the registrar): a
+ * publication made here, and a dialog of this worker, are told to the others, which apply them without
+ * telling back.
+ */
+export interface PresenceReplication {
+  published(user: string, etag: string, replaces: string | undefined, state: PublishedState, expiresAt: number): void;
+  unpublished(user: string, etag: string): void;
+}
+
 export type PresenceStateEvents = {
   /** A source changed for the user (`user@domain`). */
   changed: [user: string];
@@ -46,6 +56,7 @@ export class PresenceState extends EventEmitter<PresenceStateEvents> {
   private readonly publications = new Map<string, Map<string, Publication & { timer: NodeJS.Timeout }>>();
   /** user → dialog id → its entry for that user. */
   private readonly dialogs = new Map<string, Map<string, DialogInfoEntry & { endedAt?: number }>>();
+  private replication: PresenceReplication | undefined;
 
   constructor(options: PresenceStateOptions) {
     super();
@@ -70,27 +81,54 @@ export class PresenceState extends EventEmitter<PresenceStateEvents> {
    * `state` is undefined). A new entity-tag every time (RFC 3903 §6, step 8). Returns it.
    */
   publish(user: string, etag: string | undefined, state: PublishedState | undefined, expiresS: number): Publication {
-    const now = this.clock();
+    const before = etag === undefined ? undefined : this.publications.get(user)?.get(etag);
+    const next = this.store(user, randomBytes(9).toString('base64url'), etag, state ?? before!.state, this.clock() + expiresS * 1000, state !== undefined || before === undefined);
+    this.replication?.published(user, next.etag, etag, next.state, next.expiresAt);
+    return next;
+  }
+
+  /** Removes a publication (Expires 0); true when there was one. */
+  unpublish(user: string, etag: string): boolean {
+    const gone = this.drop(user, etag);
+    if (gone) this.replication?.unpublished(user, etag);
+    return gone;
+  }
+
+  /** Set by a cluster worker (server/cluster). */
+  setReplication(replication: PresenceReplication | undefined): void {
+    this.replication = replication;
+  }
+
+  /** A publication another worker took. */
+  applyRemotePublish(user: string, etag: string, replaces: string | undefined, state: PublishedState, expiresAt: number): void {
+    if (expiresAt > this.clock()) this.store(user, etag, replaces, state, expiresAt, true);
+  }
+
+  applyRemoteUnpublish(user: string, etag: string): void {
+    this.drop(user, etag);
+  }
+
+  private store(user: string, etag: string, replaces: string | undefined, state: PublishedState, expiresAt: number, changed: boolean): Publication {
     let list = this.publications.get(user);
-    const before = etag === undefined ? undefined : list?.get(etag);
+    const before = replaces === undefined ? undefined : list?.get(replaces);
     if (before !== undefined) {
       clearTimeout(before.timer);
-      list!.delete(etag!);
+      list!.delete(replaces!);
     }
-    const next = { etag: randomBytes(9).toString('base64url'), state: state ?? before!.state, expiresAt: now + expiresS * 1000, updatedAt: now };
-    const timer = setTimeout(() => this.unpublish(user, next.etag), expiresS * 1000);
+    const next = { etag, state, expiresAt, updatedAt: this.clock() };
+    // Every replica expires it on its own clock; an expiry is not told around.
+    const timer = setTimeout(() => this.drop(user, etag), Math.max(0, expiresAt - this.clock()));
     timer.unref();
     if (list === undefined) {
       list = new Map();
       this.publications.set(user, list);
     }
-    list.set(next.etag, { ...next, timer });
-    if (state !== undefined || before === undefined) this.emit('changed', user);
+    list.set(etag, { ...next, timer });
+    if (changed) this.emit('changed', user);
     return next;
   }
 
-  /** Removes a publication (Expires 0, or it expired); true when there was one. */
-  unpublish(user: string, etag: string): boolean {
+  private drop(user: string, etag: string): boolean {
     const list = this.publications.get(user);
     const p = list?.get(etag);
     if (p === undefined) return false;

@@ -54,7 +54,8 @@ import { TransportError, type DatagramDispatcher, type Flow, type HostPort, type
 import type { Softswitch } from '../app.js';
 import type { LocationService, NonceLedger } from '../../registrar/index.js';
 import { branchTag, datagramOwner, flowOwner, flowTag, isResponse, textOwner } from './datagram-owner.js';
-import type { DrainingPeer, PrimaryMessage, WireBinding, WorkerMessage } from './types.js';
+import type { DrainingPeer, PresenceChange, PrimaryMessage, WireBinding, WorkerMessage } from './types.js';
+import type { DialogSnapshot } from '../../src/dialog/index.js';
 import { FRAME_MESSAGE, FRAME_SEND, FRAME_SENT, controlFrame, frameHeader, fromWire, parseControlFrame, parseFrame, toWire } from './wire.js';
 
 const HANDOVER_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -203,12 +204,33 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
       },
       announce: (users) => this.sendToPrimary({ type: 'cluster:chat', from: this.index, users }),
     });
+    // Presence: what a PUBLISH or a call here says about a user, every worker's watchers learn.
+    const presence = server.presence;
+    if (presence !== undefined) {
+      const tell = (change: PresenceChange): void => this.sendToPrimary({ type: 'cluster:presence', from: this.index, change });
+      presence.state.setReplication({
+        published: (user, etag, replaces, state, expiresAt) => tell({ kind: 'publish', user, etag, replaces, state, expiresAt }),
+        unpublished: (user, etag) => tell({ kind: 'unpublish', user, etag }),
+      });
+      for (const event of ['created', 'early', 'confirmed', 'ended'] as const) {
+        server.dialogs.on(event, (d) => tell({ kind: 'dialog', dialog: presenceFacts(d) }));
+      }
+    }
     // Bans decided here hold on every worker (a flood's datagrams reach any of them).
     server.security.bans.setReplication({ changed: (change) => this.sendToPrimary({ type: 'cluster:ban', from: this.index, change }) });
     // A digest answer to another worker's nonce is claimed at that worker, which keeps its counts.
     this.ledger = server.registrar.authenticator.ledger;
     if (this.ledger.self.index !== this.index) throw new TypeError(`the nonce ledger is worker ${this.ledger.self.index}'s, not ${this.index}'s`);
     this.ledger.setRemote((issuer, nonce, nc, expiresAt) => this.claimAtIssuer(issuer.index, issuer.incarnation, nonce, nc, expiresAt));
+  }
+
+  /** A presence change another worker made. */
+  private applyPresence(change: PresenceChange): void {
+    const state = this.server?.presence?.state;
+    if (state === undefined || typeof change !== 'object' || change === null) return;
+    if (change.kind === 'publish') state.applyRemotePublish(String(change.user), String(change.etag), change.replaces, change.state, Number(change.expiresAt));
+    else if (change.kind === 'unpublish') state.applyRemoteUnpublish(String(change.user), String(change.etag));
+    else if (change.kind === 'dialog') state.dialog(change.dialog);
   }
 
   /** Asks worker `to` (through the primary) to claim a nonce-count; false when it is gone or silent for a second. */
@@ -317,6 +339,9 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
         return;
       case 'cluster:chat':
         if (message.from !== this.index && Array.isArray(message.users)) this.server?.messaging?.delivery.kickFromPeer(message.users.map(String));
+        return;
+      case 'cluster:presence':
+        if (message.from !== this.index) this.applyPresence(message.change);
         return;
       case 'cluster:nonce': {
         // Only the process that issued the nonce answers (the other process of a slot in a rolling restart is silent).
@@ -630,4 +655,12 @@ function connectionOwner(flow: Flow | undefined): string | undefined {
 /** Whether this process is a worker forked by the supervisor. */
 export function isClusterWorker(): boolean {
   return cluster.isWorker;
+}
+
+/** The facts of a dialog presence needs, as plain JSON (the tracker's Dialog holds a Set and timers). */
+function presenceFacts(d: Readonly<DialogSnapshot>): DialogSnapshot {
+  return {
+    id: d.id, owner: d.owner, callId: d.callId, fromTag: d.fromTag, toTag: d.toTag, caller: d.caller, callee: d.callee, direction: d.direction,
+    state: d.state, answeredBy: d.answeredBy, mediaRelayed: false, createdAt: d.createdAt, endedAt: d.endedAt, endCause: d.endCause, hangupBy: d.hangupBy,
+  };
 }

@@ -208,6 +208,7 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
           case 'cluster:reload':
           case 'cluster:dialog-end':
           case 'cluster:chat':
+          case 'cluster:presence':
             broadcast(m, worker);
             return;
           case 'cluster:ban':

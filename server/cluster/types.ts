@@ -3,6 +3,7 @@
  * IPC channel. Types only.
  */
 import type { BanChange } from '../../security/index.js';
+import type { PublishedState } from '../../presence/index.js';
 import type { DialogEnd, DialogSnapshot } from '../../src/dialog/index.js';
 import type { Flow, ReceivedAddressLike } from './wire.js';
 
@@ -56,6 +57,8 @@ export type WorkerMessage =
   | { type: 'cluster:dialog-end'; from: number; callId: string; fromTag: string | undefined; end: DialogEnd }
   /** Chat rows were stored for these users: each worker delivers to the devices it owns (messaging/delivery.ts). */
   | { type: 'cluster:chat'; from: number; users: string[] }
+  /** A publication or a call changed a user's presence here (presence/presence-state.ts). */
+  | { type: 'cluster:presence'; from: number; change: PresenceChange }
   /**
    * A worker that drained for a rolling restart hands the calls still up to the new worker of its slot
    * (`to`), which holds them from then on; the last chunk has `last`.
@@ -87,7 +90,7 @@ export type PrimaryMessage =
    * message that is none of your live transactions', then exit.
    */
   | { type: 'cluster:drain'; successor: number }
-  | Extract<WorkerMessage, { type: 'cluster:location' | 'cluster:reload' | 'cluster:snapshot' | 'cluster:ban' | 'cluster:nonce' | 'cluster:nonce-answer' | 'cluster:dialog-end' | 'cluster:dialogs' | 'cluster:chat' }>;
+  | Extract<WorkerMessage, { type: 'cluster:location' | 'cluster:reload' | 'cluster:snapshot' | 'cluster:ban' | 'cluster:nonce' | 'cluster:nonce-answer' | 'cluster:dialog-end' | 'cluster:dialogs' | 'cluster:chat' | 'cluster:presence' }>;
 
 /** The environment variable that tells a forked process its worker index. */
 export const WORKER_INDEX_ENV = 'SOFTSWITCH_CLUSTER_WORKER';
@@ -102,3 +105,9 @@ export const WORKER_GENERATION_ENV = 'SOFTSWITCH_CLUSTER_GENERATION';
  * environment.
  */
 export const CLUSTER_SECRET_ENV = 'SOFTSWITCH_CLUSTER_SECRET';
+
+/** What one worker tells the others of presence: publications, and its calls' dialog states. */
+export type PresenceChange =
+  | { kind: 'publish'; user: string; etag: string; replaces?: string | undefined; state: PublishedState; expiresAt: number }
+  | { kind: 'unpublish'; user: string; etag: string }
+  | { kind: 'dialog'; dialog: DialogSnapshot };

@@ -1,0 +1,81 @@
+/**
+ * Presence across `softswitch start --workers 2`: the primary deals WSS connections to the workers in turn,
+ * so a watcher's subscription sits on one worker while the user it watches publishes, and calls, through
+ * the other. What a PUBLISH or a call on one worker says reaches the watchers on every worker
+ * (cluster:presence); registrations are replicated by the registrar.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { flowWorker } from '../../server/cluster/index.js';
+import { freePort } from '../../support/tools.js';
+import { type TestCluster, startTestCluster } from '../helpers/cluster.js';
+import { type ReceivedNotify, type Softphone, createPhone, installTestWebSocket } from '../helpers/softphone.js';
+
+const DOMAIN = 'example.com';
+const PASSWORD = 'presence-workers-secret';
+
+const basic = (n: ReceivedNotify): string | undefined => /<basic>(open|closed)<\/basic>/.exec(n.body)?.[1];
+
+function pidf(entity: string, activity: string): string {
+  return `<?xml version="1.0" encoding="UTF-8"?><presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" `
+    + `xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="${entity}"><tuple id="t"><status><basic>open</basic></status></tuple>`
+    + `<dm:person id="p"><rpid:activities><rpid:${activity}/></rpid:activities></dm:person></presence>`;
+}
+
+describe('presence across two workers (softswitch start --workers 2)', { timeout: 120_000 }, () => {
+  let cluster: TestCluster;
+  let wssPort: number;
+  const phones: Softphone[] = [];
+
+  /** The worker holding the connection of the last REGISTER accepted for `aor`. */
+  const workerOf = (aor: string): number | undefined => cluster.out.split('\n')
+    .filter((l) => l.startsWith('{') && l.includes('"msg":"REGISTER accepted"'))
+    .map((l) => JSON.parse(l) as { aor?: string; flow?: string })
+    .filter((l) => l.aor === aor)
+    .map((l) => flowWorker(String(l.flow))!)
+    .at(-1);
+
+  async function phone(user: string): Promise<Softphone> {
+    const p = await createPhone('sip.js', { uri: `sip:${user}@${DOMAIN}`, password: PASSWORD, wsUrl: `wss://127.0.0.1:${wssPort}` });
+    phones.push(p);
+    await p.register();
+    return p;
+  }
+
+  before(async () => {
+    installTestWebSocket();
+    wssPort = await freePort();
+    const httpPort = await freePort();
+    cluster = await startTestCluster(2, () => ({
+      sip: { listen: [`wss:127.0.0.1:${wssPort}`], domain: [DOMAIN] }, log: { level: 'debug' }, http: { listen: `127.0.0.1:${httpPort}` },
+      presence: { notifyInterval: 0 },
+    }), 'softswitch-presence-workers-');
+    await cluster.addUsers(['ada', 'bo', 'cy'].map((username) => ({ username, domain: DOMAIN, password: PASSWORD })));
+  });
+
+  after(async () => {
+    await Promise.all(phones.map((p) => p.stop()));
+    await cluster?.stop();
+  });
+
+  it('a watcher on one worker sees the PUBLISH and the call its contact makes through the other worker', async () => {
+    const ada = await phone('ada');
+    const bo = await phone('bo');
+    assert.notEqual(workerOf(`sip:ada@${DOMAIN}`), workerOf(`sip:bo@${DOMAIN}`), 'watcher and watched are on different workers');
+    const watch = await ada.subscribe(`sip:bo@${DOMAIN}`, 'presence');
+    await watch.waitFor((n) => basic(n) === 'open');
+
+    await bo.publish(pidf(`sip:bo@${DOMAIN}`, 'away'));
+    await watch.waitFor((n) => /<rpid:away\s*\/>/.test(n.body));
+
+    const cy = await phone('cy');
+    const ringing = cy.waitForIncoming();
+    const calling = bo.call(`sip:cy@${DOMAIN}`);
+    const answered = await (await ringing).accept();
+    const call = await calling;
+    const busy = await watch.waitFor((n) => /<rpid:on-the-phone\s*\/>/.test(n.body));
+    await call.hangup();
+    await answered.waitForEnded();
+    await watch.waitFor((n) => watch.notifies.indexOf(n) > watch.notifies.indexOf(busy) && !/on-the-phone/.test(n.body));
+  });
+});
