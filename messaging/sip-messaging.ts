@@ -12,7 +12,7 @@
  */
 import type { Stack } from '../src/core/index.js';
 import { type Logger, categoryLogger } from '../src/log/index.js';
-import { SipUri, type SipRequest, TelUri } from '../src/sip/index.js';
+import type { SipRequest } from '../src/sip/index.js';
 import type { ServerTransaction } from '../src/transaction/index.js';
 import type { Flow } from '../src/transport/types.js';
 import type { ConversationRecord, MessageRepository, StoredMessage } from '../platform/store/index.js';
@@ -60,23 +60,22 @@ export class SipMessaging {
 
   /**
    * Takes a MESSAGE for `recipient` (`user@domain` of ours, or `group-…@domain`). `sender` is the
-   * authenticated user, undefined for a trusted source. Resolves false, having answered nothing, when the
+   * authenticated user, or a trusted source's From. Resolves false, having answered nothing, when the
    * recipient is a group that does not exist (the router answers 404).
    */
-  async take(req: SipRequest, tx: ServerTransaction, sender: string | undefined, recipient: string): Promise<boolean> {
+  async take(req: SipRequest, tx: ServerTransaction, sender: string, recipient: string): Promise<boolean> {
     const at = recipient.lastIndexOf('@');
     const [name, domain] = [recipient.slice(0, at), recipient.slice(at + 1)];
     let conversation: ConversationRecord | undefined;
-    const from = sender ?? fromOf(req);
     try {
       if (isGroupId(name)) {
         conversation = await this.opts.chat.conversation(name);
         if (conversation === undefined || conversation.domain !== domain) return false;
-        if (!(await this.opts.chat.isMember(conversation.id, from))) throw new ChatError('forbidden', 'not a member of the group');
+        if (!(await this.opts.chat.isMember(conversation.id, sender))) throw new ChatError('forbidden', 'not a member of the group');
       } else {
-        conversation = await this.opts.chat.directConversation(from, recipient);
+        conversation = await this.opts.chat.directConversation(sender, recipient);
       }
-      await this.accept(req, tx, from, conversation, recipient);
+      await this.accept(req, tx, sender, conversation, recipient);
     } catch (err) {
       if (!(err instanceof ChatError)) throw err;
       this.counters.refused++;
@@ -84,7 +83,7 @@ export class SipMessaging {
       const headers: Array<[string, string]> = [];
       if (err.retryAfterS !== undefined) headers.push(['Retry-After', String(err.retryAfterS)]);
       if (err.code === 'unsupported-type') headers.push(['Accept', 'text/plain, message/cpim, message/imdn+xml']);
-      this.log.info({ from, to: recipient, code: err.code, reason: err.message }, 'chat message refused');
+      this.log.info({ from: sender, to: recipient, code: err.code, reason: err.message }, 'chat message refused');
       this.opts.stack.respond(tx, status, { reason: reason === 'Forbidden' ? `Forbidden (${err.message})` : reason, headers });
     }
     return true;
@@ -177,12 +176,4 @@ export class SipMessaging {
     }
     return undefined;
   }
-}
-
-/** A trusted source's sender: the From URI's `user@host` (a number at a trunk). */
-function fromOf(req: SipRequest): string {
-  const uri = req.from!.uri;
-  if (uri instanceof SipUri) return `${uri.userUnescaped ?? ''}@${uri.hostname.toLowerCase()}`;
-  if (uri instanceof TelUri) return `${uri.number}@tel`;
-  return uri.toString();
 }

@@ -69,10 +69,11 @@ export interface PresenceRouting {
 export interface MessagingRouting {
   /**
    * Takes a MESSAGE outside a dialog for `recipient` (`user@domain` of a subscriber, or a group's
-   * `group-…@domain`): stores it and answers (202, or the refusal). `sender` is the authenticated user,
-   * undefined for a trusted source. Resolves false, having answered nothing, for a group that does not exist.
+   * `group-…@domain`): stores it and answers (202, or the refusal). `sender` is the authenticated user, or a
+   * trusted source's From (`+4930123@10.0.0.5`: an SMS). Resolves false, having answered nothing, for a group
+   * that does not exist.
    */
-  take(request: SipRequest, tx: ServerTransaction, sender: string | undefined, recipient: string): Promise<boolean>;
+  take(request: SipRequest, tx: ServerTransaction, sender: string, recipient: string): Promise<boolean>;
   /** Whether a user part names a group (`group-…`). */
   isGroup(user: string): boolean;
 }
@@ -219,8 +220,9 @@ export class Router implements StackUser {
     const chat = req.method === 'MESSAGE' ? this.messaging : undefined;
     if (chat !== undefined && uri instanceof SipUri && domain !== undefined) {
       const name = uri.userUnescaped ?? '';
-      if (chat.isGroup(name)) return (await chat.take(req, tx, caller, `${name}@${domain}`)) ? undefined : this.reply(tx, 404);
-      if ((await this.subscribers.getCredentials(name, domain)) !== undefined) return void (await chat.take(req, tx, caller, `${name}@${domain}`));
+      const sender = caller ?? fromAddress(req);
+      if (chat.isGroup(name)) return (await chat.take(req, tx, sender, `${name}@${domain}`)) ? undefined : this.reply(tx, 404);
+      if ((await this.subscribers.getCredentials(name, domain)) !== undefined) return void (await chat.take(req, tx, sender, `${name}@${domain}`));
     }
     // Presence: SUBSCRIBE and PUBLISH for a user of ours are served here, never forked to the user's phones
     // (which would send a phone its own PUBLISH, or its own voicemail SUBSCRIBE).
@@ -252,7 +254,7 @@ export class Router implements StackUser {
     if (pstn === undefined || number === '') return this.reply(tx, 404);
     const did = pstn.data.did(number);
     // An SMS to a DID is a chat message for the user it belongs to.
-    if (did !== undefined && chat !== undefined) return void (await chat.take(req, tx, caller, `${did.username}@${did.domain.toLowerCase()}`));
+    if (did !== undefined && chat !== undefined) return void (await chat.take(req, tx, caller ?? fromAddress(req), `${did.username}@${did.domain.toLowerCase()}`));
     if (did !== undefined) {
       const aor = aorIn(new SipUri({ scheme: 'sip', user: did.username, host: did.domain }), did.domain.toLowerCase());
       const bindings = this.registrar.lookup(aor);
