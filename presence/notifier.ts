@@ -37,7 +37,10 @@ const CONTENT_TYPE: Record<EventPackage, string> = {
   dialog: 'application/dialog-info+xml',
   'message-summary': 'application/simple-message-summary',
 };
-/** NOTIFY failures in a row (timeouts, dead connections) after which a subscription is given up. */
+/**
+ * NOTIFY failures in a row (a dead connection, 408, 503) after which a subscription is given up; a Timer F
+ * timeout or another final failure ends it at once (RFC 6665 §4.2.2).
+ */
 const MAX_FAILURES = 3;
 
 export interface NotifierLimits {

@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { DialogSnapshot } from '../src/dialog/index.js';
+import { normalizeUser } from '../platform/http/index.js';
 import type { DialogInfoEntry, PresenceView, PublishedState, Reachability } from './types.js';
 
 /** How long a terminated dialog stays in the dialog-info documents, so that a throttled NOTIFY still tells it. */
@@ -20,8 +21,8 @@ export interface Publication {
   etag: string;
   state: PublishedState;
   expiresAt: number;
-  /** When it was last published or refreshed. */
-  updatedAt: number;
+  /** When its state was published (a refresh without a body keeps it: RFC 3903 §4.3 only extends). */
+  stateAt: number;
 }
 
 export interface PresenceStateOptions {
@@ -115,7 +116,8 @@ export class PresenceState extends EventEmitter<PresenceStateEvents> {
       clearTimeout(before.timer);
       list!.delete(replaces!);
     }
-    const next = { etag, state, expiresAt, updatedAt: this.clock() };
+    // The newest state wins the view; a bodyless refresh keeps its place.
+    const next = { etag, state, expiresAt, stateAt: changed || before === undefined ? this.clock() : before.stateAt };
     // Every replica expires it on its own clock; an expiry is not told around.
     const timer = setTimeout(() => this.drop(user, etag), Math.max(0, expiresAt - this.clock()));
     timer.unref();
@@ -144,7 +146,7 @@ export class PresenceState extends EventEmitter<PresenceStateEvents> {
   /** A dialog of the tracker moved (created, early, confirmed, ended, restored): its users' entries follow. */
   dialog(d: Readonly<DialogSnapshot>): void {
     const caller = userOf(d.caller);
-    const callee = d.answeredBy?.aor?.toLowerCase() ?? userOf(d.callee);
+    const callee = d.answeredBy?.aor !== undefined ? normalizeUser(d.answeredBy.aor) : userOf(d.callee);
     if (caller !== undefined) this.dialogEntry(caller, d, 'initiator');
     if (callee !== undefined && callee !== caller) this.dialogEntry(callee, d, 'recipient');
   }
@@ -215,7 +217,7 @@ export class PresenceState extends EventEmitter<PresenceStateEvents> {
     const now = this.clock();
     let newest: Publication | undefined;
     for (const p of this.publications.get(user)?.values() ?? []) {
-      if (p.expiresAt > now && (newest === undefined || p.updatedAt >= newest.updatedAt)) newest = p;
+      if (p.expiresAt > now && (newest === undefined || p.stateAt >= newest.stateAt)) newest = p;
     }
     const activities = [...(newest?.state.activities ?? [])];
     if (onThePhone && !activities.includes('on-the-phone')) activities.push('on-the-phone');

@@ -426,6 +426,9 @@ const schema = z.strictObject({
   if (cfg.presence.minExpires > cfg.presence.maxExpires) {
     ctx.addIssue({ code: 'custom', path: ['presence', 'minExpires'], message: 'must not be above presence.maxExpires' });
   }
+  if (cfg.presence.minExpires > cfg.presence.maxPublishExpires) {
+    ctx.addIssue({ code: 'custom', path: ['presence', 'minExpires'], message: 'must not be above presence.maxPublishExpires' });
+  }
   if ((cfg.tls.cert === undefined) !== (cfg.tls.key === undefined)) {
     ctx.addIssue({ code: 'custom', path: ['tls', cfg.tls.cert === undefined ? 'cert' : 'key'], message: 'tls.cert and tls.key go together' });
   }
