@@ -144,8 +144,8 @@ export class HttpServer {
     // Path parameters are user addresses (`/v1/groups/:id/members/:user`): a 255-character user and its domain
     // fit, where fastify's default (100) would answer 414.
     this.app = (options.tls === undefined
-      ? Fastify({ logger: false, maxParamLength: 1024 })
-      : Fastify({ logger: false, maxParamLength: 1024, https: { cert: options.tls.cert, key: options.tls.key } })) as unknown as FastifyInstance;
+      ? Fastify({ logger: false, routerOptions: { maxParamLength: 1024 } })
+      : Fastify({ logger: false, routerOptions: { maxParamLength: 1024 }, https: { cert: options.tls.cert, key: options.tls.key } })) as unknown as FastifyInstance;
 
     this.app.addHook('onRequest', async (req, reply) => {
       const route = req.routeOptions.url ?? '';
