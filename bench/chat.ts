@@ -23,19 +23,17 @@
  * Usage: node dist/bench/chat.js [messages=3000] [rate/s=100] [group messages=40] [group rate/s=2];
  * BENCH_STEPS=100,150,… sets the 1:1 step-up rates, BENCH_CHAT_PAIRS the pairs (default 10).
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import knexFactory from 'knex';
-import { computeHa1Set } from '../platform/store/index.js';
 import { freePort } from '../support/tools.js';
+import { startKamailioTarget } from './kamailio-target.js';
 import { ChatPhone, benchBody } from './chat-ua.js';
 import {
   BENCH_DOMAIN, type BenchTarget, type BenchUser, type Measured, benchConfig, benchUsers, benchWorkers, fmt, loadAverage, measure,
-  processTree, provisionSoftswitch, pssMiB, repoRoot, sleep, startServerProcess, treeCpuSeconds, waitUdpBound,
+  provisionSoftswitch, sleep, startServerProcess,
 } from './lib.js';
 
 /** A message not delivered within this long of its sending has failed. */
@@ -237,61 +235,10 @@ async function startChatTarget(port: number, httpPort: number, users: readonly B
   return { name: 'softswitch', port, cpuSeconds: () => server.cpuSeconds(), memoryMiB: () => server.memoryMiB(), stop: () => server.stop() };
 }
 
-/**
- * Kamailio with bench/kamailio/kamailio.cfg, as bench/kamailio.ts starts it (one SIP worker, auth_db on SQLite
- * with HA1, usrloc in memory); its start function is not exported, so this is the same steps, short.
- */
-async function startKamailioRelay(port: number, users: readonly BenchUser[]): Promise<BenchTarget> {
-  const dir = mkdtempSync(join(tmpdir(), 'kamailio-chat-'));
-  const file = join(dir, 'kamailio.sqlite');
-  const db = knexFactory({ client: 'better-sqlite3', connection: { filename: file }, useNullAsDefault: true });
-  try {
-    await db.raw(`CREATE TABLE version (id INTEGER PRIMARY KEY NOT NULL, table_name VARCHAR(32) NOT NULL UNIQUE, table_version INTEGER DEFAULT 0 NOT NULL)`);
-    await db.raw(`INSERT INTO version (table_name, table_version) VALUES ('version', 1), ('subscriber', 7)`);
-    await db.raw(`CREATE TABLE subscriber (id INTEGER PRIMARY KEY NOT NULL, username VARCHAR(64) DEFAULT '' NOT NULL, domain VARCHAR(64) DEFAULT '' NOT NULL,
-      password VARCHAR(64) DEFAULT '' NOT NULL, ha1 VARCHAR(128) DEFAULT '' NOT NULL, ha1b VARCHAR(128) DEFAULT '' NOT NULL, UNIQUE (username, domain))`);
-    await db('subscriber').insert(users.map((u) => ({ username: u.username, domain: BENCH_DOMAIN, ha1: computeHa1Set(u.username, BENCH_DOMAIN, u.password).ha1Md5 })));
-  } finally {
-    await db.destroy();
-  }
-  writeFileSync(join(dir, 'kamailio-local.cfg'), `listen=udp:127.0.0.1:${port}\n#!define DBURL "sqlite://${file}"\n`);
-  const child: ChildProcess = spawn('kamailio', ['-DD', '-E', '-f', join(repoRoot, 'bench', 'kamailio', 'kamailio.cfg'), '-Y', dir, '-m', '128', '-M', '16'], {
-    cwd: dir, stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let out = '';
-  child.stderr!.on('data', (d: Buffer) => (out.length < 20_000 ? (out += d.toString()) : undefined));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async (): Promise<void> => {
-    const tree = child.exitCode === null ? processTree(child.pid!) : [];
-    child.kill('SIGTERM');
-    await Promise.race([exited, sleep(5000)]);
-    for (const pid of tree) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    await waitUdpBound(port);
-    await sleep(500); // the workers fork after the socket is bound
-    if (child.exitCode !== null) throw new Error('kamailio exited');
-  } catch (err) {
-    await stop();
-    throw new Error(`Kamailio did not start (${(err as Error).message}):\n${out}`);
-  }
-  return {
-    name: 'kamailio', port, stop,
-    cpuSeconds: () => treeCpuSeconds(child.pid!),
-    memoryMiB: () => processTree(child.pid!).reduce((sum, pid) => sum + pssMiB(pid), 0),
-  };
-}
 
 /** The 1:1 fixed-rate run through a Kamailio relay (no store): warm-up, then `messages` at `rate`. */
 async function kamailioYardstick(senders: readonly BenchUser[], recipients: readonly BenchUser[], messages: number, rate: number): Promise<ChatResult> {
-  const target = await startKamailioRelay(await freePort(), [...senders, ...recipients]);
+  const target = await startKamailioTarget(await freePort(), [...senders, ...recipients]);
   const phones: ChatPhone[] = [];
   try {
     const a = await registerPhones(senders, target.port);

@@ -6,7 +6,6 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { flowWorker } from '../../server/cluster/index.js';
 import { freePort } from '../../support/tools.js';
 import { type TestCluster, startTestCluster } from '../helpers/cluster.js';
 import { type Softphone, createPhone, installTestWebSocket } from '../helpers/softphone.js';
@@ -19,13 +18,6 @@ describe('chat across two workers (softswitch start --workers 2)', { timeout: 12
   let cluster: TestCluster;
   let wssPort: number;
   const phones: Softphone[] = [];
-
-  /** The workers holding the connections of the REGISTERs accepted for `aor`. */
-  const workersOf = (aor: string): Set<number> => new Set(cluster.out.split('\n')
-    .filter((l) => l.startsWith('{') && l.includes('"msg":"REGISTER accepted"'))
-    .map((l) => JSON.parse(l) as { aor?: string; flow?: string })
-    .filter((l) => l.aor === aor)
-    .map((l) => flowWorker(String(l.flow))!));
 
   async function phone(user: string): Promise<Softphone> {
     const p = await createPhone(phones.length % 2 === 0 ? 'sip.js' : 'jssip', { uri: `sip:${user}@${DOMAIN}`, password: PASSWORD, wsUrl: `wss://127.0.0.1:${wssPort}` });
@@ -52,7 +44,7 @@ describe('chat across two workers (softswitch start --workers 2)', { timeout: 12
   it('a user\'s four devices on both workers each get every message once, in order, whichever worker stored it', async () => {
     const carol = await phone('carol');
     const dan = [await phone('dan'), await phone('dan'), await phone('dan'), await phone('dan')];
-    assert.equal(workersOf(`sip:dan@${DOMAIN}`).size, 2, 'dan\'s devices are on both workers');
+    assert.equal(new Set(cluster.registeredOn(`sip:dan@${DOMAIN}`)).size, 2, 'dan\'s devices are on both workers');
     const texts = [1, 2, 3, 4, 5].map((i) => `across workers ${i}`);
     for (const text of texts) assert.equal((await carol.sendMessage(`sip:dan@${DOMAIN}`, text)).status, 202);
     for (const d of dan) assert.deepEqual((await d.waitForMessages(5)).map((m) => m.body), texts);

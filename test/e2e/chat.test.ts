@@ -9,18 +9,12 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { type Softphone, type SoftphoneLibrary, SoftphoneError, createPhone } from '../helpers/softphone.js';
+import { type Softphone, type SoftphoneLibrary, SoftphoneError } from '../helpers/softphone.js';
+import { type ApiAnswer, type TestUser, TestUsers } from '../helpers/test-users.js';
 
 const DOMAIN = 'example.com';
 /** After the expected messages arrived: long enough for a duplicate to show up. */
 const SETTLE_MS = 300;
-
-interface User {
-  name: string;
-  address: string;
-  aor: string;
-  password: string;
-}
 
 function cpimWithImdn(from: string, to: string, imdnId: string, text: string): string {
   // RFC 5438 §6.3 / RFC 3862 §6: message headers, a blank line, the MIME headers of the inner part, the body.
@@ -64,49 +58,19 @@ function imdnFor(from: string, to: string, imdnId: string, status: 'delivered' |
 
 describe('chat over SIP MESSAGE', { timeout: 300_000 }, () => {
   let t: TestServer;
-  let n = 0;
-  const phones: Softphone[] = [];
+  const users = new TestUsers(() => t, DOMAIN);
+  const newUser = (prefix: string): Promise<TestUser> => users.add(prefix);
+  const phone = (user: TestUser, library: SoftphoneLibrary, protocol: 'ws' | 'wss' = 'wss'): Promise<Softphone> => users.phone(user, library, protocol);
+  const tokenOf = (user: TestUser): Promise<string> => users.token(user);
+  const api = (token: string, method: string, path: string, body?: unknown): Promise<ApiAnswer> => users.api(token, method, path, body);
 
   before(async () => {
     t = await startTestServer({ sip: { domain: [DOMAIN] }, messaging: { floodPer10s: 50 } });
   });
   after(async () => {
-    await Promise.all(phones.map((p) => p.stop()));
+    await users.stop();
     await t?.stop();
   });
-
-  async function newUser(prefix: string): Promise<User> {
-    const name = `${prefix}${++n}`;
-    const password = `${name}-secret`;
-    await t.addUser(`${name}@${DOMAIN}`, password);
-    return { name, address: `${name}@${DOMAIN}`, aor: `sip:${name}@${DOMAIN}`, password };
-  }
-
-  async function phone(user: User, library: SoftphoneLibrary, protocol: 'ws' | 'wss' = 'wss', register = true): Promise<Softphone> {
-    const p = await createPhone(library, { uri: user.aor, password: user.password, wsUrl: `${protocol}://${t.addr(protocol)}` });
-    phones.push(p);
-    if (register) await p.register();
-    return p;
-  }
-
-  async function tokenOf(user: User): Promise<string> {
-    const res = await fetch(`http://127.0.0.1:${t.server.http.boundTo}/v1/auth/token`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ grant_type: 'password', username: user.address, password: user.password }),
-    });
-    assert.equal(res.status, 200);
-    return ((await res.json()) as { access_token: string }).access_token;
-  }
-
-  async function api(token: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-    const res = await fetch(`http://127.0.0.1:${t.server.http.boundTo}/v1${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: text === '' ? undefined : JSON.parse(text) };
-  }
 
   it('a MESSAGE is answered 202 and reaches every device of the recipient and the sender\'s other devices, once each', async () => {
     const alice = await newUser('alice');
@@ -208,7 +172,7 @@ describe('chat over SIP MESSAGE', { timeout: 300_000 }, () => {
 
   it('a group of 5 with one member offline: one MESSAGE to the group reaches every member\'s devices, the offline one on REGISTER', async () => {
     const members = await Promise.all([1, 2, 3, 4, 5].map(() => newUser('member')));
-    const [owner, ...rest] = members as [User, ...User[]];
+    const [owner, ...rest] = members as [TestUser, ...TestUser[]];
     const group = await api(await tokenOf(owner), 'POST', '/groups', { name: 'Team', members: rest.map((u) => u.address) });
     assert.equal(group.status, 201, JSON.stringify(group.body));
     const uri: string = group.body.uri;

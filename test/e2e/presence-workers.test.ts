@@ -6,7 +6,6 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { flowWorker } from '../../server/cluster/index.js';
 import { freePort } from '../../support/tools.js';
 import { type TestCluster, startTestCluster } from '../helpers/cluster.js';
 import { type ReceivedNotify, type Softphone, createPhone, installTestWebSocket } from '../helpers/softphone.js';
@@ -26,14 +25,6 @@ describe('presence across two workers (softswitch start --workers 2)', { timeout
   let cluster: TestCluster;
   let wssPort: number;
   const phones: Softphone[] = [];
-
-  /** The worker holding the connection of the last REGISTER accepted for `aor`. */
-  const workerOf = (aor: string): number | undefined => cluster.out.split('\n')
-    .filter((l) => l.startsWith('{') && l.includes('"msg":"REGISTER accepted"'))
-    .map((l) => JSON.parse(l) as { aor?: string; flow?: string })
-    .filter((l) => l.aor === aor)
-    .map((l) => flowWorker(String(l.flow))!)
-    .at(-1);
 
   async function phone(user: string): Promise<Softphone> {
     const p = await createPhone('sip.js', { uri: `sip:${user}@${DOMAIN}`, password: PASSWORD, wsUrl: `wss://127.0.0.1:${wssPort}` });
@@ -61,7 +52,7 @@ describe('presence across two workers (softswitch start --workers 2)', { timeout
   it('a watcher on one worker sees the PUBLISH and the call its contact makes through the other worker', async () => {
     const ada = await phone('ada');
     const bo = await phone('bo');
-    assert.notEqual(workerOf(`sip:ada@${DOMAIN}`), workerOf(`sip:bo@${DOMAIN}`), 'watcher and watched are on different workers');
+    assert.notEqual(cluster.registeredOn(`sip:ada@${DOMAIN}`).at(-1), cluster.registeredOn(`sip:bo@${DOMAIN}`).at(-1), 'watcher and watched are on different workers');
     const watch = await ada.subscribe(`sip:bo@${DOMAIN}`, 'presence');
     await watch.waitFor((n) => basic(n) === 'open');
 

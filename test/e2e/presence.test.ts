@@ -9,15 +9,9 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { type ReceivedNotify, type Softphone, type SoftphoneLibrary, createPhone } from '../helpers/softphone.js';
+import { type TestUser, TestUsers } from '../helpers/test-users.js';
 
 const DOMAIN = 'example.com';
-
-interface User {
-  name: string;
-  address: string;
-  aor: string;
-  password: string;
-}
 
 const basic = (n: ReceivedNotify): string | undefined => /<basic>(open|closed)<\/basic>/.exec(n.body)?.[1];
 const activity = (name: string) => (n: ReceivedNotify): boolean => new RegExp(`<rpid:${name}\\s*/>`).test(n.body);
@@ -35,7 +29,9 @@ function pidf(entity: string, basicStatus: 'open' | 'closed', activityName: stri
 
 describe('presence', { timeout: 300_000 }, () => {
   let t: TestServer;
-  let n = 0;
+  const users = new TestUsers(() => t, DOMAIN);
+  const newUser = (prefix: string): Promise<TestUser> => users.add(prefix);
+  const phone = (user: TestUser, library: SoftphoneLibrary): Promise<Softphone> => users.phone(user, library);
   const phones: Softphone[] = [];
 
   before(async () => {
@@ -43,22 +39,9 @@ describe('presence', { timeout: 300_000 }, () => {
   });
   after(async () => {
     await Promise.all(phones.map((p) => p.stop()));
+    await users.stop();
     await t?.stop();
   });
-
-  async function newUser(prefix: string): Promise<User> {
-    const name = `${prefix}${++n}`;
-    const password = `${name}-secret`;
-    await t.addUser(`${name}@${DOMAIN}`, password);
-    return { name, address: `${name}@${DOMAIN}`, aor: `sip:${name}@${DOMAIN}`, password };
-  }
-
-  async function phone(user: User, library: SoftphoneLibrary, register = true): Promise<Softphone> {
-    const p = await createPhone(library, { uri: user.aor, password: user.password, wsUrl: `wss://${t.addr('wss')}` });
-    phones.push(p);
-    if (register) await p.register();
-    return p;
-  }
 
   it('a watcher sees offline, online on REGISTER, on the phone in a call, away on PUBLISH, and offline after un-REGISTER', async () => {
     const ann = await newUser('ann');

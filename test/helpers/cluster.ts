@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify as stringifyYaml } from 'yaml';
+import { flowWorker } from '../../server/cluster/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { openStore } from '../../platform/store/index.js';
 import { repoRoot } from '../../support/paths.js';
@@ -24,6 +25,11 @@ export interface TestCluster {
   /** The SQLite store the configuration names (`sqlite:<dir>/db.sqlite`). */
   readonly storeUrl: string;
   addUsers(users: Array<{ username: string; domain: string; password: string }>): Promise<void>;
+  /**
+   * The workers whose connections carried the REGISTERs accepted for `aor`, oldest first (from the
+   * "REGISTER accepted" debug lines: `log.level: debug` in the configuration).
+   */
+  registeredOn(aor: string): number[];
   stop(): Promise<void>;
 }
 
@@ -62,6 +68,13 @@ export async function startTestCluster(workers: number, config: (dir: string) =>
     storeUrl,
     get out() {
       return out;
+    },
+    registeredOn(aor) {
+      return out.split('\n')
+        .filter((l) => l.startsWith('{') && l.includes('"msg":"REGISTER accepted"'))
+        .map((l) => JSON.parse(l) as { aor?: string; flow?: string })
+        .filter((l) => l.aor === aor)
+        .map((l) => flowWorker(String(l.flow))!);
     },
     async addUsers(users) {
       const store = await openStore({ url: storeUrl, logger: silentLogger() });
