@@ -15,6 +15,7 @@ const scenarios = {
   flood: 'dist/bench/flood.js',
   'push-wake': 'dist/bench/push-wake.js',
   chat: 'dist/bench/chat.js',
+  presence: 'dist/bench/presence.js',
 };
 if (!scenario || !(scenario in scenarios)) {
   console.error(`usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [args]`);

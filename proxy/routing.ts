@@ -397,7 +397,10 @@ export class Router implements StackUser {
     // A BYE ends the call (its media, its count at the backend, its record), whatever the far end
     // answers; a dialog held by another worker is ended there.
     if (req.method === 'BYE') this.dialogs.endByRequest(req.callId!, req.from?.tag, { cause: 'bye' });
-    this.proxy.forward(req, tx, [{ uri: req.ruri, destination }], { recordRoute: false });
+    // RFC 6665 §4.3: a proxy that Record-Routed the SUBSCRIBE Record-Routes the NOTIFY that creates the
+    // subscriber's dialog (and any later one: a route set is learned once), or the phone's refresh and
+    // un-SUBSCRIBE go around it to the backend.
+    this.proxy.forward(req, tx, [{ uri: req.ruri, destination }], { recordRoute: req.method === 'NOTIFY' });
   }
 
   // ---- ACK, responses, flows (StackUser) ---------------------------------------------------------
