@@ -175,8 +175,10 @@ describe('credentials and replays', () => {
     const call = await authenticated(alice, 'INVITE', `sip:bob@${DOMAIN}`, 'alice', 'alice-pw');
     assert.equal(call.res.status, 486, 'the INVITE reached bob, who declined');
     const msg = await authenticated(alice, 'MESSAGE', `sip:bob@${DOMAIN}`, 'alice', 'alice-pw', 'hello');
-    assert.equal(msg.res.status, 200);
-    const atBob = bob.received.filter((m): m is SipRequest => m instanceof SipRequest && (m.method === 'INVITE' || m.method === 'MESSAGE'));
+    assert.equal(msg.res.status, 202, 'the server stored the message (chat); it delivers it to bob itself');
+    const arrived = (): SipRequest[] => bob.received.filter((m): m is SipRequest => m instanceof SipRequest && (m.method === 'INVITE' || m.method === 'MESSAGE'));
+    for (let i = 0; i < 100 && !arrived().some((m) => m.method === 'MESSAGE'); i++) await new Promise((r) => setTimeout(r, 20));
+    const atBob = arrived();
     assert.deepEqual(atBob.map((m) => m.method).sort(), ['INVITE', 'MESSAGE']);
     for (const m of atBob) assert.equal(m.get('proxy-authorization'), undefined, `${m.method} arrived with the caller's credentials`);
   });
