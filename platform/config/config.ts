@@ -376,6 +376,35 @@ const schema = z.strictObject({
     /** Subscriptions one watcher (user) may hold at most: what one account can make the server keep. */
     maxSubscriptionsPerWatcher: z.number().int().min(1).max(100_000).default(1000),
   }).prefault({}),
+  /**
+   * NAT traversal: STUN/TURN servers the apps get with short-lived credentials (the TURN REST scheme coturn
+   * implements with `use-auth-secret`): GET /v1/ice-servers.
+   */
+  turn: z.strictObject({
+    /**
+     * The shared secret (coturn's `static-auth-secret`), at least 32 characters. Unset: 32 random bytes generated
+     * into dataDir/turn/secret (0600) — give coturn the same value.
+     */
+    secret: z.string().min(32, 'must be at least 32 characters').optional(),
+    /** Earlier secrets still accepted during a rotation: credentials are made with `secret`, these are listed for coturn. */
+    previousSecrets: z.array(z.string().min(32, 'must be at least 32 characters')).default([]),
+    /** Life of a credential, seconds (1 h; at most 24 h). */
+    ttl: z.number().int().min(60).max(86_400).default(3600),
+    /** The realm coturn is configured with; default the first sip.domain. */
+    realm: z.string().min(1).optional(),
+    /**
+     * The STUN/TURN servers, each a list of URLs (`stun:turn1.example.com:3478`, `turn:…?transport=udp`,
+     * `turn:…?transport=tcp`, `turns:…:5349?transport=tcp`) and an optional weight (higher: listed first more often)
+     * and region. Empty: the embedded server (turn.listen).
+     */
+    servers: z.array(z.strictObject({
+      urls: z.array(z.string().regex(/^(stun|stuns|turn|turns):[^\s]+$/, 'must be a stun:, stuns:, turn: or turns: URL')).min(1),
+      weight: z.number().int().min(1).max(1000).default(1),
+      region: z.string().min(1).optional(),
+    })).default([]),
+    /** The embedded STUN/TURN server's UDP socket when turn.servers is empty, `address:port`. */
+    listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected address:port').default('0.0.0.0:3478'),
+  }).prefault({}),
   /** Chat files and message bodies at rest: AES-256-GCM, a fresh key per object wrapped by the master key. */
   storage: z.strictObject({
     /**
@@ -448,7 +477,7 @@ const schema = z.strictObject({
 export type Config = z.output<typeof schema>;
 
 /** Keys whose value a ConfigError never shows. */
-const SECRET_KEYS = new Set(['http.tokenSecret', 'push.webpush.privateKey', 'storage.masterKey']);
+const SECRET_KEYS = new Set(['http.tokenSecret', 'push.webpush.privateKey', 'storage.masterKey', 'turn.secret']);
 
 /** Environment variables: SOFTSWITCH_SIP_LISTEN="udp:…,tcp:…" etc.; lists are comma-separated. */
 const ENV: Array<[string, string[], 'string' | 'list' | 'number']> = [
@@ -463,6 +492,7 @@ const ENV: Array<[string, string[], 'string' | 'list' | 'number']> = [
   ['SOFTSWITCH_HTTP_LISTEN', ['http', 'listen'], 'string'],
   ['SOFTSWITCH_HTTP_TOKEN_SECRET', ['http', 'tokenSecret'], 'string'],
   ['SOFTSWITCH_STORAGE_MASTER_KEY', ['storage', 'masterKey'], 'string'],
+  ['SOFTSWITCH_TURN_SECRET', ['turn', 'secret'], 'string'],
   ['SOFTSWITCH_LOG_LEVEL', ['log', 'level'], 'string'],
   ['SOFTSWITCH_DATA_DIR', ['dataDir'], 'string'],
 ];
@@ -516,7 +546,7 @@ export function validate(raw: unknown): Config {
   for (const p of issue.path) value = value !== null && typeof value === 'object' ? (value as Record<string | number, unknown>)[p as string | number] : undefined;
   const reason = issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.join(', ')}` : issue.message;
   // A secret that was refused may still be most of the real one: the message never repeats it.
-  throw new ConfigError(key || '(root)', SECRET_KEYS.has(key) && typeof value === 'string' ? `(${value.length} characters, not shown)` : value, reason);
+  throw new ConfigError(key || '(root)', (SECRET_KEYS.has(key) || key.startsWith('turn.previousSecrets')) && typeof value === 'string' ? `(${value.length} characters, not shown)` : value, reason);
 }
 
 function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {
