@@ -1,0 +1,77 @@
+/**
+ * How apps get their ICE servers, mounted with `http.routes(iceServerRoutes(deps), { access: 'user' })`
+ * (platform/http prefixes `/v1`):
+ *
+ *   GET /ice-servers?region=&user=     { iceServers, ttl, expiresAt }
+ *
+ * A user token gets credentials for its own user (`?user=` may name only that user); an admin token must
+ * say for whom (`?user=user@domain`, 400 without): operators use it to test a TURN box. `iceServers` is the
+ * RTCIceServer list (turn/ice-servers.ts) from turn.servers, else the embedded server's URLs; with neither
+ * the answer is 503. `ttl` is the credential's life in seconds, `expiresAt` its end as ISO-8601 UTC text:
+ * an app asks again before then. Every answer is `Cache-Control: no-store` (RFC 9111 §5.2.2.5): it holds a
+ * credential, which no cache may keep.
+ */
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { z } from 'zod';
+import { normalizeUser, principalOf } from '../platform/http/index.js';
+import type { TurnCredential } from './credentials.js';
+import { type IceServerConfig, iceServers } from './ice-servers.js';
+
+export interface IceServerRoutesDeps {
+  /** Issues the credential (TurnCredentials). */
+  credentials: { issue(user: string, ttlS: number, now?: number): TurnCredential };
+  /** turn.servers; empty: the embedded server. */
+  servers: readonly IceServerConfig[];
+  /** turn.ttl, seconds. */
+  ttlS: number;
+  /** The embedded STUN/TURN server's URLs, undefined when it does not run. */
+  embeddedUrls(): string[] | undefined;
+  /** A number in [0, 1) for the weighted pick (tests); Math.random by default. */
+  random?: () => number;
+  /** ms since the epoch (tests); Date.now by default. */
+  now?: () => number;
+}
+
+export const NO_SERVER = 'no STUN/TURN server configured';
+
+const query = z.strictObject({
+  region: z.string().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/, 'expected a region name').optional(),
+  user: z.string().max(511).regex(/^[^@\s/:]+@[^@\s/:]+$/, 'expected user@domain').transform(normalizeUser).optional(),
+});
+
+function refuse(reply: FastifyReply, status: number, error: string): FastifyReply {
+  return reply.code(status).send({ ok: false, error });
+}
+
+export function iceServerRoutes(deps: IceServerRoutesDeps): (app: FastifyInstance) => void {
+  const now = deps.now ?? Date.now;
+  return (app) => {
+    app.get('/ice-servers', async (req, reply) => {
+      void reply.header('cache-control', 'no-store');
+      const parsed = query.safeParse(req.query ?? {});
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        const reason = issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message;
+        return refuse(reply, 400, `${issue.path.join('.') || 'query'}: ${reason}`);
+      }
+      const principal = principalOf(req);
+      let user: string;
+      if (principal.kind === 'user') {
+        if (parsed.data.user !== undefined && parsed.data.user !== principal.user) return refuse(reply, 403, 'a user token gets credentials for its own user only');
+        user = principal.user;
+      } else {
+        if (parsed.data.user === undefined) return refuse(reply, 400, 'user: an admin token must name the user (?user=user@domain)');
+        user = parsed.data.user;
+      }
+      let servers = deps.servers;
+      if (servers.length === 0) {
+        const urls = deps.embeddedUrls();
+        if (urls === undefined || urls.length === 0) return refuse(reply, 503, NO_SERVER);
+        servers = [{ urls }];
+      }
+      const credential = deps.credentials.issue(user, deps.ttlS, now());
+      const list = iceServers(servers, credential, { region: parsed.data.region, random: deps.random });
+      return { iceServers: list, ttl: deps.ttlS, expiresAt: new Date(credential.expiresAt).toISOString() };
+    });
+  };
+}
