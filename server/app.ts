@@ -31,6 +31,7 @@ import { chatRoutes } from '../messaging/routes.js';
 import { createPresence, type Presence } from '../presence/index.js';
 import { PresencePolicy } from '../presence/policy.js';
 import { presenceRoutes } from '../presence/routes.js';
+import { TurnCredentials, iceServerRoutes } from '../turn/index.js';
 
 export interface Softswitch {
   readonly stack: Stack;
@@ -355,6 +356,9 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   http.routes(banRoutes(security.bans));
   http.routes(callRoutes(store.calls), { access: 'user' });
   if (presencePolicy !== undefined) http.routes(presenceRoutes(presencePolicy, userExists), { access: 'user' });
+  // STUN/TURN for the apps: short-lived credentials in coturn's use-auth-secret scheme (GET /v1/ice-servers).
+  const turnCredentials = TurnCredentials.load({ secret: config.turn.secret, previousSecrets: config.turn.previousSecrets, dataDir: resolve(config.dataDir), logger });
+  http.routes(iceServerRoutes({ credentials: turnCredentials, servers: config.turn.servers, ttlS: config.turn.ttl, embeddedUrls: () => undefined }), { access: 'user' });
   if (messaging !== undefined && files !== undefined) {
     http.routes(chatRoutes(messaging.chat), { access: 'user' });
     http.routes(fileRoutes({
