@@ -740,6 +740,8 @@ class SipJsPhone extends PhoneBase {
   private readonly calls = new Set<SipJsCall>();
   private wantRegistered = false;
   private reconnecting = false;
+  /** Publishers and subscribers to dispose at stop. */
+  private readonly disposables: Array<() => Promise<void>> = [];
 
   static async create(options: SoftphoneOptions): Promise<SipJsPhone> {
     const phone = new SipJsPhone(options);
@@ -879,6 +881,7 @@ class SipJsPhone extends PhoneBase {
       extraHeaders: [`Accept: ${options.accept ?? EVENT_TYPES[event] ?? '*/*'}`],
     });
     const watch = new WatchRecord(`${this.aor} watching ${target} (${event})`, () => subscriber.unsubscribe());
+    this.disposables.push(() => subscriber.dispose());
     subscriber.delegate = {
       onNotify: (notification) => {
         void notification.accept().catch(() => undefined);
@@ -899,6 +902,7 @@ class SipJsPhone extends PhoneBase {
   async publish(body: string, options: { expires?: number } = {}): Promise<Publication> {
     const uri = UserAgent.makeURI(this.aor)!;
     const publisher = new Publisher(this.ua, uri, 'presence', { expires: options.expires ?? 600, contentType: 'application/pidf+xml' });
+    this.disposables.push(() => publisher.dispose());
     // SIP.js's Publisher tells no outcome per PUBLISH: the final responses to PUBLISH on the wire say it.
     const finals = (): string[] => this.sockets.flatMap((k) => k.messages)
       .filter((m) => m.dir === 'in' && /^SIP\/2\.0 [2-6]\d\d/.test(m.text) && /^CSeq:\s*\d+\s+PUBLISH\s*$/im.test(m.text)).map((m) => m.text);
@@ -1011,6 +1015,8 @@ class SipJsPhone extends PhoneBase {
 
   protected async stopAgent(): Promise<void> {
     this.wantRegistered = false;
+    // Publishers and subscribers keep refresh timers of their own (minutes long) that the UA's stop leaves.
+    for (const dispose of this.disposables.splice(0)) await withTimeout(dispose(), STOP_GRACE_MS, 'dispose').catch(() => undefined);
     if (this.registerer.state === RegistererState.Registered) {
       await withTimeout(this.unregister(STOP_GRACE_MS), STOP_GRACE_MS, 'un-REGISTER').catch(() => undefined);
     }
@@ -1144,6 +1150,8 @@ class JsSipPhone extends PhoneBase {
   private readonly ua: JsSipUa;
   /** Every transaction the UA made: JsSIP leaves some timers running after them (see stopAgent). */
   private readonly transactions = new Set<object>();
+  /** Subscriptions made, ended at stop. */
+  private readonly subscribers: Array<ReturnType<JsSipUa['subscribe']>> = [];
 
   static async create(options: SoftphoneOptions): Promise<JsSipPhone> {
     installFakeWebRtc();
@@ -1234,6 +1242,7 @@ class JsSipPhone extends PhoneBase {
 
   subscribe(target: string, event: string, options: SubscribeOptions = {}): Promise<Watch> {
     const subscriber = this.ua.subscribe(target, event, options.accept ?? EVENT_TYPES[event] ?? '*/*', { expires: options.expires ?? 600, contentType: 'text/plain' } as never);
+    this.subscribers.push(subscriber);
     const watch = new WatchRecord(`${this.aor} watching ${target} (${event})`, async () => {
       const ended = new Promise<void>((resolve) => subscriber.once('terminated', () => resolve()));
       subscriber.terminate();
@@ -1314,6 +1323,8 @@ class JsSipPhone extends PhoneBase {
   }
 
   protected async stopAgent(): Promise<void> {
+    // A subscriber's refresh timer outlives ua.stop(): end its dialog here (JsSIP has no dispose).
+    for (const sub of this.subscribers.splice(0)) (sub as unknown as { _terminateDialog(code: number): void })._terminateDialog(0);
     const unregistered = this.ua.isRegistered()
       ? new Promise<void>((resolve) => this.ua.once('unregistered', () => resolve()))
       : Promise.resolve();
