@@ -1,8 +1,9 @@
 /**
  * A real coturn for tests: Debian's `coturn` package run with the repo's production sample
  * (turn/turnserver.conf) as is, and only the per-run values on its command line (which coturn applies over the
- * file): loopback listening and relay addresses, free ports, the secret, the realm, a throw-away TLS certificate,
- * its user database, pid file and log (stdout) in a temp folder that stop() removes.
+ * file): loopback listening and relay addresses, free ports, a relay port range clear of the kernel's ephemeral
+ * ports, the secret, the realm, a throw-away TLS certificate, its user database, pid file and log (stdout) in a
+ * temp folder that stop() removes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -16,6 +17,8 @@ import { freePort, requireTool, run } from './tools.js';
 export interface CoturnOptions {
   /** static-auth-secret (the TURN REST scheme's shared secret). */
   secret: string;
+  /** More secrets coturn accepts (a rotation: softswitch's turn.previousSecrets); each is one more static-auth-secret. */
+  previousSecrets?: string[];
   realm: string;
   /** The configuration file; default the repo's turn/turnserver.conf. */
   configFile?: string;
@@ -27,7 +30,7 @@ export interface CoturnHandle {
   /** The UDP/TCP listening port on `address`. */
   port: number;
   address: string;
-  /** The command line it runs with (the secret shown as `***`). */
+  /** The command line it runs with (the secrets shown as `***`). */
   argv: string[];
   /** SIGTERM, then SIGKILL after 5 s; resolves when it has exited and its temp folder is gone. */
   stop(): Promise<void>;
@@ -36,6 +39,8 @@ export interface CoturnHandle {
 }
 
 const STARTUP_TIMEOUT_MS = 10_000;
+export const RELAY_PORT_MIN = 61000;
+export const RELAY_PORT_MAX = 65535;
 /** Daemons still running: a test process that dies early must not leave them behind. */
 const live = new Set<ChildProcess>();
 process.once('exit', () => {
@@ -62,6 +67,9 @@ export async function startCoturn(options: CoturnOptions): Promise<CoturnHandle>
       '--listening-ip', '127.0.0.1',
       '--relay-ip', '127.0.0.1',
       '--listening-port', String(port),
+      // relay ports above Linux's ephemeral range (32768-60999), where freePort() finds the other tests' ports
+      '--min-port', String(RELAY_PORT_MIN),
+      '--max-port', String(RELAY_PORT_MAX),
       '--tls-listening-port', String(tlsPort),
       '--realm', options.realm,
       '--cert', join(dir, 'cert.pem'),
@@ -71,8 +79,9 @@ export async function startCoturn(options: CoturnOptions): Promise<CoturnHandle>
       '--log-file', 'stdout',
       ...(options.args ?? []),
     ];
-    // the secret last, so argv can be shown without it
-    const proc = spawn(binary, [...argv, '--static-auth-secret', options.secret], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // the secrets last, so argv can be shown without them
+    const secrets = [options.secret, ...(options.previousSecrets ?? [])].flatMap((s) => ['--static-auth-secret', s]);
+    const proc = spawn(binary, [...argv, ...secrets], { stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(proc);
     const log: string[] = [];
     const onData = (chunk: string): void => {
@@ -105,7 +114,7 @@ export async function startCoturn(options: CoturnOptions): Promise<CoturnHandle>
     return {
       port,
       address: '127.0.0.1',
-      argv: [binary, ...argv, '--static-auth-secret', '***'],
+      argv: [binary, ...argv, ...secrets.map((s, i) => (i % 2 === 1 ? '***' : s))],
       stop() {
         stopped ??= (async () => {
           if (proc.exitCode === null && proc.signalCode === null) {

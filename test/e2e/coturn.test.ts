@@ -9,7 +9,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCoturn, type CoturnHandle } from '../../support/coturn.js';
+import { RELAY_PORT_MAX, RELAY_PORT_MIN, startCoturn, type CoturnHandle } from '../../support/coturn.js';
 import { TurnClient, type TurnCredentials } from '../helpers/turn-client.js';
 
 const REALM = 'turn.test.invalid';
@@ -56,7 +56,8 @@ describe('coturn with the repo turnserver.conf', () => {
     const reply = await client.allocate(credential(secret, 'alice', inAnHour()));
     assert.equal(reply.code, 200, `${reply.code} ${reply.reason}\n${coturn.logTail()}`);
     assert.equal(reply.relayed?.address, '127.0.0.1');
-    assert.ok((reply.relayed?.port ?? 0) >= 49152, `relay port ${reply.relayed?.port} inside min-port..max-port`);
+    const port = reply.relayed?.port ?? 0;
+    assert.ok(port >= RELAY_PORT_MIN && port <= RELAY_PORT_MAX, `relay port ${port} inside min-port..max-port`);
     assert.equal((await client.release()).code, 200);
   });
 
@@ -111,6 +112,38 @@ describe('coturn with the repo turnserver.conf', () => {
     const client = await allocated();
     const reply = await client.createPermission('203.0.113.1');
     assert.equal(reply.code, 200, `${reply.code} ${reply.reason}\n${coturn.logTail()}`);
+  });
+});
+
+describe('coturn during a secret rotation', () => {
+  const current = randomBytes(32).toString('hex');
+  const previous = randomBytes(32).toString('hex');
+  let coturn: CoturnHandle;
+  const clients: TurnClient[] = [];
+  const allocate = async (credentials: TurnCredentials): Promise<number> => {
+    const client = await TurnClient.open({ address: coturn.address, port: coturn.port });
+    clients.push(client);
+    return (await client.allocate(credentials)).code;
+  };
+
+  before(async () => {
+    coturn = await startCoturn({ secret: current, previousSecrets: [previous], realm: REALM });
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    await coturn?.stop();
+  });
+
+  it('accepts credentials signed with the new secret and with the previous one, and no other', async () => {
+    assert.equal(await allocate(credential(current, 'alice', inAnHour())), 200);
+    assert.equal(await allocate(credential(previous, 'bob', inAnHour())), 200);
+    assert.equal(await allocate(credential(randomBytes(32).toString('hex'), 'carol', inAnHour())), 401);
+  });
+
+  it('shows neither secret in the command line it reports', () => {
+    const shown = coturn.argv.join(' ');
+    assert.ok(!shown.includes(current) && !shown.includes(previous), shown);
+    assert.equal(coturn.argv.filter((a) => a === '--static-auth-secret').length, 2);
   });
 });
 
