@@ -22,6 +22,8 @@ export interface CoturnOptions {
   realm: string;
   /** The configuration file; default the repo's turn/turnserver.conf. */
   configFile?: string;
+  /** Also relay from ::1, for IPv6 allocations (RFC 6156); the listener stays on 127.0.0.1. */
+  ipv6Relay?: boolean;
   /** More command-line options. */
   args?: string[];
 }
@@ -66,6 +68,7 @@ export async function startCoturn(options: CoturnOptions): Promise<CoturnHandle>
       '-c', options.configFile ?? coturnConfigPath(),
       '--listening-ip', '127.0.0.1',
       '--relay-ip', '127.0.0.1',
+      ...(options.ipv6Relay === true ? ['--relay-ip', '::1'] : []),
       '--listening-port', String(port),
       // relay ports above Linux's ephemeral range (32768-60999), where freePort() finds the other tests' ports
       '--min-port', String(RELAY_PORT_MIN),

@@ -115,6 +115,48 @@ describe('coturn with the repo turnserver.conf', () => {
   });
 });
 
+describe('coturn with the repo turnserver.conf, relaying over IPv6 (RFC 6156)', () => {
+  const secret = randomBytes(32).toString('hex');
+  let coturn: CoturnHandle;
+  const clients: TurnClient[] = [];
+  let users = 0;
+  const allocated6 = async (): Promise<TurnClient> => {
+    const client = await TurnClient.open({ address: coturn.address, port: coturn.port });
+    clients.push(client);
+    const reply = await client.allocate(credential(secret, `v6user${++users}`, inAnHour()), { family: 'ipv6' });
+    assert.equal(reply.code, 200, `allocate: ${reply.code} ${reply.reason}\n${coturn.logTail()}`);
+    assert.equal(reply.relayed?.address, '::1');
+    return client;
+  };
+
+  before(async () => {
+    coturn = await startCoturn({ secret, realm: REALM, ipv6Relay: true });
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    await coturn?.stop();
+  });
+
+  for (const peer of ['::1', 'fc00::1', 'fd12:3456::1', 'fe80::1', 'ff02::1']) {
+    it(`refuses a permission to ${peer} with 403: loopback, unique-local, link-local and multicast IPv6`, async () => {
+      const reply = await (await allocated6()).createPermission(peer);
+      assert.equal(reply.code, 403, `${peer}: ${reply.code} ${reply.reason}`);
+    });
+  }
+
+  for (const peer of ['::ffff:10.0.0.1', '::ffff:127.0.0.1', '64:ff9b::a00:1']) {
+    it(`refuses a permission to ${peer} with 403: IPv4-mapped and NAT64 addresses do not get around the IPv4 rules`, async () => {
+      const reply = await (await allocated6()).createPermission(peer);
+      assert.equal(reply.code, 403, `${peer}: ${reply.code} ${reply.reason}`);
+    });
+  }
+
+  it('grants a permission to a public-range IPv6 peer (2001:db8::1, RFC 3849: nothing is sent to it)', async () => {
+    const reply = await (await allocated6()).createPermission('2001:db8::1');
+    assert.equal(reply.code, 200, `${reply.code} ${reply.reason}\n${coturn.logTail()}`);
+  });
+});
+
 describe('coturn during a secret rotation', () => {
   const current = randomBytes(32).toString('hex');
   const previous = randomBytes(32).toString('hex');

@@ -14,7 +14,7 @@ const FINGERPRINT_XOR = 0x5354554e;
 const HEADER_LENGTH = 20;
 
 /** STUN/TURN methods (RFC 5389 §18.1, RFC 5766 §13). */
-export const StunMethod = { Binding: 0x001, Allocate: 0x003, Refresh: 0x004, CreatePermission: 0x008 } as const;
+export const StunMethod = { Binding: 0x001, Allocate: 0x003, Refresh: 0x004, Send: 0x006, CreatePermission: 0x008 } as const;
 
 /** Attribute types (RFC 5389 §18.2, RFC 5766 §14). */
 export const StunAttr = {
@@ -24,9 +24,11 @@ export const StunAttr = {
   ErrorCode: 0x0009,
   Lifetime: 0x000d,
   XorPeerAddress: 0x0012,
+  Data: 0x0013,
   Realm: 0x0014,
   Nonce: 0x0015,
   XorRelayedAddress: 0x0016,
+  RequestedAddressFamily: 0x0017,
   RequestedTransport: 0x0019,
   XorMappedAddress: 0x0020,
   Software: 0x8022,
@@ -197,7 +199,9 @@ export function decodeXorAddress(value: Buffer, transactionId: Buffer): Transpor
   const size = family === 0x01 ? 4 : 16;
   const raw = Buffer.alloc(size);
   for (let i = 0; i < size; i++) raw[i] = value[4 + i]! ^ mask[i]!;
-  const address = family === 0x01 ? [...raw].join('.') : Array.from({ length: 8 }, (_, i) => raw.readUInt16BE(i * 2).toString(16)).join(':');
+  // IPv6 in its canonical (compressed) form, as the URL parser writes it
+  const address = family === 0x01 ? [...raw].join('.')
+    : new URL(`http://[${Array.from({ length: 8 }, (_, i) => raw.readUInt16BE(i * 2).toString(16)).join(':')}]`).hostname.slice(1, -1);
   return { address, port };
 }
 
@@ -208,6 +212,12 @@ function cookieBytes(): Buffer {
 }
 
 function ipv6Bytes(address: string): Buffer {
+  // a trailing dotted quad (::ffff:10.0.0.1) is the last two groups
+  const dotted = /^(.*:)(\d+\.\d+\.\d+\.\d+)$/.exec(address);
+  if (dotted) {
+    const [a, b, c, d] = dotted[2]!.split('.').map(Number) as [number, number, number, number];
+    address = `${dotted[1]}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
   const [head, tail] = address.includes('::') ? address.split('::') as [string, string] : [address, undefined];
   const h = head === '' ? [] : head.split(':');
   const t = tail === undefined || tail === '' ? [] : tail.split(':');
@@ -265,17 +275,19 @@ export class TurnClient {
   /**
    * Allocate a UDP relay (RFC 5766 §6.1): first without credentials, expecting 401 with REALM and NONCE
    * (RFC 5389 §10.2.1), then with USERNAME, REALM, NONCE and MESSAGE-INTEGRITY; a 438 (stale nonce) is
-   * retried once with the new nonce (§10.2.4).
+   * retried once with the new nonce (§10.2.4). `family: 'ipv6'` asks for an IPv6 relayed address
+   * (REQUESTED-ADDRESS-FAMILY, RFC 6156 §4.1.1).
    */
-  async allocate(credentials: TurnCredentials): Promise<TurnReply> {
-    const transport = Buffer.from([17, 0, 0, 0]); // REQUESTED-TRANSPORT: UDP (RFC 5766 §14.7)
-    const first = await this.request(StunMethod.Allocate, [{ type: StunAttr.RequestedTransport, value: transport }], false);
+  async allocate(credentials: TurnCredentials, options: { family?: 'ipv4' | 'ipv6' } = {}): Promise<TurnReply> {
+    const attrs: StunAttribute[] = [{ type: StunAttr.RequestedTransport, value: Buffer.from([17, 0, 0, 0]) }]; // UDP (RFC 5766 §14.7)
+    if (options.family === 'ipv6') attrs.push({ type: StunAttr.RequestedAddressFamily, value: Buffer.from([0x02, 0, 0, 0]) });
+    const first = await this.request(StunMethod.Allocate, attrs, false);
     if (first.class === 'success') return this.reply(first);
     const challenge = errorOf(first);
     if (challenge.code !== 401) return challenge;
     this.learnNonce(first, credentials);
     for (let attempt = 0; ; attempt++) {
-      const answer = await this.request(StunMethod.Allocate, [{ type: StunAttr.RequestedTransport, value: transport }], true);
+      const answer = await this.request(StunMethod.Allocate, attrs, true);
       if (answer.class === 'error' && errorOf(answer).code === 438 && attempt === 0) {
         this.learnNonce(answer, credentials);
         continue;
@@ -289,6 +301,21 @@ export class TurnClient {
     if (this.auth === undefined) throw new Error('createPermission before allocate');
     const value = (tid: Buffer): Buffer => encodeXorAddress({ address: peer, port: 0 }, tid);
     return this.reply(await this.request(StunMethod.CreatePermission, [{ type: StunAttr.XorPeerAddress, value }], true));
+  }
+
+  /**
+   * A Send indication (RFC 5766 §10.1): the server relays `data` to the peer from the relayed address if a
+   * permission for the peer's IP exists, else drops it silently (indications get no answer).
+   */
+  send(peer: TransportAddress, data: Buffer): void {
+    const transactionId = randomBytes(12);
+    const packet = encodeStun({
+      method: StunMethod.Send,
+      class: 'indication',
+      transactionId,
+      attributes: [{ type: StunAttr.XorPeerAddress, value: encodeXorAddress(peer, transactionId) }, { type: StunAttr.Data, value: data }],
+    }, { fingerprint: true });
+    this.socket.send(packet, this.server.port, this.server.address);
   }
 
   /** Refresh with LIFETIME 0 (RFC 5766 §7): the allocation is freed at once instead of when it times out. */

@@ -90,6 +90,14 @@ describe('TURN test client: STUN encoding (RFC 5389) against the RFC 5769 vector
     assert.equal(encodeXorAddress({ address: '2001:db8:1234:5678:11:2233:4455:6677', port: 32853 }, transactionId).toString('hex'), value.toString('hex'));
   });
 
+  it('writes an IPv4-mapped peer given as ::ffff:10.0.0.1 like ::ffff:a00:1, and reads IPv6 back compressed', () => {
+    const transactionId = Buffer.alloc(12, 9);
+    const dotted = encodeXorAddress({ address: '::ffff:10.0.0.1', port: 0 }, transactionId);
+    assert.equal(dotted.toString('hex'), encodeXorAddress({ address: '::ffff:a00:1', port: 0 }, transactionId).toString('hex'));
+    assert.deepEqual(decodeXorAddress(dotted, transactionId), { address: '::ffff:a00:1', port: 0 });
+    assert.deepEqual(decodeXorAddress(encodeXorAddress({ address: '::1', port: 3478 }, transactionId), transactionId), { address: '::1', port: 3478 });
+  });
+
   it('puts the class bits where RFC 5389 §6 says: Allocate request 0x0003, its error 0x0113, CreatePermission success 0x0108', () => {
     assert.equal(messageType(StunMethod.Allocate, 'request'), 0x0003);
     assert.equal(messageType(StunMethod.Allocate, 'error'), 0x0113);
