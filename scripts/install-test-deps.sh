@@ -9,6 +9,8 @@ declare -A NEEDED=(
   [rtpengine]=rtpengine-daemon
   [ip]=iproute2
   [openssl]=openssl
+  # coturn's Debian service stays off (TURNSERVER_ENABLED unset in /etc/default/coturn): the tests start their own
+  [turnserver]=coturn
 )
 
 missing=()
@@ -27,3 +29,7 @@ echo "pretest: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >/dev/null
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# a package that installed without its command is as missing as one that did not install (under CI too)
+for cmd in "${!NEEDED[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || { echo "pretest: ${NEEDED[$cmd]} is installed but $cmd is not on PATH" >&2; exit 1; }
+done
