@@ -65,7 +65,13 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
     };
 
     const send = (worker: Worker | undefined, message: PrimaryMessage): void => {
-      if (worker !== undefined && worker.isConnected()) worker.send(message);
+      // A worker that is exiting can still look connected: the write then fails (EPIPE) after the check.
+      // With a callback the failure comes here instead of as an 'error' event that would end the primary.
+      if (worker !== undefined && worker.isConnected()) {
+        worker.send(message, undefined, (err: Error | null) => {
+          if (err !== null) log.debug({ worker: worker.id, type: message.type, err: err.message }, 'message to an exiting worker not delivered');
+        });
+      }
     };
 
     /** The bans the workers decided, kept here for workers that join later (a restart). */
@@ -175,6 +181,8 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
       slot.generation++;
       const generation = slot.generation;
       const worker = cluster.fork({ [WORKER_INDEX_ENV]: String(index), [WORKER_GENERATION_ENV]: String(generation), [CLUSTER_SECRET_ENV]: secret });
+      // An IPC failure with one worker (it is exiting) is that worker's end, never the primary's.
+      worker.on('error', (err: Error) => log.warn({ worker: index, err: err.message }, 'worker channel error'));
       slot.worker = worker;
       slot.started = false;
       worker.on('message', (m: WorkerMessage) => {
