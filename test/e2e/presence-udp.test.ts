@@ -17,6 +17,7 @@ import { runSipp } from '../helpers/sipp.js';
 import { freePort } from '../../support/tools.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { type Softphone, createPhone } from '../helpers/softphone.js';
+import { type SippRun, type Traced, parseTrace } from '../helpers/sipp-trace.js';
 
 const DOMAIN = 'example.com';
 
@@ -24,45 +25,6 @@ interface User {
   name: string;
   aor: string;
   password: string;
-}
-
-/** One SIP message as SIPp's -trace_msg log shows it. */
-interface Traced {
-  direction: 'sent' | 'received';
-  startLine: string;
-  header(name: string): string | undefined;
-  body: string;
-}
-
-interface SippRun {
-  code: number | null;
-  /** Why it failed, for assertion messages. */
-  detail: string;
-  traced: Traced[];
-}
-
-/**
- * SIPp's message log: each entry starts with a dashed line and a timestamp, then "UDP message received [n]
- * bytes :" or "UDP message sent (n bytes):", a blank line, and the message.
- */
-function parseTrace(text: string): Traced[] {
-  const out: Traced[] = [];
-  for (const chunk of text.split(/^-{20,}.*$/m)) {
-    const m = /^\s*\S+ message (sent|received) (?:\[\d+\] bytes :|\(\d+ bytes\):)\s*\n\n?([\s\S]*)$/.exec(chunk);
-    if (m === null) continue;
-    const message = m[2]!.replace(/\r\n/g, '\n');
-    const split = message.indexOf('\n\n');
-    const head = split < 0 ? message : message.slice(0, split);
-    const [startLine, ...lines] = head.split('\n');
-    const headers = lines.map((l) => [l.slice(0, l.indexOf(':')).trim().toLowerCase(), l.slice(l.indexOf(':') + 1).trim()] as const);
-    out.push({
-      direction: m[1] as 'sent' | 'received',
-      startLine: startLine!.trim(),
-      header: (name) => headers.find(([k]) => k === name.toLowerCase())?.[1],
-      body: split < 0 ? '' : message.slice(split + 2).trim(),
-    });
-  }
-  return out;
 }
 
 /** The requests of `method` SIPp received, in order, each once (a retransmission has the same CSeq). */
