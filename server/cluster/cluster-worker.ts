@@ -213,7 +213,10 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
         unpublished: (user, etag) => tell({ kind: 'unpublish', user, etag }),
       });
       for (const event of ['created', 'early', 'confirmed', 'ended'] as const) {
-        server.dialogs.on(event, (d) => tell({ kind: 'dialog', dialog: presenceFacts(d) }));
+        // Only calls of our users make presence (a PSTN transit call has no watcher).
+        server.dialogs.on(event, (d) => {
+          if (d.caller.user !== undefined || d.callee.user !== undefined || d.answeredBy?.aor !== undefined) tell({ kind: 'dialog', dialog: presenceFacts(d) });
+        });
       }
     }
     // Bans decided here hold on every worker (a flood's datagrams reach any of them).
