@@ -215,17 +215,7 @@ export function treeCpuSeconds(pid: number): number {
   return sum;
 }
 
-/** Waits until something is bound to 127.0.0.1:port over UDP (/proc/net/udp), or throws. */
-export async function waitUdpBound(port: number, timeoutMs = 10_000): Promise<void> {
-  const suffix = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const table = readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1);
-    if (table.some((line) => line.trim().split(/\s+/)[1]?.endsWith(suffix))) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`nothing bound to UDP port ${port} after ${timeoutMs} ms`);
-}
+export { waitUdpBound } from '../support/tools.js';
 
 /**
  * The softswitch under test: one `softswitch start` process on udp:127.0.0.1:PORT serving BENCH_DOMAIN,

@@ -1,6 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 
 /**
  * Finds an external tool the tests drive. A missing tool fails the test with the package to install;
@@ -56,4 +57,16 @@ export function run(command: string, args: string[], options: { timeoutMs: numbe
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** Waits until something is bound to 127.0.0.1:port over UDP (/proc/net/udp), or throws. */
+export async function waitUdpBound(port: number, timeoutMs = 10_000): Promise<void> {
+  const suffix = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const table = readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1);
+    if (table.some((line) => line.trim().split(/\s+/)[1]?.endsWith(suffix))) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`nothing bound to UDP port ${port} after ${timeoutMs} ms`);
 }

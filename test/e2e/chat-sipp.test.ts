@@ -9,12 +9,11 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SIPP_SCENARIOS, runSipp } from '../helpers/sipp.js';
-import { freePort } from '../../support/tools.js';
+import { freePort, waitUdpBound } from '../../support/tools.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { type Softphone, createPhone } from '../helpers/softphone.js';
 import { type SippRun, type Traced, parseTrace } from '../helpers/sipp-trace.js';
@@ -36,15 +35,6 @@ function messagesIn(run: SippRun): Traced[] {
     if (seen.has(key)) return false;
     seen.add(key);
     return true;
-  });
-}
-
-/** True once something (SIPp) holds the UDP port. */
-function udpPortTaken(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createSocket('udp4');
-    s.once('error', () => resolve(true));
-    s.bind(port, '127.0.0.1', () => s.close(() => resolve(false)));
   });
 }
 
@@ -154,9 +144,8 @@ describe('chat with SIPp over UDP (RFC 3428 MESSAGE)', { timeout: 180_000 }, () 
 
     // The same port, now a UAS taking three MESSAGEs (each its own Call-ID: a "call" of its own).
     const taking = sipp('message-uas.xml', device, port, [], 3);
-    const deadline = Date.now() + 5_000;
-    while (!(await udpPortTaken(port)) && Date.now() < deadline) await sleep(20);
-    assert.ok(await udpPortTaken(port), 'SIPp listens on the registered port');
+    // Read from /proc, not probed by binding the port: a probe could take it from SIPp while it starts.
+    await waitUdpBound(port);
 
     const texts = [1, 2, 3].map((i) => `live ${i} ${randomUUID()}`);
     const ids: string[] = [];

@@ -8,13 +8,12 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runSipp } from '../helpers/sipp.js';
-import { freePort } from '../../support/tools.js';
+import { freePort, waitUdpBound } from '../../support/tools.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { type Softphone, createPhone } from '../helpers/softphone.js';
 import { type SippRun, type Traced, parseTrace } from '../helpers/sipp-trace.js';
@@ -47,15 +46,6 @@ function finals(run: SippRun): string[] {
 /** The `<state>` of each dialog a dialog-info document lists, in document order. */
 function dialogStates(body: string): string[] {
   return [...body.matchAll(/<state[^>]*>([a-z]+)<\/state>/g)].map((m) => m[1]!);
-}
-
-/** True once something (SIPp) holds the UDP port. */
-function udpPortTaken(port: number, address = '127.0.0.1'): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createSocket('udp4');
-    s.once('error', () => resolve(true));
-    s.bind(port, address, () => s.close(() => resolve(false)));
-  });
 }
 
 async function until(what: string, check: () => boolean, running?: Promise<SippRun>, timeoutMs = 5_000): Promise<void> {
@@ -277,9 +267,8 @@ describe('message-summary with a mid-registrar: the voicemail backend answers', 
     await b.t.server.store.routing.addBackend({ set: SET, uri: `sip:${BACKEND}:${port};transport=udp` });
     await b.t.server.reload();
     const run = b.sipp(scenario, undefined, { local: BACKEND, port, timeoutSeconds, extra: ['-key', 'mailbox', `${mailbox.name}@${DOMAIN}`] });
-    const deadline = Date.now() + 5_000;
-    while (!(await udpPortTaken(port, BACKEND)) && Date.now() < deadline) await sleep(20);
-    assert.ok(await udpPortTaken(port, BACKEND), 'the voicemail stand-in listens');
+    // Read from /proc, not probed by binding the port: a probe could take it from SIPp while it starts.
+    await waitUdpBound(port);
     return { port, run };
   }
 
