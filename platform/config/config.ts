@@ -49,6 +49,15 @@ export function parseCidr(text: string): { address: string; prefix: number; fami
   return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
 }
 
+const cidrSchema = z.string().transform((s, ctx) => {
+  try {
+    return parseCidr(s);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
 const listenSchema = z.string().transform((s, ctx) => {
   try {
     return parseListen(s);
@@ -404,6 +413,42 @@ const schema = z.strictObject({
     })).default([]),
     /** The embedded STUN/TURN server's UDP socket when turn.servers is empty, `address:port`. */
     listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected address:port').default('0.0.0.0:3478'),
+    /**
+     * Run the embedded STUN/TURN server (turn/server.ts) when turn.servers is empty. false: no embedded server, and
+     * GET /v1/ice-servers answers 503 until turn.servers lists one.
+     */
+    embedded: z.boolean().default(true),
+    /**
+     * The address peers reach the embedded server's relays on and the apps' turn:/stun: URLs name: the host's public
+     * address behind 1:1 NAT (coturn's external-ip). Unset: the turn.listen address, or the host's first
+     * non-internal IPv4 address when that is 0.0.0.0.
+     */
+    externalAddress: z.string().refine((s) => isIP(s) !== 0, 'must be an IP address').optional(),
+    /** The UDP ports the embedded server relays from, `min-max` (one per allocation; open them in the firewall). */
+    relayPorts: z.string().regex(/^\d{1,5}-\d{1,5}$/, 'expected min-max, e.g. 49152-65535').default('49152-65535')
+      .transform((s, ctx) => {
+        const [min, max] = s.split('-').map(Number) as [number, number];
+        if (min < 1024 || max > 65535 || min > max) {
+          ctx.addIssue({ code: 'custom', message: 'expected 1024 <= min <= max <= 65535' });
+          return z.NEVER;
+        }
+        return { min, max };
+      }),
+    /**
+     * Peers the embedded relay may reach although a denied range holds them: the operator's own media servers on a
+     * private address (rtpengine on 10.0.0.5). Everything in RFC 6890's special ranges (loopback, RFC 1918,
+     * link-local, CGNAT, unique local, IPv4-mapped, multicast) is denied otherwise, so the relay cannot be used to
+     * reach the operator's internal network.
+     */
+    allowedPeers: z.array(cidrSchema).default([]),
+    /** More denied peer ranges for the embedded relay (the operator's own public hosts). */
+    deniedPeers: z.array(cidrSchema).default([]),
+    /** Concurrent allocations one user may hold on the embedded server (coturn's user-quota). */
+    userQuota: z.number().int().min(1).max(10_000).default(12),
+    /** Concurrent allocations on the embedded server in all (coturn's total-quota). */
+    totalQuota: z.number().int().min(1).max(100_000).default(1200),
+    /** Bytes per second one allocation may relay each way; more is dropped (coturn's max-bps). 0: no limit. */
+    maxBps: z.number().int().min(0).default(375_000),
   }).prefault({}),
   /** Chat files and message bodies at rest: AES-256-GCM, a fresh key per object wrapped by the master key. */
   storage: z.strictObject({
