@@ -20,6 +20,8 @@ export interface CoturnOptions {
   /** More secrets coturn accepts (a rotation: softswitch's turn.previousSecrets); each is one more static-auth-secret. */
   previousSecrets?: string[];
   realm: string;
+  /** The address it listens and relays on; default 127.0.0.1. */
+  address?: string;
   /** The configuration file; default the repo's turn/turnserver.conf. */
   configFile?: string;
   /** Also relay from ::1, for IPv6 allocations (RFC 6156); the listener stays on 127.0.0.1. */
@@ -62,12 +64,13 @@ export async function startCoturn(options: CoturnOptions): Promise<CoturnHandle>
     const cert = await run(openssl, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
       '-subj', '/CN=localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { timeoutMs: 10_000 });
     if (cert.code !== 0) throw new Error(`openssl could not make a test certificate: ${cert.stderr}`);
+    const address = options.address ?? '127.0.0.1';
     const port = await freePort();
     const tlsPort = await freePort();
     const argv = [
       '-c', options.configFile ?? coturnConfigPath(),
-      '--listening-ip', '127.0.0.1',
-      '--relay-ip', '127.0.0.1',
+      '--listening-ip', address,
+      '--relay-ip', address,
       ...(options.ipv6Relay === true ? ['--relay-ip', '::1'] : []),
       '--listening-port', String(port),
       // relay ports above Linux's ephemeral range (32768-60999), where freePort() finds the other tests' ports
@@ -105,7 +108,7 @@ export async function startCoturn(options: CoturnOptions): Promise<CoturnHandle>
       resolve();
     }));
     const deadline = Date.now() + STARTUP_TIMEOUT_MS;
-    while (!(await answersBinding(port))) {
+    while (!(await answersBinding(address, port))) {
       if (exitCode !== undefined) throw new Error(`turnserver exited at start (${exitCode}): ${log.slice(-15).join(' | ')}`);
       if (Date.now() > deadline) {
         proc.kill('SIGKILL');
@@ -116,7 +119,7 @@ export async function startCoturn(options: CoturnOptions): Promise<CoturnHandle>
     let stopped: Promise<void> | undefined;
     return {
       port,
-      address: '127.0.0.1',
+      address,
       argv: [binary, ...argv, ...secrets.map((s, i) => (i % 2 === 1 ? '***' : s))],
       stop() {
         stopped ??= (async () => {
@@ -139,7 +142,7 @@ export async function startCoturn(options: CoturnOptions): Promise<CoturnHandle>
 }
 
 /** Ready means answering a STUN Binding request (RFC 5389 §6: type 0x0001, no attributes) on the UDP port. */
-function answersBinding(port: number): Promise<boolean> {
+function answersBinding(address: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createSocket('udp4');
     const request = Buffer.alloc(20);
@@ -156,6 +159,6 @@ function answersBinding(port: number): Promise<boolean> {
     socket.on('message', (buf) => {
       if (buf.length >= 20 && buf.subarray(8, 20).equals(request.subarray(8, 20))) done(true);
     });
-    socket.send(request, port, '127.0.0.1');
+    socket.send(request, port, address);
   });
 }

@@ -13,6 +13,8 @@ export interface RtpengineOptions {
   ngPort?: number;
   /** Seconds a deleted call lingers (rtpengine's default is 30); default 0. */
   deleteDelay?: number;
+  /** The address media is relayed on (`--interface`); default 127.0.0.1. */
+  mediaAddress?: string;
   /** More command-line options (`--max-sessions=0` …). */
   args?: string[];
 }
@@ -60,7 +62,7 @@ export async function startRtpengine(options: RtpengineOptions = {}): Promise<Rt
   const argv = [
     '--config-file=none',
     '--table=-1',
-    '--interface=127.0.0.1',
+    `--interface=${options.mediaAddress ?? '127.0.0.1'}`,
     `--listen-ng=127.0.0.1:${ngPort}`,
     `--listen-cli=127.0.0.1:${cliPort}`,
     '--foreground',

@@ -10,13 +10,14 @@
  * webrtc-phone.ts) and kills itself after RUNNER_TIMEOUT_MS whatever happens.
  */
 import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { NgClient, type NgReply } from '../../media/index.js';
+import { startCoturn } from '../../support/coturn.js';
 import { type RtpengineHandle, startRtpengine } from '../../support/rtpengine.js';
 import { apnsDeviceToken, apnsPushConfig, startFakeApns } from '../../support/fake-apns.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -26,6 +27,12 @@ import { type AudioStats, type HeardAudio, type MediaPhone, SipJsWebRtcPhone, We
 
 const DOMAIN = 'example.com';
 const RUNNER_TIMEOUT_MS = Number(process.env.MEDIA_RUNNER_TIMEOUT_MS ?? 60_000);
+/**
+ * The namespace's one address that is not loopback (turn-calls.test.ts gives it on a dummy interface): TURN
+ * relays refuse loopback peers, so the relay scenarios put rtpengine, the TURN server and the phones' relays here.
+ * RFC 5737 documentation address: nobody's host.
+ */
+const PUBLIC_ADDRESS = '203.0.113.1';
 /** How long each call carries audio before it is measured. */
 const TALK_MS = 1500;
 
@@ -74,18 +81,24 @@ interface Env {
   sippOutput?: () => string;
 }
 
-/** `push`: the server's push section, for the scenarios with an app a push wakes. */
-async function environment(options: { rtpengines: number; alwaysRelay: boolean; push?: Record<string, unknown> }): Promise<Env> {
+/**
+ * `push`: the server's push section, for the scenarios with an app a push wakes; `turn`: its turn section;
+ * `mediaAddress`: where rtpengine relays media (default loopback).
+ */
+async function environment(options: {
+  rtpengines: number; alwaysRelay: boolean; push?: Record<string, unknown>; turn?: Record<string, unknown>; mediaAddress?: string;
+}): Promise<Env> {
   const env: Env = { ts: undefined as unknown as TestServer, rtpengines: [], cleanups: [], users: 0 };
   current = env;
   for (let i = 0; i < options.rtpengines; i++) {
-    const r = await startRtpengine();
+    const r = await startRtpengine({ mediaAddress: options.mediaAddress });
     env.rtpengines.push(r);
     env.cleanups.push(() => r.stop());
   }
   env.ts = await startTestServer({
     media: { rtpengine: env.rtpengines.map((r) => r.ng), alwaysRelay: options.alwaysRelay },
     ...(options.push === undefined ? {} : { push: options.push }),
+    ...(options.turn === undefined ? {} : { turn: options.turn }),
   });
   env.cleanups.push(() => env.ts.stop());
   return env;
@@ -98,14 +111,34 @@ async function addUser(env: Env, prefix: string): Promise<{ user: string; aor: s
   return { user, aor: `sip:${user}@${DOMAIN}`, password };
 }
 
-async function webrtcPhone(env: Env, prefix: string, toneHz: number, codecs?: readonly string[], library: MediaPhone['library'] = 'jssip'): Promise<MediaPhone> {
+/** `relayOnly`: the phone asks GET /v1/ice-servers (with its user token) and uses TURN relay candidates only. */
+async function webrtcPhone(
+  env: Env, prefix: string, toneHz: number, codecs?: readonly string[], library: MediaPhone['library'] = 'jssip', relayOnly = false,
+): Promise<MediaPhone> {
   const u = await addUser(env, prefix);
-  const options = { uri: u.aor, password: u.password, wsUrl: `ws://${env.ts.addr('ws')}`, toneHz, codecs };
+  const ice = relayOnly ? { iceServers: await iceServersFor(env, `${u.user}@${DOMAIN}`, u.password), iceTransportPolicy: 'relay' as const } : {};
+  const options = { uri: u.aor, password: u.password, wsUrl: `ws://${env.ts.addr('ws')}`, toneHz, codecs, ...ice };
   const phone = library === 'jssip' ? await WebRtcPhone.create(options) : await SipJsWebRtcPhone.create(options);
   env.cleanups.push(() => phone.stop());
   await phone.register();
   return phone;
 }
+
+/** What an app does before a call: its user token (POST /v1/auth/token), then GET /v1/ice-servers with it. */
+async function iceServersFor(env: Env, user: string, password: string): Promise<Array<{ urls: string[]; username?: string; credential?: string }>> {
+  const base = `http://127.0.0.1:${env.ts.server.http.boundTo}/v1`;
+  const auth = await fetch(`${base}/auth/token`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_type: 'password', username: user, password }),
+  });
+  if (auth.status !== 200) throw new Error(`POST /v1/auth/token for ${user}: ${auth.status} ${await auth.text()}`);
+  const token = ((await auth.json()) as { access_token: string }).access_token;
+  const res = await fetch(`${base}/ice-servers`, { headers: { authorization: `Bearer ${token}` } });
+  if (res.status !== 200) throw new Error(`GET /v1/ice-servers for ${user}: ${res.status} ${await res.text()}`);
+  const servers = ((await res.json()) as { iceServers: Array<{ urls: string[]; username?: string; credential?: string }> }).iceServers;
+  iceServersSeen.push(servers.flatMap((s) => s.urls));
+  return servers;
+}
+const iceServersSeen: string[][] = [];
 
 interface SippUas {
   aor: string;
@@ -434,6 +467,37 @@ const scenarios: Record<string, (result: MediaResult) => Promise<void>> = {
   },
 
   /**
+   * Behind a firewall that lets only TURN out (issue 17): phones with `iceTransportPolicy: 'relay'` and the ICE
+   * servers GET /v1/ice-servers gives them, here coturn from Debian run with the repo's turn/turnserver.conf as
+   * is (its peer deny rules included). A JsSIP phone calls a SIP.js phone (media end to end, relay to relay), then
+   * calls SIPp (rtpengine bridges it to plain RTP: its ICE meets the relay candidates).
+   */
+  async 'relay-only-coturn'(result) {
+    const secret = randomBytes(24).toString('hex');
+    const coturn = await startCoturn({ secret, realm: DOMAIN, address: PUBLIC_ADDRESS });
+    try {
+      const env = await environment({
+        rtpengines: 1, alwaysRelay: false, mediaAddress: PUBLIC_ADDRESS,
+        turn: { secret, servers: [{ urls: [`turn:${PUBLIC_ADDRESS}:${coturn.port}?transport=udp`] }] },
+      });
+      env.cleanups.unshift(() => coturn.stop());
+      await relayOnlyCalls(env, result);
+    } catch (err) {
+      (err as Error).message += `\ncoturn:\n${coturn.logTail()}`;
+      throw err;
+    }
+  },
+
+  /** The same with no turn.servers: the softswitch's embedded STUN/TURN server (turn.listen) relays. */
+  async 'relay-only-embedded'(result) {
+    const env = await environment({
+      rtpengines: 1, alwaysRelay: false, mediaAddress: PUBLIC_ADDRESS, turn: { listen: `${PUBLIC_ADDRESS}:${await freePort()}` },
+    });
+    await relayOnlyCalls(env, result);
+    result.facts.embedded = (env.ts.server as unknown as { turn?: { stats(): unknown } }).turn?.stats();
+  },
+
+  /**
    * Two rtpengines. Call 1 lands on one (X); X is killed mid-call; call 2 must go to the other (Y).
    * X is restarted on its port; the pool's health ping brings it back; Y is then stopped, and call 3
    * must be carried by X again.
@@ -467,6 +531,17 @@ const scenarios: Record<string, (result: MediaResult) => Promise<void>> = {
     result.sipp = await sipp.done;
   },
 };
+
+/** The two relay-only calls of the TURN scenarios: WebRTC ⇄ WebRTC end to end, then WebRTC → plain SIPp through rtpengine. */
+async function relayOnlyCalls(env: Env, result: MediaResult): Promise<void> {
+  const sipp = await sippEchoUas(env, 1);
+  const alice = await webrtcPhone(env, 'alice', 440, undefined, 'jssip', true);
+  const bob = await webrtcPhone(env, 'bob', 880, undefined, 'sip.js', true);
+  result.calls.push(await measuredCall(env, alice, 440, bob.aor, { phone: bob, toneHz: 880 }));
+  result.calls.push(await measuredCall(env, alice, 440, sipp.aor));
+  result.sipp = await sipp.done;
+  result.facts.iceServerUrls = iceServersSeen;
+}
 
 let current: Env | undefined;
 

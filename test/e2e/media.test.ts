@@ -23,9 +23,9 @@ const RUNNER_TIMEOUT_MS = 45_000;
 let ns: LoopbackNamespace | undefined;
 
 /** Runs one scenario inside the namespace; fails the test with the runner's own words when it could not finish. */
-async function scenario(name: string): Promise<MediaResult> {
-  if (!ns) throw new Error('no network namespace');
-  const [cmd, args] = ns.exec(process.execPath, ['--enable-source-maps', RUNNER, name]);
+async function scenario(name: string, where = ns): Promise<MediaResult> {
+  if (!where) throw new Error('no network namespace');
+  const [cmd, args] = where.exec(process.execPath, ['--enable-source-maps', RUNNER, name]);
   const child = spawn(cmd, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, MEDIA_RUNNER_TIMEOUT_MS: String(RUNNER_TIMEOUT_MS - 5000) },
@@ -91,6 +91,20 @@ function assertTrunkEchoHeard(r: MediaResult): void {
   assertNoSessionLeft(call);
 }
 
+/** Kills whatever a killed runner left behind in the namespace (rtpengine, SIPp, coturn), by pid, then deletes it. */
+function destroyNamespace(where: LoopbackNamespace | undefined): void {
+  if (!where) return;
+  const pids = spawnSync('ip', ['netns', 'pids', where.name], { encoding: 'utf8' }).stdout.split('\n').filter((p) => /^\d+$/.test(p));
+  for (const pid of pids) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+  where.destroy();
+}
+
 describe('media through rtpengine: real WebRTC audio (wrtc) and a SIPp RTP echo, in a loopback-only namespace', () => {
   before(() => {
     requireTool('rtpengine', 'rtpengine-daemon');
@@ -99,17 +113,7 @@ describe('media through rtpengine: real WebRTC audio (wrtc) and a SIPp RTP echo,
   });
 
   after(() => {
-    if (!ns) return;
-    // whatever a killed runner left behind (rtpengine, SIPp), by pid, then the namespace
-    const pids = spawnSync('ip', ['netns', 'pids', ns.name], { encoding: 'utf8' }).stdout.split('\n').filter((p) => /^\d+$/.test(p));
-    for (const pid of pids) {
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
-    ns.destroy();
+    destroyNamespace(ns);
     ns = undefined;
   });
 
@@ -196,5 +200,47 @@ describe('media through rtpengine: real WebRTC audio (wrtc) and a SIPp RTP echo,
     assert.deepEqual(pushes[0], { token: r.facts.token, pushType: 'voip', topic: r.facts.voipTopic, kind: 'call' }, 'one VoIP call push to the app\'s token');
     assert.equal(r.facts.invitesToWokenApp, 1, 'the woken app got the INVITE once');
     assertTrunkEchoHeard(r);
+  });
+});
+
+/**
+ * Relay-only calls (issue 17): libwebrtc phones with `iceTransportPolicy: 'relay'` (a firewall that lets only TURN
+ * out) and the ICE servers GET /v1/ice-servers gives them. The namespace has one address besides loopback
+ * (203.0.113.1 on a dummy interface): TURN relays refuse loopback peers, so rtpengine and the relays live there.
+ */
+describe('relay-only WebRTC calls through TURN (coturn with the repo\'s turnserver.conf, and the embedded server)', () => {
+  let turnNs: LoopbackNamespace | undefined;
+  before(() => {
+    requireTool('rtpengine', 'rtpengine-daemon');
+    requireTool('sipp', 'sip-tester');
+    requireTool('turnserver', 'coturn');
+    turnNs = LoopbackNamespace.create('turn', { publicAddress: '203.0.113.1' });
+  });
+  after(() => {
+    destroyNamespace(turnNs);
+    turnNs = undefined;
+  });
+
+  /** Both calls of a relay scenario: each phone's media took a relay candidate, both heard each other, SIPp echoed. */
+  function assertRelayedCalls(r: MediaResult, turnUrl: RegExp): void {
+    const urls = r.facts.iceServerUrls as string[][];
+    assert.equal(urls.length, 2, 'both phones asked GET /v1/ice-servers');
+    for (const list of urls) assert.ok(list.some((u) => turnUrl.test(u)), `the ICE servers the app got name the TURN server: ${JSON.stringify(list)}`);
+    const [direct, bridged] = r.calls;
+    assert.ok(direct?.callee && bridged, `${r.calls.length} calls were made`);
+    assert.equal(direct.caller.stats.localCandidateType, 'relay', 'the caller\'s media went through its TURN relay');
+    assert.equal(direct.callee.stats.localCandidateType, 'relay', 'the callee\'s media went through its TURN relay');
+    assertHeard(direct.caller, 880, 'caller (hears the callee through TURN)');
+    assertHeard(direct.callee, 440, 'callee (hears the caller through TURN)');
+    assert.equal(bridged.caller.stats.localCandidateType, 'relay', 'the call to SIPp went through the caller\'s TURN relay');
+    assert.match(bridged.caller.stats.remoteCandidate ?? '', /^203\.0\.113\.1:/, 'the relay reached rtpengine');
+    assertHeard(bridged.caller, 440, 'caller (hears its tone echoed by SIPp through TURN and rtpengine)', 'audio/PCMU');
+    assert.ok(sippLeg(bridged).rtpPackets > 25, 'SIPp echoed the RTP rtpengine sent it');
+    assertSippDone(r);
+    for (const call of r.calls) assertNoSessionLeft(call);
+  }
+
+  it('two phones allowed only TURN relay candidates, with credentials from GET /v1/ice-servers, call each other and SIPp through coturn (the repo\'s turnserver.conf as is) and hear each other', { timeout: 60_000 }, async () => {
+    assertRelayedCalls(await scenario('relay-only-coturn', turnNs), /^turn:203\.0\.113\.1:\d+\?transport=udp$/);
   });
 });

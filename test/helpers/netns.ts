@@ -5,6 +5,11 @@ import { requireTool } from '../../support/tools.js';
  * A network namespace whose only interface is loopback: tests whose messages name foreign hosts
  * (RFC 4475) or that move media run inside one, so no packet can ever leave the machine.
  * Needs root (CI runs as root); anything else fails with the reason, never skips.
+ *
+ * `publicAddress` puts one more address on loopback (/32): a host address that is not in 127.0.0.0/8, for TURN
+ * relays, which refuse loopback peers (their deny rules would otherwise refuse every test peer). Use an RFC 5737
+ * documentation address (203.0.113.1): it names nobody's host. It sits on `lo` like 127.0.0.1, the namespace still
+ * has no other interface and no route out.
  */
 export class LoopbackNamespace {
   readonly name: string;
@@ -12,7 +17,7 @@ export class LoopbackNamespace {
     this.name = name;
   }
 
-  static create(prefix: string): LoopbackNamespace {
+  static create(prefix: string, options: { publicAddress?: string } = {}): LoopbackNamespace {
     requireTool('ip', 'iproute2');
     if (process.getuid?.() !== 0) throw new Error('network namespaces need root: run the tests as root (CI does)');
     const name = `${prefix}-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
@@ -21,6 +26,9 @@ export class LoopbackNamespace {
       sh('ip', ['netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up']);
       const links = sh('ip', ['netns', 'exec', name, 'ip', '-o', 'link', 'show']).trim().split('\n');
       if (links.length !== 1 || !/\blo\b/.test(links[0]!)) throw new Error(`namespace ${name} has more than loopback: ${links.join('; ')}`);
+      if (options.publicAddress !== undefined) {
+        sh('ip', ['netns', 'exec', name, 'ip', 'addr', 'add', `${options.publicAddress}/${options.publicAddress.includes(':') ? 128 : 32}`, 'dev', 'lo']);
+      }
     } catch (err) {
       spawnSync('ip', ['netns', 'del', name]);
       throw err;

@@ -218,6 +218,8 @@ export interface AudioStats {
   outboundCodec: string | undefined;
   /** `address:port` of the remote end of the selected ICE candidate pair (rtpengine, or the peer). */
   remoteCandidate: string | undefined;
+  /** The type of the selected pair's local candidate (`host`, `srflx`, `relay`): `relay` when media goes through TURN. */
+  localCandidateType: string | undefined;
 }
 
 async function audioStats(pc: WrtcPeerConnection): Promise<AudioStats> {
@@ -232,7 +234,7 @@ async function audioStats(pc: WrtcPeerConnection): Promise<AudioStats> {
   const out: AudioStats = {
     iceConnectionState: pc.iceConnectionState, packetsReceived: 0, bytesReceived: 0, totalSamplesReceived: 0,
     concealedSamples: 0, audioLevel: 0, totalAudioEnergy: 0, inboundCodec: undefined, packetsSent: 0,
-    outboundCodec: undefined, remoteCandidate: undefined,
+    outboundCodec: undefined, remoteCandidate: undefined, localCandidateType: undefined,
   };
   for (const r of all.values()) {
     if (r.type === 'inbound-rtp' && r.kind === 'audio') {
@@ -250,6 +252,8 @@ async function audioStats(pc: WrtcPeerConnection): Promise<AudioStats> {
       const pair = all.get(r.selectedCandidatePairId);
       const remote = typeof pair?.remoteCandidateId === 'string' ? all.get(pair.remoteCandidateId) : undefined;
       if (remote) out.remoteCandidate = `${String(remote.address ?? remote.ip)}:${String(remote.port)}`;
+      const local = typeof pair?.localCandidateId === 'string' ? all.get(pair.localCandidateId) : undefined;
+      if (typeof local?.candidateType === 'string') out.localCandidateType = local.candidateType;
     }
   }
   return out;
@@ -276,6 +280,15 @@ export interface WebRtcPhoneOptions {
   contactParams?: Record<string, string>;
   /** SIP.js only: the RFC 5626 +sip.instance UUID; the same app started again after a push keeps it. */
   instanceId?: string;
+  /** The RTCPeerConnection's ICE servers (what GET /v1/ice-servers gave the app); default none. */
+  iceServers?: ReadonlyArray<{ urls: string[]; username?: string; credential?: string }>;
+  /** `relay`: only TURN relay candidates (W3C WebRTC §4.2.1), as behind a firewall that lets only TURN out. */
+  iceTransportPolicy?: 'all' | 'relay';
+}
+
+/** The RTCConfiguration of a phone's calls. */
+function peerConfiguration(options: WebRtcPhoneOptions): { iceServers: unknown[]; iceTransportPolicy: 'all' | 'relay' } {
+  return { iceServers: [...(options.iceServers ?? [])], iceTransportPolicy: options.iceTransportPolicy ?? 'all' };
 }
 
 type JsSipSession = ReturnType<InstanceType<typeof JsSIP.UA>['call']>;
@@ -465,7 +478,7 @@ export class WebRtcPhone implements MediaPhone {
   async call(target: string, timeoutMs = 10_000): Promise<WebRtcCall> {
     const tone = new ToneSource(this.w, this.options.toneHz);
     const stream = new this.w.MediaStream([tone.track]);
-    const session = this.ua.call(target, { mediaStream: stream as never, pcConfig: { iceServers: [] } as never });
+    const session = this.ua.call(target, { mediaStream: stream as never, pcConfig: peerConfiguration(this.options) as never });
     this.trim(session);
     const callId = (session as unknown as { _request: { call_id: string } })._request.call_id;
     const call = new WebRtcCall(this.w, jssipControl(session), callId, tone);
@@ -508,7 +521,7 @@ export class WebRtcPhone implements MediaPhone {
       session.on('failed', (e: unknown) => resolve(`failed: ${String((e as { cause?: unknown }).cause)}`));
       session.on('ended', (e: unknown) => resolve(`ended: ${String((e as { cause?: unknown }).cause)}`));
     });
-    session.answer({ mediaStream: stream as never, pcConfig: { iceServers: [] } as never });
+    session.answer({ mediaStream: stream as never, pcConfig: peerConfiguration(this.options) as never });
     const outcome = await Promise.race([confirmed, sleep(Math.max(1, deadline - Date.now())).then(() => 'no ACK in time')]);
     if (outcome !== 'confirmed') {
       call.close();
@@ -586,7 +599,7 @@ export class SipJsWebRtcPhone implements MediaPhone {
       authorizationPassword: options.password,
       transportOptions: { server: options.wsUrl, connectionTimeout: 5, traceSip: false },
       sessionDescriptionHandlerFactory: Web.defaultSessionDescriptionHandlerFactory(mediaStreamFactory),
-      sessionDescriptionHandlerFactoryOptions: { peerConnectionConfiguration: { iceServers: [] }, iceGatheringTimeout: 2000 },
+      sessionDescriptionHandlerFactoryOptions: { peerConnectionConfiguration: peerConfiguration(options) as never, iceGatheringTimeout: 2000 },
       logLevel: 'error',
       userAgentString: 'softswitch-test SIP.js+wrtc',
       ...(options.contactParams === undefined ? {} : { contactParams: options.contactParams }),
