@@ -41,6 +41,11 @@ const SECRET_TEXT = /^[A-Za-z0-9+/=_.~-]{32,512}$/;
 /** Our usernames: the expiry's digits, the separator, a non-empty user. */
 const USERNAME = /^(\d{1,12}):(.+)$/s;
 
+/** The `<user>` of a REST username `<expiry>:<user>` (what quotas count), undefined for another form. */
+export function restUser(username: string): string | undefined {
+  return USERNAME.exec(username)?.[2];
+}
+
 export type TurnErrorCode =
   | 'TURN_ERR_SECRET' // a configured secret or the secret file is unusable (missing, wrong form)
   | 'TURN_ERR_REQUEST'; // issue() called with an empty user or a lifetime out of range
@@ -160,18 +165,26 @@ export class TurnCredentials {
   }
 
   /**
-   * What coturn checks: the username's timestamp is not in the past (coturn refuses `ts < now`), and the
-   * credential is the HMAC of the username under the current or a previous secret.
+   * The long-term passwords (RFC 5389 §10.2) `username` may have, one per secret, the current one first: what a
+   * TURN server recomputes instead of looking a password up. [] when the username is not `<expiry>:<user>` or
+   * its expiry is in the past (coturn refuses `ts < now`).
+   */
+  passwords(username: string, now: number = Date.now()): string[] {
+    const m = USERNAME.exec(username);
+    if (m === null || Number(m[1]) < Math.floor(now / 1000)) return [];
+    return this.secrets.map((secret) => hmac(secret, username).toString('base64'));
+  }
+
+  /**
+   * What coturn checks: the username's timestamp is not in the past, and the credential is the HMAC of the
+   * username under the current or a previous secret.
    */
   verify(username: string, credential: string, now: number = Date.now()): boolean {
-    const m = USERNAME.exec(username);
-    if (m === null) return false;
-    if (Number(m[1]) < Math.floor(now / 1000)) return false;
     const given = Buffer.from(credential, 'utf8');
     let ok = false;
     // Every secret is tried (no early exit): the time taken does not say which secret matched.
-    for (const secret of this.secrets) {
-      const expected = Buffer.from(hmac(secret, username).toString('base64'), 'utf8');
+    for (const password of this.passwords(username, now)) {
+      const expected = Buffer.from(password, 'utf8');
       if (expected.length === given.length && timingSafeEqual(expected, given)) ok = true;
     }
     return ok;

@@ -35,10 +35,15 @@ export function stunBindingResponse(request: Buffer, remote: HostPort): Buffer |
   out.writeUInt8(0, 24);
   out.writeUInt8(family === 4 ? 0x01 : 0x02, 25);
   out.writeUInt16BE(remote.port ^ (MAGIC_COOKIE >>> 16), 26);
-  const addr = family === 4 ? ipv4Bytes(remote.address) : ipv6Bytes(remote.address);
+  const addr = ipBytes(remote.address);
   // X-Address: the address XOR the magic cookie (IPv4) or the cookie followed by the transaction id (IPv6).
   for (let i = 0; i < addrLen; i++) out[28 + i] = addr[i]! ^ request[4 + i]!;
   return out;
+}
+
+/** The 4 or 16 bytes of an IPv4 or IPv6 address (a valid one: check with isIP first). */
+export function ipBytes(address: string): Buffer {
+  return isIP(address) === 4 ? ipv4Bytes(address) : ipv6Bytes(address);
 }
 
 function ipv4Bytes(address: string): Buffer {

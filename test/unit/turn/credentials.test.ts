@@ -11,7 +11,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TURN_SECRET_FILE, TurnCredentials, TurnError } from '../../../turn/credentials.js';
+import { TURN_SECRET_FILE, TurnCredentials, TurnError, restUser } from '../../../turn/credentials.js';
 import { silentLogger } from '../../../src/log/index.js';
 import { captureLogger } from '../../helpers/log-capture.js';
 
@@ -60,6 +60,17 @@ describe('TurnCredentials: the coturn use-auth-secret scheme', () => {
     assert.equal(turn.verify(later, c.credential, T0), false, 'the expiry cannot be pushed back');
     assert.equal(turn.verify('alice@example.com', c.credential, T0), false);
     assert.equal(turn.verify(c.username, '', T0), false);
+  });
+
+  it('gives the long-term passwords of a username, one per secret with the current first, and none when it is expired or malformed', () => {
+    const c = turn.issue('alice@example.com', 600, T0);
+    assert.deepEqual(turn.passwords(c.username, T0), [c.credential, coturnPassword(OLD_SECRET, c.username)]);
+    assert.deepEqual(turn.passwords(c.username, c.expiresAt + 1000), []);
+    assert.deepEqual(turn.passwords('alice@example.com', T0), []);
+    assert.deepEqual(turn.passwords(`${T0 / 1000 + 60}:`, T0), [], 'no user');
+    assert.equal(restUser(c.username), 'alice@example.com');
+    assert.equal(restUser(`${T0 / 1000}:a:b`), 'a:b');
+    assert.equal(restUser('alice'), undefined);
   });
 
   it('refuses a lifetime beyond 24 hours, a non-integer one, and an empty user', () => {
