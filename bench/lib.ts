@@ -160,6 +160,7 @@ export function benchConfig(dir: string, listen: string, more: Record<string, un
     log: { level: 'info' },
     dataDir: dir,
     http: { listen: '127.0.0.1:0' },
+    turn: { listen: '127.0.0.1:0' },
     store: { url: `sqlite:${storeFile}` },
     ...rest,
   });

@@ -15,7 +15,7 @@ import { aorIn } from './location/aor.js';
 import type { LocationService } from './location/location-service.js';
 import { isSamePushDevice, pushParamsOf } from './location/push-binding.js';
 import { ServedDomains } from './served-domains.js';
-import type { Binding, BindingListener, RegistrarApi, RegistrarOptions, RegistrarStats } from './types.js';
+import type { Binding, BindingListener, OkHeaderSource, RegistrarApi, RegistrarOptions, RegistrarStats } from './types.js';
 
 export interface RegistrarInit {
   /** Only `respond` is used. */
@@ -72,6 +72,8 @@ export interface Reply {
   status: number;
   reason?: string | undefined;
   headers?: Array<[string, string]> | undefined;
+  /** The AoR (`sip:user@domain`) a 200 answers for. */
+  aor?: string | undefined;
 }
 
 /** Option tags a REGISTER may Require of us (RFC 3327 path, RFC 5626 outbound). */
@@ -104,6 +106,7 @@ export class Registrar implements RegistrarApi {
   private readonly defaultExpires: number;
   private readonly pushProviders: ReadonlySet<PushProvider>;
   private readonly vapidPublicKey: string | undefined;
+  private readonly okHeaders: OkHeaderSource | undefined;
 
   constructor(init: RegistrarInit) {
     const o = init.options;
@@ -114,6 +117,7 @@ export class Registrar implements RegistrarApi {
     if (this.minExpires > this.maxExpires) throw new TypeError(`minExpires ${this.minExpires} is above maxExpires ${this.maxExpires}`);
     this.pushProviders = new Set(o.push?.providers ?? []);
     this.vapidPublicKey = o.push?.vapidPublicKey;
+    this.okHeaders = o.okHeaders;
     this.stack = init.stack;
     this.domains = init.domains ?? new ServedDomains(o.domains, (host) => this.stack.isLocalHost?.(host) === true);
     this.authenticator = init.authenticator;
@@ -157,7 +161,7 @@ export class Registrar implements RegistrarApi {
   async handle(request: SipRequest, tx: ServerTransaction): Promise<void> {
     if (request.method !== 'REGISTER') throw new TypeError(`the registrar handles REGISTER, not ${request.method}`);
     const added: Binding[] = [];
-    const reply = await answerRegister(this.stack, tx, request, this.log, () => this.process(request, tx, added));
+    const reply = await answerRegister(this.stack, tx, request, this.log, () => this.process(request, tx, added), this.okHeaders);
     if (reply.status >= 200 && reply.status < 300) {
       this.stats.accepted++;
       this.locations.announce(added);
@@ -294,7 +298,7 @@ export class Registrar implements RegistrarApi {
    * §5.3), and Date (§10.3: "The response SHOULD contain a Date header field"); then `extra`.
    */
   private ok(request: SipRequest, aor: string, now: number, extra: Array<[string, string]> = []): Reply {
-    return { status: 200, headers: [...okHeaders(request, this.locations.lookup(aor), now), ...extra] };
+    return { status: 200, headers: [...okHeaders(request, this.locations.lookup(aor), now), ...extra], aor };
   }
 
   /**
@@ -316,6 +320,7 @@ export class Registrar implements RegistrarApi {
  */
 export async function answerRegister(
   stack: Pick<Stack, 'respond'>, tx: ServerTransaction, request: SipRequest, log: Logger, decide: () => Promise<Reply>,
+  okHeaders?: OkHeaderSource,
 ): Promise<Reply> {
   let reply: Reply;
   try {
@@ -328,6 +333,9 @@ export async function answerRegister(
       reply = { status: 500 };
     }
   }
+  if (okHeaders !== undefined && reply.status === 200 && reply.aor !== undefined && keepsBinding(request)) {
+    reply = { ...reply, headers: [...(reply.headers ?? []), ...okHeaders(reply.aor.replace(/^sips?:/, ''), tx.flow)] };
+  }
   try {
     stack.respond(tx, reply.status, { reason: reply.reason, headers: reply.headers });
   } catch (err) {
@@ -335,6 +343,11 @@ export async function answerRegister(
     log.info({ err: (err as Error).message, callId: request.callId }, 'REGISTER answer not sent');
   }
   return reply;
+}
+
+/** Whether a REGISTER asks to keep a binding: a Contact other than "*" whose expiry is not 0 (not a removal, not a query). */
+function keepsBinding(request: SipRequest): boolean {
+  return !request.contactStar && request.contact.some((c) => (c.expires ?? request.expires ?? 1) > 0);
 }
 
 /**

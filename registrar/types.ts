@@ -185,7 +185,15 @@ export interface RegistrarOptions {
   allowNoQop?: boolean;
   /** RFC 8599 push bindings; without it a Contact's `pn-*` parameters are kept as any other parameter. */
   push?: RegistrarPushOptions | undefined;
+  /** More header fields for a 200 that keeps bindings (the TURN credential of X-Ice-Servers); see `OkHeaderSource`. */
+  okHeaders?: OkHeaderSource | undefined;
 }
+
+/**
+ * More header fields for a REGISTER's 200 that leaves the device registered (not for a removal or a query): `aor`
+ * is the `user@domain` the REGISTER was authenticated for, `flow` the connection it came on.
+ */
+export type OkHeaderSource = (aor: string, flow: Flow) => Array<[string, string]>;
 
 export interface RegistrarStats {
   /** REGISTERs answered 200. */

@@ -31,7 +31,7 @@ import { chatRoutes } from '../messaging/routes.js';
 import { createPresence, type Presence } from '../presence/index.js';
 import { PresencePolicy } from '../presence/policy.js';
 import { presenceRoutes } from '../presence/routes.js';
-import { TurnCredentials, iceServerRoutes } from '../turn/index.js';
+import { TurnService, iceServerRoutes } from '../turn/index.js';
 
 export interface Softswitch {
   readonly stack: Stack;
@@ -52,6 +52,8 @@ export interface Softswitch {
   readonly mid: MidRegistrar | undefined;
   /** Bans, flood detection, password-guessing protection. */
   readonly security: Security;
+  /** TURN credentials and the embedded STUN/TURN server. */
+  readonly turn: TurnService;
   /** Re-reads backends, routes, DIDs and trusted sources from the store (`softswitch reload`); calls in progress go on. */
   reload(): Promise<ReloadSummary>;
   start(): Promise<void>;
@@ -148,6 +150,11 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     ? createPushProviders(config.push, { dataDir: resolve(config.dataDir), logger, ca: config.push.caFile === undefined ? undefined : readCaFile(config.push.caFile) })
     : new Map<PushProvider, PushProviderClient>();
   const webPush = pushProviders.get('webpush');
+  // NAT traversal: TURN credentials, the embedded STUN/TURN server (single process or worker 0), X-Ice-Servers.
+  const turn = new TurnService({
+    settings: config.turn, domain: config.sip.domain[0]!, dataDir: resolve(config.dataDir), logger,
+    runsEmbedded: (options.workerIndex ?? 0) === 0, waitForPort: options.ledger !== undefined,
+  });
   const registrar = createRegistrar({
     stack,
     credentials: subscribers,
@@ -163,6 +170,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       nonceTtlMs: config.auth.nonceTtl * 1000,
       registerNonceTtlMs: config.auth.registerNonceTtl * 1000,
       push: { providers: [...pushProviders.keys()], vapidPublicKey: webPush instanceof WebPushClient ? webPush.publicKey : undefined },
+      okHeaders: turn.registerHeaders,
     },
   });
   const push = new PushService({
@@ -204,6 +212,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
         backendSet: config.registrar.backendSet,
         outgoingExpires: config.registrar.outgoingExpires,
         localAuth: config.registrar.localAuth,
+        okHeaders: turn.registerHeaders,
       },
     });
   const gateway = createMediaGateway({ nodes: config.media.rtpengine, logger, alwaysRelay: config.media.alwaysRelay });
@@ -357,8 +366,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   http.routes(callRoutes(store.calls), { access: 'user' });
   if (presencePolicy !== undefined) http.routes(presenceRoutes(presencePolicy, userExists), { access: 'user' });
   // STUN/TURN for the apps: short-lived credentials in coturn's use-auth-secret scheme (GET /v1/ice-servers).
-  const turnCredentials = TurnCredentials.load({ secret: config.turn.secret, previousSecrets: config.turn.previousSecrets, dataDir: resolve(config.dataDir), logger });
-  http.routes(iceServerRoutes({ credentials: turnCredentials, servers: config.turn.servers, ttlS: config.turn.ttl, embeddedUrls: () => undefined }), { access: 'user' });
+  http.routes(iceServerRoutes(turn.routeDeps), { access: 'user' });
   if (messaging !== undefined && files !== undefined) {
     http.routes(chatRoutes(messaging.chat), { access: 'user' });
     http.routes(fileRoutes({
@@ -384,6 +392,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     balancer,
     mid,
     security,
+    turn,
     reload: () => balancer.reload(),
     async start() {
       gateway.start();
@@ -401,6 +410,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       // After the stack: the first probes go out at once.
       await balancer.start();
       await mid?.start();
+      await turn.start();
       await http.start();
       started = true;
     },
@@ -417,6 +427,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       if (started) {
         started = false;
         await http.stop();
+        await turn.stop();
         await mid?.stop();
         balancer.stop();
         // Before the stack: the watchers get their final NOTIFY (terminated;reason=noresource).

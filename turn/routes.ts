@@ -15,7 +15,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { normalizeUser, principalOf } from '../platform/http/index.js';
 import type { TurnCredential } from './credentials.js';
-import { type IceServerConfig, iceServers } from './ice-servers.js';
+import { type IceServerConfig, type RtcIceServer, iceServers } from './ice-servers.js';
 
 export interface IceServerRoutesDeps {
   /** Issues the credential (TurnCredentials). */
@@ -44,7 +44,6 @@ function refuse(reply: FastifyReply, status: number, error: string): FastifyRepl
 }
 
 export function iceServerRoutes(deps: IceServerRoutesDeps): (app: FastifyInstance) => void {
-  const now = deps.now ?? Date.now;
   return (app) => {
     app.get('/ice-servers', async (req, reply) => {
       void reply.header('cache-control', 'no-store');
@@ -63,15 +62,29 @@ export function iceServerRoutes(deps: IceServerRoutesDeps): (app: FastifyInstanc
         if (parsed.data.user === undefined) return refuse(reply, 400, 'user: an admin token must name the user (?user=user@domain)');
         user = parsed.data.user;
       }
-      let servers = deps.servers;
-      if (servers.length === 0) {
-        const urls = deps.embeddedUrls();
-        if (urls === undefined || urls.length === 0) return refuse(reply, 503, NO_SERVER);
-        servers = [{ urls }];
-      }
-      const credential = deps.credentials.issue(user, deps.ttlS, now());
-      const list = iceServers(servers, credential, { region: parsed.data.region, random: deps.random });
-      return { iceServers: list, ttl: deps.ttlS, expiresAt: new Date(credential.expiresAt).toISOString() };
+      return iceServerAnswer(deps, user, parsed.data.region) ?? refuse(reply, 503, NO_SERVER);
     });
   };
+}
+
+/** What GET /v1/ice-servers answers (and X-Ice-Servers carries): undefined when there is no server to name. */
+export interface IceServerAnswer {
+  iceServers: RtcIceServer[];
+  /** The credential's life, seconds. */
+  ttl: number;
+  /** Its end, ISO-8601 UTC. */
+  expiresAt: string;
+}
+
+/** The RTCIceServer list for `user`: turn.servers, else the embedded server's URLs, with a fresh credential. */
+export function iceServerAnswer(deps: IceServerRoutesDeps, user: string, region?: string): IceServerAnswer | undefined {
+  let servers = deps.servers;
+  if (servers.length === 0) {
+    const urls = deps.embeddedUrls();
+    if (urls === undefined || urls.length === 0) return undefined;
+    servers = [{ urls }];
+  }
+  const credential = deps.credentials.issue(user, deps.ttlS, (deps.now ?? Date.now)());
+  const list = iceServers(servers, credential, { region, random: deps.random });
+  return { iceServers: list, ttl: deps.ttlS, expiresAt: new Date(credential.expiresAt).toISOString() };
 }

@@ -411,8 +411,14 @@ const schema = z.strictObject({
       weight: z.number().int().min(1).max(1000).default(1),
       region: z.string().min(1).optional(),
     })).default([]),
-    /** The embedded STUN/TURN server's UDP socket when turn.servers is empty, `address:port`. */
-    listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected address:port').default('0.0.0.0:3478'),
+    /** The embedded STUN/TURN server's UDP socket when turn.servers is empty, `address:port` (an IP address; port 0 only in a single process). */
+    listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected address:port').default('0.0.0.0:3478')
+      .refine((s) => isIP(s.slice(0, s.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1')) !== 0 && Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'expected an IP address and a port up to 65535'),
+    /**
+     * The RTCIceServer list also in the 200 to a REGISTER over WS, WSS or TLS, as header `X-Ice-Servers` (JSON, the
+     * answer of GET /v1/ice-servers), so an app that only speaks SIP needs no HTTP call. Never over UDP/TCP in clear.
+     */
+    registerHeader: z.boolean().default(true),
     /**
      * Run the embedded STUN/TURN server (turn/server.ts) when turn.servers is empty. false: no embedded server, and
      * GET /v1/ice-servers answers 503 until turn.servers lists one.

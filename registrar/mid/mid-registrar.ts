@@ -46,7 +46,7 @@ import { aorIn, aorOf } from '../location/aor.js';
 import { ServedDomains } from '../served-domains.js';
 import { type Reply, answerRegister, checkRegister, okHeaders } from '../registrar.js';
 import type { LocationService } from '../location/location-service.js';
-import type { Binding } from '../types.js';
+import type { Binding, OkHeaderSource } from '../types.js';
 import type {
   BackendPicker, BackendTarget, MidRegistrarApi, MidRegistrarMode, MidRegistrarOptions, MidRegistrarStats,
 } from './types.js';
@@ -174,6 +174,7 @@ export class MidRegistrar implements MidRegistrarApi {
   private stopped = false;
   /** The highest CSeq sent to a backend (see stateOf). */
   private cseqFloor = 0;
+  private readonly okHeaders: OkHeaderSource | undefined;
 
   constructor(init: MidRegistrarInit) {
     const o = init.options;
@@ -182,6 +183,7 @@ export class MidRegistrar implements MidRegistrarApi {
     }
     if (!Array.isArray(init.domains) || init.domains.length === 0) throw new TypeError('the mid-registrar needs at least one domain');
     this.mode = o.mode;
+    this.okHeaders = o.okHeaders;
     this.outgoingExpires = seconds('outgoingExpires', o.outgoingExpires, 1);
     this.defaultExpires = seconds('defaultExpires', o.defaultExpires ?? 600, 1);
     this.retryAfter = seconds('retryAfter', o.retryAfter ?? 30, 0);
@@ -221,7 +223,7 @@ export class MidRegistrar implements MidRegistrarApi {
 
   async handle(request: SipRequest, tx: ServerTransaction): Promise<void> {
     if (request.method !== 'REGISTER') throw new TypeError(`the mid-registrar handles REGISTER, not ${request.method}`);
-    await answerRegister(this.stack, tx, request, this.log, () => this.process(request, tx));
+    await answerRegister(this.stack, tx, request, this.log, () => this.process(request, tx), this.okHeaders);
   }
 
   resolveIncoming(ruri: Uri): Binding[] | undefined {
@@ -686,7 +688,7 @@ export class MidRegistrar implements MidRegistrarApi {
 
   /** §10.3 step 8: 200 with every device binding of the AoR and its remaining expiry. */
   private ok(request: SipRequest, aor: string, now: number): Reply {
-    return { status: 200, headers: okHeaders(request, this.locations.lookup(aor), now) };
+    return { status: 200, headers: okHeaders(request, this.locations.lookup(aor), now), aor };
   }
 
   // ---- state -------------------------------------------------------------------------------------

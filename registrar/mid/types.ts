@@ -8,7 +8,7 @@
 import type { SipRequest, Uri } from '../../src/sip/index.js';
 import type { ServerTransaction } from '../../src/transaction/index.js';
 import type { Flow } from '../../src/transport/types.js';
-import type { Binding } from '../types.js';
+import type { Binding, OkHeaderSource } from '../types.js';
 
 /**
  * - `local`: no backend; the softswitch is the registrar (the mid-registrar is not used then).
@@ -57,6 +57,8 @@ export interface MidRegistrarOptions {
   retryAfter?: number;
   /** Expiry of a REGISTER that names none, seconds; default 600. */
   defaultExpires?: number;
+  /** More header fields for a 200 that keeps bindings, as the local registrar's (registrar `OkHeaderSource`). */
+  okHeaders?: OkHeaderSource | undefined;
 }
 
 export interface MidRegistrarStats {

@@ -92,7 +92,7 @@ describe('softswitch start: secrets on disk and admin tokens', () => {
     cfg = join(dir, 'softswitch.yaml');
     writeFileSync(cfg, [
       'sip:', `  listen: ["udp:127.0.0.1:${await freePort()}", "tls:127.0.0.1:${await freePort()}"]`, '  domain: [example.com]',
-      `dataDir: ${dataDir}`, 'http:', `  listen: "127.0.0.1:${httpPort}"`, 'store:', `  url: "sqlite:${join(dataDir, 'softswitch.db')}"`, '',
+      `dataDir: ${dataDir}`, 'http:', `  listen: "127.0.0.1:${httpPort}"`, 'turn:', '  listen: "127.0.0.1:0"', 'store:', `  url: "sqlite:${join(dataDir, 'softswitch.db')}"`, '',
     ].join('\n'));
     await start();
   });

@@ -16,7 +16,7 @@ describe('softswitch start', () => {
     const dir = mkdtempSync(join(tmpdir(), 'softswitch-cli-'));
     const port = await freePort();
     const cfg = join(dir, 'softswitch.yaml');
-    writeFileSync(cfg, `sip:\n  listen: ["udp:127.0.0.1:${port}"]\n  domain: [example.com]\ndataDir: ${dir}\nhttp:\n  listen: "127.0.0.1:0"\nstore:\n  url: "sqlite:${dir}/db.sqlite"\n`);
+    writeFileSync(cfg, `sip:\n  listen: ["udp:127.0.0.1:${port}"]\n  domain: [example.com]\ndataDir: ${dir}\nhttp:\n  listen: "127.0.0.1:0"\nturn:\n  listen: "127.0.0.1:0"\nstore:\n  url: "sqlite:${dir}/db.sqlite"\n`);
     const child = spawn(process.execPath, [main, 'start', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));

@@ -323,6 +323,7 @@ describe('connection limits: slow connections under a 1,024 file limit', { timeo
       `  domain: [${DOMAIN}]`,
       `dataDir: ${dir}`,
       `http:\n  listen: "127.0.0.1:${ports.http}"`,
+      'turn:\n  listen: "127.0.0.1:0"',
       `store:\n  url: "sqlite:${dir}/db.sqlite"`,
       '',
     ].join('\n'));

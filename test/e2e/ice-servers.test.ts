@@ -45,6 +45,22 @@ describe('GET /v1/ice-servers', () => {
     assert.equal(turn!.credential, createHmac('sha1', SECRET).update(turn!.username!).digest('base64'));
   });
 
+  for (const [library, protocol] of [['sip.js', 'wss'], ['jssip', 'ws']] as const) {
+    it(`a ${library} app registering over ${protocol.toUpperCase()} reads the same ICE servers, with its own credential, from the 200's X-Ice-Servers header`, async () => {
+      const bob = await users.add('bob');
+      const phone = await users.phone(bob, library, protocol);
+      const header = phone.registeredHeader('X-Ice-Servers');
+      assert.ok(header, 'the 200 to REGISTER has X-Ice-Servers');
+      const answer = JSON.parse(header) as { iceServers: Array<{ urls: string[]; username?: string; credential?: string }>; ttl: number; expiresAt: string };
+      assert.equal(answer.ttl, 600);
+      const turn = answer.iceServers.find((s) => s.username !== undefined);
+      assert.deepEqual(turn?.urls.sort(), ['turn:turn.example.com:3478?transport=udp', 'turns:turn.example.com:5349?transport=tcp']);
+      assert.equal(turn!.username!.split(':')[1], bob.address, 'the credential is issued to the registered user');
+      assert.equal(turn!.credential, createHmac('sha1', SECRET).update(turn!.username!).digest('base64'));
+      assert.equal(Date.parse(answer.expiresAt), Number(turn!.username!.split(':')[0]) * 1000);
+    });
+  }
+
   it('answers 401 to an app without a token', async () => {
     const res = await fetch(`http://127.0.0.1:${t.server.http.boundTo}/v1/ice-servers`);
     assert.equal(res.status, 401);

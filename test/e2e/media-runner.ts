@@ -494,7 +494,7 @@ const scenarios: Record<string, (result: MediaResult) => Promise<void>> = {
       rtpengines: 1, alwaysRelay: false, mediaAddress: PUBLIC_ADDRESS, turn: { listen: `${PUBLIC_ADDRESS}:${await freePort()}` },
     });
     await relayOnlyCalls(env, result);
-    result.facts.embedded = (env.ts.server as unknown as { turn?: { stats(): unknown } }).turn?.stats();
+    result.facts.embedded = env.ts.server.turn.stats();
   },
 
   /**

@@ -243,4 +243,11 @@ describe('relay-only WebRTC calls through TURN (coturn with the repo\'s turnserv
   it('two phones allowed only TURN relay candidates, with credentials from GET /v1/ice-servers, call each other and SIPp through coturn (the repo\'s turnserver.conf as is) and hear each other', { timeout: 60_000 }, async () => {
     assertRelayedCalls(await scenario('relay-only-coturn', turnNs), /^turn:203\.0\.113\.1:\d+\?transport=udp$/);
   });
+
+  it('with no turn.servers the same relay-only calls go through the embedded STUN/TURN server, which relayed their media', { timeout: 60_000 }, async () => {
+    const r = await scenario('relay-only-embedded', turnNs);
+    assertRelayedCalls(r, /^turn:203\.0\.113\.1:\d+\?transport=udp$/);
+    const stats = r.facts.embedded as { relayedBytes: number };
+    assert.ok(stats.relayedBytes > 50_000, `the embedded server relayed ${stats.relayedBytes} bytes for two calls of audio`);
+  });
 });

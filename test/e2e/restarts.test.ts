@@ -67,7 +67,7 @@ async function startCluster(graceSeconds: number): Promise<Cluster> {
   const cfg = join(dir, 'softswitch.yaml');
   writeFileSync(cfg, [
     'sip:', `  listen: ["udp:127.0.0.1:${udpPort}", "tcp:127.0.0.1:${tcpPort}"]`, `  domain: [${DOMAIN}]`,
-    `dataDir: ${dir}`, `shutdownGraceSeconds: ${graceSeconds}`, 'http:', `  listen: "127.0.0.1:${httpPort}"`,
+    `dataDir: ${dir}`, `shutdownGraceSeconds: ${graceSeconds}`, 'http:', `  listen: "127.0.0.1:${httpPort}"`, 'turn:', '  listen: "127.0.0.1:0"',
     'store:', `  url: "sqlite:${join(dir, 'db.sqlite')}"`, '',
   ].join('\n'));
   const child = spawn(process.execPath, [main, 'start', '--config', cfg, '--workers', String(WORKERS)], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -110,7 +110,7 @@ describe('softswitch start --workers 2', { timeout: 90_000 }, () => {
     cfg = join(dir, 'softswitch.yaml');
     writeFileSync(cfg, [
       'sip:', `  listen: ["udp:127.0.0.1:${port}", "wss:127.0.0.1:${wssPort}"]`, `  domain: [${DOMAIN}]`, 'auth:', '  algorithms: [MD5]',
-      `dataDir: ${dir}`, 'http:', `  listen: "127.0.0.1:${httpPort}"`, 'store:', `  url: "sqlite:${join(dir, 'db.sqlite')}"`, '',
+      `dataDir: ${dir}`, 'http:', `  listen: "127.0.0.1:${httpPort}"`, 'turn:', '  listen: "127.0.0.1:0"', 'store:', `  url: "sqlite:${join(dir, 'db.sqlite')}"`, '',
     ].join('\n'));
     child = spawn(process.execPath, [main, 'start', '--config', cfg, '--workers', String(WORKERS)], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));

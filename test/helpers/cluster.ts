@@ -41,7 +41,7 @@ export async function startTestCluster(workers: number, config: (dir: string) =>
   const dir = mkdtempSync(join(tmpdir(), prefix));
   const storeUrl = `sqlite:${join(dir, 'db.sqlite')}`;
   const file = join(dir, 'softswitch.yaml');
-  writeFileSync(file, stringifyYaml({ ...config(dir), dataDir: dir, store: { url: storeUrl } }));
+  writeFileSync(file, stringifyYaml({ turn: { listen: '127.0.0.1:0' }, ...config(dir), dataDir: dir, store: { url: storeUrl } }));
   let out = '';
   const child: ChildProcess = spawn(process.execPath, [main, 'start', '--config', file, '--workers', String(workers)], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));

@@ -35,6 +35,7 @@ export async function startTestServer(raw: Record<string, unknown> = {}, options
     },
     store: { url: `sqlite:${join(dataDir, 'softswitch.db')}`, ...((raw.store as object | undefined) ?? {}) },
     http: { listen: '127.0.0.1:0', ...((raw.http as object | undefined) ?? {}) },
+    turn: { listen: '127.0.0.1:0', ...((raw.turn as object | undefined) ?? {}) },
     dataDir,
   });
   const logger = process.env.LOG ? createLogger({ level: process.env.LOG as 'debug' }) : silentLogger();

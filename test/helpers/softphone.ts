@@ -207,6 +207,8 @@ export interface Softphone {
   register(timeoutMs?: number): Promise<void>;
   /** REGISTER with Expires 0 for our contact. */
   unregister(timeoutMs?: number): Promise<void>;
+  /** A header of the last 200 to our REGISTER, read through the library's own API (what an app would do). */
+  registeredHeader(name: string): string | undefined;
   /** Resolves when the call is established (2xx, ACK sent); rejects with the final status otherwise. */
   call(target: string, options?: CallOptions): Promise<CallHandle>;
   onIncoming(handler: (call: IncomingCall) => void): void;
@@ -383,6 +385,8 @@ export function installTestWebSocket(): void {
 
 /** What both phones share: sockets, incoming-call queue, registration events, reconnect and stop. */
 abstract class PhoneBase implements Softphone {
+  /** The last 200 to our REGISTER, as the library handed it over. */
+  protected lastRegistered: { getHeader(name: string): string | undefined } | undefined;
   abstract readonly library: 'sip.js' | 'jssip';
   readonly aor: string;
   protected readonly options: SoftphoneOptions;
@@ -419,6 +423,10 @@ abstract class PhoneBase implements Softphone {
 
   abstract register(timeoutMs?: number): Promise<void>;
   abstract unregister(timeoutMs?: number): Promise<void>;
+
+  registeredHeader(name: string): string | undefined {
+    return this.lastRegistered?.getHeader(name);
+  }
   abstract call(target: string, options?: CallOptions): Promise<CallHandle>;
   protected abstract stopAgent(): Promise<void>;
 
@@ -840,7 +848,8 @@ class SipJsPhone extends PhoneBase {
     this.registerer
       .register({
         requestDelegate: {
-          onAccept: () => {
+          onAccept: (r) => {
+            this.lastRegistered = r.message;
             result.resolve();
             this.registered();
           },
@@ -1210,7 +1219,8 @@ class JsSipPhone extends PhoneBase {
 
   register(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
     const result = new Promise<void>((resolve, reject) => {
-      const onOk = () => {
+      const onOk = (e: { response: { getHeader(name: string): string | undefined } }) => {
+        this.lastRegistered = e.response;
         cleanup();
         resolve();
       };
