@@ -11,8 +11,9 @@
  * of its time under a per-process key, checked, never stored), datagrams over MAX_DATAGRAM are dropped, and
  * refusals are logged at debug level only. Credentials and keys are never logged.
  *
- * Not implemented (answered 420 Unknown Attribute, as RFC 5766 §6.2 allows): EVEN-PORT, RESERVATION-TOKEN and
- * DONT-FRAGMENT; TCP relays (RFC 6062) and TURN over TCP/TLS: browsers relay UDP.
+ * EVEN-PORT gets an even relay port, but its R bit reserves nothing: RESERVATION-TOKEN and DONT-FRAGMENT are
+ * answered 420 Unknown Attribute, as RFC 5766 §6.2 allows. No TCP relays (RFC 6062), no TURN over TCP/TLS:
+ * browsers relay UDP.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
@@ -90,9 +91,16 @@ const DENIED: ReadonlyArray<[string, number, 'ipv4' | 'ipv6']> = [
   ['0.0.0.0', 8, 'ipv4'], ['10.0.0.0', 8, 'ipv4'], ['100.64.0.0', 10, 'ipv4'], ['127.0.0.0', 8, 'ipv4'],
   ['169.254.0.0', 16, 'ipv4'], ['172.16.0.0', 12, 'ipv4'], ['192.0.0.0', 24, 'ipv4'], ['192.168.0.0', 16, 'ipv4'],
   ['198.18.0.0', 15, 'ipv4'], ['224.0.0.0', 3, 'ipv4'],
-  ['::', 128, 'ipv6'], ['::1', 128, 'ipv6'], ['::ffff:0:0', 96, 'ipv6'], ['64:ff9b::', 96, 'ipv6'], ['64:ff9b:1::', 48, 'ipv6'],
+  ['::', 128, 'ipv6'], ['::1', 128, 'ipv6'], ['64:ff9b::', 96, 'ipv6'], ['64:ff9b:1::', 48, 'ipv6'],
   ['fc00::', 7, 'ipv6'], ['fe80::', 10, 'ipv6'], ['ff00::', 8, 'ipv6'],
 ];
+
+/**
+ * IPv4-mapped IPv6 (::ffff:0:0/96), denied whole as in the coturn sample. Apart: net.BlockList matches an IPv6 rule
+ * for this range against every IPv4 address, and its IPv4 rules against the mapped forms.
+ */
+const MAPPED = new BlockList();
+MAPPED.addSubnet('::ffff:0:0', 96, 'ipv6');
 
 /** A token bucket of one second's worth of bytes (RFC 5766 §17 leaves the rate limit to the server). */
 class Bucket {
@@ -331,7 +339,7 @@ export class EmbeddedTurnServer {
       if (unknown.length > 0) {
         const list = Buffer.alloc(unknown.length * 2);
         unknown.forEach((t, i) => list.writeUInt16BE(t, i * 2));
-        throw new Refusal(420, 'Unknown Attribute', [{ type: Attr.UnknownAttributes, value: list }]);
+        throw new Refusal(420, `Unknown Attribute ${unknown.map((t) => `0x${t.toString(16)}`).join(' ')}`, [{ type: Attr.UnknownAttributes, value: list }]);
       }
       if (message.method === Method.Allocate) {
         await this.allocate(message, client, username, key, existing);
@@ -379,7 +387,7 @@ export class EmbeddedTurnServer {
     // counted at once: retransmissions and the quota see it while its socket is bound
     this.allocations.set(tupleKey(client), allocation);
     this.perUser.set(user, (this.perUser.get(user) ?? 0) + 1);
-    const socket = await this.bindRelay(allocation);
+    const socket = await this.bindRelay(allocation, attr(message, Attr.EvenPort) !== undefined);
     if (socket === undefined) {
       this.free(allocation);
       throw new Refusal(508, 'Insufficient Capacity');
@@ -400,15 +408,15 @@ export class EmbeddedTurnServer {
     this.log.debug({ client: `${client.address}:${client.port}`, relayPort: allocation.relayPort, allocations: this.allocations.size }, 'TURN allocation created');
   }
 
-  /** A free port of the range, from a random start so allocations do not predictably reuse a port. */
-  private async bindRelay(allocation: Allocation): Promise<Socket | undefined> {
+  /** A free port of the range (an even one for EVEN-PORT), from a random start so allocations do not predictably reuse a port. */
+  private async bindRelay(allocation: Allocation, even: boolean): Promise<Socket | undefined> {
     const { min, max } = this.opts.relayPorts;
     const size = max - min + 1;
     const start = Math.floor(Math.random() * size);
     let attempts = 0;
     for (let i = 0; i < size && attempts < BIND_ATTEMPTS; i++) {
       const port = min + ((start + i) % size);
-      if (this.usedPorts.has(port)) continue;
+      if (this.usedPorts.has(port) || (even && port % 2 === 1)) continue;
       attempts++;
       this.usedPorts.add(port);
       const socket = createSocket(this.family === 'ipv6' ? 'udp6' : 'udp4');
@@ -469,13 +477,17 @@ export class EmbeddedTurnServer {
     return [];
   }
 
-  /** A peer address the relay may reach: 400 when unreadable, 443 in the other family, 403 in a denied range. */
+  /**
+   * A peer address the relay may reach: 400 when unreadable, 403 in a denied range (whatever the relay's family:
+   * ::ffff:127.0.0.1 is forbidden, not merely of the other family), 443 in the other family (RFC 6156 §6.1).
+   */
   private peerOf(value: Buffer, message: StunMessage): TransportAddress {
     const peer = decodeXorAddress(value, message.transactionId);
     if (peer === undefined) throw new Refusal(400, 'Bad Request');
     const family = isIP(peer.address) === 4 ? 'ipv4' : 'ipv6';
+    const denied = this.denied.check(peer.address, family) || (family === 'ipv6' && MAPPED.check(peer.address, 'ipv6'));
+    if (denied && !this.allowed.check(peer.address, family)) throw new Refusal(403, 'Forbidden');
     if (family !== this.family) throw new Refusal(443, 'Peer Address Family Mismatch');
-    if (this.denied.check(peer.address, family) && !this.allowed.check(peer.address, family)) throw new Refusal(403, 'Forbidden');
     return { address: canonical(peer.address), port: peer.port };
   }
 
