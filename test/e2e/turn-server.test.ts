@@ -8,6 +8,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EmbeddedTurnServer, type EmbeddedTurnServerOptions, type PeerRange } from '../../turn/server.js';
 import { TurnCredentials as Credentials } from '../../turn/credentials.js';
@@ -15,10 +18,12 @@ import { parseCidr } from '../../platform/config/config.js';
 import { silentLogger } from '../../src/log/index.js';
 import { freePort, requireTool, run } from '../../support/tools.js';
 import { captureLogger } from '../helpers/log-capture.js';
+import { LoopbackNamespace } from '../helpers/netns.js';
 import {
   StunAttr, StunMethod, TurnClient, attribute, decodeStun, decodeXorAddress, encodeStun, longTermKey, type StunAttribute, type StunMessage, type TransportAddress,
   type TurnCredentials,
 } from '../helpers/turn-client.js';
+import type { TurnWebrtcResult } from './turn-webrtc-runner.js';
 
 const REALM = 'turn.test.invalid';
 /** Relay ports above Linux's ephemeral range, where freePort() finds the other tests' ports; each server a window of its own. */
@@ -529,4 +534,45 @@ describe('the embedded TURN server and coturn\'s own client (turnutils_uclient)'
       assert.ok(h.server.stats().relayedBytes >= relayed + 2 * 40 * 160, 'the messages went through this server');
     });
   }
+});
+
+describe('libwebrtc through the embedded TURN server, relay candidates only, in a loopback-only namespace', () => {
+  const RUNNER = join(dirname(fileURLToPath(import.meta.url)), 'turn-webrtc-runner.js');
+  const RUNNER_TIMEOUT_MS = 30_000;
+  let ns: LoopbackNamespace | undefined;
+  before(() => {
+    ns = LoopbackNamespace.create('turnrtc');
+  });
+  after(() => {
+    ns?.destroy();
+    ns = undefined;
+  });
+
+  it('two RTCPeerConnections with iceTransportPolicy "relay" open a data channel through two allocations and exchange a message each way', { timeout: RUNNER_TIMEOUT_MS + 5000 }, async () => {
+    const [cmd, args] = ns!.exec(process.execPath, ['--enable-source-maps', RUNNER]);
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TURN_WEBRTC_TIMEOUT_MS: String(RUNNER_TIMEOUT_MS - 5000) } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8000)));
+    const timer = setTimeout(() => child.kill('SIGKILL'), RUNNER_TIMEOUT_MS);
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    clearTimeout(timer);
+    const line = stdout.split('\n').find((l) => l.startsWith('TURN-WEBRTC-RESULT '));
+    if (line === undefined) assert.fail(`the runner gave no result (exit ${code}):\n${stderr}\n${stdout.slice(-4000)}`);
+    const r = JSON.parse(line.slice('TURN-WEBRTC-RESULT '.length)) as TurnWebrtcResult;
+    assert.equal(r.error, undefined, `${r.error}\n${JSON.stringify(r)}\n${stderr}`);
+    assert.deepEqual(r.received, ['hello through the relay', 're: hello through the relay']);
+    assert.ok(r.gathered.offerer.length > 0 && [...r.gathered.offerer, ...r.gathered.answerer].every((t) => t === 'relay'), `gathered: ${JSON.stringify(r.gathered)}`);
+    assert.ok(r.pair, 'no nominated candidate pair');
+    assert.equal(r.pair.local, 'relay');
+    assert.equal(r.pair.remote, 'relay');
+    for (const address of [r.pair.localAddress, r.pair.remoteAddress]) {
+      const port = Number(address.split(':')[1]);
+      assert.ok(address.startsWith('127.0.0.1:') && port >= r.relayPorts.min && port <= r.relayPorts.max, `${address}: not a relayed address of the embedded server`);
+    }
+    assert.equal(r.server.allocations, 2, 'one allocation per peer');
+    assert.ok(r.server.channels >= 1, `libwebrtc binds channels: ${JSON.stringify(r.server)}`);
+    assert.ok(r.server.relayedBytes > 0);
+  });
 });
