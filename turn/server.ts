@@ -61,6 +61,8 @@ export interface TurnServerStats {
   channels: number;
   /** Payload bytes relayed, both directions. */
   relayedBytes: number;
+  /** Requests with an expired or wrong credential (401 after MESSAGE-INTEGRITY was checked). */
+  unauthorized: number;
   /** Requests refused after authentication: quota, forbidden peer, no relay port, mismatch. */
   refused: number;
   /** Datagrams dropped: no permission, over max-bps, oversize, not STUN. */
@@ -153,6 +155,12 @@ function canonical(address: string): string {
   return isIP(address) === 6 ? new URL(`http://[${address}]`).hostname.slice(1, -1) : address;
 }
 
+/** An IPv4 client seen on a dual-stack IPv6 socket (::ffff:a.b.c.d) is told its IPv4 address. */
+function unmapped(client: TransportAddress): TransportAddress {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(client.address);
+  return m === null ? client : { address: m[1]!, port: client.port };
+}
+
 export class EmbeddedTurnServer {
   private readonly opts: EmbeddedTurnServerOptions;
   private readonly log: Logger;
@@ -169,13 +177,17 @@ export class EmbeddedTurnServer {
   private readonly allocations = new Map<string, Allocation>();
   private readonly perUser = new Map<string, number>();
   private readonly usedPorts = new Set<number>();
-  private readonly counters = { relayedBytes: 0, refused: 0, dropped: 0 };
+  private readonly counters = { relayedBytes: 0, unauthorized: 0, refused: 0, dropped: 0 };
+  /** When the last warning about a datagram that made the code throw was logged, and how many were not since. */
+  private lastWarn = { at: 0, suppressed: 0 };
 
   constructor(options: EmbeddedTurnServerOptions) {
     this.opts = options;
     this.log = categoryLogger(options.logger, 'turn.server');
     this.now = options.now ?? Date.now;
     this.family = isIP(options.relayAddress) === 6 ? 'ipv6' : 'ipv4';
+    const advertised = options.externalAddress ?? options.relayAddress;
+    if (advertised === '0.0.0.0' || advertised === '::') throw new Error('the embedded TURN server needs a relay address peers can reach: set externalAddress when relaying from a wildcard address');
     for (const [address, prefix, family] of DENIED) this.denied.addSubnet(address, prefix, family);
     for (const r of options.deniedPeers ?? []) this.denied.addSubnet(r.address, r.prefix, r.family);
     for (const r of options.allowedPeers ?? []) this.allowed.addSubnet(r.address, r.prefix, r.family);
@@ -238,14 +250,22 @@ export class EmbeddedTurnServer {
       handle();
     } catch (err) {
       this.counters.dropped++;
-      this.log.warn({ from: `${rinfo.address}:${rinfo.port}`, err: (err as Error).message }, 'TURN datagram dropped');
+      // at most one line a minute, however many datagrams do it
+      const now = Date.now();
+      if (now - this.lastWarn.at < 60_000) {
+        this.lastWarn.suppressed++;
+        return;
+      }
+      this.log.warn({ from: `${rinfo.address}:${rinfo.port}`, err: (err as Error).message, suppressed: this.lastWarn.suppressed }, 'TURN datagram dropped');
+      this.lastWarn = { at: now, suppressed: 0 };
     }
   }
 
   // ---- from clients --------------------------------------------------------------------------------
 
   private onClientDatagram(buf: Buffer, rinfo: RemoteInfo): void {
-    const client = { address: canonical(rinfo.address), port: rinfo.port };
+    // the kernel's text of the address, the same for every datagram of a client: only a key here
+    const client = { address: rinfo.address, port: rinfo.port };
     if (buf.length > MAX_DATAGRAM) {
       this.counters.dropped++;
       return;
@@ -266,7 +286,7 @@ export class EmbeddedTurnServer {
     }
     if (message.cls !== 'request') return;
     if (message.method === Method.Binding) {
-      this.reply(client, message, 'success', [{ type: Attr.XorMappedAddress, value: encodeXorAddress(client, message.transactionId) }]);
+      this.reply(client, message, 'success', [{ type: Attr.XorMappedAddress, value: encodeXorAddress(unmapped(client), message.transactionId) }]);
       return;
     }
     if (!(Object.values(Method) as number[]).includes(message.method)) {
@@ -310,6 +330,7 @@ export class EmbeddedTurnServer {
       if (checkIntegrity(buf, message, key)) found = key;
     }
     if (found === undefined) {
+      this.counters.unauthorized++;
       this.log.debug({ client: `${client.address}:${client.port}` }, 'TURN request with an expired or wrong credential refused (401)');
       return challenge(401, 'Unauthorized');
     }
@@ -402,7 +423,7 @@ export class EmbeddedTurnServer {
     const relayed = { address: this.opts.externalAddress ?? this.opts.relayAddress, port: allocation.relayPort };
     allocation.allocateAnswer = this.reply(client, message, 'success', [
       { type: Attr.XorRelayedAddress, value: encodeXorAddress(relayed, message.transactionId) },
-      { type: Attr.XorMappedAddress, value: encodeXorAddress(client, message.transactionId) },
+      { type: Attr.XorMappedAddress, value: encodeXorAddress(unmapped(client), message.transactionId) },
       { type: Attr.Lifetime, value: u32((allocation.expiresAt - now) / 1000) },
     ], key);
     this.log.debug({ client: `${client.address}:${client.port}`, relayPort: allocation.relayPort, allocations: this.allocations.size }, 'TURN allocation created');

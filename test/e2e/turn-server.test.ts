@@ -198,8 +198,10 @@ describe('the embedded TURN server: credentials and nonces', () => {
   });
 
   it('refuses a credential whose expiry has passed with 401, though its HMAC is right', async () => {
+    const unauthorized = h.server.stats().unauthorized;
     const reply = await (await h.open()).allocate(credential(secret, 'alice', Math.floor(Date.now() / 1000) - 60));
     assert.equal(reply.code, 401, `${reply.code} ${reply.reason}`);
+    assert.equal(h.server.stats().unauthorized, unauthorized + 1);
   });
 
   it('refuses a wrong HMAC (another secret), a username changed after signing, and a username not in the REST form with 401', async () => {
@@ -400,6 +402,59 @@ describe('the embedded TURN server: data through the relay', () => {
     });
     taken.close();
     assert.equal((await client.createPermission('127.0.0.1')).code, 437);
+  });
+});
+
+describe('the embedded TURN server: lifetimes, IPv6 and 1:1 NAT', () => {
+  const secret = randomBytes(32).toString('hex');
+
+  it('frees an allocation nobody refreshed when its lifetime ends, and a permission after 300 s (RFC 5766 §5, §8)', async () => {
+    const h = await harness([secret], { allowedPeers: cidrs('127.0.0.1') });
+    const peer = await echoPeer();
+    try {
+      const { client, relayed } = await h.allocated();
+      assert.equal((await client.createPermission('127.0.0.1')).code, 200);
+      h.advance(301_000);
+      await until('the permission swept', () => h.server.stats().permissions === 0);
+      peer.socket.send(Buffer.from('late'), relayed.port, relayed.address);
+      await sleep(100);
+      assert.deepEqual(client.drain(), [], 'nothing relayed without a permission');
+      h.advance(300_000);
+      await until('the allocation swept', () => h.server.stats().allocations === 0);
+      assert.equal((await client.createPermission('127.0.0.1')).code, 437);
+    } finally {
+      peer.socket.close();
+      await h.stop();
+    }
+  });
+
+  it('relays over IPv6 (RFC 6156): an IPv6 relayed address, public IPv6 peers granted, link-local and IPv4 peers refused', async () => {
+    const h = await harness([secret], { listen: { address: '::1', port: await freePort('::1') }, relayAddress: '::1' });
+    try {
+      const client = await h.open();
+      const reply = await client.allocate(credential(secret, 'v6'), { family: 'ipv6' });
+      assert.equal(reply.code, 200, `${reply.code} ${reply.reason}`);
+      assert.equal(reply.relayed?.address, '::1');
+      assert.equal((await client.createPermission('2001:db8::1')).code, 200);
+      assert.equal((await client.createPermission('fe80::1')).code, 403);
+      assert.equal((await client.createPermission('203.0.113.1')).code, 443);
+      const v4 = await h.open();
+      assert.equal((await v4.allocate(credential(secret, 'v4'))).code, 200, 'without REQUESTED-ADDRESS-FAMILY: the family of the relay');
+    } finally {
+      await h.stop();
+    }
+  });
+
+  it('names turn.externalAddress in XOR-RELAYED-ADDRESS while relaying from the bound address (1:1 NAT)', async () => {
+    const h = await harness([secret], { externalAddress: '198.51.100.10' });
+    try {
+      const client = await h.open();
+      const reply = await client.allocate(credential(secret, 'natted'));
+      assert.equal(reply.code, 200);
+      assert.equal(reply.relayed?.address, '198.51.100.10');
+    } finally {
+      await h.stop();
+    }
   });
 });
 
