@@ -6,9 +6,9 @@
  */
 export {
   TurnCredentials, TurnError, TURN_SECRET_FILE, SECRET_BYTES, MIN_SECRET_LENGTH, MAX_TTL_S,
-  type TurnCredential, type TurnCredentialsLoadOptions, type TurnErrorCode,
+  restUser, type TurnCredential, type TurnCredentialsLoadOptions, type TurnErrorCode,
 } from './credentials.js';
+export { EmbeddedTurnServer, type EmbeddedTurnServerOptions, type PeerRange, type TurnServerStats } from './server.js';
 export { iceServers, type IceServerConfig, type IceServersOptions, type RtcIceServer } from './ice-servers.js';
 export { iceServerRoutes, iceServerAnswer, NO_SERVER, type IceServerAnswer, type IceServerRoutesDeps } from './routes.js';
 export { TurnService, ICE_SERVERS_HEADER, type TurnServiceOptions, type TurnSettings } from './service.js';
-export { EmbeddedTurnServer, type EmbeddedTurnServerOptions, type PeerRange, type TurnServerStats } from './server.js';

@@ -11,8 +11,9 @@
  * of its time under a per-process key, checked, never stored), datagrams over MAX_DATAGRAM are dropped, and
  * refusals are logged at debug level only. Credentials and keys are never logged.
  *
- * Not implemented (answered 420 Unknown Attribute, as RFC 5766 §6.2 allows): EVEN-PORT, RESERVATION-TOKEN and
- * DONT-FRAGMENT; TCP relays (RFC 6062) and TURN over TCP/TLS: browsers relay UDP.
+ * EVEN-PORT gets an even relay port, but its R bit reserves nothing: RESERVATION-TOKEN and DONT-FRAGMENT are
+ * answered 420 Unknown Attribute, as RFC 5766 §6.2 allows. No TCP relays (RFC 6062), no TURN over TCP/TLS:
+ * browsers relay UDP.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
@@ -60,6 +61,8 @@ export interface TurnServerStats {
   channels: number;
   /** Payload bytes relayed, both directions. */
   relayedBytes: number;
+  /** Requests with an expired or wrong credential (401 after MESSAGE-INTEGRITY was checked). */
+  unauthorized: number;
   /** Requests refused after authentication: quota, forbidden peer, no relay port, mismatch. */
   refused: number;
   /** Datagrams dropped: no permission, over max-bps, oversize, not STUN. */
@@ -90,9 +93,16 @@ const DENIED: ReadonlyArray<[string, number, 'ipv4' | 'ipv6']> = [
   ['0.0.0.0', 8, 'ipv4'], ['10.0.0.0', 8, 'ipv4'], ['100.64.0.0', 10, 'ipv4'], ['127.0.0.0', 8, 'ipv4'],
   ['169.254.0.0', 16, 'ipv4'], ['172.16.0.0', 12, 'ipv4'], ['192.0.0.0', 24, 'ipv4'], ['192.168.0.0', 16, 'ipv4'],
   ['198.18.0.0', 15, 'ipv4'], ['224.0.0.0', 3, 'ipv4'],
-  ['::', 128, 'ipv6'], ['::1', 128, 'ipv6'], ['::ffff:0:0', 96, 'ipv6'], ['64:ff9b::', 96, 'ipv6'], ['64:ff9b:1::', 48, 'ipv6'],
+  ['::', 128, 'ipv6'], ['::1', 128, 'ipv6'], ['64:ff9b::', 96, 'ipv6'], ['64:ff9b:1::', 48, 'ipv6'],
   ['fc00::', 7, 'ipv6'], ['fe80::', 10, 'ipv6'], ['ff00::', 8, 'ipv6'],
 ];
+
+/**
+ * IPv4-mapped IPv6 (::ffff:0:0/96), denied whole as in the coturn sample. Apart: net.BlockList matches an IPv6 rule
+ * for this range against every IPv4 address, and its IPv4 rules against the mapped forms.
+ */
+const MAPPED = new BlockList();
+MAPPED.addSubnet('::ffff:0:0', 96, 'ipv6');
 
 /** A token bucket of one second's worth of bytes (RFC 5766 §17 leaves the rate limit to the server). */
 class Bucket {
@@ -145,6 +155,12 @@ function canonical(address: string): string {
   return isIP(address) === 6 ? new URL(`http://[${address}]`).hostname.slice(1, -1) : address;
 }
 
+/** An IPv4 client seen on a dual-stack IPv6 socket (::ffff:a.b.c.d) is told its IPv4 address. */
+function unmapped(client: TransportAddress): TransportAddress {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(client.address);
+  return m === null ? client : { address: m[1]!, port: client.port };
+}
+
 export class EmbeddedTurnServer {
   private readonly opts: EmbeddedTurnServerOptions;
   private readonly log: Logger;
@@ -161,13 +177,17 @@ export class EmbeddedTurnServer {
   private readonly allocations = new Map<string, Allocation>();
   private readonly perUser = new Map<string, number>();
   private readonly usedPorts = new Set<number>();
-  private readonly counters = { relayedBytes: 0, refused: 0, dropped: 0 };
+  private readonly counters = { relayedBytes: 0, unauthorized: 0, refused: 0, dropped: 0 };
+  /** When the last warning about a datagram that made the code throw was logged, and how many were not since. */
+  private lastWarn = { at: 0, suppressed: 0 };
 
   constructor(options: EmbeddedTurnServerOptions) {
     this.opts = options;
     this.log = categoryLogger(options.logger, 'turn.server');
     this.now = options.now ?? Date.now;
     this.family = isIP(options.relayAddress) === 6 ? 'ipv6' : 'ipv4';
+    const advertised = options.externalAddress ?? options.relayAddress;
+    if (advertised === '0.0.0.0' || advertised === '::') throw new Error('the embedded TURN server needs a relay address peers can reach: set externalAddress when relaying from a wildcard address');
     for (const [address, prefix, family] of DENIED) this.denied.addSubnet(address, prefix, family);
     for (const r of options.deniedPeers ?? []) this.denied.addSubnet(r.address, r.prefix, r.family);
     for (const r of options.allowedPeers ?? []) this.allowed.addSubnet(r.address, r.prefix, r.family);
@@ -183,7 +203,9 @@ export class EmbeddedTurnServer {
         socket.close();
         reject(new Error(`the embedded TURN server cannot listen on udp ${address}:${port}: ${err.message}`));
       });
-      socket.bind(port, address, () => resolve());
+      // exclusive: in a cluster worker a shared bind is made by the primary and handed to any worker that binds the
+      // same address, a rolling restart's successor included; the allocations live in this one process.
+      socket.bind({ port, address, exclusive: true }, () => resolve());
     });
     socket.removeAllListeners('error');
     socket.on('error', (err) => this.log.warn({ err: err.message }, 'TURN socket error'));
@@ -230,14 +252,22 @@ export class EmbeddedTurnServer {
       handle();
     } catch (err) {
       this.counters.dropped++;
-      this.log.warn({ from: `${rinfo.address}:${rinfo.port}`, err: (err as Error).message }, 'TURN datagram dropped');
+      // at most one line a minute, however many datagrams do it
+      const now = Date.now();
+      if (now - this.lastWarn.at < 60_000) {
+        this.lastWarn.suppressed++;
+        return;
+      }
+      this.log.warn({ from: `${rinfo.address}:${rinfo.port}`, err: (err as Error).message, suppressed: this.lastWarn.suppressed }, 'TURN datagram dropped');
+      this.lastWarn = { at: now, suppressed: 0 };
     }
   }
 
   // ---- from clients --------------------------------------------------------------------------------
 
   private onClientDatagram(buf: Buffer, rinfo: RemoteInfo): void {
-    const client = { address: canonical(rinfo.address), port: rinfo.port };
+    // the kernel's text of the address, the same for every datagram of a client: only a key here
+    const client = { address: rinfo.address, port: rinfo.port };
     if (buf.length > MAX_DATAGRAM) {
       this.counters.dropped++;
       return;
@@ -258,7 +288,7 @@ export class EmbeddedTurnServer {
     }
     if (message.cls !== 'request') return;
     if (message.method === Method.Binding) {
-      this.reply(client, message, 'success', [{ type: Attr.XorMappedAddress, value: encodeXorAddress(client, message.transactionId) }]);
+      this.reply(client, message, 'success', [{ type: Attr.XorMappedAddress, value: encodeXorAddress(unmapped(client), message.transactionId) }]);
       return;
     }
     if (!(Object.values(Method) as number[]).includes(message.method)) {
@@ -302,6 +332,7 @@ export class EmbeddedTurnServer {
       if (checkIntegrity(buf, message, key)) found = key;
     }
     if (found === undefined) {
+      this.counters.unauthorized++;
       this.log.debug({ client: `${client.address}:${client.port}` }, 'TURN request with an expired or wrong credential refused (401)');
       return challenge(401, 'Unauthorized');
     }
@@ -331,7 +362,7 @@ export class EmbeddedTurnServer {
       if (unknown.length > 0) {
         const list = Buffer.alloc(unknown.length * 2);
         unknown.forEach((t, i) => list.writeUInt16BE(t, i * 2));
-        throw new Refusal(420, 'Unknown Attribute', [{ type: Attr.UnknownAttributes, value: list }]);
+        throw new Refusal(420, `Unknown Attribute ${unknown.map((t) => `0x${t.toString(16)}`).join(' ')}`, [{ type: Attr.UnknownAttributes, value: list }]);
       }
       if (message.method === Method.Allocate) {
         await this.allocate(message, client, username, key, existing);
@@ -379,7 +410,7 @@ export class EmbeddedTurnServer {
     // counted at once: retransmissions and the quota see it while its socket is bound
     this.allocations.set(tupleKey(client), allocation);
     this.perUser.set(user, (this.perUser.get(user) ?? 0) + 1);
-    const socket = await this.bindRelay(allocation);
+    const socket = await this.bindRelay(allocation, attr(message, Attr.EvenPort) !== undefined);
     if (socket === undefined) {
       this.free(allocation);
       throw new Refusal(508, 'Insufficient Capacity');
@@ -394,27 +425,27 @@ export class EmbeddedTurnServer {
     const relayed = { address: this.opts.externalAddress ?? this.opts.relayAddress, port: allocation.relayPort };
     allocation.allocateAnswer = this.reply(client, message, 'success', [
       { type: Attr.XorRelayedAddress, value: encodeXorAddress(relayed, message.transactionId) },
-      { type: Attr.XorMappedAddress, value: encodeXorAddress(client, message.transactionId) },
+      { type: Attr.XorMappedAddress, value: encodeXorAddress(unmapped(client), message.transactionId) },
       { type: Attr.Lifetime, value: u32((allocation.expiresAt - now) / 1000) },
     ], key);
     this.log.debug({ client: `${client.address}:${client.port}`, relayPort: allocation.relayPort, allocations: this.allocations.size }, 'TURN allocation created');
   }
 
-  /** A free port of the range, from a random start so allocations do not predictably reuse a port. */
-  private async bindRelay(allocation: Allocation): Promise<Socket | undefined> {
+  /** A free port of the range (an even one for EVEN-PORT), from a random start so allocations do not predictably reuse a port. */
+  private async bindRelay(allocation: Allocation, even: boolean): Promise<Socket | undefined> {
     const { min, max } = this.opts.relayPorts;
     const size = max - min + 1;
     const start = Math.floor(Math.random() * size);
     let attempts = 0;
     for (let i = 0; i < size && attempts < BIND_ATTEMPTS; i++) {
       const port = min + ((start + i) % size);
-      if (this.usedPorts.has(port)) continue;
+      if (this.usedPorts.has(port) || (even && port % 2 === 1)) continue;
       attempts++;
       this.usedPorts.add(port);
       const socket = createSocket(this.family === 'ipv6' ? 'udp6' : 'udp4');
       const ok = await new Promise<boolean>((resolve) => {
         socket.once('error', () => resolve(false));
-        socket.bind(port, this.opts.relayAddress, () => resolve(true));
+        socket.bind({ port, address: this.opts.relayAddress, exclusive: true }, () => resolve(true));
       });
       if (ok) {
         socket.removeAllListeners('error');
@@ -469,13 +500,17 @@ export class EmbeddedTurnServer {
     return [];
   }
 
-  /** A peer address the relay may reach: 400 when unreadable, 443 in the other family, 403 in a denied range. */
+  /**
+   * A peer address the relay may reach: 400 when unreadable, 403 in a denied range (whatever the relay's family:
+   * ::ffff:127.0.0.1 is forbidden, not merely of the other family), 443 in the other family (RFC 6156 §6.1).
+   */
   private peerOf(value: Buffer, message: StunMessage): TransportAddress {
     const peer = decodeXorAddress(value, message.transactionId);
     if (peer === undefined) throw new Refusal(400, 'Bad Request');
     const family = isIP(peer.address) === 4 ? 'ipv4' : 'ipv6';
+    const denied = this.denied.check(peer.address, family) || (family === 'ipv6' && MAPPED.check(peer.address, 'ipv6'));
+    if (denied && !this.allowed.check(peer.address, family)) throw new Refusal(403, 'Forbidden');
     if (family !== this.family) throw new Refusal(443, 'Peer Address Family Mismatch');
-    if (this.denied.check(peer.address, family) && !this.allowed.check(peer.address, family)) throw new Refusal(403, 'Forbidden');
     return { address: canonical(peer.address), port: peer.port };
   }
 

@@ -31,6 +31,7 @@ export const Attr = {
   Nonce: 0x0015,
   XorRelayedAddress: 0x0016,
   RequestedAddressFamily: 0x0017,
+  EvenPort: 0x0018,
   RequestedTransport: 0x0019,
   XorMappedAddress: 0x0020,
   Fingerprint: 0x8028,

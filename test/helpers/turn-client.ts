@@ -1,7 +1,8 @@
 /**
  * A small TURN client over UDP for tests against a real TURN server (coturn): STUN message encoding
  * (RFC 5389 §6, §15), long-term credentials (RFC 5389 §10.2), Allocate (RFC 5766 §6) and CreatePermission
- * (RFC 5766 §9). It answers "what code did the server give", nothing more: no channels, no data, no TCP.
+ * (RFC 5766 §9), Refresh (§7), ChannelBind (§11), Send and Data indications (§10) and ChannelData (§11.4). It
+ * answers "what code did the server give" and "what data came back", nothing more: no TCP.
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
@@ -14,7 +15,7 @@ const FINGERPRINT_XOR = 0x5354554e;
 const HEADER_LENGTH = 20;
 
 /** STUN/TURN methods (RFC 5389 §18.1, RFC 5766 §13). */
-export const StunMethod = { Binding: 0x001, Allocate: 0x003, Refresh: 0x004, Send: 0x006, CreatePermission: 0x008 } as const;
+export const StunMethod = { Binding: 0x001, Allocate: 0x003, Refresh: 0x004, Send: 0x006, Data: 0x007, CreatePermission: 0x008, ChannelBind: 0x009 } as const;
 
 /** Attribute types (RFC 5389 §18.2, RFC 5766 §14). */
 export const StunAttr = {
@@ -22,6 +23,7 @@ export const StunAttr = {
   Username: 0x0006,
   MessageIntegrity: 0x0008,
   ErrorCode: 0x0009,
+  ChannelNumber: 0x000c,
   Lifetime: 0x000d,
   XorPeerAddress: 0x0012,
   Data: 0x0013,
@@ -62,6 +64,17 @@ export interface TurnReply {
   reason: string;
   /** Allocate success: XOR-RELAYED-ADDRESS. */
   relayed?: TransportAddress;
+  /** Allocate success: XOR-MAPPED-ADDRESS. */
+  mapped?: TransportAddress;
+  /** Allocate and Refresh success: LIFETIME, seconds. */
+  lifetime?: number;
+}
+
+/** Data the server relayed from a peer: a Data indication names the peer, ChannelData its channel. */
+export interface RelayedData {
+  peer?: TransportAddress;
+  channel?: number;
+  data: Buffer;
 }
 
 export interface TurnCredentials {
@@ -254,13 +267,35 @@ export class TurnClient {
   private readonly socket: Socket;
   private readonly pending = new Map<string, (buf: Buffer) => void>();
   private auth: { username: string; realm: string; nonce: Buffer; key: Buffer } | undefined;
+  private credentials: TurnCredentials | undefined;
+  private readonly received: RelayedData[] = [];
+  private dataWaiter: (() => void) | undefined;
+  /** 438 Stale Nonce answers retried with the new nonce (RFC 5389 §10.2.3). */
+  staleNonces = 0;
 
   private constructor(private readonly server: TransportAddress, socket: Socket, private readonly timeoutMs: number) {
     this.socket = socket;
     socket.on('message', (buf) => {
+      if ((buf[0]! & 0xc0) === 0x40 && buf.length >= 4) { // ChannelData (RFC 5766 §11)
+        this.deliver({ channel: buf.readUInt16BE(0), data: Buffer.from(buf.subarray(4, 4 + buf.readUInt16BE(2))) });
+        return;
+      }
       const message = decodeStun(buf);
-      if (message !== undefined) this.pending.get(message.transactionId.toString('hex'))?.(buf);
+      if (message === undefined) return;
+      if (message.class === 'indication' && message.method === StunMethod.Data) {
+        const peer = attribute(message, StunAttr.XorPeerAddress);
+        const data = attribute(message, StunAttr.Data);
+        if (peer !== undefined && data !== undefined) this.deliver({ peer: decodeXorAddress(peer, message.transactionId), data: Buffer.from(data) });
+        return;
+      }
+      this.pending.get(message.transactionId.toString('hex'))?.(buf);
     });
+  }
+
+  /** This client's own address (the 5-tuple's client side). */
+  get local(): TransportAddress {
+    const a = this.socket.address();
+    return { address: a.address, port: a.port };
   }
 
   static async open(server: TransportAddress, options: { timeoutMs?: number } = {}): Promise<TurnClient> {
@@ -270,6 +305,11 @@ export class TurnClient {
       socket.bind(0, isIPv6(server.address) ? '::1' : '127.0.0.1', () => resolve());
     });
     return new TurnClient(server, socket, options.timeoutMs ?? 3000);
+  }
+
+  /** A Binding request without credentials (RFC 5389 §7): the answer's `mapped` is this client's address as the server saw it. */
+  async binding(): Promise<TurnReply> {
+    return this.reply(await this.request(StunMethod.Binding, [], false));
   }
 
   /**
@@ -285,22 +325,59 @@ export class TurnClient {
     if (first.class === 'success') return this.reply(first);
     const challenge = errorOf(first);
     if (challenge.code !== 401) return challenge;
-    this.learnNonce(first, credentials);
-    for (let attempt = 0; ; attempt++) {
-      const answer = await this.request(StunMethod.Allocate, attrs, true);
-      if (answer.class === 'error' && errorOf(answer).code === 438 && attempt === 0) {
-        this.learnNonce(answer, credentials);
-        continue;
-      }
-      return this.reply(answer);
-    }
+    this.credentials = credentials;
+    this.learnNonce(first);
+    return this.reply(await this.signed(StunMethod.Allocate, attrs));
   }
 
   /** CreatePermission for a peer's IP (RFC 5766 §9.1; the port is ignored), on the allocation made by allocate(). */
   async createPermission(peer: string): Promise<TurnReply> {
     if (this.auth === undefined) throw new Error('createPermission before allocate');
     const value = (tid: Buffer): Buffer => encodeXorAddress({ address: peer, port: 0 }, tid);
-    return this.reply(await this.request(StunMethod.CreatePermission, [{ type: StunAttr.XorPeerAddress, value }], true));
+    return this.reply(await this.signed(StunMethod.CreatePermission, [{ type: StunAttr.XorPeerAddress, value }]));
+  }
+
+  /** ChannelBind (RFC 5766 §11.2): `channel` (0x4000-0x7FFF) carries ChannelData to and from `peer`. */
+  async channelBind(channel: number, peer: TransportAddress): Promise<TurnReply> {
+    const number = Buffer.alloc(4);
+    number.writeUInt16BE(channel, 0);
+    const value = (tid: Buffer): Buffer => encodeXorAddress(peer, tid);
+    return this.reply(await this.signed(StunMethod.ChannelBind, [{ type: StunAttr.ChannelNumber, value: number }, { type: StunAttr.XorPeerAddress, value }]));
+  }
+
+  /** ChannelData (RFC 5766 §11.4) on a bound channel, unpadded. */
+  sendChannel(channel: number, data: Buffer): void {
+    const header = Buffer.alloc(4);
+    header.writeUInt16BE(channel, 0);
+    header.writeUInt16BE(data.length, 2);
+    this.socket.send(Buffer.concat([header, data]), this.server.port, this.server.address);
+  }
+
+  /** The next data relayed from a peer (Data indication or ChannelData), or a rejection after `timeoutMs`. */
+  async nextData(timeoutMs = 2000): Promise<RelayedData> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.received.length === 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no data relayed from a peer within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.dataWaiter = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    return this.received.shift()!;
+  }
+
+  /** Data relayed so far and not yet taken by nextData(). */
+  drain(): RelayedData[] {
+    return this.received.splice(0);
+  }
+
+  /** Sends bytes as they are to the server (garbage, hand-made messages). */
+  sendRaw(packet: Buffer): void {
+    this.socket.send(packet, this.server.port, this.server.address);
   }
 
   /**
@@ -318,17 +395,39 @@ export class TurnClient {
     this.socket.send(packet, this.server.port, this.server.address);
   }
 
+  /** Refresh (RFC 5766 §7) asking for `lifetimeS` seconds; the answer's `lifetime` is what the server granted. */
+  async refresh(lifetimeS: number): Promise<TurnReply> {
+    const value = Buffer.alloc(4);
+    value.writeUInt32BE(lifetimeS, 0);
+    return this.reply(await this.signed(StunMethod.Refresh, [{ type: StunAttr.Lifetime, value }]));
+  }
+
   /** Refresh with LIFETIME 0 (RFC 5766 §7): the allocation is freed at once instead of when it times out. */
-  async release(): Promise<TurnReply> {
-    const zero = Buffer.alloc(4);
-    return this.reply(await this.request(StunMethod.Refresh, [{ type: StunAttr.Lifetime, value: zero }], true));
+  release(): Promise<TurnReply> {
+    return this.refresh(0);
   }
 
   close(): void {
     this.socket.close();
   }
 
-  private learnNonce(message: StunMessage, credentials: TurnCredentials): void {
+  private deliver(data: RelayedData): void {
+    this.received.push(data);
+    this.dataWaiter?.();
+    this.dataWaiter = undefined;
+  }
+
+  /** A request with the long-term credentials; a 438 (stale nonce) is retried once with the new nonce (RFC 5389 §10.2.3). */
+  private async signed(method: number, attrs: Array<{ type: number; value: Buffer | ((tid: Buffer) => Buffer) }>): Promise<StunMessage> {
+    const answer = await this.request(method, attrs, true);
+    if (answer.class !== 'error' || errorOf(answer).code !== 438) return answer;
+    this.staleNonces++;
+    this.learnNonce(answer);
+    return this.request(method, attrs, true);
+  }
+
+  private learnNonce(message: StunMessage): void {
+    const credentials = this.credentials!;
     const realm = attribute(message, StunAttr.Realm);
     const nonce = attribute(message, StunAttr.Nonce);
     if (realm === undefined || nonce === undefined) throw new Error('401 without REALM and NONCE (RFC 5389 §10.2.1)');
@@ -339,7 +438,14 @@ export class TurnClient {
   private reply(message: StunMessage): TurnReply {
     if (message.class !== 'success') return errorOf(message);
     const relayed = attribute(message, StunAttr.XorRelayedAddress);
-    return { code: 200, reason: 'success', ...(relayed ? { relayed: decodeXorAddress(relayed, message.transactionId) } : {}) };
+    const mapped = attribute(message, StunAttr.XorMappedAddress);
+    const lifetime = attribute(message, StunAttr.Lifetime);
+    return {
+      code: 200, reason: 'success',
+      ...(relayed ? { relayed: decodeXorAddress(relayed, message.transactionId) } : {}),
+      ...(mapped ? { mapped: decodeXorAddress(mapped, message.transactionId) } : {}),
+      ...(lifetime?.length === 4 ? { lifetime: lifetime.readUInt32BE(0) } : {}),
+    };
   }
 
   private async request(method: number, attrs: Array<{ type: number; value: Buffer | ((tid: Buffer) => Buffer) }>, signed: boolean): Promise<StunMessage> {
