@@ -3,6 +3,8 @@
  * address, else none) and on which transports a REGISTER's 200 carries them (X-Ice-Servers).
  */
 import { describe, it, after } from 'node:test';
+import { createSocket } from 'node:dgram';
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,9 +17,9 @@ import { ICE_SERVERS_HEADER, TurnService } from '../../../turn/index.js';
 const dir = mkdtempSync(join(tmpdir(), 'turn-service-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function service(turn: Record<string, unknown>, runsEmbedded = true): TurnService {
+function service(turn: Record<string, unknown>, runsEmbedded = true, waitForPort = false): TurnService {
   const config = validate({ sip: { domain: ['example.com'] }, dataDir: dir, turn: { secret: 'turn-service-test-secret-0123456789abcdef', ...turn } });
-  return new TurnService({ settings: config.turn, domain: 'example.com', dataDir: dir, logger: silentLogger(), runsEmbedded });
+  return new TurnService({ settings: config.turn, domain: 'example.com', dataDir: dir, logger: silentLogger(), runsEmbedded, waitForPort });
 }
 const flow = (protocol: string): Flow => ({ protocol }) as unknown as Flow;
 
@@ -64,5 +66,40 @@ describe('TurnService', () => {
   it('refuses a turn.listen that is not an IP address and port, naming the key', () => {
     assert.throws(() => service({ listen: 'turn.example.com:3478' }), /turn\.listen/);
     assert.throws(() => service({ listen: '0.0.0.0:70000' }), /turn\.listen/);
+  });
+
+  it('a single process whose turn.listen port is taken fails its start naming the address', async () => {
+    const holder = createSocket('udp4');
+    await new Promise<void>((resolve) => holder.bind(0, '127.0.0.1', resolve));
+    try {
+      await assert.rejects(service({ listen: `127.0.0.1:${holder.address().port}` }).start(), new RegExp(`127\\.0\\.0\\.1:${holder.address().port}.*EADDRINUSE`));
+    } finally {
+      holder.close();
+    }
+  });
+
+  it('a cluster worker whose predecessor still holds the port binds as soon as it is free (a rolling restart)', async () => {
+    const holder = createSocket('udp4');
+    await new Promise<void>((resolve) => holder.bind(0, '127.0.0.1', resolve));
+    const port = holder.address().port;
+    const turn = service({ listen: `127.0.0.1:${port}` }, true, true);
+    try {
+      await turn.start();
+      await sleep(300);
+      assert.throws(() => turn.embedded!.address(), /not started/, 'not bound while the port is held');
+      holder.close();
+      const deadline = Date.now() + 3000;
+      while (Date.now() < deadline) {
+        try {
+          if (turn.embedded!.address().port === port) break;
+        } catch {
+          // not bound yet
+        }
+        await sleep(100);
+      }
+      assert.equal(turn.embedded!.address().port, port, 'bound once the port was free');
+    } finally {
+      await turn.stop();
+    }
   });
 });
