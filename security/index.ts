@@ -44,9 +44,17 @@ export interface Security {
 
 export function createSecurity(deps: SecurityDeps): Security {
   const { options, logger, clock } = deps;
+  // net.BlockList matches an IPv4 address against IPv6 rules too (as ::ffff:a.b.c.d): "::/0" would exempt every
+  // IPv4 source. IPv4 sources are checked against the IPv4 blocks only; IPv6 ones against all (a mapped
+  // ::ffff:192.0.2.7 is in an exempt 192.0.2.0/24).
+  const allow4 = new BlockList();
   const allow = new BlockList();
-  for (const c of options.exempt) allow.addSubnet(c.address, c.prefix, c.family);
-  const exempt = (address: string): boolean => (deps.isTrusted?.(address) ?? false) || allow.check(address, address.includes(':') ? 'ipv6' : 'ipv4');
+  for (const c of options.exempt) {
+    allow.addSubnet(c.address, c.prefix, c.family);
+    if (c.family === 'ipv4') allow4.addSubnet(c.address, c.prefix, 'ipv4');
+  }
+  const exempt = (address: string): boolean =>
+    (deps.isTrusted?.(address) ?? false) || (address.includes(':') ? allow.check(address, 'ipv6') : allow4.check(address, 'ipv4'));
   const bans = new BanList({ logger, clock });
   const pike = options.pike.enabled
     ? new FloodDetector({

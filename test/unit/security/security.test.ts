@@ -137,4 +137,18 @@ describe('createSecurity', () => {
     assert.equal(s.gate.admit('192.0.2.77'), true);
     assert.deepEqual(s.bans.list().map((b) => [b.address, b.reason]), [['203.0.113.5', 'flood']]);
   });
+
+  it('an IPv6 exempt block exempts IPv6 sources only: "::/0" does not spare an IPv4 flood (net.BlockList would match IPv4 against it)', () => {
+    const s = createSecurity({
+      logger: silentLogger(),
+      options: {
+        pike: { enabled: true, requests: 3, window: 2, banSeconds: 60 },
+        authFailures: { perSource: 10, window: 60, perUser: 20, userWindow: 300, banSeconds: 600 },
+        exempt: [{ address: '::', prefix: 0, family: 'ipv6' }],
+      },
+    });
+    for (let i = 0; i < 10; i++) assert.equal(s.gate.request('2001:db8::5'), true);
+    const verdicts = Array.from({ length: 5 }, () => s.gate.request('203.0.113.5'));
+    assert.deepEqual(verdicts, [true, true, true, false, false]);
+  });
 });
