@@ -49,23 +49,20 @@ export function parseCidr(text: string): { address: string; prefix: number; fami
   return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
 }
 
-const cidrSchema = z.string().transform((s, ctx) => {
-  try {
-    return parseCidr(s);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-    return z.NEVER;
-  }
-});
+/** A string read by `parse`; what it throws is the key's error message. */
+function parsedString<T>(parse: (text: string) => T) {
+  return z.string().transform((s, ctx) => {
+    try {
+      return parse(s);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+}
 
-const listenSchema = z.string().transform((s, ctx) => {
-  try {
-    return parseListen(s);
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-    return z.NEVER;
-  }
-});
+const cidrSchema = parsedString(parseCidr);
+const listenSchema = parsedString(parseListen);
 
 const hostname = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*)$/, 'must be a host name or IP address');
 
@@ -214,14 +211,7 @@ const schema = z.strictObject({
      * monitor, the benchmarks) is no remote flood, and the kernel never accepts 127.0.0.0/8 or ::1 from
      * a network interface. Setting the key replaces the default.
      */
-    exempt: z.array(z.string().transform((s, ctx) => {
-      try {
-        return parseCidr(s);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: (err as Error).message });
-        return z.NEVER;
-      }
-    })).default([parseCidr('127.0.0.1'), parseCidr('::1')]),
+    exempt: z.array(cidrSchema).default([parseCidr('127.0.0.1'), parseCidr('::1')]),
   }).prefault({}),
   registrar: z.strictObject({
     /**
