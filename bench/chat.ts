@@ -33,7 +33,7 @@ import { startKamailioTarget } from './kamailio-target.js';
 import { ChatPhone, benchBody } from './chat-ua.js';
 import {
   BENCH_DOMAIN, type BenchTarget, type BenchUser, type Measured, benchConfig, benchUsers, benchWorkers, fmt, loadAverage, measure,
-  provisionSoftswitch, sleep, startServerProcess,
+  provisionSoftswitch, sleep, spread, startServerProcess,
 } from './lib.js';
 
 /** A message not delivered within this long of its sending has failed. */
@@ -47,17 +47,6 @@ const MAX_FAILED_SHARE = 0.001;
 const MIN_ACHIEVED_SHARE = 0.95;
 /** Phones registering at the same time. */
 const REGISTER_CONCURRENCY = 20;
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-/** `p50 / p95 / max` of a sample, ms. */
-function spread(sample: number[]): string {
-  if (sample.length === 0) return '–';
-  const sorted = [...sample].sort((a, b) => a - b);
-  return `${fmt(percentile(sorted, 50), 1)} / ${fmt(percentile(sorted, 95), 1)} / ${fmt(sorted[sorted.length - 1]!, 1)}`;
-}
 
 /** One message to send: from which phone, to which URI, and the phones that must receive it. */
 interface Send {

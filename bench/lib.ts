@@ -398,6 +398,18 @@ export function fmt(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
+/** The value below which `p` % of a sorted sample lies (NaN for an empty sample). */
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** `p50 / p95 / max` of a sample, ms. */
+export function spread(sample: readonly number[]): string {
+  if (sample.length === 0) return '–';
+  const sorted = [...sample].sort((a, b) => a - b);
+  return `${fmt(percentile(sorted, 50), 1)} / ${fmt(percentile(sorted, 95), 1)} / ${fmt(sorted[sorted.length - 1]!, 1)}`;
+}
+
 export async function sleep(ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
 }

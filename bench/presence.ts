@@ -28,7 +28,7 @@ import {
 import { freePort } from '../support/tools.js';
 import {
   BENCH_DOMAIN, type BenchTarget, type BenchUser, benchConfig, benchUsers, benchWorkers, fmt, loadAverage, measure, provisionSoftswitch,
-  sleep, startServerProcess,
+  sleep, spread, startServerProcess,
 } from './lib.js';
 
 const hex = (bytes: number): string => randomBytes(bytes).toString('hex');
@@ -253,17 +253,6 @@ function pidf(aor: string, n: number): string {
     `<dm:person id="p1"><rpid:activities><rpid:${n % 2 === 0 ? 'away' : 'busy'}/></rpid:activities><dm:note>bench change ${n}</dm:note></dm:person>`,
     '</presence>',
   ].join('\r\n');
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-/** `p50 / p95 / max` of a sample, ms. */
-function spread(sample: number[]): string {
-  if (sample.length === 0) return '–';
-  const sorted = [...sample].sort((a, b) => a - b);
-  return `${fmt(percentile(sorted, 50), 1)} / ${fmt(percentile(sorted, 95), 1)} / ${fmt(sorted[sorted.length - 1]!, 1)}`;
 }
 
 interface RunResult {

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ApnsPush, type FakeApns, apnsPushConfig, startFakeApns } from '../support/fake-apns.js';
 import { freePort } from '../support/tools.js';
-import { type BenchTarget, type BenchUser, type Measured, benchConfig, benchUsers, benchWorkers, fmt, loadAverage, measure, provisionSoftswitch, sleep, startServerProcess } from './lib.js';
+import { type BenchTarget, type BenchUser, type Measured, benchConfig, benchUsers, benchWorkers, fmt, loadAverage, measure, provisionSoftswitch, sleep, spread, startServerProcess } from './lib.js';
 import { type CallOutcome, Caller, SleepingApp } from './push-wake-ua.js';
 
 const ALICE: BenchUser = { username: 'alice', password: 'alice-bench-secret' };
@@ -33,17 +33,6 @@ const HOLD_MS = 500;
 const CALL_TIMEOUT_MS = 25_000;
 /** Apps woken first, unmeasured, so that the JIT has compiled the push path. */
 const WARMUP_APPS = 200;
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-/** `p50 / p95 / max` of a sample, ms. */
-function spread(sample: number[]): string {
-  if (sample.length === 0) return '–';
-  const sorted = [...sample].sort((a, b) => a - b);
-  return `${fmt(percentile(sorted, 50), 1)} / ${fmt(percentile(sorted, 95), 1)} / ${fmt(sorted[sorted.length - 1]!, 1)}`;
-}
 
 /** The pushes the local APNs delivered, per app, and when the first one for each app arrived. */
 class PushLog {

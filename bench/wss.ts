@@ -22,7 +22,7 @@ import { silentLogger } from '../src/log/index.js';
 import { openStore } from '../platform/store/index.js';
 import { freePort } from '../support/tools.js';
 import {
-  BENCH_DOMAIN, benchConfig, benchUsers, benchWorkers, fmt, loadAverage, processTree, sleep, startServerProcess, type ServerProcess,
+  BENCH_DOMAIN, benchConfig, benchUsers, benchWorkers, fmt, loadAverage, percentile, processTree, sleep, startServerProcess, type ServerProcess,
 } from './lib.js';
 import type { ClientReport, ClientSlice } from './wss-client.js';
 
@@ -70,11 +70,6 @@ function fits(n: number, limit: number): boolean {
 function sourceAddress(i: number): string {
   const k = Math.floor(i / PER_ADDRESS) + 2;
   return `127.0.${k >> 8}.${k & 255}`;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 /** The soft RLIMIT_NOFILE of a process, from /proc/PID/limits. */
