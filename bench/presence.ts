@@ -1,6 +1,6 @@
 /**
  * bench/presence: presence fan-out (RFC 3856 SUBSCRIBE/NOTIFY, RFC 3903 PUBLISH) through one server process
- * over UDP, Node user agents on raw UDP sockets with the project's SIP message layer (src/sip), all on
+ * over UDP, Node user agents on raw UDP sockets with the project's SIP message layer (support/udp-ua.ts), all on
  * 127.0.0.1 (SIPp cannot tell when a change made by one scenario reaches another).
  *
  * 1. One user, W watchers (default 1,000): each watcher is a user of its own and SUBSCRIBEs (407, then with
@@ -19,35 +19,21 @@
  * measured apart: CPU per subscription.
  * Usage: node dist/bench/presence.js [watchers=1000] [changes=20] [users=100] [watchers per user=10] [rounds=10]
  */
-import { randomBytes } from 'node:crypto';
-import { createSocket, type Socket } from 'node:dgram';
 import { join } from 'node:path';
-import {
-  type DigestChallenge, type SipRequest, SipResponse, buildCredentials, createResponse, parseChallenge, parseMessage, serializeMessage,
-} from '../src/sip/index.js';
+import { type SipRequest, createResponse } from '../src/sip/index.js';
 import { freePort } from '../support/tools.js';
+import { DigestSession, type OutgoingRequest, type Reply, UdpUa, hex } from '../support/udp-ua.js';
 import {
   BENCH_DOMAIN, type BenchTarget, type BenchUser, benchConfig, benchUsers, benchWorkers, fmt, loadAverage, measure, provisionSoftswitch,
   sleep, spread, startServerProcess,
 } from './lib.js';
 
-const hex = (bytes: number): string => randomBytes(bytes).toString('hex');
-const T1_MS = 500;
-const T2_MS = 4000;
-const TIMER_F_MS = 64 * T1_MS;
 /** A change not heard by every watcher within this long is counted as missing there. */
 const CHANGE_DEADLINE_MS = 10_000;
 /** UDP sockets the watchers share (a subscription is told apart by its Call-ID). */
 const SOCKETS = 50;
 /** SUBSCRIBEs in flight at once. */
 const SUBSCRIBE_CONCURRENCY = 50;
-
-interface Pending {
-  done(status: number, res?: SipResponse): void;
-  interval: number;
-  retransmit: NodeJS.Timeout | undefined;
-  expires: NodeJS.Timeout;
-}
 
 /** What a subscription heard: the change numbers (from the note) and when each first arrived. */
 interface Subscription {
@@ -61,83 +47,25 @@ interface Subscription {
   notifies: number;
 }
 
-/** One UDP socket: client transactions (by branch) for anyone, and the NOTIFYs of the subscriptions on it. */
+/** One UDP socket: client transactions for anyone, and the NOTIFYs of the subscriptions on it. */
 class Endpoint {
-  private readonly socket: Socket = createSocket('udp4');
-  private readonly pending = new Map<string, Pending>();
+  readonly ua: UdpUa;
   readonly subscriptions = new Map<string, Subscription>();
   /** A NOTIFY (first copy) for a subscription of this endpoint, with its change number if it names one. */
   onNotify: ((sub: Subscription, change: number | undefined, at: number) => void) | undefined;
 
-  private constructor(private readonly serverPort: number) {
-    this.socket.on('message', (data, from) => {
-      let m;
-      try {
-        m = parseMessage(data);
-      } catch {
-        return;
-      }
-      if (m instanceof SipResponse) this.response(m);
-      else this.request(m, from.port, from.address);
-    });
+  private constructor(serverPort: number) {
+    this.ua = new UdpUa({ address: '127.0.0.1', port: serverPort }, (req, reply) => this.request(req, reply));
   }
 
   static async open(serverPort: number): Promise<Endpoint> {
     const e = new Endpoint(serverPort);
-    await new Promise<void>((resolve) => e.socket.bind(0, '127.0.0.1', resolve));
+    await e.ua.bind();
     return e;
   }
 
-  get local(): string {
-    return `127.0.0.1:${this.socket.address().port}`;
-  }
-
-  close(): void {
-    for (const p of this.pending.values()) p.done(0);
-    this.socket.close();
-  }
-
-  /** One non-INVITE client transaction over UDP (RFC 3261 §17.1.2.2); resolves with the final status (0: Timer F). */
-  transact({ text, branch }: { text: string; branch: string }): Promise<{ status: number; res?: SipResponse }> {
-    return new Promise((resolve) => {
-      const send = (): void => this.socket.send(text, this.serverPort, '127.0.0.1');
-      const p: Pending = {
-        interval: T1_MS,
-        done: (status, res) => {
-          clearTimeout(p.retransmit);
-          clearTimeout(p.expires);
-          this.pending.delete(branch);
-          resolve(res === undefined ? { status } : { status, res });
-        },
-        retransmit: undefined,
-        expires: setTimeout(() => p.done(0), TIMER_F_MS),
-      };
-      const schedule = (): void => {
-        p.retransmit = setTimeout(() => {
-          send();
-          p.interval = Math.min(p.interval * 2, T2_MS);
-          schedule();
-        }, p.interval);
-      };
-      schedule();
-      this.pending.set(branch, p);
-      send();
-    });
-  }
-
-  private response(res: SipResponse): void {
-    const p = this.pending.get(res.topVia?.branch ?? '');
-    if (p === undefined) return;
-    if (res.status < 200) {
-      p.interval = T2_MS;
-      return;
-    }
-    p.done(res.status, res);
-  }
-
-  private request(req: SipRequest, port: number, address: string): void {
-    if (req.method === 'ACK') return;
-    this.socket.send(serializeMessage(createResponse(req, req.method === 'NOTIFY' ? 200 : 405)), port, address);
+  private request(req: SipRequest, reply: Reply): void {
+    reply(createResponse(req, req.method === 'NOTIFY' ? 200 : 405));
     const sub = req.method === 'NOTIFY' ? this.subscriptions.get(req.callId ?? '') : undefined;
     if (sub === undefined) return;
     const cseq = req.cseq?.seq ?? 0;
@@ -149,42 +77,21 @@ class Endpoint {
   }
 }
 
-/** A request from `user` on `endpoint`, with a fresh branch. */
-function request(endpoint: Endpoint, user: BenchUser, method: string, ruri: string, to: string, o: {
-  callId: string; tag: string; cseq: number; headers: string[]; body?: string;
-}): { text: string; branch: string } {
-  const branch = `z9hG4bK${hex(8)}`;
-  const body = o.body ?? '';
-  const lines = [
-    `${method} ${ruri} SIP/2.0`, `Via: SIP/2.0/UDP ${endpoint.local};branch=${branch};rport`, 'Max-Forwards: 70',
-    `From: <sip:${user.username}@${BENCH_DOMAIN}>;tag=${o.tag}`, `To: <${to}>`, `Call-ID: ${o.callId}`, `CSeq: ${o.cseq} ${method}`,
-    ...o.headers, `Content-Length: ${Buffer.byteLength(body)}`, '', body,
-  ];
-  return { text: lines.join('\r\n'), branch };
-}
-
 /** SUBSCRIBE (presence) from `watcher` to `presentity`, answering the 407; resolves with the subscription or the failing status. */
-async function subscribe(endpoint: Endpoint, watcher: BenchUser, presentity: BenchUser): Promise<Subscription | number> {
+async function subscribe({ ua, subscriptions }: Endpoint, watcher: BenchUser, presentity: BenchUser): Promise<Subscription | number> {
   const target = `sip:${presentity.username}@${BENCH_DOMAIN}`;
   const callId = `${hex(8)}@bench-presence`;
   const tag = hex(4);
   const sub: Subscription = { callId, watcher, presentity, seen: new Set(), heard: new Map(), notifies: 0 };
-  endpoint.subscriptions.set(callId, sub);
-  const build = (cseq: number, auth?: string): { text: string; branch: string } => request(endpoint, watcher, 'SUBSCRIBE', target, target, {
-    callId, tag, cseq, headers: [
-      `Contact: <sip:${watcher.username}@${endpoint.local}>`, 'Event: presence', 'Accept: application/pidf+xml', 'Expires: 3600',
-      ...(auth === undefined ? [] : [`Proxy-Authorization: ${auth}`]),
+  subscriptions.set(callId, sub);
+  let cseq = 0;
+  const { status } = await new DigestSession(watcher).send('SUBSCRIBE', target, (credentials) => ua.transact(ua.request({
+    method: 'SUBSCRIBE', ruri: target, from: `sip:${watcher.username}@${BENCH_DOMAIN}`, tag, to: target, callId, cseq: ++cseq, headers: [
+      `Contact: <sip:${watcher.username}@${ua.local}>`, 'Event: presence', 'Accept: application/pidf+xml', 'Expires: 3600', ...credentials,
     ],
-  });
-  const first = await endpoint.transact(build(1));
-  let status = first.status;
-  if (first.status === 407 && first.res !== undefined) {
-    const ch = parseChallenge(first.res.get('proxy-authenticate') ?? '', 'proxy-authenticate');
-    const auth = buildCredentials(ch, { username: watcher.username, password: watcher.password, method: 'SUBSCRIBE', uri: target, nc: 1, cnonce: hex(4) });
-    status = (await endpoint.transact(build(2, auth))).status;
-  }
+  })));
   if (status === 200) return sub;
-  endpoint.subscriptions.delete(callId);
+  subscriptions.delete(callId);
   return status;
 }
 
@@ -194,10 +101,12 @@ class Publisher {
   private readonly tag = hex(4);
   private cseq = 0;
   private etag: string | undefined;
-  private challenge: DigestChallenge | undefined;
-  private nc = 0;
+  /** Credentials of PUBLISHes: the nonce of the first 407, the nonce-count one higher each time. */
+  private readonly publishAuth: DigestSession;
 
-  constructor(readonly user: BenchUser, private readonly endpoint: Endpoint) {}
+  constructor(readonly user: BenchUser, private readonly ua: UdpUa) {
+    this.publishAuth = new DigestSession(user);
+  }
 
   get aor(): string {
     return `sip:${this.user.username}@${BENCH_DOMAIN}`;
@@ -207,40 +116,35 @@ class Publisher {
   async register(): Promise<number> {
     const uri = `sip:${BENCH_DOMAIN}`;
     const callId = `${hex(8)}@bench-register`;
-    const build = (cseq: number, auth?: string): { text: string; branch: string } => request(this.endpoint, this.user, 'REGISTER', uri, this.aor, {
-      callId, tag: this.tag, cseq, headers: [
-        `Contact: <sip:${this.user.username}@${this.endpoint.local}>`, 'Expires: 3600', ...(auth === undefined ? [] : [`Authorization: ${auth}`]),
-      ],
-    });
-    const first = await this.endpoint.transact(build(1));
-    if (first.status !== 401 || first.res === undefined) return first.status;
-    const ch = parseChallenge(first.res.get('www-authenticate') ?? '');
-    const auth = buildCredentials(ch, { username: this.user.username, password: this.user.password, method: 'REGISTER', uri, nc: 1, cnonce: hex(4) });
-    return (await this.endpoint.transact(build(2, auth))).status;
+    let cseq = 0;
+    const r = await new DigestSession(this.user).send('REGISTER', uri, (credentials) => this.ua.transact(this.request('REGISTER', uri, {
+      callId, cseq: ++cseq, headers: [`Contact: <sip:${this.user.username}@${this.ua.local}>`, 'Expires: 3600', ...credentials],
+    })));
+    return r.status;
   }
 
-  /** PUBLISHes the document of change `n`; resolves with the final status and when the PUBLISH left. */
+  /** PUBLISHes the document of change `n`; resolves with the final status and when the (last) PUBLISH left. */
   async publish(n: number): Promise<{ status: number; sentAt: number }> {
     const body = pidf(this.aor, n);
     let sentAt = 0;
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const auth = this.challenge === undefined ? undefined : buildCredentials(this.challenge, {
-        username: this.user.username, password: this.user.password, method: 'PUBLISH', uri: this.aor, nc: ++this.nc, cnonce: hex(4),
-      });
-      const req = request(this.endpoint, this.user, 'PUBLISH', this.aor, this.aor, {
-        callId: this.callId, tag: this.tag, cseq: ++this.cseq, body, headers: [
+    const r = await this.publishAuth.send('PUBLISH', this.aor, async (credentials) => {
+      const req = this.request('PUBLISH', this.aor, {
+        callId: this.callId, cseq: ++this.cseq, body, headers: [
           'Event: presence', 'Expires: 3600', 'Content-Type: application/pidf+xml',
-          ...(this.etag === undefined ? [] : [`SIP-If-Match: ${this.etag}`]), ...(auth === undefined ? [] : [`Proxy-Authorization: ${auth}`]),
+          ...(this.etag === undefined ? [] : [`SIP-If-Match: ${this.etag}`]), ...credentials,
         ],
       });
       sentAt = performance.now();
-      const r = await this.endpoint.transact(req);
-      if (r.status === 200) this.etag = r.res?.get('sip-etag') ?? this.etag;
-      if (r.status !== 407 || r.res === undefined) return { status: r.status, sentAt };
-      this.challenge = parseChallenge(r.res.get('proxy-authenticate') ?? '', 'proxy-authenticate');
-      this.nc = 0;
-    }
-    return { status: 407, sentAt };
+      const res = await this.ua.transact(req);
+      if (res.status === 200) this.etag = res.res?.get('sip-etag') ?? this.etag;
+      return res;
+    });
+    return { status: r.status, sentAt };
+  }
+
+  /** A request from this presentity to its own AOR (`to`), with a fresh branch. */
+  private request(method: string, ruri: string, o: { callId: string; cseq: number; headers: string[]; body?: string }): OutgoingRequest {
+    return this.ua.request({ method, ruri, from: this.aor, tag: this.tag, to: this.aor, ...o });
   }
 }
 
@@ -284,7 +188,7 @@ async function run(target: BenchTarget, label: string, presentityUsers: readonly
   const endpoints = await Promise.all(Array.from({ length: SOCKETS }, () => Endpoint.open(target.port)));
   const publisherEndpoints = await Promise.all(presentityUsers.map(() => Endpoint.open(target.port)));
   try {
-    const publishers = presentityUsers.map((u, i) => new Publisher(u, publisherEndpoints[i]!));
+    const publishers = presentityUsers.map((u, i) => new Publisher(u, publisherEndpoints[i]!.ua));
     for (const p of publishers) {
       const status = await p.register();
       if (status !== 200) throw new Error(`REGISTER of ${p.aor}: ${status}`);
@@ -365,7 +269,7 @@ async function run(target: BenchTarget, label: string, presentityUsers: readonly
       rssMiB: m.memoryMiB,
     };
   } finally {
-    for (const e of [...endpoints, ...publisherEndpoints]) e.close();
+    for (const e of [...endpoints, ...publisherEndpoints]) e.ua.close();
   }
 }
 

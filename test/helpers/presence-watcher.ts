@@ -1,7 +1,7 @@
 /**
  * A lightweight watcher for tests that need hundreds of them (a SIP.js phone each would cost the test process
- * more than the server): one UDP socket, the project's SIP message layer (src/sip: parser, digest, response
- * builder), one subscription (RFC 6665) at a time.
+ * more than the server): a `UdpUa` of support/udp-ua.ts (one UDP socket, the project's SIP message layer), one
+ * subscription (RFC 6665) at a time.
  *
  * `subscribe` sends SUBSCRIBE, answers the 407 with Proxy-Authorization (RFC 3261 §22.3) and resolves on the
  * 200 (its To tag and Contact make the dialog). Every NOTIFY is answered 200, each retransmission too, and
@@ -9,14 +9,8 @@
  * retransmitted as a non-INVITE client transaction over UDP (§17.1.2.2: T1 = 500 ms doubling to T2 = 4 s) and
  * given up after Timer F (32 s).
  */
-import { randomBytes } from 'node:crypto';
-import { createSocket, type Socket } from 'node:dgram';
-import { type SipRequest, SipResponse, buildCredentials, createResponse, parseChallenge, parseMessage, serializeMessage } from '../../src/sip/index.js';
-
-const hex = (bytes: number): string => randomBytes(bytes).toString('hex');
-const T1_MS = 500;
-const T2_MS = 4000;
-const TIMER_F_MS = 64 * T1_MS;
+import { type SipRequest, createResponse } from '../../src/sip/index.js';
+import { DigestSession, type OutgoingRequest, type Reply, type TransactionResult, UdpUa, hex } from '../../support/udp-ua.js';
 
 /** A NOTIFY as the watcher received it (the first copy). */
 export interface WatcherNotify {
@@ -34,16 +28,8 @@ export interface WatcherAccount {
   password: string;
 }
 
-interface Pending {
-  done(status: number, res?: SipResponse): void;
-  interval: number;
-  retransmit: NodeJS.Timeout | undefined;
-  expires: NodeJS.Timeout;
-}
-
 export class UdpWatcher {
-  private readonly socket: Socket = createSocket('udp4');
-  private readonly pending = new Map<string, Pending>();
+  private readonly ua: UdpUa;
   private readonly tag = hex(4);
   private readonly callId = `${hex(8)}@watcher`;
   private cseq = 0;
@@ -57,23 +43,14 @@ export class UdpWatcher {
   /** Called for the first copy of every NOTIFY. */
   onNotify: ((n: WatcherNotify) => void) | undefined;
 
-  private constructor(readonly account: WatcherAccount, private readonly server: { address: string; port: number }) {
-    this.socket.on('message', (data, from) => {
-      let m;
-      try {
-        m = parseMessage(data);
-      } catch {
-        return;
-      }
-      if (m instanceof SipResponse) this.response(m);
-      else this.request(m, from.port, from.address);
-    });
+  private constructor(readonly account: WatcherAccount, server: { address: string; port: number }) {
+    this.ua = new UdpUa(server, (req, reply) => this.request(req, reply));
   }
 
   /** A watcher bound to an ephemeral port of 127.0.0.1, sending to the server's UDP listener. */
   static async open(account: WatcherAccount, server: { address: string; port: number }): Promise<UdpWatcher> {
     const w = new UdpWatcher(account, server);
-    await new Promise<void>((resolve) => w.socket.bind(0, '127.0.0.1', resolve));
+    await w.ua.bind();
     return w;
   }
 
@@ -81,33 +58,25 @@ export class UdpWatcher {
     return `sip:${this.account.username}@${this.account.domain}`;
   }
 
-  private get local(): string {
-    return `127.0.0.1:${this.socket.address().port}`;
-  }
-
   close(): void {
-    for (const p of this.pending.values()) p.done(0);
-    this.socket.close();
+    this.ua.close();
   }
 
   /** SUBSCRIBE `presentity` (a SIP URI) to `event` with digest; resolves with the final status (0: none). */
   async subscribe(presentity: string, event: string, expires = 600): Promise<number> {
     this.event = event;
     this.presentity = presentity;
-    const first = await this.transact(this.build(presentity, expires, []));
-    if (first.status !== 407 || first.res === undefined) return this.accepted(first);
-    const ch = parseChallenge(first.res.get('proxy-authenticate') ?? '', 'proxy-authenticate');
-    const auth = buildCredentials(ch, { username: this.account.username, password: this.account.password, method: 'SUBSCRIBE', uri: presentity, nc: 1, cnonce: hex(4) });
-    return this.accepted(await this.transact(this.build(presentity, expires, [`Proxy-Authorization: ${auth}`])));
+    const r = await new DigestSession(this.account).send('SUBSCRIBE', presentity, (credentials) => this.ua.transact(this.build(presentity, expires, credentials)));
+    return this.accepted(r);
   }
 
   /** SUBSCRIBE Expires 0 in the dialog (RFC 6665 §4.2.1.4); resolves with the final status. */
   async unsubscribe(): Promise<number> {
     if (this.remoteTag === undefined || this.remoteTarget === undefined) throw new Error('not subscribed');
-    return (await this.transact(this.build(this.remoteTarget, 0, [], this.remoteTag))).status;
+    return (await this.ua.transact(this.build(this.remoteTarget, 0, [], this.remoteTag))).status;
   }
 
-  private accepted(r: { status: number; res?: SipResponse }): number {
+  private accepted(r: TransactionResult): number {
     if (r.status >= 200 && r.status < 300 && r.res !== undefined) {
       this.remoteTag = r.res.to?.tag;
       this.remoteTarget = r.res.contact[0]?.uri.toString();
@@ -115,59 +84,18 @@ export class UdpWatcher {
     return r.status;
   }
 
-  private build(ruri: string, expires: number, extra: string[], toTag?: string): { text: string; branch: string } {
-    const branch = `z9hG4bK${hex(8)}`;
-    const lines = [
-      `SUBSCRIBE ${ruri} SIP/2.0`, `Via: SIP/2.0/UDP ${this.local};branch=${branch};rport`, 'Max-Forwards: 70',
-      `From: <${this.aor}>;tag=${this.tag}`, `To: <${this.presentity}>${toTag === undefined ? '' : `;tag=${toTag}`}`,
-      `Call-ID: ${this.callId}`, `CSeq: ${++this.cseq} SUBSCRIBE`, `Contact: <sip:${this.account.username}@${this.local}>`,
-      `Event: ${this.event}`, `Expires: ${expires}`, ...extra, 'Content-Length: 0', '', '',
-    ];
-    return { text: lines.join('\r\n'), branch };
-  }
-
-  /** One non-INVITE client transaction over UDP (RFC 3261 §17.1.2): retransmitted until a final answer or Timer F. */
-  private transact(req: { text: string; branch: string }): Promise<{ status: number; res?: SipResponse }> {
-    return new Promise((resolve) => {
-      const send = (): void => this.socket.send(req.text, this.server.port, this.server.address);
-      const p: Pending = {
-        interval: T1_MS,
-        done: (status, res) => {
-          clearTimeout(p.retransmit);
-          clearTimeout(p.expires);
-          this.pending.delete(req.branch);
-          resolve(res === undefined ? { status } : { status, res });
-        },
-        retransmit: undefined,
-        expires: setTimeout(() => p.done(0), TIMER_F_MS),
-      };
-      const schedule = (): void => {
-        p.retransmit = setTimeout(() => {
-          send();
-          p.interval = Math.min(p.interval * 2, T2_MS);
-          schedule();
-        }, p.interval);
-      };
-      schedule();
-      this.pending.set(req.branch, p);
-      send();
+  private build(ruri: string, expires: number, extra: string[], toTag?: string): OutgoingRequest {
+    return this.ua.request({
+      method: 'SUBSCRIBE', ruri, from: this.aor, tag: this.tag, to: this.presentity, toTag,
+      callId: this.callId, cseq: ++this.cseq, headers: [
+        `Contact: <sip:${this.account.username}@${this.ua.local}>`, `Event: ${this.event}`, `Expires: ${expires}`, ...extra,
+      ],
     });
   }
 
-  private response(res: SipResponse): void {
-    const p = this.pending.get(res.topVia?.branch ?? '');
-    if (p === undefined) return;
-    if (res.status < 200) {
-      p.interval = T2_MS;
-      return;
-    }
-    p.done(res.status, res);
-  }
-
-  /** 200 to every NOTIFY (and anything else but ACK), back where it came from; each NOTIFY recorded once. */
-  private request(req: SipRequest, port: number, address: string): void {
-    if (req.method === 'ACK') return;
-    this.socket.send(serializeMessage(createResponse(req, req.method === 'NOTIFY' ? 200 : 405)), port, address);
+  /** 200 to every NOTIFY (405 to anything else but ACK); each NOTIFY of the subscription recorded once. */
+  private request(req: SipRequest, reply: Reply): void {
+    reply(createResponse(req, req.method === 'NOTIFY' ? 200 : 405));
     if (req.method !== 'NOTIFY' || req.callId !== this.callId) return;
     const cseq = req.cseq?.seq ?? 0;
     if (this.seen.has(cseq)) return;
