@@ -12,14 +12,13 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HttpServer, UserTokens, loadTokenKey, type TokenResponse } from '../../../platform/http/index.js';
-import { SqlRefreshTokenRepository, type FileRecord } from '../../../platform/store/index.js';
+import type { FileRecord } from '../../../platform/store/index.js';
 import { silentLogger } from '../../../src/log/index.js';
 import { Envelope } from '../../../messaging/envelope.js';
 import { CHUNK_BYTES, EncryptedFiles, FILE_HEADER_BYTES } from '../../../messaging/file-store.js';
 import { LocalBlobStore } from '../../../messaging/local-blobs.js';
 import { fileRoutes, parseRange } from '../../../messaging/file-routes.js';
-import { openTempStore } from '../../helpers/temp-store.js';
+import { type HttpApp, startHttpApp } from '../../helpers/http-app.js';
 import { captureLogger } from '../../helpers/log-capture.js';
 
 /** Above Fastify's default bodyLimit (1 MiB): the limit here is messaging.maxFileSize alone. */
@@ -57,18 +56,15 @@ class MemoryFileIndex {
 
 describe('/v1/files', () => {
   let dir: string;
-  let closeStore: () => Promise<void>;
-  let http: HttpServer;
+  let app: HttpApp;
   let base: string;
   let root: string;
   const index = new MemoryFileIndex();
   const capture = captureLogger();
-  const tokens: Record<string, string> = {};
-  let admin: string;
   /** 2.5 chunks. */
   const big = randomBytes(CHUNK_BYTES * 2 + CHUNK_BYTES / 2);
 
-  const auth = (who: string) => ({ authorization: `Bearer ${who === 'admin' ? admin : tokens[who]!}` });
+  const auth = (who: string) => ({ authorization: `Bearer ${who === 'admin' ? app.adminToken : app.tokens[who]!}` });
 
   async function upload(who: string, body: Buffer | FormData, contentType: string | undefined, query = ''): Promise<{ status: number; json: Record<string, unknown> }> {
     const headers: Record<string, string> = auth(who);
@@ -116,37 +112,16 @@ describe('/v1/files', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'softswitch-file-routes-'));
-    const { store, close } = await openTempStore();
-    closeStore = close;
-    for (const name of ['alice', 'bob', 'carol']) await store.subscribers.add({ username: name, domain: 'example.com', password: `${name}-secret` });
-    admin = (await store.tokens.create({ name: 'ops' })).token;
     root = join(dir, 'files');
     const files = new EncryptedFiles(new LocalBlobStore(root, silentLogger()), new Envelope(randomBytes(32)));
-    http = new HttpServer({
-      listen: '127.0.0.1:0',
-      logger: silentLogger(),
-      tokens: store.tokens,
-      source: { health: () => ({ ok: true }) },
-      userTokens: new UserTokens({
-        subscribers: store.subscribers,
-        refreshTokens: new SqlRefreshTokenRepository(store),
-        key: loadTokenKey({ dataDir: dir, logger: silentLogger() }),
-        domains: ['example.com'],
-      }),
-    });
-    http.routes(fileRoutes({ files, index, mayRead: index.mayRead, mayPost: index.mayPost, maxFileSize: MAX, fileTypes: TYPES, logger: capture.logger }), { access: 'user' });
-    await http.start();
-    base = `http://127.0.0.1:${http.boundTo}`;
-    for (const name of ['alice', 'bob', 'carol']) {
-      const res = await fetch(`${base}/v1/auth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_type: 'password', username: name, password: `${name}-secret` }) });
-      assert.equal(res.status, 200);
-      tokens[name] = ((await res.json()) as TokenResponse).access_token;
-    }
+    app = await startHttpApp(['alice', 'bob', 'carol'], () => fileRoutes({
+      files, index, mayRead: index.mayRead, mayPost: index.mayPost, maxFileSize: MAX, fileTypes: TYPES, logger: capture.logger,
+    }));
+    base = app.base;
   });
 
   after(async () => {
-    await http?.stop();
-    await closeStore?.();
+    await app?.close();
     rmSync(dir, { recursive: true, force: true });
   });
 

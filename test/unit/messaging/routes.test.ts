@@ -6,14 +6,11 @@
  */
 import { describe, it, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { HttpServer, UserTokens, loadTokenKey } from '../../../platform/http/index.js';
-import { SqlRefreshTokenRepository } from '../../../platform/store/index.js';
-import { silentLogger } from '../../../src/log/index.js';
 import { chatRoutes } from '../../../messaging/routes.js';
 import {
   ChatError, type ChatActor, type ChatApi, type ChatConversation, type ChatErrorCode, type ChatMember, type ChatMessage, type ChatReceipt, type MessagePage,
 } from '../../../messaging/types.js';
-import { openTempStore } from '../../helpers/temp-store.js';
+import { type HttpApp, startHttpApp } from '../../helpers/http-app.js';
 
 const T0 = Date.parse('2026-12-07T08:00:00Z');
 
@@ -105,47 +102,17 @@ const ADMIN: ChatActor = { kind: 'admin' };
 
 describe('the chat API: /v1/conversations, /v1/messages, /v1/groups', () => {
   const chat = new RecordingChat();
-  let temp: Awaited<ReturnType<typeof openTempStore>>;
-  let http: HttpServer;
-  let base: string;
-  let adminToken: string;
-  let aliceToken: string;
+  let app: HttpApp;
 
-  type Answer = { status: number; body: Record<string, unknown>; headers: Headers };
-  async function call(method: string, path: string, token: string | null, body?: unknown): Promise<Answer> {
-    const headers: Record<string, string> = token === null ? {} : { authorization: `Bearer ${token}` };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(`${base}/v1${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
-    const text = await res.text();
-    return { status: res.status, body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>), headers: res.headers };
-  }
-  const asAlice = (method: string, path: string, body?: unknown) => call(method, path, aliceToken, body);
-  const asAdmin = (method: string, path: string, body?: unknown) => call(method, path, adminToken, body);
+  const asAlice = (method: string, path: string, body?: unknown) => app.call(method, path, app.tokens.alice!, body);
+  const asAdmin = (method: string, path: string, body?: unknown) => app.call(method, path, app.adminToken, body);
 
   before(async () => {
-    temp = await openTempStore();
-    await temp.store.subscribers.add({ username: 'alice', domain: 'example.com', password: 'alice-secret' });
-    adminToken = (await temp.store.tokens.create({ name: 'ops' })).token;
-    const userTokens = new UserTokens({
-      subscribers: temp.store.subscribers,
-      refreshTokens: new SqlRefreshTokenRepository(temp.store),
-      key: loadTokenKey({ dataDir: '/nonexistent', secret: 'a test signing key of enough length', logger: silentLogger() }),
-      domains: ['example.com'],
-    });
-    http = new HttpServer({ listen: '127.0.0.1:0', logger: silentLogger(), tokens: temp.store.tokens, source: { health: () => ({ ok: true }) }, userTokens });
-    http.routes(chatRoutes(chat), { access: 'user' });
-    await http.start();
-    base = `http://127.0.0.1:${http.boundTo}`;
-    const res = await fetch(`${base}/v1/auth/token`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_type: 'password', username: 'alice', password: 'alice-secret' }),
-    });
-    assert.equal(res.status, 200);
-    aliceToken = String(((await res.json()) as { access_token: string }).access_token);
+    app = await startHttpApp(['alice'], () => chatRoutes(chat));
   });
 
   after(async () => {
-    await http?.stop();
-    await temp?.close();
+    await app?.close();
   });
 
   beforeEach(() => {
@@ -313,9 +280,9 @@ describe('the chat API: /v1/conversations, /v1/messages, /v1/groups', () => {
   });
 
   it('every chat route needs a valid token', async () => {
-    assert.equal((await call('GET', '/conversations', null)).status, 401);
-    assert.equal((await call('GET', '/conversations/d-conv/messages', `${aliceToken.slice(0, -2)}xx`)).status, 401);
-    assert.equal((await call('DELETE', '/messages/m1', null)).status, 401);
+    assert.equal((await app.call('GET', '/conversations', null)).status, 401);
+    assert.equal((await app.call('GET', '/conversations/d-conv/messages', `${app.tokens.alice!.slice(0, -2)}xx`)).status, 401);
+    assert.equal((await app.call('DELETE', '/messages/m1', null)).status, 401);
     assert.deepEqual(chat.calls, []);
   });
 });

@@ -6,60 +6,33 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { HttpServer, UserTokens, loadTokenKey } from '../../../platform/http/index.js';
-import { SqlRefreshTokenRepository } from '../../../platform/store/index.js';
-import { silentLogger } from '../../../src/log/index.js';
 import { TurnCredentials } from '../../../turn/credentials.js';
 import type { IceServerConfig, RtcIceServer } from '../../../turn/ice-servers.js';
 import { NO_SERVER, iceServerRoutes } from '../../../turn/routes.js';
-import { openTempStore } from '../../helpers/temp-store.js';
+import { type HttpApp, startHttpApp } from '../../helpers/http-app.js';
 
 const SECRET = 'routes-test-secret-0123456789abcdefghij';
 const T0 = Date.parse('2026-12-07T08:00:00Z');
 const TTL = 3600;
 
-type Answer = { status: number; body: Record<string, unknown>; headers: Headers };
-
 describe('GET /v1/ice-servers', () => {
   const credentials = new TurnCredentials([SECRET]);
-  let temp: Awaited<ReturnType<typeof openTempStore>>;
   const servers: IceServerConfig[] = [];
   let embedded: string[] | undefined;
-  let http: HttpServer;
-  let base: string;
+  let app: HttpApp;
   let adminToken: string;
   let aliceToken: string;
 
-  async function get(path: string, token: string | null): Promise<Answer> {
-    const res = await fetch(`${base}/v1${path}`, { headers: token === null ? {} : { authorization: `Bearer ${token}` } });
-    const text = await res.text();
-    return { status: res.status, body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>), headers: res.headers };
-  }
+  const get = (path: string, token: string | null) => app.call('GET', path, token);
 
   before(async () => {
-    temp = await openTempStore();
-    await temp.store.subscribers.add({ username: 'alice', domain: 'example.com', password: 'alice-secret' });
-    adminToken = (await temp.store.tokens.create({ name: 'ops' })).token;
-    const userTokens = new UserTokens({
-      subscribers: temp.store.subscribers,
-      refreshTokens: new SqlRefreshTokenRepository(temp.store),
-      key: loadTokenKey({ dataDir: '/nonexistent', secret: 'a test signing key of enough length', logger: silentLogger() }),
-      domains: ['example.com'],
-    });
-    http = new HttpServer({ listen: '127.0.0.1:0', logger: silentLogger(), tokens: temp.store.tokens, source: { health: () => ({ ok: true }) }, userTokens });
-    http.routes(iceServerRoutes({ credentials, servers, ttlS: TTL, embeddedUrls: () => embedded, random: () => 0, now: () => T0 }), { access: 'user' });
-    await http.start();
-    base = `http://127.0.0.1:${http.boundTo}`;
-    const res = await fetch(`${base}/v1/auth/token`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_type: 'password', username: 'alice', password: 'alice-secret' }),
-    });
-    assert.equal(res.status, 200);
-    aliceToken = String(((await res.json()) as { access_token: string }).access_token);
+    app = await startHttpApp(['alice'], () => iceServerRoutes({ credentials, servers, ttlS: TTL, embeddedUrls: () => embedded, random: () => 0, now: () => T0 }));
+    adminToken = app.adminToken;
+    aliceToken = app.tokens.alice!;
   });
 
   after(async () => {
-    await http?.stop();
-    await temp?.close();
+    await app?.close();
   });
 
   const useServers = (list: IceServerConfig[]) => servers.splice(0, servers.length, ...list);
