@@ -6,38 +6,24 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { freePort } from '../../support/tools.js';
-import { type TestCluster, startTestCluster } from '../helpers/cluster.js';
-import { type Softphone, createPhone, installTestWebSocket } from '../helpers/softphone.js';
+import { type WssTestCluster, startWssTestCluster } from '../helpers/cluster.js';
+import type { Softphone } from '../helpers/softphone.js';
 
 const DOMAIN = 'example.com';
 const PASSWORD = 'chat-workers-secret';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('chat across two workers (softswitch start --workers 2)', { timeout: 120_000 }, () => {
-  let cluster: TestCluster;
-  let wssPort: number;
-  const phones: Softphone[] = [];
+  let cluster: WssTestCluster;
 
-  async function phone(user: string): Promise<Softphone> {
-    const p = await createPhone(phones.length % 2 === 0 ? 'sip.js' : 'jssip', { uri: `sip:${user}@${DOMAIN}`, password: PASSWORD, wsUrl: `wss://127.0.0.1:${wssPort}` });
-    phones.push(p);
-    await p.register();
-    return p;
-  }
+  /** A registered phone of `user`, SIP.js and JsSIP in turn. */
+  const phone = (user: string): Promise<Softphone> => cluster.phone(user, cluster.phones.length % 2 === 0 ? 'sip.js' : 'jssip');
 
   before(async () => {
-    installTestWebSocket();
-    wssPort = await freePort();
-    const httpPort = await freePort();
-    cluster = await startTestCluster(2, () => ({
-      sip: { listen: [`wss:127.0.0.1:${wssPort}`], domain: [DOMAIN] }, log: { level: 'debug' }, http: { listen: `127.0.0.1:${httpPort}` },
-    }), 'softswitch-chat-workers-');
-    await cluster.addUsers(['carol', 'dan', 'eve'].map((username) => ({ username, domain: DOMAIN, password: PASSWORD })));
+    cluster = await startWssTestCluster(2, { domain: DOMAIN, users: ['carol', 'dan', 'eve'], password: PASSWORD, prefix: 'softswitch-chat-workers-' });
   });
 
   after(async () => {
-    await Promise.all(phones.map((p) => p.stop()));
     await cluster?.stop();
   });
 
@@ -58,7 +44,7 @@ describe('chat across two workers (softswitch start --workers 2)', { timeout: 12
   });
 
   it('messages stored while a user was offline reach the device that registers, on whichever worker, once', async () => {
-    const carol = phones[0]!;
+    const carol = cluster.phones[0]!;
     for (const text of ['while away 1', 'while away 2']) assert.equal((await carol.sendMessage(`sip:eve@${DOMAIN}`, text)).status, 202);
     const eve = await phone('eve');
     assert.deepEqual((await eve.waitForMessages(2)).map((m) => m.body), ['while away 1', 'while away 2']);

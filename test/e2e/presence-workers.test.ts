@@ -6,9 +6,8 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { freePort } from '../../support/tools.js';
-import { type TestCluster, startTestCluster } from '../helpers/cluster.js';
-import { type ReceivedNotify, type Softphone, createPhone, installTestWebSocket } from '../helpers/softphone.js';
+import { type WssTestCluster, startWssTestCluster } from '../helpers/cluster.js';
+import type { ReceivedNotify } from '../helpers/softphone.js';
 
 const DOMAIN = 'example.com';
 const PASSWORD = 'presence-workers-secret';
@@ -22,36 +21,21 @@ function pidf(entity: string, activity: string): string {
 }
 
 describe('presence across two workers (softswitch start --workers 2)', { timeout: 120_000 }, () => {
-  let cluster: TestCluster;
-  let wssPort: number;
-  const phones: Softphone[] = [];
-
-  async function phone(user: string): Promise<Softphone> {
-    const p = await createPhone('sip.js', { uri: `sip:${user}@${DOMAIN}`, password: PASSWORD, wsUrl: `wss://127.0.0.1:${wssPort}` });
-    phones.push(p);
-    await p.register();
-    return p;
-  }
+  let cluster: WssTestCluster;
 
   before(async () => {
-    installTestWebSocket();
-    wssPort = await freePort();
-    const httpPort = await freePort();
-    cluster = await startTestCluster(2, () => ({
-      sip: { listen: [`wss:127.0.0.1:${wssPort}`], domain: [DOMAIN] }, log: { level: 'debug' }, http: { listen: `127.0.0.1:${httpPort}` },
-      presence: { notifyInterval: 0 },
-    }), 'softswitch-presence-workers-');
-    await cluster.addUsers(['ada', 'bo', 'cy'].map((username) => ({ username, domain: DOMAIN, password: PASSWORD })));
+    cluster = await startWssTestCluster(2, {
+      domain: DOMAIN, users: ['ada', 'bo', 'cy'], password: PASSWORD, config: () => ({ presence: { notifyInterval: 0 } }), prefix: 'softswitch-presence-workers-',
+    });
   });
 
   after(async () => {
-    await Promise.all(phones.map((p) => p.stop()));
     await cluster?.stop();
   });
 
   it('a watcher on one worker sees the PUBLISH and the call its contact makes through the other worker', async () => {
-    const ada = await phone('ada');
-    const bo = await phone('bo');
+    const ada = await cluster.phone('ada');
+    const bo = await cluster.phone('bo');
     assert.notEqual(cluster.registeredOn(`sip:ada@${DOMAIN}`).at(-1), cluster.registeredOn(`sip:bo@${DOMAIN}`).at(-1), 'watcher and watched are on different workers');
     const watch = await ada.subscribe(`sip:bo@${DOMAIN}`, 'presence');
     await watch.waitFor((n) => basic(n) === 'open');
@@ -59,7 +43,7 @@ describe('presence across two workers (softswitch start --workers 2)', { timeout
     await bo.publish(pidf(`sip:bo@${DOMAIN}`, 'away'));
     await watch.waitFor((n) => /<rpid:away\s*\/>/.test(n.body));
 
-    const cy = await phone('cy');
+    const cy = await cluster.phone('cy');
     const ringing = cy.waitForIncoming();
     const calling = bo.call(`sip:cy@${DOMAIN}`);
     const answered = await (await ringing).accept();

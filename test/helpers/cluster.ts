@@ -2,7 +2,8 @@
  * `softswitch start --workers N` as an operator runs it, for the tests of what spans workers: a fresh data
  * folder with the configuration written as YAML, the compiled main.js spawned, its output (JSON log lines)
  * collected, and the subscribers added to its SQLite store. `stop()` sends SIGTERM (SIGKILL after 10 s)
- * and deletes the folder.
+ * and deletes the folder. `startWssTestCluster`: the same with one WSS listener (the primary deals its
+ * connections to the workers in turn), debug logs, users, and registered phones for them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -14,6 +15,8 @@ import { flowWorker } from '../../server/cluster/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { openStore } from '../../platform/store/index.js';
 import { repoRoot } from '../../support/paths.js';
+import { freePort } from '../../support/tools.js';
+import { type Softphone, type SoftphoneLibrary, createPhone, installTestWebSocket } from './softphone.js';
 
 const main = join(repoRoot, 'dist', 'server', 'main.js');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -86,4 +89,57 @@ export async function startTestCluster(workers: number, config: (dir: string) =>
     },
     stop,
   };
+}
+
+export interface WssTestCluster extends TestCluster {
+  /** `wss://127.0.0.1:<port>` of the listener. */
+  readonly wsUrl: string;
+  /** The phones made so far, oldest first. */
+  readonly phones: readonly Softphone[];
+  /** A phone of `user` over the cluster's WSS listener, registered; stopped by `stop()`. */
+  phone(user: string, library?: SoftphoneLibrary): Promise<Softphone>;
+}
+
+/**
+ * A cluster of `workers` whose only SIP listener is WSS on a free port of 127.0.0.1 (HTTP on another), logging
+ * at debug (for `registeredOn`), with `config(dir)` on top and `users` of `domain` added, all with `password`.
+ * `stop()` stops the phones first.
+ */
+export async function startWssTestCluster(workers: number, options: {
+  domain: string;
+  users: readonly string[];
+  password: string;
+  config?: (dir: string) => Record<string, unknown>;
+  prefix?: string;
+}): Promise<WssTestCluster> {
+  installTestWebSocket();
+  const wssPort = await freePort();
+  const httpPort = await freePort();
+  const cluster = await startTestCluster(workers, (dir) => ({
+    sip: { listen: [`wss:127.0.0.1:${wssPort}`], domain: [options.domain] }, log: { level: 'debug' }, http: { listen: `127.0.0.1:${httpPort}` },
+    ...options.config?.(dir),
+  }), options.prefix);
+  const wsUrl = `wss://127.0.0.1:${wssPort}`;
+  const phones: Softphone[] = [];
+  try {
+    await cluster.addUsers(options.users.map((username) => ({ username, domain: options.domain, password: options.password })));
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+  const stopCluster = cluster.stop;
+  return Object.assign(cluster, {
+    wsUrl,
+    phones,
+    async phone(user: string, library: SoftphoneLibrary = 'sip.js') {
+      const p = await createPhone(library, { uri: `sip:${user}@${options.domain}`, password: options.password, wsUrl });
+      phones.push(p);
+      await p.register();
+      return p;
+    },
+    async stop() {
+      await Promise.all(phones.map((p) => p.stop()));
+      await stopCluster();
+    },
+  });
 }
