@@ -5,18 +5,8 @@ import { silentLogger } from '../../../src/log/index.js';
 import { RtpengineError, RtpenginePool, bdecode, bencode, parseRtpengineNode, type BencodeInput } from '../../../media/index.js';
 import { startRtpengine, type RtpengineHandle } from '../../../support/rtpengine.js';
 import { plainAnswer, plainOffer } from './sdp-fixtures.js';
+import { seeded } from '../../helpers/seeded-random.js';
 
-/** mulberry32: a small seeded PRNG, so the weight test is the same on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface FakeNode {
   ng: string;

@@ -7,21 +7,11 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { SipParseError, StreamFramer, parseMessage, serializeMessage, type SipMessage } from '../../../src/sip/index.js';
 import { loadTortureCases } from '../../helpers/rfc4475.js';
+import { seeded } from '../../helpers/seeded-random.js';
 
 const CASES = Number(process.env.FUZZ_CASES ?? 100_000);
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
 
-/** mulberry32: small, fast, seedable. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const INTERESTING = Buffer.from(':;,<>"\\\r\n \t%@=?/[]\x00\xff0123456789-', 'latin1');
 
@@ -85,7 +75,7 @@ function exercise(m: SipMessage): void {
 describe(`parser fuzzing (${CASES} cases, seed ${SEED})`, () => {
   it('returns a message or throws SipParseError for every mutated or random input, quickly', () => {
     const corpus = loadTortureCases().map((c) => c.data);
-    const r = rng(SEED);
+    const r = seeded(SEED);
     let accepted = 0;
     let slowest = 0;
     const framer = () => new StreamFramer({ maxMessageSize: 16384 });

@@ -6,20 +6,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { type IceServerConfig, iceServers } from '../../../turn/ice-servers.js';
+import { seeded } from '../../helpers/seeded-random.js';
 
 const CRED = { username: '1796630400:alice@example.com', credential: 'c2VjcmV0LWhtYWM=' };
 
-/** A deterministic generator in [0, 1) (mulberry32), so the counts below are stable. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const server = (name: string, weight = 1, region?: string): IceServerConfig => ({
   urls: [`stun:${name}.example.com:3478`, `turn:${name}.example.com:3478?transport=udp`, `turns:${name}.example.com:5349?transport=tcp`],

@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { CALLS_USAGE, CliError, formatDuration, parseCallListArgs, runCallCommand, type CliErrorCode } from '../../../../server/cli/index.js';
 import { MemoryCallRepository, callRecord, userParty } from '../../../helpers/memory-calls.js';
+import { assertCliFails } from '../../../helpers/cli-errors.js';
 
 const NOW = Date.parse('2026-12-07T08:00:00Z');
 const T0 = Date.parse('2026-12-07T07:00:00Z');
@@ -29,13 +30,8 @@ async function run(calls: MemoryCallRepository, ...args: string[]): Promise<stri
   return lines;
 }
 
-async function fails(args: string[], code: CliErrorCode, message: RegExp): Promise<void> {
-  await assert.rejects(run(repository(), ...args), (err: unknown) => {
-    assert.ok(err instanceof CliError, `expected a CliError from "calls ${args.join(' ')}", got ${String(err)}`);
-    assert.equal(err.code, code);
-    assert.match(err.message, message);
-    return true;
-  });
+function fails(args: string[], code: CliErrorCode, message: RegExp): Promise<void> {
+  return assertCliFails(run(repository(), ...args), `calls ${args.join(' ')}`, code, message);
 }
 
 describe('softswitch calls list', () => {

@@ -8,6 +8,7 @@ import { HttpServer } from '../../../../platform/http/index.js';
 import { silentLogger } from '../../../../src/log/index.js';
 import type { SqlStore } from '../../../../platform/store/index.js';
 import type { BackendState } from '../../../../balancer/index.js';
+import { assertCliFails } from '../../../helpers/cli-errors.js';
 
 /** A port nothing listens on (bound, read, closed). */
 async function closedPort(): Promise<number> {
@@ -29,14 +30,8 @@ describe('softswitch backend|route|did|trusted … and reload', () => {
     return lines;
   }
 
-  async function fails(group: RoutingGroup, args: string[], code: CliErrorCode, message: RegExp): Promise<void> {
-    await assert.rejects(run(group, args), (err: unknown) => {
-      assert.ok(err instanceof CliError, `expected a CliError from "${group} ${args.join(' ')}", got ${String(err)}`);
-      assert.equal(err.code, code);
-      assert.equal(err.exitCode, code === 'CLI_ERR_USAGE' ? 2 : 1);
-      assert.match(err.message, message);
-      return true;
-    });
+  function fails(group: RoutingGroup, args: string[], code: CliErrorCode, message: RegExp): Promise<void> {
+    return assertCliFails(run(group, args), `${group} ${args.join(' ')}`, code, message);
   }
 
   before(async () => {

@@ -4,6 +4,7 @@ import { openTempStore } from '../../../helpers/temp-store.js';
 import { join } from 'node:path';
 import { CliError, TOKEN_USAGE, parseExpires, runTokenCommand, withAdminToken, type CliErrorCode } from '../../../../server/cli/index.js';
 import { hashAdminToken, type SqlStore } from '../../../../platform/store/index.js';
+import { assertCliFails } from '../../../helpers/cli-errors.js';
 
 const NOW = Date.parse('2026-12-07T04:00:00Z');
 
@@ -19,14 +20,8 @@ describe('softswitch token …', () => {
     return lines;
   }
 
-  async function fails(args: string[], code: CliErrorCode, message: RegExp): Promise<void> {
-    await assert.rejects(run(...args), (err: unknown) => {
-      assert.ok(err instanceof CliError, `expected a CliError from "token ${args.join(' ')}", got ${String(err)}`);
-      assert.equal(err.code, code);
-      assert.equal(err.exitCode, code === 'CLI_ERR_USAGE' ? 2 : 1);
-      assert.match(err.message, message);
-      return true;
-    });
+  function fails(args: string[], code: CliErrorCode, message: RegExp): Promise<void> {
+    return assertCliFails(run(...args), `token ${args.join(' ')}`, code, message);
   }
 
   before(async () => {
