@@ -239,13 +239,19 @@ async function showStats(s: Session): Promise<void> {
   if (pc === undefined) return;
   let received = 0;
   let sent = 0;
-  (await pc.getStats()).forEach((r: { type: string; kind?: string; packetsReceived?: number; packetsSent?: number }) => {
+  let energy = 0;
+  (await pc.getStats()).forEach((r: { type: string; kind?: string; packetsReceived?: number; packetsSent?: number; totalAudioEnergy?: number }) => {
     if (r.kind !== 'audio') return;
-    if (r.type === 'inbound-rtp') received += r.packetsReceived ?? 0;
+    if (r.type === 'inbound-rtp') {
+      received += r.packetsReceived ?? 0;
+      energy += r.totalAudioEnergy ?? 0;
+    }
     if (r.type === 'outbound-rtp') sent += r.packetsSent ?? 0;
   });
   callStats.dataset.packetsReceived = String(received);
   callStats.dataset.packetsSent = String(sent);
+  // What was heard (W3C webrtc-stats: the sum of squared levels × duration): it stops growing while the other side is muted.
+  callStats.dataset.audioEnergy = String(energy);
   callStats.textContent = `audio: ${received} packets in, ${sent} out`;
 }
 
@@ -317,8 +323,13 @@ async function toggleHold(): Promise<void> {
 function dtmf(tone: string): void {
   const s = session;
   if (s === undefined || s.state !== SessionState.Established) return;
-  if (sdhOf(s)?.sendDtmf(tone) === true) return;
-  void s.info({ requestOptions: { body: { contentDisposition: 'render', contentType: 'application/dtmf-relay', content: `Signal=${tone}\r\nDuration=160` } } });
+  if (sdhOf(s)?.sendDtmf(tone) === true) {
+    say(`DTMF ${tone} sent (RFC 4733)`);
+    return;
+  }
+  s.info({ requestOptions: { body: { contentDisposition: 'render', contentType: 'application/dtmf-relay', content: `Signal=${tone}\r\nDuration=160` } } })
+    .then(() => say(`DTMF ${tone} sent (SIP INFO)`))
+    .catch((err: unknown) => say(`DTMF ${tone} not sent: ${reason(err)}`, true));
 }
 
 // ---- chat -------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@
  * leaves it.
  *
  * Alice and Bob sign in on two softphone pages; Alice watches Bob's presence, calls him, he answers; both pages
- * show the call connected and count audio packets from RTCPeerConnection.getStats; the admin page (an admin
+ * show the call connected and count audio packets from RTCPeerConnection.getStats; Alice holds the call and
+ * resumes it, mutes and unmutes, presses a DTMF key; the admin page (an admin
  * token) lists the call; Alice sends Bob a chat message; each page is saved as a PNG in OUTDIR; Alice hangs up.
  * The runner does not judge: it prints what it saw as one line `CONSOLE-RESULT {json}` and the test asserts. A
  * step that cannot go on ends the run with `{ error }`. The browser is killed and the server stopped on every
@@ -20,6 +21,8 @@ const DOMAIN = 'example.com';
 const RUNNER_TIMEOUT_MS = Number(process.env.CONSOLE_RUNNER_TIMEOUT_MS ?? 60_000);
 /** Audio flows this long before the packet counts are read (50 packets a second with 20 ms frames). */
 const TALK_MS = 2000;
+/** How long packets are counted while held and after resuming. */
+const HOLD_MS = 2000;
 
 export interface PageReport {
   registration: string;
@@ -39,6 +42,12 @@ export interface ConsoleResult {
   /** The admin page's active calls table: one row of cells per call. */
   adminCalls?: string[][];
   adminScreenshot?: string;
+  /** Audio packets Alice's page received in HOLD_MS while she held the call, and in HOLD_MS after she resumed it. */
+  hold?: { receivedWhileHeld: number; receivedAfterResume: number };
+  /** W3C totalAudioEnergy Bob's page heard in HOLD_MS while Alice was muted, and in HOLD_MS after she unmuted. */
+  mute?: { heardWhileMuted: number; heardAfterUnmute: number };
+  /** Alice's status line after she pressed 5 on the keypad. */
+  dtmfStatus?: string;
   /** Both pages' call state after Alice hung up. */
   afterHangup?: { alice: string; bob: string };
   error?: string;
@@ -101,6 +110,40 @@ async function scenario(ts: TestServer, browser: Chromium, outDir: string): Prom
     await page.waitFor(`Number(document.getElementById('call-stats').dataset.packetsReceived) > 25`, `${name}'s page counts audio packets received`, 10_000,
       `document.getElementById('call-stats').textContent`);
   }
+
+  // Hold (a re-INVITE with sendonly, answered recvonly): Bob stops sending, Alice's page stops receiving; resume.
+  const received = async () => (await statsOf(alice)).received;
+  await alice.click('hold');
+  await alice.waitFor(`document.getElementById('call-state').dataset.state === 'held'`, 'Alice\'s page shows the call on hold', 10_000,
+    `document.getElementById('call-state').textContent + ' / ' + document.getElementById('status').textContent`);
+  await sleep(1500);
+  const heldFrom = await received();
+  await sleep(HOLD_MS);
+  const heldDelta = (await received()) - heldFrom;
+  await alice.click('hold');
+  await alice.waitFor(`document.getElementById('call-state').dataset.state === 'connected'`, 'Alice\'s page shows the call resumed', 10_000,
+    `document.getElementById('call-state').textContent + ' / ' + document.getElementById('status').textContent`);
+  await sleep(1000);
+  const resumedFrom = await received();
+  await sleep(HOLD_MS);
+  result.hold = { receivedWhileHeld: heldDelta, receivedAfterResume: (await received()) - resumedFrom };
+
+  // Mute: Alice's microphone track is disabled (no re-INVITE); what Bob hears stops, and comes back on unmute.
+  const heard = async () => Number(await bob.evaluate<string>(`document.getElementById('call-stats').dataset.audioEnergy`));
+  const energyOver = async (): Promise<number> => {
+    await sleep(1000);
+    const from = await heard();
+    await sleep(HOLD_MS);
+    return (await heard()) - from;
+  };
+  await alice.click('mute');
+  const mutedEnergy = await energyOver();
+  await alice.click('mute');
+  result.mute = { heardWhileMuted: mutedEnergy, heardAfterUnmute: await energyOver() };
+
+  // DTMF from the keypad: RFC 4733 telephone-events on the audio sender.
+  await alice.evaluate(`document.querySelector('#keypad button[data-dtmf="5"]').click()`);
+  result.dtmfStatus = await alice.evaluate<string>(`document.getElementById('status').textContent`);
 
   // The admin page lists the call.
   const admin = await browser.newPage();

@@ -256,6 +256,7 @@ describe('the web console in a real browser: headless Chromium in a loopback-onl
     if (line === undefined) throw new Error(`the console runner gave no result (exit ${code}):\n${stderr}\n${stdout.slice(-4000)}`);
     r = JSON.parse(line.slice('CONSOLE-RESULT '.length)) as ConsoleResult;
     if (r.error !== undefined) throw new Error(`the console runner failed: ${r.error}\n${r.logs ?? ''}\n${stderr}`);
+    console.log(`console: audio packets received Alice ${r.alice?.packetsReceived}, Bob ${r.bob?.packetsReceived}; hold ${JSON.stringify(r.hold)}; mute ${JSON.stringify(r.mute)}`);
   }, { timeout: RUNNER_TIMEOUT_MS + 5000 });
 
   after(() => {
@@ -274,6 +275,22 @@ describe('the web console in a real browser: headless Chromium in a loopback-onl
     assert.ok(r.alice!.packetsReceived > 25, `Alice's page received ${r.alice!.packetsReceived} audio packets`);
     assert.ok(r.bob!.packetsReceived > 25, `Bob's page received ${r.bob!.packetsReceived} audio packets`);
     assert.ok(r.alice!.packetsSent > 25 && r.bob!.packetsSent > 25, `packets sent: Alice ${r.alice!.packetsSent}, Bob ${r.bob!.packetsSent}`);
+  });
+
+  it('Alice puts the call on hold (re-INVITE, RFC 3264 §8.4): Bob stops sending and her page stops receiving; resumed, audio flows again', () => {
+    assert.ok(r.hold !== undefined, 'no hold step');
+    assert.ok(r.hold.receivedWhileHeld <= 5, `Alice's page received ${r.hold.receivedWhileHeld} packets in 2 s while she held the call`);
+    assert.ok(r.hold.receivedAfterResume > 25, `Alice's page received ${r.hold.receivedAfterResume} packets in 2 s after resuming`);
+  });
+
+  it('Alice mutes (her track off, no re-INVITE): what Bob hears stops; unmuted, he hears her again', () => {
+    assert.ok(r.mute !== undefined, 'no mute step');
+    assert.ok(r.mute.heardAfterUnmute > 0, `Bob heard no energy (${r.mute.heardAfterUnmute}) after Alice unmuted`);
+    assert.ok(r.mute.heardWhileMuted < r.mute.heardAfterUnmute / 100, `Bob heard ${r.mute.heardWhileMuted} while Alice was muted, ${r.mute.heardAfterUnmute} after`);
+  });
+
+  it('a keypad key sends DTMF as an RFC 4733 telephone-event on the call', () => {
+    assert.equal(r.dtmfStatus, 'DTMF 5 sent (RFC 4733)');
   });
 
   it('the admin page shows the call in active calls: Alice to Bob, answered, media end to end', () => {
