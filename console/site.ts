@@ -13,12 +13,14 @@
  * their names: nothing else on disk can be reached (`..`, encoded or not, names no file), and there is no
  * directory listing. Every answer carries a strict Content-Security-Policy (scripts, styles and fetches from this
  * origin only, plus the SIP WebSocket origins), `nosniff`, no framing, and an ETag; `Cache-Control: no-cache`
- * makes browsers revalidate (a 304 costs nothing) so a new build is never mixed with a cached old file.
+ * makes browsers revalidate (a 304 costs nothing) so a new build is never mixed with a cached old file. Files go
+ * gzipped to clients that accept it.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../src/log/index.js';
 
@@ -53,6 +55,8 @@ export interface ConsoleSiteOptions {
 
 interface StaticFile {
   body: Buffer;
+  /** The same, gzipped once at start (the bundle shrinks to a quarter). */
+  gzip: Buffer;
   type: string;
   etag: string;
 }
@@ -91,6 +95,15 @@ function contentSecurityPolicy(wsUrls: string[]): string {
   ].join('; ');
 }
 
+/** RFC 9110 §12.5.3: the client lists gzip in Accept-Encoding with a weight above 0. */
+export function acceptsGzip(header: string | undefined): boolean {
+  return (header ?? '').split(',').some((entry) => {
+    const [coding, ...params] = entry.split(';').map((p) => p.trim().toLowerCase());
+    const q = params.find((p) => p.startsWith('q='));
+    return coding === 'gzip' && (q === undefined || Number(q.slice(2)) > 0);
+  });
+}
+
 /** Reads the built files (one level: the bundle has no folders). */
 function load(dir: string, logger: Logger): Map<string, StaticFile> {
   const files = new Map<string, StaticFile>();
@@ -103,7 +116,7 @@ function load(dir: string, logger: Logger): Map<string, StaticFile> {
     const path = join(dir, name);
     if (type === undefined || !statSync(path).isFile()) continue;
     const body = readFileSync(path);
-    files.set(name, { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` });
+    files.set(name, { body, gzip: gzipSync(body, { level: 9 }), type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` });
   }
   return files;
 }
@@ -124,8 +137,11 @@ export function consoleSite(app: FastifyInstance, options: ConsoleSiteOptions): 
     const file = files.get(name);
     headers(req, reply);
     if (file === undefined) return reply.code(404).type('text/plain; charset=utf-8').send('not found');
-    void reply.header('etag', file.etag);
+    void reply.header('etag', file.etag).header('vary', 'accept-encoding');
     if (req.headers['if-none-match'] === file.etag) return reply.code(304).send();
+    if (acceptsGzip(req.headers['accept-encoding'])) {
+      return reply.code(200).type(file.type).header('content-encoding', 'gzip').send(file.gzip);
+    }
     return reply.code(200).type(file.type).send(file.body);
   };
 

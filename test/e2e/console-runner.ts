@@ -130,8 +130,9 @@ async function scenario(ts: TestServer, browser: Chromium, outDir: string): Prom
 
   // Mute: Alice's microphone track is disabled (no re-INVITE); what Bob hears stops, and comes back on unmute.
   const heard = async () => Number(await bob.evaluate<string>(`document.getElementById('call-stats').dataset.audioEnergy`));
+  // The page reads getStats once a second: 1.5 s lets the reading before the window be one taken after the change.
   const energyOver = async (): Promise<number> => {
-    await sleep(1000);
+    await sleep(1500);
     const from = await heard();
     await sleep(HOLD_MS);
     return (await heard()) - from;
