@@ -148,14 +148,35 @@ async function signIn(user: string, password: string): Promise<void> {
     },
   });
   await freshIce();
-  await ua.start();
-  registerer = new Registerer(ua, { expires: 300 });
-  registerer.stateChange.addListener((s) => {
+  try {
+    await register(ua);
+  } catch (err) {
+    // A failed sign-in leaves nothing running: the next try starts afresh.
+    await ua.stop().catch(() => {});
+    ua = undefined;
+    window.clearTimeout(refreshTimer);
+    throw err;
+  }
+  byId('login').hidden = true;
+  byId('phone').hidden = false;
+  byId('me').textContent = me;
+  say(`Signed in as ${me}`);
+  for (const contact of savedContacts()) watch(contact);
+  void loadConversations();
+  void loadHistory();
+}
+
+/** Connects the WebSocket and registers; resolves on the 200 (whose X-Ice-Servers it takes), rejects on a refusal. */
+async function register(agent: UserAgent): Promise<void> {
+  await agent.start();
+  const r = new Registerer(agent, { expires: 300 });
+  registerer = r;
+  r.stateChange.addListener((s) => {
     if (s === RegistererState.Registered) setState(regState, 'registered', `registered as ${me}`);
     else setState(regState, s.toLowerCase());
   });
   await new Promise<void>((resolve, reject) => {
-    void registerer!.register({
+    r.register({
       requestDelegate: {
         onAccept: (response) => {
           const header = response.message.getHeader('X-Ice-Servers');
@@ -172,13 +193,6 @@ async function signIn(user: string, password: string): Promise<void> {
       },
     }).catch(reject);
   });
-  byId('login').hidden = true;
-  byId('phone').hidden = false;
-  byId('me').textContent = me;
-  say(`Signed in as ${me}`);
-  for (const contact of savedContacts()) watch(contact);
-  void loadConversations();
-  void loadHistory();
 }
 
 async function signOut(): Promise<void> {
@@ -358,11 +372,16 @@ function receive(id: string | undefined, from: string, to: string, body: string 
 async function send(to: string, text: string): Promise<void> {
   const target = targetUri(to);
   if (ua === undefined || target === undefined) return;
+  // Shown once the server took it (202 Accepted: stored, RFC 3428 §7), not before.
   await new Messager(ua, target, text, 'text/plain').message({
-    requestDelegate: { onReject: (r) => say(`Message refused: ${r.message.statusCode} ${r.message.reasonPhrase}`, true) },
+    requestDelegate: {
+      onAccept: () => {
+        appendChat(userOf(target), me, text);
+        void loadConversations();
+      },
+      onReject: (r) => say(`Message refused: ${r.message.statusCode} ${r.message.reasonPhrase}`, true),
+    },
   });
-  appendChat(userOf(target), me, text);
-  void loadConversations();
 }
 
 async function loadConversations(): Promise<void> {

@@ -33,6 +33,8 @@ export interface PageReport {
 }
 
 export interface ConsoleResult {
+  /** Alice's page after a sign-in with a wrong password. */
+  wrongPassword?: { status: string; formShown: boolean };
   alice?: PageReport;
   bob?: PageReport;
   /** Alice's page: what it shows for Bob's presence while he is registered. */
@@ -85,6 +87,16 @@ async function scenario(ts: TestServer, browser: Chromium, outDir: string): Prom
   const alice = await browser.newPage();
   const bob = await browser.newPage();
   pages.push(['alice', alice], ['bob', bob]);
+  // A wrong password first: the page says why and stays on the sign-in form.
+  await alice.goto(`${base}/console/`);
+  await alice.waitFor(`document.getElementById('status').textContent === 'Sign in'`, 'Alice\'s page read /console/config.json', 10_000,
+    `document.getElementById('status').textContent`);
+  await alice.fill('login-user', `alice@${DOMAIN}`);
+  await alice.fill('login-password', 'not-her-password');
+  await alice.click('login-submit');
+  result.wrongPassword = await alice.waitFor<{ status: string; formShown: boolean }>(
+    `document.getElementById('status').classList.contains('error') && { status: document.getElementById('status').textContent, formShown: !document.getElementById('login').hidden }`,
+    'Alice\'s page reports the refused password', 10_000, `document.getElementById('status').textContent`);
   await signIn(alice, base, `alice@${DOMAIN}`, 'alice-secret');
   await signIn(bob, base, `bob@${DOMAIN}`, 'bob-secret');
 

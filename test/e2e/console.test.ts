@@ -282,6 +282,10 @@ describe('the web console in a real browser: headless Chromium in a loopback-onl
     ns = undefined;
   });
 
+  it('a wrong password is refused on the page with the server\'s reason, and the sign-in form stays', () => {
+    assert.deepEqual(r.wrongPassword, { status: '401 wrong username or password', formShown: true });
+  });
+
   it('two users sign in on two softphone pages and both register over the WebSocket', () => {
     assert.equal(r.alice?.registration, 'registered');
     assert.equal(r.bob?.registration, 'registered');
