@@ -365,6 +365,8 @@ function receive(id: string | undefined, from: string, to: string, body: string 
     shown.add(id);
   }
   const peer = from === me || to.startsWith('group-') ? to : from;
+  const replyTo = byId<HTMLInputElement>('chat-to');
+  if (replyTo.value === '') replyTo.value = peer;
   appendChat(peer, from, body ?? '');
   void loadConversations();
 }
