@@ -11,6 +11,8 @@ declare -A NEEDED=(
   [openssl]=openssl
   # coturn's Debian service stays off (TURNSERVER_ENABLED unset in /etc/default/coturn): the tests start their own
   [turnserver]=coturn
+  # the web console's tests drive headless Chromium over the DevTools protocol
+  [chromium]=chromium
 )
 
 missing=()

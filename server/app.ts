@@ -32,6 +32,7 @@ import { createPresence, type Presence } from '../presence/index.js';
 import { PresencePolicy } from '../presence/policy.js';
 import { presenceRoutes } from '../presence/routes.js';
 import { TurnService, iceServerRoutes } from '../turn/index.js';
+import { adminRoutes, consoleSite } from '../console/index.js';
 
 export interface Softswitch {
   readonly stack: Stack;
@@ -379,6 +380,13 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       logger,
     }), { access: 'user' });
   }
+  // The web console: its pages (public, they ask for credentials) and the admin lists they read.
+  http.routes(adminRoutes({ registrations: () => registrar.locations.list(), isAsleep, activeCalls: () => dialogs.list() }));
+  consoleSite(http.fastify, {
+    webSockets: () => stack.listeners.flatMap((l) => (l.protocol === 'ws' || l.protocol === 'wss' ? [{ protocol: l.protocol, port: l.port }] : [])),
+    domain: config.sip.domain[0]!,
+    logger: categoryLogger(logger, 'console'),
+  });
   let started = false;
   return {
     stack,

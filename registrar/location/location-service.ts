@@ -116,6 +116,12 @@ export class LocationService {
     return list.filter((b) => b.expiresAt > now).sort(byPreference);
   }
 
+  /** Every unexpired binding, by AoR (the admin API's registrations list). */
+  list(): Binding[] {
+    const now = this.clock();
+    return [...this.byAor.values()].flatMap((list) => list.filter((b) => b.expiresAt > now));
+  }
+
   /**
    * The unexpired binding whose contact URI equals `uri` (RFC 3261 §19.1.4), the most recent if several
    * AoRs registered it: a proxy uses it for in-dialog requests whose Request-URI is a registered contact.

@@ -180,6 +180,11 @@ export class DialogTracker {
     return { active: this.byCallId.size, early, confirmed, backends, users: Object.fromEntries(users.slice(0, topUsers)) };
   }
 
+  /** The dialogs not ended yet, oldest first (the admin API's active calls). */
+  list(): Dialog[] {
+    return [...this.byCallId.values()];
+  }
+
   get(callId: string): Dialog | undefined {
     return this.byCallId.get(callId);
   }

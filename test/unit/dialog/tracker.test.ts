@@ -44,6 +44,16 @@ describe('dialog tracker', () => {
     assert.equal(dialogs.active, 0);
   });
 
+  it('list() gives the calls not ended yet, oldest first; an ended one leaves it', () => {
+    const { dialogs } = tracker();
+    const first = dialogs.create(call('c1'));
+    dialogs.create(call('c2'));
+    dialogs.create(call('c1'));
+    assert.deepEqual(dialogs.list().map((d) => d.callId), ['c1', 'c2']);
+    dialogs.end(first, { cause: 'cancel' });
+    assert.deepEqual(dialogs.list().map((d) => d.callId), ['c2']);
+  });
+
   it('the BYE from the caller (its From tag is the dialog\'s) says the caller hung up', () => {
     const { dialogs } = tracker();
     const d = dialogs.create(call('c1'));

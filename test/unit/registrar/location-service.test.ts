@@ -57,6 +57,16 @@ describe('LocationService lookups', () => {
     assert.deepEqual(locations.lookup('sip:nobody@example.com'), []);
   });
 
+  it('list gives every AoR\'s unexpired bindings and leaves out the expired ones not purged yet', () => {
+    const { locations, clock } = service();
+    locations.update(AOR, { add: [binding('<sip:a@192.0.2.10>'), binding('<sip:e@192.0.2.14>', { expiresAt: T0 + 1000 })] });
+    locations.update('sip:bob@example.com', { add: [binding('<sip:b@192.0.2.11>', { aor: 'sip:bob@example.com' })] });
+    clock.advance(1000);
+    assert.deepEqual(locations.list().map((b) => `${b.aor} ${b.contactUri}`).sort(), [
+      'sip:alice@example.com sip:a@192.0.2.10', 'sip:bob@example.com sip:b@192.0.2.11',
+    ]);
+  });
+
   it('lookupByContact finds a binding by a contact URI equal under RFC 3261 §19.1.4', () => {
     const { locations } = service();
     const b = binding('<sip:alice@PC33.example.com:5070;transport=tcp;ob>');
