@@ -8,8 +8,8 @@
  * The phone's own rtpengine (not the softswitch's: a second daemon the test starts) turns the libwebrtc
  * peer's ICE/DTLS-SRTP into plain RTP, the way a phone's media stack sits behind its SIP stack. Its SDP is
  * what such phones send:
- * - `feedback: true` (baresip, most video desk phones): `RTP/AVP` m-lines that carry `a=rtcp-fb` (nack, pli,
- *   ccm fir). Inside, the phone's rtpengine keeps its network side `RTP/AVPF`, so the peer's own feedback
+ * - `feedback: true` (baresip, most video desk phones): `RTP/AVP` m-lines that carry `a=rtcp-fb`, written
+ *   for every payload type as baresip does (`a=rtcp-fb:* nack pli`, `a=rtcp-fb:* ccm fir` …). Inside, the phone's rtpengine keeps its network side `RTP/AVPF`, so the peer's own feedback
  *   goes out and the PLI/FIR that arrive reach the peer's encoder: a phone that honours keyframe requests.
  * - `feedback: false` (an AVP-only phone): `RTP/AVP` without any `a=rtcp-fb`, in both directions; inside,
  *   the network side is `RTP/AVP`, so nothing asks for or honours feedback across the phone's wire.
@@ -188,9 +188,9 @@ export class PlainVideoPhone implements MediaPhone {
     };
   }
 
-  /** What the phone sends: `RTP/AVP` m-lines, with its `a=rtcp-fb` or without any. */
+  /** What the phone sends: `RTP/AVP` m-lines, with its `a=rtcp-fb` (wildcard) or without any. */
   private onWire(sdp: string): string {
-    const wire = this.options.feedback ? sdp.replace(/^(m=\S+ \S+ )RTP\/AVPF /gm, '$1RTP/AVP ') : withoutFeedback(sdp);
+    const wire = this.options.feedback ? wildcard(sdp.replace(/^(m=\S+ \S+ )RTP\/AVPF /gm, '$1RTP/AVP ')) : withoutFeedback(sdp);
     this.sent.push(wire);
     return wire;
   }
@@ -220,4 +220,16 @@ async function gathered(pc: WrtcPeerConnection, timeoutMs = 3000): Promise<strin
     await sleep(10);
   }
   return pc.localDescription?.sdp ?? '';
+}
+
+/** Each m-section's `a=rtcp-fb:<pt> <value>` lines as one `a=rtcp-fb:* <value>` per value (RFC 4585 §4.2). */
+function wildcard(sdp: string): string {
+  return sdp.split(/(?=^m=)/m).map((section) => {
+    const seen = new Set<string>();
+    return section.replace(/^a=rtcp-fb:\d+ (.*)\r?\n/gm, (_l, fb: string) => {
+      if (seen.has(fb)) return '';
+      seen.add(fb);
+      return `a=rtcp-fb:* ${fb}\r\n`;
+    });
+  }).join('');
 }

@@ -155,14 +155,15 @@ export function webrtcVideoAnswer(port = 50110, codec: VideoCodec = 'VP8'): stri
 
 /**
  * A SIP video phone's offer or answer: PCMU audio without feedback and one video codec on `RTP/AVP`, with
- * `a=rtcp-fb` (nack, nack pli, ccm fir: what baresip writes) unless `feedback` is false; `videoPort` 0
- * rejects the video (an answer that declines it).
+ * `a=rtcp-fb` (nack, nack pli, ccm fir) for its payload type, or for every one (`wildcard`, `a=rtcp-fb:*`
+ * as baresip writes it), or none (`feedback: false`); `videoPort` 0 rejects the video (an answer that declines it).
  */
-export function plainVideoSdp(options: { port?: number; videoPort?: number; codec?: VideoCodec; feedback?: boolean } = {}): string {
+export function plainVideoSdp(options: { port?: number; videoPort?: number; codec?: VideoCodec; feedback?: boolean | 'wildcard' } = {}): string {
   const port = options.port ?? 40100;
   const videoPort = options.videoPort ?? port + 2;
   const { pt, lines } = VIDEO_RTPMAP[options.codec ?? 'VP8'];
-  const feedback = options.feedback === false || videoPort === 0 ? [] : ['nack', 'nack pli', 'ccm fir'].map((fb) => `a=rtcp-fb:${pt} ${fb}`);
+  const fbPt = options.feedback === 'wildcard' ? '*' : pt;
+  const feedback = options.feedback === false || videoPort === 0 ? [] : ['nack', 'nack pli', 'ccm fir'].map((fb) => `a=rtcp-fb:${fbPt} ${fb}`);
   return crlf([
     'v=0',
     'o=baresip 3517112416 3517112416 IN IP4 127.0.0.1',

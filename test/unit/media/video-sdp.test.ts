@@ -86,6 +86,17 @@ describe('video through the WebRTC gateway and a real rtpengine: plain phones ge
     });
   }
 
+  it('a phone writing its feedback for every payload type (a=rtcp-fb:* as baresip does) is answered to the browser with that feedback', async () => {
+    const callId = 'wildcard@test';
+    const offer = webrtcVideoOffer();
+    await gw.offer({ callId, fromTag: 'browser', sdp: offer, from: { ...wss, sdp: offer }, to: udp });
+    const answer = plainVideoSdp({ feedback: 'wildcard' });
+    const toBrowser = await gw.answer({ callId, fromTag: 'browser', toTag: 'phone', sdp: answer, from: { ...wss, sdp: offer }, to: { ...udp, sdp: answer } });
+    assert.deepEqual(keyframeFeedback(toBrowser), ['ccm fir', 'nack pli']);
+    assert.ok((video(toBrowser).rtcpFb ?? []).every((f) => f.payload === '*'), 'kept as wildcard lines');
+    await gw.delete({ callId });
+  });
+
   it('a phone without a=rtcp-fb stays plain RTP/AVP in both call directions, and the browser is not told it may send feedback to it', async () => {
     const offer = webrtcVideoOffer();
     const plain = plainVideoSdp({ feedback: false });
