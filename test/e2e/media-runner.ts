@@ -1,7 +1,8 @@
 /**
  * The media scenarios, run by media.test.ts inside a loopback-only network namespace:
  * `ip netns exec NS node dist/test/e2e/media-runner.js SCENARIO`. libwebrtc (wrtc) runs in this process,
- * so the whole call — rtpengine, the softswitch, SIPp and the WebRTC phones — lives in the namespace.
+ * so the whole call — rtpengine, the softswitch, SIPp, the WebRTC phones and the plain video phone — lives
+ * in the namespace.
  *
  * The runner does not judge: it places the calls and prints what it observed as one line
  * `MEDIA-RESULT {json}` (stats, what was heard, which rtpengine held which call, sessions left), and the
@@ -86,7 +87,7 @@ async function environment(options: { rtpengines: number; alwaysRelay: boolean; 
   const env: Env = { ts: undefined as unknown as TestServer, rtpengines: [], cleanups: [], users: 0 };
   current = env;
   for (let i = 0; i < options.rtpengines; i++) {
-    const r = await startRtpengine();
+    const r = await startRtpengine({ portMin: freshPortMin(env) });
     env.rtpengines.push(r);
     env.cleanups.push(() => r.stop());
   }
@@ -96,6 +97,18 @@ async function environment(options: { rtpengines: number; alwaysRelay: boolean; 
   });
   env.cleanups.push(() => env.ts.stop());
   return env;
+}
+
+/**
+ * A 200-port RTP range that no rtpengine of the scenario uses: rtpengines on one address must not share
+ * ports (support/rtpengine.ts: portMin).
+ */
+function freshPortMin(env: Env): number {
+  const used = env.rtpengines.map((r) => r.argv.find((a) => a.startsWith('--port-min='))?.split('=')[1]);
+  for (;;) {
+    const portMin = 20000 + Math.floor(Math.random() * 60) * 200;
+    if (!used.includes(String(portMin))) return portMin;
+  }
 }
 
 async function addUser(env: Env, prefix: string): Promise<{ user: string; aor: string; password: string }> {
@@ -175,7 +188,7 @@ export interface RtpengineLeg {
   rtpPackets: number;
   /** The transport protocol rtpengine speaks with this party (`RTP/AVP`, `UDP/TLS/RTP/SAVPF`), first m-line. */
   protocol: string | undefined;
-  /** The protocol of every m-line (audio, video): `RTP/AVPF` decides that rtpengine forwards feedback. */
+  /** The transport protocol of every m-line (audio, video). */
   protocols: Array<string | undefined>;
   /** Where this party's RTP comes from, `address:port`. */
   endpoint: string | undefined;
@@ -371,7 +384,8 @@ async function trunkCallsDid(
   result.facts.trunkMediaPort = mediaPort;
 }
 
-const VIDEO_PHONE = { host: '127.0.0.7', number: '+493055501', toneHz: 660 };
+/** The plain video phone; when it answers, its first keyframe goes out 300 ms before its 200 OK (and is lost). */
+const VIDEO_PHONE = { host: '127.0.0.7', number: '+493055501', toneHz: 660, answerAfterMediaMs: 300 };
 const DID = '+4930123456';
 
 /**
@@ -379,12 +393,12 @@ const DID = '+4930123456';
  * sends VIDEO_PHONE.number to it, and its address is a trusted source, so its calls to a DID ring the user.
  */
 async function plainVideoPhone(env: Env, feedback: boolean): Promise<PlainVideoPhone> {
-  // an RTP port range away from the softswitch's rtpengine (support/rtpengine.ts: portMin)
-  const theirs = Number(env.rtpengines[0]!.argv.find((a) => a.startsWith('--port-min='))!.split('=')[1]);
-  const rtpengine = await startRtpengine({ portMin: 20000 + ((theirs - 20000 + 6000) % 12000) });
+  const rtpengine = await startRtpengine({ portMin: freshPortMin(env) });
   env.cleanups.push(() => rtpengine.stop());
   const { host, number, toneHz } = VIDEO_PHONE;
-  const phone = await PlainVideoPhone.start({ rtpengine, host, aor: `sip:${number}@${DOMAIN}`, softswitch: env.ts.addr('udp'), toneHz, feedback });
+  const phone = await PlainVideoPhone.start({
+    rtpengine, host, aor: `sip:${number}@${DOMAIN}`, softswitch: env.ts.addr('udp'), toneHz, feedback, answerAfterMediaMs: VIDEO_PHONE.answerAfterMediaMs,
+  });
   env.cleanups.push(() => phone.stop());
   const routing = env.ts.server.store.routing;
   await routing.addBackend({ set: 'video-phone', uri: phone.uri });
@@ -404,7 +418,7 @@ async function videoCallee(env: Env, library: 'jssip' | 'sip.js'): Promise<Media
 
 /**
  * A video call between a WebRTC phone and the plain video phone, in the direction asked, measured with its
- * video windows; rtpengine's protocol for each party goes into the facts.
+ * video windows; the SDPs the phone sent and received go into the facts.
  */
 async function webrtcPlainVideo(result: MediaResult, direction: 'webrtc-to-plain' | 'plain-to-webrtc', feedback: boolean): Promise<void> {
   const env = await environment({ rtpengines: 1, alwaysRelay: false });
@@ -420,6 +434,14 @@ async function webrtcPlainVideo(result: MediaResult, direction: 'webrtc-to-plain
   result.facts.phoneReceived = phone.received;
 }
 
+/** A JsSIP phone with a camera calls a SIP.js one, with or without media.alwaysRelay. */
+async function webrtcVideo(result: MediaResult, alwaysRelay: boolean): Promise<void> {
+  const env = await environment({ rtpengines: 1, alwaysRelay });
+  const alice = await webrtcPhone(env, 'alice', 440, { video: true });
+  const bob = await videoCallee(env, 'sip.js');
+  result.calls.push(await measuredCall(env, alice, 440, bob.aor, { callee: { phone: bob, toneHz: 880 }, video: true }));
+}
+
 // ---- the scenarios ---------------------------------------------------------------------------------
 
 const scenarios: Record<string, (result: MediaResult) => Promise<void>> = {
@@ -431,18 +453,8 @@ const scenarios: Record<string, (result: MediaResult) => Promise<void>> = {
   'video-plain-to-webrtc-no-feedback': (result) => webrtcPlainVideo(result, 'plain-to-webrtc', false),
 
   /** Browser ⇄ browser video (JsSIP calls SIP.js): media end to end (needsRelay), or through rtpengine with alwaysRelay. */
-  async 'video-webrtc-to-webrtc'(result) {
-    const env = await environment({ rtpengines: 1, alwaysRelay: false });
-    const alice = await webrtcPhone(env, 'alice', 440, { video: true });
-    const bob = await videoCallee(env, 'sip.js');
-    result.calls.push(await measuredCall(env, alice, 440, bob.aor, { callee: { phone: bob, toneHz: 880 }, video: true }));
-  },
-  async 'video-webrtc-to-webrtc-relayed'(result) {
-    const env = await environment({ rtpengines: 1, alwaysRelay: true });
-    const alice = await webrtcPhone(env, 'alice', 440, { video: true });
-    const bob = await videoCallee(env, 'sip.js');
-    result.calls.push(await measuredCall(env, alice, 440, bob.aor, { callee: { phone: bob, toneHz: 880 }, video: true }));
-  },
+  'video-webrtc-to-webrtc': (result) => webrtcVideo(result, false),
+  'video-webrtc-to-webrtc-relayed': (result) => webrtcVideo(result, true),
 
   /** A WebRTC phone calls SIPp (PCMU only, RTP echo): the browser leg is bridged to RTP/AVP by rtpengine. */
   async 'webrtc-to-sipp-echo'(result) {

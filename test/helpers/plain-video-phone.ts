@@ -37,6 +37,12 @@ export interface PlainVideoPhoneOptions {
   toneHz: number;
   /** `a=rtcp-fb` on its RTP/AVP m-lines (and honouring PLI/FIR), or a phone without feedback. */
   feedback: boolean;
+  /**
+   * When it answers, its camera is on first: the 200 goes out this long after its own media is connected,
+   * so its first keyframe is sent before the caller's leg is up and lost (what the issue saw with baresip:
+   * only a keyframe request from the caller repairs it). 0 by default.
+   */
+  answerAfterMediaMs?: number;
 }
 
 /** ng flags of the phone's rtpengine towards its libwebrtc peer. */
@@ -106,6 +112,7 @@ export class PlainVideoPhone implements MediaPhone {
     const { pc, media } = this.peer();
     await pc.setLocalDescription(await pc.createOffer());
     const offer = await this.command('offer', { 'call-id': session, 'from-tag': 'phone', sdp: await gathered(pc), ...this.toNetwork() });
+    this.sessions.add(session);
     const sip = await Promise.race([
       this.fs.call(target, { via: this.options.softswitch, sdp: this.onWire(offer), from: `sip:+4930777000@${this.options.host}` }),
       sleep(timeoutMs).then(() => undefined),
@@ -139,6 +146,10 @@ export class PlainVideoPhone implements MediaPhone {
     call.listen();
     await pc.setLocalDescription(await pc.createAnswer());
     const answer = await this.command('answer', { 'call-id': session, 'from-tag': 'net', 'to-tag': 'phone', sdp: await gathered(pc), ...this.toNetwork() });
+    if (this.options.answerAfterMediaMs) {
+      await call.waitForMedia();
+      await sleep(this.options.answerAfterMediaMs);
+    }
     this.answered.push(call);
     return this.onWire(answer);
   }
