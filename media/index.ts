@@ -11,6 +11,7 @@ import type { CreateMediaGatewayOptions } from './types.js';
 export { MediaGateway } from './media-gateway.js';
 export { MediaError, type MediaErrorCode } from './media-error.js';
 export { legProfile, ngFlags, transcodeCodecs, audioCodecs, mediaProtocols } from './media-profile.js';
+export { expandFeedbackWildcards } from './rtcp-feedback.js';
 export * from './rtpengine/index.js';
 export type * from './types.js';
 

@@ -9,6 +9,7 @@
 import { categoryLogger, type Logger } from '../src/log/index.js';
 import { MediaError } from './media-error.js';
 import { legProfile, ngFlags, transcodeCodecs } from './media-profile.js';
+import { expandFeedbackWildcards } from './rtcp-feedback.js';
 import { RtpengineError, type RtpenginePool, type RtpengineNodeStats } from './rtpengine/index.js';
 import type { LegInfo, MediaAnswerParams, MediaDeleteParams, MediaGatewayOptions, MediaOfferParams } from './types.js';
 
@@ -84,7 +85,8 @@ export class MediaGateway {
         'call-id': params.callId,
         'from-tag': params.fromTag,
         'via-branch': params.viaBranch,
-        sdp,
+        // rtpengine 10.5 cannot read a=rtcp-fb:* and would strip the keyframe requests (rtcp-feedback.ts)
+        sdp: expandFeedbackWildcards(sdp),
         ...ngFlags(receiver, { transcode }),
       });
       this.log.info(
@@ -114,7 +116,7 @@ export class MediaGateway {
         'from-tag': params.fromTag,
         'to-tag': params.toTag,
         'via-branch': params.viaBranch,
-        sdp,
+        sdp: expandFeedbackWildcards(sdp),
         ...ngFlags(receiver),
       });
       this.log.info({ callId: params.callId, viaBranch: params.viaBranch, to: receiver }, 'media answer relayed');

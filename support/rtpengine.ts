@@ -11,6 +11,11 @@ import { freePort, requireTool } from './tools.js';
 export interface RtpengineOptions {
   /** ng port to listen on (a restart reuses its port); default a free one. */
   ngPort?: number;
+  /**
+   * First port of its 200-port RTP range; default a random one. Two rtpengines on one address need
+   * disjoint ranges: they bind their ports with SO_REUSEADDR, so on a shared port one steals the other's packets.
+   */
+  portMin?: number;
   /** Seconds a deleted call lingers (rtpengine's default is 30); default 0. */
   deleteDelay?: number;
   /** The address media is relayed on (`--interface`); default 127.0.0.1. */
@@ -57,8 +62,9 @@ export async function startRtpengine(options: RtpengineOptions = {}): Promise<Rt
   const binary = requireTool('rtpengine', 'rtpengine-daemon');
   const ngPort = options.ngPort ?? (await freePort());
   const cliPort = await freePort();
-  // an RTP port range of its own, so parallel test files rarely meet (rtpengine skips ports in use)
-  const portMin = 20000 + Math.floor(Math.random() * 60) * 200;
+  // an RTP port range of its own, so parallel test files rarely meet: rtpengine 10.5 opens every media
+  // socket with SO_REUSEADDR (lib/socket.c open_socket), so it does not skip a port another daemon holds
+  const portMin = options.portMin ?? 20000 + Math.floor(Math.random() * 60) * 200;
   const argv = [
     '--config-file=none',
     '--table=-1',

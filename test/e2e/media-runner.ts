@@ -1,7 +1,8 @@
 /**
  * The media scenarios, run by media.test.ts inside a loopback-only network namespace:
  * `ip netns exec NS node dist/test/e2e/media-runner.js SCENARIO`. libwebrtc (wrtc) runs in this process,
- * so the whole call — rtpengine, the softswitch, SIPp and the WebRTC phones — lives in the namespace.
+ * so the whole call — rtpengine, the softswitch, SIPp, the WebRTC phones and the plain video phone — lives
+ * in the namespace.
  *
  * The runner does not judge: it places the calls and prints what it observed as one line
  * `MEDIA-RESULT {json}` (stats, what was heard, which rtpengine held which call, sessions left), and the
@@ -23,7 +24,8 @@ import { apnsDeviceToken, apnsPushConfig, startFakeApns } from '../../support/fa
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { SIPP_SCENARIOS } from '../helpers/sipp.js';
 import { freePort, requireTool } from '../../support/tools.js';
-import { type AudioStats, type HeardAudio, type MediaPhone, SipJsWebRtcPhone, WebRtcPhone, type WebRtcCall } from '../helpers/webrtc-phone.js';
+import { type AudioStats, type HeardAudio, type MediaPhone, SipJsWebRtcPhone, type VideoStats, WebRtcPhone, type WebRtcCall } from '../helpers/webrtc-phone.js';
+import { PlainVideoPhone } from '../helpers/plain-video-phone.js';
 
 const DOMAIN = 'example.com';
 const RUNNER_TIMEOUT_MS = Number(process.env.MEDIA_RUNNER_TIMEOUT_MS ?? 60_000);
@@ -35,6 +37,10 @@ const RUNNER_TIMEOUT_MS = Number(process.env.MEDIA_RUNNER_TIMEOUT_MS ?? 60_000);
 const PUBLIC_ADDRESS = '203.0.113.1';
 /** How long each call carries audio before it is measured. */
 const TALK_MS = 1500;
+/** A video call is measured this long after ICE and DTLS are up (the first frame must be decoded by then) … */
+const FIRST_FRAME_WINDOW_MS = 1000;
+/** … and again this long later (the frames decoded in between show the video keeps flowing). */
+const VIDEO_WINDOW_MS = 2000;
 
 /** What one side of a call saw. */
 export interface SideReport {
@@ -43,6 +49,8 @@ export interface SideReport {
   /** The SDP this side received (offer or answer), as far as the test needs it. */
   remoteSdp: string;
   toneHz: number;
+  /** Video calls: the video stats FIRST_FRAME_WINDOW_MS after media connected, and VIDEO_WINDOW_MS later. */
+  video?: { atWindow: VideoStats; end: VideoStats };
 }
 
 /** One call: both sides, and rtpengine's view of it while it was up. */
@@ -91,7 +99,7 @@ async function environment(options: {
   const env: Env = { ts: undefined as unknown as TestServer, rtpengines: [], cleanups: [], users: 0 };
   current = env;
   for (let i = 0; i < options.rtpengines; i++) {
-    const r = await startRtpengine({ mediaAddress: options.mediaAddress });
+    const r = await startRtpengine({ portMin: freshPortMin(env), mediaAddress: options.mediaAddress });
     env.rtpengines.push(r);
     env.cleanups.push(() => r.stop());
   }
@@ -104,6 +112,18 @@ async function environment(options: {
   return env;
 }
 
+/**
+ * A 200-port RTP range that no rtpengine of the scenario uses: rtpengines on one address must not share
+ * ports (support/rtpengine.ts: portMin).
+ */
+function freshPortMin(env: Env): number {
+  const used = env.rtpengines.map((r) => r.argv.find((a) => a.startsWith('--port-min='))?.split('=')[1]);
+  for (;;) {
+    const portMin = 20000 + Math.floor(Math.random() * 60) * 200;
+    if (!used.includes(String(portMin))) return portMin;
+  }
+}
+
 async function addUser(env: Env, prefix: string): Promise<{ user: string; aor: string; password: string }> {
   const user = `${prefix}${++env.users}`;
   const password = `${user}-secret`;
@@ -113,12 +133,15 @@ async function addUser(env: Env, prefix: string): Promise<{ user: string; aor: s
 
 /** `relayOnly`: the phone asks GET /v1/ice-servers (with its user token) and uses TURN relay candidates only. */
 async function webrtcPhone(
-  env: Env, prefix: string, toneHz: number, codecs?: readonly string[], library: MediaPhone['library'] = 'jssip', relayOnly = false,
+  env: Env, prefix: string, toneHz: number,
+  options: { codecs?: readonly string[]; library?: 'jssip' | 'sip.js'; video?: boolean; relayOnly?: boolean } = {},
 ): Promise<MediaPhone> {
   const u = await addUser(env, prefix);
-  const ice = relayOnly ? { iceServers: await iceServersFor(env, `${u.user}@${DOMAIN}`, u.password), iceTransportPolicy: 'relay' as const } : {};
-  const options = { uri: u.aor, password: u.password, wsUrl: `ws://${env.ts.addr('ws')}`, toneHz, codecs, ...ice };
-  const phone = library === 'jssip' ? await WebRtcPhone.create(options) : await SipJsWebRtcPhone.create(options);
+  const ice = options.relayOnly === true
+    ? { iceServers: await iceServersFor(env, `${u.user}@${DOMAIN}`, u.password), iceTransportPolicy: 'relay' as const }
+    : {};
+  const phoneOptions = { uri: u.aor, password: u.password, wsUrl: `ws://${env.ts.addr('ws')}`, toneHz, codecs: options.codecs, video: options.video, ...ice };
+  const phone = options.library === 'sip.js' ? await SipJsWebRtcPhone.create(phoneOptions) : await WebRtcPhone.create(phoneOptions);
   env.cleanups.push(() => phone.stop());
   await phone.register();
   return phone;
@@ -197,8 +220,10 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 export interface RtpengineLeg {
   /** RTP packets rtpengine received from this party (its RTP stream's `stats.packets`; RTCP not counted). */
   rtpPackets: number;
-  /** The transport protocol rtpengine speaks with this party (`RTP/AVP`, `UDP/TLS/RTP/SAVPF`). */
+  /** The transport protocol rtpengine speaks with this party (`RTP/AVP`, `UDP/TLS/RTP/SAVPF`), first m-line. */
   protocol: string | undefined;
+  /** The transport protocol of every m-line (audio, video). */
+  protocols: Array<string | undefined>;
   /** Where this party's RTP comes from, `address:port`. */
   endpoint: string | undefined;
   /** rtpengine transcodes on this leg. */
@@ -219,6 +244,7 @@ async function queryLegs(r: RtpengineHandle, callId: string): Promise<Record<str
       out[tag] = {
         rtpPackets: rtp?.stats?.packets ?? 0,
         protocol: text(media?.protocol),
+        protocols: (mono.medias ?? []).map((m) => text(m.protocol)),
         endpoint: rtp?.endpoint ? `${text(rtp.endpoint.address)}:${rtp.endpoint.port}` : undefined,
         transcoding: (media?.flags ?? []).map(text).includes('transcoding'),
       };
@@ -258,8 +284,10 @@ async function leftovers(env: Env, callId: string): Promise<string[]> {
   }
 }
 
-async function side(call: WebRtcCall, remoteSdp: string, toneHz: number): Promise<SideReport> {
-  return { stats: await call.stats(), heard: call.heard(1000), remoteSdp, toneHz };
+async function side(call: WebRtcCall, remoteSdp: string, toneHz: number, videoAtWindow?: VideoStats): Promise<SideReport> {
+  const report: SideReport = { stats: await call.stats(), heard: call.heard(1000), remoteSdp, toneHz };
+  if (videoAtWindow) report.video = { atWindow: videoAtWindow, end: await call.videoStats() };
+  return report;
 }
 
 function remoteSdpOf(call: WebRtcCall): string {
@@ -267,18 +295,19 @@ function remoteSdpOf(call: WebRtcCall): string {
   return pc.remoteDescription?.sdp ?? '';
 }
 
+interface MeasuredCallOptions {
+  callee?: { phone: MediaPhone; toneHz: number };
+  beforeHangup?: (call: WebRtcCall, node: RtpengineHandle | undefined) => Promise<void>;
+  /** Measure the video too (FIRST_FRAME_WINDOW_MS, then VIDEO_WINDOW_MS) instead of TALK_MS of audio. */
+  video?: boolean;
+}
+
 /**
- * One call from a WebRTC phone, measured: established → media connected → TALK_MS of audio → stats and
- * rtpengine counters → hang-up → leftover sessions.
+ * One call from a phone, measured: established → media connected → TALK_MS of audio (or the video
+ * windows) → stats and rtpengine counters → hang-up → leftover sessions.
  */
-async function measuredCall(
-  env: Env,
-  caller: MediaPhone,
-  callerHz: number,
-  target: string,
-  callee?: { phone: MediaPhone; toneHz: number },
-  beforeHangup?: (call: WebRtcCall, node: RtpengineHandle | undefined) => Promise<void>,
-): Promise<CallReport> {
+async function measuredCall(env: Env, caller: MediaPhone, callerHz: number, target: string, options: MeasuredCallOptions = {}): Promise<CallReport> {
+  const { callee, beforeHangup } = options;
   const started = performance.now();
   const answering = callee?.phone.answer();
   answering?.catch(() => undefined);
@@ -287,15 +316,22 @@ async function measuredCall(
   const answered = answering ? await answering : undefined;
   await call.waitForMedia();
   await answered?.waitForMedia();
-  await sleep(TALK_MS);
+  let video: [VideoStats, VideoStats | undefined] | undefined;
+  if (options.video) {
+    await sleep(FIRST_FRAME_WINDOW_MS);
+    video = [await call.videoStats(), await answered?.videoStats()];
+    await sleep(VIDEO_WINDOW_MS);
+  } else {
+    await sleep(TALK_MS);
+  }
   const node = await nodeOf(env, call.callId);
   const legs = node ? await queryLegs(node, call.callId).catch(() => ({})) : {};
   const report: CallReport = {
     callId: call.callId,
     node: node?.ng,
     legs,
-    caller: await side(call, remoteSdpOf(call), callerHz),
-    callee: answered && callee ? { ...(await side(answered, answered.invite, callee.toneHz)) } : undefined,
+    caller: await side(call, remoteSdpOf(call), callerHz, video?.[0]),
+    callee: answered && callee ? { ...(await side(answered, answered.invite, callee.toneHz, video?.[1])) } : undefined,
     leftoverSessions: [],
     setupMs,
   };
@@ -382,9 +418,78 @@ async function trunkCallsDid(
   result.facts.trunkMediaPort = mediaPort;
 }
 
+/** The plain video phone; when it answers, its first keyframe goes out 300 ms before its 200 OK (and is lost). */
+const VIDEO_PHONE = { host: '127.0.0.7', number: '+493055501', toneHz: 660, answerAfterMediaMs: 300 };
+const DID = '+4930123456';
+
+/**
+ * The plain-RTP video phone (plain-video-phone.ts) with its own rtpengine, on 127.0.0.7: a dialplan route
+ * sends VIDEO_PHONE.number to it, and its address is a trusted source, so its calls to a DID ring the user.
+ */
+async function plainVideoPhone(env: Env, feedback: boolean): Promise<PlainVideoPhone> {
+  const rtpengine = await startRtpengine({ portMin: freshPortMin(env) });
+  env.cleanups.push(() => rtpengine.stop());
+  const { host, number, toneHz } = VIDEO_PHONE;
+  const phone = await PlainVideoPhone.start({
+    rtpengine, host, aor: `sip:${number}@${DOMAIN}`, softswitch: env.ts.addr('udp'), toneHz, feedback, answerAfterMediaMs: VIDEO_PHONE.answerAfterMediaMs,
+  });
+  env.cleanups.push(() => phone.stop());
+  const routing = env.ts.server.store.routing;
+  await routing.addBackend({ set: 'video-phone', uri: phone.uri });
+  await routing.addRoute({ pattern: number.replace('+', '\\+'), replace: '', set: 'video-phone', priority: 10, description: 'the plain video phone' });
+  await routing.addTrusted({ cidr: `${host}/32`, description: 'the plain video phone' });
+  await env.ts.server.reload();
+  return phone;
+}
+
+/** A WebRTC phone with a camera that a DID rings (calls from the plain phone come to it). */
+async function videoCallee(env: Env, library: 'jssip' | 'sip.js'): Promise<MediaPhone> {
+  const bob = await webrtcPhone(env, 'bob', 880, { library, video: true });
+  await env.ts.server.store.routing.addDid({ number: DID, username: bob.aor.slice('sip:'.length, bob.aor.indexOf('@')), domain: DOMAIN });
+  await env.ts.server.reload();
+  return bob;
+}
+
+/**
+ * A video call between a WebRTC phone and the plain video phone, in the direction asked, measured with its
+ * video windows; the SDPs the phone sent and received go into the facts.
+ */
+async function webrtcPlainVideo(result: MediaResult, direction: 'webrtc-to-plain' | 'plain-to-webrtc', feedback: boolean): Promise<void> {
+  const env = await environment({ rtpengines: 1, alwaysRelay: false });
+  const phone = await plainVideoPhone(env, feedback);
+  if (direction === 'webrtc-to-plain') {
+    const alice = await webrtcPhone(env, 'alice', 440, { video: true });
+    result.calls.push(await measuredCall(env, alice, 440, phone.aor, { callee: { phone, toneHz: VIDEO_PHONE.toneHz }, video: true }));
+  } else {
+    const bob = await videoCallee(env, 'sip.js');
+    result.calls.push(await measuredCall(env, phone, VIDEO_PHONE.toneHz, `sip:${DID}@${env.ts.addr('udp')}`, { callee: { phone: bob, toneHz: 880 }, video: true }));
+  }
+  result.facts.phoneSent = phone.sent;
+  result.facts.phoneReceived = phone.received;
+}
+
+/** A JsSIP phone with a camera calls a SIP.js one, with or without media.alwaysRelay. */
+async function webrtcVideo(result: MediaResult, alwaysRelay: boolean): Promise<void> {
+  const env = await environment({ rtpengines: 1, alwaysRelay });
+  const alice = await webrtcPhone(env, 'alice', 440, { video: true });
+  const bob = await videoCallee(env, 'sip.js');
+  result.calls.push(await measuredCall(env, alice, 440, bob.aor, { callee: { phone: bob, toneHz: 880 }, video: true }));
+}
+
 // ---- the scenarios ---------------------------------------------------------------------------------
 
 const scenarios: Record<string, (result: MediaResult) => Promise<void>> = {
+  /** Video between a browser (JsSIP, VP8) and a plain phone that sends a=rtcp-fb on RTP/AVP, both directions. */
+  'video-webrtc-to-plain-feedback': (result) => webrtcPlainVideo(result, 'webrtc-to-plain', true),
+  'video-plain-to-webrtc-feedback': (result) => webrtcPlainVideo(result, 'plain-to-webrtc', true),
+  /** The same with an AVP-only phone (no a=rtcp-fb at all). */
+  'video-webrtc-to-plain-no-feedback': (result) => webrtcPlainVideo(result, 'webrtc-to-plain', false),
+  'video-plain-to-webrtc-no-feedback': (result) => webrtcPlainVideo(result, 'plain-to-webrtc', false),
+
+  /** Browser ⇄ browser video (JsSIP calls SIP.js): media end to end (needsRelay), or through rtpengine with alwaysRelay. */
+  'video-webrtc-to-webrtc': (result) => webrtcVideo(result, false),
+  'video-webrtc-to-webrtc-relayed': (result) => webrtcVideo(result, true),
+
   /** A WebRTC phone calls SIPp (PCMU only, RTP echo): the browser leg is bridged to RTP/AVP by rtpengine. */
   async 'webrtc-to-sipp-echo'(result) {
     const env = await environment({ rtpengines: 1, alwaysRelay: false });
@@ -399,7 +504,7 @@ const scenarios: Record<string, (result: MediaResult) => Promise<void>> = {
   async 'webrtc-opus-to-sipp-pcmu'(result) {
     const env = await environment({ rtpengines: 1, alwaysRelay: false });
     const sipp = await sippEchoUas(env, 1);
-    const alice = await webrtcPhone(env, 'alice', 660, ['opus']);
+    const alice = await webrtcPhone(env, 'alice', 660, { codecs: ['opus'] });
     result.calls.push(await measuredCall(env, alice, 660, sipp.aor));
     result.sipp = await sipp.done;
     result.facts.sippMediaPort = sipp.mediaPort;
@@ -409,9 +514,9 @@ const scenarios: Record<string, (result: MediaResult) => Promise<void>> = {
   async 'webrtc-to-webrtc-relayed'(result) {
     const env = await environment({ rtpengines: 1, alwaysRelay: true });
     const alice = await webrtcPhone(env, 'alice', 440);
-    const bob = await webrtcPhone(env, 'bob', 880, undefined, 'sip.js');
+    const bob = await webrtcPhone(env, 'bob', 880, { library: 'sip.js' });
     result.facts.libraries = { caller: alice.library, callee: bob.library };
-    result.calls.push(await measuredCall(env, alice, 440, bob.aor, { phone: bob, toneHz: 880 }));
+    result.calls.push(await measuredCall(env, alice, 440, bob.aor, { callee: { phone: bob, toneHz: 880 } }));
     result.facts.rtpenginePorts = env.rtpengines[0]!.argv.filter((a) => a.startsWith('--port-'));
   },
 
@@ -422,7 +527,7 @@ const scenarios: Record<string, (result: MediaResult) => Promise<void>> = {
    */
   async 'pstn-did-to-webrtc'(result) {
     const env = await environment({ rtpengines: 1, alwaysRelay: false });
-    const bob = await webrtcPhone(env, 'bob', 880, undefined, 'sip.js');
+    const bob = await webrtcPhone(env, 'bob', 880, { library: 'sip.js' });
     await trunkCallsDid(env, result, bob.aor, () => bob.answer(), 880);
   },
 
@@ -507,12 +612,12 @@ const scenarios: Record<string, (result: MediaResult) => Promise<void>> = {
     const sipp = await sippEchoUas(env, 3);
     const alice = await webrtcPhone(env, 'alice', 440);
     let x: RtpengineHandle | undefined;
-    const first = await measuredCall(env, alice, 440, sipp.aor, undefined, async (_call, node) => {
+    const first = await measuredCall(env, alice, 440, sipp.aor, { beforeHangup: async (_call, node) => {
       if (!node) throw new Error('call 1 is on no rtpengine');
       x = node;
       node.kill();
       await sleep(200);
-    });
+    } });
     result.calls.push(first);
     if (!x) throw new Error('no node took call 1');
     const y = env.rtpengines.find((r) => r !== x)!;
@@ -535,9 +640,9 @@ const scenarios: Record<string, (result: MediaResult) => Promise<void>> = {
 /** The two relay-only calls of the TURN scenarios: WebRTC ⇄ WebRTC end to end, then WebRTC → plain SIPp through rtpengine. */
 async function relayOnlyCalls(env: Env, result: MediaResult): Promise<void> {
   const sipp = await sippEchoUas(env, 1);
-  const alice = await webrtcPhone(env, 'alice', 440, undefined, 'jssip', true);
-  const bob = await webrtcPhone(env, 'bob', 880, undefined, 'sip.js', true);
-  result.calls.push(await measuredCall(env, alice, 440, bob.aor, { phone: bob, toneHz: 880 }));
+  const alice = await webrtcPhone(env, 'alice', 440, { relayOnly: true });
+  const bob = await webrtcPhone(env, 'bob', 880, { library: 'sip.js', relayOnly: true });
+  result.calls.push(await measuredCall(env, alice, 440, bob.aor, { callee: { phone: bob, toneHz: 880 } }));
   result.calls.push(await measuredCall(env, alice, 440, sipp.aor));
   result.sipp = await sipp.done;
   result.facts.iceServerUrls = iceServersSeen;

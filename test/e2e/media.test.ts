@@ -2,6 +2,17 @@
  * Real media through the WebRTC gateway (issue 5): libwebrtc phones (`@roamhq/wrtc` under JsSIP and SIP.js) that send
  * a tone and decode what they receive, SIPp as a plain PCMU phone echoing RTP, and real rtpengines.
  *
+ * Video (issue 17): the phones also send a synthetic camera (VP8; libwebrtc in Node has no H.264, which is
+ * proven on the SDP path in test/unit/media/video-sdp.test.ts). The plain SIP video phone is made of real
+ * parts (test/helpers/plain-video-phone.ts): its SIP side is the FakeFreeswitch stand-in on 127.0.0.7 (a
+ * dialplan route sends its number there; its address is trusted, so it can call a DID), its media a
+ * libwebrtc peer behind a second rtpengine of its own that turns DTLS-SRTP into plain RTP. On the wire it
+ * is what baresip is: `RTP/AVP` with `a=rtcp-fb:* nack pli`, `a=rtcp-fb:* ccm fir` …, or for the AVP-only
+ * phone no `a=rtcp-fb` at all. Its peer decodes, counts frames and keyframes, and honours the PLI/FIR that
+ * reach it. When it answers, its camera is on 300 ms before its 200 OK, so its first keyframe is lost
+ * before the caller's leg is up, as the issue saw: the caller sees video only once its PLI gets through
+ * (rtpengine 10.5 cannot read `a=rtcp-fb:*`; media/rtcp-feedback.ts).
+ *
  * Everything that moves media runs in a network namespace with only loopback, so no packet can leave
  * the machine. libwebrtc lives in the process that makes the calls, so each scenario runs in a child
  * (`ip netns exec NS node media-runner.js SCENARIO`) that prints what it observed as one JSON line; the
@@ -63,6 +74,78 @@ function sippLeg(call: CallReport): RtpengineLeg {
 
 function webrtcLegs(call: CallReport): RtpengineLeg[] {
   return Object.entries(call.legs).filter(([tag]) => !tag.includes('SIPpEcho')).map(([, leg]) => leg);
+}
+
+/** At least this many frames decoded in the 2 s window after the first second (the camera sends 30 fps). */
+const MIN_FRAMES_IN_WINDOW = 25;
+/** The issue's bound: video decodes within 1 s of ICE and DTLS being connected, at both ends. */
+const FIRST_FRAME_BOUND_MS = 1000;
+
+/** The video one side decoded: the first frame soon after connected, a keyframe, and frames that keep coming. */
+function assertVideoDecoded(side: SideReport | undefined, who: string): void {
+  const v = side?.video;
+  assert.ok(v, `${who}: no video stats`);
+  const { atWindow, end } = v;
+  const seen = `packets ${atWindow.packetsReceived}, decoded ${atWindow.framesDecoded} (${atWindow.keyFramesDecoded} keyframes), dropped ${atWindow.framesDropped}, PLIs sent ${atWindow.pliSent}, FIRs sent ${atWindow.firSent}`;
+  assert.equal(end.inboundCodec, 'video/VP8', `${who}: inbound video codec`);
+  assert.ok(end.firstFrameMs !== undefined, `${who}: no frame decoded within ${FIRST_FRAME_BOUND_MS} ms of connected (${seen})`);
+  assert.ok(end.firstFrameMs <= FIRST_FRAME_BOUND_MS, `${who}: first frame decoded ${end.firstFrameMs} ms after connected (${seen})`);
+  assert.ok(end.keyFramesDecoded >= 1, `${who}: no keyframe decoded (${seen})`);
+  const inWindow = end.framesDecoded - atWindow.framesDecoded;
+  assert.ok(inWindow >= MIN_FRAMES_IN_WINDOW, `${who}: ${inWindow} frames decoded in 2 s, expected ≥ ${MIN_FRAMES_IN_WINDOW} (${end.framesDropped} dropped)`);
+}
+
+/**
+ * Video RTP reached this side (after 3 s of a 30 fps camera), whether or not it could be decoded yet: an
+ * AVP-only phone cannot be asked for a keyframe (RFC 4585), so a first keyframe lost while the far leg's
+ * DTLS was not up yet is only made up for by its sender's next scheduled one.
+ */
+function assertVideoFlows(side: SideReport | undefined, who: string): void {
+  const end = side?.video?.end;
+  assert.ok(end, `${who}: no video stats`);
+  assert.ok(end.packetsReceived >= 50, `${who}: ${end.packetsReceived} video packets received in 3 s`);
+}
+
+/** The browser's requests for a keyframe reached the phone's encoder (RFC 4585 §6.3.1 PLI, RFC 5104 §4.3.1 FIR). */
+function assertKeyframeRequestsArrive(from: SideReport | undefined, to: SideReport | undefined, who: string): void {
+  const asked = (from?.video?.end.pliSent ?? 0) + (from?.video?.end.firSent ?? 0);
+  const got = (to?.video?.end.pliReceived ?? 0) + (to?.video?.end.firReceived ?? 0);
+  assert.ok(asked === 0 || got > 0, `${who}: ${asked} PLI/FIR sent, none reached the encoder`);
+}
+
+/** What the plain phone saw and sent on the wire: RTP/AVP only (never offered RTP/AVPF), with or without a=rtcp-fb. */
+function assertPhoneWire(r: MediaResult, feedback: boolean): void {
+  const sent = r.facts.phoneSent as string[];
+  const received = r.facts.phoneReceived as string[];
+  assert.ok(sent.length > 0 && received.length > 0, 'the phone exchanged SDP');
+  for (const sdp of [...sent, ...received]) {
+    assert.deepEqual([...sdp.matchAll(/^m=(\w+) \d+ (\S+)/gm)].map((m) => `${m[1]} ${m[2]}`), ['audio RTP/AVP', 'video RTP/AVP'], `an SDP on the phone's wire:\n${sdp}`);
+  }
+  for (const sdp of sent) assert.equal(/^a=rtcp-fb:/m.test(sdp), feedback, `the phone ${feedback ? 'sends' : 'never sends'} a=rtcp-fb:\n${sdp}`);
+}
+
+/**
+ * A video call between a WebRTC phone and the plain phone: both hear each other; with a phone that does
+ * feedback both decode video within the bound and the keyframe requests of each side reach the other,
+ * without, video RTP flows both ways; rtpengine has one RTP/AVP and one SAVPF leg; nothing is left after the BYE.
+ */
+function assertWebrtcPlainVideo(r: MediaResult, direction: 'webrtc-to-plain' | 'plain-to-webrtc', feedback: boolean): void {
+  const [call] = r.calls;
+  assert.ok(call?.callee, 'no call was made');
+  const [browser, phone] = direction === 'webrtc-to-plain' ? [call.caller, call.callee] : [call.callee, call.caller];
+  const video = feedback ? assertVideoDecoded : assertVideoFlows;
+  video(browser, 'WebRTC phone');
+  video(phone, 'plain phone');
+  assertHeard(browser, 660, 'WebRTC phone (hears the plain phone)');
+  assertHeard(phone, browser.toneHz, 'plain phone (hears the WebRTC phone)');
+  assertPhoneWire(r, feedback);
+  if (feedback) {
+    assertKeyframeRequestsArrive(browser, phone, 'browser → plain phone');
+    assertKeyframeRequestsArrive(phone, browser, 'plain phone → browser');
+  }
+  const legs = Object.values(call.legs);
+  assert.deepEqual(legs.map((l) => l.protocols.join(' ')).sort(), ['RTP/AVP RTP/AVP', 'UDP/TLS/RTP/SAVPF UDP/TLS/RTP/SAVPF'], `rtpengine's legs: ${JSON.stringify(call.legs)}`);
+  assertNoSessionLeft(call);
 }
 
 function assertNoSessionLeft(call: CallReport): void {
@@ -200,6 +283,39 @@ describe('media through rtpengine: real WebRTC audio (wrtc) and a SIPp RTP echo,
     assert.deepEqual(pushes[0], { token: r.facts.token, pushType: 'voip', topic: r.facts.voipTopic, kind: 'call' }, 'one VoIP call push to the app\'s token');
     assert.equal(r.facts.invitesToWokenApp, 1, 'the woken app got the INVITE once');
     assertTrunkEchoHeard(r);
+  });
+  for (const [direction, feedback] of [['webrtc-to-plain', true], ['plain-to-webrtc', true], ['webrtc-to-plain', false], ['plain-to-webrtc', false]] as const) {
+    const phone = feedback ? 'a plain SIP video phone (RTP/AVP with a=rtcp-fb)' : 'an AVP-only video phone (no a=rtcp-fb)';
+    const title = direction === 'webrtc-to-plain' ? `a WebRTC phone calling ${phone}` : `${phone} calling a WebRTC phone`;
+    const outcome = feedback
+      ? 'both ends decode VP8 within 1 s of ICE/DTLS and keep decoding, each one\'s PLI/FIR reach the other\'s encoder, they hear each other'
+      : 'the call works as plain RTP/AVP: they hear each other and video RTP flows both ways';
+    it(`${title}: ${outcome}; the phone only ever sees RTP/AVP`, { timeout: 60_000 }, async () => {
+      assertWebrtcPlainVideo(await scenario(`video-${direction}-${feedback ? 'feedback' : 'no-feedback'}`), direction, feedback);
+    });
+  }
+
+  it('a JsSIP WebRTC phone calling a SIP.js one with video: media stays end to end (no relay needed), and both decode VP8 within 1 s', { timeout: 60_000 }, async () => {
+    const r = await scenario('video-webrtc-to-webrtc');
+    const [call] = r.calls;
+    assert.ok(call?.callee, 'no call was made');
+    assert.equal(call.node, undefined, 'no rtpengine session for a WebRTC ⇄ WebRTC call');
+    assertVideoDecoded(call.caller, 'caller');
+    assertVideoDecoded(call.callee, 'callee');
+    assertHeard(call.caller, 880, 'caller (hears the callee)');
+    assertHeard(call.callee, 440, 'callee (hears the caller)');
+  });
+
+  it('the same video call with media.alwaysRelay goes through rtpengine on two SAVPF legs, and both decode VP8 within 1 s', { timeout: 60_000 }, async () => {
+    const r = await scenario('video-webrtc-to-webrtc-relayed');
+    const [call] = r.calls;
+    assert.ok(call?.callee, 'no call was made');
+    assertVideoDecoded(call.caller, 'caller');
+    assertVideoDecoded(call.callee, 'callee');
+    const legs = Object.values(call.legs);
+    assert.deepEqual(legs.map((l) => l.protocols.join(' ')), ['UDP/TLS/RTP/SAVPF UDP/TLS/RTP/SAVPF', 'UDP/TLS/RTP/SAVPF UDP/TLS/RTP/SAVPF']);
+    for (const leg of legs) assert.ok(leg.rtpPackets > 25, `rtpengine got ${leg.rtpPackets} audio packets on a leg`);
+    assertNoSessionLeft(call);
   });
 });
 

@@ -9,8 +9,8 @@
  *   challenge (FreeSWITCH trusting the softswitch's address).
  * - OPTIONS: 200 with Allow, or nothing at all after `setAnswerOptions(false)` (a box that still listens
  *   but is dead to its monitor). `setSilent(true)` drops every request (a hung box).
- * - INVITE: 100, 180, then after `answerDelayMs` a 200 with a PCMU SDP answer (retransmitted until the
- *   ACK, RFC 3261 §13.3.1.4), or another status by answer rules; BYE answered 200; `hangup(callId)` sends
+ * - INVITE: 100, 180, then after `answerDelayMs` a 200 with a PCMU SDP answer or the test's (`answerSdp`),
+ *   retransmitted until the ACK (RFC 3261 §13.3.1.4), or another status by answer rules; BYE answered 200; `hangup(callId)` sends
  *   BYE along the Record-Route set; CANCEL answered per §9.2.
  * - Originate: `call(target, { via })` sends an INVITE to the softswitch, ACKs the 2xx, and gives a
  *   handle to hang up (or an AbortSignal to CANCEL before the answer).
@@ -93,6 +93,11 @@ export interface FakeFreeswitchOptions {
   /** Time between the 180 and the 200 of an answered INVITE, ms; 0 by default. */
   answerDelayMs?: number;
   answerRules?: AnswerRule[];
+  /**
+   * The SDP answer to an INVITE's offer, made by the test (a media endpoint behind the stand-in); the PCMU
+   * answer by default. Undefined (or a rejection) answers 488.
+   */
+  answerSdp?: (offer: string, callId: string) => Promise<string | undefined>;
   /** Server / User-Agent header value. */
   userAgent?: string;
   /** T1, T2, T4 of the transaction layer (ms). */
@@ -858,7 +863,7 @@ export class FakeFreeswitch extends EventEmitter<FakeFreeswitchEvents> implement
       return;
     }
     this.stack.respond(tx, 180, { toTag, headers: contact });
-    pending.timer = setTimeout(() => this.answer(pending), this.answerDelayMs);
+    pending.timer = setTimeout(() => void this.answer(pending), this.answerDelayMs);
   }
 
   private pickRule(req: SipRequest): AnswerRule | undefined {
@@ -875,12 +880,19 @@ export class FakeFreeswitch extends EventEmitter<FakeFreeswitchEvents> implement
   }
 
   /** The 200 with the SDP answer; a dialog from the INVITE (§12.1.1); its retransmission until the ACK (§13.3.1.4). */
-  private answer(p: PendingInvite): void {
+  private async answer(p: PendingInvite): Promise<void> {
     p.timer = undefined;
     if (this.state !== 'running' || p.tx.isTerminated || p.tx.cancelled) return;
     const req = p.tx.request;
     const offer = req.body.length > 0 ? req.body.toString('utf8') : undefined;
-    const localSdp = offer === undefined ? pcmuOffer(this.host) : pcmuAnswer(offer, this.host);
+    const answerSdp = this.options.answerSdp;
+    const localSdp = offer === undefined
+      ? pcmuOffer(this.host)
+      : answerSdp === undefined ? pcmuAnswer(offer, this.host) : await answerSdp(offer, p.record.callId).catch((err: Error) => {
+        this.log.warn({ err: err.message }, 'the test\'s SDP answer failed');
+        return undefined;
+      });
+    if (this.state !== 'running' || p.tx.isTerminated || p.tx.cancelled) return;
     if (localSdp === undefined) {
       this.finishPending(p, 488);
       return;

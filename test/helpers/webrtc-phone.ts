@@ -4,7 +4,9 @@
  * (`@roamhq/wrtc`) for ICE, DTLS-SRTP, RTP and the codecs, in Node. Each phone
  * sends a sine tone of its own frequency (`RTCAudioSource`) and listens to what it receives
  * (`RTCAudioSink`, decoded PCM), so a test can tell not only that packets arrived but that they decoded to
- * the tone it expects (the peer's, or its own when the far end echoes).
+ * the tone it expects (the peer's, or its own when the far end echoes). With `video`, a phone also sends
+ * a synthetic camera (`RTCVideoSource`, moving I420 frames) and counts the frames libwebrtc decodes
+ * (`RTCVideoSink`), timed from the moment ICE and DTLS are connected.
  *
  * Only for child processes that do nothing else with WebRTC: `installWrtc()` replaces the WebRTC globals
  * (the fakes of fake-media.ts must not be used in the same process), and a process that loaded libwebrtc
@@ -25,10 +27,23 @@ interface WrtcTrack {
 interface WrtcStatsReport {
   forEach(fn: (report: Record<string, unknown>) => void): void;
 }
-interface WrtcPeerConnection {
+interface WrtcDescription {
+  type: string;
+  sdp: string;
+}
+export interface WrtcPeerConnection {
   readonly iceConnectionState: string;
+  /** ICE and DTLS (RFC 8829 §4.1.11 / W3C RTCPeerConnectionState). */
+  readonly connectionState: string;
+  readonly iceGatheringState: string;
+  readonly localDescription: WrtcDescription | null;
   getReceivers(): Array<{ track: WrtcTrack | null }>;
   getStats(): Promise<WrtcStatsReport>;
+  addTrack(track: WrtcTrack, stream: unknown): unknown;
+  createOffer(): Promise<WrtcDescription>;
+  createAnswer(): Promise<WrtcDescription>;
+  setLocalDescription(description: WrtcDescription): Promise<void>;
+  setRemoteDescription(description: WrtcDescription): Promise<void>;
   close(): void;
 }
 interface WrtcAudioSource {
@@ -39,6 +54,14 @@ interface WrtcAudioSink {
   ondata: ((data: { samples: Int16Array; sampleRate: number; channelCount: number }) => void) | null;
   stop(): void;
 }
+interface WrtcVideoSource {
+  createTrack(): WrtcTrack;
+  onFrame(frame: { width: number; height: number; data: Uint8ClampedArray }): void;
+}
+interface WrtcVideoSink {
+  onframe: ((event: { frame: { width: number; height: number } }) => void) | null;
+  stop(): void;
+}
 interface Wrtc {
   RTCPeerConnection: new (...args: unknown[]) => WrtcPeerConnection;
   RTCSessionDescription: unknown;
@@ -47,6 +70,8 @@ interface Wrtc {
   nonstandard: {
     RTCAudioSource: new () => WrtcAudioSource;
     RTCAudioSink: new (track: WrtcTrack) => WrtcAudioSink;
+    RTCVideoSource: new () => WrtcVideoSource;
+    RTCVideoSink: new (track: WrtcTrack) => WrtcVideoSink;
   };
 }
 
@@ -106,6 +131,63 @@ class ToneSource {
   stop(): void {
     clearInterval(this.timer);
     this.track.stop();
+  }
+}
+
+const CAMERA = { width: 320, height: 240, fps: 30 };
+
+/** A camera stand-in: I420 frames with a bar that moves every frame (so each frame differs from the last). */
+class CameraSource {
+  readonly track: WrtcTrack;
+  private readonly source: WrtcVideoSource;
+  private readonly timer: NodeJS.Timeout;
+  private readonly data = new Uint8ClampedArray(CAMERA.width * CAMERA.height * 1.5);
+  private n = 0;
+
+  constructor(w: Wrtc) {
+    this.source = new w.nonstandard.RTCVideoSource();
+    this.track = this.source.createTrack();
+    this.data.fill(128);
+    this.timer = setInterval(() => this.frame(), 1000 / CAMERA.fps);
+  }
+
+  private frame(): void {
+    const { width, height } = CAMERA;
+    const bar = (this.n++ * 4) % width;
+    for (let y = 0; y < height; y++) {
+      const row = y * width;
+      for (let x = 0; x < width; x++) this.data[row + x] = Math.abs(x - bar) < 16 ? 235 : 16 + ((x + y) & 63);
+    }
+    this.source.onFrame({ width, height, data: this.data });
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.track.stop();
+  }
+}
+
+/** What a phone sends in a call: its tone, and a camera when it does video. */
+export class LocalMedia {
+  readonly tone: ToneSource;
+  readonly camera: CameraSource | undefined;
+
+  constructor(private readonly w: Wrtc, toneHz: number, video: boolean) {
+    this.tone = new ToneSource(w, toneHz);
+    this.camera = video ? new CameraSource(w) : undefined;
+  }
+
+  get tracks(): WrtcTrack[] {
+    return this.camera ? [this.tone.track, this.camera.track] : [this.tone.track];
+  }
+
+  stream(): unknown {
+    return new this.w.MediaStream(this.tracks);
+  }
+
+  stop(): void {
+    this.tone.stop();
+    this.camera?.stop();
   }
 }
 
@@ -222,15 +304,22 @@ export interface AudioStats {
   localCandidateType: string | undefined;
 }
 
-async function audioStats(pc: WrtcPeerConnection): Promise<AudioStats> {
+/** The stats reports by id, and the codec mime type a report's codecId names. */
+async function statsOf(pc: WrtcPeerConnection): Promise<{ all: Map<string, Record<string, unknown>>; codec: (id: unknown) => string | undefined }> {
   const report = await pc.getStats();
   const all = new Map<string, Record<string, unknown>>();
   report.forEach((r) => all.set(String(r.id), r));
-  const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
   const codec = (id: unknown): string | undefined => {
     const c = typeof id === 'string' ? all.get(id) : undefined;
     return typeof c?.mimeType === 'string' ? c.mimeType : undefined;
   };
+  return { all, codec };
+}
+
+const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
+
+async function audioStats(pc: WrtcPeerConnection): Promise<AudioStats> {
+  const { all, codec } = await statsOf(pc);
   const out: AudioStats = {
     iceConnectionState: pc.iceConnectionState, packetsReceived: 0, bytesReceived: 0, totalSamplesReceived: 0,
     concealedSamples: 0, audioLevel: 0, totalAudioEnergy: 0, inboundCodec: undefined, packetsSent: 0,
@@ -259,6 +348,98 @@ async function audioStats(pc: WrtcPeerConnection): Promise<AudioStats> {
   return out;
 }
 
+/** The video a call received and sent, from `getStats()` and the decoded-frame sink. */
+export interface VideoStats {
+  /** ms from `connectionState` "connected" (ICE and DTLS) to the first frame decoded; undefined when none was. */
+  firstFrameMs: number | undefined;
+  /** Frames handed to the sink (decoded) so far. */
+  framesRendered: number;
+  /** inbound-rtp */
+  packetsReceived: number;
+  framesDecoded: number;
+  keyFramesDecoded: number;
+  framesDropped: number;
+  /** PLIs and FIRs this side sent, asking the far end for a keyframe (RFC 4585 §6.3.1, RFC 5104 §4.3.1). */
+  pliSent: number;
+  firSent: number;
+  inboundCodec: string | undefined;
+  /** outbound-rtp */
+  framesEncoded: number;
+  keyFramesEncoded: number;
+  /** PLIs and FIRs that reached this side's encoder. */
+  pliReceived: number;
+  firReceived: number;
+  outboundCodec: string | undefined;
+}
+
+async function videoStats(pc: WrtcPeerConnection, receiver: VideoReceiver): Promise<VideoStats> {
+  const { all, codec } = await statsOf(pc);
+  const out: VideoStats = {
+    firstFrameMs: receiver.firstFrameMs, framesRendered: receiver.frames, packetsReceived: 0, framesDecoded: 0, keyFramesDecoded: 0,
+    framesDropped: 0, pliSent: 0, firSent: 0, inboundCodec: undefined, framesEncoded: 0, keyFramesEncoded: 0, pliReceived: 0,
+    firReceived: 0, outboundCodec: undefined,
+  };
+  for (const r of all.values()) {
+    if (r.type === 'inbound-rtp' && r.kind === 'video') {
+      out.packetsReceived += num(r.packetsReceived);
+      out.framesDecoded += num(r.framesDecoded);
+      out.keyFramesDecoded += num(r.keyFramesDecoded);
+      out.framesDropped += num(r.framesDropped);
+      out.pliSent += num(r.pliCount);
+      out.firSent += num(r.firCount);
+      out.inboundCodec ??= codec(r.codecId);
+    } else if (r.type === 'outbound-rtp' && r.kind === 'video') {
+      out.framesEncoded += num(r.framesEncoded);
+      out.keyFramesEncoded += num(r.keyFramesEncoded);
+      out.pliReceived += num(r.pliCount);
+      out.firReceived += num(r.firCount);
+      out.outboundCodec ??= codec(r.codecId);
+    }
+  }
+  return out;
+}
+
+/**
+ * Times a call's media: when its peer connection became "connected" (ICE and DTLS), and when the first
+ * video frame was decoded. It watches from the moment the call exists, so nothing that happens before the
+ * SIP library reports the call established is missed; it stops when both are known.
+ */
+class VideoReceiver {
+  connectedAt: number | undefined;
+  firstFrameAt: number | undefined;
+  frames = 0;
+  private sink: WrtcVideoSink | undefined;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(w: Wrtc, pc: () => WrtcPeerConnection | undefined) {
+    this.timer = setInterval(() => {
+      const conn = pc();
+      if (!conn) return;
+      if (this.connectedAt === undefined && conn.connectionState === 'connected') this.connectedAt = performance.now();
+      if (!this.sink) {
+        const track = conn.getReceivers().find((r) => r.track?.kind === 'video')?.track;
+        if (track) {
+          this.sink = new w.nonstandard.RTCVideoSink(track);
+          this.sink.onframe = () => {
+            this.firstFrameAt ??= performance.now();
+            this.frames++;
+          };
+        }
+      }
+      if (this.connectedAt !== undefined && this.sink) clearInterval(this.timer);
+    }, 5);
+  }
+
+  get firstFrameMs(): number | undefined {
+    return this.firstFrameAt === undefined || this.connectedAt === undefined ? undefined : Math.round(this.firstFrameAt - this.connectedAt);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.sink?.stop();
+  }
+}
+
 // ---- the phone --------------------------------------------------------------------------------------
 
 export interface WebRtcPhoneOptions {
@@ -268,6 +449,8 @@ export interface WebRtcPhoneOptions {
   wsUrl: string;
   /** Frequency of the tone this phone sends, one of PROBE_FREQUENCIES. */
   toneHz: number;
+  /** Send a camera too (audio + video calls). */
+  video?: boolean;
   /**
    * Audio codecs to keep in the SDP this phone sends (e.g. `['opus']` for a browser offer trimmed to
    * opus); everything libwebrtc offers by default.
@@ -320,13 +503,22 @@ function jssipControl(session: JsSipSession): SessionControl {
 /** One call with media: the SDP exchanged, the audio stats and what was heard. */
 export class WebRtcCall {
   private listener: ToneListener | undefined;
+  private readonly video: VideoReceiver;
 
   constructor(
     private readonly w: Wrtc,
     private readonly control: SessionControl,
     readonly callId: string,
-    private readonly tone: ToneSource,
-  ) {}
+    private readonly media: LocalMedia,
+  ) {
+    this.video = new VideoReceiver(w, () => {
+      try {
+        return control.pc() ?? undefined;
+      } catch {
+        return undefined; // not created yet
+      }
+    });
+  }
 
   get pc(): WrtcPeerConnection {
     return this.control.pc();
@@ -353,6 +545,10 @@ export class WebRtcCall {
     return audioStats(this.pc);
   }
 
+  videoStats(): Promise<VideoStats> {
+    return videoStats(this.pc, this.video);
+  }
+
   heard(ms?: number): HeardAudio {
     return this.listener?.heard(ms) ?? { samples: 0, rms: 0, dominantHz: undefined, power: {} };
   }
@@ -372,7 +568,7 @@ export class WebRtcCall {
     return Promise.race([this.control.ended, sleep(timeoutMs).then(() => 'still up')]);
   }
 
-  /** Ends the session if it is still up, and stops the tone and the listener. Never throws. */
+  /** Ends the session if it is still up, and stops the tone, the camera and the listeners. Never throws. */
   dispose(): void {
     try {
       if (!this.control.isEnded()) this.control.terminate();
@@ -384,13 +580,14 @@ export class WebRtcCall {
 
   close(): void {
     this.listener?.stop();
-    this.tone.stop();
+    this.video.stop();
+    this.media.stop();
   }
 }
 
 /** A phone of either library, as the media tests use it. */
 export interface MediaPhone {
-  readonly library: 'jssip' | 'sip.js';
+  readonly library: 'jssip' | 'sip.js' | 'plain-rtp';
   readonly aor: string;
   register(timeoutMs?: number): Promise<void>;
   call(target: string, timeoutMs?: number): Promise<WebRtcCall>;
@@ -474,14 +671,13 @@ export class WebRtcPhone implements MediaPhone {
     });
   }
 
-  /** Places a call with a tone track; resolves once it is established (2xx, ACK sent). */
+  /** Places a call with a tone track (and the camera); resolves once it is established (2xx, ACK sent). */
   async call(target: string, timeoutMs = 10_000): Promise<WebRtcCall> {
-    const tone = new ToneSource(this.w, this.options.toneHz);
-    const stream = new this.w.MediaStream([tone.track]);
-    const session = this.ua.call(target, { mediaStream: stream as never, pcConfig: peerConfiguration(this.options) as never });
+    const media = new LocalMedia(this.w, this.options.toneHz, this.options.video === true);
+    const session = this.ua.call(target, { mediaStream: media.stream() as never, pcConfig: peerConfiguration(this.options) as never });
     this.trim(session);
     const callId = (session as unknown as { _request: { call_id: string } })._request.call_id;
-    const call = new WebRtcCall(this.w, jssipControl(session), callId, tone);
+    const call = new WebRtcCall(this.w, jssipControl(session), callId, media);
     this.calls.push(call);
     const outcome = await new Promise<string>((resolve) => {
       const timer = setTimeout(() => resolve(`no answer within ${timeoutMs} ms`), timeoutMs);
@@ -504,7 +700,7 @@ export class WebRtcPhone implements MediaPhone {
     return call;
   }
 
-  /** Answers the next incoming call with a tone track; resolves once our 200 is ACKed. */
+  /** Answers the next incoming call with a tone track (and the camera); resolves once our 200 is ACKed. */
   async answer(timeoutMs = 10_000): Promise<WebRtcCall & { invite: string }> {
     const deadline = Date.now() + timeoutMs;
     while (this.incoming.length === 0) {
@@ -512,16 +708,15 @@ export class WebRtcPhone implements MediaPhone {
       await sleep(20);
     }
     const { session, callId, invite } = this.incoming.shift()!;
-    const tone = new ToneSource(this.w, this.options.toneHz);
-    const stream = new this.w.MediaStream([tone.track]);
-    const call = Object.assign(new WebRtcCall(this.w, jssipControl(session), callId, tone), { invite });
+    const media = new LocalMedia(this.w, this.options.toneHz, this.options.video === true);
+    const call = Object.assign(new WebRtcCall(this.w, jssipControl(session), callId, media), { invite });
     this.calls.push(call);
     const confirmed = new Promise<string>((resolve) => {
       session.on('confirmed', () => resolve('confirmed'));
       session.on('failed', (e: unknown) => resolve(`failed: ${String((e as { cause?: unknown }).cause)}`));
       session.on('ended', (e: unknown) => resolve(`ended: ${String((e as { cause?: unknown }).cause)}`));
     });
-    session.answer({ mediaStream: stream as never, pcConfig: peerConfiguration(this.options) as never });
+    session.answer({ mediaStream: media.stream() as never, pcConfig: peerConfiguration(this.options) as never });
     const outcome = await Promise.race([confirmed, sleep(Math.max(1, deadline - Date.now())).then(() => 'no ACK in time')]);
     if (outcome !== 'confirmed') {
       call.close();
@@ -565,8 +760,8 @@ export class SipJsWebRtcPhone implements MediaPhone {
   private readonly registerer: Registerer;
   private readonly incoming: Invitation[] = [];
   private readonly calls: WebRtcCall[] = [];
-  /** The tone of the session being set up: the media stream factory hands it to the SDH. */
-  private pendingTone: ToneSource | undefined;
+  /** The media of the session being set up: the media stream factory hands it to the SDH. */
+  private pendingMedia: LocalMedia | undefined;
   private invites = 0;
 
   static async create(options: WebRtcPhoneOptions): Promise<SipJsWebRtcPhone> {
@@ -589,9 +784,9 @@ export class SipJsWebRtcPhone implements MediaPhone {
     const uri = UserAgent.makeURI(options.uri);
     if (!uri) throw new TypeError(`not a SIP URI: ${options.uri}`);
     const mediaStreamFactory: Web.MediaStreamFactory = () => {
-      const tone = this.pendingTone ?? new ToneSource(this.w, options.toneHz);
-      this.pendingTone = tone;
-      return Promise.resolve(new this.w.MediaStream([tone.track]) as never);
+      const media = this.pendingMedia ?? new LocalMedia(this.w, options.toneHz, options.video === true);
+      this.pendingMedia = media;
+      return Promise.resolve(media.stream() as never);
     };
     this.ua = new UserAgent({
       uri,
@@ -648,8 +843,8 @@ export class SipJsWebRtcPhone implements MediaPhone {
       await sleep(20);
     }
     const invitation = this.incoming.shift()!;
-    const tone = new ToneSource(this.w, this.options.toneHz);
-    this.pendingTone = tone;
+    const media = new LocalMedia(this.w, this.options.toneHz, this.options.video === true);
+    this.pendingMedia = media;
     const ended = new Promise<string>((resolve) => {
       invitation.stateChange.addListener((state) => {
         if (state === SessionState.Terminated) resolve('terminated');
@@ -664,7 +859,7 @@ export class SipJsWebRtcPhone implements MediaPhone {
         else if (invitation.state !== SessionState.Terminated) void invitation.reject().catch(() => undefined);
       },
     };
-    const call = Object.assign(new WebRtcCall(this.w, control, invitation.request.callId, tone), { invite: invitation.request.toString() });
+    const call = Object.assign(new WebRtcCall(this.w, control, invitation.request.callId, media), { invite: invitation.request.toString() });
     this.calls.push(call);
     const established = new Promise<string>((resolve) => {
       invitation.stateChange.addListener((state) => {
@@ -675,7 +870,7 @@ export class SipJsWebRtcPhone implements MediaPhone {
     try {
       await invitation.accept();
     } finally {
-      this.pendingTone = undefined;
+      this.pendingMedia = undefined;
     }
     const outcome = await Promise.race([established, sleep(Math.max(1, deadline - Date.now())).then(() => 'not established in time')]);
     if (outcome !== 'established') {
