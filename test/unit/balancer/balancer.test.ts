@@ -187,7 +187,7 @@ describe('Balancer', () => {
       b.markFailure(c, 'timeout');
       b.markFailure(c, 'timeout');
       b.markSuccess(c);
-      assert.deepEqual(b.states()[0], { id: x!.id, set: 'fs', uri: x!.uri, weight: 1, enabled: true, health: 'up', activeCalls: 0, failures: 0, lastSeen: undefined });
+      assert.deepEqual(b.states()[0], { id: x!.id, set: 'fs', uri: x!.uri, weight: 1, enabled: true, health: 'up', activeCalls: 0, failures: 0, lastSeen: undefined, probeMs: undefined });
       b.markFailure(c, 'timeout');
       b.markFailure(c, 'timeout');
       assert.equal(b.states()[0]!.health, 'up');
