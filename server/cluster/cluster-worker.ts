@@ -289,7 +289,6 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay, MetricsPe
         resolve({ snapshots, missing: down + waiting.size });
       };
       const timer = setTimeout(finish, timeoutMs);
-      timer.unref();
       this.pendingScrapes.set(id, {
         answer: (from, metrics) => {
           if (!waiting.delete(from)) return;

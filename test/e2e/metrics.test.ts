@@ -158,7 +158,7 @@ describe('GET /metrics on softswitch start --workers 2', { timeout: 120_000 }, (
       ended: CALLS, endedByBye: CALLS, active: 0, registrations: 1,
     });
     // Node's own metrics stay per worker: both workers' series are there.
-    for (const name of ['nodejs_eventloop_lag_seconds', 'process_cpu_user_seconds_total', 'nodejs_heap_size_used_bytes']) {
+    for (const name of ['nodejs_eventloop_lag_p99_seconds', 'process_cpu_user_seconds_total', 'nodejs_heap_size_used_bytes']) {
       assert.deepEqual(matching(last, name).map((s) => s.labels.worker).sort(), ['0', '1'], `${name} of each worker`);
     }
     assert.ok(matching(last, 'nodejs_gc_duration_seconds_count').some((s) => s.labels.worker === '1'), 'GC durations per worker');
