@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
+import { WebSocket } from 'ws';
 import { silentLogger } from '../../src/log/index.js';
 import { openStore } from '../../platform/store/index.js';
 import { repoRoot } from '../../support/paths.js';
@@ -16,6 +17,7 @@ import { freePort, requireTool, waitUdpBound } from '../../support/tools.js';
 import { type TestCluster, startTestCluster } from '../helpers/cluster.js';
 import { type Exposition, matching, parseExposition, valueOf } from '../helpers/prometheus.js';
 import { runSipp } from '../helpers/sipp.js';
+import { type TestServer, startTestServer } from '../helpers/server.js';
 
 const DOMAIN = 'example.com';
 const USERS = { alice: 'alice-secret', bob: 'bob-secret' } as const;
@@ -163,5 +165,46 @@ describe('GET /metrics on softswitch start --workers 2', { timeout: 120_000 }, (
     }
     assert.ok(matching(last, 'nodejs_gc_duration_seconds_count').some((s) => s.labels.worker === '1'), 'GC durations per worker');
     assert.equal(valueOf(last, 'softswitch_scrape_workers_missing'), 0);
+  });
+});
+
+describe('GET /metrics of a single process (--workers 1)', { timeout: 60_000 }, () => {
+  let t: TestServer;
+  let token: string;
+
+  before(async () => {
+    requireTool('sipp', 'sip-tester');
+    t = await startTestServer();
+    token = (await t.server.store.tokens.create({ name: 'metrics-single', expiresAt: Date.now() + 600_000 })).token;
+  });
+
+  after(async () => {
+    await t?.stop();
+  });
+
+  it('answers for its one worker the same way: OPTIONS pings and their 200s counted, a WebSocket connection by transport, no worker missing', async () => {
+    const pings = 3;
+    const r = await runSipp({ scenario: 'options.xml', target: t.addr('udp'), calls: pings });
+    assert.equal(r.code, 0, r.stdout.slice(-2000) + r.stderr.slice(-2000));
+    const l = t.listener('ws');
+    const ws = new WebSocket(`ws://${l.address}:${l.port}`, 'sip');
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+      const answer = await get(t.server.http.boundTo, '/metrics', token);
+      assert.equal(answer.status, 200, answer.body);
+      const e = parseExposition(answer.body);
+      assert.deepEqual({
+        options: valueOf(e, 'softswitch_sip_requests_received_total', { method: 'OPTIONS' }) - valueOf(e, 'softswitch_sip_retransmissions_received_total', { method: 'OPTIONS' }),
+        answered: valueOf(e, 'softswitch_sip_responses_sent_total', { method: 'OPTIONS', code: '200' }),
+        ws: valueOf(e, 'softswitch_connections', { transport: 'ws' }),
+        missing: valueOf(e, 'softswitch_scrape_workers_missing'),
+      }, { options: pings, answered: pings, ws: 1, missing: 0 });
+      assert.deepEqual(matching(e, 'nodejs_eventloop_lag_p99_seconds').map((s) => s.labels.worker), ['0']);
+    } finally {
+      ws.close();
+    }
   });
 });
