@@ -51,8 +51,14 @@ describe('GET /metrics on softswitch start --workers 2', { timeout: 120_000 }, (
   let httpPort: number;
   let token: string;
 
+  /** How long each scrape took (ms) and how large its answer was: the test's diagnostics. */
+  const timings: number[] = [];
+  let bytes = 0;
   const scrape = async (): Promise<Exposition> => {
+    const started = performance.now();
     const r = await get(httpPort, '/metrics', token);
+    timings.push(performance.now() - started);
+    bytes = r.body.length;
     assert.equal(r.status, 200, r.body);
     return parseExposition(r.body);
   };
@@ -87,7 +93,7 @@ describe('GET /metrics on softswitch start --workers 2', { timeout: 120_000 }, (
     assert.doesNotMatch(none.body + wrong.body, /softswitch_/, 'no metric leaks into a refusal');
   });
 
-  it('/metrics scraped while SIPp runs calls across two workers: counters equal the calls made (summed over workers)', async () => {
+  it('/metrics scraped while SIPp runs calls across two workers: counters equal the calls made (summed over workers)', async (tc) => {
     const first = await get(httpPort, '/metrics', token);
     assert.equal(first.status, 200, first.body);
     assert.match(first.contentType ?? '', /^text\/plain; version=0\.0\.4/, 'Prometheus text format 0.0.4');
@@ -165,6 +171,8 @@ describe('GET /metrics on softswitch start --workers 2', { timeout: 120_000 }, (
     }
     assert.ok(matching(last, 'nodejs_gc_duration_seconds_count').some((s) => s.labels.worker === '1'), 'GC durations per worker');
     assert.equal(valueOf(last, 'softswitch_scrape_workers_missing'), 0);
+    const sorted = [...timings].sort((a, b) => a - b);
+    tc.diagnostic(`${sorted.length} scrapes of 2 workers: ${sorted[0]!.toFixed(1)} / ${sorted[Math.floor(sorted.length / 2)]!.toFixed(1)} / ${sorted.at(-1)!.toFixed(1)} ms (min / median / max), ${bytes} bytes`);
   });
 });
 
