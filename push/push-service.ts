@@ -176,12 +176,12 @@ export class PushService {
     if (params === undefined || client === undefined) return { ok: false, status: 0, reason: 'no provider' };
     const result = await client.send(params, payload);
     const perProvider = (this.byProvider[params.provider] ??= { ok: 0, failed: 0 });
-    if (result.ok) perProvider.ok++;
-    else perProvider.failed++;
     if (result.ok) {
+      perProvider.ok++;
       if (payload.kind === 'cancel') this.counters.cancelsSent++;
       else this.counters.sent++;
     } else {
+      perProvider.failed++;
       const reason = result.reason ?? `HTTP ${result.status}`;
       this.failed[reason] = (this.failed[reason] ?? 0) + 1;
       this.log.warn({ provider: params.provider, token: shortToken(params.prid), status: result.status, reason, kind: payload.kind }, 'push failed');

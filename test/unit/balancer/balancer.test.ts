@@ -268,6 +268,25 @@ describe('Balancer', () => {
       b.stop();
     });
 
+    it('keeps the round trip of the last answered probe (probeMs, for /metrics); an unanswered probe leaves it', async () => {
+      const [x] = await repo.pool('fs', 'round-robin', [1]);
+      const b = balancer({ failureThreshold: 10 });
+      await b.start();
+      const state = () => b.states().find((s) => s.id === x!.id)!;
+      await settle();
+      assert.equal(state().probeMs, undefined);
+      clock.tick(37);
+      stack.answer('10.0.1.1', 200);
+      assert.equal(state().probeMs, 37);
+      clock.tick(OPTIONS.probeIntervalMs - 37);
+      await settle();
+      stack.drop('10.0.1.1');
+      clock.tick(OPTIONS.probeTimeoutMs);
+      assert.equal(state().failures, 1);
+      assert.equal(state().probeMs, 37);
+      b.stop();
+    });
+
     it('a silent backend goes down after failureThreshold probe timeouts and comes back after recoveryThreshold answers', async () => {
       const [x, y] = await repo.pool('fs', 'round-robin', [1, 1]);
       const b = balancer();
