@@ -61,6 +61,8 @@ interface Member {
   /** Consecutive answers while down. */
   answers: number;
   lastSeen: number | undefined;
+  /** Round trip of the last answered probe, ms. */
+  probeMs: number | undefined;
   /** Smooth weighted round-robin's current weight (nginx). */
   current: number;
   probing: boolean;
@@ -226,6 +228,7 @@ export class Balancer implements BalancerApi {
       activeCalls: m.activeCalls,
       failures: m.failures,
       lastSeen: m.lastSeen,
+      probeMs: m.probeMs,
     }));
   }
 
@@ -312,6 +315,7 @@ export class Balancer implements BalancerApi {
   /** One OPTIONS to the backend (RFC 3261 §11): any final answer but 408/503 means it is alive. */
   private probe(m: Member): void {
     m.probing = true;
+    const sentAt = this.clock();
     let finished = false;
     const finish = (answer: boolean, reason: string): void => {
       if (finished) return;
@@ -320,8 +324,10 @@ export class Balancer implements BalancerApi {
       this.timers.clearTimeout(timer);
       // A probe that outlived stop(), or a backend removed by a reload meanwhile, counts for nothing.
       if (!this.running || this.byId.get(m.record.id) !== m) return;
-      if (answer) this.answered(m, true);
-      else this.failed(m, `probe: ${reason}`);
+      if (answer) {
+        m.probeMs = this.clock() - sentAt;
+        this.answered(m, true);
+      } else this.failed(m, `probe: ${reason}`);
     };
     const timer = this.timers.setTimeout(() => finish(false, 'timeout'), this.options.probeTimeoutMs);
     const uri = m.record.uri;
@@ -426,6 +432,7 @@ export class Balancer implements BalancerApi {
           failures: 0,
           answers: 0,
           lastSeen: undefined,
+          probeMs: undefined,
           current: 0,
           probing: false,
         });

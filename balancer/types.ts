@@ -26,6 +26,8 @@ export interface BackendState {
   readonly failures: number;
   /** ms since the epoch of the last probe answer, or undefined. */
   readonly lastSeen: number | undefined;
+  /** Round trip of the last answered OPTIONS probe, ms (undefined before the first answer). */
+  readonly probeMs: number | undefined;
 }
 
 /** The balancer's choice for one request: where it goes first, and where next on failure. */

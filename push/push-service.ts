@@ -53,6 +53,8 @@ export interface PushStats {
   /** ms from the push to the device's REGISTER. */
   wakeMedianMs: number | undefined;
   wakeP95Ms: number | undefined;
+  /** Provider answers by provider (apns, fcm, webpush): accepted, or not (any reason). */
+  byProvider: Record<string, { ok: number; failed: number }>;
 }
 
 interface Wake {
@@ -77,6 +79,7 @@ export class PushService {
   private readonly wakes = new Map<string, Wake>();
   private readonly counters = { sent: 0, woken: 0, timedOut: 0, cancelsSent: 0 };
   private readonly failed: Record<string, number> = {};
+  private readonly byProvider: Record<string, { ok: number; failed: number }> = {};
   private readonly wakeTimes: number[] = [];
   private closed = false;
 
@@ -156,7 +159,8 @@ export class PushService {
   stats(): PushStats {
     const sorted = [...this.wakeTimes].sort((a, b) => a - b);
     const at = (q: number): number | undefined => (sorted.length === 0 ? undefined : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
-    return { ...this.counters, failed: { ...this.failed }, wakeMedianMs: at(0.5), wakeP95Ms: at(0.95) };
+    const byProvider = Object.fromEntries(Object.entries(this.byProvider).map(([p, c]) => [p, { ...c }]));
+    return { ...this.counters, failed: { ...this.failed }, wakeMedianMs: at(0.5), wakeP95Ms: at(0.95), byProvider };
   }
 
   /** Ends every wait (the server stops: the calls go with it) and closes the provider clients. */
@@ -171,10 +175,13 @@ export class PushService {
     const client = params === undefined ? undefined : this.providers.get(params.provider);
     if (params === undefined || client === undefined) return { ok: false, status: 0, reason: 'no provider' };
     const result = await client.send(params, payload);
+    const perProvider = (this.byProvider[params.provider] ??= { ok: 0, failed: 0 });
     if (result.ok) {
+      perProvider.ok++;
       if (payload.kind === 'cancel') this.counters.cancelsSent++;
       else this.counters.sent++;
     } else {
+      perProvider.failed++;
       const reason = result.reason ?? `HTTP ${result.status}`;
       this.failed[reason] = (this.failed[reason] ?? 0) + 1;
       this.log.warn({ provider: params.provider, token: shortToken(params.prid), status: result.status, reason, kind: payload.kind }, 'push failed');

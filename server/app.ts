@@ -33,6 +33,7 @@ import { PresencePolicy } from '../presence/policy.js';
 import { presenceRoutes } from '../presence/routes.js';
 import { TurnService, iceServerRoutes } from '../turn/index.js';
 import { adminRoutes, consoleSite } from '../console/index.js';
+import { type MetricsPeers, NodeMetrics, ProcessMetrics, metricsRoute } from '../metrics/index.js';
 
 export interface Softswitch {
   readonly stack: Stack;
@@ -55,6 +56,8 @@ export interface Softswitch {
   readonly security: Security;
   /** TURN credentials and the embedded STUN/TURN server. */
   readonly turn: TurnService;
+  /** This process's Prometheus metrics (a cluster worker sends their snapshot to the one answering `/metrics`). */
+  readonly metrics: ProcessMetrics;
   /** Re-reads backends, routes, DIDs and trusted sources from the store (`softswitch reload`); calls in progress go on. */
   reload(): Promise<ReloadSummary>;
   start(): Promise<void>;
@@ -95,6 +98,8 @@ export interface SoftswitchOptions {
   ledger?: NonceLedger;
   /** Called after `POST /reload` has reloaded this process (a cluster worker tells the others). */
   onReloaded?: () => void;
+  /** The other workers' metrics for `GET /metrics` (a cluster worker); none for a single process. */
+  metricsPeers?: MetricsPeers;
 }
 
 export async function createSoftswitch(config: Config, logger: Logger, options: SoftswitchOptions = {}): Promise<Softswitch> {
@@ -117,6 +122,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   let isTrusted: (address: string) => boolean = () => false;
   const security = createSecurity({ options: config.security, logger, isTrusted: (a) => isTrusted(a) });
   const ledger = options.ledger ?? new NonceLedger();
+  let transport: TransportLayer | undefined;
   const stack = new Stack({
     logger,
     gate: security.gate,
@@ -125,7 +131,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     serverHeader: config.sip.serverHeader,
     limits: config.limits,
     createTransport: (user) =>
-      new TransportLayer({
+      transport = new TransportLayer({
         listen: config.sip.listen,
         user,
         logger,
@@ -363,6 +369,26 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       },
     },
   });
+  // Prometheus metrics, read from the stats above at scrape time; the ended calls are counted by cause.
+  const metrics = new ProcessMetrics({
+    worker: owner,
+    sources: {
+      messages: () => stack.counters.read(),
+      stack: () => stack.stats,
+      transactions: () => stack.transactions.stats,
+      connections: () => transport?.connectionCounts() ?? {},
+      registrations: () => registrar.locations.countByTransport(),
+      dialogs: () => dialogs.stats(0),
+      security: () => security.stats(),
+      rtpengine: () => gateway.stats().map((n) => ({ node: `${n.host}:${n.port}`, up: n.up, latencyMs: n.lastLatencyMs, calls: n.calls })),
+      backends: () => balancer.states().map((b) => ({ set: b.set, uri: b.uri, up: b.health === 'up', probeMs: b.probeMs, activeCalls: b.activeCalls })),
+      push: () => (pushProviders.size === 0 ? undefined : push.stats()),
+      chat: () => messaging?.stats(),
+      presence: () => presence?.stats(),
+    },
+  });
+  dialogs.on('ended', (d) => metrics.dialogEnded(d.endCause ?? 'bye'));
+  metricsRoute(http.fastify, new NodeMetrics({ local: metrics, peers: options.metricsPeers, logger }));
   http.routes(banRoutes(security.bans));
   http.routes(callRoutes(store.calls), { access: 'user' });
   if (presencePolicy !== undefined) http.routes(presenceRoutes(presencePolicy, userExists), { access: 'user' });
@@ -401,6 +427,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     mid,
     security,
     turn,
+    metrics,
     reload: () => balancer.reload(),
     async start() {
       gateway.start();

@@ -220,6 +220,8 @@ async function start(args: string[]): Promise<number> {
     ledger: member === undefined ? undefined : new NonceLedger({ index }),
     workerIndex: index,
     onReloaded: () => member?.reloaded(),
+    // GET /metrics answers for every worker: the one scraped asks the others.
+    metricsPeers: member,
   });
   if (member !== undefined) {
     process.on('message', (m: PrimaryMessage) => member.onPrimaryMessage(m));

@@ -108,6 +108,19 @@ export class LocationService {
     return this.total;
   }
 
+  /**
+   * Unexpired bindings by the transport they registered over (udp, tcp, tls, ws, wss): walks every
+   * binding, for a scrape, not per request.
+   */
+  countByTransport(): Record<string, number> {
+    const now = this.clock();
+    const counts: Record<string, number> = {};
+    for (const list of this.byAor.values()) {
+      for (const b of list) if (b.expiresAt > now) counts[b.received.protocol] = (counts[b.received.protocol] ?? 0) + 1;
+    }
+    return counts;
+  }
+
   /** Unexpired bindings of an AoR, highest q first (no q counts as 1.0), then most recently updated. */
   lookup(aor: string): Binding[] {
     const list = this.byAor.get(aor);

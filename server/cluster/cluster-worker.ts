@@ -56,6 +56,7 @@ import type { LocationService, NonceLedger } from '../../registrar/index.js';
 import { branchTag, datagramOwner, flowOwner, flowTag, isResponse, textOwner } from './datagram-owner.js';
 import type { DrainingPeer, PresenceChange, PrimaryMessage, WireBinding, WorkerMessage } from './types.js';
 import type { DialogSnapshot } from '../../src/dialog/index.js';
+import type { MetricsPeers } from '../../metrics/index.js';
 import { FRAME_MESSAGE, FRAME_SEND, FRAME_SENT, controlFrame, frameHeader, fromWire, parseControlFrame, parseFrame, toWire } from './wire.js';
 
 const HANDOVER_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -67,6 +68,12 @@ const RELAY_TIMEOUT_MS = 5000;
 const SNAPSHOT_CHUNK = 200;
 /** Dialogs per cluster:dialogs message. */
 const DIALOG_CHUNK = 200;
+
+/** A `/metrics` scrape of this worker waiting for the others' snapshots. */
+interface PendingScrape {
+  answer(from: number, metrics: unknown): void;
+  finish(): void;
+}
 
 interface PendingSend {
   resolve: () => void;
@@ -100,7 +107,7 @@ export interface ClusterWorkerStats {
   handedOff: number;
 }
 
-export class ClusterWorker implements DatagramDispatcher, StreamRelay {
+export class ClusterWorker implements DatagramDispatcher, StreamRelay, MetricsPeers {
   readonly index: number;
   readonly workers: number;
   readonly generation: number;
@@ -132,6 +139,8 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
   /** Nonce-count claims sent to their issuer, by id. */
   private readonly pendingClaims = new Map<number, (ok: boolean) => void>();
   private nextClaim = 1;
+  private readonly pendingScrapes = new Map<number, PendingScrape>();
+  private nextScrape = 1;
   private ledger: NonceLedger | undefined;
   private nextSend = 1;
   private closed = false;
@@ -258,6 +267,51 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
   }
 
   /**
+   * `GET /metrics` reached this worker: every other worker's snapshot (through the primary) that arrives
+   * within `timeoutMs`. A slot whose worker is down (no hand-over port) or silent counts as missing; a
+   * second answer of one slot (its draining predecessor in a rolling restart) is not waited for.
+   */
+  collect(timeoutMs: number): Promise<{ snapshots: unknown[]; missing: number }> {
+    const waiting = new Set<number>();
+    let down = 0;
+    for (let i = 0; i < this.workers; i++) {
+      if (i === this.index) continue;
+      if (this.closed || this.ports[i] === null) down++;
+      else waiting.add(i);
+    }
+    if (waiting.size === 0) return Promise.resolve({ snapshots: [], missing: down });
+    const id = this.nextScrape++;
+    return new Promise((resolve) => {
+      const snapshots: unknown[] = [];
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.pendingScrapes.delete(id);
+        resolve({ snapshots, missing: down + waiting.size });
+      };
+      const timer = setTimeout(finish, timeoutMs);
+      this.pendingScrapes.set(id, {
+        answer: (from, metrics) => {
+          if (!waiting.delete(from)) return;
+          snapshots.push(metrics);
+          if (waiting.size === 0) finish();
+        },
+        finish,
+      });
+      this.sendToPrimary({ type: 'cluster:metrics-ask', from: this.index, fromGeneration: this.generation, id });
+    });
+  }
+
+  /** Another worker's scrape: this process's snapshot, to it through the primary. */
+  private answerScrape(to: number, toGeneration: number, id: number): void {
+    const metrics = this.server?.metrics;
+    if (metrics === undefined || this.closed) return;
+    metrics.snapshot().then(
+      (snapshot) => this.sendToPrimary({ type: 'cluster:metrics', from: this.index, to, toGeneration, id, metrics: snapshot }),
+      (err: Error) => this.log.warn({ to, err: err.message }, 'metrics snapshot for another worker\'s scrape failed'),
+    );
+  }
+
+  /**
    * Binds the hand-over socket, tells the primary its port, and resolves once every worker's port is
    * known and the bindings of the running workers are here (cluster:synced).
    */
@@ -357,6 +411,14 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
       case 'cluster:nonce-answer':
         if (message.toIncarnation === this.ledger?.self.incarnation) this.pendingClaims.get(message.id)?.(message.ok === true);
         return;
+      case 'cluster:metrics-ask':
+        if (message.from === this.index && message.fromGeneration === this.generation) return;
+        if (typeof message.from === 'number' && typeof message.id === 'number') this.answerScrape(message.from, Number(message.fromGeneration) || 0, message.id);
+        return;
+      case 'cluster:metrics':
+        if (message.to !== this.index || message.toGeneration !== this.generation || typeof message.from !== 'number') return;
+        this.pendingScrapes.get(message.id)?.answer(message.from, message.metrics);
+        return;
       case 'cluster:down':
         this.dropConnectionsOf(workerKey(message.index, message.generation ?? 0));
         return;
@@ -404,6 +466,7 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay {
     this.resolveSynced();
     for (const [id, p] of this.pendingSends) this.settle(id, new TransportError('TRANSPORT_ERR_SEND', 'worker stopping'), p);
     for (const settle of [...this.pendingClaims.values()]) settle(false);
+    for (const scrape of [...this.pendingScrapes.values()]) scrape.finish();
     try {
       this.socket.close();
     } catch {

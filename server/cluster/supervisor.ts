@@ -217,8 +217,16 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
           case 'cluster:dialog-end':
           case 'cluster:chat':
           case 'cluster:presence':
+          case 'cluster:metrics-ask':
             broadcast(m, worker);
             return;
+          case 'cluster:metrics': {
+            // To the processes of the asker's slot (during a rolling restart both; the generation tells).
+            const asker = typeof m.to === 'number' ? slots[m.to] : undefined;
+            send(asker?.worker, m);
+            send(asker?.draining?.worker, m);
+            return;
+          }
           case 'cluster:ban':
             remember(m.change);
             broadcast(m, worker);

@@ -63,7 +63,14 @@ export type WorkerMessage =
    * A worker that drained for a rolling restart hands the calls still up to the new worker of its slot
    * (`to`), which holds them from then on; the last chunk has `last`.
    */
-  | { type: 'cluster:dialogs'; to: number; dialogs: DialogSnapshot[]; last: boolean };
+  | { type: 'cluster:dialogs'; to: number; dialogs: DialogSnapshot[]; last: boolean }
+  /**
+   * `GET /metrics` reached worker `from` (incarnation `fromGeneration`): the primary relays the question to
+   * every other worker, each answers cluster:metrics with its snapshot.
+   */
+  | { type: 'cluster:metrics-ask'; from: number; fromGeneration: number; id: number }
+  /** A worker's metrics (prom-client getMetricsAsJSON) for the scrape `id` of worker `to` (that generation). */
+  | { type: 'cluster:metrics'; from: number; to: number; toGeneration: number; id: number; metrics: unknown };
 
 /** A worker of a slot that a rolling restart replaces: it still holds its transactions and connections. */
 export interface DrainingPeer {
@@ -90,7 +97,7 @@ export type PrimaryMessage =
    * message that is none of your live transactions', then exit.
    */
   | { type: 'cluster:drain'; successor: number }
-  | Extract<WorkerMessage, { type: 'cluster:location' | 'cluster:reload' | 'cluster:snapshot' | 'cluster:ban' | 'cluster:nonce' | 'cluster:nonce-answer' | 'cluster:dialog-end' | 'cluster:dialogs' | 'cluster:chat' | 'cluster:presence' }>;
+  | Extract<WorkerMessage, { type: 'cluster:location' | 'cluster:reload' | 'cluster:snapshot' | 'cluster:ban' | 'cluster:nonce' | 'cluster:nonce-answer' | 'cluster:dialog-end' | 'cluster:dialogs' | 'cluster:chat' | 'cluster:presence' | 'cluster:metrics-ask' | 'cluster:metrics' }>;
 
 /** The environment variable that tells a forked process its worker index. */
 export const WORKER_INDEX_ENV = 'SOFTSWITCH_CLUSTER_WORKER';

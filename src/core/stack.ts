@@ -2,7 +2,7 @@ import { networkInterfaces } from 'node:os';
 import { isIP } from 'node:net';
 import { type Logger, categoryLogger } from '../log/index.js';
 import {
-  SipParseError, SipRequest, SipResponse, Via, createResponse, newBranch, parseMessage, parseVia,
+  MessageCounters, SipParseError, SipRequest, SipResponse, Via, createResponse, newBranch, parseMessage, parseVia,
   serializeMessage, type ResponseOptions,
 } from '../sip/index.js';
 import {
@@ -85,6 +85,8 @@ export class Stack implements TransportUser {
   readonly transactions: TransactionLayer;
   readonly transport: StackTransport;
   readonly stats: StackStats = { received: 0, dropped: 0, parseErrors: 0, rejected: 0, droppedResponses: 0, scanners: 0, overBudget: 0 };
+  /** Requests and responses by method and code (`/metrics`): what was parsed, and the responses sent. */
+  readonly counters = new MessageCounters();
   private readonly log: Logger;
   private readonly maxMessageSize: number;
   private readonly serverHeader: string;
@@ -116,7 +118,7 @@ export class Stack implements TransportUser {
     this.scannerNeedles = (options.limits?.scannerUserAgents ?? []).map((s) => s.toLowerCase());
     this.transport = options.createTransport(this);
     this.transactions = new TransactionLayer({ transport: this.transport, logger: options.logger, timers: options.timers, timing: options.timing,
-      sendTrying: options.sendTrying ?? 'deferred', memoryLimit: options.limits?.transactionMemory,
+      sendTrying: options.sendTrying ?? 'deferred', memoryLimit: options.limits?.transactionMemory, counters: this.counters,
     });
   }
 
@@ -243,11 +245,13 @@ export class Stack implements TransportUser {
   /** Answers a request without a transaction (RFC 3261 §8.2.7 stateless UAS behaviour). */
   respondStateless(request: SipRequest, flow: Flow, status: number, options: ResponseOptions = {}): void {
     const res = createResponse(request, status, this.withServer(options));
+    this.counters.responseSent(request.method, status);
     this.sendData(serializeMessage(res), responseDestination(request.topVia, flow));
   }
 
   /** Sends any message without a transaction (ACK for 2xx, stateless forwarding of responses). */
   sendStateless(message: SipRequest | SipResponse, destination: Destination): void {
+    if (message instanceof SipResponse) this.counters.responseSent(message.cseq?.method, message.status);
     this.transport.send(serializeMessage(message), destination).catch((err: Error) => {
       this.log.info({ err: err.message, to: `${destination.protocol}:${destination.address}:${destination.port}` }, 'stateless send failed');
     });
@@ -319,6 +323,7 @@ export class Stack implements TransportUser {
   }
 
   private onRequest(req: SipRequest, flow: Flow, data: Buffer): void {
+    this.counters.request(req.method);
     const via = req.topVia;
     if (via === undefined) {
       this.log.info({ from: remoteOf(flow) }, 'request without Via dropped');
@@ -359,12 +364,17 @@ export class Stack implements TransportUser {
           this.log.warn({ from: remoteOf(flow), heldBytes: this.transactions.heldBytes, refused: this.stats.overBudget }, 'transaction memory full: new requests answered 503');
         }
         return;
+      case 'retransmission':
+        this.counters.retransmission(req.method);
+        return;
       default:
-        return; // retransmission or ACK absorbed by its transaction
+        return; // ACK absorbed by its transaction
     }
   }
 
   private onResponse(res: SipResponse, flow: Flow, data: Buffer): void {
+    // The parser has checked the CSeq (it routes on it): reading it here throws nothing.
+    this.counters.responseReceived(res.cseq?.method, res.status);
     const via = res.topVia;
     // RFC 3261 §18.1.2: a response whose top Via this element did not insert is discarded.
     if (via === undefined || !this.isLocal(via.host, via.port, flow.protocol)) {

@@ -22,4 +22,5 @@ export { KeyedMac, digestOf, equalText } from './fast-hash.js';
 export {
   createResponse, type ResponseOptions, utf8ToWire, wireToUtf8, randomToken, newBranch, newTag, newCallId,
 } from './builders.js';
+export { MessageCounters, type MessageCountsView, type MethodCount, type ResponseCount, COUNTED_METHODS, OTHER_METHOD } from './message-counters.js';
 export { PUSH_PROVIDERS, type PushParams, type PushProvider, parsePushParams } from './push-params.js';

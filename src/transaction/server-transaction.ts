@@ -63,6 +63,7 @@ export abstract class ServerTransactionBase extends Transaction {
     this.lastResponse = response;
     this.lastBytes = serializeMessage(response);
     this.setHeld(this.requestBytes + this.lastBytes.length);
+    this.ctx.counters?.responseSent(this.request.method, response.status);
     this.transmit(this.lastBytes, this.responseDestination);
   }
 

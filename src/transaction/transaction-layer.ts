@@ -1,5 +1,5 @@
 import { type Logger, categoryLogger } from '../log/index.js';
-import { type SipRequest, type SipResponse, type Via, createResponse } from '../sip/index.js';
+import { type MessageCounters, type SipRequest, type SipResponse, type Via, createResponse } from '../sip/index.js';
 import type { Destination, Flow, TransportSender } from '../transport/types.js';
 import { TransactionError } from './errors.js';
 import { InviteClientTransaction } from './invite-client-transaction.js';
@@ -33,6 +33,8 @@ export interface TransactionLayerOptions {
    * Infinity (the default) never refuses.
    */
   memoryLimit?: number;
+  /** Counts the responses the server transactions send (first transmissions, by method and code). */
+  counters?: MessageCounters;
 }
 
 // Results that carry no data are shared: no allocation for the common absorbed cases.
@@ -76,6 +78,7 @@ export class TransactionLayer {
           this.held += delta;
         },
       },
+      counters: options.counters,
     };
   }
 

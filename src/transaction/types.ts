@@ -3,7 +3,7 @@
  * event maps of the transactions, and what `TransactionLayer.receiveRequest` tells the core.
  */
 import type { Logger } from '../log/index.js';
-import type { SipResponse } from '../sip/index.js';
+import type { MessageCounters, SipResponse } from '../sip/index.js';
 import type { TransportSender } from '../transport/types.js';
 import type { InviteClientTransaction } from './invite-client-transaction.js';
 import type { InviteServerTransaction } from './invite-server-transaction.js';
@@ -89,4 +89,6 @@ export interface TransactionContext {
   readonly config: TimerConfig;
   readonly logger: Logger;
   readonly owner: TransactionOwner;
+  /** Where the responses sent are counted (the stack's MessageCounters), if anywhere. */
+  readonly counters?: MessageCounters;
 }

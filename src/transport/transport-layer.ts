@@ -155,6 +155,13 @@ export class TransportLayer implements TransportSender {
     return this.table.size;
   }
 
+  /** Open connections by protocol (tcp, tls, ws, wss): walks the table, for a scrape, not per message. */
+  connectionCounts(): Partial<Record<TransportProtocol, number>> {
+    const counts: Partial<Record<TransportProtocol, number>> = {};
+    for (const c of this.table.all()) counts[c.protocol] = (counts[c.protocol] ?? 0) + 1;
+    return counts;
+  }
+
   /** Binds every listener; if one cannot be bound, releases the others and rejects. */
   start(): Promise<void> {
     if (this.state !== 'new') return Promise.reject(new Error(`TransportLayer cannot start: it is ${this.state}`));

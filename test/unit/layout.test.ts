@@ -28,7 +28,7 @@ const STACK_LAYERS: readonly string[] = ['log', 'sip', 'transport', 'transaction
 /** Every service folder the layout knows, present or to come (the pre-commit hook's list). */
 const SERVICES = [
   'proxy', 'balancer', 'registrar', 'media', 'security', 'b2bua', 'push', 'turn', 'presence', 'messaging', 'history',
-  'conference', 'api', 'console',
+  'conference', 'api', 'console', 'metrics',
 ];
 const OTHER_FOLDERS = ['src', 'platform', 'server', 'sql', 'support', 'bench', 'test'];
 /** The one service file allowed to compose other services at run time. */

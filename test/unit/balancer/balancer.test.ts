@@ -187,7 +187,7 @@ describe('Balancer', () => {
       b.markFailure(c, 'timeout');
       b.markFailure(c, 'timeout');
       b.markSuccess(c);
-      assert.deepEqual(b.states()[0], { id: x!.id, set: 'fs', uri: x!.uri, weight: 1, enabled: true, health: 'up', activeCalls: 0, failures: 0, lastSeen: undefined });
+      assert.deepEqual(b.states()[0], { id: x!.id, set: 'fs', uri: x!.uri, weight: 1, enabled: true, health: 'up', activeCalls: 0, failures: 0, lastSeen: undefined, probeMs: undefined });
       b.markFailure(c, 'timeout');
       b.markFailure(c, 'timeout');
       assert.equal(b.states()[0]!.health, 'up');
@@ -265,6 +265,25 @@ describe('Balancer', () => {
       await round(() => stack.answer('10.0.1.1', 200));
       assert.equal(state().failures, 0);
       assert.equal(state().lastSeen, 1_700_000_000_000 + 5 * OPTIONS.probeIntervalMs);
+      b.stop();
+    });
+
+    it('keeps the round trip of the last answered probe (probeMs, for /metrics); an unanswered probe leaves it', async () => {
+      const [x] = await repo.pool('fs', 'round-robin', [1]);
+      const b = balancer({ failureThreshold: 10 });
+      await b.start();
+      const state = () => b.states().find((s) => s.id === x!.id)!;
+      await settle();
+      assert.equal(state().probeMs, undefined);
+      clock.tick(37);
+      stack.answer('10.0.1.1', 200);
+      assert.equal(state().probeMs, 37);
+      clock.tick(OPTIONS.probeIntervalMs - 37);
+      await settle();
+      stack.drop('10.0.1.1');
+      clock.tick(OPTIONS.probeTimeoutMs);
+      assert.equal(state().failures, 1);
+      assert.equal(state().probeMs, 37);
       b.stop();
     });
 

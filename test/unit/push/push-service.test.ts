@@ -67,6 +67,7 @@ describe('push call server', () => {
     assert.equal(await first, fresh);
     assert.equal(await second, fresh);
     assert.equal(push.stats().woken, 1);
+    assert.deepEqual(push.stats().byProvider, { apns: { ok: 1, failed: 0 } });
   });
 
   it('the wait ends at the first REGISTER of the same device: another device\'s REGISTER does not count, a later refresh changes nothing', async () => {
@@ -112,6 +113,7 @@ describe('push call server', () => {
     assert.deepEqual(forgotten, [device]);
     assert.deepEqual(apns.sent.map((s) => s.payload.kind), ['call']);
     assert.deepEqual(push.stats().failed, { Unregistered: 1 });
+    assert.deepEqual(push.stats().byProvider, { apns: { ok: 0, failed: 1 } });
   });
 
 

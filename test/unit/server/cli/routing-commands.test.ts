@@ -79,8 +79,8 @@ describe('softswitch backend|route|did|trusted … and reload', () => {
 
     it('backend list with a running server shows each backend\'s health, calls and failures from /health', async () => {
       const states: BackendState[] = [
-        { id: 1, set: 'freeswitch', uri: 'sip:10.0.0.5:5060;transport=udp', weight: 1, enabled: true, health: 'up', activeCalls: 3, failures: 0, lastSeen: 1 },
-        { id: 2, set: 'freeswitch', uri: 'sip:10.0.0.6', weight: 5, enabled: true, health: 'down', activeCalls: 0, failures: 4, lastSeen: undefined },
+        { id: 1, set: 'freeswitch', uri: 'sip:10.0.0.5:5060;transport=udp', weight: 1, enabled: true, health: 'up', activeCalls: 3, failures: 0, lastSeen: 1, probeMs: 2 },
+        { id: 2, set: 'freeswitch', uri: 'sip:10.0.0.6', weight: 5, enabled: true, health: 'down', activeCalls: 0, failures: 4, lastSeen: undefined, probeMs: undefined },
       ];
       const http = new HttpServer({ listen: '127.0.0.1:0', logger: silentLogger(), tokens: store.tokens, source: { health: () => ({ ok: false, backends: states }) } });
       await http.start();
@@ -98,7 +98,7 @@ describe('softswitch backend|route|did|trusted … and reload', () => {
 
     it('backend list against a server whose /health details need a token shows the health, with a token it minted and deleted', async () => {
       const states: BackendState[] = [
-        { id: 1, set: 'freeswitch', uri: 'sip:10.0.0.5:5060;transport=udp', weight: 1, enabled: true, health: 'up', activeCalls: 1, failures: 0, lastSeen: 1 },
+        { id: 1, set: 'freeswitch', uri: 'sip:10.0.0.5:5060;transport=udp', weight: 1, enabled: true, health: 'up', activeCalls: 1, failures: 0, lastSeen: 1, probeMs: 2 },
       ];
       const http = new HttpServer({ listen: '127.0.0.1:0', logger: silentLogger(), tokens: store.tokens, healthDetails: 'token', source: { health: () => ({ ok: true, backends: states }) } });
       await http.start();
