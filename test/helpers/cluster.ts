@@ -17,9 +17,9 @@ import { openStore } from '../../platform/store/index.js';
 import { repoRoot } from '../../support/paths.js';
 import { freePort } from '../../support/tools.js';
 import { type Softphone, type SoftphoneLibrary, createPhone, installTestWebSocket } from './softphone.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const main = join(repoRoot, 'dist', 'server', 'main.js');
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface TestCluster {
   readonly dir: string;
@@ -53,7 +53,10 @@ export async function startTestCluster(workers: number, config: (dir: string) =>
     if (child.exitCode === null && child.signalCode === null) {
       const exited = once(child, 'exit');
       child.kill('SIGTERM');
-      await Promise.race([exited, sleep(10_000)]);
+      // the grace timer must not outlive the stop: it would hold the test file's process 10 s after its tests
+      const grace = new AbortController();
+      await Promise.race([exited, sleep(10_000, undefined, { signal: grace.signal }).catch(() => undefined)]);
+      grace.abort();
       child.kill('SIGKILL');
     }
     rmSync(dir, { recursive: true, force: true });
