@@ -12,6 +12,7 @@ import * as m0004 from './0004_calls.js';
 import * as m0005 from './0005_user_tokens.js';
 import * as m0006 from './0006_messaging.js';
 import * as m0007 from './0007_presence.js';
+import * as m0008 from './0008_user_sessions.js';
 
 export interface Migration {
   /** Recorded in knex_migrations; stable forever. */
@@ -28,4 +29,5 @@ export const migrations: readonly Migration[] = [
   { name: '0005_user_tokens', up: m0005.up, down: m0005.down },
   { name: '0006_messaging', up: m0006.up, down: m0006.down },
   { name: '0007_presence', up: m0007.up, down: m0007.down },
+  { name: '0008_user_sessions', up: m0008.up, down: m0008.down },
 ];

@@ -1,7 +1,7 @@
 /**
  * The refresh tokens of the user tokens (platform/store/refresh-tokens.ts), in the shared store suite
  * (repository-suite.ts runs it on every target): only hashes stored, single use even when two refreshes
- * race, expired ones purged.
+ * race, expired ones purged, sessions ended by a sign-out.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -49,6 +49,37 @@ export function refreshTokenSuite(getStore: () => SqlStore): void {
       const live = await tokens.issue(record('dave@example.com', now + 60_000));
       assert.equal(await tokens.purgeExpired(now), 1);
       assert.equal((await tokens.consume(live))?.subject, 'dave@example.com');
+    });
+
+    it('a token keeps its session; ending the session deletes its tokens only and records it as ended until the given time', async () => {
+      const tokens = new SqlRefreshTokenRepository(getStore());
+      const now = Date.now();
+      const inSession = { ...record('erin@example.com', now + 60_000), session: 'S'.repeat(22) };
+      const first = await tokens.issue(inSession);
+      const second = await tokens.issue(inSession);
+      const other = await tokens.issue({ ...inSession, session: 'T'.repeat(22) });
+      const older = await tokens.issue(record('erin@example.com', now + 60_000));
+      assert.deepEqual(await tokens.endedSessions('erin@example.com', now), []);
+      assert.equal(await tokens.endSession('erin@example.com', inSession.session, now + 10_000), 2);
+      assert.equal(await tokens.endSession('erin@example.com', inSession.session, now + 10_000), 0, 'ending it again changes nothing');
+      assert.equal(await tokens.consume(first), undefined);
+      assert.equal(await tokens.consume(second), undefined);
+      assert.deepEqual(await tokens.consume(other), { ...inSession, session: 'T'.repeat(22) });
+      assert.deepEqual(await tokens.consume(older), record('erin@example.com', now + 60_000), 'a token without a session has none');
+      assert.deepEqual(await tokens.endedSessions('erin@example.com', now), [inSession.session]);
+      assert.deepEqual(await tokens.endedSessions('frank@example.com', now), [], 'another subject\'s sessions are its own');
+      assert.deepEqual(await tokens.endedSessions('erin@example.com', now + 10_000), [], 'not past its time');
+    });
+
+    it('purgeExpired deletes the ended-session records past their time', async () => {
+      const store = getStore();
+      const tokens = new SqlRefreshTokenRepository(store);
+      const now = Date.now();
+      await tokens.endSession('gina@example.com', 'A'.repeat(22), now - 1);
+      await tokens.endSession('gina@example.com', 'B'.repeat(22), now + 60_000);
+      await tokens.purgeExpired(now);
+      const rows = (await store.knex('user_sessions_ended').where({ subject: 'gina@example.com' }).select('session')) as Array<{ session: string }>;
+      assert.deepEqual(rows.map((r) => r.session), ['B'.repeat(22)]);
     });
   });
 }
