@@ -10,7 +10,8 @@
  *
  * With `userTokens`, apps sign in at `POST /v1/auth/token` (user-tokens.ts) and their access tokens pass
  * the same hook on routes added with `routes(plugin, { access: 'user' })`; on any other route they get 403
- * insufficient_scope (RFC 6750 §3.1). A route reads who asked with principalOf(request).
+ * insufficient_scope (RFC 6750 §3.1). A route reads who asked with principalOf(request). An app signs out
+ * with `DELETE /v1/auth/token` and its access token.
  */
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
@@ -31,8 +32,8 @@ declare module 'fastify' {
   }
 }
 
-/** Who made an authenticated request: an admin token (by its name) or a user access token (user@domain). */
-export type Principal = { kind: 'admin'; name: string } | { kind: 'user'; user: string };
+/** Who made an authenticated request: an admin token (by its name) or a user access token (user@domain, its session). */
+export type Principal = { kind: 'admin'; name: string } | { kind: 'user'; user: string; session: string };
 
 /** Filled by the one onRequest hook; a WeakMap keeps Fastify's request object as it is. */
 const principals = new WeakMap<FastifyRequest, Principal>();
@@ -44,7 +45,7 @@ export function principalOf(request: FastifyRequest): Principal {
   return principal;
 }
 
-/** The token endpoint (RFC 6749 §3.2): the one route under /v1/ that takes no token. */
+/** The token endpoint (RFC 6749 §3.2): POST is the one route under /v1/ that takes no token; DELETE signs out. */
 export const TOKEN_PATH = '/v1/auth/token';
 
 export interface HealthSource {
@@ -241,6 +242,24 @@ export class HttpServer {
       else if (answer.status === 200) this.log.info({ from, user: answer.body.user }, 'user token issued');
       return reply.code(answer.status).send(answer.body);
     });
+    // Sign-out: the hook has checked the access token (a dead one is 401 invalid_token there). RFC 7009 §2.2
+    // answers 200 with no body; 204 says the same. A request body (RFC 7009's `token`) is not needed: the
+    // session is the one of the access token presented.
+    this.app.delete(TOKEN_PATH, { config: { access: 'user' } }, async (req, reply) => {
+      const principal = principalOf(req);
+      void reply.header('cache-control', 'no-store');
+      if (principal.kind !== 'user') {
+        return reply.code(400).send({ error: 'invalid_request', error_description: 'a sign-out takes the user access token of the session to end' });
+      }
+      try {
+        await tokens.signOut(principal.user, principal.session);
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'cannot sign out: the store failed');
+        return reply.code(503).header('retry-after', '5').send({ error: 'temporarily_unavailable', error_description: 'the store failed' });
+      }
+      this.log.info({ from: req.socket.remoteAddress ?? '', user: principal.user }, 'user signed out');
+      return reply.code(204).send();
+    });
   }
 
   /** True when the request carries a token valid for `access`; otherwise the refusal has been sent. */
@@ -324,7 +343,7 @@ export class HttpServer {
       this.log.debug({ from, method: req.method, path: pathOf(req), user: checked.user }, 'user token on an admin route refused');
       return { status: 403, error: 'insufficient_scope', description: 'this route needs an admin token' };
     }
-    return { kind: 'user', user: checked.user };
+    return { kind: 'user', user: checked.user, session: checked.session };
   }
 
   /** Counts a failed attempt against its source address: one log line per attempt, one when it trips. */

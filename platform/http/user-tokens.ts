@@ -7,16 +7,23 @@
  * Access token: a JWT (RFC 7519) signed with HMAC-SHA256 and nothing else (the header is fixed, so
  * `alg: none` or another algorithm is simply not our token):
  *
- *   base64url({"alg":"HS256","typ":"JWT"}) "." base64url({sub, iat, exp, pfp}) "." base64url(HMAC-SHA256(key, the two parts))
+ *   base64url({"alg":"HS256","typ":"JWT"}) "." base64url({sub, iat, exp, pfp, sid}) "." base64url(HMAC-SHA256(key, the two parts))
  *
  * `sub` is user@domain, `iat`/`exp` seconds since the epoch (NumericDate), `pfp` the password fingerprint:
- * the first 16 hex digits of SHA-256 over the subscriber's HA1s. Verification checks the signature, `exp`,
- * and that `pfp` still matches the subscriber as the store has it now (looked up at most every few
- * seconds), so a password change, a disabled or a deleted subscriber kills every token within that time
- * without a revocation list.
+ * the first 16 hex digits of SHA-256 over the subscriber's HA1s, `sid` the session: 16 random bytes made by
+ * the password grant and kept by every refresh. Verification checks the signature, `exp`, that `pfp` still
+ * matches the subscriber as the store has it now, and that the session has not been ended by a sign-out
+ * (both looked up at most every FINGERPRINT_CACHE_MS), so a password change, a disabled or a deleted
+ * subscriber kills every token, and a sign-out the tokens of its session, within that time.
  *
  * Refresh token: 32 random bytes (platform/store/refresh-tokens.ts keeps only their SHA-256), used once:
- * each refresh deletes it and hands out a new pair. It carries the fingerprint too and dies with the password.
+ * each refresh deletes it and hands out a new pair. It carries the fingerprint and the session too and dies
+ * with the password or the session.
+ *
+ * Sign-out (`DELETE /v1/auth/token`, in the spirit of RFC 7009): ends the session of the access token
+ * presented. Its refresh token is deleted and its access tokens are refused at once by this process, within
+ * FINGERPRINT_CACHE_MS by the other workers (their cache). The user's other sessions (other devices) go on;
+ * a password change ends them all.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -33,12 +40,13 @@ import type { Subscriber } from '../store/types.js';
 export const DEFAULT_ACCESS_TTL_S = 900;
 /** Default life of a refresh token, seconds (configuration key http.refreshTokenTtl): 30 days. */
 export const DEFAULT_REFRESH_TTL_S = 30 * 86_400;
-/** A password change or a disabled subscriber stops the tokens within this time. */
+/** A password change, a disabled subscriber or a sign-out on another worker stops the tokens within this time. */
 export const FINGERPRINT_CACHE_MS = 5000;
 /** The signing key file under dataDir, shared by the workers of a node. */
 export const TOKEN_KEY_FILE = 'user-token.key';
 
 const KEY_BYTES = 32;
+const SESSION_BYTES = 16;
 const HEADER = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url');
 /** Subjects remembered by the fingerprint cache before it starts over. */
 const CACHE_MAX = 10_000;
@@ -66,7 +74,7 @@ export interface UserTokensOptions {
 }
 
 /** A checked access token: its user, or why it is refused and whether it was a forgery (counted as a guess). */
-export type AccessCheck = { ok: true; user: string } | { ok: false; reason: string; forged: boolean };
+export type AccessCheck = { ok: true; user: string; session: string } | { ok: false; reason: string; forged: boolean };
 
 /** RFC 6749 §5.1. */
 export interface TokenResponse {
@@ -106,6 +114,8 @@ const accessPayload = z.object({
   iat: z.number(),
   exp: z.number(),
   pfp: z.string(),
+  // Absent from the tokens of a version without sign-out: refused as "refresh it", not as a forgery.
+  sid: z.string().optional(),
 });
 
 const refuse = (status: 400 | 401, error: GrantError, description: string): GrantAnswer => ({ status, body: { error, error_description: description } });
@@ -160,8 +170,13 @@ export function loadTokenKey(options: { dataDir: string; secret?: string | undef
   }
 }
 
-interface CachedFingerprint {
+/** What a verification needs of a subject: its fingerprint (undefined: gone or disabled) and its ended sessions. */
+interface SubjectState {
   readonly fingerprint: string | undefined;
+  readonly ended: Set<string>;
+}
+
+interface CachedSubject extends SubjectState {
   readonly until: number;
 }
 
@@ -170,7 +185,7 @@ export class UserTokens {
   private readonly refreshTtlMs: number;
   private readonly cacheMs: number;
   private readonly now: () => number;
-  private readonly cache = new Map<string, CachedFingerprint>();
+  private readonly cache = new Map<string, CachedSubject>();
   private lastPurge = 0;
 
   constructor(private readonly options: UserTokensOptions) {
@@ -215,11 +230,24 @@ export class UserTokens {
       return { ok: false, reason: 'malformed token', forged: true };
     }
     if (claims.exp * 1000 <= this.now()) return { ok: false, reason: 'expired token', forged: false };
-    const current = await this.fingerprint(claims.sub, true);
-    if (current === undefined || !digestEquals(current, claims.pfp)) {
+    if (claims.sid === undefined) return { ok: false, reason: 'token of an older version: refresh it', forged: false };
+    const current = await this.subject(claims.sub, true);
+    if (current.fingerprint === undefined || !digestEquals(current.fingerprint, claims.pfp)) {
       return { ok: false, reason: 'the password has changed or the account is disabled', forged: false };
     }
-    return { ok: true, user: claims.sub };
+    if (current.ended.has(claims.sid)) return { ok: false, reason: 'signed out', forged: false };
+    return { ok: true, user: claims.sub, session: claims.sid };
+  }
+
+  /**
+   * Sign-out: ends `session` of `subject` (from a verified access token). Its refresh token is deleted and
+   * its access tokens refused from now on by this process (the cache is updated), by the other workers
+   * within FINGERPRINT_CACHE_MS. Throws only when the store fails.
+   */
+  async signOut(subject: string, session: string): Promise<void> {
+    // Recorded as long as any token of the session could still be presented.
+    await this.options.refreshTokens.endSession(subject, session, this.now() + Math.max(this.accessTtlS * 1000, this.refreshTtlMs));
+    this.cache.get(subject)?.ended.add(session);
   }
 
   private async password(name: string, password: string, domainField: string | undefined): Promise<GrantAnswer> {
@@ -239,29 +267,32 @@ export class UserTokens {
     if (!matches) return BAD_PASSWORD;
     const fingerprint = passwordFingerprint(subscriber);
     if (fingerprint === undefined) return refuse(401, 'invalid_grant', 'the account is disabled');
-    return this.issue(`${username}@${domain}`, fingerprint);
+    return this.issue(`${username}@${domain}`, fingerprint, randomBytes(SESSION_BYTES).toString('base64url'));
   }
 
   private async refresh(token: string): Promise<GrantAnswer> {
     const record = await this.options.refreshTokens.consume(token);
     if (record === undefined || record.expiresAt <= this.now()) return refuse(401, 'invalid_grant', 'unknown, used or expired refresh token');
-    const current = await this.fingerprint(record.subject, false);
-    if (current === undefined || !digestEquals(current, record.fingerprint)) {
+    const current = await this.subject(record.subject, false);
+    if (current.fingerprint === undefined || !digestEquals(current.fingerprint, record.fingerprint)) {
       return refuse(401, 'invalid_grant', 'the password has changed or the account is disabled: sign in again');
     }
-    return this.issue(record.subject, current);
+    // A token consumed just before a sign-out deleted it: the session is recorded as ended by then.
+    if (record.session !== undefined && current.ended.has(record.session)) return refuse(401, 'invalid_grant', 'signed out: sign in again');
+    // A token from before sessions existed opens one.
+    return this.issue(record.subject, current.fingerprint, record.session ?? randomBytes(SESSION_BYTES).toString('base64url'));
   }
 
-  private async issue(subject: string, fingerprint: string): Promise<GrantAnswer> {
+  private async issue(subject: string, fingerprint: string, session: string): Promise<GrantAnswer> {
     const now = this.now();
     if (now - this.lastPurge >= PURGE_EVERY_MS) {
       this.lastPurge = now;
       await this.options.refreshTokens.purgeExpired(now);
     }
     const iat = Math.floor(now / 1000);
-    const payload = Buffer.from(JSON.stringify({ sub: subject, iat, exp: iat + this.accessTtlS, pfp: fingerprint })).toString('base64url');
+    const payload = Buffer.from(JSON.stringify({ sub: subject, iat, exp: iat + this.accessTtlS, pfp: fingerprint, sid: session })).toString('base64url');
     const unsigned = `${HEADER}.${payload}`;
-    const refreshToken = await this.options.refreshTokens.issue({ subject, fingerprint, createdAt: now, expiresAt: now + this.refreshTtlMs });
+    const refreshToken = await this.options.refreshTokens.issue({ subject, fingerprint, createdAt: now, expiresAt: now + this.refreshTtlMs, session });
     return {
       status: 200,
       body: {
@@ -278,18 +309,18 @@ export class UserTokens {
     return createHmac('sha256', this.options.key).update(text).digest();
   }
 
-  /** The subject's current fingerprint (undefined: gone or disabled), from the cache when `cached` and fresh. */
-  private async fingerprint(subject: string, cached: boolean): Promise<string | undefined> {
+  /** The subject's current state, from the cache when `cached` and fresh. */
+  private async subject(subject: string, cached: boolean): Promise<SubjectState> {
     const now = this.now();
     const hit = this.cache.get(subject);
-    if (cached && hit !== undefined && hit.until > now) return hit.fingerprint;
+    if (cached && hit !== undefined && hit.until > now) return hit;
     const { username, domain } = splitSubject(subject);
-    const subscriber = await this.options.subscribers.get(username, domain);
-    const fingerprint = subscriber === undefined ? undefined : passwordFingerprint(subscriber);
+    const [subscriber, ended] = await Promise.all([this.options.subscribers.get(username, domain), this.options.refreshTokens.endedSessions(subject, now)]);
+    const state = { fingerprint: subscriber === undefined ? undefined : passwordFingerprint(subscriber), ended: new Set(ended) };
     if (this.cacheMs > 0) {
       if (this.cache.size >= CACHE_MAX) this.cache.clear();
-      this.cache.set(subject, { fingerprint, until: now + this.cacheMs });
+      this.cache.set(subject, { ...state, until: now + this.cacheMs });
     }
-    return fingerprint;
+    return state;
   }
 }

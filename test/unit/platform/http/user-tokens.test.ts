@@ -1,16 +1,18 @@
 /**
  * User tokens (platform/http/user-tokens.ts) through a real HttpServer on loopback and a real SQLite store:
  * the password and refresh grants of POST /v1/auth/token, access tokens on `access: 'user'` routes
- * (/v1/calls) and admin routes, expiry, rotation, password changes, forgeries, the failure limit, the key file.
+ * (/v1/calls) and admin routes, expiry, rotation, password changes, sign-out (DELETE /v1/auth/token), forgeries,
+ * the failure limit, the key file.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  HttpServer, TOKEN_FAILURES_MAX, TOKEN_KEY_FILE, UserTokens, loadTokenKey, type HttpServerOptions, type TokenResponse, type UserTokensOptions,
+  FINGERPRINT_CACHE_MS, HttpServer, TOKEN_FAILURES_MAX, TOKEN_KEY_FILE, UserTokens, loadTokenKey, passwordFingerprint, type HttpServerOptions, type TokenResponse, type UserTokensOptions,
 } from '../../../../platform/http/index.js';
 import { SqlRefreshTokenRepository, openStore, type SqlStore } from '../../../../platform/store/index.js';
 import { silentLogger } from '../../../../src/log/index.js';
@@ -60,6 +62,8 @@ describe('user tokens: POST /v1/auth/token and user access tokens', () => {
   }
 
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+  const signOut = (url: string, token: string) => fetch(`${url}/v1/auth/token`, { method: 'DELETE', headers: bearer(token) });
+  const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
 
   async function grant(url: string, body: object): Promise<{ status: number; json: Record<string, unknown>; headers: Headers }> {
     const res = await fetch(`${url}/v1/auth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -76,7 +80,7 @@ describe('user tokens: POST /v1/auth/token and user access tokens', () => {
     dir = mkdtempSync(join(tmpdir(), 'softswitch-user-tokens-'));
     store = await openStore({ url: `sqlite:${join(dir, 'softswitch.db')}`, logger: silentLogger() });
     key = loadTokenKey({ dataDir: dir, logger: silentLogger() });
-    for (const [username, password] of [['alice', 'alice-secret'], ['bob', 'bob-secret'], ['carol', 'carol-secret'], ['dave', 'dave-secret']]) {
+    for (const [username, password] of [['alice', 'alice-secret'], ['bob', 'bob-secret'], ['carol', 'carol-secret'], ['dave', 'dave-secret'], ['fay', 'fay-secret']]) {
       await store.subscribers.add({ username: username!, domain: 'example.com', password: password! });
     }
     await store.subscribers.add({ username: 'erin', domain: 'example.com', password: 'erin-secret', enabled: false });
@@ -241,6 +245,97 @@ describe('user tokens: POST /v1/auth/token and user access tokens', () => {
     await store.knex('subscribers').where({ username: 'dave' }).update({ enabled: false });
     assert.equal((await fetch(`${url}/v1/calls`, { headers: bearer(access_token) })).status, 401);
     assert.equal((await grant(url, { grant_type: 'refresh_token', refresh_token })).status, 401);
+  });
+
+  it('DELETE /v1/auth/token with an access token answers 204; that access token is then 401 invalid_token at once, its refresh token invalid_grant', async () => {
+    const url = await server();
+    const session = await signIn(url, 'alice', 'alice-secret');
+    const res = await signOut(url, session.access_token);
+    assert.equal(res.status, 204);
+    assert.equal(res.headers.get('cache-control'), 'no-store');
+    const after = await fetch(`${url}/v1/calls`, { headers: bearer(session.access_token) });
+    assert.equal(after.status, 401);
+    assert.match(after.headers.get('www-authenticate') ?? '', /error="invalid_token", error_description="signed out"/);
+    const refresh = await grant(url, { grant_type: 'refresh_token', refresh_token: session.refresh_token });
+    assert.equal(refresh.status, 401);
+    assert.equal(refresh.json.error, 'invalid_grant');
+    assert.equal((await signOut(url, session.access_token)).status, 401, 'a second sign-out with the dead token');
+  });
+
+  it('a sign-out ends that session only: the same user\'s other session and another user\'s tokens keep working', async () => {
+    const url = await server();
+    const phone = await signIn(url, 'alice', 'alice-secret');
+    const laptop = await signIn(url, 'alice', 'alice-secret');
+    const fay = await signIn(url, 'fay', 'fay-secret');
+    assert.notEqual(claimsOf(phone.access_token).sid, claimsOf(laptop.access_token).sid, 'each password grant opens its own session');
+    assert.equal((await signOut(url, phone.access_token)).status, 204);
+    for (const other of [laptop, fay]) {
+      assert.equal((await fetch(`${url}/v1/calls`, { headers: bearer(other.access_token) })).status, 200);
+      assert.equal((await grant(url, { grant_type: 'refresh_token', refresh_token: other.refresh_token })).status, 200);
+    }
+  });
+
+  it('a refresh keeps the session: signing out with the new access token ends the earlier one too', async () => {
+    const url = await server();
+    const first = await signIn(url, 'carol', 'carol-secret');
+    const { json } = await grant(url, { grant_type: 'refresh_token', refresh_token: first.refresh_token });
+    const second = json as unknown as TokenResponse;
+    assert.equal(claimsOf(second.access_token).sid, claimsOf(first.access_token).sid);
+    assert.equal((await signOut(url, second.access_token)).status, 204);
+    for (const token of [first.access_token, second.access_token]) assert.equal((await fetch(`${url}/v1/calls`, { headers: bearer(token) })).status, 401);
+    assert.equal((await grant(url, { grant_type: 'refresh_token', refresh_token: second.refresh_token })).status, 401);
+  });
+
+  it(`another worker of the node (its own tokens over the same store) refuses a signed-out token within FINGERPRINT_CACHE_MS (${FINGERPRINT_CACHE_MS} ms)`, async () => {
+    const one = await server();
+    const two = await server();
+    const session = await signIn(one, 'alice', 'alice-secret');
+    assert.equal((await fetch(`${two}/v1/calls`, { headers: bearer(session.access_token) })).status, 200, 'worker two has the session cached as live');
+    assert.equal((await signOut(one, session.access_token)).status, 204);
+    skew = FINGERPRINT_CACHE_MS;
+    try {
+      assert.equal((await fetch(`${two}/v1/calls`, { headers: bearer(session.access_token) })).status, 401);
+    } finally {
+      skew = 0;
+    }
+  });
+
+  it('a refresh token issued by a refresh racing with the sign-out (after it deleted the session\'s tokens) is refused', async () => {
+    const t = tokens();
+    const refreshTokens = new SqlRefreshTokenRepository(store);
+    const session = 'R'.repeat(22);
+    const fingerprint = passwordFingerprint((await store.subscribers.get('alice', 'example.com'))!)!;
+    await refreshTokens.endSession('alice@example.com', session, Date.now() + 60_000);
+    const token = await refreshTokens.issue({ subject: 'alice@example.com', fingerprint, createdAt: Date.now(), expiresAt: Date.now() + 60_000, session });
+    const answer = await t.grant({ grant_type: 'refresh_token', refresh_token: token }, true);
+    assert.equal(answer.status, 401);
+    assert.deepEqual(answer.body, { error: 'invalid_grant', error_description: 'signed out: sign in again' });
+  });
+
+  it('an access token of an older version (no session) is 401 "refresh it", not counted as a guess; its refresh token opens a session', async () => {
+    const url = await server();
+    const old = await signIn(url, 'fay', 'fay-secret');
+    const { sid: _sid, ...claims } = claimsOf(old.access_token);
+    const unsigned = `${old.access_token.split('.')[0]}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+    const sessionless = `${unsigned}.${createHmac('sha256', key).update(unsigned).digest('base64url')}`;
+    for (let i = 0; i < TOKEN_FAILURES_MAX + 1; i++) {
+      const res = await fetch(`${url}/v1/calls`, { headers: bearer(sessionless) });
+      assert.equal(res.status, 401);
+      assert.match(res.headers.get('www-authenticate') ?? '', /error_description="token of an older version: refresh it"/);
+    }
+    await store.knex('user_refresh_tokens').where({ subject: 'fay@example.com' }).update({ session: null });
+    const { status, json } = await grant(url, { grant_type: 'refresh_token', refresh_token: old.refresh_token });
+    assert.equal(status, 200);
+    assert.match(String(claimsOf(String(json.access_token)).sid), /^[A-Za-z0-9_-]{22}$/);
+  });
+
+  it('DELETE /v1/auth/token without a token is 401; with an admin token 400 invalid_request (it ends a user\'s session)', async () => {
+    const url = await server();
+    assert.equal((await fetch(`${url}/v1/auth/token`, { method: 'DELETE' })).status, 401);
+    const { token } = await store.tokens.create({ name: 'signout-admin' });
+    const res = await signOut(url, token);
+    assert.equal(res.status, 400);
+    assert.equal(((await res.json()) as { error: string }).error, 'invalid_request');
   });
 
   it('a tampered token is refused: another signature, or another user under the same signature, or another key', async () => {
