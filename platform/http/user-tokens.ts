@@ -118,6 +118,8 @@ const accessPayload = z.object({
   sid: z.string().optional(),
 });
 
+/** A new session id: opened by a password grant, or by the refresh of a token from before sessions. */
+const newSession = (): string => randomBytes(SESSION_BYTES).toString('base64url');
 const refuse = (status: 400 | 401, error: GrantError, description: string): GrantAnswer => ({ status, body: { error, error_description: description } });
 const BAD_PASSWORD = refuse(401, 'invalid_grant', 'wrong username or password');
 
@@ -267,7 +269,7 @@ export class UserTokens {
     if (!matches) return BAD_PASSWORD;
     const fingerprint = passwordFingerprint(subscriber);
     if (fingerprint === undefined) return refuse(401, 'invalid_grant', 'the account is disabled');
-    return this.issue(`${username}@${domain}`, fingerprint, randomBytes(SESSION_BYTES).toString('base64url'));
+    return this.issue(`${username}@${domain}`, fingerprint, newSession());
   }
 
   private async refresh(token: string): Promise<GrantAnswer> {
@@ -280,7 +282,7 @@ export class UserTokens {
     // A token consumed just before a sign-out deleted it: the session is recorded as ended by then.
     if (record.session !== undefined && current.ended.has(record.session)) return refuse(401, 'invalid_grant', 'signed out: sign in again');
     // A token from before sessions existed opens one.
-    return this.issue(record.subject, current.fingerprint, record.session ?? randomBytes(SESSION_BYTES).toString('base64url'));
+    return this.issue(record.subject, current.fingerprint, record.session ?? newSession());
   }
 
   private async issue(subject: string, fingerprint: string, session: string): Promise<GrantAnswer> {
