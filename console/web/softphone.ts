@@ -206,6 +206,8 @@ async function signOut(): Promise<void> {
   } catch {
     // the connection may be gone already
   }
+  // Ends this session on the server: the access token and its refresh token stop working (DELETE /v1/auth/token).
+  if (token !== undefined) await api('/v1/auth/token', token, { method: 'DELETE' }).catch(() => {});
   token = undefined;
   location.reload();
 }
