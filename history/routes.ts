@@ -19,7 +19,7 @@
 import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
 import { z } from 'zod';
 import { normalizeUser, principalOf } from '../platform/http/index.js';
-import { answer, errors, isoTime, jsonSchema } from '../platform/http/openapi.js';
+import { errors, isoTime, jsonSchema, response } from '../platform/http/openapi.js';
 import { CALL_DIRECTIONS, CALL_DISPOSITIONS, MAX_CALL_PAGE, type CallParty, type CallQuery, type CallRecord, type CallRepository } from '../platform/store/index.js';
 
 export const DEFAULT_PAGE = 50;
@@ -84,14 +84,14 @@ const schemas: Record<'list' | 'one', FastifySchema> = {
     tags: ['calls'],
     querystring: jsonSchema(callQuery),
     response: {
-      200: answer(z.object({ calls: z.array(callJson), next: z.string().optional().describe('the cursor of the next page, when there is one') }), 'a page of calls'),
+      200: response(z.object({ calls: z.array(callJson), next: z.string().optional().describe('the cursor of the next page, when there is one') }), 'a page of calls'),
       ...errors({ 400: 'a malformed query or cursor (the error names the parameter)', 403: 'a user token named another user' }),
     },
   },
   one: {
     summary: 'One call', tags: ['calls'],
     params: jsonSchema(z.object({ id: z.string() })),
-    response: { 200: answer(callJson, 'the call'), ...errors({ 404: 'no such call (or not one of this user\'s)' }) },
+    response: { 200: response(callJson, 'the call'), ...errors({ 404: 'no such call (or not one of this user\'s)' }) },
   },
 };
 

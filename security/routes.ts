@@ -7,7 +7,7 @@
 import { isIP } from 'node:net';
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { answer, errors, isoTime, jsonSchema } from '../platform/http/openapi.js';
+import { errors, isoTime, jsonSchema, response } from '../platform/http/openapi.js';
 import type { BanList } from './ban-list.js';
 
 const banBody = z.strictObject({
@@ -21,17 +21,17 @@ const ban = z.object({ address: z.string(), reason: z.string(), since: isoTime, 
 const schemas: Record<'list' | 'ban' | 'lift', FastifySchema> = {
   list: {
     summary: 'The bans in force', tags: ['bans'],
-    response: { 200: answer(z.object({ bans: z.array(ban) }), 'the bans, with when they started and end') },
+    response: { 200: response(z.object({ bans: z.array(ban) }), 'the bans, with when they started and end') },
   },
   ban: {
     summary: 'Ban an address by hand', tags: ['bans'],
     body: jsonSchema(banBody),
-    response: { 201: answer(z.object({ ok: z.literal(true), ban }), 'banned'), ...errors({ 400: 'the body is malformed (the error names the field)' }) },
+    response: { 201: response(z.object({ ok: z.literal(true), ban }), 'banned'), ...errors({ 400: 'the body is malformed (the error names the field)' }) },
   },
   lift: {
     summary: 'Lift a ban (on every worker; softswitch ban lift)', tags: ['bans'],
     params: jsonSchema(z.object({ address: z.string().describe('an IPv4 or IPv6 address') })),
-    response: { 200: answer(z.object({ ok: z.literal(true) }), 'lifted'), ...errors({ 400: 'not an IP address', 404: 'the address is not banned' }) },
+    response: { 200: response(z.object({ ok: z.literal(true) }), 'lifted'), ...errors({ 400: 'not an IP address', 404: 'the address is not banned' }) },
   },
 };
 

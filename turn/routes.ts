@@ -14,7 +14,7 @@
 import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
 import { z } from 'zod';
 import { normalizeUser, principalOf } from '../platform/http/index.js';
-import { answer, errors, isoTime, jsonSchema } from '../platform/http/openapi.js';
+import { errors, isoTime, jsonSchema, response } from '../platform/http/openapi.js';
 import type { TurnCredential } from './credentials.js';
 import { type IceServerConfig, type RtcIceServer, iceServers } from './ice-servers.js';
 
@@ -46,7 +46,7 @@ const schema: FastifySchema = {
   tags: ['ice servers'],
   querystring: jsonSchema(query),
   response: {
-    200: answer(z.object({
+    200: response(z.object({
       iceServers: z.array(z.object({ urls: z.array(z.string()), username: z.string().optional(), credential: z.string().optional() })).describe('RTCIceServer list (W3C WebRTC §4.2.4)'),
       ttl: z.number().int().describe('the credential\'s life, seconds'),
       expiresAt: isoTime.describe('when the credential ends: ask again before then'),

@@ -19,7 +19,7 @@ import { z } from 'zod';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifySchema } from 'fastify';
 import { categoryLogger, type Logger } from '../../src/log/index.js';
 import { FailureLimiter } from './failure-limiter.js';
-import { ADMIN_ONLY, ADMIN_OR_USER, NO_TOKEN, answer, documentApi, errors, jsonSchema } from './openapi.js';
+import { ADMIN_ONLY, ADMIN_OR_USER, NO_TOKEN, documentApi, errors, jsonSchema, response } from './openapi.js';
 import { type UserTokens, isUserTokenShape } from './user-tokens.js';
 
 /** Who may call a route: admin tokens only, or user access tokens as well. */
@@ -96,8 +96,8 @@ export interface HttpServerOptions {
 /** `/health`: `ok`, and the details (named checks) when the caller may see them. */
 const healthBody = z.looseObject({ ok: z.boolean() });
 const healthResponses = (details: string) => ({
-  200: answer(healthBody, `healthy; ${details}`),
-  503: answer(healthBody, `not healthy (a check says \`ok: false\`); ${details}`),
+  200: response(healthBody, `healthy; ${details}`),
+  503: response(healthBody, `not healthy (a check says \`ok: false\`); ${details}`),
 });
 const HEALTH_SCHEMA: Record<'public' | 'v1', FastifySchema> = {
   public: {
@@ -111,7 +111,7 @@ const RELOAD_SCHEMA: FastifySchema = {
   summary: 'Re-read the routing data from the store (softswitch reload)',
   tags: ['server'],
   response: {
-    200: answer(z.looseObject({}), 'reloaded: what changed'),
+    200: response(z.looseObject({}), 'reloaded: what changed'),
     ...errors({ 404: 'nothing to reload on this server', 500: 'the reload failed' }),
   },
 };
@@ -133,13 +133,13 @@ const TOKEN_SCHEMA: FastifySchema = {
     z.object({ grant_type: z.literal('refresh_token'), refresh_token: z.string().min(1).max(256) }),
   ])),
   response: {
-    200: answer(z.object({
+    200: response(z.object({
       access_token: z.string(), token_type: z.literal('Bearer'), expires_in: z.number().int(), refresh_token: z.string(), user: z.string(),
     }), 'the tokens (RFC 6749 §5.1)'),
-    400: answer(oauthError, 'a malformed request or an unsupported grant (RFC 6749 §5.2)'),
-    401: answer(oauthError, 'wrong credentials or a bad refresh token'),
-    429: answer(oauthError, 'too many failed attempts from this address; Retry-After says when to come back'),
-    503: answer(oauthError, 'the store failed; Retry-After says when to come back'),
+    400: response(oauthError, 'a malformed request or an unsupported grant (RFC 6749 §5.2)'),
+    401: response(oauthError, 'wrong credentials or a bad refresh token'),
+    429: response(oauthError, 'too many failed attempts from this address; Retry-After says when to come back'),
+    503: response(oauthError, 'the store failed; Retry-After says when to come back'),
   },
 };
 

@@ -44,7 +44,7 @@ export const errorBody = z.object({
 });
 
 /** A response of the document: its JSON schema (output side) and its description. */
-export function answer(schema: z.ZodType, description: string): Record<string, unknown> {
+export function response(schema: z.ZodType, description: string): Record<string, unknown> {
   return { description, ...jsonSchema(schema, 'output') };
 }
 

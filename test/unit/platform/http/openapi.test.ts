@@ -14,9 +14,9 @@ type Doc = { openapi: string; paths: Record<string, Record<string, { security?: 
 
 const DOMAIN = 'example.com';
 
-/** `/v1/groups/:id/members/:user` → `/v1/groups/{id}/members/{user}`, `/v1/presence/allow/*` → `…/{wildcard}` (@fastify/swagger's spelling). */
+/** `/v1/groups/:id/members/:user` → `/v1/groups/{id}/members/{user}`, `/v1/presence/allow/*` → `…/{*}` (@fastify/swagger's spelling). */
 function openApiPath(url: string): string {
-  return url.replace(/:([A-Za-z0-9_]+)/g, '{$1}').replace(/\*$/, '{wildcard}');
+  return url.replace(/:([A-Za-z0-9_]+)/g, '{$1}').replace(/\*$/, '{*}');
 }
 
 describe('the OpenAPI document (GET /v1/openapi.json) of a whole softswitch', { timeout: 60_000 }, () => {
