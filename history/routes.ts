@@ -18,8 +18,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { normalizeUser, principalOf } from '../platform/http/index.js';
-import { errors, isoTime, jsonSchema, response } from '../platform/http/openapi.js';
+import { errors, isoTime, jsonSchema, normalizeUser, principalOf, response } from '../platform/http/index.js';
 import { CALL_DIRECTIONS, CALL_DISPOSITIONS, MAX_CALL_PAGE, type CallParty, type CallQuery, type CallRecord, type CallRepository } from '../platform/store/index.js';
 
 export const DEFAULT_PAGE = 50;

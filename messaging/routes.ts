@@ -23,8 +23,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { normalizeUser, principalOf } from '../platform/http/index.js';
-import { errors, isoTime, jsonSchema, noContent, response } from '../platform/http/openapi.js';
+import { errors, isoTime, jsonSchema, noContent, normalizeUser, principalOf, response } from '../platform/http/index.js';
 import {
   ChatError, type ChatActor, type ChatConversation, type ChatErrorCode, type ChatMember, type ChatMessage, type ChatReceipt, type ChatApi,
 } from './types.js';

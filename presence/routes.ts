@@ -15,8 +15,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { normalizeUser, principalOf } from '../platform/http/index.js';
-import { errors, jsonSchema, noContent, response } from '../platform/http/openapi.js';
+import { errors, jsonSchema, noContent, normalizeUser, principalOf, response } from '../platform/http/index.js';
 import { MAX_PRESENCE_USER } from '../platform/store/index.js';
 import type { PresencePolicy } from './policy.js';
 

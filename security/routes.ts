@@ -7,7 +7,7 @@
 import { isIP } from 'node:net';
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { errors, isoTime, jsonSchema, response } from '../platform/http/openapi.js';
+import { errors, isoTime, jsonSchema, response } from '../platform/http/index.js';
 import type { BanList } from './ban-list.js';
 
 const banBody = z.strictObject({

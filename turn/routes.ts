@@ -13,8 +13,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { normalizeUser, principalOf } from '../platform/http/index.js';
-import { errors, isoTime, jsonSchema, response } from '../platform/http/openapi.js';
+import { errors, isoTime, jsonSchema, normalizeUser, principalOf, response } from '../platform/http/index.js';
 import type { TurnCredential } from './credentials.js';
 import { type IceServerConfig, type RtcIceServer, iceServers } from './ice-servers.js';
 

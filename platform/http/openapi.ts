@@ -94,7 +94,14 @@ export function documentApi(app: FastifyInstance): void {
     scope.addHook('onRoute', (route) => {
       route.config = { ...route.config, public: true };
     });
-    await scope.register(swaggerUi, { routePrefix: DOCS_PATH, staticCSP: true, uiConfig: { validatorUrl: null } });
+    await scope.register(swaggerUi, {
+      routePrefix: DOCS_PATH,
+      // The package's CSP, less upgrade-insecure-requests: on a plain-HTTP listener (loopback) a browser would
+      // fetch the page's own scripts over HTTPS and show nothing. No validator badge: nothing leaves the page.
+      staticCSP: true,
+      transformStaticCSP: (header) => header.replace(/\s*upgrade-insecure-requests;?/, ''),
+      uiConfig: { validatorUrl: null },
+    });
     scope.get(OPENAPI_PATH, {
       schema: { summary: 'This OpenAPI document', tags: ['api'], security: NO_TOKEN, response: { 200: { description: 'the OpenAPI 3.1 document', type: 'object' } } },
     }, async () => app.swagger());

@@ -101,6 +101,9 @@ describe('the OpenAPI document (GET /v1/openapi.json) of a whole softswitch', { 
   it('has a browsable UI at /v1/docs, without a token, its assets served locally (no CDN)', async () => {
     const res = await fetch(`${base}/v1/docs/`, { signal: AbortSignal.timeout(10_000) });
     assert.equal(res.status, 200, 'GET /v1/docs/');
+    // On a plain-HTTP listener, upgrade-insecure-requests would send the browser to HTTPS for the scripts.
+    assert.doesNotMatch(res.headers.get('content-security-policy') ?? '', /upgrade-insecure-requests/);
+    assert.match(res.headers.get('content-security-policy') ?? '', /script-src 'self'/, 'the page runs only its own scripts');
     const html = await res.text();
     const scripts = [...html.matchAll(/<script src="([^"]+)"/g)].map((m) => m[1]!);
     assert.ok(scripts.length > 0, `the page loads scripts: ${html.slice(0, 300)}`);
