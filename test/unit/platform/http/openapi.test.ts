@@ -111,6 +111,8 @@ describe('the OpenAPI document (GET /v1/openapi.json) of a whole softswitch', { 
       assert.doesNotMatch(src, /^(https?:)?\/\//, `${src} is local`);
       const asset = await fetch(new URL(src, `${base}/v1/docs/`), { signal: AbortSignal.timeout(10_000) });
       assert.equal(asset.status, 200, `${src} is served`);
+      // Read to the end: an unread body keeps its connection busy, and the server's stop would wait for it.
+      assert.ok((await asset.arrayBuffer()).byteLength > 0, `${src} is not empty`);
     }
   });
 
