@@ -15,8 +15,8 @@
  */
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import { z } from 'zod';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifySchema } from 'fastify';
+import { z } from 'zod';
 import { categoryLogger, type Logger } from '../../src/log/index.js';
 import { FailureLimiter } from './failure-limiter.js';
 import { ADMIN_ONLY, ADMIN_OR_USER, NO_TOKEN, documentApi, errors, jsonSchema, response } from './openapi.js';
