@@ -16,9 +16,9 @@
  * are CallRecords with their times (startedAt, answeredAt, endedAt) as ISO-8601 UTC text, like /v1/bans;
  * durations stay whole seconds.
  */
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { normalizeUser, principalOf } from '../platform/http/index.js';
+import { errors, isoTime, jsonSchema, normalizeUser, principalOf, response } from '../platform/http/index.js';
 import { CALL_DIRECTIONS, CALL_DISPOSITIONS, MAX_CALL_PAGE, type CallParty, type CallQuery, type CallRecord, type CallRepository } from '../platform/store/index.js';
 
 export const DEFAULT_PAGE = 50;
@@ -49,6 +49,51 @@ const callQuery = z.strictObject({
   cursor: z.string().min(1).max(1024).optional(),
 }).refine((q) => q.since === undefined || q.until === undefined || q.since < q.until, { message: 'since must be before until', path: ['since'] });
 
+const party = z.object({
+  user: z.string().optional(), domain: z.string().optional(), displayName: z.string().optional(), number: z.string().optional(), uri: z.string(),
+});
+/** A CallRecord as callToJson() writes it. */
+const callJson = z.object({
+  id: z.string(),
+  callId: z.string(),
+  caller: party,
+  callee: party,
+  direction: z.enum(CALL_DIRECTIONS),
+  disposition: z.enum(CALL_DISPOSITIONS),
+  startedAt: isoTime,
+  answeredAt: isoTime.optional(),
+  endedAt: isoTime,
+  duration: z.number().int().describe('whole seconds from start to end'),
+  billableSeconds: z.number().int().describe('whole seconds from answer to end, rounded up'),
+  finalCode: z.number().int().describe('the SIP final status of the INVITE'),
+  finalReason: z.string().optional(),
+  hangupBy: z.enum(['caller', 'callee', 'system']).optional(),
+  endCause: z.enum(['bye', 'cancel', 'failure', 'timeout', 'keepalive', 'shutdown']),
+  answeredDevice: z.string().optional(),
+  answeredAor: z.string().optional(),
+  backend: z.string().optional(),
+  mediaRelayed: z.boolean(),
+  mediaNode: z.string().optional(),
+});
+
+const schemas: Record<'list' | 'one', FastifySchema> = {
+  list: {
+    summary: 'Call history, newest first, a page at a time',
+    description: 'A user token reads its own calls only (as caller or callee). Pass `next` back as `cursor`, with the same filters, for the next page. `since`/`until`: ISO-8601 or ms since the epoch.',
+    tags: ['calls'],
+    querystring: jsonSchema(callQuery),
+    response: {
+      200: response(z.object({ calls: z.array(callJson), next: z.string().optional().describe('the cursor of the next page, when there is one') }), 'a page of calls'),
+      ...errors({ 400: 'a malformed query or cursor (the error names the parameter)', 403: 'a user token named another user' }),
+    },
+  },
+  one: {
+    summary: 'One call', tags: ['calls'],
+    params: jsonSchema(z.object({ id: z.string() })),
+    response: { 200: response(callJson, 'the call'), ...errors({ 404: 'no such call (or not one of this user\'s)' }) },
+  },
+};
+
 /** True when `user` (user@domain) is the record's caller or callee. */
 export function involves(record: CallRecord, user: string): boolean {
   const is = (party: CallParty) => party.user !== undefined && party.domain !== undefined && normalizeUser(`${party.user}@${party.domain}`) === user;
@@ -65,7 +110,7 @@ const badRequest = (reply: FastifyReply, error: string) => reply.code(400).send(
 
 export function callRoutes(calls: CallRepository): (app: FastifyInstance) => void {
   return (app) => {
-    app.get('/calls', async (req, reply) => {
+    app.get('/calls', { schema: schemas.list }, async (req, reply) => {
       const parsed = callQuery.safeParse(req.query ?? {});
       if (!parsed.success) {
         const issue = parsed.error.issues[0]!;
@@ -89,7 +134,7 @@ export function callRoutes(calls: CallRepository): (app: FastifyInstance) => voi
       return { calls: page.calls.map(callToJson), ...(page.next === undefined ? {} : { next: page.next }) };
     });
 
-    app.get<{ Params: { id: string } }>('/calls/:id', async (req, reply) => {
+    app.get<{ Params: { id: string } }>('/calls/:id', { schema: schemas.one }, async (req, reply) => {
       const record = await calls.get(req.params.id);
       const principal = principalOf(req);
       if (record === undefined || (principal.kind === 'user' && !involves(record, principal.user))) {

@@ -25,9 +25,9 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import multipart from '@fastify/multipart';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { principalOf } from '../platform/http/index.js';
+import { errors, jsonSchema, noContent, principalOf, response } from '../platform/http/index.js';
 import type { FileRecord, MessageRepository } from '../platform/store/index.js';
 import { categoryLogger, type Logger } from '../src/log/index.js';
 import { EnvelopeError } from './envelope.js';
@@ -57,6 +57,35 @@ const uploadQuery = z.strictObject({
   conversation: z.string().min(1).max(200).optional(),
   name: z.string().max(1024).optional(),
 });
+
+const tags = ['files'];
+const params = jsonSchema(z.object({ id: z.string().describe('the file\'s id, from its upload') }));
+const docs: Record<'upload' | 'download' | 'remove', FastifySchema> = {
+  upload: {
+    summary: 'Upload a file (a user token): then send its URL in a message',
+    description: 'The body is the file, raw with its Content-Type, or multipart/form-data (the first file field). Over messaging.maxFileSize: 413; a type outside messaging.fileTypes: 415.',
+    tags, querystring: jsonSchema(uploadQuery),
+    response: {
+      201: response(z.object({ id: z.string(), url: z.string(), size: z.number().int(), contentType: z.string(), name: z.string().optional() }), 'stored'),
+      ...errors({
+        400: 'a malformed query or body', 403: 'an admin token, or not a member of the conversation', 413: 'the file is too large', 415: 'the content type is not accepted',
+      }),
+    },
+  },
+  download: {
+    summary: 'Download a file (one byte range at most, RFC 9110 §14)',
+    tags, params,
+    response: {
+      200: { description: 'the file, with its own Content-Type', content: { '*/*': { schema: { type: 'string', format: 'binary' } } } },
+      206: { description: 'the range asked for, with Content-Range', content: { '*/*': { schema: { type: 'string', format: 'binary' } } } },
+      ...errors({ 404: 'no such file, or not visible to this user', 416: 'the range is past the end (Content-Range gives the size)', 500: 'the stored file does not authenticate' }),
+    },
+  },
+  remove: {
+    summary: 'Delete a file (its owner or an admin)', tags, params,
+    response: { 204: noContent, ...errors({ 403: 'not the owner', 404: 'no such file, or not visible to this user' }) },
+  },
+};
 
 export function newFileId(): string {
   return randomBytes(16).toString('base64url');
@@ -154,7 +183,7 @@ export function fileRoutes(deps: FileRouteDeps): (app: FastifyInstance) => void 
     // One more byte than the limit: the upload is then seen to be too large by put(), which keeps nothing.
     void app.register(multipart, { limits: { fileSize: maxSize + 1, files: 1, fields: 10, fieldSize: 1024, parts: 20, headerPairs: 100 } });
 
-    app.post('/files', async (req, reply) => {
+    app.post('/files', { schema: docs.upload }, async (req, reply) => {
       const principal = principalOf(req);
       if (principal.kind !== 'user') return refuse(reply, 403, 'files belong to a user: upload with a user token');
       const user = principal.user;
@@ -225,7 +254,7 @@ export function fileRoutes(deps: FileRouteDeps): (app: FastifyInstance) => void 
       return reply.code(201).send(fileJson(record, `${req.protocol}://${req.host}/v1/files/${id}`));
     });
 
-    app.get<{ Params: { id: string } }>('/files/:id', async (req, reply) => {
+    app.get<{ Params: { id: string } }>('/files/:id', { schema: docs.download }, async (req, reply) => {
       const record = await find(req);
       if (record === undefined) return refuse(reply, 404, 'no such file');
       const etag = `"${record.id}"`;
@@ -261,7 +290,7 @@ export function fileRoutes(deps: FileRouteDeps): (app: FastifyInstance) => void 
       return reply.send(body);
     });
 
-    app.delete<{ Params: { id: string } }>('/files/:id', async (req, reply) => {
+    app.delete<{ Params: { id: string } }>('/files/:id', { schema: docs.remove }, async (req, reply) => {
       const record = await find(req);
       if (record === undefined) return refuse(reply, 404, 'no such file');
       const principal = principalOf(req);

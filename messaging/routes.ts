@@ -21,9 +21,9 @@
  * Users are `user@domain`, the domain lower-cased (RFC 3261 §19.1.4: the host is case-insensitive, the user
  * part is not). Times are ISO-8601 UTC text, like /v1/calls.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { normalizeUser, principalOf } from '../platform/http/index.js';
+import { errors, isoTime, jsonSchema, noContent, normalizeUser, principalOf, response } from '../platform/http/index.js';
 import {
   ChatError, type ChatActor, type ChatConversation, type ChatErrorCode, type ChatMember, type ChatMessage, type ChatReceipt, type ChatApi,
 } from './types.js';
@@ -69,6 +69,81 @@ const schemas = {
     domain: z.string().max(255).regex(/^[A-Za-z0-9.-]+$/, 'expected a domain name').transform((d) => d.toLowerCase()).optional(),
   }),
   role: z.strictObject({ role: z.enum(['admin', 'member']).optional() }),
+};
+
+/** The answers as messageToJson() and the others write them. */
+const out = (() => {
+  const message = z.object({
+    id: z.string(), seq: z.number().int(), conversationId: z.string(), kind: z.enum(['text', 'system', 'imdn']), sender: z.string(),
+    contentType: z.string(), body: z.string(), imdnId: z.string().optional(), createdAt: isoTime,
+  });
+  const conversation = z.object({
+    id: z.string(), kind: z.enum(['direct', 'group']), uri: z.string().describe('the group\'s SIP URI, or the other user\'s AoR'),
+    name: z.string().optional(), role: z.enum(['owner', 'admin', 'member']), last: message.optional(), unread: z.number().int(),
+  });
+  const receipt = z.object({ user: z.string(), device: z.string(), deliveredAt: isoTime.optional(), displayedAt: isoTime.optional() });
+  const member = z.object({ user: z.string(), role: z.enum(['owner', 'admin', 'member']), joinedAt: isoTime });
+  return { message, conversation, receipt, member };
+})();
+
+/** Every refusal a chat route may answer (ChatError codes, with `code`). */
+const chatErrors = (extra: Record<number, string> = {}) => errors({
+  400: 'a malformed request (the error names the field)', 403: 'not allowed (not a member, or the route needs a user token)',
+  404: 'no such conversation or message, or not visible to this user', 429: 'too many messages; Retry-After says when to come back', ...extra,
+});
+const params = jsonSchema(schemas.idParams);
+const tags = ['chat'];
+
+const docs: Record<string, FastifySchema> = {
+  conversations: {
+    summary: 'The user\'s conversations, the latest first', tags, querystring: jsonSchema(schemas.listQuery),
+    response: { 200: response(z.object({ conversations: z.array(out.conversation) }), 'the conversations, with their last message and unread count'), ...chatErrors() },
+  },
+  direct: {
+    summary: 'The direct conversation with a user (created when new)', tags, body: jsonSchema(schemas.direct),
+    response: { 201: response(out.conversation, 'the conversation'), ...chatErrors() },
+  },
+  messages: {
+    summary: 'A page of messages, oldest first', description: 'Pass `before` (or `after`) back for the page before (or after).',
+    tags, params, querystring: jsonSchema(schemas.pageQuery),
+    response: {
+      200: response(z.object({ messages: z.array(out.message), before: z.string().optional(), after: z.string().optional() }), 'the page, and the cursors of the pages around it'),
+      ...chatErrors(),
+    },
+  },
+  send: {
+    summary: 'Send a message', tags, params, body: jsonSchema(schemas.send),
+    response: { 201: response(out.message, 'the message as stored'), ...chatErrors({ 413: 'the message is too large', 415: 'the content type is not accepted' }) },
+  },
+  read: {
+    summary: 'Mark the conversation read up to a message', tags, params, body: jsonSchema(schemas.read),
+    response: { 200: response(z.object({ unread: z.number().int() }), 'the messages still unread'), ...chatErrors() },
+  },
+  search: {
+    summary: 'Messages containing a text, newest first', tags, params, querystring: jsonSchema(schemas.searchQuery),
+    response: { 200: response(z.object({ messages: z.array(out.message) }), 'the messages found'), ...chatErrors() },
+  },
+  hide: { summary: 'Delete a message for me', tags, params, response: { 204: noContent, ...chatErrors() } },
+  receipts: {
+    summary: 'Delivery and read receipts of a message, per device', tags, params,
+    response: { 200: response(z.object({ receipts: z.array(out.receipt) }), 'the receipts'), ...chatErrors() },
+  },
+  group: {
+    summary: 'Create a group', tags, body: jsonSchema(schemas.group),
+    response: { 201: response(out.conversation, 'the group\'s conversation'), ...chatErrors({ 409: 'too many members' }) },
+  },
+  members: {
+    summary: 'A group\'s members', tags, params,
+    response: { 200: response(z.object({ members: z.array(out.member) }), 'the members'), ...chatErrors() },
+  },
+  addMember: {
+    summary: 'Add a member, or change a member\'s role', tags, params: jsonSchema(schemas.memberParams), body: jsonSchema(schemas.role),
+    response: { 204: noContent, ...chatErrors({ 409: 'the group is full' }) },
+  },
+  removeMember: {
+    summary: 'Remove a member (or leave)', tags, params: jsonSchema(schemas.memberParams),
+    response: { 204: noContent, ...chatErrors() },
+  },
 };
 
 /** Thrown by parse(): answered 400 naming the field. */
@@ -127,19 +202,19 @@ async function answer(reply: FastifyReply, work: () => Promise<unknown>): Promis
 
 export function chatRoutes(chat: ChatApi): (app: FastifyInstance) => void {
   return (app) => {
-    app.get('/conversations', (req, reply) => answer(reply, async () => {
+    app.get('/conversations', { schema: docs.conversations }, (req, reply) => answer(reply, async () => {
       const actor = userActorOf(req);
       const { limit } = parse(schemas.listQuery, req.query, 'query');
       return { conversations: (await chat.conversations(actor, { limit })).map(conversationToJson) };
     }));
 
-    app.post('/conversations', (req, reply) => answer(reply, async () => {
+    app.post('/conversations', { schema: docs.direct }, (req, reply) => answer(reply, async () => {
       const actor = userActorOf(req);
       const { peer } = parse(schemas.direct, req.body, 'body');
       return reply.code(201).send(conversationToJson(await chat.direct(actor, peer)));
     }));
 
-    app.get('/conversations/:id/messages', (req, reply) => answer(reply, async () => {
+    app.get('/conversations/:id/messages', { schema: docs.messages }, (req, reply) => answer(reply, async () => {
       const { id } = parse(schemas.idParams, req.params, 'path');
       const query = parse(schemas.pageQuery, req.query, 'query');
       const options: { before?: string; after?: string; limit: number } = { limit: query.limit };
@@ -153,58 +228,58 @@ export function chatRoutes(chat: ChatApi): (app: FastifyInstance) => void {
       };
     }));
 
-    app.post('/conversations/:id/messages', (req, reply) => answer(reply, async () => {
+    app.post('/conversations/:id/messages', { schema: docs.send }, (req, reply) => answer(reply, async () => {
       const actor = userActorOf(req);
       const { id } = parse(schemas.idParams, req.params, 'path');
       const message = parse(schemas.send, req.body, 'body');
       return reply.code(201).send(messageToJson(await chat.send(actor, id, { contentType: message.contentType, body: message.body })));
     }));
 
-    app.post('/conversations/:id/read', (req, reply) => answer(reply, async () => {
+    app.post('/conversations/:id/read', { schema: docs.read }, (req, reply) => answer(reply, async () => {
       const actor = userActorOf(req);
       const { id } = parse(schemas.idParams, req.params, 'path');
       const { messageId } = parse(schemas.read, req.body, 'body');
       return chat.markRead(actor, id, messageId);
     }));
 
-    app.get('/conversations/:id/search', (req, reply) => answer(reply, async () => {
+    app.get('/conversations/:id/search', { schema: docs.search }, (req, reply) => answer(reply, async () => {
       const { id } = parse(schemas.idParams, req.params, 'path');
       const { q, limit } = parse(schemas.searchQuery, req.query, 'query');
       return { messages: (await chat.search(actorOf(req), id, q, limit)).map(messageToJson) };
     }));
 
-    app.delete('/messages/:id', (req, reply) => answer(reply, async () => {
+    app.delete('/messages/:id', { schema: docs.hide }, (req, reply) => answer(reply, async () => {
       const actor = userActorOf(req);
       const { id } = parse(schemas.idParams, req.params, 'path');
       await chat.hide(actor, id);
       return reply.code(204).send();
     }));
 
-    app.get('/messages/:id/receipts', (req, reply) => answer(reply, async () => {
+    app.get('/messages/:id/receipts', { schema: docs.receipts }, (req, reply) => answer(reply, async () => {
       const { id } = parse(schemas.idParams, req.params, 'path');
       return { receipts: (await chat.receipts(actorOf(req), id)).map(receiptToJson) };
     }));
 
-    app.post('/groups', (req, reply) => answer(reply, async () => {
+    app.post('/groups', { schema: docs.group }, (req, reply) => answer(reply, async () => {
       const actor = userActorOf(req);
       const group = parse(schemas.group, req.body, 'body');
       const created = await chat.createGroup(actor, { name: group.name, members: group.members, ...(group.domain === undefined ? {} : { domain: group.domain }) });
       return reply.code(201).send(conversationToJson(created));
     }));
 
-    app.get('/groups/:id/members', (req, reply) => answer(reply, async () => {
+    app.get('/groups/:id/members', { schema: docs.members }, (req, reply) => answer(reply, async () => {
       const { id } = parse(schemas.idParams, req.params, 'path');
       return { members: (await chat.members(actorOf(req), id)).map(memberToJson) };
     }));
 
-    app.put('/groups/:id/members/:user', (req, reply) => answer(reply, async () => {
+    app.put('/groups/:id/members/:user', { schema: docs.addMember }, (req, reply) => answer(reply, async () => {
       const { id, user } = parse(schemas.memberParams, req.params, 'path');
       const { role } = parse(schemas.role, req.body, 'body');
       await chat.addMember(actorOf(req), id, user, role);
       return reply.code(204).send();
     }));
 
-    app.delete('/groups/:id/members/:user', (req, reply) => answer(reply, async () => {
+    app.delete('/groups/:id/members/:user', { schema: docs.removeMember }, (req, reply) => answer(reply, async () => {
       const { id, user } = parse(schemas.memberParams, req.params, 'path');
       await chat.removeMember(actorOf(req), id, user);
       return reply.code(204).send();

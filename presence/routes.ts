@@ -13,9 +13,9 @@
  * Users are `user@domain`, the domain lower-cased (RFC 3261 §19.1.4: the host is case-insensitive, the user
  * part is not), at most 255 characters (the column size, sql/0007_presence.ts).
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { normalizeUser, principalOf } from '../platform/http/index.js';
+import { errors, jsonSchema, noContent, normalizeUser, principalOf, response } from '../platform/http/index.js';
 import { MAX_PRESENCE_USER } from '../platform/store/index.js';
 import type { PresencePolicy } from './policy.js';
 
@@ -24,6 +24,28 @@ const user = z.string().max(MAX_PRESENCE_USER).regex(/^[^@\s/]+@[^@\s/]+$/, 'exp
 const schemas = {
   query: z.strictObject({ user: user.optional() }),
   watcher: user,
+};
+
+const tags = ['presence'];
+const querystring = jsonSchema(schemas.query);
+const params = jsonSchema(z.object({ '*': schemas.watcher.describe('the watcher, user@domain') }));
+const refusals = {
+  400: 'a malformed user, or an admin token that names no user',
+  403: 'a user token named another user',
+};
+const docs: Record<'list' | 'allow' | 'disallow', FastifySchema> = {
+  list: {
+    summary: 'Who may watch the user\'s presence (the allow list)', tags, querystring,
+    response: { 200: response(z.object({ user: z.string(), watchers: z.array(z.string()) }), 'the list, by watcher'), ...errors(refusals) },
+  },
+  allow: {
+    summary: 'Allow a watcher', tags, querystring, params,
+    response: { 204: noContent, ...errors({ ...refusals, 404: 'the watcher (or the user) is no user here' }) },
+  },
+  disallow: {
+    summary: 'Remove a watcher from the list', tags, querystring, params,
+    response: { 204: noContent, ...errors({ ...refusals, 404: 'the watcher is not on the list' }) },
+  },
 };
 
 /**
@@ -73,12 +95,12 @@ async function answer(reply: FastifyReply, work: () => Promise<unknown>): Promis
 
 export function presenceRoutes(policy: PresencePolicy, userExists: (user: string) => Promise<boolean>): (app: FastifyInstance) => void {
   return (app) => {
-    app.get('/presence/allow', (req, reply) => answer(reply, async () => {
+    app.get('/presence/allow', { schema: docs.list }, (req, reply) => answer(reply, async () => {
       const owner = ownerOf(req);
       return { user: owner, watchers: await policy.allowed(owner) };
     }));
 
-    app.put('/presence/allow/*', (req, reply) => answer(reply, async () => {
+    app.put('/presence/allow/*', { schema: docs.allow }, (req, reply) => answer(reply, async () => {
       const watcher = watcherOf(req);
       const owner = ownerOf(req);
       // Only users of ours can be on a list: a name that is not one would be a row nobody could use, or
@@ -89,7 +111,7 @@ export function presenceRoutes(policy: PresencePolicy, userExists: (user: string
       return reply.code(204).send();
     }));
 
-    app.delete('/presence/allow/*', (req, reply) => answer(reply, async () => {
+    app.delete('/presence/allow/*', { schema: docs.disallow }, (req, reply) => answer(reply, async () => {
       const watcher = watcherOf(req);
       const owner = ownerOf(req);
       // No userExists check: a watcher deleted since must still be removable.

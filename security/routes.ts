@@ -5,8 +5,9 @@
  *   DELETE /v1/bans/:address      lifts a ban (all workers; `softswitch ban lift`)
  */
 import { isIP } from 'node:net';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifySchema } from 'fastify';
 import { z } from 'zod';
+import { errors, isoTime, jsonSchema, response } from '../platform/http/index.js';
 import type { BanList } from './ban-list.js';
 
 const banBody = z.strictObject({
@@ -15,10 +16,29 @@ const banBody = z.strictObject({
   reason: z.string().min(1).max(64).default('manual'),
 });
 
+const ban = z.object({ address: z.string(), reason: z.string(), since: isoTime, until: isoTime });
+
+const schemas: Record<'list' | 'ban' | 'lift', FastifySchema> = {
+  list: {
+    summary: 'The bans in force', tags: ['bans'],
+    response: { 200: response(z.object({ bans: z.array(ban) }), 'the bans, with when they started and end') },
+  },
+  ban: {
+    summary: 'Ban an address by hand', tags: ['bans'],
+    body: jsonSchema(banBody),
+    response: { 201: response(z.object({ ok: z.literal(true), ban }), 'banned'), ...errors({ 400: 'the body is malformed (the error names the field)' }) },
+  },
+  lift: {
+    summary: 'Lift a ban (on every worker; softswitch ban lift)', tags: ['bans'],
+    params: jsonSchema(z.object({ address: z.string().describe('an IPv4 or IPv6 address') })),
+    response: { 200: response(z.object({ ok: z.literal(true) }), 'lifted'), ...errors({ 400: 'not an IP address', 404: 'the address is not banned' }) },
+  },
+};
+
 export function banRoutes(bans: BanList): (app: FastifyInstance) => void {
   return (app) => {
-    app.get('/bans', async () => ({ bans: bans.list().map(toJson) }));
-    app.post('/bans', async (req, reply) => {
+    app.get('/bans', { schema: schemas.list }, async () => ({ bans: bans.list().map(toJson) }));
+    app.post('/bans', { schema: schemas.ban }, async (req, reply) => {
       const parsed = banBody.safeParse(req.body);
       if (!parsed.success) {
         const issue = parsed.error.issues[0]!;
@@ -26,7 +46,7 @@ export function banRoutes(bans: BanList): (app: FastifyInstance) => void {
       }
       return reply.code(201).send({ ok: true, ban: toJson(bans.ban(parsed.data.address, parsed.data.seconds, parsed.data.reason)) });
     });
-    app.delete<{ Params: { address: string } }>('/bans/:address', async (req, reply) => {
+    app.delete<{ Params: { address: string } }>('/bans/:address', { schema: schemas.lift }, async (req, reply) => {
       const { address } = req.params;
       if (isIP(address) === 0) return reply.code(400).send({ ok: false, error: `${JSON.stringify(address)} is not an IP address` });
       const lifted = bans.lift(address);

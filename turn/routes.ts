@@ -11,9 +11,9 @@
  * an app asks again before then. Every answer is `Cache-Control: no-store` (RFC 9111 §5.2.2.5): it holds a
  * credential, which no cache may keep.
  */
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { normalizeUser, principalOf } from '../platform/http/index.js';
+import { errors, isoTime, jsonSchema, normalizeUser, principalOf, response } from '../platform/http/index.js';
 import type { TurnCredential } from './credentials.js';
 import { type IceServerConfig, type RtcIceServer, iceServers } from './ice-servers.js';
 
@@ -39,13 +39,32 @@ const query = z.strictObject({
   user: z.string().max(511).regex(/^[^@\s/:]+@[^@\s/:]+$/, 'expected user@domain').transform(normalizeUser).optional(),
 });
 
+const schema: FastifySchema = {
+  summary: 'STUN/TURN servers with a fresh credential, for RTCPeerConnection',
+  description: 'A user token gets its own credentials (`user` may name only itself); an admin token must name the user. The answer is never cached (Cache-Control: no-store).',
+  tags: ['ice servers'],
+  querystring: jsonSchema(query),
+  response: {
+    200: response(z.object({
+      iceServers: z.array(z.object({ urls: z.array(z.string()), username: z.string().optional(), credential: z.string().optional() })).describe('RTCIceServer list (W3C WebRTC §4.2.4)'),
+      ttl: z.number().int().describe('the credential\'s life, seconds'),
+      expiresAt: isoTime.describe('when the credential ends: ask again before then'),
+    }), 'the servers and the credential'),
+    ...errors({
+      400: 'a malformed query, or an admin token that names no user',
+      403: 'a user token asked for another user',
+      503: NO_SERVER,
+    }),
+  },
+};
+
 function refuse(reply: FastifyReply, status: number, error: string): FastifyReply {
   return reply.code(status).send({ ok: false, error });
 }
 
 export function iceServerRoutes(deps: IceServerRoutesDeps): (app: FastifyInstance) => void {
   return (app) => {
-    app.get('/ice-servers', async (req, reply) => {
+    app.get('/ice-servers', { schema }, async (req, reply) => {
       void reply.header('cache-control', 'no-store');
       const parsed = query.safeParse(req.query ?? {});
       if (!parsed.success) {

@@ -2,7 +2,8 @@
  * The HTTP side of a node: `/health` for load balancers and operators, `POST /reload` for `softswitch
  * reload`, and the admin API under `/v1/` (later steps add routes there with `HttpServer.routes`).
  *
- * Every route but `GET /health` needs `Authorization: Bearer <admin token>` (RFC 6750 §2.1), checked in
+ * Every route but `GET /health` and the API's description (`/v1/openapi.json`, the UI at `/v1/docs`,
+ * openapi.ts) needs `Authorization: Bearer <admin token>` (RFC 6750 §2.1), checked in
  * one onRequest hook before any route runs, so a route added later is protected without doing anything,
  * and an unknown path answers 401 rather than telling what exists. A browser cannot set that header on a
  * cross-site request without a CORS preflight this server never grants, which closes the cross-site
@@ -15,9 +16,11 @@
  */
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifySchema } from 'fastify';
+import { z } from 'zod';
 import { categoryLogger, type Logger } from '../../src/log/index.js';
 import { FailureLimiter } from './failure-limiter.js';
+import { ADMIN_ONLY, ADMIN_OR_USER, NO_TOKEN, documentApi, errors, jsonSchema, response } from './openapi.js';
 import { type UserTokens, isUserTokenShape } from './user-tokens.js';
 
 /** Who may call a route: admin tokens only, or user access tokens as well. */
@@ -25,7 +28,10 @@ export type RouteAccess = 'admin' | 'user';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** A route anyone may call (only `GET /health`); never honoured under `/v1/`. */
+    /**
+     * A route anyone may call: `GET /health` and the API's description. Only the server sets it: routes added
+     * with routes() lose it, so no route module can open itself.
+     */
     public?: boolean;
     /** Set by HttpServer.routes(); absent: admin. */
     access?: RouteAccess;
@@ -87,6 +93,56 @@ export interface HttpServerOptions {
    */
   tls?: { cert: string; key: string };
 }
+
+/** `/health`: `ok`, and the details (named checks) when the caller may see them. */
+const healthBody = z.looseObject({ ok: z.boolean() });
+const healthResponses = (details: string) => ({
+  200: response(healthBody, `healthy; ${details}`),
+  503: response(healthBody, `not healthy (a check says \`ok: false\`); ${details}`),
+});
+const HEALTH_SCHEMA: Record<'public' | 'v1', FastifySchema> = {
+  public: {
+    summary: 'Liveness and health, for load balancers',
+    description: 'Anyone gets `{ ok }`; the details (addresses, counts, backends) go to loopback callers (http.healthDetails: open) and admin tokens.',
+    tags: ['server'], security: NO_TOKEN, response: healthResponses('the details only when allowed'),
+  },
+  v1: { summary: 'Health with every detail', tags: ['server'], response: healthResponses('with every named check') },
+};
+const RELOAD_SCHEMA: FastifySchema = {
+  summary: 'Re-read the routing data from the store (softswitch reload)',
+  tags: ['server'],
+  response: {
+    200: response(z.looseObject({}), 'reloaded: what changed'),
+    ...errors({ 404: 'nothing to reload on this server', 500: 'the reload failed' }),
+  },
+};
+/** RFC 6749 §5.1 and §5.2: the token endpoint answers OAuth's own bodies, not `{ ok, error }`. */
+const oauthError = z.object({ error: z.string(), error_description: z.string().optional() });
+const TOKEN_SCHEMA: FastifySchema = {
+  summary: 'Sign in: a user access token (password or refresh_token grant)',
+  description: 'RFC 6749 §4.3 and §6. A password from another machine needs TLS. Failed attempts count against the source address (429 after too many).',
+  tags: ['auth'],
+  security: NO_TOKEN,
+  // A copy of user-tokens.ts's grantBody, which that module does not export (yet): keep the two alike.
+  body: jsonSchema(z.discriminatedUnion('grant_type', [
+    z.object({
+      grant_type: z.literal('password'),
+      username: z.string().min(1).max(511).describe('`alice`, or `alice@example.com`'),
+      password: z.string().min(1).max(1024),
+      domain: z.string().min(1).max(255).optional().describe('the domain when `username` has none (default: the first sip.domain)'),
+    }),
+    z.object({ grant_type: z.literal('refresh_token'), refresh_token: z.string().min(1).max(256) }),
+  ])),
+  response: {
+    200: response(z.object({
+      access_token: z.string(), token_type: z.literal('Bearer'), expires_in: z.number().int(), refresh_token: z.string(), user: z.string(),
+    }), 'the tokens (RFC 6749 §5.1)'),
+    400: response(oauthError, 'a malformed request or an unsupported grant (RFC 6749 §5.2)'),
+    401: response(oauthError, 'wrong credentials or a bad refresh token'),
+    429: response(oauthError, 'too many failed attempts from this address; Retry-After says when to come back'),
+    503: response(oauthError, 'the store failed; Retry-After says when to come back'),
+  },
+};
 
 /** A revoked token stops working within this time (the cache answers for it until then). */
 export const TOKEN_CACHE_MS = 5000;
@@ -150,7 +206,7 @@ export class HttpServer {
 
     this.app.addHook('onRequest', async (req, reply) => {
       const route = req.routeOptions.url ?? '';
-      if (req.routeOptions.config.public === true && !route.startsWith('/v1')) return;
+      if (req.routeOptions.config.public === true) return;
       if (route === TOKEN_PATH && req.method === 'POST' && this.userTokens !== undefined) return;
       if (!(await this.authenticate(req, reply, req.routeOptions.config.access ?? 'admin'))) return reply;
     });
@@ -159,26 +215,30 @@ export class HttpServer {
       const h = options.source.health();
       return reply.code(h.ok ? 200 : 503).send(details ? h : { ok: h.ok });
     };
-    // Liveness for anyone; the details (addresses, counts, backends) only on loopback or with a token.
-    this.app.get('/health', { config: { public: true } }, async (req, reply) => {
-      if (detailsOpen) return health(reply, true);
-      if (req.headers.authorization === undefined) return health(reply, false);
-      if (!(await this.authenticate(req, reply, 'admin'))) return reply;
-      return health(reply, true);
+    documentApi(this.app);
+    // In a plugin, registered after the document's generator, which sees only the routes added after it.
+    void this.app.register(async (app) => {
+      // Liveness for anyone; the details (addresses, counts, backends) only on loopback or with a token.
+      app.get('/health', { config: { public: true }, schema: HEALTH_SCHEMA.public }, async (req, reply) => {
+        if (detailsOpen) return health(reply, true);
+        if (req.headers.authorization === undefined) return health(reply, false);
+        if (!(await this.authenticate(req, reply, 'admin'))) return reply;
+        return health(reply, true);
+      });
+      app.get('/v1/health', { schema: HEALTH_SCHEMA.v1 }, async (_req, reply) => health(reply, true));
+      app.post('/reload', { schema: RELOAD_SCHEMA }, async (_req, reply) => {
+        const source = options.source;
+        if (source.reload === undefined) return reply.code(404).send({ ok: false, error: 'nothing to reload on this server' });
+        try {
+          const result = await source.reload();
+          return reply.code(200).send(result ?? { ok: true });
+        } catch (err) {
+          this.log.warn({ err: (err as Error).message }, 'POST /reload failed');
+          return reply.code(500).send({ ok: false, error: (err as Error).message ?? String(err) });
+        }
+      });
+      if (this.userTokens !== undefined) this.tokenEndpoint(app, this.userTokens, options.tls !== undefined);
     });
-    this.app.get('/v1/health', async (_req, reply) => health(reply, true));
-    this.app.post('/reload', async (_req, reply) => {
-      const source = options.source;
-      if (source.reload === undefined) return reply.code(404).send({ ok: false, error: 'nothing to reload on this server' });
-      try {
-        const result = await source.reload();
-        return reply.code(200).send(result ?? { ok: true });
-      } catch (err) {
-        this.log.warn({ err: (err as Error).message }, 'POST /reload failed');
-        return reply.code(500).send({ ok: false, error: (err as Error).message ?? String(err) });
-      }
-    });
-    if (this.userTokens !== undefined) this.tokenEndpoint(this.userTokens, options.tls !== undefined);
   }
 
   /**
@@ -190,8 +250,10 @@ export class HttpServer {
   routes(plugin: (app: FastifyInstance) => void | Promise<void>, options: { access?: RouteAccess } = {}): void {
     const access = options.access ?? 'admin';
     void this.app.register(async (scope) => {
+      // The document says who may call each route, from the same `access` the hook enforces.
       scope.addHook('onRoute', (route) => {
-        route.config = { ...route.config, access };
+        route.config = { ...route.config, access, public: false };
+        route.schema = { ...route.schema, security: access === 'user' ? ADMIN_OR_USER : ADMIN_ONLY };
       });
       return plugin(scope);
     }, { prefix: '/v1' });
@@ -222,8 +284,8 @@ export class HttpServer {
    * tokens count against the source address like bad admin tokens, and a password from another machine
    * needs TLS. RFC 6749 §5.1: the answer is never cached.
    */
-  private tokenEndpoint(tokens: UserTokens, tls: boolean): void {
-    this.app.post(TOKEN_PATH, async (req, reply) => {
+  private tokenEndpoint(app: FastifyInstance, tokens: UserTokens, tls: boolean): void {
+    app.post(TOKEN_PATH, { schema: TOKEN_SCHEMA }, async (req, reply) => {
       const from = req.socket.remoteAddress ?? '';
       const now = Date.now();
       void reply.header('cache-control', 'no-store').header('pragma', 'no-cache');

@@ -7,3 +7,4 @@ export {
   type UserTokensOptions, type SubscriberSource, type AccessCheck, type TokenResponse, type GrantAnswer, type GrantError,
 } from './user-tokens.js';
 export { normalizeUser } from './users.js';
+export { DOCS_PATH, OPENAPI_PATH, errorBody, errors, isoTime, jsonSchema, noContent, response } from './openapi.js';
