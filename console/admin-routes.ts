@@ -9,7 +9,9 @@
  * the whole; a call is held by the worker that forwarded its INVITE (`owner`), so with `--workers N` the list
  * is that worker's calls.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
+import { z } from 'zod';
+import { errors, isoTime, jsonSchema, normalizeUser, response } from '../platform/http/index.js';
 import type { Binding } from '../registrar/types.js';
 import type { DialogSnapshot } from '../src/dialog/types.js';
 
@@ -23,20 +25,63 @@ export interface AdminRouteDeps {
 }
 
 /** `?user=user@domain` narrows both lists to one user (as caller or callee for calls). */
-interface UserQuery {
-  Querystring: { user?: string };
+const query = z.strictObject({
+  user: z.string().max(511).regex(/^[^@\s/:]+@[^@\s/:]+$/, 'expected user@domain').transform(normalizeUser).optional(),
+});
+
+const party = z.object({ user: z.string().optional(), domain: z.string().optional() }).passthrough();
+const tags = ['admin'];
+const querystring = jsonSchema(query);
+const docs: Record<'registrations' | 'calls', FastifySchema> = {
+  registrations: {
+    summary: 'The registered devices (bindings), of everyone or of one user', tags, querystring,
+    response: {
+      200: response(z.object({
+        registrations: z.array(z.object({
+          aor: z.string(), contact: z.string(), transport: z.string(), address: z.string(), userAgent: z.string().optional(),
+          expiresAt: isoTime, updatedAt: isoTime, instance: z.string().optional(), push: z.string().optional(), asleep: z.boolean(),
+        })),
+      }), 'the bindings'),
+      ...errors({ 400: 'a malformed query' }),
+    },
+  },
+  calls: {
+    summary: 'The calls in progress on the worker that answers, oldest first', tags, querystring,
+    response: {
+      200: response(z.object({
+        calls: z.array(z.object({
+          id: z.string(), callId: z.string(), state: z.string(), direction: z.string().optional(), caller: party, callee: party,
+          answeredBy: z.unknown().optional(), backend: z.string().optional(), mediaRelayed: z.boolean().optional(), mediaNode: z.string().optional(),
+          owner: z.number().optional(), createdAt: isoTime.optional(), ringingAt: isoTime.optional(), answeredAt: isoTime.optional(),
+        }).passthrough()),
+      }), 'the calls'),
+      ...errors({ 400: 'a malformed query' }),
+    },
+  },
+};
+
+/** The query's user (user@domain, lower-cased), or the 400 already sent. */
+function userOf(raw: unknown, reply: FastifyReply): { user: string | undefined } | undefined {
+  const parsed = query.safeParse(raw ?? {});
+  if (parsed.success) return { user: parsed.data.user };
+  const issue = parsed.error.issues[0]!;
+  void reply.code(400).send({ ok: false, error: `${issue.path.join('.') || 'query'}: ${issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message}` });
+  return undefined;
 }
 
 export function adminRoutes(deps: AdminRouteDeps): (app: FastifyInstance) => void {
   return (app) => {
-    app.get<UserQuery>('/registrations', async (req) => {
-      const aor = req.query.user === undefined ? undefined : `sip:${req.query.user.toLowerCase()}`;
-      const bindings = deps.registrations().filter((b) => aor === undefined || b.aor.toLowerCase() === aor);
+    app.get('/registrations', { schema: docs.registrations }, async (req, reply) => {
+      const q = userOf(req.query, reply);
+      if (q === undefined) return reply;
+      // the user part is case-sensitive, the domain is not (RFC 3261 §19.1.4): both sides normalized alike
+      const bindings = deps.registrations().filter((b) => q.user === undefined || normalizeUser(b.aor.replace(/^sips?:/, '')) === q.user);
       return { registrations: bindings.map((b) => registrationJson(b, deps.isAsleep(b))) };
     });
-    app.get<UserQuery>('/active-calls', async (req) => {
-      const user = req.query.user?.toLowerCase();
-      const calls = deps.activeCalls().filter((d) => user === undefined || [d.caller, d.callee].some((p) => partyUser(p) === user));
+    app.get('/active-calls', { schema: docs.calls }, async (req, reply) => {
+      const q = userOf(req.query, reply);
+      if (q === undefined) return reply;
+      const calls = deps.activeCalls().filter((d) => q.user === undefined || [d.caller, d.callee].some((p) => partyUser(p) === q.user));
       return { calls: calls.map(callJson) };
     });
   };
@@ -58,7 +103,7 @@ function registrationJson(b: Binding, asleep: boolean) {
 }
 
 function partyUser(p: DialogSnapshot['caller']): string | undefined {
-  return p.user === undefined || p.domain === undefined ? undefined : `${p.user}@${p.domain}`.toLowerCase();
+  return p.user === undefined || p.domain === undefined ? undefined : normalizeUser(`${p.user}@${p.domain}`);
 }
 
 function callJson(d: DialogSnapshot) {

@@ -20,8 +20,8 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import { z } from 'zod';
 import { categoryLogger, type Logger } from '../../src/log/index.js';
 import { FailureLimiter } from './failure-limiter.js';
-import { ADMIN_ONLY, ADMIN_OR_USER, NO_TOKEN, documentApi, errors, jsonSchema, response } from './openapi.js';
-import { type UserTokens, isUserTokenShape } from './user-tokens.js';
+import { ADMIN_ONLY, ADMIN_OR_USER, NO_TOKEN, documentApi, errors, jsonSchema, noContent, response } from './openapi.js';
+import { type UserTokens, grantBody, isUserTokenShape } from './user-tokens.js';
 
 /** Who may call a route: admin tokens only, or user access tokens as well. */
 export type RouteAccess = 'admin' | 'user';
@@ -118,21 +118,25 @@ const RELOAD_SCHEMA: FastifySchema = {
 };
 /** RFC 6749 §5.1 and §5.2: the token endpoint answers OAuth's own bodies, not `{ ok, error }`. */
 const oauthError = z.object({ error: z.string(), error_description: z.string().optional() });
+const SIGN_OUT_SCHEMA: FastifySchema = {
+  summary: 'Sign out: end the session of this access token',
+  description: 'The access token presented and its refresh token stop working (at once on this worker, within 5 s on the others); the user\'s other sessions go on. RFC 7009 in spirit.',
+  tags: ['auth'],
+  security: [{ userToken: [] }],
+  response: {
+    204: noContent,
+    400: response(oauthError, 'not a user access token (an admin token has no session)'),
+    401: response(oauthError, 'no token, or a dead one'),
+    503: response(oauthError, 'the store failed; Retry-After says when to come back'),
+  },
+};
+
 const TOKEN_SCHEMA: FastifySchema = {
   summary: 'Sign in: a user access token (password or refresh_token grant)',
   description: 'RFC 6749 §4.3 and §6. A password from another machine needs TLS. Failed attempts count against the source address (429 after too many).',
   tags: ['auth'],
   security: NO_TOKEN,
-  // A copy of user-tokens.ts's grantBody, which that module does not export (yet): keep the two alike.
-  body: jsonSchema(z.discriminatedUnion('grant_type', [
-    z.object({
-      grant_type: z.literal('password'),
-      username: z.string().min(1).max(511).describe('`alice`, or `alice@example.com`'),
-      password: z.string().min(1).max(1024),
-      domain: z.string().min(1).max(255).optional().describe('the domain when `username` has none (default: the first sip.domain)'),
-    }),
-    z.object({ grant_type: z.literal('refresh_token'), refresh_token: z.string().min(1).max(256) }),
-  ])),
+  body: jsonSchema(grantBody),
   response: {
     200: response(z.object({
       access_token: z.string(), token_type: z.literal('Bearer'), expires_in: z.number().int(), refresh_token: z.string(), user: z.string(),
@@ -307,7 +311,7 @@ export class HttpServer {
     // Sign-out: the hook has checked the access token (a dead one is 401 invalid_token there). RFC 7009 §2.2
     // answers 200 with no body; 204 says the same. A request body (RFC 7009's `token`) is not needed: the
     // session is the one of the access token presented.
-    this.app.delete(TOKEN_PATH, { config: { access: 'user' } }, async (req, reply) => {
+    app.delete(TOKEN_PATH, { config: { access: 'user' }, schema: SIGN_OUT_SCHEMA }, async (req, reply) => {
       const principal = principalOf(req);
       void reply.header('cache-control', 'no-store');
       if (principal.kind !== 'user') {

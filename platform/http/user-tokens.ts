@@ -98,13 +98,13 @@ export type GrantAnswer =
   | { status: 200; body: TokenResponse }
   | { status: 400 | 401; body: { error: GrantError; error_description: string } };
 
-const grantBody = z.discriminatedUnion('grant_type', [
+/** The body of `POST /v1/auth/token` (RFC 6749 §4.3 password grant, §6 refresh); the OpenAPI document shows it too. */
+export const grantBody = z.discriminatedUnion('grant_type', [
   z.object({
     grant_type: z.literal('password'),
-    /** `alice` or `alice@example.com`. */
-    username: z.string().min(1).max(511),
+    username: z.string().min(1).max(511).describe('`alice`, or `alice@example.com`'),
     password: z.string().min(1).max(1024),
-    domain: z.string().min(1).max(255).optional(),
+    domain: z.string().min(1).max(255).optional().describe('the domain when `username` has none (default: the first sip.domain)'),
   }),
   z.object({ grant_type: z.literal('refresh_token'), refresh_token: z.string().min(1).max(256) }),
 ]);

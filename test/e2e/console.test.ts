@@ -220,7 +220,18 @@ describe('the admin routes the console reads: GET /v1/registrations and GET /v1/
     assert.equal(regs[0]!.asleep, false);
     assert.ok(Date.parse(String(regs[0]!.expiresAt)) > Date.now());
     assert.deepEqual((await call('/v1/registrations?user=dave@example.com', admin)).json, { registrations: [] });
-    assert.equal(((await call('/v1/registrations?user=CAROL@example.com', admin)).json.registrations as unknown[]).length, 1);
+    assert.equal(((await call('/v1/registrations?user=carol@EXAMPLE.com', admin)).json.registrations as unknown[]).length, 1, 'the domain is case-insensitive');
+    assert.deepEqual((await call('/v1/registrations?user=CAROL@example.com', admin)).json, { registrations: [] }, 'the user part is case-sensitive (RFC 3261 §19.1.4)');
+  });
+
+  it('a malformed query gets 400 naming it, never a 500: ?user= twice, not user@domain, an unknown field', async () => {
+    for (const path of ['/v1/registrations', '/v1/active-calls']) {
+      for (const q of ['user=a@example.com&user=b@example.com', 'user=nodomain', 'who=a@example.com']) {
+        const { status, json } = await call(`${path}?${q}`, admin);
+        assert.equal(status, 400, `${path}?${q}`);
+        assert.match(String(json.error), /user|unknown field/, `${path}?${q}: ${JSON.stringify(json)}`);
+      }
+    }
   });
 
   it('no call up: the active calls list is empty', async () => {

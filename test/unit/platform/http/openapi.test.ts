@@ -94,7 +94,7 @@ describe('the OpenAPI document (GET /v1/openapi.json) of a whole softswitch', { 
     assert.deepEqual(expected.filter((r) => !documented.includes(r)), [], 'routes under /v1 missing from the document');
     // Each documented route says what it does and what it answers. The console's admin lists
     // (console/admin-routes.ts) are listed with their security only until their module documents them.
-    const undocumented = new Set(['get /v1/registrations', 'get /v1/active-calls']);
+    const undocumented = new Set<string>();
     const bare = Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods)
       .filter(([m, op]) => !undocumented.has(`${m} ${path}`) && ((op as { summary?: string }).summary === undefined || !Object.keys(op.responses).some((c) => c.startsWith('2'))))
       .map(([m]) => `${m} ${path}`));
