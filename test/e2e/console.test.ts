@@ -9,7 +9,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -249,20 +249,6 @@ describe('the admin routes the console reads: GET /v1/registrations and GET /v1/
   });
 });
 
-/** Kills whatever the runner left in the namespace (Chromium), by pid, then deletes it. */
-function destroyNamespace(ns: LoopbackNamespace | undefined): void {
-  if (ns === undefined) return;
-  const pids = spawnSync('ip', ['netns', 'pids', ns.name], { encoding: 'utf8' }).stdout.split('\n').filter((p) => /^\d+$/.test(p));
-  for (const pid of pids) {
-    try {
-      process.kill(Number(pid), 'SIGKILL');
-    } catch {
-      // gone already
-    }
-  }
-  ns.destroy();
-}
-
 describe('the web console in a real browser: headless Chromium in a loopback-only namespace', () => {
   let ns: LoopbackNamespace | undefined;
   let r: ConsoleResult;
@@ -289,7 +275,7 @@ describe('the web console in a real browser: headless Chromium in a loopback-onl
   }, { timeout: RUNNER_TIMEOUT_MS + 5000 });
 
   after(() => {
-    destroyNamespace(ns);
+    ns?.destroy();
     ns = undefined;
   });
 

@@ -21,7 +21,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LoopbackNamespace } from '../helpers/netns.js';
@@ -174,20 +174,6 @@ function assertTrunkEchoHeard(r: MediaResult): void {
   assertNoSessionLeft(call);
 }
 
-/** Kills whatever a killed runner left behind in the namespace (rtpengine, SIPp, coturn), by pid, then deletes it. */
-function destroyNamespace(where: LoopbackNamespace | undefined): void {
-  if (!where) return;
-  const pids = spawnSync('ip', ['netns', 'pids', where.name], { encoding: 'utf8' }).stdout.split('\n').filter((p) => /^\d+$/.test(p));
-  for (const pid of pids) {
-    try {
-      process.kill(Number(pid), 'SIGKILL');
-    } catch {
-      // gone already
-    }
-  }
-  where.destroy();
-}
-
 describe('media through rtpengine: real WebRTC audio (wrtc) and a SIPp RTP echo, in a loopback-only namespace', () => {
   before(() => {
     requireTool('rtpengine', 'rtpengine-daemon');
@@ -196,7 +182,7 @@ describe('media through rtpengine: real WebRTC audio (wrtc) and a SIPp RTP echo,
   });
 
   after(() => {
-    destroyNamespace(ns);
+    ns?.destroy();
     ns = undefined;
   });
 
@@ -333,7 +319,7 @@ describe('relay-only WebRTC calls through TURN (coturn with the repo\'s turnserv
     turnNs = LoopbackNamespace.create('turn', { publicAddress: '203.0.113.1' });
   });
   after(() => {
-    destroyNamespace(turnNs);
+    turnNs?.destroy();
     turnNs = undefined;
   });
 

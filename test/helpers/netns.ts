@@ -41,7 +41,16 @@ export class LoopbackNamespace {
     return ['ip', ['netns', 'exec', this.name, command, ...args]];
   }
 
+  /** Kills whatever is still running inside (a killed runner's rtpengine, SIPp, coturn, Chromium), by pid, then deletes it. */
   destroy(): void {
+    const pids = spawnSync('ip', ['netns', 'pids', this.name], { encoding: 'utf8' }).stdout.split('\n').filter((p) => /^\d+$/.test(p));
+    for (const pid of pids) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
     spawnSync('ip', ['netns', 'del', this.name]);
   }
 }
