@@ -14,7 +14,7 @@ import { HttpServer, UserTokens, loadTokenKey } from '../platform/http/index.js'
 import { type Registrar, type CredentialSource, CachedCredentialSource, NonceLedger, createRegistrar, isAsleep, isSameDevice } from '../registrar/index.js';
 import { type Security, banRoutes, createSecurity } from '../security/index.js';
 import { MediaHook, ProxyCore, Router, targetOf } from '../proxy/index.js';
-import { type Balancer, type ReloadSummary, createBalancer } from '../balancer/index.js';
+import { type Balancer, type ReloadSummary, createBalancer, routingRoutes } from '../balancer/index.js';
 import { type MidRegistrar, createMidRegistrar } from '../registrar/mid/index.js';
 import { pickerFromBalancer } from './balancer-picker.js';
 import { createMediaGateway } from '../media/index.js';
@@ -390,6 +390,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   dialogs.on('ended', (d) => metrics.dialogEnded(d.endCause ?? 'bye'));
   metricsRoute(http.fastify, new NodeMetrics({ local: metrics, peers: options.metricsPeers, logger }));
   http.routes(banRoutes(security.bans));
+  http.routes(routingRoutes({ routing: store.routing, states: () => balancer.states(), reload: async () => { await balancer.reload(); options.onReloaded?.(); } }));
   http.routes(callRoutes(store.calls), { access: 'user' });
   if (presencePolicy !== undefined) http.routes(presenceRoutes(presencePolicy, userExists), { access: 'user' });
   // STUN/TURN for the apps: short-lived credentials in coturn's use-auth-secret scheme (GET /v1/ice-servers).

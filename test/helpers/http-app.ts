@@ -5,7 +5,7 @@
  * `call` is a /v1 request with a token (or none); `close` stops the server and deletes the store.
  */
 import assert from 'node:assert/strict';
-import { HttpServer, UserTokens, loadTokenKey, type TokenResponse } from '../../platform/http/index.js';
+import { HttpServer, type RouteAccess, UserTokens, loadTokenKey, type TokenResponse } from '../../platform/http/index.js';
 import { SqlRefreshTokenRepository, type SqlStore } from '../../platform/store/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { openTempStore } from './temp-store.js';
@@ -32,8 +32,10 @@ export interface HttpApp {
   close(): Promise<void>;
 }
 
-/** Starts `routes` (built over the store, mounted with user access) with `users` signed in. */
-export async function startHttpApp(users: readonly string[], routes: (store: SqlStore) => Parameters<HttpServer['routes']>[0]): Promise<HttpApp> {
+/** Starts `routes` (built over the store, mounted with `access`, user by default) with `users` signed in. */
+export async function startHttpApp(
+  users: readonly string[], routes: (store: SqlStore) => Parameters<HttpServer['routes']>[0], access: RouteAccess = 'user',
+): Promise<HttpApp> {
   const temp = await openTempStore();
   const { store } = temp;
   let http: HttpServer | undefined;
@@ -47,7 +49,7 @@ export async function startHttpApp(users: readonly string[], routes: (store: Sql
       domains: [HTTP_APP_DOMAIN],
     });
     http = new HttpServer({ listen: '127.0.0.1:0', logger: silentLogger(), tokens: store.tokens, source: { health: () => ({ ok: true }) }, userTokens });
-    http.routes(routes(store), { access: 'user' });
+    http.routes(routes(store), { access });
     await http.start();
     const base = `http://127.0.0.1:${http.boundTo}`;
     const tokens: Record<string, string> = {};

@@ -1,0 +1,206 @@
+/**
+ * The routing data as REST resources, mounted with `http.routes(routingRoutes(...))` (admin token only;
+ * platform/http prefixes `/v1`). The same store rows as `softswitch backend|route|did|trusted`:
+ *
+ *   GET    /backends               { backends: [...] }, each with its live health from the balancer
+ *   POST   /backends               { set, uri, weight?, algorithm? }   201 the backend
+ *   DELETE /backends/:id           204
+ *   PUT    /backends/:id/enabled   { enabled }   204 (disabled: no new requests; calls in progress go on)
+ *   GET    /routes   POST /routes   DELETE /routes/:id          the dialplan
+ *   GET    /dids     POST /dids     DELETE /dids/:number        DIDs
+ *   GET    /trusted  POST /trusted  DELETE /trusted/:id         trusted sources
+ *
+ * Inputs are checked with the store's own checks (patterns compile, CIDRs parse, algorithm names, URIs)
+ * before anything is written, so a 400 names the field and changes nothing. After each change the server
+ * reloads at once (what POST /reload does), so the answer and the next request see the change.
+ */
+import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
+import { z } from 'zod';
+import { errors, isoTime, jsonSchema, noContent, response } from '../platform/http/index.js';
+import {
+  BALANCE_ALGORITHMS, StoreError, checkAlgorithm, checkBackendUri, checkDidNumber, checkPattern, checkSetName, checkWeight, parseCidr,
+  type BackendRecord, type RoutingRepository,
+} from '../platform/store/index.js';
+import type { BackendState } from './types.js';
+
+export interface RoutingRoutesDeps {
+  routing: RoutingRepository;
+  /** The balancer's live backend states (health, calls in progress, failures). */
+  states: () => BackendState[];
+  /** The reload of POST /reload: this process's balancer, then the other workers. */
+  reload: () => Promise<unknown>;
+}
+
+/** `base` refined by one of the store's checks (which throw TypeError with the reason). */
+function checked<T extends z.ZodString | z.ZodNumber>(check: (value: unknown) => unknown, base: T): T {
+  return (base as z.ZodType).superRefine((value, ctx) => {
+    try {
+      check(value);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  }) as T;
+}
+
+const id = z.string().regex(/^[1-9][0-9]{0,14}$/, 'expected a positive whole number (see the list)').transform(Number);
+const optionalText = z.string().max(255).optional();
+
+const inputs = {
+  backend: z.strictObject({
+    set: checked(checkSetName, z.string()).describe('the set, created (round-robin) when new'),
+    uri: checked(checkBackendUri, z.string()).describe('sip: or sips: URI of the backend'),
+    weight: checked(checkWeight, z.number()).optional().describe('1 to 1000, for the weighted algorithm (default 1)'),
+    algorithm: checked(checkAlgorithm, z.string()).optional().describe(`changes how the set chooses its backend: ${BALANCE_ALGORITHMS.join(', ')}`),
+  }),
+  enabled: z.strictObject({ enabled: z.boolean() }),
+  route: z.strictObject({
+    pattern: checked(checkPattern, z.string()).describe('a JavaScript regular expression the whole called number must match'),
+    set: checked(checkSetName, z.string()),
+    replace: optionalText.describe('the number as it goes out, $1 … groups (empty: as dialled)'),
+    priority: z.number().int().min(-2_147_483_647).max(2_147_483_647).optional().describe('lower is tried first (default 0)'),
+    description: optionalText,
+  }),
+  did: z.strictObject({
+    number: checked(checkDidNumber, z.string()).describe('E.164 with or without "+", or a short number'),
+    username: z.string().min(1).max(255),
+    domain: z.string().min(1).max(255),
+  }),
+  trusted: z.strictObject({
+    cidr: checked(parseCidr, z.string()).describe('an address or CIDR block: 10.0.0.5, 10.0.0.0/24, 2001:db8::/32'),
+    description: optionalText,
+  }),
+};
+
+const backendOut = z.object({
+  id: z.number().int(), set: z.string(), algorithm: z.string(), uri: z.string(), weight: z.number().int(), enabled: z.boolean(), createdAt: isoTime,
+});
+const liveBackend = backendOut.extend({
+  health: z.enum(['up', 'down', 'unknown', 'not loaded']).describe('"not loaded": the balancer has not seen this backend yet'),
+  activeCalls: z.number().int(), failures: z.number().int(),
+});
+const routeOut = z.object({ id: z.number().int(), pattern: z.string(), replace: z.string(), set: z.string(), priority: z.number().int(), description: z.string() });
+const didOut = z.object({ number: z.string(), username: z.string(), domain: z.string() });
+const trustedOut = z.object({ id: z.number().int(), cidr: z.string(), description: z.string() });
+
+const idParams = jsonSchema(z.object({ id: z.string().describe('the id, from the list') }));
+const badBody = { 400: 'the body is malformed (the error names the field)' };
+const badId = { 400: 'not an id', 404: 'no such id' };
+
+function docs(tag: string, name: string, item: z.ZodType, body: z.ZodType, params = idParams, extra: Record<number, string> = {}): Record<'list' | 'add' | 'del', FastifySchema> {
+  return {
+    list: { summary: `The ${name}s`, tags: [tag], response: { 200: response(z.object({ [`${tag}`]: z.array(item) }), `every ${name}`) } },
+    add: {
+      summary: `Add a ${name}`, tags: [tag], body: jsonSchema(body),
+      response: { 201: response(item, `the ${name} added; the balancer has reloaded`), ...errors({ ...badBody, 409: `the ${name} exists`, ...extra }) },
+    },
+    del: { summary: `Delete a ${name}`, tags: [tag], params, response: { 204: noContent, ...errors(badId) } },
+  };
+}
+
+const schemas = {
+  backends: docs('backends', 'backend', liveBackend, inputs.backend),
+  routes: docs('routes', 'route', routeOut, inputs.route),
+  dids: docs('dids', 'DID', didOut, inputs.did, jsonSchema(z.object({ number: z.string().describe('the DID') }))),
+  trusted: docs('trusted', 'trusted source', trustedOut, inputs.trusted),
+  enabled: {
+    summary: 'Enable or disable a backend (disabled: no new requests; calls in progress go on)', tags: ['backends'],
+    params: idParams, body: jsonSchema(inputs.enabled),
+    response: { 204: noContent, ...errors({ ...badBody, 404: 'no such backend' }) },
+  } satisfies FastifySchema,
+};
+
+/** A refusal: the status and the reason. */
+class Refusal extends Error {
+  constructor(readonly status: 400 | 404 | 409, message: string) {
+    super(message);
+  }
+}
+
+function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z.output<T> {
+  const parsed = schema.safeParse(value ?? {});
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const reason = issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message;
+  throw new Refusal(400, `${issue.path.join('.') || where}: ${reason}`);
+}
+
+/** Runs `work`; the store's refusals become 404/409/400 (its TypeError is a value it will not take). */
+async function answer(reply: FastifyReply, work: () => Promise<unknown>): Promise<unknown> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof StoreError && err.code === 'STORE_ERR_NOT_FOUND') return reply.code(404).send({ ok: false, error: err.message, code: err.code });
+    if (err instanceof StoreError && err.code === 'STORE_ERR_DUPLICATE') return reply.code(409).send({ ok: false, error: err.message, code: err.code });
+    if (err instanceof TypeError) return reply.code(400).send({ ok: false, error: err.message });
+    if (err instanceof Refusal) return reply.code(err.status).send({ ok: false, error: err.message });
+    throw err;
+  }
+}
+
+/** A backend as the API shows it: its set's algorithm and the balancer's live view of it. */
+function backendJson(b: BackendRecord, algorithm: string | undefined, s: BackendState | undefined): z.input<typeof liveBackend> {
+  return {
+    id: b.id, set: b.set, algorithm: algorithm ?? 'round-robin', uri: b.uri, weight: b.weight, enabled: b.enabled, createdAt: new Date(b.createdAt).toISOString(),
+    health: s?.health ?? 'not loaded', activeCalls: s?.activeCalls ?? 0, failures: s?.failures ?? 0,
+  };
+}
+
+export function routingRoutes({ routing, states, reload }: RoutingRoutesDeps): (app: FastifyInstance) => void {
+  const idOf = (params: unknown): number => parse(id, (params as { id?: unknown }).id, 'id');
+
+  /** A change, then the reload, then 201 with what was created (as `show` shows it, after the reload) or 204. */
+  const change = async <T>(reply: FastifyReply, work: () => Promise<T>, show: (created: T) => Promise<unknown> = async (c) => c): Promise<unknown> => {
+    const created = await work();
+    await reload();
+    return created === undefined ? reply.code(204).send() : reply.code(201).send(await show(created));
+  };
+
+  return (app) => {
+    app.get('/backends', { schema: schemas.backends.list }, async () => {
+      const [sets, backends] = await Promise.all([routing.listSets(), routing.listBackends()]);
+      const algorithms = new Map(sets.map((s) => [s.name, s.algorithm]));
+      const live = new Map(states().map((s) => [s.id, s]));
+      return { backends: backends.map((b) => backendJson(b, algorithms.get(b.set), live.get(b.id))) };
+    });
+
+    app.post('/backends', { schema: schemas.backends.add }, (req, reply) => answer(reply, () => change(reply, async () => {
+      const body = parse(inputs.backend, req.body, 'body');
+      const b = await routing.addBackend({ set: body.set, uri: body.uri, weight: body.weight });
+      if (body.algorithm !== undefined) await routing.putSet({ name: b.set, algorithm: checkAlgorithm(body.algorithm) });
+      return b;
+    }, async (b) => {
+      // After the reload: the set's algorithm as stored and the balancer's first view of the backend.
+      const set = (await routing.listSets()).find((s) => s.name === b.set);
+      return backendJson(b, set?.algorithm, states().find((s) => s.id === b.id));
+    })));
+
+    app.delete('/backends/:id', { schema: schemas.backends.del }, (req, reply) => answer(reply, () => change(reply, () => routing.removeBackend(idOf(req.params)))));
+
+    app.put('/backends/:id/enabled', { schema: schemas.enabled }, (req, reply) => answer(reply, () => change(reply, async () => {
+      const backend = idOf(req.params);
+      await routing.setBackendEnabled(backend, parse(inputs.enabled, req.body, 'body').enabled);
+    })));
+
+    app.get('/routes', { schema: schemas.routes.list }, async () => ({ routes: await routing.listRoutes() }));
+    app.post('/routes', { schema: schemas.routes.add }, (req, reply) => answer(reply, () => change(reply, () => {
+      const r = parse(inputs.route, req.body, 'body');
+      return routing.addRoute({ pattern: r.pattern, set: r.set, replace: r.replace ?? '', priority: r.priority ?? 0, description: r.description ?? '' });
+    })));
+    app.delete('/routes/:id', { schema: schemas.routes.del }, (req, reply) => answer(reply, () => change(reply, () => routing.removeRoute(idOf(req.params)))));
+
+    app.get('/dids', { schema: schemas.dids.list }, async () => ({ dids: await routing.listDids() }));
+    app.post('/dids', { schema: schemas.dids.add }, (req, reply) => answer(reply, () => change(reply, async () => {
+      const d = parse(inputs.did, req.body, 'body');
+      await routing.addDid(d);
+      return d;
+    }, async (d) => (await routing.listDids()).find((x) => x.number === d.number) ?? d)));
+    app.delete<{ Params: { number: string } }>('/dids/:number', { schema: schemas.dids.del }, (req, reply) => answer(reply, () => change(reply, () => routing.removeDid(req.params.number))));
+
+    app.get('/trusted', { schema: schemas.trusted.list }, async () => ({ trusted: await routing.listTrusted() }));
+    app.post('/trusted', { schema: schemas.trusted.add }, (req, reply) => answer(reply, () => change(reply, () => {
+      const t = parse(inputs.trusted, req.body, 'body');
+      return routing.addTrusted({ cidr: t.cidr, description: t.description ?? '' });
+    })));
+    app.delete('/trusted/:id', { schema: schemas.trusted.del }, (req, reply) => answer(reply, () => change(reply, () => routing.removeTrusted(idOf(req.params)))));
+  };
+}
