@@ -6,9 +6,11 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import Ajv2020 from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 import { type Balancer, createBalancer, routingRoutes } from '../../../balancer/index.js';
 import { silentLogger } from '../../../src/log/index.js';
-import { type HttpApp, startHttpApp } from '../../helpers/http-app.js';
+import { type HttpAnswer, type HttpApp, startHttpApp } from '../../helpers/http-app.js';
 import { FakeStack } from './helpers.js';
 
 describe('routing data over /v1 (backends, routes, DIDs, trusted sources)', () => {
@@ -29,7 +31,13 @@ describe('routing data over /v1 (backends, routes, DIDs, trusted sources)', () =
     await app?.close();
   });
 
-  const call = (method: string, path: string, body?: unknown) => app.call(method, path, admin, body);
+  /** Every admin answer, checked against the OpenAPI document at the end. */
+  const answers: Array<{ method: string; path: string; res: HttpAnswer }> = [];
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await app.call(method, path, admin, body);
+    answers.push({ method, path, res });
+    return res;
+  };
 
   it('refuses a user token (403) and no token (401) on every resource', async () => {
     for (const path of ['/backends', '/routes', '/dids', '/trusted']) {
@@ -152,5 +160,25 @@ describe('routing data over /v1 (backends, routes, DIDs, trusted sources)', () =
     assert.equal((await call('DELETE', `/trusted/${res.body.id}`)).status, 204);
     assert.equal(balancer.routing.isTrusted('192.0.2.77'), false);
     assert.equal((await call('DELETE', `/trusted/${res.body.id}`)).status, 404);
+  });
+
+  it('answers as the OpenAPI document says, every status seen above included', async () => {
+    const doc = (await app.call('GET', '/openapi.json', null)).body as {
+      paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: object }> }> }>>;
+    };
+    // CommonJS modules: their class and function are `default` here.
+    const ajv = new Ajv2020.default({ strict: false, allErrors: true });
+    addFormats.default(ajv);
+    assert.ok(answers.length >= 40, `the tests above made ${answers.length} calls`);
+    for (const { method, path, res } of answers) {
+      const route = `/v1${path.replace(/^\/(backends|routes|trusted)\/[^/]+/, '/$1/{id}').replace(/^\/dids\/.+/, '/dids/{number}')}`;
+      const documented = doc.paths[route]?.[method.toLowerCase()]?.responses[String(res.status)];
+      assert.ok(documented !== undefined, `${method} ${path} answered ${res.status}, which ${route} does not document: ${JSON.stringify(res.body)}`);
+      if (res.status === 204) continue;
+      const schema = documented.content?.['application/json']?.schema;
+      assert.ok(schema !== undefined, `${method} ${route} ${res.status} has no JSON schema`);
+      const validate = ajv.compile(schema);
+      assert.ok(validate(res.body), `${method} ${path} → ${res.status} ${JSON.stringify(res.body)} does not match its schema: ${ajv.errorsText(validate.errors)}`);
+    }
   });
 });
