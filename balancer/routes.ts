@@ -71,10 +71,8 @@ const inputs = {
   }),
 };
 
-const backendOut = z.object({
+const liveBackend = z.object({
   id: z.number().int(), set: z.string(), algorithm: z.string(), uri: z.string(), weight: z.number().int(), enabled: z.boolean(), createdAt: isoTime,
-});
-const liveBackend = backendOut.extend({
   health: z.enum(['up', 'down', 'unknown', 'not loaded']).describe('"not loaded": the balancer has not seen this backend yet'),
   activeCalls: z.number().int(), failures: z.number().int(),
 });
@@ -86,22 +84,23 @@ const idParams = jsonSchema(z.object({ id: z.string().describe('the id, from the
 const badBody = { 400: 'the body is malformed (the error names the field)' };
 const badId = { 400: 'not an id', 404: 'no such id' };
 
-function docs(tag: string, name: string, item: z.ZodType, body: z.ZodType, params = idParams, extra: Record<number, string> = {}): Record<'list' | 'add' | 'del', FastifySchema> {
+/** The list, add and delete routes of a resource; `duplicate` says when the store refuses an add as one (409). */
+function docs(tag: string, name: string, item: z.ZodType, body: z.ZodType, duplicate?: string, params = idParams): Record<'list' | 'add' | 'del', FastifySchema> {
   return {
-    list: { summary: `The ${name}s`, tags: [tag], response: { 200: response(z.object({ [`${tag}`]: z.array(item) }), `every ${name}`) } },
+    list: { summary: `The ${name}s`, tags: [tag], response: { 200: response(z.object({ [tag]: z.array(item) }), `every ${name}`) } },
     add: {
       summary: `Add a ${name}`, tags: [tag], body: jsonSchema(body),
-      response: { 201: response(item, `the ${name} added; the balancer has reloaded`), ...errors({ ...badBody, 409: `the ${name} exists`, ...extra }) },
+      response: { 201: response(item, `the ${name} added; the balancer has reloaded`), ...errors(duplicate === undefined ? badBody : { ...badBody, 409: duplicate }) },
     },
     del: { summary: `Delete a ${name}`, tags: [tag], params, response: { 204: noContent, ...errors(badId) } },
   };
 }
 
 const schemas = {
-  backends: docs('backends', 'backend', liveBackend, inputs.backend),
+  backends: docs('backends', 'backend', liveBackend, inputs.backend, 'the set has a backend with this URI'),
   routes: docs('routes', 'route', routeOut, inputs.route),
-  dids: docs('dids', 'DID', didOut, inputs.did, jsonSchema(z.object({ number: z.string().describe('the DID') }))),
-  trusted: docs('trusted', 'trusted source', trustedOut, inputs.trusted),
+  dids: docs('dids', 'DID', didOut, inputs.did, 'the DID exists', jsonSchema(z.object({ number: z.string().describe('the DID') }))),
+  trusted: docs('trusted', 'trusted source', trustedOut, inputs.trusted, 'the address or block is trusted already'),
   enabled: {
     summary: 'Enable or disable a backend (disabled: no new requests; calls in progress go on)', tags: ['backends'],
     params: idParams, body: jsonSchema(inputs.enabled),
