@@ -83,6 +83,7 @@ const trustedOut = z.object({ id: z.number().int(), cidr: z.string(), descriptio
 const idParams = jsonSchema(z.object({ id: z.string().describe('the id, from the list') }));
 const badBody = { 400: 'the body is malformed (the error names the field)' };
 const badId = { 400: 'not an id', 404: 'no such id' };
+const notReloaded = { 503: 'the change is stored, but the reload after it failed: it counts from the next reload' };
 
 /** The list, add and delete routes of a resource; `duplicate` says when the store refuses an add as one (409). */
 function docs(tag: string, name: string, item: z.ZodType, body: z.ZodType, duplicate?: string, params = idParams): Record<'list' | 'add' | 'del', FastifySchema> {
@@ -90,9 +91,9 @@ function docs(tag: string, name: string, item: z.ZodType, body: z.ZodType, dupli
     list: { summary: `The ${name}s`, tags: [tag], response: { 200: response(z.object({ [tag]: z.array(item) }), `every ${name}`) } },
     add: {
       summary: `Add a ${name}`, tags: [tag], body: jsonSchema(body),
-      response: { 201: response(item, `the ${name} added; the balancer has reloaded`), ...errors(duplicate === undefined ? badBody : { ...badBody, 409: duplicate }) },
+      response: { 201: response(item, `the ${name} added; the balancer has reloaded`), ...errors({ ...badBody, ...notReloaded, ...(duplicate === undefined ? {} : { 409: duplicate }) } as Record<number, string>) },
     },
-    del: { summary: `Delete a ${name}`, tags: [tag], params, response: { 204: noContent, ...errors(badId) } },
+    del: { summary: `Delete a ${name}`, tags: [tag], params, response: { 204: noContent, ...errors({ ...badId, ...notReloaded }) } },
   };
 }
 
@@ -104,13 +105,13 @@ const schemas = {
   enabled: {
     summary: 'Enable or disable a backend (disabled: no new requests; calls in progress go on)', tags: ['backends'],
     params: idParams, body: jsonSchema(inputs.enabled),
-    response: { 204: noContent, ...errors({ ...badBody, 404: 'no such backend' }) },
+    response: { 204: noContent, ...errors({ ...badBody, 404: 'no such backend', ...notReloaded }) },
   } satisfies FastifySchema,
 };
 
 /** A refusal: the status and the reason. */
 class Refusal extends Error {
-  constructor(readonly status: 400 | 404 | 409, message: string) {
+  constructor(readonly status: 400 | 404 | 409 | 503, message: string) {
     super(message);
   }
 }
@@ -150,7 +151,12 @@ export function routingRoutes({ routing, states, reload }: RoutingRoutesDeps): (
   /** A change, then the reload, then 201 with what was created (as `show` shows it, after the reload) or 204. */
   const change = async <T>(reply: FastifyReply, work: () => Promise<T>, show: (created: T) => Promise<unknown> = async (c) => c): Promise<unknown> => {
     const created = await work();
-    await reload();
+    try {
+      await reload();
+    } catch {
+      // The reload logs its own failure; the change is stored and the next reload (periodic or POST /reload) takes it.
+      throw new Refusal(503, 'saved, but the balancer could not reload (see the server log): the change counts from the next reload');
+    }
     return created === undefined ? reply.code(204).send() : reply.code(201).send(await show(created));
   };
 

@@ -18,11 +18,16 @@ describe('routing data over /v1 (backends, routes, DIDs, trusted sources)', () =
   let balancer: Balancer;
   let admin: string;
   let reloads = 0;
+  /** While set, the routes' reload fails like a store that went away. */
+  let failReload = false;
 
   before(async () => {
     app = await startHttpApp(['alice'], (store) => {
       balancer = createBalancer({ stack: new FakeStack(), repository: store.routing, logger: silentLogger(), options: { reloadIntervalMs: 0 } });
-      return routingRoutes({ routing: store.routing, states: () => balancer.states(), reload: () => (reloads++, balancer.reload()) });
+      return routingRoutes({ routing: store.routing, states: () => balancer.states(), reload: () => {
+        reloads++;
+        return failReload ? Promise.reject(new Error('the store is unreachable')) : balancer.reload();
+      } });
     }, 'admin');
     admin = app.adminToken;
   });
@@ -160,6 +165,22 @@ describe('routing data over /v1 (backends, routes, DIDs, trusted sources)', () =
     assert.equal((await call('DELETE', `/trusted/${res.body.id}`)).status, 204);
     assert.equal(balancer.routing.isTrusted('192.0.2.77'), false);
     assert.equal((await call('DELETE', `/trusted/${res.body.id}`)).status, 404);
+  });
+
+  it('answers 503 when the reload after a change fails: the change is stored and counts from the next reload', async () => {
+    failReload = true;
+    let res;
+    try {
+      res = await call('POST', '/trusted', { cidr: '198.51.100.7' });
+    } finally {
+      failReload = false;
+    }
+    assert.equal(res.status, 503, JSON.stringify(res.body));
+    assert.match(String(res.body.error), /saved, but the balancer could not reload/);
+    const stored = ((await call('GET', '/trusted')).body.trusted as Array<{ id: number; cidr: string }>).find((t) => t.cidr === '198.51.100.7');
+    assert.ok(stored !== undefined, 'the trusted source is stored');
+    assert.equal(balancer.routing.isTrusted('198.51.100.7'), false, 'not trusted before a reload');
+    assert.equal((await call('DELETE', `/trusted/${stored.id}`)).status, 204);
   });
 
   it('answers as the OpenAPI document says, every status seen above included', async () => {
