@@ -31,6 +31,7 @@ import { chatRoutes } from '../messaging/routes.js';
 import { createPresence, type Presence } from '../presence/index.js';
 import { PresencePolicy } from '../presence/policy.js';
 import { presenceRoutes } from '../presence/routes.js';
+import { userRoutes } from '../registrar/user-routes.js';
 import { TurnService, iceServerRoutes } from '../turn/index.js';
 import { adminRoutes, consoleSite } from '../console/index.js';
 import { type MetricsPeers, NodeMetrics, ProcessMetrics, metricsRoute } from '../metrics/index.js';
@@ -407,6 +408,10 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     }), { access: 'user' });
   }
   // The web console: its pages (public, they ask for credentials) and the admin lists they read.
+  http.routes(userRoutes({
+    subscribers: store.subscribers, forgetPresence: (user) => store.presence.forget(user), bindings: (aor) => registrar.lookup(aor),
+    unbind: (aor, bindings) => registrar.locations.update(aor, { remove: bindings }), isAsleep,
+  }));
   http.routes(adminRoutes({ registrations: () => registrar.locations.list(), isAsleep, activeCalls: () => dialogs.list() }));
   consoleSite(http.fastify, {
     webSockets: () => stack.listeners.flatMap((l) => (l.protocol === 'ws' || l.protocol === 'wss' ? [{ protocol: l.protocol, port: l.port }] : [])),
