@@ -17,9 +17,10 @@ const ALICE_AOR = 'sip:alice@example.com';
 /** How long the test server trusts a password fingerprint (UserTokens cacheMs). */
 const TOKEN_CACHE_MS = 50;
 
-function binding(aor: string, contact: string, port: number): Binding {
+/** A binding of a WebSocket phone at 192.0.2.7:`port`, refreshed `ageMs` ago. */
+function binding(aor: string, contact: string, port: number, ageMs = 0): Binding {
   const na = parseNameAddrs(contact, 'contact', true)[0]!;
-  const now = Date.now();
+  const now = Date.now() - ageMs;
   return {
     aor, contact: na, contactUri: na.uri.toString(), expiresAt: now + 600_000, callId: `call-${port}`, cseq: 1,
     received: { protocol: 'wss', address: '192.0.2.7', port }, userAgent: 'SIP.js/0.21', updatedAt: now,
@@ -144,7 +145,8 @@ describe('the users API: /v1/users', () => {
   });
 
   it('lists a user\'s devices as /v1/registrations does, and kicks one by its contact (204), the other staying', async () => {
-    locations.update(ALICE_AOR, { add: [binding(ALICE_AOR, '<sip:alice@192.0.2.7:50001;transport=ws>', 50001), binding(ALICE_AOR, '<sip:alice@192.0.2.7:50002;transport=ws>', 50002)] });
+    locations.update(ALICE_AOR, { add: [binding(ALICE_AOR, '<sip:alice@192.0.2.7:50001;transport=ws>', 50001), binding(ALICE_AOR, '<sip:alice@192.0.2.7:50002;transport=ws>', 50002, 1000)] });
+    // As the registrar prefers them (equal q): the most recently refreshed first.
     const before = await asAdmin('GET', '/users/alice@example.com/devices');
     assert.equal(before.status, 200);
     const devices = before.body.devices as Array<Record<string, unknown>>;
