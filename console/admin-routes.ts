@@ -29,7 +29,7 @@ const query = z.strictObject({
   user: z.string().max(511).regex(/^[^@\s/:]+@[^@\s/:]+$/, 'expected user@domain').transform(normalizeUser).optional(),
 });
 
-/** One binding as the API answers it (registrationJson), here and in the user's devices (registrar/user-routes.ts). */
+/** One binding as the API answers it (registrationJson), here and in the user's devices (server/user-routes.ts). */
 export const registrationEntry = z.object({
   aor: z.string(), contact: z.string(), transport: z.string(), address: z.string(), userAgent: z.string().optional(),
   expiresAt: isoTime, updatedAt: isoTime, instance: z.string().optional(), push: z.string().optional(), asleep: z.boolean(),

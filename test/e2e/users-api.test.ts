@@ -1,5 +1,5 @@
 /**
- * The users API (registrar/user-routes.ts) against a whole softswitch with SIP.js phones over WSS: a user made
+ * The users API (server/user-routes.ts) against a whole softswitch with SIP.js phones over WSS: a user made
  * over the API registers, its device is listed, a kicked device is gone from the registrar (a call to it finds
  * nobody), and a password set over the API is the one REGISTER asks for.
  */

@@ -1,5 +1,5 @@
 /**
- * The users API (registrar/user-routes.ts) on a real HttpServer on loopback, with real admin and user tokens
+ * The users API (server/user-routes.ts) on a real HttpServer on loopback, with real admin and user tokens
  * over a temporary SQLite store and a real LocationService holding the bindings: each route's answer and
  * refusals, that no answer carries a password or hash, that a user token is refused, that a new password
  * ends the old one's sign-ins and tokens, and that kicking a device removes its binding.
@@ -8,7 +8,7 @@ import { describe, it, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { LocationService, isAsleep } from '../../../registrar/index.js';
 import type { Binding } from '../../../registrar/types.js';
-import { userRoutes } from '../../../registrar/user-routes.js';
+import { userRoutes } from '../../../server/user-routes.js';
 import { silentLogger } from '../../../src/log/index.js';
 import { parseNameAddrs } from '../../../src/sip/index.js';
 import { type HttpApp, startHttpApp } from '../../helpers/http-app.js';

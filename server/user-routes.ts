@@ -1,7 +1,9 @@
 /**
  * Users (the subscribers the registrar authenticates) and their devices (their current bindings, RFC 3261
  * §10.3) as REST resources, mounted with `http.routes(userRoutes(deps))`: admin tokens only (a user token is
- * 403), platform/http prefixes `/v1`:
+ * 403), platform/http prefixes `/v1`. They are the HTTP twin of `softswitch user` (cli/user-commands.ts) and
+ * share its address checks, and answer bindings as the console's /v1/registrations does: the shell, which
+ * alone may import other modules at run time (test/unit/layout.test.ts), is where both meet.
  *
  *   GET    /users?domain=                  { users: [...] }  by domain then username; never a hash or password
  *   POST   /users { user, password }       201 { user }  (400 malformed, 409 exists)
@@ -21,8 +23,8 @@ import { z } from 'zod';
 import { registrationEntry, registrationJson } from '../console/index.js';
 import { errors, isoTime, jsonSchema, noContent, response } from '../platform/http/index.js';
 import { MAX_PRESENCE_USER, StoreError, type Subscriber, type SubscriberRepository } from '../platform/store/index.js';
-import { CliError, formatUserAddress, parseDomain, parseUserAddress, type UserAddress } from '../server/cli/index.js';
-import type { Binding } from './types.js';
+import { CliError, formatUserAddress, parseDomain, parseUserAddress, type UserAddress } from './cli/index.js';
+import type { Binding } from '../registrar/index.js';
 
 export interface UserRouteDeps {
   subscribers: SubscriberRepository;
