@@ -29,6 +29,12 @@ const query = z.strictObject({
   user: z.string().max(511).regex(/^[^@\s/:]+@[^@\s/:]+$/, 'expected user@domain').transform(normalizeUser).optional(),
 });
 
+/** One binding as the API answers it (registrationJson), here and in the user's devices (server/user-routes.ts). */
+export const registrationEntry = z.object({
+  aor: z.string(), contact: z.string(), transport: z.string(), address: z.string(), userAgent: z.string().optional(),
+  expiresAt: isoTime, updatedAt: isoTime, instance: z.string().optional(), push: z.string().optional(), asleep: z.boolean(),
+});
+
 const party = z.object({ user: z.string().optional(), domain: z.string().optional() }).passthrough();
 const tags = ['admin'];
 const querystring = jsonSchema(query);
@@ -37,10 +43,7 @@ const docs: Record<'registrations' | 'calls', FastifySchema> = {
     summary: 'The registered devices (bindings), of everyone or of one user', tags, querystring,
     response: {
       200: response(z.object({
-        registrations: z.array(z.object({
-          aor: z.string(), contact: z.string(), transport: z.string(), address: z.string(), userAgent: z.string().optional(),
-          expiresAt: isoTime, updatedAt: isoTime, instance: z.string().optional(), push: z.string().optional(), asleep: z.boolean(),
-        })),
+        registrations: z.array(registrationEntry),
       }), 'the bindings'),
       ...errors({ 400: 'a malformed query' }),
     },
@@ -87,7 +90,7 @@ export function adminRoutes(deps: AdminRouteDeps): (app: FastifyInstance) => voi
   };
 }
 
-function registrationJson(b: Binding, asleep: boolean) {
+export function registrationJson(b: Binding, asleep: boolean) {
   return {
     aor: b.aor,
     contact: b.contactUri,

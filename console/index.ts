@@ -3,4 +3,4 @@
  * `npm run build` into dist/console/web), the routes that serve them, and the admin routes they read.
  */
 export { consoleSite, CONSOLE_DIR, type ConsoleSiteOptions, type WebSocketListener } from './site.js';
-export { adminRoutes, type AdminRouteDeps } from './admin-routes.js';
+export { adminRoutes, registrationEntry, registrationJson, type AdminRouteDeps } from './admin-routes.js';

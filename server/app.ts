@@ -17,6 +17,7 @@ import { MediaHook, ProxyCore, Router, targetOf } from '../proxy/index.js';
 import { type Balancer, type ReloadSummary, createBalancer, routingRoutes } from '../balancer/index.js';
 import { type MidRegistrar, createMidRegistrar } from '../registrar/mid/index.js';
 import { pickerFromBalancer } from './balancer-picker.js';
+import { userRoutes } from './user-routes.js';
 import { createMediaGateway } from '../media/index.js';
 import { DialogTracker } from '../src/dialog/index.js';
 import { PushService, type PushProviderClient, WebPushClient, createPushProviders } from '../push/index.js';
@@ -328,6 +329,13 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       userToUserSet: config.routing.userToUserVia,
     },
   }));
+  // Routing data changed in the store (the CLI's `softswitch reload`, the /v1 routing resources): the balancer swaps
+  // its tables in without dropping a call, and the other workers of the node are told to do the same.
+  const reloadRouting = async (): Promise<unknown> => {
+    const summary = await balancer.reload();
+    options.onReloaded?.();
+    return summary;
+  };
   const http = new HttpServer({
     listen: config.http.listen,
     // http.tls: HTTPS with the SIP TLS certificate (the apps send their SIP password to /v1/auth/token).
@@ -362,11 +370,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
         ...(mid === undefined ? {} : { midRegistrar: { mode: config.registrar.mode, ...mid.stats } }),
       }),
       // `softswitch reload`: the CLI edits the store; this swaps the tables in without dropping a call.
-      reload: async () => {
-        const summary = await balancer.reload();
-        options.onReloaded?.();
-        return summary;
-      },
+      reload: reloadRouting,
     },
   });
   // Prometheus metrics, read from the stats above at scrape time; the ended calls are counted by cause.
@@ -390,7 +394,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   dialogs.on('ended', (d) => metrics.dialogEnded(d.endCause ?? 'bye'));
   metricsRoute(http.fastify, new NodeMetrics({ local: metrics, peers: options.metricsPeers, logger }));
   http.routes(banRoutes(security.bans));
-  http.routes(routingRoutes({ routing: store.routing, states: () => balancer.states(), reload: async () => { await balancer.reload(); options.onReloaded?.(); } }));
+  http.routes(routingRoutes({ routing: store.routing, states: () => balancer.states(), reload: reloadRouting }));
   http.routes(callRoutes(store.calls), { access: 'user' });
   if (presencePolicy !== undefined) http.routes(presenceRoutes(presencePolicy, userExists), { access: 'user' });
   // STUN/TURN for the apps: short-lived credentials in coturn's use-auth-secret scheme (GET /v1/ice-servers).
@@ -408,6 +412,10 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     }), { access: 'user' });
   }
   // The web console: its pages (public, they ask for credentials) and the admin lists they read.
+  http.routes(userRoutes({
+    subscribers: store.subscribers, forgetPresence: (user) => store.presence.forget(user), bindings: (aor) => registrar.lookup(aor),
+    unbind: (aor, bindings) => registrar.locations.update(aor, { remove: bindings }), isAsleep,
+  }));
   http.routes(adminRoutes({ registrations: () => registrar.locations.list(), isAsleep, activeCalls: () => dialogs.list() }));
   consoleSite(http.fastify, {
     webSockets: () => stack.listeners.flatMap((l) => (l.protocol === 'ws' || l.protocol === 'wss' ? [{ protocol: l.protocol, port: l.port }] : [])),

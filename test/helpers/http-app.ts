@@ -5,7 +5,7 @@
  * `call` is a /v1 request with a token (or none); `close` stops the server and deletes the store.
  */
 import assert from 'node:assert/strict';
-import { HttpServer, type RouteAccess, UserTokens, loadTokenKey, type TokenResponse } from '../../platform/http/index.js';
+import { HttpServer, UserTokens, loadTokenKey, type TokenResponse } from '../../platform/http/index.js';
 import { SqlRefreshTokenRepository, type SqlStore } from '../../platform/store/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { openTempStore } from './temp-store.js';
@@ -32,9 +32,16 @@ export interface HttpApp {
   close(): Promise<void>;
 }
 
-/** Starts `routes` (built over the store, mounted with `access`, user by default) with `users` signed in. */
+export interface HttpAppOptions {
+  /** Who may call the routes (HttpServer.routes); default user (admin or user tokens). */
+  access?: 'admin' | 'user';
+  /** How long a user's password fingerprint is trusted (UserTokens cacheMs); default its own. */
+  tokenCacheMs?: number;
+}
+
+/** Starts `routes` (built over the store) with `users` signed in. */
 export async function startHttpApp(
-  users: readonly string[], routes: (store: SqlStore) => Parameters<HttpServer['routes']>[0], access: RouteAccess = 'user',
+  users: readonly string[], routes: (store: SqlStore) => Parameters<HttpServer['routes']>[0], options: HttpAppOptions = {},
 ): Promise<HttpApp> {
   const temp = await openTempStore();
   const { store } = temp;
@@ -47,9 +54,10 @@ export async function startHttpApp(
       refreshTokens: new SqlRefreshTokenRepository(store),
       key: loadTokenKey({ dataDir: '/nonexistent', secret: 'a test signing key of enough length', logger: silentLogger() }),
       domains: [HTTP_APP_DOMAIN],
+      cacheMs: options.tokenCacheMs,
     });
     http = new HttpServer({ listen: '127.0.0.1:0', logger: silentLogger(), tokens: store.tokens, source: { health: () => ({ ok: true }) }, userTokens });
-    http.routes(routes(store), { access });
+    http.routes(routes(store), { access: options.access ?? 'user' });
     await http.start();
     const base = `http://127.0.0.1:${http.boundTo}`;
     const tokens: Record<string, string> = {};

@@ -28,7 +28,7 @@ describe('routing data over /v1 (backends, routes, DIDs, trusted sources)', () =
         reloads++;
         return failReload ? Promise.reject(new Error('the store is unreachable')) : balancer.reload();
       } });
-    }, 'admin');
+    }, { access: 'admin' });
     admin = app.adminToken;
   });
 

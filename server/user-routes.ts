@@ -1,0 +1,227 @@
+/**
+ * Users (the subscribers the registrar authenticates) and their devices (their current bindings, RFC 3261
+ * §10.3) as REST resources, mounted with `http.routes(userRoutes(deps))`: admin tokens only (a user token is
+ * 403), platform/http prefixes `/v1`. They are the HTTP twin of `softswitch user` (cli/user-commands.ts) and
+ * share its address checks, and answer bindings as the console's /v1/registrations does: the shell, which
+ * alone may import other modules at run time (test/unit/layout.test.ts), is where both meet.
+ *
+ *   GET    /users?domain=                  { users: [...] }  by domain then username; never a hash or password
+ *   POST   /users { user, password }       201 { user }  (400 malformed, 409 exists)
+ *   GET    /users/:user                    { user }  (404)
+ *   DELETE /users/:user                    204  (404); its devices are unregistered too
+ *   PUT    /users/:user/password { password }  204  (404)
+ *   GET    /users/:user/devices            { devices: [...] }  the bindings, as GET /v1/registrations
+ *   DELETE /users/:user/devices?contact=   204  kicks one device (404 when the user has no such binding)
+ *
+ * `:user` is `user@domain` as the CLI takes it (server/cli/user-commands.ts): SIP user characters and %HH
+ * escapes, the domain a host name or IP address, lower-cased. Like `softswitch user add`, a new user's domain
+ * need not be a served one (the store adds it); such a user can register only once the domain is served.
+ * Passwords are only hashed (the store keeps HA1s): no route answers or logs one.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
+import { z } from 'zod';
+import { registrationEntry, registrationJson } from '../console/index.js';
+import { errors, isoTime, jsonSchema, noContent, response } from '../platform/http/index.js';
+import { MAX_PRESENCE_USER, StoreError, type Subscriber, type SubscriberRepository } from '../platform/store/index.js';
+import { CliError, formatUserAddress, parseDomain, parseUserAddress, type UserAddress } from './cli/index.js';
+import type { Binding } from '../registrar/index.js';
+
+export interface UserRouteDeps {
+  subscribers: SubscriberRepository;
+  /** A deleted user's presence allow lists go (the CLI's `user del` does the same). */
+  forgetPresence(user: string): Promise<unknown>;
+  /** The AoR's unexpired bindings (registrar.lookup). */
+  bindings(aor: string): readonly Binding[];
+  /** Removes these bindings of the AoR (registrar.locations.update(aor, { remove })). */
+  unbind(aor: string, bindings: readonly Binding[]): void;
+  /** Reachable only by a push (registrar's isAsleep). */
+  isAsleep(binding: Binding): boolean;
+}
+
+/** Passwords are hashed as given; the bound only keeps a request from making the server hash megabytes. */
+const password = z.string().min(1, 'must not be empty').max(1024);
+const schemas = {
+  list: z.strictObject({ domain: z.string().max(253).optional() }),
+  create: z.strictObject({ user: z.string().max(511).describe('user@domain, e.g. alice@example.com'), password }),
+  password: z.strictObject({ password }),
+  kick: z.strictObject({ contact: z.string().min(1).max(2048).describe('the contact URI of the binding, as GET …/devices shows it') }),
+};
+
+const userEntry = z.object({
+  user: z.string().describe('user@domain, the user part escaped as in a SIP URI'),
+  username: z.string().describe('the user part as text (the digest username)'),
+  domain: z.string(),
+  enabled: z.boolean(),
+  createdAt: isoTime,
+  updatedAt: isoTime,
+});
+
+const tags = ['users'];
+const params = jsonSchema(z.object({ user: z.string().describe('user@domain') }));
+const noUser = { 400: 'a malformed user@domain', 404: 'no such user' };
+const docs: Record<'list' | 'create' | 'get' | 'remove' | 'password' | 'devices' | 'kick', FastifySchema> = {
+  list: {
+    summary: 'The users, of every domain or of one', tags, querystring: jsonSchema(schemas.list),
+    response: { 200: response(z.object({ users: z.array(userEntry) }), 'the users, by domain then username'), ...errors({ 400: 'a malformed domain' }) },
+  },
+  create: {
+    summary: 'Add a user', tags, body: jsonSchema(schemas.create),
+    description: 'As `softswitch user add`: the domain is added to the store when new. The password is hashed (HA1 per digest algorithm) and never stored or answered.',
+    response: { 201: response(z.object({ user: userEntry }), 'the user added'), ...errors({ 400: 'a malformed body or user@domain', 409: 'the user exists' }) },
+  },
+  get: {
+    summary: 'One user', tags, params,
+    response: { 200: response(z.object({ user: userEntry }), 'the user'), ...errors(noUser) },
+  },
+  remove: {
+    summary: 'Delete a user, unregistering its devices', tags, params,
+    description: 'The user\'s bindings go at once (calls to it stop ringing its phones), its presence allow list too, and its access tokens stop working.',
+    response: { 204: noContent, ...errors(noUser) },
+  },
+  password: {
+    summary: 'Set a user\'s password', tags, params, body: jsonSchema(schemas.password),
+    description: 'The user\'s access and refresh tokens die with the old password (they carry its fingerprint). ' +
+      'Digest authentication (REGISTER, INVITE) takes the new one within 5 s (the credential cache); the devices registered stay registered until they refresh.',
+    response: { 204: noContent, ...errors({ ...noUser, 400: 'a malformed body or user@domain' }) },
+  },
+  devices: {
+    summary: 'The user\'s registered devices (bindings)', tags, params,
+    response: { 200: response(z.object({ devices: z.array(registrationEntry) }), 'the bindings, as GET /v1/registrations lists them'), ...errors(noUser) },
+  },
+  kick: {
+    summary: 'Kick one device: remove its binding', tags, params, querystring: jsonSchema(schemas.kick),
+    description: 'The binding goes at once; the device may register again (it still knows the password).',
+    response: { 204: noContent, ...errors({ 400: 'a malformed user@domain or query', 404: 'no such user, or no binding with that contact' }) },
+  },
+};
+
+/** Thrown for a request that cannot be answered as asked: the status and the reason. */
+class Refusal extends Error {
+  constructor(readonly status: 400 | 404 | 409, message: string) {
+    super(message);
+  }
+}
+
+function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z.output<T> {
+  const parsed = schema.safeParse(value ?? {});
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const reason = issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message;
+  throw new Refusal(400, `${issue.path.join('.') || where}: ${reason}`);
+}
+
+/** `user@domain` checked as the CLI checks it (its message says what is wrong). */
+function addressOf(text: string): UserAddress {
+  try {
+    return parseUserAddress(text);
+  } catch (err) {
+    if (err instanceof CliError) throw new Refusal(400, err.message);
+    throw err;
+  }
+}
+
+function addressParam(req: FastifyRequest): UserAddress {
+  return addressOf((req.params as { user: string }).user);
+}
+
+/** The canonical AoR of the user, as the registrar keys its bindings (aorOf). */
+function aorOf(a: UserAddress): string {
+  return `sip:${formatUserAddress(a.username, a.domain)}`;
+}
+
+/** The store's refusals as answers; anything else is the server's fault (500, logged by the server). */
+function fromStore(err: unknown, a: UserAddress): never {
+  const address = formatUserAddress(a.username, a.domain);
+  if (err instanceof StoreError && err.code === 'STORE_ERR_DUPLICATE') throw new Refusal(409, `user ${address} already exists`);
+  if (err instanceof StoreError && err.code === 'STORE_ERR_NOT_FOUND') throw new Refusal(404, `no such user ${address}`);
+  // The store refuses what its columns cannot hold (a user part over 255 characters).
+  if (err instanceof TypeError) throw new Refusal(400, `invalid address ${JSON.stringify(address)}: ${err.message}`);
+  throw err;
+}
+
+/** Every field but the HA1s: what the API may say of a subscriber. */
+function userJson(s: Subscriber) {
+  return {
+    user: formatUserAddress(s.username, s.domain),
+    username: s.username,
+    domain: s.domain,
+    enabled: s.enabled,
+    createdAt: new Date(s.createdAt).toISOString(),
+    updatedAt: new Date(s.updatedAt).toISOString(),
+  };
+}
+
+export function userRoutes(deps: UserRouteDeps): (app: FastifyInstance) => void {
+  async function existing(a: UserAddress): Promise<Subscriber> {
+    const s = await deps.subscribers.get(a.username, a.domain);
+    if (s === undefined) throw new Refusal(404, `no such user ${formatUserAddress(a.username, a.domain)}`);
+    return s;
+  }
+
+  return (app) => {
+    // Refusals, and Fastify's own 4xx (a body that is not JSON, too large), answer as every route does.
+    app.setErrorHandler(async (err, _req, reply: FastifyReply) => {
+      if (err instanceof Refusal) return reply.code(err.status).send({ ok: false, error: err.message });
+      const status = (err as { statusCode?: unknown }).statusCode;
+      if (typeof status === 'number' && status >= 400 && status < 500) return reply.code(status).send({ ok: false, error: (err as Error).message });
+      throw err;
+    });
+
+    app.get('/users', { schema: docs.list }, async (req) => {
+      const q = parse(schemas.list, req.query, 'query');
+      let domain: string | undefined;
+      if (q.domain !== undefined) {
+        domain = parseDomain(q.domain);
+        if (domain === undefined) throw new Refusal(400, `domain: ${JSON.stringify(q.domain)} is not a host name or IP address`);
+      }
+      return { users: (await deps.subscribers.list(domain)).map(userJson) };
+    });
+
+    app.post('/users', { schema: docs.create }, async (req, reply) => {
+      const body = parse(schemas.create, req.body, 'body');
+      const a = addressOf(body.user);
+      const added = await deps.subscribers.add({ ...a, password: body.password }).catch((err) => fromStore(err, a));
+      return reply.code(201).send({ user: userJson(added) });
+    });
+
+    app.get('/users/:user', { schema: docs.get }, async (req) => ({ user: userJson(await existing(addressParam(req))) }));
+
+    app.delete('/users/:user', { schema: docs.remove }, async (req, reply) => {
+      const a = addressParam(req);
+      await deps.subscribers.remove(a.username, a.domain).catch((err) => fromStore(err, a));
+      // Unlike the CLI, which runs beside the server and cannot reach its registrar, the API can: a deleted
+      // user's phones would otherwise go on ringing until their bindings expire.
+      const aor = aorOf(a);
+      const bound = deps.bindings(aor);
+      if (bound.length > 0) deps.unbind(aor, bound);
+      // A new user made later under the same name must not inherit who could watch the old one.
+      const user = `${a.username}@${a.domain}`;
+      if (user.length <= MAX_PRESENCE_USER) await deps.forgetPresence(user);
+      return reply.code(204).send();
+    });
+
+    app.put('/users/:user/password', { schema: docs.password }, async (req, reply) => {
+      const a = addressParam(req);
+      const body = parse(schemas.password, req.body, 'body');
+      await deps.subscribers.setPassword(a.username, a.domain, body.password).catch((err) => fromStore(err, a));
+      return reply.code(204).send();
+    });
+
+    app.get('/users/:user/devices', { schema: docs.devices }, async (req) => {
+      const a = addressParam(req);
+      await existing(a);
+      return { devices: deps.bindings(aorOf(a)).map((b) => registrationJson(b, deps.isAsleep(b))) };
+    });
+
+    app.delete('/users/:user/devices', { schema: docs.kick }, async (req, reply) => {
+      const a = addressParam(req);
+      const { contact } = parse(schemas.kick, req.query, 'query');
+      await existing(a);
+      const aor = aorOf(a);
+      const kicked = deps.bindings(aor).filter((b) => b.contactUri === contact);
+      if (kicked.length === 0) throw new Refusal(404, `${formatUserAddress(a.username, a.domain)} has no device with contact ${contact}`);
+      deps.unbind(aor, kicked);
+      return reply.code(204).send();
+    });
+  };
+}
