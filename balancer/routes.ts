@@ -16,7 +16,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { errors, isoTime, jsonSchema, noContent, response } from '../platform/http/index.js';
+import { Refusal, errors, isoTime, jsonSchema, noContent, parseInput, response } from '../platform/http/index.js';
 import {
   BALANCE_ALGORITHMS, StoreError, checkAlgorithm, checkBackendUri, checkDidNumber, checkPattern, checkSetName, checkWeight, parseCidr,
   type BackendRecord, type RoutingRepository,
@@ -109,21 +109,6 @@ const schemas = {
   } satisfies FastifySchema,
 };
 
-/** A refusal: the status and the reason. */
-class Refusal extends Error {
-  constructor(readonly status: 400 | 404 | 409 | 503, message: string) {
-    super(message);
-  }
-}
-
-function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z.output<T> {
-  const parsed = schema.safeParse(value ?? {});
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0]!;
-  const reason = issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message;
-  throw new Refusal(400, `${issue.path.join('.') || where}: ${reason}`);
-}
-
 /** Runs `work`; the store's refusals become 404/409/400 (its TypeError is a value it will not take). */
 async function answer(reply: FastifyReply, work: () => Promise<unknown>): Promise<unknown> {
   try {
@@ -146,7 +131,7 @@ function backendJson(b: BackendRecord, algorithm: string | undefined, s: Backend
 }
 
 export function routingRoutes({ routing, states, reload }: RoutingRoutesDeps): (app: FastifyInstance) => void {
-  const idOf = (params: unknown): number => parse(id, (params as { id?: unknown }).id, 'id');
+  const idOf = (params: unknown): number => parseInput(id, (params as { id?: unknown }).id, 'id');
 
   /** A change, then the reload, then 201 with what was created (as `show` shows it, after the reload) or 204. */
   const change = async <T>(reply: FastifyReply, work: () => Promise<T>, show: (created: T) => Promise<unknown> = async (c) => c): Promise<unknown> => {
@@ -169,7 +154,7 @@ export function routingRoutes({ routing, states, reload }: RoutingRoutesDeps): (
     });
 
     app.post('/backends', { schema: schemas.backends.add }, (req, reply) => answer(reply, () => change(reply, async () => {
-      const body = parse(inputs.backend, req.body, 'body');
+      const body = parseInput(inputs.backend, req.body, 'body');
       const b = await routing.addBackend({ set: body.set, uri: body.uri, weight: body.weight });
       if (body.algorithm !== undefined) await routing.putSet({ name: b.set, algorithm: checkAlgorithm(body.algorithm) });
       return b;
@@ -183,19 +168,19 @@ export function routingRoutes({ routing, states, reload }: RoutingRoutesDeps): (
 
     app.put('/backends/:id/enabled', { schema: schemas.enabled }, (req, reply) => answer(reply, () => change(reply, async () => {
       const backend = idOf(req.params);
-      await routing.setBackendEnabled(backend, parse(inputs.enabled, req.body, 'body').enabled);
+      await routing.setBackendEnabled(backend, parseInput(inputs.enabled, req.body, 'body').enabled);
     })));
 
     app.get('/routes', { schema: schemas.routes.list }, async () => ({ routes: await routing.listRoutes() }));
     app.post('/routes', { schema: schemas.routes.add }, (req, reply) => answer(reply, () => change(reply, () => {
-      const r = parse(inputs.route, req.body, 'body');
+      const r = parseInput(inputs.route, req.body, 'body');
       return routing.addRoute({ pattern: r.pattern, set: r.set, replace: r.replace ?? '', priority: r.priority ?? 0, description: r.description ?? '' });
     })));
     app.delete('/routes/:id', { schema: schemas.routes.del }, (req, reply) => answer(reply, () => change(reply, () => routing.removeRoute(idOf(req.params)))));
 
     app.get('/dids', { schema: schemas.dids.list }, async () => ({ dids: await routing.listDids() }));
     app.post('/dids', { schema: schemas.dids.add }, (req, reply) => answer(reply, () => change(reply, async () => {
-      const d = parse(inputs.did, req.body, 'body');
+      const d = parseInput(inputs.did, req.body, 'body');
       await routing.addDid(d);
       return d;
     }, async (d) => (await routing.listDids()).find((x) => x.number === d.number) ?? d)));
@@ -203,7 +188,7 @@ export function routingRoutes({ routing, states, reload }: RoutingRoutesDeps): (
 
     app.get('/trusted', { schema: schemas.trusted.list }, async () => ({ trusted: await routing.listTrusted() }));
     app.post('/trusted', { schema: schemas.trusted.add }, (req, reply) => answer(reply, () => change(reply, () => {
-      const t = parse(inputs.trusted, req.body, 'body');
+      const t = parseInput(inputs.trusted, req.body, 'body');
       return routing.addTrusted({ cidr: t.cidr, description: t.description ?? '' });
     })));
     app.delete('/trusted/:id', { schema: schemas.trusted.del }, (req, reply) => answer(reply, () => change(reply, () => routing.removeTrusted(idOf(req.params)))));

@@ -21,7 +21,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
 import { z } from 'zod';
 import { registrationEntry, registrationJson } from '../console/index.js';
-import { errors, isoTime, jsonSchema, noContent, response } from '../platform/http/index.js';
+import { Refusal, errors, isoTime, jsonSchema, noContent, parseInput, response } from '../platform/http/index.js';
 import { MAX_PRESENCE_USER, StoreError, type Subscriber, type SubscriberRepository } from '../platform/store/index.js';
 import { CliError, formatUserAddress, parseDomain, parseUserAddress, type UserAddress } from './cli/index.js';
 import type { Binding } from '../registrar/index.js';
@@ -95,21 +95,6 @@ const docs: Record<'list' | 'create' | 'get' | 'remove' | 'password' | 'devices'
   },
 };
 
-/** Thrown for a request that cannot be answered as asked: the status and the reason. */
-class Refusal extends Error {
-  constructor(readonly status: 400 | 404 | 409, message: string) {
-    super(message);
-  }
-}
-
-function parse<T extends z.ZodType>(schema: T, value: unknown, where: string): z.output<T> {
-  const parsed = schema.safeParse(value ?? {});
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0]!;
-  const reason = issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message;
-  throw new Refusal(400, `${issue.path.join('.') || where}: ${reason}`);
-}
-
 /** `user@domain` checked as the CLI checks it (its message says what is wrong). */
 function addressOf(text: string): UserAddress {
   try {
@@ -168,7 +153,7 @@ export function userRoutes(deps: UserRouteDeps): (app: FastifyInstance) => void 
     });
 
     app.get('/users', { schema: docs.list }, async (req) => {
-      const q = parse(schemas.list, req.query, 'query');
+      const q = parseInput(schemas.list, req.query, 'query');
       let domain: string | undefined;
       if (q.domain !== undefined) {
         domain = parseDomain(q.domain);
@@ -178,7 +163,7 @@ export function userRoutes(deps: UserRouteDeps): (app: FastifyInstance) => void 
     });
 
     app.post('/users', { schema: docs.create }, async (req, reply) => {
-      const body = parse(schemas.create, req.body, 'body');
+      const body = parseInput(schemas.create, req.body, 'body');
       const a = addressOf(body.user);
       const added = await deps.subscribers.add({ ...a, password: body.password }).catch((err) => fromStore(err, a));
       return reply.code(201).send({ user: userJson(added) });
@@ -202,7 +187,7 @@ export function userRoutes(deps: UserRouteDeps): (app: FastifyInstance) => void 
 
     app.put('/users/:user/password', { schema: docs.password }, async (req, reply) => {
       const a = addressParam(req);
-      const body = parse(schemas.password, req.body, 'body');
+      const body = parseInput(schemas.password, req.body, 'body');
       await deps.subscribers.setPassword(a.username, a.domain, body.password).catch((err) => fromStore(err, a));
       return reply.code(204).send();
     });
@@ -215,7 +200,7 @@ export function userRoutes(deps: UserRouteDeps): (app: FastifyInstance) => void 
 
     app.delete('/users/:user/devices', { schema: docs.kick }, async (req, reply) => {
       const a = addressParam(req);
-      const { contact } = parse(schemas.kick, req.query, 'query');
+      const { contact } = parseInput(schemas.kick, req.query, 'query');
       await existing(a);
       const aor = aorOf(a);
       const kicked = deps.bindings(aor).filter((b) => b.contactUri === contact);

@@ -8,3 +8,4 @@ export {
 } from './user-tokens.js';
 export { normalizeUser } from './users.js';
 export { DOCS_PATH, OPENAPI_PATH, errorBody, errors, isoTime, jsonSchema, noContent, response } from './openapi.js';
+export { Refusal, parseInput } from './refusal.js';
