@@ -53,6 +53,7 @@ export interface ProcessMetricsOptions {
 export class ProcessMetrics {
   readonly registry = new Registry();
   private readonly ended: Counter<'cause'>;
+  private readonly http: Counter<'method' | 'route' | 'code'>;
 
   constructor(options: ProcessMetricsOptions) {
     const { sources: s } = options;
@@ -137,6 +138,15 @@ export class ProcessMetrics {
       labelNames: ['cause'], registers,
     });
 
+    // ---- HTTP API -----------------------------------------------------------------------------------
+    // The route's template (`/v1/users/:user`), never the path itself: one series per route and code, whatever the
+    // callers send; a path no route matched counts as `unmatched`.
+    this.http = new Counter({
+      name: 'softswitch_http_requests_total',
+      help: 'HTTP API requests answered, by method, route template (unmatched: no route) and status code.',
+      labelNames: ['method', 'route', 'code'], registers,
+    });
+
     // ---- security -----------------------------------------------------------------------------------
     gauge(registers, 'softswitch_bans_active', 'Source addresses banned now. Replicated to every worker: the cluster shows the largest copy.', () => s.security().bans, 'max');
     counter(registers, 'softswitch_bans_total', 'Bans decided (floods and password guessing).', () => s.security().banned);
@@ -213,6 +223,11 @@ export class ProcessMetrics {
   /** A call ended (the dialog tracker's `ended` event). */
   dialogEnded(cause: string): void {
     this.ended.inc({ cause });
+  }
+
+  /** An HTTP request was answered (the server's onResponse hook, metrics/routes.ts). */
+  httpAnswered(method: string, route: string | undefined, code: number): void {
+    this.http.inc({ method, route: route ?? 'unmatched', code: String(code) });
   }
 
   /** This process's metrics, as they travel to the worker that answers a scrape. */

@@ -392,7 +392,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     },
   });
   dialogs.on('ended', (d) => metrics.dialogEnded(d.endCause ?? 'bye'));
-  metricsRoute(http.fastify, new NodeMetrics({ local: metrics, peers: options.metricsPeers, logger }));
+  metricsRoute(http.fastify, new NodeMetrics({ local: metrics, peers: options.metricsPeers, logger }), metrics);
   http.routes(banRoutes(security.bans));
   http.routes(routingRoutes({ routing: store.routing, states: () => balancer.states(), reload: reloadRouting }));
   http.routes(callRoutes(store.calls), { access: 'user' });

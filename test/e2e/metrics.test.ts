@@ -215,4 +215,19 @@ describe('GET /metrics of a single process (--workers 1)', { timeout: 60_000 }, 
       ws.close();
     }
   });
+
+  it('counts HTTP API answers by method, route template and status code, never by the path asked', async () => {
+    const before = parseExposition((await get(t.server.http.boundTo, '/metrics', token)).body);
+    const users = ['alice@example.com', 'bob@example.com'];
+    for (const user of users) assert.equal((await get(t.server.http.boundTo, `/v1/users/${user}`, token)).status, 404);
+    assert.equal((await get(t.server.http.boundTo, '/v1/users', 'not-a-token')).status, 401);
+    const e = parseExposition((await get(t.server.http.boundTo, '/metrics', token)).body);
+    const delta = (labels: Record<string, string>) => valueOf(e, 'softswitch_http_requests_total', labels) - valueOf(before, 'softswitch_http_requests_total', labels);
+    assert.deepEqual({
+      missing: delta({ method: 'GET', route: '/v1/users/:user', code: '404' }),
+      refused: delta({ method: 'GET', route: '/v1/users', code: '401' }),
+      scraped: delta({ method: 'GET', route: '/metrics', code: '200' }),
+    }, { missing: 2, refused: 1, scraped: 1 });
+    assert.equal(matching(e, 'softswitch_http_requests_total').some((s) => s.labels.route?.includes('@')), false, 'a series named a path');
+  });
 });
