@@ -18,6 +18,7 @@ import { type Balancer, type ReloadSummary, createBalancer, routingRoutes } from
 import { type MidRegistrar, createMidRegistrar } from '../registrar/mid/index.js';
 import { pickerFromBalancer } from './balancer-picker.js';
 import { userRoutes } from './user-routes.js';
+import { tokenRoutes } from './token-routes.js';
 import { createMediaGateway } from '../media/index.js';
 import { DialogTracker } from '../src/dialog/index.js';
 import { PushService, type PushProviderClient, WebPushClient, createPushProviders } from '../push/index.js';
@@ -412,6 +413,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     }), { access: 'user' });
   }
   // The web console: its pages (public, they ask for credentials) and the admin lists they read.
+  http.routes(tokenRoutes(store.tokens));
   http.routes(userRoutes({
     subscribers: store.subscribers, forgetPresence: (user) => store.presence.forget(user), bindings: (aor) => registrar.lookup(aor),
     unbind: (aor, bindings) => registrar.locations.update(aor, { remove: bindings }), isAsleep,

@@ -37,6 +37,8 @@ export interface HttpAppOptions {
   access?: 'admin' | 'user';
   /** How long a user's password fingerprint is trusted (UserTokens cacheMs); default its own. */
   tokenCacheMs?: number;
+  /** How long the server trusts a checked admin token (HttpServer tokenCacheMs); default its own. */
+  adminTokenCacheMs?: number;
 }
 
 /** Starts `routes` (built over the store) with `users` signed in. */
@@ -56,7 +58,7 @@ export async function startHttpApp(
       domains: [HTTP_APP_DOMAIN],
       cacheMs: options.tokenCacheMs,
     });
-    http = new HttpServer({ listen: '127.0.0.1:0', logger: silentLogger(), tokens: store.tokens, source: { health: () => ({ ok: true }) }, userTokens });
+    http = new HttpServer({ listen: '127.0.0.1:0', logger: silentLogger(), tokens: store.tokens, source: { health: () => ({ ok: true }) }, userTokens, tokenCacheMs: options.adminTokenCacheMs });
     http.routes(routes(store), { access: options.access ?? 'user' });
     await http.start();
     const base = `http://127.0.0.1:${http.boundTo}`;
