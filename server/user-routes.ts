@@ -5,7 +5,7 @@
  * share its address checks, and answer bindings as the console's /v1/registrations does: the shell, which
  * alone may import other modules at run time (test/unit/layout.test.ts), is where both meet.
  *
- *   GET    /users?domain=                  { users: [...] }  by domain then username; never a hash or password
+ *   GET    /users?domain=&limit=&cursor=   { users: [...], next? }  by domain then username; never a hash or password
  *   POST   /users { user, password }       201 { user }  (400 malformed, 409 exists)
  *   GET    /users/:user                    { user }  (404)
  *   DELETE /users/:user                    204  (404); its devices are unregistered too
@@ -21,7 +21,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
 import { z } from 'zod';
 import { registrationEntry, registrationJson } from '../console/index.js';
-import { Refusal, errors, isoTime, jsonSchema, noContent, parseInput, response } from '../platform/http/index.js';
+import { Refusal, decodeCursor, errors, isoTime, jsonSchema, noContent, pageOf, pageQuery, parseInput, response } from '../platform/http/index.js';
 import { MAX_PRESENCE_USER, StoreError, type Subscriber, type SubscriberRepository } from '../platform/store/index.js';
 import { CliError, formatUserAddress, parseDomain, parseUserAddress, type UserAddress } from './cli/index.js';
 import type { Binding } from '../registrar/index.js';
@@ -38,10 +38,14 @@ export interface UserRouteDeps {
   isAsleep(binding: Binding): boolean;
 }
 
+/** Users per page of GET /users by default, and at most. */
+export const USER_PAGE = 100;
+export const MAX_USER_PAGE = 1000;
+
 /** Passwords are hashed as given; the bound only keeps a request from making the server hash megabytes. */
 const password = z.string().min(1, 'must not be empty').max(1024);
 const schemas = {
-  list: z.strictObject({ domain: z.string().max(253).optional() }),
+  list: z.strictObject({ domain: z.string().max(253).optional(), ...pageQuery(USER_PAGE, MAX_USER_PAGE) }),
   create: z.strictObject({ user: z.string().max(511).describe('user@domain, e.g. alice@example.com'), password }),
   password: z.strictObject({ password }),
   kick: z.strictObject({ contact: z.string().min(1).max(2048).describe('the contact URI of the binding, as GET …/devices shows it') }),
@@ -62,7 +66,11 @@ const noUser = { 400: 'a malformed user@domain', 404: 'no such user' };
 const docs: Record<'list' | 'create' | 'get' | 'remove' | 'password' | 'devices' | 'kick', FastifySchema> = {
   list: {
     summary: 'The users, of every domain or of one', tags, querystring: jsonSchema(schemas.list),
-    response: { 200: response(z.object({ users: z.array(userEntry) }), 'the users, by domain then username'), ...errors({ 400: 'a malformed domain' }) },
+    description: 'A page of users by domain then username; pass `next` back as `cursor` (with the same `domain`) for the page after.',
+    response: {
+      200: response(z.object({ users: z.array(userEntry), next: z.string().optional().describe('the cursor of the next page, when there is one') }), 'a page of users'),
+      ...errors({ 400: 'a malformed domain, limit or cursor' }),
+    },
   },
   create: {
     summary: 'Add a user', tags, body: jsonSchema(schemas.create),
@@ -159,7 +167,10 @@ export function userRoutes(deps: UserRouteDeps): (app: FastifyInstance) => void 
         domain = parseDomain(q.domain);
         if (domain === undefined) throw new Refusal(400, `domain: ${JSON.stringify(q.domain)} is not a host name or IP address`);
       }
-      return { users: (await deps.subscribers.list(domain)).map(userJson) };
+      const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor, 2);
+      const found = await deps.subscribers.list(domain, { after: after && { domain: after[0]!, username: after[1]! }, limit: q.limit + 1 });
+      const page = pageOf(found, q.limit, (s) => [s.domain, s.username]);
+      return { users: page.items.map(userJson), ...(page.next === undefined ? {} : { next: page.next }) };
     });
 
     app.post('/users', { schema: docs.create }, async (req, reply) => {

@@ -9,3 +9,4 @@ export {
 export { normalizeUser } from './users.js';
 export { DOCS_PATH, OPENAPI_PATH, errorBody, errors, isoTime, jsonSchema, noContent, response } from './openapi.js';
 export { Refusal, parseInput } from './refusal.js';
+export { decodeCursor, encodeCursor, pageOf, pageQuery } from './pages.js';

@@ -4,7 +4,7 @@ export { parseStoreUrl, maskStoreUrl, type StoreLocation } from './store-url.js'
 export { computeHa1Set, subscriberHA1, type Ha1Set } from './subscriber-ha1.js';
 export type {
   StoreDialect, OpenStoreOptions, Store, SqlStore, Domain, Subscriber, NewSubscriber, Binding, StoredBinding,
-  DomainRepository, SubscriberRepository, LocationRepository, AdminToken, NewAdminToken, CreatedAdminToken, AdminTokenRepository,
+  DomainRepository, SubscriberRepository, SubscriberPage, LocationRepository, AdminToken, NewAdminToken, CreatedAdminToken, AdminTokenRepository,
 } from './types.js';
 export { CALL_DIRECTIONS, CALL_DISPOSITIONS, MAX_CALL_PAGE } from './sql-call-repository.js';
 export { ADMIN_TOKEN_PREFIX, checkTokenName, generateAdminToken, hashAdminToken, isAdminTokenShape } from './admin-tokens.js';

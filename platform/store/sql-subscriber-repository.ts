@@ -2,7 +2,7 @@ import { StoreError } from './store-error.js';
 import { type SqlContext, checkText, toNumber } from './sql-context.js';
 import { ensureDomain, normalizeDomain } from './sql-domain-repository.js';
 import { computeHa1Set } from './subscriber-ha1.js';
-import type { NewSubscriber, Subscriber, SubscriberRepository } from './types.js';
+import type { NewSubscriber, Subscriber, SubscriberPage, SubscriberRepository } from './types.js';
 
 interface SubscriberRow {
   id: number | string;
@@ -87,11 +87,20 @@ export class SqlSubscriberRepository implements SubscriberRepository {
     );
   }
 
-  async list(domain?: string): Promise<Subscriber[]> {
+  async list(domain?: string, page: SubscriberPage = {}): Promise<Subscriber[]> {
     const host = domain === undefined ? undefined : normalizeDomain(domain);
+    const { after, limit } = page;
+    if (limit !== undefined && !(Number.isSafeInteger(limit) && limit > 0)) throw new TypeError('limit must be a positive whole number');
     return this.ctx.run('listing subscribers', async (db) => {
       const q = db<SubscriberRow>('subscribers').select(...COLUMNS).orderBy([{ column: 'domain' }, { column: 'username' }]);
       if (host !== undefined) q.where({ domain: host });
+      // (domain, username) > (after): spelled out, as row-value comparison is not in every SQL dialect knex speaks.
+      if (after !== undefined) {
+        void q.where((w) => {
+          void w.where('domain', '>', after.domain).orWhere((same) => void same.where('domain', after.domain).andWhere('username', '>', after.username));
+        });
+      }
+      if (limit !== undefined) void q.limit(limit);
       return (await q).map(toSubscriber);
     });
   }

@@ -102,12 +102,21 @@ export interface DomainRepository {
   exists(name: string): Promise<boolean>;
 }
 
+/** A page of SubscriberRepository.list: the users after `after` (by domain, then username), `limit` of them. */
+export interface SubscriberPage {
+  after?: { domain: string; username: string } | undefined;
+  limit?: number | undefined;
+}
+
 export interface SubscriberRepository {
   /** Hashes the password for every algorithm (realm = domain) and adds the domain if missing. STORE_ERR_DUPLICATE when the user exists. */
   add(subscriber: NewSubscriber): Promise<Subscriber>;
   get(username: string, domain: string): Promise<Subscriber | undefined>;
-  /** By domain then username; only one domain's when given. */
-  list(domain?: string): Promise<Subscriber[]>;
+  /**
+   * By domain then username; only one domain's when given. With `page`: at most `limit` of them, after the user
+   * `after` (keyset pagination: a page stays right while users are added or removed before it).
+   */
+  list(domain?: string, page?: SubscriberPage): Promise<Subscriber[]>;
   /** STORE_ERR_NOT_FOUND when unknown. */
   remove(username: string, domain: string): Promise<void>;
   /** STORE_ERR_NOT_FOUND when unknown. */

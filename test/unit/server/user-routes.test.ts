@@ -77,6 +77,33 @@ describe('the users API: /v1/users', () => {
     assert.match(String(res.body.error), /role/);
   });
 
+  it('pages the users with limit and the cursor `next`: every user once, in order, and a forged cursor is 400', async () => {
+    for (const name of ['u1', 'u2', 'u3']) assert.equal((await asAdmin('POST', '/users', { user: `${name}@paged.example`, password: 'x' })).status, 201);
+    try {
+      const whole = ((await asAdmin('GET', '/users')).body.users as Array<{ user: string }>).map((u) => u.user);
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const res = await asAdmin('GET', `/users?limit=2${cursor === undefined ? '' : `&cursor=${cursor}`}`);
+        assert.equal(res.status, 200);
+        const users = (res.body.users as Array<{ user: string }>).map((u) => u.user);
+        assert.ok(users.length <= 2 && users.length > 0);
+        seen.push(...users);
+        cursor = res.body.next as string | undefined;
+      } while (cursor !== undefined);
+      assert.deepEqual(seen, whole);
+      assert.equal(whole.length, 5);
+      const one = await asAdmin('GET', '/users?domain=paged.example&limit=2');
+      assert.deepEqual((one.body.users as Array<{ user: string }>).map((u) => u.user), ['u1@paged.example', 'u2@paged.example']);
+      const rest = await asAdmin('GET', `/users?domain=paged.example&limit=2&cursor=${String(one.body.next)}`);
+      assert.deepEqual((rest.body.users as Array<{ user: string }>).map((u) => u.user), ['u3@paged.example']);
+      assert.equal(rest.body.next, undefined);
+      for (const bad of ['cursor=bm90LWpzb24', 'cursor=WyJ4Il0', 'limit=0', 'limit=1001']) assert.equal((await asAdmin('GET', `/users?${bad}`)).status, 400, bad);
+    } finally {
+      for (const name of ['u1', 'u2', 'u3']) await asAdmin('DELETE', `/users/${name}@paged.example`);
+    }
+  });
+
   it('adds a user (201), who can then sign in; the same user again is 409', async () => {
     const res = await asAdmin('POST', '/users', { user: 'carol@Example.com', password: 'carol-pass' });
     assert.equal(res.status, 201, JSON.stringify(res.body));

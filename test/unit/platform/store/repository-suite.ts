@@ -176,6 +176,23 @@ export function repositorySuite(target: Target): void {
         assert.deepEqual(await store.subscribers.list('empty.example.com'), []);
       });
 
+      it('list pages by (domain, user name) after the last one seen: every subscriber once, in order, across domains', async () => {
+        const all = (await store.subscribers.list()).map((s) => `${s.username}@${s.domain}`);
+        const seen: string[] = [];
+        let after: { domain: string; username: string } | undefined;
+        for (let pages = 0; pages <= all.length; pages++) {
+          const page = await store.subscribers.list(undefined, { after, limit: 2 });
+          assert.ok(page.length <= 2);
+          if (page.length === 0) break;
+          seen.push(...page.map((s) => `${s.username}@${s.domain}`));
+          const last = page[page.length - 1]!;
+          after = { domain: last.domain, username: last.username };
+        }
+        assert.deepEqual(seen, all);
+        assert.deepEqual((await store.subscribers.list('auto.example.com', { after: { domain: 'auto.example.com', username: 'bob' } })).map((s) => s.username), ['carol']);
+        await assert.rejects(store.subscribers.list(undefined, { limit: 0 }), TypeError);
+      });
+
       it('setPassword replaces every HA1 and moves updatedAt; an unknown user is STORE_ERR_NOT_FOUND', async () => {
         const old = (await store.subscribers.get('bob', 'auto.example.com'))!;
         await new Promise((r) => setTimeout(r, 2));
