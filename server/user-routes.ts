@@ -10,6 +10,7 @@
  *   GET    /users/:user                    { user }  (404)
  *   DELETE /users/:user                    204  (404); its devices are unregistered too
  *   PUT    /users/:user/password { password }  204  (404)
+ *   PUT    /users/:user/enabled { enabled }    204  (404); disabling unregisters its devices too
  *   GET    /users/:user/devices            { devices: [...] }  the bindings, as GET /v1/registrations
  *   DELETE /users/:user/devices?contact=   204  kicks one device (404 when the user has no such binding)
  *
@@ -48,6 +49,7 @@ const schemas = {
   list: z.strictObject({ domain: z.string().max(253).optional(), ...pageQuery(USER_PAGE, MAX_USER_PAGE) }),
   create: z.strictObject({ user: z.string().max(511).describe('user@domain, e.g. alice@example.com'), password }),
   password: z.strictObject({ password }),
+  enabled: z.strictObject({ enabled: z.boolean() }),
   kick: z.strictObject({ contact: z.string().min(1).max(2048).describe('the contact URI of the binding, as GET …/devices shows it') }),
 };
 
@@ -63,7 +65,7 @@ const userEntry = z.object({
 const tags = ['users'];
 const params = jsonSchema(z.object({ user: z.string().describe('user@domain') }));
 const noUser = { 400: 'a malformed user@domain', 404: 'no such user' };
-const docs: Record<'list' | 'create' | 'get' | 'remove' | 'password' | 'devices' | 'kick', FastifySchema> = {
+const docs: Record<'list' | 'create' | 'get' | 'remove' | 'password' | 'enabled' | 'devices' | 'kick', FastifySchema> = {
   list: {
     summary: 'The users, of every domain or of one', tags, querystring: jsonSchema(schemas.list),
     description: 'A page of users by domain then username; pass `next` back as `cursor` (with the same `domain`) for the page after.',
@@ -90,6 +92,12 @@ const docs: Record<'list' | 'create' | 'get' | 'remove' | 'password' | 'devices'
     summary: 'Set a user\'s password', tags, params, body: jsonSchema(schemas.password),
     description: 'The user\'s access and refresh tokens die with the old password (they carry its fingerprint). ' +
       'Digest authentication (REGISTER, INVITE) takes the new one within 5 s (the credential cache); the devices registered stay registered until they refresh.',
+    response: { 204: noContent, ...errors({ ...noUser, 400: 'a malformed body or user@domain' }) },
+  },
+  enabled: {
+    summary: 'Disable or enable a user (keeping it)', tags, params, body: jsonSchema(schemas.enabled),
+    description: 'A disabled user fails digest authentication (within 5 s, the credential cache) and cannot sign in; its access and refresh tokens stop working '
+      + 'and its devices are unregistered at once (as `softswitch user disable`, which cannot reach the registrar, does not). Enabling lets it register and sign in again.',
     response: { 204: noContent, ...errors({ ...noUser, 400: 'a malformed body or user@domain' }) },
   },
   devices: {
@@ -200,6 +208,18 @@ export function userRoutes(deps: UserRouteDeps): (app: FastifyInstance) => void 
       const a = addressParam(req);
       const body = parseInput(schemas.password, req.body, 'body');
       await deps.subscribers.setPassword(a.username, a.domain, body.password).catch((err) => fromStore(err, a));
+      return reply.code(204).send();
+    });
+
+    app.put('/users/:user/enabled', { schema: docs.enabled }, async (req, reply) => {
+      const a = addressParam(req);
+      const { enabled } = parseInput(schemas.enabled, req.body, 'body');
+      await deps.subscribers.setEnabled(a.username, a.domain, enabled).catch((err) => fromStore(err, a));
+      if (!enabled) {
+        const aor = aorOf(a);
+        const bound = deps.bindings(aor);
+        if (bound.length > 0) deps.unbind(aor, bound);
+      }
       return reply.code(204).send();
     });
 

@@ -128,4 +128,14 @@ export class SqlSubscriberRepository implements SubscriberRepository {
       if (n === 0) throw new StoreError('STORE_ERR_NOT_FOUND', `no such subscriber ${address(user, host)}`);
     });
   }
+
+  async setEnabled(username: string, domain: string, enabled: boolean): Promise<void> {
+    const user = checkText('username', username, 255);
+    const host = normalizeDomain(domain);
+    if (typeof enabled !== 'boolean') throw new TypeError('enabled must be true or false');
+    return this.ctx.run(enabled ? 'enabling a subscriber' : 'disabling a subscriber', async (db) => {
+      const n = await db('subscribers').where({ username: user, domain: host }).update({ enabled, updated_at: Date.now() });
+      if (n === 0) throw new StoreError('STORE_ERR_NOT_FOUND', `no such subscriber ${address(user, host)}`);
+    });
+  }
 }

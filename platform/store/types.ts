@@ -121,6 +121,11 @@ export interface SubscriberRepository {
   remove(username: string, domain: string): Promise<void>;
   /** STORE_ERR_NOT_FOUND when unknown. */
   setPassword(username: string, domain: string, password: string): Promise<void>;
+  /**
+   * Enables or disables the subscriber (a disabled one fails digest authentication and its tokens die; the row and
+   * its HA1s stay). Moves updatedAt. STORE_ERR_NOT_FOUND when unknown.
+   */
+  setEnabled(username: string, domain: string, enabled: boolean): Promise<void>;
 }
 
 export interface LocationRepository {

@@ -1,5 +1,7 @@
 /**
- * `softswitch user …`: add, list, delete subscribers and change their passwords. The store keeps only
+ * `softswitch user …`: add, list, delete, disable and enable subscribers and change their passwords. A disabled
+ * subscriber keeps its row but fails digest authentication (a running server within 5 s, its credential cache)
+ * and its access tokens die; its registered devices stay until they refresh (the API's route kicks them at once). The store keeps only
  * the HA1 hashes; nothing here prints or logs a password or a hash.
  */
 import { parseArgs } from 'node:util';
@@ -13,6 +15,7 @@ export const USER_USAGE = `usage:
   softswitch user list [DOMAIN]                            list subscribers, one USER@DOMAIN a line
   softswitch user del USER@DOMAIN                          delete a subscriber
   softswitch user passwd USER@DOMAIN [PASSWORD SOURCE]     change a subscriber's password
+  softswitch user disable|enable USER@DOMAIN               refuse (or allow again) its sign-ins; keeps it
 PASSWORD SOURCE, the first that applies:
   --password PASSWORD                                      visible to every user in ps: avoid
   --password-stdin                                         the first line of standard input
@@ -181,7 +184,7 @@ export async function runUserCommand(args: string[], store: Store, out: (line: s
         if (domain === undefined) throw new CliError('CLI_ERR_INVALID', `user list: ${JSON.stringify(positionals[0])} is not a host name or IP address`);
       }
       const subscribers = await store.subscribers.list(domain).catch((err) => fromStore(err, domain ?? ''));
-      for (const s of subscribers) out(formatUserAddress(s.username, s.domain));
+      for (const s of subscribers) out(`${formatUserAddress(s.username, s.domain)}${s.enabled ? '' : ' (disabled)'}`);
       return;
     }
     case 'del': {
@@ -201,6 +204,15 @@ export async function runUserCommand(args: string[], store: Store, out: (line: s
       const password = await passwordOf(command, address, parsed, sources);
       await store.subscribers.setPassword(username, domain, password).catch((err) => fromStore(err, address));
       out(`changed the password of ${address}`);
+      return;
+    }
+    case 'disable':
+    case 'enable': {
+      const { positionals } = parse(command, rest, false, [1, 1]);
+      const { username, domain } = parseUserAddress(positionals[0]!);
+      const address = formatUserAddress(username, domain);
+      await store.subscribers.setEnabled(username, domain, command === 'enable').catch((err) => fromStore(err, address));
+      out(`${command}d ${address}`);
       return;
     }
     case 'help':

@@ -171,6 +171,30 @@ describe('the users API: /v1/users', () => {
     assert.equal((await asAdmin('DELETE', '/users/frank@example.com')).status, 204);
   });
 
+  it('a disabled user cannot sign in, its tokens stop working and its devices go at once; enabled again, it signs in', async () => {
+    await asAdmin('POST', '/users', { user: 'hank@example.com', password: 'hank-pass' });
+    const signedIn = await fetch(`${app.base}/v1/auth/token`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ grant_type: 'password', username: 'hank', password: 'hank-pass' }),
+    });
+    const token = ((await signedIn.json()) as { access_token: string }).access_token;
+    const aor = 'sip:hank@example.com';
+    locations.update(aor, { add: [binding(aor, '<sip:hank@192.0.2.9:5060>', 5060)] });
+    try {
+      assert.equal((await asAdmin('PUT', '/users/hank@example.com/enabled', { enabled: false })).status, 204);
+      assert.deepEqual(locations.lookup(aor), [], 'the devices are unregistered');
+      assert.equal(((await asAdmin('GET', '/users/hank@example.com')).body.user as { enabled: boolean }).enabled, false);
+      assert.equal(await signIn(app, 'hank', 'hank-pass'), 401);
+      await new Promise((resolve) => setTimeout(resolve, TOKEN_CACHE_MS * 2));
+      assert.equal((await app.call('GET', '/users', token)).status, 401, 'the access token died with the account');
+      assert.equal((await asAdmin('PUT', '/users/hank@example.com/enabled', { enabled: true })).status, 204);
+      assert.equal(await signIn(app, 'hank', 'hank-pass'), 200);
+      assert.equal((await asAdmin('PUT', '/users/hank@example.com/enabled', { enabled: 'no' })).status, 400);
+      assert.equal((await asAdmin('PUT', '/users/nobody@example.com/enabled', { enabled: false })).status, 404);
+    } finally {
+      await asAdmin('DELETE', '/users/hank@example.com');
+    }
+  });
+
   it('lists a user\'s devices as /v1/registrations does, and kicks one by its contact (204), the other staying', async () => {
     locations.update(ALICE_AOR, { add: [binding(ALICE_AOR, '<sip:alice@192.0.2.7:50001;transport=ws>', 50001), binding(ALICE_AOR, '<sip:alice@192.0.2.7:50002;transport=ws>', 50002, 1000)] });
     // As the registrar prefers them (equal q): the most recently refreshed first.

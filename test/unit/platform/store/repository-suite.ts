@@ -204,6 +204,17 @@ export function repositorySuite(target: Target): void {
         await rejectsWith(store.subscribers.setPassword('nobody', 'auto.example.com', 'x'), 'STORE_ERR_NOT_FOUND', /nobody@auto\.example\.com/);
       });
 
+      it('setEnabled disables and enables a subscriber, keeping its HA1s; an unknown user is STORE_ERR_NOT_FOUND', async () => {
+        const before = (await store.subscribers.get('bob', 'auto.example.com'))!;
+        await store.subscribers.setEnabled('bob', 'AUTO.example.com', false);
+        const off = (await store.subscribers.get('bob', 'auto.example.com'))!;
+        assert.equal(off.enabled, false);
+        assert.equal(off.ha1Md5, before.ha1Md5);
+        await store.subscribers.setEnabled('bob', 'auto.example.com', true);
+        assert.equal((await store.subscribers.get('bob', 'auto.example.com'))!.enabled, true);
+        await rejectsWith(store.subscribers.setEnabled('nobody', 'auto.example.com', false), 'STORE_ERR_NOT_FOUND', /nobody@auto\.example\.com/);
+      });
+
       it('remove deletes the subscriber; removing it again is STORE_ERR_NOT_FOUND', async () => {
         await store.subscribers.remove('carol', 'auto.example.com');
         assert.equal(await store.subscribers.get('carol', 'auto.example.com'), undefined);

@@ -150,6 +150,23 @@ describe('softswitch user …', () => {
     });
   });
 
+  describe('user disable and enable', () => {
+    it('disables a user (listed as disabled, kept with its HA1s) and enables it again', async () => {
+      const before = await store.subscribers.get('bob', 'example.com');
+      assert.deepEqual(await run('disable', 'bob@example.com'), ['disabled bob@example.com']);
+      assert.equal((await store.subscribers.get('bob', 'example.com'))?.enabled, false);
+      assert.equal((await store.subscribers.get('bob', 'example.com'))?.ha1Md5, before?.ha1Md5);
+      assert.ok((await run('list', 'example.com')).includes('bob@example.com (disabled)'));
+      assert.deepEqual(await run('enable', 'bob@example.com'), ['enabled bob@example.com']);
+      assert.ok((await run('list', 'example.com')).includes('bob@example.com'));
+    });
+
+    it('refuses an unknown user (exit 1) and a missing address (exit 2)', async () => {
+      await fails(['disable', 'nobody@example.com'], 'CLI_ERR_NOT_FOUND', 1, /^no such user nobody@example\.com$/);
+      await fails(['enable'], 'CLI_ERR_USAGE', 2, /./);
+    });
+  });
+
   describe('user passwd', () => {
     it('replaces every HA1 with those of the new password', async () => {
       assert.deepEqual(await run('passwd', 'bob@example.com', '--password', 'n3w-b0b'), ['changed the password of bob@example.com']);
