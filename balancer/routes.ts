@@ -6,6 +6,8 @@
  *   POST   /backends               { set, uri, weight?, algorithm? }   201 the backend
  *   DELETE /backends/:id           204
  *   PUT    /backends/:id/enabled   { enabled }   204 (disabled: no new requests; calls in progress go on)
+ *   GET    /backend-sets           { sets: [{ name, algorithm }] }
+ *   PUT    /backend-sets/:set      { algorithm }   200 the set (404 unknown)
  *   GET    /routes   POST /routes   DELETE /routes/:id          the dialplan
  *   GET    /dids     POST /dids     DELETE /dids/:number        DIDs
  *   GET    /trusted  POST /trusted  DELETE /trusted/:id         trusted sources
@@ -53,6 +55,7 @@ const inputs = {
     algorithm: checked(checkAlgorithm, z.string()).optional().describe(`changes how the set chooses its backend: ${BALANCE_ALGORITHMS.join(', ')}`),
   }),
   enabled: z.strictObject({ enabled: z.boolean() }),
+  setAlgorithm: z.strictObject({ algorithm: checked(checkAlgorithm, z.string()).describe(BALANCE_ALGORITHMS.join(', ')) }),
   route: z.strictObject({
     pattern: checked(checkPattern, z.string()).describe('a JavaScript regular expression the whole called number must match'),
     set: checked(checkSetName, z.string()),
@@ -76,6 +79,7 @@ const liveBackend = z.object({
   health: z.enum(['up', 'down', 'unknown', 'not loaded']).describe('"not loaded": the balancer has not seen this backend yet'),
   activeCalls: z.number().int(), failures: z.number().int(),
 });
+const setOut = z.object({ name: z.string(), algorithm: z.enum(BALANCE_ALGORITHMS) });
 const routeOut = z.object({ id: z.number().int(), pattern: z.string(), replace: z.string(), set: z.string(), priority: z.number().int(), description: z.string() });
 const didOut = z.object({ number: z.string(), username: z.string(), domain: z.string() });
 const trustedOut = z.object({ id: z.number().int(), cidr: z.string(), description: z.string() });
@@ -107,6 +111,16 @@ const schemas = {
     params: idParams, body: jsonSchema(inputs.enabled),
     response: { 204: noContent, ...errors({ ...badBody, 404: 'no such backend', ...notReloaded }) },
   } satisfies FastifySchema,
+  sets: {
+    summary: 'The backend sets and how each chooses its backend', tags: ['backends'],
+    response: { 200: response(z.object({ sets: z.array(setOut) }), 'every set, by name') },
+  } satisfies FastifySchema,
+  setAlgorithm: {
+    summary: 'Change how a backend set chooses its backend', tags: ['backends'],
+    description: 'As `softswitch backend set SET --algorithm A`. Calls in progress keep their backend; new ones are balanced the new way.',
+    params: jsonSchema(z.object({ set: z.string().describe('the set name') })), body: jsonSchema(inputs.setAlgorithm),
+    response: { 200: response(setOut, 'the set; the balancer has reloaded'), ...errors({ ...badBody, 404: 'no such set', ...notReloaded }) },
+  } satisfies FastifySchema,
 };
 
 /** Runs `work`; the store's refusals become 404/409/400 (its TypeError is a value it will not take). */
@@ -133,8 +147,8 @@ function backendJson(b: BackendRecord, algorithm: string | undefined, s: Backend
 export function routingRoutes({ routing, states, reload }: RoutingRoutesDeps): (app: FastifyInstance) => void {
   const idOf = (params: unknown): number => parseInput(id, (params as { id?: unknown }).id, 'id');
 
-  /** A change, then the reload, then 201 with what was created (as `show` shows it, after the reload) or 204. */
-  const change = async <T>(reply: FastifyReply, work: () => Promise<T>, show: (created: T) => Promise<unknown> = async (c) => c): Promise<unknown> => {
+  /** A change, then the reload, then `status` (201) with what was created or changed (as `show` shows it, after the reload) or 204. */
+  const change = async <T>(reply: FastifyReply, work: () => Promise<T>, show: (created: T) => Promise<unknown> = async (c) => c, status = 201): Promise<unknown> => {
     const created = await work();
     try {
       await reload();
@@ -142,7 +156,7 @@ export function routingRoutes({ routing, states, reload }: RoutingRoutesDeps): (
       // The reload logs its own failure; the change is stored and the next reload (periodic or POST /reload) takes it.
       throw new Refusal(503, 'saved, but the balancer could not reload (see the server log): the change counts from the next reload');
     }
-    return created === undefined ? reply.code(204).send() : reply.code(201).send(await show(created));
+    return created === undefined ? reply.code(204).send() : reply.code(status).send(await show(created));
   };
 
   return (app) => {
@@ -170,6 +184,18 @@ export function routingRoutes({ routing, states, reload }: RoutingRoutesDeps): (
       const backend = idOf(req.params);
       await routing.setBackendEnabled(backend, parseInput(inputs.enabled, req.body, 'body').enabled);
     })));
+
+    app.get('/backend-sets', { schema: schemas.sets }, async () => ({ sets: await routing.listSets() }));
+    app.put<{ Params: { set: string } }>('/backend-sets/:set', { schema: schemas.setAlgorithm }, (req, reply) => answer(reply, async () => {
+      const { algorithm } = parseInput(inputs.setAlgorithm, req.body, 'body');
+      const name = req.params.set;
+      if (!(await routing.listSets()).some((s) => s.name === name)) throw new Refusal(404, `no backend set ${JSON.stringify(name)}`);
+      const set = { name, algorithm: checkAlgorithm(algorithm) };
+      return change(reply, async () => {
+        await routing.putSet(set);
+        return set;
+      }, undefined, 200);
+    }));
 
     app.get('/routes', { schema: schemas.routes.list }, async () => ({ routes: await routing.listRoutes() }));
     app.post('/routes', { schema: schemas.routes.add }, (req, reply) => answer(reply, () => change(reply, () => {

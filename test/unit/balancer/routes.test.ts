@@ -89,6 +89,22 @@ describe('routing data over /v1 (backends, routes, DIDs, trusted sources)', () =
     assert.equal(dup.body.code, 'STORE_ERR_DUPLICATE');
   });
 
+  it('changes the algorithm of an existing set (200, reloaded), lists the sets, and refuses an unknown set (404) or algorithm (400)', async () => {
+    await call('POST', '/backends', { set: 'trunks', uri: 'sip:127.0.0.1:5070' });
+    const before = reloads;
+    const res = await call('PUT', '/backend-sets/trunks', { algorithm: 'least-calls' });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual(res.body, { name: 'trunks', algorithm: 'least-calls' });
+    assert.equal(reloads, before + 1, 'one reload after the change');
+    const sets = (await call('GET', '/backend-sets')).body.sets as Array<Record<string, unknown>>;
+    assert.deepEqual(sets.find((s) => s.name === 'trunks'), { name: 'trunks', algorithm: 'least-calls' });
+    assert.equal(((await call('GET', '/backends')).body.backends as Array<Record<string, unknown>>).find((b) => b.set === 'trunks')?.algorithm, 'least-calls');
+    assert.equal((await call('PUT', '/backend-sets/nowhere', { algorithm: 'round-robin' })).status, 404);
+    const bad = await call('PUT', '/backend-sets/trunks', { algorithm: 'random' });
+    assert.equal(bad.status, 400);
+    assert.match(String(bad.body.error), /^algorithm: /);
+  });
+
   it('disables and enables a backend (204): a disabled one is no candidate', async () => {
     const b = await call('POST', '/backends', { set: 'pbx', uri: 'sip:127.0.0.1:5090' });
     const id = b.body.id as number;
@@ -192,7 +208,7 @@ describe('routing data over /v1 (backends, routes, DIDs, trusted sources)', () =
     addFormats.default(ajv);
     assert.ok(answers.length >= 40, `the tests above made ${answers.length} calls`);
     for (const { method, path, res } of answers) {
-      const route = `/v1${path.replace(/^\/(backends|routes|trusted)\/[^/]+/, '/$1/{id}').replace(/^\/dids\/.+/, '/dids/{number}')}`;
+      const route = `/v1${path.replace(/^\/(backends|routes|trusted)\/[^/]+/, '/$1/{id}').replace(/^\/backend-sets\/.+/, '/backend-sets/{set}').replace(/^\/dids\/.+/, '/dids/{number}')}`;
       const documented = doc.paths[route]?.[method.toLowerCase()]?.responses[String(res.status)];
       assert.ok(documented !== undefined, `${method} ${path} answered ${res.status}, which ${route} does not document: ${JSON.stringify(res.body)}`);
       if (res.status === 204) continue;
