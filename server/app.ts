@@ -19,6 +19,7 @@ import { type MidRegistrar, createMidRegistrar } from '../registrar/mid/index.js
 import { pickerFromBalancer } from './balancer-picker.js';
 import { userRoutes } from './user-routes.js';
 import { tokenRoutes } from './token-routes.js';
+import { MeetingService, meetingRoutes } from '../conference/index.js';
 import { createMediaGateway } from '../media/index.js';
 import { DialogTracker } from '../src/dialog/index.js';
 import { PushService, type PushProviderClient, WebPushClient, createPushProviders } from '../push/index.js';
@@ -398,6 +399,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   http.routes(routingRoutes({ routing: store.routing, states: () => balancer.states(), reload: reloadRouting }));
   http.routes(callRoutes(store.calls), { access: 'user' });
   if (presencePolicy !== undefined) http.routes(presenceRoutes(presencePolicy, userExists), { access: 'user' });
+  http.routes(meetingRoutes(new MeetingService({ repository: store.meetings, userExists })), { access: 'user' });
   // STUN/TURN for the apps: short-lived credentials in coturn's use-auth-secret scheme (GET /v1/ice-servers).
   http.routes(iceServerRoutes(turn.routeDeps), { access: 'user' });
   if (messaging !== undefined && files !== undefined) {

@@ -26,3 +26,5 @@ export type {
 export { SqlMessageRepository, MAX_MESSAGE_PAGE, MAX_SEALED_BODY, PURGE_BATCH } from './sql-message-repository.js';
 export type { PresenceRepository } from './presence-types.js';
 export { SqlPresenceRepository, MAX_PRESENCE_USER } from './sql-presence-repository.js';
+export type { MeetingRecord, NewMeeting, MeetingChange, MeetingQuery, MeetingRepository } from './meeting-types.js';
+export { SqlMeetingRepository, MEETING_ID, MAX_MEETING_PARTICIPANTS } from './sql-meeting-repository.js';

@@ -9,6 +9,8 @@ import { SqlDomainRepository } from './sql-domain-repository.js';
 import { SqlLocationRepository } from './sql-location-repository.js';
 import { SqlMessageRepository } from './sql-message-repository.js';
 import { SqlPresenceRepository } from './sql-presence-repository.js';
+import { SqlMeetingRepository } from './sql-meeting-repository.js';
+import type { MeetingRepository } from './meeting-types.js';
 import { SqlRoutingRepository } from './sql-routing-repository.js';
 import { SqlSubscriberRepository } from './sql-subscriber-repository.js';
 import type { MessageRepository } from './message-types.js';
@@ -31,6 +33,7 @@ export class KnexStore implements SqlStore {
   readonly historyWrites: HistoryWriteRepository;
   readonly messages: MessageRepository;
   readonly presence: PresenceRepository;
+  readonly meetings: MeetingRepository;
   private readonly ctx: SqlContext;
   private closing: Promise<void> | undefined;
 
@@ -46,6 +49,7 @@ export class KnexStore implements SqlStore {
     this.dialogs = new SqlDialogRepository(this.ctx);
     this.messages = new SqlMessageRepository(this.ctx);
     this.presence = new SqlPresenceRepository(this.ctx);
+    this.meetings = new SqlMeetingRepository(this.ctx);
   }
 
   /** Idempotent; repository calls made afterwards throw STORE_ERR_CLOSED. */

@@ -8,6 +8,7 @@ import type { Logger } from '../../src/log/index.js';
 import type { RoutingRepository } from './routing-types.js';
 import type { MessageRepository } from './message-types.js';
 import type { PresenceRepository } from './presence-types.js';
+import type { MeetingRepository } from './meeting-types.js';
 
 export type StoreDialect = 'sqlite' | 'mysql';
 
@@ -204,6 +205,8 @@ export interface Store {
   readonly messages: MessageRepository;
   /** Presence allow lists: who may watch whom under presence.policy `contacts` (sql/0007_presence.ts). */
   readonly presence: PresenceRepository;
+  /** Meetings as data: title, owner, schedule, password hash, lobby (sql/0009_meetings.ts). */
+  readonly meetings: MeetingRepository;
   close(): Promise<void>;
 }
 
