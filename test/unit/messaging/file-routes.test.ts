@@ -160,7 +160,7 @@ describe('/v1/files', () => {
     const id = await uploadAs('alice', randomBytes(1000), '?conversation=conv-ab');
     const stranger = await download('carol', id);
     assert.equal(stranger.status, 404);
-    assert.deepEqual(await stranger.json(), { ok: false, error: 'no such file' });
+    assert.deepEqual(await stranger.json(), { code: 'API_ERR_NOT_FOUND', message: 'no such file' });
     assert.equal((await download('carol', 'A'.repeat(22))).status, 404);
     assert.equal((await download('carol', '..%2F..%2Fetc')).status, 404);
     const unlinked = await uploadAs('alice', randomBytes(10));
@@ -279,7 +279,7 @@ describe('/v1/files', () => {
     let errors = errorLines().length;
     const early = await download('bob', id);
     assert.equal(early.status, 500);
-    assert.deepEqual(await early.json(), { ok: false, error: 'the file cannot be read' });
+    assert.deepEqual(await early.json(), { code: 'API_ERR_INTERNAL', message: 'the file cannot be read' });
     assert.equal(errorLines().length, errors + 1);
     assert.equal(errorLines().at(-1)!.id, id);
 
