@@ -13,6 +13,7 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FileRecord } from '../../../platform/store/index.js';
+import { DEFAULT_BODY_LIMIT } from '../../../platform/http/index.js';
 import { silentLogger } from '../../../src/log/index.js';
 import { Envelope } from '../../../messaging/envelope.js';
 import { CHUNK_BYTES, EncryptedFiles, FILE_HEADER_BYTES } from '../../../messaging/file-store.js';
@@ -208,7 +209,7 @@ describe('/v1/files', () => {
       const res = await download('bob', id, { range });
       assert.equal(res.status, 416, range);
       assert.equal(res.headers.get('content-range'), `bytes */${big.length}`, range);
-      await res.arrayBuffer();
+      assert.deepEqual(await res.json(), { code: 'API_ERR_RANGE', message: 'range not satisfiable' }, range);
     }
     for (const range of ['bytes=0-1,5-6', 'items=0-1', 'bytes=9-3']) {
       const res = await download('bob', id, { range });
@@ -223,19 +224,22 @@ describe('/v1/files', () => {
     await fresh.arrayBuffer();
   });
 
-  it('answers 413 to a file over messaging.maxFileSize and keeps nothing: declared, streamed, or multipart', async () => {
+  it('answers 413 API_ERR_TOO_LARGE to a file over messaging.maxFileSize and keeps nothing: declared, streamed, or multipart; up to it, above http.bodyLimit, is taken', async () => {
     const rows = index.rows.size;
     const blobs = blobsOnDisk().sort();
     const declared = await upload('alice', randomBytes(MAX + 1), 'application/octet-stream');
     assert.equal(declared.status, 413);
+    assert.deepEqual(declared.json, { code: 'API_ERR_TOO_LARGE', message: `the file is larger than ${MAX} bytes` });
     assert.equal(await streamUpload('alice', MAX + 100_000), 413);
     const form = new FormData();
     form.append('file', new Blob([randomBytes(MAX + 1)], { type: 'image/jpeg' }), 'huge.jpg');
     const multi = await upload('alice', form, undefined);
     assert.equal(multi.status, 413);
+    assert.equal(multi.json.code, 'API_ERR_TOO_LARGE');
     assert.equal(index.rows.size, rows);
     assert.deepEqual(blobsOnDisk().sort(), blobs, 'no blob, not even a temporary one');
     const exact = await upload('alice', randomBytes(MAX), 'application/octet-stream');
+    assert.ok(MAX > DEFAULT_BODY_LIMIT, 'the file is larger than the JSON routes may take');
     assert.equal(exact.status, 201, 'exactly the limit is fine');
     const exactForm = new FormData();
     exactForm.append('file', new Blob([randomBytes(MAX)], { type: 'image/jpeg' }), 'big.jpg');
@@ -244,10 +248,12 @@ describe('/v1/files', () => {
     assert.equal(exactMulti.json.size, MAX);
   });
 
-  it('answers 415 to a type outside messaging.fileTypes, or none, and keeps nothing', async () => {
+  it('answers 415 API_ERR_UNSUPPORTED_TYPE to a type outside messaging.fileTypes, or none, and keeps nothing', async () => {
     const rows = index.rows.size;
     const blobs = blobsOnDisk().length;
-    assert.equal((await upload('alice', Buffer.from('<script>alert(1)</script>'), 'text/html')).status, 415);
+    assert.deepEqual(await upload('alice', Buffer.from('<script>alert(1)</script>'), 'text/html'), {
+      status: 415, json: { code: 'API_ERR_UNSUPPORTED_TYPE', message: 'content type text/html is not accepted (messaging.fileTypes)' },
+    });
     assert.equal((await upload('alice', Buffer.from('{"a":1}'), 'application/json')).status, 415);
     assert.equal((await upload('alice', Buffer.from('x'), 'not a type')).status, 415);
     const res = await fetch(`${base}/v1/files`, { method: 'POST', headers: auth('alice'), body: new Uint8Array([1, 2, 3]) });
