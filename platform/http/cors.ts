@@ -25,9 +25,14 @@ export function isPreflight(req: FastifyRequest): boolean {
 export function allowOrigins(app: FastifyInstance, origins: readonly string[]): void {
   if (origins.length === 0) return;
   const allowed = new Set(origins);
+  // The answer depends on Origin: a cache must not give one origin's answer to another. Added last, to what
+  // the route said (the console's static files vary on Accept-Encoding).
+  app.addHook('onSend', async (_req, reply, payload) => {
+    const vary = reply.getHeader('vary');
+    void reply.header('vary', vary === undefined || vary === '' ? 'Origin' : `${String(vary)}, Origin`);
+    return payload;
+  });
   app.addHook('onRequest', async (req, reply) => {
-    // The answer depends on Origin: a cache must not give one origin's answer to another.
-    void reply.header('vary', 'Origin');
     const origin = req.headers.origin;
     if (origin === undefined || !allowed.has(origin)) return;
     void reply.header('access-control-allow-origin', origin);
