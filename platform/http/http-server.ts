@@ -238,9 +238,16 @@ export class HttpServer {
     // Path parameters are user addresses (`/v1/groups/:id/members/:user`): a 255-character user and its domain
     // fit, where fastify's default (100) would answer 414.
     const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+    // The router's own refusals (a path that does not decode, a parameter over maxParamLength: 414) come before
+    // any hook; they answer in the API's shape too.
+    const frameworkErrors = (err: Error & { statusCode?: number }, req: FastifyRequest, reply: FastifyReply) => {
+      const status = err.statusCode ?? 400;
+      return reply.code(status).send(errorJson(status, status === 414 ? 'path: a segment is longer than 1024 characters' : 'path: not a valid URL'));
+    };
+    const base = { logger: false, bodyLimit, frameworkErrors, routerOptions: { maxParamLength: 1024 } } as const;
     this.app = (options.tls === undefined
-      ? Fastify({ logger: false, bodyLimit, routerOptions: { maxParamLength: 1024 } })
-      : Fastify({ logger: false, bodyLimit, routerOptions: { maxParamLength: 1024 }, https: { cert: options.tls.cert, key: options.tls.key } })) as unknown as FastifyInstance;
+      ? Fastify(base)
+      : Fastify({ ...base, https: { cert: options.tls.cert, key: options.tls.key } })) as unknown as FastifyInstance;
 
     // On the root instance, before any plugin: every scope inherits them (a scope's own handler still wins).
     this.app.setErrorHandler(async (err: Error & { code?: string; statusCode?: unknown }, req, reply) => {

@@ -29,6 +29,7 @@ function testRoutes(app: FastifyInstance): void {
     throw new Error('cannot open /srv/secret/path.db');
   });
   app.post('/echo', { schema: { summary: 'test' } }, async (req) => ({ got: req.body }));
+  app.get('/things/:id', { schema: { summary: 'test' } }, async (req) => ({ id: (req.params as { id: string }).id }));
 }
 
 describe('the API\'s one error shape: { code, message }', () => {
@@ -84,6 +85,14 @@ describe('the API\'s one error shape: { code, message }', () => {
       const asUser = await app.call('DELETE', path, app.tokens.alice!);
       assert.deepEqual({ status: asUser.status, body: asUser.body }, { status: 403, body: { code: 'AUTH_ERR_SCOPE', message: 'this route needs an admin token' } }, path);
     }
+  });
+
+  it('the router\'s own refusals take the shape too: a path that does not decode (400), a segment over 1024 characters (414)', async () => {
+    const bad = await app.call('GET', '/things/%E0%A4%A', app.adminToken);
+    assert.deepEqual({ status: bad.status, body: bad.body }, { status: 400, body: { code: 'API_ERR_INVALID', message: 'path: not a valid URL' } });
+    const long = await app.call('GET', `/things/${'x'.repeat(1025)}`, app.adminToken);
+    assert.deepEqual({ status: long.status, body: long.body }, { status: 414, body: { code: 'API_ERR_INVALID', message: 'path: a segment is longer than 1024 characters' } });
+    assert.equal((await app.call('GET', `/things/${'x'.repeat(1024)}`, app.adminToken)).status, 200);
   });
 
   it('a user token on an admin route is 403 AUTH_ERR_SCOPE, with WWW-Authenticate insufficient_scope (RFC 6750 §3.1)', async () => {
