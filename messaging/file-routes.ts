@@ -27,7 +27,7 @@ import { Readable } from 'node:stream';
 import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { type ApiErrorStatus, apiError, errors, jsonSchema, noContent, principalOf, response } from '../platform/http/index.js';
+import { type ApiErrorCode, type ApiErrorStatus, apiError, errors, jsonSchema, noContent, principalOf, response } from '../platform/http/index.js';
 import type { FileRecord, MessageRepository } from '../platform/store/index.js';
 import { categoryLogger, type Logger } from '../src/log/index.js';
 import { EnvelopeError } from './envelope.js';
@@ -147,7 +147,7 @@ function fileJson(record: FileRecord, url: string): Record<string, unknown> {
   return { id: record.id, url, size: record.size, contentType: record.contentType, ...(record.name === undefined ? {} : { name: record.name }) };
 }
 
-const refuse = (reply: FastifyReply, status: ApiErrorStatus, message: string) => apiError(reply, status, message);
+const refuse = (reply: FastifyReply, status: ApiErrorStatus, message: string, code?: ApiErrorCode) => apiError(reply, status, message, code);
 
 /** What an upload carries, from a raw body or a multipart part. */
 interface Upload {
@@ -195,7 +195,7 @@ export function fileRoutes(deps: FileRouteDeps): (app: FastifyInstance) => void 
       }
       const conversation = parsed.data.conversation;
       if (conversation !== undefined && !(await deps.mayPost(user, conversation))) {
-        return refuse(reply, 403, 'not a member of that conversation');
+        return refuse(reply, 403, 'not a member of that conversation', 'CHAT_ERR_FORBIDDEN');
       }
 
       let upload: Upload;

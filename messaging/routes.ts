@@ -89,7 +89,7 @@ const out = (() => {
   return { message, conversation, receipt, member };
 })();
 
-/** Every refusal a chat route may answer (ChatError codes, with `code`). */
+/** Every refusal a chat route may answer (a ChatError's code as CHAT_ERROR_CODE says). */
 const chatErrors = (extra: Record<number, string> = {}) => errors({
   400: 'a malformed request (the error names the field)', 403: 'not allowed (not a member, or the route needs a user token)',
   404: 'no such conversation or message, or not visible to this user', 429: 'too many messages; Retry-After says when to come back', ...extra,

@@ -59,10 +59,14 @@ export function response(schema: z.ZodType, description: string): Record<string,
   return { description, ...jsonSchema(schema, 'output') };
 }
 
-/** The error responses of a route, by status, each with the sentence that says when it is answered. */
+/** The error responses of a route, by status, each with the sentence that says when it is answered and the catalogue's codes of that status as examples. */
 export function errors(statuses: Record<number, string>): Record<number, Record<string, unknown>> {
-  const body = jsonSchema(errorBody, 'output');
-  return Object.fromEntries(Object.entries(statuses).map(([status, description]) => [status, { description, ...body }]));
+  const body = jsonSchema(errorBody, 'output') as { properties: Record<string, Record<string, unknown>> };
+  return Object.fromEntries(Object.entries(statuses).map(([status, description]) => {
+    const codes = Object.entries(API_ERRORS).filter(([, e]) => e.status === Number(status)).map(([code]) => code);
+    const properties = codes.length === 0 ? body.properties : { ...body.properties, code: { ...body.properties.code, examples: codes } };
+    return [status, { description, ...body, properties }];
+  }));
 }
 
 /** An answer without a body (204). */

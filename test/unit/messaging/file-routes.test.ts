@@ -265,10 +265,10 @@ describe('/v1/files', () => {
     assert.equal(blobsOnDisk().length, blobs);
   });
 
-  it('refuses an upload with an admin token (files belong to a user) or into a conversation the user is not in (403)', async () => {
+  it('refuses an upload with an admin token (403 AUTH_ERR_SCOPE: files belong to a user) or into a conversation the user is not in (403 CHAT_ERR_FORBIDDEN)', async () => {
     const rows = index.rows.size;
-    assert.equal((await upload('admin', Buffer.from('x'), 'text/plain')).status, 403);
-    assert.equal((await upload('alice', Buffer.from('x'), 'text/plain', '?conversation=conv-cd')).status, 403);
+    assert.deepEqual(await upload('admin', Buffer.from('x'), 'text/plain'), { status: 403, json: { code: 'AUTH_ERR_SCOPE', message: 'files belong to a user: upload with a user token' } });
+    assert.deepEqual(await upload('alice', Buffer.from('x'), 'text/plain', '?conversation=conv-cd'), { status: 403, json: { code: 'CHAT_ERR_FORBIDDEN', message: 'not a member of that conversation' } });
     assert.equal((await upload('alice', Buffer.from('x'), 'text/plain', '?conversation=nope')).status, 403);
     assert.equal((await upload('alice', Buffer.from('x'), 'text/plain', '?colour=blue')).status, 400);
     assert.equal(index.rows.size, rows);
