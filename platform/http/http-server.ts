@@ -234,17 +234,17 @@ export class HttpServer {
     this.cacheMs = options.tokenCacheMs ?? TOKEN_CACHE_MS;
     this.userTokens = options.userTokens;
     const detailsOpen = (options.healthDetails ?? (isLoopbackHost(this.host) ? 'open' : 'token')) === 'open';
-    // The HTTPS instance has other type parameters; the routes and hooks used here are the same.
-    // Path parameters are user addresses (`/v1/groups/:id/members/:user`): a 255-character user and its domain
-    // fit, where fastify's default (100) would answer 414.
     const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
     // The router's own refusals (a path that does not decode, a parameter over maxParamLength: 414) come before
     // any hook; they answer in the API's shape too.
-    const frameworkErrors = (err: Error & { statusCode?: number }, req: FastifyRequest, reply: FastifyReply) => {
+    const frameworkErrors = (err: Error & { statusCode?: number }, _req: FastifyRequest, reply: FastifyReply) => {
       const status = err.statusCode ?? 400;
       return reply.code(status).send(errorJson(status, status === 414 ? 'path: a segment is longer than 1024 characters' : 'path: not a valid URL'));
     };
+    // Path parameters are user addresses (`/v1/groups/:id/members/:user`): a 255-character user and its domain
+    // fit, where fastify's default (100) would answer 414.
     const base = { logger: false, bodyLimit, frameworkErrors, routerOptions: { maxParamLength: 1024 } } as const;
+    // The HTTPS instance has other type parameters; the routes and hooks used here are the same.
     this.app = (options.tls === undefined
       ? Fastify(base)
       : Fastify({ ...base, https: { cert: options.tls.cert, key: options.tls.key } })) as unknown as FastifyInstance;
@@ -253,7 +253,11 @@ export class HttpServer {
     this.app.setErrorHandler(async (err: Error & { code?: string; statusCode?: unknown }, req, reply) => {
       if (err instanceof ApiRefusal) return apiError(reply, err.status, err.message, err.code);
       const status = err.statusCode;
-      if (typeof status === 'number' && status >= 400 && status < 500) return reply.code(status).send(errorJson(status, clientErrorMessage(err, req)));
+      if (typeof status === 'number' && status >= 400 && status < 500) {
+        const message = clientErrorMessage(err, req);
+        // A token request that is not JSON is still RFC 6749 §5.2's invalid_request to an OAuth client.
+        return reply.code(status).send(req.routeOptions.url === TOKEN_PATH ? oauthErrorJson(status, 'invalid_request', message) : errorJson(status, message));
+      }
       this.log.error({ method: req.method, path: pathOf(req), err: err.message, stack: err.stack }, 'request failed');
       return apiError(reply, 500, 'the server failed (see its log)');
     });

@@ -167,6 +167,9 @@ describe('the API\'s one error shape: { code, message }', () => {
     assert.equal(body.error, 'unsupported_grant_type');
     assert.equal(body.code, 'API_ERR_INVALID');
     assert.equal(body.message, body.error_description);
+    const notJson = await fetch(`${app.base}/v1/auth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"grant_type":' });
+    assert.equal(notJson.status, 400);
+    assert.deepEqual(await notJson.json(), { error: 'invalid_request', error_description: 'body: not valid JSON', code: 'API_ERR_INVALID', message: 'body: not valid JSON' });
     const signOutAsAdmin = await app.call('DELETE', '/auth/token', app.adminToken);
     assert.equal(signOutAsAdmin.status, 400);
     assert.deepEqual(signOutAsAdmin.body, {
