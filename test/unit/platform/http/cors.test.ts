@@ -8,9 +8,16 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig } from '../../../../platform/config/index.js';
 import { type HttpApp, startHttpApp } from '../../../helpers/http-app.js';
+import { startTestServer } from '../../../helpers/server.js';
 
 const APP = 'https://app.example.com';
 const DEV = 'http://localhost:5173';
+
+/** A browser's CORS preflight (Fetch §4.8) for `method` on `path`, with Authorization and Content-Type. */
+const preflight = (base: string, origin: string, method = 'POST', path = '/v1/things') => fetch(`${base}${path}`, {
+  method: 'OPTIONS',
+  headers: { origin, 'access-control-request-method': method, 'access-control-request-headers': 'authorization, content-type' },
+});
 
 function routes(app: import('fastify').FastifyInstance): void {
   app.get('/things', { schema: { summary: 'test' } }, async () => ({ things: [1, 2] }));
@@ -28,11 +35,6 @@ describe('CORS for configured origins only', () => {
   after(async () => {
     await open?.close();
     await closed?.close();
-  });
-
-  const preflight = (base: string, origin: string, method = 'POST', path = '/v1/things') => fetch(`${base}${path}`, {
-    method: 'OPTIONS',
-    headers: { origin, 'access-control-request-method': method, 'access-control-request-headers': 'authorization, content-type' },
   });
 
   it('a preflight from a configured origin is granted without a token: 204, the origin, GET/POST/PUT/DELETE, Authorization', async () => {
@@ -93,6 +95,30 @@ describe('CORS for configured origins only', () => {
     assert.deepEqual(loadConfig({ env: { SOFTSWITCH_HTTP_CORS_ORIGINS: `${APP}, ${DEV}` } }).http.corsOrigins, [APP, DEV]);
     for (const bad of ['https://app.example.com/', 'https://app.example.com/app', 'app.example.com', 'ftp://files.example.com', '*']) {
       assert.throws(() => loadConfig({ env: {}, overrides: { 'http.corsOrigins': [bad] } }), (err: Error) => /http\.corsOrigins\[0\]/.test(err.message) && /origin/.test(err.message), bad);
+    }
+  });
+});
+
+describe('http.corsOrigins and http.bodyLimit on a whole softswitch (server/app.ts)', { timeout: 60_000 }, () => {
+  it('the configured origin\'s preflight is granted, another\'s is not, and a JSON body over http.bodyLimit is 413', async () => {
+    const t = await startTestServer({ http: { corsOrigins: [APP], bodyLimit: 2048 } });
+    try {
+      const base = `http://127.0.0.1:${t.server.http.boundTo}`;
+      const granted = await preflight(base, APP, 'POST', '/v1/users');
+      assert.equal(granted.status, 204);
+      assert.equal(granted.headers.get('access-control-allow-origin'), APP);
+      const refused = await preflight(base, 'https://evil.example', 'POST', '/v1/users');
+      assert.equal(refused.headers.get('access-control-allow-origin'), null);
+      await refused.arrayBuffer();
+      const admin = (await t.server.store.tokens.create({ name: 'cors-test' })).token;
+      const big = await fetch(`${base}/v1/users`, {
+        method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ user: 'zoe@example.com', password: 'x'.repeat(3000) }),
+      });
+      assert.equal(big.status, 413);
+      assert.deepEqual(await big.json(), { code: 'API_ERR_TOO_LARGE', message: 'body: larger than 2048 bytes' });
+    } finally {
+      await t.stop();
     }
   });
 });
