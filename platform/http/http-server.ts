@@ -26,7 +26,7 @@ import { categoryLogger, type Logger } from '../../src/log/index.js';
 import { allowOrigins } from './cors.js';
 import { addEtags } from './etag.js';
 import { FailureLimiter } from './failure-limiter.js';
-import { ADMIN_ONLY, ADMIN_OR_USER, NO_TOKEN, documentApi, errorBody, errors, jsonSchema, noContent, response } from './openapi.js';
+import { ADMIN_ONLY, ADMIN_OR_USER, NO_TOKEN, documentApi, errorBody, errors, jsonSchema, noContent, response, withBodyRefusals } from './openapi.js';
 import { type ApiErrorCode, Refusal as ApiRefusal, apiError, errorJson } from './refusal.js';
 import { type UserTokens, grantBody, isUserTokenShape } from './user-tokens.js';
 
@@ -315,7 +315,8 @@ export class HttpServer {
       // The document says who may call each route, from the same `access` the hook enforces.
       scope.addHook('onRoute', (route) => {
         route.config = { ...route.config, access, public: false };
-        route.schema = { ...route.schema, security: access === 'user' ? ADMIN_OR_USER : ADMIN_ONLY };
+        const responses = withBodyRefusals(route.schema?.response as Record<string, unknown> | undefined, route.method);
+        route.schema = { ...route.schema, security: access === 'user' ? ADMIN_OR_USER : ADMIN_ONLY, ...(responses === undefined ? {} : { response: responses }) };
       });
       return plugin(scope);
     }, { prefix: '/v1' });

@@ -69,6 +69,15 @@ export function errors(statuses: Record<number, string>): Record<number, Record<
   }));
 }
 
+/**
+ * A route's responses with what fastify itself answers a request whose body it cannot take, before the route
+ * runs (413 over http.bodyLimit, 415 not JSON), on the methods that take a body; a route's own words win.
+ */
+export function withBodyRefusals(responses: Record<string, unknown> | undefined, method: string | string[]): Record<string, unknown> | undefined {
+  if (responses === undefined || ![method].flat().some((m) => m === 'POST' || m === 'PUT' || m === 'PATCH')) return responses;
+  return { ...errors({ 413: 'the body is larger than http.bodyLimit', 415: 'the body is not JSON' }), ...responses };
+}
+
 /** An answer without a body (204). */
 export const noContent = { description: 'done; no body', type: 'null' };
 

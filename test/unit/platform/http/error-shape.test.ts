@@ -19,7 +19,7 @@ const LIMIT = 4096;
 
 /** Routes that refuse, fail and echo, as a route module would. */
 function testRoutes(app: FastifyInstance): void {
-  app.get('/conflict', { schema: { summary: 'test' } }, async () => {
+  app.get('/conflict', { schema: { summary: 'test', response: { 200: { description: 'never', type: 'object' } } } }, async () => {
     throw new Refusal(409, 'it exists');
   });
   app.get('/group-full', { schema: { summary: 'test' } }, async () => {
@@ -28,7 +28,7 @@ function testRoutes(app: FastifyInstance): void {
   app.get('/boom', { schema: { summary: 'test' } }, async () => {
     throw new Error('cannot open /srv/secret/path.db');
   });
-  app.post('/echo', { schema: { summary: 'test' } }, async (req) => ({ got: req.body }));
+  app.post('/echo', { schema: { summary: 'test', response: { 200: { description: 'what it got', type: 'object' } } } }, async (req) => ({ got: req.body }));
   app.get('/things/:id', { schema: { summary: 'test' } }, async (req) => ({ id: (req.params as { id: string }).id }));
 }
 
@@ -46,7 +46,7 @@ describe('the API\'s one error shape: { code, message }', () => {
   const raw = (method: string, path: string, headers: Record<string, string>, body?: string) =>
     fetch(`${app.base}${path}`, { method, headers: { authorization: `Bearer ${app.adminToken}`, ...headers }, ...(body === undefined ? {} : { body }) });
 
-  it('the catalogue: codes in the project\'s style, each status\'s generic code first, every code in the OpenAPI description and the README', async () => {
+  it('the catalogue: codes in the project\'s style, each status\'s generic code first, every code in the OpenAPI description and the README; 413/415 documented where a body is taken', async () => {
     for (const [code, { status }] of Object.entries(API_ERRORS)) {
       assert.match(code, /^[A-Z]+_ERR_[A-Z_]+$/);
       assert.ok(status >= 400 && status < 600, code);
@@ -58,7 +58,13 @@ describe('the API\'s one error shape: { code, message }', () => {
     assert.equal(codeOf(409), 'API_ERR_CONFLICT');
     assert.equal(codeOf(418), 'API_ERR_INVALID', 'a 4xx outside the catalogue');
     assert.equal(codeOf(502), 'API_ERR_INTERNAL', 'a 5xx outside the catalogue');
-    const doc = (await (await fetch(`${app.base}/v1/openapi.json`)).json()) as { info: { description: string }; components?: unknown };
+    const doc = (await (await fetch(`${app.base}/v1/openapi.json`)).json()) as {
+      info: { description: string }; paths: Record<string, Record<string, { responses: Record<string, { content: Record<string, { schema: { properties: { code: { examples?: string[] } } } }> }> }>>;
+    };
+    const echo = doc.paths['/v1/echo']!.post!.responses;
+    assert.deepEqual(echo['413']!.content['application/json']!.schema.properties.code.examples, ['API_ERR_TOO_LARGE'], 'a route that takes a body documents 413 with its code');
+    assert.ok(echo['415'] !== undefined, 'and 415');
+    assert.equal(doc.paths['/v1/conflict']!.get!.responses['413'], undefined, 'a GET does not');
     const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
     for (const code of Object.keys(API_ERRORS)) {
       assert.ok(doc.info.description.includes(`\`${code}\``), `${code} in the OpenAPI description`);
