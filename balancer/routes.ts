@@ -18,7 +18,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { Refusal, errors, isoTime, jsonSchema, noContent, parseInput, response } from '../platform/http/index.js';
+import { Refusal, apiError, errors, isoTime, jsonSchema, noContent, parseInput, response } from '../platform/http/index.js';
 import {
   BALANCE_ALGORITHMS, StoreError, checkAlgorithm, checkBackendUri, checkDidNumber, checkPattern, checkSetName, checkWeight, parseCidr,
   type BackendRecord, type RoutingRepository,
@@ -128,10 +128,10 @@ async function answer(reply: FastifyReply, work: () => Promise<unknown>): Promis
   try {
     return await work();
   } catch (err) {
-    if (err instanceof StoreError && err.code === 'STORE_ERR_NOT_FOUND') return reply.code(404).send({ ok: false, error: err.message, code: err.code });
-    if (err instanceof StoreError && err.code === 'STORE_ERR_DUPLICATE') return reply.code(409).send({ ok: false, error: err.message, code: err.code });
-    if (err instanceof TypeError) return reply.code(400).send({ ok: false, error: err.message });
-    if (err instanceof Refusal) return reply.code(err.status).send({ ok: false, error: err.message });
+    if (err instanceof StoreError && err.code === 'STORE_ERR_NOT_FOUND') return apiError(reply, 404, err.message);
+    if (err instanceof StoreError && err.code === 'STORE_ERR_DUPLICATE') return apiError(reply, 409, err.message);
+    if (err instanceof TypeError) return apiError(reply, 400, err.message);
+    if (err instanceof Refusal) return apiError(reply, err.status, err.message, err.code);
     throw err;
   }
 }

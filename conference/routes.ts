@@ -8,9 +8,9 @@
  *   PATCH  /meetings/:id                      200 the meeting after the change (owner, admin); null clears a field
  *   DELETE /meetings/:id                      204 (owner, admin)
  */
-import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
+import type { FastifyInstance, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { Refusal, decodeCursor, errors, isoTime, jsonSchema, noContent, normalizeUser, pageOf, pageQuery, parseInput, principalOf, response } from '../platform/http/index.js';
+import { type ApiErrorCode, Refusal, decodeCursor, errors, isoTime, jsonSchema, noContent, normalizeUser, pageOf, pageQuery, parseInput, principalOf, response } from '../platform/http/index.js';
 import { MAX_MEETING_PARTICIPANTS } from '../platform/store/index.js';
 import { MAX_MEETING_PASSWORD } from './meeting-password.js';
 import { type MeetingActor, MeetingError, type MeetingPublicView, type MeetingService, type MeetingView } from './meetings.js';
@@ -18,7 +18,12 @@ import { type MeetingActor, MeetingError, type MeetingPublicView, type MeetingSe
 export const MEETING_PAGE = 50;
 export const MAX_MEETING_PAGE = 200;
 
-const STATUS: Record<MeetingError['code'], 400 | 403 | 404> = { MEETING_ERR_INVALID: 400, MEETING_ERR_FORBIDDEN: 403, MEETING_ERR_NOT_FOUND: 404 };
+/** The service's refusals as the API's codes: a meeting of someone else's is the token's scope (AUTH_ERR_SCOPE). */
+const STATUS: Record<MeetingError['code'], { status: 400 | 403 | 404; code: ApiErrorCode }> = {
+  MEETING_ERR_INVALID: { status: 400, code: 'API_ERR_INVALID' },
+  MEETING_ERR_FORBIDDEN: { status: 403, code: 'AUTH_ERR_SCOPE' },
+  MEETING_ERR_NOT_FOUND: { status: 404, code: 'API_ERR_NOT_FOUND' },
+};
 
 const user = z.string().max(511).regex(/^[^@\s/:]+@[^@\s/:]+$/, 'expected user@domain').transform(normalizeUser);
 const time = z.iso.datetime({ offset: true }).transform((t) => Date.parse(t)).describe('ISO-8601');
@@ -104,12 +109,10 @@ export function meetingRoutes(service: MeetingService): (app: FastifyInstance) =
   const idOf = (raw: unknown): string => parseInput(inputs.id, raw, 'id').id;
 
   return (app) => {
-    app.setErrorHandler(async (err, _req, reply: FastifyReply) => {
-      if (err instanceof MeetingError) return reply.code(STATUS[err.code]).send({ ok: false, error: err.message, code: err.code });
-      if (err instanceof Refusal) return reply.code(err.status).send({ ok: false, error: err.message });
-      const status = (err as { statusCode?: unknown }).statusCode;
-      if (typeof status === 'number' && status >= 400 && status < 500) return reply.code(status).send({ ok: false, error: (err as Error).message });
-      throw err;
+    // The service's refusals in the API's shape: rethrown as a Refusal, which the server's own error handler (this
+    // scope's parent) answers like every other.
+    app.setErrorHandler(async (err) => {
+      throw err instanceof MeetingError ? new Refusal(STATUS[err.code].status, err.message, STATUS[err.code].code) : err;
     });
 
     app.get('/meetings', { schema: docs.list }, async (req) => {

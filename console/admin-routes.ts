@@ -11,7 +11,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { errors, isoTime, jsonSchema, normalizeUser, response } from '../platform/http/index.js';
+import { apiError, errors, isoTime, jsonSchema, normalizeUser, response } from '../platform/http/index.js';
 import type { Binding } from '../registrar/types.js';
 import type { DialogSnapshot } from '../src/dialog/types.js';
 
@@ -68,7 +68,7 @@ function userOf(raw: unknown, reply: FastifyReply): { user: string | undefined }
   const parsed = query.safeParse(raw ?? {});
   if (parsed.success) return { user: parsed.data.user };
   const issue = parsed.error.issues[0]!;
-  void reply.code(400).send({ ok: false, error: `${issue.path.join('.') || 'query'}: ${issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message}` });
+  void apiError(reply, 400, `${issue.path.join('.') || 'query'}: ${issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message}`);
   return undefined;
 }
 

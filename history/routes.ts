@@ -18,7 +18,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { errors, isoTime, jsonSchema, normalizeUser, principalOf, response } from '../platform/http/index.js';
+import { apiError, errors, isoTime, jsonSchema, normalizeUser, principalOf, response } from '../platform/http/index.js';
 import { CALL_DIRECTIONS, CALL_DISPOSITIONS, MAX_CALL_PAGE, type CallParty, type CallQuery, type CallRecord, type CallRepository } from '../platform/store/index.js';
 
 export const DEFAULT_PAGE = 50;
@@ -106,7 +106,7 @@ export function callToJson(record: CallRecord): Record<string, unknown> {
   return { ...record, startedAt: iso(record.startedAt), answeredAt: iso(record.answeredAt), endedAt: iso(record.endedAt) };
 }
 
-const badRequest = (reply: FastifyReply, error: string) => reply.code(400).send({ ok: false, error });
+const badRequest = (reply: FastifyReply, message: string) => apiError(reply, 400, message);
 
 export function callRoutes(calls: CallRepository): (app: FastifyInstance) => void {
   return (app) => {
@@ -120,7 +120,7 @@ export function callRoutes(calls: CallRepository): (app: FastifyInstance) => voi
       const query: CallQuery = parsed.data;
       const principal = principalOf(req);
       if (principal.kind === 'user') {
-        if (query.user !== undefined && query.user !== principal.user) return reply.code(403).send({ ok: false, error: 'a user token reads only its own calls' });
+        if (query.user !== undefined && query.user !== principal.user) return apiError(reply, 403, 'a user token reads only its own calls');
         query.user = principal.user;
       }
       let page;
@@ -138,7 +138,7 @@ export function callRoutes(calls: CallRepository): (app: FastifyInstance) => voi
       const record = await calls.get(req.params.id);
       const principal = principalOf(req);
       if (record === undefined || (principal.kind === 'user' && !involves(record, principal.user))) {
-        return reply.code(404).send({ ok: false, error: 'no such call' });
+        return apiError(reply, 404, 'no such call');
       }
       return callToJson(record);
     });

@@ -27,7 +27,7 @@ import { Readable } from 'node:stream';
 import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { errors, jsonSchema, noContent, principalOf, response } from '../platform/http/index.js';
+import { type ApiErrorCode, type ApiErrorStatus, apiError, errors, jsonSchema, noContent, principalOf, response } from '../platform/http/index.js';
 import type { FileRecord, MessageRepository } from '../platform/store/index.js';
 import { categoryLogger, type Logger } from '../src/log/index.js';
 import { EnvelopeError } from './envelope.js';
@@ -147,7 +147,7 @@ function fileJson(record: FileRecord, url: string): Record<string, unknown> {
   return { id: record.id, url, size: record.size, contentType: record.contentType, ...(record.name === undefined ? {} : { name: record.name }) };
 }
 
-const refuse = (reply: FastifyReply, status: number, error: string) => reply.code(status).send({ ok: false, error });
+const refuse = (reply: FastifyReply, status: ApiErrorStatus, message: string, code?: ApiErrorCode) => apiError(reply, status, message, code);
 
 /** What an upload carries, from a raw body or a multipart part. */
 interface Upload {
@@ -195,7 +195,7 @@ export function fileRoutes(deps: FileRouteDeps): (app: FastifyInstance) => void 
       }
       const conversation = parsed.data.conversation;
       if (conversation !== undefined && !(await deps.mayPost(user, conversation))) {
-        return refuse(reply, 403, 'not a member of that conversation');
+        return refuse(reply, 403, 'not a member of that conversation', 'CHAT_ERR_FORBIDDEN');
       }
 
       let upload: Upload;
@@ -212,14 +212,14 @@ export function fileRoutes(deps: FileRouteDeps): (app: FastifyInstance) => void 
       } else {
         const declared = Number(req.headers['content-length']);
         if (Number.isFinite(declared) && declared > maxSize) {
-          return reply.header('connection', 'close').code(413).send({ ok: false, error: `the file is larger than ${maxSize} bytes` });
+          return refuse(reply.header('connection', 'close'), 413, `the file is larger than ${maxSize} bytes`);
         }
         if (!(req.body instanceof Readable)) return refuse(reply, 400, 'no file in the body');
         upload = { stream: req.body, contentType: req.headers['content-type'], name: cleanFileName(parsed.data.name), truncated: () => false };
       }
       const contentType = mediaTypeOf(upload.contentType);
       if (contentType === undefined || !typeAllowed(contentType, deps.fileTypes)) {
-        return reply.header('connection', 'close').code(415).send({ ok: false, error: `content type ${contentType ?? '(none)'} is not accepted (messaging.fileTypes)` });
+        return refuse(reply.header('connection', 'close'), 415, `content type ${contentType ?? '(none)'} is not accepted (messaging.fileTypes)`);
       }
 
       const id = newFileId();
@@ -229,13 +229,13 @@ export function fileRoutes(deps: FileRouteDeps): (app: FastifyInstance) => void 
       } catch (err) {
         if (err instanceof FileStoreError && err.code === 'MESSAGING_ERR_TOO_LARGE') {
           // The rest of the body is not read: the connection closes after the answer.
-          return reply.header('connection', 'close').code(413).send({ ok: false, error: `the file is larger than ${maxSize} bytes` });
+          return refuse(reply.header('connection', 'close'), 413, `the file is larger than ${maxSize} bytes`);
         }
         throw err;
       }
       if (upload.truncated()) {
         await deps.files.remove(stored.location);
-        return reply.header('connection', 'close').code(413).send({ ok: false, error: `the file is larger than ${maxSize} bytes` });
+        return refuse(reply.header('connection', 'close'), 413, `the file is larger than ${maxSize} bytes`);
       }
       const record: FileRecord = {
         id, owner: user, contentType, size: stored.size, wrappedKey: stored.wrappedKey, location: stored.location, createdAt: Date.now(),
@@ -268,7 +268,7 @@ export function fileRoutes(deps: FileRouteDeps): (app: FastifyInstance) => void 
         .header('x-content-type-options', 'nosniff')
         .header('content-security-policy', "default-src 'none'; sandbox");
       if (range === 'unsatisfiable') {
-        return reply.code(416).header('content-range', `bytes */${record.size}`).send({ ok: false, error: 'range not satisfiable' });
+        return refuse(reply.header('content-range', `bytes */${record.size}`), 416, 'range not satisfiable');
       }
 
       let body: Readable;

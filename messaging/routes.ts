@@ -23,7 +23,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { errors, isoTime, jsonSchema, noContent, normalizeUser, principalOf, response } from '../platform/http/index.js';
+import { API_ERRORS, type ApiErrorCode, apiError, errors, isoTime, jsonSchema, noContent, normalizeUser, principalOf, response } from '../platform/http/index.js';
 import {
   ChatError, type ChatActor, type ChatConversation, type ChatErrorCode, type ChatMember, type ChatMessage, type ChatReceipt, type ChatApi,
 } from './types.js';
@@ -34,15 +34,18 @@ export const MAX_LIMIT = 200;
 /** Members named in one POST /groups at most (the service applies messaging.maxGroupMembers). */
 export const MAX_GROUP_MEMBERS_IN_REQUEST = 10_000;
 
-/** The HTTP status of each ChatError code. */
-export const CHAT_ERROR_STATUS: Readonly<Record<ChatErrorCode, number>> = {
-  'not-found': 404,
-  forbidden: 403,
-  'too-large': 413,
-  'unsupported-type': 415,
-  'rate-limited': 429,
-  'group-full': 409,
-  invalid: 400,
+/**
+ * The API's code of each ChatError code (its status follows, API_ERRORS): the generic code where the status
+ * says it all, CHAT_ERR_* where the chat service says more (a group's membership, not the token's scope).
+ */
+export const CHAT_ERROR_CODE: Readonly<Record<ChatErrorCode, ApiErrorCode>> = {
+  'not-found': 'API_ERR_NOT_FOUND',
+  forbidden: 'CHAT_ERR_FORBIDDEN',
+  'too-large': 'API_ERR_TOO_LARGE',
+  'unsupported-type': 'API_ERR_UNSUPPORTED_TYPE',
+  'rate-limited': 'API_ERR_RATE_LIMITED',
+  'group-full': 'CHAT_ERR_GROUP_FULL',
+  invalid: 'API_ERR_INVALID',
 };
 
 
@@ -86,7 +89,7 @@ const out = (() => {
   return { message, conversation, receipt, member };
 })();
 
-/** Every refusal a chat route may answer (ChatError codes, with `code`). */
+/** Every refusal a chat route may answer (a ChatError's code as CHAT_ERROR_CODE says). */
 const chatErrors = (extra: Record<number, string> = {}) => errors({
   400: 'a malformed request (the error names the field)', 403: 'not allowed (not a member, or the route needs a user token)',
   404: 'no such conversation or message, or not visible to this user', 429: 'too many messages; Retry-After says when to come back', ...extra,
@@ -189,12 +192,12 @@ async function answer(reply: FastifyReply, work: () => Promise<unknown>): Promis
   try {
     return await work();
   } catch (err) {
-    if (err instanceof BadRequest) return reply.code(400).send({ ok: false, error: err.message });
-    if (err instanceof NeedsUser) return reply.code(403).send({ ok: false, error: 'needs a user token' });
+    if (err instanceof BadRequest) return apiError(reply, 400, err.message);
+    if (err instanceof NeedsUser) return apiError(reply, 403, 'needs a user token');
     if (err instanceof ChatError) {
       // RFC 6585 §4: 429 says when to come back; the service knows, else a second is a safe guess.
       if (err.code === 'rate-limited') void reply.header('retry-after', String(Math.max(1, Math.ceil(err.retryAfterS ?? 1))));
-      return reply.code(CHAT_ERROR_STATUS[err.code]).send({ ok: false, error: err.message, code: err.code });
+      return apiError(reply, API_ERRORS[CHAT_ERROR_CODE[err.code]].status, err.message, CHAT_ERROR_CODE[err.code]);
     }
     throw err;
   }

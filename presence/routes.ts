@@ -15,7 +15,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { errors, jsonSchema, noContent, normalizeUser, principalOf, response } from '../platform/http/index.js';
+import { apiError, errors, jsonSchema, noContent, normalizeUser, principalOf, response } from '../platform/http/index.js';
 import { MAX_PRESENCE_USER } from '../platform/store/index.js';
 import type { PresencePolicy } from './policy.js';
 
@@ -88,7 +88,7 @@ async function answer(reply: FastifyReply, work: () => Promise<unknown>): Promis
   try {
     return await work();
   } catch (err) {
-    if (err instanceof Refusal) return reply.code(err.status).send({ ok: false, error: err.message });
+    if (err instanceof Refusal) return apiError(reply, err.status, err.message);
     throw err;
   }
 }

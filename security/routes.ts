@@ -7,7 +7,7 @@
 import { isIP } from 'node:net';
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { errors, isoTime, jsonSchema, response } from '../platform/http/index.js';
+import { apiError, errors, isoTime, jsonSchema, response } from '../platform/http/index.js';
 import type { BanList } from './ban-list.js';
 
 const banBody = z.strictObject({
@@ -42,15 +42,15 @@ export function banRoutes(bans: BanList): (app: FastifyInstance) => void {
       const parsed = banBody.safeParse(req.body);
       if (!parsed.success) {
         const issue = parsed.error.issues[0]!;
-        return reply.code(400).send({ ok: false, error: `${issue.path.join('.') || 'body'}: ${issue.message}` });
+        return apiError(reply, 400, `${issue.path.join('.') || 'body'}: ${issue.message}`);
       }
       return reply.code(201).send({ ok: true, ban: toJson(bans.ban(parsed.data.address, parsed.data.seconds, parsed.data.reason)) });
     });
     app.delete<{ Params: { address: string } }>('/bans/:address', { schema: schemas.lift }, async (req, reply) => {
       const { address } = req.params;
-      if (isIP(address) === 0) return reply.code(400).send({ ok: false, error: `${JSON.stringify(address)} is not an IP address` });
+      if (isIP(address) === 0) return apiError(reply, 400, `${JSON.stringify(address)} is not an IP address`);
       const lifted = bans.lift(address);
-      return reply.code(lifted ? 200 : 404).send({ ok: lifted, ...(lifted ? {} : { error: `${address} is not banned here` }) });
+      return lifted ? reply.code(200).send({ ok: true }) : apiError(reply, 404, `${address} is not banned here`);
     });
   };
 }

@@ -342,6 +342,8 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     listen: config.http.listen,
     // http.tls: HTTPS with the SIP TLS certificate (the apps send their SIP password to /v1/auth/token).
     tls: config.http.tls && tls !== undefined ? { cert: tls.cert, key: tls.key } : undefined,
+    bodyLimit: config.http.bodyLimit,
+    corsOrigins: config.http.corsOrigins,
     logger,
     // Every route but GET /health needs an admin token (softswitch token create); /health details too
     // unless http.listen is a loopback address.

@@ -10,7 +10,7 @@
  * rotate its own token: create the next one, switch, revoke the old one. Names starting with `cli-` are the CLI's own
  * short-lived tokens: listed (an operator sees everything that can call the API) but not creatable here.
  */
-import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
+import type { FastifyInstance, FastifySchema } from 'fastify';
 import { z } from 'zod';
 import { Refusal, errors, isoTime, jsonSchema, noContent, parseInput, response } from '../platform/http/index.js';
 import { type AdminToken, type AdminTokenRepository, StoreError } from '../platform/store/index.js';
@@ -68,13 +68,6 @@ function tokenJson(t: AdminToken, now: number) {
 
 export function tokenRoutes(tokens: AdminTokenRepository, now: () => number = Date.now): (app: FastifyInstance) => void {
   return (app) => {
-    app.setErrorHandler(async (err, _req, reply: FastifyReply) => {
-      if (err instanceof Refusal) return reply.code(err.status).send({ ok: false, error: err.message });
-      const status = (err as { statusCode?: unknown }).statusCode;
-      if (typeof status === 'number' && status >= 400 && status < 500) return reply.code(status).send({ ok: false, error: (err as Error).message });
-      throw err;
-    });
-
     app.get('/tokens', { schema: docs.list }, async () => {
       const t = now();
       return { tokens: (await tokens.list()).map((k) => tokenJson(k, t)) };

@@ -19,7 +19,7 @@
  * need not be a served one (the store adds it); such a user can register only once the domain is served.
  * Passwords are only hashed (the store keeps HA1s): no route answers or logs one.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
+import type { FastifyInstance, FastifyRequest, FastifySchema } from 'fastify';
 import { z } from 'zod';
 import { registrationEntry, registrationJson } from '../console/index.js';
 import { Refusal, decodeCursor, errors, isoTime, jsonSchema, noContent, pageOf, pageQuery, parseInput, response } from '../platform/http/index.js';
@@ -160,14 +160,8 @@ export function userRoutes(deps: UserRouteDeps): (app: FastifyInstance) => void 
   }
 
   return (app) => {
-    // Refusals, and Fastify's own 4xx (a body that is not JSON, too large), answer as every route does.
-    app.setErrorHandler(async (err, _req, reply: FastifyReply) => {
-      if (err instanceof Refusal) return reply.code(err.status).send({ ok: false, error: err.message });
-      const status = (err as { statusCode?: unknown }).statusCode;
-      if (typeof status === 'number' && status >= 400 && status < 500) return reply.code(status).send({ ok: false, error: (err as Error).message });
-      throw err;
-    });
-
+    // A thrown Refusal, and Fastify's own 4xx (a body that is not JSON, too large), are answered by the
+    // server's error handler (platform/http), as on every route.
     app.get('/users', { schema: docs.list }, async (req) => {
       const q = parseInput(schemas.list, req.query, 'query');
       let domain: string | undefined;

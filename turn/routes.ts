@@ -13,7 +13,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { errors, isoTime, jsonSchema, normalizeUser, principalOf, response } from '../platform/http/index.js';
+import { type ApiErrorStatus, apiError, errors, isoTime, jsonSchema, normalizeUser, principalOf, response } from '../platform/http/index.js';
 import type { TurnCredential } from './credentials.js';
 import { type IceServerConfig, type RtcIceServer, iceServers } from './ice-servers.js';
 
@@ -58,8 +58,8 @@ const schema: FastifySchema = {
   },
 };
 
-function refuse(reply: FastifyReply, status: number, error: string): FastifyReply {
-  return reply.code(status).send({ ok: false, error });
+function refuse(reply: FastifyReply, status: ApiErrorStatus, message: string): FastifyReply {
+  return apiError(reply, status, message);
 }
 
 export function iceServerRoutes(deps: IceServerRoutesDeps): (app: FastifyInstance) => void {

@@ -7,9 +7,9 @@ export function byId<T extends HTMLElement = HTMLElement>(id: string): T {
   return el as T;
 }
 
-/** An API error: the status and what the server said (`error_description`, `error` or `message`). */
+/** An API error: the status, the API's code (API_ERR_NOT_FOUND, …) and what the server said. */
 export class ApiError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(readonly status: number, message: string, readonly code: string | undefined = undefined) {
     super(message);
   }
 }
@@ -28,8 +28,9 @@ export async function api<T>(path: string, token: string | undefined, init: { me
     // not JSON: the status says enough
   }
   if (!res.ok) {
-    const said = json.error_description ?? json.error ?? json.message ?? res.statusText;
-    throw new ApiError(res.status, `${res.status} ${typeof said === 'string' ? said : JSON.stringify(said)}`);
+    // Every refusal is `{ code, message }` (the token endpoint's too).
+    const said = json.message ?? res.statusText;
+    throw new ApiError(res.status, `${res.status} ${typeof said === 'string' ? said : JSON.stringify(said)}`, typeof json.code === 'string' ? json.code : undefined);
   }
   return json as T;
 }

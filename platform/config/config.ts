@@ -61,6 +61,16 @@ function parsedString<T>(parse: (text: string) => T) {
   });
 }
 
+/** True for a web origin as a browser sends it in Origin (RFC 6454 §6.1): `http(s)://host[:port]`, nothing more. */
+function isOrigin(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === text;
+  } catch {
+    return false;
+  }
+}
+
 const cidrSchema = parsedString(parseCidr);
 const listenSchema = parsedString(parseListen);
 
@@ -477,6 +487,13 @@ const schema = z.strictObject({
      * dataDir/user-token.key (0600). Set it to share tokens between nodes; changing it ends every access token.
      */
     tokenSecret: z.string().min(32, 'must be at least 32 characters').optional(),
+    /** Largest request body the API reads, bytes (1 MiB); more is 413. File uploads keep messaging.maxFileSize. */
+    bodyLimit: z.number().int().min(1024).max(67_108_864).default(1_048_576),
+    /**
+     * Origins whose web pages may call the API from a browser (CORS), each exactly as the browser sends it
+     * (`https://app.example.com`, a port when not the default, no path). None: no page but the server's own.
+     */
+    corsOrigins: z.array(z.string().refine(isOrigin, 'expected an origin: http(s)://host[:port], no path or trailing slash')).default([]),
   }).prefault({}),
   log: z.strictObject({
     level: z.enum(LOG_LEVELS).default('info'),
@@ -532,6 +549,7 @@ const ENV: Array<[string, string[], 'string' | 'list' | 'number']> = [
   ['SOFTSWITCH_MEDIA_RTPENGINE', ['media', 'rtpengine'], 'list'],
   ['SOFTSWITCH_HTTP_LISTEN', ['http', 'listen'], 'string'],
   ['SOFTSWITCH_HTTP_TOKEN_SECRET', ['http', 'tokenSecret'], 'string'],
+  ['SOFTSWITCH_HTTP_CORS_ORIGINS', ['http', 'corsOrigins'], 'list'],
   ['SOFTSWITCH_STORAGE_MASTER_KEY', ['storage', 'masterKey'], 'string'],
   ['SOFTSWITCH_TURN_SECRET', ['turn', 'secret'], 'string'],
   ['SOFTSWITCH_LOG_LEVEL', ['log', 'level'], 'string'],

@@ -6,8 +6,12 @@
  * openapi.ts) needs `Authorization: Bearer <admin token>` (RFC 6750 §2.1), checked in
  * one onRequest hook before any route runs, so a route added later is protected without doing anything,
  * and an unknown path answers 401 rather than telling what exists. A browser cannot set that header on a
- * cross-site request without a CORS preflight this server never grants, which closes the cross-site
- * `POST /reload` too. Tokens are never logged.
+ * cross-site request without a CORS preflight this server grants only to the origins of http.corsOrigins
+ * (none by default, cors.ts), which closes the cross-site `POST /reload` too. Tokens are never logged.
+ *
+ * Every refusal, the hook's and fastify's own (bad JSON, a body over http.bodyLimit, an unknown route behind a
+ * valid token) included, answers `{ code, message }` (refusal.ts); a failure answers 500 API_ERR_INTERNAL and
+ * is logged, its stack never sent. GET answers under /v1/ carry weak ETags (etag.ts).
  *
  * With `userTokens`, apps sign in at `POST /v1/auth/token` (user-tokens.ts) and their access tokens pass
  * the same hook on routes added with `routes(plugin, { access: 'user' })`; on any other route they get 403
@@ -19,8 +23,11 @@ import { isIP } from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifySchema } from 'fastify';
 import { z } from 'zod';
 import { categoryLogger, type Logger } from '../../src/log/index.js';
+import { allowOrigins } from './cors.js';
+import { addEtags } from './etag.js';
 import { FailureLimiter } from './failure-limiter.js';
-import { ADMIN_ONLY, ADMIN_OR_USER, NO_TOKEN, documentApi, errors, jsonSchema, noContent, response } from './openapi.js';
+import { ADMIN_ONLY, ADMIN_OR_USER, NO_TOKEN, documentApi, errorBody, errors, jsonSchema, noContent, response, withBodyRefusals } from './openapi.js';
+import { type ApiErrorCode, Refusal as ApiRefusal, apiError, errorJson } from './refusal.js';
 import { type UserTokens, grantBody, isUserTokenShape } from './user-tokens.js';
 
 /** Who may call a route: admin tokens only, or user access tokens as well. */
@@ -92,7 +99,17 @@ export interface HttpServerOptions {
    * Without it, a password grant is accepted only from a loopback peer.
    */
   tls?: { cert: string; key: string };
+  /**
+   * Largest request body fastify's own parsers read, bytes (configuration key http.bodyLimit; default
+   * DEFAULT_BODY_LIMIT); more is 413. File uploads stream through their own parser and keep their own limit.
+   */
+  bodyLimit?: number;
+  /** Exact origins granted CORS (configuration key http.corsOrigins); none: no CORS headers at all. */
+  corsOrigins?: readonly string[];
 }
+
+/** 1 MiB: fastify's default, and far more than any JSON body of the API needs. */
+export const DEFAULT_BODY_LIMIT = 1_048_576;
 
 /** `/health`: `ok`, and the details (named checks) when the caller may see them. */
 const healthBody = z.looseObject({ ok: z.boolean() });
@@ -116,8 +133,13 @@ const RELOAD_SCHEMA: FastifySchema = {
     ...errors({ 404: 'nothing to reload on this server', 500: 'the reload failed' }),
   },
 };
-/** RFC 6749 §5.1 and §5.2: the token endpoint answers OAuth's own bodies, not `{ ok, error }`. */
-const oauthError = z.object({ error: z.string(), error_description: z.string().optional() });
+/** RFC 6749 §5.2: the token endpoint answers OAuth's `error` and `error_description`, and `{ code, message }` as every route does. */
+const oauthError = errorBody.extend({ error: z.string(), error_description: z.string() });
+
+/** An OAuth error body (RFC 6749 §5.2) that is also the API's `{ code, message }`. */
+function oauthErrorJson(status: number, error: string, description: string, code?: ApiErrorCode) {
+  return { error, error_description: description, ...errorJson(status, description, code) };
+}
 const SIGN_OUT_SCHEMA: FastifySchema = {
   summary: 'Sign out: end the session of this access token',
   description: 'The access token presented and its refresh token stop working (at once on this worker, within 5 s on the others); the user\'s other sessions go on. RFC 7009 in spirit.',
@@ -178,6 +200,17 @@ interface CachedToken {
 
 type Refusal = { status: 401 | 403 | 429 | 503; error: string; description: string; retryAfter?: number };
 
+/** Fastify's own refusals of a request, in the API's words. */
+function clientErrorMessage(err: { code?: string; message: string }, req: FastifyRequest): string {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE': return `body: larger than ${req.routeOptions.bodyLimit ?? DEFAULT_BODY_LIMIT} bytes`;
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return `body: content type ${JSON.stringify(req.headers['content-type'] ?? '')} is not accepted (send application/json)`;
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY': return 'body: empty, but Content-Type says application/json';
+    case 'FST_ERR_CTP_INVALID_JSON_BODY': return 'body: not valid JSON';
+    default: return err instanceof SyntaxError ? `body: not valid JSON (${err.message})` : err.message;
+  }
+}
+
 export class HttpServer {
   private readonly app: FastifyInstance;
   private readonly host: string;
@@ -201,12 +234,37 @@ export class HttpServer {
     this.cacheMs = options.tokenCacheMs ?? TOKEN_CACHE_MS;
     this.userTokens = options.userTokens;
     const detailsOpen = (options.healthDetails ?? (isLoopbackHost(this.host) ? 'open' : 'token')) === 'open';
-    // The HTTPS instance has other type parameters; the routes and hooks used here are the same.
+    const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+    // The router's own refusals (a path that does not decode, a parameter over maxParamLength: 414) come before
+    // any hook; they answer in the API's shape too.
+    const frameworkErrors = (err: Error & { statusCode?: number }, _req: FastifyRequest, reply: FastifyReply) => {
+      const status = err.statusCode ?? 400;
+      return reply.code(status).send(errorJson(status, status === 414 ? 'path: a segment is longer than 1024 characters' : 'path: not a valid URL'));
+    };
     // Path parameters are user addresses (`/v1/groups/:id/members/:user`): a 255-character user and its domain
     // fit, where fastify's default (100) would answer 414.
+    const base = { logger: false, bodyLimit, frameworkErrors, routerOptions: { maxParamLength: 1024 } } as const;
+    // The HTTPS instance has other type parameters; the routes and hooks used here are the same.
     this.app = (options.tls === undefined
-      ? Fastify({ logger: false, routerOptions: { maxParamLength: 1024 } })
-      : Fastify({ logger: false, routerOptions: { maxParamLength: 1024 }, https: { cert: options.tls.cert, key: options.tls.key } })) as unknown as FastifyInstance;
+      ? Fastify(base)
+      : Fastify({ ...base, https: { cert: options.tls.cert, key: options.tls.key } })) as unknown as FastifyInstance;
+
+    // On the root instance, before any plugin: every scope inherits them (a scope's own handler still wins).
+    this.app.setErrorHandler(async (err: Error & { code?: string; statusCode?: unknown }, req, reply) => {
+      if (err instanceof ApiRefusal) return apiError(reply, err.status, err.message, err.code);
+      const status = err.statusCode;
+      if (typeof status === 'number' && status >= 400 && status < 500) {
+        const message = clientErrorMessage(err, req);
+        // A token request that is not JSON is still RFC 6749 §5.2's invalid_request to an OAuth client.
+        return reply.code(status).send(req.routeOptions.url === TOKEN_PATH ? oauthErrorJson(status, 'invalid_request', message) : errorJson(status, message));
+      }
+      this.log.error({ method: req.method, path: pathOf(req), err: err.message, stack: err.stack }, 'request failed');
+      return apiError(reply, 500, 'the server failed (see its log)');
+    });
+    // Reached only with a valid token: the hook answers 401 first to anyone else, whatever the path.
+    this.app.setNotFoundHandler(async (req, reply) => apiError(reply, 404, `no route ${req.method} ${pathOf(req)}`));
+    allowOrigins(this.app, options.corsOrigins ?? []);
+    addEtags(this.app);
 
     this.app.addHook('onRequest', async (req, reply) => {
       const route = req.routeOptions.url ?? '';
@@ -232,13 +290,13 @@ export class HttpServer {
       app.get('/v1/health', { schema: HEALTH_SCHEMA.v1 }, async (_req, reply) => health(reply, true));
       app.post('/reload', { schema: RELOAD_SCHEMA }, async (_req, reply) => {
         const source = options.source;
-        if (source.reload === undefined) return reply.code(404).send({ ok: false, error: 'nothing to reload on this server' });
+        if (source.reload === undefined) return apiError(reply, 404, 'nothing to reload on this server');
         try {
           const result = await source.reload();
           return reply.code(200).send(result ?? { ok: true });
         } catch (err) {
           this.log.warn({ err: (err as Error).message }, 'POST /reload failed');
-          return reply.code(500).send({ ok: false, error: (err as Error).message ?? String(err) });
+          return apiError(reply, 500, (err as Error).message ?? String(err));
         }
       });
       if (this.userTokens !== undefined) this.tokenEndpoint(app, this.userTokens, options.tls !== undefined);
@@ -257,7 +315,8 @@ export class HttpServer {
       // The document says who may call each route, from the same `access` the hook enforces.
       scope.addHook('onRoute', (route) => {
         route.config = { ...route.config, access, public: false };
-        route.schema = { ...route.schema, security: access === 'user' ? ADMIN_OR_USER : ADMIN_ONLY };
+        const responses = withBodyRefusals(route.schema?.response as Record<string, unknown> | undefined, route.method);
+        route.schema = { ...route.schema, security: access === 'user' ? ADMIN_OR_USER : ADMIN_ONLY, ...(responses === undefined ? {} : { response: responses }) };
       });
       return plugin(scope);
     }, { prefix: '/v1' });
@@ -295,18 +354,20 @@ export class HttpServer {
       void reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
       const retryAfter = this.failures.retryAfter(from, now);
       if (retryAfter !== undefined) {
-        return reply.code(429).header('retry-after', String(retryAfter)).send({ error: 'rate_limited', error_description: 'too many failed attempts' });
+        return reply.code(429).header('retry-after', String(retryAfter)).send(oauthErrorJson(429, 'rate_limited', 'too many failed attempts'));
       }
       let answer: Awaited<ReturnType<UserTokens['grant']>>;
       try {
         answer = await tokens.grant(req.body, tls || isLoopbackHost(from));
       } catch (err) {
         this.log.error({ err: (err as Error).message }, 'cannot answer a token request: the store failed');
-        return reply.code(503).header('retry-after', '5').send({ error: 'temporarily_unavailable', error_description: 'the store failed' });
+        return reply.code(503).header('retry-after', '5').send(oauthErrorJson(503, 'temporarily_unavailable', 'the store failed'));
       }
       if (answer.status === 401) this.failed(from, now, answer.body.error_description, undefined, req, 'token request with bad credentials refused');
       else if (answer.status === 200) this.log.info({ from, user: answer.body.user }, 'user token issued');
-      return reply.code(answer.status).send(answer.body);
+      if (answer.status === 200) return reply.code(200).send(answer.body);
+      const { error, error_description: description } = answer.body;
+      return reply.code(answer.status).send(oauthErrorJson(answer.status, error, description, answer.status === 401 ? 'AUTH_ERR_INVALID_GRANT' : undefined));
     });
     // Sign-out: the hook has checked the access token (a dead one is 401 invalid_token there). RFC 7009 §2.2
     // answers 200 with no body; 204 says the same. A request body (RFC 7009's `token`) is not needed: the
@@ -315,13 +376,13 @@ export class HttpServer {
       const principal = principalOf(req);
       void reply.header('cache-control', 'no-store');
       if (principal.kind !== 'user') {
-        return reply.code(400).send({ error: 'invalid_request', error_description: 'a sign-out takes the user access token of the session to end' });
+        return reply.code(400).send(oauthErrorJson(400, 'invalid_request', 'a sign-out takes the user access token of the session to end'));
       }
       try {
         await tokens.signOut(principal.user, principal.session);
       } catch (err) {
         this.log.error({ err: (err as Error).message }, 'cannot sign out: the store failed');
-        return reply.code(503).header('retry-after', '5').send({ error: 'temporarily_unavailable', error_description: 'the store failed' });
+        return reply.code(503).header('retry-after', '5').send(oauthErrorJson(503, 'temporarily_unavailable', 'the store failed'));
       }
       this.log.info({ from: req.socket.remoteAddress ?? '', user: principal.user }, 'user signed out');
       return reply.code(204).send();
@@ -342,7 +403,10 @@ export class HttpServer {
       : `Bearer realm="${REALM}", error="${error}", error_description="${refusal.description}"`;
     if (refusal.status === 401 || refusal.status === 403) void reply.header('www-authenticate', challenge);
     if (refusal.retryAfter !== undefined) void reply.header('retry-after', String(refusal.retryAfter));
-    void reply.code(refusal.status).send({ ok: false, error: refusal.description });
+    // 401 AUTH_ERR_INVALID_TOKEN, 403 AUTH_ERR_SCOPE, 429, 503: the statuses' own codes. Sign-out is the token
+    // endpoint: its clients read RFC 6749 §5.2's fields too.
+    if (req.routeOptions.url === TOKEN_PATH) void reply.code(refusal.status).send(oauthErrorJson(refusal.status, { 429: 'rate_limited', 503: 'temporarily_unavailable' }[refusal.status as number] ?? error, refusal.description));
+    else void apiError(reply, refusal.status, refusal.description);
     return false;
   }
 

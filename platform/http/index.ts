@@ -1,5 +1,5 @@
 export {
-  HttpServer, isLoopbackHost, principalOf, TOKEN_CACHE_MS, TOKEN_FAILURES_MAX, TOKEN_FAILURE_WINDOW_MS, TOKEN_PATH,
+  HttpServer, DEFAULT_BODY_LIMIT, isLoopbackHost, principalOf, TOKEN_CACHE_MS, TOKEN_FAILURES_MAX, TOKEN_FAILURE_WINDOW_MS, TOKEN_PATH,
   type HealthSource, type AdminTokenSource, type HttpServerOptions, type Principal, type RouteAccess,
 } from './http-server.js';
 export {
@@ -8,5 +8,7 @@ export {
 } from './user-tokens.js';
 export { normalizeUser } from './users.js';
 export { DOCS_PATH, OPENAPI_PATH, errorBody, errors, isoTime, jsonSchema, noContent, response } from './openapi.js';
-export { Refusal, parseInput } from './refusal.js';
+export { API_ERRORS, Refusal, apiError, codeOf, errorJson, parseInput, type ApiErrorBody, type ApiErrorCode, type ApiErrorStatus } from './refusal.js';
+export { CORS_EXPOSED_HEADERS, CORS_METHODS, CORS_REQUEST_HEADERS, allowOrigins } from './cors.js';
+export { addEtags, noneMatch, weakEtag } from './etag.js';
 export { decodeCursor, encodeCursor, pageOf, pageQuery } from './pages.js';

@@ -4,7 +4,7 @@
  * served from the package: no CDN). Both are public: they describe the API and expose no data.
  *
  * A route's schemas document it; they neither validate nor serialise. The routes validate with zod, as
- * before (their 400 answers name the field their own way), and the JSON Schema in the document is derived
+ * before (their 400 answers `{ code, message }` naming the field, refusal.ts), and the JSON Schema in the document is derived
  * from those same zod schemas (jsonSchema()), so each shape is written once. Fastify would otherwise
  * answer a bad request with its own error body, and its schema serialiser (fast-json-stringify) would
  * silently drop any field a response schema does not name: answers stay JSON.stringify'd.
@@ -13,6 +13,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { API_ERRORS } from './refusal.js';
 
 export const OPENAPI_PATH = '/v1/openapi.json';
 export const DOCS_PATH = '/v1/docs';
@@ -36,22 +37,45 @@ export function jsonSchema(schema: z.ZodType, io: 'input' | 'output' = 'input'):
 /** An ISO-8601 UTC time as the API writes them (`new Date(ms).toISOString()`). */
 export const isoTime = z.iso.datetime();
 
-/** Every refusal of a route: `error` says why, in words; `code` is the service's error code where it has one. */
+/** Every refusal of a route (refusal.ts): `code` from the catalogue, `message` says why in words. */
 export const errorBody = z.object({
-  ok: z.literal(false),
-  error: z.string(),
-  code: z.string().optional(),
+  code: z.string().describe('a code of the catalogue in the API\'s description (API_ERR_NOT_FOUND, …)'),
+  message: z.string().describe('why, in words; a 400 names the field or parameter'),
 });
+
+/** The API's description: what it is, and the error catalogue (API_ERRORS), one line per code. */
+const DESCRIPTION = [
+  'The softswitch HTTP API.',
+  '',
+  'Every error answers `{ code, message }` (the token endpoint adds RFC 6749 §5.2\'s `error` and `error_description`). The codes:',
+  '',
+  '| code | status | when |',
+  '|---|---|---|',
+  ...Object.entries(API_ERRORS).map(([code, { status, when }]) => `| \`${code}\` | ${status} | ${when} |`),
+].join('\n');
 
 /** A response of the document: its JSON schema (output side) and its description. */
 export function response(schema: z.ZodType, description: string): Record<string, unknown> {
   return { description, ...jsonSchema(schema, 'output') };
 }
 
-/** The error responses of a route, by status, each with the sentence that says when it is answered. */
+/** The error responses of a route, by status, each with the sentence that says when it is answered and the catalogue's codes of that status as examples. */
 export function errors(statuses: Record<number, string>): Record<number, Record<string, unknown>> {
-  const body = jsonSchema(errorBody, 'output');
-  return Object.fromEntries(Object.entries(statuses).map(([status, description]) => [status, { description, ...body }]));
+  const body = jsonSchema(errorBody, 'output') as { properties: Record<string, Record<string, unknown>> };
+  return Object.fromEntries(Object.entries(statuses).map(([status, description]) => {
+    const codes = Object.entries(API_ERRORS).filter(([, e]) => e.status === Number(status)).map(([code]) => code);
+    const properties = codes.length === 0 ? body.properties : { ...body.properties, code: { ...body.properties.code, examples: codes } };
+    return [status, { description, ...body, properties }];
+  }));
+}
+
+/**
+ * A route's responses with what fastify itself answers a request whose body it cannot take, before the route
+ * runs (413 over http.bodyLimit, 415 not JSON), on the methods that take a body; a route's own words win.
+ */
+export function withBodyRefusals(responses: Record<string, unknown> | undefined, method: string | string[]): Record<string, unknown> | undefined {
+  if (responses === undefined || ![method].flat().some((m) => m === 'POST' || m === 'PUT' || m === 'PATCH')) return responses;
+  return { ...errors({ 413: 'the body is larger than http.bodyLimit', 415: 'the body is not JSON' }), ...responses };
 }
 
 /** An answer without a body (204). */
@@ -71,7 +95,7 @@ export function documentApi(app: FastifyInstance): void {
         title: 'softswitch API',
         // The API's version (its path prefix), not the package's.
         version: '1',
-        description: 'The softswitch HTTP API. Errors answer `{ ok: false, error }` (and `code` where the service has one).',
+        description: DESCRIPTION,
       },
       components: {
         securitySchemes: {

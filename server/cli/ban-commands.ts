@@ -74,8 +74,10 @@ async function call(deps: BanCommandDeps, method: string, path: string, body?: o
     const reason = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
     throw new CliError('CLI_ERR_NOT_FOUND', `ban: no softswitch server answered at ${url} (${reason})`);
   }
-  const json = (await res.json().catch(() => ({}))) as { error?: string };
-  if (res.status === 404 && method === 'DELETE') throw new CliError('CLI_ERR_NOT_FOUND', `ban lift: ${json.error ?? 'not banned'}`);
-  if (res.status < 200 || res.status >= 300) throw new CliError('CLI_ERR_INVALID', `ban: the server answered ${res.status}: ${json.error ?? ''}`);
+  // `{ code, message }`; `error` is what a server of an older version answered.
+  const json = (await res.json().catch(() => ({}))) as { message?: string; error?: string };
+  const said = json.message ?? json.error;
+  if (res.status === 404 && method === 'DELETE') throw new CliError('CLI_ERR_NOT_FOUND', `ban lift: ${said ?? 'not banned'}`);
+  if (res.status < 200 || res.status >= 300) throw new CliError('CLI_ERR_INVALID', `ban: the server answered ${res.status}: ${said ?? ''}`);
   return json;
 }

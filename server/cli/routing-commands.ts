@@ -350,7 +350,9 @@ export async function runReloadCommand(args: string[], deps: ReloadCommandDeps):
   } catch {
     // not JSON: shown as text
   }
-  const error = typeof body === 'object' && body !== null && typeof (body as { error?: unknown }).error === 'string' ? (body as { error: string }).error : text;
+  // `{ code, message }`; `error` is what a server of an older version answered.
+  const said = typeof body === 'object' && body !== null ? ((body as { message?: unknown }).message ?? (body as { error?: unknown }).error) : undefined;
+  const error = typeof said === 'string' ? said : text;
   if (res.status === 401 || res.status === 429) {
     throw new CliError('CLI_ERR_INVALID', `reload: the server at ${url} refused the admin token (${res.status}: ${error}); check ${ADMIN_TOKEN_ENV} or that the CLI uses the server's store`);
   }

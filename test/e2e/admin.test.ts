@@ -152,7 +152,7 @@ describe('softswitch start: secrets on disk and admin tokens', () => {
     await new Promise((r) => setTimeout(r, 1100));
     const res = await reload(token);
     assert.equal(res.status, 401);
-    assert.deepEqual(await res.json(), { ok: false, error: 'expired token' });
+    assert.deepEqual(await res.json(), { code: 'AUTH_ERR_INVALID_TOKEN', message: 'expired token' });
   });
 
   it('softswitch token list shows the tokens without their secrets', async () => {

@@ -229,7 +229,7 @@ describe('the admin routes the console reads: GET /v1/registrations and GET /v1/
       for (const q of ['user=a@example.com&user=b@example.com', 'user=nodomain', 'who=a@example.com']) {
         const { status, json } = await call(`${path}?${q}`, admin);
         assert.equal(status, 400, `${path}?${q}`);
-        assert.match(String(json.error), /user|unknown field/, `${path}?${q}: ${JSON.stringify(json)}`);
+        assert.match(String(json.message), /user|unknown field/, `${path}?${q}: ${JSON.stringify(json)}`);
       }
     }
   });

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { HttpServer, UserTokens, loadTokenKey, type TokenResponse } from '../../platform/http/index.js';
 import { SqlRefreshTokenRepository, type SqlStore } from '../../platform/store/index.js';
-import { silentLogger } from '../../src/log/index.js';
+import { type Logger, silentLogger } from '../../src/log/index.js';
 import { openTempStore } from './temp-store.js';
 
 export const HTTP_APP_DOMAIN = 'example.com';
@@ -39,6 +39,11 @@ export interface HttpAppOptions {
   tokenCacheMs?: number;
   /** How long the server trusts a checked admin token (HttpServer tokenCacheMs); default its own. */
   adminTokenCacheMs?: number;
+  /** The server's logger; default silent. */
+  logger?: Logger;
+  /** HttpServer's http.bodyLimit and http.corsOrigins; default theirs. */
+  bodyLimit?: number;
+  corsOrigins?: readonly string[];
 }
 
 /** Starts `routes` (built over the store) with `users` signed in. */
@@ -58,7 +63,10 @@ export async function startHttpApp(
       domains: [HTTP_APP_DOMAIN],
       cacheMs: options.tokenCacheMs,
     });
-    http = new HttpServer({ listen: '127.0.0.1:0', logger: silentLogger(), tokens: store.tokens, source: { health: () => ({ ok: true }) }, userTokens, tokenCacheMs: options.adminTokenCacheMs });
+    http = new HttpServer({
+      listen: '127.0.0.1:0', logger: options.logger ?? silentLogger(), tokens: store.tokens, source: { health: () => ({ ok: true }) }, userTokens,
+      bodyLimit: options.bodyLimit, corsOrigins: options.corsOrigins, tokenCacheMs: options.adminTokenCacheMs,
+    });
     http.routes(routes(store), { access: options.access ?? 'user' });
     await http.start();
     const base = `http://127.0.0.1:${http.boundTo}`;

@@ -82,11 +82,11 @@ describe('routing data over /v1 (backends, routes, DIDs, trusted sources)', () =
     for (const [body, field] of cases) {
       const res = await call('POST', '/backends', body);
       assert.equal(res.status, 400, `${JSON.stringify(body)}: ${JSON.stringify(res.body)}`);
-      assert.match(String(res.body.error), new RegExp(`^${field}: `), JSON.stringify(res.body));
+      assert.match(String(res.body.message), new RegExp(`^${field}: `), JSON.stringify(res.body));
     }
     const dup = await call('POST', '/backends', { set: 'fs', uri: 'sip:127.0.0.1:5080' });
     assert.equal(dup.status, 409, JSON.stringify(dup.body));
-    assert.equal(dup.body.code, 'STORE_ERR_DUPLICATE');
+    assert.equal(dup.body.code, 'API_ERR_CONFLICT');
   });
 
   it('changes the algorithm of an existing set (200, reloaded), lists the sets, and refuses an unknown set (404) or algorithm (400)', async () => {
@@ -102,7 +102,7 @@ describe('routing data over /v1 (backends, routes, DIDs, trusted sources)', () =
     assert.equal((await call('PUT', '/backend-sets/nowhere', { algorithm: 'round-robin' })).status, 404);
     const bad = await call('PUT', '/backend-sets/trunks', { algorithm: 'random' });
     assert.equal(bad.status, 400);
-    assert.match(String(bad.body.error), /^algorithm: /);
+    assert.match(String(bad.body.message), /^algorithm: /);
   });
 
   it('disables and enables a backend (204): a disabled one is no candidate', async () => {
@@ -124,7 +124,7 @@ describe('routing data over /v1 (backends, routes, DIDs, trusted sources)', () =
     assert.deepEqual(balancer.candidates('gone'), []);
     const again = await call('DELETE', `/backends/${b.body.id}`);
     assert.equal(again.status, 404);
-    assert.equal(again.body.code, 'STORE_ERR_NOT_FOUND');
+    assert.equal(again.body.code, 'API_ERR_NOT_FOUND');
     assert.equal((await call('DELETE', '/backends/0')).status, 400);
   });
 
@@ -150,7 +150,7 @@ describe('routing data over /v1 (backends, routes, DIDs, trusted sources)', () =
     ] as Array<[unknown, string]>) {
       const res = await call('POST', '/routes', body);
       assert.equal(res.status, 400, JSON.stringify(res.body));
-      assert.match(String(res.body.error), new RegExp(`^${field}: `));
+      assert.match(String(res.body.message), new RegExp(`^${field}: `));
     }
   });
 
@@ -176,7 +176,7 @@ describe('routing data over /v1 (backends, routes, DIDs, trusted sources)', () =
     assert.equal((await call('POST', '/trusted', { cidr: '192.0.2.0/24' })).status, 409);
     const bad = await call('POST', '/trusted', { cidr: '192.0.2.0/33' });
     assert.equal(bad.status, 400);
-    assert.match(String(bad.body.error), /^cidr: /);
+    assert.match(String(bad.body.message), /^cidr: /);
     assert.equal(((await call('GET', '/trusted')).body.trusted as unknown[]).length, 1);
     assert.equal((await call('DELETE', `/trusted/${res.body.id}`)).status, 204);
     assert.equal(balancer.routing.isTrusted('192.0.2.77'), false);
@@ -192,7 +192,8 @@ describe('routing data over /v1 (backends, routes, DIDs, trusted sources)', () =
       failReload = false;
     }
     assert.equal(res.status, 503, JSON.stringify(res.body));
-    assert.match(String(res.body.error), /saved, but the balancer could not reload/);
+    assert.equal(res.body.code, 'API_ERR_UNAVAILABLE');
+    assert.match(String(res.body.message), /saved, but the balancer could not reload/);
     const stored = ((await call('GET', '/trusted')).body.trusted as Array<{ id: number; cidr: string }>).find((t) => t.cidr === '198.51.100.7');
     assert.ok(stored !== undefined, 'the trusted source is stored');
     assert.equal(balancer.routing.isTrusted('198.51.100.7'), false, 'not trusted before a reload');

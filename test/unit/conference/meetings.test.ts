@@ -70,7 +70,9 @@ describe('meetings over /v1/meetings', () => {
     const seen = await as('bob', 'GET', `/meetings/${String(m.id)}`);
     assert.equal(seen.status, 200);
     assert.deepEqual(Object.keys(seen.body).sort(), ['hasPassword', 'id', 'link', 'lobby', 'title', 'uri']);
-    assert.equal((await as('bob', 'PATCH', `/meetings/${String(m.id)}`, { title: 'Mine now' })).status, 403);
+    const refused = await as('bob', 'PATCH', `/meetings/${String(m.id)}`, { title: 'Mine now' });
+    assert.equal(refused.status, 403);
+    assert.deepEqual(refused.body, { code: 'AUTH_ERR_SCOPE', message: 'only the meeting\'s owner (or an admin) may change it' });
     assert.equal((await as('bob', 'DELETE', `/meetings/${String(m.id)}`)).status, 403);
     assert.equal((await as('alice', 'GET', `/meetings/${String(m.id)}`)).body.owner, 'alice@example.com');
     assert.equal((await as('bob', 'POST', '/meetings', { title: 'For alice', owner: 'alice@example.com' })).status, 403);
@@ -83,7 +85,9 @@ describe('meetings over /v1/meetings', () => {
     assert.deepEqual([changed.body.title, changed.body.hasPassword, changed.body.lobby, changed.body.maxParticipants], ['Retro 2', false, false, 12]);
     assert.equal((await as('alice', 'PATCH', `/meetings/${String(m.id)}`, { startsAt: '2027-01-01T10:00:00Z', endsAt: '2027-01-01T09:00:00Z' })).status, 400);
     assert.equal((await as('alice', 'DELETE', `/meetings/${String(m.id)}`)).status, 204);
-    assert.equal((await as('alice', 'GET', `/meetings/${String(m.id)}`)).status, 404);
+    const gone = await as('alice', 'GET', `/meetings/${String(m.id)}`);
+    assert.equal(gone.status, 404);
+    assert.equal(gone.body.code, 'API_ERR_NOT_FOUND');
     assert.equal((await as('alice', 'DELETE', `/meetings/${String(m.id)}`)).status, 404);
   });
 

@@ -101,7 +101,7 @@ describe('GET /v1/calls', () => {
     for (const [query, message] of cases) {
       const { status, body } = await get(`/v1/calls?${query}`);
       assert.equal(status, 400, query);
-      assert.match(String(body.error), message, query);
+      assert.match(String(body.message), message, query);
     }
   });
 

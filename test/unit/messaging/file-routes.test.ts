@@ -13,6 +13,7 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FileRecord } from '../../../platform/store/index.js';
+import { DEFAULT_BODY_LIMIT } from '../../../platform/http/index.js';
 import { silentLogger } from '../../../src/log/index.js';
 import { Envelope } from '../../../messaging/envelope.js';
 import { CHUNK_BYTES, EncryptedFiles, FILE_HEADER_BYTES } from '../../../messaging/file-store.js';
@@ -160,7 +161,7 @@ describe('/v1/files', () => {
     const id = await uploadAs('alice', randomBytes(1000), '?conversation=conv-ab');
     const stranger = await download('carol', id);
     assert.equal(stranger.status, 404);
-    assert.deepEqual(await stranger.json(), { ok: false, error: 'no such file' });
+    assert.deepEqual(await stranger.json(), { code: 'API_ERR_NOT_FOUND', message: 'no such file' });
     assert.equal((await download('carol', 'A'.repeat(22))).status, 404);
     assert.equal((await download('carol', '..%2F..%2Fetc')).status, 404);
     const unlinked = await uploadAs('alice', randomBytes(10));
@@ -208,7 +209,7 @@ describe('/v1/files', () => {
       const res = await download('bob', id, { range });
       assert.equal(res.status, 416, range);
       assert.equal(res.headers.get('content-range'), `bytes */${big.length}`, range);
-      await res.arrayBuffer();
+      assert.deepEqual(await res.json(), { code: 'API_ERR_RANGE', message: 'range not satisfiable' }, range);
     }
     for (const range of ['bytes=0-1,5-6', 'items=0-1', 'bytes=9-3']) {
       const res = await download('bob', id, { range });
@@ -223,19 +224,22 @@ describe('/v1/files', () => {
     await fresh.arrayBuffer();
   });
 
-  it('answers 413 to a file over messaging.maxFileSize and keeps nothing: declared, streamed, or multipart', async () => {
+  it('answers 413 API_ERR_TOO_LARGE to a file over messaging.maxFileSize and keeps nothing: declared, streamed, or multipart; up to it, above http.bodyLimit, is taken', async () => {
     const rows = index.rows.size;
     const blobs = blobsOnDisk().sort();
     const declared = await upload('alice', randomBytes(MAX + 1), 'application/octet-stream');
     assert.equal(declared.status, 413);
+    assert.deepEqual(declared.json, { code: 'API_ERR_TOO_LARGE', message: `the file is larger than ${MAX} bytes` });
     assert.equal(await streamUpload('alice', MAX + 100_000), 413);
     const form = new FormData();
     form.append('file', new Blob([randomBytes(MAX + 1)], { type: 'image/jpeg' }), 'huge.jpg');
     const multi = await upload('alice', form, undefined);
     assert.equal(multi.status, 413);
+    assert.equal(multi.json.code, 'API_ERR_TOO_LARGE');
     assert.equal(index.rows.size, rows);
     assert.deepEqual(blobsOnDisk().sort(), blobs, 'no blob, not even a temporary one');
     const exact = await upload('alice', randomBytes(MAX), 'application/octet-stream');
+    assert.ok(MAX > DEFAULT_BODY_LIMIT, 'the file is larger than the JSON routes may take');
     assert.equal(exact.status, 201, 'exactly the limit is fine');
     const exactForm = new FormData();
     exactForm.append('file', new Blob([randomBytes(MAX)], { type: 'image/jpeg' }), 'big.jpg');
@@ -244,10 +248,12 @@ describe('/v1/files', () => {
     assert.equal(exactMulti.json.size, MAX);
   });
 
-  it('answers 415 to a type outside messaging.fileTypes, or none, and keeps nothing', async () => {
+  it('answers 415 API_ERR_UNSUPPORTED_TYPE to a type outside messaging.fileTypes, or none, and keeps nothing', async () => {
     const rows = index.rows.size;
     const blobs = blobsOnDisk().length;
-    assert.equal((await upload('alice', Buffer.from('<script>alert(1)</script>'), 'text/html')).status, 415);
+    assert.deepEqual(await upload('alice', Buffer.from('<script>alert(1)</script>'), 'text/html'), {
+      status: 415, json: { code: 'API_ERR_UNSUPPORTED_TYPE', message: 'content type text/html is not accepted (messaging.fileTypes)' },
+    });
     assert.equal((await upload('alice', Buffer.from('{"a":1}'), 'application/json')).status, 415);
     assert.equal((await upload('alice', Buffer.from('x'), 'not a type')).status, 415);
     const res = await fetch(`${base}/v1/files`, { method: 'POST', headers: auth('alice'), body: new Uint8Array([1, 2, 3]) });
@@ -259,10 +265,10 @@ describe('/v1/files', () => {
     assert.equal(blobsOnDisk().length, blobs);
   });
 
-  it('refuses an upload with an admin token (files belong to a user) or into a conversation the user is not in (403)', async () => {
+  it('refuses an upload with an admin token (403 AUTH_ERR_SCOPE: files belong to a user) or into a conversation the user is not in (403 CHAT_ERR_FORBIDDEN)', async () => {
     const rows = index.rows.size;
-    assert.equal((await upload('admin', Buffer.from('x'), 'text/plain')).status, 403);
-    assert.equal((await upload('alice', Buffer.from('x'), 'text/plain', '?conversation=conv-cd')).status, 403);
+    assert.deepEqual(await upload('admin', Buffer.from('x'), 'text/plain'), { status: 403, json: { code: 'AUTH_ERR_SCOPE', message: 'files belong to a user: upload with a user token' } });
+    assert.deepEqual(await upload('alice', Buffer.from('x'), 'text/plain', '?conversation=conv-cd'), { status: 403, json: { code: 'CHAT_ERR_FORBIDDEN', message: 'not a member of that conversation' } });
     assert.equal((await upload('alice', Buffer.from('x'), 'text/plain', '?conversation=nope')).status, 403);
     assert.equal((await upload('alice', Buffer.from('x'), 'text/plain', '?colour=blue')).status, 400);
     assert.equal(index.rows.size, rows);
@@ -279,7 +285,7 @@ describe('/v1/files', () => {
     let errors = errorLines().length;
     const early = await download('bob', id);
     assert.equal(early.status, 500);
-    assert.deepEqual(await early.json(), { ok: false, error: 'the file cannot be read' });
+    assert.deepEqual(await early.json(), { code: 'API_ERR_INTERNAL', message: 'the file cannot be read' });
     assert.equal(errorLines().length, errors + 1);
     assert.equal(errorLines().at(-1)!.id, id);
 

@@ -180,7 +180,7 @@ describe('the chat API: /v1/conversations, /v1/messages, /v1/groups', () => {
     for (const [method, path, body] of userOnly) {
       const answer = await asAdmin(method, path, body);
       assert.equal(answer.status, 403, `${method} ${path}`);
-      assert.deepEqual(answer.body, { ok: false, error: 'needs a user token' });
+      assert.deepEqual(answer.body, { code: 'AUTH_ERR_SCOPE', message: 'needs a user token' });
     }
     assert.deepEqual(chat.calls, []);
   });
@@ -258,21 +258,23 @@ describe('the chat API: /v1/conversations, /v1/messages, /v1/groups', () => {
     for (const [method, path, body, error] of cases) {
       const answer = await asAlice(method, path, body);
       assert.equal(answer.status, 400, `${method} ${path} ${JSON.stringify(body)}`);
-      assert.equal(answer.body.ok, false);
-      assert.match(String(answer.body.error), error, `${method} ${path}`);
+      assert.equal(answer.body.code, 'API_ERR_INVALID');
+      assert.match(String(answer.body.message), error, `${method} ${path}`);
     }
     assert.deepEqual(chat.calls, []);
   });
 
-  it('turns ChatError codes into HTTP statuses; rate-limited carries Retry-After', async () => {
-    const expected: Array<[ChatErrorCode, number]> = [
-      ['not-found', 404], ['forbidden', 403], ['too-large', 413], ['unsupported-type', 415], ['rate-limited', 429], ['group-full', 409], ['invalid', 400],
+  it('turns ChatError codes into HTTP statuses and API codes (CHAT_ERR_* only where chat says more); rate-limited carries Retry-After', async () => {
+    const expected: Array<[ChatErrorCode, number, string]> = [
+      ['not-found', 404, 'API_ERR_NOT_FOUND'], ['forbidden', 403, 'CHAT_ERR_FORBIDDEN'], ['too-large', 413, 'API_ERR_TOO_LARGE'],
+      ['unsupported-type', 415, 'API_ERR_UNSUPPORTED_TYPE'], ['rate-limited', 429, 'API_ERR_RATE_LIMITED'], ['group-full', 409, 'CHAT_ERR_GROUP_FULL'],
+      ['invalid', 400, 'API_ERR_INVALID'],
     ];
-    for (const [code, status] of expected) {
+    for (const [code, status, apiCode] of expected) {
       chat.failWith = new ChatError(code, `refused: ${code}`, code === 'rate-limited' ? 12 : undefined);
       const answer = await asAlice('POST', '/conversations/d-conv/messages', { body: 'hi' });
       assert.equal(answer.status, status, code);
-      assert.deepEqual(answer.body, { ok: false, error: `refused: ${code}`, code });
+      assert.deepEqual(answer.body, { code: apiCode, message: `refused: ${code}` });
       assert.equal(answer.headers.get('retry-after'), code === 'rate-limited' ? '12' : null, code);
     }
     chat.failWith = new ChatError('rate-limited', 'slow down');

@@ -59,7 +59,7 @@ describe('the presence API: /v1/presence/allow', () => {
   it('PUT of a watcher who is no user here is 404 (the user part is case-sensitive), and nothing is stored', async () => {
     const unknown = await asAlice('PUT', '/presence/allow/mallory@example.com');
     assert.equal(unknown.status, 404);
-    assert.match(String(unknown.body.error), /mallory@example\.com is not a user here/);
+    assert.match(String(unknown.body.message), /mallory@example\.com is not a user here/);
     assert.equal((await asAlice('PUT', '/presence/allow/Bob@example.com')).status, 404);
     assert.deepEqual(await app.store.presence.allowed(ALICE), []);
   });
@@ -77,7 +77,7 @@ describe('the presence API: /v1/presence/allow', () => {
     ]) {
       const { status, body } = await asAlice('PUT', path);
       assert.equal(status, 400, path);
-      assert.equal(body.ok, false);
+      assert.equal(body.code, 'API_ERR_INVALID');
     }
     assert.equal((await asAlice('GET', '/presence/allow?user=')).status, 400);
     assert.deepEqual(await app.store.presence.allowed(ALICE), []);
@@ -100,7 +100,7 @@ describe('the presence API: /v1/presence/allow', () => {
     assert.equal(await policy.mayWatch(BOB, ALICE), false);
     const again = await asAlice('DELETE', '/presence/allow/bob@example.com');
     assert.equal(again.status, 404);
-    assert.match(String(again.body.error), /not on the allow list/);
+    assert.match(String(again.body.message), /not on the allow list/);
   });
 
   it('DELETE takes off a watcher who is no longer a user here', async () => {
@@ -128,7 +128,7 @@ describe('the presence API: /v1/presence/allow', () => {
   it('an admin token must say whose list with ?user= (400 without) and manages any user\'s', async () => {
     const missing = await asAdmin('GET', '/presence/allow');
     assert.equal(missing.status, 400);
-    assert.match(String(missing.body.error), /\?user=/);
+    assert.match(String(missing.body.message), /\?user=/);
     assert.equal((await asAdmin('PUT', '/presence/allow/carol@example.com')).status, 400);
     assert.equal((await asAdmin('PUT', '/presence/allow/carol@example.com?user=bob@example.com')).status, 204);
     assert.deepEqual((await asAdmin('GET', '/presence/allow?user=bob@example.com')).body, { user: BOB, watchers: [CAROL] });
@@ -140,7 +140,7 @@ describe('the presence API: /v1/presence/allow', () => {
   it('an admin adding to the list of someone who is no user here is 404', async () => {
     const { status, body } = await asAdmin('PUT', '/presence/allow/carol@example.com?user=ghost@example.com');
     assert.equal(status, 404);
-    assert.match(String(body.error), /ghost@example\.com is not a user here/);
+    assert.match(String(body.message), /ghost@example\.com is not a user here/);
     assert.deepEqual(await app.store.presence.allowed('ghost@example.com'), []);
   });
 

@@ -73,8 +73,8 @@ describe('the users API: /v1/users', () => {
     assert.equal((await asAdmin('GET', '/users?domain=not_a_host')).status, 400);
     const res = await asAdmin('GET', '/users?role=x');
     assert.equal(res.status, 400);
-    assert.equal(res.body.ok, false);
-    assert.match(String(res.body.error), /role/);
+    assert.equal(res.body.code, 'API_ERR_INVALID');
+    assert.match(String(res.body.message), /role/);
   });
 
   it('pages the users with limit and the cursor `next`: every user once, in order, and a forged cursor is 400', async () => {
@@ -112,7 +112,7 @@ describe('the users API: /v1/users', () => {
     assert.equal(await signIn(app, 'carol', 'carol-pass'), 200);
     const again = await asAdmin('POST', '/users', { user: 'carol@example.com', password: 'other' });
     assert.equal(again.status, 409);
-    assert.deepEqual(again.body, { ok: false, error: 'user carol@example.com already exists' });
+    assert.deepEqual(again.body, { code: 'API_ERR_CONFLICT', message: 'user carol@example.com already exists' });
     assert.equal((await asAdmin('DELETE', '/users/carol@example.com')).status, 204);
   });
 
@@ -120,12 +120,12 @@ describe('the users API: /v1/users', () => {
     for (const body of [{ user: 'dave', password: 'x' }, { user: 'da ve@example.com', password: 'x' }, { user: 'dave@example.com', password: '' }, { user: 'dave@example.com', password: 'x', admin: true }, {}]) {
       const res = await asAdmin('POST', '/users', body);
       assert.equal(res.status, 400, JSON.stringify(body));
-      assert.equal(res.body.ok, false);
+      assert.equal(res.body.code, 'API_ERR_INVALID');
     }
     const res = await fetch(`${app.base}/v1/users`, { method: 'POST', headers: { authorization: `Bearer ${app.adminToken}`, 'content-type': 'application/json' }, body: '{"user":' });
     assert.equal(res.status, 400);
-    assert.equal(((await res.json()) as { ok: boolean }).ok, false);
-    assert.deepEqual((await asAdmin('GET', '/users/dave@example.com')).body, { ok: false, error: 'no such user dave@example.com' });
+    assert.deepEqual(await res.json(), { code: 'API_ERR_INVALID', message: 'body: not valid JSON' });
+    assert.deepEqual((await asAdmin('GET', '/users/dave@example.com')).body, { code: 'API_ERR_NOT_FOUND', message: 'no such user dave@example.com' });
   });
 
   it('answers one user, or 404 when there is none and 400 for a malformed address', async () => {
@@ -212,7 +212,7 @@ describe('the users API: /v1/users', () => {
     assert.deepEqual(locations.lookup(ALICE_AOR).map((b) => b.contactUri), ['sip:alice@192.0.2.7:50002;transport=ws']);
     const again = await asAdmin('DELETE', `/users/alice@example.com/devices?contact=${encodeURIComponent(String(devices[0]!.contact))}`);
     assert.equal(again.status, 404);
-    assert.match(String(again.body.error), /no device with contact/);
+    assert.match(String(again.body.message), /no device with contact/);
     assert.equal((await asAdmin('DELETE', '/users/alice@example.com/devices')).status, 400, 'no contact');
     assert.equal((await asAdmin('GET', '/users/nobody@example.com/devices')).status, 404);
   });

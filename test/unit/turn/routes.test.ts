@@ -72,7 +72,7 @@ describe('GET /v1/ice-servers', () => {
     useServers([{ urls: ['turn:turn1.example.com:3478'], weight: 1 }]);
     const none = await get('/ice-servers', adminToken);
     assert.equal(none.status, 400);
-    assert.match(String(none.body.error), /user/);
+    assert.match(String(none.body.message), /user/);
     const bad = await get('/ice-servers?user=not-an-address', adminToken);
     assert.equal(bad.status, 400);
     const ok = await get('/ice-servers?user=bob@Example.COM', adminToken);
@@ -107,7 +107,7 @@ describe('GET /v1/ice-servers', () => {
     embedded = undefined;
     const none = await get('/ice-servers', aliceToken);
     assert.equal(none.status, 503);
-    assert.equal(none.body.error, NO_SERVER);
+    assert.deepEqual(none.body, { code: 'API_ERR_UNAVAILABLE', message: NO_SERVER });
     assert.equal(none.headers.get('cache-control'), 'no-store');
   });
 });

@@ -70,6 +70,16 @@ describe('configuration', () => {
     rejects(() => loadConfig({ env: {}, file: file('http:\n  tls: "yes"\n') }), 'http.tls', 'yes');
   });
 
+  it('has an http.bodyLimit of 1 MiB, between 1 KiB and 64 MiB, and no CORS origin', () => {
+    const c = loadConfig({ env: {} });
+    assert.equal(c.http.bodyLimit, 1_048_576);
+    assert.deepEqual(c.http.corsOrigins, []);
+    assert.equal(loadConfig({ env: {}, file: file('http:\n  bodyLimit: 65536\n') }).http.bodyLimit, 65_536);
+    rejects(() => loadConfig({ env: {}, file: file('http:\n  bodyLimit: 100\n') }), 'http.bodyLimit', 100);
+    rejects(() => loadConfig({ env: {}, file: file('http:\n  bodyLimit: 1.5\n') }), 'http.bodyLimit', 1.5);
+    rejects(() => loadConfig({ env: {}, file: file('http:\n  bodyLimit: 134217728\n') }), 'http.bodyLimit', 134_217_728);
+  });
+
   it('has chat defaults (64 KiB bodies, 80 KiB stream messages so they fit, no retention) and refuses a bad storage.masterKey without showing it', () => {
     const c = loadConfig({ env: {} });
     assert.equal(c.messaging.enabled, true);

@@ -88,7 +88,7 @@ describe('HTTP admin API: Bearer admin tokens', () => {
       const res = await fetch(`${url}/reload`, { method: 'POST', headers: { authorization: header } });
       assert.equal(res.status, 401, header);
       assert.equal(res.headers.get('www-authenticate'), `Bearer realm="softswitch", error="invalid_token", error_description="${reason}"`);
-      assert.deepEqual(await res.json(), { ok: false, error: reason });
+      assert.deepEqual(await res.json(), { code: 'AUTH_ERR_INVALID_TOKEN', message: reason });
     }
   });
 
@@ -128,7 +128,7 @@ describe('HTTP admin API: Bearer admin tokens', () => {
     await new Promise((r) => setTimeout(r, 350));
     const res = await fetch(`${url}/v1/health`, { headers: bearer(token) });
     assert.equal(res.status, 401);
-    assert.deepEqual(await res.json(), { ok: false, error: 'unknown or revoked token' });
+    assert.deepEqual(await res.json(), { code: 'AUTH_ERR_INVALID_TOKEN', message: 'unknown or revoked token' });
   });
 
   it('a token never used before revocation is refused at once; a use is recorded as last used', async () => {

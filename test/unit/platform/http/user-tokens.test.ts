@@ -120,14 +120,14 @@ describe('user tokens: POST /v1/auth/token and user access tokens', () => {
     assert.equal(clash.json.error, 'invalid_request');
   });
 
-  it('a wrong password, an unknown user and a foreign domain get the same 401 invalid_grant; a disabled user is refused too', async () => {
+  it('a wrong password, an unknown user and a foreign domain get the same 401 invalid_grant (AUTH_ERR_INVALID_GRANT); a disabled user is refused too', async () => {
     const url = await server();
     const wrong = await grant(url, { grant_type: 'password', username: 'alice', password: 'nope' });
     const unknown = await grant(url, { grant_type: 'password', username: 'mallory', password: 'nope' });
     const foreign = await grant(url, { grant_type: 'password', username: 'alice@example.org', password: 'alice-secret' });
     for (const r of [wrong, unknown, foreign]) {
       assert.equal(r.status, 401);
-      assert.deepEqual(r.json, { error: 'invalid_grant', error_description: 'wrong username or password' });
+      assert.deepEqual(r.json, { error: 'invalid_grant', error_description: 'wrong username or password', code: 'AUTH_ERR_INVALID_GRANT', message: 'wrong username or password' });
     }
     const disabled = await grant(url, { grant_type: 'password', username: 'erin', password: 'erin-secret' });
     assert.equal(disabled.status, 401);
@@ -139,6 +139,8 @@ describe('user tokens: POST /v1/auth/token and user access tokens', () => {
     const missing = await grant(url, { grant_type: 'password', username: 'alice' });
     assert.equal(missing.status, 400);
     assert.equal(missing.json.error, 'invalid_request');
+    assert.equal(missing.json.code, 'API_ERR_INVALID');
+    assert.equal(missing.json.message, missing.json.error_description);
     assert.match(String(missing.json.error_description), /password/);
     const other = await grant(url, { grant_type: 'client_credentials' });
     assert.equal(other.status, 400);
