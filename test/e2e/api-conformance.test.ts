@@ -8,9 +8,9 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Binding } from '../../registrar/types.js';
-import { parseNameAddrs } from '../../src/sip/index.js';
-import { API_DOMAIN, type ApiRequest, type ApiServer, type OperationKey, VIAS, type Via, conforms, startApiServer } from '../helpers/api-client.js';
+import {
+  API_DOMAIN, type ApiRequest, type ApiServer, type OperationKey, VIAS, type Via, addBinding, conforms, recordCall, startApiServer,
+} from '../helpers/api-client.js';
 
 const ALICE = `alice@${API_DOMAIN}`;
 const BOB = `bob@${API_DOMAIN}`;
@@ -190,13 +190,7 @@ describe('the API answers every operation of its document as documented, via inj
   before(async () => {
     api = await startApiServer(['alice', 'bob', 'carol']);
     alice = await api.signIn('alice');
-    const now = Date.now();
-    await api.t.server.store.calls.record({
-      id: ALICE_CALL, callId: 'conformance-1@example.com',
-      caller: { user: 'alice', domain: API_DOMAIN, uri: `sip:${ALICE}` }, callee: { user: 'bob', domain: API_DOMAIN, uri: `sip:${BOB}` },
-      direction: 'user-user', disposition: 'answered', startedAt: now - 60_000, answeredAt: now - 55_000, endedAt: now,
-      duration: 60, billableSeconds: 55, finalCode: 200, hangupBy: 'caller', endCause: 'bye', mediaRelayed: false,
-    });
+    await recordCall(api, ALICE_CALL, 'alice', 'bob');
   });
 
   after(async () => {
@@ -227,18 +221,7 @@ describe('the API answers every operation of its document as documented, via inj
       async file() {
         return String((await c.asAlice('POST', '/v1/files?name=note.txt', undefined, { contentType: 'text/plain', data: 'a note' })).id);
       },
-      binding() {
-        const port = 50_000 + c.n();
-        const aor = `sip:${ALICE}`;
-        const na = parseNameAddrs(`<sip:alice@192.0.2.9:${port};transport=ws>`, 'contact', true)[0]!;
-        const now = Date.now();
-        const b: Binding = {
-          aor, contact: na, contactUri: na.uri.toString(), expiresAt: now + 600_000, callId: `conformance-${port}`, cseq: 1,
-          received: { protocol: 'wss', address: '192.0.2.9', port }, userAgent: 'conformance/1', updatedAt: now,
-        };
-        api.t.server.registrar.locations.update(aor, { add: [b] });
-        return b.contactUri;
-      },
+      binding: () => addBinding(api, ALICE, 50_000 + c.n()),
       async user() {
         const user = `temp${c.n()}@${API_DOMAIN}`;
         await c.setup('POST', '/v1/users', { user, password: 'temp-secret' });

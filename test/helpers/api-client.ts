@@ -11,6 +11,8 @@ import assert from 'node:assert/strict';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import type { ValidateFunction } from 'ajv';
+import type { Binding } from '../../registrar/types.js';
+import { parseNameAddrs } from '../../src/sip/index.js';
 import { startTestServer, type TestServer } from './server.js';
 
 export const API_DOMAIN = 'example.com';
@@ -35,6 +37,8 @@ export interface ApiRequest {
 export interface ApiAnswer {
   status: number;
   contentType: string;
+  /** The WWW-Authenticate header ('' when none). */
+  challenge: string;
   /** The body as received. */
   bytes: Buffer;
   /** The body parsed, when it is JSON; undefined when empty or not JSON. */
@@ -92,11 +96,13 @@ export async function startApiServer(users: readonly string[], raw: Record<strin
       }
       let status: number;
       let contentType: string;
+      let challenge: string;
       let bytes: Buffer;
       if (via === 'inject') {
         const res = await t.server.http.fastify.inject({ method: request.method as 'GET', url: request.url, headers, ...(payload === undefined ? {} : { payload }) });
         status = res.statusCode;
         contentType = String(res.headers['content-type'] ?? '');
+        challenge = String(res.headers['www-authenticate'] ?? '');
         bytes = res.rawPayload;
       } else {
         const res = await fetch(`${base}${request.url}`, {
@@ -104,11 +110,12 @@ export async function startApiServer(users: readonly string[], raw: Record<strin
         });
         status = res.status;
         contentType = res.headers.get('content-type') ?? '';
+        challenge = res.headers.get('www-authenticate') ?? '';
         bytes = Buffer.from(await res.arrayBuffer());
       }
       let json: unknown;
       if (bytes.length > 0 && /^application\/(.+\+)?json/.test(contentType)) json = JSON.parse(bytes.toString('utf8'));
-      return { status, contentType, bytes, json };
+      return { status, contentType, challenge, bytes, json };
     };
 
     const signIn = async (username: string, password = `${username}-secret`): Promise<string> => {
@@ -169,4 +176,28 @@ export function conforms(server: ApiServer, key: OperationKey, answer: ApiAnswer
     compiled.set(json.schema, validate);
   }
   assert.ok(validate(answer.json), `${what} → ${answer.status} ${body} does not match the schema ${key} documents for it: ${ajv.errorsText(validate.errors)}`);
+}
+
+/** Binds a phone of `user` (user@domain) at 192.0.2.9:`port` over WSS in the server's registrar, as a REGISTER would; its contact URI. */
+export function addBinding(server: ApiServer, user: string, port: number): string {
+  const aor = `sip:${user}`;
+  const na = parseNameAddrs(`<sip:${user.slice(0, user.lastIndexOf('@'))}@192.0.2.9:${port};transport=ws>`, 'contact', true)[0]!;
+  const now = Date.now();
+  const binding: Binding = {
+    aor, contact: na, contactUri: na.uri.toString(), expiresAt: now + 600_000, callId: `api-test-${port}`, cseq: 1,
+    received: { protocol: 'wss', address: '192.0.2.9', port }, userAgent: 'api-test/1', updatedAt: now,
+  };
+  server.t.server.registrar.locations.update(aor, { add: [binding] });
+  return binding.contactUri;
+}
+
+/** Records an ended call from `caller` to `callee` (user names of example.com) in the call history. */
+export async function recordCall(server: ApiServer, id: string, caller: string, callee: string): Promise<void> {
+  const now = Date.now();
+  await server.t.server.store.calls.record({
+    id, callId: `${id}@${API_DOMAIN}`,
+    caller: { user: caller, domain: API_DOMAIN, uri: `sip:${caller}@${API_DOMAIN}` }, callee: { user: callee, domain: API_DOMAIN, uri: `sip:${callee}@${API_DOMAIN}` },
+    direction: 'user-user', disposition: 'answered', startedAt: now - 60_000, answeredAt: now - 55_000, endedAt: now,
+    duration: 60, billableSeconds: 55, finalCode: 200, hangupBy: 'caller', endCause: 'bye', mediaRelayed: false,
+  });
 }
