@@ -11,6 +11,8 @@ import assert from 'node:assert/strict';
 import {
   API_DOMAIN, type ApiRequest, type ApiServer, type OperationKey, VIAS, type Via, addBinding, conforms, recordCall, startApiServer,
 } from '../helpers/api-client.js';
+import { installTestWebSocket } from '../helpers/softphone.js';
+import { TestUsers } from '../helpers/test-users.js';
 
 const ALICE = `alice@${API_DOMAIN}`;
 const BOB = `bob@${API_DOMAIN}`;
@@ -41,6 +43,8 @@ interface Ctx {
   binding(): string;
   /** A new user of example.com; its address. */
   user(): Promise<string>;
+  /** A call in progress between two new users' SIP.js phones (registered over WSS), answered: its id as GET /v1/active-calls lists it. */
+  callInProgress(): Promise<string>;
 }
 
 type Example = (ctx: Ctx) => ApiRequest | Promise<ApiRequest>;
@@ -67,14 +71,15 @@ const EXAMPLES: Record<OperationKey, Example> = {
     return { method: 'DELETE', url: `/v1/bans/${address}`, token: c.admin };
   },
 
+  // Backends on 127.0.0.2: a backend's address is a trusted (PSTN) source, and the phones of callInProgress() call from 127.0.0.1.
   'GET /v1/backends': (c) => ({ method: 'GET', url: '/v1/backends', token: c.admin }),
-  'POST /v1/backends': (c) => ({ method: 'POST', url: '/v1/backends', token: c.admin, json: { set: 'conformance', uri: `sip:127.0.0.1:${40_000 + c.n()}`, weight: 2 } }),
+  'POST /v1/backends': (c) => ({ method: 'POST', url: '/v1/backends', token: c.admin, json: { set: 'conformance', uri: `sip:127.0.0.2:${40_000 + c.n()}`, weight: 2 } }),
   'DELETE /v1/backends/{id}': async (c) => {
-    const { id } = await c.setup('POST', '/v1/backends', { set: 'conformance', uri: `sip:127.0.0.1:${40_000 + c.n()}` });
+    const { id } = await c.setup('POST', '/v1/backends', { set: 'conformance', uri: `sip:127.0.0.2:${40_000 + c.n()}` });
     return { method: 'DELETE', url: `/v1/backends/${String(id)}`, token: c.admin };
   },
   'PUT /v1/backends/{id}/enabled': async (c) => {
-    const { id } = await c.setup('POST', '/v1/backends', { set: 'conformance', uri: `sip:127.0.0.1:${40_000 + c.n()}` });
+    const { id } = await c.setup('POST', '/v1/backends', { set: 'conformance', uri: `sip:127.0.0.2:${40_000 + c.n()}` });
     return { method: 'PUT', url: `/v1/backends/${String(id)}/enabled`, token: c.admin, json: { enabled: false } };
   },
   'GET /v1/routes': (c) => ({ method: 'GET', url: '/v1/routes', token: c.admin }),
@@ -154,7 +159,10 @@ const EXAMPLES: Record<OperationKey, Example> = {
     c.binding();
     return { method: 'GET', url: '/v1/registrations', token: c.admin };
   },
-  'GET /v1/active-calls': (c) => ({ method: 'GET', url: '/v1/active-calls', token: c.admin }),
+  'GET /v1/active-calls': async (c) => {
+    await c.callInProgress();
+    return { method: 'GET', url: '/v1/active-calls', token: c.admin };
+  },
 };
 
 /**
@@ -184,16 +192,20 @@ const NO_REFUSAL: Record<string, string> = {
 describe('the API answers every operation of its document as documented, via inject and over HTTP', { timeout: 120_000 }, () => {
   let api: ApiServer;
   let alice: string;
+  let phones: TestUsers;
   let counter = 0;
   const made: { conversation?: string; message?: string } = {};
 
   before(async () => {
+    installTestWebSocket();
     api = await startApiServer(['alice', 'bob', 'carol']);
+    phones = new TestUsers(() => api.t, API_DOMAIN);
     alice = await api.signIn('alice');
     await recordCall(api, ALICE_CALL, 'alice', 'bob');
   });
 
   after(async () => {
+    await phones?.stop();
     await api?.stop();
   });
 
@@ -227,13 +239,24 @@ describe('the API answers every operation of its document as documented, via inj
         await c.setup('POST', '/v1/users', { user, password: 'temp-secret' });
         return user;
       },
+      async callInProgress() {
+        const [caller, callee] = [await phones.add('caller'), await phones.add('callee')];
+        const [from, to] = [await phones.phone(caller, 'sip.js'), await phones.phone(callee, 'sip.js')];
+        const calling = from.call(callee.aor);
+        const incoming = await to.waitForIncoming();
+        await Promise.all([incoming.accept(), calling]);
+        const { calls } = await c.setup('GET', `/v1/active-calls?user=${enc(caller.address)}`) as { calls: Array<{ id: string }> };
+        assert.equal(calls.length, 1, `the call of ${caller.address} is in progress: ${JSON.stringify(await c.setup('GET', '/v1/active-calls'))}`);
+        return calls[0]!.id;
+      },
     };
     return c;
   }
 
   it('has an example for every operation of the document (add one to EXAMPLES for a new route)', () => {
     const missing = [...api.operations.keys()].filter((key) => EXAMPLES[key] === undefined);
-    assert.deepEqual(missing, [], `operations of /v1/openapi.json without an example in test/e2e/api-conformance.test.ts EXAMPLES: ${missing.join(', ')}`);
+    assert.deepEqual(missing, [], `operations of /v1/openapi.json without an example in test/e2e/api-conformance.test.ts EXAMPLES: ${missing.join(', ')} ` +
+      '(the Ctx makes fixtures: a user, a message, a file, a binding, a call in progress with callInProgress())');
     const stale = Object.keys(EXAMPLES).filter((key) => !api.operations.has(key));
     assert.deepEqual(stale, [], 'examples of operations the document no longer has');
   });
