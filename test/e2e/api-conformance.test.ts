@@ -47,14 +47,16 @@ interface Ctx {
   callInProgress(): Promise<string>;
 }
 
-type Example = (ctx: Ctx) => ApiRequest | Promise<ApiRequest>;
+/** A request, and the status it must get where the document allows several successes (206 for a range). */
+type Example = (ctx: Ctx) => (ApiRequest & { status?: number }) | Promise<ApiRequest & { status?: number }>;
 const enc = encodeURIComponent;
 
 /**
- * One valid request per operation, by `METHOD path` as the document spells it: called once per transport (inject,
+ * Valid requests of each operation, by `METHOD path` as the document spells it (several where the answer takes
+ * other shapes: a page with a cursor, a byte range, an admin's view): each is called once per transport (inject,
  * HTTP), so an example that consumes its resource (a DELETE) makes it first.
  */
-const EXAMPLES: Record<OperationKey, Example> = {
+const EXAMPLES: Record<OperationKey, Example | Example[]> = {
   'GET /v1/openapi.json': () => ({ method: 'GET', url: '/v1/openapi.json' }),
   'GET /health': () => ({ method: 'GET', url: '/health' }),
   'GET /v1/health': (c) => ({ method: 'GET', url: '/v1/health', token: c.admin }),
@@ -102,27 +104,49 @@ const EXAMPLES: Record<OperationKey, Example> = {
     return { method: 'DELETE', url: `/v1/trusted/${String(id)}`, token: c.admin };
   },
 
-  'GET /v1/calls': (c) => ({ method: 'GET', url: '/v1/calls?limit=10', token: c.alice }),
-  'GET /v1/calls/{id}': (c) => ({ method: 'GET', url: `/v1/calls/${ALICE_CALL}`, token: c.alice }),
+  'GET /v1/calls': [
+    (c) => ({ method: 'GET', url: '/v1/calls?limit=10', token: c.alice }),
+    // A page with a cursor to the next one, read by an admin.
+    (c) => ({ method: 'GET', url: '/v1/calls?limit=1&direction=user-user', token: c.admin }),
+  ],
+  'GET /v1/calls/{id}': [
+    (c) => ({ method: 'GET', url: `/v1/calls/${ALICE_CALL}`, token: c.alice }),
+    (c) => ({ method: 'GET', url: `/v1/calls/${ALICE_CALL}`, token: c.admin }),
+  ],
 
-  'GET /v1/presence/allow': (c) => ({ method: 'GET', url: '/v1/presence/allow', token: c.alice }),
+  'GET /v1/presence/allow': [
+    (c) => ({ method: 'GET', url: '/v1/presence/allow', token: c.alice }),
+    (c) => ({ method: 'GET', url: `/v1/presence/allow?user=${ALICE}`, token: c.admin }),
+  ],
   'PUT /v1/presence/allow/{*}': (c) => ({ method: 'PUT', url: `/v1/presence/allow/${BOB}`, token: c.alice }),
   'DELETE /v1/presence/allow/{*}': async (c) => {
     await c.asAlice('PUT', `/v1/presence/allow/${CAROL}`);
     return { method: 'DELETE', url: `/v1/presence/allow/${CAROL}`, token: c.alice };
   },
 
-  'GET /v1/ice-servers': (c) => ({ method: 'GET', url: '/v1/ice-servers', token: c.alice }),
+  'GET /v1/ice-servers': [
+    (c) => ({ method: 'GET', url: '/v1/ice-servers', token: c.alice }),
+    (c) => ({ method: 'GET', url: `/v1/ice-servers?user=${ALICE}`, token: c.admin }),
+  ],
 
   'GET /v1/conversations': async (c) => {
     await c.message();
     return { method: 'GET', url: '/v1/conversations?limit=5', token: c.alice };
   },
   'POST /v1/conversations': (c) => ({ method: 'POST', url: '/v1/conversations', token: c.alice, json: { peer: BOB } }),
-  'GET /v1/conversations/{id}/messages': async (c) => {
-    await c.message();
-    return { method: 'GET', url: `/v1/conversations/${await c.conversation()}/messages?limit=5`, token: c.alice };
-  },
+  'GET /v1/conversations/{id}/messages': [
+    async (c) => {
+      await c.message();
+      return { method: 'GET', url: `/v1/conversations/${await c.conversation()}/messages?limit=5`, token: c.alice };
+    },
+    // The page before a message: its cursors around it.
+    async (c) => {
+      const before = await c.message();
+      await c.message();
+      return { method: 'GET', url: `/v1/conversations/${await c.conversation()}/messages?before=${before}&limit=1`, token: c.alice };
+    },
+    async (c) => ({ method: 'GET', url: `/v1/conversations/${await c.group()}/messages`, token: c.admin }),
+  ],
   'POST /v1/conversations/{id}/messages': async (c) => ({
     method: 'POST', url: `/v1/conversations/${await c.conversation()}/messages`, token: c.alice, json: { body: 'hello over the API', contentType: 'text/plain' },
   }),
@@ -141,7 +165,11 @@ const EXAMPLES: Record<OperationKey, Example> = {
   'DELETE /v1/groups/{id}/members/{user}': async (c) => ({ method: 'DELETE', url: `/v1/groups/${await c.group(true)}/members/${CAROL}`, token: c.alice }),
 
   'POST /v1/files': (c) => ({ method: 'POST', url: '/v1/files?name=note.txt', token: c.alice, raw: { contentType: 'text/plain', data: 'a note for bob' } }),
-  'GET /v1/files/{id}': async (c) => ({ method: 'GET', url: `/v1/files/${await c.file()}`, token: c.alice }),
+  'GET /v1/files/{id}': [
+    async (c) => ({ method: 'GET', url: `/v1/files/${await c.file()}`, token: c.alice }),
+    async (c) => ({ method: 'GET', url: `/v1/files/${await c.file()}`, token: c.alice, headers: { range: 'bytes=2-3' }, status: 206 }),
+    async (c) => ({ method: 'GET', url: `/v1/files/${await c.file()}`, token: c.admin }),
+  ],
   'DELETE /v1/files/{id}': async (c) => ({ method: 'DELETE', url: `/v1/files/${await c.file()}`, token: c.alice }),
 
   'GET /v1/users': (c) => ({ method: 'GET', url: `/v1/users?domain=${API_DOMAIN}`, token: c.admin }),
@@ -202,6 +230,8 @@ describe('the API answers every operation of its document as documented, via inj
     phones = new TestUsers(() => api.t, API_DOMAIN);
     alice = await api.signIn('alice');
     await recordCall(api, ALICE_CALL, 'alice', 'bob');
+    // Two calls: a page of one has a cursor to the next.
+    await recordCall(api, 'conformance-call-2', 'bob', 'alice');
   });
 
   after(async () => {
@@ -263,13 +293,14 @@ describe('the API answers every operation of its document as documented, via inj
 
   it('answers each operation\'s valid request with a documented success whose body matches its schema', async (t) => {
     for (const key of api.operations.keys()) {
-      const example = EXAMPLES[key];
-      if (example === undefined) continue; // reported by the test above
+      const examples = EXAMPLES[key];
+      if (examples === undefined) continue; // reported by the test above
       await t.test(key, async () => {
-        for (const via of VIAS) {
+        for (const [via, example] of VIAS.flatMap((v) => [examples].flat().map((e) => [v, e] as const))) {
           const request = await example(ctx(via));
           const answer = await api.send(via, request);
           assert.ok(answer.status >= 200 && answer.status < 300, `${via} ${request.method} ${request.url}: ${answer.status} ${answer.bytes.toString().slice(0, 500)}`);
+          if (request.status !== undefined) assert.equal(answer.status, request.status, `${via} ${request.method} ${request.url}`);
           conforms(api, key, answer, `${via} ${request.method} ${request.url}`);
         }
       });

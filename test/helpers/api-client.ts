@@ -32,6 +32,8 @@ export interface ApiRequest {
   json?: unknown;
   /** Sent as it is, with this Content-Type. */
   raw?: { contentType: string; data: string | Buffer };
+  /** More request headers (Range). */
+  headers?: Record<string, string>;
 }
 
 export interface ApiAnswer {
@@ -85,7 +87,8 @@ export async function startApiServer(users: readonly string[], raw: Record<strin
     for (const name of users) await t.addUser(`${name}@${API_DOMAIN}`, `${name}-secret`);
 
     const send = async (via: Via, request: ApiRequest): Promise<ApiAnswer> => {
-      const headers: Record<string, string> = request.token === undefined || request.token === null ? {} : { authorization: `Bearer ${request.token}` };
+      const headers: Record<string, string> = { ...request.headers };
+      if (request.token !== undefined && request.token !== null) headers.authorization = `Bearer ${request.token}`;
       let payload: string | Buffer | undefined;
       if (request.json !== undefined) {
         headers['content-type'] = 'application/json';
