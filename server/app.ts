@@ -17,7 +17,7 @@ import { MediaHook, ProxyCore, Router, targetOf } from '../proxy/index.js';
 import { type Balancer, type ReloadSummary, createBalancer, routingRoutes } from '../balancer/index.js';
 import { type MidRegistrar, createMidRegistrar } from '../registrar/mid/index.js';
 import { pickerFromBalancer } from './balancer-picker.js';
-import { userRoutes } from './user-routes.js';
+import { type UserRouteDeps, deviceRoutes, userRoutes } from './user-routes.js';
 import { tokenRoutes } from './token-routes.js';
 import { MeetingService, meetingRoutes } from '../conference/index.js';
 import { createMediaGateway } from '../media/index.js';
@@ -338,6 +338,15 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     options.onReloaded?.();
     return summary;
   };
+  // Apps sign in with their SIP password (POST /v1/auth/token) and read their own resources.
+  const userTokens = new UserTokens({
+    subscribers: store.subscribers,
+    refreshTokens: new SqlRefreshTokenRepository(store),
+    key: loadTokenKey({ dataDir: resolve(config.dataDir), secret: config.http.tokenSecret, logger }),
+    domains: config.sip.domain,
+    accessTtlSeconds: config.http.userTokenTtl,
+    refreshTtlSeconds: config.http.refreshTokenTtl,
+  });
   const http = new HttpServer({
     listen: config.http.listen,
     // http.tls: HTTPS with the SIP TLS certificate (the apps send their SIP password to /v1/auth/token).
@@ -348,15 +357,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     // Every route but GET /health needs an admin token (softswitch token create); /health details too
     // unless http.listen is a loopback address.
     tokens: store.tokens,
-    // Apps sign in with their SIP password (POST /v1/auth/token) and read their own resources.
-    userTokens: new UserTokens({
-      subscribers: store.subscribers,
-      refreshTokens: new SqlRefreshTokenRepository(store),
-      key: loadTokenKey({ dataDir: resolve(config.dataDir), secret: config.http.tokenSecret, logger }),
-      domains: config.sip.domain,
-      accessTtlSeconds: config.http.userTokenTtl,
-      refreshTtlSeconds: config.http.refreshTokenTtl,
-    }),
+    userTokens,
     source: {
       health: () => ({
         ok: started && !stack.draining,
@@ -418,10 +419,13 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   }
   // The web console: its pages (public, they ask for credentials) and the admin lists they read.
   http.routes(tokenRoutes(store.tokens));
-  http.routes(userRoutes({
+  const userDeps: UserRouteDeps = {
     subscribers: store.subscribers, forgetPresence: (user) => store.presence.forget(user), bindings: (aor) => registrar.lookup(aor),
-    unbind: (aor, bindings) => registrar.locations.update(aor, { remove: bindings }), isAsleep,
-  }));
+    unbind: (aor, bindings) => registrar.locations.update(aor, { remove: bindings }), isAsleep, forgetTokens: (user) => userTokens.forget(user),
+  };
+  http.routes(userRoutes(userDeps));
+  // An app lists its own user's devices and signs a lost one out.
+  http.routes(deviceRoutes(userDeps), { access: 'user' });
   http.routes(adminRoutes({ registrations: () => registrar.locations.list(), isAsleep, activeCalls: () => dialogs.list() }));
   consoleSite(http.fastify, {
     webSockets: () => stack.listeners.flatMap((l) => (l.protocol === 'ws' || l.protocol === 'wss' ? [{ protocol: l.protocol, port: l.port }] : [])),

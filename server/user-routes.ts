@@ -1,7 +1,9 @@
 /**
  * Users (the subscribers the registrar authenticates) and their devices (their current bindings, RFC 3261
- * §10.3) as REST resources, mounted with `http.routes(userRoutes(deps))`: admin tokens only (a user token is
- * 403), platform/http prefixes `/v1`. They are the HTTP twin of `softswitch user` (cli/user-commands.ts) and
+ * §10.3) as REST resources, platform/http prefixes `/v1`. The users are mounted with `http.routes(userRoutes(deps))`:
+ * admin tokens only (a user token is 403). The devices are mounted with `http.routes(deviceRoutes(deps), { access:
+ * 'user' })`: an app lists its own user's phones and signs a lost one out; a user token naming another user is
+ * 403, whether or not that user exists. They are the HTTP twin of `softswitch user` (cli/user-commands.ts) and
  * share its address checks, and answer bindings as the console's /v1/registrations does: the shell, which
  * alone may import other modules at run time (test/unit/layout.test.ts), is where both meet.
  *
@@ -22,7 +24,7 @@
 import type { FastifyInstance, FastifyRequest, FastifySchema } from 'fastify';
 import { z } from 'zod';
 import { registrationEntry, registrationJson } from '../console/index.js';
-import { Refusal, decodeCursor, errors, isoTime, jsonSchema, noContent, pageOf, pageQuery, parseInput, response } from '../platform/http/index.js';
+import { Refusal, decodeCursor, errors, isoTime, jsonSchema, noContent, pageOf, pageQuery, parseInput, principalOf, response } from '../platform/http/index.js';
 import { MAX_PRESENCE_USER, StoreError, type Subscriber, type SubscriberRepository } from '../platform/store/index.js';
 import { CliError, formatUserAddress, parseDomain, parseUserAddress, type UserAddress } from './cli/index.js';
 import type { Binding } from '../registrar/index.js';
@@ -37,6 +39,11 @@ export interface UserRouteDeps {
   unbind(aor: string, bindings: readonly Binding[]): void;
   /** Reachable only by a push (registrar's isAsleep). */
   isAsleep(binding: Binding): boolean;
+  /**
+   * The user's password changed or the user is gone: its access tokens are checked against the store at once on this
+   * process (UserTokens.forget) rather than when the fingerprint cache expires.
+   */
+  forgetTokens?(user: string): void;
 }
 
 /** Users per page of GET /users by default, and at most. */
@@ -90,7 +97,7 @@ const docs: Record<'list' | 'create' | 'get' | 'remove' | 'password' | 'enabled'
   },
   password: {
     summary: 'Set a user\'s password', tags, params, body: jsonSchema(schemas.password),
-    description: 'The user\'s access and refresh tokens die with the old password (they carry its fingerprint). ' +
+    description: 'The user\'s access and refresh tokens die with the old password (they carry its fingerprint): at once on the worker that answers, within 5 s on the others. ' +
       'Digest authentication (REGISTER, INVITE) takes the new one within 5 s (the credential cache); the devices registered stay registered until they refresh.',
     response: { 204: noContent, ...errors({ ...noUser, 400: 'a malformed body or user@domain' }) },
   },
@@ -102,12 +109,20 @@ const docs: Record<'list' | 'create' | 'get' | 'remove' | 'password' | 'enabled'
   },
   devices: {
     summary: 'The user\'s registered devices (bindings)', tags, params,
-    response: { 200: response(z.object({ devices: z.array(registrationEntry) }), 'the bindings, as GET /v1/registrations lists them'), ...errors(noUser) },
+    description: 'An admin token, or the user\'s own access token (an app showing where its user is signed in); another user\'s token is 403.',
+    response: {
+      200: response(z.object({ devices: z.array(registrationEntry) }), 'the bindings, as GET /v1/registrations lists them'),
+      ...errors({ ...noUser, 403: 'a user token named another user' }),
+    },
   },
   kick: {
     summary: 'Kick one device: remove its binding', tags, params, querystring: jsonSchema(schemas.kick),
-    description: 'The binding goes at once; the device may register again (it still knows the password).',
-    response: { 204: noContent, ...errors({ 400: 'a malformed user@domain or query', 404: 'no such user, or no binding with that contact' }) },
+    description: 'The binding goes at once; the device may register again (it still knows the password). ' +
+      'An admin token, or the user\'s own access token (signing a lost phone out from another device: change the password too to keep it out); another user\'s token is 403.',
+    response: {
+      204: noContent,
+      ...errors({ 400: 'a malformed user@domain or query', 403: 'a user token named another user', 404: 'no such user, or no binding with that contact' }),
+    },
   },
 };
 
@@ -123,6 +138,14 @@ function addressOf(text: string): UserAddress {
 
 function addressParam(req: FastifyRequest): UserAddress {
   return addressOf((req.params as { user: string }).user);
+}
+
+/** The `:user` of the path, which a user token may name only when it is its own user (`sub` is user@domain as stored). */
+function ownAddressParam(req: FastifyRequest): UserAddress {
+  const a = addressParam(req);
+  const principal = principalOf(req);
+  if (principal.kind === 'user' && principal.user !== `${a.username}@${a.domain}`) throw new Refusal(403, 'a user token reads and kicks only its own devices');
+  return a;
 }
 
 /** The canonical AoR of the user, as the registrar keys its bindings (aorOf). */
@@ -152,13 +175,18 @@ function userJson(s: Subscriber) {
   };
 }
 
-export function userRoutes(deps: UserRouteDeps): (app: FastifyInstance) => void {
-  async function existing(a: UserAddress): Promise<Subscriber> {
+/** Refusals, and Fastify's own 4xx (a body that is not JSON, too large), answer as every route does. */
+function existingUser(deps: Pick<UserRouteDeps, 'subscribers'>): (a: UserAddress) => Promise<Subscriber> {
+  return async (a) => {
     const s = await deps.subscribers.get(a.username, a.domain);
     if (s === undefined) throw new Refusal(404, `no such user ${formatUserAddress(a.username, a.domain)}`);
     return s;
-  }
+  };
+}
 
+/** The users (admin tokens only). */
+export function userRoutes(deps: UserRouteDeps): (app: FastifyInstance) => void {
+  const existing = existingUser(deps);
   return (app) => {
     // A thrown Refusal, and Fastify's own 4xx (a body that is not JSON, too large), are answered by the
     // server's error handler (platform/http), as on every route.
@@ -195,6 +223,7 @@ export function userRoutes(deps: UserRouteDeps): (app: FastifyInstance) => void 
       // A new user made later under the same name must not inherit who could watch the old one.
       const user = `${a.username}@${a.domain}`;
       if (user.length <= MAX_PRESENCE_USER) await deps.forgetPresence(user);
+      deps.forgetTokens?.(user);
       return reply.code(204).send();
     });
 
@@ -202,6 +231,7 @@ export function userRoutes(deps: UserRouteDeps): (app: FastifyInstance) => void 
       const a = addressParam(req);
       const body = parseInput(schemas.password, req.body, 'body');
       await deps.subscribers.setPassword(a.username, a.domain, body.password).catch((err) => fromStore(err, a));
+      deps.forgetTokens?.(`${a.username}@${a.domain}`);
       return reply.code(204).send();
     });
 
@@ -213,18 +243,28 @@ export function userRoutes(deps: UserRouteDeps): (app: FastifyInstance) => void 
         const aor = aorOf(a);
         const bound = deps.bindings(aor);
         if (bound.length > 0) deps.unbind(aor, bound);
+        deps.forgetTokens?.(`${a.username}@${a.domain}`);
       }
       return reply.code(204).send();
     });
+  };
+}
 
+/**
+ * The devices of a user: an admin's, or a user's own (mount with `access: 'user'`). A user token naming another user
+ * is refused before the store is asked, so the answer says nothing of whether that user exists.
+ */
+export function deviceRoutes(deps: UserRouteDeps): (app: FastifyInstance) => void {
+  const existing = existingUser(deps);
+  return (app) => {
     app.get('/users/:user/devices', { schema: docs.devices }, async (req) => {
-      const a = addressParam(req);
+      const a = ownAddressParam(req);
       await existing(a);
       return { devices: deps.bindings(aorOf(a)).map((b) => registrationJson(b, deps.isAsleep(b))) };
     });
 
     app.delete('/users/:user/devices', { schema: docs.kick }, async (req, reply) => {
-      const a = addressParam(req);
+      const a = ownAddressParam(req);
       const { contact } = parseInput(schemas.kick, req.query, 'query');
       await existing(a);
       const aor = aorOf(a);

@@ -252,6 +252,14 @@ export class UserTokens {
     this.cache.get(subject)?.ended.add(session);
   }
 
+  /**
+   * The subject's password changed, or it was disabled or deleted: its tokens are checked against the store on their
+   * next use, so this process refuses the old ones at once (the other workers within FINGERPRINT_CACHE_MS).
+   */
+  forget(subject: string): void {
+    this.cache.delete(subject);
+  }
+
   private async password(name: string, password: string, domainField: string | undefined): Promise<GrantAnswer> {
     const at = name.lastIndexOf('@');
     const username = at === -1 ? name : name.slice(0, at);

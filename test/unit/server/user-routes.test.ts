@@ -2,13 +2,15 @@
  * The users API (server/user-routes.ts) on a real HttpServer on loopback, with real admin and user tokens
  * over a temporary SQLite store and a real LocationService holding the bindings: each route's answer and
  * refusals, that no answer carries a password or hash, that a user token is refused, that a new password
- * ends the old one's sign-ins and tokens, and that kicking a device removes its binding.
+ * ends the old one's sign-ins and tokens, and that kicking a device removes its binding; a user token reads and
+ * kicks its own devices only.
  */
 import { describe, it, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { LocationService, isAsleep } from '../../../registrar/index.js';
 import type { Binding } from '../../../registrar/types.js';
-import { userRoutes } from '../../../server/user-routes.js';
+import { type UserRouteDeps, deviceRoutes, userRoutes } from '../../../server/user-routes.js';
+import type { SqlStore } from '../../../platform/store/index.js';
 import { silentLogger } from '../../../src/log/index.js';
 import { parseNameAddrs } from '../../../src/sip/index.js';
 import { type HttpApp, startHttpApp } from '../../helpers/http-app.js';
@@ -35,6 +37,17 @@ async function signIn(app: HttpApp, username: string, password: string): Promise
   return res.status;
 }
 
+/** The routes' dependencies over the test store and a real LocationService. */
+function depsOf(store: SqlStore, locations: LocationService): UserRouteDeps {
+  return {
+    subscribers: store.subscribers,
+    forgetPresence: (user) => store.presence.forget(user),
+    bindings: (aor) => locations.lookup(aor),
+    unbind: (aor, bindings) => locations.update(aor, { remove: bindings }),
+    isAsleep,
+  };
+}
+
 describe('the users API: /v1/users', () => {
   let app: HttpApp;
   let locations: LocationService;
@@ -43,13 +56,7 @@ describe('the users API: /v1/users', () => {
 
   before(async () => {
     locations = new LocationService({ logger: silentLogger() });
-    app = await startHttpApp(['alice', 'bob'], (store) => userRoutes({
-      subscribers: store.subscribers,
-      forgetPresence: (user) => store.presence.forget(user),
-      bindings: (aor) => locations.lookup(aor),
-      unbind: (aor, bindings) => locations.update(aor, { remove: bindings }),
-      isAsleep,
-    }), { access: 'admin', tokenCacheMs: TOKEN_CACHE_MS });
+    app = await startHttpApp(['alice', 'bob'], (store) => userRoutes(depsOf(store, locations)), { access: 'admin', tokenCacheMs: TOKEN_CACHE_MS });
   });
 
   after(async () => {
@@ -140,8 +147,7 @@ describe('the users API: /v1/users', () => {
     const token = app.tokens.alice!;
     for (const [method, path, body] of [
       ['GET', '/users'], ['GET', '/users/alice@example.com'], ['POST', '/users', { user: 'eve@example.com', password: 'x' }],
-      ['PUT', '/users/alice@example.com/password', { password: 'mine' }], ['GET', '/users/alice@example.com/devices'],
-      ['DELETE', `/users/alice@example.com/devices?contact=${encodeURIComponent('sip:alice@192.0.2.7')}`], ['DELETE', '/users/bob@example.com'],
+      ['PUT', '/users/alice@example.com/password', { password: 'mine' }], ['DELETE', '/users/bob@example.com'],
     ] as const) {
       assert.equal((await app.call(method, path, token, body)).status, 403, `${method} ${path}`);
     }
@@ -195,6 +201,37 @@ describe('the users API: /v1/users', () => {
     }
   });
 
+  it('deletes a user (204): it can no longer sign in and its devices are unregistered; again is 404', async () => {
+    await asAdmin('POST', '/users', { user: 'gina@example.com', password: 'gina-pass' });
+    const aor = 'sip:gina@example.com';
+    locations.update(aor, { add: [binding(aor, '<sip:gina@192.0.2.8:5060>', 5060)] });
+    assert.equal((await asAdmin('DELETE', '/users/gina@example.com')).status, 204);
+    assert.deepEqual(locations.lookup(aor), []);
+    assert.equal(await signIn(app, 'gina', 'gina-pass'), 401);
+    assert.equal((await asAdmin('GET', '/users/gina@example.com')).status, 404);
+    assert.equal((await asAdmin('DELETE', '/users/gina@example.com')).status, 404);
+  });
+});
+
+describe('a user\'s devices: /v1/users/:user/devices', () => {
+  let app: HttpApp;
+  let locations: LocationService;
+
+  const asAdmin = (method: string, path: string, body?: unknown) => app.call(method, path, app.adminToken, body);
+
+  before(async () => {
+    locations = new LocationService({ logger: silentLogger() });
+    app = await startHttpApp(['alice', 'bob'], (store) => deviceRoutes(depsOf(store, locations)), { access: 'user' });
+  });
+
+  after(async () => {
+    await app?.close();
+  });
+
+  beforeEach(async () => {
+    for (const b of locations.list()) locations.update(b.aor, { remove: [b] });
+  });
+
   it('lists a user\'s devices as /v1/registrations does, and kicks one by its contact (204), the other staying', async () => {
     locations.update(ALICE_AOR, { add: [binding(ALICE_AOR, '<sip:alice@192.0.2.7:50001;transport=ws>', 50001), binding(ALICE_AOR, '<sip:alice@192.0.2.7:50002;transport=ws>', 50002, 1000)] });
     // As the registrar prefers them (equal q): the most recently refreshed first.
@@ -217,14 +254,27 @@ describe('the users API: /v1/users', () => {
     assert.equal((await asAdmin('GET', '/users/nobody@example.com/devices')).status, 404);
   });
 
-  it('deletes a user (204): it can no longer sign in and its devices are unregistered; again is 404', async () => {
-    await asAdmin('POST', '/users', { user: 'gina@example.com', password: 'gina-pass' });
-    const aor = 'sip:gina@example.com';
-    locations.update(aor, { add: [binding(aor, '<sip:gina@192.0.2.8:5060>', 5060)] });
-    assert.equal((await asAdmin('DELETE', '/users/gina@example.com')).status, 204);
-    assert.deepEqual(locations.lookup(aor), []);
-    assert.equal(await signIn(app, 'gina', 'gina-pass'), 401);
-    assert.equal((await asAdmin('GET', '/users/gina@example.com')).status, 404);
-    assert.equal((await asAdmin('DELETE', '/users/gina@example.com')).status, 404);
+  it('a user token lists its own user\'s devices and kicks one of them (a lost phone), the other staying', async () => {
+    locations.update(ALICE_AOR, { add: [binding(ALICE_AOR, '<sip:alice@192.0.2.7:50011;transport=ws>', 50011), binding(ALICE_AOR, '<sip:alice@192.0.2.7:50012;transport=ws>', 50012, 1000)] });
+    const own = await app.call('GET', '/users/alice@example.com/devices', app.tokens.alice!);
+    assert.equal(own.status, 200, JSON.stringify(own.body));
+    assert.deepEqual((own.body.devices as Array<{ contact: string }>).map((d) => d.contact), ['sip:alice@192.0.2.7:50011;transport=ws', 'sip:alice@192.0.2.7:50012;transport=ws']);
+    const kicked = await app.call('DELETE', `/users/alice@example.com/devices?contact=${encodeURIComponent('sip:alice@192.0.2.7:50012;transport=ws')}`, app.tokens.alice!);
+    assert.equal(kicked.status, 204);
+    assert.deepEqual(locations.lookup(ALICE_AOR).map((b) => b.contactUri), ['sip:alice@192.0.2.7:50011;transport=ws']);
+  });
+
+  it('a user token naming another user is 403 on both routes, whether or not that user exists, and nothing is kicked', async () => {
+    locations.update(ALICE_AOR, { add: [binding(ALICE_AOR, '<sip:alice@192.0.2.7:50021;transport=ws>', 50021)] });
+    const contact = encodeURIComponent('sip:alice@192.0.2.7:50021;transport=ws');
+    for (const [method, path] of [
+      ['GET', '/users/alice@example.com/devices'], ['DELETE', `/users/alice@example.com/devices?contact=${contact}`],
+      ['GET', '/users/nobody@example.com/devices'], ['DELETE', `/users/nobody@example.com/devices?contact=${contact}`],
+    ] as const) {
+      const res = await app.call(method, path, app.tokens.bob!);
+      assert.equal(res.status, 403, `${method} ${path} with bob's token: ${JSON.stringify(res.body)}`);
+    }
+    assert.equal(locations.lookup(ALICE_AOR).length, 1, 'alice\'s device is still there');
+    assert.equal((await app.call('GET', '/users/alice@example.com/devices', null)).status, 401);
   });
 });

@@ -241,6 +241,18 @@ describe('user tokens: POST /v1/auth/token and user access tokens', () => {
     }
   });
 
+  it('after forget(user) (a password change made through this process) the user\'s old access token is refused at once, not when the cache expires', async () => {
+    await store.subscribers.add({ username: 'gus', domain: 'example.com', password: 'gus-secret' });
+    const userTokens = tokens();
+    const url = await server({ userTokens });
+    const { access_token } = await signIn(url, 'gus', 'gus-secret');
+    assert.equal((await fetch(`${url}/v1/calls`, { headers: bearer(access_token) })).status, 200, 'valid, and its fingerprint now cached');
+    await store.subscribers.setPassword('gus', 'example.com', 'gus-new-secret');
+    assert.equal((await fetch(`${url}/v1/calls`, { headers: bearer(access_token) })).status, 200, 'the cache still answers for the old password');
+    userTokens.forget('gus@example.com');
+    assert.equal((await fetch(`${url}/v1/calls`, { headers: bearer(access_token) })).status, 401);
+  });
+
   it('disabling a user kills their tokens too', async () => {
     const url = await server({ userTokens: tokens({ cacheMs: 0 }) });
     const { access_token, refresh_token } = await signIn(url, 'dave', 'dave-secret');
