@@ -115,8 +115,10 @@ export interface JanusServerInfo {
   name: string;
   version: number;
   version_string: string;
-  server_name?: string;
-  session_timeout?: number;
+  'server-name'?: string;
+  /** Seconds without a request after which Janus destroys a session. */
+  'session-timeout'?: number;
+  'local-ip'?: string;
   api_secret?: boolean;
   auth_token?: boolean;
   /** Loaded plugins by package name (`janus.plugin.videoroom` …). */
