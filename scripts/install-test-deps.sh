@@ -13,9 +13,9 @@ declare -A NEEDED=(
   [turnserver]=coturn
   # the web console's tests drive headless Chromium over the DevTools protocol
   [chromium]=chromium
-  # the conference tests drive a real Janus (videoroom plugin) over its WebSocket and Admin APIs; the tests start their own
-  # janus's Debian service would start with the stock /etc/janus config (ports 8088/8188/7088…): the block at the end stops it
+  # the conference tests start their own Janus (videoroom) each; the package's own service is stopped at the end
   [janus]=janus
+  # janus-pp-rec turns the videoroom's .mjr recordings into media files
   [janus-pp-rec]=janus-tools
 )
 

@@ -142,7 +142,7 @@ export class JanusSocket {
     let message: JanusMessage;
     try {
       if (isBinary) throw new Error('binary frame');
-      const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
+      const text = Buffer.isBuffer(data) ? data.toString('utf8') : Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data).toString('utf8');
       const parsed: unknown = JSON.parse(text);
       if (typeof parsed !== 'object' || parsed === null || typeof (parsed as { janus?: unknown }).janus !== 'string') throw new Error('no "janus" member');
       message = parsed as JanusMessage;
