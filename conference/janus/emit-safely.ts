@@ -5,7 +5,7 @@ import type { Logger } from '../../src/log/index.js';
  * Calls the listeners of `event` one by one: a listener that throws is logged, and neither stops the others nor
  * unwinds into the socket's message handler (where it would lose the message being routed).
  */
-export function emitSafely(emitter: EventEmitter<never> | EventEmitter, log: Logger, event: string, args: readonly unknown[]): void {
+export function emitSafely(emitter: object, log: Logger, event: string, args: readonly unknown[]): void {
   for (const listener of (emitter as EventEmitter).rawListeners(event)) {
     try {
       (listener as (...a: unknown[]) => unknown)(...args);
