@@ -13,6 +13,10 @@ declare -A NEEDED=(
   [turnserver]=coturn
   # the web console's tests drive headless Chromium over the DevTools protocol
   [chromium]=chromium
+  # the conference tests start their own Janus (videoroom) each; the package's own service is stopped at the end
+  [janus]=janus
+  # janus-pp-rec turns the videoroom's .mjr recordings into media files
+  [janus-pp-rec]=janus-tools
 )
 
 missing=()
@@ -35,3 +39,13 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 for cmd in "${!NEEDED[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || { echo "pretest: ${NEEDED[$cmd]} is installed but $cmd is not on PATH" >&2; exit 1; }
 done
+# Janus's package enables and starts its service (where policy-rc.d does not forbid it): the tests start their own, each
+# with a generated config on free ports, so the stock one is stopped and kept from starting at boot.
+if [[ " ${missing[*]} " == *' janus '* ]]; then
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now janus.service >/dev/null 2>&1 || true
+  else
+    invoke-rc.d janus stop >/dev/null 2>&1 || true
+    update-rc.d janus disable >/dev/null 2>&1 || true
+  fi
+fi
