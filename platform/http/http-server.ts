@@ -26,7 +26,7 @@ import { categoryLogger, type Logger } from '../../src/log/index.js';
 import { allowOrigins } from './cors.js';
 import { addEtags } from './etag.js';
 import { FailureLimiter } from './failure-limiter.js';
-import { ADMIN_ONLY, ADMIN_OR_USER, NO_TOKEN, documentApi, errorBody, errors, jsonSchema, noContent, response, withBodyRefusals } from './openapi.js';
+import { ADMIN_ONLY, ADMIN_OR_USER, NO_TOKEN, documentApi, errorBody, errors, jsonSchema, noContent, response, withBodyRefusals, withTokenRefusals } from './openapi.js';
 import { type ApiErrorCode, Refusal as ApiRefusal, apiError, errorJson } from './refusal.js';
 import { type UserTokens, grantBody, isUserTokenShape } from './user-tokens.js';
 
@@ -123,15 +123,15 @@ const HEALTH_SCHEMA: Record<'public' | 'v1', FastifySchema> = {
     description: 'Anyone gets `{ ok }`; the details (addresses, counts, backends) go to loopback callers (http.healthDetails: open) and admin tokens.',
     tags: ['server'], security: NO_TOKEN, response: healthResponses('the details only when allowed'),
   },
-  v1: { summary: 'Health with every detail', tags: ['server'], response: healthResponses('with every named check') },
+  v1: { summary: 'Health with every detail', tags: ['server'], response: withTokenRefusals(healthResponses('with every named check'), 'admin') },
 };
 const RELOAD_SCHEMA: FastifySchema = {
   summary: 'Re-read the routing data from the store (softswitch reload)',
   tags: ['server'],
-  response: {
+  response: withTokenRefusals({
     200: response(z.looseObject({}), 'reloaded: what changed'),
     ...errors({ 404: 'nothing to reload on this server', 500: 'the reload failed' }),
-  },
+  }, 'admin'),
 };
 /** RFC 6749 §5.2: the token endpoint answers OAuth's `error` and `error_description`, and `{ code, message }` as every route does. */
 const oauthError = errorBody.extend({ error: z.string(), error_description: z.string() });
@@ -315,7 +315,7 @@ export class HttpServer {
       // The document says who may call each route, from the same `access` the hook enforces.
       scope.addHook('onRoute', (route) => {
         route.config = { ...route.config, access, public: false };
-        const responses = withBodyRefusals(route.schema?.response as Record<string, unknown> | undefined, route.method);
+        const responses = withTokenRefusals(withBodyRefusals(route.schema?.response as Record<string, unknown> | undefined, route.method), access);
         route.schema = { ...route.schema, security: access === 'user' ? ADMIN_OR_USER : ADMIN_ONLY, ...(responses === undefined ? {} : { response: responses }) };
       });
       return plugin(scope);

@@ -78,6 +78,25 @@ export function withBodyRefusals(responses: Record<string, unknown> | undefined,
   return { ...errors({ 413: 'the body is larger than http.bodyLimit', 415: 'the body is not JSON' }), ...responses };
 }
 
+/**
+ * The token check's answers (http-server.ts, one hook before every route under routes()), added to a route's own:
+ * 401 without a live token, 403 for a user token on an admin route, 429 after too many bad tokens from the address,
+ * 503 when the store cannot check the token. A route's own sentence for a status wins.
+ */
+const TOKEN_REFUSALS: Record<number, string> = {
+  401: 'no token, or a malformed, unknown, revoked or expired one (WWW-Authenticate says which)',
+  429: 'too many bad tokens from this address; Retry-After says when to come back',
+  503: 'the token cannot be checked now (the store failed); Retry-After says when to come back',
+};
+
+export function withTokenRefusals(responses: Record<string, unknown> | undefined, access: 'admin' | 'user'): Record<string, unknown> | undefined {
+  if (responses === undefined) return responses;
+  return {
+    ...errors(access === 'admin' ? { ...TOKEN_REFUSALS, 403: 'a user access token: this route needs an admin token' } : TOKEN_REFUSALS),
+    ...responses,
+  };
+}
+
 /** An answer without a body (204). */
 export const noContent = { description: 'done; no body', type: 'null' };
 

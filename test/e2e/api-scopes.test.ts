@@ -14,7 +14,7 @@ import { UserTokens, loadTokenKey } from '../../platform/http/index.js';
 import { SqlRefreshTokenRepository } from '../../platform/store/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import {
-  API_DOMAIN, API_TOKEN_SECRET, type ApiAnswer, type ApiRequest, type ApiServer, VIAS, addBinding, recordCall, securityOf, startApiServer,
+  API_DOMAIN, API_TOKEN_SECRET, type ApiAnswer, type ApiRequest, type ApiServer, VIAS, addBinding, conforms, recordCall, securityOf, startApiServer,
 } from '../helpers/api-client.js';
 
 const ALICE = `alice@${API_DOMAIN}`;
@@ -136,6 +136,8 @@ describe('a user token reads and writes only its own user\'s resources', { timeo
         const res = await api.send(via, { method, url, token: alice });
         assert.equal(res.status, 403, `${via} ${key} with a user token: ${res.status} ${text(res)}`);
         assert.match(res.challenge, /error="insufficient_scope"/, `${via} ${key}: WWW-Authenticate`);
+        // The document says so: every operation lists the token check's refusals, in the error shape.
+        conforms(api, key, res, `${via} ${key} with a user token`);
       }
     }
     assert.equal((await ok({ method: 'GET', url: `/v1/users/${ALICE}`, token: api.admin })).user !== undefined, true, 'alice was not touched');
@@ -147,6 +149,7 @@ describe('a user token reads and writes only its own user\'s resources', { timeo
       const res = await api.send(via, { method: 'GET', url: '/v1/calls', token });
       assert.equal(res.status, 401, `${via} ${what}: ${res.status} ${text(res)}`);
       assert.match(res.challenge, /error="invalid_token"/, `${via} ${what}: WWW-Authenticate`);
+      conforms(api, 'GET /v1/calls', res, `${via} ${what}`);
     }
   }
 
