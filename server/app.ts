@@ -420,7 +420,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   // The web console: its pages (public, they ask for credentials) and the admin lists they read.
   http.routes(tokenRoutes(store.tokens));
   const userDeps: UserRouteDeps = {
-    subscribers: store.subscribers, forgetPresence: (user) => store.presence.forget(user), bindings: (aor) => registrar.lookup(aor),
+    subscribers: store.subscribers, forgetPresence: (user) => store.presence.forget(user), forgetMeetings: (user) => store.meetings.removeOwnedBy(user), bindings: (aor) => registrar.lookup(aor),
     unbind: (aor, bindings) => registrar.locations.update(aor, { remove: bindings }), isAsleep, forgetTokens: (user) => userTokens.forget(user),
   };
   http.routes(userRoutes(userDeps));

@@ -33,6 +33,8 @@ export interface UserRouteDeps {
   subscribers: SubscriberRepository;
   /** A deleted user's presence allow lists go (the CLI's `user del` does the same). */
   forgetPresence(user: string): Promise<unknown>;
+  /** A deleted user's meetings go (their links stop working). */
+  forgetMeetings?(user: string): Promise<unknown>;
   /** The AoR's unexpired bindings (registrar.lookup). */
   bindings(aor: string): readonly Binding[];
   /** Removes these bindings of the AoR (registrar.locations.update(aor, { remove })). */
@@ -223,6 +225,7 @@ export function userRoutes(deps: UserRouteDeps): (app: FastifyInstance) => void 
       // A new user made later under the same name must not inherit who could watch the old one.
       const user = `${a.username}@${a.domain}`;
       if (user.length <= MAX_PRESENCE_USER) await deps.forgetPresence(user);
+      await deps.forgetMeetings?.(user);
       deps.forgetTokens?.(user);
       return reply.code(204).send();
     });

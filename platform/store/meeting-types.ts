@@ -51,4 +51,6 @@ export interface MeetingRepository {
   update(id: string, change: MeetingChange): Promise<MeetingRecord>;
   /** STORE_ERR_NOT_FOUND when unknown. */
   remove(id: string): Promise<void>;
+  /** Deletes every meeting `owner` owns (a deleted user's: their links stop working); resolves with how many. */
+  removeOwnedBy(owner: string): Promise<number>;
 }

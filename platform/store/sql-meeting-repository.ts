@@ -112,6 +112,11 @@ export class SqlMeetingRepository implements MeetingRepository {
     }));
   }
 
+  async removeOwnedBy(owner: string): Promise<number> {
+    const who = checkText('owner', owner, 511);
+    return this.ctx.run('deleting a user\'s meetings', async (db) => db('meetings').where({ owner: who }).del());
+  }
+
   async remove(id: string): Promise<void> {
     checkId(id);
     await this.ctx.run('deleting a meeting', async (db) => {

@@ -194,6 +194,8 @@ export async function runUserCommand(args: string[], store: Store, out: (line: s
       await store.subscribers.remove(username, domain).catch((err) => fromStore(err, address));
       // A new subscriber made later under the same name must not inherit who could watch the old one.
       if (`${username}@${domain}`.length <= MAX_PRESENCE_USER) await store.presence.forget(`${username}@${domain}`).catch((err) => fromStore(err, address));
+      // Its meetings go too: a link to a deleted user's meeting stops working.
+      await store.meetings.removeOwnedBy(`${username}@${domain}`).catch((err) => fromStore(err, address));
       out(`deleted ${address}`);
       return;
     }

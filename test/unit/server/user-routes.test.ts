@@ -42,6 +42,7 @@ function depsOf(store: SqlStore, locations: LocationService): UserRouteDeps {
   return {
     subscribers: store.subscribers,
     forgetPresence: (user) => store.presence.forget(user),
+    forgetMeetings: (user) => store.meetings.removeOwnedBy(user),
     bindings: (aor) => locations.lookup(aor),
     unbind: (aor, bindings) => locations.update(aor, { remove: bindings }),
     isAsleep,
@@ -201,12 +202,17 @@ describe('the users API: /v1/users', () => {
     }
   });
 
-  it('deletes a user (204): it can no longer sign in and its devices are unregistered; again is 404', async () => {
+  it('deletes a user (204): it can no longer sign in, its devices are unregistered and its meetings go; again is 404', async () => {
     await asAdmin('POST', '/users', { user: 'gina@example.com', password: 'gina-pass' });
     const aor = 'sip:gina@example.com';
     locations.update(aor, { add: [binding(aor, '<sip:gina@192.0.2.8:5060>', 5060)] });
+    const meeting = { title: 'Gina\'s', startsAt: undefined, endsAt: undefined, passwordHash: undefined, lobby: true, maxParticipants: 10, recordingAllowed: false };
+    await app.store.meetings.create({ id: 'ginaginagina', owner: 'gina@example.com', ...meeting });
+    await app.store.meetings.create({ id: 'bobbobbobbob', owner: 'bob@example.com', ...meeting });
     assert.equal((await asAdmin('DELETE', '/users/gina@example.com')).status, 204);
     assert.deepEqual(locations.lookup(aor), []);
+    assert.equal(await app.store.meetings.get('ginaginagina'), undefined);
+    assert.notEqual(await app.store.meetings.get('bobbobbobbob'), undefined, 'another user\'s meeting stays');
     assert.equal(await signIn(app, 'gina', 'gina-pass'), 401);
     assert.equal((await asAdmin('GET', '/users/gina@example.com')).status, 404);
     assert.equal((await asAdmin('DELETE', '/users/gina@example.com')).status, 404);

@@ -70,6 +70,15 @@ export function meetingSuite(getStore: () => SqlStore): void {
       await assert.rejects(repo.update('gggggggggggg', { title: 'x' }), (err: unknown) => err instanceof StoreError && err.code === 'STORE_ERR_NOT_FOUND');
     });
 
+    it('removeOwnedBy deletes one owner\'s meetings and no one else\'s', async () => {
+      const repo = getStore().meetings;
+      await repo.create(meeting('iiiiiiiiiiii'));
+      await repo.create(meeting('jjjjjjjjjjjj'));
+      await repo.create(meeting('kkkkkkkkkkkk', { owner: 'bob@example.com' }));
+      assert.equal(await repo.removeOwnedBy(ALICE), 2);
+      assert.deepEqual((await repo.list({ limit: 10 })).map((m) => m.id), ['kkkkkkkkkkkk']);
+    });
+
     it('remove deletes the meeting; again is STORE_ERR_NOT_FOUND', async () => {
       const repo = getStore().meetings;
       await repo.create(meeting('hhhhhhhhhhhh'));
