@@ -83,6 +83,8 @@ const DRAIN_QUIET_MS = 2000;
 const HANDOFF_QUIET_MS = 500;
 /** At stop, records still queued get this long to reach the store; the rest go to the spill file. */
 const HISTORY_STOP_MS = 5000;
+/** How long the admin API's active calls wait for the other workers' answers (as a metrics scrape does). */
+const CALLS_PEER_TIMEOUT_MS = 1000;
 
 export interface SoftswitchOptions {
   /**
@@ -307,7 +309,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     stack, logger, media, secret: derive('record-route'),
     topologyHiding: config.proxy.topologyHiding ? { isTrusted: (address) => balancer.routing.isTrusted(address) } : undefined,
   });
-  stack.setUser(new Router({
+  const router = new Router({
     stack, proxy, recordRoute: proxy.recordRoute, registrar, subscribers, dialogs, domains: config.sip.domain, logger, mid,
     messaging: messaging && { take: (req, tx, sender, recipient) => messaging.sip.take(req, tx, sender, recipient), isGroup: isGroupId },
     presence: presence && {
@@ -328,7 +330,10 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       failoverTimeoutMs: config.balancer.failoverTimeout * 1000,
       userToUserSet: config.routing.userToUserVia,
     },
-  }));
+  });
+  stack.setUser(router);
+  // DELETE /v1/active-calls/:id: the proxy, which knows the calls' routes and connections, ends them.
+  dialogs.setHangup(router);
   // Routing data changed in the store (the CLI's `softswitch reload`, the /v1 routing resources): the balancer swaps
   // its tables in without dropping a call, and the other workers of the node are told to do the same.
   const reloadRouting = async (): Promise<unknown> => {
@@ -416,7 +421,18 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     subscribers: store.subscribers, forgetPresence: (user) => store.presence.forget(user), bindings: (aor) => registrar.lookup(aor),
     unbind: (aor, bindings) => registrar.locations.update(aor, { remove: bindings }), isAsleep,
   }));
-  http.routes(adminRoutes({ registrations: () => registrar.locations.list(), isAsleep, activeCalls: () => dialogs.list() }));
+  http.routes(adminRoutes({
+    registrations: () => registrar.locations.list(),
+    isAsleep,
+    activeCalls: async () => {
+      const { dialogs: calls, missing } = await dialogs.listAll(CALLS_PEER_TIMEOUT_MS);
+      return { calls, workersMissing: missing };
+    },
+    hangUp: async (id) => {
+      const { result, missing } = await dialogs.hangUpAnywhere(id, CALLS_PEER_TIMEOUT_MS);
+      return { result, workersMissing: missing };
+    },
+  }));
   consoleSite(http.fastify, {
     webSockets: () => stack.listeners.flatMap((l) => (l.protocol === 'ws' || l.protocol === 'wss' ? [{ protocol: l.protocol, port: l.port }] : [])),
     domain: config.sip.domain[0]!,

@@ -16,7 +16,7 @@ import { randomUUID } from 'node:crypto';
 import { type Logger, categoryLogger } from '../log/index.js';
 import { type Timers, type TimerHandle, realTimers } from '../transaction/timers.js';
 import type {
-  DialogAnswerer, DialogBackend, DialogEnd, DialogEvents, DialogHangup, DialogInit, DialogLegs, DialogMedia, DialogRemote, DialogSnapshot, DialogState,
+  DialogAnswerer, DialogBackend, DialogEnd, DialogEvents, DialogHangup, DialogInit, DialogPeers, DialogLegs, DialogMedia, DialogRemote, DialogSnapshot, DialogState,
   HangupOutcome,
 } from './types.js';
 
@@ -124,6 +124,7 @@ export class DialogTracker {
   private readonly now: () => number;
   private remote: DialogRemote | undefined;
   private hangup: DialogHangup | undefined;
+  private peers: DialogPeers | undefined;
   /** BYEs for dialogs not held here, by Call-ID, oldest first (see UNMATCHED_END_MS). */
   private readonly unmatched = new Map<string, { fromTag: string | undefined; end: DialogEnd; at: number }>();
   private stopped = false;
@@ -150,6 +151,30 @@ export class DialogTracker {
   /** What ends a call from outside (the proxy): `hangUp` asks it. */
   setHangup(hangup: DialogHangup): void {
     this.hangup = hangup;
+  }
+
+  /** The other workers of the cluster, which `listAll` and `hangUpAnywhere` ask too. */
+  setPeers(peers: DialogPeers): void {
+    this.peers = peers;
+  }
+
+  /**
+   * The active dialogs of the whole node, oldest first: those held here and those the other workers answer
+   * within `timeoutMs` (`missing`: the workers that did not). Without a cluster, this process's.
+   */
+  async listAll(timeoutMs: number): Promise<{ dialogs: DialogSnapshot[]; missing: number }> {
+    const own = this.list().map((d) => d.snapshot());
+    if (this.peers === undefined) return { dialogs: own, missing: 0 };
+    const others = await this.peers.list(timeoutMs);
+    const dialogs = [...own, ...others.dialogs].sort((a, b) => a.createdAt - b.createdAt);
+    return { dialogs, missing: others.missing };
+  }
+
+  /** `hangUp` here, else at the worker that holds the dialog (the others are asked; `missing`: those silent within `timeoutMs`). */
+  async hangUpAnywhere(id: string, timeoutMs: number): Promise<{ result: HangupOutcome; missing: number }> {
+    const here = this.hangUp(id);
+    if (here !== 'unknown' || this.peers === undefined) return { result: here, missing: 0 };
+    return this.peers.hangUp(id, timeoutMs);
   }
 
   /** Dialogs not ended yet. */

@@ -235,7 +235,7 @@ describe('the admin routes the console reads: GET /v1/registrations and GET /v1/
   });
 
   it('no call up: the active calls list is empty', async () => {
-    assert.deepEqual(await call('/v1/active-calls', admin), { status: 200, json: { calls: [] } });
+    assert.deepEqual(await call('/v1/active-calls', admin), { status: 200, json: { workersMissing: 0, calls: [] } });
   });
 
   it('a user token is refused (403 insufficient_scope): these lists are for operators', async () => {
