@@ -174,7 +174,9 @@ export class DialogTracker {
   async hangUpAnywhere(id: string, timeoutMs: number): Promise<{ result: HangupOutcome; missing: number }> {
     const here = this.hangUp(id);
     if (here !== 'unknown' || this.peers === undefined) return { result: here, missing: 0 };
-    return this.peers.hangUp(id, timeoutMs);
+    const there = await this.peers.hangUp(id, timeoutMs);
+    if (there.result !== 'unknown') this.log.info({ id, result: there.result }, 'call hung up at the worker that holds it');
+    return there;
   }
 
   /** Dialogs not ended yet. */

@@ -1,0 +1,206 @@
+/**
+ * `DELETE /v1/active-calls/:id`: the administrator hangs up a call answered through the softswitch (Kamailio's
+ * dlg_end_dlg). A SIPp UAC over UDP calls a SIPp UAS registered over TCP; the DELETE makes the proxy send each
+ * of them a BYE within the dialog (the scenarios expect it and answer 200), the call leaves the list and its
+ * record says the system ended it. With `--workers 2`, the list shows the calls of both workers and a DELETE
+ * answered by either worker ends a call the other holds.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SIPP_SCENARIOS, runSipp } from '../helpers/sipp.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { type TestCluster, startTestCluster } from '../helpers/cluster.js';
+import { openStore } from '../../platform/store/index.js';
+import { silentLogger } from '../../src/log/index.js';
+import { textOwner } from '../../server/cluster/datagram-owner.js';
+import { freePort, requireTool } from '../../support/tools.js';
+
+const DOMAIN = 'example.com';
+
+interface Answer {
+  status: number;
+  json: Record<string, unknown>;
+}
+
+/** One HTTP request on a new connection (no keep-alive: the primary of a cluster deals connections to the workers in turn). */
+function http(port: number, method: string, path: string, token: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, agent: false, headers: { authorization: `Bearer ${token}` }, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: body === '' ? {} : (JSON.parse(body) as Record<string, unknown>) }));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
+    req.end();
+  });
+}
+
+interface ListedCall {
+  id: string;
+  callId: string;
+  state: string;
+  owner: number;
+}
+
+async function activeCalls(port: number, token: string): Promise<{ calls: ListedCall[]; workersMissing: number }> {
+  const r = await http(port, 'GET', '/v1/active-calls', token);
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  return r.json as unknown as { calls: ListedCall[]; workersMissing: number };
+}
+
+/** Polls the list until `ok` holds for it (or 10 s pass: the last list is returned). */
+async function listUntil(port: number, token: string, ok: (calls: ListedCall[]) => boolean): Promise<ListedCall[]> {
+  const deadline = Date.now() + 10_000;
+  let last = await activeCalls(port, token);
+  while (!ok(last.calls) && Date.now() < deadline) {
+    await sleep(100);
+    last = await activeCalls(port, token);
+  }
+  return last.calls;
+}
+
+/** The SIPp UAS: registers over `transport`, then answers one call and expects its BYE (reg-then-answer.xml + call-uas.xml). */
+function uas(target: string, transport: 'u1' | 't1', user: string, password: string, timeoutSeconds: number) {
+  return runSipp({
+    scenario: 'reg-then-answer.xml', target, transport, timeoutSeconds,
+    extra: [
+      '-oocsf', join(SIPP_SCENARIOS, 'call-uas.xml'),
+      '-key', 'aor_user', user, '-key', 'aor_domain', DOMAIN, '-au', user, '-ap', password, '-auth_uri', DOMAIN,
+    ],
+  });
+}
+
+/** The SIPp UAC: calls `callee` and waits for the BYE of the hang-up (call-uac-hungup.xml). */
+function uac(target: string, user: string, password: string, callee: string, extra: string[] = []) {
+  return runSipp({
+    scenario: 'call-uac-hungup.xml', target, transport: 'u1', timeoutSeconds: 20,
+    extra: ['-key', 'aor_user', user, '-key', 'aor_domain', DOMAIN, '-key', 'callee', callee, '-au', user, '-ap', password, '-auth_uri', `${callee}@${DOMAIN}`, ...extra],
+  });
+}
+
+describe('DELETE /v1/active-calls/:id on one process', { timeout: 60_000 }, () => {
+  let t: TestServer;
+  let admin: string;
+  let port: number;
+
+  before(async () => {
+    requireTool('sipp', 'sip-tester');
+    t = await startTestServer({ sip: { domain: [DOMAIN] }, auth: { algorithms: ['MD5'] } });
+    admin = (await t.server.store.tokens.create({ name: 'hangup-admin', expiresAt: Date.now() + 600_000 })).token;
+    port = t.server.http.boundTo;
+    await t.addUser(`caller@${DOMAIN}`, 'caller-secret');
+    await t.addUser(`callee@${DOMAIN}`, 'callee-secret');
+  });
+  after(async () => t?.stop());
+
+  it('an unknown id is 404 with a code; a malformed one 400', async () => {
+    const unknown = await http(port, 'DELETE', '/v1/active-calls/0b7e6a8e-0000-4000-8000-000000000000', admin);
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.json.code, 'API_ERR_NOT_FOUND');
+    const bad = await http(port, 'DELETE', '/v1/active-calls/not%20an%20id', admin);
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.code, 'API_ERR_INVALID');
+  });
+
+  it('an answered call is hung up: the caller (UDP) and the callee (TCP) each get a BYE and answer 200, the call leaves the list, history says the system ended it', async () => {
+    const callee = uas(t.addr('tcp'), 't1', 'callee', 'callee-secret', 20);
+    const deadline = Date.now() + 5000;
+    while (t.server.registrar.lookup(`sip:callee@${DOMAIN}`).length === 0 && Date.now() < deadline) await sleep(50);
+    const caller = uac(t.addr('udp'), 'caller', 'caller-secret', 'callee');
+
+    const calls = await listUntil(port, admin, (c) => c.some((x) => x.state === 'confirmed'));
+    assert.equal(calls.length, 1, JSON.stringify(calls));
+    const [call] = calls;
+    assert.equal(call!.state, 'confirmed');
+    await sleep(300); // the ACK reaches the UAS before its BYE does
+
+    const hangup = await http(port, 'DELETE', `/v1/active-calls/${call!.id}`, admin);
+    assert.equal(hangup.status, 202, JSON.stringify(hangup.json));
+    assert.deepEqual(hangup.json, { id: call!.id, action: 'bye' });
+
+    const [uacRun, uasRun] = await Promise.all([caller, callee]);
+    assert.equal(uacRun.code, 0, `the caller did not get its BYE:\n${uacRun.stdout.slice(-3000)}${uacRun.stderr}`);
+    assert.equal(uasRun.code, 0, `the callee did not get its BYE:\n${uasRun.stdout.slice(-3000)}${uasRun.stderr}`);
+    assert.deepEqual((await activeCalls(port, admin)).calls, []);
+    assert.equal((await http(port, 'DELETE', `/v1/active-calls/${call!.id}`, admin)).status, 404, 'an ended call is not there to hang up');
+
+    let record = await http(port, 'GET', `/v1/calls/${call!.id}`, admin);
+    const until = Date.now() + 5000;
+    while (record.status === 404 && Date.now() < until) {
+      await sleep(100);
+      record = await http(port, 'GET', `/v1/calls/${call!.id}`, admin);
+    }
+    assert.equal(record.status, 200, JSON.stringify(record.json));
+    assert.deepEqual(
+      { disposition: record.json.disposition, endCause: record.json.endCause, hangupBy: record.json.hangupBy },
+      { disposition: 'answered', endCause: 'bye', hangupBy: 'system' },
+    );
+  });
+});
+
+describe('DELETE /v1/active-calls/:id on softswitch start --workers 2', { timeout: 120_000 }, () => {
+  let cluster: TestCluster;
+  let sipPort: number;
+  let httpPort: number;
+  let admin: string;
+
+  before(async () => {
+    requireTool('sipp', 'sip-tester');
+    sipPort = await freePort();
+    httpPort = await freePort();
+    cluster = await startTestCluster(2, () => ({
+      sip: { listen: [`udp:127.0.0.1:${sipPort}`], domain: [DOMAIN] },
+      auth: { algorithms: ['MD5'] },
+      http: { listen: `127.0.0.1:${httpPort}` },
+    }), 'softswitch-hangup-');
+    await cluster.addUsers([
+      { username: 'caller', domain: DOMAIN, password: 'caller-secret' },
+      ...[1, 2, 3, 4].map((n) => ({ username: `callee${n}`, domain: DOMAIN, password: `callee${n}-secret` })),
+    ]);
+    const store = await openStore({ url: cluster.storeUrl, logger: silentLogger() });
+    try {
+      admin = (await store.tokens.create({ name: 'hangup-cluster', expiresAt: Date.now() + 600_000 })).token;
+    } finally {
+      await store.close();
+    }
+  });
+  after(async () => cluster?.stop());
+
+  it('the list shows the calls held by both workers, and each DELETE, whichever worker answers it, makes both sides of its call get a BYE', async () => {
+    // Call-IDs chosen so that two calls fall to each worker (UDP datagrams go to the worker their Call-ID hashes to).
+    const callIds: string[] = [];
+    for (let i = 0; callIds.filter((c) => textOwner(c, 2) === 0).length < 2 || callIds.filter((c) => textOwner(c, 2) === 1).length < 2; i++) {
+      const id = `hangup-${i}@test`;
+      if (callIds.filter((c) => textOwner(c, 2) === textOwner(id, 2)).length < 2) callIds.push(id);
+    }
+    const target = `127.0.0.1:${sipPort}`;
+    const callees = callIds.map((_, i) => uas(target, 'u1', `callee${i + 1}`, `callee${i + 1}-secret`, 40));
+    await sleep(1500); // the four REGISTERs are answered and replicated
+    const callers = callIds.map((callId, i) => uac(target, 'caller', 'caller-secret', `callee${i + 1}`, ['-cid_str', callId]));
+
+    const calls = await listUntil(httpPort, admin, (c) => c.filter((x) => x.state === 'confirmed').length === 4);
+    assert.equal(calls.filter((c) => c.state === 'confirmed').length, 4, JSON.stringify(calls));
+    assert.deepEqual(calls.map((c) => c.owner).sort(), [0, 0, 1, 1], 'each worker holds two of the calls, and both are listed');
+    for (const c of calls) assert.equal(c.owner, textOwner(c.callId, 2));
+    await sleep(300);
+
+    // Worker 0's calls first, then worker 1's: the primary deals the connections in turn, so each worker gets
+    // a DELETE for a call the other holds.
+    const ordered = [...calls].sort((a, b) => a.owner - b.owner);
+    for (const c of ordered) {
+      const r = await http(httpPort, 'DELETE', `/v1/active-calls/${c.id}`, admin);
+      assert.equal(r.status, 202, `${c.callId} (worker ${c.owner}): ${JSON.stringify(r.json)}`);
+      assert.equal(r.json.action, 'bye');
+    }
+    const runs = await Promise.all([...callers, ...callees]);
+    for (const r of runs) assert.equal(r.code, 0, `a side did not get its BYE:\n${r.stdout.slice(-3000)}${r.stderr}`);
+    const after = await activeCalls(httpPort, admin);
+    assert.deepEqual(after, { workersMissing: 0, calls: [] });
+    assert.match(cluster.out, /"msg":"call hung up at the worker that holds it"/, 'a DELETE crossed workers');
+  });
+});
