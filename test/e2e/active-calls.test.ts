@@ -16,6 +16,7 @@ import { type TestCluster, startTestCluster } from '../helpers/cluster.js';
 import { openStore } from '../../platform/store/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { textOwner } from '../../server/cluster/datagram-owner.js';
+import { type Softphone, type SoftphoneLibrary, createPhone } from '../helpers/softphone.js';
 import { freePort, requireTool } from '../../support/tools.js';
 
 const DOMAIN = 'example.com';
@@ -140,6 +141,38 @@ describe('DELETE /v1/active-calls/:id on one process', { timeout: 60_000 }, () =
       { disposition: record.json.disposition, endCause: record.json.endCause, hangupBy: record.json.hangupBy },
       { disposition: 'answered', endCause: 'bye', hangupBy: 'system' },
     );
+  });
+
+  /** A registered phone of a new user over a WebSocket, stopped when the test ends. */
+  async function phone(tc: { after(fn: () => Promise<void>): void }, library: SoftphoneLibrary, protocol: 'ws' | 'wss', user: string): Promise<Softphone> {
+    await t.addUser(`${user}@${DOMAIN}`, `${user}-secret`);
+    const p = await createPhone(library, { uri: `sip:${user}@${DOMAIN}`, password: `${user}-secret`, wsUrl: `${protocol}://${t.addr(protocol)}` });
+    tc.after(() => p.stop());
+    await p.register();
+    return p;
+  }
+
+  it('WebSocket phones are reached over their own connections, and each BYE goes above the CSeq of the re-INVITEs (hold) either side sent', async (tc) => {
+    const caller = await phone(tc, 'sip.js', 'wss', 'wsscaller');
+    const callee = await phone(tc, 'jssip', 'ws', 'wscallee');
+    const calling = caller.call(callee.aor);
+    const incoming = await callee.waitForIncoming();
+    const [answered, established] = await Promise.all([incoming.accept(), calling]);
+    // Both sides' CSeqs move on: a BYE with a lower one would be refused (RFC 3261 §12.2.2: 500).
+    await established.hold();
+    await established.unhold();
+    await answered.hold();
+
+    const [call] = await listUntil(port, admin, (c) => c.length === 1);
+    const hangup = await http(port, 'DELETE', `/v1/active-calls/${call!.id}`, admin);
+    assert.equal(hangup.status, 202, JSON.stringify(hangup.json));
+    const [callerEnd, calleeEnd] = await Promise.all([established.waitForEnded(5000), answered.waitForEnded(5000)]);
+    assert.deepEqual({ originator: callerEnd.originator, cause: callerEnd.cause }, { originator: 'remote', cause: 'bye' });
+    assert.deepEqual({ originator: calleeEnd.originator, cause: calleeEnd.cause }, { originator: 'remote', cause: 'bye' });
+    const byes = [caller, callee].map((p) => p.sockets.flatMap((x) => x.messages).filter((m) => m.dir === 'in' && m.text.startsWith('BYE ')).map((m) => m.text));
+    assert.deepEqual(byes.map((b) => b.length), [1, 1], 'one BYE each, over its own connection');
+    assert.match(byes[0]![0]!, /^Reason: SIP;text="Call ended by the administrator"\r?$/im);
+    assert.deepEqual((await activeCalls(port, admin)).calls, []);
   });
 });
 
