@@ -65,21 +65,24 @@ async function listUntil(port: number, token: string, ok: (calls: ListedCall[]) 
   return last.calls;
 }
 
-/** The SIPp UAS: registers over `transport`, then answers one call and expects its BYE (reg-then-answer.xml + call-uas.xml). */
-function uas(target: string, transport: 'u1' | 't1', user: string, password: string, timeoutSeconds: number) {
+/**
+ * The SIPp UAS: registers over `transport`, then answers one call and expects its BYE (reg-then-answer.xml +
+ * call-uas.xml), or rings until the INVITE is CANCELled (call-uas-ringing.xml).
+ */
+function uas(target: string, transport: 'u1' | 't1', user: string, password: string, timeoutSeconds: number, call = 'call-uas.xml') {
   return runSipp({
     scenario: 'reg-then-answer.xml', target, transport, timeoutSeconds,
     extra: [
-      '-oocsf', join(SIPP_SCENARIOS, 'call-uas.xml'),
+      '-oocsf', join(SIPP_SCENARIOS, call),
       '-key', 'aor_user', user, '-key', 'aor_domain', DOMAIN, '-au', user, '-ap', password, '-auth_uri', DOMAIN,
     ],
   });
 }
 
-/** The SIPp UAC: calls `callee` and waits for the BYE of the hang-up (call-uac-hungup.xml). */
-function uac(target: string, user: string, password: string, callee: string, extra: string[] = []) {
+/** The SIPp UAC: calls `callee` and waits for the BYE of the hang-up (call-uac-hungup.xml), or the 487 (call-uac-cancelled.xml). */
+function uac(target: string, user: string, password: string, callee: string, extra: string[] = [], scenario = 'call-uac-hungup.xml') {
   return runSipp({
-    scenario: 'call-uac-hungup.xml', target, transport: 'u1', timeoutSeconds: 20,
+    scenario, target, transport: 'u1', timeoutSeconds: 20,
     extra: ['-key', 'aor_user', user, '-key', 'aor_domain', DOMAIN, '-key', 'callee', callee, '-au', user, '-ap', password, '-auth_uri', `${callee}@${DOMAIN}`, ...extra],
   });
 }
@@ -140,6 +143,35 @@ describe('DELETE /v1/active-calls/:id on one process', { timeout: 60_000 }, () =
     assert.deepEqual(
       { disposition: record.json.disposition, endCause: record.json.endCause, hangupBy: record.json.hangupBy },
       { disposition: 'answered', endCause: 'bye', hangupBy: 'system' },
+    );
+  });
+
+  it('a ringing call is hung up: its INVITE is CANCELled towards the callee, the caller gets 487, history says the system cancelled it', async () => {
+    await t.addUser(`ringing@${DOMAIN}`, 'ringing-secret');
+    const callee = uas(t.addr('tcp'), 't1', 'ringing', 'ringing-secret', 20, 'call-uas-ringing.xml');
+    const deadline = Date.now() + 5000;
+    while (t.server.registrar.lookup(`sip:ringing@${DOMAIN}`).length === 0 && Date.now() < deadline) await sleep(50);
+    const caller = uac(t.addr('udp'), 'caller', 'caller-secret', 'ringing', [], 'call-uac-cancelled.xml');
+
+    const [call] = await listUntil(port, admin, (c) => c.some((x) => x.state === 'early'));
+    assert.equal(call?.state, 'early');
+    const hangup = await http(port, 'DELETE', `/v1/active-calls/${call!.id}`, admin);
+    assert.equal(hangup.status, 202, JSON.stringify(hangup.json));
+    assert.deepEqual(hangup.json, { id: call!.id, action: 'cancel' });
+
+    const [uacRun, uasRun] = await Promise.all([caller, callee]);
+    assert.equal(uacRun.code, 0, `the caller did not get its 487:\n${uacRun.stdout.slice(-3000)}${uacRun.stderr}`);
+    assert.equal(uasRun.code, 0, `the callee did not get the CANCEL:\n${uasRun.stdout.slice(-3000)}${uasRun.stderr}`);
+    assert.deepEqual((await activeCalls(port, admin)).calls, []);
+    let record = await http(port, 'GET', `/v1/calls/${call!.id}`, admin);
+    const until = Date.now() + 5000;
+    while (record.status === 404 && Date.now() < until) {
+      await sleep(100);
+      record = await http(port, 'GET', `/v1/calls/${call!.id}`, admin);
+    }
+    assert.deepEqual(
+      { disposition: record.json.disposition, endCause: record.json.endCause, hangupBy: record.json.hangupBy, finalCode: record.json.finalCode },
+      { disposition: 'cancelled', endCause: 'cancel', hangupBy: 'system', finalCode: 487 },
     );
   });
 
