@@ -331,6 +331,10 @@ describe('the web console in a real browser: headless Chromium in a loopback-onl
     assert.deepEqual(r.afterHangup, { alice: 'ended', bob: 'ended' });
   });
 
+  it('a second call is hung up with the admin page\'s Hang up button: both sides get a BYE and both pages show the call ended', () => {
+    assert.deepEqual(r.adminHangup, { status: 'Hung up alice@example.com → bob@example.com: BYE sent to both sides', alice: 'ended', bob: 'ended' });
+  });
+
   it('a screenshot of each page is saved in the test\'s output folder', () => {
     for (const file of [r.alice?.screenshot, r.bob?.screenshot, r.adminScreenshot]) {
       assert.ok(file !== undefined && file.startsWith(outDir), `screenshot ${file} is not in ${outDir}`);
