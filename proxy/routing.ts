@@ -120,6 +120,9 @@ interface CallFacts {
   direction: DialogDirection;
 }
 
+/** In-dialog requests that belong to a call (RFC 3261 re-INVITE, RFC 3311 UPDATE, RFC 6086 INFO, RFC 3515 REFER, RFC 3262 PRACK). */
+const CALL_DIALOG_METHODS: ReadonlySet<string> = new Set(['INVITE', 'UPDATE', 'INFO', 'REFER', 'PRACK']);
+
 export class Router implements StackUser, DialogHangup {
   private readonly stack: Stack;
   private readonly proxy: ProxyCore;
@@ -408,8 +411,9 @@ export class Router implements StackUser, DialogHangup {
     // A BYE ends the call (its media, its count at the backend, its record), whatever the far end
     // answers; a dialog held by another worker is ended there.
     if (req.method === 'BYE') this.dialogs.endByRequest(req.callId!, req.from?.tag, { cause: 'bye' });
-    // A BYE the proxy may send as this side later (an administrator's hang-up) must go above its CSeq.
-    else if (req.cseq !== undefined) this.dialogs.requestSeen(req.callId!, req.from?.tag, req.cseq.seq);
+    // A BYE the proxy may send as this side later (an administrator's hang-up) must go above its CSeq. Only
+    // the methods of a call's dialog: a subscription's NOTIFYs are no call's (and would cross workers for nothing).
+    else if (req.cseq !== undefined && CALL_DIALOG_METHODS.has(req.method)) this.dialogs.requestSeen(req.callId!, req.from?.tag, req.cseq.seq);
     // RFC 6665 §4.3: a proxy that Record-Routed the SUBSCRIBE Record-Routes the NOTIFY that creates the
     // subscriber's dialog (and any later one: a route set is learned once), or the phone's refresh and
     // un-SUBSCRIBE go around it to the backend.

@@ -199,6 +199,7 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay, MetricsPe
     // A BYE over one of this worker's connections, for a call another worker forwarded, ends it there.
     server.dialogs.setRemote({
       end: (callId, fromTag, end) => this.sendToPrimary({ type: 'cluster:dialog-end', from: this.index, callId, fromTag, end }),
+      seen: (callId, fromTag, cseq) => this.sendToPrimary({ type: 'cluster:dialog-cseq', from: this.index, callId, fromTag, cseq }),
     });
     // The admin API's active calls are every worker's, and a hang-up reaches the worker that holds the call.
     server.dialogs.setPeers(this);
@@ -433,6 +434,9 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay, MetricsPe
         return;
       case 'cluster:dialogs':
         if (message.to === this.index && Array.isArray(message.dialogs)) this.server?.dialogs.restore(message.dialogs);
+        return;
+      case 'cluster:dialog-cseq':
+        if (message.from !== this.index) this.server?.dialogs.requestSeenRemotely(String(message.callId), message.fromTag, Number(message.cseq));
         return;
       case 'cluster:dialog-end':
         if (message.from !== this.index) this.server?.dialogs.endFromRemote(String(message.callId), message.fromTag, message.end);

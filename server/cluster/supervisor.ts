@@ -215,6 +215,7 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
           case 'cluster:location':
           case 'cluster:reload':
           case 'cluster:dialog-end':
+          case 'cluster:dialog-cseq':
           case 'cluster:chat':
           case 'cluster:presence':
           case 'cluster:ask':

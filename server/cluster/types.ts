@@ -55,6 +55,11 @@ export type WorkerMessage =
    * the primary relays it to every other worker, and the one that holds the dialog ends it.
    */
   | { type: 'cluster:dialog-end'; from: number; callId: string; fromTag: string | undefined; end: DialogEnd }
+  /**
+   * A re-INVITE, UPDATE, INFO, REFER or PRACK of a dialog this worker does not hold passed here: the primary
+   * relays it to every other worker, and the holder raises that side's CSeq (what a hang-up's BYE must exceed).
+   */
+  | { type: 'cluster:dialog-cseq'; from: number; callId: string; fromTag: string | undefined; cseq: number }
   /** Chat rows were stored for these users: each worker delivers to the devices it owns (messaging/delivery.ts). */
   | { type: 'cluster:chat'; from: number; users: string[] }
   /** A publication or a call changed a user's presence here (presence/presence-state.ts). */
@@ -105,7 +110,7 @@ export type PrimaryMessage =
    * message that is none of your live transactions', then exit.
    */
   | { type: 'cluster:drain'; successor: number }
-  | Extract<WorkerMessage, { type: 'cluster:location' | 'cluster:reload' | 'cluster:snapshot' | 'cluster:ban' | 'cluster:nonce' | 'cluster:nonce-answer' | 'cluster:dialog-end' | 'cluster:dialogs' | 'cluster:chat' | 'cluster:presence' | 'cluster:ask' | 'cluster:answer' }>;
+  | Extract<WorkerMessage, { type: 'cluster:location' | 'cluster:reload' | 'cluster:snapshot' | 'cluster:ban' | 'cluster:nonce' | 'cluster:nonce-answer' | 'cluster:dialog-end' | 'cluster:dialog-cseq' | 'cluster:dialogs' | 'cluster:chat' | 'cluster:presence' | 'cluster:ask' | 'cluster:answer' }>;
 
 /** The environment variable that tells a forked process its worker index. */
 export const WORKER_INDEX_ENV = 'SOFTSWITCH_CLUSTER_WORKER';

@@ -235,10 +235,20 @@ export class DialogTracker {
    * "strictly monotonically increasing"), and a request the proxy sends as that side must go above it.
    */
   requestSeen(callId: string, fromTag: string | undefined, cseq: number): void {
-    const legs = this.byCallId.get(callId)?.legs;
-    if (legs === undefined || !Number.isInteger(cseq)) return;
-    const leg = fromTag === this.byCallId.get(callId)!.fromTag ? legs.caller : legs.callee;
+    if (!Number.isInteger(cseq)) return;
+    const dialog = this.byCallId.get(callId);
+    if (dialog === undefined) return this.remote?.seen?.(callId, fromTag, cseq);
+    const legs = dialog.legs;
+    if (legs === undefined) return;
+    const leg = fromTag === dialog.fromTag ? legs.caller : legs.callee;
     if (cseq > leg.cseq) leg.cseq = cseq;
+  }
+
+  /** The holder's half of `DialogRemote.seen`: false when the dialog is not held here either. */
+  requestSeenRemotely(callId: string, fromTag: string | undefined, cseq: number): boolean {
+    if (!this.byCallId.has(callId)) return false;
+    this.requestSeen(callId, fromTag, cseq);
+    return true;
   }
 
   /**

@@ -138,6 +138,11 @@ export type DialogEvents = {
  */
 export interface DialogRemote {
   end(callId: string, fromTag: string | undefined, end: DialogEnd): void;
+  /**
+   * An in-dialog request of a call held elsewhere passed here (its sender's connection is this worker's):
+   * the holder raises that side's CSeq (DialogTracker.requestSeen), or its hang-up BYE could go below it.
+   */
+  seen?(callId: string, fromTag: string | undefined, cseq: number): void;
 }
 
 /** What `DialogTracker.hangUp` did: BYEs sent to both sides, or the ringing call's branches CANCELled (the caller gets 487). */

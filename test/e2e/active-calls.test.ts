@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SIPP_SCENARIOS, runSipp } from '../helpers/sipp.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { type TestCluster, startTestCluster } from '../helpers/cluster.js';
+import { type TestCluster, type WssTestCluster, startTestCluster, startWssTestCluster } from '../helpers/cluster.js';
 import { openStore } from '../../platform/store/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { textOwner } from '../../server/cluster/datagram-owner.js';
@@ -267,5 +267,46 @@ describe('DELETE /v1/active-calls/:id on softswitch start --workers 2', { timeou
     const after = await activeCalls(httpPort, admin);
     assert.deepEqual(after, { workersMissing: 0, calls: [] });
     assert.match(cluster.out, /"msg":"call hung up at the worker that holds it"/, 'a DELETE crossed workers');
+  });
+});
+
+describe('DELETE /v1/active-calls/:id for WebSocket phones on two workers', { timeout: 120_000 }, () => {
+  let cluster: WssTestCluster;
+  let httpPort: number;
+  let admin: string;
+
+  before(async () => {
+    httpPort = await freePort();
+    cluster = await startWssTestCluster(2, {
+      domain: DOMAIN, users: ['wa', 'wb'], password: 'ws-secret', config: () => ({ http: { listen: `127.0.0.1:${httpPort}` } }), prefix: 'softswitch-hangup-wss-',
+    });
+    const store = await openStore({ url: cluster.storeUrl, logger: silentLogger() });
+    try {
+      admin = (await store.tokens.create({ name: 'hangup-wss', expiresAt: Date.now() + 600_000 })).token;
+    } finally {
+      await store.close();
+    }
+  });
+  after(async () => cluster?.stop());
+
+  it('the callee\'s re-INVITE over the other worker\'s connection raises its CSeq at the worker holding the call: the caller accepts the BYE', async () => {
+    const caller = await cluster.phone('wa', 'jssip');
+    const callee = await cluster.phone('wb', 'jssip');
+    const [callerWorker] = cluster.registeredOn(`sip:wa@${DOMAIN}`).slice(-1);
+    const [calleeWorker] = cluster.registeredOn(`sip:wb@${DOMAIN}`).slice(-1);
+    assert.notEqual(callerWorker, calleeWorker, 'caller and callee are connected to different workers');
+    const calling = caller.call(callee.aor);
+    const incoming = await callee.waitForIncoming();
+    const [answered, established] = await Promise.all([incoming.accept(), calling]);
+    // JsSIP refuses an in-dialog request below the CSeq it last saw from its peer (RFC 3261 §12.2.2).
+    await answered.hold();
+
+    const [call] = await listUntil(httpPort, admin, (c) => c.length === 1);
+    assert.equal(call!.owner, callerWorker, 'the worker that forwarded the INVITE holds the call');
+    const hangup = await http(httpPort, 'DELETE', `/v1/active-calls/${call!.id}`, admin);
+    assert.equal(hangup.status, 202, JSON.stringify(hangup.json));
+    const [callerEnd, calleeEnd] = await Promise.all([established.waitForEnded(5000), answered.waitForEnded(5000)]);
+    assert.deepEqual([callerEnd.originator, callerEnd.cause, calleeEnd.originator, calleeEnd.cause], ['remote', 'bye', 'remote', 'bye']);
+    assert.deepEqual(await activeCalls(httpPort, admin), { workersMissing: 0, calls: [] });
   });
 });

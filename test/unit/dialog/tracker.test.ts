@@ -251,3 +251,21 @@ describe('dialog tracker: a hang-up from outside (DELETE /v1/active-calls/:id)',
     assert.deepEqual(asked, ['x1'], 'a call held here is not asked of the others');
   });
 });
+
+describe('dialog tracker: CSeqs of a call held by another worker', () => {
+  it('an in-dialog request of a call not held here goes to DialogRemote.seen; the holder raises that side\'s CSeq', () => {
+    const here = tracker().dialogs;
+    const seen: Array<[string, string | undefined, number]> = [];
+    here.setRemote({ end: () => undefined, seen: (callId, fromTag, cseq) => void seen.push([callId, fromTag, cseq]) });
+    here.requestSeen('elsewhere', 'tt', 9);
+    assert.deepEqual(seen, [['elsewhere', 'tt', 9]]);
+
+    const holder = tracker().dialogs;
+    const d = holder.create(call('elsewhere'));
+    const leg = (cseq: number) => ({ identity: 'x', target: 'sip:x@192.0.2.9', routeSet: [], destination: { protocol: 'udp' as const, address: '192.0.2.9', port: 5060 }, cseq });
+    holder.confirm(d, { toTag: 'tt', code: 200, legs: { caller: leg(1), callee: leg(0) } });
+    assert.equal(holder.requestSeenRemotely('elsewhere', 'tt', 9), true);
+    assert.equal(d.legs?.callee.cseq, 9);
+    assert.equal(holder.requestSeenRemotely('unknown', 'tt', 9), false);
+  });
+});
