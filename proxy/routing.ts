@@ -384,6 +384,8 @@ export class Router implements StackUser, DialogHangup {
       if (res.status < 300) {
         const legs = branch === undefined ? undefined : legsOf(req, tx, branch);
         this.dialogs.confirm(dialog, { toTag: res.to?.tag, code: res.status, reason: res.reason, legs, ...(branch && answerer(branch.index)) });
+        // The callee answered as the administrator's CANCEL went out (§16.10 leaves the 2xx standing): hang it up now.
+        if (ringing.byAdmin) this.dialogs.hangUp(dialog.id);
       } else {
         const cancelled = context.cancelled;
         const hangupBy = ringing.byAdmin ? 'system' : cancelled ? 'caller' : undefined;
@@ -394,6 +396,10 @@ export class Router implements StackUser, DialogHangup {
     if (context.final !== undefined) final(context.final, undefined);
     else {
       this.ringing.set(dialog.callId, ringing);
+      // A context whose final response could not go upstream (its transaction ended) emits no `final`.
+      context.on('done', () => {
+        if (this.ringing.get(dialog.callId) === ringing) this.ringing.delete(dialog.callId);
+      });
       context.on('provisional', (res) => {
         if (res.status >= 180 && res.to?.tag !== undefined) this.dialogs.early(dialog, res.to.tag);
       });

@@ -18,6 +18,7 @@ import { silentLogger } from '../../src/log/index.js';
 import { textOwner } from '../../server/cluster/datagram-owner.js';
 import { type Softphone, type SoftphoneLibrary, createPhone } from '../helpers/softphone.js';
 import { freePort, requireTool } from '../../support/tools.js';
+import { type RtpengineHandle, startRtpengine } from '../../support/rtpengine.js';
 
 const DOMAIN = 'example.com';
 
@@ -205,6 +206,44 @@ describe('DELETE /v1/active-calls/:id on one process', { timeout: 60_000 }, () =
     assert.deepEqual(byes.map((b) => b.length), [1, 1], 'one BYE each, over its own connection');
     assert.match(byes[0]![0]!, /^Reason: SIP;text="Call ended by the administrator"\r?$/im);
     assert.deepEqual((await activeCalls(port, admin)).calls, []);
+  });
+});
+
+describe('DELETE /v1/active-calls/:id of a call whose media rtpengine relays', { timeout: 60_000 }, () => {
+  let t: TestServer;
+  let rtpengine: RtpengineHandle;
+  let admin: string;
+
+  before(async () => {
+    requireTool('sipp', 'sip-tester');
+    rtpengine = await startRtpengine();
+    t = await startTestServer({ sip: { domain: [DOMAIN] }, auth: { algorithms: ['MD5'] }, media: { rtpengine: [rtpengine.ng], alwaysRelay: true } });
+    admin = (await t.server.store.tokens.create({ name: 'hangup-media', expiresAt: Date.now() + 600_000 })).token;
+    await t.addUser(`mcaller@${DOMAIN}`, 'mcaller-secret');
+    await t.addUser(`mcallee@${DOMAIN}`, 'mcallee-secret');
+  });
+  after(async () => {
+    await t?.stop();
+    await rtpengine?.stop();
+  });
+
+  it('the relay session is deleted with the call, as for a BYE from a phone', async () => {
+    const port = t.server.http.boundTo;
+    const callee = uas(t.addr('udp'), 'u1', 'mcallee', 'mcallee-secret', 20);
+    const deadline = Date.now() + 5000;
+    while (t.server.registrar.lookup(`sip:mcallee@${DOMAIN}`).length === 0 && Date.now() < deadline) await sleep(50);
+    const caller = uac(t.addr('udp'), 'mcaller', 'mcaller-secret', 'mcallee');
+    const [call] = await listUntil(port, admin, (c) => c.some((x) => x.state === 'confirmed'));
+    assert.equal(call?.state, 'confirmed');
+    assert.ok((await rtpengine.listSessions()).includes(call!.callId), `rtpengine relays the call: ${rtpengine.logTail()}`);
+    await sleep(300);
+
+    assert.equal((await http(port, 'DELETE', `/v1/active-calls/${call!.id}`, admin)).status, 202);
+    const runs = await Promise.all([caller, callee]);
+    for (const r of runs) assert.equal(r.code, 0, `a side did not get its BYE:\n${r.stdout.slice(-3000)}${r.stderr}`);
+    const until = Date.now() + 5000;
+    while ((await rtpengine.listSessions()).includes(call!.callId) && Date.now() < until) await sleep(100);
+    assert.deepEqual((await rtpengine.listSessions()).filter((c) => c === call!.callId), [], 'the media session is gone');
   });
 });
 
