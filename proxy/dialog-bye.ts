@@ -7,6 +7,8 @@
  */
 import { SipRequest, headerKey, makeField } from '../src/sip/index.js';
 import type { SipResponse } from '../src/sip/index.js';
+import type { Stack } from '../src/core/index.js';
+import type { Logger } from '../src/log/index.js';
 import type { Destination } from '../src/transport/types.js';
 import type { DialogLeg, DialogLegs } from '../src/dialog/index.js';
 
@@ -55,4 +57,25 @@ export function byeToward(toward: 'caller' | 'callee', callId: string, legs: Dia
     ['Content-Length', '0'],
   );
   return new SipRequest({ method: 'BYE', uri: to.target, headers: fields.map(([n, v]) => makeField(headerKey(n), n, v)) });
+}
+
+/**
+ * Sends both BYEs, the callee's first, each through a client transaction of its own (§17.1.2: retransmitted over
+ * UDP) to the side's connection or address. What the phones answer changes nothing here: the call has ended.
+ */
+export function sendByes(stack: Stack, callId: string, legs: DialogLegs, log: Logger): void {
+  for (const toward of ['callee', 'caller'] as const) {
+    const fail = (why: string): void => void log.info({ callId, toward, why }, 'the BYE of a hang-up failed');
+    try {
+      stack.sendRequest(byeToward(toward, callId, legs), legs[toward].destination, {
+        onResponse: (res) => {
+          if (res.status >= 300) fail(String(res.status));
+        },
+        onTimeout: () => fail('timeout'),
+        onTransportError: (_tx, err) => fail(err.message),
+      });
+    } catch (err) {
+      fail((err as Error).message);
+    }
+  }
 }

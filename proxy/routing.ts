@@ -28,7 +28,7 @@ import type { ForwardOptions, ForwardTarget } from './types.js';
 import type {
   DialogAnswerer, DialogBackend, DialogDirection, DialogHangup, DialogLegs, DialogParty, DialogSnapshot, DialogTracker, HangupResult,
 } from '../src/dialog/index.js';
-import { byeToward, dialogLegs } from './dialog-bye.js';
+import { dialogLegs, sendByes } from './dialog-bye.js';
 
 export interface RouterDeps {
   stack: Stack;
@@ -438,8 +438,7 @@ export class Router implements StackUser, DialogHangup {
     if (dialog.state === 'confirmed') {
       const legs = dialog.legs;
       if (legs === undefined) return undefined;
-      this.sendBye('callee', dialog.callId, legs);
-      this.sendBye('caller', dialog.callId, legs);
+      sendByes(this.stack, dialog.callId, legs, this.log);
       return 'bye';
     }
     const ringing = this.ringing.get(dialog.callId);
@@ -447,22 +446,6 @@ export class Router implements StackUser, DialogHangup {
     ringing.byAdmin = true;
     ringing.context.cancel();
     return 'cancel';
-  }
-
-  private sendBye(toward: 'caller' | 'callee', callId: string, legs: DialogLegs): void {
-    const bye = byeToward(toward, callId, legs);
-    const fail = (why: string): void => void this.log.info({ callId, toward, why }, 'the BYE of a hang-up got no answer');
-    try {
-      this.stack.sendRequest(bye, legs[toward].destination, {
-        onResponse: (res) => {
-          if (res.status >= 300) fail(String(res.status));
-        },
-        onTimeout: () => fail('timeout'),
-        onTransportError: (_tx, err) => fail(err.message),
-      });
-    } catch (err) {
-      fail((err as Error).message);
-    }
   }
 
   // ---- ACK, responses, flows (StackUser) ---------------------------------------------------------

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type SipRequest, type SipResponse, parseMessage } from '../../../src/sip/index.js';
 import type { Destination } from '../../../src/transport/types.js';
-import { HANGUP_REASON, byeToward, dialogLegs } from '../../../proxy/dialog-bye.js';
+import { HANGUP_REASON, byeToward, dialogLegs, sendByes } from '../../../proxy/dialog-bye.js';
+import { silentLogger } from '../../../src/log/index.js';
+import { harness } from './harness.js';
 
 function parse(lines: string[]): SipRequest | SipResponse {
   return parseMessage(Buffer.from(lines.join('\r\n') + '\r\n\r\n'));
@@ -129,5 +131,30 @@ describe('the BYEs of a hang-up by the administrator (Kamailio dlg_end_dlg)', ()
     const direct = structuredClone(legs);
     direct.caller.routeSet = [];
     assert.equal(byeToward('caller', 'call-1', direct).route.length, 0);
+  });
+});
+
+describe('sendByes: the hang-up\'s BYEs through the transaction layer', () => {
+  const legs = dialogLegs(invite, inbound, sent, outbound, ok)!;
+
+  it('sends one BYE to each side, to the connection it uses (the WSS phone\'s flow), with our Via on top', async () => {
+    const h = await harness();
+    sendByes(h.stack, 'call-1', legs, silentLogger());
+    const byes = h.requests('BYE');
+    assert.deepEqual(byes.map((b) => b.request.uri), ['sip:bob@198.51.100.9:5070', 'sip:alice@df7.invalid;transport=ws;ob']);
+    assert.deepEqual(byes.map((b) => b.destination), [outbound, inbound]);
+    assert.match(byes[0]!.request.get('via')!, /^SIP\/2\.0\/UDP 192\.0\.2\.1:5060;branch=z9hG4bK/);
+    assert.match(byes[1]!.request.get('via')!, /^SIP\/2\.0\/WSS 192\.0\.2\.1:8443;branch=z9hG4bK/);
+  });
+
+  it('over UDP a BYE that gets no answer is sent again after T1 (§17.1.2.2 Timer E); answered, it is not', async () => {
+    const h = await harness();
+    sendByes(h.stack, 'call-1', { ...legs, caller: { ...legs.caller, destination: { protocol: 'udp', address: '198.51.100.7', port: 5060 } } }, silentLogger());
+    const [toCallee, toCaller] = h.requests('BYE');
+    h.answer(toCaller!, 200);
+    h.clock.tick(500);
+    const after = h.requests('BYE');
+    assert.equal(after.length, 3, 'the callee\'s BYE once more, the answered caller\'s not');
+    assert.equal(after[2]!.request.get('via'), toCallee!.request.get('via'));
   });
 });
