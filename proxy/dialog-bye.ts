@@ -61,21 +61,36 @@ export function byeToward(toward: 'caller' | 'callee', callId: string, legs: Dia
 
 /**
  * Sends both BYEs, the callee's first, each through a client transaction of its own (§17.1.2: retransmitted over
- * UDP) to the side's connection or address. What the phones answer changes nothing here: the call has ended.
+ * UDP) to the side's connection or address. When that cannot be sent on (the phone's connection closed: it
+ * reconnected, or the call was taken over from a restarted worker), `reroute` may name where the side is now
+ * (its registration's new connection) and the BYE goes there once. What the phones answer changes nothing here:
+ * the call has ended.
  */
-export function sendByes(stack: Stack, callId: string, legs: DialogLegs, log: Logger): void {
+export function sendByes(stack: Stack, callId: string, legs: DialogLegs, log: Logger, reroute?: (leg: DialogLeg) => Destination | undefined): void {
   for (const toward of ['callee', 'caller'] as const) {
-    const fail = (why: string): void => void log.info({ callId, toward, why }, 'the BYE of a hang-up failed');
-    try {
-      stack.sendRequest(byeToward(toward, callId, legs), legs[toward].destination, {
-        onResponse: (res) => {
-          if (res.status >= 300) fail(String(res.status));
-        },
-        onTimeout: () => fail('timeout'),
-        onTransportError: (_tx, err) => fail(err.message),
-      });
-    } catch (err) {
-      fail((err as Error).message);
-    }
+    const leg = legs[toward];
+    const send = (destination: Destination, again: boolean): void => {
+      const fail = (why: string, transport: boolean): void => {
+        const next = transport && !again ? reroute?.(leg) : undefined;
+        if (next !== undefined && !sameHop(next, destination)) return send(next, true);
+        log.info({ callId, toward, why }, 'the BYE of a hang-up failed');
+      };
+      try {
+        stack.sendRequest(byeToward(toward, callId, legs), destination, {
+          onResponse: (res) => {
+            if (res.status >= 300) fail(String(res.status), false);
+          },
+          onTimeout: () => fail('timeout', false),
+          onTransportError: (_tx, err) => fail(err.message, true),
+        });
+      } catch (err) {
+        fail((err as Error).message, true);
+      }
+    };
+    send(leg.destination, false);
   }
+}
+
+function sameHop(a: Destination, b: Destination): boolean {
+  return a.flowId === b.flowId && a.protocol === b.protocol && a.address === b.address && a.port === b.port;
 }

@@ -438,7 +438,11 @@ export class Router implements StackUser, DialogHangup {
     if (dialog.state === 'confirmed') {
       const legs = dialog.legs;
       if (legs === undefined) return undefined;
-      sendByes(this.stack, dialog.callId, legs, this.log);
+      // A phone whose connection went since (it reconnected) is reached on its registration's connection.
+      sendByes(this.stack, dialog.callId, legs, this.log, (leg) => {
+        const binding = this.registrar.lookupByContact(leg.target);
+        return binding === undefined ? undefined : targetOf(binding).destination;
+      });
       return 'bye';
     }
     const ringing = this.ringing.get(dialog.callId);

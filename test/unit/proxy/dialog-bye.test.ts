@@ -157,4 +157,18 @@ describe('sendByes: the hang-up\'s BYEs through the transaction layer', () => {
     assert.equal(after.length, 3, 'the callee\'s BYE once more, the answered caller\'s not');
     assert.equal(after[2]!.request.get('via'), toCallee!.request.get('via'));
   });
+
+  it('a BYE that cannot be sent on the side\'s old connection goes once to where its registration now is', async () => {
+    const h = await harness();
+    const now: Destination = { protocol: 'wss', address: '203.0.113.5', port: 40100, flowId: 'wss:w0.99' };
+    const asked: string[] = [];
+    h.transport.failNextSends(1); // the callee's BYE (sent first) fails; nothing else does
+    sendByes(h.stack, 'call-1', { ...legs, callee: { ...legs.callee, destination: { protocol: 'wss', address: '203.0.113.9', port: 40000, flowId: 'wss:w0.1' } } },
+      silentLogger(), (leg) => (asked.push(leg.target), now));
+    await new Promise((r) => setImmediate(r));
+    const byes = h.requests('BYE');
+    assert.deepEqual(asked, ['sip:bob@198.51.100.9:5070']);
+    assert.deepEqual(byes.map((b) => b.destination.flowId), ['wss:w0.1', 'wss:w0.17', 'wss:w0.99']);
+    assert.equal(byes[2]!.request.cseq?.seq, byes[0]!.request.cseq?.seq, 'the same BYE, in a new transaction');
+  });
 });
