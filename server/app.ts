@@ -240,6 +240,8 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     queueLimit: config.history.queueLimit,
   });
   dialogs.on('confirmed', (d) => history.push({ op: 'dialog', dialog: persistedDialog(d, Date.now()) }));
+  // Its CSeqs too: a process that takes the call up after a crash hangs it up with a BYE above them.
+  dialogs.on('updated', (d) => history.push({ op: 'dialog', dialog: persistedDialog(d, Date.now()) }));
   dialogs.on('ended', (d) => {
     const record = config.history.enabled ? callRecordOf(d) : undefined;
     if (record !== undefined) history.push({ op: 'record', record });

@@ -241,7 +241,9 @@ export class DialogTracker {
     const legs = dialog.legs;
     if (legs === undefined) return;
     const leg = fromTag === dialog.fromTag ? legs.caller : legs.callee;
-    if (cseq > leg.cseq) leg.cseq = cseq;
+    if (cseq <= leg.cseq) return;
+    leg.cseq = cseq;
+    this.emit('updated', dialog);
   }
 
   /** The holder's half of `DialogRemote.seen`: false when the dialog is not held here either. */

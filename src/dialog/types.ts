@@ -130,6 +130,8 @@ export type DialogEvents = {
   ended: [dialog: Readonly<DialogSnapshot>];
   /** A persisted dialog was taken up again after a restart (it is confirmed; no `confirmed` follows). */
   restored: [dialog: Readonly<DialogSnapshot>];
+  /** An answered call's facts changed (a side's CSeq rose): what is persisted should follow. */
+  updated: [dialog: Readonly<DialogSnapshot>];
 };
 
 /**

@@ -15,6 +15,7 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 import { type TestCluster, type WssTestCluster, startTestCluster, startWssTestCluster } from '../helpers/cluster.js';
 import { openStore } from '../../platform/store/index.js';
 import { silentLogger } from '../../src/log/index.js';
+import type { DialogSnapshot } from '../../src/dialog/index.js';
 import { textOwner } from '../../server/cluster/datagram-owner.js';
 import { type Softphone, type SoftphoneLibrary, createPhone } from '../helpers/softphone.js';
 import { freePort, requireTool } from '../../support/tools.js';
@@ -197,6 +198,15 @@ describe('DELETE /v1/active-calls/:id on one process', { timeout: 60_000 }, () =
     await answered.hold();
 
     const [call] = await listUntil(port, admin, (c) => c.length === 1);
+    // The persisted dialog follows the CSeqs: a process taking the call up after a crash would hang it up right.
+    const persisted = async () => {
+      const row = (await t.server.store.dialogs.listOwned(0)).find((r) => r.id === call!.id);
+      return row === undefined ? undefined : (JSON.parse(row.data) as DialogSnapshot).legs;
+    };
+    const until = Date.now() + 5000;
+    while (((await persisted())?.callee.cseq ?? 0) === 0 && Date.now() < until) await sleep(50);
+    const legs = await persisted();
+    assert.ok(legs !== undefined && legs.callee.cseq > 0 && legs.caller.cseq >= 3, `persisted legs: ${JSON.stringify(legs)}`);
     const hangup = await http(port, 'DELETE', `/v1/active-calls/${call!.id}`, admin);
     assert.equal(hangup.status, 202, JSON.stringify(hangup.json));
     const [callerEnd, calleeEnd] = await Promise.all([established.waitForEnded(5000), answered.waitForEnded(5000)]);

@@ -222,9 +222,12 @@ describe('dialog tracker: a hang-up from outside (DELETE /v1/active-calls/:id)',
     const { dialogs } = tracker();
     const d = dialogs.create(call('c1'));
     dialogs.confirm(d, { toTag: 'tt', code: 200, legs: legs() });
+    const updated: number[] = [];
+    dialogs.on('updated', (u) => updated.push(u.legs!.callee.cseq + u.legs!.caller.cseq));
     dialogs.requestSeen('c1', 'tt', 17);
     dialogs.requestSeen('c1', 'ft', 5);
     dialogs.requestSeen('c1', 'ft', 3);
+    assert.deepEqual(updated, [19, 22], '`updated` (what is persisted follows) only when a CSeq rose');
     const s = d.snapshot();
     assert.deepEqual({ caller: s.legs?.caller.cseq, callee: s.legs?.callee.cseq }, { caller: 5, callee: 17 });
     const next = tracker().dialogs;
