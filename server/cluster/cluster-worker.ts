@@ -287,7 +287,7 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay, MetricsPe
       else waiting.add(i);
     }
     // A draining predecessor of this slot is another process too, and may hold what is asked for.
-    if (waiting.size === 0 && (this.closed || this.draining[this.index] == null)) return Promise.resolve({ answers: [], missing: down });
+    if (waiting.size === 0 && (this.closed || (this.draining[this.index] ?? null) === null)) return Promise.resolve({ answers: [], missing: down });
     const id = this.nextQuestion++;
     return new Promise((resolve) => {
       const answers: unknown[] = [];
