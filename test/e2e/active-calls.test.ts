@@ -104,6 +104,17 @@ describe('DELETE /v1/active-calls/:id on one process', { timeout: 60_000 }, () =
   });
   after(async () => t?.stop());
 
+  it('is for operators: 401 without a token, 403 with a user\'s', async () => {
+    const path = '/v1/active-calls/0b7e6a8e-0000-4000-8000-000000000000';
+    assert.equal((await http(port, 'DELETE', path, 'not-a-token')).status, 401);
+    const r = await fetch(`http://127.0.0.1:${port}/v1/auth/token`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ grant_type: 'password', username: `caller@${DOMAIN}`, password: 'caller-secret' }),
+    });
+    const { access_token: user } = (await r.json()) as { access_token: string };
+    assert.equal((await http(port, 'DELETE', path, user)).status, 403);
+  });
+
   it('an unknown id is 404 with a code; a malformed one 400', async () => {
     const unknown = await http(port, 'DELETE', '/v1/active-calls/0b7e6a8e-0000-4000-8000-000000000000', admin);
     assert.equal(unknown.status, 404);
