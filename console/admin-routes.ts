@@ -4,25 +4,34 @@
  *   GET /v1/registrations   the bindings held (RFC 3261 §10.3): AoR, contact, transport, address, user agent,
  *                           expiry, RFC 5626 instance, RFC 8599 push provider and whether the device sleeps
  *   GET /v1/active-calls    the dialogs not ended yet, oldest first: caller, callee, state, times, media relay
+ *   DELETE /v1/active-calls/:id   hangs a call up (Kamailio's dlg_end_dlg): an answered call gets a BYE to each
+ *                           side and ends (history: `bye`, hung up by the `system`); a ringing one has its
+ *                           branches CANCELled and the caller gets 487 (history: `cancel` by the `system`)
  *
- * Both answer what this process holds: registrations are replicated to every worker, so any worker's list is
- * the whole; a call is held by the worker that forwarded its INVITE (`owner`), so with `--workers N` the list
- * is that worker's calls.
+ * Registrations are replicated to every worker, so any worker's list is the whole. A call is held by the
+ * worker that forwarded its INVITE (`owner`): with `--workers N` the worker that answers asks the others
+ * (through the primary, as a metrics scrape does) for their calls, and for the hang-up of one it does not
+ * hold; a worker silent for a second is counted in `workersMissing`.
  */
 import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
 import { z } from 'zod';
 import { apiError, errors, isoTime, jsonSchema, normalizeUser, response } from '../platform/http/index.js';
 import type { Binding } from '../registrar/types.js';
-import type { DialogSnapshot } from '../src/dialog/types.js';
+import type { DialogSnapshot, HangupOutcome } from '../src/dialog/types.js';
 
 export interface AdminRouteDeps {
   /** Every unexpired binding. */
   registrations(): readonly Binding[];
   /** Reachable only by a push (registrar's isAsleep). */
   isAsleep(binding: Binding): boolean;
-  /** The dialogs not ended yet. */
-  activeCalls(): readonly DialogSnapshot[];
+  /** The dialogs not ended yet, of every worker; `workersMissing`: the workers that did not answer in time. */
+  activeCalls(): Promise<{ calls: readonly DialogSnapshot[]; workersMissing: number }>;
+  /** Hangs the call up where it is held (DialogTracker.hangUpAnywhere). */
+  hangUp(id: string): Promise<{ result: HangupOutcome; workersMissing: number }>;
 }
+
+/** A call's id as the list gives it (a UUID; anything of that shape is looked for). */
+const callParams = z.strictObject({ id: z.string().min(1).max(64).regex(/^[0-9A-Za-z-]+$/, 'expected a call id from GET /v1/active-calls') });
 
 /** `?user=user@domain` narrows both lists to one user (as caller or callee for calls). */
 const query = z.strictObject({
@@ -38,7 +47,7 @@ export const registrationEntry = z.object({
 const party = z.object({ user: z.string().optional(), domain: z.string().optional() }).passthrough();
 const tags = ['admin'];
 const querystring = jsonSchema(query);
-const docs: Record<'registrations' | 'calls', FastifySchema> = {
+const docs: Record<'registrations' | 'calls' | 'hangUp', FastifySchema> = {
   registrations: {
     summary: 'The registered devices (bindings), of everyone or of one user', tags, querystring,
     response: {
@@ -49,9 +58,10 @@ const docs: Record<'registrations' | 'calls', FastifySchema> = {
     },
   },
   calls: {
-    summary: 'The calls in progress on the worker that answers, oldest first', tags, querystring,
+    summary: 'The calls in progress on every worker, oldest first', tags, querystring,
     response: {
       200: response(z.object({
+        workersMissing: z.number().int().min(0).describe('workers that did not list their calls within a second (left out)'),
         calls: z.array(z.object({
           id: z.string(), callId: z.string(), state: z.string(), direction: z.string().optional(), caller: party, callee: party,
           answeredBy: z.unknown().optional(), backend: z.string().optional(), mediaRelayed: z.boolean().optional(), mediaNode: z.string().optional(),
@@ -59,6 +69,22 @@ const docs: Record<'registrations' | 'calls', FastifySchema> = {
         }).passthrough()),
       }), 'the calls'),
       ...errors({ 400: 'a malformed query' }),
+    },
+  },
+  hangUp: {
+    summary: 'Hang up a call: BYE to both sides of an answered call, CANCEL of a ringing one (the caller gets 487)',
+    tags, params: jsonSchema(callParams),
+    response: {
+      202: response(z.object({
+        id: z.string(),
+        action: z.enum(['bye', 'cancel']).describe('bye: the BYEs are sent and the call has ended; cancel: the branches are being CANCELled'),
+      }), 'the hang-up is under way'),
+      ...errors({
+        400: 'a malformed id',
+        404: 'no call of that id is in progress',
+        409: 'the call cannot be hung up: its INVITE is being decided, or it was answered before this version recorded its route',
+        503: 'not found, but a worker that may hold it did not answer: try again',
+      }),
     },
   },
 };
@@ -84,8 +110,27 @@ export function adminRoutes(deps: AdminRouteDeps): (app: FastifyInstance) => voi
     app.get('/active-calls', { schema: docs.calls }, async (req, reply) => {
       const q = userOf(req.query, reply);
       if (q === undefined) return reply;
-      const calls = deps.activeCalls().filter((d) => q.user === undefined || [d.caller, d.callee].some((p) => partyUser(p) === q.user));
-      return { calls: calls.map(callJson) };
+      const all = await deps.activeCalls();
+      const calls = all.calls.filter((d) => q.user === undefined || [d.caller, d.callee].some((p) => partyUser(p) === q.user));
+      return { workersMissing: all.workersMissing, calls: calls.map(callJson) };
+    });
+    app.delete('/active-calls/:id', { schema: docs.hangUp }, async (req, reply) => {
+      const params = callParams.safeParse(req.params);
+      if (!params.success) return apiError(reply, 400, `id: ${params.error.issues[0]!.message}`);
+      const { id } = params.data;
+      const { result, workersMissing } = await deps.hangUp(id);
+      switch (result) {
+        case 'bye':
+        case 'cancel':
+          return reply.code(202).send({ id, action: result });
+        case 'unreachable':
+          return apiError(reply, 409, `call ${id} cannot be hung up now: its INVITE is being decided, or its route was not recorded`);
+        case 'unknown':
+          if (workersMissing > 0) {
+            return apiError(reply, 503, `no call ${id} found, but ${workersMissing} worker(s) did not answer: try again`);
+          }
+          return apiError(reply, 404, `no call ${id} is in progress`);
+      }
     });
   };
 }

@@ -20,11 +20,15 @@ import type { BackendChoice, BalancerApi, RoutingDataApi } from '../balancer/typ
 import { forwardStateless, looseRoute } from './loose-route.js';
 import { isLoop } from './loop-detection.js';
 import type { ProxyContext } from './proxy-context.js';
+import type { ProxyBranch } from './proxy-branch.js';
 import type { ProxyCore } from './proxy-core.js';
 import type { RecordRoute } from './record-route.js';
 import { resolve as resolveUri } from '../src/core/index.js';
 import type { ForwardOptions, ForwardTarget } from './types.js';
-import type { DialogAnswerer, DialogBackend, DialogDirection, DialogParty, DialogTracker } from '../src/dialog/index.js';
+import type {
+  DialogAnswerer, DialogBackend, DialogDirection, DialogHangup, DialogLegs, DialogParty, DialogSnapshot, DialogTracker, HangupResult,
+} from '../src/dialog/index.js';
+import { dialogLegs, sendByes } from './dialog-bye.js';
 
 export interface RouterDeps {
   stack: Stack;
@@ -116,7 +120,10 @@ interface CallFacts {
   direction: DialogDirection;
 }
 
-export class Router implements StackUser {
+/** In-dialog requests that belong to a call (RFC 3261 re-INVITE, RFC 3311 UPDATE, RFC 6086 INFO, RFC 3515 REFER, RFC 3262 PRACK). */
+const CALL_DIALOG_METHODS: ReadonlySet<string> = new Set(['INVITE', 'UPDATE', 'INFO', 'REFER', 'PRACK']);
+
+export class Router implements StackUser, DialogHangup {
   private readonly stack: Stack;
   private readonly proxy: ProxyCore;
   private readonly rr: RecordRoute;
@@ -130,6 +137,8 @@ export class Router implements StackUser {
   private readonly messaging: MessagingRouting | undefined;
   private readonly presence: PresenceRouting | undefined;
   private readonly log: Logger;
+  /** The INVITEs of calls not answered yet, by Call-ID: what an administrator's hang-up CANCELs. */
+  private readonly ringing = new Map<string, { context: ProxyContext; byAdmin: boolean }>();
 
   constructor(deps: RouterDeps) {
     this.stack = deps.stack;
@@ -369,17 +378,28 @@ export class Router implements StackUser {
     if (req.method !== 'INVITE') return this.proxy.forward(req, tx, targets, options);
     const dialog = this.dialogs.create({ callId: req.callId!, fromTag: req.from?.tag ?? '', ...call });
     const context = this.proxy.forward(req, tx, targets, options);
-    const final = (res: SipResponse, branch: { index: number } | undefined): void => {
+    const ringing = { context, byAdmin: false };
+    const final = (res: SipResponse, branch: ProxyBranch | undefined): void => {
+      if (this.ringing.get(dialog.callId) === ringing) this.ringing.delete(dialog.callId);
       if (res.status < 300) {
-        this.dialogs.confirm(dialog, { toTag: res.to?.tag, code: res.status, reason: res.reason, ...(branch && answerer(branch.index)) });
+        const legs = branch === undefined ? undefined : legsOf(req, tx, branch);
+        this.dialogs.confirm(dialog, { toTag: res.to?.tag, code: res.status, reason: res.reason, legs, ...(branch && answerer(branch.index)) });
+        // The callee answered as the administrator's CANCEL went out (§16.10 leaves the 2xx standing): hang it up now.
+        if (ringing.byAdmin) this.dialogs.hangUp(dialog.id);
       } else {
         const cancelled = context.cancelled;
-        this.dialogs.end(dialog, { cause: cancelled ? 'cancel' : 'failure', hangupBy: cancelled ? 'caller' : undefined, code: res.status, reason: res.reason });
+        const hangupBy = ringing.byAdmin ? 'system' : cancelled ? 'caller' : undefined;
+        this.dialogs.end(dialog, { cause: cancelled ? 'cancel' : 'failure', hangupBy, code: res.status, reason: res.reason });
       }
     };
     // A context can end before forward() returns (every branch failed at once).
     if (context.final !== undefined) final(context.final, undefined);
     else {
+      this.ringing.set(dialog.callId, ringing);
+      // A context whose final response could not go upstream (its transaction ended) emits no `final`.
+      context.on('done', () => {
+        if (this.ringing.get(dialog.callId) === ringing) this.ringing.delete(dialog.callId);
+      });
       context.on('provisional', (res) => {
         if (res.status >= 180 && res.to?.tag !== undefined) this.dialogs.early(dialog, res.to.tag);
       });
@@ -397,10 +417,39 @@ export class Router implements StackUser {
     // A BYE ends the call (its media, its count at the backend, its record), whatever the far end
     // answers; a dialog held by another worker is ended there.
     if (req.method === 'BYE') this.dialogs.endByRequest(req.callId!, req.from?.tag, { cause: 'bye' });
+    // A BYE the proxy may send as this side later (an administrator's hang-up) must go above its CSeq. Only
+    // the methods of a call's dialog: a subscription's NOTIFYs are no call's (and would cross workers for nothing).
+    else if (req.cseq !== undefined && CALL_DIALOG_METHODS.has(req.method)) this.dialogs.requestSeen(req.callId!, req.from?.tag, req.cseq.seq);
     // RFC 6665 §4.3: a proxy that Record-Routed the SUBSCRIBE Record-Routes the NOTIFY that creates the
     // subscriber's dialog (and any later one: a route set is learned once), or the phone's refresh and
     // un-SUBSCRIBE go around it to the backend.
     this.proxy.forward(req, tx, [{ uri: req.ruri, destination }], { recordRoute: req.method === 'NOTIFY' });
+  }
+
+  // ---- an administrator's hang-up (DialogHangup) -----------------------------------------------
+
+  /**
+   * Ends a call from outside, as Kamailio's dlg_end_dlg does: an answered call gets a BYE to each side along
+   * the route and over the connection that side uses, through client transactions (retransmitted over UDP);
+   * a ringing call has its branches CANCELled as if the caller had (§16.10), and the caller gets the 487.
+   * Undefined when neither can be done (an answered call without recorded legs, an INVITE already decided).
+   */
+  hangUp(dialog: Readonly<DialogSnapshot>): HangupResult | undefined {
+    if (dialog.state === 'confirmed') {
+      const legs = dialog.legs;
+      if (legs === undefined) return undefined;
+      // A phone whose connection went since (it reconnected) is reached on its registration's connection.
+      sendByes(this.stack, dialog.callId, legs, this.log, (leg) => {
+        const binding = this.registrar.lookupByContact(leg.target);
+        return binding === undefined ? undefined : targetOf(binding).destination;
+      });
+      return 'bye';
+    }
+    const ringing = this.ringing.get(dialog.callId);
+    if (ringing === undefined || !ringing.context.open) return undefined;
+    ringing.byAdmin = true;
+    ringing.context.cancel();
+    return 'cancel';
   }
 
   // ---- ACK, responses, flows (StackUser) ---------------------------------------------------------
@@ -520,6 +569,18 @@ export function targetOf(b: Binding): ForwardTarget & { destination: Destination
   const target: ForwardTarget & { destination: Destination } = { uri: b.contact.uri, destination };
   if (b.path !== undefined && b.path.length > 0) target.route = b.path;
   return target;
+}
+
+/** Both sides of an answered call as the branch that won saw them (proxy/dialog-bye.ts). */
+function legsOf(req: SipRequest, tx: ServerTransaction, branch: ProxyBranch): DialogLegs | undefined {
+  const answer = branch.result?.response;
+  const sent = branch.destination;
+  if (answer === undefined || sent === undefined) return undefined;
+  const flow = tx.flow;
+  const inbound: Destination = { protocol: flow.protocol, address: flow.remote.address, port: flow.remote.port, flowId: flow.id };
+  // §9.1's rule for the CANCEL holds for the BYE too: the connection the INVITE went out on.
+  const outbound: Destination = branch.transaction?.flow?.id !== undefined ? { ...sent, flowId: branch.transaction.flow.id } : sent;
+  return dialogLegs(req, inbound, branch.request, outbound, answer);
 }
 
 /** A trusted source's identity: its From URI as `user@host` (the host lower-case). */

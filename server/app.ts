@@ -85,6 +85,8 @@ const DRAIN_QUIET_MS = 2000;
 const HANDOFF_QUIET_MS = 500;
 /** At stop, records still queued get this long to reach the store; the rest go to the spill file. */
 const HISTORY_STOP_MS = 5000;
+/** How long the admin API's active calls wait for the other workers' answers (as a metrics scrape does). */
+const CALLS_PEER_TIMEOUT_MS = 1000;
 
 export interface SoftswitchOptions {
   /**
@@ -240,6 +242,8 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     queueLimit: config.history.queueLimit,
   });
   dialogs.on('confirmed', (d) => history.push({ op: 'dialog', dialog: persistedDialog(d, Date.now()) }));
+  // Its CSeqs too: a process that takes the call up after a crash hangs it up with a BYE above them.
+  dialogs.on('updated', (d) => history.push({ op: 'dialog', dialog: persistedDialog(d, Date.now()) }));
   dialogs.on('ended', (d) => {
     const record = config.history.enabled ? callRecordOf(d) : undefined;
     if (record !== undefined) history.push({ op: 'record', record });
@@ -309,7 +313,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     stack, logger, media, secret: derive('record-route'),
     topologyHiding: config.proxy.topologyHiding ? { isTrusted: (address) => balancer.routing.isTrusted(address) } : undefined,
   });
-  stack.setUser(new Router({
+  const router = new Router({
     stack, proxy, recordRoute: proxy.recordRoute, registrar, subscribers, dialogs, domains: config.sip.domain, logger, mid,
     messaging: messaging && { take: (req, tx, sender, recipient) => messaging.sip.take(req, tx, sender, recipient), isGroup: isGroupId },
     presence: presence && {
@@ -330,7 +334,10 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       failoverTimeoutMs: config.balancer.failoverTimeout * 1000,
       userToUserSet: config.routing.userToUserVia,
     },
-  }));
+  });
+  stack.setUser(router);
+  // DELETE /v1/active-calls/:id: the proxy, which knows the calls' routes and connections, ends them.
+  dialogs.setHangup(router);
   // Routing data changed in the store (the CLI's `softswitch reload`, the /v1 routing resources): the balancer swaps
   // its tables in without dropping a call, and the other workers of the node are told to do the same.
   const reloadRouting = async (): Promise<unknown> => {
@@ -426,7 +433,18 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   http.routes(userRoutes(userDeps));
   // An app lists its own user's devices and signs a lost one out.
   http.routes(deviceRoutes(userDeps), { access: 'user' });
-  http.routes(adminRoutes({ registrations: () => registrar.locations.list(), isAsleep, activeCalls: () => dialogs.list() }));
+  http.routes(adminRoutes({
+    registrations: () => registrar.locations.list(),
+    isAsleep,
+    activeCalls: async () => {
+      const { dialogs: calls, missing } = await dialogs.listAll(CALLS_PEER_TIMEOUT_MS);
+      return { calls, workersMissing: missing };
+    },
+    hangUp: async (id) => {
+      const { result, missing } = await dialogs.hangUpAnywhere(id, CALLS_PEER_TIMEOUT_MS);
+      return { result, workersMissing: missing };
+    },
+  }));
   consoleSite(http.fastify, {
     webSockets: () => stack.listeners.flatMap((l) => (l.protocol === 'ws' || l.protocol === 'wss' ? [{ protocol: l.protocol, port: l.port }] : [])),
     domain: config.sip.domain[0]!,

@@ -1,7 +1,8 @@
 /**
  * The admin page: with an admin token (pasted, kept in this tab's sessionStorage only) it polls the server every
  * POLL_MS: /v1/health for the live counters and the backends with their health, /v1/active-calls,
- * /v1/registrations and /v1/bans.
+ * /v1/registrations and /v1/bans. Each active call has a "Hang up" button (DELETE /v1/active-calls/:id: BYE to
+ * both sides of an answered call, CANCEL of a ringing one).
  */
 import { ApiError, api, byId, fillTable, reason, timeOf } from './dom.js';
 
@@ -9,7 +10,7 @@ const POLL_MS = 2000;
 const TOKEN_KEY = 'softswitch.adminToken';
 
 interface Party { uri: string; user?: string; domain?: string; number?: string; displayName?: string }
-interface ActiveCall { caller: Party; callee: Party; state: string; createdAt: string; answeredAt?: string; mediaRelayed: boolean; mediaNode?: string }
+interface ActiveCall { id: string; caller: Party; callee: Party; state: string; createdAt: string; answeredAt?: string; mediaRelayed: boolean; mediaNode?: string }
 interface Registration { aor: string; transport: string; address: string; userAgent?: string; expiresAt: string; push?: string; asleep: boolean }
 interface Backend { set: string; uri: string; health: string; enabled: boolean; activeCalls: number }
 interface Ban { address: string; reason: string; until: string }
@@ -55,7 +56,7 @@ async function refresh(token: string): Promise<void> {
         if (err instanceof ApiError && err.status === 503) return { ok: false } as Health;
         throw err;
       }),
-      api<{ calls: ActiveCall[] }>('/v1/active-calls', token),
+      api<{ calls: ActiveCall[]; workersMissing?: number }>('/v1/active-calls', token),
       api<{ registrations: Registration[] }>('/v1/registrations', token),
       api<{ bans: Ban[] }>('/v1/bans', token),
     ]);
@@ -69,15 +70,18 @@ async function refresh(token: string): Promise<void> {
       div.append(dt, dd);
       return div;
     }));
-    fillTable(byId<HTMLTableSectionElement>('calls'), calls.calls.map((c) => [
+    const callRows = byId<HTMLTableSectionElement>('calls');
+    fillTable(callRows, calls.calls.map((c) => [
       party(c.caller), party(c.callee), c.state, timeOf(c.createdAt), timeOf(c.answeredAt), c.mediaRelayed ? `relayed (${c.mediaNode ?? ''})` : 'end to end',
     ]));
+    calls.calls.forEach((c, i) => callRows.rows[i]?.append(hangupCell(c, token)));
     fillTable(byId<HTMLTableSectionElement>('registrations'), registrations.registrations.map((r) => [
       r.aor, r.transport, r.address, r.userAgent ?? '', timeOf(r.expiresAt), r.push === undefined ? '' : `${r.push}${r.asleep ? ' (asleep)' : ''}`,
     ]));
     fillTable(byId<HTMLTableSectionElement>('backends'), (health.backends ?? []).map((b) => [b.set, b.uri, b.enabled ? b.health : 'disabled', String(b.activeCalls)]));
     fillTable(byId<HTMLTableSectionElement>('bans'), bans.bans.map((b) => [b.address, b.reason, timeOf(b.until)]));
-    say(`Updated ${new Date().toLocaleTimeString()}`);
+    const missing = calls.workersMissing ?? 0;
+    say(`Updated ${new Date().toLocaleTimeString()}${missing > 0 ? ` (${missing} worker(s) did not list their calls)` : ''}`, missing > 0);
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
       forget();
@@ -86,6 +90,38 @@ async function refresh(token: string): Promise<void> {
     }
     say(`Cannot read the server: ${reason(err)}`, true);
   }
+}
+
+/** What the last hang-up did, under the calls table (the status line is the poll's). */
+function saidOfCalls(text: string, error = false): void {
+  const line = byId('call-action');
+  line.textContent = text;
+  line.classList.toggle('error', error);
+}
+
+/** The cell with the call's "Hang up" button: DELETE /v1/active-calls/:id, then the line under the table says what was done. */
+function hangupCell(call: ActiveCall, token: string): HTMLTableCellElement {
+  const td = document.createElement('td');
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'small';
+  button.textContent = 'Hang up';
+  button.dataset.hangup = call.id;
+  button.addEventListener('click', () => {
+    button.disabled = true;
+    button.textContent = 'Hanging up…';
+    const who = `${party(call.caller)} → ${party(call.callee)}`;
+    api<{ action: 'bye' | 'cancel' }>(`/v1/active-calls/${encodeURIComponent(call.id)}`, token, { method: 'DELETE' }).then(
+      (r) => saidOfCalls(r.action === 'bye' ? `Hung up ${who}: BYE sent to both sides` : `Hung up ${who} while it rang: CANCEL sent, the caller gets 487`),
+      (err: unknown) => {
+        button.disabled = false;
+        button.textContent = 'Hang up';
+        saidOfCalls(`Could not hang up ${who}: ${reason(err)}`, true);
+      },
+    );
+  });
+  td.append(button);
+  return td;
 }
 
 function open(token: string): void {

@@ -54,8 +54,8 @@ import { TransportError, type DatagramDispatcher, type Flow, type HostPort, type
 import type { Softswitch } from '../app.js';
 import type { LocationService, NonceLedger } from '../../registrar/index.js';
 import { branchTag, datagramOwner, flowOwner, flowTag, isResponse, textOwner } from './datagram-owner.js';
-import type { DrainingPeer, PresenceChange, PrimaryMessage, WireBinding, WorkerMessage } from './types.js';
-import type { DialogSnapshot } from '../../src/dialog/index.js';
+import type { DrainingPeer, PeerQuestion, PresenceChange, PrimaryMessage, WireBinding, WorkerMessage } from './types.js';
+import type { DialogPeers, DialogSnapshot, HangupOutcome } from '../../src/dialog/index.js';
 import type { MetricsPeers } from '../../metrics/index.js';
 import { FRAME_MESSAGE, FRAME_SEND, FRAME_SENT, controlFrame, frameHeader, fromWire, parseControlFrame, parseFrame, toWire } from './wire.js';
 
@@ -69,11 +69,14 @@ const SNAPSHOT_CHUNK = 200;
 /** Dialogs per cluster:dialogs message. */
 const DIALOG_CHUNK = 200;
 
-/** A `/metrics` scrape of this worker waiting for the others' snapshots. */
-interface PendingScrape {
-  answer(from: number, metrics: unknown): void;
+/** A question of this worker (a `/metrics` scrape, the admin API's calls) waiting for the others' answers. */
+interface PendingQuestion {
+  answer(from: number, answer: unknown): void;
   finish(): void;
 }
+
+/** The hang-up outcomes a worker may answer (anything else reads as `unknown`). */
+const HANGUP_OUTCOMES: ReadonlySet<unknown> = new Set<HangupOutcome>(['bye', 'cancel', 'unknown', 'unreachable']);
 
 interface PendingSend {
   resolve: () => void;
@@ -107,7 +110,7 @@ export interface ClusterWorkerStats {
   handedOff: number;
 }
 
-export class ClusterWorker implements DatagramDispatcher, StreamRelay, MetricsPeers {
+export class ClusterWorker implements DatagramDispatcher, StreamRelay, MetricsPeers, DialogPeers {
   readonly index: number;
   readonly workers: number;
   readonly generation: number;
@@ -139,8 +142,8 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay, MetricsPe
   /** Nonce-count claims sent to their issuer, by id. */
   private readonly pendingClaims = new Map<number, (ok: boolean) => void>();
   private nextClaim = 1;
-  private readonly pendingScrapes = new Map<number, PendingScrape>();
-  private nextScrape = 1;
+  private readonly pendingQuestions = new Map<number, PendingQuestion>();
+  private nextQuestion = 1;
   private ledger: NonceLedger | undefined;
   private nextSend = 1;
   private closed = false;
@@ -196,7 +199,10 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay, MetricsPe
     // A BYE over one of this worker's connections, for a call another worker forwarded, ends it there.
     server.dialogs.setRemote({
       end: (callId, fromTag, end) => this.sendToPrimary({ type: 'cluster:dialog-end', from: this.index, callId, fromTag, end }),
+      seen: (callId, fromTag, cseq) => this.sendToPrimary({ type: 'cluster:dialog-cseq', from: this.index, callId, fromTag, cseq }),
     });
+    // The admin API's active calls are every worker's, and a hang-up reaches the worker that holds the call.
+    server.dialogs.setPeers(this);
     // A rolling restart's successor took this slot's persisted dialogs up when it started: the calls that
     // end here while draining end there too (its copy would otherwise count until maxDuration).
     server.dialogs.on('ended', (d) => {
@@ -267,11 +273,12 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay, MetricsPe
   }
 
   /**
-   * `GET /metrics` reached this worker: every other worker's snapshot (through the primary) that arrives
-   * within `timeoutMs`. A slot whose worker is down (no hand-over port) or silent counts as missing; a
-   * second answer of one slot (its draining predecessor in a rolling restart) is not waited for.
+   * Asks every other worker `question` (through the primary) and resolves with the answers that arrive within
+   * `timeoutMs`. A slot whose worker is down (no hand-over port) or silent counts as missing; a second answer of
+   * one slot (its draining predecessor in a rolling restart) is not waited for, and kept only when `decisive`.
+   * An answer that is `decisive` ends the wait at once (the worker that held the call hung it up).
    */
-  collect(timeoutMs: number): Promise<{ snapshots: unknown[]; missing: number }> {
+  ask(question: PeerQuestion, timeoutMs: number, decisive?: (answer: unknown) => boolean): Promise<{ answers: unknown[]; missing: number }> {
     const waiting = new Set<number>();
     let down = 0;
     for (let i = 0; i < this.workers; i++) {
@@ -279,36 +286,73 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay, MetricsPe
       if (this.closed || this.ports[i] === null) down++;
       else waiting.add(i);
     }
-    if (waiting.size === 0) return Promise.resolve({ snapshots: [], missing: down });
-    const id = this.nextScrape++;
+    // A draining predecessor of this slot is another process too, and may hold what is asked for.
+    if (waiting.size === 0 && (this.closed || (this.draining[this.index] ?? null) === null)) return Promise.resolve({ answers: [], missing: down });
+    const id = this.nextQuestion++;
     return new Promise((resolve) => {
-      const snapshots: unknown[] = [];
+      const answers: unknown[] = [];
       const finish = (): void => {
         clearTimeout(timer);
-        this.pendingScrapes.delete(id);
-        resolve({ snapshots, missing: down + waiting.size });
+        this.pendingQuestions.delete(id);
+        resolve({ answers, missing: down + waiting.size });
       };
       const timer = setTimeout(finish, timeoutMs);
-      this.pendingScrapes.set(id, {
-        answer: (from, metrics) => {
-          if (!waiting.delete(from)) return;
-          snapshots.push(metrics);
-          if (waiting.size === 0) finish();
+      this.pendingQuestions.set(id, {
+        answer: (from, answer) => {
+          const settles = decisive?.(answer) === true;
+          if (!waiting.delete(from) && !settles) return;
+          answers.push(answer);
+          if (settles || waiting.size === 0) finish();
         },
         finish,
       });
-      this.sendToPrimary({ type: 'cluster:metrics-ask', from: this.index, fromGeneration: this.generation, id });
+      this.sendToPrimary({ type: 'cluster:ask', from: this.index, fromGeneration: this.generation, id, question });
     });
   }
 
-  /** Another worker's scrape: this process's snapshot, to it through the primary. */
-  private answerScrape(to: number, toGeneration: number, id: number): void {
-    const metrics = this.server?.metrics;
-    if (metrics === undefined || this.closed) return;
-    metrics.snapshot().then(
-      (snapshot) => this.sendToPrimary({ type: 'cluster:metrics', from: this.index, to, toGeneration, id, metrics: snapshot }),
-      (err: Error) => this.log.warn({ to, err: err.message }, 'metrics snapshot for another worker\'s scrape failed'),
-    );
+  /** `GET /metrics` reached this worker: every other worker's snapshot (MetricsPeers). */
+  async collect(timeoutMs: number): Promise<{ snapshots: unknown[]; missing: number }> {
+    const { answers, missing } = await this.ask({ topic: 'metrics' }, timeoutMs);
+    return { snapshots: answers, missing };
+  }
+
+  /** `GET /v1/active-calls` reached this worker: every other worker's active dialogs (DialogPeers). */
+  async list(timeoutMs: number): Promise<{ dialogs: DialogSnapshot[]; missing: number }> {
+    const { answers, missing } = await this.ask({ topic: 'calls' }, timeoutMs);
+    const dialogs: DialogSnapshot[] = [];
+    for (const a of answers) {
+      if (Array.isArray(a)) for (const d of a) if (isDialogSnapshot(d)) dialogs.push(d);
+    }
+    return { dialogs, missing };
+  }
+
+  /** `DELETE /v1/active-calls/:id` for a call not held here: the worker that holds it hangs it up (DialogPeers). */
+  async hangUp(id: string, timeoutMs: number): Promise<{ result: HangupOutcome; missing: number }> {
+    const { answers, missing } = await this.ask({ topic: 'hangup', id }, timeoutMs, (a) => HANGUP_OUTCOMES.has(a) && a !== 'unknown');
+    const found = answers.find((a): a is HangupOutcome => HANGUP_OUTCOMES.has(a) && a !== 'unknown');
+    return { result: found ?? 'unknown', missing: found === undefined ? missing : 0 };
+  }
+
+  /** Another worker's question: this process's answer, to it through the primary. */
+  private answerQuestion(to: number, toGeneration: number, id: number, question: PeerQuestion): void {
+    const server = this.server;
+    if (server === undefined || this.closed || question === null || typeof question !== 'object') return;
+    const reply = (answer: unknown): void => this.sendToPrimary({ type: 'cluster:answer', from: this.index, to, toGeneration, id, answer });
+    switch (question.topic) {
+      case 'metrics':
+        server.metrics.snapshot().then(reply, (err: Error) => this.log.warn({ to, err: err.message }, 'metrics snapshot for another worker\'s scrape failed'));
+        return;
+      case 'calls':
+        // The legs (routes, connections) stay with the holder: a hang-up is asked of it.
+        reply(server.dialogs.list().map((d) => ({ ...d.snapshot(), legs: undefined })));
+        return;
+      case 'hangup':
+        reply(server.dialogs.hangUp(String(question.id)));
+        return;
+      default:
+        // A question of a newer version (a rolling restart): not answered, the asker counts this worker missing.
+        return;
+    }
   }
 
   /**
@@ -391,6 +435,9 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay, MetricsPe
       case 'cluster:dialogs':
         if (message.to === this.index && Array.isArray(message.dialogs)) this.server?.dialogs.restore(message.dialogs);
         return;
+      case 'cluster:dialog-cseq':
+        if (message.from !== this.index) this.server?.dialogs.requestSeenRemotely(String(message.callId), message.fromTag, Number(message.cseq));
+        return;
       case 'cluster:dialog-end':
         if (message.from !== this.index) this.server?.dialogs.endFromRemote(String(message.callId), message.fromTag, message.end);
         return;
@@ -411,13 +458,15 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay, MetricsPe
       case 'cluster:nonce-answer':
         if (message.toIncarnation === this.ledger?.self.incarnation) this.pendingClaims.get(message.id)?.(message.ok === true);
         return;
-      case 'cluster:metrics-ask':
+      case 'cluster:ask':
         if (message.from === this.index && message.fromGeneration === this.generation) return;
-        if (typeof message.from === 'number' && typeof message.id === 'number') this.answerScrape(message.from, Number(message.fromGeneration) || 0, message.id);
+        if (typeof message.from === 'number' && typeof message.id === 'number') {
+          this.answerQuestion(message.from, Number(message.fromGeneration) || 0, message.id, message.question);
+        }
         return;
-      case 'cluster:metrics':
+      case 'cluster:answer':
         if (message.to !== this.index || message.toGeneration !== this.generation || typeof message.from !== 'number') return;
-        this.pendingScrapes.get(message.id)?.answer(message.from, message.metrics);
+        this.pendingQuestions.get(message.id)?.answer(message.from, message.answer);
         return;
       case 'cluster:down':
         this.dropConnectionsOf(workerKey(message.index, message.generation ?? 0));
@@ -466,7 +515,7 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay, MetricsPe
     this.resolveSynced();
     for (const [id, p] of this.pendingSends) this.settle(id, new TransportError('TRANSPORT_ERR_SEND', 'worker stopping'), p);
     for (const settle of [...this.pendingClaims.values()]) settle(false);
-    for (const scrape of [...this.pendingScrapes.values()]) scrape.finish();
+    for (const question of [...this.pendingQuestions.values()]) question.finish();
     try {
       this.socket.close();
     } catch {
@@ -721,6 +770,14 @@ function connectionOwner(flow: Flow | undefined): string | undefined {
 /** Whether this process is a worker forked by the supervisor. */
 export function isClusterWorker(): boolean {
   return cluster.isWorker;
+}
+
+/** Enough of a DialogSnapshot that the admin API can list it (another worker's answer, maybe of another version). */
+function isDialogSnapshot(d: unknown): d is DialogSnapshot {
+  if (d === null || typeof d !== 'object') return false;
+  const { id, callId, state, caller, callee } = d as Record<string, unknown>;
+  return typeof id === 'string' && typeof callId === 'string' && typeof state === 'string' && typeof caller === 'object' && caller !== null
+    && typeof callee === 'object' && callee !== null;
 }
 
 /** The facts of a dialog presence needs, as plain JSON (the tracker's Dialog holds a Set and timers). */

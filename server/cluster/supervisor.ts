@@ -215,12 +215,13 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
           case 'cluster:location':
           case 'cluster:reload':
           case 'cluster:dialog-end':
+          case 'cluster:dialog-cseq':
           case 'cluster:chat':
           case 'cluster:presence':
-          case 'cluster:metrics-ask':
+          case 'cluster:ask':
             broadcast(m, worker);
             return;
-          case 'cluster:metrics': {
+          case 'cluster:answer': {
             // To the processes of the asker's slot (during a rolling restart both; the generation tells).
             const asker = typeof m.to === 'number' ? slots[m.to] : undefined;
             send(asker?.worker, m);

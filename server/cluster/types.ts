@@ -55,6 +55,11 @@ export type WorkerMessage =
    * the primary relays it to every other worker, and the one that holds the dialog ends it.
    */
   | { type: 'cluster:dialog-end'; from: number; callId: string; fromTag: string | undefined; end: DialogEnd }
+  /**
+   * A re-INVITE, UPDATE, INFO, REFER or PRACK of a dialog this worker does not hold passed here: the primary
+   * relays it to every other worker, and the holder raises that side's CSeq (what a hang-up's BYE must exceed).
+   */
+  | { type: 'cluster:dialog-cseq'; from: number; callId: string; fromTag: string | undefined; cseq: number }
   /** Chat rows were stored for these users: each worker delivers to the devices it owns (messaging/delivery.ts). */
   | { type: 'cluster:chat'; from: number; users: string[] }
   /** A publication or a call changed a user's presence here (presence/presence-state.ts). */
@@ -65,12 +70,20 @@ export type WorkerMessage =
    */
   | { type: 'cluster:dialogs'; to: number; dialogs: DialogSnapshot[]; last: boolean }
   /**
-   * `GET /metrics` reached worker `from` (incarnation `fromGeneration`): the primary relays the question to
-   * every other worker, each answers cluster:metrics with its snapshot.
+   * Worker `from` (incarnation `fromGeneration`) needs every other worker's answer to `question` (a `GET
+   * /metrics` scrape, the admin API's calls): the primary relays it to every other worker, each answers
+   * cluster:answer.
    */
-  | { type: 'cluster:metrics-ask'; from: number; fromGeneration: number; id: number }
-  /** A worker's metrics (prom-client getMetricsAsJSON) for the scrape `id` of worker `to` (that generation). */
-  | { type: 'cluster:metrics'; from: number; to: number; toGeneration: number; id: number; metrics: unknown };
+  | { type: 'cluster:ask'; from: number; fromGeneration: number; id: number; question: PeerQuestion }
+  /** A worker's answer to the question `id` of worker `to` (that generation): plain JSON, as PeerQuestion says. */
+  | { type: 'cluster:answer'; from: number; to: number; toGeneration: number; id: number; answer: unknown };
+
+/**
+ * What one worker asks all the others, and what each answers: `metrics`, its prom-client snapshot
+ * (getMetricsAsJSON); `calls`, its active dialogs (DialogSnapshot[]); `hangup`, the HangupOutcome of hanging up
+ * dialog `id` if it holds it (`unknown` if not).
+ */
+export type PeerQuestion = { topic: 'metrics' } | { topic: 'calls' } | { topic: 'hangup'; id: string };
 
 /** A worker of a slot that a rolling restart replaces: it still holds its transactions and connections. */
 export interface DrainingPeer {
@@ -97,7 +110,7 @@ export type PrimaryMessage =
    * message that is none of your live transactions', then exit.
    */
   | { type: 'cluster:drain'; successor: number }
-  | Extract<WorkerMessage, { type: 'cluster:location' | 'cluster:reload' | 'cluster:snapshot' | 'cluster:ban' | 'cluster:nonce' | 'cluster:nonce-answer' | 'cluster:dialog-end' | 'cluster:dialogs' | 'cluster:chat' | 'cluster:presence' | 'cluster:metrics-ask' | 'cluster:metrics' }>;
+  | Extract<WorkerMessage, { type: 'cluster:location' | 'cluster:reload' | 'cluster:snapshot' | 'cluster:ban' | 'cluster:nonce' | 'cluster:nonce-answer' | 'cluster:dialog-end' | 'cluster:dialog-cseq' | 'cluster:dialogs' | 'cluster:chat' | 'cluster:presence' | 'cluster:ask' | 'cluster:answer' }>;
 
 /** The environment variable that tells a forked process its worker index. */
 export const WORKER_INDEX_ENV = 'SOFTSWITCH_CLUSTER_WORKER';

@@ -16,7 +16,8 @@ import { randomUUID } from 'node:crypto';
 import { type Logger, categoryLogger } from '../log/index.js';
 import { type Timers, type TimerHandle, realTimers } from '../transaction/timers.js';
 import type {
-  DialogAnswerer, DialogBackend, DialogEnd, DialogEvents, DialogInit, DialogMedia, DialogRemote, DialogSnapshot, DialogState,
+  DialogAnswerer, DialogBackend, DialogEnd, DialogEvents, DialogHangup, DialogInit, DialogPeers, DialogLegs, DialogMedia, DialogRemote, DialogSnapshot, DialogState,
+  HangupOutcome,
 } from './types.js';
 
 /**
@@ -61,6 +62,7 @@ export class Dialog implements DialogSnapshot {
   hangupBy?: DialogSnapshot['hangupBy'];
   finalCode?: number | undefined;
   finalReason?: string | undefined;
+  legs?: DialogLegs | undefined;
   /** The relay's state for this call; undefined while its media goes end to end. */
   media: DialogMedia | undefined;
   /** @internal the maxDuration timer. */
@@ -104,7 +106,7 @@ export function snapshotOf(d: Readonly<DialogSnapshot>): DialogSnapshot {
     caller: d.caller, callee: d.callee, direction: d.direction, state: d.state,
     answeredBy: d.answeredBy, backend: d.backend, mediaNode: d.mediaNode, mediaRelayed: d.mediaRelayed,
     createdAt: d.createdAt, ringingAt: d.ringingAt, answeredAt: d.answeredAt, endedAt: d.endedAt,
-    endCause: d.endCause, hangupBy: d.hangupBy, finalCode: d.finalCode, finalReason: d.finalReason,
+    endCause: d.endCause, hangupBy: d.hangupBy, finalCode: d.finalCode, finalReason: d.finalReason, legs: d.legs,
   };
 }
 
@@ -121,6 +123,8 @@ export class DialogTracker {
   private readonly timers: Timers;
   private readonly now: () => number;
   private remote: DialogRemote | undefined;
+  private hangup: DialogHangup | undefined;
+  private peers: DialogPeers | undefined;
   /** BYEs for dialogs not held here, by Call-ID, oldest first (see UNMATCHED_END_MS). */
   private readonly unmatched = new Map<string, { fromTag: string | undefined; end: DialogEnd; at: number }>();
   private stopped = false;
@@ -142,6 +146,37 @@ export class DialogTracker {
   /** Where BYEs for dialogs held by another worker go (the cluster); without it they are ignored. */
   setRemote(remote: DialogRemote): void {
     this.remote = remote;
+  }
+
+  /** What ends a call from outside (the proxy): `hangUp` asks it. */
+  setHangup(hangup: DialogHangup): void {
+    this.hangup = hangup;
+  }
+
+  /** The other workers of the cluster, which `listAll` and `hangUpAnywhere` ask too. */
+  setPeers(peers: DialogPeers): void {
+    this.peers = peers;
+  }
+
+  /**
+   * The active dialogs of the whole node, oldest first: those held here and those the other workers answer
+   * within `timeoutMs` (`missing`: the workers that did not). Without a cluster, this process's.
+   */
+  async listAll(timeoutMs: number): Promise<{ dialogs: DialogSnapshot[]; missing: number }> {
+    const own = this.list().map((d) => d.snapshot());
+    if (this.peers === undefined) return { dialogs: own, missing: 0 };
+    const others = await this.peers.list(timeoutMs);
+    const dialogs = [...own, ...others.dialogs].sort((a, b) => a.createdAt - b.createdAt);
+    return { dialogs, missing: others.missing };
+  }
+
+  /** `hangUp` here, else at the worker that holds the dialog (the others are asked; `missing`: those silent within `timeoutMs`). */
+  async hangUpAnywhere(id: string, timeoutMs: number): Promise<{ result: HangupOutcome; missing: number }> {
+    const here = this.hangUp(id);
+    if (here !== 'unknown' || this.peers === undefined) return { result: here, missing: 0 };
+    const there = await this.peers.hangUp(id, timeoutMs);
+    if (there.result !== 'unknown') this.log.info({ id, result: there.result }, 'call hung up at the worker that holds it');
+    return there;
   }
 
   /** Dialogs not ended yet. */
@@ -189,6 +224,50 @@ export class DialogTracker {
     return this.byCallId.get(callId);
   }
 
+  /** A dialog not ended yet by its id (the admin API's; a scan: it is asked once per hang-up). */
+  byId(id: string): Dialog | undefined {
+    for (const d of this.byCallId.values()) if (d.id === id) return d;
+    return undefined;
+  }
+
+  /**
+   * An in-dialog request passed the proxy: its CSeq is the highest its sender used so far (RFC 3261 §12.2.1.1:
+   * "strictly monotonically increasing"), and a request the proxy sends as that side must go above it.
+   */
+  requestSeen(callId: string, fromTag: string | undefined, cseq: number): void {
+    if (!Number.isInteger(cseq)) return;
+    const dialog = this.byCallId.get(callId);
+    if (dialog === undefined) return this.remote?.seen?.(callId, fromTag, cseq);
+    const legs = dialog.legs;
+    if (legs === undefined) return;
+    const leg = fromTag === dialog.fromTag ? legs.caller : legs.callee;
+    if (cseq <= leg.cseq) return;
+    leg.cseq = cseq;
+    this.emit('updated', dialog);
+  }
+
+  /** The holder's half of `DialogRemote.seen`: false when the dialog is not held here either. */
+  requestSeenRemotely(callId: string, fromTag: string | undefined, cseq: number): boolean {
+    if (!this.byCallId.has(callId)) return false;
+    this.requestSeen(callId, fromTag, cseq);
+    return true;
+  }
+
+  /**
+   * Ends the call held here from outside, like Kamailio's dlg_end_dlg: an answered call gets a BYE to each
+   * side and ends now (`bye`, hung up by the `system`, so history, media and presence follow as for any
+   * BYE); a ringing one has its branches CANCELled and ends when the caller's 487 goes up.
+   */
+  hangUp(id: string): HangupOutcome {
+    const dialog = this.byId(id);
+    if (dialog === undefined) return 'unknown';
+    const result = this.hangup?.hangUp(dialog);
+    if (result === undefined) return 'unreachable';
+    this.log.info({ callId: dialog.callId, state: dialog.state, result }, 'call hung up by the administrator');
+    if (result === 'bye') this.end(dialog, { cause: 'bye', hangupBy: 'system' });
+    return result;
+  }
+
   /**
    * The routing policy forwards an initial INVITE. A dialog of the same Call-ID that is still up is
    * returned as it is (the INVITE spiralled back through us, or was sent again after a challenge).
@@ -212,10 +291,14 @@ export class DialogTracker {
   }
 
   /** The 2xx went upstream: the dialog of that branch is the call's. */
-  confirm(dialog: Dialog, answer: { toTag: string | undefined; answeredBy?: DialogAnswerer | undefined; backend?: DialogBackend | undefined; code: number; reason?: string | undefined }): void {
+  confirm(dialog: Dialog, answer: {
+    toTag: string | undefined; answeredBy?: DialogAnswerer | undefined; backend?: DialogBackend | undefined; code: number; reason?: string | undefined;
+    legs?: DialogLegs | undefined;
+  }): void {
     if (dialog.state === 'confirmed' || dialog.ended) return;
     dialog.state = 'confirmed';
     dialog.toTag = answer.toTag;
+    dialog.legs = answer.legs;
     dialog.answeredBy = answer.answeredBy;
     dialog.answeredAt = this.now();
     dialog.finalCode = answer.code;
@@ -281,7 +364,7 @@ export class DialogTracker {
       if (s.state !== 'confirmed' || this.byCallId.has(s.callId)) continue;
       const dialog = Object.assign(new Dialog({ ...s, owner: this.owner }), {
         state: 'confirmed' as const, toTag: s.toTag, answeredBy: s.answeredBy, backend: s.backend, ringingAt: s.ringingAt,
-        answeredAt: s.answeredAt, finalCode: s.finalCode, finalReason: s.finalReason,
+        answeredAt: s.answeredAt, finalCode: s.finalCode, finalReason: s.finalReason, legs: s.legs,
         media: s.mediaRelayed ? { node: s.mediaNode, branches: new Set<string>() } : undefined,
       });
       this.track(dialog);

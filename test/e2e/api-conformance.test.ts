@@ -226,6 +226,8 @@ const EXAMPLES: Record<OperationKey, Example | Example[]> = {
     await c.callInProgress();
     return { method: 'GET', url: '/v1/active-calls', token: c.admin };
   },
+  // A fresh call each time: the hang-up ends it (both phones get a BYE).
+  'DELETE /v1/active-calls/{id}': async (c) => ({ method: 'DELETE', url: `/v1/active-calls/${await c.callInProgress()}`, token: c.admin }),
 };
 
 /**

@@ -52,6 +52,8 @@ export interface ConsoleResult {
   dtmfStatus?: string;
   /** Both pages' call state after Alice hung up. */
   afterHangup?: { alice: string; bob: string };
+  /** A second call hung up with the admin page's "Hang up" button: the admin page's status line, both pages' call state. */
+  adminHangup?: { status: string; alice: string; bob: string };
   error?: string;
   logs?: string;
 }
@@ -188,6 +190,28 @@ async function scenario(ts: TestServer, browser: Chromium, outDir: string): Prom
       `document.getElementById('call-state').textContent`);
   }
   result.afterHangup = { alice: await state(alice, 'call-state'), bob: await state(bob, 'call-state') };
+
+  // A second call, hung up by the administrator: the admin page's "Hang up" button (DELETE /v1/active-calls/:id).
+  // The first call leaves the admin page's list first (its polls), so the row that comes next is the second call's.
+  await admin.waitFor(`document.querySelectorAll('#calls tr').length === 0`, 'the admin page no longer lists the first call', 10_000,
+    `document.getElementById('calls').textContent`);
+  await alice.click('dial-call');
+  await bob.waitFor(`!document.getElementById('incoming').hidden`, 'Bob\'s page shows the second incoming call', 15_000,
+    `document.getElementById('status').textContent`);
+  await bob.click('answer');
+  for (const [name, page] of [['Alice', alice], ['Bob', bob]] as const) {
+    await page.waitFor(`document.getElementById('call-state').dataset.state === 'connected'`, `${name}'s page shows the second call connected`, 15_000,
+      `document.getElementById('call-state').textContent + ' / ' + document.getElementById('status').textContent`);
+  }
+  await admin.waitFor(`(() => { const b = document.querySelector('#calls button[data-hangup]'); return b !== null && (b.click(), true); })()`,
+    'the admin page lists the second call with a Hang up button', 10_000, `document.getElementById('calls').textContent`);
+  const hungUp = await admin.waitFor<string>(`(() => { const t = document.getElementById('call-action').textContent; return t.startsWith('Hung up') && t; })()`,
+    'the admin page says the call was hung up', 10_000, `document.getElementById('call-action').textContent`);
+  for (const [name, page] of [['Alice', alice], ['Bob', bob]] as const) {
+    await page.waitFor(`document.getElementById('call-state').dataset.state === 'ended'`, `${name}'s page shows the call the administrator ended`, 10_000,
+      `document.getElementById('call-state').textContent`);
+  }
+  result.adminHangup = { status: hungUp, alice: await state(alice, 'call-state'), bob: await state(bob, 'call-state') };
 }
 
 const pages: Array<[string, Page]> = [];

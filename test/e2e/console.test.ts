@@ -235,7 +235,7 @@ describe('the admin routes the console reads: GET /v1/registrations and GET /v1/
   });
 
   it('no call up: the active calls list is empty', async () => {
-    assert.deepEqual(await call('/v1/active-calls', admin), { status: 200, json: { calls: [] } });
+    assert.deepEqual(await call('/v1/active-calls', admin), { status: 200, json: { workersMissing: 0, calls: [] } });
   });
 
   it('a user token is refused (403 insufficient_scope): these lists are for operators', async () => {
@@ -329,6 +329,10 @@ describe('the web console in a real browser: headless Chromium in a loopback-onl
 
   it('Alice hangs up and both pages show the call ended', () => {
     assert.deepEqual(r.afterHangup, { alice: 'ended', bob: 'ended' });
+  });
+
+  it('a second call is hung up with the admin page\'s Hang up button: both sides get a BYE and both pages show the call ended', () => {
+    assert.deepEqual(r.adminHangup, { status: 'Hung up alice@example.com → bob@example.com: BYE sent to both sides', alice: 'ended', bob: 'ended' });
   });
 
   it('a screenshot of each page is saved in the test\'s output folder', () => {

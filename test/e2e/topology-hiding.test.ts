@@ -99,6 +99,28 @@ describe('topology hiding: a phone calling through a backend of the pool', () =>
     for (const m of messages) assert.ok(!m.includes(BACKEND), `a message to the phone names the backend:\n${m}`);
   });
 
+  it('an administrator\'s hang-up (DELETE /v1/active-calls/:id) sends the backend and the phone a BYE each; the phone\'s names no backend address', { timeout: 20_000 }, async () => {
+    const log = join(dir, 'admin-bye.log');
+    const admin = (await t.server.store.tokens.create({ name: 'th-admin', expiresAt: Date.now() + 600_000 })).token;
+    const before = fs.invites.length;
+    const ended = new Promise<string | undefined>((resolve) => fs.on('ended', (c) => resolve(c.endedBy)));
+    const running = call('pstn-call-remote-bye.xml', log, '+4930777888');
+    const deadline = Date.now() + 8_000;
+    while ((fs.invites.length === before || fs.activeCalls === 0) && Date.now() < deadline) await sleep(50);
+    assert.ok(fs.activeCalls > 0, 'the call reached the backend');
+    await sleep(300); // the ACK
+    const [dialog] = t.server.dialogs.list();
+    const r = await fetch(`http://127.0.0.1:${t.server.http.boundTo}/v1/active-calls/${dialog!.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } });
+    assert.equal(r.status, 202, await r.text());
+    assert.equal(await ended, 'remote', 'the backend got a BYE');
+    const sipp = await running;
+    assert.equal(sipp.code, 0, sipp.stderr + sipp.stdout.slice(-3000));
+    const messages = receivedMessages(log);
+    const bye = messages.find((m) => m.startsWith('BYE '));
+    assert.ok(bye !== undefined, 'the phone got the BYE');
+    for (const m of messages) assert.ok(!m.includes(BACKEND), `a message to the phone names the backend:\n${m}`);
+  });
+
   it('a backend\'s call to a DID reaches the phone with our Via, Record-Route and Contact only, and the dialog works both ways', { timeout: 20_000 }, async () => {
     const log = join(dir, 'did.log');
     const uas = runSipp({

@@ -179,3 +179,96 @@ describe('dialog tracker: hand-over between the processes of a slot (rolling res
     assert.equal(next.dialogs.active, 1, 'the remembered BYE is used once');
   });
 });
+
+describe('dialog tracker: a hang-up from outside (DELETE /v1/active-calls/:id)', () => {
+  const leg = (identity: string, cseq: number) => ({
+    identity, target: 'sip:x@192.0.2.9', routeSet: [], destination: { protocol: 'udp' as const, address: '192.0.2.9', port: 5060 }, cseq,
+  });
+  const legs = () => ({ caller: leg('<sip:alice@example.com>;tag=ft', 2), callee: leg('<sip:bob@example.com>;tag=tt', 0) });
+
+  it('an answered call asked to hang up is ended at once as a BYE by the system, and its record says so', () => {
+    const { dialogs, events } = tracker();
+    const asked: string[] = [];
+    dialogs.setHangup({ hangUp: (d) => (asked.push(`${d.state}:${d.callId}`), 'bye') });
+    const d = dialogs.create(call('c1'));
+    dialogs.confirm(d, { toTag: 'tt', code: 200, legs: legs() });
+    assert.equal(dialogs.hangUp(d.id), 'bye');
+    assert.deepEqual(asked, ['confirmed:c1']);
+    assert.deepEqual({ cause: d.endCause, by: d.hangupBy }, { cause: 'bye', by: 'system' });
+    assert.deepEqual(events, ['created:c1', 'confirmed:c1', 'ended:c1']);
+    assert.equal(dialogs.hangUp(d.id), 'unknown', 'an ended call is no longer there to hang up');
+  });
+
+  it('a ringing call whose branches are being CANCELled is not ended before its final response', () => {
+    const { dialogs } = tracker();
+    dialogs.setHangup({ hangUp: () => 'cancel' });
+    const d = dialogs.create(call('c1'));
+    dialogs.early(d, 'tt');
+    assert.equal(dialogs.hangUp(d.id), 'cancel');
+    assert.equal(d.state, 'early');
+  });
+
+  it('an id nobody holds is unknown; a call the proxy cannot end is unreachable and stays up', () => {
+    const { dialogs } = tracker();
+    const d = dialogs.create(call('c1'));
+    assert.equal(dialogs.hangUp(d.id), 'unreachable', 'no proxy to end it');
+    dialogs.setHangup({ hangUp: () => undefined });
+    assert.equal(dialogs.hangUp(d.id), 'unreachable');
+    assert.equal(dialogs.hangUp('no-such-id'), 'unknown');
+    assert.equal(dialogs.active, 1);
+  });
+
+  it('raises the CSeq of the side that sent an in-dialog request, never lowers it, and keeps the legs in the snapshot', () => {
+    const { dialogs } = tracker();
+    const d = dialogs.create(call('c1'));
+    dialogs.confirm(d, { toTag: 'tt', code: 200, legs: legs() });
+    const updated: number[] = [];
+    dialogs.on('updated', (u) => updated.push(u.legs!.callee.cseq + u.legs!.caller.cseq));
+    dialogs.requestSeen('c1', 'tt', 17);
+    dialogs.requestSeen('c1', 'ft', 5);
+    dialogs.requestSeen('c1', 'ft', 3);
+    assert.deepEqual(updated, [19, 22], '`updated` (what is persisted follows) only when a CSeq rose');
+    const s = d.snapshot();
+    assert.deepEqual({ caller: s.legs?.caller.cseq, callee: s.legs?.callee.cseq }, { caller: 5, callee: 17 });
+    const next = tracker().dialogs;
+    next.restore([JSON.parse(JSON.stringify(s)) as DialogSnapshot]);
+    assert.equal(next.get('c1')?.legs?.callee.cseq, 17, 'a restarted process can still hang the call up');
+  });
+
+  it('listAll adds the other workers\' calls, oldest first, and counts the silent ones; hangUpAnywhere asks them for a call not held here', async () => {
+    const { dialogs, clock } = tracker();
+    dialogs.create(call('mine'));
+    clock.tick(10);
+    const theirs = { ...dialogs.list()[0]!.snapshot(), id: 'x1', callId: 'theirs', owner: 1, createdAt: clock.now - 1000 };
+    const asked: string[] = [];
+    dialogs.setPeers({
+      list: async () => ({ dialogs: [theirs], missing: 1 }),
+      hangUp: async (id) => (asked.push(id), { result: id === 'x1' ? 'bye' : 'unknown', missing: 0 }),
+    });
+    const all = await dialogs.listAll(100);
+    assert.deepEqual(all.dialogs.map((d) => d.callId), ['theirs', 'mine']);
+    assert.equal(all.missing, 1);
+    assert.deepEqual(await dialogs.hangUpAnywhere('x1', 100), { result: 'bye', missing: 0 });
+    dialogs.setHangup({ hangUp: () => 'cancel' });
+    assert.deepEqual(await dialogs.hangUpAnywhere(dialogs.get('mine')!.id, 100), { result: 'cancel', missing: 0 });
+    assert.deepEqual(asked, ['x1'], 'a call held here is not asked of the others');
+  });
+});
+
+describe('dialog tracker: CSeqs of a call held by another worker', () => {
+  it('an in-dialog request of a call not held here goes to DialogRemote.seen; the holder raises that side\'s CSeq', () => {
+    const here = tracker().dialogs;
+    const seen: Array<[string, string | undefined, number]> = [];
+    here.setRemote({ end: () => undefined, seen: (callId, fromTag, cseq) => void seen.push([callId, fromTag, cseq]) });
+    here.requestSeen('elsewhere', 'tt', 9);
+    assert.deepEqual(seen, [['elsewhere', 'tt', 9]]);
+
+    const holder = tracker().dialogs;
+    const d = holder.create(call('elsewhere'));
+    const leg = (cseq: number) => ({ identity: 'x', target: 'sip:x@192.0.2.9', routeSet: [], destination: { protocol: 'udp' as const, address: '192.0.2.9', port: 5060 }, cseq });
+    holder.confirm(d, { toTag: 'tt', code: 200, legs: { caller: leg(1), callee: leg(0) } });
+    assert.equal(holder.requestSeenRemotely('elsewhere', 'tt', 9), true);
+    assert.equal(d.legs?.callee.cseq, 9);
+    assert.equal(holder.requestSeenRemotely('unknown', 'tt', 9), false);
+  });
+});

@@ -197,9 +197,9 @@ describe('ClusterWorker as the scraped worker', () => {
   it('asks the others through the primary and resolves as soon as every other worker has answered', async () => {
     const { worker, sent } = member();
     const collecting = worker.collect(5000);
-    const ask = sent.find((m) => m.type === 'cluster:metrics-ask');
-    assert.ok(ask !== undefined && ask.type === 'cluster:metrics-ask');
-    for (const from of [1, 2]) worker.onPrimaryMessage({ type: 'cluster:metrics', from, to: 0, toGeneration: 0, id: ask.id, metrics: [`worker ${from}`] });
+    const ask = sent.find((m) => m.type === 'cluster:ask');
+    assert.ok(ask !== undefined && ask.type === 'cluster:ask');
+    for (const from of [1, 2]) worker.onPrimaryMessage({ type: 'cluster:answer', from, to: 0, toGeneration: 0, id: ask.id, answer: [`worker ${from}`] });
     const started = Date.now();
     assert.deepEqual(await collecting, { snapshots: [['worker 1'], ['worker 2']], missing: 0 });
     assert.ok(Date.now() - started < 1000);
@@ -209,11 +209,11 @@ describe('ClusterWorker as the scraped worker', () => {
   it('counts a worker that does not answer within the timeout as missing, and ignores answers to other scrapes', async () => {
     const { worker, sent } = member();
     const collecting = worker.collect(200);
-    const ask = sent.find((m) => m.type === 'cluster:metrics-ask');
-    assert.ok(ask !== undefined && ask.type === 'cluster:metrics-ask');
-    worker.onPrimaryMessage({ type: 'cluster:metrics', from: 2, to: 0, toGeneration: 0, id: ask.id + 1, metrics: ['another scrape'] });
-    worker.onPrimaryMessage({ type: 'cluster:metrics', from: 2, to: 0, toGeneration: 1, id: ask.id, metrics: ['a later generation of slot 0'] });
-    worker.onPrimaryMessage({ type: 'cluster:metrics', from: 1, to: 0, toGeneration: 0, id: ask.id, metrics: ['worker 1'] });
+    const ask = sent.find((m) => m.type === 'cluster:ask');
+    assert.ok(ask !== undefined && ask.type === 'cluster:ask');
+    worker.onPrimaryMessage({ type: 'cluster:answer', from: 2, to: 0, toGeneration: 0, id: ask.id + 1, answer: ['another scrape'] });
+    worker.onPrimaryMessage({ type: 'cluster:answer', from: 2, to: 0, toGeneration: 1, id: ask.id, answer: ['a later generation of slot 0'] });
+    worker.onPrimaryMessage({ type: 'cluster:answer', from: 1, to: 0, toGeneration: 0, id: ask.id, answer: ['worker 1'] });
     assert.deepEqual(await collecting, { snapshots: [['worker 1']], missing: 1 });
     worker.close();
   });
