@@ -11,6 +11,8 @@ import { LoopbackNamespace } from './netns.js';
  * destroy() kills whatever still runs in either namespace and deletes both; deleting a namespace deletes its end of
  * the pair, and the other end with it.
  */
+const LINK_UP_TIMEOUT_MS = 3000;
+
 export class JanusNetns {
   /** The interface name of both ends (for Janus's ice_enforce_list). */
   static readonly VETH = 'veth0';
@@ -37,6 +39,15 @@ export class JanusNetns {
         sh('ip', ['netns', 'exec', ns.name, 'sh', '-c', `echo 1 > /proc/sys/net/ipv6/conf/${veth}/disable_ipv6`]);
         sh('ip', ['-n', ns.name, 'addr', 'add', `${address}/30`, 'dev', veth]);
         sh('ip', ['-n', ns.name, 'link', 'set', veth, 'up']);
+      }
+      // the kernel reports carrier changes in batches (linkwatch, up to a second late) and drops what is sent before:
+      // a first ICE check lost that way costs a retransmission of seconds, so the pair is handed out once it is up
+      const deadline = Date.now() + LINK_UP_TIMEOUT_MS;
+      for (const ns of [server, peers]) {
+        while (!/\bstate UP\b/.test(sh('ip', ['-n', ns.name, '-o', 'link', 'show', veth]))) {
+          if (Date.now() > deadline) throw new Error(`${veth} in ${ns.name} not up after ${LINK_UP_TIMEOUT_MS} ms: ${sh('ip', ['-n', ns.name, '-o', 'link', 'show', veth]).trim()}`);
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+        }
       }
       return pair;
     } catch (err) {
