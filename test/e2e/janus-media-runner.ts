@@ -12,7 +12,9 @@
  *      (1280x720 at 5 fps, as screen sharing sends few frames of a still page; it moves a little every frame);
  *   4. `subscribers` participants join as subscribers (ptype subscriber with a `streams` array: Janus 1.x
  *      multistream), each with ONE PeerConnection: the camera's audio and video, and for the first one also the
- *      screen's video; they answer Janus's offer and `start`;
+ *      screen's video from the start; they answer Janus's offer and `start`. With `screen`, the second one adds the
+ *      screen to its live PeerConnection a moment later (`update` with `subscribe`: Janus's new offer, our answer
+ *      with `start`), as a participant does when someone starts sharing during the meeting;
  *   5. after measureMs, reads each subscriber's inbound streams (getStats by SSRC, mapped to mids by Janus's offer,
  *      and the frames each track's RTCVideoSink got) and prints them.
  *
@@ -48,6 +50,9 @@ export interface StreamReport {
   feedDisplay: string | undefined;
   /** inbound-rtp */
   packetsReceived: number;
+  /** Audio: samples decoded, and how many of them the decoder made up (packet loss concealment). */
+  totalSamplesReceived: number;
+  concealedSamples: number;
   framesDecoded: number;
   keyFramesDecoded: number;
   codec: string | undefined;
@@ -55,8 +60,10 @@ export interface StreamReport {
   frameHeight: number | undefined;
   /** Frames the track's RTCVideoSink got (decoded frames handed to the application). */
   sinkFrames: number;
-  /** ms from `start` to the sink's first frame. */
+  /** ms from the `start` that brought this stream (the first, or the one after `update`) to the sink's first frame. */
   firstFrameMs: number | undefined;
+  /** The stream came with an `update` (renegotiation of the live PeerConnection), not with the join. */
+  added: boolean;
 }
 
 export interface SubscriberReport {
@@ -64,11 +71,13 @@ export interface SubscriberReport {
   /** PeerConnections this subscriber used (always one: every stream is an m-line of it). */
   peerConnections: number;
   connectionState: string;
-  /** ms from `start` to the PeerConnection's `connected` (ICE and DTLS). */
+  /** ms from Janus's first offer to the PeerConnection's `connected` (ICE and DTLS). */
   connectedMs: number | undefined;
   streams: StreamReport[];
-  /** The candidates (address:port) in Janus's offer. */
+  /** The candidates (address:port) in Janus's offers. */
   janusCandidates: string[];
+  /** Offers Janus sent this subscriber (1, or 2 after an `update`). */
+  offers: number;
   /** The remote candidate of the selected pair. */
   selectedRemote: string | undefined;
 }
@@ -138,6 +147,8 @@ const wrtc = createRequire(import.meta.url)('@roamhq/wrtc') as Wrtc;
 
 const RUNNER_TIMEOUT_MS = Number(process.env.JANUS_MEDIA_RUNNER_TIMEOUT_MS ?? 50_000);
 const STEP_TIMEOUT_MS = 10_000;
+/** When the second subscriber adds the screen (`update`), after its `start`. */
+const UPDATE_AFTER_MS = 1000;
 /** No STUN, no TURN: host candidates on the veth are all there is. One transport for every m-line. */
 const PC_CONFIG = { iceServers: [], bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
 
@@ -303,11 +314,53 @@ interface Subscriber {
   name: string;
   handle: JanusHandle;
   pc: WrtcPeerConnection;
-  offerSdp: string;
-  attached: Array<{ mid: string; type: string; feed: number; feedMid: string; feedDisplay: string | undefined }>;
+  offers: string[];
+  attached: Attached[];
   startedAt: number;
   connectedAt: number | undefined;
-  sinks: Map<string, { frames: number; firstAt: number | undefined }>;
+  sinks: Map<string, { frames: number; firstAt: number | undefined; since: number }>;
+}
+
+interface Attached {
+  mid: string;
+  type: string;
+  feed: number;
+  feedMid: string;
+  feedDisplay: string | undefined;
+  added: boolean;
+}
+
+/** The m-lines Janus's `attached` or `updated` event lists (the data channel and inactive ones aside). */
+function attachedStreams(streams: Array<Record<string, unknown>> | undefined, added: boolean): Attached[] {
+  return (streams ?? []).filter((s) => s.active !== false && s.type !== 'data').map((s) => ({
+    mid: String(s.mid), type: String(s.type), feed: num(s.feed_id), feedMid: String(s.feed_mid), feedDisplay: str(s.feed_display), added,
+  }));
+}
+
+/**
+ * Applies Janus's offer to the subscriber's PeerConnection, puts a frame counter on every new video track, and
+ * sends the answer with `start` (also after an `update`: Janus waits for the answer in a `start`).
+ */
+async function answer(sub: Subscriber, offer: Jsep): Promise<void> {
+  sub.offers.push(offer.sdp);
+  await sub.pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
+  for (const t of sub.pc.getTransceivers()) {
+    if (t.mid === null || sub.sinks.has(t.mid) || t.receiver.track.kind !== 'video') continue;
+    const counter = { frames: 0, firstAt: undefined as number | undefined, since: 0 };
+    const sink = new wrtc.nonstandard.RTCVideoSink(t.receiver.track);
+    sink.onframe = () => {
+      counter.firstAt ??= performance.now();
+      counter.frames++;
+    };
+    cleanups.push(() => sink.stop());
+    sub.sinks.set(t.mid, counter);
+  }
+  await sub.pc.setLocalDescription(await sub.pc.createAnswer());
+  const jsep = await gathered(sub.pc);
+  const now = performance.now();
+  for (const counter of sub.sinks.values()) if (counter.since === 0) counter.since = now;
+  const started = await sub.handle.message<{ started?: string }>({ request: 'start' }, { jsep });
+  if (started.data.started !== 'ok') throw new Error(`${sub.name}: start answered ${JSON.stringify(started.data)}`);
 }
 
 /** join (ptype subscriber) with one `streams` entry per feed, answer Janus's offer in one PeerConnection, `start`. */
@@ -317,46 +370,38 @@ async function subscribe(session: JanusSession, room: number, name: string, feed
     request: 'join', ptype: 'subscriber', room, streams: feeds.map((feed) => ({ feed })),
   });
   if (data.videoroom !== 'attached' || jsep?.type !== 'offer') throw new Error(`${name}: join answered ${JSON.stringify(data)} ${jsep ? `with a ${jsep.type}` : 'without jsep'}`);
-  const attached = (data.streams ?? []).filter((s) => s.active !== false && s.type !== 'data').map((s) => ({
-    mid: String(s.mid), type: String(s.type), feed: num(s.feed_id), feedMid: String(s.feed_mid), feedDisplay: str(s.feed_display),
-  }));
   const pc = peerConnection();
-  await pc.setRemoteDescription({ type: 'offer', sdp: jsep.sdp });
-  const sinks = new Map<string, { frames: number; firstAt: number | undefined }>();
-  const sub: Subscriber = { name, handle, pc, offerSdp: jsep.sdp, attached, startedAt: 0, connectedAt: undefined, sinks };
-  // every m-line of the offer is a transceiver now: a sink on each video track counts the frames decoded for it
-  for (const t of pc.getTransceivers()) {
-    if (t.mid === null || t.receiver.track.kind !== 'video') continue;
-    const counter = { frames: 0, firstAt: undefined as number | undefined };
-    const sink = new wrtc.nonstandard.RTCVideoSink(t.receiver.track);
-    sink.onframe = () => {
-      counter.firstAt ??= performance.now();
-      counter.frames++;
-    };
-    cleanups.push(() => sink.stop());
-    sinks.set(t.mid, counter);
-  }
-  await pc.setLocalDescription(await pc.createAnswer());
-  const answer = await gathered(pc);
-  sub.startedAt = performance.now();
-  const started = await handle.message<{ started?: string }>({ request: 'start' }, { jsep: answer });
-  if (started.data.started !== 'ok') throw new Error(`${name}: start answered ${JSON.stringify(started.data)}`);
+  const sub: Subscriber = { name, handle, pc, offers: [], attached: attachedStreams(data.streams, false), startedAt: performance.now(), connectedAt: undefined, sinks: new Map() };
   const watch = setInterval(() => {
     if (sub.connectedAt === undefined && pc.connectionState === 'connected') sub.connectedAt = performance.now();
   }, 10);
   cleanups.push(() => clearInterval(watch));
+  await answer(sub, jsep);
   return sub;
+}
+
+/** `update` with `subscribe`: more feeds in the same PeerConnection; Janus answers `updated` with a new offer. */
+async function addFeeds(sub: Subscriber, feeds: number[]): Promise<void> {
+  const { data, jsep } = await sub.handle.message<{ videoroom: string; streams?: Array<Record<string, unknown>> }>({
+    request: 'update', subscribe: feeds.map((feed) => ({ feed })),
+  });
+  if (data.videoroom !== 'updated' || jsep?.type !== 'offer') throw new Error(`${sub.name}: update answered ${JSON.stringify(data)} ${jsep ? `with a ${jsep.type}` : 'without jsep'}`);
+  // `updated` lists every stream of the subscription: the new ones are those whose mid is new
+  const known = new Set(sub.attached.map((a) => a.mid));
+  sub.attached.push(...attachedStreams(data.streams, true).filter((a) => !known.has(a.mid)));
+  await answer(sub, jsep);
 }
 
 async function subscriberReport(sub: Subscriber): Promise<SubscriberReport> {
   const all = await statsById(sub.pc);
-  const bySsrc = ssrcMids(sub.offerSdp);
+  const bySsrc = ssrcMids(sub.offers.at(-1) ?? '');
   const streams: StreamReport[] = sub.attached.map((a) => {
     const sink = sub.sinks.get(a.mid);
     return {
       mid: a.mid, kind: a.type === 'audio' ? 'audio' : 'video', feed: a.feed, feedMid: a.feedMid, feedDisplay: a.feedDisplay,
-      packetsReceived: 0, framesDecoded: 0, keyFramesDecoded: 0, codec: undefined, frameWidth: undefined, frameHeight: undefined,
-      sinkFrames: sink?.frames ?? 0, firstFrameMs: sink?.firstAt === undefined ? undefined : Math.round(sink.firstAt - sub.startedAt),
+      packetsReceived: 0, totalSamplesReceived: 0, concealedSamples: 0, framesDecoded: 0, keyFramesDecoded: 0, codec: undefined,
+      frameWidth: undefined, frameHeight: undefined, sinkFrames: sink?.frames ?? 0,
+      firstFrameMs: sink?.firstAt === undefined ? undefined : Math.round(sink.firstAt - sink.since), added: a.added,
     };
   });
   let selectedRemote: string | undefined;
@@ -367,6 +412,8 @@ async function subscriberReport(sub: Subscriber): Promise<SubscriberReport> {
       const s = streams.find((x) => x.mid === mid);
       if (s === undefined) continue;
       s.packetsReceived += num(r.packetsReceived);
+      s.totalSamplesReceived += num(r.totalSamplesReceived);
+      s.concealedSamples += num(r.concealedSamples);
       s.framesDecoded += num(r.framesDecoded);
       s.keyFramesDecoded += num(r.keyFramesDecoded);
       if (typeof r.frameWidth === 'number') s.frameWidth = r.frameWidth;
@@ -385,7 +432,8 @@ async function subscriberReport(sub: Subscriber): Promise<SubscriberReport> {
     connectionState: sub.pc.connectionState,
     connectedMs: sub.connectedAt === undefined ? undefined : Math.round(sub.connectedAt - sub.startedAt),
     streams,
-    janusCandidates: candidates(sub.offerSdp),
+    janusCandidates: sub.offers.flatMap(candidates),
+    offers: sub.offers.length,
     selectedRemote,
   };
 }
@@ -421,7 +469,14 @@ async function run(config: RunnerConfig, result: JanusMediaResult): Promise<void
     const feeds = i === 1 && screen !== undefined ? [cam!.report.id, screen.report.id] : [cam!.report.id];
     subscribers.push(await subscribe(session, room, `subscriber-${i}`, feeds));
   }
-  await sleep(config.measureMs);
+  const measured = sleep(config.measureMs);
+  const late = subscribers[1];
+  if (screen !== undefined && late !== undefined) {
+    // the camera flows to it first: the screen is added to a PeerConnection that is carrying media
+    await sleep(UPDATE_AFTER_MS);
+    await addFeeds(late, [screen.report.id]);
+  }
+  await measured;
   for (const p of publishers) await publisherStats(p);
   result.publishers = publishers.map((p) => p.report);
   for (const sub of subscribers) result.subscribers.push(await subscriberReport(sub));

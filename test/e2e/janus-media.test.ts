@@ -115,8 +115,10 @@ describe('media through a Janus videoroom between two network namespaces (veth p
       assert.equal(video.codec, 'video/VP8', seen(video));
       assert.ok(video.framesDecoded > MIN_VIDEO_FRAMES, `${name}, camera video: ${seen(video)}`);
       assert.ok(video.sinkFrames > MIN_VIDEO_FRAMES, `${name}, camera video: ${seen(video)}`);
-      assert.equal(audio.codec, 'audio/opus', `${name}, camera audio: ${audio.packetsReceived} packets`);
-      assert.ok(audio.packetsReceived > MIN_AUDIO_PACKETS, `${name}, camera audio: ${audio.packetsReceived} packets`);
+      const heard = `${audio.packetsReceived} packets, ${audio.totalSamplesReceived} samples decoded, ${audio.concealedSamples} concealed`;
+      assert.equal(audio.codec, 'audio/opus', `${name}, camera audio: ${heard}`);
+      assert.ok(audio.packetsReceived > MIN_AUDIO_PACKETS, `${name}, camera audio: ${heard}`);
+      assert.ok(audio.totalSamplesReceived > 0 && audio.concealedSamples < audio.totalSamplesReceived / 4, `${name}, camera audio: ${heard}`);
     });
   }
 
@@ -133,6 +135,20 @@ describe('media through a Janus videoroom between two network namespaces (veth p
     assert.ok(camera.framesDecoded > MIN_VIDEO_FRAMES, `subscriber-1, camera video: ${seen(camera)}`);
     const screenPublisher = result.publishers.find((p) => p.name === 'screen');
     assert.equal(screenPublisher?.streams[0]?.description, 'screen', JSON.stringify(screenPublisher));
-    assert.ok(!subscriber('subscriber-2').streams.some((s) => s.feedDisplay === 'screen'), 'subscriber-2 asked for the camera only');
+  });
+
+  it('a subscriber that adds the screen later (`update` with `subscribe`) gets it in its live PeerConnection by renegotiation, and decodes it and the camera', () => {
+    const sub = subscriber('subscriber-2');
+    assert.equal(sub.peerConnections, 1);
+    assert.equal(sub.offers, 2, 'Janus\'s offer at join, and its new offer after the update');
+    assert.equal(sub.connectionState, 'connected');
+    const camera = streamOf(sub, 'camera', 'video');
+    const screen = streamOf(sub, 'screen', 'video');
+    assert.equal(camera.added, false);
+    assert.equal(screen.added, true);
+    assert.notEqual(camera.mid, screen.mid);
+    assert.equal(screen.codec, 'video/VP8', seen(screen));
+    assert.ok(screen.framesDecoded > 10, `subscriber-2, screen video: ${seen(screen)}`);
+    assert.ok(camera.framesDecoded > MIN_VIDEO_FRAMES, `subscriber-2, camera video: ${seen(camera)}`);
   });
 });
