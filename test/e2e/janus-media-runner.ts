@@ -270,8 +270,11 @@ interface Publisher {
   pc: WrtcPeerConnection;
 }
 
-/** join (ptype publisher), then `publish` with an offer carrying `tracks`; resolves once Janus's PeerConnection is up. */
-async function publish(session: JanusSession, room: number, name: string, tracks: WrtcTrack[], descriptions: Array<{ mid: string; description: string }> = []): Promise<Publisher> {
+/**
+ * join (ptype publisher), then `publish` with an offer carrying `tracks`; resolves once Janus's PeerConnection is up.
+ * `videoDescription` labels the video m-line (the publish request's `descriptions`), as a client sharing its screen does.
+ */
+async function publish(session: JanusSession, room: number, name: string, tracks: WrtcTrack[], videoDescription?: string): Promise<Publisher> {
   const handle = await session.attach(VIDEOROOM_PLUGIN, { opaqueId: `janus-media-${name}` });
   const { data: joined } = await handle.message<{ videoroom: string; id: number }>({ request: 'join', ptype: 'publisher', room, display: name });
   if (joined.videoroom !== 'joined') throw new Error(`${name}: join answered "${joined.videoroom}"`);
@@ -283,7 +286,9 @@ async function publish(session: JanusSession, room: number, name: string, tracks
   let webrtcUpAt: number | undefined;
   handle.once('webrtcup', () => (webrtcUpAt = performance.now()));
   const started = performance.now();
-  const body = { request: 'publish', audiocodec: 'opus', videocodec: 'vp8', ...(descriptions.length > 0 ? { descriptions } : {}) };
+  const videoMid = offer.sdp.split(/^m=/m).slice(1).find((section) => section.startsWith('video'))?.match(/^a=mid:(\S+)/m)?.[1];
+  const descriptions = videoDescription !== undefined && videoMid !== undefined ? [{ mid: videoMid, description: videoDescription }] : undefined;
+  const body = { request: 'publish', audiocodec: 'opus', videocodec: 'vp8', descriptions };
   const { data, jsep } = await handle.message<{ configured?: string; streams?: Array<Record<string, unknown>> }>(body, { jsep: offer });
   if (data.configured !== 'ok' || jsep?.type !== 'answer') throw new Error(`${name}: publish answered ${JSON.stringify(data)} ${jsep ? `with a ${jsep.type}` : 'without jsep'}`);
   await pc.setRemoteDescription({ type: 'answer', sdp: jsep.sdp });
@@ -459,9 +464,7 @@ async function run(config: RunnerConfig, result: JanusMediaResult): Promise<void
 
   const publishers = [await publish(session, room, 'camera', [microphone(), camera(640, 360, 30)])];
   if (config.screen) {
-    const screen = camera(1280, 720, 5);
-    // the publish request's `descriptions` label the screen's m-line, as a client sharing its screen would
-    publishers.push(await publish(session, room, 'screen', [screen], [{ mid: '0', description: 'screen' }]));
+    publishers.push(await publish(session, room, 'screen', [camera(1280, 720, 5)], 'screen'));
   }
   const [cam, screen] = publishers;
   const subscribers: Subscriber[] = [];

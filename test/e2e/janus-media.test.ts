@@ -4,7 +4,8 @@
  * (test/helpers/janus-netns.ts): no packet leaves the machine. The participants are libwebrtc peers (`@roamhq/wrtc`)
  * in a child process inside the peers' namespace (janus-media-runner.ts), which drives Janus through our own
  * conference/janus client (a stored token from the Admin API, VideoRoomAdmin for the room, JanusHandle.message for
- * join, publish and start) and prints what each subscriber received and decoded; the assertions are here.
+ * join, publish, start and update) and prints what each subscriber received and decoded; the assertions are here.
+ * JANUS_MEDIA_VERBOSE=1 prints the runner's whole report (frames, packets, timings, CPU of the runner and of Janus).
  *
  * Whatever happens, the runner is killed after RUNNER_TIMEOUT_MS, Janus is stopped and both namespaces are deleted
  * (which kills what is left in them and removes the veth pair).
