@@ -93,6 +93,12 @@ describe('media through a Janus videoroom between two network namespaces (veth p
     for (const ns of [net.server, net.peers]) assert.deepEqual(net.links(ns), ['lo', JanusNetns.VETH]);
     assert.deepEqual(net.addresses(net.server), ['lo 127.0.0.1/8', `${JanusNetns.VETH} ${net.serverAddress}/30`]);
     assert.deepEqual(net.addresses(net.peers), ['lo 127.0.0.1/8', `${JanusNetns.VETH} ${net.peerAddress}/30`]);
+    for (const ns of [net.server, net.peers]) {
+      const routes = net.routes(ns);
+      // the /30 and the kernel's local and broadcast entries of lo and the veth: no default, no gateway
+      assert.ok(routes.some((r) => r.startsWith(`10.231.19.0/30 dev ${JanusNetns.VETH} `)), routes.join('\n'));
+      for (const r of routes) assert.ok(!/^default|\bvia\b/.test(r) && new RegExp(`\\bdev (lo|${JanusNetns.VETH})\\b`).test(r), `route in ${ns.name}: ${r}`);
+    }
     const offered = [...result.publishers.flatMap((p) => p.janusCandidates), ...result.subscribers.flatMap((s) => s.janusCandidates)];
     assert.ok(offered.length > 0, 'Janus sent SDP without candidates');
     for (const c of offered) assert.ok(c.startsWith(`${net.serverAddress}:`), `Janus offered ${c}`);

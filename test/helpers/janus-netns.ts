@@ -63,6 +63,11 @@ export class JanusNetns {
       .trim().split('\n').map((line) => line.split(/\s+/)).map((f) => `${f[1]} ${f[3]}`);
   }
 
+  /** The IPv4 routes of a namespace (`10.231.19.0/30 dev veth0 …`): no default route, nothing beyond the pair. */
+  routes(ns: LoopbackNamespace): string[] {
+    return sh('ip', ['-n', ns.name, '-4', 'route', 'show', 'table', 'all']).trim().split('\n').filter((line) => line !== '');
+  }
+
   /** The links of a namespace by name (`lo`, `veth0`). */
   links(ns: LoopbackNamespace): string[] {
     return sh('ip', ['-n', ns.name, '-o', 'link', 'show']).trim().split('\n').map((line) => line.split(':')[1]!.trim().split('@')[0]!);
