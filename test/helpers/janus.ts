@@ -3,12 +3,15 @@
  * stop() removes. Only the videoroom plugin and the websockets transport load (the rest are disabled by file name, as
  * janus.jcfg's `disable` lists take them); the API and the Admin API listen on 127.0.0.1 at free ports; token_auth
  * with stored tokens (so tokens come from the Admin API); no STUN/TURN server, no event handlers, no loggers: Janus
- * reaches nothing beyond loopback. Media is not set up here: Janus ignores loopback for ICE, so media tests will need
- * a veth pair between namespaces (test/helpers/netns.ts).
+ * reaches nothing beyond loopback.
+ *
+ * Media: Janus ignores loopback for ICE, so media tests run it in a network namespace with a veth pair to the peers'
+ * namespace (test/helpers/janus-netns.ts): `netns` runs it under `ip netns exec`, `listenAddress` puts both APIs on
+ * that namespace's end of the pair, `iceEnforceList` keeps ICE to that interface.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +26,12 @@ export interface JanusServerOptions {
   sessionTimeoutSec?: number;
   /** debug_level 0-7; default 4 (Janus's: errors, warnings, info). */
   debugLevel?: number;
+  /** Run Janus inside this network namespace (`ip netns exec NAME janus …`); default the test's own. */
+  netns?: string;
+  /** Where the API and the Admin API listen; default 127.0.0.1. In a namespace of its own, an address of that namespace. */
+  listenAddress?: string;
+  /** nat.ice_enforce_list: the only interfaces (or addresses) ICE gathers candidates on; default none (all but vmnet*). */
+  iceEnforceList?: string;
 }
 
 export interface JanusServer {
@@ -75,12 +84,15 @@ const quote = (s: string): string => JSON.stringify(s); // jcfg (libconfig) stri
 
 export async function startJanus(options: JanusServerOptions = {}): Promise<JanusServer> {
   const binary = requireTool('janus', 'janus');
+  if (options.netns !== undefined) requireTool('ip', 'iproute2');
+  const host = options.listenAddress ?? '127.0.0.1';
   const lib = janusLibDir();
   const dir = mkdtempSync(join(tmpdir(), 'softswitch-janus-'));
   try {
     const port = await freePort();
     const adminPort = await freePort();
-    // no media in these tests: a narrow range next to a free port is enough to keep Janus off the wide default
+    // a narrow range next to a free port keeps Janus off the wide default: a test's few PeerConnections bundle
+    // everything on one port each
     const rtpMin = await freePort();
     const rtpPorts = { min: rtpMin, max: Math.min(65535, rtpMin + RTP_PORTS - 1) };
     const adminSecret = randomBytes(16).toString('hex');
@@ -105,7 +117,8 @@ export async function startJanus(options: JanusServerOptions = {}): Promise<Janu
       `general: {\n  ${general.join('\n  ')}\n}`,
       `media: {\n  rtp_port_range = "${rtpPorts.min}-${rtpPorts.max}"\n  no_media_timer = 1\n}`,
       // no stun_server/turn_server: Janus looks nothing up; it still gathers host candidates on the interfaces
-      'nat: {\n  nice_debug = false\n  ice_ignore_list = "vmnet"\n  ignore_mdns = true\n}',
+      // no nat_1_1_mapping either: the candidates Janus offers are its interfaces' own addresses
+      `nat: {\n  nice_debug = false\n  ${options.iceEnforceList !== undefined ? `ice_enforce_list = ${quote(options.iceEnforceList)}` : 'ice_ignore_list = "vmnet"'}\n  ignore_mdns = true\n}`,
       `plugins: {\n  disable = ${quote(disableAllBut(join(lib, 'plugins'), 'libjanus_videoroom.so'))}\n}`,
       `transports: {\n  disable = ${quote(disableAllBut(join(lib, 'transports'), 'libjanus_websockets.so'))}\n}`,
       `loggers: {\n  disable = ${quote(disableAllBut(join(lib, 'loggers'), ''))}\n}`,
@@ -113,14 +126,18 @@ export async function startJanus(options: JanusServerOptions = {}): Promise<Janu
       '',
     ].join('\n'));
     writeFileSync(join(dir, 'janus.transport.websockets.jcfg'), [
-      `general: {\n  json = "plain"\n  ws = true\n  ws_ip = "127.0.0.1"\n  ws_port = ${port}\n  wss = false\n}`,
-      `admin: {\n  admin_ws = true\n  admin_ws_ip = "127.0.0.1"\n  admin_ws_port = ${adminPort}\n  admin_wss = false\n}`,
+      `general: {\n  json = "plain"\n  ws = true\n  ws_ip = ${quote(host)}\n  ws_port = ${port}\n  wss = false\n}`,
+      `admin: {\n  admin_ws = true\n  admin_ws_ip = ${quote(host)}\n  admin_ws_port = ${adminPort}\n  admin_wss = false\n}`,
       '',
     ].join('\n'));
     // no rooms from a config file: the rooms a test sees are the ones it created
     writeFileSync(join(dir, 'janus.plugin.videoroom.jcfg'), 'general: {\n}\n');
 
-    const proc = spawn(binary, ['--config', join(dir, 'janus.jcfg'), '--configs-folder', dir, '--disable-colors'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = ['--config', join(dir, 'janus.jcfg'), '--configs-folder', dir, '--disable-colors'];
+    // `ip netns exec` execs Janus in place: proc.pid is Janus's pid, signals reach Janus
+    const proc = options.netns !== undefined
+      ? spawn('ip', ['netns', 'exec', options.netns, binary, ...argv], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(binary, argv, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(proc);
     const log: string[] = [];
     const onData = (chunk: string): void => {
@@ -138,7 +155,9 @@ export async function startJanus(options: JanusServerOptions = {}): Promise<Janu
       resolve();
     }));
     const deadline = Date.now() + STARTUP_TIMEOUT_MS;
-    while (!(await accepts(port)) || !(await accepts(adminPort))) {
+    // the test's own namespace cannot connect into another one: there, Janus's listening sockets are read from /proc
+    const ready = (p: number): Promise<boolean> => (options.netns !== undefined ? Promise.resolve(listening(proc.pid!, p)) : accepts(p));
+    while (!(await ready(port)) || !(await ready(adminPort))) {
       if (exitCode !== undefined) throw new Error(`janus exited at start (${exitCode}):\n${log.slice(-30).join('\n')}`);
       if (Date.now() > deadline) {
         proc.kill('SIGKILL');
@@ -149,8 +168,8 @@ export async function startJanus(options: JanusServerOptions = {}): Promise<Janu
     }
     let stopped: Promise<void> | undefined;
     return {
-      url: `ws://127.0.0.1:${port}`,
-      adminUrl: `ws://127.0.0.1:${adminPort}`,
+      url: `ws://${host}:${port}`,
+      adminUrl: `ws://${host}:${adminPort}`,
       adminSecret,
       apiSecret,
       rtpPorts,
@@ -193,5 +212,20 @@ function accepts(port: number): Promise<boolean> {
     socket.setTimeout(500, () => done(false));
     socket.once('connect', () => done(true));
     socket.once('error', () => done(false));
+  });
+}
+
+/** True when process `pid`'s network namespace has a TCP socket listening on `port` (/proc/PID/net/tcp, state 0A). */
+function listening(pid: number, port: number): boolean {
+  let table: string;
+  try {
+    table = readFileSync(`/proc/${pid}/net/tcp`, 'utf8');
+  } catch {
+    return false; // not started or gone; the caller sees the exit
+  }
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  return table.split('\n').slice(1).some((line) => {
+    const fields = line.trim().split(/\s+/);
+    return fields[1]?.endsWith(`:${hex}`) === true && fields[3] === '0A';
   });
 }
