@@ -15,7 +15,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { apiError, errors, isoTime, jsonSchema, normalizeUser, response } from '../platform/http/index.js';
+import { apiError, decodeCursor, errors, isoTime, jsonSchema, normalizeUser, pageOf, pageQuery, parseInput, response } from '../platform/http/index.js';
 import type { Binding } from '../registrar/types.js';
 import type { DialogSnapshot, HangupOutcome } from '../src/dialog/types.js';
 
@@ -38,6 +38,12 @@ const query = z.strictObject({
   user: z.string().max(511).regex(/^[^@\s/:]+@[^@\s/:]+$/, 'expected user@domain').transform(normalizeUser).optional(),
 });
 
+/** Bindings per page of GET /registrations by default, and at most: a node may hold tens of thousands. */
+export const REGISTRATION_PAGE = 500;
+export const MAX_REGISTRATION_PAGE = 5000;
+/** The registrations' query: a user, and a page of the bindings sorted by (AoR, contact). */
+const registrationsQuery = query.extend(pageQuery(REGISTRATION_PAGE, MAX_REGISTRATION_PAGE));
+
 /** One binding as the API answers it (registrationJson), here and in the user's devices (server/user-routes.ts). */
 export const registrationEntry = z.object({
   aor: z.string(), contact: z.string(), transport: z.string(), address: z.string(), userAgent: z.string().optional(),
@@ -49,12 +55,14 @@ const tags = ['admin'];
 const querystring = jsonSchema(query);
 const docs: Record<'registrations' | 'calls' | 'hangUp', FastifySchema> = {
   registrations: {
-    summary: 'The registered devices (bindings), of everyone or of one user', tags, querystring,
+    summary: 'The registered devices (bindings), of everyone or of one user', tags, querystring: jsonSchema(registrationsQuery),
+    description: 'A page of bindings by AoR then contact; pass `next` back as `cursor` (with the same `user`) for the page after.',
     response: {
       200: response(z.object({
         registrations: z.array(registrationEntry),
-      }), 'the bindings'),
-      ...errors({ 400: 'a malformed query' }),
+        next: z.string().optional().describe('the cursor of the next page, when there is one'),
+      }), 'a page of the bindings'),
+      ...errors({ 400: 'a malformed query or cursor' }),
     },
   },
   calls: {
@@ -101,11 +109,16 @@ function userOf(raw: unknown, reply: FastifyReply): { user: string | undefined }
 export function adminRoutes(deps: AdminRouteDeps): (app: FastifyInstance) => void {
   return (app) => {
     app.get('/registrations', { schema: docs.registrations }, async (req, reply) => {
-      const q = userOf(req.query, reply);
-      if (q === undefined) return reply;
+      const q = parseInput(registrationsQuery, req.query, 'query');
+      const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor, 2);
+      const key = (b: Binding): [string, string] => [b.aor, b.contactUri];
+      const before = (a: readonly string[], b: readonly string[]) => (a[0]! < b[0]! ? -1 : a[0]! > b[0]! ? 1 : a[1]! < b[1]! ? -1 : a[1]! > b[1]! ? 1 : 0);
       // the user part is case-sensitive, the domain is not (RFC 3261 §19.1.4): both sides normalized alike
-      const bindings = deps.registrations().filter((b) => q.user === undefined || normalizeUser(b.aor.replace(/^sips?:/, '')) === q.user);
-      return { registrations: bindings.map((b) => registrationJson(b, deps.isAsleep(b))) };
+      const bindings = deps.registrations()
+        .filter((b) => (q.user === undefined || normalizeUser(b.aor.replace(/^sips?:/, '')) === q.user) && (after === undefined || before(key(b), after) > 0))
+        .sort((a, b) => before(key(a), key(b)));
+      const page = pageOf(bindings, q.limit, key);
+      return { registrations: page.items.map((b) => registrationJson(b, deps.isAsleep(b))), ...(page.next === undefined ? {} : { next: page.next }) };
     });
     app.get('/active-calls', { schema: docs.calls }, async (req, reply) => {
       const q = userOf(req.query, reply);

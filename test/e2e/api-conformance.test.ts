@@ -218,10 +218,18 @@ const EXAMPLES: Record<OperationKey, Example | Example[]> = {
   }),
   'DELETE /v1/meetings/{id}': async (c) => ({ method: 'DELETE', url: `/v1/meetings/${String((await c.asAlice('POST', '/v1/meetings', { title: `delete ${c.n()}` })).id)}`, token: c.alice }),
 
-  'GET /v1/registrations': (c) => {
-    c.binding();
-    return { method: 'GET', url: '/v1/registrations', token: c.admin };
-  },
+  'GET /v1/registrations': [
+    (c) => {
+      c.binding();
+      return { method: 'GET', url: '/v1/registrations', token: c.admin };
+    },
+    // A page with a cursor to the next one.
+    (c) => {
+      c.binding();
+      c.binding();
+      return { method: 'GET', url: '/v1/registrations?limit=1', token: c.admin };
+    },
+  ],
   'GET /v1/active-calls': async (c) => {
     await c.callInProgress();
     return { method: 'GET', url: '/v1/active-calls', token: c.admin };
