@@ -5,13 +5,14 @@
  * ports, the secret, the realm, a throw-away TLS certificate, its user database, pid file and log (stdout) in a
  * temp folder that stop() removes.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from './paths.js';
+import { supervise } from './daemon.js';
 import { freePort, requireTool, run } from './tools.js';
 
 export interface CoturnOptions {
@@ -45,12 +46,6 @@ export interface CoturnHandle {
 const STARTUP_TIMEOUT_MS = 10_000;
 export const RELAY_PORT_MIN = 61000;
 export const RELAY_PORT_MAX = 65535;
-/** Daemons still running: a test process that dies early must not leave them behind. */
-const live = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const proc of live) proc.kill('SIGKILL');
-});
-
 export function coturnConfigPath(): string {
   return join(repoRoot, 'turn', 'turnserver.conf');
 }
@@ -88,28 +83,11 @@ export async function startCoturn(options: CoturnOptions): Promise<CoturnHandle>
     // the secrets last, so argv can be shown without them
     const secrets = [options.secret, ...(options.previousSecrets ?? [])].flatMap((s) => ['--static-auth-secret', s]);
     const proc = spawn(binary, [...argv, ...secrets], { stdio: ['ignore', 'pipe', 'pipe'] });
-    live.add(proc);
-    const log: string[] = [];
-    const onData = (chunk: string): void => {
-      for (const line of chunk.split('\n')) {
-        if (line === '') continue;
-        log.push(line);
-      }
-      if (log.length > 300) log.splice(0, log.length - 300);
-    };
-    for (const stream of [proc.stdout!, proc.stderr!]) {
-      stream.setEncoding('utf8');
-      stream.on('data', onData);
-    }
-    let exitCode: number | null | undefined;
-    const exited = new Promise<void>((resolve) => proc.once('exit', (code, signal) => {
-      live.delete(proc);
-      exitCode = code ?? (signal ? -1 : null);
-      resolve();
-    }));
+    const daemon = supervise(proc, 300);
+    const { log, exited } = daemon;
     const deadline = Date.now() + STARTUP_TIMEOUT_MS;
     while (!(await answersBinding(address, port))) {
-      if (exitCode !== undefined) throw new Error(`turnserver exited at start (${exitCode}): ${log.slice(-15).join(' | ')}`);
+      if (daemon.exitCode() !== undefined) throw new Error(`turnserver exited at start (${daemon.exitCode()}): ${log.slice(-15).join(' | ')}`);
       if (Date.now() > deadline) {
         proc.kill('SIGKILL');
         await exited;
@@ -123,12 +101,7 @@ export async function startCoturn(options: CoturnOptions): Promise<CoturnHandle>
       argv: [binary, ...argv, ...secrets.map((s, i) => (i % 2 === 1 ? '***' : s))],
       stop() {
         stopped ??= (async () => {
-          if (proc.exitCode === null && proc.signalCode === null) {
-            proc.kill('SIGTERM');
-            const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-            await exited;
-            clearTimeout(timer);
-          }
+          await daemon.terminate();
           rmSync(dir, { recursive: true, force: true });
         })();
         return stopped;

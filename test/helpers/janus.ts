@@ -9,13 +9,14 @@
  * namespace (test/helpers/janus-netns.ts): `netns` runs it under `ip netns exec`, `listenAddress` puts both APIs on
  * that namespace's end of the pair, `iceEnforceList` keeps ICE to that interface.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, requireTool } from '../../support/tools.js';
+import { supervise } from '../../support/daemon.js';
 
 export interface JanusServerOptions {
   /** token_auth with stored tokens; default true. */
@@ -56,12 +57,6 @@ export interface JanusServer {
 
 const STARTUP_TIMEOUT_MS = 15_000;
 const RTP_PORTS = 20;
-/** Janus processes still running: a test process that dies early must not leave them behind. */
-const live = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const proc of live) proc.kill('SIGKILL');
-});
-
 /** Where Debian installs Janus's modules: /usr/lib/<multiarch>/janus (or /usr/lib/janus elsewhere). */
 function janusLibDir(): string {
   const candidates = [
@@ -138,27 +133,13 @@ export async function startJanus(options: JanusServerOptions = {}): Promise<Janu
     const proc = options.netns !== undefined
       ? spawn('ip', ['netns', 'exec', options.netns, binary, ...argv], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] })
       : spawn(binary, argv, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    live.add(proc);
-    const log: string[] = [];
-    const onData = (chunk: string): void => {
-      for (const line of chunk.split('\n')) if (line !== '') log.push(line);
-      if (log.length > 500) log.splice(0, log.length - 500);
-    };
-    for (const stream of [proc.stdout!, proc.stderr!]) {
-      stream.setEncoding('utf8');
-      stream.on('data', onData);
-    }
-    let exitCode: number | null | undefined;
-    const exited = new Promise<void>((resolve) => proc.once('exit', (code, signal) => {
-      live.delete(proc);
-      exitCode = code ?? (signal !== null ? -1 : null);
-      resolve();
-    }));
+    const daemon = supervise(proc, 500);
+    const { log, exited } = daemon;
     const deadline = Date.now() + STARTUP_TIMEOUT_MS;
     // the test's own namespace cannot connect into another one: there, Janus's listening sockets are read from /proc
     const ready = (p: number): Promise<boolean> => (options.netns !== undefined ? Promise.resolve(listening(proc.pid!, p)) : accepts(p));
     while (!(await ready(port)) || !(await ready(adminPort))) {
-      if (exitCode !== undefined) throw new Error(`janus exited at start (${exitCode}):\n${log.slice(-30).join('\n')}`);
+      if (daemon.exitCode() !== undefined) throw new Error(`janus exited at start (${daemon.exitCode()}):\n${log.slice(-30).join('\n')}`);
       if (Date.now() > deadline) {
         proc.kill('SIGKILL');
         await exited;
@@ -182,13 +163,8 @@ export async function startJanus(options: JanusServerOptions = {}): Promise<Janu
       },
       stop() {
         stopped ??= (async () => {
-          if (proc.exitCode === null && proc.signalCode === null) {
-            proc.kill('SIGCONT'); // a test may have left it frozen
-            proc.kill('SIGTERM');
-            const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-            await exited;
-            clearTimeout(timer);
-          }
+          if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGCONT'); // a test may have left it frozen
+          await daemon.terminate();
           rmSync(dir, { recursive: true, force: true });
         })();
         return stopped;
