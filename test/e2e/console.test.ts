@@ -9,7 +9,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { runTagged } from '../helpers/runner.js';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -258,18 +258,10 @@ describe('the web console in a real browser: headless Chromium in a loopback-onl
     requireTool('chromium', 'chromium');
     ns = LoopbackNamespace.create('console');
     console.log(`console screenshots: ${outDir}`);
-    const [cmd, args] = ns.exec(process.execPath, ['--enable-source-maps', RUNNER, outDir]);
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CONSOLE_RUNNER_TIMEOUT_MS: String(RUNNER_TIMEOUT_MS - 10_000) } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8000)));
-    const timer = setTimeout(() => child.kill('SIGKILL'), RUNNER_TIMEOUT_MS);
-    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
-    clearTimeout(timer);
-    const line = stdout.split('\n').find((l) => l.startsWith('CONSOLE-RESULT '));
-    if (line === undefined) throw new Error(`the console runner gave no result (exit ${code}):\n${stderr}\n${stdout.slice(-4000)}`);
-    r = JSON.parse(line.slice('CONSOLE-RESULT '.length)) as ConsoleResult;
+    const { result, code, stdout, stderr } = await runTagged(ns.exec(process.execPath, ['--enable-source-maps', RUNNER, outDir]),
+      { CONSOLE_RUNNER_TIMEOUT_MS: String(RUNNER_TIMEOUT_MS - 10_000) }, 'CONSOLE-RESULT', RUNNER_TIMEOUT_MS);
+    if (result === undefined) throw new Error(`the console runner gave no result (exit ${code}):\n${stderr}\n${stdout.slice(-4000)}`);
+    r = JSON.parse(result) as ConsoleResult;
     if (r.error !== undefined) throw new Error(`the console runner failed: ${r.error}\n${r.logs ?? ''}\n${stderr}`);
     console.log(`console: audio packets received Alice ${r.alice?.packetsReceived}, Bob ${r.bob?.packetsReceived}; hold ${JSON.stringify(r.hold)}; mute ${JSON.stringify(r.mute)}`);
   }, { timeout: RUNNER_TIMEOUT_MS + 5000 });

@@ -12,7 +12,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { runTagged } from '../helpers/runner.js';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,22 +47,11 @@ describe('media through a Janus videoroom between two network namespaces (veth p
     janus = await startJanus({ netns: net.server.name, listenAddress: net.serverAddress, iceEnforceList: JanusNetns.VETH });
     const cpuBefore = cpuMsOf(janus.pid);
     const config: RunnerConfig = { url: janus.url, adminUrl: janus.adminUrl, adminSecret: janus.adminSecret, subscribers: 2, screen: true, measureMs: MEASURE_MS };
-    const [cmd, args] = net.peers.exec(process.execPath, ['--enable-source-maps', RUNNER]);
-    const child = spawn(cmd, args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, JANUS_MEDIA_CONFIG: JSON.stringify(config), JANUS_MEDIA_RUNNER_TIMEOUT_MS: String(RUNNER_TIMEOUT_MS - 5000) },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8000)));
-    const timer = setTimeout(() => child.kill('SIGKILL'), RUNNER_TIMEOUT_MS);
-    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
-    clearTimeout(timer);
+    const { result: line, code, stdout, stderr } = await runTagged(net.peers.exec(process.execPath, ['--enable-source-maps', RUNNER]),
+      { JANUS_MEDIA_CONFIG: JSON.stringify(config), JANUS_MEDIA_RUNNER_TIMEOUT_MS: String(RUNNER_TIMEOUT_MS - 5000) }, 'JANUS-MEDIA-RESULT', RUNNER_TIMEOUT_MS);
     janusCpuMs = cpuMsOf(janus.pid) - cpuBefore;
-    const line = stdout.split('\n').find((l) => l.startsWith('JANUS-MEDIA-RESULT '));
     if (line === undefined) assert.fail(`janus media runner gave no result (exit ${code}):\n${stderr}\n${stdout.slice(-4000)}\njanus:\n${janus.logTail()}`);
-    result = JSON.parse(line.slice('JANUS-MEDIA-RESULT '.length)) as JanusMediaResult;
+    result = JSON.parse(line) as JanusMediaResult;
     if (result.error !== undefined) assert.fail(`janus media runner failed: ${result.error}\n${stderr}\njanus:\n${janus.logTail()}`);
     if (process.env.JANUS_MEDIA_VERBOSE === '1') process.stderr.write(`${JSON.stringify({ ...result, janusCpuMs }, null, 1)}\n`);
   });

@@ -21,7 +21,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { runTagged } from '../helpers/runner.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LoopbackNamespace } from '../helpers/netns.js';
@@ -36,21 +36,10 @@ let ns: LoopbackNamespace | undefined;
 /** Runs one scenario inside the namespace; fails the test with the runner's own words when it could not finish. */
 async function scenario(name: string, where = ns): Promise<MediaResult> {
   if (!where) throw new Error('no network namespace');
-  const [cmd, args] = where.exec(process.execPath, ['--enable-source-maps', RUNNER, name]);
-  const child = spawn(cmd, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, MEDIA_RUNNER_TIMEOUT_MS: String(RUNNER_TIMEOUT_MS - 5000) },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8000)));
-  const timer = setTimeout(() => child.kill('SIGKILL'), RUNNER_TIMEOUT_MS);
-  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
-  clearTimeout(timer);
-  const line = stdout.split('\n').find((l) => l.startsWith('MEDIA-RESULT '));
-  if (line === undefined) assert.fail(`media runner "${name}" gave no result (exit ${code}):\n${stderr}\n${stdout.slice(-4000)}`);
-  const result = JSON.parse(line.slice('MEDIA-RESULT '.length)) as MediaResult;
+  const { result: text, code, stdout, stderr } = await runTagged(where.exec(process.execPath, ['--enable-source-maps', RUNNER, name]),
+    { MEDIA_RUNNER_TIMEOUT_MS: String(RUNNER_TIMEOUT_MS - 5000) }, 'MEDIA-RESULT', RUNNER_TIMEOUT_MS);
+  if (text === undefined) assert.fail(`media runner "${name}" gave no result (exit ${code}):\n${stderr}\n${stdout.slice(-4000)}`);
+  const result = JSON.parse(text) as MediaResult;
   if (result.error !== undefined) assert.fail(`media runner "${name}" failed: ${result.error}\n${result.logs ?? ''}\n${stderr}`);
   return result;
 }
