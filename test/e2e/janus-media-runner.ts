@@ -24,9 +24,9 @@
  * RUNNER_TIMEOUT_MS whatever happens.
  */
 import { randomBytes } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { JanusAdmin, JanusClient, type JanusHandle, type JanusSession, type Jsep, VIDEOROOM_PLUGIN, VideoRoomAdmin } from '../../conference/index.js';
+import { type WrtcPeerConnection, type WrtcTrack, loadWrtc } from '../helpers/wrtc.js';
 
 export interface RunnerConfig {
   /** Janus API, `ws://10.231.19.1:PORT`. */
@@ -105,45 +105,7 @@ export interface JanusMediaResult {
   error?: string;
 }
 
-// ---- the part of @roamhq/wrtc used here (its own types need the DOM lib) ------------------------------
-
-interface WrtcTrack {
-  readonly kind: string;
-  readonly id: string;
-  stop(): void;
-}
-interface WrtcTransceiver {
-  readonly mid: string | null;
-  readonly receiver: { track: WrtcTrack };
-}
-interface WrtcDescription {
-  type: string;
-  sdp: string;
-}
-interface WrtcPeerConnection {
-  readonly connectionState: string;
-  readonly iceGatheringState: string;
-  readonly localDescription: WrtcDescription | null;
-  getTransceivers(): WrtcTransceiver[];
-  getStats(): Promise<{ forEach(fn: (report: Record<string, unknown>) => void): void }>;
-  addTrack(track: WrtcTrack, stream: unknown): unknown;
-  createOffer(): Promise<WrtcDescription>;
-  createAnswer(): Promise<WrtcDescription>;
-  setLocalDescription(description: WrtcDescription): Promise<void>;
-  setRemoteDescription(description: WrtcDescription): Promise<void>;
-  close(): void;
-}
-interface Wrtc {
-  RTCPeerConnection: new (config: Record<string, unknown>) => WrtcPeerConnection;
-  MediaStream: new (tracks?: WrtcTrack[]) => unknown;
-  nonstandard: {
-    RTCAudioSource: new () => { createTrack(): WrtcTrack; onData(data: Record<string, unknown>): void };
-    RTCVideoSource: new () => { createTrack(): WrtcTrack; onFrame(frame: { width: number; height: number; data: Uint8ClampedArray }): void };
-    RTCVideoSink: new (track: WrtcTrack) => { onframe: ((event: unknown) => void) | null; stop(): void };
-  };
-}
-
-const wrtc = createRequire(import.meta.url)('@roamhq/wrtc') as Wrtc;
+const wrtc = loadWrtc();
 
 const RUNNER_TIMEOUT_MS = Number(process.env.JANUS_MEDIA_RUNNER_TIMEOUT_MS ?? 50_000);
 const STEP_TIMEOUT_MS = 10_000;

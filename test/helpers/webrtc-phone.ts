@@ -12,75 +12,22 @@
  * (the fakes of fake-media.ts must not be used in the same process), and a process that loaded libwebrtc
  * should leave with `process.exit()`, which avoids libwebrtc's crash in its static destructors.
  */
-import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import JsSIP from 'jssip';
 import { type Invitation, Registerer, SessionState, UserAgent, Web } from 'sip.js';
 import { installTestWebSocket } from './softphone.js';
+import { type Wrtc, type WrtcAudioSink, type WrtcAudioSource, type WrtcPeerConnection, type WrtcTrack, type WrtcVideoSink, type WrtcVideoSource, loadWrtc } from './wrtc.js';
 
-// ---- the part of @roamhq/wrtc used here (its own types need the DOM lib) ------------------------------
+export type { WrtcPeerConnection } from './wrtc.js';
 
-interface WrtcTrack {
-  readonly kind: string;
-  stop(): void;
-}
-interface WrtcStatsReport {
-  forEach(fn: (report: Record<string, unknown>) => void): void;
-}
-interface WrtcDescription {
-  type: string;
-  sdp: string;
-}
-export interface WrtcPeerConnection {
-  readonly iceConnectionState: string;
-  /** ICE and DTLS (RFC 8829 §4.1.11 / W3C RTCPeerConnectionState). */
-  readonly connectionState: string;
-  readonly iceGatheringState: string;
-  readonly localDescription: WrtcDescription | null;
-  getReceivers(): Array<{ track: WrtcTrack | null }>;
-  getStats(): Promise<WrtcStatsReport>;
-  addTrack(track: WrtcTrack, stream: unknown): unknown;
-  createOffer(): Promise<WrtcDescription>;
-  createAnswer(): Promise<WrtcDescription>;
-  setLocalDescription(description: WrtcDescription): Promise<void>;
-  setRemoteDescription(description: WrtcDescription): Promise<void>;
-  close(): void;
-}
-interface WrtcAudioSource {
-  createTrack(): WrtcTrack;
-  onData(data: { samples: Int16Array; sampleRate: number; bitsPerSample: number; channelCount: number; numberOfFrames: number }): void;
-}
-interface WrtcAudioSink {
-  ondata: ((data: { samples: Int16Array; sampleRate: number; channelCount: number }) => void) | null;
-  stop(): void;
-}
-interface WrtcVideoSource {
-  createTrack(): WrtcTrack;
-  onFrame(frame: { width: number; height: number; data: Uint8ClampedArray }): void;
-}
-interface WrtcVideoSink {
-  onframe: ((event: { frame: { width: number; height: number } }) => void) | null;
-  stop(): void;
-}
-interface Wrtc {
-  RTCPeerConnection: new (...args: unknown[]) => WrtcPeerConnection;
-  RTCSessionDescription: unknown;
-  RTCIceCandidate: unknown;
-  MediaStream: new (tracks?: WrtcTrack[]) => unknown;
-  nonstandard: {
-    RTCAudioSource: new () => WrtcAudioSource;
-    RTCAudioSink: new (track: WrtcTrack) => WrtcAudioSink;
-    RTCVideoSource: new () => WrtcVideoSource;
-    RTCVideoSink: new (track: WrtcTrack) => WrtcVideoSink;
-  };
-}
+// ---- libwebrtc (@roamhq/wrtc; its types in wrtc.ts) ------------------------------------------------
 
 let wrtc: Wrtc | undefined;
 
 /** Loads libwebrtc and sets the globals JsSIP uses (`RTCPeerConnection`, `window.RTCPeerConnection` …). */
 export function installWrtc(): Wrtc {
   if (wrtc) return wrtc;
-  wrtc = createRequire(import.meta.url)('@roamhq/wrtc') as Wrtc;
+  wrtc = loadWrtc();
   const g = globalThis as Record<string, unknown>;
   for (const name of ['RTCPeerConnection', 'RTCSessionDescription', 'RTCIceCandidate', 'MediaStream'] as const) g[name] = wrtc[name];
   g.window = { RTCPeerConnection: wrtc.RTCPeerConnection, RTCSessionDescription: wrtc.RTCSessionDescription };
