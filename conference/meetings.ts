@@ -18,7 +18,12 @@ import { hashMeetingPassword } from './meeting-password.js';
 /** Participants a meeting allows when its owner does not say. */
 export const DEFAULT_MAX_PARTICIPANTS = 100;
 
-export type MeetingErrorCode = 'MEETING_ERR_NOT_FOUND' | 'MEETING_ERR_FORBIDDEN' | 'MEETING_ERR_INVALID';
+export type MeetingErrorCode =
+  | 'MEETING_ERR_NOT_FOUND' // no such meeting or participant (or not one the actor may see)
+  | 'MEETING_ERR_FORBIDDEN' // not the owner, not a moderator, or the wrong meeting password
+  | 'MEETING_ERR_INVALID' // a value that does not fit
+  | 'MEETING_ERR_CONFLICT' // the participant is not in a state that allows it (admit a denied one), or the meeting is full
+  | 'MEETING_ERR_UNAVAILABLE'; // no Janus node is configured, or the meeting's node does not answer
 
 export class MeetingError extends Error {
   constructor(readonly code: MeetingErrorCode, message: string) {

@@ -19,7 +19,7 @@ import { type MidRegistrar, createMidRegistrar } from '../registrar/mid/index.js
 import { pickerFromBalancer } from './balancer-picker.js';
 import { type UserRouteDeps, deviceRoutes, userRoutes } from './user-routes.js';
 import { tokenRoutes } from './token-routes.js';
-import { MeetingService, meetingRoutes } from '../conference/index.js';
+import { Focus, FocusSecrets, JanusNode, MeetingService, loadFocusKey, meetingRoutes, participantRoutes } from '../conference/index.js';
 import { createMediaGateway } from '../media/index.js';
 import { DialogTracker } from '../src/dialog/index.js';
 import { PushService, type PushProviderClient, WebPushClient, createPushProviders } from '../push/index.js';
@@ -410,6 +410,11 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   http.routes(callRoutes(store.calls), { access: 'user' });
   if (presencePolicy !== undefined) http.routes(presenceRoutes(presencePolicy, userExists), { access: 'user' });
   http.routes(meetingRoutes(new MeetingService({ repository: store.meetings, userExists })), { access: 'user' });
+  // Meetings on Janus: the focus admits, and hands out Janus tokens derived from dataDir/meetings.key. Without a node
+  // configured, joining answers 503; the connections open on the first join.
+  const focusSecrets = new FocusSecrets(loadFocusKey({ dataDir: resolve(config.dataDir), logger }));
+  const janusNodes = config.meetings.janus.map((node) => new JanusNode({ node, focusToken: focusSecrets.focusToken(), logger: categoryLogger(logger, 'conference.janus') }));
+  http.routes(participantRoutes(new Focus({ meetings: store.meetings, participants: store.participants, secrets: focusSecrets, nodes: janusNodes, logger })), { access: 'user' });
   // STUN/TURN for the apps: short-lived credentials in coturn's use-auth-secret scheme (GET /v1/ice-servers).
   http.routes(iceServerRoutes(turn.routeDeps), { access: 'user' });
   if (messaging !== undefined && files !== undefined) {
@@ -512,6 +517,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
         await registrar.stop();
         gateway.stop();
       }
+      await Promise.allSettled(janusNodes.map((node) => node.close()));
       await store.close();
     },
   };
