@@ -16,6 +16,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { silentLogger, categoryLogger, type Logger } from '../src/log/index.js';
+import { FailureLimiter } from '../platform/http/index.js';
 import { StoreError, type MeetingRecord, type MeetingRepository, type ParticipantRecord, type ParticipantRepository, type ParticipantRole } from '../platform/store/index.js';
 import { JanusError, VIDEOROOM_ERROR, VIDEOROOM_PLUGIN } from './janus/index.js';
 import type { FocusSecrets } from './focus-secrets.js';
@@ -55,7 +56,16 @@ export interface FocusOptions {
   logger?: Logger | undefined;
   newId?: (() => string) | undefined;
   newFeedId?: (() => number) | undefined;
+  /** Wrong meeting passwords a user may give within windowMs before its joins are refused (429); default 5 in 10 minutes. */
+  passwordFailures?: { max: number; windowMs: number } | undefined;
+  now?: (() => number) | undefined;
 }
+
+/**
+ * A meeting password is guessed through join: 5 wrong ones per user in 10 minutes, then 429 until the window ends.
+ * Per user, whatever the meeting (guessing many meetings at once gains nothing); per process, as the token endpoint's.
+ */
+const PASSWORD_FAILURES = { max: 5, windowMs: 10 * 60_000 };
 
 /** Feed ids below 2^48, like room ids: random, so a participant cannot guess another's. */
 const newFeedId = (): number => randomInt(1, 2 ** 48 - 1);
@@ -76,11 +86,16 @@ export class Focus {
   private readonly log: Logger;
   private readonly newId: () => string;
   private readonly newFeedId: () => number;
+  private readonly now: () => number;
+  private readonly guesses: FailureLimiter;
 
   constructor(private readonly options: FocusOptions) {
     this.log = categoryLogger(options.logger ?? silentLogger(), 'conference');
     this.newId = options.newId ?? newMeetingId;
     this.newFeedId = options.newFeedId ?? newFeedId;
+    this.now = options.now ?? Date.now;
+    const limits = options.passwordFailures ?? PASSWORD_FAILURES;
+    this.guesses = new FailureLimiter(limits.max, limits.windowMs);
   }
 
   async join(actor: MeetingActor, meetingId: string, input: JoinInput): Promise<Admission> {
@@ -88,8 +103,14 @@ export class Focus {
     const node = this.place(meeting);
     const role = roleOf(actor, meeting);
     if (meeting.passwordHash !== undefined && role === 'participant') {
-      const ok = input.password !== undefined && (await verifyMeetingPassword(input.password, meeting.passwordHash));
-      if (!ok) throw new MeetingError('MEETING_ERR_FORBIDDEN', input.password === undefined ? 'this meeting asks for a password' : 'wrong meeting password');
+      const guesser = actor.kind === 'user' ? actor.user : 'admin';
+      const retryAfter = this.guesses.retryAfter(guesser, this.now());
+      if (retryAfter !== undefined) throw new MeetingError('MEETING_ERR_RATE_LIMITED', 'too many wrong meeting passwords; try again later', retryAfter);
+      if (input.password === undefined) throw new MeetingError('MEETING_ERR_FORBIDDEN', 'this meeting asks for a password');
+      if (!(await verifyMeetingPassword(input.password, meeting.passwordHash))) {
+        if (this.guesses.fail(guesser, this.now())) this.log.warn({ user: guesser, meeting: meeting.id }, 'meeting password guessing: joins refused for a while');
+        throw new MeetingError('MEETING_ERR_FORBIDDEN', 'wrong meeting password');
+      }
     }
     const user = actor.kind === 'user' ? actor.user : undefined;
     if (user !== undefined) {

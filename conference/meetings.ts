@@ -23,10 +23,11 @@ export type MeetingErrorCode =
   | 'MEETING_ERR_FORBIDDEN' // not the owner, not a moderator, or the wrong meeting password
   | 'MEETING_ERR_INVALID' // a value that does not fit
   | 'MEETING_ERR_CONFLICT' // the participant is not in a state that allows it (admit a denied one), or the meeting is full
+  | 'MEETING_ERR_RATE_LIMITED' // too many wrong meeting passwords; retryAfter says when to come back
   | 'MEETING_ERR_UNAVAILABLE'; // no Janus node is configured, or the meeting's node does not answer
 
 export class MeetingError extends Error {
-  constructor(readonly code: MeetingErrorCode, message: string) {
+  constructor(readonly code: MeetingErrorCode, message: string, readonly retryAfter?: number) {
     super(message);
     this.name = 'MeetingError';
   }

@@ -77,6 +77,7 @@ const docs: Record<'join' | 'list' | 'get' | 'admit' | 'deny' | 'remove', Fastif
       200: response(admissionOut, 'admitted (with `janus`) or waiting'),
       ...errors({
         400: 'a malformed body or id', 403: 'a missing or wrong meeting password', 404: 'no such meeting', 409: 'the meeting is full',
+        429: 'too many wrong meeting passwords from this user; Retry-After says when to come back',
         503: 'no Janus node is configured (meetings.janus), or the meeting\'s node does not answer',
       }),
     },
@@ -128,8 +129,10 @@ export function participantRoutes(focus: Focus): (app: FastifyInstance) => void 
   };
 
   return (app) => {
-    app.setErrorHandler(async (err) => {
-      throw err instanceof MeetingError ? new Refusal(STATUS[err.code].status, err.message, STATUS[err.code].code) : err;
+    app.setErrorHandler(async (err, _req, reply) => {
+      if (!(err instanceof MeetingError)) throw err;
+      if (err.retryAfter !== undefined) void reply.header('retry-after', String(err.retryAfter));
+      throw new Refusal(STATUS[err.code].status, err.message, STATUS[err.code].code);
     });
 
     app.post('/meetings/:id/join', { schema: docs.join }, async (req) => {

@@ -19,11 +19,12 @@ export const MEETING_PAGE = 50;
 export const MAX_MEETING_PAGE = 200;
 
 /** The service's refusals as the API's codes: a meeting of someone else's is the token's scope (AUTH_ERR_SCOPE). */
-export const STATUS: Record<MeetingError['code'], { status: 400 | 403 | 404 | 409 | 503; code: ApiErrorCode }> = {
+export const STATUS: Record<MeetingError['code'], { status: 400 | 403 | 404 | 409 | 429 | 503; code: ApiErrorCode }> = {
   MEETING_ERR_INVALID: { status: 400, code: 'API_ERR_INVALID' },
   MEETING_ERR_FORBIDDEN: { status: 403, code: 'AUTH_ERR_SCOPE' },
   MEETING_ERR_NOT_FOUND: { status: 404, code: 'API_ERR_NOT_FOUND' },
   MEETING_ERR_CONFLICT: { status: 409, code: 'API_ERR_CONFLICT' },
+  MEETING_ERR_RATE_LIMITED: { status: 429, code: 'API_ERR_RATE_LIMITED' },
   MEETING_ERR_UNAVAILABLE: { status: 503, code: 'API_ERR_UNAVAILABLE' },
 };
 

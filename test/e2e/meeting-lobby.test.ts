@@ -30,7 +30,7 @@ describe('meetings on a real Janus: join, lobby, admit, deny, kick and leave', {
   let janus: JanusServer;
   let api: ApiServer;
   let janusAdmin: JanusAdmin;
-  const tokens: Record<'alice' | 'bob' | 'carol', string> = { alice: '', bob: '', carol: '' };
+  const tokens: Record<'alice' | 'bob' | 'carol' | 'dave', string> = { alice: '', bob: '', carol: '', dave: '' };
   const clients: JanusClient[] = [];
 
   /** Sends over HTTP as `who`, checks the answer against the API's document, and returns it. */
@@ -83,8 +83,8 @@ describe('meetings on a real Janus: join, lobby, admit, deny, kick and leave', {
 
   before(async () => {
     janus = await startJanus();
-    api = await startApiServer(['alice', 'bob', 'carol'], { meetings: { janus: [{ url: janus.url, adminUrl: janus.adminUrl, adminSecret: janus.adminSecret }] } });
-    for (const who of ['alice', 'bob', 'carol'] as const) tokens[who] = await api.signIn(who);
+    api = await startApiServer(['alice', 'bob', 'carol', 'dave'], { meetings: { janus: [{ url: janus.url, adminUrl: janus.adminUrl, adminSecret: janus.adminSecret }] } });
+    for (const who of ['alice', 'bob', 'carol', 'dave'] as const) tokens[who] = await api.signIn(who);
     janusAdmin = await JanusAdmin.connect({ url: janus.adminUrl, adminSecret: janus.adminSecret });
   });
   after(async () => {
@@ -126,6 +126,19 @@ describe('meetings on a real Janus: join, lobby, admit, deny, kick and leave', {
     // nobody but bob and the moderators sees his row, and he cannot admit himself
     refused(await poll('carol', lobbied, bob.participant.id), 404, 'API_ERR_NOT_FOUND');
     refused(await decide('bob', lobbied, bob.participant.id, 'admit'), 403, 'AUTH_ERR_SCOPE');
+  });
+
+  it('after 5 wrong passwords a user\'s joins are refused 429 API_ERR_RATE_LIMITED with Retry-After, even with the right password', async () => {
+    for (let i = 0; i < 5; i++) refused(await join('dave', lobbied, { password: `guess ${i}` }), 403, 'AUTH_ERR_SCOPE');
+    refused(await join('dave', lobbied, { password: PASSWORD }), 429, 'API_ERR_RATE_LIMITED');
+    const res = await fetch(`${api.base}/v1/meetings/${lobbied}/join`, {
+      method: 'POST', headers: { authorization: `Bearer ${tokens.dave}`, 'content-type': 'application/json' }, body: JSON.stringify({ password: PASSWORD }),
+    });
+    assert.equal(res.status, 429);
+    const retryAfter = Number(res.headers.get('retry-after'));
+    assert.ok(retryAfter > 0 && retryAfter <= 600, `Retry-After: ${res.headers.get('retry-after')}`);
+    // the owner needs no password, and others are not held back by dave's guesses
+    assert.equal(ok<Admission>(await join('alice', lobbied)).state, 'admitted');
   });
 
   it('the owner sees the lobby and admits bob: his poll says admitted with a Janus token that opens a session and enters the room', async () => {
