@@ -201,6 +201,24 @@ export class Focus {
     return moved;
   }
 
+  /**
+   * The meeting is going (deleted, or its owner is): every admitted participant's token is revoked and the room
+   * destroyed, before the rows go with the meeting. A meeting nobody is in needs no Janus.
+   */
+  async end(meetingId: string): Promise<void> {
+    const meeting = await this.options.meetings.get(meetingId);
+    if (meeting === undefined) return;
+    const admitted = await this.options.participants.list(meeting.id, ['admitted']);
+    if (admitted.length === 0) return;
+    const node = this.place(meeting);
+    for (const p of admitted) await this.revoke(node, meeting, p.id, p.feedId);
+    const { secrets } = this.options;
+    await this.onJanus(node, 'destroying the room', async () => {
+      await (await node.rooms()).destroy(secrets.roomId(meeting.id), { secret: secrets.roomSecret(meeting.id) }).catch(ignorePlugin(VIDEOROOM_ERROR.NO_SUCH_ROOM));
+    });
+    this.log.info({ meeting: meeting.id, participants: admitted.length }, 'meeting ended: tokens revoked, room destroyed');
+  }
+
   // ---- the meeting and its participants ------------------------------------------------------------------------
 
   private async meeting(id: string): Promise<MeetingRecord> {

@@ -97,6 +97,8 @@ export interface MeetingServiceOptions {
   /** Whether user@domain is one of ours (an admin may create meetings for existing users only). */
   userExists(user: string): Promise<boolean>;
   newId?: () => string;
+  /** Called before a meeting is deleted, to end it on Janus (Focus.end); a rejection stops the deletion. */
+  ending?: ((meetingId: string) => Promise<void>) | undefined;
 }
 
 export class MeetingService {
@@ -162,6 +164,8 @@ export class MeetingService {
 
   async remove(actor: MeetingActor, id: string): Promise<void> {
     await this.managed(actor, id);
+    // Tokens first: once the rows are gone nobody knows whose tokens to revoke.
+    await this.options.ending?.(id);
     await this.repo.remove(id).catch((err: unknown) => {
       throw notFound(err, id);
     });

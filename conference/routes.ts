@@ -93,7 +93,8 @@ const docs: Record<'list' | 'create' | 'get' | 'change' | 'remove', FastifySchem
   },
   remove: {
     summary: 'Delete a meeting', tags, params,
-    response: { 204: noContent, ...errors({ 400: 'a malformed id', 403: 'not the owner', 404: 'no such meeting' }) },
+    description: 'Participants still in the meeting are put out: their Janus tokens are revoked and the room destroyed.',
+    response: { 204: noContent, ...errors({ 400: 'a malformed id', 403: 'not the owner', 404: 'no such meeting', 503: 'participants are in the meeting and its Janus node is not available' }) },
   },
 };
 

@@ -98,6 +98,8 @@ describe('meetings on a real Janus: join, lobby, admit, deny, kick and leave', {
   let aliceGrant: JanusGrant;
   let bob: Admission;
   let bobGrant: JanusGrant;
+  let open = '';
+  let carolGrant: JanusGrant;
 
   it('the owner joins without the password and is admitted at once: its Janus token opens a session, the room exists and it joins as a publisher', async () => {
     lobbied = await meeting({ password: PASSWORD });
@@ -193,11 +195,12 @@ describe('meetings on a real Janus: join, lobby, admit, deny, kick and leave', {
   });
 
   it('with the lobby off, everyone is admitted at once, with a token good for that room only; a full meeting refuses the next one (409)', async () => {
-    const open = await meeting({ lobby: false, maxParticipants: 2 });
+    open = await meeting({ lobby: false, maxParticipants: 2 });
     const carol = ok<Admission>(await join('carol', open));
     assert.equal(carol.state, 'admitted');
     assert.ok(carol.janus);
     await enter(carol.janus);
+    carolGrant = carol.janus;
     // her token is on this room's list only: it does not let her into the lobbied meeting's room
     const client = await JanusClient.connect({ url: carol.janus.url, token: carol.janus.token });
     clients.push(client);
@@ -206,6 +209,18 @@ describe('meetings on a real Janus: join, lobby, admit, deny, kick and leave', {
       (err: unknown) => err instanceof JanusError && err.janusCode === 433);
     assert.equal(ok<Admission>(await join('alice', open)).state, 'admitted');
     refused(await join('bob', open), 409, 'API_ERR_CONFLICT');
+  });
+
+  it('deleting a meeting with people in it revokes their tokens and destroys its room', async () => {
+    assert.equal(await refusedByJanus(carolGrant), false);
+    const deleted = await call('alice', 'DELETE', `/v1/meetings/${open}`, 'DELETE /v1/meetings/{id}');
+    assert.equal(deleted.status, 204, deleted.bytes.toString());
+    assert.equal(await refusedByJanus(carolGrant), true, 'carol\'s token is refused once the meeting is deleted');
+    const client = await JanusClient.connect({ url: aliceGrant.url, token: aliceGrant.token });
+    clients.push(client);
+    const rooms = await VideoRoomAdmin.attach(await client.createSession());
+    assert.equal(await rooms.exists(carolGrant.room), false, 'the room is gone');
+    assert.equal(await rooms.exists(aliceGrant.room), true, 'other meetings\' rooms stay');
   });
 
   it('with Janus down, a join that would admit answers 503 API_ERR_UNAVAILABLE and leaves no participant behind', async () => {
