@@ -66,6 +66,8 @@ export interface FocusOptions {
  * Per user, whatever the meeting (guessing many meetings at once gains nothing); per process, as the token endpoint's.
  */
 const PASSWORD_FAILURES = { max: 5, windowMs: 10 * 60_000 };
+/** Retry-After of a 503 for a node that did not answer: the next request connects again. */
+const UNAVAILABLE_RETRY_S = 5;
 
 /** Feed ids below 2^48, like room ids: random, so a participant cannot guess another's. */
 const newFeedId = (): number => randomInt(1, 2 ** 48 - 1);
@@ -352,7 +354,8 @@ export class Focus {
     } catch (err) {
       if (err instanceof MeetingError) throw err;
       this.log.warn({ node: node.url, err: (err as Error).message }, `janus: ${what} failed`);
-      throw new MeetingError('MEETING_ERR_UNAVAILABLE', `the meeting's Janus node is not available (${what}: ${err instanceof JanusError ? err.code : 'no answer'}); try again later`);
+      // The reason (a refused connection, a node without token_auth …) is the operator's business: it is in the log.
+      throw new MeetingError('MEETING_ERR_UNAVAILABLE', `the meeting's Janus node is not available (${what}: ${err instanceof JanusError ? err.code : 'not usable'}); try again later`, UNAVAILABLE_RETRY_S);
     }
   }
 }

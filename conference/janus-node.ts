@@ -80,6 +80,10 @@ export class JanusNode {
     const admin = await JanusAdmin.connect({ url: node.adminUrl, adminSecret: node.adminSecret, timeoutMs, logger: this.log });
     let client: JanusClient | undefined;
     try {
+      // Without token_auth anyone could open a session and a copied room id would pass the lobby: such a node is refused.
+      const info = await admin.info();
+      if (info.auth_token !== true) throw new Error(`janus node ${node.url}: token_auth is off (janus.jcfg general.token_auth = true is needed for meetings)`);
+      if (!(VIDEOROOM_PLUGIN in info.plugins)) throw new Error(`janus node ${node.url}: the videoroom plugin is not loaded`);
       await admin.addToken(focusToken, [VIDEOROOM_PLUGIN]);
       client = await JanusClient.connect({ url: node.url, token: focusToken, apisecret: node.apiSecret, timeoutMs, logger: this.log });
       const session = await client.createSession();

@@ -250,3 +250,30 @@ describe('meetings without a Janus node (meetings.janus empty)', { timeout: 60_0
     assert.deepEqual(answer.json, { code: 'API_ERR_UNAVAILABLE', message: 'meetings need a Janus node (meetings.janus)' });
   });
 });
+
+describe('a Janus node without token_auth', { timeout: 60_000 }, () => {
+  let janus: JanusServer;
+  let api: ApiServer;
+  before(async () => {
+    janus = await startJanus({ tokenAuth: false });
+    api = await startApiServer(['alice'], { meetings: { janus: [{ url: janus.url, adminUrl: janus.adminUrl, adminSecret: janus.adminSecret }] } });
+  });
+  after(async () => {
+    await api?.stop();
+    await janus?.stop();
+  });
+
+  it('is not used: without it anyone could open a session and pass the lobby, so joining answers 503 with Retry-After', async () => {
+    const token = await api.signIn('alice');
+    const created = await api.send('http', { method: 'POST', url: '/v1/meetings', token, json: { title: 'open janus' } });
+    assert.equal(created.status, 201);
+    const res = await fetch(`${api.base}/v1/meetings/${String((created.json as { id: string }).id)}/join`, {
+      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}',
+    });
+    const body = await res.json() as { code: string; message: string };
+    assert.equal(res.status, 503, JSON.stringify(body));
+    assert.equal(body.code, 'API_ERR_UNAVAILABLE');
+    assert.match(body.message, /Janus node is not available/);
+    assert.equal(res.headers.get('retry-after'), '5');
+  });
+});
