@@ -286,7 +286,7 @@ export class Focus {
   private place(meeting: MeetingRecord): JanusNode {
     const node = this.options.nodes[0];
     if (node === undefined) throw new MeetingError('MEETING_ERR_UNAVAILABLE', 'meetings need a Janus node (meetings.janus)');
-    void meeting;
+    void meeting; // the placement will read it (its node, its load); the first node takes every meeting for now
     return node;
   }
 
