@@ -18,10 +18,16 @@ import { hashMeetingPassword } from './meeting-password.js';
 /** Participants a meeting allows when its owner does not say. */
 export const DEFAULT_MAX_PARTICIPANTS = 100;
 
-export type MeetingErrorCode = 'MEETING_ERR_NOT_FOUND' | 'MEETING_ERR_FORBIDDEN' | 'MEETING_ERR_INVALID';
+export type MeetingErrorCode =
+  | 'MEETING_ERR_NOT_FOUND' // no such meeting or participant (or not one the actor may see)
+  | 'MEETING_ERR_FORBIDDEN' // not the owner, not a moderator, or the wrong meeting password
+  | 'MEETING_ERR_INVALID' // a value that does not fit
+  | 'MEETING_ERR_CONFLICT' // the participant is not in a state that allows it (admit a denied one), or the meeting is full
+  | 'MEETING_ERR_RATE_LIMITED' // too many wrong meeting passwords; retryAfter says when to come back
+  | 'MEETING_ERR_UNAVAILABLE'; // no Janus node is configured, or the meeting's node does not answer
 
 export class MeetingError extends Error {
-  constructor(readonly code: MeetingErrorCode, message: string) {
+  constructor(readonly code: MeetingErrorCode, message: string, readonly retryAfter?: number) {
     super(message);
     this.name = 'MeetingError';
   }
@@ -91,6 +97,8 @@ export interface MeetingServiceOptions {
   /** Whether user@domain is one of ours (an admin may create meetings for existing users only). */
   userExists(user: string): Promise<boolean>;
   newId?: () => string;
+  /** Called before a meeting is deleted, to end it on Janus (Focus.end); a rejection stops the deletion. */
+  ending?: ((meetingId: string) => Promise<void>) | undefined;
 }
 
 export class MeetingService {
@@ -156,6 +164,8 @@ export class MeetingService {
 
   async remove(actor: MeetingActor, id: string): Promise<void> {
     await this.managed(actor, id);
+    // Tokens first: once the rows are gone nobody knows whose tokens to revoke.
+    await this.options.ending?.(id);
     await this.repo.remove(id).catch((err: unknown) => {
       throw notFound(err, id);
     });

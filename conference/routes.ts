@@ -19,10 +19,13 @@ export const MEETING_PAGE = 50;
 export const MAX_MEETING_PAGE = 200;
 
 /** The service's refusals as the API's codes: a meeting of someone else's is the token's scope (AUTH_ERR_SCOPE). */
-const STATUS: Record<MeetingError['code'], { status: 400 | 403 | 404; code: ApiErrorCode }> = {
+export const STATUS: Record<MeetingError['code'], { status: 400 | 403 | 404 | 409 | 429 | 503; code: ApiErrorCode }> = {
   MEETING_ERR_INVALID: { status: 400, code: 'API_ERR_INVALID' },
   MEETING_ERR_FORBIDDEN: { status: 403, code: 'AUTH_ERR_SCOPE' },
   MEETING_ERR_NOT_FOUND: { status: 404, code: 'API_ERR_NOT_FOUND' },
+  MEETING_ERR_CONFLICT: { status: 409, code: 'API_ERR_CONFLICT' },
+  MEETING_ERR_RATE_LIMITED: { status: 429, code: 'API_ERR_RATE_LIMITED' },
+  MEETING_ERR_UNAVAILABLE: { status: 503, code: 'API_ERR_UNAVAILABLE' },
 };
 
 const user = z.string().max(511).regex(/^[^@\s/:]+@[^@\s/:]+$/, 'expected user@domain').transform(normalizeUser);
@@ -90,7 +93,8 @@ const docs: Record<'list' | 'create' | 'get' | 'change' | 'remove', FastifySchem
   },
   remove: {
     summary: 'Delete a meeting', tags, params,
-    response: { 204: noContent, ...errors({ 400: 'a malformed id', 403: 'not the owner', 404: 'no such meeting' }) },
+    description: 'Participants still in the meeting are put out: their Janus tokens are revoked and the room destroyed.',
+    response: { 204: noContent, ...errors({ 400: 'a malformed id', 403: 'not the owner', 404: 'no such meeting', 503: 'participants are in the meeting and its Janus node is not available' }) },
   },
 };
 

@@ -19,7 +19,7 @@ import { type MidRegistrar, createMidRegistrar } from '../registrar/mid/index.js
 import { pickerFromBalancer } from './balancer-picker.js';
 import { type UserRouteDeps, deviceRoutes, userRoutes } from './user-routes.js';
 import { tokenRoutes } from './token-routes.js';
-import { MeetingService, meetingRoutes } from '../conference/index.js';
+import { Focus, FocusSecrets, JanusNode, MeetingService, loadFocusKey, meetingRoutes, participantRoutes } from '../conference/index.js';
 import { createMediaGateway } from '../media/index.js';
 import { DialogTracker } from '../src/dialog/index.js';
 import { PushService, type PushProviderClient, WebPushClient, createPushProviders } from '../push/index.js';
@@ -409,7 +409,25 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   http.routes(routingRoutes({ routing: store.routing, states: () => balancer.states(), reload: reloadRouting }));
   http.routes(callRoutes(store.calls), { access: 'user' });
   if (presencePolicy !== undefined) http.routes(presenceRoutes(presencePolicy, userExists), { access: 'user' });
-  http.routes(meetingRoutes(new MeetingService({ repository: store.meetings, userExists })), { access: 'user' });
+  // Meetings on Janus: the focus admits, and hands out Janus tokens derived from dataDir/meetings.key. Without a node
+  // configured, joining answers 503; the connections open on the first join.
+  const focusSecrets = new FocusSecrets(loadFocusKey({ dataDir: resolve(config.dataDir), logger }));
+  const janusNodes = config.meetings.janus.map((node) => new JanusNode({ node, focusToken: focusSecrets.focusToken(), logger: categoryLogger(logger, 'conference.janus') }));
+  const focus = new Focus({ meetings: store.meetings, participants: store.participants, secrets: focusSecrets, nodes: janusNodes, logger });
+  http.routes(meetingRoutes(new MeetingService({ repository: store.meetings, userExists, ending: (id) => focus.end(id) })), { access: 'user' });
+  http.routes(participantRoutes(focus), { access: 'user' });
+  /** A deleted user's meetings go with it; their participants are put out first, as far as Janus answers. */
+  const forgetMeetings = async (user: string): Promise<number> => {
+    for (let after: { createdAt: number; id: string } | undefined; ;) {
+      const page = await store.meetings.list({ owner: user, after, limit: 200 });
+      for (const m of page) {
+        await focus.end(m.id).catch((err: Error) => categoryLogger(logger, 'conference').warn({ meeting: m.id, err: err.message }, 'a deleted user\'s meeting could not be ended on Janus'));
+      }
+      if (page.length < 200) break;
+      after = { createdAt: page[page.length - 1]!.createdAt, id: page[page.length - 1]!.id };
+    }
+    return store.meetings.removeOwnedBy(user);
+  };
   // STUN/TURN for the apps: short-lived credentials in coturn's use-auth-secret scheme (GET /v1/ice-servers).
   http.routes(iceServerRoutes(turn.routeDeps), { access: 'user' });
   if (messaging !== undefined && files !== undefined) {
@@ -427,7 +445,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   // The web console: its pages (public, they ask for credentials) and the admin lists they read.
   http.routes(tokenRoutes(store.tokens));
   const userDeps: UserRouteDeps = {
-    subscribers: store.subscribers, forgetPresence: (user) => store.presence.forget(user), forgetMeetings: (user) => store.meetings.removeOwnedBy(user), bindings: (aor) => registrar.lookup(aor),
+    subscribers: store.subscribers, forgetPresence: (user) => store.presence.forget(user), forgetMeetings, bindings: (aor) => registrar.lookup(aor),
     unbind: (aor, bindings) => registrar.locations.update(aor, { remove: bindings }), isAsleep, forgetTokens: (user) => userTokens.forget(user),
   };
   http.routes(userRoutes(userDeps));
@@ -512,6 +530,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
         await registrar.stop();
         gateway.stop();
       }
+      await Promise.allSettled(janusNodes.map((node) => node.close()));
       await store.close();
     },
   };

@@ -14,6 +14,7 @@ import * as m0006 from './0006_messaging.js';
 import * as m0007 from './0007_presence.js';
 import * as m0008 from './0008_user_sessions.js';
 import * as m0009 from './0009_meetings.js';
+import * as m0010 from './0010_meeting_participants.js';
 
 export interface Migration {
   /** Recorded in knex_migrations; stable forever. */
@@ -32,4 +33,5 @@ export const migrations: readonly Migration[] = [
   { name: '0007_presence', up: m0007.up, down: m0007.down },
   { name: '0008_user_sessions', up: m0008.up, down: m0008.down },
   { name: '0009_meetings', up: m0009.up, down: m0009.down },
+  { name: '0010_meeting_participants', up: m0010.up, down: m0010.down },
 ];

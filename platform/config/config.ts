@@ -456,6 +456,23 @@ const schema = z.strictObject({
     /** Bytes per second one allocation may relay each way; more is dropped (coturn's max-bps). 0: no limit. */
     maxBps: z.number().int().min(0).default(375_000),
   }).prefault({}),
+  /** Meetings (conference/): the Janus nodes whose videoroom carries their media; the softswitch is the focus. */
+  meetings: z.strictObject({
+    /**
+     * The Janus nodes (Janus 1.1 with the videoroom plugin, the websockets transport with its admin listener, and
+     * token_auth on). Rooms go to the first node for now. Empty: meetings as data work, joining one answers 503.
+     */
+    janus: z.array(z.strictObject({
+      /** The Janus API over WebSocket (`ws://…` or `wss://…`): the focus's requests, and what admitted apps are told to use. */
+      url: z.string().regex(/^wss?:\/\/[^\s/]+/, 'must be a ws:// or wss:// URL'),
+      /** The Admin API over WebSocket (the websockets transport's admin_ws): stored tokens for token_auth. */
+      adminUrl: z.string().regex(/^wss?:\/\/[^\s/]+/, 'must be a ws:// or wss:// URL'),
+      /** Janus's admin_secret. */
+      adminSecret: z.string().min(1, 'must not be empty'),
+      /** Janus's api_secret, when it has one (only the focus sends it; apps get a token). */
+      apiSecret: z.string().min(1, 'must not be empty').optional(),
+    })).default([]),
+  }).prefault({}),
   /** Chat files and message bodies at rest: AES-256-GCM, a fresh key per object wrapped by the master key. */
   storage: z.strictObject({
     /**
@@ -605,7 +622,26 @@ export function validate(raw: unknown): Config {
   for (const p of issue.path) value = value !== null && typeof value === 'object' ? (value as Record<string | number, unknown>)[p as string | number] : undefined;
   const reason = issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.join(', ')}` : issue.message;
   // A secret that was refused may still be most of the real one: the message never repeats it.
-  throw new ConfigError(key || '(root)', (SECRET_KEYS.has(key) || key.startsWith('turn.previousSecrets')) && typeof value === 'string' ? `(${value.length} characters, not shown)` : value, reason);
+  throw new ConfigError(key || '(root)', shown(key, value), reason);
+}
+
+/** A Janus node's secrets (meetings.janus[i].adminSecret, .apiSecret): whole or inside the entry refused. */
+const JANUS_SECRET = /^meetings\.janus\[\d+\]\.(adminSecret|apiSecret)$/;
+
+/** The value a ConfigError shows: a secret, even a refused one, may be most of the real one and is never repeated. */
+function shown(key: string, value: unknown): unknown {
+  const secret = SECRET_KEYS.has(key) || key.startsWith('turn.previousSecrets') || JANUS_SECRET.test(key);
+  if (secret) return typeof value === 'string' ? `(${value.length} characters, not shown)` : value;
+  if (key.startsWith('meetings.janus') && value !== null && typeof value === 'object') {
+    const hide = (entry: unknown): unknown => {
+      if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) return entry;
+      const out: Record<string, unknown> = { ...(entry as Record<string, unknown>) };
+      for (const k of ['adminSecret', 'apiSecret']) if (k in out) out[k] = '(not shown)';
+      return out;
+    };
+    return Array.isArray(value) ? value.map(hide) : hide(value);
+  }
+  return value;
 }
 
 function setPath(obj: Record<string, unknown>, path: string[], value: unknown): void {

@@ -7,6 +7,7 @@ export {
   type UserTokensOptions, type SubscriberSource, type AccessCheck, type TokenResponse, type GrantAnswer, type GrantError,
 } from './user-tokens.js';
 export { normalizeUser } from './users.js';
+export { FailureLimiter } from './failure-limiter.js';
 export { DOCS_PATH, OPENAPI_PATH, errorBody, errors, isoTime, jsonSchema, noContent, response } from './openapi.js';
 export { API_ERRORS, Refusal, apiError, codeOf, errorJson, parseInput, type ApiErrorBody, type ApiErrorCode, type ApiErrorStatus } from './refusal.js';
 export { CORS_EXPOSED_HEADERS, CORS_METHODS, CORS_REQUEST_HEADERS, allowOrigins } from './cors.js';

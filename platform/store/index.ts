@@ -28,3 +28,6 @@ export type { PresenceRepository } from './presence-types.js';
 export { SqlPresenceRepository, MAX_PRESENCE_USER } from './sql-presence-repository.js';
 export type { MeetingRecord, NewMeeting, MeetingChange, MeetingQuery, MeetingRepository } from './meeting-types.js';
 export { SqlMeetingRepository, MEETING_ID, MAX_MEETING_PARTICIPANTS } from './sql-meeting-repository.js';
+export type { NewParticipant, ParticipantRecord, ParticipantRepository, ParticipantRole, ParticipantState } from './participant-types.js';
+export { PARTICIPANT_ROLES, PARTICIPANT_STATES } from './participant-types.js';
+export { SqlParticipantRepository } from './sql-participant-repository.js';

@@ -11,6 +11,8 @@ import { SqlMessageRepository } from './sql-message-repository.js';
 import { SqlPresenceRepository } from './sql-presence-repository.js';
 import { SqlMeetingRepository } from './sql-meeting-repository.js';
 import type { MeetingRepository } from './meeting-types.js';
+import { SqlParticipantRepository } from './sql-participant-repository.js';
+import type { ParticipantRepository } from './participant-types.js';
 import { SqlRoutingRepository } from './sql-routing-repository.js';
 import { SqlSubscriberRepository } from './sql-subscriber-repository.js';
 import type { MessageRepository } from './message-types.js';
@@ -34,6 +36,7 @@ export class KnexStore implements SqlStore {
   readonly messages: MessageRepository;
   readonly presence: PresenceRepository;
   readonly meetings: MeetingRepository;
+  readonly participants: ParticipantRepository;
   private readonly ctx: SqlContext;
   private closing: Promise<void> | undefined;
 
@@ -50,6 +53,7 @@ export class KnexStore implements SqlStore {
     this.messages = new SqlMessageRepository(this.ctx);
     this.presence = new SqlPresenceRepository(this.ctx);
     this.meetings = new SqlMeetingRepository(this.ctx);
+    this.participants = new SqlParticipantRepository(this.ctx);
   }
 
   /** Idempotent; repository calls made afterwards throw STORE_ERR_CLOSED. */

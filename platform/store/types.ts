@@ -9,6 +9,7 @@ import type { RoutingRepository } from './routing-types.js';
 import type { MessageRepository } from './message-types.js';
 import type { PresenceRepository } from './presence-types.js';
 import type { MeetingRepository } from './meeting-types.js';
+import type { ParticipantRepository } from './participant-types.js';
 
 export type StoreDialect = 'sqlite' | 'mysql';
 
@@ -207,6 +208,8 @@ export interface Store {
   readonly presence: PresenceRepository;
   /** Meetings as data: title, owner, schedule, password hash, lobby (sql/0009_meetings.ts). */
   readonly meetings: MeetingRepository;
+  /** Who asked to join which meeting, and what became of it: the lobby, the room and its history (sql/0010_meeting_participants.ts). */
+  readonly participants: ParticipantRepository;
   close(): Promise<void>;
 }
 

@@ -13,6 +13,7 @@ import {
 } from '../helpers/api-client.js';
 import { installTestWebSocket } from '../helpers/softphone.js';
 import { TestUsers } from '../helpers/test-users.js';
+import { startJanus, type JanusServer } from '../helpers/janus.js';
 
 const ALICE = `alice@${API_DOMAIN}`;
 const BOB = `bob@${API_DOMAIN}`;
@@ -45,6 +46,10 @@ interface Ctx {
   user(): Promise<string>;
   /** A call in progress between two new users' SIP.js phones (registered over WSS), answered: its id as GET /v1/active-calls lists it. */
   callInProgress(): Promise<string>;
+  /** A new meeting of alice's with the password `pw` and the lobby on: its id. */
+  meeting(): Promise<string>;
+  /** Bob waiting in the lobby of a new meeting of alice's: the meeting, his participant id and his token. */
+  knock(): Promise<{ meeting: string; participant: string; bob: string }>;
 }
 
 /** A request, and the status it must get where the document allows several successes (206 for a range). */
@@ -217,6 +222,37 @@ const EXAMPLES: Record<OperationKey, Example | Example[]> = {
     json: { title: 'patched', password: null, endsAt: null },
   }),
   'DELETE /v1/meetings/{id}': async (c) => ({ method: 'DELETE', url: `/v1/meetings/${String((await c.asAlice('POST', '/v1/meetings', { title: `delete ${c.n()}` })).id)}`, token: c.alice }),
+  'POST /v1/meetings/{id}/join': [
+    // The owner: admitted at once, with the Janus grant.
+    async (c) => ({ method: 'POST', url: `/v1/meetings/${await c.meeting()}/join`, token: c.alice, json: { displayName: 'Alice' } }),
+    // Bob, with the password: waiting in the lobby.
+    async (c) => ({ method: 'POST', url: `/v1/meetings/${await c.meeting()}/join`, token: await c.api.signIn('bob'), json: { password: 'pw' } }),
+  ],
+  'GET /v1/meetings/{id}/participants': async (c) => ({ method: 'GET', url: `/v1/meetings/${(await c.knock()).meeting}/participants`, token: c.alice }),
+  'GET /v1/meetings/{id}/participants/{pid}': [
+    // Bob polls the lobby; the owner, a moderator, reads bob's row.
+    async (c) => {
+      const { meeting, participant, bob } = await c.knock();
+      return { method: 'GET', url: `/v1/meetings/${meeting}/participants/${participant}`, token: bob };
+    },
+    async (c) => {
+      const { meeting, participant } = await c.knock();
+      return { method: 'GET', url: `/v1/meetings/${meeting}/participants/${participant}`, token: c.alice };
+    },
+  ],
+  'POST /v1/meetings/{id}/participants/{pid}/admit': async (c) => {
+    const { meeting, participant } = await c.knock();
+    return { method: 'POST', url: `/v1/meetings/${meeting}/participants/${participant}/admit`, token: c.alice };
+  },
+  'POST /v1/meetings/{id}/participants/{pid}/deny': async (c) => {
+    const { meeting, participant } = await c.knock();
+    return { method: 'POST', url: `/v1/meetings/${meeting}/participants/${participant}/deny`, token: c.alice };
+  },
+  // The owner kicks bob out of the lobby.
+  'DELETE /v1/meetings/{id}/participants/{pid}': async (c) => {
+    const { meeting, participant } = await c.knock();
+    return { method: 'DELETE', url: `/v1/meetings/${meeting}/participants/${participant}`, token: c.alice };
+  },
 
   'GET /v1/registrations': [
     (c) => {
@@ -266,6 +302,7 @@ const NO_REFUSAL: Record<string, string> = {
 
 describe('the API answers every operation of its document as documented, via inject and over HTTP', { timeout: 120_000 }, () => {
   let api: ApiServer;
+  let janus: JanusServer;
   let alice: string;
   let phones: TestUsers;
   let counter = 0;
@@ -273,7 +310,10 @@ describe('the API answers every operation of its document as documented, via inj
 
   before(async () => {
     installTestWebSocket();
-    api = await startApiServer(['alice', 'bob', 'carol']);
+    // A real Janus behind the meetings: joining and admitting answer as documented (the 503 of a server without one
+    // is in meeting-lobby.test.ts).
+    janus = await startJanus();
+    api = await startApiServer(['alice', 'bob', 'carol'], { meetings: { janus: [{ url: janus.url, adminUrl: janus.adminUrl, adminSecret: janus.adminSecret }] } });
     phones = new TestUsers(() => api.t, API_DOMAIN);
     alice = await api.signIn('alice');
     await recordCall(api, ALICE_CALL, 'alice', 'bob');
@@ -284,6 +324,7 @@ describe('the API answers every operation of its document as documented, via inj
   after(async () => {
     await phones?.stop();
     await api?.stop();
+    await janus?.stop();
   });
 
   function ctx(via: Via): Ctx {
@@ -325,6 +366,15 @@ describe('the API answers every operation of its document as documented, via inj
         const { calls } = await c.setup('GET', `/v1/active-calls?user=${enc(caller.address)}`) as { calls: Array<{ id: string }> };
         assert.equal(calls.length, 1, `the call of ${caller.address} is in progress: ${JSON.stringify(await c.setup('GET', '/v1/active-calls'))}`);
         return calls[0]!.id;
+      },
+      async meeting() {
+        return String((await c.asAlice('POST', '/v1/meetings', { title: `lobby ${c.n()}`, password: 'pw' })).id);
+      },
+      async knock() {
+        const meeting = await c.meeting();
+        const bob = await api.signIn('bob');
+        const joined = await ok({ method: 'POST', url: `/v1/meetings/${meeting}/join`, token: bob, json: { password: 'pw' } });
+        return { meeting, participant: String((joined.participant as { id: string }).id), bob };
       },
     };
     return c;

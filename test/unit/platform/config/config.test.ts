@@ -96,6 +96,18 @@ describe('configuration', () => {
     rejects(() => loadConfig({ env: {}, file: file('messaging:\n  maxGroupMembers: 1\n') }), 'messaging.maxGroupMembers', 1);
   });
 
+  it('has no Janus node by default (meetings.janus), reads a list of them, and refuses a bad one naming the key without showing a secret', () => {
+    assert.deepEqual(loadConfig({ env: {} }).meetings.janus, []);
+    const node = { url: 'ws://10.0.0.7:8188', adminUrl: 'ws://10.0.0.7:7188', adminSecret: 'admin-secret-value', apiSecret: 'api-secret-value' };
+    assert.deepEqual(loadConfig({ env: {}, file: file(`meetings:\n  janus:\n    - ${JSON.stringify(node)}\n`) }).meetings.janus, [node]);
+    rejects(() => loadConfig({ env: {}, overrides: { 'meetings.janus': [{ ...node, url: 'http://10.0.0.7:8088/janus' }] } }), 'meetings.janus[0].url', 'http://10.0.0.7:8088/janus');
+    rejects(() => loadConfig({ env: {}, overrides: { 'meetings.janus': [{ url: node.url, adminUrl: node.adminUrl }] } }), 'meetings.janus[0].adminSecret');
+    rejects(() => loadConfig({ env: {}, overrides: { 'meetings.janus': [{ ...node, apiSecret: '' }] } }), 'meetings.janus[0].apiSecret', '(0 characters, not shown)');
+    // an unknown key refuses the whole entry: it is shown with its secrets hidden
+    rejects(() => loadConfig({ env: {}, overrides: { 'meetings.janus': [{ ...node, capacity: 10 }] } }), 'meetings.janus[0]', { ...node, adminSecret: '(not shown)', apiSecret: '(not shown)', capacity: 10 });
+    assert.throws(() => loadConfig({ env: {}, overrides: { 'meetings.janus': [{ ...node, capacity: 10 }] } }), (err: Error) => !err.message.includes('secret-value'));
+  });
+
   it('names the file when it is missing or not YAML', () => {
     rejects(() => loadConfig({ env: {}, file: '/nonexistent/softswitch.yaml' }), '--config');
     rejects(() => loadConfig({ env: {}, file: file('sip: [unclosed\n') }), '--config');
