@@ -13,6 +13,11 @@
  * audio level events on, `publishers` = maxParticipants). Only then is the row written: if Janus fails the row is not,
  * and the token is taken back. The app gets the Janus URL, its token, the room id and its feed id; never the room's
  * secret. Leave and kick take the token back (`remove_token`, `allowed remove`, `kick` of its feed) and then end the row.
+ *
+ * Guests (a guest token of the `urn:softswitch:meeting-guest` grant): a guest is a participant whose id is its guest
+ * id, with `user` null and the name it gave. It joins only the meeting of its token, always as a participant (the
+ * lobby, unless it is off), gives the password as a user does (wrong ones counted per source address: a guest id is
+ * free to get), and joins once: left, kicked or denied, it asks for a new guest token and waits again.
  */
 import { randomInt } from 'node:crypto';
 import { silentLogger, categoryLogger, type Logger } from '../src/log/index.js';
@@ -45,7 +50,14 @@ export interface Admission {
 export interface JoinInput {
   displayName: string;
   password?: string | undefined;
+  /** The source address: whose wrong passwords a guest's are (a user's count against the user). */
+  from?: string | undefined;
 }
+
+/** A meeting guest, from its token: its meeting, and its guest id (its participant id there). */
+export type GuestActor = { kind: 'guest'; meeting: string; guest: string };
+/** Who asks the focus: an admin, a user or a guest. */
+export type ParticipantActor = MeetingActor | GuestActor;
 
 export interface FocusOptions {
   meetings: MeetingRepository;
@@ -73,15 +85,15 @@ const UNAVAILABLE_RETRY_S = 5;
 const newFeedId = (): number => randomInt(1, 2 ** 48 - 1);
 
 /** Moderators: an admin, the meeting's owner, or a participant admitted with the moderator (or owner) role. */
-export function mayModerate(actor: MeetingActor, meeting: MeetingRecord, own: ParticipantRecord | undefined): boolean {
-  if (actor.kind === 'admin' || actor.user === meeting.owner) return true;
+export function mayModerate(actor: ParticipantActor, meeting: MeetingRecord, own: ParticipantRecord | undefined): boolean {
+  if (actor.kind === 'admin' || (actor.kind === 'user' && actor.user === meeting.owner)) return true;
   return own !== undefined && own.state === 'admitted' && (own.role === 'moderator' || own.role === 'owner');
 }
 
-/** The role a joiner gets: the owner's, a moderator's for an admin token, a participant's for everyone else. */
-export function roleOf(actor: MeetingActor, meeting: MeetingRecord): ParticipantRole {
+/** The role a joiner gets: the owner's, a moderator's for an admin token, a participant's for everyone else (guests too). */
+export function roleOf(actor: ParticipantActor, meeting: MeetingRecord): ParticipantRole {
   if (actor.kind === 'admin') return 'moderator';
-  return actor.user === meeting.owner ? 'owner' : 'participant';
+  return actor.kind === 'user' && actor.user === meeting.owner ? 'owner' : 'participant';
 }
 
 export class Focus {
@@ -100,12 +112,13 @@ export class Focus {
     this.guesses = new FailureLimiter(limits.max, limits.windowMs);
   }
 
-  async join(actor: MeetingActor, meetingId: string, input: JoinInput): Promise<Admission> {
+  async join(actor: ParticipantActor, meetingId: string, input: JoinInput): Promise<Admission> {
+    if (actor.kind === 'guest' && actor.meeting !== meetingId) throw guestElsewhere();
     const meeting = await this.meeting(meetingId);
     const node = this.place(meeting);
     const role = roleOf(actor, meeting);
     if (meeting.passwordHash !== undefined && role === 'participant') {
-      const guesser = actor.kind === 'user' ? actor.user : 'admin';
+      const guesser = actor.kind === 'user' ? actor.user : actor.kind === 'guest' ? `guest from ${input.from ?? '?'}` : 'admin';
       const retryAfter = this.guesses.retryAfter(guesser, this.now());
       if (retryAfter !== undefined) throw new MeetingError('MEETING_ERR_RATE_LIMITED', 'too many wrong meeting passwords; try again later', retryAfter);
       if (input.password === undefined) throw new MeetingError('MEETING_ERR_FORBIDDEN', 'this meeting asks for a password');
@@ -119,7 +132,11 @@ export class Focus {
       const current = await this.options.participants.current(meeting.id, user);
       if (current !== undefined) return this.admission(meeting, current, true);
     }
-    const id = this.newId();
+    if (actor.kind === 'guest') {
+      const row = await this.options.participants.get(meeting.id, actor.guest);
+      if (row !== undefined) return this.guestAgain(meeting, row);
+    }
+    const id = actor.kind === 'guest' ? actor.guest : this.newId();
     if (role === 'participant' && meeting.lobby) {
       const waiting = await this.created(() => this.options.participants.create({ id, meetingId: meeting.id, user, displayName: input.displayName, role, state: 'waiting' }), meeting.id);
       this.log.info({ meeting: meeting.id, participant: id }, 'waiting in the lobby');
@@ -132,7 +149,7 @@ export class Focus {
     try {
       admitted = await this.created(() => this.options.participants.create({ id, meetingId: meeting.id, user, displayName: input.displayName, role, state: 'admitted', feedId }), meeting.id);
     } catch (err) {
-      await this.revokeQuietly(node, meeting, id, feedId);
+      if (!(err instanceof DuplicateJoin)) await this.revokeQuietly(node, meeting, id, feedId);
       throw err;
     }
     this.log.info({ meeting: meeting.id, participant: id, role }, 'admitted on joining');
@@ -140,7 +157,7 @@ export class Focus {
   }
 
   /** Moderators see everyone (the lobby too); an admitted participant sees who is in; others are refused. */
-  async participants(actor: MeetingActor, meetingId: string): Promise<ParticipantRecord[]> {
+  async participants(actor: ParticipantActor, meetingId: string): Promise<ParticipantRecord[]> {
     const meeting = await this.meeting(meetingId);
     const own = await this.own(actor, meeting);
     if (mayModerate(actor, meeting, own)) return this.options.participants.list(meeting.id);
@@ -149,7 +166,7 @@ export class Focus {
   }
 
   /** One participant: to itself (with its Janus grant while admitted: how a waiting app learns the outcome) or to a moderator. */
-  async participant(actor: MeetingActor, meetingId: string, participantId: string): Promise<Admission> {
+  async participant(actor: ParticipantActor, meetingId: string, participantId: string): Promise<Admission> {
     const meeting = await this.meeting(meetingId);
     const p = await this.existing(meeting, participantId);
     if (isSelf(actor, p)) return this.admission(meeting, p, true);
@@ -158,7 +175,7 @@ export class Focus {
     throw notFound(participantId);
   }
 
-  async admit(actor: MeetingActor, meetingId: string, participantId: string): Promise<ParticipantRecord> {
+  async admit(actor: ParticipantActor, meetingId: string, participantId: string): Promise<ParticipantRecord> {
     const meeting = await this.moderated(actor, meetingId);
     const p = await this.existing(meeting, participantId);
     if (p.state === 'admitted') return p;
@@ -177,7 +194,7 @@ export class Focus {
     return moved;
   }
 
-  async deny(actor: MeetingActor, meetingId: string, participantId: string): Promise<ParticipantRecord> {
+  async deny(actor: ParticipantActor, meetingId: string, participantId: string): Promise<ParticipantRecord> {
     const meeting = await this.moderated(actor, meetingId);
     const p = await this.existing(meeting, participantId);
     if (p.state === 'denied') return p;
@@ -189,7 +206,7 @@ export class Focus {
   }
 
   /** The participant itself leaves (or stops waiting); a moderator kicks it. Either way its Janus token stops working. */
-  async remove(actor: MeetingActor, meetingId: string, participantId: string): Promise<ParticipantRecord> {
+  async remove(actor: ParticipantActor, meetingId: string, participantId: string): Promise<ParticipantRecord> {
     const meeting = await this.meeting(meetingId);
     const p = await this.existing(meeting, participantId);
     const self = isSelf(actor, p);
@@ -229,7 +246,7 @@ export class Focus {
     return m;
   }
 
-  private async moderated(actor: MeetingActor, id: string): Promise<MeetingRecord> {
+  private async moderated(actor: ParticipantActor, id: string): Promise<MeetingRecord> {
     const meeting = await this.meeting(id);
     if (!mayModerate(actor, meeting, await this.own(actor, meeting))) throw new MeetingError('MEETING_ERR_FORBIDDEN', 'only the meeting\'s moderators admit, deny or remove participants');
     return meeting;
@@ -241,9 +258,18 @@ export class Focus {
     return p;
   }
 
-  /** The actor's own current row in the meeting (a user's; an admin token has none). */
-  private own(actor: MeetingActor, meeting: MeetingRecord): Promise<ParticipantRecord | undefined> {
-    return actor.kind === 'user' ? this.options.participants.current(meeting.id, actor.user) : Promise.resolve(undefined);
+  /** The actor's own current row in the meeting (a user's or a guest's; an admin token has none). */
+  private async own(actor: ParticipantActor, meeting: MeetingRecord): Promise<ParticipantRecord | undefined> {
+    if (actor.kind === 'user') return this.options.participants.current(meeting.id, actor.user);
+    if (actor.kind !== 'guest' || actor.meeting !== meeting.id) return undefined;
+    const row = await this.options.participants.get(meeting.id, actor.guest);
+    return row !== undefined && (row.state === 'waiting' || row.state === 'admitted') ? row : undefined;
+  }
+
+  /** A guest joining again with the same token: its row while it waits or is in; once that is over, a new token. */
+  private guestAgain(meeting: MeetingRecord, row: ParticipantRecord): Admission {
+    if (row.state === 'waiting' || row.state === 'admitted') return this.admission(meeting, row, true);
+    throw new MeetingError('MEETING_ERR_CONFLICT', `guest ${row.id} is ${row.state}: a new guest token asks to join again`);
   }
 
   /** The row after a race was lost: what the winner made of it, when that is what this request asked for. */
@@ -272,6 +298,8 @@ export class Focus {
       return await create();
     } catch (err) {
       if (err instanceof StoreError && err.code === 'STORE_ERR_NOT_FOUND') throw new MeetingError('MEETING_ERR_NOT_FOUND', `no meeting ${meetingId}`);
+      // A guest's two joins at once: the row is the other request's (and so is the token, derived from its id).
+      if (err instanceof StoreError && err.code === 'STORE_ERR_DUPLICATE') throw new DuplicateJoin();
       if (err instanceof TypeError) throw new MeetingError('MEETING_ERR_INVALID', err.message);
       throw err;
     }
@@ -360,8 +388,20 @@ export class Focus {
   }
 }
 
-function isSelf(actor: MeetingActor, p: ParticipantRecord): boolean {
+function isSelf(actor: ParticipantActor, p: ParticipantRecord): boolean {
+  if (actor.kind === 'guest') return p.user === undefined && p.id === actor.guest && p.meetingId === actor.meeting;
   return actor.kind === 'user' && p.user === actor.user;
+}
+
+class DuplicateJoin extends MeetingError {
+  constructor() {
+    super('MEETING_ERR_CONFLICT', 'this guest is joining already');
+  }
+}
+
+/** A guest token names one meeting: every other is refused as the wrong token (403), whether it exists or not. */
+export function guestElsewhere(): MeetingError {
+  return new MeetingError('MEETING_ERR_FORBIDDEN', 'a guest token is for another meeting');
 }
 
 function notFound(id: string): MeetingError {

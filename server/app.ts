@@ -353,6 +353,9 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     domains: config.sip.domain,
     accessTtlSeconds: config.http.userTokenTtl,
     refreshTtlSeconds: config.http.refreshTokenTtl,
+    // Meeting guests (grant urn:softswitch:meeting-guest): a token for a meeting that exists; the focus decides at join.
+    meetings: { exists: async (id) => (await store.meetings.get(id)) !== undefined },
+    guestTtlSeconds: config.http.guestTokenTtl,
   });
   const http = new HttpServer({
     listen: config.http.listen,
@@ -415,7 +418,8 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   const janusNodes = config.meetings.janus.map((node) => new JanusNode({ node, focusToken: focusSecrets.focusToken(), logger: categoryLogger(logger, 'conference.janus') }));
   const focus = new Focus({ meetings: store.meetings, participants: store.participants, secrets: focusSecrets, nodes: janusNodes, logger });
   http.routes(meetingRoutes(new MeetingService({ repository: store.meetings, userExists, ending: (id) => focus.end(id) })), { access: 'user' });
-  http.routes(participantRoutes(focus), { access: 'user' });
+  // Open to meeting guests too: their token reaches only its own meeting's join and participant routes.
+  http.routes(participantRoutes(focus), { access: 'guest' });
   /** A deleted user's meetings go with it; their participants are put out first, as far as Janus answers. */
   const forgetMeetings = async (user: string): Promise<number> => {
     for (let after: { createdAt: number; id: string } | undefined; ;) {
@@ -429,7 +433,8 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     return store.meetings.removeOwnedBy(user);
   };
   // STUN/TURN for the apps: short-lived credentials in coturn's use-auth-secret scheme (GET /v1/ice-servers).
-  http.routes(iceServerRoutes(turn.routeDeps), { access: 'user' });
+  // A meeting guest's WebRTC needs TURN as much as a user's: open to guest tokens (credentials for the guest itself).
+  http.routes(iceServerRoutes(turn.routeDeps), { access: 'guest' });
   if (messaging !== undefined && files !== undefined) {
     http.routes(chatRoutes(messaging.chat), { access: 'user' });
     http.routes(fileRoutes({

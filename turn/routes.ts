@@ -1,11 +1,12 @@
 /**
- * How apps get their ICE servers, mounted with `http.routes(iceServerRoutes(deps), { access: 'user' })`
+ * How apps get their ICE servers, mounted with `http.routes(iceServerRoutes(deps), { access: 'guest' })`
  * (platform/http prefixes `/v1`):
  *
  *   GET /ice-servers?region=&user=     { iceServers, ttl, expiresAt }
  *
  * A user token gets credentials for its own user (`?user=` may name only that user); an admin token must
- * say for whom (`?user=user@domain`, 400 without): operators use it to test a TURN box. `iceServers` is the
+ * say for whom (`?user=user@domain`, 400 without): operators use it to test a TURN box. A meeting guest's token
+ * gets credentials too (its WebRTC needs TURN as much as a user's), named `guest-<guest id>`, and names no one else. `iceServers` is the
  * RTCIceServer list (turn/ice-servers.ts) from turn.servers, else the embedded server's URLs; with neither
  * the answer is 503. `ttl` is the credential's life in seconds, `expiresAt` its end as ISO-8601 UTC text:
  * an app asks again before then. Every answer is `Cache-Control: no-store` (RFC 9111 §5.2.2.5): it holds a
@@ -13,7 +14,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { type ApiErrorStatus, apiError, errors, isoTime, jsonSchema, normalizeUser, principalOf, response } from '../platform/http/index.js';
+import { type ApiErrorStatus, apiError, callerOf, errors, isoTime, jsonSchema, normalizeUser, response } from '../platform/http/index.js';
 import type { TurnCredential } from './credentials.js';
 import { type IceServerConfig, type RtcIceServer, iceServers } from './ice-servers.js';
 
@@ -41,7 +42,8 @@ const query = z.strictObject({
 
 const schema: FastifySchema = {
   summary: 'STUN/TURN servers with a fresh credential, for RTCPeerConnection',
-  description: 'A user token gets its own credentials (`user` may name only itself); an admin token must name the user. The answer is never cached (Cache-Control: no-store).',
+  description: 'A user token gets its own credentials (`user` may name only itself); an admin token must name the user; a meeting guest\'s token gets '
+    + 'credentials for itself (`guest-<guest id>`) and names no user. The answer is never cached (Cache-Control: no-store).',
   tags: ['ice servers'],
   querystring: jsonSchema(query),
   response: {
@@ -52,7 +54,7 @@ const schema: FastifySchema = {
     }), 'the servers and the credential'),
     ...errors({
       400: 'a malformed query, or an admin token that names no user',
-      403: 'a user token asked for another user',
+      403: 'a user token asked for another user, or a guest token named a user',
       503: NO_SERVER,
     }),
   },
@@ -72,9 +74,12 @@ export function iceServerRoutes(deps: IceServerRoutesDeps): (app: FastifyInstanc
         const reason = issue.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}` : issue.message;
         return refuse(reply, 400, `${issue.path.join('.') || 'query'}: ${reason}`);
       }
-      const principal = principalOf(req);
+      const principal = callerOf(req);
       let user: string;
-      if (principal.kind === 'user') {
+      if (principal.kind === 'guest') {
+        if (parsed.data.user !== undefined) return refuse(reply, 403, 'a guest token gets credentials for itself only');
+        user = `guest-${principal.guest}`;
+      } else if (principal.kind === 'user') {
         if (parsed.data.user !== undefined && parsed.data.user !== principal.user) return refuse(reply, 403, 'a user token gets credentials for its own user only');
         user = principal.user;
       } else {

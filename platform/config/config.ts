@@ -497,6 +497,8 @@ const schema = z.strictObject({
     tls: z.boolean().default(false),
     /** Life of a user access token, seconds: how long a stolen one is good for (password changes end it at once). */
     userTokenTtl: z.number().int().min(60).max(86_400).default(900),
+    /** Life of a meeting guest's token, seconds (no refresh): long enough to wait in a lobby and leave; a new one joins anew. */
+    guestTokenTtl: z.number().int().min(60).max(86_400).default(3600),
     /** Life of a user refresh token, seconds (30 days): how long an app stays signed in without using it. */
     refreshTokenTtl: z.number().int().min(300).max(31_536_000).default(2_592_000),
     /**

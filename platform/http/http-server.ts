@@ -17,6 +17,11 @@
  * the same hook on routes added with `routes(plugin, { access: 'user' })`; on any other route they get 403
  * insufficient_scope (RFC 6750 §3.1). A route reads who asked with principalOf(request). An app signs out
  * with `DELETE /v1/auth/token` and its access token.
+ *
+ * A meeting guest's token (the `urn:softswitch:meeting-guest` grant) passes only on routes added with
+ * `access: 'guest'` (the meeting's join and participant routes, the ICE servers): 403 insufficient_scope elsewhere.
+ * Those routes read it with callerOf(request); principalOf(request) never answers a guest, so a route written for
+ * users and admins cannot take a guest for an admin.
  */
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
@@ -26,12 +31,12 @@ import { categoryLogger, type Logger } from '../../src/log/index.js';
 import { allowOrigins } from './cors.js';
 import { addEtags } from './etag.js';
 import { FailureLimiter } from './failure-limiter.js';
-import { ADMIN_ONLY, ADMIN_OR_USER, NO_TOKEN, documentApi, errorBody, errors, jsonSchema, noContent, response, withBodyRefusals, withTokenRefusals } from './openapi.js';
+import { ADMIN_ONLY, ADMIN_OR_USER, ADMIN_USER_OR_GUEST, NO_TOKEN, documentApi, errorBody, errors, jsonSchema, noContent, response, withBodyRefusals, withTokenRefusals } from './openapi.js';
 import { type ApiErrorCode, Refusal as ApiRefusal, apiError, errorJson } from './refusal.js';
-import { type UserTokens, grantBody, isUserTokenShape } from './user-tokens.js';
+import { GUEST_GRANT, type UserTokens, grantBody, isUserTokenShape } from './user-tokens.js';
 
-/** Who may call a route: admin tokens only, or user access tokens as well. */
-export type RouteAccess = 'admin' | 'user';
+/** Who may call a route: admin tokens only, user access tokens as well, or meeting guests' tokens too. */
+export type RouteAccess = 'admin' | 'user' | 'guest';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -45,16 +50,29 @@ declare module 'fastify' {
   }
 }
 
-/** Who made an authenticated request: an admin token (by its name) or a user access token (user@domain, its session). */
-export type Principal = { kind: 'admin'; name: string } | { kind: 'user'; user: string; session: string };
+/** A meeting guest: its meeting, its guest id (its participant id there) and the name it gave. */
+export type GuestPrincipal = { kind: 'guest'; meeting: string; guest: string; displayName: string };
+
+/** Who made an authenticated request: an admin token (by its name), a user access token (user@domain, its session) or a guest's. */
+export type Principal = { kind: 'admin'; name: string } | { kind: 'user'; user: string; session: string } | GuestPrincipal;
 
 /** Filled by the one onRequest hook; a WeakMap keeps Fastify's request object as it is. */
 const principals = new WeakMap<FastifyRequest, Principal>();
 
-/** Who made this request: valid for every route under routes() (the hook refused everyone else). */
-export function principalOf(request: FastifyRequest): Principal {
+/** Who made this request, guests included: for routes added with `access: 'guest'`. */
+export function callerOf(request: FastifyRequest): Principal {
   const principal = principals.get(request);
   if (principal === undefined) throw new Error(`${request.method} ${request.routeOptions.url ?? ''} is not an authenticated route`);
+  return principal;
+}
+
+/**
+ * Who made this request: an admin or a user, on every route under routes(). The hook lets a guest only onto routes
+ * open to guests; should one get further, this throws (500) rather than let `kind !== 'user'` read as an admin.
+ */
+export function principalOf(request: FastifyRequest): Exclude<Principal, GuestPrincipal> {
+  const principal = callerOf(request);
+  if (principal.kind === 'guest') throw new Error(`${request.method} ${request.routeOptions.url ?? ''} is not open to guests`);
   return principal;
 }
 
@@ -149,20 +167,28 @@ const SIGN_OUT_SCHEMA: FastifySchema = {
     204: noContent,
     400: response(oauthError, 'not a user access token (an admin token has no session)'),
     401: response(oauthError, 'no token, or a dead one'),
+    403: response(oauthError, 'a meeting guest\'s token: it has no session to end, and expires on its own'),
     503: response(oauthError, 'the store failed; Retry-After says when to come back'),
   },
 };
 
 const TOKEN_SCHEMA: FastifySchema = {
-  summary: 'Sign in: a user access token (password or refresh_token grant)',
-  description: 'RFC 6749 §4.3 and §6. A password from another machine needs TLS. Failed attempts count against the source address (429 after too many).',
+  summary: 'Sign in: a user access token (password or refresh_token grant), or a meeting guest\'s token',
+  description: 'RFC 6749 §4.3 and §6. A password from another machine needs TLS. Failed attempts count against the source address (429 after too many).\n\n'
+    + `Guests: the extension grant \`${GUEST_GRANT}\` (RFC 6749 §4.5) with \`meeting\` and \`display_name\` answers a guest access token for that meeting `
+    + 'and no refresh token. It reaches only that meeting\'s join, participant and leave routes and `GET /v1/ice-servers`; a guest always waits in the lobby '
+    + '(unless it is off), and the meeting\'s password is given at join. An unknown meeting is 401 invalid_grant and counts as a failed attempt.',
   tags: ['auth'],
   security: NO_TOKEN,
   body: jsonSchema(grantBody),
   response: {
-    200: response(z.object({
-      access_token: z.string(), token_type: z.literal('Bearer'), expires_in: z.number().int(), refresh_token: z.string(), user: z.string(),
-    }), 'the tokens (RFC 6749 §5.1)'),
+    200: response(z.union([
+      z.object({ access_token: z.string(), token_type: z.literal('Bearer'), expires_in: z.number().int(), refresh_token: z.string(), user: z.string() }),
+      z.object({
+        access_token: z.string(), token_type: z.literal('Bearer'), expires_in: z.number().int(),
+        guest: z.string().describe('the guest id: its participant id once it joins'), meeting: z.string(),
+      }),
+    ]), 'the tokens (RFC 6749 §5.1): a user\'s with a refresh token, a guest\'s without'),
     400: response(oauthError, 'a malformed request or an unsupported grant (RFC 6749 §5.2)'),
     401: response(oauthError, 'wrong credentials or a bad refresh token'),
     429: response(oauthError, 'too many failed attempts from this address; Retry-After says when to come back'),
@@ -307,7 +333,7 @@ export class HttpServer {
    * Adds routes under `/v1/` (before start()): `plugin` gets a Fastify scope whose paths are prefixed with
    * `/v1` and which inherits the token check, so whatever it registers needs an admin token, or with
    * `access: 'user'` an admin token or a user access token (the route then limits a user to their own
-   * resources, through principalOf).
+   * resources, through principalOf), or with `access: 'guest'` a meeting guest's token too (callerOf).
    */
   routes(plugin: (app: FastifyInstance) => void | Promise<void>, options: { access?: RouteAccess } = {}): void {
     const access = options.access ?? 'admin';
@@ -316,7 +342,8 @@ export class HttpServer {
       scope.addHook('onRoute', (route) => {
         route.config = { ...route.config, access, public: false };
         const responses = withTokenRefusals(withBodyRefusals(route.schema?.response as Record<string, unknown> | undefined, route.method), access);
-        route.schema = { ...route.schema, security: access === 'user' ? ADMIN_OR_USER : ADMIN_ONLY, ...(responses === undefined ? {} : { response: responses }) };
+        const security = { admin: ADMIN_ONLY, user: ADMIN_OR_USER, guest: ADMIN_USER_OR_GUEST }[access];
+        route.schema = { ...route.schema, security, ...(responses === undefined ? {} : { response: responses }) };
       });
       return plugin(scope);
     }, { prefix: '/v1' });
@@ -364,7 +391,8 @@ export class HttpServer {
         return reply.code(503).header('retry-after', '5').send(oauthErrorJson(503, 'temporarily_unavailable', 'the store failed'));
       }
       if (answer.status === 401) this.failed(from, now, answer.body.error_description, undefined, req, 'token request with bad credentials refused');
-      else if (answer.status === 200) this.log.info({ from, user: answer.body.user }, 'user token issued');
+      else if (answer.status === 200 && 'guest' in answer.body) this.log.info({ from, guest: answer.body.guest, meeting: answer.body.meeting }, 'guest token issued');
+      else if (answer.status === 200 && 'user' in answer.body) this.log.info({ from, user: answer.body.user }, 'user token issued');
       if (answer.status === 200) return reply.code(200).send(answer.body);
       const { error, error_description: description } = answer.body;
       return reply.code(answer.status).send(oauthErrorJson(answer.status, error, description, answer.status === 401 ? 'AUTH_ERR_INVALID_GRANT' : undefined));
@@ -373,7 +401,7 @@ export class HttpServer {
     // answers 200 with no body; 204 says the same. A request body (RFC 7009's `token`) is not needed: the
     // session is the one of the access token presented.
     app.delete(TOKEN_PATH, { config: { access: 'user' }, schema: SIGN_OUT_SCHEMA }, async (req, reply) => {
-      const principal = principalOf(req);
+      const principal = callerOf(req);
       void reply.header('cache-control', 'no-store');
       if (principal.kind !== 'user') {
         return reply.code(400).send(oauthErrorJson(400, 'invalid_request', 'a sign-out takes the user access token of the session to end'));
@@ -469,7 +497,14 @@ export class HttpServer {
       else this.log.debug({ from, method: req.method, path: pathOf(req), reason: checked.reason }, 'user token refused');
       return { status: 401, error: 'invalid_token', description: checked.reason };
     }
-    if (access !== 'user') {
+    if (checked.kind === 'guest') {
+      if (access !== 'guest') {
+        this.log.debug({ from, method: req.method, path: pathOf(req), guest: checked.guest }, 'guest token on a route not open to guests refused');
+        return { status: 403, error: 'insufficient_scope', description: 'a guest token reaches only its meeting and the ICE servers' };
+      }
+      return { kind: 'guest', meeting: checked.meeting, guest: checked.guest, displayName: checked.displayName };
+    }
+    if (access === 'admin') {
       this.log.debug({ from, method: req.method, path: pathOf(req), user: checked.user }, 'user token on an admin route refused');
       return { status: 403, error: 'insufficient_scope', description: 'this route needs an admin token' };
     }

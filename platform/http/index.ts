@@ -1,10 +1,10 @@
 export {
-  HttpServer, DEFAULT_BODY_LIMIT, isLoopbackHost, principalOf, TOKEN_CACHE_MS, TOKEN_FAILURES_MAX, TOKEN_FAILURE_WINDOW_MS, TOKEN_PATH,
-  type HealthSource, type AdminTokenSource, type HttpServerOptions, type Principal, type RouteAccess,
+  HttpServer, DEFAULT_BODY_LIMIT, isLoopbackHost, callerOf, principalOf, TOKEN_CACHE_MS, TOKEN_FAILURES_MAX, TOKEN_FAILURE_WINDOW_MS, TOKEN_PATH,
+  type HealthSource, type AdminTokenSource, type HttpServerOptions, type GuestPrincipal, type Principal, type RouteAccess,
 } from './http-server.js';
 export {
-  UserTokens, loadTokenKey, isUserTokenShape, passwordFingerprint, DEFAULT_ACCESS_TTL_S, DEFAULT_REFRESH_TTL_S, FINGERPRINT_CACHE_MS, TOKEN_KEY_FILE,
-  type UserTokensOptions, type SubscriberSource, type AccessCheck, type TokenResponse, type GrantAnswer, type GrantError,
+  UserTokens, loadTokenKey, isUserTokenShape, passwordFingerprint, DEFAULT_ACCESS_TTL_S, DEFAULT_GUEST_TTL_S, GUEST_GRANT, DEFAULT_REFRESH_TTL_S, FINGERPRINT_CACHE_MS, TOKEN_KEY_FILE,
+  type UserTokensOptions, type SubscriberSource, type AccessCheck, type TokenResponse, type GuestTokenResponse, type MeetingSource, type GrantAnswer, type GrantError,
 } from './user-tokens.js';
 export { normalizeUser } from './users.js';
 export { FailureLimiter } from './failure-limiter.js';

@@ -22,6 +22,7 @@ export const DOCS_PATH = '/v1/docs';
 type Security = Array<Record<string, string[]>>;
 export const ADMIN_ONLY: Security = [{ adminToken: [] }];
 export const ADMIN_OR_USER: Security = [{ adminToken: [] }, { userToken: [] }];
+export const ADMIN_USER_OR_GUEST: Security = [{ adminToken: [] }, { userToken: [] }, { guestToken: [] }];
 export const NO_TOKEN: Security = [];
 
 /**
@@ -80,7 +81,7 @@ export function withBodyRefusals(responses: Record<string, unknown> | undefined,
 
 /**
  * The token check's answers (http-server.ts, one hook before every route under routes()), added to a route's own:
- * 401 without a live token, 403 for a user token on an admin route, 429 after too many bad tokens from the address,
+ * 401 without a live token, 403 for a user token on an admin route (or a guest's on a route not open to guests), 429 after too many bad tokens from the address,
  * 503 when the store cannot check the token. A route's own sentence for a status wins.
  */
 const TOKEN_REFUSALS: Record<number, string> = {
@@ -89,11 +90,18 @@ const TOKEN_REFUSALS: Record<number, string> = {
   503: 'the token cannot be checked now (the store failed); Retry-After says when to come back',
 };
 
-export function withTokenRefusals(responses: Record<string, unknown> | undefined, access: 'admin' | 'user'): Record<string, unknown> | undefined {
+/** What a user route answers a meeting guest's token (403 insufficient_scope), added to a route's own 403 if it has one. */
+const GUEST_REFUSED = 'a meeting guest\'s token: this route needs a user or admin token';
+
+export function withTokenRefusals(responses: Record<string, unknown> | undefined, access: 'admin' | 'user' | 'guest'): Record<string, unknown> | undefined {
   if (responses === undefined) return responses;
+  if (access === 'admin') return { ...errors({ ...TOKEN_REFUSALS, 403: 'a user or guest access token: this route needs an admin token' }), ...responses };
+  if (access === 'guest') return { ...errors(TOKEN_REFUSALS), ...responses };
+  const own = responses['403'] as { description?: string } | undefined;
   return {
-    ...errors(access === 'admin' ? { ...TOKEN_REFUSALS, 403: 'a user access token: this route needs an admin token' } : TOKEN_REFUSALS),
+    ...errors({ ...TOKEN_REFUSALS, 403: GUEST_REFUSED }),
     ...responses,
+    ...(own === undefined ? {} : { 403: { ...own, description: `${own.description ?? ''}; or ${GUEST_REFUSED}` } }),
   };
 }
 
@@ -125,6 +133,10 @@ export function documentApi(app: FastifyInstance): void {
           userToken: {
             type: 'http', scheme: 'bearer',
             description: 'A user access token from `POST /v1/auth/token`: it reads and writes only its own user\'s resources.',
+          },
+          guestToken: {
+            type: 'http', scheme: 'bearer',
+            description: 'A meeting guest\'s access token from `POST /v1/auth/token` (grant `urn:softswitch:meeting-guest`): it reaches only its meeting\'s join and participant routes and the ICE servers.',
           },
         },
       },

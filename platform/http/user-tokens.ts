@@ -24,6 +24,14 @@
  * presented. Its refresh token is deleted and its access tokens are refused at once by this process, within
  * FINGERPRINT_CACHE_MS by the other workers (their cache). The user's other sessions (other devices) go on;
  * a password change ends them all.
+ *
+ * Guests (issue 19: "an app asks to join … as a guest with display name and password"): the extension grant
+ * `urn:softswitch:meeting-guest` (RFC 6749 §4.5: an absolute URI) takes a meeting id and a display name and answers
+ * a guest access token for that meeting alone, and no refresh token. Its claims are {sub: `guest:<id>`, iat, exp,
+ * mtg, gst, name}: the meeting, the guest id (which becomes its participant id) and the name others see. It has no
+ * subscriber behind it, so nothing but its signature and `exp` is checked: it lives http.guestTokenTtl. The meeting's
+ * password is not asked here but at join, so wrong ones count against the focus's limit as a user's do; an unknown
+ * meeting is invalid_grant (401), counted against the source address like a wrong password.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -42,6 +50,10 @@ export const DEFAULT_ACCESS_TTL_S = 900;
 export const DEFAULT_REFRESH_TTL_S = 30 * 86_400;
 /** A password change, a disabled subscriber or a sign-out on another worker stops the tokens within this time. */
 export const FINGERPRINT_CACHE_MS = 5000;
+/** Default life of a guest access token, seconds (configuration key http.guestTokenTtl): long enough to wait in a lobby. */
+export const DEFAULT_GUEST_TTL_S = 3600;
+/** The extension grant of a meeting guest (RFC 6749 §4.5). */
+export const GUEST_GRANT = 'urn:softswitch:meeting-guest';
 /** The signing key file under dataDir, shared by the workers of a node. */
 export const TOKEN_KEY_FILE = 'user-token.key';
 
@@ -52,6 +64,11 @@ const HEADER = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toStrin
 const CACHE_MAX = 10_000;
 /** Expired refresh tokens are deleted at most this often (on a grant). */
 const PURGE_EVERY_MS = 3_600_000;
+
+/** What the guest grant needs of the meetings: whether one exists (MeetingRepository.get has it). */
+export interface MeetingSource {
+  exists(id: string): Promise<boolean>;
+}
 
 /** What the tokens need of the store's subscribers (SubscriberRepository has it). */
 export interface SubscriberSource {
@@ -67,14 +84,22 @@ export interface UserTokensOptions {
   domains: readonly string[];
   accessTtlSeconds?: number;
   refreshTtlSeconds?: number;
+  /** The meetings guests may ask to join; without it the guest grant is unsupported. */
+  meetings?: MeetingSource | undefined;
+  guestTtlSeconds?: number;
+  /** A new guest id: 12 characters of [a-z2-7], like participant ids (tests). */
+  newGuestId?: () => string;
   /** How long a subscriber's fingerprint is trusted without asking the store again, ms. */
   cacheMs?: number;
   /** The clock (tests). */
   now?: () => number;
 }
 
-/** A checked access token: its user, or why it is refused and whether it was a forgery (counted as a guess). */
-export type AccessCheck = { ok: true; user: string; session: string } | { ok: false; reason: string; forged: boolean };
+/** A checked access token: its user (or guest), or why it is refused and whether it was a forgery (counted as a guess). */
+export type AccessCheck =
+  | { ok: true; kind: 'user'; user: string; session: string }
+  | { ok: true; kind: 'guest'; meeting: string; guest: string; displayName: string }
+  | { ok: false; reason: string; forged: boolean };
 
 /** RFC 6749 §5.1. */
 export interface TokenResponse {
@@ -87,6 +112,16 @@ export interface TokenResponse {
   user: string;
 }
 
+/** The guest grant's answer (RFC 6749 §5.1, without a refresh token: a guest asks again). */
+export interface GuestTokenResponse {
+  access_token: string;
+  token_type: 'Bearer';
+  expires_in: number;
+  /** The guest id: its participant id once it joins. */
+  guest: string;
+  meeting: string;
+}
+
 /** RFC 6749 §5.2 error codes used here. */
 export type GrantError = 'invalid_request' | 'invalid_grant' | 'unsupported_grant_type';
 
@@ -95,7 +130,7 @@ export type GrantError = 'invalid_request' | 'invalid_grant' | 'unsupported_gran
  * are an authentication failure like any other, and the server counts them against the source address.
  */
 export type GrantAnswer =
-  | { status: 200; body: TokenResponse }
+  | { status: 200; body: TokenResponse | GuestTokenResponse }
   | { status: 400 | 401; body: { error: GrantError; error_description: string } };
 
 /** The body of `POST /v1/auth/token` (RFC 6749 §4.3 password grant, §6 refresh); the OpenAPI document shows it too. */
@@ -107,7 +142,21 @@ export const grantBody = z.discriminatedUnion('grant_type', [
     domain: z.string().min(1).max(255).optional().describe('the domain when `username` has none (default: the first sip.domain)'),
   }),
   z.object({ grant_type: z.literal('refresh_token'), refresh_token: z.string().min(1).max(256) }),
+  z.object({
+    grant_type: z.literal(GUEST_GRANT),
+    meeting: z.string().regex(/^[a-z2-7]{12}$/, 'not a meeting id').describe('the meeting id of the join link'),
+    display_name: z.string().trim().min(1, 'must not be empty').max(255).describe('the name the moderators and the others see'),
+  }),
 ]);
+
+const guestPayload = z.object({
+  sub: z.string(),
+  iat: z.number(),
+  exp: z.number(),
+  mtg: z.string(),
+  gst: z.string(),
+  name: z.string(),
+});
 
 const accessPayload = z.object({
   sub: z.string(),
@@ -122,6 +171,14 @@ const accessPayload = z.object({
 const newSession = (): string => randomBytes(SESSION_BYTES).toString('base64url');
 const refuse = (status: 400 | 401, error: GrantError, description: string): GrantAnswer => ({ status, body: { error, error_description: description } });
 const BAD_PASSWORD = refuse(401, 'invalid_grant', 'wrong username or password');
+
+/** 12 characters of [a-z2-7] (60 random bits), the shape of a participant id. */
+function newGuestId(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+  let id = '';
+  for (const b of randomBytes(12)) id += alphabet[b & 31];
+  return id;
+}
 
 /** True for text shaped like one of our access tokens (three dot-separated parts); admin tokens have no dot. */
 export function isUserTokenShape(token: string): boolean {
@@ -204,8 +261,13 @@ export class UserTokens {
    */
   async grant(body: unknown, secure: boolean): Promise<GrantAnswer> {
     const type = (body as { grant_type?: unknown } | null)?.grant_type;
-    if (typeof type === 'string' && type !== 'password' && type !== 'refresh_token') {
-      return refuse(400, 'unsupported_grant_type', `grant_type ${JSON.stringify(type)} is not supported (password or refresh_token)`);
+    const guests = this.options.meetings !== undefined;
+    if (typeof type === 'string' && type !== 'password' && type !== 'refresh_token' && (type !== GUEST_GRANT || !guests)) {
+      return refuse(400, 'unsupported_grant_type', `grant_type ${JSON.stringify(type)} is not supported (password, refresh_token${guests ? ` or ${GUEST_GRANT}` : ''})`);
+    }
+    // Said plainly rather than dropped: a password given here and not at join would only meet "asks for a password" there.
+    if (type === GUEST_GRANT && typeof body === 'object' && body !== null && 'password' in body) {
+      return refuse(400, 'invalid_request', 'password: a meeting password is given at join (POST /v1/meetings/{id}/join), not here');
     }
     const parsed = grantBody.safeParse(body);
     if (!parsed.success) {
@@ -214,6 +276,7 @@ export class UserTokens {
     }
     const request = parsed.data;
     if (request.grant_type === 'refresh_token') return this.refresh(request.refresh_token);
+    if (request.grant_type === GUEST_GRANT) return this.guest(request.meeting, request.display_name);
     if (!secure) return refuse(400, 'invalid_request', 'a password is accepted only over TLS: use https (http.tls)');
     return this.password(request.username, request.password, request.domain);
   }
@@ -227,7 +290,10 @@ export class UserTokens {
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'bad token signature', forged: true };
     let claims: z.infer<typeof accessPayload>;
     try {
-      claims = accessPayload.parse(JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')));
+      const json: unknown = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+      // Signed by us, so the claims say what was issued: a guest's carry `gst` and no password fingerprint.
+      if (typeof json === 'object' && json !== null && 'gst' in json) return this.verifyGuest(guestPayload.parse(json));
+      claims = accessPayload.parse(json);
     } catch {
       return { ok: false, reason: 'malformed token', forged: true };
     }
@@ -238,7 +304,12 @@ export class UserTokens {
       return { ok: false, reason: 'the password has changed or the account is disabled', forged: false };
     }
     if (current.ended.has(claims.sid)) return { ok: false, reason: 'signed out', forged: false };
-    return { ok: true, user: claims.sub, session: claims.sid };
+    return { ok: true, kind: 'user', user: claims.sub, session: claims.sid };
+  }
+
+  private verifyGuest(claims: z.infer<typeof guestPayload>): AccessCheck {
+    if (claims.exp * 1000 <= this.now()) return { ok: false, reason: 'expired token', forged: false };
+    return { ok: true, kind: 'guest', meeting: claims.mtg, guest: claims.gst, displayName: claims.name };
   }
 
   /**
@@ -278,6 +349,17 @@ export class UserTokens {
     const fingerprint = passwordFingerprint(subscriber);
     if (fingerprint === undefined) return refuse(401, 'invalid_grant', 'the account is disabled');
     return this.issue(`${username}@${domain}`, fingerprint, newSession());
+  }
+
+  /** The guest grant: a token for one meeting that exists; whether the guest gets in is the focus's business at join. */
+  private async guest(meeting: string, displayName: string): Promise<GrantAnswer> {
+    if (!(await this.options.meetings!.exists(meeting))) return refuse(401, 'invalid_grant', 'no such meeting');
+    const guest = (this.options.newGuestId ?? newGuestId)();
+    const iat = Math.floor(this.now() / 1000);
+    const ttl = this.options.guestTtlSeconds ?? DEFAULT_GUEST_TTL_S;
+    const payload = Buffer.from(JSON.stringify({ sub: `guest:${guest}`, iat, exp: iat + ttl, mtg: meeting, gst: guest, name: displayName })).toString('base64url');
+    const unsigned = `${HEADER}.${payload}`;
+    return { status: 200, body: { access_token: `${unsigned}.${this.sign(unsigned).toString('base64url')}`, token_type: 'Bearer', expires_in: ttl, guest, meeting } };
   }
 
   private async refresh(token: string): Promise<GrantAnswer> {
