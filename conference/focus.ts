@@ -18,6 +18,11 @@
  * id, with `user` null and the name it gave. It joins only the meeting of its token, always as a participant (the
  * lobby, unless it is off), gives the password as a user does (wrong ones counted per source address: a guest id is
  * free to get), and joins once: left, kicked or denied, it asks for a new guest token and waits again.
+ *
+ * The meeting's chat (issue 19 item 6): with `chat`, the first admission opens the meeting's group conversation (owned
+ * by the meeting's owner) and every admitted user becomes a member, for good: the group outlives the meeting as its
+ * history. The admitted user's answers carry its id. Guests have no user to be a member: they have no chat yet.
+ * A chat failure is logged and does not undo an admission (the next poll tries again).
  */
 import { randomInt } from 'node:crypto';
 import { silentLogger, categoryLogger, type Logger } from '../src/log/index.js';
@@ -45,6 +50,16 @@ export interface Admission {
   participant: ParticipantRecord;
   /** Only to the participant itself, and only while admitted. */
   janus?: JanusGrant | undefined;
+  /** The meeting's group conversation: to an admitted user itself, a member of it. */
+  conversation?: string | undefined;
+}
+
+/** The meeting's group conversation (messaging's ChatService has it: openMeetingGroup, enterMeetingGroup). */
+export interface MeetingChat {
+  /** The group's id, the group created on first use. */
+  open(meeting: { id: string; title: string; owner: string }): Promise<string>;
+  /** Makes the user a member (nothing when it is one). */
+  enter(groupId: string, user: string): Promise<void>;
 }
 
 export interface JoinInput {
@@ -65,6 +80,8 @@ export interface FocusOptions {
   secrets: FocusSecrets;
   /** The Janus nodes of meetings.janus; empty: meetings cannot be joined (503). */
   nodes: readonly JanusNode[];
+  /** The meetings' chat; without it (messaging.enabled false) meetings have none. */
+  chat?: MeetingChat | undefined;
   logger?: Logger | undefined;
   newId?: (() => string) | undefined;
   newFeedId?: (() => number) | undefined;
@@ -130,7 +147,7 @@ export class Focus {
     const user = actor.kind === 'user' ? actor.user : undefined;
     if (user !== undefined) {
       const current = await this.options.participants.current(meeting.id, user);
-      if (current !== undefined) return this.admission(meeting, current, true);
+      if (current !== undefined) return this.chatted(meeting, this.admission(meeting, current, true));
     }
     if (actor.kind === 'guest') {
       const row = await this.options.participants.get(meeting.id, actor.guest);
@@ -153,7 +170,7 @@ export class Focus {
       throw err;
     }
     this.log.info({ meeting: meeting.id, participant: id, role }, 'admitted on joining');
-    return { participant: admitted, janus };
+    return this.chatted(meeting, { participant: admitted, janus });
   }
 
   /** Moderators see everyone (the lobby too); an admitted participant sees who is in; others are refused. */
@@ -169,7 +186,7 @@ export class Focus {
   async participant(actor: ParticipantActor, meetingId: string, participantId: string): Promise<Admission> {
     const meeting = await this.meeting(meetingId);
     const p = await this.existing(meeting, participantId);
-    if (isSelf(actor, p)) return this.admission(meeting, p, true);
+    if (isSelf(actor, p)) return this.chatted(meeting, this.admission(meeting, p, true));
     if (mayModerate(actor, meeting, await this.own(actor, meeting))) return { participant: p };
     // A participant's id is unguessable: to others it does not exist.
     throw notFound(participantId);
@@ -191,6 +208,7 @@ export class Focus {
       return this.settled(meeting, p.id, 'admitted');
     }
     this.log.info({ meeting: meeting.id, participant: p.id }, 'admitted from the lobby');
+    await this.chatted(meeting, { participant: moved });
     return moved;
   }
 
@@ -264,6 +282,24 @@ export class Focus {
     if (actor.kind !== 'guest' || actor.meeting !== meeting.id) return undefined;
     const row = await this.options.participants.get(meeting.id, actor.guest);
     return row !== undefined && (row.state === 'waiting' || row.state === 'admitted') ? row : undefined;
+  }
+
+  /**
+   * An admitted user's answer with the meeting's group, after making it a member (idempotent: a poll mends what a
+   * failed attempt left). Others' answers as they are.
+   */
+  private async chatted(meeting: MeetingRecord, a: Admission): Promise<Admission> {
+    const { chat } = this.options;
+    const user = a.participant.user;
+    if (chat === undefined || user === undefined || a.participant.state !== 'admitted') return a;
+    try {
+      const conversation = await chat.open(meeting);
+      await chat.enter(conversation, user);
+      return { ...a, conversation };
+    } catch (err) {
+      this.log.warn({ meeting: meeting.id, participant: a.participant.id, err: (err as Error).message }, 'the meeting\'s chat could not take an admitted participant');
+      return a;
+    }
   }
 
   /** A guest joining again with the same token: its row while it waits or is in; once that is over, a new token. */

@@ -1,16 +1,16 @@
 /**
  * The conference module (issue 19): meetings on a Janus videoroom, the softswitch being the focus. So far: meetings
  * as data (meetings.ts), their REST routes (routes.ts) and passwords (meeting-password.ts); the focus (focus.ts: join,
- * lobby, admission, leave and kick, with Janus tokens) and its routes (participant-routes.ts), on the Janus nodes of
+ * lobby, admission, leave and kick, with Janus tokens; guests; the meeting's chat group) and its routes (participant-routes.ts), on the Janus nodes of
  * meetings.janus (janus-node.ts) with secrets derived from one server key (focus-secrets.ts); and the Janus clients
  * (janus/: the WebSocket API, its videoroom wrappers, the Admin API).
  */
 export { MeetingService, MeetingError, DEFAULT_MAX_PARTICIPANTS, meetingView, newMeetingId, publicView } from './meetings.js';
 export type { MeetingActor, MeetingChangeInput, MeetingErrorCode, MeetingPublicView, MeetingServiceOptions, MeetingView, NewMeetingInput } from './meetings.js';
-export { meetingRoutes, MEETING_PAGE, MAX_MEETING_PAGE } from './routes.js';
+export { meetingRoutes, MEETING_PAGE, MAX_MEETING_PAGE, type MeetingRouteOptions } from './routes.js';
 export { hashMeetingPassword, verifyMeetingPassword, MAX_MEETING_PASSWORD } from './meeting-password.js';
 export { Focus, mayModerate, roleOf } from './focus.js';
-export type { Admission, FocusOptions, JanusGrant, JoinInput } from './focus.js';
+export type { Admission, FocusOptions, GuestActor, JanusGrant, JoinInput, MeetingChat, ParticipantActor } from './focus.js';
 export { FocusSecrets, FOCUS_KEY_FILE, loadFocusKey } from './focus-secrets.js';
 export { JanusNode } from './janus-node.js';
 export type { JanusNodeConfig, JanusNodeOptions } from './janus-node.js';

@@ -53,6 +53,7 @@ const admissionOut = z.object({
   participant: participantOut,
   state: participantOut.shape.state,
   janus: janusOut.optional().describe('only to the participant itself, and only while admitted'),
+  conversation: z.string().optional().describe('the meeting\'s group conversation (`/v1/conversations/{id}/messages`): to an admitted user itself, now a member of it'),
 });
 
 const tags = ['meetings'];
@@ -123,7 +124,10 @@ function participantJson(p: ParticipantRecord) {
 }
 
 function admissionJson(a: Admission) {
-  return { participant: participantJson(a.participant), state: a.participant.state, ...(a.janus === undefined ? {} : { janus: a.janus }) };
+  return {
+    participant: participantJson(a.participant), state: a.participant.state,
+    ...(a.janus === undefined ? {} : { janus: a.janus }), ...(a.conversation === undefined ? {} : { conversation: a.conversation }),
+  };
 }
 
 export function participantRoutes(focus: Focus): (app: FastifyInstance) => void {

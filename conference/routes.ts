@@ -61,6 +61,7 @@ const inputs = {
 const publicOut = z.object({
   id: z.string(), title: z.string(), startsAt: isoTime.optional(), endsAt: isoTime.optional(), hasPassword: z.boolean(), lobby: z.boolean(),
   uri: z.string().describe('sip:meet-<id>@<domain>, for dial-in'), link: z.string().describe('the join page, on this server\'s HTTP address'),
+  conversation: z.string().optional().describe('the meeting\'s group conversation: to its members (who were admitted) and admins, once it exists'),
 });
 const meetingOut = publicOut.extend({
   owner: z.string(), maxParticipants: z.number().int(), recordingAllowed: z.boolean(), createdAt: isoTime, updatedAt: isoTime,
@@ -84,7 +85,8 @@ const docs: Record<'list' | 'create' | 'get' | 'change' | 'remove', FastifySchem
   },
   get: {
     summary: 'One meeting', tags, params,
-    description: 'Its owner and admins get every setting; other users its public face (what a join page shows).',
+    description: 'Its owner and admins get every setting; other users its public face (what a join page shows). Members of the meeting\'s chat '
+      + '(everyone admitted so far) and admins also get `conversation`, the group of the meeting\'s chat.',
     response: { 200: response(z.union([meetingOut, publicOut]), 'the meeting'), ...errors({ 400: 'a malformed id', 404: 'no such meeting' }) },
   },
   change: {
@@ -105,7 +107,12 @@ function json(v: MeetingView | MeetingPublicView) {
   return out;
 }
 
-export function meetingRoutes(service: MeetingService): (app: FastifyInstance) => void {
+export interface MeetingRouteOptions {
+  /** The meeting's group conversation when the actor may read it (a member, an admin), else undefined. */
+  conversationOf?: ((actor: MeetingActor, meetingId: string) => Promise<string | undefined>) | undefined;
+}
+
+export function meetingRoutes(service: MeetingService, options: MeetingRouteOptions = {}): (app: FastifyInstance) => void {
   const actorOf = (req: Parameters<typeof principalOf>[0]): MeetingActor => {
     const p = principalOf(req);
     return p.kind === 'admin' ? { kind: 'admin' } : { kind: 'user', user: p.user };
@@ -134,7 +141,12 @@ export function meetingRoutes(service: MeetingService): (app: FastifyInstance) =
       return reply.code(201).send(json(await service.create(actorOf(req), body)));
     });
 
-    app.get('/meetings/:id', { schema: docs.get }, async (req) => json(await service.get(actorOf(req), idOf(req.params))));
+    app.get('/meetings/:id', { schema: docs.get }, async (req) => {
+      const actor = actorOf(req);
+      const meeting = json(await service.get(actor, idOf(req.params)));
+      const conversation = await options.conversationOf?.(actor, String(meeting.id));
+      return conversation === undefined ? meeting : { ...meeting, conversation };
+    });
 
     app.patch('/meetings/:id', { schema: docs.change }, async (req) => {
       const id = idOf(req.params);

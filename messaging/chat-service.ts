@@ -11,7 +11,10 @@
  * - a direct conversation is the pair of users, created by the first message between them;
  * - a group is created by a user, its owner; the owner and admins add and remove members, the owner
  *   names admins; anyone leaves; when the owner leaves, the oldest admin (else the oldest member) owns it;
- * - joins and leaves are recorded in the group as system messages, delivered like any message.
+ * - joins and leaves are recorded in the group as system messages, delivered like any message;
+ * - a meeting's group (issue 19 item 6) is opened by the focus on first admission, owned by the meeting's owner, and
+ *   every admitted user becomes a member for the meeting's life: members stay after they leave, and the group outlives
+ *   the meeting, as its chat history.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { type Logger, categoryLogger } from '../src/log/index.js';
@@ -89,6 +92,11 @@ export function directId(a: string, b: string): string {
 
 export function isGroupId(id: string): boolean {
   return /^group-[0-9a-f]{12}$/.test(id);
+}
+
+/** The group of meeting `meetingId`: derived, so every worker finds the same one without a column to keep it in. */
+export function meetingGroupId(meetingId: string): string {
+  return `group-${createHash('sha256').update(`meeting:${meetingId}`).digest('hex').slice(0, 12)}`;
 }
 
 export class ChatService implements ChatApi {
@@ -397,6 +405,30 @@ export class ChatService implements ChatApi {
     // The one removed learns it too: the note goes to the members before the change.
     await this.system(group, note, before.map((m) => m.user));
     if (target.role === 'owner') await this.passOwnership(group, before.filter((m) => m.user !== user));
+  }
+
+  // ---- meeting groups ---------------------------------------------------------------------------------
+
+  /** The meeting's group, created on first use with its owner as the group's owner (two workers at once: one creates it). */
+  async openMeetingGroup(meeting: { id: string; title: string; owner: string }): Promise<string> {
+    const id = meetingGroupId(meeting.id);
+    if ((await this.repo.getConversation(id)) !== undefined) return id;
+    const record: ConversationRecord = {
+      id, kind: 'group', name: meeting.title, domain: meeting.owner.slice(meeting.owner.lastIndexOf('@') + 1).toLowerCase(), createdBy: meeting.owner, createdAt: this.clock(),
+    };
+    if (await this.repo.createConversation(record, [{ user: meeting.owner, role: 'owner' }])) await this.system(record, `the chat of the meeting "${meeting.title}"`);
+    return id;
+  }
+
+  /** An admitted participant joins the meeting's group (a note tells the members); once a member, it stays one. */
+  async enterMeetingGroup(groupId: string, user: string): Promise<void> {
+    const group = await this.conversation(groupId);
+    if (group === undefined || group.kind !== 'group') throw new ChatError('not-found', 'no such group');
+    if ((await this.repo.member(groupId, user)) !== undefined) return;
+    if ((await this.repo.members(groupId)).length >= this.opts.maxGroupMembers) {
+      throw new ChatError('group-full', `the meeting's group has ${this.opts.maxGroupMembers} members already (messaging.maxGroupMembers)`);
+    }
+    if (await this.repo.putMember(groupId, user, 'member', this.clock())) await this.system(group, `${user} joined the meeting`);
   }
 
   // ---- helpers ----------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import { imdnCpim } from './imdn.js';
 import { SendLimits } from './send-limits.js';
 import { SipMessaging } from './sip-messaging.js';
 
-export { ChatService, type Sealer, directId, isGroupId, newId } from './chat-service.js';
+export { ChatService, type Sealer, directId, isGroupId, meetingGroupId, newId } from './chat-service.js';
 export { Delivery, type DeliveryStats } from './delivery.js';
 export { type DeviceDirectory, deviceKey, aorOfUser, userOfAor } from './devices.js';
 export { SendLimits } from './send-limits.js';

@@ -19,13 +19,13 @@ import { type MidRegistrar, createMidRegistrar } from '../registrar/mid/index.js
 import { pickerFromBalancer } from './balancer-picker.js';
 import { type UserRouteDeps, deviceRoutes, userRoutes } from './user-routes.js';
 import { tokenRoutes } from './token-routes.js';
-import { Focus, FocusSecrets, JanusNode, MeetingService, loadFocusKey, meetingRoutes, participantRoutes } from '../conference/index.js';
+import { Focus, FocusSecrets, JanusNode, type MeetingActor, MeetingService, loadFocusKey, meetingRoutes, participantRoutes } from '../conference/index.js';
 import { createMediaGateway } from '../media/index.js';
 import { DialogTracker } from '../src/dialog/index.js';
 import { PushService, type PushProviderClient, WebPushClient, createPushProviders } from '../push/index.js';
 import type { PushProvider } from '../src/sip/index.js';
 import { HistoryWriter, callRecordOf, callRoutes, dialogOfRow, persistedDialog } from '../history/index.js';
-import { type Messaging, createMessaging, isGroupId } from '../messaging/index.js';
+import { type Messaging, createMessaging, isGroupId, meetingGroupId } from '../messaging/index.js';
 import { Envelope } from '../messaging/envelope.js';
 import { EncryptedFiles } from '../messaging/file-store.js';
 import { LocalBlobStore } from '../messaging/local-blobs.js';
@@ -416,8 +416,19 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   // configured, joining answers 503; the connections open on the first join.
   const focusSecrets = new FocusSecrets(loadFocusKey({ dataDir: resolve(config.dataDir), logger }));
   const janusNodes = config.meetings.janus.map((node) => new JanusNode({ node, focusToken: focusSecrets.focusToken(), logger: categoryLogger(logger, 'conference.janus') }));
-  const focus = new Focus({ meetings: store.meetings, participants: store.participants, secrets: focusSecrets, nodes: janusNodes, logger });
-  http.routes(meetingRoutes(new MeetingService({ repository: store.meetings, userExists, ending: (id) => focus.end(id) })), { access: 'user' });
+  // The meeting's chat: a group opened on first admission, every admitted user a member (messaging's groups).
+  const meetingChat = messaging === undefined ? undefined : {
+    open: (meeting: { id: string; title: string; owner: string }) => messaging.chat.openMeetingGroup(meeting),
+    enter: (group: string, user: string) => messaging.chat.enterMeetingGroup(group, user),
+  };
+  const focus = new Focus({ meetings: store.meetings, participants: store.participants, secrets: focusSecrets, nodes: janusNodes, chat: meetingChat, logger });
+  const conversationOf = async (actor: MeetingActor, meetingId: string): Promise<string | undefined> => {
+    if (messaging === undefined) return undefined;
+    const group = meetingGroupId(meetingId);
+    if (actor.kind === 'admin') return (await messaging.chat.conversation(group)) === undefined ? undefined : group;
+    return (await messaging.chat.isMember(group, actor.user)) ? group : undefined;
+  };
+  http.routes(meetingRoutes(new MeetingService({ repository: store.meetings, userExists, ending: (id) => focus.end(id) }), { conversationOf }), { access: 'user' });
   // Open to meeting guests too: their token reaches only its own meeting's join and participant routes.
   http.routes(participantRoutes(focus), { access: 'guest' });
   /** A deleted user's meetings go with it; their participants are put out first, as far as Janus answers. */
