@@ -54,6 +54,13 @@ interface Ctx {
 
 /** A request, and the status it must get where the document allows several successes (206 for a range). */
 type Example = (ctx: Ctx) => (ApiRequest & { status?: number }) | Promise<ApiRequest & { status?: number }>;
+
+/** A meeting guest's access token for `meeting` (the urn:softswitch:meeting-guest grant). */
+async function guestToken(c: Ctx, meeting: string): Promise<string> {
+  const answer = await c.api.send('http', { method: 'POST', url: '/v1/auth/token', json: { grant_type: 'urn:softswitch:meeting-guest', meeting, display_name: `guest ${c.n()}` } });
+  assert.equal(answer.status, 200, answer.bytes.toString());
+  return (answer.json as { access_token: string }).access_token;
+}
 const enc = encodeURIComponent;
 
 /**
@@ -67,7 +74,11 @@ const EXAMPLES: Record<OperationKey, Example | Example[]> = {
   'GET /v1/health': (c) => ({ method: 'GET', url: '/v1/health', token: c.admin }),
   'POST /reload': (c) => ({ method: 'POST', url: '/reload', token: c.admin }),
 
-  'POST /v1/auth/token': () => ({ method: 'POST', url: '/v1/auth/token', json: { grant_type: 'password', username: ALICE, password: 'alice-secret' } }),
+  'POST /v1/auth/token': [
+    () => ({ method: 'POST', url: '/v1/auth/token', json: { grant_type: 'password', username: ALICE, password: 'alice-secret' } }),
+    // A meeting guest: a token for that meeting, without a refresh token.
+    async (c) => ({ method: 'POST', url: '/v1/auth/token', json: { grant_type: 'urn:softswitch:meeting-guest', meeting: await c.meeting(), display_name: 'Guest' } }),
+  ],
   'DELETE /v1/auth/token': async (c) => ({ method: 'DELETE', url: '/v1/auth/token', token: await c.api.signIn('alice') }),
 
   'GET /v1/bans': (c) => ({ method: 'GET', url: '/v1/bans', token: c.admin }),
@@ -137,6 +148,8 @@ const EXAMPLES: Record<OperationKey, Example | Example[]> = {
   'GET /v1/ice-servers': [
     (c) => ({ method: 'GET', url: '/v1/ice-servers', token: c.alice }),
     (c) => ({ method: 'GET', url: `/v1/ice-servers?user=${ALICE}`, token: c.admin }),
+    // A meeting guest's WebRTC needs TURN too.
+    async (c) => ({ method: 'GET', url: '/v1/ice-servers', token: await guestToken(c, await c.meeting()) }),
   ],
 
   'GET /v1/conversations': async (c) => {
@@ -227,6 +240,11 @@ const EXAMPLES: Record<OperationKey, Example | Example[]> = {
     async (c) => ({ method: 'POST', url: `/v1/meetings/${await c.meeting()}/join`, token: c.alice, json: { displayName: 'Alice' } }),
     // Bob, with the password: waiting in the lobby.
     async (c) => ({ method: 'POST', url: `/v1/meetings/${await c.meeting()}/join`, token: await c.api.signIn('bob'), json: { password: 'pw' } }),
+    // A guest with the password: waiting in the lobby, its guest id its participant id.
+    async (c) => {
+      const meeting = await c.meeting();
+      return { method: 'POST', url: `/v1/meetings/${meeting}/join`, token: await guestToken(c, meeting), json: { password: 'pw' } };
+    },
   ],
   'GET /v1/meetings/{id}/participants': async (c) => ({ method: 'GET', url: `/v1/meetings/${(await c.knock()).meeting}/participants`, token: c.alice }),
   'GET /v1/meetings/{id}/participants/{pid}': [
