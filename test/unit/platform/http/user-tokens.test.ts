@@ -2,7 +2,7 @@
  * User tokens (platform/http/user-tokens.ts) through a real HttpServer on loopback and a real SQLite store:
  * the password and refresh grants of POST /v1/auth/token, access tokens on `access: 'user'` routes
  * (/v1/calls) and admin routes, expiry, rotation, password changes, sign-out (DELETE /v1/auth/token), forgeries,
- * the failure limit, the key file.
+ * the failure limit, the key file; meeting guests' tokens and the routes they reach.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  FINGERPRINT_CACHE_MS, HttpServer, TOKEN_FAILURES_MAX, TOKEN_KEY_FILE, UserTokens, loadTokenKey, passwordFingerprint, type HttpServerOptions, type TokenResponse, type UserTokensOptions,
+  FINGERPRINT_CACHE_MS, GUEST_GRANT, HttpServer, TOKEN_FAILURES_MAX, callerOf, principalOf, TOKEN_KEY_FILE, UserTokens, loadTokenKey, passwordFingerprint, type HttpServerOptions, type TokenResponse, type UserTokensOptions,
 } from '../../../../platform/http/index.js';
 import { SqlRefreshTokenRepository, openStore, type SqlStore } from '../../../../platform/store/index.js';
 import { silentLogger } from '../../../../src/log/index.js';
@@ -427,5 +427,118 @@ describe('user tokens: POST /v1/auth/token and user access tokens', () => {
     assert.deepEqual(loadTokenKey({ dataDir: dir, logger: silentLogger() }), key);
     const secret = 's'.repeat(32);
     assert.deepEqual(loadTokenKey({ dataDir: dir, secret, logger: silentLogger() }), Buffer.from(secret));
+  });
+});
+
+describe('meeting guest tokens: the urn:softswitch:meeting-guest grant and the routes a guest token reaches', () => {
+  const MEETING = 'abcdefghijkm';
+  let dir: string;
+  let store: SqlStore;
+  let key: Buffer;
+  let url = '';
+  let http: HttpServer;
+  let skew = 0;
+  const meetings = { exists: async (id: string) => id === MEETING };
+  const calls = new MemoryCallRepository([callRecord('c1', T0, { caller: userParty('alice'), callee: userParty('bob') })]);
+
+  const tokens = (overrides: Partial<UserTokensOptions> = {}) => new UserTokens({
+    subscribers: store.subscribers, refreshTokens: new SqlRefreshTokenRepository(store), key, domains: ['example.com'], meetings,
+    guestTtlSeconds: 120, now: () => Date.now() + skew, ...overrides,
+  });
+  const post = async (body: object) => {
+    const res = await fetch(`${url}/v1/auth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  };
+  const get = (path: string, token: string) => fetch(`${url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+  const guestToken = async (): Promise<string> => {
+    const { status, json } = await post({ grant_type: GUEST_GRANT, meeting: MEETING, display_name: 'Gina' });
+    assert.equal(status, 200, JSON.stringify(json));
+    return String(json.access_token);
+  };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'softswitch-guest-tokens-'));
+    store = await openStore({ url: `sqlite:${join(dir, 'softswitch.db')}`, logger: silentLogger() });
+    key = loadTokenKey({ dataDir: dir, logger: silentLogger() });
+    await store.subscribers.add({ username: 'alice', domain: 'example.com', password: 'alice-secret' });
+    http = new HttpServer({ listen: '127.0.0.1:0', logger: silentLogger(), tokens: store.tokens, source: { health: () => ({ ok: true }) }, userTokens: tokens() });
+    http.routes(callRoutes(calls), { access: 'user' });
+    http.routes((app) => {
+      app.get('/whoami', { schema: { summary: 'who asks', response: { 200: { description: 'the caller', type: 'object' } } } }, async (req) => callerOf(req));
+      // A route written for users and admins, mounted open to guests by mistake.
+      app.get('/careless', { schema: { summary: 'careless', response: { 200: { description: 'the principal', type: 'object' } } } }, async (req) => principalOf(req));
+    }, { access: 'guest' });
+    await http.start();
+    url = `http://127.0.0.1:${http.boundTo}`;
+  });
+
+  after(async () => {
+    await http?.stop();
+    await store?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('answers a guest access token for an existing meeting: no refresh token, a guest id shaped like a participant id', async () => {
+    const { status, json } = await post({ grant_type: GUEST_GRANT, meeting: MEETING, display_name: '  Gina  ' });
+    assert.equal(status, 200, JSON.stringify(json));
+    assert.deepEqual(Object.keys(json).sort(), ['access_token', 'expires_in', 'guest', 'meeting', 'token_type']);
+    assert.deepEqual([json.token_type, json.expires_in, json.meeting], ['Bearer', 120, MEETING]);
+    assert.match(String(json.guest), /^[a-z2-7]{12}$/);
+    const claims = JSON.parse(Buffer.from(String(json.access_token).split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+    assert.deepEqual([claims.sub, claims.mtg, claims.gst, claims.name], [`guest:${String(json.guest)}`, MEETING, json.guest, 'Gina']);
+  });
+
+  it('refuses an unknown meeting with 401 invalid_grant, a password at the grant and a missing name with 400 invalid_request', async () => {
+    const unknown = await post({ grant_type: GUEST_GRANT, meeting: 'zzzzzzzzzzzz', display_name: 'Gina' });
+    assert.deepEqual([unknown.status, unknown.json.error, unknown.json.code], [401, 'invalid_grant', 'AUTH_ERR_INVALID_GRANT']);
+    const password = await post({ grant_type: GUEST_GRANT, meeting: MEETING, display_name: 'Gina', password: 'x' });
+    assert.deepEqual([password.status, password.json.error], [400, 'invalid_request']);
+    const nameless = await post({ grant_type: GUEST_GRANT, meeting: MEETING, display_name: ' ' });
+    assert.deepEqual([nameless.status, nameless.json.error], [400, 'invalid_request']);
+  });
+
+  it('without meetings to join the guest grant is an unsupported_grant_type', async () => {
+    const answer = await tokens({ meetings: undefined }).grant({ grant_type: GUEST_GRANT, meeting: MEETING, display_name: 'Gina' }, true);
+    assert.equal(answer.status, 400);
+    assert.equal((answer.body as { error: string }).error, 'unsupported_grant_type');
+  });
+
+  it('a guest token reaches routes open to guests as a guest principal (callerOf), and is 403 insufficient_scope on user and admin routes', async () => {
+    const token = await guestToken();
+    const me = await get('/v1/whoami', token);
+    assert.equal(me.status, 200);
+    const principal = (await me.json()) as Record<string, unknown>;
+    assert.deepEqual([principal.kind, principal.meeting, principal.displayName], ['guest', MEETING, 'Gina']);
+    for (const path of ['/v1/calls', '/v1/health', '/v1/users']) {
+      const res = await get(path, token);
+      assert.equal(res.status, 403, path);
+      assert.match(res.headers.get('www-authenticate') ?? '', /error="insufficient_scope"/, path);
+    }
+  });
+
+  it('principalOf never answers a guest: a route that reads it fails (500) rather than take the guest for an admin', async () => {
+    const res = await get('/v1/careless', await guestToken());
+    assert.equal(res.status, 500);
+  });
+
+  it('a guest token with its claims changed under the same signature is refused 401 invalid_token', async () => {
+    const [header, payload, signature] = (await guestToken()).split('.');
+    const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as Record<string, unknown>;
+    const other = Buffer.from(JSON.stringify({ ...claims, mtg: 'otherotherot' })).toString('base64url');
+    const res = await get('/v1/whoami', `${header}.${other}.${signature}`);
+    assert.equal(res.status, 401);
+    assert.match(res.headers.get('www-authenticate') ?? '', /bad token signature/);
+  });
+
+  it('a guest token past its life is 401 invalid_token "expired token"', async () => {
+    const token = await guestToken();
+    skew = 121_000;
+    try {
+      const res = await get('/v1/whoami', token);
+      assert.equal(res.status, 401);
+      assert.match(res.headers.get('www-authenticate') ?? '', /expired token/);
+    } finally {
+      skew = 0;
+    }
   });
 });
