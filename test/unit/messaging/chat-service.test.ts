@@ -1,13 +1,13 @@
 /**
  * The chat service (messaging/chat-service.ts) on a real SQLite store and a real envelope: direct
- * conversations, who may do what in a group, system notes, sealed bodies, and the send limits.
+ * conversations, who may do what in a group, system notes, sealed bodies, the send limits, and meetings' groups.
  */
 import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { silentLogger } from '../../../src/log/index.js';
 import type { SqlStore, StoredMessage } from '../../../platform/store/index.js';
-import { ChatService, directId } from '../../../messaging/chat-service.js';
+import { ChatService, directId, isGroupId, meetingGroupId } from '../../../messaging/chat-service.js';
 import { Envelope } from '../../../messaging/envelope.js';
 import { SendLimits } from '../../../messaging/send-limits.js';
 import { ChatError, type ChatActor } from '../../../messaging/types.js';
@@ -167,4 +167,33 @@ describe('chat service', () => {
     now += 60_000;
     await chat.send(user(ALICE), d.id, { contentType: 'text/plain', body: 'a minute later' });
   });
+
+  it('a meeting\'s group is one per meeting, derived from its id, owned by the meeting\'s owner; opening it again changes nothing', async () => {
+    const meeting = { id: 'abcdefghijkm', title: 'weekly', owner: ALICE };
+    const id = await chat.openMeetingGroup(meeting);
+    assert.equal(id, meetingGroupId(meeting.id));
+    assert.equal(isGroupId(id), true, 'a group id like any other: the SIP and HTTP paths take it');
+    assert.notEqual(meetingGroupId('abcdefghijkn'), id);
+    assert.equal(await chat.openMeetingGroup(meeting), id);
+    assert.deepEqual((await chat.members(ADMIN, id)).map((m) => [m.user, m.role]), [[ALICE, 'owner']]);
+    assert.deepEqual(stored.map((s) => s.message.kind), ['system'], 'one note, on creation');
+  });
+
+  it('admitted participants enter the meeting\'s group once each, with a note to the members; a full group refuses the next', async () => {
+    chat = service({ maxGroupMembers: 3 });
+    const id = await chat.openMeetingGroup({ id: 'abcdefghijkm', title: 'weekly', owner: ALICE });
+    await chat.enterMeetingGroup(id, BOB);
+    await chat.enterMeetingGroup(id, BOB);
+    await chat.enterMeetingGroup(id, ALICE);
+    await chat.enterMeetingGroup(id, CAROL);
+    assert.deepEqual((await chat.members(ADMIN, id)).map((m) => [m.user, m.role]), [[ALICE, 'owner'], [BOB, 'member'], [CAROL, 'member']]);
+    const notes = (await chat.messages(user(ALICE), id, { limit: 10 })).messages.map((m) => m.body);
+    assert.deepEqual(notes.slice(1), [`${BOB} joined the meeting`, `${CAROL} joined the meeting`]);
+    await rejectsWith(chat.enterMeetingGroup(id, DAVE), 'group-full');
+    await rejectsWith(chat.enterMeetingGroup(meetingGroupId('nosuchmeetin'), DAVE), 'not-found');
+    // A member posts like in any group.
+    await chat.send(user(CAROL), id, { contentType: 'text/plain', body: 'hello all' });
+    assert.equal((await chat.messages(user(ALICE), id, { limit: 10 })).messages.at(-1)?.body, 'hello all');
+  });
+
 });
