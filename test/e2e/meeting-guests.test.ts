@@ -10,7 +10,7 @@ import { GUEST_GRANT, TOKEN_FAILURES_MAX, UserTokens, loadTokenKey } from '../..
 import { SqlRefreshTokenRepository } from '../../platform/store/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { JanusClient, JanusError, VideoRoomAdmin, type JanusGrant } from '../../conference/index.js';
-import { API_DOMAIN, API_TOKEN_SECRET, type ApiAnswer, type ApiServer, conforms, startApiServer } from '../helpers/api-client.js';
+import { API_DOMAIN, API_TOKEN_SECRET, type ApiAnswer, type ApiServer, VIAS, conforms, securityOf, startApiServer } from '../helpers/api-client.js';
 import { startJanus, type JanusServer } from '../helpers/janus.js';
 
 const ALICE = `alice@${API_DOMAIN}`;
@@ -176,6 +176,29 @@ describe('meeting guests on a real Janus: the guest grant, the lobby, and what a
     assert.match(refused(await join(guest.access_token, other), 403, 'AUTH_ERR_SCOPE'), /another meeting/);
     refused(await call(guest.access_token, 'GET', `/v1/meetings/${other}/participants`, 'GET /v1/meetings/{id}/participants'), 403, 'AUTH_ERR_SCOPE');
     refused(await join(guest.access_token, 'bbbbbbbbbbbb'), 403, 'AUTH_ERR_SCOPE');
+  });
+
+  it('the document opens to guest tokens exactly the meeting\'s join and participant routes and the ICE servers; every other operation refuses one 403', async () => {
+    const open = [...api.operations].filter(([, op]) => securityOf(api.doc, op).some((s) => 'guestToken' in s)).map(([key]) => key).sort();
+    assert.deepEqual(open, [
+      'DELETE /v1/meetings/{id}/participants/{pid}', 'GET /v1/ice-servers', 'GET /v1/meetings/{id}/participants', 'GET /v1/meetings/{id}/participants/{pid}',
+      'POST /v1/meetings/{id}/join', 'POST /v1/meetings/{id}/participants/{pid}/admit', 'POST /v1/meetings/{id}/participants/{pid}/deny',
+    ]);
+    const closed = [...api.operations].filter(([, op]) => {
+      const security = securityOf(api.doc, op);
+      return security.length > 0 && !security.some((s) => 'guestToken' in s);
+    });
+    for (const [key] of closed) {
+      const [method, path] = key.split(' ') as [string, string];
+      // Any value fills the path: the token is refused before the route runs.
+      const url = path.replace(/\{[^}]+\}/g, 'x');
+      for (const via of VIAS) {
+        const res = await api.send(via, { method, url, token: guest.access_token });
+        assert.equal(res.status, 403, `${via} ${key} with a guest token: ${res.status} ${res.bytes.toString()}`);
+        assert.match(res.challenge, /error="insufficient_scope"/, `${via} ${key}: WWW-Authenticate`);
+        conforms(api, key, res, `${via} ${key} with a guest token`);
+      }
+    }
   });
 
   it('a guest token gets ICE servers with a credential of its own, and may not name a user', async () => {
