@@ -1,6 +1,6 @@
 /**
  * The focus's derivations (conference/focus-secrets.ts: room id and secret, participant and focus tokens from one
- * server key, the key file in dataDir) and its role checks (conference/focus.ts: who moderates, who joins as what).
+ * server key, the key file in dataDir) and its role checks (conference/focus.ts: who moderates, who joins as what, guests too).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -88,5 +88,13 @@ describe('focus roles', () => {
     assert.equal(mayModerate(bob, meeting, row({ role: 'moderator' })), true);
     assert.equal(mayModerate(bob, meeting, row({ role: 'moderator', state: 'waiting' })), false, 'a moderator still in the lobby');
     assert.equal(mayModerate(bob, meeting, row({ role: 'moderator', state: 'kicked' })), false, 'a kicked moderator');
+  });
+
+  it('a guest joins as a participant, and does not moderate unless its own admitted row was made moderator', () => {
+    const guest = { kind: 'guest', meeting: meeting.id, guest: 'gggggggggggg' } as const;
+    assert.equal(roleOf(guest, meeting), 'participant');
+    assert.equal(mayModerate(guest, meeting, undefined), false);
+    assert.equal(mayModerate(guest, meeting, row({ id: 'gggggggggggg', user: undefined })), false);
+    assert.equal(mayModerate(guest, meeting, row({ id: 'gggggggggggg', user: undefined, role: 'moderator' })), true);
   });
 });
