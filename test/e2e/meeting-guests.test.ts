@@ -271,6 +271,20 @@ describe('meeting guests on a real Janus: the guest grant, the lobby, and what a
       assert.ok(page.messages.some((m) => m.body === 'hello from the meeting'), JSON.stringify(page.messages));
     }
   });
+  it('a guest\'s wrong meeting passwords count per source address: fresh guest tokens do not get around the limit (429), users are not held back', async () => {
+    const locked = await create({ password: PASSWORD });
+    const fresh = async () => ok<GuestToken>(await grant({ meeting: locked, display_name: 'Guesser' })).access_token;
+    let guesses = 0;
+    for (;;) {
+      const res = await join(await fresh(), locked, { password: `guess ${guesses}` });
+      if (res.status === 429) break;
+      refused(res, 403, 'AUTH_ERR_SCOPE');
+      guesses++;
+      assert.ok(guesses <= 5, 'refused 429 by the 5th wrong password from this address at the latest');
+    }
+    refused(await join(await fresh(), locked, { password: PASSWORD }), 429, 'API_ERR_RATE_LIMITED');
+    assert.equal(ok<Admission>(await join(tokens.bob, locked, { password: PASSWORD })).state, 'waiting');
+  });
 });
 
 describe('the guest grant without Janus', { timeout: 60_000 }, () => {
