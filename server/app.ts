@@ -19,7 +19,7 @@ import { type MidRegistrar, createMidRegistrar } from '../registrar/mid/index.js
 import { pickerFromBalancer } from './balancer-picker.js';
 import { type UserRouteDeps, deviceRoutes, userRoutes } from './user-routes.js';
 import { tokenRoutes } from './token-routes.js';
-import { Focus, FocusSecrets, JanusNode, MeetingService, loadFocusKey, meetingRoutes, participantRoutes } from '../conference/index.js';
+import { Focus, FocusSecrets, JanusNode, MeetingService, loadFocusKey, meetingRoutes, moderationRoutes, participantRoutes } from '../conference/index.js';
 import { createMediaGateway } from '../media/index.js';
 import { DialogTracker } from '../src/dialog/index.js';
 import { PushService, type PushProviderClient, WebPushClient, createPushProviders } from '../push/index.js';
@@ -413,9 +413,10 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   // configured, joining answers 503; the connections open on the first join.
   const focusSecrets = new FocusSecrets(loadFocusKey({ dataDir: resolve(config.dataDir), logger }));
   const janusNodes = config.meetings.janus.map((node) => new JanusNode({ node, focusToken: focusSecrets.focusToken(), logger: categoryLogger(logger, 'conference.janus') }));
-  const focus = new Focus({ meetings: store.meetings, participants: store.participants, secrets: focusSecrets, nodes: janusNodes, logger });
+  const focus = new Focus({ meetings: store.meetings, participants: store.participants, moderation: store.moderation, secrets: focusSecrets, nodes: janusNodes, logger });
   http.routes(meetingRoutes(new MeetingService({ repository: store.meetings, userExists, ending: (id) => focus.end(id) })), { access: 'user' });
   http.routes(participantRoutes(focus), { access: 'user' });
+  http.routes(moderationRoutes(focus), { access: 'user' });
   /** A deleted user's meetings go with it; their participants are put out first, as far as Janus answers. */
   const forgetMeetings = async (user: string): Promise<number> => {
     for (let after: { createdAt: number; id: string } | undefined; ;) {
