@@ -254,6 +254,32 @@ const EXAMPLES: Record<OperationKey, Example | Example[]> = {
     return { method: 'DELETE', url: `/v1/meetings/${meeting}/participants/${participant}`, token: c.alice };
   },
 
+  // Moderation: alice, the owner, on a meeting of hers (joined where the operation needs a participant).
+  'POST /v1/meetings/{id}/participants/{pid}/mute': async (c) => {
+    const meeting = await c.meeting();
+    const { participant } = await c.asAlice('POST', `/v1/meetings/${meeting}/join`, {}) as { participant: { id: string } };
+    return { method: 'POST', url: `/v1/meetings/${meeting}/participants/${participant.id}/mute`, token: c.alice, json: { audio: true } };
+  },
+  'PUT /v1/meetings/{id}/participants/{pid}/streams': async (c) => {
+    const meeting = await c.meeting();
+    const { participant } = await c.asAlice('POST', `/v1/meetings/${meeting}/join`, {}) as { participant: { id: string } };
+    return { method: 'PUT', url: `/v1/meetings/${meeting}/participants/${participant.id}/streams`, token: c.alice, json: { audioMid: '0', videoMid: '1' } };
+  },
+  'PUT /v1/meetings/{id}/participants/{pid}/role': async (c) => {
+    const { meeting, participant } = await c.knock();
+    return { method: 'PUT', url: `/v1/meetings/${meeting}/participants/${participant}/role`, token: c.alice, json: { role: 'moderator' } };
+  },
+  'POST /v1/meetings/{id}/mute-all': async (c) => ({ method: 'POST', url: `/v1/meetings/${await c.meeting()}/mute-all`, token: c.alice, json: { media: 'audio', allowUnmute: true } }),
+  'GET /v1/meetings/{id}/moderation': async (c) => ({ method: 'GET', url: `/v1/meetings/${await c.meeting()}/moderation`, token: c.alice }),
+  'POST /v1/meetings/{id}/lock': async (c) => ({ method: 'POST', url: `/v1/meetings/${await c.meeting()}/lock`, token: c.alice }),
+  'DELETE /v1/meetings/{id}/lock': async (c) => ({ method: 'DELETE', url: `/v1/meetings/${await c.meeting()}/lock`, token: c.alice }),
+  'POST /v1/meetings/{id}/end': async (c) => ({ method: 'POST', url: `/v1/meetings/${(await c.knock()).meeting}/end`, token: c.alice }),
+  'GET /v1/meetings/{id}/history': [
+    async (c) => ({ method: 'GET', url: `/v1/meetings/${(await c.knock()).meeting}/history`, token: c.alice }),
+    // A page with a cursor to the next one.
+    async (c) => ({ method: 'GET', url: `/v1/meetings/${(await c.knock()).meeting}/history?limit=1`, token: c.alice }),
+  ],
+
   'GET /v1/registrations': [
     (c) => {
       c.binding();
