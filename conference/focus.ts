@@ -274,12 +274,12 @@ export class Focus {
     if (p.state !== 'admitted') throw new MeetingError('MEETING_ERR_CONFLICT', `participant ${p.id} is ${p.state}, not admitted`);
     const blocks = await this.blocks(meeting, p.id);
     const next: MediaBlocks = { ...blocks.blocks };
-    for (const media of MEDIA) {
-      const mute = change[media];
+    for (const kind of MEDIA) {
+      const mute = change[kind];
       if (mute === undefined) continue;
-      if (mute) next[media] = moderator && !self ? 'hard' : next[media] === 'none' ? 'soft' : next[media];
-      else if (moderator || next[media] !== 'hard') next[media] = 'none';
-      else throw new MeetingError('MEETING_ERR_FORBIDDEN', `your ${media} was muted by a moderator: ask one to unmute you`);
+      if (mute) next[kind] = moderator && !self ? 'hard' : next[kind] === 'none' ? 'soft' : next[kind];
+      else if (moderator || next[kind] !== 'hard') next[kind] = 'none';
+      else throw new MeetingError('MEETING_ERR_FORBIDDEN', `your ${kind} was muted by a moderator: ask one to unmute you`);
     }
     let media = blocks.row;
     for (const kind of MEDIA) {
@@ -299,9 +299,10 @@ export class Focus {
     if (!isSelf(actor, p)) throw new MeetingError('MEETING_ERR_FORBIDDEN', 'a participant reports its own streams only');
     if (p.state !== 'admitted') throw new MeetingError('MEETING_ERR_CONFLICT', `participant ${p.id} is ${p.state}, not admitted`);
     const { blocks } = await this.blocks(meeting, p.id);
-    // Janus checks the mids: a mid the publisher has not published is refused (409) and nothing is stored.
-    if (blocks.audio !== 'none') await this.moderate(meeting, p, mids.audioMid, true, true);
-    if (blocks.video !== 'none') await this.moderate(meeting, p, mids.videoMid, true, true);
+    // Every reported mid goes to Janus, muted or not: Janus checks it (a mid the publisher has not published is 409
+    // and nothing is stored), so an app cannot escape a later mute by reporting a mid that is not its stream's.
+    await this.moderate(meeting, p, mids.audioMid, blocks.audio !== 'none', true);
+    await this.moderate(meeting, p, mids.videoMid, blocks.video !== 'none', true);
     const media = await this.options.moderation.setStreams(meeting.id, p.id, { audioMid: mids.audioMid, videoMid: mids.videoMid }, blocks).catch(invalid);
     return mediaState(p.id, blocks, media);
   }
@@ -320,6 +321,7 @@ export class Focus {
       const row = rows.get(p.id);
       const was = row?.[media] ?? state[media];
       const now: MediaBlock = mute ? (was === 'hard' ? 'hard' : meetingBlock) : (was === 'none' ? 'none' : 'soft');
+      // Unchanged, but read from the meeting's mute-all (no row): pinned, since that mute-all is changing.
       if (now === was && row !== undefined) continue;
       if ((now !== 'none') !== (was !== 'none')) await this.moderate(meeting, p, row?.[media === 'audio' ? 'audioMid' : 'videoMid'], now !== 'none', false);
       await this.options.moderation.setBlock(meeting.id, p.id, media, now, { audio: row?.audio ?? state.audio, video: row?.video ?? state.video });

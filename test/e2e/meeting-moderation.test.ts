@@ -1,13 +1,14 @@
 /**
  * Moderation and history of a meeting, through the REST API of a whole softswitch whose focus drives a real Janus
- * (test/helpers/janus.ts). Control plane: participants join the videoroom and publish with an SDP offer (no ICE
- * completes: Janus creates the publisher's streams from the offer, which is what `moderate` needs), so Janus's
+ * (test/helpers/janus.ts). Control plane: participants join the videoroom and publish an SDP offer without media
+ * (test/helpers/janus-publisher.ts: Janus creates the publisher's streams from the offer, which `moderate` needs), so Janus's
  * answers to `moderate` and its "moderation" events to the publisher are real. That a muted publisher's audio stops
  * reaching a subscriber is a media test (janus-media*.ts) not written yet.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { JanusAdmin, JanusClient, JanusError, VideoRoomAdmin, VIDEOROOM_PLUGIN, type JanusGrant } from '../../conference/index.js';
+import { AUDIO_MID, VIDEO_MID, publishWithoutMedia } from '../helpers/janus-publisher.js';
 import { API_DOMAIN, type ApiAnswer, type ApiServer, conforms, startApiServer } from '../helpers/api-client.js';
 import { startJanus, type JanusServer } from '../helpers/janus.js';
 
@@ -17,18 +18,14 @@ interface Admission { participant: Participant; state: string; janus?: JanusGran
 interface Media { participantId: string; audio: string; video: string; audioMid?: string; videoMid?: string }
 interface Entry { at: string; kind: string; actor?: string; participantId?: string; detail?: string }
 /** A publisher in the room: the moderation events about it that Janus sent its handle, by mid. */
-interface Publisher { grant: JanusGrant; participant: string; moderation: Array<{ mid: string; moderation: string }> }
-
-const AUDIO_MID = 'a0';
-const VIDEO_MID = 'v1';
-const FINGERPRINT = Array.from({ length: 32 }, (_, i) => (i + 16).toString(16).toUpperCase()).join(':');
-/** A sendonly audio (opus) and video (VP8) offer, bundled, with trickle ICE: enough for Janus to create both streams. */
-const OFFER = ['v=0', 'o=- 1 2 IN IP4 127.0.0.1', 's=-', 't=0 0', `a=group:BUNDLE ${AUDIO_MID} ${VIDEO_MID}`, 'a=msid-semantic: WMS s',
-  ...[['audio', 111, 'opus/48000/2', AUDIO_MID, 1111], ['video', 96, 'VP8/90000', VIDEO_MID, 2222]].flatMap(([kind, pt, codec, mid, ssrc]) => [
-    `m=${String(kind)} 9 UDP/TLS/RTP/SAVPF ${String(pt)}`, 'c=IN IP4 0.0.0.0', 'a=ice-ufrag:abcd', 'a=ice-pwd:abcdefghijklmnopqrstuvwx', 'a=ice-options:trickle',
-    `a=fingerprint:sha-256 ${FINGERPRINT}`, 'a=setup:actpass', `a=mid:${String(mid)}`, 'a=sendonly', 'a=rtcp-mux', `a=rtpmap:${String(pt)} ${String(codec)}`,
-    `a=msid:s ${String(kind)}`, `a=ssrc:${String(ssrc)} cname:t`,
-  ]), ''].join('\r\n');
+interface Publisher {
+  grant: JanusGrant;
+  participant: string;
+  /** What Janus announced when the streams were reported: the moderation state of each (the focus sends every reported mid to `moderate`). */
+  initial: Array<{ mid: string; moderation: string }>;
+  /** Those after. */
+  moderation: Array<{ mid: string; moderation: string }>;
+}
 
 async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
@@ -71,21 +68,14 @@ describe('meeting moderation on a real Janus: mute, mute-all, lock, roles, end, 
   const history = (who: Who, query = '') => call(who, 'GET', m(`/history${query}`), 'GET /v1/meetings/{id}/history');
 
   /** Joins the room as a publisher with the grant, publishes audio and video, and reports the mids to the focus. */
-  const publish = async (who: Who, admission: Admission, reportMids = true): Promise<Publisher> => {
+  const publish = async (who: Who, admission: Admission): Promise<Publisher> => {
     assert.ok(admission.janus, `${who} is admitted with a grant`);
     const grant = admission.janus;
-    const client = await JanusClient.connect({ url: grant.url, token: grant.token });
+    const { client, moderation } = await publishWithoutMedia(grant, who);
     clients.push(client);
-    const handle = (await VideoRoomAdmin.attach(await client.createSession())).handle;
-    const publisher: Publisher = { grant, participant: admission.participant.id, moderation: [] };
-    handle.on('event', ({ data }) => {
-      // Janus tells every participant of the room about a moderation; keep those about this publisher.
-      if (typeof data.moderation === 'string' && data.id === grant.feedId) publisher.moderation.push({ mid: String(data.mid), moderation: data.moderation });
-    });
-    assert.equal((await handle.message({ request: 'join', ptype: 'publisher', room: grant.room, id: grant.feedId, token: grant.token, display: who })).data.videoroom, 'joined');
-    const { data } = await handle.message({ request: 'publish' }, { jsep: { type: 'offer', sdp: OFFER } });
-    assert.equal(data.configured, 'ok', JSON.stringify(data));
-    if (reportMids) ok<Media>(await report(who, admission.participant.id, { audioMid: AUDIO_MID, videoMid: VIDEO_MID }));
+    ok<Media>(await report(who, admission.participant.id, { audioMid: AUDIO_MID, videoMid: VIDEO_MID }));
+    await until(`${who}'s streams announced`, () => moderation.length === 2);
+    const publisher: Publisher = { grant, participant: admission.participant.id, initial: moderation.splice(0), moderation };
     publishers[who] = publisher;
     return publisher;
   };
@@ -142,6 +132,7 @@ describe('meeting moderation on a real Janus: mute, mute-all, lock, roles, end, 
     // an admitted participant sees the moderation state; nothing was muted or locked by the refusals
     assert.deepEqual(ok(await call('bob', 'GET', m('/moderation'), 'GET /v1/meetings/{id}/moderation')), { locked: false, audio: 'none', video: 'none' });
     assert.deepEqual([bob.moderation, carol.moderation], [[], []]);
+    assert.deepEqual(bob.initial, [{ mid: AUDIO_MID, moderation: 'unmuted' }, { mid: VIDEO_MID, moderation: 'unmuted' }], 'reported streams start unmuted');
   });
 
   it('the owner mutes bob\'s audio: Janus accepts `moderate` and tells bob\'s handle; bob cannot unmute himself (403), a moderator can', async () => {
@@ -174,16 +165,15 @@ describe('meeting moderation on a real Janus: mute, mute-all, lock, roles, end, 
     await until('bob and carol muted', () => bob!.moderation.length > bobBefore && carol!.moderation.some((e) => e.mid === AUDIO_MID && e.moderation === 'muted'));
     assert.deepEqual(bob!.moderation.slice(bobBefore), [{ mid: AUDIO_MID, moderation: 'muted' }]);
     const dave = await enter('dave');
-    await until('dave muted on reporting', () => dave.moderation.length === 1);
-    assert.deepEqual(dave.moderation, [{ mid: AUDIO_MID, moderation: 'muted' }]);
+    assert.deepEqual(dave.initial, [{ mid: AUDIO_MID, moderation: 'muted' }, { mid: VIDEO_MID, moderation: 'unmuted' }], 'dave\'s audio is muted as he reports it');
     assert.equal(ok<Media>(await call('dave', 'GET', m('/moderation'), 'GET /v1/meetings/{id}/moderation')).audio, 'hard');
     assert.match(refused(await mute('dave', dave.participant, { audio: false }), 403, 'AUTH_ERR_SCOPE'), /ask one to unmute you/);
     // lifted: nobody is unmuted by it, but dave may now unmute himself
     assert.deepEqual(ok(await muteAll('alice', { media: 'audio', mute: false })), { locked: false, audio: 'none', video: 'none' });
-    assert.equal(dave.moderation.length, 1, 'lifting the mute-all turns nobody\'s microphone on');
+    assert.equal(dave.moderation.length, 0, 'lifting the mute-all turns nobody\'s microphone on');
     assert.equal(ok<Media>(await mute('dave', dave.participant, { audio: false })).audio, 'none');
-    await until('dave unmuted', () => dave.moderation.length === 2);
-    assert.deepEqual(dave.moderation[1], { mid: AUDIO_MID, moderation: 'unmuted' });
+    await until('dave unmuted', () => dave.moderation.length === 1);
+    assert.deepEqual(dave.moderation, [{ mid: AUDIO_MID, moderation: 'unmuted' }]);
   });
 
   it('lock: a new join is refused 403 (the owner still gets in); unlock: it is allowed', async () => {
