@@ -3,7 +3,7 @@
  * (test/helpers/janus.ts). Control plane: participants join the videoroom and publish an SDP offer without media
  * (test/helpers/janus-publisher.ts: Janus creates the publisher's streams from the offer, which `moderate` needs), so Janus's
  * answers to `moderate` and its "moderation" events to the publisher are real. That a muted publisher's audio stops
- * reaching a subscriber is a media test (janus-media*.ts) not written yet.
+ * reaching a subscriber is janus-media-moderation.test.ts (real media between network namespaces).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
