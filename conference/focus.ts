@@ -28,6 +28,7 @@ import { randomInt } from 'node:crypto';
 import { silentLogger, categoryLogger, type Logger } from '../src/log/index.js';
 import { FailureLimiter } from '../platform/http/index.js';
 import { StoreError, type MeetingRecord, type MeetingRepository, type ParticipantRecord, type ParticipantRepository, type ParticipantRole } from '../platform/store/index.js';
+import type { MediaBlock, MediaBlocks, MediaKind, MeetingEvent, MeetingModeration, ModerationRepository, ParticipantMedia } from '../platform/store/index.js';
 import { JanusError, VIDEOROOM_ERROR, VIDEOROOM_PLUGIN } from './janus/index.js';
 import type { FocusSecrets } from './focus-secrets.js';
 import type { JanusNode } from './janus-node.js';
@@ -74,9 +75,39 @@ export type GuestActor = { kind: 'guest'; meeting: string; guest: string };
 /** Who asks the focus: an admin, a user or a guest. */
 export type ParticipantActor = MeetingActor | GuestActor;
 
+/** A participant's media as moderation sees it: the block of each medium and the mids its app reported. */
+export interface MediaState {
+  participantId: string;
+  audio: MediaBlock;
+  video: MediaBlock;
+  audioMid: string | undefined;
+  videoMid: string | undefined;
+}
+
+/** One entry of a meeting's history: from the participant rows (joined, admitted, denied, left, kicked), derived (started) or logged (moderation, ended). */
+export interface HistoryEntry {
+  at: number;
+  kind: 'joined' | 'admitted' | 'denied' | 'left' | 'kicked' | 'started' | MeetingEvent['kind'];
+  /** Who did it (user@domain), for the logged moderation actions; undefined for an admin token or a row's own move. */
+  actor?: string | undefined;
+  participantId?: string | undefined;
+  /** The participant's user and name, for the entries of a participant. */
+  user?: string | undefined;
+  displayName?: string | undefined;
+  detail?: string | undefined;
+}
+
+export interface HistoryPage {
+  entries: HistoryEntry[];
+  /** Give it as `after` for the entries that follow; absent on the last page. */
+  next?: string | undefined;
+}
+
 export interface FocusOptions {
   meetings: MeetingRepository;
   participants: ParticipantRepository;
+  /** Locks, mute-alls, streams and blocks, and the moderation event log (sql/0011_meeting_moderation.ts). */
+  moderation: ModerationRepository;
   secrets: FocusSecrets;
   /** The Janus nodes of meetings.janus; empty: meetings cannot be joined (503). */
   nodes: readonly JanusNode[];
@@ -153,6 +184,7 @@ export class Focus {
       const row = await this.options.participants.get(meeting.id, actor.guest);
       if (row !== undefined) return this.guestAgain(meeting, row);
     }
+    if (role === 'participant') await this.refuseWhenLocked(meeting);
     const id = actor.kind === 'guest' ? actor.guest : this.newId();
     if (role === 'participant' && meeting.lobby) {
       const waiting = await this.created(() => this.options.participants.create({ id, meetingId: meeting.id, user, displayName: input.displayName, role, state: 'waiting' }), meeting.id);
@@ -254,6 +286,217 @@ export class Focus {
       await (await node.rooms()).destroy(secrets.roomId(meeting.id), { secret: secrets.roomSecret(meeting.id) }).catch(ignorePlugin(VIDEOROOM_ERROR.NO_SUCH_ROOM));
     });
     this.log.info({ meeting: meeting.id, participants: admitted.length }, 'meeting ended: tokens revoked, room destroyed');
+  }
+
+  // ---- moderation (issue 19, item 4) and history (item 8) -------------------------------------------------------
+  //
+  // Mutes go through the videoroom's `moderate` (janus_videoroom.c, 1.1.2): it takes the room, its secret, the
+  // publisher's feed id and the mid of one of its m-lines, and Janus refuses a mid the publisher has not published
+  // (428 "No such stream"); `listparticipants` names no streams in 1.x. So the participant's app reports its mids
+  // (PUT …/participants/{pid}/streams) once its publish is answered, and the focus then applies what moderation
+  // decided for it (a mute-all included: how a late joiner is muted). A publisher that does not report is muted as
+  // soon as it does; until then it is not (a Janus event handler reporting "published" would close that gap).
+  // Blocks: `hard` (a moderator's mute: only a moderator lifts it), `soft` (a self-mute, or a mute-all that lets
+  // people unmute themselves), `none`. Janus mutes for both soft and hard: the difference is who may lift it.
+
+  /** Mutes (true) or unmutes (false) a participant's audio and/or video: a moderator, or the participant itself within its block. */
+  async mute(actor: MeetingActor, meetingId: string, participantId: string, change: Partial<Record<MediaKind, boolean>>): Promise<MediaState> {
+    const meeting = await this.meeting(meetingId);
+    const p = await this.existing(meeting, participantId);
+    const self = isSelf(actor, p);
+    const moderator = mayModerate(actor, meeting, await this.own(actor, meeting));
+    if (!self && !moderator) throw new MeetingError('MEETING_ERR_FORBIDDEN', 'only the meeting\'s moderators mute or unmute others');
+    if (p.state !== 'admitted') throw new MeetingError('MEETING_ERR_CONFLICT', `participant ${p.id} is ${p.state}, not admitted`);
+    const blocks = await this.blocks(meeting, p.id);
+    const next: MediaBlocks = { ...blocks.blocks };
+    for (const kind of MEDIA) {
+      const mute = change[kind];
+      if (mute === undefined) continue;
+      if (mute) next[kind] = moderator && !self ? 'hard' : next[kind] === 'none' ? 'soft' : next[kind];
+      else if (moderator || next[kind] !== 'hard') next[kind] = 'none';
+      else throw new MeetingError('MEETING_ERR_FORBIDDEN', `your ${kind} was muted by a moderator: ask one to unmute you`);
+    }
+    let media = blocks.row;
+    for (const kind of MEDIA) {
+      if (next[kind] === blocks.blocks[kind]) continue;
+      await this.moderate(meeting, p, media?.[kind === 'audio' ? 'audioMid' : 'videoMid'], next[kind] !== 'none', false);
+      media = await this.options.moderation.setBlock(meeting.id, p.id, kind, next[kind], blocks.blocks);
+      await this.record(actor, meeting, next[kind] === 'none' ? 'unmuted' : 'muted', p.id, kind);
+      this.log.info({ meeting: meeting.id, participant: p.id, media: kind, block: next[kind] }, 'moderated');
+    }
+    return mediaState(p.id, next, media);
+  }
+
+  /** The participant's app reports the mids of its published audio and video: the focus applies the blocks decided for it. */
+  async streams(actor: MeetingActor, meetingId: string, participantId: string, mids: { audioMid?: string | undefined; videoMid?: string | undefined }): Promise<MediaState> {
+    const meeting = await this.meeting(meetingId);
+    const p = await this.existing(meeting, participantId);
+    if (!isSelf(actor, p)) throw new MeetingError('MEETING_ERR_FORBIDDEN', 'a participant reports its own streams only');
+    if (p.state !== 'admitted') throw new MeetingError('MEETING_ERR_CONFLICT', `participant ${p.id} is ${p.state}, not admitted`);
+    const { blocks } = await this.blocks(meeting, p.id);
+    // Every reported mid goes to Janus, muted or not: Janus checks it (a mid the publisher has not published is 409
+    // and nothing is stored), so an app cannot escape a later mute by reporting a mid that is not its stream's.
+    await this.moderate(meeting, p, mids.audioMid, blocks.audio !== 'none', true);
+    await this.moderate(meeting, p, mids.videoMid, blocks.video !== 'none', true);
+    const media = await this.options.moderation.setStreams(meeting.id, p.id, { audioMid: mids.audioMid, videoMid: mids.videoMid }, blocks).catch(invalid);
+    return mediaState(p.id, blocks, media);
+  }
+
+  /**
+   * Mutes one medium of everyone, now and for those who join later: `allowUnmute` lets each unmute itself (soft),
+   * else only a moderator unmutes (hard: "ask to unmute"). Lifting it (mute false) unmutes nobody: a microphone is
+   * not turned on for its owner; everyone may unmute itself again (hard blocks become soft).
+   */
+  async muteAll(actor: MeetingActor, meetingId: string, media: MediaKind, mute: boolean, allowUnmute: boolean): Promise<MeetingModeration> {
+    const meeting = await this.moderatedTo(actor, meetingId, 'mute everyone');
+    const meetingBlock: MediaBlock = mute ? (allowUnmute ? 'soft' : 'hard') : 'none';
+    const state = await this.options.moderation.get(meeting.id);
+    const rows = new Map((await this.options.moderation.mediaOf(meeting.id)).map((m) => [m.participantId, m]));
+    for (const p of await this.options.participants.list(meeting.id, ['admitted'])) {
+      const row = rows.get(p.id);
+      const was = row?.[media] ?? state[media];
+      const now: MediaBlock = mute ? (was === 'hard' ? 'hard' : meetingBlock) : (was === 'none' ? 'none' : 'soft');
+      // Unchanged, but read from the meeting's mute-all (no row): pinned, since that mute-all is changing.
+      if (now === was && row !== undefined) continue;
+      if ((now !== 'none') !== (was !== 'none')) await this.moderate(meeting, p, row?.[media === 'audio' ? 'audioMid' : 'videoMid'], now !== 'none', false);
+      await this.options.moderation.setBlock(meeting.id, p.id, media, now, { audio: row?.audio ?? state.audio, video: row?.video ?? state.video });
+    }
+    const after = await this.options.moderation.setMuteAll(meeting.id, media, meetingBlock);
+    await this.record(actor, meeting, mute ? 'mute-all' : 'unmute-all', undefined, mute && !allowUnmute ? `${media} askToUnmute` : media);
+    this.log.info({ meeting: meeting.id, media, block: meetingBlock }, 'mute-all');
+    return after;
+  }
+
+  /** Locks the meeting (no new participants but the owner and admins; those waiting may still be admitted) or unlocks it. */
+  async lock(actor: MeetingActor, meetingId: string, locked: boolean): Promise<MeetingModeration> {
+    const meeting = await this.moderatedTo(actor, meetingId, locked ? 'lock the meeting' : 'unlock the meeting');
+    const state = await this.options.moderation.setLocked(meeting.id, locked);
+    await this.record(actor, meeting, locked ? 'locked' : 'unlocked');
+    return state;
+  }
+
+  /** The meeting's lock and mute-all: to its moderators and admitted participants (an app shows "muted by the moderator"). */
+  async moderation(actor: MeetingActor, meetingId: string): Promise<MeetingModeration> {
+    const meeting = await this.meeting(meetingId);
+    const own = await this.own(actor, meeting);
+    if (!mayModerate(actor, meeting, own) && own?.state !== 'admitted') throw new MeetingError('MEETING_ERR_FORBIDDEN', 'only the meeting\'s moderators and admitted participants see its moderation');
+    return this.options.moderation.get(meeting.id);
+  }
+
+  /** Ends the meeting for everyone: tokens revoked and the room destroyed (end()), every row left, moderation reset. */
+  async endForAll(actor: MeetingActor, meetingId: string): Promise<number> {
+    const meeting = await this.moderatedTo(actor, meetingId, 'end the meeting');
+    await this.end(meeting.id);
+    let ended = 0;
+    for (const p of await this.options.participants.list(meeting.id, ['waiting', 'admitted'])) {
+      if ((await this.options.participants.transition(meeting.id, p.id, p.state, 'left')) !== undefined) ended++;
+    }
+    await this.options.moderation.reset(meeting.id);
+    await this.record(actor, meeting, 'ended', undefined, `${ended} participants`);
+    this.log.info({ meeting: meeting.id, participants: ended }, 'meeting ended for all by a moderator');
+    return ended;
+  }
+
+  /** Makes a participant a moderator, or takes the role back; the owner's role does not change. */
+  async setRole(actor: MeetingActor, meetingId: string, participantId: string, role: 'moderator' | 'participant'): Promise<ParticipantRecord> {
+    const meeting = await this.moderatedTo(actor, meetingId, 'change roles');
+    const p = await this.existing(meeting, participantId);
+    if (p.role === 'owner') throw new MeetingError('MEETING_ERR_CONFLICT', 'the owner\'s role does not change');
+    if (p.role === role) return p;
+    const changed = await this.options.participants.setRole(meeting.id, p.id, role);
+    if (changed === undefined) throw new MeetingError('MEETING_ERR_CONFLICT', `participant ${p.id} is ${p.state}: its role no longer changes`);
+    await this.record(actor, meeting, 'role', p.id, role);
+    this.log.info({ meeting: meeting.id, participant: p.id, role }, 'role changed');
+    return changed;
+  }
+
+  /**
+   * The meeting's history, oldest first: the participant rows' times (joined, admitted, denied, left, kicked), a
+   * `started` before each admission into an empty room, and the logged moderation actions and ends. Moderators only.
+   * The cursor is the position (time, rank, key) of the last entry given: stable while entries are added later.
+   */
+  async history(actor: MeetingActor, meetingId: string, page: { after?: string | undefined; limit: number }): Promise<HistoryPage> {
+    const meeting = await this.moderatedTo(actor, meetingId, 'read the history');
+    const after = page.after === undefined ? undefined : parseCursor(page.after);
+    const keyed: Array<{ at: number; rank: number; key: string; entry: HistoryEntry }> = [];
+    for (const p of await this.options.participants.list(meeting.id)) {
+      const who = { participantId: p.id, user: p.user, displayName: p.displayName };
+      keyed.push({ at: p.askedAt, rank: 0, key: `${p.id}:0`, entry: { at: p.askedAt, kind: 'joined', ...who } });
+      if (p.decidedAt !== undefined) {
+        const kind = p.state === 'denied' ? 'denied' : 'admitted';
+        keyed.push({ at: p.decidedAt, rank: 2, key: `${p.id}:2`, entry: { at: p.decidedAt, kind, ...who } });
+      }
+      if (p.leftAt !== undefined) keyed.push({ at: p.leftAt, rank: 4, key: `${p.id}:4`, entry: { at: p.leftAt, kind: p.state === 'kicked' ? 'kicked' : 'left', ...who } });
+    }
+    for (const e of await this.options.moderation.events(meeting.id)) {
+      keyed.push({ at: e.at, rank: 3, key: String(e.id).padStart(16, '0'), entry: { at: e.at, kind: e.kind, actor: e.actor, participantId: e.participantId, detail: e.detail } });
+    }
+    keyed.sort(compareKeyed);
+    // `started`: an admission into a room nobody was in.
+    const inRoom = new Set<string>();
+    const all: typeof keyed = [];
+    for (const k of keyed) {
+      const pid = k.entry.participantId;
+      if (k.entry.kind === 'admitted' && pid !== undefined) {
+        if (inRoom.size === 0) all.push({ at: k.at, rank: 1, key: `${pid}:1`, entry: { at: k.at, kind: 'started' } });
+        inRoom.add(pid);
+      }
+      // A row that left after its admission leaves the room; one that never was admitted was never in it.
+      if ((k.entry.kind === 'left' || k.entry.kind === 'kicked') && pid !== undefined) inRoom.delete(pid);
+      if (k.entry.kind === 'ended') inRoom.clear();
+      all.push(k);
+    }
+    const rest = after === undefined ? all : all.filter((k) => compareKeyed(k, after) > 0);
+    const taken = rest.slice(0, page.limit);
+    const last = taken[taken.length - 1];
+    return { entries: taken.map((k) => k.entry), next: rest.length > page.limit && last !== undefined ? cursorOf(last) : undefined };
+  }
+
+  private async moderatedTo(actor: MeetingActor, id: string, what: string): Promise<MeetingRecord> {
+    const meeting = await this.meeting(id);
+    if (!mayModerate(actor, meeting, await this.own(actor, meeting))) throw new MeetingError('MEETING_ERR_FORBIDDEN', `only the meeting's moderators ${what}`);
+    return meeting;
+  }
+
+  private async refuseWhenLocked(meeting: MeetingRecord): Promise<void> {
+    if ((await this.options.moderation.get(meeting.id)).locked) throw new MeetingError('MEETING_ERR_FORBIDDEN', 'the meeting is locked: a moderator must unlock it before anyone new joins');
+  }
+
+  /** The participant's media row, if any, and its blocks (the meeting's mute-all for a participant without a row). */
+  private async blocks(meeting: MeetingRecord, participantId: string): Promise<{ row: ParticipantMedia | undefined; blocks: MediaBlocks }> {
+    const row = await this.options.moderation.media(meeting.id, participantId);
+    if (row !== undefined) return { row, blocks: { audio: row.audio, video: row.video } };
+    const state = await this.options.moderation.get(meeting.id);
+    return { row, blocks: { audio: state.audio, video: state.video } };
+  }
+
+  /**
+   * Janus's `moderate` of one stream. Without a mid (nothing reported yet) there is nothing to do now: the block is
+   * applied when the app reports. A stream Janus no longer has (the publisher left Janus) is not an error, unless
+   * `strict` (a reported mid that Janus does not know: 409).
+   */
+  private async moderate(meeting: MeetingRecord, p: ParticipantRecord, mid: string | undefined, mute: boolean, strict: boolean): Promise<void> {
+    if (mid === undefined || p.feedId === undefined) return;
+    const node = this.place(meeting);
+    const { secrets } = this.options;
+    const feedId = p.feedId;
+    try {
+      await this.onJanus(node, 'moderating a stream', async () => {
+        try {
+          await (await node.rooms()).moderate({ room: secrets.roomId(meeting.id), id: feedId, mid, mute, secret: secrets.roomSecret(meeting.id) });
+        } catch (err) {
+          if (isPluginError(err, VIDEOROOM_ERROR.NO_SUCH_ROOM, VIDEOROOM_ERROR.NO_SUCH_FEED)) throw new MeetingError('MEETING_ERR_CONFLICT', `Janus has no stream ${mid} published by participant ${p.id}`);
+          throw err;
+        }
+      });
+    } catch (err) {
+      if (!strict && err instanceof MeetingError && err.code === 'MEETING_ERR_CONFLICT') return;
+      throw err;
+    }
+  }
+
+  private async record(actor: MeetingActor, meeting: MeetingRecord, kind: MeetingEvent['kind'], participantId?: string, detail?: string): Promise<void> {
+    await this.options.moderation.record({ meetingId: meeting.id, kind, actor: actor.kind === 'user' ? actor.user : undefined, participantId, detail });
   }
 
   // ---- the meeting and its participants ------------------------------------------------------------------------
@@ -452,4 +695,36 @@ function ignorePlugin(...codes: number[]): (err: unknown) => void {
   return (err) => {
     if (!isPluginError(err, ...codes)) throw err;
   };
+}
+
+const MEDIA: readonly MediaKind[] = ['audio', 'video'];
+
+function mediaState(participantId: string, blocks: MediaBlocks, row: ParticipantMedia | undefined): MediaState {
+  return { participantId, audio: blocks.audio, video: blocks.video, audioMid: row?.audioMid, videoMid: row?.videoMid };
+}
+
+/** A mid that does not fit the store (TypeError): the request's fault. */
+function invalid(err: unknown): never {
+  if (err instanceof TypeError) throw new MeetingError('MEETING_ERR_INVALID', err.message);
+  throw err;
+}
+
+interface Keyed { at: number; rank: number; key: string }
+
+function compareKeyed(a: Keyed, b: Keyed): number {
+  return a.at - b.at || a.rank - b.rank || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+}
+
+function cursorOf(k: Keyed): string {
+  return Buffer.from(JSON.stringify([k.at, k.rank, k.key])).toString('base64url');
+}
+
+function parseCursor(cursor: string): Keyed {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as unknown;
+    if (Array.isArray(v) && v.length === 3 && Number.isSafeInteger(v[0]) && Number.isSafeInteger(v[1]) && typeof v[2] === 'string') return { at: v[0] as number, rank: v[1] as number, key: v[2] };
+  } catch {
+    // not JSON: the same answer as a JSON that is not a cursor
+  }
+  throw new MeetingError('MEETING_ERR_INVALID', 'after: not a cursor of this history');
 }

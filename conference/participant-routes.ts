@@ -32,7 +32,7 @@ const inputs = {
   }),
 };
 
-const participantOut = z.object({
+export const participantOut = z.object({
   id: z.string(),
   user: z.string().optional().describe('user@domain; absent for a guest or an admin token'),
   displayName: z.string(),
@@ -116,7 +116,7 @@ function iso(ms: number | undefined): string | undefined {
   return ms === undefined ? undefined : new Date(ms).toISOString();
 }
 
-function participantJson(p: ParticipantRecord) {
+export function participantJson(p: ParticipantRecord) {
   return {
     id: p.id, user: p.user, displayName: p.displayName, role: p.role, state: p.state, feedId: p.feedId,
     askedAt: iso(p.askedAt), decidedAt: iso(p.decidedAt), leftAt: iso(p.leftAt),

@@ -15,6 +15,7 @@ import * as m0007 from './0007_presence.js';
 import * as m0008 from './0008_user_sessions.js';
 import * as m0009 from './0009_meetings.js';
 import * as m0010 from './0010_meeting_participants.js';
+import * as m0011 from './0011_meeting_moderation.js';
 
 export interface Migration {
   /** Recorded in knex_migrations; stable forever. */
@@ -34,4 +35,5 @@ export const migrations: readonly Migration[] = [
   { name: '0008_user_sessions', up: m0008.up, down: m0008.down },
   { name: '0009_meetings', up: m0009.up, down: m0009.down },
   { name: '0010_meeting_participants', up: m0010.up, down: m0010.down },
+  { name: '0011_meeting_moderation', up: m0011.up, down: m0011.down },
 ];

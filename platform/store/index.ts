@@ -31,3 +31,8 @@ export { SqlMeetingRepository, MEETING_ID, MAX_MEETING_PARTICIPANTS } from './sq
 export type { NewParticipant, ParticipantRecord, ParticipantRepository, ParticipantRole, ParticipantState } from './participant-types.js';
 export { PARTICIPANT_ROLES, PARTICIPANT_STATES } from './participant-types.js';
 export { SqlParticipantRepository } from './sql-participant-repository.js';
+export type {
+  MediaBlock, MediaKind, MeetingEvent, MeetingEventKind, MeetingModeration, MediaBlocks, ModerationRepository, NewMeetingEvent, ParticipantMedia,
+} from './moderation-types.js';
+export { MEDIA_BLOCKS, MEDIA_KINDS, MEETING_EVENT_KINDS } from './moderation-types.js';
+export { SqlModerationRepository } from './sql-moderation-repository.js';

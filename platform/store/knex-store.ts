@@ -13,6 +13,8 @@ import { SqlMeetingRepository } from './sql-meeting-repository.js';
 import type { MeetingRepository } from './meeting-types.js';
 import { SqlParticipantRepository } from './sql-participant-repository.js';
 import type { ParticipantRepository } from './participant-types.js';
+import { SqlModerationRepository } from './sql-moderation-repository.js';
+import type { ModerationRepository } from './moderation-types.js';
 import { SqlRoutingRepository } from './sql-routing-repository.js';
 import { SqlSubscriberRepository } from './sql-subscriber-repository.js';
 import type { MessageRepository } from './message-types.js';
@@ -37,6 +39,7 @@ export class KnexStore implements SqlStore {
   readonly presence: PresenceRepository;
   readonly meetings: MeetingRepository;
   readonly participants: ParticipantRepository;
+  readonly moderation: ModerationRepository;
   private readonly ctx: SqlContext;
   private closing: Promise<void> | undefined;
 
@@ -54,6 +57,7 @@ export class KnexStore implements SqlStore {
     this.presence = new SqlPresenceRepository(this.ctx);
     this.meetings = new SqlMeetingRepository(this.ctx);
     this.participants = new SqlParticipantRepository(this.ctx);
+    this.moderation = new SqlModerationRepository(this.ctx);
   }
 
   /** Idempotent; repository calls made afterwards throw STORE_ERR_CLOSED. */

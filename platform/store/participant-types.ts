@@ -57,4 +57,6 @@ export interface ParticipantRepository {
    * Sets decidedAt on admitted/denied, leftAt on left/kicked.
    */
   transition(meetingId: string, id: string, from: ParticipantState, to: ParticipantState, feedId?: number): Promise<ParticipantRecord | undefined>;
+  /** Changes the role of a participant still waiting or admitted: the row after, or undefined when it is neither (or unknown). */
+  setRole(meetingId: string, id: string, role: ParticipantRole): Promise<ParticipantRecord | undefined>;
 }

@@ -124,4 +124,14 @@ export class SqlParticipantRepository implements ParticipantRepository {
       return toParticipant(row);
     }));
   }
+
+  async setRole(meetingId: string, id: string, role: ParticipantRole): Promise<ParticipantRecord | undefined> {
+    if (!PARTICIPANT_ROLES.includes(role)) throw new TypeError(`role must be one of ${PARTICIPANT_ROLES.join(', ')}`);
+    if (!validId(meetingId) || !validId(id)) return undefined;
+    return this.ctx.run('changing a meeting participant\'s role', async (db) => db.transaction(async (trx) => {
+      const changed = await trx('meeting_participants').where({ meeting_id: meetingId, id }).whereIn('state', ['waiting', 'admitted']).update({ role });
+      if (changed === 0) return undefined;
+      return toParticipant((await trx('meeting_participants').where({ meeting_id: meetingId, id }).first()) as ParticipantRow);
+    }));
+  }
 }

@@ -10,6 +10,7 @@ import type { MessageRepository } from './message-types.js';
 import type { PresenceRepository } from './presence-types.js';
 import type { MeetingRepository } from './meeting-types.js';
 import type { ParticipantRepository } from './participant-types.js';
+import type { ModerationRepository } from './moderation-types.js';
 
 export type StoreDialect = 'sqlite' | 'mysql';
 
@@ -210,6 +211,8 @@ export interface Store {
   readonly meetings: MeetingRepository;
   /** Who asked to join which meeting, and what became of it: the lobby, the room and its history (sql/0010_meeting_participants.ts). */
   readonly participants: ParticipantRepository;
+  /** Meetings' locks, mute-alls, participants' streams and blocks, and the moderation event log (sql/0011_meeting_moderation.ts). */
+  readonly moderation: ModerationRepository;
   close(): Promise<void>;
 }
 

@@ -14,6 +14,8 @@ import {
 import { installTestWebSocket } from '../helpers/softphone.js';
 import { TestUsers } from '../helpers/test-users.js';
 import { startJanus, type JanusServer } from '../helpers/janus.js';
+import { AUDIO_MID, VIDEO_MID, publishWithoutMedia } from '../helpers/janus-publisher.js';
+import type { JanusClient, JanusGrant } from '../../conference/index.js';
 
 const ALICE = `alice@${API_DOMAIN}`;
 const BOB = `bob@${API_DOMAIN}`;
@@ -50,6 +52,8 @@ interface Ctx {
   meeting(): Promise<string>;
   /** Bob waiting in the lobby of a new meeting of alice's: the meeting, his participant id and his token. */
   knock(): Promise<{ meeting: string; participant: string; bob: string }>;
+  /** Alice admitted to a new meeting of hers, publishing in its room (an SDP offer, no media): the meeting and her participant id. */
+  publishing(): Promise<{ meeting: string; participant: string }>;
 }
 
 /** A request, and the status it must get where the document allows several successes (206 for a range). */
@@ -272,6 +276,32 @@ const EXAMPLES: Record<OperationKey, Example | Example[]> = {
     return { method: 'DELETE', url: `/v1/meetings/${meeting}/participants/${participant}`, token: c.alice };
   },
 
+  // Moderation: alice, the owner, on a meeting of hers (joined where the operation needs a participant).
+  'POST /v1/meetings/{id}/participants/{pid}/mute': async (c) => {
+    const meeting = await c.meeting();
+    const { participant } = await c.asAlice('POST', `/v1/meetings/${meeting}/join`, {}) as { participant: { id: string } };
+    return { method: 'POST', url: `/v1/meetings/${meeting}/participants/${participant.id}/mute`, token: c.alice, json: { audio: true } };
+  },
+  // Janus checks the mids reported: alice publishes first.
+  'PUT /v1/meetings/{id}/participants/{pid}/streams': async (c) => {
+    const { meeting, participant } = await c.publishing();
+    return { method: 'PUT', url: `/v1/meetings/${meeting}/participants/${participant}/streams`, token: c.alice, json: { audioMid: AUDIO_MID, videoMid: VIDEO_MID } };
+  },
+  'PUT /v1/meetings/{id}/participants/{pid}/role': async (c) => {
+    const { meeting, participant } = await c.knock();
+    return { method: 'PUT', url: `/v1/meetings/${meeting}/participants/${participant}/role`, token: c.alice, json: { role: 'moderator' } };
+  },
+  'POST /v1/meetings/{id}/mute-all': async (c) => ({ method: 'POST', url: `/v1/meetings/${await c.meeting()}/mute-all`, token: c.alice, json: { media: 'audio', allowUnmute: true } }),
+  'GET /v1/meetings/{id}/moderation': async (c) => ({ method: 'GET', url: `/v1/meetings/${await c.meeting()}/moderation`, token: c.alice }),
+  'POST /v1/meetings/{id}/lock': async (c) => ({ method: 'POST', url: `/v1/meetings/${await c.meeting()}/lock`, token: c.alice }),
+  'DELETE /v1/meetings/{id}/lock': async (c) => ({ method: 'DELETE', url: `/v1/meetings/${await c.meeting()}/lock`, token: c.alice }),
+  'POST /v1/meetings/{id}/end': async (c) => ({ method: 'POST', url: `/v1/meetings/${(await c.knock()).meeting}/end`, token: c.alice }),
+  'GET /v1/meetings/{id}/history': [
+    async (c) => ({ method: 'GET', url: `/v1/meetings/${(await c.knock()).meeting}/history`, token: c.alice }),
+    // A page with a cursor to the next one.
+    async (c) => ({ method: 'GET', url: `/v1/meetings/${(await c.knock()).meeting}/history?limit=1`, token: c.alice }),
+  ],
+
   'GET /v1/registrations': [
     (c) => {
       c.binding();
@@ -325,6 +355,7 @@ describe('the API answers every operation of its document as documented, via inj
   let phones: TestUsers;
   let counter = 0;
   const made: { conversation?: string; message?: string } = {};
+  const janusClients: JanusClient[] = [];
 
   before(async () => {
     installTestWebSocket();
@@ -340,6 +371,7 @@ describe('the API answers every operation of its document as documented, via inj
   });
 
   after(async () => {
+    await Promise.allSettled(janusClients.map((client) => client.close()));
     await phones?.stop();
     await api?.stop();
     await janus?.stop();
@@ -393,6 +425,12 @@ describe('the API answers every operation of its document as documented, via inj
         const bob = await api.signIn('bob');
         const joined = await ok({ method: 'POST', url: `/v1/meetings/${meeting}/join`, token: bob, json: { password: 'pw' } });
         return { meeting, participant: String((joined.participant as { id: string }).id), bob };
+      },
+      async publishing() {
+        const meeting = await c.meeting();
+        const joined = await c.asAlice('POST', `/v1/meetings/${meeting}/join`, {}) as { participant: { id: string }; janus: JanusGrant };
+        janusClients.push((await publishWithoutMedia(joined.janus)).client);
+        return { meeting, participant: joined.participant.id };
       },
     };
     return c;

@@ -16,7 +16,9 @@
  *      screen to its live PeerConnection a moment later (`update` with `subscribe`: Janus's new offer, our answer
  *      with `start`), as a participant does when someone starts sharing during the meeting;
  *   5. after measureMs, reads each subscriber's inbound streams (getStats by SSRC, mapped to mids by Janus's offer,
- *      and the frames each track's RTCVideoSink got) and prints them.
+ *      and the frames each track's RTCVideoSink got) and prints them;
+ *   6. with `moderation`, counts the camera's audio packets reaching subscriber-1 over three windows of
+ *      MODERATION_WINDOW_MS: as it is, after the room's `moderate` muted that stream, and after it lifted the mute.
  *
  * The runner does not judge: it prints `JANUS-MEDIA-RESULT {json}` and the test asserts on it. A step that cannot
  * go on ends the run with `{ error }`. It leaves Janus as it found it (room destroyed, session destroyed, token
@@ -38,6 +40,17 @@ export interface RunnerConfig {
   screen: boolean;
   /** How long media flows after the subscribers' `start` before it is measured. */
   measureMs: number;
+  /** Step 6: the videoroom `moderate` of the camera's audio, and what subscriber-1 receives of it. */
+  moderation?: boolean;
+}
+
+/** Audio packets of the camera that subscriber-1 received in each window (step 6). */
+export interface ModerationReport {
+  /** The camera's audio mid, as Janus's `configured` listed it: what `moderate` names. */
+  mid: string;
+  unmuted: number;
+  muted: number;
+  resumed: number;
 }
 
 /** One m-line a subscriber receives. */
@@ -102,6 +115,7 @@ export interface JanusMediaResult {
   /** The runner's own CPU time (libwebrtc: 2 encoders, up to 3 decoders) and wall time, ms. */
   cpuMs: number;
   elapsedMs: number;
+  moderation?: ModerationReport;
   error?: string;
 }
 
@@ -111,6 +125,9 @@ const RUNNER_TIMEOUT_MS = Number(process.env.JANUS_MEDIA_RUNNER_TIMEOUT_MS ?? 50
 const STEP_TIMEOUT_MS = 10_000;
 /** When the second subscriber adds the screen (`update`), after its `start`. */
 const UPDATE_AFTER_MS = 1000;
+/** Step 6: each window's length, and the pause after a `moderate` before the next window starts (packets in flight). */
+const MODERATION_WINDOW_MS = 2000;
+const MODERATION_SETTLE_MS = 300;
 /** No STUN, no TURN: host candidates on the veth are all there is. One transport for every m-line. */
 const PC_CONFIG = { iceServers: [], bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
 
@@ -445,6 +462,27 @@ async function run(config: RunnerConfig, result: JanusMediaResult): Promise<void
   for (const p of publishers) await publisherStats(p);
   result.publishers = publishers.map((p) => p.report);
   for (const sub of subscribers) result.subscribers.push(await subscriberReport(sub));
+  if (config.moderation) result.moderation = await moderation(rooms, room, secret, cam!, subscribers[0]!);
+}
+
+/** Step 6: the camera's audio packets at `sub` in a window each: unmuted, muted by `moderate`, and after the unmute. */
+async function moderation(rooms: VideoRoomAdmin, room: number, secret: string, cam: Publisher, sub: Subscriber): Promise<ModerationReport> {
+  const mid = cam.report.streams.find((s) => s.type === 'audio')?.mid;
+  if (mid === undefined) throw new Error(`the camera published no audio: ${JSON.stringify(cam.report.streams)}`);
+  const packets = async (): Promise<number> => (await subscriberReport(sub)).streams.find((s) => s.kind === 'audio' && s.feed === cam.report.id)?.packetsReceived ?? 0;
+  const window = async (): Promise<number> => {
+    const before = await packets();
+    await sleep(MODERATION_WINDOW_MS);
+    return (await packets()) - before;
+  };
+  const unmuted = await window();
+  await rooms.moderate({ room, id: cam.report.id, mid, mute: true, secret });
+  await sleep(MODERATION_SETTLE_MS);
+  const muted = await window();
+  await rooms.moderate({ room, id: cam.report.id, mid, mute: false, secret });
+  await sleep(MODERATION_SETTLE_MS);
+  const resumed = await window();
+  return { mid, unmuted, muted, resumed };
 }
 
 async function cleanup(): Promise<void> {

@@ -79,6 +79,18 @@ export function participantSuite(getStore: () => SqlStore): void {
       assert.equal(await repo.current(MEETING, 'carol@example.com'), undefined, 'a denied participant has no current row');
     });
 
+    it('setRole changes the role of a waiting or admitted participant only, and refuses a role that does not exist', async () => {
+      const repo = getStore().participants;
+      await repo.create(participant('jjjjjjjjjjjj', { state: 'admitted', feedId: 3 }));
+      assert.equal((await repo.setRole(MEETING, 'jjjjjjjjjjjj', 'moderator'))?.role, 'moderator');
+      assert.equal((await repo.get(MEETING, 'jjjjjjjjjjjj'))?.role, 'moderator');
+      await repo.transition(MEETING, 'jjjjjjjjjjjj', 'admitted', 'left');
+      assert.equal(await repo.setRole(MEETING, 'jjjjjjjjjjjj', 'participant'), undefined, 'a participant that left keeps the role it had');
+      assert.equal((await repo.get(MEETING, 'jjjjjjjjjjjj'))?.role, 'moderator');
+      assert.equal(await repo.setRole(MEETING, 'kkkkkkkkkkkk', 'moderator'), undefined, 'unknown');
+      await assert.rejects(repo.setRole(MEETING, 'jjjjjjjjjjjj', 'king' as 'owner'), TypeError);
+    });
+
     it('deleting the meeting deletes its participants', async () => {
       const repo = getStore().participants;
       await repo.create(participant('iiiiiiiiiiii'));
