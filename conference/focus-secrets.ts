@@ -36,6 +36,18 @@ export class FocusSecrets {
     return this.mac('room-secret', meetingId).toString('base64url');
   }
 
+  /**
+   * Breakout room `n` (1 …) of the meeting: its own videoroom, id and secret derived as a meeting's from `meetingId#n`.
+   * Meeting ids are base32 (a-z, 2-7): no meeting id contains '#', so no breakout room is another meeting's room.
+   */
+  breakoutRoomId(meetingId: string, n: number): number {
+    return this.roomId(`${meetingId}#${n}`);
+  }
+
+  breakoutRoomSecret(meetingId: string, n: number): string {
+    return this.roomSecret(`${meetingId}#${n}`);
+  }
+
   /** The Janus token of one participant (one join of one meeting): stored in Janus by add_token, never in SQL. */
   participantToken(meetingId: string, participantId: string): string {
     return this.mac('participant-token', `${meetingId}/${participantId}`).toString('base64url');

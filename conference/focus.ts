@@ -29,6 +29,7 @@ import { silentLogger, categoryLogger, type Logger } from '../src/log/index.js';
 import { FailureLimiter } from '../platform/http/index.js';
 import { StoreError, type MeetingRecord, type MeetingRepository, type ParticipantRecord, type ParticipantRepository, type ParticipantRole } from '../platform/store/index.js';
 import type { MediaBlock, MediaBlocks, MediaKind, MeetingEvent, MeetingModeration, ModerationRepository, ParticipantMedia } from '../platform/store/index.js';
+import type { BreakoutRepository, BreakoutSet } from '../platform/store/index.js';
 import { JanusError, VIDEOROOM_ERROR, VIDEOROOM_PLUGIN } from './janus/index.js';
 import type { FocusSecrets } from './focus-secrets.js';
 import type { JanusNode } from './janus-node.js';
@@ -53,6 +54,32 @@ export interface Admission {
   janus?: JanusGrant | undefined;
   /** The meeting's group conversation: to an admitted user itself, a member of it. */
   conversation?: string | undefined;
+  /** The breakout room (1 …) the participant is in, `janus.room` being that room's; absent: the main room. */
+  breakout?: number | undefined;
+}
+
+/** A meeting's breakout rooms as the apps see them. */
+export interface BreakoutView {
+  open: boolean;
+  allowChoose: boolean;
+  endsAt?: number | undefined;
+  rooms: Array<{ number: number; name: string; room: number; participants: string[] }>;
+}
+
+export interface BreakoutInput {
+  rooms: number;
+  /** Names of the first rooms; the others are `Room n`. */
+  names?: readonly string[] | undefined;
+  allowChoose: boolean;
+  /** The rooms close by themselves after this many seconds. */
+  durationS?: number | undefined;
+}
+
+/** Where a move put a participant: the room number (0: the main room) and the videoroom id its app joins with the same Janus token. */
+export interface BreakoutMove {
+  participantId: string;
+  breakout: number;
+  room: number;
 }
 
 /** The meeting's group conversation (messaging's ChatService has it: openMeetingGroup, enterMeetingGroup). */
@@ -108,6 +135,8 @@ export interface FocusOptions {
   participants: ParticipantRepository;
   /** Locks, mute-alls, streams and blocks, and the moderation event log (sql/0011_meeting_moderation.ts). */
   moderation: ModerationRepository;
+  /** Breakout rooms (sql/0012_breakout_rooms.ts); without it a meeting has none (503). */
+  breakouts?: BreakoutRepository | undefined;
   secrets: FocusSecrets;
   /** The Janus nodes of meetings.janus; empty: meetings cannot be joined (503). */
   nodes: readonly JanusNode[];
@@ -150,6 +179,8 @@ export class Focus {
   private readonly newFeedId: () => number;
   private readonly now: () => number;
   private readonly guesses: FailureLimiter;
+  /** The breakout timers this process armed, by meeting (see closeExpired for the others'). */
+  private readonly breakoutTimers = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly options: FocusOptions) {
     this.log = categoryLogger(options.logger ?? silentLogger(), 'conference');
@@ -178,7 +209,7 @@ export class Focus {
     const user = actor.kind === 'user' ? actor.user : undefined;
     if (user !== undefined) {
       const current = await this.options.participants.current(meeting.id, user);
-      if (current !== undefined) return this.chatted(meeting, this.admission(meeting, current, true));
+      if (current !== undefined) return this.inBreakout(meeting, await this.chatted(meeting, this.admission(meeting, current, true)));
     }
     if (actor.kind === 'guest') {
       const row = await this.options.participants.get(meeting.id, actor.guest);
@@ -218,7 +249,7 @@ export class Focus {
   async participant(actor: ParticipantActor, meetingId: string, participantId: string): Promise<Admission> {
     const meeting = await this.meeting(meetingId);
     const p = await this.existing(meeting, participantId);
-    if (isSelf(actor, p)) return this.chatted(meeting, this.admission(meeting, p, true));
+    if (isSelf(actor, p)) return this.inBreakout(meeting, await this.chatted(meeting, this.admission(meeting, p, true)));
     if (mayModerate(actor, meeting, await this.own(actor, meeting))) return { participant: p };
     // A participant's id is unguessable: to others it does not exist.
     throw notFound(participantId);
@@ -263,7 +294,10 @@ export class Focus {
     if (!self && !mayModerate(actor, meeting, await this.own(actor, meeting))) throw notFound(participantId);
     const to = self ? 'left' : 'kicked';
     if (p.state !== 'waiting' && p.state !== 'admitted') return p; // over already: removing it again changes nothing
-    if (p.state === 'admitted') await this.revoke(this.place(meeting), meeting, p.id, p.feedId);
+    if (p.state === 'admitted') {
+      await this.revoke(this.place(meeting), meeting, p.id, p.feedId);
+      await this.leaveBreakout(meeting, p);
+    }
     const moved = await this.options.participants.transition(meeting.id, p.id, p.state, to);
     if (moved === undefined) return this.settled(meeting, p.id, to);
     this.log.info({ meeting: meeting.id, participant: p.id, from: p.state }, self ? 'left' : 'kicked');
@@ -277,6 +311,7 @@ export class Focus {
   async end(meetingId: string): Promise<void> {
     const meeting = await this.options.meetings.get(meetingId);
     if (meeting === undefined) return;
+    await this.endBreakouts(meeting);
     const admitted = await this.options.participants.list(meeting.id, ['admitted']);
     if (admitted.length === 0) return;
     const node = this.place(meeting);
@@ -452,7 +487,244 @@ export class Focus {
     return { entries: taken.map((k) => k.entry), next: rest.length > page.limit && last !== undefined ? cursorOf(last) : undefined };
   }
 
-  private async moderatedTo(actor: MeetingActor, id: string, what: string): Promise<MeetingRecord> {
+  // ---- breakout rooms (issue 19, item 5) -------------------------------------------------------------------------
+  //
+  // A set of N rooms per meeting, each its own videoroom (FocusSecrets.breakoutRoomId: meetingId#n), created on Janus
+  // when its first participant is moved in and destroyed when the set closes. A participant is in one room at a time:
+  // its token (the same one) is on that room's `allowed` list only, so "media follows" is the app re-joining the room
+  // the answer (or its poll) names, with the token it has. A move: on the target's list first, then the assignment in
+  // SQL, then off the previous room's list and its feed kicked from there (the app sees `kicked` and re-joins).
+  // The timer (durationS) is a timer of the process that opened the rooms; when that process is gone, the next request
+  // about the meeting's rooms (a list, a move, a participant's poll) finds the end time passed and closes them.
+
+  /** Opens N breakout rooms (moderators); everyone stays in the main room until moved, or until it chooses (allowChoose). */
+  async openBreakouts(actor: ParticipantActor, meetingId: string, input: BreakoutInput): Promise<BreakoutView> {
+    const meeting = await this.moderatedTo(actor, meetingId, 'open breakout rooms');
+    const repo = this.breakoutStore();
+    this.place(meeting);
+    await this.closeExpired(meeting);
+    if ((input.names?.length ?? 0) > input.rooms) throw new MeetingError('MEETING_ERR_INVALID', `names: ${input.names!.length} names for ${input.rooms} rooms`);
+    const names = Array.from({ length: input.rooms }, (_, i) => input.names?.[i] ?? `Room ${i + 1}`);
+    const endsAt = input.durationS === undefined ? undefined : this.now() + input.durationS * 1000;
+    let set: BreakoutSet;
+    try {
+      set = await repo.open({ meetingId: meeting.id, names, allowChoose: input.allowChoose, endsAt });
+    } catch (err) {
+      if (err instanceof StoreError && err.code === 'STORE_ERR_DUPLICATE') throw new MeetingError('MEETING_ERR_CONFLICT', 'breakout rooms are open: close them first');
+      return invalid(err);
+    }
+    if (endsAt !== undefined) this.armBreakoutTimer(meeting.id, endsAt);
+    await this.record(actor, meeting, 'breakout-open', undefined, `${input.rooms} rooms${input.allowChoose ? ' allowChoose' : ''}${input.durationS === undefined ? '' : ` ${input.durationS}s`}`);
+    this.log.info({ meeting: meeting.id, rooms: input.rooms, endsAt }, 'breakout rooms opened');
+    return this.breakoutView(meeting, set);
+  }
+
+  /** The meeting's breakout rooms and who is in each: to its moderators and admitted participants. */
+  async breakouts(actor: ParticipantActor, meetingId: string): Promise<BreakoutView> {
+    const meeting = await this.meeting(meetingId);
+    const own = await this.own(actor, meeting);
+    if (!mayModerate(actor, meeting, own) && own?.state !== 'admitted') throw new MeetingError('MEETING_ERR_FORBIDDEN', 'only the meeting\'s moderators and admitted participants see its breakout rooms');
+    await this.closeExpired(meeting);
+    return this.breakoutView(meeting, await this.breakoutStore().get(meeting.id));
+  }
+
+  /**
+   * Puts a participant in breakout room `n` (0: back to the main room): a moderator moves anyone admitted; a participant
+   * moves itself when the rooms were opened with allowChoose.
+   */
+  async moveToBreakout(actor: ParticipantActor, meetingId: string, participantId: string, n: number): Promise<BreakoutMove> {
+    const meeting = await this.meeting(meetingId);
+    const p = await this.existing(meeting, participantId);
+    const self = isSelf(actor, p);
+    const moderator = mayModerate(actor, meeting, await this.own(actor, meeting));
+    if (!self && !moderator) throw new MeetingError('MEETING_ERR_FORBIDDEN', 'only the meeting\'s moderators move others between rooms');
+    const repo = this.breakoutStore();
+    await this.closeExpired(meeting);
+    const set = await repo.get(meeting.id);
+    if (set?.state !== 'open') throw new MeetingError('MEETING_ERR_CONFLICT', 'the meeting has no breakout rooms open');
+    if (!moderator && !set.allowChoose) throw new MeetingError('MEETING_ERR_FORBIDDEN', 'the moderators assign the breakout rooms: participants do not choose');
+    if (n > set.rooms.length) throw new MeetingError('MEETING_ERR_NOT_FOUND', `no breakout room ${n} (the meeting has ${set.rooms.length})`);
+    if (p.state !== 'admitted') throw new MeetingError('MEETING_ERR_CONFLICT', `participant ${p.id} is ${p.state}, not admitted`);
+    const move: BreakoutMove = { participantId: p.id, breakout: n, room: this.roomAt(meeting, n).room };
+    if ((await repo.roomOf(meeting.id, p.id)) === n) return move;
+    const node = this.place(meeting);
+    const token = this.options.secrets.participantToken(meeting.id, p.id);
+    await this.allowIn(node, meeting, n, token);
+    let was: number;
+    try {
+      was = await repo.assign(meeting.id, p.id, n);
+    } catch (err) {
+      await this.disallowIn(node, meeting, n, token, undefined).catch(() => undefined);
+      if (err instanceof StoreError && err.code === 'STORE_ERR_NOT_FOUND') throw new MeetingError('MEETING_ERR_CONFLICT', `the breakout rooms changed meanwhile: ${err.message}`);
+      throw err;
+    }
+    if (was !== n) await this.disallowIn(node, meeting, was, token, p.feedId);
+    await this.record(actor, meeting, 'breakout-move', p.id, n === 0 ? 'main room' : `room ${n}`);
+    this.log.info({ meeting: meeting.id, participant: p.id, from: was, to: n }, 'moved between rooms');
+    return move;
+  }
+
+  /** Closes the breakout rooms (moderators): everyone back in the main room, the rooms destroyed. How many came back. */
+  async closeBreakouts(actor: ParticipantActor, meetingId: string): Promise<number> {
+    const meeting = await this.moderatedTo(actor, meetingId, 'close the breakout rooms');
+    this.place(meeting);
+    const moved = await this.closeSet(meeting, actor, 'closed');
+    if (moved === undefined) throw new MeetingError('MEETING_ERR_CONFLICT', 'the meeting has no breakout rooms open');
+    return moved;
+  }
+
+  /** The breakout timers of this process stop (the server is stopping; the end times stay in SQL). */
+  stop(): void {
+    for (const timer of this.breakoutTimers.values()) clearTimeout(timer);
+    this.breakoutTimers.clear();
+  }
+
+  private breakoutStore(): BreakoutRepository {
+    const repo = this.options.breakouts;
+    if (repo === undefined) throw new MeetingError('MEETING_ERR_UNAVAILABLE', 'this server keeps no breakout rooms');
+    return repo;
+  }
+
+  private armBreakoutTimer(meetingId: string, endsAt: number): void {
+    clearTimeout(this.breakoutTimers.get(meetingId));
+    const timer = setTimeout(() => {
+      this.breakoutTimers.delete(meetingId);
+      void this.options.meetings.get(meetingId)
+        .then((meeting) => (meeting === undefined ? undefined : this.closeExpired(meeting)))
+        .catch((err: unknown) => this.log.warn({ meeting: meetingId, err: (err as Error).message }, 'the breakout rooms\' timer could not close them (the next request will)'));
+    }, Math.max(0, endsAt - this.now()));
+    timer.unref();
+    this.breakoutTimers.set(meetingId, timer);
+  }
+
+  /** An open set whose end time has passed closes now (the timer of a process that is gone, or one that is late). */
+  private async closeExpired(meeting: MeetingRecord): Promise<void> {
+    const repo = this.options.breakouts;
+    if (repo === undefined) return;
+    const set = await repo.get(meeting.id);
+    if (set?.state !== 'open' || set.endsAt === undefined || set.endsAt > this.now()) return;
+    await this.closeSet(meeting, undefined, 'timer');
+  }
+
+  /**
+   * Everyone back in the main room and the breakout rooms destroyed; undefined when no set was open (another closer
+   * was first). A participant Janus fails to move back is logged and the others still move: its poll names the main room.
+   */
+  private async closeSet(meeting: MeetingRecord, actor: ParticipantActor | undefined, why: 'closed' | 'timer'): Promise<number | undefined> {
+    const repo = this.breakoutStore();
+    const set = await repo.get(meeting.id);
+    const assigned = await repo.close(meeting.id);
+    if (assigned === undefined) return undefined;
+    clearTimeout(this.breakoutTimers.get(meeting.id));
+    this.breakoutTimers.delete(meeting.id);
+    const node = this.place(meeting);
+    let moved = 0;
+    for (const a of assigned) {
+      const p = await this.options.participants.get(meeting.id, a.participantId);
+      if (p?.state !== 'admitted') continue;
+      const token = this.options.secrets.participantToken(meeting.id, p.id);
+      try {
+        await this.allowIn(node, meeting, 0, token);
+        moved++;
+      } catch (err) {
+        this.log.warn({ meeting: meeting.id, participant: p.id, err: (err as Error).message }, 'a participant could not be let back into the main room');
+      }
+    }
+    // Everyone is let back already: rooms Janus failed to destroy are logged, not a reason to keep the set open.
+    await this.destroyBreakouts(node, meeting, set?.rooms.length ?? 0).catch(() => undefined);
+    await this.options.moderation.record({ meetingId: meeting.id, kind: 'breakout-close', actor: actor?.kind === 'user' ? actor.user : undefined, detail: `${moved} back${why === 'timer' ? ' timer' : ''}` });
+    this.log.info({ meeting: meeting.id, back: moved, why }, 'breakout rooms closed');
+    return moved;
+  }
+
+  /** The meeting ends: its breakout rooms go without letting anyone back into the main room (end() revokes every token). */
+  private async endBreakouts(meeting: MeetingRecord): Promise<void> {
+    const repo = this.options.breakouts;
+    if (repo === undefined) return;
+    const set = await repo.get(meeting.id);
+    if (set?.state !== 'open') return;
+    await repo.close(meeting.id);
+    clearTimeout(this.breakoutTimers.get(meeting.id));
+    this.breakoutTimers.delete(meeting.id);
+    await this.destroyBreakouts(this.place(meeting), meeting, set.rooms.length);
+  }
+
+  private async destroyBreakouts(node: JanusNode, meeting: MeetingRecord, count: number): Promise<void> {
+    await this.onJanus(node, 'destroying the breakout rooms', async () => {
+      const rooms = await node.rooms();
+      for (let n = 1; n <= count; n++) {
+        const { room, secret } = this.roomAt(meeting, n);
+        // A room nobody was moved into was never created.
+        await rooms.destroy(room, { secret }).catch(ignorePlugin(VIDEOROOM_ERROR.NO_SUCH_ROOM));
+      }
+    });
+  }
+
+  /** A participant leaving (or kicked) while in a breakout room: its feed goes from there too. */
+  private async leaveBreakout(meeting: MeetingRecord, p: ParticipantRecord): Promise<void> {
+    const repo = this.options.breakouts;
+    if (repo === undefined) return;
+    const n = await repo.roomOf(meeting.id, p.id);
+    if (n === 0) return;
+    await this.disallowIn(this.place(meeting), meeting, n, this.options.secrets.participantToken(meeting.id, p.id), p.feedId);
+  }
+
+  /** The admission's Janus room: its breakout room's while it is in one. */
+  private async inBreakout(meeting: MeetingRecord, a: Admission): Promise<Admission> {
+    const repo = this.options.breakouts;
+    if (repo === undefined || a.janus === undefined) return a;
+    await this.closeExpired(meeting);
+    const n = await repo.roomOf(meeting.id, a.participant.id);
+    return n === 0 ? a : { ...a, breakout: n, janus: { ...a.janus, room: this.roomAt(meeting, n).room } };
+  }
+
+  private breakoutView(meeting: MeetingRecord, set: BreakoutSet | undefined): BreakoutView {
+    if (set?.state !== 'open') return { open: false, allowChoose: false, rooms: [] };
+    return {
+      open: true, allowChoose: set.allowChoose, endsAt: set.endsAt,
+      rooms: set.rooms.map((r) => ({ number: r.number, name: r.name, room: this.roomAt(meeting, r.number).room, participants: set.assignments.filter((a) => a.room === r.number).map((a) => a.participantId) })),
+    };
+  }
+
+  /** Room n of the meeting: 0 is the main room (its derivation unchanged), 1 … the breakout rooms. */
+  private roomAt(meeting: MeetingRecord, n: number): { room: number; secret: string } {
+    const { secrets } = this.options;
+    return n === 0 ? { room: secrets.roomId(meeting.id), secret: secrets.roomSecret(meeting.id) } : { room: secrets.breakoutRoomId(meeting.id, n), secret: secrets.breakoutRoomSecret(meeting.id, n) };
+  }
+
+  /** Puts the token on room n's `allowed` list, creating the room on first use (`allowed` at creation: never a room without the check). */
+  private async allowIn(node: JanusNode, meeting: MeetingRecord, n: number, token: string): Promise<void> {
+    const { room, secret } = this.roomAt(meeting, n);
+    await this.onJanus(node, n === 0 ? 'letting a participant into the room' : 'letting a participant into a breakout room', async () => {
+      const rooms = await node.rooms();
+      try {
+        await rooms.allowed({ room, action: 'add', allowed: [token], secret });
+      } catch (err) {
+        if (!isPluginError(err, VIDEOROOM_ERROR.NO_SUCH_ROOM)) throw err;
+        try {
+          const description = n === 0 ? `meeting ${meeting.id}` : `meeting ${meeting.id} breakout ${n}`;
+          await rooms.create({ room, secret, description, isPrivate: true, publishers: meeting.maxParticipants, audiolevelEvent: true, allowed: [token] });
+          this.log.info({ meeting: meeting.id, room, breakout: n, node: node.url }, 'room created');
+        } catch (createErr) {
+          // Another worker created it meanwhile: add to its list.
+          if (!isPluginError(createErr, VIDEOROOM_ERROR.ROOM_EXISTS)) throw createErr;
+          await rooms.allowed({ room, action: 'add', allowed: [token], secret });
+        }
+      }
+    });
+  }
+
+  /** Takes the token off room n's list and its feed (when given) out of that room; a room or feed Janus has not is no error. */
+  private async disallowIn(node: JanusNode, meeting: MeetingRecord, n: number, token: string, feedId: number | undefined): Promise<void> {
+    const { room, secret } = this.roomAt(meeting, n);
+    await this.onJanus(node, 'taking a participant out of a room', async () => {
+      const rooms = await node.rooms();
+      await rooms.allowed({ room, action: 'remove', allowed: [token], secret }).catch(ignorePlugin(VIDEOROOM_ERROR.NO_SUCH_ROOM));
+      if (feedId !== undefined) await rooms.kick({ room, id: feedId, secret }).catch(ignorePlugin(VIDEOROOM_ERROR.NO_SUCH_ROOM, VIDEOROOM_ERROR.NO_SUCH_FEED));
+    });
+  }
+
+  private async moderatedTo(actor: ParticipantActor, id: string, what: string): Promise<MeetingRecord> {
     const meeting = await this.meeting(id);
     if (!mayModerate(actor, meeting, await this.own(actor, meeting))) throw new MeetingError('MEETING_ERR_FORBIDDEN', `only the meeting's moderators ${what}`);
     return meeting;
@@ -495,7 +767,7 @@ export class Focus {
     }
   }
 
-  private async record(actor: MeetingActor, meeting: MeetingRecord, kind: MeetingEvent['kind'], participantId?: string, detail?: string): Promise<void> {
+  private async record(actor: ParticipantActor, meeting: MeetingRecord, kind: MeetingEvent['kind'], participantId?: string, detail?: string): Promise<void> {
     await this.options.moderation.record({ meetingId: meeting.id, kind, actor: actor.kind === 'user' ? actor.user : undefined, participantId, detail });
   }
 
@@ -602,26 +874,9 @@ export class Focus {
     const { secrets } = this.options;
     const token = secrets.participantToken(meeting.id, participantId);
     const room = secrets.roomId(meeting.id);
-    const secret = secrets.roomSecret(meeting.id);
     await this.onJanus(node, 'storing a participant token', async () => (await node.admin()).addToken(token, [VIDEOROOM_PLUGIN], { timeoutMs: node.timeoutMs }));
     try {
-      await this.onJanus(node, 'letting a participant into the room', async () => {
-        const rooms = await node.rooms();
-        try {
-          await rooms.allowed({ room, action: 'add', allowed: [token], secret });
-        } catch (err) {
-          if (!isPluginError(err, VIDEOROOM_ERROR.NO_SUCH_ROOM)) throw err;
-          try {
-            // `allowed` at creation turns the room's token check on with this one token: no moment without the check.
-            await rooms.create({ room, secret, description: `meeting ${meeting.id}`, isPrivate: true, publishers: meeting.maxParticipants, audiolevelEvent: true, allowed: [token] });
-            this.log.info({ meeting: meeting.id, room, node: node.url }, 'room created');
-          } catch (createErr) {
-            // Another worker created it meanwhile: add to its list.
-            if (!isPluginError(createErr, VIDEOROOM_ERROR.ROOM_EXISTS)) throw createErr;
-            await rooms.allowed({ room, action: 'add', allowed: [token], secret });
-          }
-        }
-      });
+      await this.allowIn(node, meeting, 0, token);
     } catch (err) {
       await this.onJanus(node, 'taking a token back', async () => (await node.admin()).removeToken(token)).catch(() => undefined);
       throw err;

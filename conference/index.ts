@@ -2,7 +2,7 @@
  * The conference module (issue 19): meetings on a Janus videoroom, the softswitch being the focus. So far: meetings
  * as data (meetings.ts), their REST routes (routes.ts) and passwords (meeting-password.ts); the focus (focus.ts: join,
  * lobby, admission, leave and kick, with Janus tokens; guests; the meeting's chat group; moderation and history) and its
- * routes (participant-routes.ts, moderation-routes.ts), on the Janus nodes of meetings.janus (janus-node.ts) with secrets
+ * routes (participant-routes.ts, moderation-routes.ts), breakout rooms (focus.ts, breakout-routes.ts), on the Janus nodes of meetings.janus (janus-node.ts) with secrets
  * derived from one server key (focus-secrets.ts); and the Janus clients
  * (janus/: the WebSocket API, its videoroom wrappers, the Admin API).
  */
@@ -11,10 +11,11 @@ export type { MeetingActor, MeetingChangeInput, MeetingErrorCode, MeetingPublicV
 export { meetingRoutes, MEETING_PAGE, MAX_MEETING_PAGE, type MeetingRouteOptions } from './routes.js';
 export { hashMeetingPassword, verifyMeetingPassword, MAX_MEETING_PASSWORD } from './meeting-password.js';
 export { Focus, mayModerate, roleOf } from './focus.js';
-export type { Admission, FocusOptions, GuestActor, HistoryEntry, HistoryPage, JanusGrant, JoinInput, MediaState, MeetingChat, ParticipantActor } from './focus.js';
+export type { Admission, BreakoutInput, BreakoutMove, BreakoutView, FocusOptions, GuestActor, HistoryEntry, HistoryPage, JanusGrant, JoinInput, MediaState, MeetingChat, ParticipantActor } from './focus.js';
 export { FocusSecrets, FOCUS_KEY_FILE, loadFocusKey } from './focus-secrets.js';
 export { JanusNode } from './janus-node.js';
 export type { JanusNodeConfig, JanusNodeOptions } from './janus-node.js';
 export { participantRoutes } from './participant-routes.js';
 export { moderationRoutes, HISTORY_PAGE, MAX_HISTORY_PAGE } from './moderation-routes.js';
+export { breakoutRoutes, MAX_BREAKOUT_S } from './breakout-routes.js';
 export * from './janus/index.js';

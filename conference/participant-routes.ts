@@ -54,6 +54,7 @@ const admissionOut = z.object({
   state: participantOut.shape.state,
   janus: janusOut.optional().describe('only to the participant itself, and only while admitted'),
   conversation: z.string().optional().describe('the meeting\'s group conversation (`/v1/conversations/{id}/messages`): to an admitted user itself, now a member of it'),
+  breakout: z.number().int().optional().describe('the breakout room (1 …) the participant is in, `janus.room` being its videoroom: the app joins it with the same token; absent: the main room'),
 });
 
 const tags = ['meetings'];
@@ -127,19 +128,22 @@ function admissionJson(a: Admission) {
   return {
     participant: participantJson(a.participant), state: a.participant.state,
     ...(a.janus === undefined ? {} : { janus: a.janus }), ...(a.conversation === undefined ? {} : { conversation: a.conversation }),
+    ...(a.breakout === undefined ? {} : { breakout: a.breakout }),
   };
 }
 
+/** Who asks about meeting `id` on a route mounted with access 'guest': a guest token of another meeting goes no further. */
+export function participantActorOf(req: Parameters<typeof callerOf>[0], id: string): ParticipantActor {
+  const p = callerOf(req);
+  if (p.kind === 'guest') {
+    if (p.meeting !== id) throw guestElsewhere();
+    return { kind: 'guest', meeting: p.meeting, guest: p.guest };
+  }
+  return p.kind === 'admin' ? { kind: 'admin' } : { kind: 'user', user: p.user };
+}
+
 export function participantRoutes(focus: Focus): (app: FastifyInstance) => void {
-  /** Who asks about meeting `id`: a guest token of another meeting goes no further. */
-  const actorOf = (req: Parameters<typeof callerOf>[0], id: string): ParticipantActor => {
-    const p = callerOf(req);
-    if (p.kind === 'guest') {
-      if (p.meeting !== id) throw guestElsewhere();
-      return { kind: 'guest', meeting: p.meeting, guest: p.guest };
-    }
-    return p.kind === 'admin' ? { kind: 'admin' } : { kind: 'user', user: p.user };
-  };
+  const actorOf = participantActorOf;
   /** The name a joiner shows when it gives none: a user's user part, a guest's own, "admin". */
   const nameOf = (req: Parameters<typeof callerOf>[0]): string => {
     const p = callerOf(req);

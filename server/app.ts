@@ -19,7 +19,7 @@ import { type MidRegistrar, createMidRegistrar } from '../registrar/mid/index.js
 import { pickerFromBalancer } from './balancer-picker.js';
 import { type UserRouteDeps, deviceRoutes, userRoutes } from './user-routes.js';
 import { tokenRoutes } from './token-routes.js';
-import { Focus, FocusSecrets, JanusNode, type MeetingActor, MeetingService, loadFocusKey, meetingRoutes, moderationRoutes, participantRoutes } from '../conference/index.js';
+import { Focus, FocusSecrets, JanusNode, type MeetingActor, MeetingService, breakoutRoutes, loadFocusKey, meetingRoutes, moderationRoutes, participantRoutes } from '../conference/index.js';
 import { createMediaGateway } from '../media/index.js';
 import { DialogTracker } from '../src/dialog/index.js';
 import { PushService, type PushProviderClient, WebPushClient, createPushProviders } from '../push/index.js';
@@ -421,7 +421,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     open: (meeting: { id: string; title: string; owner: string }) => messaging.chat.openMeetingGroup(meeting),
     enter: (group: string, user: string) => messaging.chat.enterMeetingGroup(group, user),
   };
-  const focus = new Focus({ meetings: store.meetings, participants: store.participants, moderation: store.moderation, secrets: focusSecrets, nodes: janusNodes, chat: meetingChat, logger });
+  const focus = new Focus({ meetings: store.meetings, participants: store.participants, moderation: store.moderation, breakouts: store.breakouts, secrets: focusSecrets, nodes: janusNodes, chat: meetingChat, logger });
   const conversationOf = async (actor: MeetingActor, meetingId: string): Promise<string | undefined> => {
     if (messaging === undefined) return undefined;
     const group = meetingGroupId(meetingId);
@@ -432,6 +432,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   // Open to meeting guests too: their token reaches only its own meeting's join and participant routes.
   http.routes(participantRoutes(focus), { access: 'guest' });
   http.routes(moderationRoutes(focus), { access: 'user' });
+  http.routes(breakoutRoutes(focus), { access: 'guest' });
   /** A deleted user's meetings go with it; their participants are put out first, as far as Janus answers. */
   const forgetMeetings = async (user: string): Promise<number> => {
     for (let after: { createdAt: number; id: string } | undefined; ;) {
@@ -547,6 +548,8 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
         await registrar.stop();
         gateway.stop();
       }
+      // The breakout timers stop; their end times are in SQL (the next request after one closes those rooms).
+      focus.stop();
       await Promise.allSettled(janusNodes.map((node) => node.close()));
       await store.close();
     },

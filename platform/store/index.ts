@@ -36,3 +36,6 @@ export type {
 } from './moderation-types.js';
 export { MEDIA_BLOCKS, MEDIA_KINDS, MEETING_EVENT_KINDS } from './moderation-types.js';
 export { SqlModerationRepository } from './sql-moderation-repository.js';
+export type { BreakoutAssignment, BreakoutRepository, BreakoutRoom, BreakoutSet, NewBreakoutSet } from './breakout-types.js';
+export { MAX_BREAKOUT_ROOMS } from './breakout-types.js';
+export { SqlBreakoutRepository } from './sql-breakout-repository.js';
