@@ -54,6 +54,8 @@ interface Ctx {
   knock(): Promise<{ meeting: string; participant: string; bob: string }>;
   /** Alice admitted to a new meeting of hers, publishing in its room (an SDP offer, no media): the meeting and her participant id. */
   publishing(): Promise<{ meeting: string; participant: string }>;
+  /** Alice admitted to a new meeting of hers with 2 breakout rooms open, moved to room 1: the meeting and her participant id. */
+  inBreakout(): Promise<{ meeting: string; participant: string }>;
 }
 
 /** A request, and the status it must get where the document allows several successes (206 for a range). */
@@ -261,6 +263,11 @@ const EXAMPLES: Record<OperationKey, Example | Example[]> = {
       const { meeting, participant } = await c.knock();
       return { method: 'GET', url: `/v1/meetings/${meeting}/participants/${participant}`, token: c.alice };
     },
+    // Alice in a breakout room: her grant names its videoroom.
+    async (c) => {
+      const { meeting, participant } = await c.inBreakout();
+      return { method: 'GET', url: `/v1/meetings/${meeting}/participants/${participant}`, token: c.alice };
+    },
   ],
   'POST /v1/meetings/{id}/participants/{pid}/admit': async (c) => {
     const { meeting, participant } = await c.knock();
@@ -296,6 +303,30 @@ const EXAMPLES: Record<OperationKey, Example | Example[]> = {
   'POST /v1/meetings/{id}/lock': async (c) => ({ method: 'POST', url: `/v1/meetings/${await c.meeting()}/lock`, token: c.alice }),
   'DELETE /v1/meetings/{id}/lock': async (c) => ({ method: 'DELETE', url: `/v1/meetings/${await c.meeting()}/lock`, token: c.alice }),
   'POST /v1/meetings/{id}/end': async (c) => ({ method: 'POST', url: `/v1/meetings/${(await c.knock()).meeting}/end`, token: c.alice }),
+  'POST /v1/meetings/{id}/breakouts': [
+    async (c) => ({ method: 'POST', url: `/v1/meetings/${await c.meeting()}/breakouts`, token: c.alice, json: { rooms: 2, names: ['Design'], allowChoose: true, durationS: 600 } }),
+    async (c) => ({ method: 'POST', url: `/v1/meetings/${await c.meeting()}/breakouts`, token: c.admin, json: { rooms: 1 } }),
+  ],
+  'GET /v1/meetings/{id}/breakouts': [
+    async (c) => {
+      const { meeting } = await c.inBreakout();
+      return { method: 'GET', url: `/v1/meetings/${meeting}/breakouts`, token: c.alice };
+    },
+    // None open.
+    async (c) => ({ method: 'GET', url: `/v1/meetings/${await c.meeting()}/breakouts`, token: c.alice }),
+  ],
+  'DELETE /v1/meetings/{id}/breakouts': async (c) => ({ method: 'DELETE', url: `/v1/meetings/${(await c.inBreakout()).meeting}/breakouts`, token: c.alice }),
+  'PUT /v1/meetings/{id}/participants/{pid}/breakout': [
+    async (c) => {
+      const { meeting, participant } = await c.inBreakout();
+      return { method: 'PUT', url: `/v1/meetings/${meeting}/participants/${participant}/breakout`, token: c.alice, json: { room: 2 } };
+    },
+    // Back to the main room.
+    async (c) => {
+      const { meeting, participant } = await c.inBreakout();
+      return { method: 'PUT', url: `/v1/meetings/${meeting}/participants/${participant}/breakout`, token: c.alice, json: { room: 0 } };
+    },
+  ],
   'GET /v1/meetings/{id}/history': [
     async (c) => ({ method: 'GET', url: `/v1/meetings/${(await c.knock()).meeting}/history`, token: c.alice }),
     // A page with a cursor to the next one.
@@ -430,6 +461,13 @@ describe('the API answers every operation of its document as documented, via inj
         const meeting = await c.meeting();
         const joined = await c.asAlice('POST', `/v1/meetings/${meeting}/join`, {}) as { participant: { id: string }; janus: JanusGrant };
         janusClients.push((await publishWithoutMedia(joined.janus)).client);
+        return { meeting, participant: joined.participant.id };
+      },
+      async inBreakout() {
+        const meeting = await c.meeting();
+        const joined = await c.asAlice('POST', `/v1/meetings/${meeting}/join`, {}) as { participant: { id: string } };
+        await c.asAlice('POST', `/v1/meetings/${meeting}/breakouts`, { rooms: 2 });
+        await c.asAlice('PUT', `/v1/meetings/${meeting}/participants/${joined.participant.id}/breakout`, { room: 1 });
         return { meeting, participant: joined.participant.id };
       },
     };
