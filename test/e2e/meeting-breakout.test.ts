@@ -3,6 +3,7 @@
  * (test/helpers/janus.ts: token_auth on). Control plane: each participant's one Janus token is let into exactly one
  * videoroom at a time (the room's `allowed` list), so a join with it is accepted by the room the API names and refused
  * (433, unauthorized) by every other; a move kicks the participant's feed out of the room it leaves.
+ * The rooms are opened, moved between and closed by moderators; with allowChoose a participant (a guest too) chooses.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +11,7 @@ import { JanusAdmin, JanusClient, JanusError, VIDEOROOM_ERROR, VIDEOROOM_PLUGIN,
 import { API_DOMAIN, type ApiAnswer, type ApiServer, conforms, startApiServer } from '../helpers/api-client.js';
 import { startJanus, type JanusServer } from '../helpers/janus.js';
 
-type Who = 'alice' | 'bob' | 'carol' | 'dave';
+type Who = 'alice' | 'bob' | 'carol' | 'dave' | 'gina';
 interface Admission { participant: { id: string; state: string }; janus?: JanusGrant; breakout?: number }
 interface View { open: boolean; allowChoose: boolean; endsAt?: string; rooms: Array<{ number: number; name: string; room: number; participants: string[] }> }
 interface Move { participantId: string; breakout: number; room: number }
@@ -29,7 +30,7 @@ describe('breakout rooms on a real Janus: open, assign, choose, close all, the t
   let api: ApiServer;
   let janusAdmin: JanusAdmin;
   let observer: VideoRoomAdmin;
-  const tokens: Record<Who, string> = { alice: '', bob: '', carol: '', dave: '' };
+  const tokens: Record<Who, string> = { alice: '', bob: '', carol: '', dave: '', gina: '' };
   const admissions = {} as Record<Who, Admission>;
   const clients: JanusClient[] = [];
   let meeting = '';
@@ -76,7 +77,7 @@ describe('breakout rooms on a real Janus: open, assign, choose, close all, the t
   before(async () => {
     janus = await startJanus();
     api = await startApiServer(['alice', 'bob', 'carol', 'dave'], { meetings: { janus: [{ url: janus.url, adminUrl: janus.adminUrl, adminSecret: janus.adminSecret }] } });
-    for (const who of Object.keys(tokens) as Who[]) tokens[who] = await api.signIn(who);
+    for (const who of ['alice', 'bob', 'carol', 'dave'] as const) tokens[who] = await api.signIn(who);
     janusAdmin = await JanusAdmin.connect({ url: janus.adminUrl, adminSecret: janus.adminSecret });
     // The test's own token, to look at the rooms (exists, listparticipants).
     await janusAdmin.addToken('breakout-test-observer', [VIDEOROOM_PLUGIN]);
@@ -84,7 +85,8 @@ describe('breakout rooms on a real Janus: open, assign, choose, close all, the t
     clients.push(client);
     observer = await VideoRoomAdmin.attach(await client.createSession());
     meeting = String(ok<{ id: string }>(await call('alice', 'POST', '/v1/meetings', 'POST /v1/meetings', { title: 'breakout test', lobby: false }), 201).id);
-    for (const who of Object.keys(tokens) as Who[]) {
+    // gina, a meeting guest, joins in her own test.
+    for (const who of ['alice', 'bob', 'carol', 'dave'] as const) {
       admissions[who] = ok<Admission>(await call(who, 'POST', m('/join'), 'POST /v1/meetings/{id}/join', {}));
       assert.equal(admissions[who].participant.state, 'admitted');
     }
@@ -203,5 +205,46 @@ describe('breakout rooms on a real Janus: open, assign, choose, close all, the t
       ['breakout-move', alice, pid('carol'), 'room 1'],
       ['breakout-close', undefined, undefined, '1 back timer'],
     ]);
+  });
+
+  it('a meeting guest chooses a room itself when allowChoose (and moderates nothing)', async () => {
+    const grant = await api.send('http', { method: 'POST', url: '/v1/auth/token', json: { grant_type: 'urn:softswitch:meeting-guest', meeting, display_name: 'Gina' } });
+    tokens.gina = ok<{ access_token: string }>(grant).access_token;
+    admissions.gina = ok<Admission>(await call('gina', 'POST', m('/join'), 'POST /v1/meetings/{id}/join', {}));
+    assert.equal(admissions.gina.participant.state, 'admitted');
+    const opened = ok<View>(await open('alice', { rooms: 1, allowChoose: true }), 201);
+    refused(await open('gina', { rooms: 1 }), 403, 'AUTH_ERR_SCOPE');
+    refused(await move('gina', 'bob', 1), 403, 'AUTH_ERR_SCOPE');
+    assert.deepEqual(ok<Move>(await move('gina', 'gina', 1)), { participantId: pid('gina'), breakout: 1, room: opened.rooms[0]!.room });
+    assert.equal(await joinWith('gina', opened.rooms[0]!.room), 'joined');
+    assert.deepEqual(ok(await closeAll('alice')), { back: 1 });
+  });
+
+  it('an end time that passed without its timer (the server that opened the rooms restarted) closes them at the next request', async () => {
+    const opened = ok<View>(await open('alice', { rooms: 1, durationS: 600 }), 201);
+    ok<Move>(await move('alice', 'carol', 1));
+    // What a restart leaves: the end time in SQL, no timer. The timer of this process is 10 minutes away.
+    await api.t.server.store.knex('meeting_breakouts').where({ meeting_id: meeting }).update({ ends_at: Date.now() - 1 });
+    const polled = await poll('carol');
+    assert.equal(polled.breakout, undefined, 'carol\'s poll finds her back in the main room');
+    assert.equal(polled.janus?.room, admissions.carol.janus!.room);
+    assert.equal(await observer.exists(opened.rooms[0]!.room), false);
+    assert.deepEqual((await history()).filter((e) => e.kind === 'breakout-close').at(-1)?.detail, '1 back timer');
+    assert.deepEqual(ok<View>(await view('alice')), { open: false, allowChoose: false, rooms: [] });
+  });
+
+  it('leaving from a breakout room takes the feed out of it; ending the meeting destroys the breakout rooms with the main room', async () => {
+    const opened = ok<View>(await open('alice', { rooms: 1 }), 201);
+    const room1 = opened.rooms[0]!.room;
+    ok<Move>(await move('alice', 'bob', 1));
+    ok<Move>(await move('alice', 'carol', 1));
+    assert.equal(await joinWith('bob', room1), 'joined');
+    assert.ok((await feedsIn(room1)).includes(admissions.bob.janus!.feedId));
+    ok(await call('bob', 'DELETE', m(`/participants/${pid('bob')}`), 'DELETE /v1/meetings/{id}/participants/{pid}'));
+    assert.ok(!(await feedsIn(room1)).includes(admissions.bob.janus!.feedId), 'bob\'s feed left the breakout room');
+    ok(await call('alice', 'POST', m('/end'), 'POST /v1/meetings/{id}/end'));
+    assert.equal(await observer.exists(room1), false, 'the breakout room is gone');
+    assert.equal(await observer.exists(admissions.alice.janus!.room), false, 'the main room is gone');
+    assert.deepEqual(ok<View>(await view('alice')), { open: false, allowChoose: false, rooms: [] });
   });
 });
