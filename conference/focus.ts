@@ -750,12 +750,13 @@ export class Focus {
   private async moderate(meeting: MeetingRecord, p: ParticipantRecord, mid: string | undefined, mute: boolean, strict: boolean): Promise<void> {
     if (mid === undefined || p.feedId === undefined) return;
     const node = this.place(meeting);
-    const { secrets } = this.options;
     const feedId = p.feedId;
+    // The room the participant publishes in: a breakout room's while it is in one (its app reports its mids again there).
+    const { room, secret } = this.roomAt(meeting, this.options.breakouts === undefined ? 0 : await this.options.breakouts.roomOf(meeting.id, p.id));
     try {
       await this.onJanus(node, 'moderating a stream', async () => {
         try {
-          await (await node.rooms()).moderate({ room: secrets.roomId(meeting.id), id: feedId, mid, mute, secret: secrets.roomSecret(meeting.id) });
+          await (await node.rooms()).moderate({ room, id: feedId, mid, mute, secret });
         } catch (err) {
           if (isPluginError(err, VIDEOROOM_ERROR.NO_SUCH_ROOM, VIDEOROOM_ERROR.NO_SUCH_FEED)) throw new MeetingError('MEETING_ERR_CONFLICT', `Janus has no stream ${mid} published by participant ${p.id}`);
           throw err;

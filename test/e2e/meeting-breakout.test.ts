@@ -8,6 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { JanusAdmin, JanusClient, JanusError, VIDEOROOM_ERROR, VIDEOROOM_PLUGIN, VideoRoomAdmin, type JanusGrant } from '../../conference/index.js';
+import { AUDIO_MID, VIDEO_MID, publishWithoutMedia } from '../helpers/janus-publisher.js';
 import { API_DOMAIN, type ApiAnswer, type ApiServer, conforms, startApiServer } from '../helpers/api-client.js';
 import { startJanus, type JanusServer } from '../helpers/janus.js';
 
@@ -233,12 +234,19 @@ describe('breakout rooms on a real Janus: open, assign, choose, close all, the t
     assert.deepEqual(ok<View>(await view('alice')), { open: false, allowChoose: false, rooms: [] });
   });
 
-  it('leaving from a breakout room takes the feed out of it; ending the meeting destroys the breakout rooms with the main room', async () => {
+  it('a moderator\'s mute reaches a publisher in its breakout room; leaving from there takes its feed out; ending the meeting destroys the breakout rooms too', async () => {
     const opened = ok<View>(await open('alice', { rooms: 1 }), 201);
     const room1 = opened.rooms[0]!.room;
     ok<Move>(await move('alice', 'bob', 1));
     ok<Move>(await move('alice', 'carol', 1));
-    assert.equal(await joinWith('bob', room1), 'joined');
+    // Bob publishes in room 1 and reports his mids there: the mute is the videoroom's `moderate` of that room.
+    const publisher = await publishWithoutMedia({ ...admissions.bob.janus!, room: room1 }, 'bob');
+    clients.push(publisher.client);
+    ok(await call('bob', 'PUT', m(`/participants/${pid('bob')}/streams`), 'PUT /v1/meetings/{id}/participants/{pid}/streams', { audioMid: AUDIO_MID, videoMid: VIDEO_MID }));
+    await until('bob\'s streams announced', async () => publisher.moderation.length === 2);
+    publisher.moderation.splice(0);
+    assert.equal(ok<{ audio: string }>(await call('alice', 'POST', m(`/participants/${pid('bob')}/mute`), 'POST /v1/meetings/{id}/participants/{pid}/mute', { audio: true })).audio, 'hard');
+    await until('Janus to tell bob\'s handle of the mute', async () => publisher.moderation.some((e) => e.mid === AUDIO_MID && e.moderation === 'muted'));
     assert.ok((await feedsIn(room1)).includes(admissions.bob.janus!.feedId));
     ok(await call('bob', 'DELETE', m(`/participants/${pid('bob')}`), 'DELETE /v1/meetings/{id}/participants/{pid}'));
     assert.ok(!(await feedsIn(room1)).includes(admissions.bob.janus!.feedId), 'bob\'s feed left the breakout room');
