@@ -558,7 +558,12 @@ export class Focus {
       if (err instanceof StoreError && err.code === 'STORE_ERR_NOT_FOUND') throw new MeetingError('MEETING_ERR_CONFLICT', `the breakout rooms changed meanwhile: ${err.message}`);
       throw err;
     }
-    if (was !== n) await this.disallowIn(node, meeting, was, token, p.feedId);
+    if (was !== n) {
+      await this.disallowIn(node, meeting, was, token, p.feedId);
+      // A close (or another move) that ran meanwhile put it elsewhere, possibly the room just left: its list must say so again.
+      const now = await repo.roomOf(meeting.id, p.id);
+      if (now !== n) await this.allowIn(node, meeting, now, token);
+    }
     await this.record(actor, meeting, 'breakout-move', p.id, n === 0 ? 'main room' : `room ${n}`);
     this.log.info({ meeting: meeting.id, participant: p.id, from: was, to: n }, 'moved between rooms');
     return move;
