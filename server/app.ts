@@ -19,7 +19,9 @@ import { type MidRegistrar, createMidRegistrar } from '../registrar/mid/index.js
 import { pickerFromBalancer } from './balancer-picker.js';
 import { type UserRouteDeps, deviceRoutes, userRoutes } from './user-routes.js';
 import { tokenRoutes } from './token-routes.js';
-import { Focus, FocusSecrets, JanusNode, type MeetingActor, MeetingService, loadFocusKey, meetingRoutes, moderationRoutes, participantRoutes } from '../conference/index.js';
+import {
+  Focus, FocusSecrets, JanusNode, type MeetingActor, MeetingRecorder, MeetingService, loadFocusKey, meetingRoutes, moderationRoutes, participantRoutes, recordingRoutes,
+} from '../conference/index.js';
 import { createMediaGateway } from '../media/index.js';
 import { DialogTracker } from '../src/dialog/index.js';
 import { PushService, type PushProviderClient, WebPushClient, createPushProviders } from '../push/index.js';
@@ -432,6 +434,15 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   // Open to meeting guests too: their token reaches only its own meeting's join and participant routes.
   http.routes(participantRoutes(focus), { access: 'guest' });
   http.routes(moderationRoutes(focus), { access: 'user' });
+  // Recordings: Janus writes .mjr files into the node's recordingDir (a folder the softswitch reads too); a stop seals
+  // them into the chat's encrypted file store, so without messaging nothing is recorded (503).
+  const recorder = new MeetingRecorder({
+    focus, secrets: focusSecrets, recordings: store.recordings, participants: store.participants, moderation: store.moderation,
+    files: files && { store: files, index: store.messages },
+    recordingDirs: new Map(config.meetings.janus.flatMap((node) => (node.recordingDir === undefined ? [] : [[node.url, resolve(node.recordingDir)] as const]))),
+    logger,
+  });
+  http.routes(recordingRoutes(recorder), { access: 'user' });
   /** A deleted user's meetings go with it; their participants are put out first, as far as Janus answers. */
   const forgetMeetings = async (user: string): Promise<number> => {
     for (let after: { createdAt: number; id: string } | undefined; ;) {
@@ -452,7 +463,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     http.routes(fileRoutes({
       files,
       index: store.messages,
-      mayRead: (user, file) => messaging.chat.mayReadFile(user, file),
+      mayRead: async (user, file) => (await messaging.chat.mayReadFile(user, file)) || (await recorder.mayRead(user, file)),
       mayPost: (user, conversationId) => messaging.chat.isMember(conversationId, user),
       maxFileSize: config.messaging.maxFileSize,
       fileTypes: config.messaging.fileTypes,

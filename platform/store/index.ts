@@ -36,3 +36,6 @@ export type {
 } from './moderation-types.js';
 export { MEDIA_BLOCKS, MEDIA_KINDS, MEETING_EVENT_KINDS } from './moderation-types.js';
 export { SqlModerationRepository } from './sql-moderation-repository.js';
+export type { RecordedMedium, RecordingFile, RecordingRecord, RecordingRepository } from './recording-types.js';
+export { RECORDED_MEDIA } from './recording-types.js';
+export { SqlRecordingRepository } from './sql-recording-repository.js';

@@ -15,6 +15,8 @@ import { SqlParticipantRepository } from './sql-participant-repository.js';
 import type { ParticipantRepository } from './participant-types.js';
 import { SqlModerationRepository } from './sql-moderation-repository.js';
 import type { ModerationRepository } from './moderation-types.js';
+import { SqlRecordingRepository } from './sql-recording-repository.js';
+import type { RecordingRepository } from './recording-types.js';
 import { SqlRoutingRepository } from './sql-routing-repository.js';
 import { SqlSubscriberRepository } from './sql-subscriber-repository.js';
 import type { MessageRepository } from './message-types.js';
@@ -40,6 +42,7 @@ export class KnexStore implements SqlStore {
   readonly meetings: MeetingRepository;
   readonly participants: ParticipantRepository;
   readonly moderation: ModerationRepository;
+  readonly recordings: RecordingRepository;
   private readonly ctx: SqlContext;
   private closing: Promise<void> | undefined;
 
@@ -58,6 +61,7 @@ export class KnexStore implements SqlStore {
     this.meetings = new SqlMeetingRepository(this.ctx);
     this.participants = new SqlParticipantRepository(this.ctx);
     this.moderation = new SqlModerationRepository(this.ctx);
+    this.recordings = new SqlRecordingRepository(this.ctx);
   }
 
   /** Idempotent; repository calls made afterwards throw STORE_ERR_CLOSED. */

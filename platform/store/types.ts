@@ -11,6 +11,7 @@ import type { PresenceRepository } from './presence-types.js';
 import type { MeetingRepository } from './meeting-types.js';
 import type { ParticipantRepository } from './participant-types.js';
 import type { ModerationRepository } from './moderation-types.js';
+import type { RecordingRepository } from './recording-types.js';
 
 export type StoreDialect = 'sqlite' | 'mysql';
 
@@ -213,6 +214,8 @@ export interface Store {
   readonly participants: ParticipantRepository;
   /** Meetings' locks, mute-alls, participants' streams and blocks, and the moderation event log (sql/0011_meeting_moderation.ts). */
   readonly moderation: ModerationRepository;
+  /** Meetings' recording sessions and the files each produced (sql/0013_meeting_recordings.ts). */
+  readonly recordings: RecordingRepository;
   close(): Promise<void>;
 }
 
