@@ -17,6 +17,6 @@ export { JanusNode } from './janus-node.js';
 export type { JanusNodeConfig, JanusNodeOptions } from './janus-node.js';
 export { participantRoutes } from './participant-routes.js';
 export { moderationRoutes, HISTORY_PAGE, MAX_HISTORY_PAGE } from './moderation-routes.js';
-export { MeetingRecorder, type MeetingRecorderOptions } from './meeting-recorder.js';
+export { MeetingRecorder, type MeetingRecorderOptions, type RecordingSealer } from './meeting-recorder.js';
 export { recordingRoutes } from './recording-routes.js';
 export * from './janus/index.js';

@@ -13,7 +13,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { type ReadStream, createReadStream } from 'node:fs';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { categoryLogger, silentLogger, type Logger } from '../src/log/index.js';
@@ -21,10 +21,14 @@ import {
   StoreError, type FileRecord, type MeetingRecord, type MessageRepository, type ModerationRepository, type ParticipantRepository, type RecordedMedium,
   type RecordingRecord, type RecordingRepository,
 } from '../platform/store/index.js';
-import type { EncryptedFiles } from '../messaging/file-store.js';
 import type { Focus } from './focus.js';
 import type { FocusSecrets } from './focus-secrets.js';
 import { type MeetingActor, MeetingError, newMeetingId } from './meetings.js';
+
+/** What the recorder needs of the encrypted file store (messaging's EncryptedFiles): sealing a file under an id. */
+export interface RecordingSealer {
+  put(id: string, plaintext: ReadStream, maxSize: number): Promise<{ location: string; size: number; wrappedKey: Buffer }>;
+}
 
 export interface MeetingRecorderOptions {
   focus: Focus;
@@ -34,7 +38,7 @@ export interface MeetingRecorderOptions {
   /** The meeting's history (the `recording` entries). */
   moderation: ModerationRepository;
   /** The encrypted file store and its rows; without them (messaging.enabled false) nothing can be recorded (503). */
-  files?: { store: EncryptedFiles; index: Pick<MessageRepository, 'addFile'> } | undefined;
+  files?: { store: RecordingSealer; index: Pick<MessageRepository, 'addFile'> } | undefined;
   /** meetings.janus[].recordingDir by node URL; a node without one records nothing (503). */
   recordingDirs: ReadonlyMap<string, string>;
   /** The converter; default `janus-pp-rec` on the PATH. */
