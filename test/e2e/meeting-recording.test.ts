@@ -109,10 +109,24 @@ describe('meeting recordings on a real Janus: start and stop by moderators, the 
     assert.deepEqual(recordings.map((r) => [r.id, r.stoppedBy]), [[stopped.id, `carol@${API_DOMAIN}`]]);
   });
 
+  it('a meeting ended while recorded: its session stays running until a moderator stops it (Janus\'s room is gone: no error), and a new one may start', async () => {
+    ok(await start('alice'));
+    ok(await call('alice', 'POST', `/v1/meetings/${meeting}/end`, 'POST /v1/meetings/{id}/end'));
+    const stopped = ok<Recording>(await stop('alice'));
+    assert.ok(stopped.stoppedAt !== undefined);
+    await enter('alice');
+    ok(await start('alice'));
+    ok(await stop('alice'));
+    assert.equal(ok<{ recordings: Recording[] }>(await list('alice')).recordings.length, 3);
+  });
+
   it('the history has the start and the stop, with who did them', async () => {
     const { entries } = ok<{ entries: Entry[] }>(await call('alice', 'GET', `/v1/meetings/${meeting}/history`, 'GET /v1/meetings/{id}/history'));
     const recorded = entries.filter((e) => e.kind === 'recording');
-    assert.deepEqual(recorded.map((e) => [e.actor, e.detail?.split(':')[0]]), [[`alice@${API_DOMAIN}`, 'started'], [`carol@${API_DOMAIN}`, 'stopped']]);
+    const alice = `alice@${API_DOMAIN}`;
+    assert.deepEqual(recorded.map((e) => [e.actor, e.detail?.split(':')[0]]), [
+      [alice, 'started'], [`carol@${API_DOMAIN}`, 'stopped'], [alice, 'started'], [alice, 'stopped'], [alice, 'started'], [alice, 'stopped'],
+    ]);
   });
 
   it('a recording\'s file downloads through /v1/files/{id} for the meeting\'s moderators, and is not there for a participant', async () => {
@@ -120,6 +134,9 @@ describe('meeting recordings on a real Janus: start and stop by moderators, the 
     const upload = await api.send('http', { method: 'POST', url: '/v1/files?name=rec.webm', token: tokens.alice, raw: { contentType: 'video/webm', data: Buffer.from('webm bytes') } });
     assert.equal(upload.status, 201, upload.bytes.toString());
     const fileId = String((upload.json as { id: string }).id);
+    // carol's role went with the end: she is made a moderator again
+    await enter('carol');
+    ok(await call('alice', 'PUT', `/v1/meetings/${meeting}/participants/${pids.carol!}/role`, 'PUT /v1/meetings/{id}/participants/{pid}/role', { role: 'moderator' }));
     const [session] = ok<{ recordings: Recording[] }>(await list('alice')).recordings;
     await api.t.server.store.recordings.addFile({ fileId, recordingId: session!.id, meetingId: meeting, participantId: pids.bob, feedId: 1, medium: 'video', contentType: 'video/webm', size: 10 });
     assert.deepEqual(ok<{ recordings: Recording[] }>(await list('carol')).recordings[0]!.files.map((f) => [f.fileId, f.participantId, f.medium]), [[fileId, pids.bob, 'video']]);
