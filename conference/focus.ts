@@ -719,6 +719,45 @@ export class Focus {
     });
   }
 
+  // ---- recording (issue 19, item 7): the focus says who may and drives Janus; meeting-recorder.ts does the rest ----
+
+  /** The meeting, to one of its moderators: 404 without it, 403 to anyone else (`what` they may not do). */
+  async moderatedBy(actor: MeetingActor, meetingId: string, what: string): Promise<MeetingRecord> {
+    return this.moderatedTo(actor, meetingId, what);
+  }
+
+  /** Whether the actor moderates the meeting now; false for a meeting that does not exist. */
+  async moderates(actor: MeetingActor, meetingId: string): Promise<boolean> {
+    const meeting = await this.options.meetings.get(meetingId);
+    return meeting !== undefined && mayModerate(actor, meeting, await this.own(actor, meeting));
+  }
+
+  /** The Janus node that holds the meeting's room (503 when meetings.janus is empty). */
+  nodeOf(meeting: MeetingRecord): JanusNode {
+    return this.place(meeting);
+  }
+
+  /**
+   * Janus records the meeting's room (every publisher's streams into .mjr files under `recDir`, set first with `edit`)
+   * or stops. Starting needs the room (409 when nobody was admitted yet); stopping a room Janus no longer has is done.
+   */
+  async recordRoom(meeting: MeetingRecord, record: boolean, recDir?: string): Promise<void> {
+    const node = this.place(meeting);
+    const { secrets } = this.options;
+    const room = secrets.roomId(meeting.id);
+    const secret = secrets.roomSecret(meeting.id);
+    await this.onJanus(node, record ? 'starting a recording' : 'stopping a recording', async () => {
+      const rooms = await node.rooms();
+      try {
+        if (recDir !== undefined) await rooms.edit(room, { secret, recDir });
+        await rooms.enableRecording({ room, record, secret });
+      } catch (err) {
+        if (!isPluginError(err, VIDEOROOM_ERROR.NO_SUCH_ROOM)) throw err;
+        if (record) throw new MeetingError('MEETING_ERR_CONFLICT', 'nobody is in the meeting yet: recording starts once a participant was admitted');
+      }
+    });
+  }
+
   /** Takes the token off room n's list and its feed (when given) out of that room; a room or feed Janus has not is no error. */
   private async disallowIn(node: JanusNode, meeting: MeetingRecord, n: number, token: string, feedId: number | undefined): Promise<void> {
     const { room, secret } = this.roomAt(meeting, n);

@@ -2,7 +2,8 @@
  * The conference module (issue 19): meetings on a Janus videoroom, the softswitch being the focus. So far: meetings
  * as data (meetings.ts), their REST routes (routes.ts) and passwords (meeting-password.ts); the focus (focus.ts: join,
  * lobby, admission, leave and kick, with Janus tokens; guests; the meeting's chat group; moderation and history) and its
- * routes (participant-routes.ts, moderation-routes.ts), breakout rooms (focus.ts, breakout-routes.ts), on the Janus nodes of meetings.janus (janus-node.ts) with secrets
+ * routes (participant-routes.ts, moderation-routes.ts), breakout rooms (focus.ts, breakout-routes.ts), recordings
+ * (meeting-recorder.ts, recording-routes.ts), on the Janus nodes of meetings.janus (janus-node.ts) with secrets
  * derived from one server key (focus-secrets.ts); and the Janus clients
  * (janus/: the WebSocket API, its videoroom wrappers, the Admin API).
  */
@@ -18,4 +19,6 @@ export type { JanusNodeConfig, JanusNodeOptions } from './janus-node.js';
 export { participantRoutes } from './participant-routes.js';
 export { moderationRoutes, HISTORY_PAGE, MAX_HISTORY_PAGE } from './moderation-routes.js';
 export { breakoutRoutes, MAX_BREAKOUT_S } from './breakout-routes.js';
+export { MeetingRecorder, type MeetingRecorderOptions, type RecordingSealer } from './meeting-recorder.js';
+export { recordingRoutes } from './recording-routes.js';
 export * from './janus/index.js';

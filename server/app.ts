@@ -19,7 +19,10 @@ import { type MidRegistrar, createMidRegistrar } from '../registrar/mid/index.js
 import { pickerFromBalancer } from './balancer-picker.js';
 import { type UserRouteDeps, deviceRoutes, userRoutes } from './user-routes.js';
 import { tokenRoutes } from './token-routes.js';
-import { Focus, FocusSecrets, JanusNode, type MeetingActor, MeetingService, breakoutRoutes, loadFocusKey, meetingRoutes, moderationRoutes, participantRoutes } from '../conference/index.js';
+import {
+  Focus, FocusSecrets, JanusNode, type MeetingActor, MeetingRecorder, MeetingService, breakoutRoutes, loadFocusKey, meetingRoutes, moderationRoutes, participantRoutes,
+  recordingRoutes,
+} from '../conference/index.js';
 import { createMediaGateway } from '../media/index.js';
 import { DialogTracker } from '../src/dialog/index.js';
 import { PushService, type PushProviderClient, WebPushClient, createPushProviders } from '../push/index.js';
@@ -433,6 +436,15 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   http.routes(participantRoutes(focus), { access: 'guest' });
   http.routes(moderationRoutes(focus), { access: 'user' });
   http.routes(breakoutRoutes(focus), { access: 'guest' });
+  // Recordings: Janus writes .mjr files into the node's recordingDir (a folder the softswitch reads too); a stop seals
+  // them into the chat's encrypted file store, so without messaging nothing is recorded (503).
+  const recorder = new MeetingRecorder({
+    focus, secrets: focusSecrets, recordings: store.recordings, participants: store.participants, moderation: store.moderation,
+    files: files && { store: files, index: store.messages },
+    recordingDirs: new Map(config.meetings.janus.flatMap((node) => (node.recordingDir === undefined ? [] : [[node.url, resolve(node.recordingDir)] as const]))),
+    logger,
+  });
+  http.routes(recordingRoutes(recorder), { access: 'user' });
   /** A deleted user's meetings go with it; their participants are put out first, as far as Janus answers. */
   const forgetMeetings = async (user: string): Promise<number> => {
     for (let after: { createdAt: number; id: string } | undefined; ;) {
@@ -453,7 +465,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     http.routes(fileRoutes({
       files,
       index: store.messages,
-      mayRead: (user, file) => messaging.chat.mayReadFile(user, file),
+      mayRead: async (user, file) => (await messaging.chat.mayReadFile(user, file)) || (await recorder.mayRead(user, file)),
       mayPost: (user, conversationId) => messaging.chat.isMember(conversationId, user),
       maxFileSize: config.messaging.maxFileSize,
       fileTypes: config.messaging.fileTypes,

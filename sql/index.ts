@@ -17,6 +17,7 @@ import * as m0009 from './0009_meetings.js';
 import * as m0010 from './0010_meeting_participants.js';
 import * as m0011 from './0011_meeting_moderation.js';
 import * as m0012 from './0012_breakout_rooms.js';
+import * as m0013 from './0013_meeting_recordings.js';
 
 export interface Migration {
   /** Recorded in knex_migrations; stable forever. */
@@ -38,4 +39,5 @@ export const migrations: readonly Migration[] = [
   { name: '0010_meeting_participants', up: m0010.up, down: m0010.down },
   { name: '0011_meeting_moderation', up: m0011.up, down: m0011.down },
   { name: '0012_breakout_rooms', up: m0012.up, down: m0012.down },
+  { name: '0013_meeting_recordings', up: m0013.up, down: m0013.down },
 ];

@@ -471,6 +471,12 @@ const schema = z.strictObject({
       adminSecret: z.string().min(1, 'must not be empty'),
       /** Janus's api_secret, when it has one (only the focus sends it; apps get a token). */
       apiSecret: z.string().min(1, 'must not be empty').optional(),
+      /**
+       * Where this node's videoroom writes recordings (its rooms' rec_dir) and where the softswitch reads them to convert
+       * and seal them: the same folder seen by both (one machine, or a shared volume mounted at this path on both).
+       * Unset: meetings on this node cannot be recorded (503).
+       */
+      recordingDir: z.string().min(1, 'must not be empty').optional(),
     })).default([]),
   }).prefault({}),
   /** Chat files and message bodies at rest: AES-256-GCM, a fresh key per object wrapped by the master key. */

@@ -39,3 +39,6 @@ export { SqlModerationRepository } from './sql-moderation-repository.js';
 export type { BreakoutAssignment, BreakoutRepository, BreakoutRoom, BreakoutSet, NewBreakoutSet } from './breakout-types.js';
 export { MAX_BREAKOUT_ROOMS } from './breakout-types.js';
 export { SqlBreakoutRepository } from './sql-breakout-repository.js';
+export type { RecordedMedium, RecordingFile, RecordingRecord, RecordingRepository } from './recording-types.js';
+export { RECORDED_MEDIA } from './recording-types.js';
+export { SqlRecordingRepository } from './sql-recording-repository.js';

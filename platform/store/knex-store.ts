@@ -17,6 +17,8 @@ import { SqlModerationRepository } from './sql-moderation-repository.js';
 import type { ModerationRepository } from './moderation-types.js';
 import { SqlBreakoutRepository } from './sql-breakout-repository.js';
 import type { BreakoutRepository } from './breakout-types.js';
+import { SqlRecordingRepository } from './sql-recording-repository.js';
+import type { RecordingRepository } from './recording-types.js';
 import { SqlRoutingRepository } from './sql-routing-repository.js';
 import { SqlSubscriberRepository } from './sql-subscriber-repository.js';
 import type { MessageRepository } from './message-types.js';
@@ -43,6 +45,7 @@ export class KnexStore implements SqlStore {
   readonly participants: ParticipantRepository;
   readonly moderation: ModerationRepository;
   readonly breakouts: BreakoutRepository;
+  readonly recordings: RecordingRepository;
   private readonly ctx: SqlContext;
   private closing: Promise<void> | undefined;
 
@@ -62,6 +65,7 @@ export class KnexStore implements SqlStore {
     this.participants = new SqlParticipantRepository(this.ctx);
     this.moderation = new SqlModerationRepository(this.ctx);
     this.breakouts = new SqlBreakoutRepository(this.ctx);
+    this.recordings = new SqlRecordingRepository(this.ctx);
   }
 
   /** Idempotent; repository calls made afterwards throw STORE_ERR_CLOSED. */

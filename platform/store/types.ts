@@ -12,6 +12,7 @@ import type { MeetingRepository } from './meeting-types.js';
 import type { ParticipantRepository } from './participant-types.js';
 import type { ModerationRepository } from './moderation-types.js';
 import type { BreakoutRepository } from './breakout-types.js';
+import type { RecordingRepository } from './recording-types.js';
 
 export type StoreDialect = 'sqlite' | 'mysql';
 
@@ -216,6 +217,8 @@ export interface Store {
   readonly moderation: ModerationRepository;
   /** Meetings' breakout rooms and who is in which (sql/0012_breakout_rooms.ts). */
   readonly breakouts: BreakoutRepository;
+  /** Meetings' recording sessions and the files each produced (sql/0013_meeting_recordings.ts). */
+  readonly recordings: RecordingRepository;
   close(): Promise<void>;
 }
 

@@ -56,6 +56,8 @@ interface Ctx {
   publishing(): Promise<{ meeting: string; participant: string }>;
   /** Alice admitted to a new meeting of hers with 2 breakout rooms open, moved to room 1: the meeting and her participant id. */
   inBreakout(): Promise<{ meeting: string; participant: string }>;
+  /** A new meeting of alice's that allows recording, alice admitted (its room exists on Janus); with `recording`, recorded since. */
+  recordable(recording: boolean): Promise<string>;
 }
 
 /** A request, and the status it must get where the document allows several successes (206 for a range). */
@@ -332,6 +334,18 @@ const EXAMPLES: Record<OperationKey, Example | Example[]> = {
     // A page with a cursor to the next one.
     async (c) => ({ method: 'GET', url: `/v1/meetings/${(await c.knock()).meeting}/history?limit=1`, token: c.alice }),
   ],
+  // Recordings: alice, the owner, on a meeting that allows them (Janus records the room; nobody publishes media here).
+  'POST /v1/meetings/{id}/recording': async (c) => ({ method: 'POST', url: `/v1/meetings/${await c.recordable(false)}/recording`, token: c.alice }),
+  'DELETE /v1/meetings/{id}/recording': async (c) => ({ method: 'DELETE', url: `/v1/meetings/${await c.recordable(true)}/recording`, token: c.alice }),
+  'GET /v1/meetings/{id}/recordings': [
+    async (c) => ({ method: 'GET', url: `/v1/meetings/${await c.recordable(true)}/recordings`, token: c.alice }),
+    // A stopped session.
+    async (c) => {
+      const meeting = await c.recordable(true);
+      await c.asAlice('DELETE', `/v1/meetings/${meeting}/recording`);
+      return { method: 'GET', url: `/v1/meetings/${meeting}/recordings`, token: c.alice };
+    },
+  ],
 
   'GET /v1/registrations': [
     (c) => {
@@ -392,8 +406,10 @@ describe('the API answers every operation of its document as documented, via inj
     installTestWebSocket();
     // A real Janus behind the meetings: joining and admitting answer as documented (the 503 of a server without one
     // is in meeting-lobby.test.ts).
-    janus = await startJanus();
-    api = await startApiServer(['alice', 'bob', 'carol'], { meetings: { janus: [{ url: janus.url, adminUrl: janus.adminUrl, adminSecret: janus.adminSecret }] } });
+    janus = await startJanus({ recordings: true });
+    api = await startApiServer(['alice', 'bob', 'carol'], {
+      meetings: { janus: [{ url: janus.url, adminUrl: janus.adminUrl, adminSecret: janus.adminSecret, recordingDir: janus.recordingDir }] },
+    });
     phones = new TestUsers(() => api.t, API_DOMAIN);
     alice = await api.signIn('alice');
     await recordCall(api, ALICE_CALL, 'alice', 'bob');
@@ -456,6 +472,12 @@ describe('the API answers every operation of its document as documented, via inj
         const bob = await api.signIn('bob');
         const joined = await ok({ method: 'POST', url: `/v1/meetings/${meeting}/join`, token: bob, json: { password: 'pw' } });
         return { meeting, participant: String((joined.participant as { id: string }).id), bob };
+      },
+      async recordable(recording) {
+        const meeting = String((await c.asAlice('POST', '/v1/meetings', { title: `recorded ${c.n()}`, recordingAllowed: true })).id);
+        await c.asAlice('POST', `/v1/meetings/${meeting}/join`, {});
+        if (recording) await c.asAlice('POST', `/v1/meetings/${meeting}/recording`);
+        return meeting;
       },
       async publishing() {
         const meeting = await c.meeting();

@@ -18,7 +18,9 @@
  *   5. after measureMs, reads each subscriber's inbound streams (getStats by SSRC, mapped to mids by Janus's offer,
  *      and the frames each track's RTCVideoSink got) and prints them;
  *   6. with `moderation`, counts the camera's audio packets reaching subscriber-1 over three windows of
- *      MODERATION_WINDOW_MS: as it is, after the room's `moderate` muted that stream, and after it lifted the mute.
+ *      MODERATION_WINDOW_MS: as it is, after the room's `moderate` muted that stream, and after it lifted the mute;
+ *   7. with `recording`, records the room for `recording.ms` (`edit` of its rec_dir, then `enable_recording` on and
+ *      off, as the focus does): Janus writes the publishers' .mjr files, which the test converts and seals.
  *
  * The runner does not judge: it prints `JANUS-MEDIA-RESULT {json}` and the test asserts on it. A step that cannot
  * go on ends the run with `{ error }`. It leaves Janus as it found it (room destroyed, session destroyed, token
@@ -42,6 +44,19 @@ export interface RunnerConfig {
   measureMs: number;
   /** Step 6: the videoroom `moderate` of the camera's audio, and what subscriber-1 receives of it. */
   moderation?: boolean;
+  /**
+   * Step 7: the room recorded into `dir` (Janus's side of the folder) for `ms`; `room` and `feed` (the camera's id) as
+   * the focus would have them for a meeting and its participant (Janus picks them otherwise).
+   */
+  recording?: { dir: string; ms: number; room?: number; feed?: number };
+}
+
+/** Step 7: what was recorded. */
+export interface RecordingReport {
+  /** The camera's feed id: its .mjr files are named after it. */
+  feed: number;
+  /** The camera's packets sent while recording (it did publish then). */
+  packetsSent: number;
 }
 
 /** Audio packets of the camera that subscriber-1 received in each window (step 6). */
@@ -116,6 +131,7 @@ export interface JanusMediaResult {
   cpuMs: number;
   elapsedMs: number;
   moderation?: ModerationReport;
+  recording?: RecordingReport;
   error?: string;
 }
 
@@ -253,9 +269,9 @@ interface Publisher {
  * join (ptype publisher), then `publish` with an offer carrying `tracks`; resolves once Janus's PeerConnection is up.
  * `videoDescription` labels the video m-line (the publish request's `descriptions`), as a client sharing its screen does.
  */
-async function publish(session: JanusSession, room: number, name: string, tracks: WrtcTrack[], videoDescription?: string): Promise<Publisher> {
+async function publish(session: JanusSession, room: number, name: string, tracks: WrtcTrack[], videoDescription?: string, id?: number): Promise<Publisher> {
   const handle = await session.attach(VIDEOROOM_PLUGIN, { opaqueId: `janus-media-${name}` });
-  const { data: joined } = await handle.message<{ videoroom: string; id: number }>({ request: 'join', ptype: 'publisher', room, display: name });
+  const { data: joined } = await handle.message<{ videoroom: string; id: number }>({ request: 'join', ptype: 'publisher', room, id, display: name });
   if (joined.videoroom !== 'joined') throw new Error(`${name}: join answered "${joined.videoroom}"`);
   const pc = peerConnection();
   const stream = new wrtc.MediaStream(tracks);
@@ -437,11 +453,11 @@ async function run(config: RunnerConfig, result: JanusMediaResult): Promise<void
 
   const rooms = await VideoRoomAdmin.attach(session, { opaqueId: 'janus-media-focus' });
   const secret = randomBytes(8).toString('hex');
-  const room = await rooms.create({ description: 'janus-media', secret, publishers: 4, videocodec: 'vp8', audiocodec: 'opus' });
+  const room = await rooms.create({ room: config.recording?.room, description: 'janus-media', secret, publishers: 4, videocodec: 'vp8', audiocodec: 'opus' });
   result.room = room;
   cleanups.push(() => rooms.destroy(room, { secret }));
 
-  const publishers = [await publish(session, room, 'camera', [microphone(), camera(640, 360, 30)])];
+  const publishers = [await publish(session, room, 'camera', [microphone(), camera(640, 360, 30)], undefined, config.recording?.feed)];
   if (config.screen) {
     publishers.push(await publish(session, room, 'screen', [camera(1280, 720, 5)], 'screen'));
   }
@@ -463,6 +479,19 @@ async function run(config: RunnerConfig, result: JanusMediaResult): Promise<void
   result.publishers = publishers.map((p) => p.report);
   for (const sub of subscribers) result.subscribers.push(await subscriberReport(sub));
   if (config.moderation) result.moderation = await moderation(rooms, room, secret, cam!, subscribers[0]!);
+  if (config.recording !== undefined) result.recording = await recording(rooms, room, secret, cam!, config.recording);
+}
+
+/** Step 7: Janus records the room for a while: the focus's `edit` (rec_dir) and `enable_recording` on, then off. */
+async function recording(rooms: VideoRoomAdmin, room: number, secret: string, cam: Publisher, options: { dir: string; ms: number }): Promise<RecordingReport> {
+  await rooms.edit(room, { secret, recDir: options.dir });
+  // publisherStats adds to the report: the window's packets are read here
+  const sent = async (): Promise<number> => [...(await statsById(cam.pc)).values()].filter((r) => r.type === 'outbound-rtp').reduce((n, r) => n + num(r.packetsSent), 0);
+  const before = await sent();
+  await rooms.enableRecording({ room, record: true, secret });
+  await sleep(options.ms);
+  await rooms.enableRecording({ room, record: false, secret });
+  return { feed: cam.report.id, packetsSent: (await sent()) - before };
 }
 
 /** Step 6: the camera's audio packets at `sub` in a window each: unmuted, muted by `moderate`, and after the unmute. */

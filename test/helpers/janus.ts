@@ -11,7 +11,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +33,8 @@ export interface JanusServerOptions {
   listenAddress?: string;
   /** nat.ice_enforce_list: the only interfaces (or addresses) ICE gathers candidates on; default none (all but vmnet*). */
   iceEnforceList?: string;
+  /** A folder for the videoroom's recordings (rec_dir), made inside the server's folder: JanusServer.recordingDir. */
+  recordings?: boolean;
 }
 
 export interface JanusServer {
@@ -46,6 +48,8 @@ export interface JanusServer {
   rtpPorts: { min: number; max: number };
   /** The folder holding the generated configs (and a place for recordings). */
   dir: string;
+  /** With `recordings`: where rooms record to (the rooms' rec_dir, set by `edit`); the test reads it as Janus writes it. */
+  recordingDir: string | undefined;
   pid: number;
   /** Sends a signal to Janus (SIGSTOP to freeze it, SIGKILL to kill it); resolves when a killing signal took it. */
   signal(signal: NodeJS.Signals): Promise<void>;
@@ -127,6 +131,9 @@ export async function startJanus(options: JanusServerOptions = {}): Promise<Janu
     ].join('\n'));
     // no rooms from a config file: the rooms a test sees are the ones it created
     writeFileSync(join(dir, 'janus.plugin.videoroom.jcfg'), 'general: {\n}\n');
+    // Janus (root under `ip netns exec`, or this user) writes there, the softswitch reads and deletes: one folder for both
+    const recordingDir = options.recordings === true ? join(dir, 'recordings') : undefined;
+    if (recordingDir !== undefined) mkdirSync(recordingDir);
 
     const argv = ['--config', join(dir, 'janus.jcfg'), '--configs-folder', dir, '--disable-colors'];
     // `ip netns exec` execs Janus in place: proc.pid is Janus's pid, signals reach Janus
@@ -155,6 +162,7 @@ export async function startJanus(options: JanusServerOptions = {}): Promise<Janu
       apiSecret,
       rtpPorts,
       dir,
+      recordingDir,
       pid: proc.pid!,
       async signal(signal) {
         if (proc.exitCode !== null || proc.signalCode !== null) return;

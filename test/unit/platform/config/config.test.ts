@@ -108,6 +108,13 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ env: {}, overrides: { 'meetings.janus': [{ ...node, capacity: 10 }] } }), (err: Error) => !err.message.includes('secret-value'));
   });
 
+  it('takes a Janus node\'s recordingDir (where its rooms record and the softswitch reads), none by default, and refuses an empty one', () => {
+    const node = { url: 'ws://10.0.0.7:8188', adminUrl: 'ws://10.0.0.7:7188', adminSecret: 'admin-secret-value' };
+    assert.equal(loadConfig({ env: {}, overrides: { 'meetings.janus': [node] } }).meetings.janus[0]?.recordingDir, undefined);
+    assert.equal(loadConfig({ env: {}, overrides: { 'meetings.janus': [{ ...node, recordingDir: '/var/lib/janus/recordings' }] } }).meetings.janus[0]?.recordingDir, '/var/lib/janus/recordings');
+    rejects(() => loadConfig({ env: {}, overrides: { 'meetings.janus': [{ ...node, recordingDir: '' }] } }), 'meetings.janus[0].recordingDir', '');
+  });
+
   it('names the file when it is missing or not YAML', () => {
     rejects(() => loadConfig({ env: {}, file: '/nonexistent/softswitch.yaml' }), '--config');
     rejects(() => loadConfig({ env: {}, file: file('sip: [unclosed\n') }), '--config');
