@@ -9,8 +9,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { JanusAdmin, JanusClient, JanusError, VIDEOROOM_ERROR, VIDEOROOM_PLUGIN, VideoRoomAdmin, type JanusGrant } from '../../conference/index.js';
 import { AUDIO_MID, VIDEO_MID, publishWithoutMedia } from '../helpers/janus-publisher.js';
-import { API_DOMAIN, type ApiAnswer, type ApiServer, conforms, startApiServer } from '../helpers/api-client.js';
-import { startJanus, type JanusServer } from '../helpers/janus.js';
+import { API_DOMAIN, type ApiAnswer, type ApiServer } from '../helpers/api-client.js';
+import type { JanusServer } from '../helpers/janus.js';
+import { type MeetingTestbed, ok, refused, startMeetingTestbed } from '../helpers/meeting-testbed.js';
 
 type Who = 'alice' | 'bob' | 'carol' | 'dave' | 'gina';
 interface Admission { participant: { id: string; state: string }; janus?: JanusGrant; breakout?: number }
@@ -27,6 +28,7 @@ async function until(what: string, cond: () => Promise<boolean>, ms = 8000): Pro
 }
 
 describe('breakout rooms on a real Janus: open, assign, choose, close all, the timer, and the history', { timeout: 120_000 }, () => {
+  let bed: MeetingTestbed;
   let janus: JanusServer;
   let api: ApiServer;
   let janusAdmin: JanusAdmin;
@@ -36,19 +38,7 @@ describe('breakout rooms on a real Janus: open, assign, choose, close all, the t
   const clients: JanusClient[] = [];
   let meeting = '';
 
-  const call = async (who: Who, method: string, url: string, operation: string, json?: unknown): Promise<ApiAnswer> => {
-    const answer = await api.send('http', { method, url, token: tokens[who], json });
-    conforms(api, operation, answer, `${who}: ${method} ${url}`);
-    return answer;
-  };
-  const ok = <T>(answer: ApiAnswer, status = 200): T => {
-    assert.equal(answer.status, status, answer.bytes.toString());
-    return answer.json as T;
-  };
-  const refused = (answer: ApiAnswer, status: number, code: string): void => {
-    assert.equal(answer.status, status, answer.bytes.toString());
-    assert.equal((answer.json as { code: string }).code, code);
-  };
+  const call = (who: Who, method: string, url: string, operation: string, json?: unknown): Promise<ApiAnswer> => bed.call(tokens[who], method, url, operation, json);
   const m = (path = '') => `/v1/meetings/${meeting}${path}`;
   const pid = (who: Who) => admissions[who].participant.id;
   const open = (who: Who, body: Record<string, unknown>) => call(who, 'POST', m('/breakouts'), 'POST /v1/meetings/{id}/breakouts', body);
@@ -76,10 +66,9 @@ describe('breakout rooms on a real Janus: open, assign, choose, close all, the t
   const feedsIn = async (room: number): Promise<number[]> => (await observer.listParticipants(room)).map((p) => p.id);
 
   before(async () => {
-    janus = await startJanus();
-    api = await startApiServer(['alice', 'bob', 'carol', 'dave'], { meetings: { janus: [{ url: janus.url, adminUrl: janus.adminUrl, adminSecret: janus.adminSecret }] } });
-    for (const who of ['alice', 'bob', 'carol', 'dave'] as const) tokens[who] = await api.signIn(who);
-    janusAdmin = await JanusAdmin.connect({ url: janus.adminUrl, adminSecret: janus.adminSecret });
+    bed = await startMeetingTestbed(['alice', 'bob', 'carol', 'dave']);
+    ({ janus, api, admin: janusAdmin } = bed);
+    Object.assign(tokens, bed.tokens);
     // The test's own token, to look at the rooms (exists, listparticipants).
     await janusAdmin.addToken('breakout-test-observer', [VIDEOROOM_PLUGIN]);
     const client = await JanusClient.connect({ url: janus.url, token: 'breakout-test-observer' });
@@ -94,9 +83,7 @@ describe('breakout rooms on a real Janus: open, assign, choose, close all, the t
   });
   after(async () => {
     await Promise.allSettled(clients.map((c) => c.close()));
-    await janusAdmin?.close();
-    await api?.stop();
-    await janus?.stop();
+    await bed?.stop();
   });
 
   it('a participant that is not a moderator is refused 403 AUTH_ERR_SCOPE opening, moving others and closing; it sees no rooms open', async () => {

@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { GUEST_GRANT, TOKEN_FAILURES_MAX, UserTokens, loadTokenKey } from '../../platform/http/index.js';
 import { SqlRefreshTokenRepository } from '../../platform/store/index.js';
 import { silentLogger } from '../../src/log/index.js';
-import { JanusClient, JanusError, VideoRoomAdmin, type JanusGrant } from '../../conference/index.js';
+import { JanusClient, VideoRoomAdmin, type JanusGrant } from '../../conference/index.js';
 import { API_DOMAIN, API_TOKEN_SECRET, type ApiAnswer, type ApiServer, VIAS, conforms, securityOf, startApiServer } from '../helpers/api-client.js';
-import { startJanus, type JanusServer } from '../helpers/janus.js';
+import { type MeetingTestbed, ok, refused, startMeetingTestbed } from '../helpers/meeting-testbed.js';
 
 const ALICE = `alice@${API_DOMAIN}`;
 const BOB = `bob@${API_DOMAIN}`;
@@ -40,7 +40,7 @@ interface GuestToken {
 }
 
 describe('meeting guests on a real Janus: the guest grant, the lobby, and what a guest token reaches', { timeout: 120_000 }, () => {
-  let janus: JanusServer;
+  let bed: MeetingTestbed;
   let api: ApiServer;
   const tokens = { alice: '', bob: '' };
   const clients: JanusClient[] = [];
@@ -50,20 +50,7 @@ describe('meeting guests on a real Janus: the guest grant, the lobby, and what a
   let guestRow: Admission;
 
   /** Sends over HTTP with `token`, checks the answer against the API's document, and returns it. */
-  const call = async (token: string | null, method: string, url: string, operation: string, json?: unknown): Promise<ApiAnswer> => {
-    const answer = await api.send('http', { method, url, token, json });
-    conforms(api, operation, answer, `${method} ${url}`);
-    return answer;
-  };
-  const ok = <T>(answer: ApiAnswer, status = 200): T => {
-    assert.equal(answer.status, status, answer.bytes.toString());
-    return answer.json as T;
-  };
-  const refused = (answer: ApiAnswer, status: number, code: string): string => {
-    assert.equal(answer.status, status, answer.bytes.toString());
-    assert.equal((answer.json as { code: string }).code, code);
-    return (answer.json as { message: string }).message;
-  };
+  const call = (token: string | null, method: string, url: string, operation: string, json?: unknown): Promise<ApiAnswer> => bed.call(token, method, url, operation, json);
   const grant = (json: Record<string, unknown>) => call(null, 'POST', '/v1/auth/token', 'POST /v1/auth/token', { grant_type: GUEST_GRANT, ...json });
   const join = (token: string, id: string, body: Record<string, unknown> = {}) => call(token, 'POST', `/v1/meetings/${id}/join`, 'POST /v1/meetings/{id}/join', body);
   const poll = (token: string, id: string, pid: string) => call(token, 'GET', `/v1/meetings/${id}/participants/${pid}`, 'GET /v1/meetings/{id}/participants/{pid}');
@@ -79,30 +66,18 @@ describe('meeting guests on a real Janus: the guest grant, the lobby, and what a
     const { data } = await rooms.handle.message({ request: 'join', ptype: 'publisher', room: grant.room, id: grant.feedId, token: grant.token, display: 'guest' });
     assert.equal(data.videoroom, 'joined', JSON.stringify(data));
   };
-  const refusedByJanus = async (grant: JanusGrant): Promise<boolean> => {
-    const client = await JanusClient.connect({ url: grant.url, token: grant.token });
-    clients.push(client);
-    try {
-      await client.createSession();
-      return false;
-    } catch (err) {
-      if (err instanceof JanusError && err.code === 'JANUS_ERR_REFUSED') return true;
-      throw err;
-    }
-  };
+  const refusedByJanus = (grant: JanusGrant) => bed.refusedByJanus(grant);
 
   before(async () => {
-    janus = await startJanus();
-    api = await startApiServer(['alice', 'bob'], { meetings: { janus: [{ url: janus.url, adminUrl: janus.adminUrl, adminSecret: janus.adminSecret }] } });
-    tokens.alice = await api.signIn('alice');
-    tokens.bob = await api.signIn('bob');
+    bed = await startMeetingTestbed(['alice', 'bob']);
+    ({ api } = bed);
+    Object.assign(tokens, bed.tokens);
     meeting = await create({ password: PASSWORD });
     other = await create({ lobby: false });
   });
   after(async () => {
     await Promise.allSettled(clients.map((c) => c.close()));
-    await api?.stop();
-    await janus?.stop();
+    await bed?.stop();
   });
 
   it('the guest grant answers a guest access token for the meeting, with no refresh token (RFC 6749 §4.5 extension grant)', async () => {

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { JanusAdmin, JanusClient, JanusError, VideoRoomAdmin, type JanusGrant } from '../../conference/index.js';
 import { API_DOMAIN, type ApiAnswer, type ApiServer, conforms, startApiServer } from '../helpers/api-client.js';
 import { startJanus, type JanusServer } from '../helpers/janus.js';
+import { type MeetingTestbed, ok, refused, startMeetingTestbed } from '../helpers/meeting-testbed.js';
 
 const ALICE = `alice@${API_DOMAIN}`;
 const PASSWORD = 'open sesame';
@@ -27,6 +28,7 @@ interface Admission {
 }
 
 describe('meetings on a real Janus: join, lobby, admit, deny, kick and leave', { timeout: 120_000 }, () => {
+  let bed: MeetingTestbed;
   let janus: JanusServer;
   let api: ApiServer;
   let janusAdmin: JanusAdmin;
@@ -34,20 +36,7 @@ describe('meetings on a real Janus: join, lobby, admit, deny, kick and leave', {
   const clients: JanusClient[] = [];
 
   /** Sends over HTTP as `who`, checks the answer against the API's document, and returns it. */
-  const call = async (who: keyof typeof tokens, method: string, url: string, operation: string, json?: unknown): Promise<ApiAnswer> => {
-    const answer = await api.send('http', { method, url, token: tokens[who], json });
-    conforms(api, operation, answer, `${who}: ${method} ${url}`);
-    return answer;
-  };
-  const ok = <T>(answer: ApiAnswer, status = 200): T => {
-    assert.equal(answer.status, status, answer.bytes.toString());
-    return answer.json as T;
-  };
-  const refused = (answer: ApiAnswer, status: number, code: string): string => {
-    assert.equal(answer.status, status, answer.bytes.toString());
-    assert.equal((answer.json as { code: string }).code, code);
-    return (answer.json as { message: string }).message;
-  };
+  const call = (who: keyof typeof tokens, method: string, url: string, operation: string, json?: unknown): Promise<ApiAnswer> => bed.call(tokens[who], method, url, operation, json);
   const meeting = async (settings: Record<string, unknown>): Promise<string> => String(ok<{ id: string }>(await call('alice', 'POST', '/v1/meetings', 'POST /v1/meetings', { title: 'lobby test', ...settings }), 201).id);
   const join = (who: keyof typeof tokens, id: string, body: Record<string, unknown> = {}) => call(who, 'POST', `/v1/meetings/${id}/join`, 'POST /v1/meetings/{id}/join', body);
   const poll = (who: keyof typeof tokens, id: string, pid: string) => call(who, 'GET', `/v1/meetings/${id}/participants/${pid}`, 'GET /v1/meetings/{id}/participants/{pid}');
@@ -67,31 +56,17 @@ describe('meetings on a real Janus: join, lobby, admit, deny, kick and leave', {
     assert.equal(data.videoroom, 'joined', JSON.stringify(data));
     assert.equal(data.id, grant.feedId);
   };
-  /** True when Janus refuses a new session with this token (token_auth: 403). */
-  const refusedByJanus = async (grant: JanusGrant): Promise<boolean> => {
-    const client = await JanusClient.connect({ url: grant.url, token: grant.token });
-    clients.push(client);
-    try {
-      await client.createSession();
-      return false;
-    } catch (err) {
-      if (err instanceof JanusError && err.code === 'JANUS_ERR_REFUSED') return true;
-      throw err;
-    }
-  };
+  const refusedByJanus = (grant: JanusGrant) => bed.refusedByJanus(grant);
   const storedTokens = async (): Promise<string[]> => (await janusAdmin.listTokens()).map((t) => t.token);
 
   before(async () => {
-    janus = await startJanus();
-    api = await startApiServer(['alice', 'bob', 'carol', 'dave'], { meetings: { janus: [{ url: janus.url, adminUrl: janus.adminUrl, adminSecret: janus.adminSecret }] } });
-    for (const who of ['alice', 'bob', 'carol', 'dave'] as const) tokens[who] = await api.signIn(who);
-    janusAdmin = await JanusAdmin.connect({ url: janus.adminUrl, adminSecret: janus.adminSecret });
+    bed = await startMeetingTestbed(['alice', 'bob', 'carol', 'dave']);
+    ({ janus, api, admin: janusAdmin } = bed);
+    Object.assign(tokens, bed.tokens);
   });
   after(async () => {
     await Promise.allSettled(clients.map((c) => c.close()));
-    await janusAdmin?.close();
-    await api?.stop();
-    await janus?.stop();
+    await bed?.stop();
   });
 
   let lobbied = '';

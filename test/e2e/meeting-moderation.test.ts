@@ -7,10 +7,11 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { JanusAdmin, JanusClient, JanusError, VideoRoomAdmin, VIDEOROOM_PLUGIN, type JanusGrant } from '../../conference/index.js';
+import { JanusAdmin, JanusClient, VideoRoomAdmin, VIDEOROOM_PLUGIN, type JanusGrant } from '../../conference/index.js';
 import { AUDIO_MID, VIDEO_MID, publishWithoutMedia } from '../helpers/janus-publisher.js';
-import { API_DOMAIN, type ApiAnswer, type ApiServer, conforms, startApiServer } from '../helpers/api-client.js';
-import { startJanus, type JanusServer } from '../helpers/janus.js';
+import { API_DOMAIN, type ApiAnswer } from '../helpers/api-client.js';
+import type { JanusServer } from '../helpers/janus.js';
+import { type MeetingTestbed, ok, refused, startMeetingTestbed } from '../helpers/meeting-testbed.js';
 
 type Who = 'alice' | 'bob' | 'carol' | 'dave' | 'erin';
 interface Participant { id: string; role: string; state: string }
@@ -36,28 +37,15 @@ async function until(what: string, cond: () => boolean, ms = 5000): Promise<void
 }
 
 describe('meeting moderation on a real Janus: mute, mute-all, lock, roles, end, and the history', { timeout: 120_000 }, () => {
+  let bed: MeetingTestbed;
   let janus: JanusServer;
-  let api: ApiServer;
   let janusAdmin: JanusAdmin;
   const tokens: Record<Who, string> = { alice: '', bob: '', carol: '', dave: '', erin: '' };
   const clients: JanusClient[] = [];
   const publishers: Partial<Record<Who, Publisher>> = {};
   let meeting = '';
 
-  const call = async (who: Who, method: string, url: string, operation: string, json?: unknown): Promise<ApiAnswer> => {
-    const answer = await api.send('http', { method, url, token: tokens[who], json });
-    conforms(api, operation, answer, `${who}: ${method} ${url}`);
-    return answer;
-  };
-  const ok = <T>(answer: ApiAnswer): T => {
-    assert.equal(answer.status, 200, answer.bytes.toString());
-    return answer.json as T;
-  };
-  const refused = (answer: ApiAnswer, status: number, code: string): string => {
-    assert.equal(answer.status, status, answer.bytes.toString());
-    assert.equal((answer.json as { code: string }).code, code);
-    return (answer.json as { message: string }).message;
-  };
+  const call = (who: Who, method: string, url: string, operation: string, json?: unknown): Promise<ApiAnswer> => bed.call(tokens[who], method, url, operation, json);
   const m = (path = '') => `/v1/meetings/${meeting}${path}`;
   const mute = (who: Who, pid: string, body: Record<string, boolean>) => call(who, 'POST', m(`/participants/${pid}/mute`), 'POST /v1/meetings/{id}/participants/{pid}/mute', body);
   const muteAll = (who: Who, body: Record<string, unknown>) => call(who, 'POST', m('/mute-all'), 'POST /v1/meetings/{id}/mute-all', body);
@@ -88,32 +76,19 @@ describe('meeting moderation on a real Janus: mute, mute-all, lock, roles, end, 
     }
     return publish(who, admission);
   };
-  const refusedByJanus = async (grant: JanusGrant): Promise<boolean> => {
-    const client = await JanusClient.connect({ url: grant.url, token: grant.token });
-    clients.push(client);
-    try {
-      await client.createSession();
-      return false;
-    } catch (err) {
-      if (err instanceof JanusError && err.code === 'JANUS_ERR_REFUSED') return true;
-      throw err;
-    }
-  };
+  const refusedByJanus = (grant: JanusGrant) => bed.refusedByJanus(grant);
 
   before(async () => {
-    janus = await startJanus();
-    api = await startApiServer(['alice', 'bob', 'carol', 'dave', 'erin'], { meetings: { janus: [{ url: janus.url, adminUrl: janus.adminUrl, adminSecret: janus.adminSecret }] } });
-    for (const who of Object.keys(tokens) as Who[]) tokens[who] = await api.signIn(who);
-    janusAdmin = await JanusAdmin.connect({ url: janus.adminUrl, adminSecret: janus.adminSecret });
+    bed = await startMeetingTestbed(Object.keys(tokens));
+    ({ janus, admin: janusAdmin } = bed);
+    Object.assign(tokens, bed.tokens);
     const created = await call('alice', 'POST', '/v1/meetings', 'POST /v1/meetings', { title: 'moderation test' });
     assert.equal(created.status, 201);
     meeting = String((created.json as { id: string }).id);
   });
   after(async () => {
     await Promise.allSettled(clients.map((c) => c.close()));
-    await janusAdmin?.close();
-    await api?.stop();
-    await janus?.stop();
+    await bed?.stop();
   });
 
   it('a participant that is not a moderator is refused 403 AUTH_ERR_SCOPE for every moderation action, and for another\'s streams', async () => {

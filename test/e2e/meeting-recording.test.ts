@@ -8,8 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { JanusClient, type JanusGrant } from '../../conference/index.js';
 import { publishWithoutMedia } from '../helpers/janus-publisher.js';
-import { API_DOMAIN, type ApiAnswer, type ApiServer, conforms, startApiServer } from '../helpers/api-client.js';
-import { startJanus, type JanusServer } from '../helpers/janus.js';
+import { API_DOMAIN, type ApiAnswer, type ApiServer } from '../helpers/api-client.js';
+import { type MeetingTestbed, ok, refused, startMeetingTestbed } from '../helpers/meeting-testbed.js';
 
 type Who = 'alice' | 'bob' | 'carol';
 interface Admission { participant: { id: string }; state: string; janus?: JanusGrant }
@@ -18,7 +18,7 @@ interface Recording { id: string; startedAt: string; startedBy?: string; stopped
 interface Entry { kind: string; actor?: string; detail?: string }
 
 describe('meeting recordings on a real Janus: start and stop by moderators, the list, the history, the files', { timeout: 60_000 }, () => {
-  let janus: JanusServer;
+  let bed: MeetingTestbed;
   let api: ApiServer;
   const tokens: Record<Who, string> = { alice: '', bob: '', carol: '' };
   const clients: JanusClient[] = [];
@@ -26,20 +26,7 @@ describe('meeting recordings on a real Janus: start and stop by moderators, the 
   let unrecordable = '';
   const pids: Partial<Record<Who, string>> = {};
 
-  const call = async (who: Who, method: string, url: string, operation: string, json?: unknown): Promise<ApiAnswer> => {
-    const answer = await api.send('http', { method, url, token: tokens[who], json });
-    conforms(api, operation, answer, `${who}: ${method} ${url}`);
-    return answer;
-  };
-  const ok = <T>(answer: ApiAnswer): T => {
-    assert.equal(answer.status, 200, answer.bytes.toString());
-    return answer.json as T;
-  };
-  const refused = (answer: ApiAnswer, status: number, code: string): string => {
-    assert.equal(answer.status, status, answer.bytes.toString());
-    assert.equal((answer.json as { code: string }).code, code);
-    return (answer.json as { message: string }).message;
-  };
+  const call = (who: Who, method: string, url: string, operation: string, json?: unknown): Promise<ApiAnswer> => bed.call(tokens[who], method, url, operation, json);
   const start = (who: Who, id = meeting) => call(who, 'POST', `/v1/meetings/${id}/recording`, 'POST /v1/meetings/{id}/recording');
   const stop = (who: Who, id = meeting) => call(who, 'DELETE', `/v1/meetings/${id}/recording`, 'DELETE /v1/meetings/{id}/recording');
   const list = (who: Who) => call(who, 'GET', `/v1/meetings/${meeting}/recordings`, 'GET /v1/meetings/{id}/recordings');
@@ -52,11 +39,9 @@ describe('meeting recordings on a real Janus: start and stop by moderators, the 
   };
 
   before(async () => {
-    janus = await startJanus({ recordings: true });
-    api = await startApiServer(['alice', 'bob', 'carol'], {
-      meetings: { janus: [{ url: janus.url, adminUrl: janus.adminUrl, adminSecret: janus.adminSecret, recordingDir: janus.recordingDir }] },
-    });
-    for (const who of Object.keys(tokens) as Who[]) tokens[who] = await api.signIn(who);
+    bed = await startMeetingTestbed(Object.keys(tokens), { recordings: true });
+    ({ api } = bed);
+    Object.assign(tokens, bed.tokens);
     const create = async (recordingAllowed: boolean) => {
       const created = await call('alice', 'POST', '/v1/meetings', 'POST /v1/meetings', { title: 'recording test', lobby: false, recordingAllowed });
       assert.equal(created.status, 201, created.bytes.toString());
@@ -67,8 +52,7 @@ describe('meeting recordings on a real Janus: start and stop by moderators, the 
   });
   after(async () => {
     await Promise.allSettled(clients.map((c) => c.close()));
-    await api?.stop();
-    await janus?.stop();
+    await bed?.stop();
   });
 
   it('a meeting that does not allow recording refuses its start 403 AUTH_ERR_SCOPE, to its owner too', async () => {

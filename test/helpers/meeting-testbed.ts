@@ -1,0 +1,80 @@
+/**
+ * The meeting suites' testbed: a real Janus (test/helpers/janus.ts: token_auth on, loopback) and a whole softswitch
+ * whose `meetings.janus` names it (api-client.ts), its users signed in, an Admin API connection, and the checks every
+ * suite makes of an answer: over HTTP, against the API's document (`call`), its status and body (`ok`, `refused`),
+ * and whether Janus refuses a grant's token (`refusedByJanus`).
+ */
+import assert from 'node:assert/strict';
+import { JanusAdmin, JanusClient, JanusError, type JanusGrant } from '../../conference/index.js';
+import { type ApiAnswer, type ApiServer, conforms, startApiServer } from './api-client.js';
+import { startJanus, type JanusServer } from './janus.js';
+
+export interface MeetingTestbed {
+  janus: JanusServer;
+  api: ApiServer;
+  admin: JanusAdmin;
+  /** Each user's access token, by name. */
+  tokens: Record<string, string>;
+  /** Sends over HTTP with `token` (none for null) and checks the answer against the document's `operation`. */
+  call(token: string | null, method: string, url: string, operation: string, json?: unknown): Promise<ApiAnswer>;
+  /** True when Janus refuses a new session with the grant's token (token_auth: 403). */
+  refusedByJanus(grant: JanusGrant): Promise<boolean>;
+  /** Closes the Janus clients it opened, the Admin API connection, the softswitch and Janus. */
+  stop(): Promise<void>;
+}
+
+export async function startMeetingTestbed(users: readonly string[], options: { recordings?: boolean } = {}): Promise<MeetingTestbed> {
+  const janus = await startJanus(options.recordings === true ? { recordings: true } : {});
+  let api: ApiServer | undefined;
+  try {
+    const node = { url: janus.url, adminUrl: janus.adminUrl, adminSecret: janus.adminSecret, ...(options.recordings === true ? { recordingDir: janus.recordingDir } : {}) };
+    api = await startApiServer(users, { meetings: { janus: [node] } });
+    const tokens: Record<string, string> = {};
+    for (const user of users) tokens[user] = await api.signIn(user);
+    const admin = await JanusAdmin.connect({ url: janus.adminUrl, adminSecret: janus.adminSecret });
+    const clients: JanusClient[] = [];
+    const server = api;
+    return {
+      janus, api: server, admin, tokens,
+      async call(token, method, url, operation, json) {
+        const answer = await server.send('http', { method, url, token, json });
+        conforms(server, operation, answer, `${method} ${url}`);
+        return answer;
+      },
+      async refusedByJanus(grant) {
+        const client = await JanusClient.connect({ url: grant.url, token: grant.token });
+        clients.push(client);
+        try {
+          await client.createSession();
+          return false;
+        } catch (err) {
+          if (err instanceof JanusError && err.code === 'JANUS_ERR_REFUSED') return true;
+          throw err;
+        }
+      },
+      async stop() {
+        await Promise.allSettled(clients.map((c) => c.close()));
+        await admin.close();
+        await server.stop();
+        await janus.stop();
+      },
+    };
+  } catch (err) {
+    await api?.stop();
+    await janus.stop();
+    throw err;
+  }
+}
+
+/** The answer's JSON, after asserting its status. */
+export function ok<T>(answer: ApiAnswer, status = 200): T {
+  assert.equal(answer.status, status, answer.bytes.toString());
+  return answer.json as T;
+}
+
+/** Asserts a refusal's status and code; its message. */
+export function refused(answer: ApiAnswer, status: number, code: string): string {
+  assert.equal(answer.status, status, answer.bytes.toString());
+  assert.equal((answer.json as { code: string }).code, code);
+  return (answer.json as { message: string }).message;
+}
