@@ -13,12 +13,11 @@
  */
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { Refusal, errors, isoTime, jsonSchema, parseInput, response } from '../platform/http/index.js';
+import { errors, isoTime, jsonSchema, parseInput, response } from '../platform/http/index.js';
 import { MAX_BREAKOUT_ROOMS } from '../platform/store/index.js';
 import type { BreakoutMove, BreakoutView, Focus } from './focus.js';
-import { MeetingError } from './meetings.js';
 import { participantActorOf } from './participant-routes.js';
-import { STATUS } from './routes.js';
+import { answerMeetingErrors } from './routes.js';
 
 /** A breakout lasts a day at most: a longer timer is a mistake, not a meeting. */
 export const MAX_BREAKOUT_S = 24 * 3600;
@@ -100,11 +99,7 @@ const moveJson = (m: BreakoutMove) => m;
 
 export function breakoutRoutes(focus: Focus): (app: FastifyInstance) => void {
   return (app) => {
-    app.setErrorHandler(async (err, _req, reply) => {
-      if (!(err instanceof MeetingError)) throw err;
-      if (err.retryAfter !== undefined) void reply.header('retry-after', String(err.retryAfter));
-      throw new Refusal(STATUS[err.code].status, err.message, STATUS[err.code].code);
-    });
+    answerMeetingErrors(app);
 
     app.post('/meetings/:id/breakouts', { schema: docs.open }, async (req, reply) => {
       const { id } = parseInput(inputs.meeting, req.params, 'id');

@@ -14,12 +14,11 @@
  */
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { Refusal, errors, isoTime, jsonSchema, pageQuery, parseInput, principalOf, response } from '../platform/http/index.js';
+import { errors, isoTime, jsonSchema, pageQuery, parseInput, response } from '../platform/http/index.js';
 import type { MeetingModeration } from '../platform/store/index.js';
 import type { Focus, HistoryEntry, MediaState } from './focus.js';
-import { type MeetingActor, MeetingError } from './meetings.js';
 import { participantJson, participantOut } from './participant-routes.js';
-import { STATUS } from './routes.js';
+import { answerMeetingErrors, meetingActorOf } from './routes.js';
 
 export const HISTORY_PAGE = 100;
 export const MAX_HISTORY_PAGE = 1000;
@@ -140,17 +139,10 @@ const moderationJson = (m: MeetingModeration) => ({ locked: m.locked, audio: m.a
 const entryJson = (e: HistoryEntry) => ({ ...e, at: new Date(e.at).toISOString() });
 
 export function moderationRoutes(focus: Focus): (app: FastifyInstance) => void {
-  const actorOf = (req: Parameters<typeof principalOf>[0]): MeetingActor => {
-    const p = principalOf(req);
-    return p.kind === 'admin' ? { kind: 'admin' } : { kind: 'user', user: p.user };
-  };
+  const actorOf = meetingActorOf;
 
   return (app) => {
-    app.setErrorHandler(async (err, _req, reply) => {
-      if (!(err instanceof MeetingError)) throw err;
-      if (err.retryAfter !== undefined) void reply.header('retry-after', String(err.retryAfter));
-      throw new Refusal(STATUS[err.code].status, err.message, STATUS[err.code].code);
-    });
+    answerMeetingErrors(app);
 
     app.post('/meetings/:id/participants/:pid/mute', { schema: docs.mute }, async (req) => {
       const { id, pid } = parseInput(inputs.participant, req.params, 'id');

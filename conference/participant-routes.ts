@@ -15,12 +15,11 @@
  */
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { Refusal, callerOf, errors, isoTime, jsonSchema, parseInput, response } from '../platform/http/index.js';
+import { callerOf, errors, isoTime, jsonSchema, parseInput, response } from '../platform/http/index.js';
 import type { ParticipantRecord } from '../platform/store/index.js';
 import { type Admission, type Focus, type ParticipantActor, guestElsewhere } from './focus.js';
 import { MAX_MEETING_PASSWORD } from './meeting-password.js';
-import { MeetingError } from './meetings.js';
-import { STATUS } from './routes.js';
+import { answerMeetingErrors } from './routes.js';
 
 const meetingId = z.string().regex(/^[a-z2-7]{12}$/, 'not a meeting id');
 const inputs = {
@@ -151,11 +150,7 @@ export function participantRoutes(focus: Focus): (app: FastifyInstance) => void 
   };
 
   return (app) => {
-    app.setErrorHandler(async (err, _req, reply) => {
-      if (!(err instanceof MeetingError)) throw err;
-      if (err.retryAfter !== undefined) void reply.header('retry-after', String(err.retryAfter));
-      throw new Refusal(STATUS[err.code].status, err.message, STATUS[err.code].code);
-    });
+    answerMeetingErrors(app);
 
     app.post('/meetings/:id/join', { schema: docs.join }, async (req) => {
       const { id } = parseInput(inputs.meeting, req.params, 'id');

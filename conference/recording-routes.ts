@@ -8,11 +8,10 @@
  */
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { Refusal, errors, isoTime, jsonSchema, parseInput, principalOf, response } from '../platform/http/index.js';
+import { errors, isoTime, jsonSchema, parseInput, response } from '../platform/http/index.js';
 import type { RecordingRecord } from '../platform/store/index.js';
 import type { MeetingRecorder } from './meeting-recorder.js';
-import { type MeetingActor, MeetingError } from './meetings.js';
-import { STATUS } from './routes.js';
+import { answerMeetingErrors, meetingActorOf } from './routes.js';
 
 const inputs = { meeting: z.strictObject({ id: z.string().regex(/^[a-z2-7]{12}$/, 'not a meeting id') }) };
 
@@ -82,17 +81,10 @@ export function recordingJson(r: RecordingRecord) {
 }
 
 export function recordingRoutes(recorder: MeetingRecorder): (app: FastifyInstance) => void {
-  const actorOf = (req: Parameters<typeof principalOf>[0]): MeetingActor => {
-    const p = principalOf(req);
-    return p.kind === 'admin' ? { kind: 'admin' } : { kind: 'user', user: p.user };
-  };
+  const actorOf = meetingActorOf;
 
   return (app) => {
-    app.setErrorHandler(async (err, _req, reply) => {
-      if (!(err instanceof MeetingError)) throw err;
-      if (err.retryAfter !== undefined) void reply.header('retry-after', String(err.retryAfter));
-      throw new Refusal(STATUS[err.code].status, err.message, STATUS[err.code].code);
-    });
+    answerMeetingErrors(app);
 
     app.post('/meetings/:id/recording', { schema: docs.start }, async (req) => {
       const { id } = parseInput(inputs.meeting, req.params, 'id');

@@ -112,19 +112,30 @@ export interface MeetingRouteOptions {
   conversationOf?: ((actor: MeetingActor, meetingId: string) => Promise<string | undefined>) | undefined;
 }
 
+/** An admin token or a user access token as the meeting service sees it (a route mounted for users only). */
+export function meetingActorOf(req: Parameters<typeof principalOf>[0]): MeetingActor {
+  const p = principalOf(req);
+  return p.kind === 'admin' ? { kind: 'admin' } : { kind: 'user', user: p.user };
+}
+
+/**
+ * The meeting services' refusals in the API's shape, for every conference route scope: a MeetingError is rethrown as a
+ * Refusal (with its Retry-After), which the server's own error handler (the scope's parent) answers like every other.
+ */
+export function answerMeetingErrors(app: FastifyInstance): void {
+  app.setErrorHandler(async (err, _req, reply) => {
+    if (!(err instanceof MeetingError)) throw err;
+    if (err.retryAfter !== undefined) void reply.header('retry-after', String(err.retryAfter));
+    throw new Refusal(STATUS[err.code].status, err.message, STATUS[err.code].code);
+  });
+}
+
 export function meetingRoutes(service: MeetingService, options: MeetingRouteOptions = {}): (app: FastifyInstance) => void {
-  const actorOf = (req: Parameters<typeof principalOf>[0]): MeetingActor => {
-    const p = principalOf(req);
-    return p.kind === 'admin' ? { kind: 'admin' } : { kind: 'user', user: p.user };
-  };
+  const actorOf = meetingActorOf;
   const idOf = (raw: unknown): string => parseInput(inputs.id, raw, 'id').id;
 
   return (app) => {
-    // The service's refusals in the API's shape: rethrown as a Refusal, which the server's own error handler (this
-    // scope's parent) answers like every other.
-    app.setErrorHandler(async (err) => {
-      throw err instanceof MeetingError ? new Refusal(STATUS[err.code].status, err.message, STATUS[err.code].code) : err;
-    });
+    answerMeetingErrors(app);
 
     app.get('/meetings', { schema: docs.list }, async (req) => {
       const q = parseInput(inputs.list, req.query, 'query');
