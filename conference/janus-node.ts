@@ -56,15 +56,16 @@ export class JanusNode {
   }
 
   /**
-   * Whether the node answers now: the Admin API's `info` (connecting first when the connection was lost). Never throws;
-   * a refusal (token_auth off) or a timeout is no answer.
+   * Whether the node answers now: the Admin API's `ping` (connecting first when the connection was lost, which checks
+   * token_auth and the videoroom plugin again). Never
+   * throws: undefined when it answered, else why not (a refused connection, a timeout, token_auth off).
    */
-  async ping(): Promise<boolean> {
+  async probe(): Promise<string | undefined> {
     try {
-      await (await this.admin()).info({ timeoutMs: this.timeoutMs });
-      return true;
-    } catch {
-      return false;
+      await (await this.admin()).ping({ timeoutMs: this.timeoutMs });
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
     }
   }
 

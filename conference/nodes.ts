@@ -3,11 +3,12 @@
  * nodes answer, and what each carries.
  *
  * - **Placement**: a meeting's room goes to the node with the least load relative to its capacity (`capacity`, in
- *   forwarded streams), among the nodes that answer; a node at its capacity takes no new room (503 when none can).
+ *   forwarded streams), fewer rooms breaking a tie, among the nodes that answer; a node at its capacity takes no new
+ *   room (503 when none can).
  *   The load is counted from SQL (sql/0014_meeting_nodes.ts with the participant rows: PlacementRepository.loads),
  *   so every worker and every softswitch node sees the same numbers and places alike; ties go to the node listed
  *   first. The placement itself is a row (the first worker's choice wins), read by every request about the meeting.
- * - **Health**: every `healthIntervalMs` each node's Admin API is asked `info`; after `downAfter` checks in a row
+ * - **Health**: every `healthIntervalMs` each node's Admin API is pinged; after `downAfter` checks in a row
  *   without an answer the node is down (logged at error, `softswitch_janus_node_up` 0) and the pool says so
  *   (`down` event): the focus moves that node's meetings to another node. A node that answers again is up again and
  *   takes new rooms; the meetings moved away stay where they are. Each worker checks for itself (a worker that cannot
@@ -48,8 +49,8 @@ interface Health {
 
 const DEFAULT_INTERVAL_MS = 2000;
 const DEFAULT_DOWN_AFTER = 2;
-/** Retry-After of a 503 when no node can take a room. */
-const NO_NODE_RETRY_S = 10;
+/** Retry-After of a 503 when no node can take a room (as for a node that did not answer). */
+const NO_NODE_RETRY_S = 5;
 
 export class JanusPool extends EventEmitter<{ down: [JanusNode]; up: [JanusNode] }> {
   readonly intervalMs: number;
@@ -97,14 +98,16 @@ export class JanusPool extends EventEmitter<{ down: [JanusNode]; up: [JanusNode]
    */
   async choose(except?: string): Promise<JanusNode> {
     if (this.size === 0) throw new MeetingError('MEETING_ERR_UNAVAILABLE', 'meetings need a Janus node (meetings.janus)');
-    const loads = new Map((await this.options.placements.loads()).map((l) => [l.node, l.streams]));
-    let best: { node: JanusNode; share: number } | undefined;
+    const loads = new Map((await this.options.placements.loads()).map((l) => [l.node, l]));
+    let best: { node: JanusNode; share: number; rooms: number } | undefined;
     for (const { node, capacity } of this.options.nodes) {
       if (node.url === except || !this.isUp(node)) continue;
-      const streams = loads.get(node.url) ?? 0;
+      const streams = loads.get(node.url)?.streams ?? 0;
       if (streams >= capacity) continue;
+      // Rooms break ties: a meeting that has just begun forwards nothing yet, but will.
       const share = streams / capacity;
-      if (best === undefined || share < best.share) best = { node, share };
+      const rooms = loads.get(node.url)?.rooms ?? 0;
+      if (best === undefined || share < best.share || (share === best.share && rooms < best.rooms)) best = { node, share, rooms };
     }
     if (best !== undefined) return best.node;
     const up = this.options.nodes.filter((n) => n.node.url !== except && this.isUp(n.node)).length;
@@ -141,7 +144,7 @@ export class JanusPool extends EventEmitter<{ down: [JanusNode]; up: [JanusNode]
   }
 
   private async round(): Promise<void> {
-    await Promise.all(this.options.nodes.map(async ({ node }) => this.verdict(node, await node.ping())));
+    await Promise.all(this.options.nodes.map(async ({ node }) => this.verdict(node, await node.probe())));
     try {
       this.loads = await this.options.placements.loads();
     } catch (err) {
@@ -149,9 +152,10 @@ export class JanusPool extends EventEmitter<{ down: [JanusNode]; up: [JanusNode]
     }
   }
 
-  private verdict(node: JanusNode, answered: boolean): void {
+  /** `failure`: undefined when the node answered, else why not. */
+  private verdict(node: JanusNode, failure: string | undefined): void {
     const h = this.health.get(node)!;
-    if (answered) {
+    if (failure === undefined) {
       h.failures = 0;
       if (h.up) return;
       h.up = true;
@@ -162,7 +166,7 @@ export class JanusPool extends EventEmitter<{ down: [JanusNode]; up: [JanusNode]
     h.failures++;
     if (!h.up || h.failures < this.downAfter) return;
     h.up = false;
-    this.log.error({ node: node.url, checks: h.failures }, 'janus node down: its meetings move to another node');
+    this.log.error({ node: node.url, checks: h.failures, reason: failure }, 'janus node down: its meetings move to another node');
     this.emit('down', node);
   }
 }

@@ -279,6 +279,13 @@ const EXAMPLES: Record<OperationKey, Example | Example[]> = {
     const { meeting, participant } = await c.knock();
     return { method: 'POST', url: `/v1/meetings/${meeting}/participants/${participant}/deny`, token: c.alice };
   },
+  // Bob's event stream after the owner denied him: one `participant` event with the final state, then the stream ends
+  // (a live stream never ends, so the example is the one that does).
+  'GET /v1/meetings/{id}/participants/{pid}/events': async (c) => {
+    const { meeting, participant, bob } = await c.knock();
+    await c.asAlice('POST', `/v1/meetings/${meeting}/participants/${participant}/deny`);
+    return { method: 'GET', url: `/v1/meetings/${meeting}/participants/${participant}/events`, token: bob };
+  },
   // The owner kicks bob out of the lobby.
   'DELETE /v1/meetings/{id}/participants/{pid}': async (c) => {
     const { meeting, participant } = await c.knock();

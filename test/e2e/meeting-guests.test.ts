@@ -157,7 +157,7 @@ describe('meeting guests on a real Janus: the guest grant, the lobby, and what a
     const open = [...api.operations].filter(([, op]) => securityOf(api.doc, op).some((s) => 'guestToken' in s)).map(([key]) => key).sort();
     assert.deepEqual(open, [
       'DELETE /v1/meetings/{id}/breakouts', 'DELETE /v1/meetings/{id}/participants/{pid}', 'GET /v1/ice-servers', 'GET /v1/meetings/{id}/breakouts',
-      'GET /v1/meetings/{id}/participants', 'GET /v1/meetings/{id}/participants/{pid}', 'POST /v1/meetings/{id}/breakouts',
+      'GET /v1/meetings/{id}/participants', 'GET /v1/meetings/{id}/participants/{pid}', 'GET /v1/meetings/{id}/participants/{pid}/events', 'POST /v1/meetings/{id}/breakouts',
       'POST /v1/meetings/{id}/join', 'POST /v1/meetings/{id}/participants/{pid}/admit', 'POST /v1/meetings/{id}/participants/{pid}/deny',
       'PUT /v1/meetings/{id}/participants/{pid}/breakout',
     ]);

@@ -10,7 +10,9 @@ import { type ApiAnswer, type ApiServer, conforms, startApiServer } from './api-
 import { startJanus, type JanusServer } from './janus.js';
 
 export interface MeetingTestbed {
+  /** The first Janus node (every node with `nodes`). */
   janus: JanusServer;
+  nodes: JanusServer[];
   api: ApiServer;
   admin: JanusAdmin;
   /** Each user's access token, by name. */
@@ -23,19 +25,33 @@ export interface MeetingTestbed {
   stop(): Promise<void>;
 }
 
-export async function startMeetingTestbed(users: readonly string[], options: { recordings?: boolean } = {}): Promise<MeetingTestbed> {
-  const janus = await startJanus(options.recordings === true ? { recordings: true } : {});
+export interface MeetingTestbedOptions {
+  recordings?: boolean;
+  /** Janus nodes to start (default 1), each in meetings.janus in order. */
+  nodes?: number;
+  /** More settings of `meetings` (healthIntervalMs, downAfter). */
+  meetings?: Record<string, unknown>;
+  /** More settings of each node of meetings.janus (capacity), by index. */
+  nodeSettings?: Array<Record<string, unknown>>;
+}
+
+export async function startMeetingTestbed(users: readonly string[], options: MeetingTestbedOptions = {}): Promise<MeetingTestbed> {
+  const nodes: JanusServer[] = [];
   let api: ApiServer | undefined;
   try {
-    const node = { url: janus.url, adminUrl: janus.adminUrl, adminSecret: janus.adminSecret, ...(options.recordings === true ? { recordingDir: janus.recordingDir } : {}) };
-    api = await startApiServer(users, { meetings: { janus: [node] } });
+    for (let i = 0; i < (options.nodes ?? 1); i++) nodes.push(await startJanus(options.recordings === true ? { recordings: true } : {}));
+    const config = nodes.map((janus, i) => ({
+      url: janus.url, adminUrl: janus.adminUrl, adminSecret: janus.adminSecret, ...(options.recordings === true ? { recordingDir: janus.recordingDir } : {}), ...options.nodeSettings?.[i],
+    }));
+    const janus = nodes[0]!;
+    api = await startApiServer(users, { meetings: { janus: config, ...options.meetings } });
     const tokens: Record<string, string> = {};
     for (const user of users) tokens[user] = await api.signIn(user);
     const admin = await JanusAdmin.connect({ url: janus.adminUrl, adminSecret: janus.adminSecret });
     const clients: JanusClient[] = [];
     const server = api;
     return {
-      janus, api: server, admin, tokens,
+      janus, nodes, api: server, admin, tokens,
       async call(token, method, url, operation, json) {
         const answer = await server.send('http', { method, url, token, json });
         conforms(server, operation, answer, `${method} ${url}`);
@@ -56,12 +72,12 @@ export async function startMeetingTestbed(users: readonly string[], options: { r
         await Promise.allSettled(clients.map((c) => c.close()));
         await admin.close();
         await server.stop();
-        await janus.stop();
+        await Promise.allSettled(nodes.map((n) => n.stop()));
       },
     };
   } catch (err) {
     await api?.stop();
-    await janus.stop();
+    await Promise.allSettled(nodes.map((n) => n.stop()));
     throw err;
   }
 }

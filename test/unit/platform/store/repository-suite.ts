@@ -21,11 +21,12 @@ import { participantSuite } from './participant-suite.js';
 import { moderationSuite } from './moderation-suite.js';
 import { breakoutSuite } from './breakout-suite.js';
 import { recordingSuite } from './recording-suite.js';
+import { placementSuite } from './placement-suite.js';
 
 const TABLES = ['domains', 'subscribers', 'locations', 'backend_sets', 'backends', 'routes', 'dids', 'trusted', 'admin_tokens', 'calls', 'dialogs',
   'chat_conversations', 'chat_members', 'chat_messages', 'chat_inbox', 'chat_devices', 'chat_receipts', 'chat_files', 'chat_file_links',
   'presence_allow', 'meetings', 'meeting_participants', 'meeting_moderation', 'participant_media', 'meeting_events',
-  'meeting_breakouts', 'breakout_rooms', 'breakout_assignments', 'meeting_recordings', 'meeting_recording_files'];
+  'meeting_breakouts', 'breakout_rooms', 'breakout_assignments', 'meeting_recordings', 'meeting_recording_files', 'meeting_nodes'];
 
 
 function expectedHa1(username: string, realm: string, password: string) {
@@ -403,6 +404,7 @@ export function repositorySuite(target: Target): void {
     moderationSuite(() => store);
     breakoutSuite(() => store);
     recordingSuite(() => store);
+    placementSuite(() => store);
 
     describe('closing', () => {
       it('a closed store refuses calls with STORE_ERR_CLOSED, and closing twice is harmless', async () => {
