@@ -20,14 +20,14 @@ import { pickerFromBalancer } from './balancer-picker.js';
 import { type UserRouteDeps, deviceRoutes, userRoutes } from './user-routes.js';
 import { tokenRoutes } from './token-routes.js';
 import {
-  Focus, FocusSecrets, JanusNode, type MeetingActor, MeetingRecorder, MeetingService, breakoutRoutes, loadFocusKey, meetingRoutes, moderationRoutes, participantRoutes,
+  Focus, FocusSecrets, JanusNode, type MeetingActor, type MeetingChat, meetingChatRoutes, MeetingRecorder, MeetingService, breakoutRoutes, loadFocusKey, meetingRoutes, moderationRoutes, participantRoutes,
   recordingRoutes,
 } from '../conference/index.js';
 import { createMediaGateway } from '../media/index.js';
 import { DialogTracker } from '../src/dialog/index.js';
 import { PushService, type PushProviderClient, WebPushClient, createPushProviders } from '../push/index.js';
 import type { PushProvider } from '../src/sip/index.js';
-import { HistoryWriter, callRecordOf, callRoutes, dialogOfRow, persistedDialog } from '../history/index.js';
+import { HistoryWriter, callRecordOf, callRoutes, dialogOfRow, persistedDialog, timelineRoutes } from '../history/index.js';
 import { type Messaging, createMessaging, isGroupId, meetingGroupId } from '../messaging/index.js';
 import { Envelope } from '../messaging/envelope.js';
 import { EncryptedFiles } from '../messaging/file-store.js';
@@ -414,15 +414,22 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   http.routes(banRoutes(security.bans));
   http.routes(routingRoutes({ routing: store.routing, states: () => balancer.states(), reload: reloadRouting }));
   http.routes(callRoutes(store.calls), { access: 'user' });
+  // The user's history: its calls and its meeting participations in one list (GET /v1/history).
+  http.routes(timelineRoutes(store.calls, store.participants), { access: 'user' });
   if (presencePolicy !== undefined) http.routes(presenceRoutes(presencePolicy, userExists), { access: 'user' });
   // Meetings on Janus: the focus admits, and hands out Janus tokens derived from dataDir/meetings.key. Without a node
   // configured, joining answers 503; the connections open on the first join.
   const focusSecrets = new FocusSecrets(loadFocusKey({ dataDir: resolve(config.dataDir), logger }));
   const janusNodes = config.meetings.janus.map((node) => new JanusNode({ node, focusToken: focusSecrets.focusToken(), logger: categoryLogger(logger, 'conference.janus') }));
   // The meeting's chat: a group opened on first admission, every admitted user a member (messaging's groups).
-  const meetingChat = messaging === undefined ? undefined : {
-    open: (meeting: { id: string; title: string; owner: string }) => messaging.chat.openMeetingGroup(meeting),
-    enter: (group: string, user: string) => messaging.chat.enterMeetingGroup(group, user),
+  // Guests, not members, read it from their admission on and post as guest:<id>.
+  const meetingChat: MeetingChat | undefined = messaging === undefined ? undefined : {
+    open: (meeting) => messaging.chat.openMeetingGroup(meeting),
+    enter: (group, user) => messaging.chat.enterMeetingGroup(group, user),
+    read: (group, reader, options) => messaging.chat.meetingMessages(group, reader.kind === 'user' ? reader : { kind: 'guest', since: reader.since }, options),
+    post: (group, author, text) => (author.kind === 'user'
+      ? messaging.chat.send(author, group, { contentType: 'text/plain', body: text })
+      : messaging.chat.postAsGuest(group, author.guest, text)),
   };
   const focus = new Focus({ meetings: store.meetings, participants: store.participants, moderation: store.moderation, breakouts: store.breakouts, secrets: focusSecrets, nodes: janusNodes, chat: meetingChat, logger });
   const conversationOf = async (actor: MeetingActor, meetingId: string): Promise<string | undefined> => {
@@ -434,6 +441,8 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   http.routes(meetingRoutes(new MeetingService({ repository: store.meetings, userExists, ending: (id) => focus.end(id) }), { conversationOf }), { access: 'user' });
   // Open to meeting guests too: their token reaches only its own meeting's join and participant routes.
   http.routes(participantRoutes(focus), { access: 'guest' });
+  // The meeting's chat for whoever is admitted now, guests included (the same group users read in /v1/conversations).
+  http.routes(meetingChatRoutes(focus), { access: 'guest' });
   http.routes(moderationRoutes(focus), { access: 'user' });
   http.routes(breakoutRoutes(focus), { access: 'guest' });
   // Recordings: Janus writes .mjr files into the node's recordingDir (a folder the softswitch reads too); a stop seals
