@@ -10,13 +10,12 @@
  * conversation, the one member users read with /v1/conversations/{id}/messages and SIP MESSAGE: a user reads it as a
  * member (from when it joined the group), a guest from its admission on. A guest's messages are sent as
  * `guest:<guest id>` (no "@": never a user's address) and answered here with the guest's `senderName`. Size and rate
- * limits are the chat's (messaging.maxBodySize: 413; messaging.ratePerMinute: 429).
+ * limits are the chat's (messaging.maxBodySize: 413; messaging.ratePerMinute: 429): the MeetingChat the server wires
+ * in answers the chat's refusals as Refusals (and MeetingErrors), so this module needs nothing of messaging/.
  */
 import type { FastifyInstance, FastifySchema } from 'fastify';
 import { z } from 'zod';
-import { API_ERRORS, Refusal, decodeCursor, encodeCursor, errors, isoTime, jsonSchema, pageQuery, parseInput, response } from '../platform/http/index.js';
-import { ChatError } from '../messaging/types.js';
-import { CHAT_ERROR_CODE } from '../messaging/routes.js';
+import { Refusal, decodeCursor, encodeCursor, errors, isoTime, jsonSchema, pageQuery, parseInput, response } from '../platform/http/index.js';
 import type { Focus, MeetingChatMessage } from './focus.js';
 import { participantActorOf } from './participant-routes.js';
 import { answerMeetingErrors } from './routes.js';
@@ -76,28 +75,16 @@ function messageJson(m: MeetingChatMessage, names: ReadonlyMap<string, string>) 
   };
 }
 
-/** The chat's refusals (too large, too fast …) in the API's shape, as /v1/conversations answers them. */
-async function chatAnswers<T>(reply: { header(name: string, value: string): unknown }, work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    if (!(err instanceof ChatError)) throw err;
-    if (err.code === 'rate-limited') reply.header('retry-after', String(Math.max(1, Math.ceil(err.retryAfterS ?? 1))));
-    const code = CHAT_ERROR_CODE[err.code];
-    throw new Refusal(API_ERRORS[code].status, err.message, code);
-  }
-}
-
 export function meetingChatRoutes(focus: Focus): (app: FastifyInstance) => void {
   return (app) => {
     answerMeetingErrors(app);
 
-    app.get('/meetings/:id/chat', { schema: docs.read }, async (req, reply) => {
+    app.get('/meetings/:id/chat', { schema: docs.read }, async (req) => {
       const { id } = parseInput(inputs.meeting, req.params, 'id');
       const q = parseInput(inputs.page, req.query, 'query');
       const before = q.cursor === undefined ? undefined : decodeCursor(q.cursor, 1)[0];
       if (before !== undefined && !/^[A-Za-z0-9_-]{1,32}$/.test(before)) throw new Refusal(400, 'cursor: not a cursor this list made (pass back `next` as it was answered)');
-      const page = await chatAnswers(reply, () => focus.chatMessages(participantActorOf(req, id), id, { before, limit: q.limit }));
+      const page = await focus.chatMessages(participantActorOf(req, id), id, { before, limit: q.limit });
       const last = page.messages[page.messages.length - 1];
       return {
         messages: page.messages.map((m) => messageJson(m, page.names)),
@@ -108,7 +95,7 @@ export function meetingChatRoutes(focus: Focus): (app: FastifyInstance) => void 
     app.post('/meetings/:id/chat', { schema: docs.post }, async (req, reply) => {
       const { id } = parseInput(inputs.meeting, req.params, 'id');
       const { text } = parseInput(inputs.post, req.body, 'body');
-      const posted = await chatAnswers(reply, () => focus.chatPost(participantActorOf(req, id), id, text));
+      const posted = await focus.chatPost(participantActorOf(req, id), id, text);
       return reply.code(201).send(messageJson(posted.message, posted.names));
     });
   };
