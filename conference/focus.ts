@@ -839,32 +839,33 @@ export class Focus {
 
   /** The meeting's chat, newest first, to a participant admitted right now (a guest: from its admission on). */
   async chatMessages(actor: ParticipantActor, meetingId: string, options: { before?: string | undefined; limit: number }): Promise<{ messages: MeetingChatMessage[]; more: boolean; names: Map<string, string> }> {
-    const { meeting, chat, chatter } = await this.chatting(actor, meetingId);
-    const page = await chat.read(await chat.open(meeting), chatter, options);
+    const { meeting, chat, group, chatter } = await this.chatting(actor, meetingId);
+    const page = await chat.read(group, chatter, options);
     return { ...page, names: await this.guestNames(meeting) };
   }
 
   /** Posts a text to the meeting's chat as a participant admitted right now. */
   async chatPost(actor: ParticipantActor, meetingId: string, text: string): Promise<{ message: MeetingChatMessage; names: Map<string, string> }> {
-    const { meeting, chat, chatter } = await this.chatting(actor, meetingId);
-    const message = await chat.post(await chat.open(meeting), chatter, text);
+    const { meeting, chat, group, chatter } = await this.chatting(actor, meetingId);
+    const message = await chat.post(group, chatter, text);
     return { message, names: await this.guestNames(meeting) };
   }
 
-  /** The meeting, its chat and the actor as a chatter: only a user or guest admitted now (waiting, denied, gone: 403). */
-  private async chatting(actor: ParticipantActor, meetingId: string): Promise<{ meeting: MeetingRecord; chat: MeetingChat; chatter: MeetingChatter }> {
+  /** The meeting, its chat and group, and the actor as a chatter: only a user or guest admitted now (waiting, denied, gone: 403). */
+  private async chatting(actor: ParticipantActor, meetingId: string): Promise<{ meeting: MeetingRecord; chat: MeetingChat; group: string; chatter: MeetingChatter }> {
     if (actor.kind === 'guest' && actor.meeting !== meetingId) throw guestElsewhere();
     const meeting = await this.meeting(meetingId);
     const { chat } = this.options;
     if (chat === undefined) throw new MeetingError('MEETING_ERR_UNAVAILABLE', 'meetings have no chat here (messaging.enabled is off)');
     const own = await this.own(actor, meeting);
     if (own?.state !== 'admitted') throw new MeetingError('MEETING_ERR_FORBIDDEN', 'only the meeting\'s admitted participants read and post in its chat');
+    const group = await chat.open(meeting);
     if (actor.kind === 'user') {
       // A user is a member of the group from its admission on (idempotent: mends a failed first attempt).
-      await chat.enter(await chat.open(meeting), actor.user);
-      return { meeting, chat, chatter: { kind: 'user', user: actor.user } };
+      await chat.enter(group, actor.user);
+      return { meeting, chat, group, chatter: { kind: 'user', user: actor.user } };
     }
-    return { meeting, chat, chatter: { kind: 'guest', guest: own.id, since: own.decidedAt ?? own.askedAt } };
+    return { meeting, chat, group, chatter: { kind: 'guest', guest: own.id, since: own.decidedAt ?? own.askedAt } };
   }
 
   /** The display names of the meeting's guests, by `guest:<id>` sender. */
