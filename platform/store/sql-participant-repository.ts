@@ -134,7 +134,7 @@ export class SqlParticipantRepository implements ParticipantRepository {
     const after = options.after === undefined ? undefined
       : { askedAt: checkInteger('after.askedAt', options.after.askedAt, 0, Number.MAX_SAFE_INTEGER), id: checkText('after.id', options.after.id, 12) };
     return this.ctx.run('listing a user\'s meeting participations', async (db) => {
-      // sql/0014's (user, asked_at, id) index serves the WHERE and the ORDER BY alike.
+      // sql/0015's (user, asked_at, id) index serves the WHERE and the ORDER BY alike.
       const q = db('meeting_participants as p').join('meetings as m', 'm.id', 'p.meeting_id').select('p.*', 'm.title as meeting_title')
         .where('p.user', who).orderBy([{ column: 'p.asked_at', order: 'desc' }, { column: 'p.id', order: 'desc' }]).limit(limit);
       if (after !== undefined) {
