@@ -20,7 +20,8 @@ import { pickerFromBalancer } from './balancer-picker.js';
 import { type UserRouteDeps, deviceRoutes, userRoutes } from './user-routes.js';
 import { tokenRoutes } from './token-routes.js';
 import {
-  Focus, FocusSecrets, JanusNode, type MeetingActor, type MeetingChat, MeetingError, meetingChatRoutes, MeetingRecorder, MeetingService, breakoutRoutes, loadFocusKey, meetingRoutes, moderationRoutes, participantRoutes,
+  Focus, FocusSecrets, JanusNode, JanusPool, MeetingSignals, eventRoutes, type MeetingActor, type MeetingChat, MeetingError, meetingChatRoutes, MeetingRecorder, MeetingService,
+  breakoutRoutes, loadFocusKey, meetingRoutes, moderationRoutes, participantRoutes,
   recordingRoutes,
 } from '../conference/index.js';
 import { createMediaGateway } from '../media/index.js';
@@ -64,6 +65,8 @@ export interface Softswitch {
   readonly turn: TurnService;
   /** This process's Prometheus metrics (a cluster worker sends their snapshot to the one answering `/metrics`). */
   readonly metrics: ProcessMetrics;
+  /** "A meeting's participants changed": the meetings' event streams listen; a cluster worker relays it to the others. */
+  readonly meetingSignals: MeetingSignals;
   /** Re-reads backends, routes, DIDs and trusted sources from the store (`softswitch reload`); calls in progress go on. */
   reload(): Promise<ReloadSummary>;
   start(): Promise<void>;
@@ -418,6 +421,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       push: () => (pushProviders.size === 0 ? undefined : push.stats()),
       chat: () => messaging?.stats(),
       presence: () => presence?.stats(),
+      janus: () => janusPool.status(),
     },
   });
   dialogs.on('ended', (d) => metrics.dialogEnded(d.endCause ?? 'bye'));
@@ -443,7 +447,17 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       ? messaging.chat.send(author, group, { contentType: 'text/plain', body: text })
       : messaging.chat.postAsGuest(group, author.guest, text)).catch(meetingChatRefusal),
   };
-  const focus = new Focus({ meetings: store.meetings, participants: store.participants, moderation: store.moderation, breakouts: store.breakouts, secrets: focusSecrets, nodes: janusNodes, chat: meetingChat, logger });
+  // Several nodes: rooms placed by load, nodes checked, a node's meetings moved when it is down (conference/nodes.ts).
+  const janusPool = new JanusPool({
+    nodes: janusNodes.map((node, i) => ({ node, capacity: config.meetings.janus[i]!.capacity })), placements: store.placements,
+    healthIntervalMs: config.meetings.healthIntervalMs, downAfter: config.meetings.downAfter, logger: categoryLogger(logger, 'conference.janus'),
+  });
+  const meetingSignals = new MeetingSignals();
+  const focus = new Focus({
+    meetings: store.meetings, participants: store.participants, moderation: store.moderation, breakouts: store.breakouts, secrets: focusSecrets,
+    pool: janusPool, signals: meetingSignals, chat: meetingChat, logger,
+  });
+  janusPool.on('down', (node) => void focus.evacuate(node));
   const conversationOf = async (actor: MeetingActor, meetingId: string): Promise<string | undefined> => {
     if (messaging === undefined) return undefined;
     const group = meetingGroupId(meetingId);
@@ -453,6 +467,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   http.routes(meetingRoutes(new MeetingService({ repository: store.meetings, userExists, ending: (id) => focus.end(id) }), { conversationOf }), { access: 'user' });
   // Open to meeting guests too: their token reaches only its own meeting's join and participant routes.
   http.routes(participantRoutes(focus), { access: 'guest' });
+  http.routes(eventRoutes(focus, meetingSignals), { access: 'guest' });
   // The meeting's chat for whoever is admitted now, guests included (the same group users read in /v1/conversations).
   http.routes(meetingChatRoutes(focus), { access: 'guest' });
   http.routes(moderationRoutes(focus), { access: 'user' });
@@ -533,6 +548,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     mid,
     security,
     turn,
+    meetingSignals,
     metrics,
     reload: () => balancer.reload(),
     async start() {
@@ -546,6 +562,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       }
       await registrar.start();
       messaging?.start();
+      janusPool.start();
       void blobs?.sweep().catch((err: Error) => categoryLogger(logger, 'messaging').warn({ err: err.message }, 'the chat files folder could not be swept'));
       await stack.start();
       // After the stack: the first probes go out at once.
@@ -583,6 +600,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       }
       // The breakout timers stop; their end times are in SQL (the next request after one closes those rooms).
       focus.stop();
+      janusPool.stop();
       await Promise.allSettled(janusNodes.map((node) => node.close()));
       await store.close();
     },
