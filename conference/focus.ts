@@ -21,8 +21,9 @@
  *
  * The meeting's chat (issue 19 item 6): with `chat`, the first admission opens the meeting's group conversation (owned
  * by the meeting's owner) and every admitted user becomes a member, for good: the group outlives the meeting as its
- * history. The admitted user's answers carry its id. Guests have no user to be a member: they have no chat yet.
- * A chat failure is logged and does not undo an admission (the next poll tries again).
+ * history. The admitted user's answers carry its id. A chat failure is logged and does not undo an admission (the next
+ * poll tries again). Guests have no user to be a member: while admitted, a guest reads the group from its admission
+ * on and posts as `guest:<id>` through chatMessages and chatPost, which answer only whoever is admitted right now.
  */
 import { randomInt } from 'node:crypto';
 import { silentLogger, categoryLogger, type Logger } from '../src/log/index.js';
@@ -84,12 +85,30 @@ export interface BreakoutMove {
   room: number;
 }
 
-/** The meeting's group conversation (messaging's ChatService has it: openMeetingGroup, enterMeetingGroup). */
+/** A message of the meeting's chat as the focus hands it on (messaging's ChatMessage has these fields). */
+export interface MeetingChatMessage {
+  id: string;
+  kind: string;
+  /** user@domain, `guest:<guest id>` for a guest, or the group's own address for its notes. */
+  sender: string;
+  contentType: string;
+  body: string;
+  createdAt: number;
+}
+
+/** Who reads or posts in the meeting's chat: a member user, or a guest (reading from its admission on). */
+export type MeetingChatter = { kind: 'user'; user: string } | { kind: 'guest'; guest: string; since: number };
+
+/** The meeting's group conversation (messaging's ChatService has it: openMeetingGroup, enterMeetingGroup, meetingMessages, postAsGuest). */
 export interface MeetingChat {
   /** The group's id, the group created on first use. */
   open(meeting: { id: string; title: string; owner: string }): Promise<string>;
   /** Makes the user a member (nothing when it is one). */
   enter(groupId: string, user: string): Promise<void>;
+  /** Newest first: `limit` messages older than the message `before`; `more` when older ones the reader may see exist. */
+  read(groupId: string, reader: MeetingChatter, options: { before?: string | undefined; limit: number }): Promise<{ messages: MeetingChatMessage[]; more: boolean }>;
+  /** Posts a text as the chatter (a user as itself, a guest as `guest:<id>`). */
+  post(groupId: string, author: MeetingChatter, text: string): Promise<MeetingChatMessage>;
 }
 
 export interface JoinInput {
@@ -833,6 +852,43 @@ export class Focus {
   }
 
   // ---- the meeting and its participants ------------------------------------------------------------------------
+
+  /** The meeting's chat, newest first, to a participant admitted right now (a guest: from its admission on). */
+  async chatMessages(actor: ParticipantActor, meetingId: string, options: { before?: string | undefined; limit: number }): Promise<{ messages: MeetingChatMessage[]; more: boolean; names: Map<string, string> }> {
+    const { meeting, chat, group, chatter } = await this.chatting(actor, meetingId);
+    const page = await chat.read(group, chatter, options);
+    return { ...page, names: await this.guestNames(meeting) };
+  }
+
+  /** Posts a text to the meeting's chat as a participant admitted right now. */
+  async chatPost(actor: ParticipantActor, meetingId: string, text: string): Promise<{ message: MeetingChatMessage; names: Map<string, string> }> {
+    const { meeting, chat, group, chatter } = await this.chatting(actor, meetingId);
+    const message = await chat.post(group, chatter, text);
+    return { message, names: await this.guestNames(meeting) };
+  }
+
+  /** The meeting, its chat and group, and the actor as a chatter: only a user or guest admitted now (waiting, denied, gone: 403). */
+  private async chatting(actor: ParticipantActor, meetingId: string): Promise<{ meeting: MeetingRecord; chat: MeetingChat; group: string; chatter: MeetingChatter }> {
+    if (actor.kind === 'guest' && actor.meeting !== meetingId) throw guestElsewhere();
+    const meeting = await this.meeting(meetingId);
+    const { chat } = this.options;
+    if (chat === undefined) throw new MeetingError('MEETING_ERR_UNAVAILABLE', 'meetings have no chat here (messaging.enabled is off)');
+    const own = await this.own(actor, meeting);
+    if (own?.state !== 'admitted') throw new MeetingError('MEETING_ERR_FORBIDDEN', 'only the meeting\'s admitted participants read and post in its chat');
+    const group = await chat.open(meeting);
+    if (actor.kind === 'user') {
+      // A user is a member of the group from its admission on (idempotent: mends a failed first attempt).
+      await chat.enter(group, actor.user);
+      return { meeting, chat, group, chatter: { kind: 'user', user: actor.user } };
+    }
+    return { meeting, chat, group, chatter: { kind: 'guest', guest: own.id, since: own.decidedAt ?? own.askedAt } };
+  }
+
+  /** The display names of the meeting's guests, by `guest:<id>` sender. */
+  private async guestNames(meeting: MeetingRecord): Promise<Map<string, string>> {
+    const rows = await this.options.participants.list(meeting.id);
+    return new Map(rows.filter((p) => p.user === undefined).map((p) => [`guest:${p.id}`, p.displayName]));
+  }
 
   private async meeting(id: string): Promise<MeetingRecord> {
     const m = await this.options.meetings.get(id);

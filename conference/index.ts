@@ -12,13 +12,14 @@ export type { MeetingActor, MeetingChangeInput, MeetingErrorCode, MeetingPublicV
 export { meetingRoutes, MEETING_PAGE, MAX_MEETING_PAGE, type MeetingRouteOptions } from './routes.js';
 export { hashMeetingPassword, verifyMeetingPassword, MAX_MEETING_PASSWORD } from './meeting-password.js';
 export { Focus, mayModerate, roleOf } from './focus.js';
-export type { Admission, BreakoutInput, BreakoutMove, BreakoutView, FocusOptions, GuestActor, HistoryEntry, HistoryPage, JanusGrant, JoinInput, MediaState, MeetingChat, ParticipantActor } from './focus.js';
+export type { Admission, BreakoutInput, BreakoutMove, BreakoutView, FocusOptions, GuestActor, HistoryEntry, HistoryPage, JanusGrant, JoinInput, MediaState, MeetingChat, MeetingChatMessage, MeetingChatter, ParticipantActor } from './focus.js';
 export { FocusSecrets, FOCUS_KEY_FILE, loadFocusKey } from './focus-secrets.js';
 export { JanusNode } from './janus-node.js';
 export type { JanusNodeConfig, JanusNodeOptions } from './janus-node.js';
 export { JanusPool, type JanusPoolOptions, type NodeStatus, type PoolNode } from './nodes.js';
 export { MeetingSignals } from './meeting-signals.js';
 export { participantRoutes } from './participant-routes.js';
+export { meetingChatRoutes, CHAT_PAGE, MAX_CHAT_PAGE } from './chat-routes.js';
 export { eventRoutes, STREAMS_PER_PARTICIPANT } from './event-routes.js';
 export { moderationRoutes, HISTORY_PAGE, MAX_HISTORY_PAGE } from './moderation-routes.js';
 export { breakoutRoutes, MAX_BREAKOUT_S } from './breakout-routes.js';

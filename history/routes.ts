@@ -53,7 +53,7 @@ const party = z.object({
   user: z.string().optional(), domain: z.string().optional(), displayName: z.string().optional(), number: z.string().optional(), uri: z.string(),
 });
 /** A CallRecord as callToJson() writes it. */
-const callJson = z.object({
+export const callJson = z.object({
   id: z.string(),
   callId: z.string(),
   caller: party,

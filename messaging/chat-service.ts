@@ -14,13 +14,15 @@
  * - joins and leaves are recorded in the group as system messages, delivered like any message;
  * - a meeting's group (issue 19 item 6) is opened by the focus on first admission, owned by the meeting's owner, and
  *   every admitted user becomes a member for the meeting's life: members stay after they leave, and the group outlives
- *   the meeting, as its chat history.
+ *   the meeting, as its chat history. An admitted meeting guest (no user, so no member) reads the group from its
+ *   admission on and posts to it as `guest:<guest id>` (meetingMessages, postAsGuest; the focus decides who may).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { type Logger, categoryLogger } from '../src/log/index.js';
 import type {
   ConversationRecord, FileRecord, MemberRecord, MemberRole, MessageRepository, NewMessage, StoredMessage,
 } from '../platform/store/index.js';
+import { aorOfUser } from './devices.js';
 import type { SendLimits } from './send-limits.js';
 import {
   type ChatActor, type ChatApi, type ChatConversation, type ChatMember, type ChatMessage, type ChatReceipt, type MessagePage,
@@ -98,6 +100,19 @@ export function isGroupId(id: string): boolean {
 export function meetingGroupId(meetingId: string): string {
   return `group-${createHash('sha256').update(`meeting:${meetingId}`).digest('hex').slice(0, 12)}`;
 }
+
+/** The sender of a meeting guest's message: no "@", so never a user's user@domain. */
+export function guestSender(guestId: string): string {
+  return `guest:${guestId}`;
+}
+
+/** The guest id of a guest's sender (`guest:<id>`), else undefined. */
+export function guestOfSender(sender: string): string | undefined {
+  return sender.startsWith('guest:') ? sender.slice('guest:'.length) : undefined;
+}
+
+/** Who reads a meeting's group: a member user (its own view, as /v1/conversations), or a guest from its admission on. */
+export type MeetingReader = { kind: 'user'; user: string } | { kind: 'guest'; since: number };
 
 export class ChatService implements ChatApi {
   private readonly repo: MessageRepository;
@@ -429,6 +444,45 @@ export class ChatService implements ChatApi {
       throw new ChatError('group-full', `the meeting's group has ${this.opts.maxGroupMembers} members already (messaging.maxGroupMembers)`);
     }
     if (await this.repo.putMember(groupId, user, 'member', this.clock())) await this.system(group, `${user} joined the meeting`);
+  }
+
+  /**
+   * A page of the meeting's group, newest first: `limit` messages older than the message `before` (none: the newest).
+   * A user reads what it sees as a member; a guest, not a member, every text and note created from `since` on (the
+   * groups' rule: a member reads from when it joined). `more`: older messages the reader may see exist.
+   */
+  async meetingMessages(groupId: string, reader: MeetingReader, options: { before?: string | undefined; limit: number }): Promise<{ messages: ChatMessage[]; more: boolean }> {
+    if (reader.kind === 'user') {
+      const page = await this.messages(reader, groupId, { ...(options.before === undefined ? {} : { before: options.before }), limit: options.limit });
+      return { messages: page.messages.reverse(), more: page.before !== undefined };
+    }
+    if ((await this.conversation(groupId)) === undefined) throw new ChatError('not-found', 'no such group');
+    const before = options.before === undefined ? NEWEST : (await this.messageIn(groupId, options.before)).seq;
+    // Seqs follow time: past the first message older than the guest's admission, nothing more is its to read.
+    const rows = (await this.repo.page({ conversationId: groupId, before, limit: options.limit + 1 })).filter((m) => m.createdAt >= reader.since);
+    const more = rows.length > options.limit;
+    return { messages: rows.slice(more ? 1 : 0).reverse().map((m) => this.toChat(m)), more };
+  }
+
+  /** A meeting guest's text in the meeting's group: the chat's size and rate limits, delivered to every member. */
+  async postAsGuest(groupId: string, guestId: string, text: string): Promise<ChatMessage> {
+    const conversation = await this.conversation(groupId);
+    if (conversation === undefined || conversation.kind !== 'group') throw new ChatError('not-found', 'no such group');
+    const body = Buffer.from(text, 'utf8');
+    this.checkBody('text/plain', body.length);
+    const sender = guestSender(guestId);
+    this.opts.limits.take(sender, groupId);
+    return this.toChat(await this.post({ conversation, sender, kind: 'text', contentType: 'text/plain', body }));
+  }
+
+  /**
+   * The SIP URI a message comes from: its sender's AoR, or for a guest's (no AoR of its own) the group's, with a name
+   * saying which guest. The record is cached by then (post read it).
+   */
+  senderOf(m: { sender: string; conversationId: string }): { uri: string; name?: string | undefined } {
+    const guest = guestOfSender(m.sender);
+    if (guest === undefined) return { uri: aorOfUser(m.sender) };
+    return { uri: `sip:${m.conversationId}@${this.records.get(m.conversationId)?.domain ?? ''}`, name: `guest ${guest}` };
   }
 
   // ---- helpers ----------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import { imdnCpim } from './imdn.js';
 import { SendLimits } from './send-limits.js';
 import { SipMessaging } from './sip-messaging.js';
 
-export { ChatService, type Sealer, directId, isGroupId, meetingGroupId, newId } from './chat-service.js';
+export { ChatService, type MeetingReader, type Sealer, directId, guestOfSender, guestSender, isGroupId, meetingGroupId, newId } from './chat-service.js';
 export { Delivery, type DeliveryStats } from './delivery.js';
 export { type DeviceDirectory, deviceKey, aorOfUser, userOfAor } from './devices.js';
 export { SendLimits } from './send-limits.js';
@@ -100,14 +100,15 @@ export function createMessaging(deps: MessagingDeps): Messaging {
     // A receipt goes to the original sender; a message to its group, or to the other user of the pair
     // (the sender's own devices see whom they wrote to).
     const to = m.kind === 'imdn' ? aorOfUser(entry.user) : await chat.uriFor(conversation, m.sender);
-    return { from: aorOfUser(m.sender), to, contentType: m.contentType, body: chat.openBody(m) };
+    const from = chat.senderOf(m);
+    return { from: from.uri, fromName: from.name, to, contentType: m.contentType, body: chat.openBody(m) };
   };
   const delivery = new Delivery({ stack: deps.stack, repo: deps.repo, devices: deps.devices, render, timeoutMs: deps.options.deliveryTimeoutMs, logger: deps.logger });
   chat.onStored((message, recipients, text) => {
     delivery.announce(recipients);
     for (const user of recipients) {
       const own = user === message.sender;
-      const push = message.kind === 'text' && !own ? { id: message.id, from: aorOfUser(message.sender), body: text } : undefined;
+      const push = message.kind === 'text' && !own ? { id: message.id, from: chat.senderOf(message).uri, body: text } : undefined;
       delivery.kick(user, push, own ? message.originDevice : undefined);
     }
   });

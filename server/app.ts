@@ -10,7 +10,7 @@ import { type DrainOptions, Stack } from '../src/core/index.js';
 import { type Logger, categoryLogger } from '../src/log/index.js';
 import { type SqlStore, SqlRefreshTokenRepository, openStore, securePrivateDir } from '../platform/store/index.js';
 import { TransportLayer, loadOrCreateCertificate } from '../src/transport/index.js';
-import { HttpServer, UserTokens, loadTokenKey } from '../platform/http/index.js';
+import { API_ERRORS, HttpServer, Refusal, UserTokens, loadTokenKey } from '../platform/http/index.js';
 import { type Registrar, type CredentialSource, CachedCredentialSource, NonceLedger, createRegistrar, isAsleep, isSameDevice } from '../registrar/index.js';
 import { type Security, banRoutes, createSecurity } from '../security/index.js';
 import { MediaHook, ProxyCore, Router, targetOf } from '../proxy/index.js';
@@ -20,20 +20,21 @@ import { pickerFromBalancer } from './balancer-picker.js';
 import { type UserRouteDeps, deviceRoutes, userRoutes } from './user-routes.js';
 import { tokenRoutes } from './token-routes.js';
 import {
-  Focus, FocusSecrets, JanusNode, JanusPool, MeetingSignals, eventRoutes, type MeetingActor, MeetingRecorder, MeetingService, breakoutRoutes, loadFocusKey, meetingRoutes, moderationRoutes, participantRoutes,
+  Focus, FocusSecrets, JanusNode, JanusPool, MeetingSignals, eventRoutes, type MeetingActor, type MeetingChat, MeetingError, meetingChatRoutes, MeetingRecorder, MeetingService,
+  breakoutRoutes, loadFocusKey, meetingRoutes, moderationRoutes, participantRoutes,
   recordingRoutes,
 } from '../conference/index.js';
 import { createMediaGateway } from '../media/index.js';
 import { DialogTracker } from '../src/dialog/index.js';
 import { PushService, type PushProviderClient, WebPushClient, createPushProviders } from '../push/index.js';
 import type { PushProvider } from '../src/sip/index.js';
-import { HistoryWriter, callRecordOf, callRoutes, dialogOfRow, persistedDialog } from '../history/index.js';
-import { type Messaging, createMessaging, isGroupId, meetingGroupId } from '../messaging/index.js';
+import { HistoryWriter, callRecordOf, callRoutes, dialogOfRow, persistedDialog, timelineRoutes } from '../history/index.js';
+import { ChatError, type Messaging, createMessaging, isGroupId, meetingGroupId } from '../messaging/index.js';
 import { Envelope } from '../messaging/envelope.js';
 import { EncryptedFiles } from '../messaging/file-store.js';
 import { LocalBlobStore } from '../messaging/local-blobs.js';
 import { fileRoutes } from '../messaging/file-routes.js';
-import { chatRoutes } from '../messaging/routes.js';
+import { CHAT_ERROR_CODE, chatRoutes } from '../messaging/routes.js';
 import { createPresence, type Presence } from '../presence/index.js';
 import { PresencePolicy } from '../presence/policy.js';
 import { presenceRoutes } from '../presence/routes.js';
@@ -110,6 +111,17 @@ export interface SoftswitchOptions {
   onReloaded?: () => void;
   /** The other workers' metrics for `GET /metrics` (a cluster worker); none for a single process. */
   metricsPeers?: MetricsPeers;
+}
+
+/**
+ * The chat's refusals on the meeting's chat routes, as /v1/conversations answers them (a ChatError's status and code;
+ * 429 with its Retry-After, as a MeetingError): conference/ does not import messaging/ at run time.
+ */
+function meetingChatRefusal(err: unknown): never {
+  if (!(err instanceof ChatError)) throw err;
+  if (err.code === 'rate-limited') throw new MeetingError('MEETING_ERR_RATE_LIMITED', err.message, Math.max(1, Math.ceil(err.retryAfterS ?? 1)));
+  const code = CHAT_ERROR_CODE[err.code];
+  throw new Refusal(API_ERRORS[code].status, err.message, code);
 }
 
 export async function createSoftswitch(config: Config, logger: Logger, options: SoftswitchOptions = {}): Promise<Softswitch> {
@@ -417,15 +429,23 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   http.routes(banRoutes(security.bans));
   http.routes(routingRoutes({ routing: store.routing, states: () => balancer.states(), reload: reloadRouting }));
   http.routes(callRoutes(store.calls), { access: 'user' });
+  // The user's history: its calls and its meeting participations in one list (GET /v1/history).
+  http.routes(timelineRoutes(store.calls, store.participants), { access: 'user' });
   if (presencePolicy !== undefined) http.routes(presenceRoutes(presencePolicy, userExists), { access: 'user' });
   // Meetings on Janus: the focus admits, and hands out Janus tokens derived from dataDir/meetings.key. Without a node
   // configured, joining answers 503; the connections open on the first join.
   const focusSecrets = new FocusSecrets(loadFocusKey({ dataDir: resolve(config.dataDir), logger }));
   const janusNodes = config.meetings.janus.map((node) => new JanusNode({ node, focusToken: focusSecrets.focusToken(), logger: categoryLogger(logger, 'conference.janus') }));
   // The meeting's chat: a group opened on first admission, every admitted user a member (messaging's groups).
-  const meetingChat = messaging === undefined ? undefined : {
-    open: (meeting: { id: string; title: string; owner: string }) => messaging.chat.openMeetingGroup(meeting),
-    enter: (group: string, user: string) => messaging.chat.enterMeetingGroup(group, user),
+  // Guests, not members, read it from their admission on and post as guest:<id>.
+  const meetingChat: MeetingChat | undefined = messaging === undefined ? undefined : {
+    open: (meeting) => messaging.chat.openMeetingGroup(meeting).catch(meetingChatRefusal),
+    enter: (group, user) => messaging.chat.enterMeetingGroup(group, user).catch(meetingChatRefusal),
+    read: (group, reader, options) => messaging.chat.meetingMessages(group, reader.kind === 'user' ? reader : { kind: 'guest', since: reader.since }, options)
+      .catch(meetingChatRefusal),
+    post: (group, author, text) => (author.kind === 'user'
+      ? messaging.chat.send(author, group, { contentType: 'text/plain', body: text })
+      : messaging.chat.postAsGuest(group, author.guest, text)).catch(meetingChatRefusal),
   };
   // Several nodes: rooms placed by load, nodes checked, a node's meetings moved when it is down (conference/nodes.ts).
   const janusPool = new JanusPool({
@@ -448,6 +468,8 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   // Open to meeting guests too: their token reaches only its own meeting's join and participant routes.
   http.routes(participantRoutes(focus), { access: 'guest' });
   http.routes(eventRoutes(focus, meetingSignals), { access: 'guest' });
+  // The meeting's chat for whoever is admitted now, guests included (the same group users read in /v1/conversations).
+  http.routes(meetingChatRoutes(focus), { access: 'guest' });
   http.routes(moderationRoutes(focus), { access: 'user' });
   http.routes(breakoutRoutes(focus), { access: 'guest' });
   // Recordings: Janus writes .mjr files into the node's recordingDir (a folder the softswitch reads too); a stop seals

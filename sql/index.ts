@@ -19,6 +19,7 @@ import * as m0011 from './0011_meeting_moderation.js';
 import * as m0012 from './0012_breakout_rooms.js';
 import * as m0013 from './0013_meeting_recordings.js';
 import * as m0014 from './0014_meeting_nodes.js';
+import * as m0015 from './0015_participations_by_user.js';
 
 export interface Migration {
   /** Recorded in knex_migrations; stable forever. */
@@ -42,4 +43,5 @@ export const migrations: readonly Migration[] = [
   { name: '0012_breakout_rooms', up: m0012.up, down: m0012.down },
   { name: '0013_meeting_recordings', up: m0013.up, down: m0013.down },
   { name: '0014_meeting_nodes', up: m0014.up, down: m0014.down },
+  { name: '0015_participations_by_user', up: m0015.up, down: m0015.down },
 ];

@@ -6,7 +6,7 @@ export type {
   StoreDialect, OpenStoreOptions, Store, SqlStore, Domain, Subscriber, NewSubscriber, Binding, StoredBinding,
   DomainRepository, SubscriberRepository, SubscriberPage, LocationRepository, AdminToken, NewAdminToken, CreatedAdminToken, AdminTokenRepository,
 } from './types.js';
-export { CALL_DIRECTIONS, CALL_DISPOSITIONS, MAX_CALL_PAGE } from './sql-call-repository.js';
+export { CALL_DIRECTIONS, CALL_DISPOSITIONS, MAX_CALL_PAGE, encodeCallCursor } from './sql-call-repository.js';
 export { ADMIN_TOKEN_PREFIX, checkTokenName, generateAdminToken, hashAdminToken, isAdminTokenShape } from './admin-tokens.js';
 export { securePrivateDir, tightenModes, type TightenedPath } from '../../src/transport/file-modes.js';
 export {
@@ -28,9 +28,9 @@ export type { PresenceRepository } from './presence-types.js';
 export { SqlPresenceRepository, MAX_PRESENCE_USER } from './sql-presence-repository.js';
 export type { MeetingRecord, NewMeeting, MeetingChange, MeetingQuery, MeetingRepository } from './meeting-types.js';
 export { SqlMeetingRepository, MEETING_ID, MAX_MEETING_PARTICIPANTS } from './sql-meeting-repository.js';
-export type { NewParticipant, ParticipantRecord, ParticipantRepository, ParticipantRole, ParticipantState } from './participant-types.js';
+export type { NewParticipant, ParticipantRecord, ParticipantRepository, ParticipantRole, ParticipantState, ParticipationKey, UserParticipation } from './participant-types.js';
 export { PARTICIPANT_ROLES, PARTICIPANT_STATES } from './participant-types.js';
-export { SqlParticipantRepository } from './sql-participant-repository.js';
+export { SqlParticipantRepository, MAX_PARTICIPATION_PAGE } from './sql-participant-repository.js';
 export type {
   MediaBlock, MediaKind, MeetingEvent, MeetingEventKind, MeetingModeration, MediaBlocks, ModerationRepository, NewMeetingEvent, ParticipantMedia,
 } from './moderation-types.js';

@@ -41,6 +41,17 @@ export interface NewParticipant {
   feedId?: number | undefined;
 }
 
+/** One of a user's participations, with its meeting's title (the user's history: GET /v1/history). */
+export interface UserParticipation extends ParticipantRecord {
+  readonly meetingTitle: string;
+}
+
+/** Where a page of a user's participations ends: the (askedAt, id) of its last row; the next page is strictly older. */
+export interface ParticipationKey {
+  askedAt: number;
+  id: string;
+}
+
 export interface ParticipantRepository {
   /** TypeError for a value that does not fit; STORE_ERR_DUPLICATE when the id exists; STORE_ERR_NOT_FOUND when the meeting does not. */
   create(participant: NewParticipant): Promise<ParticipantRecord>;
@@ -57,6 +68,12 @@ export interface ParticipantRepository {
    * Sets decidedAt on admitted/denied, leftAt on left/kicked.
    */
   transition(meetingId: string, id: string, from: ParticipantState, to: ParticipantState, feedId?: number): Promise<ParticipantRecord | undefined>;
+  /**
+   * The rows whose user is `user`, in every meeting, newest asked first ((askedAt, id) descending), at most `limit`,
+   * strictly after `after` in that order (keyset paging: a page stays right while rows come and go). TypeError for a
+   * `user` or `limit` that does not fit.
+   */
+  ofUser(user: string, options: { after?: ParticipationKey | undefined; limit: number }): Promise<UserParticipation[]>;
   /** Changes the role of a participant still waiting or admitted: the row after, or undefined when it is neither (or unknown). */
   setRole(meetingId: string, id: string, role: ParticipantRole): Promise<ParticipantRecord | undefined>;
 }

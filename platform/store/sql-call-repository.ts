@@ -156,8 +156,11 @@ interface CallCursor {
   id: string;
 }
 
-/** base64url of `startedAt:id`: opaque to clients, and checked on the way back. */
-function encodeCallCursor(c: CallCursor): string {
+/**
+ * base64url of `startedAt:id`: opaque to clients, and checked on the way back. Exported for lists that merge calls
+ * with other items (GET /v1/history): the calls strictly after a call they answered.
+ */
+export function encodeCallCursor(c: CallCursor): string {
   return Buffer.from(`${c.startedAt}:${c.id}`, 'utf8').toString('base64url');
 }
 

@@ -7,10 +7,13 @@ import { StoreError } from './store-error.js';
 import { MEETING_ID } from './sql-meeting-repository.js';
 import {
   PARTICIPANT_ROLES, PARTICIPANT_STATES, type NewParticipant, type ParticipantRecord, type ParticipantRepository, type ParticipantRole, type ParticipantState,
+  type ParticipationKey, type UserParticipation,
 } from './participant-types.js';
 
 /** Feed ids are JSON numbers a browser reads exactly: below 2^53. */
 const MAX_FEED_ID = Number.MAX_SAFE_INTEGER;
+/** The largest page of a user's participations. */
+export const MAX_PARTICIPATION_PAGE = 1000;
 
 interface ParticipantRow {
   id: string;
@@ -123,6 +126,22 @@ export class SqlParticipantRepository implements ParticipantRepository {
       const row = (await trx('meeting_participants').where({ meeting_id: meetingId, id }).first()) as ParticipantRow;
       return toParticipant(row);
     }));
+  }
+
+  async ofUser(user: string, options: { after?: ParticipationKey | undefined; limit: number }): Promise<UserParticipation[]> {
+    const who = checkText('user', user, 511);
+    const limit = checkInteger('limit', options.limit, 1, MAX_PARTICIPATION_PAGE);
+    const after = options.after === undefined ? undefined
+      : { askedAt: checkInteger('after.askedAt', options.after.askedAt, 0, Number.MAX_SAFE_INTEGER), id: checkText('after.id', options.after.id, 12) };
+    return this.ctx.run('listing a user\'s meeting participations', async (db) => {
+      // sql/0015's (user, asked_at, id) index serves the WHERE and the ORDER BY alike.
+      const q = db('meeting_participants as p').join('meetings as m', 'm.id', 'p.meeting_id').select('p.*', 'm.title as meeting_title')
+        .where('p.user', who).orderBy([{ column: 'p.asked_at', order: 'desc' }, { column: 'p.id', order: 'desc' }]).limit(limit);
+      if (after !== undefined) {
+        void q.where((w) => w.where('p.asked_at', '<', after.askedAt).orWhere((t) => t.where('p.asked_at', after.askedAt).andWhere('p.id', '<', after.id)));
+      }
+      return ((await q) as Array<ParticipantRow & { meeting_title: string }>).map((r) => ({ ...toParticipant(r), meetingTitle: r.meeting_title }));
+    });
   }
 
   async setRole(meetingId: string, id: string, role: ParticipantRole): Promise<ParticipantRecord | undefined> {

@@ -71,6 +71,17 @@ async function guestToken(c: Ctx, meeting: string): Promise<string> {
 }
 const enc = encodeURIComponent;
 
+/** A new meeting of alice's without a lobby, alice in it with a chat message, and a guest admitted: the meeting and the guest's token. */
+async function guestInChat(c: Ctx): Promise<{ meeting: string; guest: string }> {
+  const meeting = String((await c.asAlice('POST', '/v1/meetings', { title: `chat ${c.n()}`, lobby: false })).id);
+  await c.asAlice('POST', `/v1/meetings/${meeting}/join`, {});
+  const guest = await guestToken(c, meeting);
+  const joined = await c.api.send('http', { method: 'POST', url: `/v1/meetings/${meeting}/join`, token: guest, json: {} });
+  assert.equal(joined.status, 200, joined.bytes.toString());
+  await c.asAlice('POST', `/v1/meetings/${meeting}/chat`, { text: 'welcome' });
+  return { meeting, guest };
+}
+
 /**
  * Valid requests of each operation, by `METHOD path` as the document spells it (several where the answer takes
  * other shapes: a page with a cursor, a byte range, an admin's view): each is called once per transport (inject,
@@ -137,6 +148,11 @@ const EXAMPLES: Record<OperationKey, Example | Example[]> = {
     (c) => ({ method: 'GET', url: '/v1/calls?limit=10', token: c.alice }),
     // A page with a cursor to the next one, read by an admin.
     (c) => ({ method: 'GET', url: '/v1/calls?limit=1&direction=user-user', token: c.admin }),
+  ],
+  'GET /v1/history': [
+    (c) => ({ method: 'GET', url: '/v1/history?limit=10', token: c.alice }),
+    // A page with a cursor to the next one, read by an admin for a named user.
+    (c) => ({ method: 'GET', url: `/v1/history?limit=1&user=${enc(ALICE)}`, token: c.admin }),
   ],
   'GET /v1/calls/{id}': [
     (c) => ({ method: 'GET', url: `/v1/calls/${ALICE_CALL}`, token: c.alice }),
@@ -253,6 +269,21 @@ const EXAMPLES: Record<OperationKey, Example | Example[]> = {
       const meeting = await c.meeting();
       return { method: 'POST', url: `/v1/meetings/${meeting}/join`, token: await guestToken(c, meeting), json: { password: 'pw' } };
     },
+  ],
+  'GET /v1/meetings/{id}/chat': [
+    // An admitted guest reads the chat (from its admission on); the owner reads a page with a cursor to older ones.
+    async (c) => {
+      const { meeting, guest } = await guestInChat(c);
+      return { method: 'GET', url: `/v1/meetings/${meeting}/chat`, token: guest };
+    },
+    async (c) => ({ method: 'GET', url: `/v1/meetings/${(await guestInChat(c)).meeting}/chat?limit=1`, token: c.alice }),
+  ],
+  'POST /v1/meetings/{id}/chat': [
+    async (c) => {
+      const { meeting, guest } = await guestInChat(c);
+      return { method: 'POST', url: `/v1/meetings/${meeting}/chat`, token: guest, json: { text: 'hello from a guest' } };
+    },
+    async (c) => ({ method: 'POST', url: `/v1/meetings/${(await guestInChat(c)).meeting}/chat`, token: c.alice, json: { text: 'hello' } }),
   ],
   'GET /v1/meetings/{id}/participants': async (c) => ({ method: 'GET', url: `/v1/meetings/${(await c.knock()).meeting}/participants`, token: c.alice }),
   'GET /v1/meetings/{id}/participants/{pid}': [

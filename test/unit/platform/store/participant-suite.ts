@@ -91,6 +91,44 @@ export function participantSuite(getStore: () => SqlStore): void {
       await assert.rejects(repo.setRole(MEETING, 'jjjjjjjjjjjj', 'king' as 'owner'), TypeError);
     });
 
+    it('ofUser pages a user\'s participations across meetings newest first by a keyset that stays right while rows are added, with each meeting\'s title', async () => {
+      const store = getStore();
+      const repo = store.participants;
+      const SECOND = 'nnnnnnnnnnnn';
+      await store.meetings.create({
+        id: SECOND, title: 'Retro', owner: 'carol@example.com', startsAt: undefined, endsAt: undefined, passwordHash: undefined, lobby: true, maxParticipants: 10, recordingAllowed: false,
+      });
+      // Bob's rows in two meetings (two at the same instant, told apart by id), and carol's and a guest's, which are not his.
+      const rows: Array<[string, string, number, string | undefined]> = [
+        ['bbbbbbbbbbb2', MEETING, 1000, BOB], ['bbbbbbbbbbb3', SECOND, 2000, BOB], ['bbbbbbbbbbb4', MEETING, 3000, BOB], ['bbbbbbbbbbb5', SECOND, 3000, BOB],
+        ['ccccccccccc2', SECOND, 2500, 'carol@example.com'], ['ggggggggggg2', MEETING, 2600, undefined],
+      ];
+      for (const [id, meetingId, at, user] of rows) {
+        await repo.create(participant(id, { meetingId, user }));
+        await store.knex('meeting_participants').where({ id }).update({ asked_at: at });
+      }
+      const all = await repo.ofUser(BOB, { limit: 10 });
+      assert.deepEqual(all.map((p) => [p.id, p.askedAt, p.meetingTitle]), [
+        ['bbbbbbbbbbb5', 3000, 'Retro'], ['bbbbbbbbbbb4', 3000, 'Lobby'], ['bbbbbbbbbbb3', 2000, 'Retro'], ['bbbbbbbbbbb2', 1000, 'Lobby'],
+      ]);
+      assert.deepEqual(all[0], { ...(await repo.get(SECOND, 'bbbbbbbbbbb5'))!, meetingTitle: 'Retro' }, 'the row as get() reads it, with the title');
+      // Pages of one, each strictly after the last row of the one before; a row added before the cursor changes nothing after it.
+      const first = await repo.ofUser(BOB, { limit: 1 });
+      await repo.create(participant('bbbbbbbbbbb6', { meetingId: SECOND }));
+      const paged = [...first];
+      for (let last = first[0]!; ;) {
+        const page = await repo.ofUser(BOB, { after: { askedAt: last.askedAt, id: last.id }, limit: 1 });
+        if (page.length === 0) break;
+        paged.push(...page);
+        last = page[0]!;
+      }
+      assert.deepEqual(paged.map((p) => p.id), all.map((p) => p.id));
+      assert.deepEqual((await repo.ofUser('carol@example.com', { limit: 10 })).map((p) => p.id), ['ccccccccccc2']);
+      assert.deepEqual(await repo.ofUser('nobody@example.com', { limit: 10 }), []);
+      await assert.rejects(repo.ofUser(BOB, { limit: 0 }), TypeError);
+      await assert.rejects(repo.ofUser('', { limit: 1 }), TypeError);
+    });
+
     it('deleting the meeting deletes its participants', async () => {
       const repo = getStore().participants;
       await repo.create(participant('iiiiiiiiiiii'));
