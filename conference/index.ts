@@ -17,7 +17,7 @@ export { FocusSecrets, FOCUS_KEY_FILE, loadFocusKey } from './focus-secrets.js';
 export { JanusNode } from './janus-node.js';
 export type { JanusNodeConfig, JanusNodeOptions } from './janus-node.js';
 export { participantRoutes } from './participant-routes.js';
-export { moderationRoutes, HISTORY_PAGE, MAX_HISTORY_PAGE } from './moderation-routes.js';
+export { moderationRoutes, participantMediaRoutes, HISTORY_PAGE, MAX_HISTORY_PAGE } from './moderation-routes.js';
 export { breakoutRoutes, MAX_BREAKOUT_S } from './breakout-routes.js';
 export { MeetingRecorder, type MeetingRecorderOptions, type RecordingSealer } from './meeting-recorder.js';
 export { recordingRoutes } from './recording-routes.js';

@@ -20,7 +20,7 @@ import { pickerFromBalancer } from './balancer-picker.js';
 import { type UserRouteDeps, deviceRoutes, userRoutes } from './user-routes.js';
 import { tokenRoutes } from './token-routes.js';
 import {
-  Focus, FocusSecrets, JanusNode, type MeetingActor, MeetingRecorder, MeetingService, breakoutRoutes, loadFocusKey, meetingRoutes, moderationRoutes, participantRoutes,
+  Focus, FocusSecrets, JanusNode, type MeetingActor, MeetingRecorder, MeetingService, breakoutRoutes, loadFocusKey, meetingRoutes, moderationRoutes, participantMediaRoutes, participantRoutes,
   recordingRoutes,
 } from '../conference/index.js';
 import { createMediaGateway } from '../media/index.js';
@@ -435,6 +435,8 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   // Open to meeting guests too: their token reaches only its own meeting's join and participant routes.
   http.routes(participantRoutes(focus), { access: 'guest' });
   http.routes(moderationRoutes(focus), { access: 'user' });
+  // A guest's own media too: its reported mids are what a mute (a mute-all included) acts on in Janus.
+  http.routes(participantMediaRoutes(focus), { access: 'guest' });
   http.routes(breakoutRoutes(focus), { access: 'guest' });
   // Recordings: Janus writes .mjr files into the node's recordingDir (a folder the softswitch reads too); a stop seals
   // them into the chat's encrypted file store, so without messaging nothing is recorded (503).
