@@ -20,7 +20,8 @@
  *   7. two breakout rooms: alice and bob in room 1, the guest and dave in room 2; each re-joins the room its move
  *      named (and its poll answers), publishes and subscribes to its partner; then the rooms close and all four are
  *      back in the main room, subscribed to each other;
- *   8. alice records the meeting for recordMs; the recording's files, downloaded into outDir;
+ *   8. alice records the meeting for recordMs, the participants leave and she stops it; the recording's files,
+ *      downloaded into outDir;
  *   9. the meeting's history;
  *  10. with `failover`: every participant listens to its event stream, the runner writes `readyFile` and the test kills
  *      the first node; each participant's `reconnect` event (and its poll) name the second node, where all four
@@ -94,7 +95,7 @@ export interface MeetingMediaResult {
     back: SubscriberReport[];
   } | undefined;
   /** Step 8: the statuses of start and stop, the session's files and where each was downloaded. */
-  recording: { started: number; stopped: number; files: DownloadedFile[] } | undefined;
+  recording: { started: number; stopped: number; stopMs: number; files: DownloadedFile[] } | undefined;
   history: HistoryEntry[];
   failover?: {
     /** Each participant's `reconnect` event, and its poll after. */
@@ -117,6 +118,8 @@ const GUEST_GRANT = 'urn:softswitch:meeting-guest';
 const SETTLE_MS = 500;
 const WINDOW_MS = 2000;
 const FAILOVER_TIMEOUT_MS = 20_000;
+/** The recording's stop converts 8 files, one janus-pp-rec after the other. */
+const STOP_TIMEOUT_MS = 60_000;
 /** config.measureMs, for regroup. */
 let measureMs = 3000;
 
@@ -141,8 +144,8 @@ let meeting = '';
 const m = (path = ''): string => `/v1/meetings/${meeting}${path}`;
 
 /** Sends over HTTP and checks the answer against the API document's `operation` (an undocumented answer is an error). */
-async function call(token: string | null, method: string, url: string, operation: string, json?: unknown): Promise<ApiAnswer> {
-  const answer = await api.send('http', { method, url, token, json });
+async function call(token: string | null, method: string, url: string, operation: string, json?: unknown, timeoutMs?: number): Promise<ApiAnswer> {
+  const answer = await api.send('http', { method, url, token, json, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
   conforms(api, operation, answer, `${method} ${url}`);
   return answer;
 }
@@ -308,11 +311,17 @@ async function breakouts(result: MeetingMediaResult, people: People, mainRoom: n
   result.breakout = { opened, moves, rooms, closed, mainRoom, polledRooms, back };
 }
 
-/** Step 8: recorded for recordMs; each file of the session downloaded by alice (the owner) into outDir. */
-async function recording(result: MeetingMediaResult, alice: Member, config: MeetingMediaConfig): Promise<void> {
+/**
+ * Step 8: recorded for recordMs; each file of the session downloaded by alice (the owner) into outDir. The stop
+ * converts every file (janus-pp-rec) before it answers: the participants leave first, their decoders would starve it.
+ */
+async function recording(result: MeetingMediaResult, alice: Member, inRoom: Member[], config: MeetingMediaConfig): Promise<void> {
   const started = (await call(alice.access, 'POST', m('/recording'), 'POST /v1/meetings/{id}/recording')).status;
   await sleep(config.recordMs);
-  const stop = await call(alice.access, 'DELETE', m('/recording'), 'DELETE /v1/meetings/{id}/recording');
+  for (const who of inRoom) await leave(who);
+  const stopAt = performance.now();
+  const stop = await call(alice.access, 'DELETE', m('/recording'), 'DELETE /v1/meetings/{id}/recording', undefined, STOP_TIMEOUT_MS);
+  const stopMs = Math.round(performance.now() - stopAt);
   const files: DownloadedFile[] = [];
   for (const f of (stop.status === 200 ? (stop.json as { files: RecordedFile[] }).files : [])) {
     const answer = await api.send('http', { method: 'GET', url: `/v1/files/${f.fileId}`, token: alice.access });
@@ -320,7 +329,7 @@ async function recording(result: MeetingMediaResult, alice: Member, config: Meet
     writeFileSync(path, answer.bytes);
     files.push({ ...f, path, downloaded: answer.status });
   }
-  result.recording = { started, stopped: stop.status, files };
+  result.recording = { started, stopped: stop.status, stopMs, files };
 }
 
 // ---- step 10: a node lost ---------------------------------------------------------------------------------
@@ -413,7 +422,7 @@ async function run(config: MeetingMediaConfig, result: MeetingMediaResult): Prom
   await muteAll(result, people, four, room);
   await kick(result, people);
   await breakouts(result, people, room);
-  await recording(result, alice, config);
+  await recording(result, alice, [alice, bob, guest, dave], config);
   result.history = want<{ entries: HistoryEntry[] }>(await call(alice.access, 'GET', m('/history?limit=1000'), 'GET /v1/meetings/{id}/history'), 200, 'the history').entries;
   // step 10
   if (config.failover !== undefined) await failover(result, [alice, bob, guest, dave], config.failover, room);
