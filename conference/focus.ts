@@ -33,6 +33,8 @@ import type { BreakoutRepository, BreakoutSet } from '../platform/store/index.js
 import { JanusError, VIDEOROOM_ERROR, VIDEOROOM_PLUGIN } from './janus/index.js';
 import type { FocusSecrets } from './focus-secrets.js';
 import type { JanusNode } from './janus-node.js';
+import type { JanusPool } from './nodes.js';
+import type { MeetingSignals } from './meeting-signals.js';
 import { verifyMeetingPassword } from './meeting-password.js';
 import { type MeetingActor, MeetingError, newMeetingId } from './meetings.js';
 
@@ -138,8 +140,10 @@ export interface FocusOptions {
   /** Breakout rooms (sql/0012_breakout_rooms.ts); without it a meeting has none (503). */
   breakouts?: BreakoutRepository | undefined;
   secrets: FocusSecrets;
-  /** The Janus nodes of meetings.janus; empty: meetings cannot be joined (503). */
-  nodes: readonly JanusNode[];
+  /** The Janus nodes of meetings.janus, with their placements; empty: meetings cannot be joined (503). */
+  pool: JanusPool;
+  /** Told of every change of a meeting's participants (the apps' event streams listen). */
+  signals?: MeetingSignals | undefined;
   /** The meetings' chat; without it (messaging.enabled false) meetings have none. */
   chat?: MeetingChat | undefined;
   logger?: Logger | undefined;
@@ -194,7 +198,7 @@ export class Focus {
   async join(actor: ParticipantActor, meetingId: string, input: JoinInput): Promise<Admission> {
     if (actor.kind === 'guest' && actor.meeting !== meetingId) throw guestElsewhere();
     const meeting = await this.meeting(meetingId);
-    const node = this.place(meeting);
+    this.requireNodes();
     const role = roleOf(actor, meeting);
     if (meeting.passwordHash !== undefined && role === 'participant') {
       const guesser = actor.kind === 'user' ? actor.user : actor.kind === 'guest' ? `guest from ${input.from ?? '?'}` : 'admin';
@@ -209,7 +213,7 @@ export class Focus {
     const user = actor.kind === 'user' ? actor.user : undefined;
     if (user !== undefined) {
       const current = await this.options.participants.current(meeting.id, user);
-      if (current !== undefined) return this.inBreakout(meeting, await this.chatted(meeting, this.admission(meeting, current, true)));
+      if (current !== undefined) return this.inBreakout(meeting, await this.chatted(meeting, await this.admission(meeting, current, true)));
     }
     if (actor.kind === 'guest') {
       const row = await this.options.participants.get(meeting.id, actor.guest);
@@ -220,9 +224,11 @@ export class Focus {
     if (role === 'participant' && meeting.lobby) {
       const waiting = await this.created(() => this.options.participants.create({ id, meetingId: meeting.id, user, displayName: input.displayName, role, state: 'waiting' }), meeting.id);
       this.log.info({ meeting: meeting.id, participant: id }, 'waiting in the lobby');
+      this.changed(meeting.id);
       return { participant: waiting };
     }
     await this.checkRoom(meeting);
+    const node = await this.place(meeting);
     const feedId = this.newFeedId();
     const janus = await this.grant(node, meeting, id, feedId);
     let admitted: ParticipantRecord;
@@ -233,6 +239,7 @@ export class Focus {
       throw err;
     }
     this.log.info({ meeting: meeting.id, participant: id, role }, 'admitted on joining');
+    this.changed(meeting.id);
     return this.chatted(meeting, { participant: admitted, janus });
   }
 
@@ -249,7 +256,7 @@ export class Focus {
   async participant(actor: ParticipantActor, meetingId: string, participantId: string): Promise<Admission> {
     const meeting = await this.meeting(meetingId);
     const p = await this.existing(meeting, participantId);
-    if (isSelf(actor, p)) return this.inBreakout(meeting, await this.chatted(meeting, this.admission(meeting, p, true)));
+    if (isSelf(actor, p)) return this.inBreakout(meeting, await this.chatted(meeting, await this.admission(meeting, p, true)));
     if (mayModerate(actor, meeting, await this.own(actor, meeting))) return { participant: p };
     // A participant's id is unguessable: to others it does not exist.
     throw notFound(participantId);
@@ -260,7 +267,7 @@ export class Focus {
     const p = await this.existing(meeting, participantId);
     if (p.state === 'admitted') return p;
     if (p.state !== 'waiting') throw new MeetingError('MEETING_ERR_CONFLICT', `participant ${p.id} is ${p.state}, not waiting`);
-    const node = this.place(meeting);
+    const node = await this.place(meeting);
     await this.checkRoom(meeting);
     const feedId = this.newFeedId();
     await this.grant(node, meeting, p.id, feedId);
@@ -271,6 +278,7 @@ export class Focus {
       return this.settled(meeting, p.id, 'admitted');
     }
     this.log.info({ meeting: meeting.id, participant: p.id }, 'admitted from the lobby');
+    this.changed(meeting.id);
     await this.chatted(meeting, { participant: moved });
     return moved;
   }
@@ -283,6 +291,7 @@ export class Focus {
     const moved = await this.options.participants.transition(meeting.id, p.id, 'waiting', 'denied');
     if (moved === undefined) return this.settled(meeting, p.id, 'denied');
     this.log.info({ meeting: meeting.id, participant: p.id }, 'denied');
+    this.changed(meeting.id);
     return moved;
   }
 
@@ -295,12 +304,13 @@ export class Focus {
     const to = self ? 'left' : 'kicked';
     if (p.state !== 'waiting' && p.state !== 'admitted') return p; // over already: removing it again changes nothing
     if (p.state === 'admitted') {
-      await this.revoke(this.place(meeting), meeting, p.id, p.feedId);
+      await this.revoke(await this.place(meeting), meeting, p.id, p.feedId);
       await this.leaveBreakout(meeting, p);
     }
     const moved = await this.options.participants.transition(meeting.id, p.id, p.state, to);
     if (moved === undefined) return this.settled(meeting, p.id, to);
     this.log.info({ meeting: meeting.id, participant: p.id, from: p.state }, self ? 'left' : 'kicked');
+    this.changed(meeting.id);
     return moved;
   }
 
@@ -314,12 +324,14 @@ export class Focus {
     await this.endBreakouts(meeting);
     const admitted = await this.options.participants.list(meeting.id, ['admitted']);
     if (admitted.length === 0) return;
-    const node = this.place(meeting);
+    const node = await this.place(meeting);
     for (const p of admitted) await this.revoke(node, meeting, p.id, p.feedId);
     const { secrets } = this.options;
     await this.onJanus(node, 'destroying the room', async () => {
       await (await node.rooms()).destroy(secrets.roomId(meeting.id), { secret: secrets.roomSecret(meeting.id) }).catch(ignorePlugin(VIDEOROOM_ERROR.NO_SUCH_ROOM));
     });
+    // The room is gone: the next admission places the meeting afresh (on the least-loaded node then).
+    await this.options.pool.placements.release(meeting.id);
     this.log.info({ meeting: meeting.id, participants: admitted.length }, 'meeting ended: tokens revoked, room destroyed');
   }
 
@@ -429,6 +441,7 @@ export class Focus {
     await this.options.moderation.reset(meeting.id);
     await this.record(actor, meeting, 'ended', undefined, `${ended} participants`);
     this.log.info({ meeting: meeting.id, participants: ended }, 'meeting ended for all by a moderator');
+    this.changed(meeting.id);
     return ended;
   }
 
@@ -442,6 +455,7 @@ export class Focus {
     if (changed === undefined) throw new MeetingError('MEETING_ERR_CONFLICT', `participant ${p.id} is ${p.state}: its role no longer changes`);
     await this.record(actor, meeting, 'role', p.id, role);
     this.log.info({ meeting: meeting.id, participant: p.id, role }, 'role changed');
+    this.changed(meeting.id);
     return changed;
   }
 
@@ -501,7 +515,7 @@ export class Focus {
   async openBreakouts(actor: ParticipantActor, meetingId: string, input: BreakoutInput): Promise<BreakoutView> {
     const meeting = await this.moderatedTo(actor, meetingId, 'open breakout rooms');
     const repo = this.breakoutStore();
-    this.place(meeting);
+    this.requireNodes();
     await this.closeExpired(meeting);
     if ((input.names?.length ?? 0) > input.rooms) throw new MeetingError('MEETING_ERR_INVALID', `names: ${input.names!.length} names for ${input.rooms} rooms`);
     const names = Array.from({ length: input.rooms }, (_, i) => input.names?.[i] ?? `Room ${i + 1}`);
@@ -547,7 +561,7 @@ export class Focus {
     if (p.state !== 'admitted') throw new MeetingError('MEETING_ERR_CONFLICT', `participant ${p.id} is ${p.state}, not admitted`);
     const move: BreakoutMove = { participantId: p.id, breakout: n, room: this.roomAt(meeting, n).room };
     if ((await repo.roomOf(meeting.id, p.id)) === n) return move;
-    const node = this.place(meeting);
+    const node = await this.place(meeting);
     const token = this.options.secrets.participantToken(meeting.id, p.id);
     await this.allowIn(node, meeting, n, token);
     let was: number;
@@ -566,13 +580,14 @@ export class Focus {
     }
     await this.record(actor, meeting, 'breakout-move', p.id, n === 0 ? 'main room' : `room ${n}`);
     this.log.info({ meeting: meeting.id, participant: p.id, from: was, to: n }, 'moved between rooms');
+    this.changed(meeting.id);
     return move;
   }
 
   /** Closes the breakout rooms (moderators): everyone back in the main room, the rooms destroyed. How many came back. */
   async closeBreakouts(actor: ParticipantActor, meetingId: string): Promise<number> {
     const meeting = await this.moderatedTo(actor, meetingId, 'close the breakout rooms');
-    this.place(meeting);
+    this.requireNodes();
     const moved = await this.closeSet(meeting, actor, 'closed');
     if (moved === undefined) throw new MeetingError('MEETING_ERR_CONFLICT', 'the meeting has no breakout rooms open');
     return moved;
@@ -622,7 +637,7 @@ export class Focus {
     if (assigned === undefined) return undefined;
     clearTimeout(this.breakoutTimers.get(meeting.id));
     this.breakoutTimers.delete(meeting.id);
-    const node = this.place(meeting);
+    const node = await this.place(meeting);
     let moved = 0;
     for (const a of assigned) {
       const p = await this.options.participants.get(meeting.id, a.participantId);
@@ -639,6 +654,7 @@ export class Focus {
     await this.destroyBreakouts(node, meeting, set?.rooms.length ?? 0).catch(() => undefined);
     await this.options.moderation.record({ meetingId: meeting.id, kind: 'breakout-close', actor: actor?.kind === 'user' ? actor.user : undefined, detail: `${moved} back${why === 'timer' ? ' timer' : ''}` });
     this.log.info({ meeting: meeting.id, back: moved, why }, 'breakout rooms closed');
+    this.changed(meeting.id);
     return moved;
   }
 
@@ -651,7 +667,7 @@ export class Focus {
     await repo.close(meeting.id);
     clearTimeout(this.breakoutTimers.get(meeting.id));
     this.breakoutTimers.delete(meeting.id);
-    await this.destroyBreakouts(this.place(meeting), meeting, set.rooms.length);
+    await this.destroyBreakouts(await this.place(meeting), meeting, set.rooms.length);
   }
 
   private async destroyBreakouts(node: JanusNode, meeting: MeetingRecord, count: number): Promise<void> {
@@ -671,7 +687,7 @@ export class Focus {
     if (repo === undefined) return;
     const n = await repo.roomOf(meeting.id, p.id);
     if (n === 0) return;
-    await this.disallowIn(this.place(meeting), meeting, n, this.options.secrets.participantToken(meeting.id, p.id), p.feedId);
+    await this.disallowIn(await this.place(meeting), meeting, n, this.options.secrets.participantToken(meeting.id, p.id), p.feedId);
   }
 
   /** The admission's Janus room: its breakout room's while it is in one. */
@@ -727,13 +743,13 @@ export class Focus {
   }
 
   /** Whether the actor moderates the meeting now; false for a meeting that does not exist. */
-  async moderates(actor: MeetingActor, meetingId: string): Promise<boolean> {
+  async moderates(actor: ParticipantActor, meetingId: string): Promise<boolean> {
     const meeting = await this.options.meetings.get(meetingId);
     return meeting !== undefined && mayModerate(actor, meeting, await this.own(actor, meeting));
   }
 
   /** The Janus node that holds the meeting's room (503 when meetings.janus is empty). */
-  nodeOf(meeting: MeetingRecord): JanusNode {
+  async nodeOf(meeting: MeetingRecord): Promise<JanusNode> {
     return this.place(meeting);
   }
 
@@ -742,7 +758,7 @@ export class Focus {
    * or stops. Starting needs the room (409 when nobody was admitted yet); stopping a room Janus no longer has is done.
    */
   async recordRoom(meeting: MeetingRecord, record: boolean, recDir?: string): Promise<void> {
-    const node = this.place(meeting);
+    const node = await this.place(meeting);
     const { secrets } = this.options;
     const room = secrets.roomId(meeting.id);
     const secret = secrets.roomSecret(meeting.id);
@@ -793,7 +809,7 @@ export class Focus {
    */
   private async moderate(meeting: MeetingRecord, p: ParticipantRecord, mid: string | undefined, mute: boolean, strict: boolean): Promise<void> {
     if (mid === undefined || p.feedId === undefined) return;
-    const node = this.place(meeting);
+    const node = await this.place(meeting);
     const feedId = p.feedId;
     // The room the participant publishes in: a breakout room's while it is in one (its app reports its mids again there).
     const { room, secret } = this.roomAt(meeting, this.options.breakouts === undefined ? 0 : await this.options.breakouts.roomOf(meeting.id, p.id));
@@ -863,7 +879,7 @@ export class Focus {
   }
 
   /** A guest joining again with the same token: its row while it waits or is in; once that is over, a new token. */
-  private guestAgain(meeting: MeetingRecord, row: ParticipantRecord): Admission {
+  private async guestAgain(meeting: MeetingRecord, row: ParticipantRecord): Promise<Admission> {
     if (row.state === 'waiting' || row.state === 'admitted') return this.admission(meeting, row, true);
     throw new MeetingError('MEETING_ERR_CONFLICT', `guest ${row.id} is ${row.state}: a new guest token asks to join again`);
   }
@@ -882,9 +898,9 @@ export class Focus {
     }
   }
 
-  private admission(meeting: MeetingRecord, p: ParticipantRecord, self: boolean): Admission {
+  private async admission(meeting: MeetingRecord, p: ParticipantRecord, self: boolean): Promise<Admission> {
     if (!self || p.state !== 'admitted' || p.feedId === undefined) return { participant: p };
-    const node = this.place(meeting);
+    const node = await this.place(meeting);
     const { secrets } = this.options;
     return { participant: p, janus: { url: node.url, token: secrets.participantToken(meeting.id, p.id), room: secrets.roomId(meeting.id), feedId: p.feedId } };
   }
@@ -903,15 +919,94 @@ export class Focus {
 
   // ---- Janus ---------------------------------------------------------------------------------------------------
 
+  /** 503 when meetings.janus is empty: nothing about a room can be done. */
+  private requireNodes(): void {
+    if (this.options.pool.size === 0) throw new MeetingError('MEETING_ERR_UNAVAILABLE', 'meetings need a Janus node (meetings.janus)');
+  }
+
   /**
-   * The node that holds the meeting's room. The first configured one for now; the seam for placement on the
-   * least-loaded node (and moving rooms off a node that is down) is here, and only here.
+   * The node that holds the meeting's room (conference/nodes.ts): the one its placement row names while that node is
+   * up; a meeting not placed yet goes to the least-loaded node (the first worker's choice wins); a meeting on a node
+   * that is down (or no longer configured) moves (relocate). Every request about a room asks here, so a move made by
+   * another worker or softswitch node is followed at once.
    */
-  private place(meeting: MeetingRecord): JanusNode {
-    const node = this.options.nodes[0];
-    if (node === undefined) throw new MeetingError('MEETING_ERR_UNAVAILABLE', 'meetings need a Janus node (meetings.janus)');
-    void meeting; // the placement will read it (its node, its load); the first node takes every meeting for now
-    return node;
+  private async place(meeting: MeetingRecord): Promise<JanusNode> {
+    this.requireNodes();
+    const { pool } = this.options;
+    const url = await pool.placements.nodeOf(meeting.id);
+    if (url === undefined) {
+      const chosen = await pool.choose();
+      const placed = await pool.placements.claim(meeting.id, chosen.url);
+      const node = pool.byUrl(placed);
+      if (node !== undefined && pool.isUp(node)) return node;
+      return this.relocate(meeting, placed);
+    }
+    const node = pool.byUrl(url);
+    if (node !== undefined && pool.isUp(node)) return node;
+    return this.relocate(meeting, url);
+  }
+
+  /**
+   * Moves the meeting's rooms off a node that is down: Janus first — every admitted participant's token stored on the
+   * new node and put on the `allowed` list of the room it is in (the main room or its breakout room, created there
+   * with the same derived id and secret) — then the placement row, by compare-and-set: when another worker moved it
+   * first, its choice holds and what was made here is taken down again. The participants are told (signals: their
+   * event streams say `reconnect` with the new grant) and join the new node with the token and feed id they have;
+   * their apps report their mids again there, which re-applies their mutes. A recording in progress stops with the node.
+   */
+  private async relocate(meeting: MeetingRecord, from: string): Promise<JanusNode> {
+    const { pool, secrets } = this.options;
+    const to = await pool.choose(from);
+    const admitted = await this.options.participants.list(meeting.id, ['admitted']);
+    const rooms = new Set<number>([0]);
+    for (const p of admitted) {
+      const token = secrets.participantToken(meeting.id, p.id);
+      const n = this.options.breakouts === undefined ? 0 : await this.options.breakouts.roomOf(meeting.id, p.id);
+      rooms.add(n);
+      await this.onJanus(to, 'storing a participant token', async () => (await to.admin()).addToken(token, [VIDEOROOM_PLUGIN], { timeoutMs: to.timeoutMs }));
+      await this.allowIn(to, meeting, n, token);
+    }
+    if (!(await pool.placements.move(meeting.id, from, to.url))) {
+      const now = await pool.placements.nodeOf(meeting.id);
+      const winner = now === undefined ? undefined : pool.byUrl(now);
+      if (winner !== to) await this.takeDown(to, meeting, admitted, rooms);
+      if (now === undefined) return this.place(meeting); // ended meanwhile: placed afresh
+      if (winner === undefined || !pool.isUp(winner)) throw new MeetingError('MEETING_ERR_UNAVAILABLE', 'the meeting\'s Janus node is not available; try again later', UNAVAILABLE_RETRY_S);
+      return winner;
+    }
+    await this.options.moderation.record({ meetingId: meeting.id, kind: 'node-moved', actor: undefined, detail: `${admitted.length} participants` });
+    this.log.warn({ meeting: meeting.id, from, to: to.url, participants: admitted.length }, 'meeting moved to another Janus node: its participants are told to reconnect');
+    this.changed(meeting.id);
+    return to;
+  }
+
+  /** What a relocation that lost the race made on `node`: tokens and rooms, best effort (an orphan costs a little memory on Janus). */
+  private async takeDown(node: JanusNode, meeting: MeetingRecord, admitted: readonly ParticipantRecord[], rooms: ReadonlySet<number>): Promise<void> {
+    await Promise.allSettled(admitted.map(async (p) => (await node.admin()).removeToken(this.options.secrets.participantToken(meeting.id, p.id))));
+    for (const n of rooms) {
+      const { room, secret } = this.roomAt(meeting, n);
+      await (await node.rooms()).destroy(room, { secret }).catch(() => undefined);
+    }
+  }
+
+  /** The pool found a node down: its meetings move now, rather than at their next request. */
+  async evacuate(node: JanusNode): Promise<void> {
+    const ids = await this.options.pool.placements.meetingsOn(node.url).catch((err: unknown) => {
+      this.log.warn({ node: node.url, err: (err as Error).message }, 'the meetings of a node that is down could not be listed (their next request moves them)');
+      return [];
+    });
+    for (const id of ids) {
+      try {
+        const meeting = await this.options.meetings.get(id);
+        if (meeting !== undefined) await this.place(meeting);
+      } catch (err) {
+        this.log.warn({ meeting: id, node: node.url, err: (err as Error).message }, 'a meeting could not move off a node that is down (its next request tries again)');
+      }
+    }
+  }
+
+  private changed(meetingId: string): void {
+    this.options.signals?.changed(meetingId);
   }
 
   /** Stores the participant's token and puts it on the room's `allowed` list (creating the room on first use). */

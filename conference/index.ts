@@ -16,7 +16,10 @@ export type { Admission, BreakoutInput, BreakoutMove, BreakoutView, FocusOptions
 export { FocusSecrets, FOCUS_KEY_FILE, loadFocusKey } from './focus-secrets.js';
 export { JanusNode } from './janus-node.js';
 export type { JanusNodeConfig, JanusNodeOptions } from './janus-node.js';
+export { JanusPool, type JanusPoolOptions, type NodeStatus, type PoolNode } from './nodes.js';
+export { MeetingSignals } from './meeting-signals.js';
 export { participantRoutes } from './participant-routes.js';
+export { eventRoutes, STREAMS_PER_PARTICIPANT } from './event-routes.js';
 export { moderationRoutes, participantMediaRoutes, HISTORY_PAGE, MAX_HISTORY_PAGE } from './moderation-routes.js';
 export { breakoutRoutes, MAX_BREAKOUT_S } from './breakout-routes.js';
 export { MeetingRecorder, type MeetingRecorderOptions, type RecordingSealer } from './meeting-recorder.js';

@@ -55,6 +55,19 @@ export class JanusNode {
     return (await this.connect()).rooms;
   }
 
+  /**
+   * Whether the node answers now: the Admin API's `info` (connecting first when the connection was lost). Never throws;
+   * a refusal (token_auth off) or a timeout is no answer.
+   */
+  async ping(): Promise<boolean> {
+    try {
+      await (await this.admin()).info({ timeoutMs: this.timeoutMs });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const connection = this.connection;

@@ -74,7 +74,7 @@ export class MeetingRecorder {
     const { focus, recordings } = this.options;
     const meeting = await focus.moderatedBy(actor, meetingId, 'start a recording');
     if (!meeting.recordingAllowed) throw new MeetingError('MEETING_ERR_FORBIDDEN', 'this meeting does not allow recording (recordingAllowed is false)');
-    const dir = this.dirOf(meeting);
+    const dir = await this.dirOf(meeting);
     if ((await recordings.running(meeting.id)) !== undefined) throw recordingAlready();
     // Janus first: a start Janus refused leaves no session behind.
     await focus.recordRoom(meeting, true, dir);
@@ -100,7 +100,7 @@ export class MeetingRecorder {
     await focus.recordRoom(meeting, false);
     const stopped = await recordings.stop(meeting.id, by(actor));
     if (stopped === undefined) throw notRecording(); // another moderator stopped it meanwhile, and collects the files
-    const dir = this.options.recordingDirs.get(focus.nodeOf(meeting).url);
+    const dir = this.options.recordingDirs.get((await focus.nodeOf(meeting)).url);
     const sealed = dir === undefined ? 0 : await this.collect(stopped, meeting, dir);
     await this.options.moderation.record({ meetingId: meeting.id, kind: 'recording', actor: by(actor), detail: `stopped: ${sealed} files` });
     this.log.info({ meeting: meeting.id, recording: stopped.id, files: sealed }, 'recording stopped');
@@ -171,8 +171,8 @@ export class MeetingRecorder {
     if ((await stat(output)).size === 0) throw new Error('janus-pp-rec wrote nothing');
   }
 
-  private dirOf(meeting: MeetingRecord): string {
-    const node = this.options.focus.nodeOf(meeting);
+  private async dirOf(meeting: MeetingRecord): Promise<string> {
+    const node = await this.options.focus.nodeOf(meeting);
     const dir = this.options.recordingDirs.get(node.url);
     if (dir === undefined || this.options.files === undefined) {
       throw new MeetingError('MEETING_ERR_UNAVAILABLE', 'recording needs the Janus node\'s meetings.janus[].recordingDir and the encrypted file store (messaging.enabled)');

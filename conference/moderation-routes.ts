@@ -57,7 +57,7 @@ const mediaOut = z.object({
 const moderationOut = z.object({ locked: z.boolean(), audio: block.describe('the mute-all of audio: what every publisher, late joiners included, gets'), video: block });
 const entryOut = z.object({
   at: isoTime,
-  kind: z.enum(['joined', 'admitted', 'denied', 'left', 'kicked', 'started', 'muted', 'unmuted', 'mute-all', 'unmute-all', 'locked', 'unlocked', 'role', 'ended', 'breakout-open', 'breakout-move', 'breakout-close', 'recording']),
+  kind: z.enum(['joined', 'admitted', 'denied', 'left', 'kicked', 'started', 'muted', 'unmuted', 'mute-all', 'unmute-all', 'locked', 'unlocked', 'role', 'ended', 'breakout-open', 'breakout-move', 'breakout-close', 'recording', 'node-moved']),
   actor: z.string().optional().describe('who did it (user@domain), for moderation actions of a user token'),
   participantId: z.string().optional(),
   user: z.string().optional(),

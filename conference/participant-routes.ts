@@ -123,7 +123,7 @@ export function participantJson(p: ParticipantRecord) {
   };
 }
 
-function admissionJson(a: Admission) {
+export function admissionJson(a: Admission) {
   return {
     participant: participantJson(a.participant), state: a.participant.state,
     ...(a.janus === undefined ? {} : { janus: a.janus }), ...(a.conversation === undefined ? {} : { conversation: a.conversation }),

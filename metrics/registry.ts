@@ -38,6 +38,8 @@ export interface MetricsSources {
   chat(): { received: number; refused: number; receipts: number; delivered: number; deferred: number } | undefined;
   /** Undefined when presence is off. */
   presence(): { subscriptions: number; notifies: number; notifyFailures: number } | undefined;
+  /** The Janus nodes of meetings.janus: up (this worker's checks), capacity and load (from SQL, the last check's). */
+  janus(): Array<{ node: string; up: boolean; capacity: number; rooms: number; participants: number; streams: number }>;
 }
 
 /** One process's metrics as prom-client's `getMetricsAsJSON()` gives them: what crosses between workers. */
@@ -195,6 +197,22 @@ export class ProcessMetrics {
         for (const b of s.backends()) this.set({ set: b.set, uri: b.uri }, b.activeCalls);
       },
     });
+
+    // ---- meetings: the Janus nodes (the load is read from SQL: every worker has the same, hence max) ---
+    const byNode = (name: string, help: string, read: (n: ReturnType<MetricsSources['janus']>[number]) => number, aggregator: Aggregator): void => {
+      new Gauge({
+        name, help, labelNames: ['node'], registers, aggregator,
+        collect() {
+          this.reset();
+          for (const n of s.janus()) this.set({ node: n.node }, read(n));
+        },
+      });
+    };
+    byNode('softswitch_janus_node_up', '1 when the Janus node answers (every worker reaches it), else 0: a node down takes no room and its meetings move.', (n) => (n.up ? 1 : 0), 'min');
+    byNode('softswitch_janus_node_capacity_streams', 'Forwarded streams the node may carry (meetings.janus[].capacity).', (n) => n.capacity, 'max');
+    byNode('softswitch_janus_node_streams', 'Forwarded streams on the node, estimated: each admitted participant\'s published streams to each other participant of its meeting.', (n) => n.streams, 'max');
+    byNode('softswitch_janus_node_rooms', 'Meetings whose rooms are on the node.', (n) => n.rooms, 'max');
+    byNode('softswitch_janus_node_participants', 'Participants admitted in the node\'s meetings.', (n) => n.participants, 'max');
 
     // ---- push, chat, presence -----------------------------------------------------------------------
     new Counter({

@@ -20,7 +20,8 @@ import { pickerFromBalancer } from './balancer-picker.js';
 import { type UserRouteDeps, deviceRoutes, userRoutes } from './user-routes.js';
 import { tokenRoutes } from './token-routes.js';
 import {
-  Focus, FocusSecrets, JanusNode, type MeetingActor, MeetingRecorder, MeetingService, breakoutRoutes, loadFocusKey, meetingRoutes, moderationRoutes, participantMediaRoutes, participantRoutes,
+  Focus, FocusSecrets, JanusNode, JanusPool, MeetingSignals, eventRoutes, type MeetingActor, MeetingRecorder, MeetingService, breakoutRoutes, loadFocusKey, meetingRoutes, moderationRoutes,
+  participantMediaRoutes, participantRoutes,
   recordingRoutes,
 } from '../conference/index.js';
 import { createMediaGateway } from '../media/index.js';
@@ -64,6 +65,8 @@ export interface Softswitch {
   readonly turn: TurnService;
   /** This process's Prometheus metrics (a cluster worker sends their snapshot to the one answering `/metrics`). */
   readonly metrics: ProcessMetrics;
+  /** "A meeting's participants changed": the meetings' event streams listen; a cluster worker relays it to the others. */
+  readonly meetingSignals: MeetingSignals;
   /** Re-reads backends, routes, DIDs and trusted sources from the store (`softswitch reload`); calls in progress go on. */
   reload(): Promise<ReloadSummary>;
   start(): Promise<void>;
@@ -407,6 +410,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       push: () => (pushProviders.size === 0 ? undefined : push.stats()),
       chat: () => messaging?.stats(),
       presence: () => presence?.stats(),
+      janus: () => janusPool.status(),
     },
   });
   dialogs.on('ended', (d) => metrics.dialogEnded(d.endCause ?? 'bye'));
@@ -424,7 +428,17 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     open: (meeting: { id: string; title: string; owner: string }) => messaging.chat.openMeetingGroup(meeting),
     enter: (group: string, user: string) => messaging.chat.enterMeetingGroup(group, user),
   };
-  const focus = new Focus({ meetings: store.meetings, participants: store.participants, moderation: store.moderation, breakouts: store.breakouts, secrets: focusSecrets, nodes: janusNodes, chat: meetingChat, logger });
+  // Several nodes: rooms placed by load, nodes checked, a node's meetings moved when it is down (conference/nodes.ts).
+  const janusPool = new JanusPool({
+    nodes: janusNodes.map((node, i) => ({ node, capacity: config.meetings.janus[i]!.capacity })), placements: store.placements,
+    healthIntervalMs: config.meetings.healthIntervalMs, downAfter: config.meetings.downAfter, logger: categoryLogger(logger, 'conference.janus'),
+  });
+  const meetingSignals = new MeetingSignals();
+  const focus = new Focus({
+    meetings: store.meetings, participants: store.participants, moderation: store.moderation, breakouts: store.breakouts, secrets: focusSecrets,
+    pool: janusPool, signals: meetingSignals, chat: meetingChat, logger,
+  });
+  janusPool.on('down', (node) => void focus.evacuate(node));
   const conversationOf = async (actor: MeetingActor, meetingId: string): Promise<string | undefined> => {
     if (messaging === undefined) return undefined;
     const group = meetingGroupId(meetingId);
@@ -434,6 +448,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   http.routes(meetingRoutes(new MeetingService({ repository: store.meetings, userExists, ending: (id) => focus.end(id) }), { conversationOf }), { access: 'user' });
   // Open to meeting guests too: their token reaches only its own meeting's join and participant routes.
   http.routes(participantRoutes(focus), { access: 'guest' });
+  http.routes(eventRoutes(focus, meetingSignals), { access: 'guest' });
   http.routes(moderationRoutes(focus), { access: 'user' });
   // A guest's own media too: its reported mids are what a mute (a mute-all included) acts on in Janus.
   http.routes(participantMediaRoutes(focus), { access: 'guest' });
@@ -514,6 +529,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     mid,
     security,
     turn,
+    meetingSignals,
     metrics,
     reload: () => balancer.reload(),
     async start() {
@@ -527,6 +543,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       }
       await registrar.start();
       messaging?.start();
+      janusPool.start();
       void blobs?.sweep().catch((err: Error) => categoryLogger(logger, 'messaging').warn({ err: err.message }, 'the chat files folder could not be swept'));
       await stack.start();
       // After the stack: the first probes go out at once.
@@ -564,6 +581,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       }
       // The breakout timers stop; their end times are in SQL (the next request after one closes those rooms).
       focus.stop();
+      janusPool.stop();
       await Promise.allSettled(janusNodes.map((node) => node.close()));
       await store.close();
     },

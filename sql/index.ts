@@ -18,6 +18,7 @@ import * as m0010 from './0010_meeting_participants.js';
 import * as m0011 from './0011_meeting_moderation.js';
 import * as m0012 from './0012_breakout_rooms.js';
 import * as m0013 from './0013_meeting_recordings.js';
+import * as m0014 from './0014_meeting_nodes.js';
 
 export interface Migration {
   /** Recorded in knex_migrations; stable forever. */
@@ -40,4 +41,5 @@ export const migrations: readonly Migration[] = [
   { name: '0011_meeting_moderation', up: m0011.up, down: m0011.down },
   { name: '0012_breakout_rooms', up: m0012.up, down: m0012.down },
   { name: '0013_meeting_recordings', up: m0013.up, down: m0013.down },
+  { name: '0014_meeting_nodes', up: m0014.up, down: m0014.down },
 ];

@@ -460,7 +460,8 @@ const schema = z.strictObject({
   meetings: z.strictObject({
     /**
      * The Janus nodes (Janus 1.1 with the videoroom plugin, the websockets transport with its admin listener, and
-     * token_auth on). Rooms go to the first node for now. Empty: meetings as data work, joining one answers 503.
+     * token_auth on). A meeting's room goes to the node with the least load for its capacity; a node that stops
+     * answering is marked down and its meetings move to another. Empty: meetings as data work, joining one answers 503.
      */
     janus: z.array(z.strictObject({
       /** The Janus API over WebSocket (`ws://…` or `wss://…`): the focus's requests, and what admitted apps are told to use. */
@@ -477,7 +478,17 @@ const schema = z.strictObject({
        * Unset: meetings on this node cannot be recorded (503).
        */
       recordingDir: z.string().min(1, 'must not be empty').optional(),
-    })).default([]),
+      /**
+       * Forwarded streams (one publisher's audio or video to one subscriber) this node carries at most: a node at its
+       * capacity takes no new meeting. Janus's videoroom costs about 4.2 ms of CPU per stream-second (bench/README.md,
+       * "Meetings"), so a core forwards about 200 streams with headroom; the default suits a 2-core node.
+       */
+      capacity: z.number().int().min(1).max(1_000_000).default(400),
+    })).default([]).refine((nodes) => new Set(nodes.map((n) => n.url)).size === nodes.length, 'two nodes have the same url'),
+    /** How often each Janus node is checked (its Admin API `info`), in milliseconds. */
+    healthIntervalMs: z.number().int().min(100).max(60_000).default(2000),
+    /** Checks in a row without an answer before a node is down and its meetings move to another. */
+    downAfter: z.number().int().min(1).max(100).default(2),
   }).prefault({}),
   /** Chat files and message bodies at rest: AES-256-GCM, a fresh key per object wrapped by the master key. */
   storage: z.strictObject({

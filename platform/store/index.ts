@@ -42,3 +42,5 @@ export { SqlBreakoutRepository } from './sql-breakout-repository.js';
 export type { RecordedMedium, RecordingFile, RecordingRecord, RecordingRepository } from './recording-types.js';
 export { RECORDED_MEDIA } from './recording-types.js';
 export { SqlRecordingRepository } from './sql-recording-repository.js';
+export type { NodeLoad, PlacementRepository } from './placement-types.js';
+export { SqlPlacementRepository } from './sql-placement-repository.js';

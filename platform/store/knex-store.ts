@@ -16,6 +16,8 @@ import type { ParticipantRepository } from './participant-types.js';
 import { SqlModerationRepository } from './sql-moderation-repository.js';
 import type { ModerationRepository } from './moderation-types.js';
 import { SqlBreakoutRepository } from './sql-breakout-repository.js';
+import { SqlPlacementRepository } from './sql-placement-repository.js';
+import type { PlacementRepository } from './placement-types.js';
 import type { BreakoutRepository } from './breakout-types.js';
 import { SqlRecordingRepository } from './sql-recording-repository.js';
 import type { RecordingRepository } from './recording-types.js';
@@ -46,6 +48,7 @@ export class KnexStore implements SqlStore {
   readonly moderation: ModerationRepository;
   readonly breakouts: BreakoutRepository;
   readonly recordings: RecordingRepository;
+  readonly placements: PlacementRepository;
   private readonly ctx: SqlContext;
   private closing: Promise<void> | undefined;
 
@@ -66,6 +69,7 @@ export class KnexStore implements SqlStore {
     this.moderation = new SqlModerationRepository(this.ctx);
     this.breakouts = new SqlBreakoutRepository(this.ctx);
     this.recordings = new SqlRecordingRepository(this.ctx);
+    this.placements = new SqlPlacementRepository(this.ctx);
   }
 
   /** Idempotent; repository calls made afterwards throw STORE_ERR_CLOSED. */

@@ -7,12 +7,12 @@
 export type MediaKind = 'audio' | 'video';
 /** none: not muted by moderation; soft: muted, the participant may unmute itself; hard: muted until a moderator lifts it. */
 export type MediaBlock = 'none' | 'soft' | 'hard';
-export type MeetingEventKind = 'muted' | 'unmuted' | 'mute-all' | 'unmute-all' | 'locked' | 'unlocked' | 'role' | 'ended' | 'breakout-open' | 'breakout-move' | 'breakout-close' | 'recording';
+export type MeetingEventKind = 'muted' | 'unmuted' | 'mute-all' | 'unmute-all' | 'locked' | 'unlocked' | 'role' | 'ended' | 'breakout-open' | 'breakout-move' | 'breakout-close' | 'recording' | 'node-moved';
 
 export const MEDIA_KINDS: readonly MediaKind[] = ['audio', 'video'];
 export const MEDIA_BLOCKS: readonly MediaBlock[] = ['none', 'soft', 'hard'];
 export const MEETING_EVENT_KINDS: readonly MeetingEventKind[] = ['muted', 'unmuted', 'mute-all', 'unmute-all', 'locked', 'unlocked', 'role', 'ended',
-  'breakout-open', 'breakout-move', 'breakout-close', 'recording'];
+  'breakout-open', 'breakout-move', 'breakout-close', 'recording', 'node-moved'];
 
 /** A meeting's moderation state (the defaults when no moderator touched it). */
 export interface MeetingModeration {

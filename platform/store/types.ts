@@ -13,6 +13,7 @@ import type { ParticipantRepository } from './participant-types.js';
 import type { ModerationRepository } from './moderation-types.js';
 import type { BreakoutRepository } from './breakout-types.js';
 import type { RecordingRepository } from './recording-types.js';
+import type { PlacementRepository } from './placement-types.js';
 
 export type StoreDialect = 'sqlite' | 'mysql';
 
@@ -219,6 +220,8 @@ export interface Store {
   readonly breakouts: BreakoutRepository;
   /** Meetings' recording sessions and the files each produced (sql/0013_meeting_recordings.ts). */
   readonly recordings: RecordingRepository;
+  /** Which Janus node holds each meeting's room, and the nodes' load (sql/0014_meeting_nodes.ts). */
+  readonly placements: PlacementRepository;
   close(): Promise<void>;
 }
 

@@ -219,6 +219,8 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay, MetricsPe
       },
       announce: (users) => this.sendToPrimary({ type: 'cluster:chat', from: this.index, users }),
     });
+    // Meetings: a change made here wakes the event streams other workers hold for that meeting.
+    server.meetingSignals.setRemote((meeting) => this.sendToPrimary({ type: 'cluster:meeting', from: this.index, meeting }));
     // Presence: what a PUBLISH or a call here says about a user, every worker's watchers learn.
     const presence = server.presence;
     if (presence !== undefined) {
@@ -443,6 +445,9 @@ export class ClusterWorker implements DatagramDispatcher, StreamRelay, MetricsPe
         return;
       case 'cluster:chat':
         if (message.from !== this.index && Array.isArray(message.users)) this.server?.messaging?.delivery.kickFromPeer(message.users.map(String));
+        return;
+      case 'cluster:meeting':
+        if (message.from !== this.index && typeof message.meeting === 'string') this.server?.meetingSignals.fromPeer(message.meeting);
         return;
       case 'cluster:presence':
         if (message.from !== this.index) this.applyPresence(message.change);

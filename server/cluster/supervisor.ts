@@ -217,6 +217,7 @@ export function runSupervisor(options: SupervisorOptions): Promise<number> {
           case 'cluster:dialog-end':
           case 'cluster:dialog-cseq':
           case 'cluster:chat':
+          case 'cluster:meeting':
           case 'cluster:presence':
           case 'cluster:ask':
             broadcast(m, worker);

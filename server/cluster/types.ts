@@ -62,6 +62,8 @@ export type WorkerMessage =
   | { type: 'cluster:dialog-cseq'; from: number; callId: string; fromTag: string | undefined; cseq: number }
   /** Chat rows were stored for these users: each worker delivers to the devices it owns (messaging/delivery.ts). */
   | { type: 'cluster:chat'; from: number; users: string[] }
+  /** A meeting's participants changed here: each worker's event streams of that meeting look again (conference/meeting-signals.ts). */
+  | { type: 'cluster:meeting'; from: number; meeting: string }
   /** A publication or a call changed a user's presence here (presence/presence-state.ts). */
   | { type: 'cluster:presence'; from: number; change: PresenceChange }
   /**
@@ -110,7 +112,7 @@ export type PrimaryMessage =
    * message that is none of your live transactions', then exit.
    */
   | { type: 'cluster:drain'; successor: number }
-  | Extract<WorkerMessage, { type: 'cluster:location' | 'cluster:reload' | 'cluster:snapshot' | 'cluster:ban' | 'cluster:nonce' | 'cluster:nonce-answer' | 'cluster:dialog-end' | 'cluster:dialog-cseq' | 'cluster:dialogs' | 'cluster:chat' | 'cluster:presence' | 'cluster:ask' | 'cluster:answer' }>;
+  | Extract<WorkerMessage, { type: 'cluster:location' | 'cluster:reload' | 'cluster:snapshot' | 'cluster:ban' | 'cluster:nonce' | 'cluster:nonce-answer' | 'cluster:dialog-end' | 'cluster:dialog-cseq' | 'cluster:dialogs' | 'cluster:chat' | 'cluster:meeting' | 'cluster:presence' | 'cluster:ask' | 'cluster:answer' }>;
 
 /** The environment variable that tells a forked process its worker index. */
 export const WORKER_INDEX_ENV = 'SOFTSWITCH_CLUSTER_WORKER';

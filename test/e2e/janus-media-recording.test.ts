@@ -14,7 +14,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Focus, FocusSecrets, MeetingRecorder, newMeetingId } from '../../conference/index.js';
+import { Focus, FocusSecrets, JanusPool, MeetingRecorder, newMeetingId } from '../../conference/index.js';
 import { Envelope } from '../../messaging/envelope.js';
 import { EncryptedFiles } from '../../messaging/file-store.js';
 import { LocalBlobStore } from '../../messaging/local-blobs.js';
@@ -76,7 +76,7 @@ describe('a meeting recording with real media: Janus\'s .mjr files become sealed
 
     blobsDir = mkdtempSync(join(tmpdir(), 'softswitch-recordings-'));
     files = new EncryptedFiles(new LocalBlobStore(blobsDir, silentLogger()), new Envelope(randomBytes(32)));
-    const focus = new Focus({ meetings: store.meetings, participants: store.participants, moderation: store.moderation, secrets, nodes: [] });
+    const focus = new Focus({ meetings: store.meetings, participants: store.participants, moderation: store.moderation, secrets, pool: new JanusPool({ nodes: [], placements: store.placements }) });
     const recorder = new MeetingRecorder({
       focus, secrets, recordings: store.recordings, participants: store.participants, moderation: store.moderation,
       files: { store: files, index: store.messages }, recordingDirs: new Map(), convertTimeoutMs: 30_000,

@@ -29,6 +29,7 @@ function sources(counters: MessageCounters, over: Partial<MetricsSources> = {}):
     push: () => ({ byProvider: { apns: { ok: 4, failed: 1 } }, woken: 3, timedOut: 1 }),
     chat: () => ({ received: 10, refused: 1, receipts: 2, delivered: 9, deferred: 1 }),
     presence: () => ({ subscriptions: 6, notifies: 20, notifyFailures: 1 }),
+    janus: () => [{ node: 'ws://10.0.0.7:8188', up: true, capacity: 400, rooms: 2, participants: 7, streams: 46 }],
     ...over,
   };
 }
@@ -146,6 +147,18 @@ describe('the node\'s metrics, summed over its workers', () => {
     assert.equal(valueOf(e, 'softswitch_rtpengine_up', { node: '127.0.0.1:2223' }), 0, 'up only when every worker reaches it');
     assert.equal(valueOf(e, 'softswitch_rtpengine_latency_seconds', { node: '127.0.0.1:2223' }), 0.009, 'the worst latency');
     assert.deepEqual(matching(e, 'nodejs_eventloop_lag_p99_seconds').map((s) => s.labels.worker).sort(), ['0', '1']);
+  });
+
+  it('shows each Janus node up only when every worker reaches it, and its capacity and load (read from SQL by each worker) once, not summed', async () => {
+    const node = 'ws://10.0.0.7:8188';
+    const w0 = worker(0);
+    const w1 = worker(1, { janus: () => [{ node, up: false, capacity: 400, rooms: 2, participants: 7, streams: 46 }] });
+    const e = parseExposition(await aggregateSnapshots(await w0.metrics.snapshot(), [await w1.metrics.snapshot()], silentLogger()).metrics());
+    assert.equal(valueOf(e, 'softswitch_janus_node_up', { node }), 0, 'a node one worker cannot reach is down');
+    assert.equal(valueOf(e, 'softswitch_janus_node_capacity_streams', { node }), 400);
+    assert.equal(valueOf(e, 'softswitch_janus_node_streams', { node }), 46);
+    assert.equal(valueOf(e, 'softswitch_janus_node_rooms', { node }), 2);
+    assert.equal(valueOf(e, 'softswitch_janus_node_participants', { node }), 7);
   });
 
   it('answers a scrape with the workers that answered and softswitch_scrape_workers_missing for the others', async () => {
