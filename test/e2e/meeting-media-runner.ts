@@ -23,8 +23,8 @@
  *   8. alice records the meeting for recordMs, the participants leave and she stops it; the recording's files,
  *      downloaded into outDir;
  *   9. the meeting's history;
- *  10. with `failover`: every participant listens to its event stream, the runner writes `readyFile` and the test kills
- *      the first node; each participant's `reconnect` event (and its poll) name the second node, where all four
+ *  10. with `failover`: the four re-join the main room with media, every participant listens to its event stream, the
+ *      runner writes `readyFile` and the test kills the first node (SIGKILL); each participant's `reconnect` event (and its poll) name the second node, where all four
  *      re-join, publish and subscribe again, and what they received there.
  *
  * The runner does not judge: it prints `MEETING-MEDIA-RESULT {json}` and the test asserts on it. It exits with
@@ -98,6 +98,9 @@ export interface MeetingMediaResult {
   recording: { started: number; stopped: number; stopMs: number; files: DownloadedFile[] } | undefined;
   history: HistoryEntry[];
   failover?: {
+    /** The four back in the main room, subscribed to each other, before the node dies; the Janus URL each was on. */
+    before: SubscriberReport[];
+    urlsBefore: string[];
     /** Each participant's `reconnect` event, and its poll after. */
     reconnects: Array<{ name: string; reason: string | undefined; url: string | undefined; room: number | undefined; polledUrl: string | undefined }>;
     /** When the first `participant` event arrived on each stream (it is sent at once): ms after opening it. */
@@ -364,6 +367,9 @@ async function listen(who: Member): Promise<EventStream> {
 }
 
 async function failover(result: MeetingMediaResult, members: Member[], options: NonNullable<MeetingMediaConfig['failover']>, mainRoom: number): Promise<void> {
+  // back in the room, media flowing, when the node dies
+  const before = await regroup([{ room: mainRoom, members }]);
+  const urlsBefore = members.map((who) => who.grant!.url);
   const streams = await Promise.all(members.map(listen));
   const deadline = Date.now() + FAILOVER_TIMEOUT_MS;
   const first = (s: EventStream, kind: string): EventStream['events'][number] | undefined => s.events.find((e) => e.event === kind);
@@ -384,7 +390,7 @@ async function failover(result: MeetingMediaResult, members: Member[], options: 
     if (data.janus !== undefined) who.grant = data.janus;
   }
   const rejoined = await regroup([{ room: members[0]!.grant?.room ?? mainRoom, members }]);
-  result.failover = { reconnects, firstEventMs, toldMs, rejoined };
+  result.failover = { before, urlsBefore, reconnects, firstEventMs, toldMs, rejoined };
 }
 
 // ---- the run -----------------------------------------------------------------------------------------------

@@ -36,8 +36,8 @@ const MIN_AUDIO_PACKETS = 50;
 const MIN_SCREEN_FRAMES = 5;
 /** A muted stream over a window: nothing, but a packet that was in flight. */
 const MAX_MUTED_PACKETS = 2;
-/** Step 10 (a node killed mid-meeting) needs the focus's health checks and event streams: on once they are built. */
-const FAILOVER = false;
+/** Step 10: a node killed mid-meeting (the runner's `failover`, which needs the focus's health checks and event streams). */
+const FAILOVER = true;
 /** EBML's magic (a Matroska/WebM file's first element) and a Cluster's id: the blocks that carry frames. */
 const EBML = Buffer.from([0x1a, 0x45, 0xdf, 0xa3]);
 const CLUSTER = Buffer.from([0x1f, 0x43, 0xb6, 0x75]);
@@ -226,5 +226,17 @@ describe('a meeting with real media through the API: lobby, four participants, s
     assert.deepEqual(detail('recording'), ['started', `stopped: ${result.recording?.files.length} files`]);
     const order = result.history.map((e) => e.kind).filter((k) => ['started', 'denied', 'mute-all', 'kicked', 'breakout-open', 'breakout-close', 'recording'].includes(k));
     assert.deepEqual(order, ['started', 'denied', 'mute-all', 'kicked', 'breakout-open', 'breakout-close', 'recording', 'recording']);
+  });
+
+  it('a Janus node killed mid-meeting: each participant is told on its event stream to reconnect to the second node (its poll says so too), the room is there with the same id, and media flows between all four again', () => {
+    const f = result.failover;
+    assert.ok(f, 'step 10 ran');
+    const [first, second] = nodes.map((n) => n.url);
+    const four = ['alice', 'bob', 'guest', 'dave'];
+    decodesEachOther(f.before, everyOther(four));
+    assert.deepEqual(f.urlsBefore, [first, first, first, first], 'the meeting was on the first node (both empty: the first listed)');
+    assert.ok(f.firstEventMs.every((ms) => ms !== undefined), `a participant event at once on every stream: ${JSON.stringify(f.firstEventMs)}`);
+    assert.deepEqual(f.reconnects.map((r) => [r.name, r.reason, r.url, r.polledUrl, r.room]), four.map((name) => [name, 'node-down', second, second, result.breakout?.mainRoom]));
+    decodesEachOther(f.rejoined, everyOther(four));
   });
 });
