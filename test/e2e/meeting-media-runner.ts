@@ -30,7 +30,7 @@
  * The runner does not judge: it prints `MEETING-MEDIA-RESULT {json}` and the test asserts on it. It exits with
  * process.exit() and kills itself after MEETING_MEDIA_RUNNER_TIMEOUT_MS whatever happens.
  */
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { JanusClient, JanusError, type JanusGrant, type JanusSession } from '../../conference/index.js';
@@ -399,6 +399,9 @@ async function run(config: MeetingMediaConfig, result: MeetingMediaResult): Prom
   measureMs = config.measureMs;
   const health = config.failover === undefined ? {} : { healthIntervalMs: config.failover.healthIntervalMs, downAfter: config.failover.downAfter };
   api = await startApiServer(['alice', 'bob', 'carol', 'dave'], { meetings: { janus: config.nodes, ...health } });
+  // after the stop, which a cleanup cuts short at 3 s (a recording's conversions may still run): its data folder goes anyway
+  const dataDir = api.t.dataDir;
+  onCleanup(() => rmSync(dataDir, { recursive: true, force: true }));
   onCleanup(() => api.stop());
   // step 1
   const users = await Promise.all((['alice', 'bob', 'carol', 'dave'] as const).map(async (name) => member(name, await api.signIn(name))));
