@@ -8,11 +8,12 @@
  * MEETING_MEDIA_VERBOSE=1 prints the runner's whole report.
  *
  * Whatever happens, the runner is killed after RUNNER_TIMEOUT_MS, both Janus nodes are stopped, both namespaces are
- * deleted (which kills what is left in them and removes the veth pair) and the temp folder is removed.
+ * deleted (which kills what is left in them and removes the veth pair) and the temp folder (the runner's TMPDIR too)
+ * is removed.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,8 +63,11 @@ describe('a meeting with real media through the API: lobby, four participants, s
       measureMs: MEASURE_MS, recordMs: RECORD_MS, outDir: dir,
       failover: FAILOVER ? { readyFile, healthIntervalMs: 500, downAfter: 2 } : undefined,
     };
-    const running = runTagged(net.peers.exec(process.execPath, ['--enable-source-maps', RUNNER]),
-      { MEETING_MEDIA_CONFIG: JSON.stringify(config), MEETING_MEDIA_RUNNER_TIMEOUT_MS: String(RUNNER_TIMEOUT_MS - 5000) }, 'MEETING-MEDIA-RESULT', RUNNER_TIMEOUT_MS);
+    // the runner's temp folders (its softswitch's data) inside ours: gone with it even if the runner is killed
+    const runnerTmp = join(dir, 'tmp');
+    mkdirSync(runnerTmp);
+    const env = { MEETING_MEDIA_CONFIG: JSON.stringify(config), MEETING_MEDIA_RUNNER_TIMEOUT_MS: String(RUNNER_TIMEOUT_MS - 5000), TMPDIR: runnerTmp };
+    const running = runTagged(net.peers.exec(process.execPath, ['--enable-source-maps', RUNNER]), env, 'MEETING-MEDIA-RESULT', RUNNER_TIMEOUT_MS);
     // the runner writes readyFile once every participant listens to its events: node 1 dies then
     let done = false;
     void running.finally(() => (done = true));
