@@ -366,7 +366,7 @@ export class Focus {
   // people unmute themselves), `none`. Janus mutes for both soft and hard: the difference is who may lift it.
 
   /** Mutes (true) or unmutes (false) a participant's audio and/or video: a moderator, or the participant itself within its block. */
-  async mute(actor: MeetingActor, meetingId: string, participantId: string, change: Partial<Record<MediaKind, boolean>>): Promise<MediaState> {
+  async mute(actor: ParticipantActor, meetingId: string, participantId: string, change: Partial<Record<MediaKind, boolean>>): Promise<MediaState> {
     const meeting = await this.meeting(meetingId);
     const p = await this.existing(meeting, participantId);
     const self = isSelf(actor, p);
@@ -394,7 +394,7 @@ export class Focus {
   }
 
   /** The participant's app reports the mids of its published audio and video: the focus applies the blocks decided for it. */
-  async streams(actor: MeetingActor, meetingId: string, participantId: string, mids: { audioMid?: string | undefined; videoMid?: string | undefined }): Promise<MediaState> {
+  async streams(actor: ParticipantActor, meetingId: string, participantId: string, mids: { audioMid?: string | undefined; videoMid?: string | undefined }): Promise<MediaState> {
     const meeting = await this.meeting(meetingId);
     const p = await this.existing(meeting, participantId);
     if (!isSelf(actor, p)) throw new MeetingError('MEETING_ERR_FORBIDDEN', 'a participant reports its own streams only');

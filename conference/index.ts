@@ -21,7 +21,7 @@ export { MeetingSignals } from './meeting-signals.js';
 export { participantRoutes } from './participant-routes.js';
 export { meetingChatRoutes, CHAT_PAGE, MAX_CHAT_PAGE } from './chat-routes.js';
 export { eventRoutes, STREAMS_PER_PARTICIPANT } from './event-routes.js';
-export { moderationRoutes, HISTORY_PAGE, MAX_HISTORY_PAGE } from './moderation-routes.js';
+export { moderationRoutes, participantMediaRoutes, HISTORY_PAGE, MAX_HISTORY_PAGE } from './moderation-routes.js';
 export { breakoutRoutes, MAX_BREAKOUT_S } from './breakout-routes.js';
 export { MeetingRecorder, type MeetingRecorderOptions, type RecordingSealer } from './meeting-recorder.js';
 export { recordingRoutes } from './recording-routes.js';

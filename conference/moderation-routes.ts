@@ -1,7 +1,8 @@
 /**
  * Moderation and history under `/v1/meetings/:id` (issue 19, items 4 and 8; mounted with
- * `http.routes(moderationRoutes(focus), { access: 'user' })`): the focus (focus.ts) decides who may, and records
- * every action in the meeting's history.
+ * `http.routes(moderationRoutes(focus), { access: 'user' })`, and a participant's own media, mute and streams, with
+ * `http.routes(participantMediaRoutes(focus), { access: 'guest' })`: a guest reports its mids like anyone, or no mute
+ * would reach its feed on Janus): the focus (focus.ts) decides who may, and records every action in the meeting's history.
  *
  *   POST   /meetings/:id/participants/:pid/mute     { audio?, video? } (true mutes)  the participant's media; moderators, or itself within its block
  *   PUT    /meetings/:id/participants/:pid/streams  { audioMid?, videoMid? }  the participant's app reports its published mids
@@ -17,7 +18,7 @@ import { z } from 'zod';
 import { errors, isoTime, jsonSchema, pageQuery, parseInput, response } from '../platform/http/index.js';
 import type { MeetingModeration } from '../platform/store/index.js';
 import type { Focus, HistoryEntry, MediaState } from './focus.js';
-import { participantJson, participantOut } from './participant-routes.js';
+import { participantActorOf, participantJson, participantOut } from './participant-routes.js';
 import { answerMeetingErrors, meetingActorOf } from './routes.js';
 
 export const HISTORY_PAGE = 100;
@@ -138,21 +139,28 @@ const mediaJson = (m: MediaState) => m;
 const moderationJson = (m: MeetingModeration) => ({ locked: m.locked, audio: m.audio, video: m.video });
 const entryJson = (e: HistoryEntry) => ({ ...e, at: new Date(e.at).toISOString() });
 
-export function moderationRoutes(focus: Focus): (app: FastifyInstance) => void {
-  const actorOf = meetingActorOf;
-
+/** A participant's media: its mute (by a moderator, or itself) and the mids its app reports; guests' tokens too. */
+export function participantMediaRoutes(focus: Focus): (app: FastifyInstance) => void {
   return (app) => {
     answerMeetingErrors(app);
 
     app.post('/meetings/:id/participants/:pid/mute', { schema: docs.mute }, async (req) => {
       const { id, pid } = parseInput(inputs.participant, req.params, 'id');
-      return mediaJson(await focus.mute(actorOf(req), id, pid, parseInput(inputs.mute, req.body ?? {}, 'body')));
+      return mediaJson(await focus.mute(participantActorOf(req, id), id, pid, parseInput(inputs.mute, req.body ?? {}, 'body')));
     });
 
     app.put('/meetings/:id/participants/:pid/streams', { schema: docs.streams }, async (req) => {
       const { id, pid } = parseInput(inputs.participant, req.params, 'id');
-      return mediaJson(await focus.streams(actorOf(req), id, pid, parseInput(inputs.streams, req.body ?? {}, 'body')));
+      return mediaJson(await focus.streams(participantActorOf(req, id), id, pid, parseInput(inputs.streams, req.body ?? {}, 'body')));
     });
+  };
+}
+
+export function moderationRoutes(focus: Focus): (app: FastifyInstance) => void {
+  const actorOf = meetingActorOf;
+
+  return (app) => {
+    answerMeetingErrors(app);
 
     app.put('/meetings/:id/participants/:pid/role', { schema: docs.role }, async (req) => {
       const { id, pid } = parseInput(inputs.participant, req.params, 'id');

@@ -21,7 +21,7 @@ import { type UserRouteDeps, deviceRoutes, userRoutes } from './user-routes.js';
 import { tokenRoutes } from './token-routes.js';
 import {
   Focus, FocusSecrets, JanusNode, JanusPool, MeetingSignals, eventRoutes, type MeetingActor, type MeetingChat, MeetingError, meetingChatRoutes, MeetingRecorder, MeetingService,
-  breakoutRoutes, loadFocusKey, meetingRoutes, moderationRoutes, participantRoutes,
+  breakoutRoutes, loadFocusKey, meetingRoutes, moderationRoutes, participantMediaRoutes, participantRoutes,
   recordingRoutes,
 } from '../conference/index.js';
 import { createMediaGateway } from '../media/index.js';
@@ -471,6 +471,8 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   // The meeting's chat for whoever is admitted now, guests included (the same group users read in /v1/conversations).
   http.routes(meetingChatRoutes(focus), { access: 'guest' });
   http.routes(moderationRoutes(focus), { access: 'user' });
+  // A guest's own media too: its reported mids are what a mute (a mute-all included) acts on in Janus.
+  http.routes(participantMediaRoutes(focus), { access: 'guest' });
   http.routes(breakoutRoutes(focus), { access: 'guest' });
   // Recordings: Janus writes .mjr files into the node's recordingDir (a folder the softswitch reads too); a stop seals
   // them into the chat's encrypted file store, so without messaging nothing is recorded (503).

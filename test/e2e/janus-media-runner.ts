@@ -22,15 +22,19 @@
  *   7. with `recording`, records the room for `recording.ms` (`edit` of its rec_dir, then `enable_recording` on and
  *      off, as the focus does): Janus writes the publishers' .mjr files, which the test converts and seals.
  *
- * The runner does not judge: it prints `JANUS-MEDIA-RESULT {json}` and the test asserts on it. A step that cannot
- * go on ends the run with `{ error }`. It leaves Janus as it found it (room destroyed, session destroyed, token
- * removed), exits with process.exit() (libwebrtc crashes in its static destructors otherwise) and kills itself after
+ * The peers themselves (tracks, publish, subscribe, stats) are test/helpers/janus-peer.ts, shared with
+ * meeting-media-runner.ts. The runner does not judge: it prints `JANUS-MEDIA-RESULT {json}` and the test asserts on
+ * it. A step that cannot go on ends the run with `{ error }`. It leaves Janus as it found it (room destroyed, session
+ * destroyed, token removed), exits with process.exit() (libwebrtc crashes in its static destructors otherwise) and kills itself after
  * RUNNER_TIMEOUT_MS whatever happens.
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { JanusAdmin, JanusClient, type JanusHandle, type JanusSession, type Jsep, VIDEOROOM_PLUGIN, VideoRoomAdmin } from '../../conference/index.js';
-import { type WrtcPeerConnection, type WrtcTrack, loadWrtc } from '../helpers/wrtc.js';
+import { JanusAdmin, JanusClient, VIDEOROOM_PLUGIN, VideoRoomAdmin } from '../../conference/index.js';
+import {
+  type PublisherReport, type Publisher, type Subscriber, type SubscriberReport, addFeeds, camera, microphone, num, onCleanup, publish, publisherStats,
+  runTaggedMain, statsById, subscribe, subscriberReport,
+} from '../helpers/janus-peer.js';
 
 export interface RunnerConfig {
   /** Janus API, `ws://10.231.19.1:PORT`. */
@@ -68,60 +72,7 @@ export interface ModerationReport {
   resumed: number;
 }
 
-/** One m-line a subscriber receives. */
-export interface StreamReport {
-  mid: string;
-  kind: 'audio' | 'video';
-  /** The publisher (participant id) and its m-line this stream relays, as Janus's `attached` event says. */
-  feed: number;
-  feedMid: string;
-  feedDisplay: string | undefined;
-  /** inbound-rtp */
-  packetsReceived: number;
-  /** Audio: samples decoded, and how many of them the decoder made up (packet loss concealment). */
-  totalSamplesReceived: number;
-  concealedSamples: number;
-  framesDecoded: number;
-  keyFramesDecoded: number;
-  codec: string | undefined;
-  frameWidth: number | undefined;
-  frameHeight: number | undefined;
-  /** Frames the track's RTCVideoSink got (decoded frames handed to the application). */
-  sinkFrames: number;
-  /** ms from the `start` that brought this stream (the first, or the one after `update`) to the sink's first frame. */
-  firstFrameMs: number | undefined;
-  /** The stream came with an `update` (renegotiation of the live PeerConnection), not with the join. */
-  added: boolean;
-}
-
-export interface SubscriberReport {
-  name: string;
-  /** PeerConnections this subscriber used (always one: every stream is an m-line of it). */
-  peerConnections: number;
-  connectionState: string;
-  /** ms from Janus's first offer to the PeerConnection's `connected` (ICE and DTLS). */
-  connectedMs: number | undefined;
-  streams: StreamReport[];
-  /** The candidates (address:port) in Janus's offers. */
-  janusCandidates: string[];
-  /** Offers Janus sent this subscriber (1, or 2 after an `update`). */
-  offers: number;
-  /** The remote candidate of the selected pair. */
-  selectedRemote: string | undefined;
-}
-
-export interface PublisherReport {
-  name: string;
-  id: number;
-  /** What Janus's `configured` event lists for this publisher: mid, type, codec. */
-  streams: Array<{ mid: string; type: string; codec: string | undefined; description: string | undefined }>;
-  /** The candidates (address:port) in Janus's answer. */
-  janusCandidates: string[];
-  /** ms from `publish` to Janus's `webrtcup`. */
-  webrtcUpMs: number | undefined;
-  framesEncoded: number;
-  packetsSent: number;
-}
+export type { PublisherReport, StreamReport, SubscriberReport } from '../helpers/janus-peer.js';
 
 export interface JanusMediaResult {
   room: number | undefined;
@@ -135,331 +86,35 @@ export interface JanusMediaResult {
   error?: string;
 }
 
-const wrtc = loadWrtc();
-
 const RUNNER_TIMEOUT_MS = Number(process.env.JANUS_MEDIA_RUNNER_TIMEOUT_MS ?? 50_000);
-const STEP_TIMEOUT_MS = 10_000;
 /** When the second subscriber adds the screen (`update`), after its `start`. */
 const UPDATE_AFTER_MS = 1000;
 /** Step 6: each window's length, and the pause after a `moderate` before the next window starts (packets in flight). */
 const MODERATION_WINDOW_MS = 2000;
 const MODERATION_SETTLE_MS = 300;
-/** No STUN, no TURN: host candidates on the veth are all there is. One transport for every m-line. */
-const PC_CONFIG = { iceServers: [], bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
-
-const cleanups: Array<() => unknown> = [];
-
-// ---- synthetic media ----------------------------------------------------------------------------------
-
-/** A 440 Hz tone in 10 ms frames of 48 kHz mono, sent by the clock (a late timer catches up). */
-function microphone(): WrtcTrack {
-  const source = new wrtc.nonstandard.RTCAudioSource();
-  const track = source.createTrack();
-  const rate = 48_000;
-  const frame = rate / 100;
-  const started = Date.now();
-  let n = 0;
-  const timer = setInterval(() => {
-    const due = Math.floor((Date.now() - started) / 10);
-    for (let sent = 0; n < due && sent < 10; sent++, n++) {
-      const samples = new Int16Array(frame);
-      for (let i = 0; i < frame; i++) samples[i] = Math.round(8000 * Math.sin((2 * Math.PI * 440 * (n * frame + i)) / rate));
-      source.onData({ samples, sampleRate: rate, bitsPerSample: 16, channelCount: 1, numberOfFrames: frame });
-    }
-  }, 10);
-  cleanups.push(() => {
-    clearInterval(timer);
-    track.stop();
-  });
-  return track;
-}
-
-/**
- * I420 frames with a bright bar that moves every frame over a fixed pattern: each frame differs from the last, so
- * the encoder sends real deltas. Only the bar's old and new columns are rewritten (the source copies each frame).
- */
-function camera(width: number, height: number, fps: number): WrtcTrack {
-  const source = new wrtc.nonstandard.RTCVideoSource();
-  const track = source.createTrack();
-  const data = new Uint8ClampedArray(width * height * 1.5);
-  const base = (x: number, y: number): number => 16 + ((x + y) & 63);
-  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) data[y * width + x] = base(x, y);
-  data.fill(128, width * height);
-  const barWidth = 16;
-  let bar = 0;
-  const columns = (from: number, paint: boolean): void => {
-    for (let y = 0; y < height; y++) {
-      for (let x = from; x < Math.min(width, from + barWidth); x++) data[y * width + x] = paint ? 235 : base(x, y);
-    }
-  };
-  const timer = setInterval(() => {
-    columns(bar, false);
-    bar = (bar + 8) % width;
-    columns(bar, true);
-    source.onFrame({ width, height, data });
-  }, 1000 / fps);
-  cleanups.push(() => {
-    clearInterval(timer);
-    track.stop();
-  });
-  return track;
-}
-
-// ---- signalling helpers ---------------------------------------------------------------------------------
-
-function peerConnection(): WrtcPeerConnection {
-  const pc = new wrtc.RTCPeerConnection(PC_CONFIG);
-  cleanups.push(() => pc.close());
-  return pc;
-}
-
-/** Non-trickle: the SDP sent to Janus carries every candidate, so ICE needs no `trickle` requests. */
-async function gathered(pc: WrtcPeerConnection): Promise<Jsep & { trickle: false }> {
-  const deadline = Date.now() + STEP_TIMEOUT_MS;
-  while (pc.iceGatheringState !== 'complete') {
-    if (Date.now() > deadline) throw new Error(`ICE gathering still "${pc.iceGatheringState}" after ${STEP_TIMEOUT_MS} ms`);
-    await sleep(20);
-  }
-  const local = pc.localDescription;
-  if (local === null) throw new Error('no local description');
-  return { type: local.type as 'offer' | 'answer', sdp: local.sdp, trickle: false };
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = STEP_TIMEOUT_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-/** `address:port` of every a=candidate line. */
-function candidates(sdp: string): string[] {
-  return [...sdp.matchAll(/^a=candidate:\S+ \d+ \S+ \d+ (\S+) (\d+) typ/gm)].map((m) => `${m[1]}:${m[2]}`);
-}
-
-/** SSRC → mid, from the a=ssrc lines of each m-section of an SDP. */
-function ssrcMids(sdp: string): Map<number, string> {
-  const out = new Map<number, string>();
-  for (const section of sdp.split(/^m=/m).slice(1)) {
-    const mid = /^a=mid:(\S+)/m.exec(section)?.[1];
-    if (mid === undefined) continue;
-    for (const m of section.matchAll(/^a=ssrc:(\d+) /gm)) out.set(Number(m[1]), mid);
-  }
-  return out;
-}
-
-const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
-const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-
-async function statsById(pc: WrtcPeerConnection): Promise<Map<string, Record<string, unknown>>> {
-  const all = new Map<string, Record<string, unknown>>();
-  (await pc.getStats()).forEach((r) => all.set(String(r.id), r));
-  return all;
-}
-
-// ---- participants -------------------------------------------------------------------------------------
-
-interface Publisher {
-  report: PublisherReport;
-  pc: WrtcPeerConnection;
-}
-
-/**
- * join (ptype publisher), then `publish` with an offer carrying `tracks`; resolves once Janus's PeerConnection is up.
- * `videoDescription` labels the video m-line (the publish request's `descriptions`), as a client sharing its screen does.
- */
-async function publish(session: JanusSession, room: number, name: string, tracks: WrtcTrack[], videoDescription?: string, id?: number): Promise<Publisher> {
-  const handle = await session.attach(VIDEOROOM_PLUGIN, { opaqueId: `janus-media-${name}` });
-  const { data: joined } = await handle.message<{ videoroom: string; id: number }>({ request: 'join', ptype: 'publisher', room, id, display: name });
-  if (joined.videoroom !== 'joined') throw new Error(`${name}: join answered "${joined.videoroom}"`);
-  const pc = peerConnection();
-  const stream = new wrtc.MediaStream(tracks);
-  for (const track of tracks) pc.addTrack(track, stream);
-  await pc.setLocalDescription(await pc.createOffer());
-  const offer = await gathered(pc);
-  let webrtcUpAt: number | undefined;
-  handle.once('webrtcup', () => (webrtcUpAt = performance.now()));
-  const started = performance.now();
-  const videoMid = offer.sdp.split(/^m=/m).slice(1).find((section) => section.startsWith('video'))?.match(/^a=mid:(\S+)/m)?.[1];
-  const descriptions = videoDescription !== undefined && videoMid !== undefined ? [{ mid: videoMid, description: videoDescription }] : undefined;
-  const body = { request: 'publish', audiocodec: 'opus', videocodec: 'vp8', descriptions };
-  const { data, jsep } = await handle.message<{ configured?: string; streams?: Array<Record<string, unknown>> }>(body, { jsep: offer });
-  if (data.configured !== 'ok' || jsep?.type !== 'answer') throw new Error(`${name}: publish answered ${JSON.stringify(data)} ${jsep ? `with a ${jsep.type}` : 'without jsep'}`);
-  await pc.setRemoteDescription({ type: 'answer', sdp: jsep.sdp });
-  await until(`${name}'s webrtcup`, () => webrtcUpAt !== undefined);
-  return {
-    pc,
-    report: {
-      name,
-      id: joined.id,
-      streams: (data.streams ?? []).map((s) => ({ mid: String(s.mid), type: String(s.type), codec: str(s.codec), description: str(s.description) })),
-      janusCandidates: candidates(jsep.sdp),
-      webrtcUpMs: webrtcUpAt === undefined ? undefined : Math.round(webrtcUpAt - started),
-      framesEncoded: 0,
-      packetsSent: 0,
-    },
-  };
-}
-
-async function publisherStats(p: Publisher): Promise<void> {
-  for (const r of (await statsById(p.pc)).values()) {
-    if (r.type !== 'outbound-rtp') continue;
-    p.report.framesEncoded += num(r.framesEncoded);
-    p.report.packetsSent += num(r.packetsSent);
-  }
-}
-
-interface Subscriber {
-  name: string;
-  handle: JanusHandle;
-  pc: WrtcPeerConnection;
-  offers: string[];
-  attached: Attached[];
-  startedAt: number;
-  connectedAt: number | undefined;
-  sinks: Map<string, { frames: number; firstAt: number | undefined; since: number }>;
-}
-
-interface Attached {
-  mid: string;
-  type: string;
-  feed: number;
-  feedMid: string;
-  feedDisplay: string | undefined;
-  added: boolean;
-}
-
-/** The m-lines Janus's `attached` or `updated` event lists (the data channel and inactive ones aside). */
-function attachedStreams(streams: Array<Record<string, unknown>> | undefined, added: boolean): Attached[] {
-  return (streams ?? []).filter((s) => s.active !== false && s.type !== 'data').map((s) => ({
-    mid: String(s.mid), type: String(s.type), feed: num(s.feed_id), feedMid: String(s.feed_mid), feedDisplay: str(s.feed_display), added,
-  }));
-}
-
-/**
- * Applies Janus's offer to the subscriber's PeerConnection, puts a frame counter on every new video track, and
- * sends the answer with `start` (also after an `update`: Janus waits for the answer in a `start`).
- */
-async function answer(sub: Subscriber, offer: Jsep): Promise<void> {
-  sub.offers.push(offer.sdp);
-  await sub.pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
-  for (const t of sub.pc.getTransceivers()) {
-    if (t.mid === null || sub.sinks.has(t.mid) || t.receiver.track.kind !== 'video') continue;
-    const counter = { frames: 0, firstAt: undefined as number | undefined, since: 0 };
-    const sink = new wrtc.nonstandard.RTCVideoSink(t.receiver.track);
-    sink.onframe = () => {
-      counter.firstAt ??= performance.now();
-      counter.frames++;
-    };
-    cleanups.push(() => sink.stop());
-    sub.sinks.set(t.mid, counter);
-  }
-  await sub.pc.setLocalDescription(await sub.pc.createAnswer());
-  const jsep = await gathered(sub.pc);
-  const now = performance.now();
-  for (const counter of sub.sinks.values()) if (counter.since === 0) counter.since = now;
-  const started = await sub.handle.message<{ started?: string }>({ request: 'start' }, { jsep });
-  if (started.data.started !== 'ok') throw new Error(`${sub.name}: start answered ${JSON.stringify(started.data)}`);
-}
-
-/** join (ptype subscriber) with one `streams` entry per feed, answer Janus's offer in one PeerConnection, `start`. */
-async function subscribe(session: JanusSession, room: number, name: string, feeds: number[]): Promise<Subscriber> {
-  const handle = await session.attach(VIDEOROOM_PLUGIN, { opaqueId: `janus-media-${name}` });
-  const { data, jsep } = await handle.message<{ videoroom: string; streams?: Array<Record<string, unknown>> }>({
-    request: 'join', ptype: 'subscriber', room, streams: feeds.map((feed) => ({ feed })),
-  });
-  if (data.videoroom !== 'attached' || jsep?.type !== 'offer') throw new Error(`${name}: join answered ${JSON.stringify(data)} ${jsep ? `with a ${jsep.type}` : 'without jsep'}`);
-  const pc = peerConnection();
-  const sub: Subscriber = { name, handle, pc, offers: [], attached: attachedStreams(data.streams, false), startedAt: performance.now(), connectedAt: undefined, sinks: new Map() };
-  const watch = setInterval(() => {
-    if (sub.connectedAt === undefined && pc.connectionState === 'connected') sub.connectedAt = performance.now();
-  }, 10);
-  cleanups.push(() => clearInterval(watch));
-  await answer(sub, jsep);
-  return sub;
-}
-
-/** `update` with `subscribe`: more feeds in the same PeerConnection; Janus answers `updated` with a new offer. */
-async function addFeeds(sub: Subscriber, feeds: number[]): Promise<void> {
-  const { data, jsep } = await sub.handle.message<{ videoroom: string; streams?: Array<Record<string, unknown>> }>({
-    request: 'update', subscribe: feeds.map((feed) => ({ feed })),
-  });
-  if (data.videoroom !== 'updated' || jsep?.type !== 'offer') throw new Error(`${sub.name}: update answered ${JSON.stringify(data)} ${jsep ? `with a ${jsep.type}` : 'without jsep'}`);
-  // `updated` lists every stream of the subscription: the new ones are those whose mid is new
-  const known = new Set(sub.attached.map((a) => a.mid));
-  sub.attached.push(...attachedStreams(data.streams, true).filter((a) => !known.has(a.mid)));
-  await answer(sub, jsep);
-}
-
-async function subscriberReport(sub: Subscriber): Promise<SubscriberReport> {
-  const all = await statsById(sub.pc);
-  const bySsrc = ssrcMids(sub.offers.at(-1) ?? '');
-  const streams: StreamReport[] = sub.attached.map((a) => {
-    const sink = sub.sinks.get(a.mid);
-    return {
-      mid: a.mid, kind: a.type === 'audio' ? 'audio' : 'video', feed: a.feed, feedMid: a.feedMid, feedDisplay: a.feedDisplay,
-      packetsReceived: 0, totalSamplesReceived: 0, concealedSamples: 0, framesDecoded: 0, keyFramesDecoded: 0, codec: undefined,
-      frameWidth: undefined, frameHeight: undefined, sinkFrames: sink?.frames ?? 0,
-      firstFrameMs: sink?.firstAt === undefined ? undefined : Math.round(sink.firstAt - sink.since), added: a.added,
-    };
-  });
-  let selectedRemote: string | undefined;
-  for (const r of all.values()) {
-    if (r.type === 'inbound-rtp') {
-      // newer libwebrtc names the mid in the stats; otherwise Janus's offer ties the SSRC to its m-line
-      const mid = str(r.mid) ?? bySsrc.get(num(r.ssrc));
-      const s = streams.find((x) => x.mid === mid);
-      if (s === undefined) continue;
-      s.packetsReceived += num(r.packetsReceived);
-      s.totalSamplesReceived += num(r.totalSamplesReceived);
-      s.concealedSamples += num(r.concealedSamples);
-      s.framesDecoded += num(r.framesDecoded);
-      s.keyFramesDecoded += num(r.keyFramesDecoded);
-      if (typeof r.frameWidth === 'number') s.frameWidth = r.frameWidth;
-      if (typeof r.frameHeight === 'number') s.frameHeight = r.frameHeight;
-      const codec = typeof r.codecId === 'string' ? all.get(r.codecId) : undefined;
-      s.codec ??= str(codec?.mimeType);
-    } else if (r.type === 'transport' && typeof r.selectedCandidatePairId === 'string') {
-      const pair = all.get(r.selectedCandidatePairId);
-      const remote = typeof pair?.remoteCandidateId === 'string' ? all.get(pair.remoteCandidateId) : undefined;
-      if (remote) selectedRemote = `${String(remote.address ?? remote.ip)}:${String(remote.port)}`;
-    }
-  }
-  return {
-    name: sub.name,
-    peerConnections: 1,
-    connectionState: sub.pc.connectionState,
-    connectedMs: sub.connectedAt === undefined ? undefined : Math.round(sub.connectedAt - sub.startedAt),
-    streams,
-    janusCandidates: sub.offers.flatMap(candidates),
-    offers: sub.offers.length,
-    selectedRemote,
-  };
-}
 
 // ---- the run -----------------------------------------------------------------------------------------
 
 async function run(config: RunnerConfig, result: JanusMediaResult): Promise<void> {
   const admin = await JanusAdmin.connect({ url: config.adminUrl, adminSecret: config.adminSecret });
-  cleanups.push(() => admin.close());
+  onCleanup(() => admin.close());
   const token = randomBytes(16).toString('hex');
   await admin.addToken(token, [VIDEOROOM_PLUGIN]);
-  cleanups.push(() => admin.removeToken(token));
+  onCleanup(() => admin.removeToken(token));
   const client = await JanusClient.connect({ url: config.url, token });
-  cleanups.push(() => client.close());
+  onCleanup(() => client.close());
   const session = await client.createSession();
-  cleanups.push(() => session.destroy());
+  onCleanup(() => session.destroy());
 
   const rooms = await VideoRoomAdmin.attach(session, { opaqueId: 'janus-media-focus' });
   const secret = randomBytes(8).toString('hex');
   const room = await rooms.create({ room: config.recording?.room, description: 'janus-media', secret, publishers: 4, videocodec: 'vp8', audiocodec: 'opus' });
   result.room = room;
-  cleanups.push(() => rooms.destroy(room, { secret }));
+  onCleanup(() => rooms.destroy(room, { secret }));
 
-  const publishers = [await publish(session, room, 'camera', [microphone(), camera(640, 360, 30)], undefined, config.recording?.feed)];
+  const publishers = [await publish(session, room, 'camera', [microphone(), camera(640, 360, 30)], { id: config.recording?.feed })];
   if (config.screen) {
-    publishers.push(await publish(session, room, 'screen', [camera(1280, 720, 5)], 'screen'));
+    publishers.push(await publish(session, room, 'screen', [camera(1280, 720, 5)], { videoDescription: 'screen' }));
   }
   const [cam, screen] = publishers;
   const subscribers: Subscriber[] = [];
@@ -514,39 +169,9 @@ async function moderation(rooms: VideoRoomAdmin, room: number, secret: string, c
   return { mid, unmuted, muted, resumed };
 }
 
-async function cleanup(): Promise<void> {
-  for (const fn of cleanups.splice(0).reverse()) {
-    try {
-      await Promise.race([fn(), sleep(3000)]);
-    } catch {
-      // best effort: Janus and the namespaces go with the test
-    }
-  }
-}
-
 async function main(): Promise<void> {
-  const startedAt = performance.now();
-  const cpu = process.cpuUsage();
   const result: JanusMediaResult = { room: undefined, publishers: [], subscribers: [], cpuMs: 0, elapsedMs: 0 };
-  const print = (code: number): void => {
-    const used = process.cpuUsage(cpu);
-    result.cpuMs = Math.round((used.user + used.system) / 1000);
-    result.elapsedMs = Math.round(performance.now() - startedAt);
-    process.stdout.write(`JANUS-MEDIA-RESULT ${JSON.stringify(result)}\n`, () => process.exit(code));
-  };
-  const killer = setTimeout(() => {
-    result.error = `the runner did not finish within ${RUNNER_TIMEOUT_MS} ms`;
-    void Promise.race([cleanup(), sleep(3000)]).finally(() => print(3));
-  }, RUNNER_TIMEOUT_MS);
-  try {
-    const config = JSON.parse(process.env.JANUS_MEDIA_CONFIG ?? '') as RunnerConfig;
-    await run(config, result);
-  } catch (err) {
-    result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
-  }
-  await cleanup();
-  clearTimeout(killer);
-  print(result.error !== undefined ? 1 : 0);
+  await runTaggedMain('JANUS-MEDIA-RESULT', RUNNER_TIMEOUT_MS, result, () => run(JSON.parse(process.env.JANUS_MEDIA_CONFIG ?? '') as RunnerConfig, result));
 }
 
 void main();

@@ -153,14 +153,14 @@ describe('meeting guests on a real Janus: the guest grant, the lobby, and what a
     refused(await join(guest.access_token, 'bbbbbbbbbbbb'), 403, 'AUTH_ERR_SCOPE');
   });
 
-  it('the document opens to guest tokens exactly the meeting\'s join, participant, event, chat and breakout routes and the ICE servers; every other operation refuses one 403', async () => {
+  it('the document opens to guest tokens exactly the meeting\'s join, participant, event-stream, own-media, chat and breakout routes and the ICE servers; every other operation refuses one 403', async () => {
     const open = [...api.operations].filter(([, op]) => securityOf(api.doc, op).some((s) => 'guestToken' in s)).map(([key]) => key).sort();
     assert.deepEqual(open, [
       'DELETE /v1/meetings/{id}/breakouts', 'DELETE /v1/meetings/{id}/participants/{pid}', 'GET /v1/ice-servers', 'GET /v1/meetings/{id}/breakouts',
       'GET /v1/meetings/{id}/chat', 'GET /v1/meetings/{id}/participants', 'GET /v1/meetings/{id}/participants/{pid}',
       'GET /v1/meetings/{id}/participants/{pid}/events', 'POST /v1/meetings/{id}/breakouts',
       'POST /v1/meetings/{id}/chat', 'POST /v1/meetings/{id}/join', 'POST /v1/meetings/{id}/participants/{pid}/admit', 'POST /v1/meetings/{id}/participants/{pid}/deny',
-      'PUT /v1/meetings/{id}/participants/{pid}/breakout',
+      'POST /v1/meetings/{id}/participants/{pid}/mute', 'PUT /v1/meetings/{id}/participants/{pid}/breakout', 'PUT /v1/meetings/{id}/participants/{pid}/streams',
     ]);
     const closed = [...api.operations].filter(([, op]) => {
       const security = securityOf(api.doc, op);

@@ -34,6 +34,8 @@ export interface ApiRequest {
   raw?: { contentType: string; data: string | Buffer };
   /** More request headers (Range). */
   headers?: Record<string, string>;
+  /** Over HTTP, how long the answer may take; default 10 s. */
+  timeoutMs?: number;
 }
 
 export interface ApiAnswer {
@@ -109,7 +111,7 @@ export async function startApiServer(users: readonly string[], raw: Record<strin
         bytes = res.rawPayload;
       } else {
         const res = await fetch(`${base}${request.url}`, {
-          method: request.method, headers, signal: AbortSignal.timeout(10_000), ...(payload === undefined ? {} : { body: payload }),
+          method: request.method, headers, signal: AbortSignal.timeout(request.timeoutMs ?? 10_000), ...(payload === undefined ? {} : { body: payload }),
         });
         status = res.status;
         contentType = res.headers.get('content-type') ?? '';
