@@ -420,12 +420,19 @@ async function toggleLock(): Promise<void> {
 
 // ---- leaving ---------------------------------------------------------------------------------------
 
-/** Leaves on the server (its Janus token revoked), then hangs up here. */
+/**
+ * Hangs up here, then leaves on the server (its Janus token revoked, its feed kicked): in that order, so that the
+ * kick Janus then sends is not taken for a moderator's. `keepalive` lets the request outlive a closing page.
+ */
 async function leave(): Promise<void> {
   const c = current;
   if (c === undefined) return;
-  await api(path(c.meetingId, `/participants/${c.participant.id}`), c.token(), { method: 'DELETE' }).catch(() => {});
   finish('left', 'you left the meeting');
+  const token = c.token();
+  const res = await fetch(path(c.meetingId, `/participants/${c.participant.id}`), {
+    method: 'DELETE', keepalive: true, headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+  }).catch(() => undefined);
+  if (res !== undefined && !res.ok) host.say(`Leaving: the server answered ${res.status}`, true);
 }
 
 /** Everything of the current meeting stopped: room, tracks, timers, tiles. */

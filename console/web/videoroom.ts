@@ -6,7 +6,7 @@
  * `subscribe` for publishers that come later, each answered with `start`).
  *
  * Janus tells the publisher handle about the room: `publishers` (new feeds: subscribed), `unpublished` and
- * `leaving` (feeds gone; Janus renegotiates the subscription itself with an `updated` offer, answered here too),
+ * `leaving`, `kicked` (feeds gone; Janus renegotiates the subscription itself with an `updated` offer, answered here too),
  * `moderation` (a feed's mid muted or unmuted by a moderator), `talking` / `stopped-talking` (audio levels), and
  * `leaving: "ok", reason: "kicked"` for this participant. Negotiations of the subscription run one at a time.
  */
@@ -172,7 +172,8 @@ export class VideoRoom {
     }
     if (Array.isArray(data.publishers)) this.publishers(data.publishers as Publisher[]);
     if (data.leaving === 'ok' && data.reason === 'kicked') this.end('removed from the meeting by a moderator');
-    for (const key of ['unpublished', 'leaving'] as const) {
+    // a feed kicked (a moderator, or the focus when its participant left) is `kicked`, not `leaving`, to the others
+    for (const key of ['unpublished', 'leaving', 'kicked'] as const) {
       const feed = data[key];
       if (typeof feed === 'number') this.forget(feed);
     }

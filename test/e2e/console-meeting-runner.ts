@@ -1,0 +1,225 @@
+/**
+ * The console's meeting page in real browsers through a real Janus, run by console-meeting.test.ts inside the
+ * peers' namespace of a JanusNetns: `ip netns exec PEERS node dist/test/e2e/console-meeting-runner.js OUTDIR`, with
+ * the Janus node (in the other namespace, across the veth pair) in MEETING_RUNNER_JANUS. The softswitch (in this
+ * process, on loopback) and headless Chromium (fake camera and microphone) live here; the pages talk to Janus on
+ * its veth address, where its media is.
+ *
+ * Alice signs in and creates a meeting on the Meetings card, joins it (the owner: admitted at once); Bob opens the
+ * join link, signs in and joins: he waits in the lobby until Alice admits him; a guest, Gina, opens the link without
+ * an account and joins with her name: admitted too. Each page must show the others' tiles playing video; Alice mutes
+ * Bob from his tile; Bob leaves. The runner does not judge: it prints what it saw as one line
+ * `MEETING-RESULT {json}` and the test asserts. A step that cannot go on ends the run with `{ error }`. The browser is
+ * killed and the server stopped on every path, and the runner kills itself after MEETING_RUNNER_TIMEOUT_MS.
+ */
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Chromium, type Page } from '../helpers/chromium.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+const DOMAIN = 'example.com';
+const RUNNER_TIMEOUT_MS = Number(process.env.MEETING_RUNNER_TIMEOUT_MS ?? 90_000);
+/** How long a tile's video is watched to see it advance. */
+const PLAY_MS = 1500;
+
+export interface RunnerJanus {
+  url: string;
+  adminUrl: string;
+  adminSecret: string;
+}
+
+/** A remote tile as a page shows it, and how its video played. */
+export interface TileReport {
+  name: string;
+  width: number;
+  height: number;
+  /** Seconds the video element's currentTime advanced in PLAY_MS. */
+  advanced: number;
+  audioMuted: boolean;
+}
+
+export interface MeetingResult {
+  meeting?: { id: string; link: string; listed: string };
+  /** Bob's join form before and after he signed in (its button). */
+  joinButton?: { before: string; after: string };
+  /** Bob's meeting state after he asked to join, and the names Alice's lobby listed. */
+  bobWaiting?: { state: string; lobby: string[] };
+  /** Whether each page shows the moderator controls. */
+  moderatorPanel?: { alice: boolean; bob: boolean; gina: boolean };
+  /** Each page's remote tiles once everyone is in. */
+  tiles?: Record<'alice' | 'bob' | 'gina', TileReport[]>;
+  /** After Alice muted Bob from his tile: what Bob's own tile and Gina's tile of Bob say. */
+  bobMuted?: { ownTile: boolean; onGina: boolean };
+  /** After Bob left: the remote tiles' names on Alice's and Gina's pages, and Bob's meeting state. */
+  afterBobLeft?: { alice: string[]; gina: string[]; bobState: string };
+  screenshots?: string[];
+  error?: string;
+  logs?: string;
+}
+
+const result: MeetingResult = {};
+const pages: Array<[string, Page]> = [];
+let current: Chromium | undefined;
+
+const text = (id: string): string => `document.getElementById(${JSON.stringify(id)}).textContent`;
+const meetingState = (page: Page) => page.evaluate<string>(`document.getElementById('meeting-state').dataset.state`);
+const remoteNames = (page: Page) => page.evaluate<string[]>(`[...document.querySelectorAll('#tiles .tile.remote')].map((t) => t.dataset.name)`);
+
+async function signIn(page: Page, url: string, user: string, password: string): Promise<void> {
+  await page.goto(url);
+  await page.waitFor(`${text('status')} === 'Sign in'`, `${user}'s page read /console/config.json`, 10_000, text('status'));
+  await page.fill('login-user', user);
+  await page.fill('login-password', password);
+  await page.click('login-submit');
+  await page.waitFor(`document.getElementById('reg-state').dataset.state === 'registered'`, `${user} registered`, 15_000,
+    `${text('status')} + ' / ' + ${text('reg-state')}`);
+}
+
+async function waitState(page: Page, who: string, state: string, timeoutMs = 20_000): Promise<void> {
+  await page.waitFor(`document.getElementById('meeting-state').dataset.state === ${JSON.stringify(state)}`, `${who}'s meeting state is ${state}`, timeoutMs,
+    `${text('meeting-state')} + ' / ' + ${text('status')}`);
+}
+
+/** Admits the one waiting in Alice's lobby under `name`. */
+async function admit(alice: Page, name: string): Promise<string[]> {
+  const lobby = await alice.waitFor<string[]>(
+    `(() => { const items = [...document.querySelectorAll('#lobby li')]; return items.some((li) => li.textContent.startsWith(${JSON.stringify(name)})) && items.map((li) => li.querySelector('span').textContent.trim()); })()`,
+    `${name} listed in Alice's lobby`, 10_000, text('lobby'));
+  await alice.evaluate(`[...document.querySelectorAll('#lobby li')].find((li) => li.textContent.startsWith(${JSON.stringify(name)})).querySelector('button.admit').click()`);
+  return lobby;
+}
+
+/**
+ * Waits until the page shows a playing tile for each name (video decoded: videoWidth > 0), then measures how far
+ * each tile's currentTime advances in PLAY_MS.
+ */
+async function playingTiles(page: Page, who: string, names: string[]): Promise<TileReport[]> {
+  await page.waitFor(
+    `(() => { const tiles = [...document.querySelectorAll('#tiles .tile.remote')];
+      return ${JSON.stringify(names)}.every((n) => tiles.some((t) => t.dataset.name === n && t.querySelector('video').videoWidth > 0)); })()`,
+    `${who}'s page plays the video of ${names.join(', ')}`, 25_000,
+    `[...document.querySelectorAll('#tiles .tile')].map((t) => t.dataset.name + ':' + t.querySelector('video').videoWidth + ':' + t.querySelector('video').readyState).join(' ') + ' / ' + ${text('status')}`);
+  const read = `[...document.querySelectorAll('#tiles .tile.remote')].map((t) => { const v = t.querySelector('video');
+    return { name: t.dataset.name, width: v.videoWidth, height: v.videoHeight, time: v.currentTime, audioMuted: t.dataset.audioMuted === 'true' }; })`;
+  type Seen = { name: string; width: number; height: number; time: number; audioMuted: boolean };
+  const first = await page.evaluate<Seen[]>(read);
+  await sleep(PLAY_MS);
+  const second = await page.evaluate<Seen[]>(read);
+  return second.map((s) => ({
+    name: s.name, width: s.width, height: s.height, audioMuted: s.audioMuted,
+    advanced: Math.round((s.time - (first.find((f) => f.name === s.name)?.time ?? s.time)) * 1000) / 1000,
+  }));
+}
+
+async function scenario(ts: TestServer, browser: Chromium, outDir: string): Promise<void> {
+  const base = `http://127.0.0.1:${ts.server.http.boundTo}`;
+  await ts.addUser(`alice@${DOMAIN}`, 'alice-secret');
+  await ts.addUser(`bob@${DOMAIN}`, 'bob-secret');
+  const alice = await browser.newPage();
+  const bob = await browser.newPage();
+  const gina = await browser.newPage();
+  pages.push(['alice', alice], ['bob', bob], ['gina', gina]);
+
+  // Alice creates a meeting on her Meetings card (the lobby on, as by default) and joins it: the owner goes in.
+  await signIn(alice, `${base}/console/`, `alice@${DOMAIN}`, 'alice-secret');
+  await alice.fill('meeting-title', 'Standup');
+  await alice.click('meeting-create-submit');
+  const listed = await alice.waitFor<{ id: string; link: string; listed: string }>(
+    `(() => { const li = document.querySelector('#meetings li'); return li && { id: li.dataset.meeting, link: li.dataset.link, listed: li.querySelector('span').textContent.trim() }; })()`,
+    'the meeting listed on Alice\'s Meetings card', 10_000, text('status'));
+  result.meeting = listed;
+  await alice.evaluate(`document.querySelector('#meetings li button.join').click()`);
+  await waitState(alice, 'Alice', 'in-meeting');
+
+  // Bob opens the join link: a guest's form first; signed in, the form joins as him and he waits in the lobby.
+  const link = `${base}/console/?meeting=${listed.id}`;
+  await bob.goto(link);
+  const before = await bob.waitFor<string>(`!document.getElementById('meeting-join').hidden && ${text('join-submit')}`, 'Bob\'s page shows the join form', 10_000, text('status'));
+  await signIn(bob, link, `bob@${DOMAIN}`, 'bob-secret');
+  const after = await bob.waitFor<string>(`(() => { const t = ${text('join-submit')}; return t !== 'Join as a guest' && t; })()`, 'Bob\'s join form names him', 10_000, text('join-submit'));
+  result.joinButton = { before, after };
+  await bob.click('join-submit');
+  await waitState(bob, 'Bob', 'waiting', 10_000);
+  const lobby = await admit(alice, 'bob');
+  result.bobWaiting = { state: 'waiting', lobby };
+  await waitState(bob, 'Bob', 'in-meeting');
+
+  // Gina has no account: a guest token for this meeting, her name, the lobby, admitted.
+  await gina.goto(link);
+  await gina.waitFor(`!document.getElementById('meeting-join').hidden`, 'Gina\'s page shows the join form', 10_000, text('status'));
+  await gina.fill('join-name', 'Gina');
+  await gina.click('join-submit');
+  await waitState(gina, 'Gina', 'waiting', 10_000);
+  await admit(alice, 'Gina');
+  await waitState(gina, 'Gina', 'in-meeting');
+
+  const panel = (page: Page) => page.evaluate<boolean>(`!document.getElementById('moderator').hidden`);
+  result.moderatorPanel = { alice: await panel(alice), bob: await panel(bob), gina: await panel(gina) };
+  result.tiles = {
+    alice: await playingTiles(alice, 'Alice', ['bob', 'Gina']),
+    bob: await playingTiles(bob, 'Bob', ['alice', 'Gina']),
+    gina: await playingTiles(gina, 'Gina', ['alice', 'bob']),
+  };
+  result.screenshots = [];
+  for (const [name, page] of pages) {
+    const file = join(outDir, `meeting-${name}.png`);
+    await page.screenshot(file);
+    result.screenshots.push(file);
+  }
+
+  // Alice mutes Bob from his tile (a moderator's hard mute): Janus tells the room, every page shows it.
+  await alice.waitFor(`(() => { const b = document.querySelector('#tiles .tile[data-name="bob"] button.mute'); return b !== null && (b.click(), true); })()`,
+    'Alice\'s page shows a Mute button on Bob\'s tile', 10_000, text('tiles'));
+  const ownTile = await bob.waitFor<boolean>(`document.querySelector('#tiles .tile.self').dataset.audioMuted === 'true'`,
+    'Bob\'s own tile shows him muted', 10_000, `document.querySelector('#tiles .tile.self').dataset.audioMuted + ' / ' + ${text('status')}`);
+  const onGina = await gina.waitFor<boolean>(`document.querySelector('#tiles .tile[data-name="bob"]').dataset.audioMuted === 'true'`,
+    'Gina\'s page shows Bob muted', 10_000, text('tiles'));
+  result.bobMuted = { ownTile, onGina };
+
+  // Bob leaves: his tile goes from the others' pages.
+  await bob.click('meeting-leave');
+  await waitState(bob, 'Bob', 'left', 10_000);
+  for (const [name, page] of [['Alice', alice], ['Gina', gina]] as const) {
+    await page.waitFor(`![...document.querySelectorAll('#tiles .tile.remote')].some((t) => t.dataset.name === 'bob')`, `Bob's tile gone from ${name}'s page`, 10_000,
+      `[...document.querySelectorAll('#tiles .tile.remote')].map((t) => t.dataset.name).join(' ')`);
+  }
+  result.afterBobLeft = { alice: await remoteNames(alice), gina: await remoteNames(gina), bobState: await meetingState(bob) };
+}
+
+async function main(): Promise<void> {
+  const outDir = process.argv[2];
+  const janus = JSON.parse(process.env.MEETING_RUNNER_JANUS ?? 'null') as RunnerJanus | null;
+  if (outDir === undefined || janus === null) throw new Error('usage: MEETING_RUNNER_JANUS={url,adminUrl,adminSecret} console-meeting-runner.js OUTDIR');
+  const suicide = setTimeout(() => {
+    result.error = `the runner did not finish in ${RUNNER_TIMEOUT_MS} ms`;
+    finish(1);
+  }, RUNNER_TIMEOUT_MS);
+  suicide.unref();
+  let ts: TestServer | undefined;
+  let browser: Chromium | undefined;
+  try {
+    ts = await startTestServer({ meetings: { janus: [janus] } });
+    browser = await Chromium.launch();
+    current = browser;
+    await scenario(ts, browser, outDir);
+  } catch (err) {
+    result.error = (err as Error).stack ?? String(err);
+    result.logs = [
+      ...pages.flatMap(([name, p]) => p.logs.map((l) => `[${name}] ${l}`)),
+      ...(browser === undefined ? [] : [`[chromium stderr] ${browser.stderr().slice(-2000)}`]),
+    ].join('\n');
+  } finally {
+    browser?.close();
+    current = undefined;
+    await ts?.stop().catch(() => {});
+  }
+  finish(result.error === undefined ? 0 : 1);
+}
+
+function finish(code: number): void {
+  current?.close();
+  process.stdout.write(`MEETING-RESULT ${JSON.stringify(result)}\n`);
+  process.exit(code);
+}
+
+void main();
