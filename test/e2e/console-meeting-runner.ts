@@ -39,6 +39,8 @@ export interface TileReport {
 }
 
 export interface MeetingResult {
+  /** The Content-Security-Policy of /console/: its connect-src must let the page reach the Janus node. */
+  csp?: string;
   meeting?: { id: string; link: string; listed: string };
   /** Bob's join form before and after he signed in (its button). */
   joinButton?: { before: string; after: string };
@@ -113,6 +115,7 @@ async function playingTiles(page: Page, who: string, names: string[]): Promise<T
 
 async function scenario(ts: TestServer, browser: Chromium, outDir: string): Promise<void> {
   const base = `http://127.0.0.1:${ts.server.http.boundTo}`;
+  result.csp = (await fetch(`${base}/console/`)).headers.get('content-security-policy') ?? '';
   await ts.addUser(`alice@${DOMAIN}`, 'alice-secret');
   await ts.addUser(`bob@${DOMAIN}`, 'bob-secret');
   const alice = await browser.newPage();

@@ -63,6 +63,12 @@ describe('the console\'s meeting page: two users and a guest meet in headless Ch
     }
   };
 
+  it('the console\'s Content-Security-Policy lets the page connect to the meeting\'s Janus node (meetings.janus url)', () => {
+    const connect = String(r.csp).split('; ').find((d) => d.startsWith('connect-src '));
+    // janus.url is ws://10.231.19.1:PORT, an origin as it is
+    assert.ok(connect?.split(' ').includes(janus!.url), `${connect} lacks ${janus!.url}`);
+  });
+
   it('Alice creates a meeting on her Meetings card; it is listed with its join link', () => {
     assert.match(String(r.meeting?.id), /^[a-z2-7]{12}$/);
     assert.equal(r.meeting?.listed, 'Standup');
