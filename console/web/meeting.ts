@@ -43,6 +43,11 @@ let me: string | undefined;
 let current: {
   meetingId: string;
   token: () => string | undefined;
+  /**
+   * A guest: its token does not reach the moderation routes (README "Guests"), so it reports no mids and mutes
+   * only its own track; moderators cannot mute it by mid yet (they can kick it).
+   */
+  guest: boolean;
   participant: Participant;
   room?: VideoRoom;
   local?: MediaStream;
@@ -149,12 +154,12 @@ async function joinFromForm(): Promise<void> {
   const guest = await api<GuestToken>('/v1/auth/token', undefined, {
     method: 'POST', body: { grant_type: 'urn:softswitch:meeting-guest', meeting: linked, display_name: name },
   });
-  await join(linked, () => guest.access_token, options);
+  await join(linked, () => guest.access_token, options, true);
 }
 
 // ---- joining and the lobby -----------------------------------------------------------------------------
 
-async function join(meetingId: string, token: () => string | undefined, options: { password?: string }): Promise<void> {
+async function join(meetingId: string, token: () => string | undefined, options: { password?: string }, guest = false): Promise<void> {
   if (current !== undefined) throw new Error('Leave the meeting you are in first');
   byId('meeting-room').hidden = false;
   byId('meeting-join').hidden = true;
@@ -166,10 +171,11 @@ async function join(meetingId: string, token: () => string | undefined, options:
     byId('meeting-room').hidden = true;
     showJoinForm();
     setState('idle', '');
-    if (err instanceof ApiError && err.status === 403) throw new Error(`Not let in: ${err.message} (a wrong password, or the meeting is locked)`);
+    // 403: a wrong or missing password, or a locked meeting; the server's message says which
+    if (err instanceof ApiError && err.status === 403) throw new Error(`Not let in: ${err.message}`);
     throw err;
   }
-  current = { meetingId, token, participant: admission.participant, byFeed: new Map(), locked: false };
+  current = { meetingId, token, guest, participant: admission.participant, byFeed: new Map(), locked: false };
   byId('room-title').textContent = meetingId;
   if (admission.janus !== undefined) await enter(admission.janus);
   else await waitInLobby();
@@ -216,7 +222,7 @@ async function enter(grant: JanusGrant): Promise<void> {
   localTile(grant.feedId, c.participant.displayName, c.local);
   c.room = await VideoRoom.join(grant, c.participant.displayName, c.local, await iceServers(c.token()), roomView);
   // The focus moderates by mid: it needs ours (and applies a mute-all decided before we came).
-  await api(path(c.meetingId, `/participants/${c.participant.id}/streams`), c.token(), { method: 'PUT', body: c.room.publishedMids() })
+  if (!c.guest) await api(path(c.meetingId, `/participants/${c.participant.id}/streams`), c.token(), { method: 'PUT', body: c.room.publishedMids() })
     .catch((err: unknown) => host.say(`The focus did not take our streams: ${reason(err)}`, true));
   setState('in-meeting', 'in the meeting');
   byId('moderator').hidden = !MODERATORS.has(c.participant.role);
@@ -325,7 +331,10 @@ const roomView = {
     if (tile === undefined) return;
     tile.muted[medium] = muted;
     decorate(feed, tile);
-    if (tile.el.dataset.self === 'true' && medium === 'audio') showSelfMute(muted);
+    // our own button: muted by a moderator, or still off here after a moderator's unmute (nobody's microphone is
+    // turned on for them)
+    const off = current?.local?.getAudioTracks().some((t) => !t.enabled) ?? false;
+    if (tile.el.dataset.self === 'true' && medium === 'audio') showSelfMute(muted || off);
   },
   talking(feed: number, talking: boolean): void {
     tiles.get(feed)?.el.classList.toggle('talking', talking);
@@ -342,11 +351,16 @@ function showSelfMute(muted: boolean): void {
   byId('meeting-mute').textContent = muted ? 'Unmute' : 'Mute';
 }
 
-/** A soft mute through the focus (others see it; Janus stops forwarding), and the track off here too. */
+/** A soft mute through the focus (others see it; Janus stops forwarding), and the track off here too; a guest's track only. */
 async function toggleMute(): Promise<void> {
   const c = current;
   if (c?.room === undefined) return;
   const muted = byId('meeting-mute').getAttribute('aria-pressed') !== 'true';
+  if (c.guest) {
+    for (const t of c.local?.getAudioTracks() ?? []) t.enabled = !muted;
+    showSelfMute(muted);
+    return;
+  }
   try {
     await api(path(c.meetingId, `/participants/${c.participant.id}/mute`), c.token(), { method: 'POST', body: { audio: muted } });
   } catch (err) {
@@ -452,6 +466,7 @@ function finish(state: string, why: string): void {
   showSelfMute(false);
   setState(state, why);
   host.say(`Meeting: ${why}`, state === 'denied' || state === 'ended');
+  showJoinForm(); // the link's page may join again
 }
 
 // ---- wiring ----------------------------------------------------------------------------------------

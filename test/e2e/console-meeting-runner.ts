@@ -12,6 +12,7 @@
  * `MEETING-RESULT {json}` and the test asserts. A step that cannot go on ends the run with `{ error }`. The browser is
  * killed and the server stopped on every path, and the runner kills itself after MEETING_RUNNER_TIMEOUT_MS.
  */
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Chromium, type Page } from '../helpers/chromium.js';
@@ -54,9 +55,40 @@ export interface MeetingResult {
   bobMuted?: { ownTile: boolean; onGina: boolean };
   /** After Bob left: the remote tiles' names on Alice's and Gina's pages, and Bob's meeting state. */
   afterBobLeft?: { alice: string[]; gina: string[]; bobState: string };
+  /** Whether Alice's page highlighted a tile while its participant talked (the fake microphone beeps). */
+  talkingSeen?: boolean;
+  /** Alice locked the meeting: her Lock button's text, and Bob's status line when he tries to join again. */
+  locked?: { button: string; bobStatus: string };
+  /** Alice pressed Mute all: Bob's own tile and Alice's tile of Bob; then Bob unmuted himself, seen on Alice's page. */
+  muteAll?: { bobOwnTile: boolean; onAlice: boolean; unmutedBySelfOnAlice: boolean };
   screenshots?: string[];
   error?: string;
   logs?: string;
+}
+
+/**
+ * A loud 440 Hz tone (half of full scale, 48 kHz mono 16-bit PCM), a second long, that the fake microphone loops:
+ * its beep is silent most of the time, and Janus calls a publisher talking only when the average audio level of
+ * its packets over two seconds is loud enough (the room's audio-level events, README "Joining and the lobby").
+ */
+function toneWav(): Buffer {
+  const rate = 48_000;
+  const pcm = Buffer.alloc(rate * 2);
+  for (let i = 0; i < rate; i++) pcm.writeInt16LE(Math.round(16_000 * Math.sin((2 * Math.PI * 440 * i) / rate)), i * 2);
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0, 'latin1');
+  header.writeUInt32LE(36 + pcm.length, 4);
+  header.write('WAVEfmt ', 8, 'latin1');
+  header.writeUInt32LE(16, 16); // fmt chunk size
+  header.writeUInt16LE(1, 20); // PCM
+  header.writeUInt16LE(1, 22); // mono
+  header.writeUInt32LE(rate, 24);
+  header.writeUInt32LE(rate * 2, 28); // bytes a second
+  header.writeUInt16LE(2, 32); // bytes a frame
+  header.writeUInt16LE(16, 34); // bits a sample
+  header.write('data', 36, 'latin1');
+  header.writeUInt32LE(pcm.length, 40);
+  return Buffer.concat([header, pcm]);
 }
 
 const result: MeetingResult = {};
@@ -156,6 +188,9 @@ async function scenario(ts: TestServer, browser: Chromium, outDir: string): Prom
   await admit(alice, 'Gina');
   await waitState(gina, 'Gina', 'in-meeting');
 
+  // A tile is highlighted while its participant talks (Janus's talking / stopped-talking): watched from now on.
+  await alice.evaluate(`new MutationObserver(() => { if (document.querySelector('#tiles .tile.talking')) document.body.dataset.talkingSeen = 'true'; })
+    .observe(document.getElementById('tiles'), { subtree: true, attributes: true, attributeFilter: ['class'] })`);
   const panel = (page: Page) => page.evaluate<boolean>(`!document.getElementById('moderator').hidden`);
   result.moderatorPanel = { alice: await panel(alice), bob: await panel(bob), gina: await panel(gina) };
   result.tiles = {
@@ -169,6 +204,20 @@ async function scenario(ts: TestServer, browser: Chromium, outDir: string): Prom
     await page.screenshot(file);
     result.screenshots.push(file);
   }
+
+  // Mute all, each may unmute: Janus tells the room; Bob unmutes himself (a soft mute), and the others see it.
+  const bobMutedOn = (page: Page, what: string, muted: boolean) => page.waitFor<boolean>(
+    `(() => { const t = document.querySelector('#tiles .tile[data-name="bob"]'); return t !== null && t.dataset.audioMuted === '${muted}'; })()`,
+    what, 10_000, `${text('tiles')} + ' / ' + ${text('status')}`);
+  const bobOwnMuted = (muted: boolean) => bob.waitFor<boolean>(`document.querySelector('#tiles .tile.self').dataset.audioMuted === '${muted}'`,
+    `Bob's own tile shows him ${muted ? 'muted' : 'unmuted'}`, 10_000, `document.querySelector('#tiles .tile.self').dataset.audioMuted + ' / ' + ${text('status')}`);
+  await alice.click('mute-all');
+  const allOwn = await bobOwnMuted(true);
+  const allOnAlice = await bobMutedOn(alice, 'Alice\'s page shows Bob muted by Mute all', true);
+  await bob.click('meeting-mute');
+  await bobOwnMuted(false);
+  const unmutedOnAlice = await bobMutedOn(alice, 'Alice\'s page shows Bob unmuted by himself', false);
+  result.muteAll = { bobOwnTile: allOwn, onAlice: allOnAlice, unmutedBySelfOnAlice: unmutedOnAlice };
 
   // Alice mutes Bob from his tile (a moderator's hard mute): Janus tells the room, every page shows it.
   await alice.waitFor(`(() => { const b = document.querySelector('#tiles .tile[data-name="bob"] button.mute'); return b !== null && (b.click(), true); })()`,
@@ -187,6 +236,17 @@ async function scenario(ts: TestServer, browser: Chromium, outDir: string): Prom
       `[...document.querySelectorAll('#tiles .tile.remote')].map((t) => t.dataset.name).join(' ')`);
   }
   result.afterBobLeft = { alice: await remoteNames(alice), gina: await remoteNames(gina), bobState: await meetingState(bob) };
+  result.talkingSeen = await alice.evaluate<boolean>(`document.body.dataset.talkingSeen === 'true'`);
+
+  // Alice locks the meeting: Bob, back on the join form, is refused.
+  await alice.click('meeting-lock');
+  const button = await alice.waitFor<string>(`(() => { const t = ${text('meeting-lock')}; return t === 'Unlock' && t; })()`, 'Alice\'s Lock button turns to Unlock', 10_000, text('meeting-lock'));
+  await bob.waitFor(`!document.getElementById('meeting-join').hidden`, 'Bob\'s page shows the join form again', 10_000, text('status'));
+  await bob.click('join-submit');
+  const bobStatus = await bob.waitFor<string>(`(() => { const s = document.getElementById('status'); return s.classList.contains('error') && s.textContent.startsWith('Not let in') && s.textContent; })()`,
+    'Bob\'s page says the locked meeting refused him', 10_000, text('status'));
+  result.locked = { button, bobStatus };
+
 }
 
 async function main(): Promise<void> {
@@ -200,9 +260,12 @@ async function main(): Promise<void> {
   suicide.unref();
   let ts: TestServer | undefined;
   let browser: Chromium | undefined;
+  let tone: string | undefined;
   try {
     ts = await startTestServer({ meetings: { janus: [janus] } });
-    browser = await Chromium.launch();
+    tone = join(outDir, 'tone.wav');
+    writeFileSync(tone, toneWav());
+    browser = await Chromium.launch({ fakeAudioFile: tone });
     current = browser;
     await scenario(ts, browser, outDir);
   } catch (err) {
@@ -215,6 +278,7 @@ async function main(): Promise<void> {
     browser?.close();
     current = undefined;
     await ts?.stop().catch(() => {});
+    if (tone !== undefined) rmSync(tone, { force: true });
   }
   finish(result.error === undefined ? 0 : 1);
 }

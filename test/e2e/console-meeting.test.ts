@@ -94,6 +94,10 @@ describe('the console\'s meeting page: two users and a guest meet in headless Ch
     playing('Gina', r.tiles?.gina, ['alice', 'bob']);
   });
 
+  it('Mute all (each may unmute): Bob\'s page and the owner\'s show him muted; he unmutes himself and the owner sees it', () => {
+    assert.deepEqual(r.muteAll, { bobOwnTile: true, onAlice: true, unmutedBySelfOnAlice: true });
+  });
+
   it('the owner mutes Bob from his tile: Janus tells the room, and his own page and Gina\'s show him muted', () => {
     assert.deepEqual(r.bobMuted, { ownTile: true, onGina: true });
     assert.ok(r.tiles?.gina.every((t) => !t.audioMuted), 'nobody was muted before');
@@ -101,6 +105,16 @@ describe('the console\'s meeting page: two users and a guest meet in headless Ch
 
   it('Bob leaves: his page says so and his tile goes from the others\' pages', () => {
     assert.deepEqual(r.afterBobLeft, { alice: ['Gina'], gina: ['alice'], bobState: 'left' });
+  });
+
+  it('the owner locks the meeting: Bob, back on the join form, is refused with the server\'s reason', () => {
+    assert.equal(r.locked?.button, 'Unlock');
+    assert.match(String(r.locked?.bobStatus), /^Not let in: 403 the meeting is locked/);
+  });
+
+
+  it('a tile is highlighted while its participant talks (Janus talking events from the fake microphone)', () => {
+    assert.equal(r.talkingSeen, true);
   });
 
   it('a screenshot of each page is saved in the test\'s output folder', () => {
