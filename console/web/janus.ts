@@ -83,8 +83,19 @@ export class JanusSession {
   static async open(url: string, token: string): Promise<JanusSession> {
     const ws = new WebSocket(url, 'janus-protocol');
     await new Promise<void>((resolve, reject) => {
-      ws.addEventListener('open', () => resolve(), { once: true });
-      ws.addEventListener('error', () => reject(new Error(`cannot connect to Janus at ${url}`)), { once: true });
+      // an address that drops packets would keep the page waiting for the browser's own connect timeout (minutes)
+      const timer = window.setTimeout(() => {
+        ws.close();
+        reject(new Error(`Janus at ${url} did not answer in ${REQUEST_TIMEOUT_MS / 1000} s`));
+      }, REQUEST_TIMEOUT_MS);
+      ws.addEventListener('open', () => {
+        window.clearTimeout(timer);
+        resolve();
+      }, { once: true });
+      ws.addEventListener('error', () => {
+        window.clearTimeout(timer);
+        reject(new Error(`cannot connect to Janus at ${url}`));
+      }, { once: true });
     });
     const session = new JanusSession(ws, token);
     try {

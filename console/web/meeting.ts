@@ -8,7 +8,7 @@
  * Mute all and Lock, each a REST route of the focus that Janus enforces. Nothing a peer sends is inserted as HTML.
  */
 import { ApiError, api, byId, reason } from './dom.js';
-import { type JanusGrant, type Medium, VideoRoom } from './videoroom.js';
+import { type JanusGrant, type Medium, type RoomView, VideoRoom } from './videoroom.js';
 
 interface Meeting { id: string; title: string; hasPassword: boolean; lobby: boolean; link: string }
 interface Participant { id: string; user?: string; displayName: string; role: string; state: string; feedId?: number }
@@ -90,7 +90,7 @@ async function listMeetings(): Promise<void> {
     const title = document.createElement('span');
     title.textContent = `${m.title}${m.hasPassword ? ' 🔒' : ''}${m.lobby ? '' : ' (no lobby)'} `;
     li.append(title,
-      button('Join', () => join(m.id, host.token, {}), 'small join'),
+      button('Join', () => join({ meetingId: m.id, title: m.title, token: host.token }), 'small join'),
       button('Copy link', () => copyLink(m), 'small copy'));
     return li;
   }));
@@ -144,8 +144,9 @@ async function joinFromForm(): Promise<void> {
   if (linked === undefined) return;
   const password = byId<HTMLInputElement>('join-password').value;
   const options = password === '' ? {} : { password };
+  const title = byId('join-id').textContent ?? linked;
   if (host.token() !== undefined) {
-    await join(linked, host.token, options);
+    await join({ meetingId: linked, title, token: host.token, ...options });
     return;
   }
   const name = byId<HTMLInputElement>('join-name').value.trim();
@@ -154,19 +155,28 @@ async function joinFromForm(): Promise<void> {
   const guest = await api<GuestToken>('/v1/auth/token', undefined, {
     method: 'POST', body: { grant_type: 'urn:softswitch:meeting-guest', meeting: linked, display_name: name },
   });
-  await join(linked, () => guest.access_token, options, true);
+  await join({ meetingId: linked, title, token: () => guest.access_token, guest: true, ...options });
 }
 
 // ---- joining and the lobby -----------------------------------------------------------------------------
 
-async function join(meetingId: string, token: () => string | undefined, options: { password?: string }, guest = false): Promise<void> {
+interface JoinRequest {
+  meetingId: string;
+  /** What the room's heading shows. */
+  title: string;
+  token: () => string | undefined;
+  password?: string;
+  guest?: boolean;
+}
+
+async function join({ meetingId, title, token, password, guest = false }: JoinRequest): Promise<void> {
   if (current !== undefined) throw new Error('Leave the meeting you are in first');
   byId('meeting-room').hidden = false;
   byId('meeting-join').hidden = true;
   setState('joining', 'joining…');
   let admission: Admission;
   try {
-    admission = await api<Admission>(path(meetingId, '/join'), token(), { method: 'POST', body: options });
+    admission = await api<Admission>(path(meetingId, '/join'), token(), { method: 'POST', body: password === undefined ? {} : { password } });
   } catch (err) {
     byId('meeting-room').hidden = true;
     showJoinForm();
@@ -176,7 +186,7 @@ async function join(meetingId: string, token: () => string | undefined, options:
     throw err;
   }
   current = { meetingId, token, guest, participant: admission.participant, byFeed: new Map(), locked: false };
-  byId('room-title').textContent = meetingId;
+  byId('room-title').textContent = title;
   if (admission.janus !== undefined) await enter(admission.janus);
   else await waitInLobby();
 }
@@ -218,9 +228,23 @@ async function iceServers(token: string | undefined): Promise<RTCIceServer[]> {
 async function enter(grant: JanusGrant): Promise<void> {
   const c = current!;
   setState('connecting', 'connecting the media…');
-  c.local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
-  localTile(grant.feedId, c.participant.displayName, c.local);
-  c.room = await VideoRoom.join(grant, c.participant.displayName, c.local, await iceServers(c.token()), roomView);
+  try {
+    c.local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
+    localTile(grant.feedId, c.participant.displayName, c.local);
+    const room = await VideoRoom.join(grant, c.participant.displayName, c.local, await iceServers(c.token()), viewFor(c));
+    if (current !== c) {
+      // left while connecting: finish() ran without this room
+      await room.leave();
+      return;
+    }
+    c.room = room;
+  } catch (err) {
+    if (current !== c) return;
+    // Not in the room after all: give the place back (the token is revoked) rather than stay admitted.
+    await leave();
+    finish('error', `cannot connect the media: ${reason(err)}`);
+    return;
+  }
   // The focus moderates by mid: it needs ours (and applies a mute-all decided before we came).
   if (!c.guest) await api(path(c.meetingId, `/participants/${c.participant.id}/streams`), c.token(), { method: 'PUT', body: c.room.publishedMids() })
     .catch((err: unknown) => host.say(`The focus did not take our streams: ${reason(err)}`, true));
@@ -312,37 +336,43 @@ function play(tile: Tile): void {
   tile.video.play().catch(() => host.say('Click the page to hear the meeting (the browser blocked autoplay)'));
 }
 
-const roomView = {
-  feed(feed: number, display: string): void {
-    if (!tiles.has(feed)) newTile(feed, display);
-  },
-  track(feed: number, track: MediaStreamTrack): void {
-    const tile = tiles.get(feed) ?? newTile(feed, String(feed));
-    for (const old of tile.stream.getTracks()) if (old.kind === track.kind && old !== track) tile.stream.removeTrack(old);
-    if (!tile.stream.getTracks().includes(track)) tile.stream.addTrack(track);
-    play(tile);
-  },
-  gone(feed: number): void {
-    tiles.get(feed)?.el.remove();
-    tiles.delete(feed);
-  },
-  muted(feed: number, medium: Medium, muted: boolean): void {
-    const tile = tiles.get(feed);
-    if (tile === undefined) return;
-    tile.muted[medium] = muted;
-    decorate(feed, tile);
-    // our own button: muted by a moderator, or still off here after a moderator's unmute (nobody's microphone is
-    // turned on for them)
-    const off = current?.local?.getAudioTracks().some((t) => !t.enabled) ?? false;
-    if (tile.el.dataset.self === 'true' && medium === 'audio') showSelfMute(muted || off);
-  },
-  talking(feed: number, talking: boolean): void {
-    tiles.get(feed)?.el.classList.toggle('talking', talking);
-  },
-  ended(why: string): void {
-    finish('ended', why);
-  },
-};
+/** What the room shows, for as long as `c` is the current meeting (a late event of an old room changes nothing). */
+function viewFor(c: NonNullable<typeof current>): RoomView {
+  const live = (): boolean => current === c;
+  return {
+    feed(feed, display) {
+      if (live() && !tiles.has(feed)) newTile(feed, display);
+    },
+    track(feed, track) {
+      if (!live()) return;
+      const tile = tiles.get(feed) ?? newTile(feed, String(feed));
+      for (const old of tile.stream.getTracks()) if (old.kind === track.kind && old !== track) tile.stream.removeTrack(old);
+      if (!tile.stream.getTracks().includes(track)) tile.stream.addTrack(track);
+      play(tile);
+    },
+    gone(feed) {
+      if (!live()) return;
+      tiles.get(feed)?.el.remove();
+      tiles.delete(feed);
+    },
+    muted(feed, medium, muted) {
+      const tile = live() ? tiles.get(feed) : undefined;
+      if (tile === undefined) return;
+      tile.muted[medium] = muted;
+      decorate(feed, tile);
+      // our own button: muted by a moderator, or still off here after a moderator's unmute (nobody's microphone is
+      // turned on for them)
+      const off = c.local?.getAudioTracks().some((t) => !t.enabled) ?? false;
+      if (tile.el.dataset.self === 'true' && medium === 'audio') showSelfMute(muted || off);
+    },
+    talking(feed, talking) {
+      if (live()) tiles.get(feed)?.el.classList.toggle('talking', talking);
+    },
+    ended(why) {
+      if (live()) finish('ended', why);
+    },
+  };
+}
 
 // ---- this participant's own buttons ----------------------------------------------------------------
 

@@ -59,6 +59,8 @@ export interface MeetingResult {
   talkingSeen?: boolean;
   /** Alice locked the meeting: her Lock button's text, and Bob's status line when he tries to join again. */
   locked?: { button: string; bobStatus: string };
+  /** Alice kicked Gina: Gina's meeting state and what her page says, and Alice's remote tiles after. */
+  ginaKicked?: { ginaState: string; ginaSays: string; aliceTiles: string[] };
   /** Alice pressed Mute all: Bob's own tile and Alice's tile of Bob; then Bob unmuted himself, seen on Alice's page. */
   muteAll?: { bobOwnTile: boolean; onAlice: boolean; unmutedBySelfOnAlice: boolean };
   screenshots?: string[];
@@ -246,6 +248,14 @@ async function scenario(ts: TestServer, browser: Chromium, outDir: string): Prom
   const bobStatus = await bob.waitFor<string>(`(() => { const s = document.getElementById('status'); return s.classList.contains('error') && s.textContent.startsWith('Not let in') && s.textContent; })()`,
     'Bob\'s page says the locked meeting refused him', 10_000, text('status'));
   result.locked = { button, bobStatus };
+
+  // Alice kicks Gina from her tile: Janus tells Gina's page, which ends the meeting there; her tile goes from Alice's.
+  await alice.waitFor(`(() => { const b = document.querySelector('#tiles .tile[data-name="Gina"] button.kick'); return b !== null && (b.click(), true); })()`,
+    'Alice\'s page shows a Kick button on Gina\'s tile', 10_000, text('tiles'));
+  await waitState(gina, 'Gina', 'ended', 10_000);
+  await alice.waitFor(`document.querySelectorAll('#tiles .tile.remote').length === 0`, 'Gina\'s tile gone from Alice\'s page', 10_000,
+    `[...document.querySelectorAll('#tiles .tile.remote')].map((t) => t.dataset.name).join(' ')`);
+  result.ginaKicked = { ginaState: await meetingState(gina), ginaSays: await gina.evaluate<string>(text('meeting-state')), aliceTiles: await remoteNames(alice) };
 
 }
 

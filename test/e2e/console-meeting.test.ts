@@ -113,6 +113,10 @@ describe('the console\'s meeting page: two users and a guest meet in headless Ch
   });
 
 
+  it('the owner kicks the guest from her tile: Janus ends the meeting on Gina\'s page, and her tile goes', () => {
+    assert.deepEqual(r.ginaKicked, { ginaState: 'ended', ginaSays: 'removed from the meeting by a moderator', aliceTiles: [] });
+  });
+
   it('a tile is highlighted while its participant talks (Janus talking events from the fake microphone)', () => {
     assert.equal(r.talkingSeen, true);
   });
