@@ -123,7 +123,8 @@ async function createMeeting(): Promise<void> {
 function showJoinForm(): void {
   if (linked === undefined) return;
   byId('meeting-join').hidden = false;
-  byId('join-id').textContent = linked;
+  const heading = byId('join-id');
+  if (heading.textContent === '') heading.textContent = linked; // the title, once the signed-in page read it
 }
 
 /** Signed in: the link's form joins as the user; the meeting's public face says whether a password is needed. */

@@ -13,6 +13,8 @@
 import { type Jsep, type JanusHandle, JanusSession, type PluginEvent } from './janus.js';
 
 const VIDEOROOM = 'janus.plugin.videoroom';
+const SUBSCRIBE_TRIES = 5;
+const SUBSCRIBE_RETRY_MS = 1000;
 
 export interface JanusGrant {
   url: string;
@@ -61,6 +63,8 @@ export class VideoRoom {
   private pub: RTCPeerConnection | undefined;
   private sub: { handle: JanusHandle; pc: RTCPeerConnection } | undefined;
   private subscribing: Promise<unknown> = Promise.resolve();
+  /** The feeds the subscription carries (or was asked for). */
+  private readonly subscribed = new Set<number>();
   /** The subscription's mids: which feed each carries. */
   private readonly mids = new Map<string, number>();
   /** Every other feed's published streams by mid (audio or video), for its moderation events. */
@@ -198,12 +202,25 @@ export class VideoRoom {
         if (s.moderated === true && (s.type === 'audio' || s.type === 'video')) this.view.muted(p.id, s.type, true);
       }
     }
-    if (fresh.length > 0) this.serially(() => this.subscribe(fresh.map((p) => p.id)));
+    if (fresh.length > 0) this.subscribeSoon(0, SUBSCRIBE_TRIES);
   }
 
   private forget(feed: number): void {
+    this.subscribed.delete(feed);
     if (!this.feeds.delete(feed)) return;
     this.view.gone(feed);
+  }
+
+  /** A subscription step, tried again a second later when it fails (a feed that went is forgotten by then). */
+  private subscribeSoon(delayMs: number, tries: number): void {
+    window.setTimeout(() => this.serially(async () => {
+      try {
+        await this.subscribe();
+      } catch (err) {
+        if (!this.over && tries > 1) this.subscribeSoon(SUBSCRIBE_RETRY_MS, tries - 1);
+        throw err;
+      }
+    }), delayMs);
   }
 
   /** One negotiation of the subscription at a time (a join, an update, Janus's own renegotiation). */
@@ -213,14 +230,17 @@ export class VideoRoom {
     });
   }
 
-  private async subscribe(feeds: number[]): Promise<void> {
-    const wanted = feeds.filter((f) => this.feeds.has(f));
+  /**
+   * Subscribes to every known feed not subscribed yet: the first time by joining as a subscriber, then by `update`.
+   * A step that fails (a feed gone meanwhile: Janus refuses the whole request) leaves its feeds to the next one.
+   */
+  private async subscribe(): Promise<void> {
+    const wanted = [...this.feeds.keys()].filter((f) => !this.subscribed.has(f));
     if (wanted.length === 0 || this.over) return;
     const streams = wanted.map((feed) => ({ feed }));
     if (this.sub === undefined) {
       const handle = await this.session.attach(VIDEOROOM);
       const pc = this.peerConnection(handle);
-      this.sub = { handle, pc };
       pc.addEventListener('track', (e) => {
         const feed = e.transceiver.mid === null ? undefined : this.mids.get(e.transceiver.mid);
         if (feed !== undefined) this.view.track(feed, e.track);
@@ -229,11 +249,20 @@ export class VideoRoom {
       handle.onevent = (e) => {
         if (e.jsep?.type === 'offer') this.serially(() => this.answer(e));
       };
-      const joined = await handle.message({ request: 'join', ptype: 'subscriber', room: this.grant.room, streams, private_id: this.privateId, token: this.grant.token });
-      await this.answer(joined);
+      this.sub = { handle, pc };
+      try {
+        const joined = await handle.message({ request: 'join', ptype: 'subscriber', room: this.grant.room, streams, private_id: this.privateId, token: this.grant.token });
+        await this.answer(joined);
+      } catch (err) {
+        this.sub = undefined;
+        pc.close();
+        await handle.detach();
+        throw err;
+      }
     } else {
       await this.answer(await this.sub.handle.message({ request: 'update', subscribe: streams }));
     }
+    for (const f of wanted) this.subscribed.add(f);
   }
 
   /** Janus's offer for the subscription: its mids learnt, answered, and the answer sent with `start`. */

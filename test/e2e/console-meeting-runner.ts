@@ -64,6 +64,8 @@ export interface MeetingResult {
   /** Alice pressed Mute all: Bob's own tile and Alice's tile of Bob; then Bob unmuted himself, seen on Alice's page. */
   muteAll?: { bobOwnTile: boolean; onAlice: boolean; unmutedBySelfOnAlice: boolean };
   screenshots?: string[];
+  /** ms from the start of the scenario at the end of each step, for a slow run's diagnosis. */
+  steps?: Record<string, number>;
   error?: string;
   logs?: string;
 }
@@ -148,6 +150,12 @@ async function playingTiles(page: Page, who: string, names: string[]): Promise<T
 }
 
 async function scenario(ts: TestServer, browser: Chromium, outDir: string): Promise<void> {
+  const started = performance.now();
+  const steps: Record<string, number> = {};
+  result.steps = steps;
+  const mark = (step: string): void => {
+    steps[step] = Math.round(performance.now() - started);
+  };
   const base = `http://127.0.0.1:${ts.server.http.boundTo}`;
   result.csp = (await fetch(`${base}/console/`)).headers.get('content-security-policy') ?? '';
   await ts.addUser(`alice@${DOMAIN}`, 'alice-secret');
@@ -167,6 +175,7 @@ async function scenario(ts: TestServer, browser: Chromium, outDir: string): Prom
   result.meeting = listed;
   await alice.evaluate(`document.querySelector('#meetings li button.join').click()`);
   await waitState(alice, 'Alice', 'in-meeting');
+  mark('alice-in');
 
   // Bob opens the join link: a guest's form first; signed in, the form joins as him and he waits in the lobby.
   const link = `${base}/console/?meeting=${listed.id}`;
@@ -180,6 +189,7 @@ async function scenario(ts: TestServer, browser: Chromium, outDir: string): Prom
   const lobby = await admit(alice, 'bob');
   result.bobWaiting = { state: 'waiting', lobby };
   await waitState(bob, 'Bob', 'in-meeting');
+  mark('bob-in');
 
   // Gina has no account: a guest token for this meeting, her name, the lobby, admitted.
   await gina.goto(link);
@@ -189,10 +199,13 @@ async function scenario(ts: TestServer, browser: Chromium, outDir: string): Prom
   await waitState(gina, 'Gina', 'waiting', 10_000);
   await admit(alice, 'Gina');
   await waitState(gina, 'Gina', 'in-meeting');
+  mark('gina-in');
 
   // A tile is highlighted while its participant talks (Janus's talking / stopped-talking): watched from now on.
-  await alice.evaluate(`new MutationObserver(() => { if (document.querySelector('#tiles .tile.talking')) document.body.dataset.talkingSeen = 'true'; })
-    .observe(document.getElementById('tiles'), { subtree: true, attributes: true, attributeFilter: ['class'] })`);
+  // (Janus says `talking` once when the level rises and `stopped-talking` when it falls: the tone may have started
+  // before the observer.)
+  await alice.evaluate(`(() => { const seen = () => { if (document.querySelector('#tiles .tile.talking')) document.body.dataset.talkingSeen = 'true'; };
+    seen(); new MutationObserver(seen).observe(document.getElementById('tiles'), { subtree: true, attributes: true, attributeFilter: ['class'] }); })()`);
   const panel = (page: Page) => page.evaluate<boolean>(`!document.getElementById('moderator').hidden`);
   result.moderatorPanel = { alice: await panel(alice), bob: await panel(bob), gina: await panel(gina) };
   result.tiles = {
@@ -201,6 +214,7 @@ async function scenario(ts: TestServer, browser: Chromium, outDir: string): Prom
     gina: await playingTiles(gina, 'Gina', ['alice', 'bob']),
   };
   result.screenshots = [];
+  mark('tiles-playing');
   for (const [name, page] of pages) {
     const file = join(outDir, `meeting-${name}.png`);
     await page.screenshot(file);
@@ -215,11 +229,15 @@ async function scenario(ts: TestServer, browser: Chromium, outDir: string): Prom
     `Bob's own tile shows him ${muted ? 'muted' : 'unmuted'}`, 10_000, `document.querySelector('#tiles .tile.self').dataset.audioMuted + ' / ' + ${text('status')}`);
   await alice.click('mute-all');
   const allOwn = await bobOwnMuted(true);
+  mark('mute-all-bob-own');
   const allOnAlice = await bobMutedOn(alice, 'Alice\'s page shows Bob muted by Mute all', true);
+  mark('mute-all-on-alice');
   await bob.click('meeting-mute');
   await bobOwnMuted(false);
+  mark('bob-self-unmuted');
   const unmutedOnAlice = await bobMutedOn(alice, 'Alice\'s page shows Bob unmuted by himself', false);
   result.muteAll = { bobOwnTile: allOwn, onAlice: allOnAlice, unmutedBySelfOnAlice: unmutedOnAlice };
+  mark('mute-all');
 
   // Alice mutes Bob from his tile (a moderator's hard mute): Janus tells the room, every page shows it.
   await alice.waitFor(`(() => { const b = document.querySelector('#tiles .tile[data-name="bob"] button.mute'); return b !== null && (b.click(), true); })()`,
@@ -229,6 +247,7 @@ async function scenario(ts: TestServer, browser: Chromium, outDir: string): Prom
   const onGina = await gina.waitFor<boolean>(`document.querySelector('#tiles .tile[data-name="bob"]').dataset.audioMuted === 'true'`,
     'Gina\'s page shows Bob muted', 10_000, text('tiles'));
   result.bobMuted = { ownTile, onGina };
+  mark('bob-muted');
 
   // Bob leaves: his tile goes from the others' pages.
   await bob.click('meeting-leave');
@@ -238,7 +257,9 @@ async function scenario(ts: TestServer, browser: Chromium, outDir: string): Prom
       `[...document.querySelectorAll('#tiles .tile.remote')].map((t) => t.dataset.name).join(' ')`);
   }
   result.afterBobLeft = { alice: await remoteNames(alice), gina: await remoteNames(gina), bobState: await meetingState(bob) };
-  result.talkingSeen = await alice.evaluate<boolean>(`document.body.dataset.talkingSeen === 'true'`);
+  mark('bob-left');
+  result.talkingSeen = await alice.waitFor<boolean>(`document.body.dataset.talkingSeen === 'true'`, 'a tile highlighted while talking', 10_000)
+    .catch(() => false);
 
   // Alice locks the meeting: Bob, back on the join form, is refused.
   await alice.click('meeting-lock');
@@ -248,6 +269,7 @@ async function scenario(ts: TestServer, browser: Chromium, outDir: string): Prom
   const bobStatus = await bob.waitFor<string>(`(() => { const s = document.getElementById('status'); return s.classList.contains('error') && s.textContent.startsWith('Not let in') && s.textContent; })()`,
     'Bob\'s page says the locked meeting refused him', 10_000, text('status'));
   result.locked = { button, bobStatus };
+  mark('locked');
 
   // Alice kicks Gina from her tile: Janus tells Gina's page, which ends the meeting there; her tile goes from Alice's.
   await alice.waitFor(`(() => { const b = document.querySelector('#tiles .tile[data-name="Gina"] button.kick'); return b !== null && (b.click(), true); })()`,
@@ -256,6 +278,7 @@ async function scenario(ts: TestServer, browser: Chromium, outDir: string): Prom
   await alice.waitFor(`document.querySelectorAll('#tiles .tile.remote').length === 0`, 'Gina\'s tile gone from Alice\'s page', 10_000,
     `[...document.querySelectorAll('#tiles .tile.remote')].map((t) => t.dataset.name).join(' ')`);
   result.ginaKicked = { ginaState: await meetingState(gina), ginaSays: await gina.evaluate<string>(text('meeting-state')), aliceTiles: await remoteNames(alice) };
+  mark('gina-kicked');
 
 }
 

@@ -43,6 +43,7 @@ describe('the console\'s meeting page: two users and a guest meet in headless Ch
     r = JSON.parse(result) as MeetingResult;
     if (r.error !== undefined) throw new Error(`the meeting runner failed: ${r.error}\n${r.logs ?? ''}\n${stderr}\njanus:\n${janus.logTail()}`);
     console.log(`console meeting tiles: ${JSON.stringify(r.tiles)}`);
+    console.log(`console meeting steps (ms): ${JSON.stringify(r.steps)}`);
   }, { timeout: RUNNER_TIMEOUT_MS + 20_000 });
 
   after(async () => {
