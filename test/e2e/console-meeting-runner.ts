@@ -19,7 +19,9 @@ import { Chromium, type Page } from '../helpers/chromium.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const DOMAIN = 'example.com';
-const RUNNER_TIMEOUT_MS = Number(process.env.MEETING_RUNNER_TIMEOUT_MS ?? 90_000);
+const RUNNER_TIMEOUT_MS = Number(process.env.MEETING_RUNNER_TIMEOUT_MS ?? 150_000);
+/** How long one step may take (the machine may be busy: a 2-core CI runner with other suites). */
+const WAIT_MS = 20_000;
 /** How long a tile's video is watched to see it advance. */
 const PLAY_MS = 1500;
 
@@ -105,7 +107,7 @@ const remoteNames = (page: Page) => page.evaluate<string[]>(`[...document.queryS
 
 async function signIn(page: Page, url: string, user: string, password: string): Promise<void> {
   await page.goto(url);
-  await page.waitFor(`${text('status')} === 'Sign in'`, `${user}'s page read /console/config.json`, 10_000, text('status'));
+  await page.waitFor(`${text('status')} === 'Sign in'`, `${user}'s page read /console/config.json`, WAIT_MS, text('status'));
   await page.fill('login-user', user);
   await page.fill('login-password', password);
   await page.click('login-submit');
@@ -113,7 +115,7 @@ async function signIn(page: Page, url: string, user: string, password: string): 
     `${text('status')} + ' / ' + ${text('reg-state')}`);
 }
 
-async function waitState(page: Page, who: string, state: string, timeoutMs = 20_000): Promise<void> {
+async function waitState(page: Page, who: string, state: string, timeoutMs = WAIT_MS): Promise<void> {
   await page.waitFor(`document.getElementById('meeting-state').dataset.state === ${JSON.stringify(state)}`, `${who}'s meeting state is ${state}`, timeoutMs,
     `${text('meeting-state')} + ' / ' + ${text('status')}`);
 }
@@ -122,7 +124,7 @@ async function waitState(page: Page, who: string, state: string, timeoutMs = 20_
 async function admit(alice: Page, name: string): Promise<string[]> {
   const lobby = await alice.waitFor<string[]>(
     `(() => { const items = [...document.querySelectorAll('#lobby li')]; return items.some((li) => li.textContent.startsWith(${JSON.stringify(name)})) && items.map((li) => li.querySelector('span').textContent.trim()); })()`,
-    `${name} listed in Alice's lobby`, 10_000, text('lobby'));
+    `${name} listed in Alice's lobby`, WAIT_MS, text('lobby'));
   await alice.evaluate(`[...document.querySelectorAll('#lobby li')].find((li) => li.textContent.startsWith(${JSON.stringify(name)})).querySelector('button.admit').click()`);
   return lobby;
 }
@@ -135,7 +137,7 @@ async function playingTiles(page: Page, who: string, names: string[]): Promise<T
   await page.waitFor(
     `(() => { const tiles = [...document.querySelectorAll('#tiles .tile.remote')];
       return ${JSON.stringify(names)}.every((n) => tiles.some((t) => t.dataset.name === n && t.querySelector('video').videoWidth > 0)); })()`,
-    `${who}'s page plays the video of ${names.join(', ')}`, 25_000,
+    `${who}'s page plays the video of ${names.join(', ')}`, 30_000,
     `[...document.querySelectorAll('#tiles .tile')].map((t) => t.dataset.name + ':' + t.querySelector('video').videoWidth + ':' + t.querySelector('video').readyState).join(' ') + ' / ' + ${text('status')}`);
   const read = `[...document.querySelectorAll('#tiles .tile.remote')].map((t) => { const v = t.querySelector('video');
     return { name: t.dataset.name, width: v.videoWidth, height: v.videoHeight, time: v.currentTime, audioMuted: t.dataset.audioMuted === 'true' }; })`;
@@ -171,34 +173,34 @@ async function scenario(ts: TestServer, browser: Chromium, outDir: string): Prom
   await alice.click('meeting-create-submit');
   const listed = await alice.waitFor<{ id: string; link: string; listed: string }>(
     `(() => { const li = document.querySelector('#meetings li'); return li && { id: li.dataset.meeting, link: li.dataset.link, listed: li.querySelector('span').textContent.trim() }; })()`,
-    'the meeting listed on Alice\'s Meetings card', 10_000, text('status'));
+    'the meeting listed on Alice\'s Meetings card', WAIT_MS, text('status'));
   result.meeting = listed;
   await alice.evaluate(`document.querySelector('#meetings li button.join').click()`);
-  await waitState(alice, 'Alice', 'in-meeting');
+  await waitState(alice, 'Alice', 'in-meeting', 30_000);
   mark('alice-in');
 
   // Bob opens the join link: a guest's form first; signed in, the form joins as him and he waits in the lobby.
   const link = `${base}/console/?meeting=${listed.id}`;
   await bob.goto(link);
-  const before = await bob.waitFor<string>(`!document.getElementById('meeting-join').hidden && ${text('join-submit')}`, 'Bob\'s page shows the join form', 10_000, text('status'));
+  const before = await bob.waitFor<string>(`!document.getElementById('meeting-join').hidden && ${text('join-submit')}`, 'Bob\'s page shows the join form', WAIT_MS, text('status'));
   await signIn(bob, link, `bob@${DOMAIN}`, 'bob-secret');
-  const after = await bob.waitFor<string>(`(() => { const t = ${text('join-submit')}; return t !== 'Join as a guest' && t; })()`, 'Bob\'s join form names him', 10_000, text('join-submit'));
+  const after = await bob.waitFor<string>(`(() => { const t = ${text('join-submit')}; return t !== 'Join as a guest' && t; })()`, 'Bob\'s join form names him', WAIT_MS, text('join-submit'));
   result.joinButton = { before, after };
   await bob.click('join-submit');
-  await waitState(bob, 'Bob', 'waiting', 10_000);
+  await waitState(bob, 'Bob', 'waiting', WAIT_MS);
   const lobby = await admit(alice, 'bob');
   result.bobWaiting = { state: 'waiting', lobby };
-  await waitState(bob, 'Bob', 'in-meeting');
+  await waitState(bob, 'Bob', 'in-meeting', 30_000);
   mark('bob-in');
 
   // Gina has no account: a guest token for this meeting, her name, the lobby, admitted.
   await gina.goto(link);
-  await gina.waitFor(`!document.getElementById('meeting-join').hidden`, 'Gina\'s page shows the join form', 10_000, text('status'));
+  await gina.waitFor(`!document.getElementById('meeting-join').hidden`, 'Gina\'s page shows the join form', WAIT_MS, text('status'));
   await gina.fill('join-name', 'Gina');
   await gina.click('join-submit');
-  await waitState(gina, 'Gina', 'waiting', 10_000);
+  await waitState(gina, 'Gina', 'waiting', WAIT_MS);
   await admit(alice, 'Gina');
-  await waitState(gina, 'Gina', 'in-meeting');
+  await waitState(gina, 'Gina', 'in-meeting', 30_000);
   mark('gina-in');
 
   // A tile is highlighted while its participant talks (Janus's talking / stopped-talking): watched from now on.
@@ -213,8 +215,12 @@ async function scenario(ts: TestServer, browser: Chromium, outDir: string): Prom
     bob: await playingTiles(bob, 'Bob', ['alice', 'Gina']),
     gina: await playingTiles(gina, 'Gina', ['alice', 'bob']),
   };
-  result.screenshots = [];
   mark('tiles-playing');
+  // before anyone is muted: everyone's tone is loud
+  result.talkingSeen = await alice.waitFor<boolean>(`document.body.dataset.talkingSeen === 'true'`, 'a tile highlighted while talking', WAIT_MS)
+    .catch(() => false);
+  mark('talking');
+  result.screenshots = [];
   for (const [name, page] of pages) {
     const file = join(outDir, `meeting-${name}.png`);
     await page.screenshot(file);
@@ -224,9 +230,9 @@ async function scenario(ts: TestServer, browser: Chromium, outDir: string): Prom
   // Mute all, each may unmute: Janus tells the room; Bob unmutes himself (a soft mute), and the others see it.
   const bobMutedOn = (page: Page, what: string, muted: boolean) => page.waitFor<boolean>(
     `(() => { const t = document.querySelector('#tiles .tile[data-name="bob"]'); return t !== null && t.dataset.audioMuted === '${muted}'; })()`,
-    what, 10_000, `${text('tiles')} + ' / ' + ${text('status')}`);
+    what, WAIT_MS, `${text('tiles')} + ' / ' + ${text('status')}`);
   const bobOwnMuted = (muted: boolean) => bob.waitFor<boolean>(`document.querySelector('#tiles .tile.self').dataset.audioMuted === '${muted}'`,
-    `Bob's own tile shows him ${muted ? 'muted' : 'unmuted'}`, 10_000, `document.querySelector('#tiles .tile.self').dataset.audioMuted + ' / ' + ${text('status')}`);
+    `Bob's own tile shows him ${muted ? 'muted' : 'unmuted'}`, WAIT_MS, `document.querySelector('#tiles .tile.self').dataset.audioMuted + ' / ' + ${text('status')}`);
   await alice.click('mute-all');
   const allOwn = await bobOwnMuted(true);
   mark('mute-all-bob-own');
@@ -241,41 +247,39 @@ async function scenario(ts: TestServer, browser: Chromium, outDir: string): Prom
 
   // Alice mutes Bob from his tile (a moderator's hard mute): Janus tells the room, every page shows it.
   await alice.waitFor(`(() => { const b = document.querySelector('#tiles .tile[data-name="bob"] button.mute'); return b !== null && (b.click(), true); })()`,
-    'Alice\'s page shows a Mute button on Bob\'s tile', 10_000, text('tiles'));
+    'Alice\'s page shows a Mute button on Bob\'s tile', WAIT_MS, text('tiles'));
   const ownTile = await bob.waitFor<boolean>(`document.querySelector('#tiles .tile.self').dataset.audioMuted === 'true'`,
-    'Bob\'s own tile shows him muted', 10_000, `document.querySelector('#tiles .tile.self').dataset.audioMuted + ' / ' + ${text('status')}`);
+    'Bob\'s own tile shows him muted', WAIT_MS, `document.querySelector('#tiles .tile.self').dataset.audioMuted + ' / ' + ${text('status')}`);
   const onGina = await gina.waitFor<boolean>(`document.querySelector('#tiles .tile[data-name="bob"]').dataset.audioMuted === 'true'`,
-    'Gina\'s page shows Bob muted', 10_000, text('tiles'));
+    'Gina\'s page shows Bob muted', WAIT_MS, text('tiles'));
   result.bobMuted = { ownTile, onGina };
   mark('bob-muted');
 
   // Bob leaves: his tile goes from the others' pages.
   await bob.click('meeting-leave');
-  await waitState(bob, 'Bob', 'left', 10_000);
+  await waitState(bob, 'Bob', 'left', WAIT_MS);
   for (const [name, page] of [['Alice', alice], ['Gina', gina]] as const) {
-    await page.waitFor(`![...document.querySelectorAll('#tiles .tile.remote')].some((t) => t.dataset.name === 'bob')`, `Bob's tile gone from ${name}'s page`, 10_000,
+    await page.waitFor(`![...document.querySelectorAll('#tiles .tile.remote')].some((t) => t.dataset.name === 'bob')`, `Bob's tile gone from ${name}'s page`, WAIT_MS,
       `[...document.querySelectorAll('#tiles .tile.remote')].map((t) => t.dataset.name).join(' ')`);
   }
   result.afterBobLeft = { alice: await remoteNames(alice), gina: await remoteNames(gina), bobState: await meetingState(bob) };
   mark('bob-left');
-  result.talkingSeen = await alice.waitFor<boolean>(`document.body.dataset.talkingSeen === 'true'`, 'a tile highlighted while talking', 10_000)
-    .catch(() => false);
 
   // Alice locks the meeting: Bob, back on the join form, is refused.
   await alice.click('meeting-lock');
-  const button = await alice.waitFor<string>(`(() => { const t = ${text('meeting-lock')}; return t === 'Unlock' && t; })()`, 'Alice\'s Lock button turns to Unlock', 10_000, text('meeting-lock'));
-  await bob.waitFor(`!document.getElementById('meeting-join').hidden`, 'Bob\'s page shows the join form again', 10_000, text('status'));
+  const button = await alice.waitFor<string>(`(() => { const t = ${text('meeting-lock')}; return t === 'Unlock' && t; })()`, 'Alice\'s Lock button turns to Unlock', WAIT_MS, text('meeting-lock'));
+  await bob.waitFor(`!document.getElementById('meeting-join').hidden`, 'Bob\'s page shows the join form again', WAIT_MS, text('status'));
   await bob.click('join-submit');
   const bobStatus = await bob.waitFor<string>(`(() => { const s = document.getElementById('status'); return s.classList.contains('error') && s.textContent.startsWith('Not let in') && s.textContent; })()`,
-    'Bob\'s page says the locked meeting refused him', 10_000, text('status'));
+    'Bob\'s page says the locked meeting refused him', WAIT_MS, text('status'));
   result.locked = { button, bobStatus };
   mark('locked');
 
   // Alice kicks Gina from her tile: Janus tells Gina's page, which ends the meeting there; her tile goes from Alice's.
   await alice.waitFor(`(() => { const b = document.querySelector('#tiles .tile[data-name="Gina"] button.kick'); return b !== null && (b.click(), true); })()`,
-    'Alice\'s page shows a Kick button on Gina\'s tile', 10_000, text('tiles'));
-  await waitState(gina, 'Gina', 'ended', 10_000);
-  await alice.waitFor(`document.querySelectorAll('#tiles .tile.remote').length === 0`, 'Gina\'s tile gone from Alice\'s page', 10_000,
+    'Alice\'s page shows a Kick button on Gina\'s tile', WAIT_MS, text('tiles'));
+  await waitState(gina, 'Gina', 'ended', WAIT_MS);
+  await alice.waitFor(`document.querySelectorAll('#tiles .tile.remote').length === 0`, 'Gina\'s tile gone from Alice\'s page', WAIT_MS,
     `[...document.querySelectorAll('#tiles .tile.remote')].map((t) => t.dataset.name).join(' ')`);
   result.ginaKicked = { ginaState: await meetingState(gina), ginaSays: await gina.evaluate<string>(text('meeting-state')), aliceTiles: await remoteNames(alice) };
   mark('gina-kicked');

@@ -21,7 +21,7 @@ import { runTagged } from '../helpers/runner.js';
 import type { MeetingResult, RunnerJanus, TileReport } from './console-meeting-runner.js';
 
 const RUNNER = join(dirname(fileURLToPath(import.meta.url)), 'console-meeting-runner.js');
-const RUNNER_TIMEOUT_MS = 120_000;
+const RUNNER_TIMEOUT_MS = 170_000;
 
 describe('the console\'s meeting page: two users and a guest meet in headless Chromium through a real Janus', () => {
   let net: JanusNetns | undefined;
