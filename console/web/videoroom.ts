@@ -10,7 +10,7 @@
  * `moderation` (a feed's mid muted or unmuted by a moderator), `talking` / `stopped-talking` (audio levels), and
  * `leaving: "ok", reason: "kicked"` for this participant. Negotiations of the subscription run one at a time.
  */
-import { type Jsep, type JanusHandle, JanusSession, type PluginEvent } from './janus.js';
+import { type JanusHandle, JanusSession, type PluginEvent } from './janus.js';
 
 const VIDEOROOM = 'janus.plugin.videoroom';
 const SUBSCRIBE_TRIES = 5;
@@ -272,7 +272,7 @@ export class VideoRoom {
       if (typeof s.feed_id === 'number' && s.active !== false) this.mids.set(String(s.mid), s.feed_id);
     }
     const { pc, handle } = this.sub;
-    await pc.setRemoteDescription(jsep as Jsep as RTCSessionDescriptionInit);
+    await pc.setRemoteDescription(jsep);
     await pc.setLocalDescription(await pc.createAnswer());
     const answer = pc.localDescription!;
     await handle.message({ request: 'start' }, { type: answer.type, sdp: answer.sdp });
