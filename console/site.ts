@@ -12,9 +12,9 @@
  * The files are read once at start into memory, and a request is answered only when its path is exactly one of
  * their names: nothing else on disk can be reached (`..`, encoded or not, names no file), and there is no
  * directory listing. Every answer carries a strict Content-Security-Policy (scripts, styles and fetches from this
- * origin only, plus the SIP WebSocket origins), `nosniff`, no framing, and an ETag; `Cache-Control: no-cache`
- * makes browsers revalidate (a 304 costs nothing) so a new build is never mixed with a cached old file. Files go
- * gzipped to clients that accept it.
+ * origin only, plus the SIP WebSocket origins and the meetings' Janus nodes), `nosniff`, no framing, and an ETag;
+ * `Cache-Control: no-cache` makes browsers revalidate (a 304 costs nothing) so a new build is never mixed with a
+ * cached old file. Files go gzipped to clients that accept it.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
@@ -48,6 +48,8 @@ export interface ConsoleSiteOptions {
   dir?: string;
   /** The SIP WebSocket listeners as bound now (ports chosen by the kernel are known only after start). */
   webSockets(): WebSocketListener[];
+  /** The Janus API URLs of meetings.janus: a meeting page talks to its node directly (README "Meetings"). */
+  janusUrls?: readonly string[];
   /** The first of sip.domain: what the login form suggests. */
   domain: string;
   logger: Logger;
@@ -76,10 +78,22 @@ function webSocketUrls(host: string | undefined, listeners: WebSocketListener[])
   return host === undefined ? [] : listeners.map((l) => `${l.protocol}://${host}:${l.port}`);
 }
 
+/** The origins (`ws://host:port`) of the Janus nodes, as CSP sources; a URL that does not parse is left out. */
+function originsOf(urls: readonly string[]): string[] {
+  return urls.flatMap((u) => {
+    try {
+      const url = new URL(u);
+      return url.protocol === 'ws:' || url.protocol === 'wss:' ? [`${url.protocol}//${url.host}`] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
 /**
- * CSP Level 3: only this origin's scripts and styles (no inline code, no eval), fetches to this origin and the
- * SIP WebSockets, no plugins, no framing, no <base> games, forms only here. Media elements play MediaStreams
- * (no URL) and need no source.
+ * CSP Level 3: only this origin's scripts and styles (no inline code, no eval), fetches to this origin, the
+ * SIP WebSockets and the Janus nodes of meetings, no plugins, no framing, no <base> games, forms only here. Media
+ * elements play MediaStreams (no URL) and need no source.
  */
 function contentSecurityPolicy(wsUrls: string[]): string {
   return [
@@ -124,10 +138,11 @@ function load(dir: string, logger: Logger): Map<string, StaticFile> {
 /** Adds the console's public routes to the HTTP server's Fastify instance (before it starts). */
 export function consoleSite(app: FastifyInstance, options: ConsoleSiteOptions): void {
   const files = load(options.dir ?? CONSOLE_DIR, options.logger);
+  const janus = originsOf(options.janusUrls ?? []);
   const pub = { config: { public: true } };
 
   const headers = (req: FastifyRequest, reply: FastifyReply): FastifyReply => reply
-    .header('content-security-policy', contentSecurityPolicy(webSocketUrls(pageHost(req), options.webSockets())))
+    .header('content-security-policy', contentSecurityPolicy([...webSocketUrls(pageHost(req), options.webSockets()), ...janus]))
     .header('x-content-type-options', 'nosniff')
     .header('x-frame-options', 'DENY')
     .header('referrer-policy', 'no-referrer')

@@ -534,6 +534,7 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
   consoleSite(http.fastify, {
     webSockets: () => stack.listeners.flatMap((l) => (l.protocol === 'ws' || l.protocol === 'wss' ? [{ protocol: l.protocol, port: l.port }] : [])),
     domain: config.sip.domain[0]!,
+    janusUrls: config.meetings.janus.map((node) => node.url),
     logger: categoryLogger(logger, 'console'),
   });
   let started = false;

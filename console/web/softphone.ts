@@ -13,7 +13,8 @@
  * - chat: SIP MESSAGE both ways (the server stores and delivers, one X-Message-Id each, shown once), the
  *   conversations and their messages from `GET /v1/conversations`;
  * - presence of the contacts watched (SUBSCRIBE Event: presence, PIDF);
- * - recent calls from `GET /v1/calls`.
+ * - recent calls from `GET /v1/calls`;
+ * - meetings (meeting.ts): the user's meetings, and the page a join link `?meeting=<id>` opens.
  * The password stays in memory only; nothing a peer or the server sends is inserted as HTML.
  */
 import {
@@ -22,6 +23,7 @@ import {
 import type { URI } from 'sip.js/lib/grammar/index.js';
 import type { SessionDescriptionHandler, SessionDescriptionHandlerOptions } from 'sip.js/lib/platform/web/index.js';
 import { api, byId, fillList, reason, timeOf } from './dom.js';
+import { initMeetings, meetingsSignedIn } from './meeting.js';
 
 interface ConsoleConfig { domain: string; webSockets: string[] }
 interface TokenAnswer { access_token: string; refresh_token: string; expires_in: number; user: string }
@@ -164,6 +166,7 @@ async function signIn(user: string, password: string): Promise<void> {
   for (const contact of savedContacts()) watch(contact);
   void loadConversations();
   void loadHistory();
+  meetingsSignedIn(me);
 }
 
 /** Connects the WebSocket and registers; resolves on the 200 (whose X-Ice-Servers it takes), rejects on a refusal. */
@@ -530,6 +533,8 @@ for (const tone of '123456789*0#') {
   b.addEventListener('click', () => dtmf(tone));
   keypad.append(b);
 }
+
+initMeetings({ say, token: () => token });
 
 api<ConsoleConfig>('/console/config.json', undefined)
   .then((c) => {

@@ -43,8 +43,11 @@ export class Chromium {
     });
   }
 
-  /** Starts Chromium headless and connects to it; fails with its stderr when it does not come up in time. */
-  static async launch(): Promise<Chromium> {
+  /**
+   * Starts Chromium headless and connects to it; fails with its stderr when it does not come up in time.
+   * `fakeAudioFile`: a WAV file the fake microphone plays in a loop instead of its beep.
+   */
+  static async launch(options: { fakeAudioFile?: string } = {}): Promise<Chromium> {
     const bin = requireTool('chromium', 'chromium');
     const profile = mkdtempSync(join(tmpdir(), 'softswitch-chromium-'));
     const args = [
@@ -52,6 +55,7 @@ export class Chromium {
       '--disable-background-networking', '--disable-component-update', '--disable-sync', '--metrics-recording-only', '--mute-audio',
       '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--allow-loopback-in-peer-connection',
       '--autoplay-policy=no-user-gesture-required', '--window-size=1280,900',
+      ...(options.fakeAudioFile === undefined ? [] : [`--use-file-for-fake-audio-capture=${options.fakeAudioFile}`]),
       `--user-data-dir=${profile}`, '--remote-debugging-address=127.0.0.1', '--remote-debugging-port=0', 'about:blank',
     ];
     const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
