@@ -48,7 +48,21 @@ export interface JanusGrant {
   room: number;
   /** The `id` to publish with. */
   feedId: number;
+  /** The `id` of its screen share (a second publisher with the same token): kicked with the camera's feed. */
+  screenFeedId: number;
 }
+
+/**
+ * A participant's screen-share feed: the one after its camera's. Kicks and moves take both out of a room, so a screen
+ * shared under this id cannot outlive its owner's removal (an app that publishes under another id keeps it only until
+ * its session, whose token is revoked, times out).
+ */
+export function screenFeedOf(feedId: number): number {
+  return feedId + 1;
+}
+
+/** The feeds a participant may publish: its camera's and its screen's. */
+const feedsOf = (feedId: number): number[] => [feedId, screenFeedOf(feedId)];
 
 /** The answer to a join, and to a participant polling its own row. */
 export interface Admission {
@@ -181,8 +195,8 @@ const PASSWORD_FAILURES = { max: 5, windowMs: 10 * 60_000 };
 /** Retry-After of a 503 for a node that did not answer: the next request connects again. */
 const UNAVAILABLE_RETRY_S = 5;
 
-/** Feed ids below 2^48, like room ids: random, so a participant cannot guess another's. */
-const newFeedId = (): number => randomInt(1, 2 ** 48 - 1);
+/** Feed ids below 2^48, like room ids: random, so a participant cannot guess another's (its screen's is the next). */
+const newFeedId = (): number => randomInt(1, 2 ** 48 - 2);
 
 /** Moderators: an admin, the meeting's owner, or a participant admitted with the moderator (or owner) role. */
 export function mayModerate(actor: ParticipantActor, meeting: MeetingRecord, own: ParticipantRecord | undefined): boolean {
@@ -799,7 +813,9 @@ export class Focus {
     await this.onJanus(node, 'taking a participant out of a room', async () => {
       const rooms = await node.rooms();
       await rooms.allowed({ room, action: 'remove', allowed: [token], secret }).catch(ignorePlugin(VIDEOROOM_ERROR.NO_SUCH_ROOM));
-      if (feedId !== undefined) await rooms.kick({ room, id: feedId, secret }).catch(ignorePlugin(VIDEOROOM_ERROR.NO_SUCH_ROOM, VIDEOROOM_ERROR.NO_SUCH_FEED));
+      if (feedId !== undefined) {
+        for (const id of feedsOf(feedId)) await rooms.kick({ room, id, secret }).catch(ignorePlugin(VIDEOROOM_ERROR.NO_SUCH_ROOM, VIDEOROOM_ERROR.NO_SUCH_FEED));
+      }
     });
   }
 
@@ -958,7 +974,7 @@ export class Focus {
     if (!self || p.state !== 'admitted' || p.feedId === undefined) return { participant: p };
     const node = await this.place(meeting);
     const { secrets } = this.options;
-    return { participant: p, janus: { url: node.url, token: secrets.participantToken(meeting.id, p.id), room: secrets.roomId(meeting.id), feedId: p.feedId } };
+    return { participant: p, janus: { url: node.url, token: secrets.participantToken(meeting.id, p.id), room: secrets.roomId(meeting.id), feedId: p.feedId, screenFeedId: screenFeedOf(p.feedId) } };
   }
 
   private async created(create: () => Promise<ParticipantRecord>, meetingId: string): Promise<ParticipantRecord> {
@@ -1077,7 +1093,7 @@ export class Focus {
       await this.onJanus(node, 'taking a token back', async () => (await node.admin()).removeToken(token)).catch(() => undefined);
       throw err;
     }
-    return { url: node.url, token, room, feedId };
+    return { url: node.url, token, room, feedId, screenFeedId: screenFeedOf(feedId) };
   }
 
   /** Takes the participant's token back: no new session or request with it, off the room's list, its feed out of the room. */
@@ -1095,7 +1111,9 @@ export class Focus {
       }
       const rooms = await node.rooms();
       await rooms.allowed({ room, action: 'remove', allowed: [token], secret }).catch(ignorePlugin(VIDEOROOM_ERROR.NO_SUCH_ROOM));
-      if (feedId !== undefined) await rooms.kick({ room, id: feedId, secret }).catch(ignorePlugin(VIDEOROOM_ERROR.NO_SUCH_ROOM, VIDEOROOM_ERROR.NO_SUCH_FEED));
+      if (feedId !== undefined) {
+        for (const id of feedsOf(feedId)) await rooms.kick({ room, id, secret }).catch(ignorePlugin(VIDEOROOM_ERROR.NO_SUCH_ROOM, VIDEOROOM_ERROR.NO_SUCH_FEED));
+      }
     });
   }
 

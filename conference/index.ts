@@ -11,7 +11,7 @@ export { MeetingService, MeetingError, DEFAULT_MAX_PARTICIPANTS, meetingView, ne
 export type { MeetingActor, MeetingChangeInput, MeetingErrorCode, MeetingPublicView, MeetingServiceOptions, MeetingView, NewMeetingInput } from './meetings.js';
 export { meetingRoutes, MEETING_PAGE, MAX_MEETING_PAGE, type MeetingRouteOptions } from './routes.js';
 export { hashMeetingPassword, verifyMeetingPassword, MAX_MEETING_PASSWORD } from './meeting-password.js';
-export { Focus, mayModerate, roleOf } from './focus.js';
+export { Focus, mayModerate, roleOf, screenFeedOf } from './focus.js';
 export type { Admission, BreakoutInput, BreakoutMove, BreakoutView, FocusOptions, GuestActor, HistoryEntry, HistoryPage, JanusGrant, JoinInput, MediaState, MeetingChat, MeetingChatMessage, MeetingChatter, ParticipantActor } from './focus.js';
 export { FocusSecrets, FOCUS_KEY_FILE, loadFocusKey } from './focus-secrets.js';
 export { JanusNode } from './janus-node.js';

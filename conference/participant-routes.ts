@@ -47,6 +47,7 @@ const janusOut = z.object({
   token: z.string().describe('the Janus token: `token` of every Janus request and of the videoroom `join`; revoked on leave or kick'),
   room: z.number().int().describe('the videoroom id'),
   feedId: z.number().int().describe('the `id` to join the room with as a publisher'),
+  screenFeedId: z.number().int().describe('the `id` of a screen share: a second publisher with the same token, kicked with the first'),
 });
 const admissionOut = z.object({
   participant: participantOut,

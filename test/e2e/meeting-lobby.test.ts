@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { JanusAdmin, JanusClient, JanusError, VideoRoomAdmin, type JanusGrant } from '../../conference/index.js';
 import { API_DOMAIN, type ApiAnswer, type ApiServer, conforms, startApiServer } from '../helpers/api-client.js';
 import { startJanus, type JanusServer } from '../helpers/janus.js';
+import { publishWithoutMedia } from '../helpers/janus-publisher.js';
 import { type MeetingTestbed, ok, refused, startMeetingTestbed } from '../helpers/meeting-testbed.js';
 
 const ALICE = `alice@${API_DOMAIN}`;
@@ -146,10 +147,19 @@ describe('meetings on a real Janus: join, lobby, admit, deny, kick and leave', {
     refused(await decide('alice', lobbied, carol.participant.id, 'admit'), 409, 'API_ERR_CONFLICT');
   });
 
-  it('the owner kicks bob: Janus refuses his token, and his rejoin waits in the lobby again', async () => {
+  it('the owner kicks bob: his camera and screen feeds leave the room, Janus refuses his token, and his rejoin waits in the lobby again', async () => {
     assert.equal(await refusedByJanus(bobGrant), false, 'bob\'s token works before the kick');
+    // Bob (in the room as a publisher since his admission) shares his screen: a second publisher with the grant's screenFeedId.
+    assert.equal(bobGrant.screenFeedId, bobGrant.feedId + 1);
+    clients.push((await publishWithoutMedia({ ...bobGrant, feedId: bobGrant.screenFeedId }, 'bob-screen')).client);
+    const watcher = await JanusClient.connect({ url: aliceGrant.url, token: aliceGrant.token });
+    clients.push(watcher);
+    const rooms = await VideoRoomAdmin.attach(await watcher.createSession());
+    const feeds = async (): Promise<number[]> => (await rooms.listParticipants(bobGrant.room)).map((p) => p.id);
+    assert.deepEqual((await feeds()).filter((id) => id === bobGrant.feedId || id === bobGrant.screenFeedId).sort(), [bobGrant.feedId, bobGrant.screenFeedId].sort());
     const kicked = ok<Participant>(await remove('alice', lobbied, bob.participant.id));
     assert.equal(kicked.state, 'kicked');
+    assert.deepEqual((await feeds()).filter((id) => id === bobGrant.feedId || id === bobGrant.screenFeedId), [], 'both of bob\'s feeds are out of the room');
     assert.equal(await refusedByJanus(bobGrant), true, 'bob\'s token is refused after the kick');
     assert.ok(!(await storedTokens()).includes(bobGrant.token));
     assert.deepEqual([ok<Admission>(await poll('bob', lobbied, bob.participant.id)).state, ok<Admission>(await poll('bob', lobbied, bob.participant.id)).janus], ['kicked', undefined]);

@@ -11,7 +11,7 @@
  *   2. bob's wrong password; bob, carol and a guest wait in the lobby and alice admits them; a second guest is denied;
  *   3. the four publish a microphone (Opus) and a small camera (VP8 320x180, 15 fps), report their mids, and each
  *      subscribes to the three others in ONE PeerConnection; after measureMs, what each received of each;
- *   4. bob shares a screen (a second publisher handle with his token, Janus picking its feed id) and the three others
+ *   4. bob shares a screen (a second publisher handle with his token and his grant's screenFeedId) and the three others
  *      add it to their live PeerConnections (`update`);
  *   5. alice mutes everyone's audio (mute-all, ask to unmute): what each subscriber received over a window after it;
  *      dave, a late joiner, is admitted, publishes and reports his mids, alice adds him, and what she received of him
@@ -79,7 +79,7 @@ export interface MeetingMediaResult {
   /** Step 3: each of the four, subscribed to the three others. */
   main: SubscriberReport[];
   /** Step 4: alice, carol and the guest after adding bob's screen; the screen's feed. */
-  screen: { feed: number; subscribers: SubscriberReport[] } | undefined;
+  screen: { feed: number; granted: number; subscribers: SubscriberReport[] } | undefined;
   /** Step 5. */
   mute: { status: number; window: WindowCount[]; daveStreams: Record<string, unknown>; dave: WindowCount[]; lifted: number; unmuted: Record<string, number> } | undefined;
   /** Step 6: the kick's status, Janus's answer to a new session with carol's token, and the state of her rejoin. */
@@ -423,10 +423,10 @@ async function run(config: MeetingMediaConfig, result: MeetingMediaResult): Prom
   await sleep(measureMs);
   result.main = await reports(four);
   // step 4
-  bob.screen = await publish(bob.session!, room, 'bob-screen', [camera(640, 360, 5)], { videoDescription: 'screen', token: bob.grant!.token });
+  bob.screen = await publish(bob.session!, room, 'bob-screen', [camera(640, 360, 5)], { videoDescription: 'screen', token: bob.grant!.token, id: bob.grant!.screenFeedId });
   for (const who of [alice, carol, guest]) await addFeeds(who.subscriber!, [bob.screen.report.id]);
   await sleep(measureMs);
-  result.screen = { feed: bob.screen.report.id, subscribers: await reports([alice, carol, guest]) };
+  result.screen = { feed: bob.screen.report.id, granted: bob.grant!.screenFeedId, subscribers: await reports([alice, carol, guest]) };
   // steps 5 to 9
   await muteAll(result, people, four, room);
   await kick(result, people);

@@ -134,6 +134,7 @@ describe('a meeting with real media through the API: lobby, four participants, s
 
   it('bob shares a screen (a second feed with his token) and the three others decode it, added to their live PeerConnections', () => {
     assert.ok(result.screen, 'step 4 ran');
+    assert.equal(result.screen.feed, result.screen.granted, 'published under the grant\'s screenFeedId (kicked with his camera)');
     for (const sub of result.screen.subscribers) {
       const screen = streamOf(sub, 'bob-screen', 'video');
       assert.equal(screen.feed, result.screen.feed);
