@@ -1,26 +1,29 @@
 /**
- * The participants of the meetings bench (bench/meetings.ts), run inside the peers' namespace of a JanusNetns
- * (`ip netns exec NS node dist/bench/meetings-peers.js`), Janus being in the other namespace. libwebrtc
- * (`@roamhq/wrtc`) runs here: its encoders, decoders and network threads use both cores, so one process holds every
- * peer; the bench reads Janus's CPU, not this process's.
+ * Participants of the meetings bench (bench/meetings.ts), run inside the peers' namespace of a JanusNetns
+ * (`ip netns exec NS node dist/bench/meetings-peers.js`), Janus being in the other namespace; the bench runs several of
+ * these processes, each with its share of the publishers and subscribers: libwebrtc reads every socket of a process on
+ * one network thread, and one thread could not read what 10 subscribers of a 10-person meeting receive (the kernel
+ * dropped most of it). The bench reads Janus's CPU, not these processes'.
  *
- * With MEETINGS_PEERS_CONFIG (JSON, PeersConfig):
- *   1. a stored token from the Admin API, one Janus session, a room (VP8 and Opus);
- *   2. the publishers join one after another and publish a synthetic microphone (Opus) and camera (VP8);
- *   3. the subscribers join one after another, each with ONE PeerConnection carrying the audio and video of the
- *      publishers it lists (Janus 1.x multistream `streams`), and `start`; every video track gets a sink counting
- *      decoded frames. Join time: from the subscriber's `join` request to the first decoded frame of the last of its
- *      videos (every one of them on screen);
- *   4. once every subscriber has decoded a frame of each of its videos, and `settleMs` later, it reads every
- *      PeerConnection's stats, prints `MEETINGS-STEADY`, waits `windowMs`, prints `MEETINGS-END` and reads the
- *      stats again: the bench reads Janus's CPU and memory at those two lines;
- *   5. prints `MEETINGS-RESULT {json}` (what was sent and received in the window, join times) and leaves Janus as it
- *      found it (room, session, token removed).
+ * With MEETINGS_PEERS_CONFIG (JSON, PeersConfig), driven by one word a line on stdin, answering on stdout:
+ *   - at start: a stored token from the Admin API, a Janus session, and with `createRoom` the room (VP8 and Opus,
+ *     the id and secret the bench chose); `MEETINGS-READY`;
+ *   - `publish`: its publishers join one after another (feed id = index + 1) and publish a synthetic microphone
+ *     (Opus) and camera (VP8), each ready at Janus's `webrtcup`; `MEETINGS-PUBLISHED`;
+ *   - `subscribe`: its subscribers join one after another, each with ONE PeerConnection carrying the audio and video
+ *     of the feeds it lists (Janus 1.x multistream `streams`), and `start`; the next one joins once this one has
+ *     decoded a frame of each of its videos (without decoding: received a packet of each). Join time: from the
+ *     `join` request to that moment, read by polling getStats every POLL_MS. No sink takes the decoded frames (an
+ *     RTCVideoSink copies every picture into the JS heap, which cost more than decoding it); `MEETINGS-SUBSCRIBED`;
+ *   - `snapshot` (twice: the window's start and end): every PeerConnection's RTP counters; `MEETINGS-SNAPPED`;
+ *   - `finish`: `MEETINGS-RESULT {json}` (what was sent and received between the snapshots, join times), then it
+ *     leaves Janus as it found it (its handles, session and token; the room with `createRoom`) and exits.
  *
- * It does not judge. It exits with process.exit() (libwebrtc crashes in its static destructors otherwise) and kills
- * itself after MEETINGS_PEERS_TIMEOUT_MS whatever happens.
+ * It does not judge. A step that fails ends the process with `MEETINGS-RESULT {error}`. It exits with process.exit()
+ * (libwebrtc crashes in its static destructors otherwise) and kills itself after MEETINGS_PEERS_TIMEOUT_MS.
  */
 import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { JanusAdmin, JanusClient, type JanusHandle, type JanusSession, type Jsep, VIDEOROOM_PLUGIN, VideoRoomAdmin } from '../conference/index.js';
 import { camera, microphone } from '../test/helpers/synthetic-media.js';
@@ -31,13 +34,22 @@ export interface PeersConfig {
   url: string;
   adminUrl: string;
   adminSecret: string;
-  publishers: number;
-  /** One entry per subscriber: the indexes (into the publishers) of the feeds it receives. */
-  subscribers: number[][];
+  /** The room (id and secret chosen by the bench), created by the one process with `createRoom`. */
+  room: number;
+  secret: string;
+  createRoom: boolean;
+  /** Publishers in the whole room (the room's `publishers`). */
+  roomPublishers: number;
+  /** The publishers this process runs, by index (feed id = index + 1). */
+  publishers: number[];
+  /** The subscribers this process runs: their index and the publishers (indexes) whose feeds they receive. */
+  subscribers: Array<{ index: number; feeds: number[] }>;
   video: { width: number; height: number; fps: number };
-  /** Media flowing to everyone before the window opens. */
-  settleMs: number;
-  windowMs: number;
+  /**
+   * Whether the subscribers decode the video they receive. Without, they receive it all and decode none (see
+   * withoutVideoDecoding): 50 libwebrtc VP8 decoders at 640×360 need more than this machine's two cores.
+   */
+  decode: boolean;
 }
 
 /** Totals of a PeerConnection's RTP streams of one kind, read from getStats. */
@@ -49,7 +61,7 @@ export interface RtpCounts {
 }
 
 export interface PublisherResult {
-  id: number;
+  index: number;
   /** ms from the publisher's `join` request to Janus's `webrtcup`. */
   publishMs: number;
   /** What it sent in the window. */
@@ -58,6 +70,9 @@ export interface PublisherResult {
   /** The encoder's resolution at the end of the window (libwebrtc scales down when it thinks the CPU is short). */
   frameWidth: number;
   frameHeight: number;
+  /** Keyframes it encoded, and picture loss indications it got from Janus, in the window. */
+  keyFrames: number;
+  plis: number;
 }
 
 export interface SubscribedStream {
@@ -66,16 +81,15 @@ export interface SubscribedStream {
   kind: 'audio' | 'video';
   /** Received (and for video decoded) in the window. */
   counts: RtpCounts;
-  /** Video: frames the sink got in the window. */
-  sinkFrames: number;
-  /** Video: ms from the `join` request to the first decoded frame. */
+  /** Video: ms from the `join` request to the first decoded frame (without decoding: the first packet). */
   firstFrameMs: number | undefined;
 }
 
 export interface SubscriberResult {
+  index: number;
   /** ms from the `join` request to ICE+DTLS `connected`. */
   connectedMs: number | undefined;
-  /** ms from the `join` request to the first decoded frame of the last of its videos. */
+  /** ms from the `join` request to the first decoded frame (without decoding: first packet) of the last of its videos. */
   joinMs: number | undefined;
   streams: SubscribedStream[];
   connectionState: string;
@@ -84,7 +98,7 @@ export interface SubscriberResult {
 export interface PeersResult {
   publishers: PublisherResult[];
   subscribers: SubscriberResult[];
-  /** The window as this process timed it, and its own CPU over it (libwebrtc: encoders, decoders, SRTP). */
+  /** The time between the two snapshots as this process timed it, and its own CPU over it (libwebrtc: encoders, decoders, SRTP). */
   windowMs: number;
   peersCpuMs: number;
   error?: string;
@@ -94,8 +108,10 @@ const wrtc = loadWrtc();
 
 const TIMEOUT_MS = Number(process.env.MEETINGS_PEERS_TIMEOUT_MS ?? 240_000);
 const STEP_TIMEOUT_MS = 15_000;
-/** How long every subscriber may take to show each of its videos, once all have joined. */
+/** How long a subscriber may take to decode a frame of each of its videos after its `join`. */
 const FIRST_FRAMES_TIMEOUT_MS = 30_000;
+/** How often a joining subscriber's stats are read for its first decoded frames. */
+const POLL_MS = 20;
 /** Host candidates on the veth are all there is; one transport for every m-line. */
 const PC_CONFIG = { iceServers: [], bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
 
@@ -150,18 +166,19 @@ const minus = (a: RtpCounts, b: RtpCounts): RtpCounts => ({ packets: a.packets -
 // ---- publishers ---------------------------------------------------------------------------------------
 
 interface Publisher {
-  id: number;
+  index: number;
   pc: WrtcPeerConnection;
   publishMs: number;
 }
 
 async function publish(session: JanusSession, room: number, index: number, video: PeersConfig['video']): Promise<Publisher> {
+  const id = index + 1;
   const name = `participant-${index + 1}`;
   const handle = await session.attach(VIDEOROOM_PLUGIN, { opaqueId: `meetings-${name}` });
   let webrtcUpAt: number | undefined;
   handle.once('webrtcup', () => (webrtcUpAt = performance.now()));
   const started = performance.now();
-  const { data: joined } = await handle.message<{ videoroom: string; id: number }>({ request: 'join', ptype: 'publisher', room, display: name });
+  const { data: joined } = await handle.message<{ videoroom: string; id: number }>({ request: 'join', ptype: 'publisher', room, id, display: name });
   if (joined.videoroom !== 'joined') throw new Error(`${name}: join answered "${joined.videoroom}"`);
   const pc = peerConnection();
   const tracks = [microphone(wrtc, cleanups), camera(wrtc, cleanups, video.width, video.height, video.fps)];
@@ -173,7 +190,8 @@ async function publish(session: JanusSession, room: number, index: number, video
   if (data.configured !== 'ok' || jsep?.type !== 'answer') throw new Error(`${name}: publish answered ${JSON.stringify(data)}`);
   await pc.setRemoteDescription({ type: 'answer', sdp: jsep.sdp });
   await until(`${name}'s webrtcup`, () => webrtcUpAt !== undefined);
-  return { id: joined.id, pc, publishMs: Math.round(webrtcUpAt! - started) };
+  if (joined.id !== id) throw new Error(`${name}: joined as ${joined.id}, not ${id}`);
+  return { index, pc, publishMs: Math.round(webrtcUpAt! - started) };
 }
 
 interface PublisherSnapshot {
@@ -181,15 +199,19 @@ interface PublisherSnapshot {
   video: RtpCounts;
   frameWidth: number;
   frameHeight: number;
+  keyFrames: number;
+  plis: number;
 }
 
 async function publisherSnapshot(p: Publisher): Promise<PublisherSnapshot> {
-  const snap: PublisherSnapshot = { audio: zero(), video: zero(), frameWidth: 0, frameHeight: 0 };
+  const snap: PublisherSnapshot = { audio: zero(), video: zero(), frameWidth: 0, frameHeight: 0, keyFrames: 0, plis: 0 };
   for (const r of await rtpStats(p.pc, 'outbound-rtp')) {
     const counts = r.kind === 'video' || r.mediaType === 'video' ? snap.video : snap.audio;
     counts.packets += num(r.packetsSent);
     counts.bytes += num(r.bytesSent);
     counts.frames += num(r.framesEncoded);
+    snap.keyFrames += num(r.keyFramesEncoded);
+    snap.plis += num(r.pliCount);
     if (typeof r.frameWidth === 'number') snap.frameWidth = r.frameWidth;
     if (typeof r.frameHeight === 'number') snap.frameHeight = r.frameHeight;
   }
@@ -202,10 +224,12 @@ interface Stream {
   mid: string;
   publisher: number;
   kind: 'audio' | 'video';
-  sink: { frames: number; firstAt: number | undefined } | undefined;
+  /** When polling first saw a decoded frame (video). */
+  firstAt: number | undefined;
 }
 
 interface Subscriber {
+  index: number;
   pc: WrtcPeerConnection;
   offer: string;
   streams: Stream[];
@@ -213,7 +237,26 @@ interface Subscriber {
   connectedAt: number | undefined;
 }
 
-async function subscribe(session: JanusSession, room: number, index: number, feeds: number[], publisherIndex: Map<number, number>): Promise<Subscriber> {
+/**
+ * Janus's offer with the video payload types renumbered (VP8 96 → 120, its RTX 97 → 121): libwebrtc answers with
+ * the new numbers, Janus goes on sending the ones it offered (it does not rewrite payload types for a subscriber),
+ * and libwebrtc counts those packets (inbound-rtp `packetsReceived`, `bytesReceived`) and drops them before any
+ * decoder: a subscriber that receives everything and decodes no video.
+ */
+function withoutVideoDecoding(sdp: string): string {
+  return sdp.split(/(?=^m=)/m).map((section) => {
+    const m = /^m=video \S+ \S+ ([\d ]+)/.exec(section);
+    if (m === null) return section;
+    const renumbered = new Map(m[1]!.trim().split(' ').map((pt, i) => [pt, String(120 + i)]));
+    const pt = (p: string): string => renumbered.get(p) ?? p;
+    return section
+      .replace(/^(m=video \S+ \S+ )([\d ]+)/m, (_, head: string, pts: string) => head + pts.trim().split(' ').map(pt).join(' '))
+      .replace(/^a=(rtpmap|rtcp-fb|fmtp):(\d+) /gm, (_, attr: string, p: string) => `a=${attr}:${pt(p)} `)
+      .replace(/\bapt=(\d+)/g, (_, p: string) => `apt=${pt(p)}`);
+  }).join('');
+}
+
+async function subscribe(session: JanusSession, room: number, index: number, feeds: number[], decode: boolean): Promise<Subscriber> {
   const name = `subscriber-${index + 1}`;
   const handle: JanusHandle = await session.attach(VIDEOROOM_PLUGIN, { opaqueId: `meetings-${name}` });
   const joinAt = performance.now();
@@ -223,36 +266,45 @@ async function subscribe(session: JanusSession, room: number, index: number, fee
   if (data.videoroom !== 'attached' || jsep?.type !== 'offer') throw new Error(`${name}: join answered ${JSON.stringify(data)}`);
   const pc = peerConnection();
   const streams: Stream[] = (data.streams ?? []).filter((s) => s.active !== false && (s.type === 'audio' || s.type === 'video')).map((s) => ({
-    mid: String(s.mid), publisher: publisherIndex.get(num(s.feed_id)) ?? -1, kind: s.type === 'audio' ? 'audio' : 'video', sink: undefined,
+    mid: String(s.mid), publisher: num(s.feed_id) - 1, kind: s.type === 'audio' ? 'audio' : 'video', firstAt: undefined,
   }));
-  const sub: Subscriber = { pc, offer: jsep.sdp, streams, joinAt, connectedAt: undefined };
+  const sub: Subscriber = { index, pc, offer: jsep.sdp, streams, joinAt, connectedAt: undefined };
   const watch = setInterval(() => {
     if (sub.connectedAt === undefined && pc.connectionState === 'connected') sub.connectedAt = performance.now();
   }, 10);
   cleanups.push(() => clearInterval(watch));
-  await pc.setRemoteDescription({ type: 'offer', sdp: jsep.sdp });
-  for (const t of pc.getTransceivers()) {
-    const stream = streams.find((s) => s.mid === t.mid);
-    if (stream === undefined || stream.kind !== 'video') continue;
-    const counter = { frames: 0, firstAt: undefined as number | undefined };
-    const sink = new wrtc.nonstandard.RTCVideoSink(t.receiver.track);
-    sink.onframe = () => {
-      counter.firstAt ??= performance.now();
-      counter.frames++;
-    };
-    cleanups.push(() => sink.stop());
-    stream.sink = counter;
-  }
+  await pc.setRemoteDescription({ type: 'offer', sdp: decode ? jsep.sdp : withoutVideoDecoding(jsep.sdp) });
   await pc.setLocalDescription(await pc.createAnswer());
+  if (index === 0 && process.env.MEETINGS_DEBUG_SDP) void (`ANSWER ${pc.localDescription?.sdp}\n`);
   const started = await handle.message<{ started?: string }>({ request: 'start' }, { jsep: await gathered(pc) });
   if (started.data.started !== 'ok') throw new Error(`${name}: start answered ${JSON.stringify(started.data)}`);
+  await firstFrames(name, sub, decode);
   return sub;
 }
 
-/** Per stream (by mid): packets, bytes and frames decoded so far, and the sink's frames. */
-async function subscriberSnapshot(sub: Subscriber): Promise<Map<string, RtpCounts & { sinkFrames: number }>> {
+/** Polls the subscriber's stats until each of its videos has decoded a frame (or received a packet), noting when. */
+async function firstFrames(name: string, sub: Subscriber, decode: boolean): Promise<void> {
+  const videos = sub.streams.filter((s) => s.kind === 'video');
+  const deadline = Date.now() + FIRST_FRAMES_TIMEOUT_MS;
+  while (videos.some((s) => s.firstAt === undefined)) {
+    if (Date.now() > deadline) {
+      const shown = videos.filter((s) => s.firstAt !== undefined).length;
+      throw new Error(`${name}: ${shown} of ${videos.length} videos decoded after ${FIRST_FRAMES_TIMEOUT_MS} ms (${sub.pc.connectionState})`);
+    }
+    await sleep(POLL_MS);
+    const now = performance.now();
+    const counts = await subscriberSnapshot(sub);
+    for (const s of videos) {
+      const c = counts.get(s.mid);
+      if (s.firstAt === undefined && c !== undefined && (decode ? c.frames : c.packets) > 0) s.firstAt = now;
+    }
+  }
+}
+
+/** Per stream (by mid): packets, bytes and frames decoded so far. */
+async function subscriberSnapshot(sub: Subscriber): Promise<Map<string, RtpCounts>> {
   const bySsrc = ssrcMids(sub.offer);
-  const out = new Map(sub.streams.map((s) => [s.mid, { ...zero(), sinkFrames: s.sink?.frames ?? 0 }]));
+  const out = new Map(sub.streams.map((s) => [s.mid, zero()]));
   for (const r of await rtpStats(sub.pc, 'inbound-rtp')) {
     const entry = out.get(typeof r.mid === 'string' ? r.mid : (bySsrc.get(num(r.ssrc)) ?? ''));
     if (entry === undefined) continue;
@@ -265,6 +317,16 @@ async function subscriberSnapshot(sub: Subscriber): Promise<Map<string, RtpCount
 
 // ---- the run ------------------------------------------------------------------------------------------
 
+/** The bench's commands, one word a line on stdin. */
+const commands = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+
+async function command(expected: string): Promise<void> {
+  const { value, done } = await commands.next();
+  if (done === true || value !== expected) throw new Error(`expected the command "${expected}", got ${done === true ? 'the end of stdin' : `"${String(value)}"`}`);
+}
+
+const say = (line: string): boolean => process.stdout.write(`${line}\n`);
+
 async function run(config: PeersConfig, result: PeersResult): Promise<void> {
   const admin = await JanusAdmin.connect({ url: config.adminUrl, adminSecret: config.adminSecret });
   cleanups.push(() => admin.close());
@@ -275,57 +337,56 @@ async function run(config: PeersConfig, result: PeersResult): Promise<void> {
   cleanups.push(() => client.close());
   const session = await client.createSession();
   cleanups.push(() => session.destroy());
-  const rooms = await VideoRoomAdmin.attach(session, { opaqueId: 'meetings-focus' });
-  const secret = randomBytes(8).toString('hex');
-  const room = await rooms.create({ description: 'meetings bench', secret, publishers: config.publishers, videocodec: 'vp8', audiocodec: 'opus' });
-  cleanups.push(() => rooms.destroy(room, { secret }));
-
-  const publishers: Publisher[] = [];
-  for (let i = 0; i < config.publishers; i++) publishers.push(await publish(session, room, i, config.video));
-  const publisherIndex = new Map(publishers.map((p, i) => [p.id, i]));
-  const subscribers: Subscriber[] = [];
-  for (const [i, feeds] of config.subscribers.entries()) {
-    subscribers.push(await subscribe(session, room, i, feeds.map((f) => publishers[f]!.id), publisherIndex));
+  const { room, secret } = config;
+  if (config.createRoom) {
+    const rooms = await VideoRoomAdmin.attach(session, { opaqueId: 'meetings-focus' });
+    await rooms.create({ room, description: 'meetings bench', secret, publishers: config.roomPublishers, videocodec: 'vp8', audiocodec: 'opus' });
+    cleanups.push(() => rooms.destroy(room, { secret }));
   }
-  const videos = subscribers.flatMap((s) => s.streams).filter((s) => s.kind === 'video');
-  await until('a decoded frame of every video at every subscriber', () => videos.every((s) => s.sink?.firstAt !== undefined), FIRST_FRAMES_TIMEOUT_MS);
-  await sleep(config.settleMs);
+  say('MEETINGS-READY');
 
-  const pubBefore = await Promise.all(publishers.map(publisherSnapshot));
-  const subBefore = await Promise.all(subscribers.map(subscriberSnapshot));
-  const cpuBefore = process.cpuUsage();
-  const windowStart = performance.now();
-  process.stdout.write('MEETINGS-STEADY\n');
-  await sleep(config.windowMs);
-  process.stdout.write('MEETINGS-END\n');
-  const cpu = process.cpuUsage(cpuBefore);
-  result.windowMs = Math.round(performance.now() - windowStart);
-  result.peersCpuMs = Math.round((cpu.user + cpu.system) / 1000);
-  const pubAfter = await Promise.all(publishers.map(publisherSnapshot));
-  const subAfter = await Promise.all(subscribers.map(subscriberSnapshot));
+  await command('publish');
+  const publishers: Publisher[] = [];
+  for (const index of config.publishers) publishers.push(await publish(session, room, index, config.video));
+  say('MEETINGS-PUBLISHED');
+
+  await command('subscribe');
+  const subscribers: Subscriber[] = [];
+  for (const { index, feeds } of config.subscribers) subscribers.push(await subscribe(session, room, index, feeds.map((f) => f + 1), config.decode));
+  say('MEETINGS-SUBSCRIBED');
+
+  const snapshot = async (): Promise<{ pubs: PublisherSnapshot[]; subs: Array<Map<string, RtpCounts>>; cpu: NodeJS.CpuUsage; at: number }> => {
+    await command('snapshot');
+    const taken = { pubs: await Promise.all(publishers.map(publisherSnapshot)), subs: await Promise.all(subscribers.map(subscriberSnapshot)), cpu: process.cpuUsage(), at: performance.now() };
+    say('MEETINGS-SNAPPED');
+    return taken;
+  };
+  const before = await snapshot();
+  const after = await snapshot();
+  await command('finish');
+  result.windowMs = Math.round(after.at - before.at);
+  result.peersCpuMs = Math.round((after.cpu.user + after.cpu.system - before.cpu.user - before.cpu.system) / 1000);
 
   result.publishers = publishers.map((p, i) => ({
-    id: p.id,
+    index: p.index,
     publishMs: p.publishMs,
-    audio: minus(pubAfter[i]!.audio, pubBefore[i]!.audio),
-    video: minus(pubAfter[i]!.video, pubBefore[i]!.video),
-    frameWidth: pubAfter[i]!.frameWidth,
-    frameHeight: pubAfter[i]!.frameHeight,
+    audio: minus(after.pubs[i]!.audio, before.pubs[i]!.audio),
+    video: minus(after.pubs[i]!.video, before.pubs[i]!.video),
+    frameWidth: after.pubs[i]!.frameWidth,
+    frameHeight: after.pubs[i]!.frameHeight,
+    keyFrames: after.pubs[i]!.keyFrames - before.pubs[i]!.keyFrames,
+    plis: after.pubs[i]!.plis - before.pubs[i]!.plis,
   }));
   result.subscribers = subscribers.map((sub, i) => {
-    const streams = sub.streams.map((s): SubscribedStream => {
-      const after = subAfter[i]!.get(s.mid)!;
-      const before = subBefore[i]!.get(s.mid)!;
-      return {
-        publisher: s.publisher,
-        kind: s.kind,
-        counts: minus(after, before),
-        sinkFrames: after.sinkFrames - before.sinkFrames,
-        firstFrameMs: s.sink?.firstAt === undefined ? undefined : Math.round(s.sink.firstAt - sub.joinAt),
-      };
-    });
+    const streams = sub.streams.map((s): SubscribedStream => ({
+      publisher: s.publisher,
+      kind: s.kind,
+      counts: minus(after.subs[i]!.get(s.mid)!, before.subs[i]!.get(s.mid)!),
+      firstFrameMs: s.firstAt === undefined ? undefined : Math.round(s.firstAt - sub.joinAt),
+    }));
     const firsts = streams.filter((s) => s.kind === 'video').map((s) => s.firstFrameMs);
     return {
+      index: sub.index,
       connectedMs: sub.connectedAt === undefined ? undefined : Math.round(sub.connectedAt - sub.joinAt),
       joinMs: firsts.some((f) => f === undefined) ? undefined : Math.max(...(firsts as number[])),
       streams,
