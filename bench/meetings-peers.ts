@@ -44,7 +44,8 @@ export interface PeersConfig {
   publishers: number[];
   /** The subscribers this process runs: their index and the publishers (indexes) whose feeds they receive. */
   subscribers: Array<{ index: number; feeds: number[] }>;
-  video: { width: number; height: number; fps: number };
+  /** The cameras, and the one bitrate their encoders keep (kbit/s). */
+  video: { width: number; height: number; fps: number; kbps: number };
   /**
    * Whether the subscribers decode the video they receive. Without, they receive it all and decode none (see
    * withoutVideoDecoding): 50 libwebrtc VP8 decoders at 640×360 need more than this machine's two cores.
@@ -188,10 +189,28 @@ async function publish(session: JanusSession, room: number, index: number, video
   const offer = await gathered(pc);
   const { data, jsep } = await handle.message<{ configured?: string }>({ request: 'publish', audiocodec: 'opus', videocodec: 'vp8' }, { jsep: offer });
   if (data.configured !== 'ok' || jsep?.type !== 'answer') throw new Error(`${name}: publish answered ${JSON.stringify(data)}`);
-  await pc.setRemoteDescription({ type: 'answer', sdp: jsep.sdp });
+  await pc.setRemoteDescription({ type: 'answer', sdp: withVideoBitrate(jsep.sdp, video.kbps) });
   await until(`${name}'s webrtcup`, () => webrtcUpAt !== undefined);
   if (joined.id !== id) throw new Error(`${name}: joined as ${joined.id}, not ${id}`);
   return { index, pc, publishMs: Math.round(webrtcUpAt! - started) };
+}
+
+/**
+ * Janus's answer with the camera's bitrate pinned (libwebrtc's `x-google-min/start/max-bitrate` on the VP8 format):
+ * otherwise the sender's congestion control, which reads queueing delay, lowers it as soon as the CPU is short (a
+ * busy machine), and Janus's cost per stream follows the packets it carries.
+ */
+function withVideoBitrate(sdp: string, kbps: number): string {
+  return sdp.split(/(?=^m=)/m).map((section) => {
+    if (!section.startsWith('m=video')) return section;
+    const pt = /^a=rtpmap:(\d+) VP8\/90000/m.exec(section)?.[1];
+    if (pt === undefined) return section;
+    const pin = `x-google-min-bitrate=${kbps};x-google-start-bitrate=${kbps};x-google-max-bitrate=${kbps}`;
+    const fmtp = new RegExp(`^a=fmtp:${pt} (.*)$`, 'm');
+    return fmtp.test(section)
+      ? section.replace(fmtp, (_, params: string) => `a=fmtp:${pt} ${params};${pin}`)
+      : section.replace(new RegExp(`^(a=rtpmap:${pt} VP8/90000\\r?\\n)`, 'm'), `$1a=fmtp:${pt} ${pin}\r\n`);
+  }).join('');
 }
 
 interface PublisherSnapshot {

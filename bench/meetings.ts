@@ -3,7 +3,7 @@
  * join times, for a meeting where everyone publishes and sees everyone, and a webinar (one publisher, many viewers).
  *
  * `npm run bench -- meetings [meeting|webinar|both=both] [participants=10] [viewers=50] [window s=10] [runs=1]`;
- * `BENCH_MEETINGS_VIDEO=640x360@30` sets the cameras, `BENCH_MEETINGS_PROCESSES=4` how many processes share the
+ * `BENCH_MEETINGS_VIDEO=640x360@30:1000` sets the cameras (size, frame rate, kbit/s), `BENCH_MEETINGS_PROCESSES=4` how many processes share the
  * peers, `BENCH_MEETINGS_DECODE=1` has the subscribers decode the video (two cores cannot for more than a few: by
  * default they receive everything and decode no video, see bench/meetings-peers.ts).
  *
@@ -49,9 +49,9 @@ function webinar(viewers: number): Scenario {
 }
 
 function parseVideo(text: string): PeersConfig['video'] {
-  const m = /^(\d+)x(\d+)@(\d+)$/.exec(text);
-  if (m === null) throw new TypeError(`BENCH_MEETINGS_VIDEO must look like 640x360@30, got ${text}`);
-  return { width: Number(m[1]), height: Number(m[2]), fps: Number(m[3]) };
+  const m = /^(\d+)x(\d+)@(\d+):(\d+)$/.exec(text);
+  if (m === null) throw new TypeError(`BENCH_MEETINGS_VIDEO must look like 640x360@30:1000 (kbit/s), got ${text}`);
+  return { width: Number(m[1]), height: Number(m[2]), fps: Number(m[3]), kbps: Number(m[4]) };
 }
 
 interface Measured {
@@ -269,7 +269,7 @@ async function main(): Promise<void> {
   requireTool('ip', 'iproute2');
   const [which = 'both', participantsArg = '10', viewersArg = '50', windowArg = '10', runsArg = '1'] = process.argv.slice(2);
   if (!['meeting', 'webinar', 'both'].includes(which)) throw new TypeError(`scenario must be meeting, webinar or both, got ${which}`);
-  const video = parseVideo(process.env.BENCH_MEETINGS_VIDEO ?? '640x360@30');
+  const video = parseVideo(process.env.BENCH_MEETINGS_VIDEO ?? '640x360@30:1000');
   // BENCH_MEETINGS_DECODE=1: the subscribers decode every video (too much for 2 cores beyond a few subscribers)
   const decode = process.env.BENCH_MEETINGS_DECODE === '1';
   const processes = Number(process.env.BENCH_MEETINGS_PROCESSES ?? 4);
@@ -278,7 +278,7 @@ async function main(): Promise<void> {
     ...(which !== 'webinar' ? [meeting(Number(participantsArg))] : []),
     ...(which !== 'meeting' ? [webinar(Number(viewersArg))] : []),
   ];
-  console.log(`Janus videoroom, VP8 ${video.width}×${video.height} @ ${video.fps} fps + Opus, subscribers ${decode ? 'decoding' : 'not decoding'} video, peers in ${processes} processes, window ${windowArg} s after ${SETTLE_MS / 1000} s of settling`);
+  console.log(`Janus videoroom, VP8 ${video.width}×${video.height} @ ${video.fps} fps ${video.kbps} kbit/s + Opus, subscribers ${decode ? 'decoding' : 'not decoding'} video, peers in ${processes} processes, window ${windowArg} s after ${SETTLE_MS / 1000} s of settling`);
   const rows: string[] = [];
   for (let run = 1; run <= Number(runsArg); run++) {
     for (const scenario of scenarios) {
