@@ -229,6 +229,12 @@ function report(scenario: Scenario, m: Measured, decode: boolean, load: number):
   const forwarded = streams.length;
   const cpuMs = m.janusCpuSeconds * 1000;
   const perStream = cpuMs / (forwarded * m.windowSeconds);
+  // what Janus had to send: each connected subscriber's streams at the rate their publishers sent them (publishers
+  // starved of CPU send fewer frames, which a per-stream figure would hide)
+  const owed = peers.subscribers.filter((s) => s.connectionState === 'connected').flatMap((s) => s.streams)
+    .reduce((n, s) => n + (s.kind === 'video' ? peers.publishers[s.publisher]!.video.packets : peers.publishers[s.publisher]!.audio.packets), 0)
+    * (m.windowSeconds * 1000 / peers.windowMs);
+  const perPacketUs = (cpuMs * 1000) / owed;
   const subs = scenario.subscribers.length;
   const joins = peers.subscribers.map((s) => s.joinMs ?? Number.NaN).sort((a, b) => a - b);
   const connected = peers.subscribers.map((s) => s.connectedMs ?? Number.NaN);
@@ -247,7 +253,7 @@ function report(scenario: Scenario, m: Measured, decode: boolean, load: number):
   const resolution = [...new Set(sent.map((p) => `${p.frameWidth}×${p.frameHeight}`))].join(', ');
   const pct = (x: number): string => `${fmt(x * 100, 1)} %`;
   return [
-    `| ${scenario.name} | ${fmt(forwarded)} | ${fmt(m.windowSeconds, 1)} | ${fmt(m.janusCpuSeconds / m.windowSeconds, 2)} | ${fmt(perStream, 3)} | ${fmt(perStream * 2, 3)}`,
+    `| ${scenario.name} | ${fmt(forwarded)} | ${fmt(m.windowSeconds, 1)} | ${fmt(m.janusCpuSeconds / m.windowSeconds, 2)} | ${fmt(perStream, 3)} | ${fmt(perStream * 2, 3)} | ${fmt(perPacketUs, 1)}`,
     `| ${fmt(m.rssBeforeMiB, 1)} → ${fmt(m.rssSteadyMiB, 1)} | ${fmt((m.rssSteadyMiB - m.rssBeforeMiB) / subs, 2)}`,
     `| ${peers.subscribers.filter((s) => s.connectionState === 'connected').length} of ${subs} | ${fmt(m.udpDrops.janus)} / ${fmt(m.udpDrops.peers)}`,
     `| ${fmt(percentile(joins, 50))} / ${fmt(percentile(joins, 95))} / ${fmt(joins[joins.length - 1] ?? Number.NaN)} | ${fmt(median(connected))}`,
@@ -258,7 +264,7 @@ function report(scenario: Scenario, m: Measured, decode: boolean, load: number):
 }
 
 const HEADER = [
-  '| scenario | forwarded streams | window s | Janus cores | Janus CPU ms per stream-second | per audio+video pair-second',
+  '| scenario | forwarded streams | window s | Janus cores | Janus CPU ms per stream-second | per audio+video pair-second | Janus CPU µs per packet owed to connected subscribers',
   '| Janus RSS MiB before → steady | MiB per subscriber | subscribers connected at the end | UDP datagrams dropped in the window (receive buffers full) Janus / peers | join → all videos decoded p50 / p95 / max ms | join → connected p50 ms',
   '| video frames decoded (without decoding: packets received) / sent min / median | audio packets received / sent min / median',
   '| each publisher sent in the window (median) | publish → webrtcup p50 ms | peers cores | load avg before |',
