@@ -294,7 +294,6 @@ async function subscribe(session: JanusSession, room: number, index: number, fee
   cleanups.push(() => clearInterval(watch));
   await pc.setRemoteDescription({ type: 'offer', sdp: decode ? jsep.sdp : withoutVideoDecoding(jsep.sdp) });
   await pc.setLocalDescription(await pc.createAnswer());
-  if (index === 0 && process.env.MEETINGS_DEBUG_SDP) void (`ANSWER ${pc.localDescription?.sdp}\n`);
   const started = await handle.message<{ started?: string }>({ request: 'start' }, { jsep: await gathered(pc) });
   if (started.data.started !== 'ok') throw new Error(`${name}: start answered ${JSON.stringify(started.data)}`);
   await firstFrames(name, sub, decode);
