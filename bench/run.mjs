@@ -16,6 +16,7 @@ const scenarios = {
   'push-wake': 'dist/bench/push-wake.js',
   chat: 'dist/bench/chat.js',
   presence: 'dist/bench/presence.js',
+  meetings: 'dist/bench/meetings.js',
 };
 if (!scenario || !(scenario in scenarios)) {
   console.error(`usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [args]`);

@@ -35,6 +35,8 @@ export interface JanusServerOptions {
   iceEnforceList?: string;
   /** A folder for the videoroom's recordings (rec_dir), made inside the server's folder: JanusServer.recordingDir. */
   recordings?: boolean;
+  /** How many RTP/RTCP ports Janus may use (one per bundled PeerConnection); default 20, a bench's rooms need more. */
+  rtpPortCount?: number;
 }
 
 export interface JanusServer {
@@ -93,7 +95,7 @@ export async function startJanus(options: JanusServerOptions = {}): Promise<Janu
     // a narrow range next to a free port keeps Janus off the wide default: a test's few PeerConnections bundle
     // everything on one port each
     const rtpMin = await freePort();
-    const rtpPorts = { min: rtpMin, max: Math.min(65535, rtpMin + RTP_PORTS - 1) };
+    const rtpPorts = { min: rtpMin, max: Math.min(65535, rtpMin + (options.rtpPortCount ?? RTP_PORTS) - 1) };
     const adminSecret = randomBytes(16).toString('hex');
     const apiSecret = options.apiSecret;
     const general = [
