@@ -28,6 +28,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { JanusAdmin, JanusClient, type JanusHandle, type JanusSession, type Jsep, VIDEOROOM_PLUGIN, VideoRoomAdmin } from '../conference/index.js';
 import { camera, microphone } from '../test/helpers/synthetic-media.js';
 import { type WrtcPeerConnection, loadWrtc } from '../test/helpers/wrtc.js';
+import { num, ssrcMids } from '../test/helpers/janus-peer.js';
 
 export interface PeersConfig {
   /** Janus API, `ws://10.231.19.1:PORT`. */
@@ -138,19 +139,6 @@ async function until(what: string, check: () => boolean, timeoutMs = STEP_TIMEOU
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(20);
   }
-}
-
-const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
-
-/** SSRC → mid, from the a=ssrc lines of each m-section of an SDP (older libwebrtc stats carry no mid). */
-function ssrcMids(sdp: string): Map<number, string> {
-  const out = new Map<number, string>();
-  for (const section of sdp.split(/^m=/m).slice(1)) {
-    const mid = /^a=mid:(\S+)/m.exec(section)?.[1];
-    if (mid === undefined) continue;
-    for (const m of section.matchAll(/^a=ssrc:(\d+) /gm)) out.set(Number(m[1]), mid);
-  }
-  return out;
 }
 
 async function rtpStats(pc: WrtcPeerConnection, type: 'inbound-rtp' | 'outbound-rtp'): Promise<Array<Record<string, unknown>>> {
