@@ -14,7 +14,8 @@
  *   end          `{ code, message }` when the stream ends because the participant cannot be read any more (the meeting
  *                was deleted). The stream also ends after a `participant` event whose state is final (left, kicked,
  *                denied).
- * Comments (`: keep-alive`) every 15 s keep proxies from closing an idle stream.
+ * Comments (`: keep-alive`) every 15 s keep proxies from closing an idle stream. A server that stops ends its streams
+ * (the apps reconnect to another worker or node, as EventSource does by itself after `retry`).
  *
  * How it learns: MeetingSignals says "meeting X changed" (this worker's changes, and the other workers' through the
  * primary); the stream then reads the participant again and sends what differs. It also looks every 5 s, which covers
@@ -62,9 +63,15 @@ function frame(event: string, data: unknown): string {
 
 export function eventRoutes(focus: Focus, signals: MeetingSignals): (app: FastifyInstance) => void {
   const open = new Map<string, number>();
+  /** Every stream's end: a server that stops ends them first, or its close would wait for them forever. */
+  const live = new Set<() => void>();
 
   return (app) => {
     answerMeetingErrors(app);
+    app.addHook('preClose', (done) => {
+      for (const finish of [...live]) finish();
+      done();
+    });
 
     app.get('/meetings/:id/participants/:pid/events', { schema: doc }, async (req, reply) => {
       const { id: meetingId, pid } = parseInput(params, req.params, 'id');
@@ -88,6 +95,7 @@ export function eventRoutes(focus: Focus, signals: MeetingSignals): (app: Fastif
       const finish = (): void => {
         if (ended) return;
         ended = true;
+        live.delete(finish);
         signals.off('changed', onChange);
         clearInterval(look);
         clearInterval(keepAlive);
@@ -155,6 +163,7 @@ export function eventRoutes(focus: Focus, signals: MeetingSignals): (app: Fastif
         if (!ended) out.write(': keep-alive\n\n');
       }, KEEP_ALIVE_MS);
       signals.on('changed', onChange);
+      live.add(finish);
       reply.raw.once('close', finish);
       out.once('close', finish);
 
