@@ -26,9 +26,9 @@ import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { JanusAdmin, JanusClient, type JanusHandle, type JanusSession, type Jsep, VIDEOROOM_PLUGIN, VideoRoomAdmin } from '../conference/index.js';
-import { camera, microphone } from '../test/helpers/synthetic-media.js';
-import { type WrtcPeerConnection, loadWrtc } from '../test/helpers/wrtc.js';
-import { num, ssrcMids } from '../test/helpers/janus-peer.js';
+import { camera, microphone } from '../support/synthetic-media.js';
+import { type WrtcPeerConnection, loadWrtc } from '../support/wrtc.js';
+import { num, ssrcMids } from '../support/peer-stats.js';
 
 export interface PeersConfig {
   /** Janus API, `ws://10.231.19.1:PORT`. */

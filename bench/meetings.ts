@@ -7,8 +7,8 @@
  * peers, `BENCH_MEETINGS_DECODE=1` has the subscribers decode the video (two cores cannot for more than a few: by
  * default they receive everything and decode no video, see bench/meetings-peers.ts).
  *
- * Each run of a scenario gets a fresh Janus (Debian `janus`, test/helpers/janus.ts) in one network namespace and the
- * peers (bench/meetings-peers.ts, libwebrtc) in another, joined by the veth pair of test/helpers/janus-netns.ts
+ * Each run of a scenario gets a fresh Janus (Debian `janus`, support/janus.ts) in one network namespace and the
+ * peers (bench/meetings-peers.ts, libwebrtc) in another, joined by the veth pair of support/janus-netns.ts
  * (Janus ignores loopback for media); both namespaces are deleted after each run, which kills whatever is left.
  *
  * Janus's CPU is utime+stime of its process (all its threads) from /proc over a window that opens SETTLE_MS after
@@ -20,8 +20,8 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { JanusNetns } from '../test/helpers/janus-netns.js';
-import { startJanus, type JanusServer } from '../test/helpers/janus.js';
+import { JanusNetns } from '../support/janus-netns.js';
+import { startJanus, type JanusServer } from '../support/janus.js';
 import { requireTool } from '../support/tools.js';
 import { cpuSeconds, fmt, loadAverage, percentile, rssMiB, sleep } from './lib.js';
 import type { PeersConfig, PeersResult, SubscribedStream } from './meetings-peers.js';

@@ -13,7 +13,7 @@ import {
 } from '../helpers/api-client.js';
 import { installTestWebSocket } from '../helpers/softphone.js';
 import { TestUsers } from '../helpers/test-users.js';
-import { startJanus, type JanusServer } from '../helpers/janus.js';
+import { startJanus, type JanusServer } from '../../support/janus.js';
 import { AUDIO_MID, VIDEO_MID, publishWithoutMedia } from '../helpers/janus-publisher.js';
 import type { JanusClient, JanusGrant } from '../../conference/index.js';
 

@@ -15,8 +15,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requireTool } from '../../support/tools.js';
-import { JanusNetns } from '../helpers/janus-netns.js';
-import { startJanus, type JanusServer } from '../helpers/janus.js';
+import { JanusNetns } from '../../support/janus-netns.js';
+import { startJanus, type JanusServer } from '../../support/janus.js';
 import { runTagged } from '../helpers/runner.js';
 import type { MeetingResult, RunnerJanus, TileReport } from './console-meeting-runner.js';
 

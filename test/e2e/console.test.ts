@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { gunzipSync } from 'node:zlib';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LoopbackNamespace } from '../helpers/netns.js';
+import { LoopbackNamespace } from '../../support/netns.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { createSipJsPhone, installTestWebSocket, type Softphone } from '../helpers/softphone.js';
 import { requireTool } from '../../support/tools.js';

@@ -1,5 +1,5 @@
 /**
- * The Janus clients (conference/janus) against a real Janus 1.1 (Debian's `janus`, started by test/helpers/janus.ts
+ * The Janus clients (conference/janus) against a real Janus 1.1 (Debian's `janus`, started by support/janus.ts
  * with token_auth, only the videoroom plugin and only the websockets transport, API and Admin API on loopback).
  */
 import { after, before, describe, it } from 'node:test';
@@ -16,7 +16,7 @@ import {
   VideoRoomAdmin,
   type JanusClientOptions,
 } from '../../conference/index.js';
-import { startJanus, type JanusServer } from '../helpers/janus.js';
+import { startJanus, type JanusServer } from '../../support/janus.js';
 
 const isJanusError = (code: string, janusCode?: number) => (err: unknown): boolean => {
   assert.ok(err instanceof JanusError, `a JanusError, not ${String(err)}`);

@@ -11,8 +11,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requireTool } from '../../support/tools.js';
 import { runTagged } from '../helpers/runner.js';
-import { JanusNetns } from '../helpers/janus-netns.js';
-import { startJanus, type JanusServer } from '../helpers/janus.js';
+import { JanusNetns } from '../../support/janus-netns.js';
+import { startJanus, type JanusServer } from '../../support/janus.js';
 import type { JanusMediaResult, RunnerConfig } from './janus-media-runner.js';
 
 const RUNNER = join(dirname(fileURLToPath(import.meta.url)), 'janus-media-runner.js');

@@ -22,8 +22,8 @@ import type { RecordingRecord, SqlStore } from '../../platform/store/index.js';
 import { silentLogger } from '../../src/log/index.js';
 import { requireTool } from '../../support/tools.js';
 import { runTagged } from '../helpers/runner.js';
-import { JanusNetns } from '../helpers/janus-netns.js';
-import { startJanus, type JanusServer } from '../helpers/janus.js';
+import { JanusNetns } from '../../support/janus-netns.js';
+import { startJanus, type JanusServer } from '../../support/janus.js';
 import { openTempStore } from '../helpers/temp-store.js';
 import type { JanusMediaResult, RunnerConfig } from './janus-media-runner.js';
 

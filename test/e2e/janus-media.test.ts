@@ -1,7 +1,7 @@
 /**
  * Real media through a real Janus videoroom (issue 19's groundwork). Janus ignores loopback for ICE, so Janus runs in
  * one network namespace and the participants in another, joined by a veth pair on private addresses
- * (test/helpers/janus-netns.ts): no packet leaves the machine. The participants are libwebrtc peers (`@roamhq/wrtc`)
+ * (support/janus-netns.ts): no packet leaves the machine. The participants are libwebrtc peers (`@roamhq/wrtc`)
  * in a child process inside the peers' namespace (janus-media-runner.ts), which drives Janus through our own
  * conference/janus client (a stored token from the Admin API, VideoRoomAdmin for the room, JanusHandle.message for
  * join, publish, start and update) and prints what each subscriber received and decoded; the assertions are here.
@@ -17,8 +17,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requireTool } from '../../support/tools.js';
-import { JanusNetns } from '../helpers/janus-netns.js';
-import { startJanus, type JanusServer } from '../helpers/janus.js';
+import { JanusNetns } from '../../support/janus-netns.js';
+import { startJanus, type JanusServer } from '../../support/janus.js';
 import type { JanusMediaResult, RunnerConfig, StreamReport, SubscriberReport } from './janus-media-runner.js';
 
 const RUNNER = join(dirname(fileURLToPath(import.meta.url)), 'janus-media-runner.js');

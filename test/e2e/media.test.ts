@@ -24,7 +24,7 @@ import assert from 'node:assert/strict';
 import { runTagged } from '../helpers/runner.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LoopbackNamespace } from '../helpers/netns.js';
+import { LoopbackNamespace } from '../../support/netns.js';
 import { requireTool } from '../../support/tools.js';
 import type { CallReport, MediaResult, RtpengineLeg, SideReport } from './media-runner.js';
 

@@ -1,6 +1,6 @@
 /**
  * Breakout rooms of a meeting, through the REST API of a whole softswitch whose focus drives a real Janus
- * (test/helpers/janus.ts: token_auth on). Control plane: each participant's one Janus token is let into exactly one
+ * (support/janus.ts: token_auth on). Control plane: each participant's one Janus token is let into exactly one
  * videoroom at a time (the room's `allowed` list), so a join with it is accepted by the room the API names and refused
  * (433, unauthorized) by every other; a move kicks the participant's feed out of the room it leaves.
  * The rooms are opened, moved between and closed by moderators; with allowChoose a participant (a guest too) chooses.
@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { JanusAdmin, JanusClient, JanusError, VIDEOROOM_ERROR, VIDEOROOM_PLUGIN, VideoRoomAdmin, type JanusGrant } from '../../conference/index.js';
 import { AUDIO_MID, VIDEO_MID, publishWithoutMedia } from '../helpers/janus-publisher.js';
 import { API_DOMAIN, type ApiAnswer, type ApiServer } from '../helpers/api-client.js';
-import type { JanusServer } from '../helpers/janus.js';
+import type { JanusServer } from '../../support/janus.js';
 import { type MeetingTestbed, ok, refused, startMeetingTestbed } from '../helpers/meeting-testbed.js';
 
 type Who = 'alice' | 'bob' | 'carol' | 'dave' | 'gina';

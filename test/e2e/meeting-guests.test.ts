@@ -1,6 +1,6 @@
 /**
  * Guests who join a meeting with a link (the `urn:softswitch:meeting-guest` grant of POST /v1/auth/token), and the
- * meeting's chat, through the REST API of a whole softswitch whose focus drives a real Janus (test/helpers/janus.ts),
+ * meeting's chat, through the REST API of a whole softswitch whose focus drives a real Janus (support/janus.ts),
  * as in meeting-lobby.test.ts: a guest's token reaches its own meeting's join and participant routes and the ICE
  * servers, nothing else; admitted users become members of the meeting's group conversation, which outlives the meeting.
  */

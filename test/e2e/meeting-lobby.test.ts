@@ -1,6 +1,6 @@
 /**
  * Joining a meeting, its lobby and admission, through the REST API of a whole softswitch whose focus drives a real
- * Janus (test/helpers/janus.ts: token_auth on, API and Admin API on loopback). Control plane only: the Janus tokens
+ * Janus (support/janus.ts: token_auth on, API and Admin API on loopback). Control plane only: the Janus tokens
  * the API hands out open (or, once revoked, no longer open) Janus sessions and let their holder into the videoroom
  * as a publisher; media is tested in janus-media.test.ts.
  */
@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { JanusAdmin, JanusClient, JanusError, VideoRoomAdmin, type JanusGrant } from '../../conference/index.js';
 import { API_DOMAIN, type ApiAnswer, type ApiServer, conforms, startApiServer } from '../helpers/api-client.js';
-import { startJanus, type JanusServer } from '../helpers/janus.js';
+import { startJanus, type JanusServer } from '../../support/janus.js';
 import { publishWithoutMedia } from '../helpers/janus-publisher.js';
 import { type MeetingTestbed, ok, refused, startMeetingTestbed } from '../helpers/meeting-testbed.js';
 

@@ -38,7 +38,7 @@ import { type ApiAnswer, type ApiServer, conforms, startApiServer } from '../hel
 import {
   type Publisher, type Subscriber, type SubscriberReport, addFeeds, camera, microphone, onCleanup, publish, runTaggedMain, subscribe, subscriberReport,
 } from '../helpers/janus-peer.js';
-import type { WrtcTrack } from '../helpers/wrtc.js';
+import type { WrtcTrack } from '../../support/wrtc.js';
 
 /** The participants; gus is the guest who is denied. */
 export type Name = 'alice' | 'bob' | 'carol' | 'guest' | 'dave' | 'gus';

@@ -1,6 +1,6 @@
 /**
  * A whole meeting with real media, through the API (issue 19's test: "real parts: Janus + libwebrtc peers"). Two Janus
- * nodes run in one network namespace, and in the other (joined by the veth pair of test/helpers/janus-netns.ts, no
+ * nodes run in one network namespace, and in the other (joined by the veth pair of support/janus-netns.ts, no
  * packet leaves it) meeting-media-runner.ts runs a softswitch in-process whose `meetings.janus` names both nodes, and
  * the participants: libwebrtc peers that join through the API and talk Janus's API with the grants it answers. The
  * runner drives the meeting — lobby, media between four, a screen share, mute-all and a late joiner, a kick, breakout
@@ -19,9 +19,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { requireTool } from '../../support/tools.js';
-import { JanusNetns } from '../helpers/janus-netns.js';
+import { JanusNetns } from '../../support/janus-netns.js';
 import type { StreamReport, SubscriberReport } from '../helpers/janus-peer.js';
-import { startJanus, type JanusServer } from '../helpers/janus.js';
+import { startJanus, type JanusServer } from '../../support/janus.js';
 import { runTagged } from '../helpers/runner.js';
 import type { DownloadedFile, MeetingMediaConfig, MeetingMediaResult, WindowCount } from './meeting-media-runner.js';
 

@@ -1,6 +1,6 @@
 /**
  * Moderation and history of a meeting, through the REST API of a whole softswitch whose focus drives a real Janus
- * (test/helpers/janus.ts). Control plane: participants join the videoroom and publish an SDP offer without media
+ * (support/janus.ts). Control plane: participants join the videoroom and publish an SDP offer without media
  * (test/helpers/janus-publisher.ts: Janus creates the publisher's streams from the offer, which `moderate` needs), so Janus's
  * answers to `moderate` and its "moderation" events to the publisher are real. That a muted publisher's audio stops
  * reaching a subscriber is janus-media-moderation.test.ts (real media between network namespaces).
@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { JanusAdmin, JanusClient, VideoRoomAdmin, VIDEOROOM_PLUGIN, type JanusGrant } from '../../conference/index.js';
 import { AUDIO_MID, VIDEO_MID, publishWithoutMedia } from '../helpers/janus-publisher.js';
 import { API_DOMAIN, type ApiAnswer } from '../helpers/api-client.js';
-import type { JanusServer } from '../helpers/janus.js';
+import type { JanusServer } from '../../support/janus.js';
 import { type MeetingTestbed, ok, refused, startMeetingTestbed } from '../helpers/meeting-testbed.js';
 
 type Who = 'alice' | 'bob' | 'carol' | 'dave' | 'erin';

@@ -1,6 +1,6 @@
 /**
  * Meetings on several Janus nodes and the participants' event streams, through the REST API of a whole softswitch
- * whose focus drives two real Janus processes (test/helpers/janus.ts, loopback): each new meeting's room goes to the
+ * whose focus drives two real Janus processes (support/janus.ts, loopback): each new meeting's room goes to the
  * least-loaded node; /metrics shows each node's state, capacity and load; a waiting participant learns its admission
  * from its event stream and moderators learn who knocks; and when a node is killed, its meetings move to the other
  * node, whose Janus then lets the same tokens into the same room, and the participants are told to reconnect.

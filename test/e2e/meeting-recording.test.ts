@@ -1,5 +1,5 @@
 /**
- * Meeting recordings through the REST API of a whole softswitch whose focus drives a real Janus (test/helpers/janus.ts,
+ * Meeting recordings through the REST API of a whole softswitch whose focus drives a real Janus (support/janus.ts,
  * with a recording folder as meetings.janus[].recordingDir): who may start and stop, what Janus is asked, the list,
  * the history, and who downloads a recording's files. Participants publish without media (test/helpers/janus-publisher.ts),
  * so Janus records no frame here; the files of a recording with real media are janus-media-recording.test.ts's.

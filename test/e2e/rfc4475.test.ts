@@ -7,7 +7,7 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { repoRoot } from '../../support/paths.js';
-import { LoopbackNamespace } from '../helpers/netns.js';
+import { LoopbackNamespace } from '../../support/netns.js';
 import { run } from '../../support/tools.js';
 import type { RunnerResult } from './rfc4475-runner.js';
 

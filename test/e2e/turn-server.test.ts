@@ -18,7 +18,7 @@ import { parseCidr } from '../../platform/config/config.js';
 import { silentLogger } from '../../src/log/index.js';
 import { freePort, requireTool, run } from '../../support/tools.js';
 import { captureLogger } from '../helpers/log-capture.js';
-import { LoopbackNamespace } from '../helpers/netns.js';
+import { LoopbackNamespace } from '../../support/netns.js';
 import {
   StunAttr, StunMethod, TurnClient, attribute, decodeStun, decodeXorAddress, encodeStun, longTermKey, type StunAttribute, type StunMessage, type TransportAddress,
   type TurnCredentials,

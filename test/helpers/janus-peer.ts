@@ -9,8 +9,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type JanusHandle, type JanusSession, type Jsep, VIDEOROOM_PLUGIN } from '../../conference/index.js';
-import { type WrtcPeerConnection, type WrtcTrack, loadWrtc } from './wrtc.js';
-import { camera as syntheticCamera, microphone as syntheticMicrophone } from './synthetic-media.js';
+import { type WrtcPeerConnection, type WrtcTrack, loadWrtc } from '../../support/wrtc.js';
+import { camera as syntheticCamera, microphone as syntheticMicrophone } from '../../support/synthetic-media.js';
+import { num, ssrcMids } from '../../support/peer-stats.js';
 
 /** One m-line a subscriber receives. */
 export interface StreamReport {
@@ -81,7 +82,7 @@ export function onCleanup(fn: () => unknown): void {
   cleanups.push(fn);
 }
 
-// ---- synthetic media (test/helpers/synthetic-media.ts, stopped with the run) -----------------------------
+// ---- synthetic media (support/synthetic-media.ts, stopped with the run) -----------------------------
 
 /** A 440 Hz tone (synthetic-media.ts). */
 export function microphone(): WrtcTrack {
@@ -126,18 +127,7 @@ export function candidates(sdp: string): string[] {
   return [...sdp.matchAll(/^a=candidate:\S+ \d+ \S+ \d+ (\S+) (\d+) typ/gm)].map((m) => `${m[1]}:${m[2]}`);
 }
 
-/** SSRC → mid, from the a=ssrc lines of each m-section of an SDP. */
-export function ssrcMids(sdp: string): Map<number, string> {
-  const out = new Map<number, string>();
-  for (const section of sdp.split(/^m=/m).slice(1)) {
-    const mid = /^a=mid:(\S+)/m.exec(section)?.[1];
-    if (mid === undefined) continue;
-    for (const m of section.matchAll(/^a=ssrc:(\d+) /gm)) out.set(Number(m[1]), mid);
-  }
-  return out;
-}
-
-export const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
+export { num, ssrcMids };
 export const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
 export async function statsById(pc: WrtcPeerConnection): Promise<Map<string, Record<string, unknown>>> {

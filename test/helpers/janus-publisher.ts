@@ -1,7 +1,7 @@
 /**
  * A videoroom publisher without media, for control-plane tests: it joins the room with a Janus grant and publishes
  * an SDP offer (sendonly Opus and VP8, bundled, trickle ICE). No ICE completes, but Janus creates the publisher's
- * streams from the offer, which is what `moderate` (by mid) needs. Real media: test/helpers/janus-netns.ts.
+ * streams from the offer, which is what `moderate` (by mid) needs. Real media: support/janus-netns.ts.
  */
 import assert from 'node:assert/strict';
 import { JanusClient, VideoRoomAdmin, type JanusGrant } from '../../conference/index.js';

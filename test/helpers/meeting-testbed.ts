@@ -1,5 +1,5 @@
 /**
- * The meeting suites' testbed: a real Janus (test/helpers/janus.ts: token_auth on, loopback) and a whole softswitch
+ * The meeting suites' testbed: a real Janus (support/janus.ts: token_auth on, loopback) and a whole softswitch
  * whose `meetings.janus` names it (api-client.ts), its users signed in, an Admin API connection, and the checks every
  * suite makes of an answer: over HTTP, against the API's document (`call`), its status and body (`ok`, `refused`),
  * and whether Janus refuses a grant's token (`refusedByJanus`).
@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { JanusAdmin, JanusClient, JanusError, type JanusGrant } from '../../conference/index.js';
 import { type ApiAnswer, type ApiServer, conforms, startApiServer } from './api-client.js';
-import { startJanus, type JanusServer } from './janus.js';
+import { startJanus, type JanusServer } from '../../support/janus.js';
 
 export interface MeetingTestbed {
   /** The first Janus node (every node with `nodes`). */

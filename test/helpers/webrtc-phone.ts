@@ -16,9 +16,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import JsSIP from 'jssip';
 import { type Invitation, Registerer, SessionState, UserAgent, Web } from 'sip.js';
 import { installTestWebSocket } from './softphone.js';
-import { type Wrtc, type WrtcAudioSink, type WrtcAudioSource, type WrtcPeerConnection, type WrtcTrack, type WrtcVideoSink, type WrtcVideoSource, loadWrtc } from './wrtc.js';
+import { type Wrtc, type WrtcAudioSink, type WrtcAudioSource, type WrtcPeerConnection, type WrtcTrack, type WrtcVideoSink, type WrtcVideoSource, loadWrtc } from '../../support/wrtc.js';
 
-export type { WrtcPeerConnection } from './wrtc.js';
+export type { WrtcPeerConnection } from '../../support/wrtc.js';
 
 // ---- libwebrtc (@roamhq/wrtc; its types in wrtc.ts) ------------------------------------------------
 

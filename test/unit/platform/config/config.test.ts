@@ -99,13 +99,24 @@ describe('configuration', () => {
   it('has no Janus node by default (meetings.janus), reads a list of them, and refuses a bad one naming the key without showing a secret', () => {
     assert.deepEqual(loadConfig({ env: {} }).meetings.janus, []);
     const node = { url: 'ws://10.0.0.7:8188', adminUrl: 'ws://10.0.0.7:7188', adminSecret: 'admin-secret-value', apiSecret: 'api-secret-value' };
-    assert.deepEqual(loadConfig({ env: {}, file: file(`meetings:\n  janus:\n    - ${JSON.stringify(node)}\n`) }).meetings.janus, [node]);
+    assert.deepEqual(loadConfig({ env: {}, file: file(`meetings:\n  janus:\n    - ${JSON.stringify(node)}\n`) }).meetings.janus, [{ ...node, capacity: 400 }]);
     rejects(() => loadConfig({ env: {}, overrides: { 'meetings.janus': [{ ...node, url: 'http://10.0.0.7:8088/janus' }] } }), 'meetings.janus[0].url', 'http://10.0.0.7:8088/janus');
     rejects(() => loadConfig({ env: {}, overrides: { 'meetings.janus': [{ url: node.url, adminUrl: node.adminUrl }] } }), 'meetings.janus[0].adminSecret');
     rejects(() => loadConfig({ env: {}, overrides: { 'meetings.janus': [{ ...node, apiSecret: '' }] } }), 'meetings.janus[0].apiSecret', '(0 characters, not shown)');
     // an unknown key refuses the whole entry: it is shown with its secrets hidden
-    rejects(() => loadConfig({ env: {}, overrides: { 'meetings.janus': [{ ...node, capacity: 10 }] } }), 'meetings.janus[0]', { ...node, adminSecret: '(not shown)', apiSecret: '(not shown)', capacity: 10 });
-    assert.throws(() => loadConfig({ env: {}, overrides: { 'meetings.janus': [{ ...node, capacity: 10 }] } }), (err: Error) => !err.message.includes('secret-value'));
+    rejects(() => loadConfig({ env: {}, overrides: { 'meetings.janus': [{ ...node, weight: 10 }] } }), 'meetings.janus[0]', { ...node, adminSecret: '(not shown)', apiSecret: '(not shown)', weight: 10 });
+    assert.throws(() => loadConfig({ env: {}, overrides: { 'meetings.janus': [{ ...node, weight: 10 }] } }), (err: Error) => !err.message.includes('secret-value'));
+  });
+
+  it('takes each Janus node\'s capacity (forwarded streams, 400 by default) and the health checks\' pace, and refuses two nodes with one url', () => {
+    const node = { url: 'ws://10.0.0.7:8188', adminUrl: 'ws://10.0.0.7:7188', adminSecret: 'admin-secret-value' };
+    const config = loadConfig({ env: {}, overrides: { 'meetings.janus': [{ ...node, capacity: 900 }], 'meetings.healthIntervalMs': 500, 'meetings.downAfter': 3 } });
+    assert.deepEqual([config.meetings.janus[0]?.capacity, config.meetings.healthIntervalMs, config.meetings.downAfter], [900, 500, 3]);
+    const defaults = loadConfig({ env: {} }).meetings;
+    assert.deepEqual([defaults.healthIntervalMs, defaults.downAfter], [2000, 2]);
+    rejects(() => loadConfig({ env: {}, overrides: { 'meetings.janus': [{ ...node, capacity: 0 }] } }), 'meetings.janus[0].capacity', 0);
+    rejects(() => loadConfig({ env: {}, overrides: { 'meetings.healthIntervalMs': 10 } }), 'meetings.healthIntervalMs', 10);
+    rejects(() => loadConfig({ env: {}, overrides: { 'meetings.janus': [node, { ...node, adminUrl: 'ws://10.0.0.8:7188' }] } }), 'meetings.janus');
   });
 
   it('takes a Janus node\'s recordingDir (where its rooms record and the softswitch reads), none by default, and refuses an empty one', () => {

@@ -6,7 +6,7 @@
  * reaches nothing beyond loopback.
  *
  * Media: Janus ignores loopback for ICE, so media tests run it in a network namespace with a veth pair to the peers'
- * namespace (test/helpers/janus-netns.ts): `netns` runs it under `ip netns exec`, `listenAddress` puts both APIs on
+ * namespace (support/janus-netns.ts): `netns` runs it under `ip netns exec`, `listenAddress` puts both APIs on
  * that namespace's end of the pair, `iceEnforceList` keeps ICE to that interface.
  */
 import { spawn } from 'node:child_process';
@@ -15,8 +15,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, requireTool } from '../../support/tools.js';
-import { supervise } from '../../support/daemon.js';
+import { freePort, requireTool } from './tools.js';
+import { supervise } from './daemon.js';
 
 export interface JanusServerOptions {
   /** token_auth with stored tokens; default true. */

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { requireTool } from '../../support/tools.js';
+import { requireTool } from './tools.js';
 
 /**
  * A network namespace whose only interface is loopback: tests whose messages name foreign hosts
