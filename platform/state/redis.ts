@@ -49,6 +49,8 @@ export class RedisState implements SharedState {
   private failures = 0;
   private dropped = 0;
   private closed = false;
+  /** How long a subscribe waits for the subscriber connection while Redis is thought up (open()'s wait). */
+  private connectWaitMs = 2000;
 
   /** Connects and waits (connectWaitMs) for the first connection; if none comes it starts degraded, not failed. */
   static async open(options: RedisStateOptions): Promise<RedisState> {
@@ -82,16 +84,8 @@ export class RedisState implements SharedState {
   }
 
   private async firstConnection(waitMs: number): Promise<void> {
-    if (this.ready()) return;
-    await new Promise<void>((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.commands.off('ready', done);
-        resolve();
-      };
-      const timer = setTimeout(done, waitMs);
-      this.commands.once('ready', done);
-    });
+    this.connectWaitMs = waitMs;
+    await Promise.all([readyWithin(this.commands, waitMs), readyWithin(this.subscriber, waitMs)]);
     if (!this.ready()) this.failed(new Error(`no connection to Redis after ${waitMs} ms`));
   }
 
@@ -154,10 +148,7 @@ export class RedisState implements SharedState {
     if (set === undefined) {
       set = new Set();
       this.handlers.set(name, set);
-      if (this.subscriber.status === 'ready') {
-        // Not ready: the 'ready' handler subscribes every channel once the connection is back.
-        await this.subscriber.subscribe(name).catch((err: Error) => this.logger.debug({ err, channel }, 'subscribe deferred'));
-      }
+      await this.subscribeInRedis(name);
     }
     set.add(handler);
     return () => {
@@ -166,6 +157,16 @@ export class RedisState implements SharedState {
       this.handlers.delete(name);
       if (this.subscriber.status === 'ready') void this.subscriber.unsubscribe(name).catch(() => undefined);
     };
+  }
+
+  /**
+   * Subscribes `name` now, so that a message published after subscribe() resolves is heard. The subscriber connection
+   * may still be connecting while Redis is up: waited for then; during an outage not (the 'ready' handler does it).
+   */
+  private async subscribeInRedis(name: string): Promise<void> {
+    if (this.subscriber.status !== 'ready' && this.degradedSince === undefined) await readyWithin(this.subscriber, this.connectWaitMs);
+    if (this.subscriber.status !== 'ready') return;
+    await this.subscriber.subscribe(name).catch((err: Error) => this.logger.debug({ err, channel: name }, 'subscribe deferred'));
   }
 
   stats(): SharedStateStats {
@@ -236,4 +237,18 @@ export class RedisState implements SharedState {
       }
     }
   }
+}
+
+/** Resolves when `client` is ready or after `waitMs`, whichever comes first. */
+function readyWithin(client: Redis, waitMs: number): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      client.off('ready', done);
+      resolve();
+    };
+    const timer = setTimeout(done, waitMs);
+    client.once('ready', done);
+  });
 }
