@@ -17,6 +17,8 @@ declare -A NEEDED=(
   [janus]=janus
   # janus-pp-rec turns the videoroom's .mjr recordings into media files
   [janus-pp-rec]=janus-tools
+  # the shared-state tests start their own redis-server for the outage case (the machine's Redis serves the rest)
+  [redis-server]=redis-server
 )
 
 missing=()

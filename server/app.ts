@@ -2,10 +2,11 @@
  * Assembles a softswitch from a validated configuration: transports, the stack, and the modules on top.
  * `softswitch start` and the end-to-end tests both build the server through here.
  */
-import { createHmac } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from '../platform/config/index.js';
+import { RedisState } from '../platform/state/index.js';
 import { type DrainOptions, Stack } from '../src/core/index.js';
 import { type Logger, categoryLogger } from '../src/log/index.js';
 import { type SqlStore, SqlRefreshTokenRepository, openStore, securePrivateDir } from '../platform/store/index.js';
@@ -452,7 +453,10 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
     nodes: janusNodes.map((node, i) => ({ node, capacity: config.meetings.janus[i]!.capacity })), placements: store.placements,
     healthIntervalMs: config.meetings.healthIntervalMs, downAfter: config.meetings.downAfter, logger: categoryLogger(logger, 'conference.janus'),
   });
-  const meetingSignals = new MeetingSignals();
+  // Several nodes (cluster.redis): the meetings' changes also go through Redis; unset, the signal stays in-process.
+  const sharedState = config.cluster.redis === undefined ? undefined : await RedisState.open({ url: config.cluster.redis, logger: categoryLogger(logger, 'state') });
+  const meetingSignals = new MeetingSignals(sharedState === undefined ? undefined : { state: sharedState, processId: randomUUID() });
+  await meetingSignals.listening;
   const focus = new Focus({
     meetings: store.meetings, participants: store.participants, moderation: store.moderation, breakouts: store.breakouts, secrets: focusSecrets,
     pool: janusPool, signals: meetingSignals, chat: meetingChat, logger,
@@ -603,6 +607,8 @@ export async function createSoftswitch(config: Config, logger: Logger, options: 
       }
       // The breakout timers stop; their end times are in SQL (the next request after one closes those rooms).
       focus.stop();
+      meetingSignals.close();
+      await sharedState?.close();
       janusPool.stop();
       await Promise.allSettled(janusNodes.map((node) => node.close()));
       await store.close();

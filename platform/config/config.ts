@@ -71,6 +71,16 @@ function isOrigin(text: string): boolean {
   }
 }
 
+/** True for `redis://host…` or `rediss://host…` (what ioredis connects to). */
+function isRedisUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
 const cidrSchema = parsedString(parseCidr);
 const listenSchema = parsedString(parseListen);
 
@@ -504,6 +514,13 @@ const schema = z.strictObject({
     /** `sqlite:data/softswitch.db` (embedded default) or `mysql://user:pass@host:3306/db`. */
     url: z.string().min(1).default('sqlite:data/softswitch.db'),
   }).prefault({}),
+  cluster: z.strictObject({
+    /**
+     * `redis://[user:password@]host[:port][/db]` (or `rediss://` for TLS): the state several nodes share (issue 20;
+     * today the meetings' change signal). Unset: in-process state, one node. The URL may hold a password: never shown.
+     */
+    redis: z.string().refine(isRedisUrl, 'must be a redis:// or rediss:// URL with a host').optional(),
+  }).prefault({}),
   http: z.strictObject({
     /** REST/health listener, `address:port`. */
     listen: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'expected address:port').default('127.0.0.1:8088'),
@@ -571,7 +588,7 @@ const schema = z.strictObject({
 export type Config = z.output<typeof schema>;
 
 /** Keys whose value a ConfigError never shows. */
-const SECRET_KEYS = new Set(['http.tokenSecret', 'push.webpush.privateKey', 'storage.masterKey', 'turn.secret']);
+const SECRET_KEYS = new Set(['cluster.redis', 'http.tokenSecret', 'push.webpush.privateKey', 'storage.masterKey', 'turn.secret']);
 
 /** Environment variables: SOFTSWITCH_SIP_LISTEN="udp:…,tcp:…" etc.; lists are comma-separated. */
 const ENV: Array<[string, string[], 'string' | 'list' | 'number']> = [
@@ -582,6 +599,7 @@ const ENV: Array<[string, string[], 'string' | 'list' | 'number']> = [
   ['SOFTSWITCH_TLS_CERT', ['tls', 'cert'], 'string'],
   ['SOFTSWITCH_TLS_KEY', ['tls', 'key'], 'string'],
   ['SOFTSWITCH_STORE_URL', ['store', 'url'], 'string'],
+  ['SOFTSWITCH_CLUSTER_REDIS', ['cluster', 'redis'], 'string'],
   ['SOFTSWITCH_MEDIA_RTPENGINE', ['media', 'rtpengine'], 'list'],
   ['SOFTSWITCH_HTTP_LISTEN', ['http', 'listen'], 'string'],
   ['SOFTSWITCH_HTTP_TOKEN_SECRET', ['http', 'tokenSecret'], 'string'],

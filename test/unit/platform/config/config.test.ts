@@ -126,6 +126,16 @@ describe('configuration', () => {
     rejects(() => loadConfig({ env: {}, overrides: { 'meetings.janus': [{ ...node, recordingDir: '' }] } }), 'meetings.janus[0].recordingDir', '');
   });
 
+  it('keeps state in-process without cluster.redis, takes a redis:// URL from the file or SOFTSWITCH_CLUSTER_REDIS, and refuses another URL without showing it', () => {
+    assert.equal(loadConfig({ env: {} }).cluster.redis, undefined);
+    assert.equal(loadConfig({ env: {}, file: file('cluster:\n  redis: redis://127.0.0.1:6379/2\n') }).cluster.redis, 'redis://127.0.0.1:6379/2');
+    assert.equal(loadConfig({ env: { SOFTSWITCH_CLUSTER_REDIS: 'rediss://:pw@redis.example.com' } }).cluster.redis, 'rediss://:pw@redis.example.com');
+    rejects(() => loadConfig({ env: { SOFTSWITCH_CLUSTER_REDIS: 'http://:hunter2@127.0.0.1:6379' } }), 'cluster.redis', '(30 characters, not shown)');
+    assert.throws(() => loadConfig({ env: { SOFTSWITCH_CLUSTER_REDIS: 'http://:hunter2@127.0.0.1:6379' } }), (err: Error) => !err.message.includes('hunter2'));
+    rejects(() => loadConfig({ env: {}, overrides: { 'cluster.redis': 'redis://' } }), 'cluster.redis');
+    rejects(() => loadConfig({ env: {}, overrides: { 'cluster.nodes': [] } }), 'cluster');
+  });
+
   it('names the file when it is missing or not YAML', () => {
     rejects(() => loadConfig({ env: {}, file: '/nonexistent/softswitch.yaml' }), '--config');
     rejects(() => loadConfig({ env: {}, file: file('sip: [unclosed\n') }), '--config');
