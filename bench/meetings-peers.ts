@@ -62,19 +62,11 @@ export interface RtpCounts {
   frames: number;
 }
 
-export interface PublisherResult {
+/** What a publisher sent in the window (a difference of two snapshots), with how long its publish took. */
+export interface PublisherResult extends PublisherSnapshot {
   index: number;
   /** ms from the publisher's `join` request to Janus's `webrtcup`. */
   publishMs: number;
-  /** What it sent in the window. */
-  audio: RtpCounts;
-  video: RtpCounts;
-  /** The encoder's resolution at the end of the window (libwebrtc scales down when it thinks the CPU is short). */
-  frameWidth: number;
-  frameHeight: number;
-  /** Keyframes it encoded, and picture loss indications it got from Janus, in the window. */
-  keyFrames: number;
-  plis: number;
 }
 
 export interface SubscribedStream {
@@ -201,11 +193,14 @@ function withVideoBitrate(sdp: string, kbps: number): string {
   }).join('');
 }
 
-interface PublisherSnapshot {
+export interface PublisherSnapshot {
+  /** What it sent. */
   audio: RtpCounts;
   video: RtpCounts;
+  /** The encoder's resolution at the end of the window (libwebrtc scales down when it thinks the CPU is short). */
   frameWidth: number;
   frameHeight: number;
+  /** Keyframes it encoded, and picture loss indications it got from Janus. */
   keyFrames: number;
   plis: number;
 }
