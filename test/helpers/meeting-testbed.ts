@@ -47,7 +47,9 @@ export async function startMeetingTestbed(users: readonly string[], options: Mee
     api = await startApiServer(users, { meetings: { janus: config, ...options.meetings } });
     const tokens: Record<string, string> = {};
     for (const user of users) tokens[user] = await api.signIn(user);
-    const admin = await JanusAdmin.connect({ url: janus.adminUrl, adminSecret: janus.adminSecret });
+    // Janus accepts TCP on its admin port a moment before its WebSocket protocol answers there (one CI run in four saw
+    // "socket hang up" here): a few tries, as an operator's client would reconnect.
+    const admin = await connectAdmin(janus);
     const clients: JanusClient[] = [];
     const server = api;
     return {
@@ -79,6 +81,17 @@ export async function startMeetingTestbed(users: readonly string[], options: Mee
     await api?.stop();
     await Promise.allSettled(nodes.map((n) => n.stop()));
     throw err;
+  }
+}
+
+async function connectAdmin(janus: JanusServer): Promise<JanusAdmin> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await JanusAdmin.connect({ url: janus.adminUrl, adminSecret: janus.adminSecret });
+    } catch (err) {
+      if (attempt >= 5 || !(err instanceof JanusError)) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 }
 
